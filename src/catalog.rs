@@ -1,0 +1,482 @@
+//! The checked, resolved project: every source, entity, exclusion and metric
+//! by name, with a way back to the YAML that defined it.
+//!
+//! Building a [`Catalog`] runs the static checks (names, references, kinds,
+//! systems of record). Checks that need DataFusion (expressions and types)
+//! run in `validate` by compiling every definition over empty tables.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::calendar::Calendar;
+use crate::error::{CanonError, Diagnostic, Location, Result};
+use crate::spec::load::{ProjectFiles, SourceFile, load_project};
+use crate::spec::locate::Step;
+use crate::spec::{
+    ColumnSpec, EntitySpec, ExclusionRef, ExclusionSpec, MetricFileSpec, MetricKind, MetricSpec,
+    ModelFileSpec, SourceSpec,
+};
+use crate::yaml_path;
+
+/// Index of a source table: (model file, source) positions.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceId {
+    pub file: usize,
+    pub index: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EntityId {
+    pub file: usize,
+    pub index: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MetricId {
+    pub file: usize,
+    pub index: usize,
+}
+
+/// A shared exclusion: where it is defined.
+#[derive(Debug, Clone, Copy)]
+pub struct ExclusionId {
+    pub file: usize,
+    pub index: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub files: ProjectFiles,
+    pub calendar: Calendar,
+    /// `system/table` → source.
+    pub sources: BTreeMap<String, SourceId>,
+    pub entities: BTreeMap<String, EntityId>,
+    pub metrics: BTreeMap<String, MetricId>,
+    pub exclusions: BTreeMap<String, ExclusionId>,
+}
+
+/// An exclusion as a metric applies it, with where its `when` is written.
+#[derive(Debug, Clone)]
+pub struct ResolvedExclusion<'a> {
+    pub spec: &'a ExclusionSpec,
+    pub when_location: Location,
+}
+
+impl Catalog {
+    /// Loads the project at `root` and runs the static checks.
+    pub fn load(root: &Path) -> Result<Catalog> {
+        let files = load_project(root)?;
+        Catalog::build(files)
+    }
+
+    pub fn build(files: ProjectFiles) -> Result<Catalog> {
+        let calendar = Calendar::from_project(&files.project.spec)?;
+        let mut diags = Vec::new();
+        let mut sources = BTreeMap::new();
+        let mut entities: BTreeMap<String, EntityId> = BTreeMap::new();
+        let mut systems: BTreeMap<&str, usize> = BTreeMap::new();
+
+        for (fi, model) in files.models.iter().enumerate() {
+            let spec = &model.spec;
+            if let Some(prev) = systems.insert(&spec.system, fi) {
+                diags.push(diag(
+                    model.at(&yaml_path!["system"]),
+                    format!(
+                        "system `{}` is already described by {}",
+                        spec.system,
+                        files.models[prev].display_path.display()
+                    ),
+                ));
+            }
+            for (si, source) in spec.sources.iter().enumerate() {
+                let key = format!("{}/{}", spec.system, source.name);
+                check_source(model, si, source, &mut diags);
+                if sources.insert(key.clone(), SourceId { file: fi, index: si }).is_some() {
+                    diags.push(diag(
+                        model.at(&yaml_path!["sources", si, "name"]),
+                        format!("source `{key}` is declared twice"),
+                    ));
+                }
+            }
+            for (ei, entity) in spec.entities.iter().enumerate() {
+                if let Some(prev) = entities.insert(entity.name.clone(), EntityId { file: fi, index: ei })
+                {
+                    let other = &files.models[prev.file];
+                    diags.push(diag(
+                        model.at(&yaml_path!["entities", ei, "name"]),
+                        format!(
+                            "entity `{}` already has a system of record: `{}` ({}); an entity has exactly one",
+                            entity.name,
+                            other.spec.system,
+                            other.display_path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (fi, model) in files.models.iter().enumerate() {
+            for (ei, entity) in model.spec.entities.iter().enumerate() {
+                check_entity(model, fi, ei, entity, &entities, &files.models, &mut diags);
+            }
+        }
+
+        let mut exclusions = BTreeMap::new();
+        let mut metrics = BTreeMap::new();
+        for (fi, file) in files.metrics.iter().enumerate() {
+            for (xi, x) in file.spec.exclusions.iter().enumerate() {
+                if exclusions
+                    .insert(x.name.clone(), ExclusionId { file: fi, index: xi })
+                    .is_some()
+                {
+                    diags.push(diag(
+                        file.at(&yaml_path!["exclusions", xi, "name"]),
+                        format!("exclusion `{}` is defined twice", x.name),
+                    ));
+                }
+            }
+            for (mi, m) in file.spec.metrics.iter().enumerate() {
+                if metrics.insert(m.name.clone(), MetricId { file: fi, index: mi }).is_some() {
+                    diags.push(diag(
+                        file.at(&yaml_path!["metrics", mi, "name"]),
+                        format!("metric `{}` is defined twice", m.name),
+                    ));
+                }
+            }
+        }
+        let catalog = Catalog {
+            files,
+            calendar,
+            sources,
+            entities,
+            metrics,
+            exclusions,
+        };
+        for (fi, file) in catalog.files.metrics.iter().enumerate() {
+            for (mi, m) in file.spec.metrics.iter().enumerate() {
+                catalog.check_metric(file, MetricId { file: fi, index: mi }, m, &mut diags);
+            }
+        }
+        if diags.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(CanonError::Definition(diags))
+        }
+    }
+
+    pub fn source(&self, id: SourceId) -> (&SourceFile<ModelFileSpec>, &SourceSpec) {
+        let file = &self.files.models[id.file];
+        (file, &file.spec.sources[id.index])
+    }
+
+    pub fn source_by_name(&self, system: &str, table: &str) -> Option<(SourceId, &SourceSpec)> {
+        let id = *self.sources.get(&format!("{system}/{table}"))?;
+        Some((id, self.source(id).1))
+    }
+
+    pub fn entity(&self, name: &str) -> Option<(EntityId, &SourceFile<ModelFileSpec>, &EntitySpec)> {
+        let id = *self.entities.get(name)?;
+        let file = &self.files.models[id.file];
+        Some((id, file, &file.spec.entities[id.index]))
+    }
+
+    pub fn metric(&self, name: &str) -> Result<(MetricId, &SourceFile<MetricFileSpec>, &MetricSpec)> {
+        let Some(id) = self.metrics.get(name).copied() else {
+            let known: Vec<&str> = self.metrics.keys().map(String::as_str).collect();
+            let hint = did_you_mean(name, &known)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(CanonError::request(format!(
+                "unknown metric `{name}`{hint}; `canon list` shows the catalog"
+            )));
+        };
+        let file = &self.files.metrics[id.file];
+        Ok((id, file, &file.spec.metrics[id.index]))
+    }
+
+    /// The exclusions of a metric in order, shared ones resolved.
+    pub fn exclusions_of(&self, id: MetricId) -> Vec<ResolvedExclusion<'_>> {
+        let file = &self.files.metrics[id.file];
+        let metric = &file.spec.metrics[id.index];
+        metric
+            .exclusions
+            .iter()
+            .enumerate()
+            .filter_map(|(xi, x)| match x {
+                ExclusionRef::Inline(spec) => Some(ResolvedExclusion {
+                    spec,
+                    when_location: file.at(&yaml_path!["metrics", id.index, "exclusions", xi, "when"]),
+                }),
+                ExclusionRef::Named(name) => {
+                    let xid = self.exclusions.get(name)?;
+                    let xfile = &self.files.metrics[xid.file];
+                    Some(ResolvedExclusion {
+                        spec: &xfile.spec.exclusions[xid.index],
+                        when_location: xfile.at(&yaml_path!["exclusions", xid.index, "when"]),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// Location of a node of a metric's definition.
+    pub fn metric_at(&self, id: MetricId, path: &[Step]) -> Location {
+        let mut full = yaml_path!["metrics", id.index];
+        full.extend_from_slice(path);
+        self.files.metrics[id.file].at(&full)
+    }
+
+    pub fn entity_at(&self, id: EntityId, path: &[Step]) -> Location {
+        let mut full = yaml_path!["entities", id.index];
+        full.extend_from_slice(path);
+        self.files.models[id.file].at(&full)
+    }
+
+    fn check_metric(
+        &self,
+        file: &SourceFile<MetricFileSpec>,
+        id: MetricId,
+        m: &MetricSpec,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let at = |path: Vec<Step>| self.metric_at(id, &path);
+        if m.owner.trim().is_empty() {
+            diags.push(diag(at(yaml_path!["owner"]), "a metric needs an owner".into()));
+        }
+        if !self.files.models.iter().any(|f| f.spec.system == m.system) {
+            diags.push(diag(
+                at(yaml_path!["system"]),
+                format!("unknown system of record `{}`", m.system),
+            ));
+        }
+        match m.kind {
+            MetricKind::Simple => {
+                match &m.entity {
+                    None => diags.push(diag(
+                        at(vec![]),
+                        "a simple metric needs `entity`, `time` and `measure`".into(),
+                    )),
+                    Some(e) => match self.entity(e) {
+                        None => diags.push(diag(
+                            at(yaml_path!["entity"]),
+                            format!("unknown entity `{e}`{}", self.entity_hint(e)),
+                        )),
+                        Some((_, model, _)) if model.spec.system != m.system => diags.push(diag(
+                            at(yaml_path!["system"]),
+                            format!(
+                                "metric says its system of record is `{}` but entity `{e}` comes from `{}`",
+                                m.system, model.spec.system
+                            ),
+                        )),
+                        Some(_) => {}
+                    },
+                }
+                if m.time.is_none() {
+                    diags.push(diag(at(vec![]), "a simple metric needs `time`".into()));
+                }
+                if m.measure.is_none() {
+                    diags.push(diag(at(vec![]), "a simple metric needs `measure`".into()));
+                }
+            }
+            MetricKind::Ratio => {
+                for (key, value) in [("numerator", &m.numerator), ("denominator", &m.denominator)] {
+                    match value {
+                        None => diags.push(diag(at(vec![]), format!("a ratio metric needs `{key}`"))),
+                        Some(name) => self.check_component(name, at(yaml_path![key]), diags),
+                    }
+                }
+            }
+            MetricKind::Derived => {
+                if m.expr.is_none() {
+                    diags.push(diag(at(vec![]), "a derived metric needs `expr`".into()));
+                }
+            }
+        }
+        for (xi, x) in m.exclusions.iter().enumerate() {
+            if let ExclusionRef::Named(name) = x
+                && !self.exclusions.contains_key(name)
+            {
+                diags.push(diag(
+                    at(yaml_path!["exclusions", xi]),
+                    format!("unknown exclusion `{name}` (shared exclusions are defined under `exclusions:` in metrics/)"),
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (si, s) in m.slices.iter().enumerate() {
+            if !seen.insert(s.name()) {
+                diags.push(diag(
+                    at(yaml_path!["slices", si]),
+                    format!("slice `{}` is listed twice", s.name()),
+                ));
+            }
+        }
+        let _ = file;
+    }
+
+    fn check_component(&self, name: &str, location: Location, diags: &mut Vec<Diagnostic>) {
+        match self.metrics.get(name) {
+            None => diags.push(diag(location, format!("unknown metric `{name}`"))),
+            Some(id) => {
+                let m = &self.files.metrics[id.file].spec.metrics[id.index];
+                if m.kind != MetricKind::Simple {
+                    diags.push(diag(
+                        location,
+                        format!("`{name}` is a {} metric; a ratio's parts must be simple metrics", m.kind.name()),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn entity_hint(&self, name: &str) -> String {
+        let known: Vec<&str> = self.entities.keys().map(String::as_str).collect();
+        did_you_mean(name, &known)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default()
+    }
+}
+
+fn diag(location: Location, message: String) -> Diagnostic {
+    Diagnostic { location, message }
+}
+
+fn check_source(
+    model: &SourceFile<ModelFileSpec>,
+    si: usize,
+    source: &SourceSpec,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let has = |c: &str| source.columns.iter().any(|col: &ColumnSpec| col.name == c);
+    for (ki, k) in source.primary_key.iter().enumerate() {
+        if !has(k) {
+            diags.push(diag(
+                model.at(&yaml_path!["sources", si, "primary_key", ki]),
+                format!("primary key column `{k}` is not a column of `{}`", source.name),
+            ));
+        }
+    }
+    if let Some(c) = &source.sort_column
+        && !has(c)
+    {
+        diags.push(diag(
+            model.at(&yaml_path!["sources", si, "sort_column"]),
+            format!("sort column `{c}` is not a column of `{}`", source.name),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (ci, c) in source.columns.iter().enumerate() {
+        if !seen.insert(&c.name) {
+            diags.push(diag(
+                model.at(&yaml_path!["sources", si, "columns", ci, "name"]),
+                format!("column `{}` is declared twice", c.name),
+            ));
+        }
+    }
+}
+
+fn check_entity(
+    model: &SourceFile<ModelFileSpec>,
+    _fi: usize,
+    ei: usize,
+    entity: &EntitySpec,
+    entities: &BTreeMap<String, EntityId>,
+    models: &[SourceFile<ModelFileSpec>],
+    diags: &mut Vec<Diagnostic>,
+) {
+    if !model.spec.sources.iter().any(|s| s.name == entity.source) {
+        diags.push(diag(
+            model.at(&yaml_path!["entities", ei, "source"]),
+            format!(
+                "entity `{}` maps from `{}`, which is not a source of system `{}`",
+                entity.name, entity.source, model.spec.system
+            ),
+        ));
+    }
+    let has_field = |f: &str| entity.fields.iter().any(|x| x.name == f);
+    if !has_field(&entity.key) {
+        diags.push(diag(
+            model.at(&yaml_path!["entities", ei, "key"]),
+            format!("key `{}` is not a field of entity `{}`", entity.key, entity.name),
+        ));
+    }
+    if let Some(m) = &entity.merged_into
+        && !has_field(m)
+    {
+        diags.push(diag(
+            model.at(&yaml_path!["entities", ei, "merged_into"]),
+            format!("merged_into `{m}` is not a field of entity `{}`", entity.name),
+        ));
+    }
+    for (li, link) in entity.links.iter().enumerate() {
+        if !has_field(&link.field) {
+            diags.push(diag(
+                model.at(&yaml_path!["entities", ei, "links", li, "field"]),
+                format!("link field `{}` is not a field of entity `{}`", link.field, entity.name),
+            ));
+        }
+        match entities.get(&link.entity) {
+            None => diags.push(diag(
+                model.at(&yaml_path!["entities", ei, "links", li, "entity"]),
+                format!("link to unknown entity `{}`", link.entity),
+            )),
+            Some(target) => {
+                let _ = &models[target.file];
+            }
+        }
+        if has_field(&link.name) {
+            diags.push(diag(
+                model.at(&yaml_path!["entities", ei, "links", li, "name"]),
+                format!(
+                    "link name `{}` is also a field of `{}`; pick a distinct qualifier",
+                    link.name, entity.name
+                ),
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, f) in entity.fields.iter().enumerate() {
+        if !seen.insert(&f.name) {
+            diags.push(diag(
+                model.at(&yaml_path!["entities", ei, "fields", i, "name"]),
+                format!("field `{}` is declared twice", f.name),
+            ));
+        }
+    }
+}
+
+/// The closest known name within two edits, for "did you mean" hints.
+pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let known = ["bookings", "new_bookings", "win_rate"];
+        assert_eq!(did_you_mean("booking", &known), Some("bookings"));
+        assert_eq!(did_you_mean("winrate", &known), Some("win_rate"));
+        assert_eq!(did_you_mean("churn", &known), None);
+    }
+}

@@ -1,0 +1,161 @@
+//! Exact decimal values as results carry them: an i128 of units at a scale,
+//! the same representation as Arrow's Decimal128, so no value ever passes
+//! through a float between the engine and the reader.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dec {
+    pub units: i128,
+    pub scale: u32,
+}
+
+impl Dec {
+    pub const ZERO: Dec = Dec { units: 0, scale: 0 };
+
+    pub fn new(units: i128, scale: u32) -> Dec {
+        Dec { units, scale }
+    }
+
+    pub fn from_int(v: i64) -> Dec {
+        Dec::new(v as i128, 0)
+    }
+
+    /// The same value at a larger scale (exact), or rounded half away from
+    /// zero to a smaller one.
+    pub fn rescale(self, scale: u32) -> Dec {
+        match scale.cmp(&self.scale) {
+            Ordering::Equal => self,
+            Ordering::Greater => Dec::new(self.units * 10i128.pow(scale - self.scale), scale),
+            Ordering::Less => {
+                let div = 10i128.pow(self.scale - scale);
+                Dec::new(div_round_half_away(self.units, div), scale)
+            }
+        }
+    }
+
+    pub fn add(self, other: Dec) -> Dec {
+        let scale = self.scale.max(other.scale);
+        Dec::new(self.rescale(scale).units + other.rescale(scale).units, scale)
+    }
+
+    pub fn sub(self, other: Dec) -> Dec {
+        self.add(Dec::new(-other.units, other.scale))
+    }
+
+    /// `self / other` rounded half away from zero to `scale` places; None when
+    /// dividing by zero.
+    pub fn div(self, other: Dec, scale: u32) -> Option<Dec> {
+        if other.units == 0 {
+            return None;
+        }
+        // self.units / 10^s1 ÷ other.units / 10^s2 = (self.units · 10^(scale + s2 − s1)) / other.units / 10^scale
+        let shift = scale as i32 + other.scale as i32 - self.scale as i32;
+        let (num, den) = if shift >= 0 {
+            (self.units * 10i128.pow(shift as u32), other.units)
+        } else {
+            (self.units, other.units * 10i128.pow((-shift) as u32))
+        };
+        Some(Dec::new(div_round_half_away(num, den), scale))
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.units == 0
+    }
+
+    /// Plain digits, as JSON and CSV carry them: `-1234567.89`.
+    pub fn plain(self) -> String {
+        self.render(false)
+    }
+
+    /// With thousands separators, as people read it: `-1,234,567.89`.
+    pub fn grouped(self) -> String {
+        self.render(true)
+    }
+
+    fn render(self, group: bool) -> String {
+        let negative = self.units < 0;
+        let digits = self.units.unsigned_abs().to_string();
+        let scale = self.scale as usize;
+        let padded = if digits.len() <= scale {
+            format!("{}{}", "0".repeat(scale + 1 - digits.len()), digits)
+        } else {
+            digits
+        };
+        let (int, frac) = padded.split_at(padded.len() - scale);
+        let int = if group { group_thousands(int) } else { int.to_string() };
+        let sign = if negative { "-" } else { "" };
+        if scale == 0 {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        }
+    }
+}
+
+impl fmt::Display for Dec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.plain())
+    }
+}
+
+impl serde::Serialize for Dec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.plain())
+    }
+}
+
+fn group_thousands(int: &str) -> String {
+    let mut out = String::with_capacity(int.len() + int.len() / 3);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Integer division rounding half away from zero (−0.5 → −1), the rounding
+/// rule of every money conversion in metrics.md.
+pub fn div_round_half_away(num: i128, den: i128) -> i128 {
+    let q = num / den;
+    let r = num % den;
+    if 2 * r.abs() >= den.abs() {
+        if (num < 0) != (den < 0) { q - 1 } else { q + 1 }
+    } else {
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_exactly() {
+        assert_eq!(Dec::new(123456789, 2).grouped(), "1,234,567.89");
+        assert_eq!(Dec::new(-5, 2).plain(), "-0.05");
+        assert_eq!(Dec::new(1000, 0).grouped(), "1,000");
+        assert_eq!(Dec::new(7, 6).plain(), "0.000007");
+    }
+
+    #[test]
+    fn rounds_half_away_from_zero() {
+        // -0.125 → -0.13; 0.125 → 0.13; 0.124 → 0.12
+        assert_eq!(Dec::new(-125, 3).rescale(2), Dec::new(-13, 2));
+        assert_eq!(Dec::new(125, 3).rescale(2), Dec::new(13, 2));
+        assert_eq!(Dec::new(124, 3).rescale(2), Dec::new(12, 2));
+    }
+
+    #[test]
+    fn divides_to_a_scale() {
+        // 2 / 3 = 0.666667 at 6 places; 1 / 8 = 0.125000
+        assert_eq!(Dec::from_int(2).div(Dec::from_int(3), 6), Some(Dec::new(666667, 6)));
+        assert_eq!(Dec::new(100, 2).div(Dec::from_int(8), 6), Some(Dec::new(125000, 6)));
+        assert_eq!(Dec::from_int(1).div(Dec::ZERO, 6), None);
+        // 10.00 + 0.005 = 10.005
+        assert_eq!(Dec::new(1000, 2).add(Dec::new(5, 3)), Dec::new(10005, 3));
+    }
+}

@@ -1,0 +1,145 @@
+//! Errors by fault, each carrying where it happened.
+//!
+//! The split follows whose fault an error is, because that decides what the
+//! reader must do: a definition error is fixed in YAML (so it carries
+//! file:line:column), a request error is fixed on the command line, a data
+//! error is fixed upstream in an extract (so it names system, table, file and
+//! column), and an internal error is canon's bug.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A position in a YAML file, 1-based as editors show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// One problem found in the definitions (models/, metrics/, canon.yaml).
+///
+/// Validation collects every diagnostic before failing so that a reviewer
+/// sees all problems of a change at once, not one per run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diagnostic {
+    pub location: Location,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Where in the extracts a data problem is.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DataLocation {
+    pub system: String,
+    pub table: String,
+    pub file: Option<String>,
+    pub column: Option<String>,
+}
+
+impl fmt::Display for DataLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.system, self.table)?;
+        if let Some(file) = &self.file {
+            write!(f, " file {file}")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, " column `{column}`")?;
+        }
+        Ok(())
+    }
+}
+
+fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&format!("\n  {d}"));
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CanonError {
+    /// The definitions are wrong; every diagnostic names file:line:column.
+    #[error("{} problem(s) in the definitions:{}", .0.len(), render_diagnostics(.0))]
+    Definition(Vec<Diagnostic>),
+
+    /// The request (command line) is wrong: unknown metric, bad period, unapproved slice.
+    #[error("{0}")]
+    Request(String),
+
+    /// The data does not match its contract or cannot be read.
+    #[error("data error in {location}: {message}")]
+    Data {
+        location: DataLocation,
+        message: String,
+    },
+
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The query engine failed while planning or executing.
+    #[error("query engine: {0}")]
+    Engine(#[from] datafusion::error::DataFusionError),
+
+    /// canon's own bug: a user should not be able to trigger this.
+    #[error("internal error (a bug in canon, please report it): {0}")]
+    Internal(String),
+}
+
+impl CanonError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CanonError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn data(location: DataLocation, message: impl Into<String>) -> Self {
+        CanonError::Data {
+            location,
+            message: message.into(),
+        }
+    }
+
+    pub fn request(message: impl Into<String>) -> Self {
+        CanonError::Request(message.into())
+    }
+
+    pub fn definition(location: Location, message: impl Into<String>) -> Self {
+        CanonError::Definition(vec![Diagnostic {
+            location,
+            message: message.into(),
+        }])
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for CanonError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        CanonError::Engine(e.into())
+    }
+}
+
+impl From<datafusion::parquet::errors::ParquetError> for CanonError {
+    fn from(e: datafusion::parquet::errors::ParquetError) -> Self {
+        CanonError::Engine(e.into())
+    }
+}
+
+pub type Result<T, E = CanonError> = std::result::Result<T, E>;

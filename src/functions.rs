@@ -1,0 +1,108 @@
+//! canon's own SQL functions, usable in every YAML expression.
+//!
+//! They exist so that company policy stays in canon.yaml and out of metric
+//! text: `is_internal_domain(account.domain)` reads the internal domains of
+//! the project file, so the list is written once and no query is built by
+//! pasting settings into SQL.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::cast::as_string_array;
+use datafusion::error::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+
+/// The host of a web address, lower-cased, without scheme, `www.`, port or path:
+/// `https://www.Acme.io/x` → `acme.io`.
+pub fn url_domain(url: &str) -> Option<String> {
+    let s = url.trim().to_ascii_lowercase();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(&s);
+    let s = s.strip_prefix("www.").unwrap_or(s);
+    let host = s.split(['/', ':', '?', '#']).next().unwrap_or("");
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+/// The domain of an email address, lower-cased and trimmed.
+pub fn email_domain(email: &str) -> Option<String> {
+    let e = email.trim().to_ascii_lowercase();
+    let (_, domain) = e.rsplit_once('@')?;
+    (!domain.is_empty()).then(|| domain.to_string())
+}
+
+/// True when `domain` is one of `internal` or a subdomain of one.
+pub fn is_internal(domain: &str, internal: &[String]) -> bool {
+    let d = domain.trim().to_ascii_lowercase();
+    internal.iter().any(|i| {
+        let i = i.to_ascii_lowercase();
+        d == i || d.ends_with(&format!(".{i}"))
+    })
+}
+
+fn string_to_string(name: &str, f: fn(&str) -> Option<String>) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let input = as_string_array(&arrays[0])?;
+            let out: StringArray = input.iter().map(|v| v.and_then(f)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
+}
+
+fn internal_domain_udf(internal: Vec<String>) -> ScalarUDF {
+    create_udf(
+        "is_internal_domain",
+        vec![DataType::Utf8],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let input = as_string_array(&arrays[0])?;
+            let out: BooleanArray = (0..input.len())
+                .map(|i| (!input.is_null(i)).then(|| is_internal(input.value(i), &internal)))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
+}
+
+/// Registers `url_domain`, `email_domain` and `is_internal_domain` (bound to
+/// the project's internal domains).
+pub fn register(ctx: &SessionContext, internal_domains: &[String]) {
+    ctx.register_udf(string_to_string("url_domain", url_domain));
+    ctx.register_udf(string_to_string("email_domain", email_domain));
+    ctx.register_udf(internal_domain_udf(internal_domains.to_vec()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_normalized() {
+        assert_eq!(url_domain("https://www.acme.io/x").as_deref(), Some("acme.io"));
+        assert_eq!(url_domain(" Example.COM ").as_deref(), Some("example.com"));
+        assert_eq!(url_domain("http://x.co.uk:8080/a?b").as_deref(), Some("x.co.uk"));
+        assert_eq!(url_domain(""), None);
+        assert_eq!(email_domain(" Jo@Acme.IO ").as_deref(), Some("acme.io"));
+        assert_eq!(email_domain("nobody"), None);
+    }
+
+    #[test]
+    fn internal_means_the_domain_or_a_subdomain() {
+        let internal = vec!["acme.io".to_string()];
+        assert!(is_internal("acme.io", &internal));
+        assert!(is_internal("eu.acme.io", &internal));
+        assert!(!is_internal("notacme.io", &internal));
+        assert!(!is_internal("acme.io.evil.com", &internal));
+    }
+}

@@ -1,0 +1,15 @@
+//! canon: governed metrics.
+//!
+//! The pipeline runs one way: `spec` (YAML as written) → `catalog` (checked and
+//! resolved definitions) → `compile` (DataFusion plans for a request) → `run`
+//! (execution and evidence) → `result` (the governed result and its writers).
+
+pub mod calendar;
+pub mod catalog;
+pub mod compile;
+pub mod decimal;
+pub mod error;
+pub mod functions;
+pub mod run;
+pub mod sample;
+pub mod spec;

@@ -1,0 +1,159 @@
+//! The engine a request runs on: a DataFusion session configured for the
+//! machine, with the project's source tables registered on demand.
+//!
+//! A source is registered the first time a plan needs it, after every one of
+//! its files has been checked against the model, so a query fails with the
+//! file and column at fault before it reads a row, and a broken table that
+//! the request does not touch does not stop it.
+
+pub mod files;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::common::TableReference;
+
+use crate::catalog::Catalog;
+use crate::error::{CanonError, DataLocation, Result};
+use crate::spec::SourceSpec;
+use files::FileFact;
+
+/// Where the extracts come from.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    /// A folder of `<system>/<table>/*.parquet`.
+    Folder(PathBuf),
+    /// No data: every source is an empty table of its declared schema. Used by
+    /// validation, which compiles every definition without reading a row.
+    Empty,
+}
+
+/// The facts of one source table a run read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceFacts {
+    pub system: String,
+    pub table: String,
+    pub files: Vec<FileFact>,
+}
+
+pub struct Engine {
+    pub ctx: SessionContext,
+    pub catalog: Arc<Catalog>,
+    pub data: DataSource,
+    registered: Mutex<BTreeMap<String, SourceFacts>>,
+}
+
+impl Engine {
+    pub fn new(catalog: Arc<Catalog>, data: DataSource) -> Result<Engine> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut config = SessionConfig::new()
+            .with_target_partitions(cores)
+            .with_information_schema(false);
+        let options = config.options_mut();
+        // Period filters are selective: evaluate them inside the Parquet scan.
+        options.execution.parquet.pushdown_filters = true;
+        options.execution.parquet.reorder_filters = true;
+        let ctx = SessionContext::new_with_config(config);
+        let df_catalog = ctx
+            .catalog("datafusion")
+            .ok_or_else(|| CanonError::Internal("default catalog missing".into()))?;
+        for model in &catalog.files.models {
+            df_catalog
+                .register_schema(&model.spec.system, Arc::new(MemorySchemaProvider::new()))
+                .map_err(CanonError::Engine)?;
+        }
+        crate::functions::register(&ctx, &catalog.files.project.spec.internal_domains);
+        Ok(Engine {
+            ctx,
+            catalog,
+            data,
+            registered: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The source table `system/table` as a DataFrame, registering it first.
+    pub async fn source_frame(&self, system: &str, table: &str) -> Result<DataFrame> {
+        let key = format!("{system}/{table}");
+        let already = self.registered.lock().expect("lock").contains_key(&key);
+        if !already {
+            let (_, spec) = self.catalog.source_by_name(system, table).ok_or_else(|| {
+                CanonError::Internal(format!("source {key} is not in the catalog"))
+            })?;
+            let files = self.register(system, spec)?;
+            self.registered.lock().expect("lock").insert(
+                key,
+                SourceFacts {
+                    system: system.to_string(),
+                    table: table.to_string(),
+                    files,
+                },
+            );
+        }
+        Ok(self
+            .ctx
+            .table(TableReference::partial(system, table))
+            .await?)
+    }
+
+    /// Every source registered so far with its files.
+    pub fn sources_read(&self) -> BTreeMap<String, SourceFacts> {
+        self.registered.lock().expect("lock").clone()
+    }
+
+    fn register(&self, system: &str, spec: &SourceSpec) -> Result<Vec<FileFact>> {
+        let schema = declared_schema(spec);
+        let name = TableReference::partial(system, spec.name.as_str());
+        match &self.data {
+            DataSource::Empty => {
+                let table = MemTable::try_new(schema, vec![vec![]])?;
+                self.ctx.register_table(name, Arc::new(table))?;
+                Ok(Vec::new())
+            }
+            DataSource::Folder(root) => {
+                let location = DataLocation {
+                    system: system.to_string(),
+                    table: spec.name.clone(),
+                    file: None,
+                    column: None,
+                };
+                let dir = root.join(&spec.path);
+                let paths = files::parquet_files(&dir, &location)?;
+                let facts = paths
+                    .iter()
+                    .map(|p| files::inspect(p, spec, &location))
+                    .collect::<Result<Vec<_>>>()?;
+                let dir = std::fs::canonicalize(&dir).map_err(|e| CanonError::io(&dir, e))?;
+                let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let config = ListingTableConfig::new(url)
+                    .with_listing_options(options)
+                    .with_schema(schema);
+                let table = ListingTable::try_new(config)?;
+                self.ctx.register_table(name, Arc::new(table))?;
+                Ok(facts)
+            }
+        }
+    }
+}
+
+/// The Arrow schema a model declares for a source. Columns are nullable in
+/// the table schema so that completeness is measured by the quality checks
+/// instead of failing the read.
+pub fn declared_schema(spec: &SourceSpec) -> SchemaRef {
+    Arc::new(Schema::new(
+        spec.columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.ty.arrow(), true))
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -1,0 +1,144 @@
+//! Reading the project's YAML from disk into spec types, keeping each file's
+//! text, hash and position index for the stages after it.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::locate::{Step, YamlIndex};
+use super::{MetricFileSpec, ModelFileSpec, ProjectSpec};
+use crate::error::{CanonError, Diagnostic, Location, Result};
+
+/// One YAML file, parsed, with what later stages need to point back into it.
+#[derive(Debug, Clone)]
+pub struct SourceFile<T> {
+    /// Path as the user should see it: relative to the project folder.
+    pub display_path: PathBuf,
+    pub sha256: String,
+    pub index: YamlIndex,
+    pub spec: T,
+}
+
+impl<T> SourceFile<T> {
+    /// The location of the node at `path` in this file.
+    pub fn at(&self, path: &[Step]) -> Location {
+        let (line, column) = self.index.locate(path);
+        Location {
+            file: self.display_path.clone(),
+            line,
+            column,
+        }
+    }
+}
+
+/// Every definition of a project, as written.
+#[derive(Debug, Clone)]
+pub struct ProjectFiles {
+    /// The folder holding canon.yaml.
+    pub root: PathBuf,
+    pub project: SourceFile<ProjectSpec>,
+    pub models: Vec<SourceFile<ModelFileSpec>>,
+    pub metrics: Vec<SourceFile<MetricFileSpec>>,
+}
+
+/// Reads canon.yaml and every YAML file under its models/ and metrics/
+/// folders. Syntax and shape errors of all files are collected and returned
+/// together.
+pub fn load_project(root: &Path) -> Result<ProjectFiles> {
+    let project_path = root.join("canon.yaml");
+    if !project_path.exists() {
+        return Err(CanonError::request(format!(
+            "no canon.yaml in {} (run canon from the project folder or pass --project DIR)",
+            root.display()
+        )));
+    }
+    let mut diagnostics = Vec::new();
+    let project = read_yaml::<ProjectSpec>(root, &project_path, &mut diagnostics);
+    let Some(project) = project else {
+        return Err(CanonError::Definition(diagnostics));
+    };
+    let models_dir = root.join(&project.spec.models);
+    let metrics_dir = root.join(&project.spec.metrics);
+    let models = yaml_files(&models_dir)?
+        .iter()
+        .filter_map(|p| read_yaml::<ModelFileSpec>(root, p, &mut diagnostics))
+        .collect();
+    let metrics = yaml_files(&metrics_dir)?
+        .iter()
+        .filter_map(|p| read_yaml::<MetricFileSpec>(root, p, &mut diagnostics))
+        .collect();
+    if !diagnostics.is_empty() {
+        return Err(CanonError::Definition(diagnostics));
+    }
+    Ok(ProjectFiles {
+        root: root.to_path_buf(),
+        project,
+        models,
+        metrics,
+    })
+}
+
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| CanonError::io(dir, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_yaml<T: DeserializeOwned>(
+    root: &Path,
+    path: &Path,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<SourceFile<T>> {
+    let display_path = path.strip_prefix(root).unwrap_or(path).to_path_buf();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diagnostics.push(Diagnostic {
+                location: Location {
+                    file: display_path,
+                    line: 1,
+                    column: 1,
+                },
+                message: format!("cannot read: {e}"),
+            });
+            return None;
+        }
+    };
+    match serde_yaml::from_str::<T>(&text) {
+        Ok(spec) => Some(SourceFile {
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            index: YamlIndex::parse(&text),
+            display_path,
+            spec,
+        }),
+        Err(e) => {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            diagnostics.push(Diagnostic {
+                location: Location {
+                    file: display_path,
+                    line,
+                    column,
+                },
+                message: strip_position_suffix(&e.to_string()),
+            });
+            None
+        }
+    }
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the location is
+/// already shown in front, so the duplicate is dropped.
+fn strip_position_suffix(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}

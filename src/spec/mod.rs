@@ -1,0 +1,402 @@
+//! Serde types that mirror the YAML one to one.
+//!
+//! Nothing here interprets a definition: these types only say what may be
+//! written. Unknown keys are rejected (`deny_unknown_fields`) so that a typo is
+//! an error with a location rather than a silently ignored setting. Semantic
+//! checks live in `validate`, which uses [`locate`] to point back at the
+//! offending YAML node.
+
+pub mod load;
+pub mod locate;
+
+use serde::{Deserialize, Serialize};
+
+/// `canon.yaml`: the company-wide settings every metric is computed under.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSpec {
+    pub name: String,
+    /// IANA zone in which timestamps are assigned to days, months and periods.
+    pub reporting_zone: String,
+    /// Month (1-12) in which the fiscal year starts.
+    pub fiscal_year_start_month: u32,
+    /// `end` names a fiscal year by the calendar year in which it ends
+    /// (FY2026 = Feb 2025 .. Jan 2026), `start` by the year in which it starts.
+    #[serde(default = "default_fiscal_naming")]
+    pub fiscal_year_named_by: FiscalNaming,
+    pub base_currency: String,
+    /// The company's own email and web domains (internal accounts and people).
+    #[serde(default)]
+    pub internal_domains: Vec<String>,
+    /// Folder (relative to canon.yaml) or URL holding `<system>/<table>/*.parquet`.
+    pub data_root: String,
+    #[serde(default = "default_models_dir")]
+    pub models: String,
+    #[serde(default = "default_metrics_dir")]
+    pub metrics: String,
+    /// Defaults for every source table that does not set its own freshness.
+    #[serde(default)]
+    pub freshness: FreshnessSpec,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FiscalNaming {
+    End,
+    Start,
+}
+
+fn default_fiscal_naming() -> FiscalNaming {
+    FiscalNaming::End
+}
+fn default_models_dir() -> String {
+    "models".into()
+}
+fn default_metrics_dir() -> String {
+    "metrics".into()
+}
+
+/// How stale a table may be before a run warns or refuses to certify.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessSpec {
+    #[serde(default = "default_freshness_column")]
+    pub column: String,
+    #[serde(default = "default_warn_hours")]
+    pub warn_after_hours: u32,
+    #[serde(default = "default_error_hours")]
+    pub error_after_hours: u32,
+}
+
+impl Default for FreshnessSpec {
+    fn default() -> Self {
+        FreshnessSpec {
+            column: default_freshness_column(),
+            warn_after_hours: default_warn_hours(),
+            error_after_hours: default_error_hours(),
+        }
+    }
+}
+
+fn default_freshness_column() -> String {
+    "_fivetran_synced".into()
+}
+fn default_warn_hours() -> u32 {
+    24
+}
+fn default_error_hours() -> u32 {
+    48
+}
+
+/// `models/<system>.yaml`: one operational system's extract tables and the
+/// business entities it is the system of record for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFileSpec {
+    /// Folder name of the system under the data root (`crm`, `billing`, ...).
+    pub system: String,
+    /// The product behind it (`Salesforce`), for readers.
+    pub label: String,
+    /// Team answerable for the extracts of this system.
+    pub owner: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
+    #[serde(default)]
+    pub entities: Vec<EntitySpec>,
+}
+
+/// A raw extract table exactly as the contract gives it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub name: String,
+    /// Folder under the data root holding the table's Parquet part files.
+    pub path: String,
+    pub description: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    pub primary_key: Vec<String>,
+    /// The main date column: files are written sorted by it, so period filters prune.
+    #[serde(default)]
+    pub sort_column: Option<String>,
+    #[serde(default)]
+    pub freshness: Option<FreshnessSpec>,
+    pub columns: Vec<ColumnSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    #[serde(default)]
+    pub nullable: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The contract's column types (extracts.md, "Types").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    String,
+    Bool,
+    Int,
+    Double,
+    Date,
+    Ts,
+    Money,
+    Rate,
+}
+
+impl ColumnType {
+    pub fn arrow(self) -> datafusion::arrow::datatypes::DataType {
+        use datafusion::arrow::datatypes::{DataType, TimeUnit};
+        match self {
+            ColumnType::String => DataType::Utf8,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Int => DataType::Int64,
+            ColumnType::Double => DataType::Float64,
+            ColumnType::Date => DataType::Date32,
+            ColumnType::Ts => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::Money => DataType::Decimal128(18, 2),
+            ColumnType::Rate => DataType::Decimal128(18, 6),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::String => "string",
+            ColumnType::Bool => "bool",
+            ColumnType::Int => "int",
+            ColumnType::Double => "double",
+            ColumnType::Date => "date",
+            ColumnType::Ts => "ts",
+            ColumnType::Money => "money",
+            ColumnType::Rate => "rate",
+        }
+    }
+}
+
+/// A business object (`deal`, `account`, ...) mapped from one source table.
+///
+/// Metrics are written over entities only; moving to another vendor is a new
+/// mapping here with every metric unchanged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitySpec {
+    pub name: String,
+    pub description: String,
+    /// The source table (of this model file) the entity is mapped from.
+    pub source: String,
+    /// The field that identifies one entity.
+    pub key: String,
+    pub fields: Vec<FieldSpec>,
+    /// Foreign keys to other entities, usable in metrics as `<link>.<field>`.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+    /// Identity rule: records merged away name their survivor in this field;
+    /// links to this entity follow the chain to the survivor.
+    #[serde(default)]
+    pub merged_into: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    pub name: String,
+    /// SQL expression over the source's columns; defaults to the column of the same name.
+    #[serde(default)]
+    pub expr: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// The name metrics use as a qualifier (`account` in `account.industry`).
+    pub name: String,
+    pub entity: String,
+    /// This entity's field holding the other entity's key.
+    pub field: String,
+}
+
+/// `metrics/<domain>.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricFileSpec {
+    pub domain: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Exclusions shared by the metrics of the whole project, by name.
+    #[serde(default)]
+    pub exclusions: Vec<ExclusionSpec>,
+    #[serde(default)]
+    pub metrics: Vec<MetricSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    Simple,
+    Ratio,
+    Derived,
+}
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Simple => "simple",
+            MetricKind::Ratio => "ratio",
+            MetricKind::Derived => "derived",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricStatus {
+    Draft,
+    Certified,
+    Deprecated,
+}
+
+impl MetricStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricStatus::Draft => "draft",
+            MetricStatus::Certified => "certified",
+            MetricStatus::Deprecated => "deprecated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub name: String,
+    pub label: String,
+    pub kind: MetricKind,
+    pub version: u32,
+    pub status: MetricStatus,
+    pub owner: String,
+    pub description: String,
+    /// The system of record whose entities the metric reads (`crm`, `finance`, ...).
+    pub system: String,
+    /// `USD` style currency unit, `count`, `days`, `ratio`.
+    pub unit: String,
+
+    // --- simple ---
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// The field (date or timestamp, possibly `<link>.<field>`) that places a row in a period.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Which rows of the entity the metric is about (its universe, before exclusions).
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub measure: Option<MeasureSpec>,
+    /// Periods must be whole accounting periods (finance metrics).
+    #[serde(default)]
+    pub whole_accounting_periods: bool,
+
+    // --- ratio ---
+    #[serde(default)]
+    pub numerator: Option<String>,
+    #[serde(default)]
+    pub denominator: Option<String>,
+
+    // --- derived ---
+    /// SQL expression over other metrics by name.
+    #[serde(default)]
+    pub expr: Option<String>,
+
+    /// In order: a row matching several is counted under the first.
+    #[serde(default)]
+    pub exclusions: Vec<ExclusionRef>,
+    /// Approved slices, the only dimensions `--by` accepts.
+    #[serde(default)]
+    pub slices: Vec<SliceSpec>,
+    /// Decimal places of the presented value (ratios: 6).
+    #[serde(default)]
+    pub scale: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    Sum,
+    Count,
+    Avg,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureSpec {
+    pub agg: Aggregation,
+    /// SQL over the entity's fields; omitted for `count`.
+    #[serde(default)]
+    pub expr: Option<String>,
+    /// Converts each row to the base currency: the field naming the row's
+    /// currency and the field naming the date whose rate applies.
+    #[serde(default)]
+    pub currency: Option<CurrencySpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrencySpec {
+    pub field: String,
+    pub rate_date: String,
+}
+
+/// An exclusion used by a metric: a shared one by name, or written inline.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ExclusionRef {
+    Named(String),
+    Inline(ExclusionSpec),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionSpec {
+    pub name: String,
+    pub reason: String,
+    /// SQL predicate over the metric's entity and its links; true = excluded.
+    pub when: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SliceSpec {
+    Field(String),
+    Named {
+        name: String,
+        expr: String,
+        #[serde(default)]
+        description: Option<String>,
+    },
+}
+
+impl SliceSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            SliceSpec::Field(f) => f,
+            SliceSpec::Named { name, .. } => name,
+        }
+    }
+    pub fn expr(&self) -> &str {
+        match self {
+            SliceSpec::Field(f) => f,
+            SliceSpec::Named { expr, .. } => expr,
+        }
+    }
+}
