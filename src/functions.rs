@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
-use datafusion::arrow::datatypes::DataType;
+use chrono_tz::Tz;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::cast::as_string_array;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
@@ -75,12 +76,40 @@ fn internal_domain_udf(internal: Vec<String>) -> ScalarUDF {
     )
 }
 
-/// Registers `url_domain`, `email_domain` and `is_internal_domain` (bound to
-/// the project's internal domains).
-pub fn register(ctx: &SessionContext, internal_domains: &[String]) {
+/// `local_date(ts)`: the calendar day of an instant in the reporting zone.
+fn local_date_udf(zone: Tz) -> ScalarUDF {
+    create_udf(
+        "local_date",
+        vec![DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))],
+        DataType::Date32,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let input = arrays[0].as_primitive::<TimestampMicrosecondType>();
+            let out: Date32Array = input
+                .iter()
+                .map(|v| v.and_then(|micros| local_day_number(micros, zone)))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
+}
+
+/// Days since 1970-01-01 of the local date of `micros` in `zone`.
+pub fn local_day_number(micros: i64, zone: Tz) -> Option<i32> {
+    let utc = chrono::DateTime::from_timestamp_micros(micros)?;
+    let local = utc.with_timezone(&zone).date_naive();
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    i32::try_from((local - epoch).num_days()).ok()
+}
+
+/// Registers `url_domain`, `email_domain`, `is_internal_domain` (bound to the
+/// project's internal domains) and `local_date` (bound to its reporting zone).
+pub fn register(ctx: &SessionContext, internal_domains: &[String], zone: Tz) {
     ctx.register_udf(string_to_string("url_domain", url_domain));
     ctx.register_udf(string_to_string("email_domain", email_domain));
     ctx.register_udf(internal_domain_udf(internal_domains.to_vec()));
+    ctx.register_udf(local_date_udf(zone));
 }
 
 #[cfg(test)]
@@ -95,6 +124,15 @@ mod tests {
         assert_eq!(url_domain(""), None);
         assert_eq!(email_domain(" Jo@Acme.IO ").as_deref(), Some("acme.io"));
         assert_eq!(email_domain("nobody"), None);
+    }
+
+    #[test]
+    fn local_date_is_the_day_in_the_zone() {
+        // 2025-02-01T05:00:00Z is 2025-01-31 21:00 in Los Angeles (PST, UTC-8).
+        let micros = 1_738_386_000_000_000;
+        let day = local_day_number(micros, chrono_tz::America::Los_Angeles).unwrap();
+        let jan31 = chrono::NaiveDate::from_ymd_opt(2025, 1, 31).unwrap();
+        assert_eq!(i64::from(day), (jan31 - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days());
     }
 
     #[test]

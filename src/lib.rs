@@ -5,11 +5,16 @@
 //! (execution and evidence) → `result` (the governed result and its writers).
 
 pub mod calendar;
+pub mod cli;
 pub mod catalog;
 pub mod compile;
 pub mod decimal;
 pub mod error;
+pub mod explain;
 pub mod functions;
+pub mod query;
+pub mod result;
 pub mod run;
 pub mod sample;
 pub mod spec;
+pub mod validate;

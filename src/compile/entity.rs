@@ -66,10 +66,10 @@ pub async fn metric_frame(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let mut acc = base.alias("_base")?;
+    let mut acc = base.alias(entity)?;
     let mut out: Vec<Expr> = base_fields
         .iter()
-        .map(|f| Expr::Column(Column::new(Some("_base"), f)).alias(f))
+        .map(|f| Expr::Column(Column::new(Some(entity), f)).alias_qualified(Some(entity), f))
         .collect();
     for link in spec.links.iter().filter(|l| links.contains(&l.name)) {
         let (_, _, target_spec) = catalog.entity(&link.entity).ok_or_else(|| {
@@ -82,7 +82,7 @@ pub async fn metric_frame(
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let fk = Expr::Column(Column::new(Some("_base"), &link.field));
+        let fk = Expr::Column(Column::new(Some(entity), &link.field));
         let key_expr = match survivors(engine, &link.entity).await? {
             Some(map) => {
                 let alias = format!("_{}_merge", link.name);

@@ -7,7 +7,10 @@
 pub mod entity;
 pub mod simple;
 
-use datafusion::common::DFSchema;
+use std::ops::ControlFlow;
+
+use datafusion::common::{DFSchema, TableReference};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
 use datafusion::logical_expr::{Expr, ExprSchemable};
 
 use crate::calendar::{Grain, Period};
@@ -33,11 +36,47 @@ fn serialize_grain<S: serde::Serializer>(g: &Option<Grain>, s: S) -> Result<S::O
 /// Parses one YAML SQL fragment against `schema`, blaming `location` for any
 /// error (unknown column, unknown function, a type that does not fit).
 pub fn parse_expr(engine: &Engine, sql: &str, schema: &DFSchema, location: &Location) -> Result<Expr> {
+    parse_scoped(engine, sql, schema, None, location)
+}
+
+/// Like [`parse_expr`] over a metric frame, where the metric's own entity is
+/// qualified by `base` and each link by its name: a bare name (`amount`)
+/// always means the metric's own entity, even when a linked entity has a
+/// field of the same name (`account.name` vs the deal's `name`). The bare
+/// identifiers are qualified in the SQL syntax tree before planning, so no
+/// SQL text is ever rewritten or concatenated.
+pub fn parse_scoped(
+    engine: &Engine,
+    sql: &str,
+    schema: &DFSchema,
+    base: Option<&str>,
+    location: &Location,
+) -> Result<Expr> {
     let located = |message: String| CanonError::definition(location.clone(), message);
-    let expr = engine
-        .ctx
-        .parse_sql_expr(sql, schema)
-        .map_err(|e| located(format!("in `{sql}`: {}", clean_message(&e.to_string()))))?;
+    let fail = |e: datafusion::error::DataFusionError| {
+        located(format!("in `{sql}`: {}", clean_message(&e.to_string())))
+    };
+    let state = engine.ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let mut ast = state.sql_to_expr_with_alias(sql, &dialect).map_err(fail)?;
+    if let Some(base) = base {
+        let _ = visit_expressions_mut(&mut ast.expr, |e| {
+            if let SqlExpr::Identifier(ident) = e {
+                let name = if ident.quote_style.is_some() {
+                    ident.value.clone()
+                } else {
+                    ident.value.to_lowercase()
+                };
+                if schema.has_column_with_qualified_name(&TableReference::bare(base), &name) {
+                    *e = SqlExpr::CompoundIdentifier(vec![Ident::new(base), Ident::new(name)]);
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    let expr = state
+        .create_logical_expr_from_sql_expr(ast, schema)
+        .map_err(fail)?;
     expr.get_type(schema)
         .map_err(|e| located(format!("in `{sql}`: {}", clean_message(&e.to_string()))))?;
     Ok(expr)

@@ -10,14 +10,15 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::functions::expr_fn::{round, to_local_time};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::functions::expr_fn::round;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, lit, when};
+use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::DataFrame;
 
 use super::entity::{entity_frame, full_schema, metric_frame};
-use super::{Request, parse_expr};
+use super::{Request, parse_scoped};
 use crate::calendar::{Calendar, Period};
 use crate::catalog::MetricId;
 use crate::error::{CanonError, Location, Result};
@@ -84,16 +85,18 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     let full = full_schema(engine, entity).await?;
     let mut links = BTreeSet::new();
     for (sql, loc) in &sources {
-        let expr = parse_expr(engine, sql, &full, loc)?;
+        let expr = parse_scoped(engine, sql, &full, Some(entity), loc)?;
         for c in expr.column_refs() {
             if let Some(r) = &c.relation {
-                links.insert(r.table().to_string());
+                if r.table() != entity {
+                    links.insert(r.table().to_string());
+                }
             }
         }
     }
     let frame = metric_frame(engine, entity, &links).await?;
     let schema = frame.schema().clone();
-    let p = |sql: &str, loc: &Location| parse_expr(engine, sql, &schema, loc);
+    let p = |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
 
     let time = p(time_sql, &at(yaml_path!["time"]))?;
     let time_type = time.get_type(&schema)?;
@@ -121,7 +124,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         Some(c) => {
             let currency = p(&c.field, &at(yaml_path!["measure", "currency", "field"]))?;
             let rate_date = p(&c.rate_date, &at(yaml_path!["measure", "currency", "rate_date"]))?;
-            let rate_date = local_day(rate_date.clone(), &rate_date.get_type(&schema)?, &catalog.calendar);
+            let rate_date = local_day(engine, rate_date.clone(), &rate_date.get_type(&schema)?)?;
             let fx = entity_frame(engine, "fx_rate").await.map_err(|e| match e {
                 CanonError::Request(_) => CanonError::definition(
                     at(yaml_path!["measure", "currency"]),
@@ -297,19 +300,11 @@ fn bucket_expr(cal: &Calendar, time: &Expr, ty: &DataType, request: &Request) ->
     }
 }
 
-/// The local calendar day of a timestamp in the reporting zone; dates pass through.
-pub fn local_day(e: Expr, ty: &DataType, cal: &Calendar) -> Expr {
+/// The local calendar day of a timestamp in the reporting zone (canon's
+/// `local_date`, bound to canon.yaml's zone); dates pass through.
+pub fn local_day(engine: &Engine, e: Expr, ty: &DataType) -> Result<Expr> {
     match ty {
-        DataType::Timestamp(unit, _) => {
-            let zoned = cast(
-                e,
-                DataType::Timestamp(*unit, Some(cal.zone.name().into())),
-            );
-            cast(to_local_time(vec![zoned]), DataType::Date32)
-        }
-        _ => e,
+        DataType::Timestamp(..) => Ok(engine.ctx.udf("local_date")?.call(vec![e])),
+        _ => Ok(e),
     }
 }
-
-#[allow(dead_code)]
-fn _schema_marker(_: &DFSchema) {}

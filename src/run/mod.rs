@@ -71,7 +71,11 @@ impl Engine {
                 .register_schema(&model.spec.system, Arc::new(MemorySchemaProvider::new()))
                 .map_err(CanonError::Engine)?;
         }
-        crate::functions::register(&ctx, &catalog.files.project.spec.internal_domains);
+        crate::functions::register(
+            &ctx,
+            &catalog.files.project.spec.internal_domains,
+            catalog.calendar.zone,
+        );
         Ok(Engine {
             ctx,
             catalog,

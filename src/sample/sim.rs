@@ -261,6 +261,8 @@ pub const INDUSTRIES: [&str; 10] = [
     "Energy",
     "Government",
 ];
+/// Product lines: an account's parallel sales motions.
+pub const PRODUCTS: [&str; 4] = ["Platform", "Analytics", "Data Cloud", "Connectors"];
 pub const LEAD_SOURCES: [&str; 6] = ["Web", "Outbound", "Partner", "Event", "Referral", "Advertisement"];
 const NAME_A: [&str; 40] = [
     "Blue", "North", "Bright", "Iron", "Silver", "Quantum", "Pioneer", "Summit", "Harbor", "Cedar",
@@ -587,6 +589,7 @@ impl Sim {
         let top_open = match d.outcome {
             Outcome::Open(s) => s,
             Outcome::Won => 3,
+            Outcome::Lost if d.skip_stages => 3,
             Outcome::Lost => rng.below(4) as u8,
         };
         let first = if top_open > 0 && !d.skip_stages && rng.chance(0.2) { 1 } else { 0 };
@@ -897,6 +900,13 @@ impl Sim {
         plan
     }
 
+    /// Append a line as given (a new id is assigned).
+    pub fn push_raw_line(&mut self, mut line: RevLine) {
+        line.id = self.next_line;
+        self.next_line += 1;
+        self.w.lines.push(line);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn push_line(
         &mut self,
@@ -990,17 +1000,25 @@ impl Sim {
     // ------------------------------------------------------------ journeys
 
     /// One random account's story: attempts to sell, and its life as a customer.
-    pub fn journey(&mut self, rng: &mut Rng, acct: u32) {
+    ///
+    /// An account may run several sales motions (product lines) in parallel;
+    /// `motion` names the product line, all in the account's one currency.
+    pub fn journey(&mut self, rng: &mut Rng, acct: u32, cur: u8, motion: usize) {
         let a = self.w.accounts[acct as usize].clone();
-        let cur = if self.country_currency(acct) != USD && rng.chance(0.2) {
-            USD
-        } else {
-            self.country_currency(acct)
-        };
+        let product = PRODUCTS[motion % PRODUCTS.len()];
         let deleted = a.deleted;
-        let p_win = if deleted { 0.0 } else { 0.42 };
+        // Good-fit accounts mostly buy; poor-fit ones generate lost deals.
+        let good_fit = rng.chance(0.45);
+        let p_win = if deleted {
+            0.0
+        } else if good_fit {
+            0.5
+        } else {
+            0.1
+        };
         let last_create = self.cal.end - 10;
-        let mut day = la_day(a.created).max(self.cal.start) + rng.range(0, 120) as i32;
+        let mut day = la_day(a.created).max(self.cal.start)
+            + if motion == 0 { rng.range(0, 120) } else { rng.range(30, 700) } as i32;
         loop {
             if day > last_create {
                 break;
@@ -1016,7 +1034,11 @@ impl Sim {
                 owner,
                 NEW_BUSINESS,
                 cur,
-                format!("{} - New Business", a.name),
+                if motion == 0 {
+                    format!("{} - New Business", a.name)
+                } else {
+                    format!("{} - {product} - New Business", a.name)
+                },
             );
             spec.created = created;
             spec.deleted = deleted || rng.chance(0.01);
@@ -1051,14 +1073,15 @@ impl Sim {
                 let amount = mrr * term as i64 + fee;
                 spec.amount = if rng.chance(0.004) { None } else { Some(amount) };
                 if rng.chance(0.03) {
-                    let ts = Self::biz_time(rng, close + rng.range(3, 40) as i32);
+                    let later = close + rng.range(3, 40) as i32;
+                    let ts = Self::biz_time(rng, later);
                     if ts < self.cal.extract_ts {
                         let before = spec.amount.map(|v| v + mrr * 2);
                         spec.post_close = Some((ts, before));
                     }
                 }
                 let deal = self.add_deal(rng, spec);
-                let churn = self.customer(rng, acct, deal, cur, start, term, mrr, fee, amount);
+                let churn = self.customer(rng, acct, deal, cur, start, term, mrr, fee);
                 match churn {
                     Some(end) if rng.chance(0.3) => {
                         day = end + rng.range(60, 300) as i32;
@@ -1070,8 +1093,8 @@ impl Sim {
                 spec.outcome = Outcome::Lost;
                 spec.amount = Some(self.price_mrr(cur, created_day, arr_usd) * 12);
                 self.add_deal(rng, spec);
-                if rng.chance(0.62) {
-                    day = close + rng.range(20, 200) as i32;
+                if rng.chance(0.85) {
+                    day = close + rng.range(15, 120) as i32;
                 } else {
                     break;
                 }
@@ -1230,7 +1253,6 @@ impl Sim {
         term: i32,
         mrr: i64,
         fee: i64,
-        _amount: i64,
     ) -> Option<i32> {
         let a_name = self.w.accounts[acct as usize].name.clone();
         let a_owner = self.w.accounts[acct as usize].owner;
@@ -1241,20 +1263,19 @@ impl Sim {
         let mut sb = self.sell(rng, bill, Some(nb_deal), start, term, mrr, fee, usage, style);
         let ext = self.cal.extract_day;
         let span_start = start;
-        let mut term = term;
         loop {
-            let s = sb.start.max(sb.versions.first().map(|_| sb.start).unwrap_or(sb.start));
+            let s = sb.start;
             let e = sb.term_end.expect("termed subscription");
             let term_days = (e - s) as i64;
-            // Events within the term, in order.
+            // Events within the term, applied in date order.
             let cancel_day = if rng.chance(0.03) {
                 Some(s + rng.range(60, (term_days - 30).max(61)) as i32)
             } else {
                 None
             };
             let limit = cancel_day.unwrap_or(e);
-            let mut events: Vec<(i32, u8, i64)> = Vec::new();
-            let n_exp = rng.pick_weighted(&[(0u8, 40), (1, 35), (2, 18), (3, 7)]);
+            let mut events: Vec<TermEvent> = Vec::new();
+            let n_exp = rng.pick_weighted(&[(0u8, 8), (1, 15), (2, 20), (3, 20), (4, 15), (5, 12), (6, 10)]);
             for _ in 0..n_exp {
                 let cday = s + rng.range(20, (term_days - 90).max(21)) as i32;
                 if cday >= ext - 1 {
@@ -1276,48 +1297,38 @@ impl Sim {
                 self.randomize_path(rng, &mut spec);
                 spec.close = close;
                 let months = months_between(close, e) as i32;
+                spec.amount = Some(add * months as i64);
                 if close >= ext {
                     spec.outcome = Outcome::Open(self.open_stage(cday, close));
-                    spec.amount = Some(add * months as i64);
                     spec.omitted = rng.chance(0.05);
                     self.add_deal(rng, spec);
-                } else if close < limit - 10 && rng.chance(0.6) {
+                } else if close < limit - 10 && rng.chance(0.5) {
                     spec.outcome = Outcome::Won;
-                    spec.amount = Some(add * months as i64);
                     let deal = self.add_deal(rng, spec);
-                    events.push((close, 0, ((deal as i64) << 32) | months as i64));
-                    // stash the added mrr alongside
-                    events.push((close, 9, add));
+                    events.push(TermEvent { day: close, kind: TermEventKind::Expansion { deal, months, add } });
                 } else {
-                    spec.close = spec.close.min(ext - 1);
                     spec.outcome = Outcome::Lost;
-                    spec.amount = Some(add * months as i64);
                     self.add_deal(rng, spec);
                 }
             }
             if rng.chance(0.05) {
-                let d = s + rng.range(30, (term_days - 30).max(31)) as i32;
-                if d < limit && d < ext {
-                    events.push((d, 1, 0));
+                let day = s + rng.range(30, (term_days - 30).max(31)) as i32;
+                if day < limit && day < ext {
+                    events.push(TermEvent { day, kind: TermEventKind::Downgrade });
                 }
             }
             if rng.chance(0.25) {
-                let d = s + rng.range(10, (term_days - 10).max(11)) as i32;
-                if d < limit && d < ext {
-                    events.push((d, 2, 0));
+                let day = s + rng.range(10, (term_days - 10).max(11)) as i32;
+                if day < limit && day < ext {
+                    events.push(TermEvent { day, kind: TermEventKind::Admin });
                 }
             }
-            events.sort_by_key(|&(d, k, _)| (d, k == 9, k));
-            let mut i = 0;
-            while i < events.len() {
-                let (d, kind, payload) = events[i];
-                match kind {
-                    0 => {
-                        let deal = (payload >> 32) as u32;
-                        let months = (payload & 0xFFFF_FFFF) as i32;
-                        let add = events.get(i + 1).map(|x| x.2).unwrap_or(0);
-                        i += 1;
-                        sb.amend();
+            events.sort_by_key(|ev| ev.day);
+            for ev in events {
+                let d = ev.day;
+                sb.amend();
+                match ev.kind {
+                    TermEventKind::Expansion { deal, months, add } => {
                         if rng.chance(0.5) {
                             sb.add(Seg {
                                 name: SEATS,
@@ -1350,16 +1361,13 @@ impl Sim {
                             );
                         }
                     }
-                    1 => {
-                        sb.amend();
+                    TermEventKind::Downgrade => {
                         let now = sb.mrr_of(d, PLATFORM);
                         let lower = self.round_mrr(cur, now as f64 * (0.6 + rng.unit() * 0.3));
                         sb.change_mrr(d, PLATFORM, lower.min(now));
                     }
-                    2 => sb.amend(),
-                    _ => {}
+                    TermEventKind::Admin => {}
                 }
-                i += 1;
             }
             if let Some(c) = cancel_day {
                 if c < ext {
@@ -1433,9 +1441,31 @@ impl Sim {
             self.finish_sub(sb);
             let style = self.random_sched_style(rng, deal, RENEWAL);
             sb = self.sell(rng, bill, Some(deal), e, new_term, new_mrr, 0, usage, style);
-            term = new_term;
-            let _ = term;
         }
+    }
+
+    /// Merge an account's overlapping customer spans (parallel motions).
+    pub fn merge_spans(&mut self, acct: u32) {
+        let spans = &mut self.spans[acct as usize];
+        spans.sort_by_key(|&(s, _)| s);
+        let mut out: Vec<(i32, Option<i32>)> = Vec::with_capacity(spans.len());
+        for &(s, e) in spans.iter() {
+            if let Some(last) = out.last_mut() {
+                match last.1 {
+                    None => continue,
+                    Some(le) if s <= le => {
+                        last.1 = match e {
+                            None => None,
+                            Some(e) => Some(e.max(le)),
+                        };
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            out.push((s, e));
+        }
+        *spans = out;
     }
 
     pub fn round_mrr(&self, cur: u8, cents: f64) -> i64 {
@@ -1456,6 +1486,19 @@ pub struct SchedStyle {
     pub discount_pct: u32,
     /// The billing subscription does not name the deal.
     pub no_deal_on_subscription: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TermEventKind {
+    Expansion { deal: u32, months: i32, add: i64 },
+    Downgrade,
+    Admin,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TermEvent {
+    day: i32,
+    kind: TermEventKind,
 }
 
 /// `n` increasing instants after `from`; when `last_fixed`, the last is `to`.

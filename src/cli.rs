@@ -1,0 +1,289 @@
+//! The command line: clap types and one function per command, each a thin
+//! call into the library. Exit codes: 0 success, 1 bad definitions or data,
+//! 2 a bad request (usage).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::calendar::Grain;
+use crate::catalog::Catalog;
+use crate::compile::Request;
+use crate::error::{CanonError, Result};
+use crate::result::render::{Format, render};
+use crate::run::{DataSource, Engine};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "canon",
+    version,
+    about = "Governed metrics: one reviewed definition per metric, computed the same way every time, with its evidence.",
+    long_about = None
+)]
+pub struct Cli {
+    /// The project folder (holding canon.yaml).
+    #[arg(long, global = true, env = "CANON_PROJECT", default_value = ".")]
+    pub project: PathBuf,
+    /// Show progress and engine details on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every model and metric, and the extracts against the models.
+    Validate {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Check the definitions only, without reading the extracts.
+        #[arg(long)]
+        no_data: bool,
+    },
+    /// List the metric catalog.
+    List,
+    /// Compute metrics for a period and print the governed result.
+    Query(QueryArgs),
+    /// Show the logical, optimized and physical plans of a metric.
+    Explain(QueryArgs),
+    /// Generate the deterministic sample company's extracts.
+    Sample {
+        /// Folder to write `<system>/<table>/*.parquet` into.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Multiplies row counts (1 ≈ 500 accounts, 5,000 deals).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Data root holding `<system>/<table>/*.parquet` (default: canon.yaml's data_root).
+    #[arg(long, env = "CANON_DATA")]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// Metric names (see `canon list`).
+    #[arg(required = true)]
+    pub metrics: Vec<String>,
+    /// 2025-03, 2025, 2025-Q1, FY2026, FY2026-Q1, 2025-03-14 or 2025-02-01..2025-05-01.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub period: Option<String>,
+    /// First day of the period (inclusive), with --to.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Day after the period (exclusive), with --from.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Break the period into day, month, quarter, year, fiscal_quarter or fiscal_year.
+    #[arg(long)]
+    pub grain: Option<String>,
+    /// Approved slices, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let filter = if cli.verbose { "canon=info" } else { "canon=warn" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(dispatch(&cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                CanonError::Request(_) => 2,
+                _ => 1,
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Sample { out, seed, scale } => sample(out, *seed, *scale),
+        Command::List => list(&cli.project),
+        Command::Validate { data, no_data } => validate(&cli.project, data, *no_data).await,
+        Command::Query(args) => query(&cli.project, args).await,
+        Command::Explain(args) => explain(&cli.project, args).await,
+    }
+}
+
+fn sample(out: &Path, seed: u64, scale: u32) -> Result<()> {
+    let started = std::time::Instant::now();
+    let report = crate::sample::generate(&crate::sample::SampleOptions {
+        out: out.to_path_buf(),
+        seed,
+        scale,
+    })?;
+    let mut rows = 0;
+    let mut bytes = 0;
+    for t in &report.tables {
+        println!("{:<12} {:<26} {:>12} rows {:>12} bytes", t.system, t.table, t.rows, t.bytes);
+        rows += t.rows;
+        bytes += t.bytes;
+    }
+    println!(
+        "wrote {} tables, {rows} rows, {bytes} bytes to {} in {:.1} s",
+        report.tables.len(),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn list(project: &Path) -> Result<()> {
+    let catalog = Catalog::load(project)?;
+    let mut out = format!(
+        "{:<24} {:<8} {:<10} {:<20} {:<8} {}\n",
+        "metric", "kind", "status", "owner", "system", "description"
+    );
+    for name in catalog.metrics.keys() {
+        let (_, _, m) = catalog.metric(name)?;
+        let description: String = m.description.split_whitespace().collect::<Vec<_>>().join(" ");
+        let short = match description.find(". ") {
+            Some(i) => description[..=i].to_string(),
+            None => description,
+        };
+        out.push_str(&format!(
+            "{:<24} {:<8} {:<10} {:<20} {:<8} {}\n",
+            m.name,
+            m.kind.name(),
+            m.status.name(),
+            m.owner,
+            m.system,
+            short
+        ));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn data_root(catalog: &Catalog, args: &DataArgs) -> PathBuf {
+    match &args.data {
+        Some(d) => d.clone(),
+        None => catalog.files.root.join(&catalog.files.project.spec.data_root),
+    }
+}
+
+fn engine(project: &Path, data: &DataArgs) -> Result<Engine> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let root = data_root(&catalog, data);
+    if !root.is_dir() {
+        return Err(CanonError::request(format!(
+            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
+            root.display()
+        )));
+    }
+    Engine::new(catalog, DataSource::Folder(root))
+}
+
+fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
+    let cal = &catalog.calendar;
+    let period = match (&args.period, &args.from, &args.to) {
+        (Some(p), _, _) => cal.parse_period(p)?,
+        (None, Some(f), Some(t)) => cal.parse_period(&format!("{f}..{t}"))?,
+        _ => {
+            return Err(CanonError::request(
+                "say which period: --period FY2026-Q1 (or 2025-03, 2025, FY2026, 2025-02-01..2025-05-01), or --from D --to D",
+            ));
+        }
+    };
+    let grain = args.grain.as_deref().map(Grain::parse).transpose()?;
+    Ok(Request {
+        period,
+        grain,
+        by: args.by.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+    })
+}
+
+async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
+    let engine = engine(project, &args.data)?;
+    let request = request(&engine.catalog, args)?;
+    let mut results = Vec::new();
+    for name in &args.metrics {
+        tracing::info!(metric = %name, period = %request.period.label, "computing");
+        results.push(crate::query::run_metric(&engine, name, &request).await?);
+    }
+    let bytes = render(&results, args.format)?;
+    emit(&bytes, args.out.as_deref(), args.format)
+}
+
+async fn explain(project: &Path, args: &QueryArgs) -> Result<()> {
+    let engine = engine(project, &args.data)?;
+    let request = request(&engine.catalog, args)?;
+    let mut out = String::new();
+    for name in &args.metrics {
+        for part in crate::explain::explain(&engine, name, &request).await? {
+            out.push_str(&part);
+        }
+    }
+    emit(out.as_bytes(), args.out.as_deref(), Format::Table)
+}
+
+async fn validate(project: &Path, data: &DataArgs, no_data: bool) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let root = (!no_data).then(|| data_root(&catalog, data));
+    let report = crate::validate::validate(catalog, root.as_deref()).await?;
+    print!("{report}");
+    Ok(())
+}
+
+/// Writes to `out` through a temporary file renamed into place, or to stdout.
+fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
+    match out {
+        Some(path) => write_atomically(path, bytes),
+        None => {
+            if format == Format::Parquet {
+                return Err(CanonError::request("--format parquet needs --out FILE"));
+            }
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(bytes).and_then(|_| stdout.flush()) {
+                Ok(()) => Ok(()),
+                // A closed pipe (`| head`) is the reader's choice, not a failure.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(CanonError::io("<stdout>", e)),
+            }
+        }
+    }
+}
+
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| CanonError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CanonError::io(path, e)
+    })
+}

@@ -1,0 +1,415 @@
+//! Running a metric for a request: compile, execute, and gather the
+//! evidence into a [`GovernedResult`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::LogicalPlan;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, MetricId};
+use crate::compile::{Request, simple};
+use crate::decimal::Dec;
+use crate::error::{CanonError, DataLocation, Result};
+use crate::result::{
+    DefinitionRef, ExclusionTally, GovernedResult, Lineage, ResultRow, Tally, source_lineage,
+};
+use crate::run::Engine;
+use crate::spec::{Aggregation, MetricKind, MetricSpec};
+
+/// Decimal places of a ratio, as metrics.md presents them.
+pub const RATIO_SCALE: u32 = 6;
+/// Decimal places of an average unless the metric says otherwise.
+pub const AVG_SCALE: u32 = 2;
+
+/// Rows, Σ value and count of non-null values of a group.
+#[derive(Debug, Clone, Copy)]
+struct Acc {
+    rows: i64,
+    sum: Dec,
+    count: i64,
+}
+
+impl Acc {
+    const ZERO: Acc = Acc {
+        rows: 0,
+        sum: Dec::ZERO,
+        count: 0,
+    };
+    fn add(self, o: Acc) -> Acc {
+        Acc {
+            rows: self.rows + o.rows,
+            sum: self.sum.add(o.sum),
+            count: self.count + o.count,
+        }
+    }
+    fn value(self, agg: Aggregation, scale: u32) -> Option<Dec> {
+        match agg {
+            Aggregation::Sum => Some(self.sum),
+            Aggregation::Count => Some(Dec::from_int(self.count)),
+            Aggregation::Avg => self.sum.div(Dec::from_int(self.count), scale),
+        }
+    }
+    /// What a group contributes to the universe: additive for every aggregation.
+    fn contribution(self, agg: Aggregation) -> Dec {
+        match agg {
+            Aggregation::Count => Dec::from_int(self.count),
+            Aggregation::Sum | Aggregation::Avg => self.sum,
+        }
+    }
+}
+
+type Key = (String, Vec<Option<String>>);
+
+/// A simple metric executed: included groups and what each exclusion removed.
+struct SimpleOutcome {
+    name: String,
+    agg: Aggregation,
+    scale: u32,
+    slices: Vec<String>,
+    buckets: Vec<String>,
+    groups: BTreeMap<Key, Acc>,
+    excluded: Vec<(String, String, Acc)>,
+    plan: LogicalPlan,
+    /// Nothing, at the scale of the summed values (0.00 for money).
+    zero: Acc,
+}
+
+impl SimpleOutcome {
+    fn included(&self) -> Acc {
+        self.groups.values().fold(self.zero, |a, b| a.add(*b))
+    }
+
+    /// Rows of the result in bucket order; with no slices every bucket is
+    /// present, empty ones as 0 (or null for an average).
+    fn rows(&self) -> Vec<(Key, Option<Dec>)> {
+        let mut out = Vec::new();
+        for b in &self.buckets {
+            let mut any = false;
+            for (key, acc) in self.groups.range((b.clone(), Vec::new())..) {
+                if &key.0 != b {
+                    break;
+                }
+                any = true;
+                out.push((key.clone(), acc.value(self.agg, self.scale)));
+            }
+            if !any && self.slices.is_empty() {
+                out.push(((b.clone(), Vec::new()), self.zero.value(self.agg, self.scale)));
+            }
+        }
+        out
+    }
+}
+
+/// Computes `name` for `request` on `engine`.
+pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Result<GovernedResult> {
+    let started = Instant::now();
+    let catalog = engine.catalog.clone();
+    let (id, _, metric) = catalog.metric(name)?;
+    let (value, rows, parts) = match metric.kind {
+        MetricKind::Simple => {
+            let o = run_simple(engine, id, request).await?;
+            let value = o.included().value(o.agg, o.scale);
+            let rows = o.rows();
+            (value, rows, vec![o])
+        }
+        MetricKind::Ratio => {
+            let n = component(&catalog, metric.numerator.as_deref())?;
+            let d = component(&catalog, metric.denominator.as_deref())?;
+            let n = run_simple(engine, n, request).await?;
+            let d = run_simple(engine, d, request).await?;
+            let scale = metric.scale.unwrap_or(RATIO_SCALE);
+            let ratio = |a: Option<Dec>, b: Option<Dec>| match (a, b) {
+                (Some(a), Some(b)) => a.div(b, scale),
+                _ => None,
+            };
+            let value = ratio(
+                n.included().value(n.agg, n.scale),
+                d.included().value(d.agg, d.scale),
+            );
+            let numerators: BTreeMap<Key, Option<Dec>> = n.rows().into_iter().collect();
+            let rows = d
+                .rows()
+                .into_iter()
+                .map(|(k, dv)| {
+                    let nv = numerators.get(&k).copied().flatten().or(Some(Dec::ZERO));
+                    let v = ratio(nv, dv);
+                    (k, v)
+                })
+                .collect();
+            (value, rows, vec![n, d])
+        }
+        MetricKind::Derived => {
+            return Err(CanonError::request(format!(
+                "`{name}` is a derived metric; derived metrics are compiled but not yet executable"
+            )));
+        }
+    };
+    let slices = parts[0].slices.clone();
+    let rows = rows
+        .into_iter()
+        .map(|((period, values), value)| ResultRow {
+            period,
+            slices: slices.iter().cloned().zip(values).collect(),
+            value,
+        })
+        .collect();
+    let mut exclusions = Vec::new();
+    let mut tallies = Vec::new();
+    for part in &parts {
+        let included = part.included();
+        let mut universe = included;
+        for (x, reason, acc) in &part.excluded {
+            universe = universe.add(*acc);
+            exclusions.push(ExclusionTally {
+                metric: part.name.clone(),
+                name: x.clone(),
+                reason: reason.clone(),
+                rows: acc.rows,
+                value: acc.contribution(part.agg),
+            });
+        }
+        tallies.push(Tally {
+            metric: part.name.clone(),
+            universe_rows: universe.rows,
+            universe_value: universe.contribution(part.agg),
+            included_rows: included.rows,
+            included_value: included.contribution(part.agg),
+        });
+    }
+    let mut definitions = vec![definition_ref(&catalog, id)];
+    for part in &parts {
+        if part.name != metric.name {
+            let (pid, _, _) = catalog.metric(&part.name)?;
+            definitions.push(definition_ref(&catalog, pid));
+        }
+    }
+    let lineage = lineage(engine, &parts, definitions.clone());
+    let fingerprint = fingerprint(&definitions, request, &lineage);
+    Ok(GovernedResult {
+        metric: metric.name.clone(),
+        label: metric.label.clone(),
+        kind: metric.kind.name().to_string(),
+        description: metric.description.trim().to_string(),
+        definition: definitions[0].clone(),
+        request: request.clone(),
+        value,
+        unit: metric.unit.clone(),
+        rows,
+        exclusions,
+        tallies,
+        lineage,
+        quality: Vec::new(),
+        fingerprint,
+        engine: crate::result::Engine::current(),
+        elapsed_ms: started.elapsed().as_millis(),
+    })
+}
+
+fn component(catalog: &Catalog, name: Option<&str>) -> Result<MetricId> {
+    let name = name.ok_or_else(|| CanonError::Internal("ratio without a part".into()))?;
+    Ok(catalog.metric(name)?.0)
+}
+
+async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<SimpleOutcome> {
+    let catalog = engine.catalog.clone();
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let plan = simple::compile(engine, id, request).await?;
+    let optimized = plan.frame.clone().into_optimized_plan()?;
+    let zero = Acc {
+        sum: Dec::new(0, match optimized.schema().field_with_unqualified_name("_sum")?.data_type() {
+            DataType::Decimal128(_, s) => (*s).max(0) as u32,
+            _ => 0,
+        }),
+        ..Acc::ZERO
+    };
+    let batches = plan.frame.collect().await?;
+    let scale = metric.scale.unwrap_or(match plan.agg {
+        Aggregation::Avg => AVG_SCALE,
+        _ => 0,
+    });
+    let mut groups = BTreeMap::new();
+    let mut excluded: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut missing_rate = 0i64;
+    for batch in &batches {
+        read_groups(batch, plan.slices.len(), &mut groups, &mut excluded, &mut missing_rate)?;
+    }
+    if missing_rate > 0 {
+        return Err(CanonError::data(
+            fx_location(&catalog),
+            format!(
+                "{missing_rate} row(s) of `{}` are in a currency with no conversion rate in force on their date",
+                metric.name
+            ),
+        ));
+    }
+    let excluded = plan
+        .exclusions
+        .iter()
+        .map(|(n, r)| (n.clone(), r.clone(), excluded.get(n).copied().unwrap_or(zero)))
+        .collect();
+    Ok(SimpleOutcome {
+        name: metric.name.clone(),
+        agg: plan.agg,
+        scale,
+        slices: plan.slices,
+        buckets: plan.buckets.iter().map(|b| b.label.clone()).collect(),
+        groups,
+        excluded,
+        plan: optimized,
+        zero,
+    })
+}
+
+fn fx_location(catalog: &Catalog) -> DataLocation {
+    match catalog.entity("fx_rate") {
+        Some((_, model, e)) => DataLocation {
+            system: model.spec.system.clone(),
+            table: e.source.clone(),
+            file: None,
+            column: None,
+        },
+        None => DataLocation::default(),
+    }
+}
+
+fn read_groups(
+    batch: &RecordBatch,
+    slices: usize,
+    groups: &mut BTreeMap<Key, Acc>,
+    excluded: &mut BTreeMap<String, Acc>,
+    missing_rate: &mut i64,
+) -> Result<()> {
+    let strings = |i: usize| batch.column(i).as_string_opt::<i32>();
+    let ints = |i: usize| batch.column(i).as_primitive_opt::<Int64Type>();
+    let internal = || CanonError::Internal("unexpected result column types".into());
+    let period = strings(0).ok_or_else(internal)?;
+    let slice_cols: Vec<_> = (1..=slices).map(strings).collect::<Option<_>>().ok_or_else(internal)?;
+    let exclusion = strings(slices + 1).ok_or_else(internal)?;
+    let rows = ints(slices + 2).ok_or_else(internal)?;
+    let sum_col = batch.column(slices + 3);
+    let count = ints(slices + 4).ok_or_else(internal)?;
+    let missing = ints(slices + 5).ok_or_else(internal)?;
+    for i in 0..batch.num_rows() {
+        let null_scale = match sum_col.data_type() {
+            DataType::Decimal128(_, s) => (*s).max(0) as u32,
+            _ => 0,
+        };
+        let sum = if sum_col.is_null(i) {
+            Dec::new(0, null_scale)
+        } else {
+            match sum_col.data_type() {
+                DataType::Decimal128(_, s) => Dec::new(
+                    sum_col.as_primitive::<Decimal128Type>().value(i),
+                    (*s).max(0) as u32,
+                ),
+                DataType::Int64 => Dec::from_int(sum_col.as_primitive::<Int64Type>().value(i)),
+                other => {
+                    return Err(CanonError::request(format!(
+                        "a measure must be a decimal or an integer, not {other}; cast it in the metric's `measure.expr`"
+                    )));
+                }
+            }
+        };
+        let acc = Acc {
+            rows: rows.value(i),
+            sum,
+            count: count.value(i),
+        };
+        *missing_rate += if missing.is_null(i) { 0 } else { missing.value(i) };
+        if exclusion.is_null(i) {
+            let key = (
+                period.value(i).to_string(),
+                slice_cols
+                    .iter()
+                    .map(|c| (!c.is_null(i)).then(|| c.value(i).to_string()))
+                    .collect(),
+            );
+            let e = groups.entry(key).or_insert(Acc::ZERO);
+            *e = e.add(acc);
+        } else {
+            let e = excluded.entry(exclusion.value(i).to_string()).or_insert(Acc::ZERO);
+            *e = e.add(acc);
+        }
+    }
+    Ok(())
+}
+
+/// The definition's identity. The sha256 covers the metric's own definition
+/// and the shared exclusions it uses, not the whole file, so editing a
+/// neighbour in the same file does not change this metric's fingerprint.
+pub fn definition_ref(catalog: &Catalog, id: MetricId) -> DefinitionRef {
+    let file = &catalog.files.metrics[id.file];
+    let metric: &MetricSpec = &file.spec.metrics[id.index];
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(metric).unwrap_or_default());
+    for x in catalog.exclusions_of(id) {
+        hasher.update(serde_json::to_vec(x.spec).unwrap_or_default());
+    }
+    DefinitionRef {
+        file: file.display_path.display().to_string(),
+        version: metric.version,
+        sha256: hex::encode(hasher.finalize()),
+        owner: metric.owner.clone(),
+        status: metric.status.name().to_string(),
+        system: metric.system.clone(),
+    }
+}
+
+fn lineage(engine: &Engine, parts: &[SimpleOutcome], definitions: Vec<crate::result::DefinitionRef>) -> Lineage {
+    let mut columns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for part in parts {
+        scanned_columns(&part.plan, &mut columns);
+    }
+    let read = engine.sources_read();
+    let sources = columns
+        .into_iter()
+        .filter_map(|(key, cols)| {
+            read.get(&key)
+                .map(|facts| source_lineage(facts, cols.into_iter().collect()))
+        })
+        .collect();
+    Lineage {
+        definitions,
+        sources,
+        plans: parts
+            .iter()
+            .map(|p| (p.name.clone(), p.plan.display_indent().to_string()))
+            .collect(),
+    }
+}
+
+/// `system/table` → the columns the optimized plan reads from it.
+pub fn scanned_columns(plan: &LogicalPlan, out: &mut BTreeMap<String, BTreeSet<String>>) {
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let key = match (scan.table_name.schema(), scan.table_name.table()) {
+                (Some(s), t) => format!("{s}/{t}"),
+                (None, t) => t.to_string(),
+            };
+            let entry = out.entry(key).or_default();
+            for f in scan.projected_schema.fields() {
+                entry.insert(f.name().clone());
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+}
+
+/// sha256 over the definitions, the request and the content of every input file.
+fn fingerprint(definitions: &[DefinitionRef], request: &Request, lineage: &Lineage) -> String {
+    let mut h = Sha256::new();
+    for d in definitions {
+        h.update(d.sha256.as_bytes());
+    }
+    h.update(serde_json::to_vec(request).unwrap_or_default());
+    for s in &lineage.sources {
+        for f in &s.files {
+            h.update(f.sha256.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}

@@ -1,0 +1,114 @@
+//! The governed result: the number with its evidence, and its writers.
+//!
+//! A number without its definition version, lineage and exclusions is not a
+//! canon number, so every writer renders the whole result, not the value alone.
+
+pub mod render;
+
+use serde::Serialize;
+
+use crate::compile::Request;
+use crate::decimal::Dec;
+use crate::run::SourceFacts;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DefinitionRef {
+    pub file: String,
+    pub version: u32,
+    pub sha256: String,
+    pub owner: String,
+    pub status: String,
+    pub system: String,
+}
+
+/// One row of a series or slice breakdown.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultRow {
+    pub period: String,
+    /// Slice name → value (null when the slice has no value for these rows).
+    pub slices: Vec<(String, Option<String>)>,
+    pub value: Option<Dec>,
+}
+
+/// What one exclusion removed from the universe.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExclusionTally {
+    /// The metric whose universe it was taken from (a ratio has two).
+    pub metric: String,
+    pub name: String,
+    pub reason: String,
+    pub rows: i64,
+    /// What the removed rows would have contributed (sum, or count).
+    pub value: Dec,
+}
+
+/// The rows and value of a universe, and of what was counted from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tally {
+    pub metric: String,
+    pub universe_rows: i64,
+    pub universe_value: Dec,
+    pub included_rows: i64,
+    pub included_value: Dec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceLineage {
+    pub system: String,
+    pub table: String,
+    pub files: Vec<crate::run::files::FileFact>,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lineage {
+    pub definitions: Vec<DefinitionRef>,
+    pub sources: Vec<SourceLineage>,
+    /// The optimized logical plan of each compiled part, by metric.
+    pub plans: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Engine {
+    pub canon: String,
+    pub datafusion: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GovernedResult {
+    pub metric: String,
+    pub label: String,
+    pub kind: String,
+    pub description: String,
+    pub definition: DefinitionRef,
+    pub request: Request,
+    /// The headline number over the whole period (no slices).
+    pub value: Option<Dec>,
+    pub unit: String,
+    pub rows: Vec<ResultRow>,
+    pub exclusions: Vec<ExclusionTally>,
+    pub tallies: Vec<Tally>,
+    pub lineage: Lineage,
+    pub quality: Vec<serde_json::Value>,
+    pub fingerprint: String,
+    pub engine: Engine,
+    pub elapsed_ms: u128,
+}
+
+impl Engine {
+    pub fn current() -> Engine {
+        Engine {
+            canon: env!("CARGO_PKG_VERSION").to_string(),
+            datafusion: datafusion::DATAFUSION_VERSION.to_string(),
+        }
+    }
+}
+
+pub fn source_lineage(facts: &SourceFacts, columns: Vec<String>) -> SourceLineage {
+    SourceLineage {
+        system: facts.system.clone(),
+        table: facts.table.clone(),
+        files: facts.files.clone(),
+        columns,
+    }
+}

@@ -1,0 +1,306 @@
+//! Writers for people (table) and machines (JSON, CSV, Parquet).
+//!
+//! Every writer produces bytes in memory; the caller writes them to the
+//! terminal or atomically to `--out`, so a failed run never leaves half a file.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+
+use super::GovernedResult;
+use crate::decimal::Dec;
+use crate::error::{CanonError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Parquet,
+}
+
+pub fn render(results: &[GovernedResult], format: Format) -> Result<Vec<u8>> {
+    match format {
+        Format::Table => Ok(results.iter().map(table).collect::<Vec<_>>().join("\n").into_bytes()),
+        Format::Json => {
+            let value = if results.len() == 1 {
+                serde_json::to_value(&results[0])
+            } else {
+                serde_json::to_value(results)
+            }
+            .map_err(|e| CanonError::Internal(format!("serializing a result: {e}")))?;
+            let mut out = serde_json::to_vec_pretty(&value)
+                .map_err(|e| CanonError::Internal(format!("serializing a result: {e}")))?;
+            out.push(b'\n');
+            Ok(out)
+        }
+        Format::Csv => Ok(csv(results).into_bytes()),
+        Format::Parquet => parquet(results),
+    }
+}
+
+fn unit_suffix(unit: &str) -> String {
+    match unit {
+        "ratio" => String::new(),
+        u => format!(" {u}"),
+    }
+}
+
+fn show(v: Option<Dec>) -> String {
+    v.map(|d| d.grouped()).unwrap_or_else(|| "—".to_string())
+}
+
+/// What an analyst reads: the number first, then what it is made of.
+pub fn table(r: &GovernedResult) -> String {
+    let mut out = String::new();
+    let d = &r.definition;
+    out.push_str(&format!(
+        "{} — {} v{} ({}, owner {}, system {})\n",
+        r.label, r.metric, d.version, d.status, d.owner, d.system
+    ));
+    out.push_str(&format!(
+        "period {}  [{} .. {})",
+        r.request.period.label, r.request.period.from, r.request.period.to
+    ));
+    if let Some(g) = r.request.grain {
+        out.push_str(&format!("  by {}", g.name()));
+    }
+    if !r.request.by.is_empty() {
+        out.push_str(&format!("  sliced by {}", r.request.by.join(", ")));
+    }
+    out.push_str(&format!("\n\n  {}{}\n", show(r.value), unit_suffix(&r.unit)));
+
+    let breakdown = r.request.grain.is_some() || !r.request.by.is_empty();
+    if breakdown && !r.rows.is_empty() {
+        let mut header = vec!["period".to_string()];
+        header.extend(r.request.by.iter().cloned());
+        header.push("value".to_string());
+        let body: Vec<Vec<String>> = r
+            .rows
+            .iter()
+            .map(|row| {
+                let mut cells = vec![row.period.clone()];
+                cells.extend(row.slices.iter().map(|(_, v)| v.clone().unwrap_or_else(|| "(none)".into())));
+                cells.push(show(row.value));
+                cells
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&grid(&header, &body, header.len() - 1));
+    }
+
+    if !r.exclusions.is_empty() {
+        out.push_str("\nexclusions (a row is counted under the first that matches)\n");
+        let multi = r.tallies.len() > 1;
+        let header: Vec<String> = ["exclusion", "rows", "value", "reason"].map(String::from).to_vec();
+        let body: Vec<Vec<String>> = r
+            .exclusions
+            .iter()
+            .map(|x| {
+                let name = if multi { format!("{}: {}", x.metric, x.name) } else { x.name.clone() };
+                vec![name, group_int(x.rows), x.value.grouped(), first_sentence(&x.reason)]
+            })
+            .collect();
+        out.push_str(&grid(&header, &body, 3));
+    }
+    for t in &r.tallies {
+        out.push_str(&format!(
+            "\nuniverse of {}: {} rows, {} = counted {} rows, {} + excluded {} rows, {}\n",
+            t.metric,
+            group_int(t.universe_rows),
+            t.universe_value.grouped(),
+            group_int(t.included_rows),
+            t.included_value.grouped(),
+            group_int(t.universe_rows - t.included_rows),
+            t.universe_value.sub(t.included_value).grouped(),
+        ));
+    }
+    if !r.lineage.sources.is_empty() {
+        out.push_str("\nsources\n");
+        for s in &r.lineage.sources {
+            let rows: i64 = s.files.iter().map(|f| f.rows).sum();
+            let bytes: u64 = s.files.iter().map(|f| f.bytes).sum();
+            out.push_str(&format!(
+                "  {}/{}  {} file(s), {} rows, {} bytes  columns: {}\n",
+                s.system,
+                s.table,
+                s.files.len(),
+                group_int(rows),
+                group_int(bytes as i64),
+                s.columns.join(", ")
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\ndefinition {} v{} sha256 {}\nfingerprint {}  ({} ms)\n",
+        d.file,
+        d.version,
+        &d.sha256[..12],
+        &r.fingerprint[..16],
+        r.elapsed_ms
+    ));
+    out
+}
+
+fn first_sentence(s: &str) -> String {
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match s.find(". ") {
+        Some(i) => s[..=i].to_string(),
+        None => s,
+    }
+}
+
+fn group_int(v: i64) -> String {
+    Dec::from_int(v).grouped()
+}
+
+/// Aligned columns; columns from `right_from` on (numbers) are right-aligned
+/// except the last when it is text.
+fn grid(header: &[String], body: &[Vec<String>], numeric_upto: usize) -> String {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in body {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let numeric = |i: usize| (1..=numeric_upto).contains(&i) && header[i] != "reason" && (header[i] == "value" || header[i] == "rows");
+    let line = |cells: &[String]| {
+        let mut s = String::from(" ");
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i] - c.chars().count();
+            s.push(' ');
+            if numeric(i) {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                if i + 1 < n {
+                    s.push_str(&" ".repeat(pad));
+                }
+            }
+            s.push(' ');
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header);
+    for row in body {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One row per metric × period × slice; header first, values exact.
+fn csv(results: &[GovernedResult]) -> String {
+    let slices = slice_names(results);
+    let mut out = String::from("metric,period,period_start,period_end");
+    for s in &slices {
+        out.push(',');
+        out.push_str(&csv_field(s));
+    }
+    out.push_str(",value,unit\n");
+    for r in results {
+        for row in rows_or_headline(r) {
+            out.push_str(&format!(
+                "{},{},{},{}",
+                csv_field(&r.metric),
+                csv_field(&row.period),
+                r.request.period.from,
+                r.request.period.to
+            ));
+            for s in &slices {
+                let v = row.slices.iter().find(|(n, _)| n == s).and_then(|(_, v)| v.clone());
+                out.push(',');
+                out.push_str(&csv_field(&v.unwrap_or_default()));
+            }
+            out.push_str(&format!(
+                ",{},{}\n",
+                row.value.map(|v| v.plain()).unwrap_or_default(),
+                csv_field(&r.unit)
+            ));
+        }
+    }
+    out
+}
+
+fn slice_names(results: &[GovernedResult]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in results {
+        for b in &r.request.by {
+            if !names.contains(b) {
+                names.push(b.clone());
+            }
+        }
+    }
+    names
+}
+
+fn rows_or_headline(r: &GovernedResult) -> Vec<super::ResultRow> {
+    if r.request.grain.is_some() || !r.request.by.is_empty() {
+        r.rows.clone()
+    } else {
+        vec![super::ResultRow {
+            period: r.request.period.label.clone(),
+            slices: Vec::new(),
+            value: r.value,
+        }]
+    }
+}
+
+/// Parquet with plain column names: metric, period, slices, value as
+/// Decimal128(38, s) so BI tools read exact money.
+fn parquet(results: &[GovernedResult]) -> Result<Vec<u8>> {
+    let slices = slice_names(results);
+    let mut rows = Vec::new();
+    for r in results {
+        for row in rows_or_headline(r) {
+            rows.push((r, row));
+        }
+    }
+    let scale = rows
+        .iter()
+        .filter_map(|(_, row)| row.value.map(|v| v.scale))
+        .max()
+        .unwrap_or(2);
+    let text = |f: &dyn Fn(&(&GovernedResult, super::ResultRow)) -> Option<String>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
+    };
+    let mut fields = vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("period", DataType::Utf8, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        text(&|(r, _)| Some(r.metric.clone())),
+        text(&|(_, row)| Some(row.period.clone())),
+    ];
+    for s in &slices {
+        fields.push(Field::new(s, DataType::Utf8, true));
+        columns.push(text(&|(_, row)| {
+            row.slices.iter().find(|(n, _)| n == s).and_then(|(_, v)| v.clone())
+        }));
+    }
+    fields.push(Field::new("value", DataType::Decimal128(38, scale as i8), true));
+    let values: Decimal128Array = rows
+        .iter()
+        .map(|(_, row)| row.value.map(|v| v.rescale(scale).units))
+        .collect();
+    columns.push(Arc::new(values.with_precision_and_scale(38, scale as i8)?));
+    fields.push(Field::new("unit", DataType::Utf8, false));
+    columns.push(text(&|(r, _)| Some(r.unit.clone())));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(buf)
+}
