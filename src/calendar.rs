@@ -313,14 +313,23 @@ mod tests {
     fn calendar_periods_and_ranges_parse() {
         let c = acme();
         let m = c.parse_period("2025-03").unwrap();
-        assert_eq!((m.from, m.to, m.label.as_str()), (d("2025-03-01"), d("2025-04-01"), "2025-03"));
+        assert_eq!(
+            (m.from, m.to, m.label.as_str()),
+            (d("2025-03-01"), d("2025-04-01"), "2025-03")
+        );
         let y = c.parse_period("2025").unwrap();
         assert_eq!((y.from, y.to), (d("2025-01-01"), d("2026-01-01")));
         let r = c.parse_period("2025-02-01..2025-05-01").unwrap();
         assert_eq!((r.from, r.to), (d("2025-02-01"), d("2025-05-01")));
         let q = c.parse_period("2025-Q2").unwrap();
         assert_eq!((q.from, q.to), (d("2025-04-01"), d("2025-07-01")));
-        for bad in ["2025-13", "FY26x", "yesterday", "2025-05-01..2025-02-01", "FY2026-Q5"] {
+        for bad in [
+            "2025-13",
+            "FY26x",
+            "yesterday",
+            "2025-05-01..2025-02-01",
+            "FY2026-Q5",
+        ] {
             assert!(c.parse_period(bad).is_err(), "{bad} should not parse");
         }
     }
@@ -329,8 +338,14 @@ mod tests {
     fn los_angeles_day_starts_in_utc() {
         let c = acme();
         // 2025-02-01 00:00 PST = 08:00 UTC; 2025-07-01 00:00 PDT = 07:00 UTC.
-        assert_eq!(c.day_start_utc_micros(d("2025-02-01")), 1_738_396_800_000_000);
-        assert_eq!(c.day_start_utc_micros(d("2025-07-01")), 1_751_353_200_000_000);
+        assert_eq!(
+            c.day_start_utc_micros(d("2025-02-01")),
+            1_738_396_800_000_000
+        );
+        assert_eq!(
+            c.day_start_utc_micros(d("2025-07-01")),
+            1_751_353_200_000_000
+        );
     }
 
     #[test]
@@ -344,6 +359,15 @@ mod tests {
         assert_eq!(months[3].to, d("2025-04-10"));
         let fq = c.buckets(&c.parse_period("2025").unwrap(), Grain::FiscalQuarter);
         let labels: Vec<_> = fq.iter().map(|b| b.label.as_str()).collect();
-        assert_eq!(labels, ["FY2025-Q4", "FY2026-Q1", "FY2026-Q2", "FY2026-Q3", "FY2026-Q4"]);
+        assert_eq!(
+            labels,
+            [
+                "FY2025-Q4",
+                "FY2026-Q1",
+                "FY2026-Q2",
+                "FY2026-Q3",
+                "FY2026-Q4"
+            ]
+        );
     }
 }

@@ -91,7 +91,16 @@ impl Catalog {
             for (si, source) in spec.sources.iter().enumerate() {
                 let key = format!("{}/{}", spec.system, source.name);
                 check_source(model, si, source, &mut diags);
-                if sources.insert(key.clone(), SourceId { file: fi, index: si }).is_some() {
+                if sources
+                    .insert(
+                        key.clone(),
+                        SourceId {
+                            file: fi,
+                            index: si,
+                        },
+                    )
+                    .is_some()
+                {
                     diags.push(diag(
                         model.at(&yaml_path!["sources", si, "name"]),
                         format!("source `{key}` is declared twice"),
@@ -99,8 +108,13 @@ impl Catalog {
                 }
             }
             for (ei, entity) in spec.entities.iter().enumerate() {
-                if let Some(prev) = entities.insert(entity.name.clone(), EntityId { file: fi, index: ei })
-                {
+                if let Some(prev) = entities.insert(
+                    entity.name.clone(),
+                    EntityId {
+                        file: fi,
+                        index: ei,
+                    },
+                ) {
                     let other = &files.models[prev.file];
                     diags.push(diag(
                         model.at(&yaml_path!["entities", ei, "name"]),
@@ -125,7 +139,13 @@ impl Catalog {
         for (fi, file) in files.metrics.iter().enumerate() {
             for (xi, x) in file.spec.exclusions.iter().enumerate() {
                 if exclusions
-                    .insert(x.name.clone(), ExclusionId { file: fi, index: xi })
+                    .insert(
+                        x.name.clone(),
+                        ExclusionId {
+                            file: fi,
+                            index: xi,
+                        },
+                    )
                     .is_some()
                 {
                     diags.push(diag(
@@ -135,7 +155,16 @@ impl Catalog {
                 }
             }
             for (mi, m) in file.spec.metrics.iter().enumerate() {
-                if metrics.insert(m.name.clone(), MetricId { file: fi, index: mi }).is_some() {
+                if metrics
+                    .insert(
+                        m.name.clone(),
+                        MetricId {
+                            file: fi,
+                            index: mi,
+                        },
+                    )
+                    .is_some()
+                {
                     diags.push(diag(
                         file.at(&yaml_path!["metrics", mi, "name"]),
                         format!("metric `{}` is defined twice", m.name),
@@ -153,7 +182,15 @@ impl Catalog {
         };
         for (fi, file) in catalog.files.metrics.iter().enumerate() {
             for (mi, m) in file.spec.metrics.iter().enumerate() {
-                catalog.check_metric(file, MetricId { file: fi, index: mi }, m, &mut diags);
+                catalog.check_metric(
+                    file,
+                    MetricId {
+                        file: fi,
+                        index: mi,
+                    },
+                    m,
+                    &mut diags,
+                );
             }
         }
         if diags.is_empty() {
@@ -173,13 +210,19 @@ impl Catalog {
         Some((id, self.source(id).1))
     }
 
-    pub fn entity(&self, name: &str) -> Option<(EntityId, &SourceFile<ModelFileSpec>, &EntitySpec)> {
+    pub fn entity(
+        &self,
+        name: &str,
+    ) -> Option<(EntityId, &SourceFile<ModelFileSpec>, &EntitySpec)> {
         let id = *self.entities.get(name)?;
         let file = &self.files.models[id.file];
         Some((id, file, &file.spec.entities[id.index]))
     }
 
-    pub fn metric(&self, name: &str) -> Result<(MetricId, &SourceFile<MetricFileSpec>, &MetricSpec)> {
+    pub fn metric(
+        &self,
+        name: &str,
+    ) -> Result<(MetricId, &SourceFile<MetricFileSpec>, &MetricSpec)> {
         let Some(id) = self.metrics.get(name).copied() else {
             let known: Vec<&str> = self.metrics.keys().map(String::as_str).collect();
             let hint = did_you_mean(name, &known)
@@ -204,7 +247,13 @@ impl Catalog {
             .filter_map(|(xi, x)| match x {
                 ExclusionRef::Inline(spec) => Some(ResolvedExclusion {
                     spec,
-                    when_location: file.at(&yaml_path!["metrics", id.index, "exclusions", xi, "when"]),
+                    when_location: file.at(&yaml_path![
+                        "metrics",
+                        id.index,
+                        "exclusions",
+                        xi,
+                        "when"
+                    ]),
                 }),
                 ExclusionRef::Named(name) => {
                     let xid = self.exclusions.get(name)?;
@@ -240,7 +289,10 @@ impl Catalog {
     ) {
         let at = |path: Vec<Step>| self.metric_at(id, &path);
         if m.owner.trim().is_empty() {
-            diags.push(diag(at(yaml_path!["owner"]), "a metric needs an owner".into()));
+            diags.push(diag(
+                at(yaml_path!["owner"]),
+                "a metric needs an owner".into(),
+            ));
         }
         if !self.files.models.iter().any(|f| f.spec.system == m.system) {
             diags.push(diag(
@@ -280,7 +332,9 @@ impl Catalog {
             MetricKind::Ratio => {
                 for (key, value) in [("numerator", &m.numerator), ("denominator", &m.denominator)] {
                     match value {
-                        None => diags.push(diag(at(vec![]), format!("a ratio metric needs `{key}`"))),
+                        None => {
+                            diags.push(diag(at(vec![]), format!("a ratio metric needs `{key}`")))
+                        }
                         Some(name) => self.check_component(name, at(yaml_path![key]), diags),
                     }
                 }
@@ -321,7 +375,10 @@ impl Catalog {
                 if m.kind != MetricKind::Simple {
                     diags.push(diag(
                         location,
-                        format!("`{name}` is a {} metric; a ratio's parts must be simple metrics", m.kind.name()),
+                        format!(
+                            "`{name}` is a {} metric; a ratio's parts must be simple metrics",
+                            m.kind.name()
+                        ),
                     ));
                 }
             }
@@ -351,7 +408,10 @@ fn check_source(
         if !has(k) {
             diags.push(diag(
                 model.at(&yaml_path!["sources", si, "primary_key", ki]),
-                format!("primary key column `{k}` is not a column of `{}`", source.name),
+                format!(
+                    "primary key column `{k}` is not a column of `{}`",
+                    source.name
+                ),
             ));
         }
     }
@@ -396,7 +456,10 @@ fn check_entity(
     if !has_field(&entity.key) {
         diags.push(diag(
             model.at(&yaml_path!["entities", ei, "key"]),
-            format!("key `{}` is not a field of entity `{}`", entity.key, entity.name),
+            format!(
+                "key `{}` is not a field of entity `{}`",
+                entity.key, entity.name
+            ),
         ));
     }
     if let Some(m) = &entity.merged_into
@@ -404,14 +467,20 @@ fn check_entity(
     {
         diags.push(diag(
             model.at(&yaml_path!["entities", ei, "merged_into"]),
-            format!("merged_into `{m}` is not a field of entity `{}`", entity.name),
+            format!(
+                "merged_into `{m}` is not a field of entity `{}`",
+                entity.name
+            ),
         ));
     }
     for (li, link) in entity.links.iter().enumerate() {
         if !has_field(&link.field) {
             diags.push(diag(
                 model.at(&yaml_path!["entities", ei, "links", li, "field"]),
-                format!("link field `{}` is not a field of entity `{}`", link.field, entity.name),
+                format!(
+                    "link field `{}` is not a field of entity `{}`",
+                    link.field, entity.name
+                ),
             ));
         }
         match entities.get(&link.entity) {

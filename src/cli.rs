@@ -101,7 +101,11 @@ pub struct QueryArgs {
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let filter = if cli.verbose { "canon=info" } else { "canon=warn" };
+    let filter = if cli.verbose {
+        "canon=info"
+    } else {
+        "canon=warn"
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -109,7 +113,10 @@ pub fn main() -> i32 {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -148,7 +155,10 @@ fn sample(out: &Path, seed: u64, scale: u32) -> Result<()> {
     let mut rows = 0;
     let mut bytes = 0;
     for t in &report.tables {
-        println!("{:<12} {:<26} {:>12} rows {:>12} bytes", t.system, t.table, t.rows, t.bytes);
+        println!(
+            "{:<12} {:<26} {:>12} rows {:>12} bytes",
+            t.system, t.table, t.rows, t.bytes
+        );
         rows += t.rows;
         bytes += t.bytes;
     }
@@ -169,7 +179,11 @@ fn list(project: &Path) -> Result<()> {
     );
     for name in catalog.metrics.keys() {
         let (_, _, m) = catalog.metric(name)?;
-        let description: String = m.description.split_whitespace().collect::<Vec<_>>().join(" ");
+        let description: String = m
+            .description
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let short = match description.find(". ") {
             Some(i) => description[..=i].to_string(),
             None => description,
@@ -191,20 +205,29 @@ fn list(project: &Path) -> Result<()> {
 fn data_root(catalog: &Catalog, args: &DataArgs) -> PathBuf {
     match &args.data {
         Some(d) => d.clone(),
-        None => catalog.files.root.join(&catalog.files.project.spec.data_root),
+        None => catalog
+            .files
+            .root
+            .join(&catalog.files.project.spec.data_root),
     }
 }
 
-fn engine(project: &Path, data: &DataArgs) -> Result<Engine> {
+/// The engine for a request, once the request itself has been checked (a
+/// bad metric name or period is reported before the data root is looked at).
+fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
     let catalog = Arc::new(Catalog::load(project)?);
-    let root = data_root(&catalog, data);
+    let request = request(&catalog, args)?;
+    for name in &args.metrics {
+        catalog.metric(name)?;
+    }
+    let root = data_root(&catalog, &args.data);
     if !root.is_dir() {
         return Err(CanonError::request(format!(
             "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
             root.display()
         )));
     }
-    Engine::new(catalog, DataSource::Folder(root))
+    Ok((Engine::new(catalog, DataSource::Folder(root))?, request))
 }
 
 fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
@@ -222,13 +245,17 @@ fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
     Ok(Request {
         period,
         grain,
-        by: args.by.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        by: args
+            .by
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
     })
 }
 
 async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
-    let engine = engine(project, &args.data)?;
-    let request = request(&engine.catalog, args)?;
+    let (engine, request) = engine(project, args)?;
     let mut results = Vec::new();
     for name in &args.metrics {
         tracing::info!(metric = %name, period = %request.period.label, "computing");
@@ -239,8 +266,7 @@ async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
 }
 
 async fn explain(project: &Path, args: &QueryArgs) -> Result<()> {
-    let engine = engine(project, &args.data)?;
-    let request = request(&engine.catalog, args)?;
+    let (engine, request) = engine(project, args)?;
     let mut out = String::new();
     for name in &args.metrics {
         for part in crate::explain::explain(&engine, name, &request).await? {
@@ -278,7 +304,10 @@ fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
 }
 
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| CanonError::io(&tmp, e))?;

@@ -37,7 +37,10 @@ impl Dec {
 
     pub fn add(self, other: Dec) -> Dec {
         let scale = self.scale.max(other.scale);
-        Dec::new(self.rescale(scale).units + other.rescale(scale).units, scale)
+        Dec::new(
+            self.rescale(scale).units + other.rescale(scale).units,
+            scale,
+        )
     }
 
     pub fn sub(self, other: Dec) -> Dec {
@@ -84,7 +87,11 @@ impl Dec {
             digits
         };
         let (int, frac) = padded.split_at(padded.len() - scale);
-        let int = if group { group_thousands(int) } else { int.to_string() };
+        let int = if group {
+            group_thousands(int)
+        } else {
+            int.to_string()
+        };
         let sign = if negative { "-" } else { "" };
         if scale == 0 {
             format!("{sign}{int}")
@@ -152,8 +159,14 @@ mod tests {
     #[test]
     fn divides_to_a_scale() {
         // 2 / 3 = 0.666667 at 6 places; 1 / 8 = 0.125000
-        assert_eq!(Dec::from_int(2).div(Dec::from_int(3), 6), Some(Dec::new(666667, 6)));
-        assert_eq!(Dec::new(100, 2).div(Dec::from_int(8), 6), Some(Dec::new(125000, 6)));
+        assert_eq!(
+            Dec::from_int(2).div(Dec::from_int(3), 6),
+            Some(Dec::new(666667, 6))
+        );
+        assert_eq!(
+            Dec::new(100, 2).div(Dec::from_int(8), 6),
+            Some(Dec::new(125000, 6))
+        );
         assert_eq!(Dec::from_int(1).div(Dec::ZERO, 6), None);
         // 10.00 + 0.005 = 10.005
         assert_eq!(Dec::new(1000, 2).add(Dec::new(5, 3)), Dec::new(10005, 3));

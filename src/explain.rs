@@ -17,7 +17,10 @@ pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
             .flatten()
             .cloned()
             .collect(),
-        MetricKind::Derived => Vec::new(),
+        MetricKind::Derived => {
+            let (id, _, _) = engine.catalog.metric(name)?;
+            crate::compile::derived::inputs(engine, id)?
+        }
     })
 }
 

@@ -80,7 +80,10 @@ fn internal_domain_udf(internal: Vec<String>) -> ScalarUDF {
 fn local_date_udf(zone: Tz) -> ScalarUDF {
     create_udf(
         "local_date",
-        vec![DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))],
+        vec![DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some("UTC".into()),
+        )],
         DataType::Date32,
         Volatility::Immutable,
         Arc::new(move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
@@ -118,9 +121,15 @@ mod tests {
 
     #[test]
     fn domains_are_normalized() {
-        assert_eq!(url_domain("https://www.acme.io/x").as_deref(), Some("acme.io"));
+        assert_eq!(
+            url_domain("https://www.acme.io/x").as_deref(),
+            Some("acme.io")
+        );
         assert_eq!(url_domain(" Example.COM ").as_deref(), Some("example.com"));
-        assert_eq!(url_domain("http://x.co.uk:8080/a?b").as_deref(), Some("x.co.uk"));
+        assert_eq!(
+            url_domain("http://x.co.uk:8080/a?b").as_deref(),
+            Some("x.co.uk")
+        );
         assert_eq!(url_domain(""), None);
         assert_eq!(email_domain(" Jo@Acme.IO ").as_deref(), Some("acme.io"));
         assert_eq!(email_domain("nobody"), None);
@@ -132,7 +141,10 @@ mod tests {
         let micros = 1_738_386_000_000_000;
         let day = local_day_number(micros, chrono_tz::America::Los_Angeles).unwrap();
         let jan31 = chrono::NaiveDate::from_ymd_opt(2025, 1, 31).unwrap();
-        assert_eq!(i64::from(day), (jan31 - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days());
+        assert_eq!(
+            i64::from(day),
+            (jan31 - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days()
+        );
     }
 
     #[test]

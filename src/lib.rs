@@ -5,8 +5,8 @@
 //! (execution and evidence) → `result` (the governed result and its writers).
 
 pub mod calendar;
-pub mod cli;
 pub mod catalog;
+pub mod cli;
 pub mod compile;
 pub mod decimal;
 pub mod error;

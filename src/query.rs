@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, MetricId};
-use crate::compile::{Request, simple};
+use crate::compile::entity::entity_frame;
+use crate::compile::{Request, derived, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, DataLocation, Result};
 use crate::result::{
@@ -62,7 +63,7 @@ impl Acc {
     }
 }
 
-type Key = (String, Vec<Option<String>>);
+pub type Key = (String, Vec<Option<String>>);
 
 /// A simple metric executed: included groups and what each exclusion removed.
 struct SimpleOutcome {
@@ -97,7 +98,10 @@ impl SimpleOutcome {
                 out.push((key.clone(), acc.value(self.agg, self.scale)));
             }
             if !any && self.slices.is_empty() {
-                out.push(((b.clone(), Vec::new()), self.zero.value(self.agg, self.scale)));
+                out.push((
+                    (b.clone(), Vec::new()),
+                    self.zero.value(self.agg, self.scale),
+                ));
             }
         }
         out
@@ -109,6 +113,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     let started = Instant::now();
     let catalog = engine.catalog.clone();
     let (id, _, metric) = catalog.metric(name)?;
+    let mut derived_plan = None;
     let (value, rows, parts) = match metric.kind {
         MetricKind::Simple => {
             let o = run_simple(engine, id, request).await?;
@@ -143,9 +148,22 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
             (value, rows, vec![n, d])
         }
         MetricKind::Derived => {
-            return Err(CanonError::request(format!(
-                "`{name}` is a derived metric; derived metrics are compiled but not yet executable"
-            )));
+            let mut parts = Vec::new();
+            for input in derived::inputs(engine, id)? {
+                let (input_id, _, _) = catalog.metric(&input)?;
+                parts.push(run_simple(engine, input_id, request).await?);
+            }
+            let inputs: Vec<derived::Input> = parts
+                .iter()
+                .map(|p| derived::Input {
+                    name: p.name.clone(),
+                    total: p.included().value(p.agg, p.scale),
+                    rows: p.rows(),
+                })
+                .collect();
+            let (value, rows, plan) = derived::evaluate(engine, id, &inputs).await?;
+            derived_plan = Some(plan);
+            (value, rows, parts)
         }
     };
     let slices = parts[0].slices.clone();
@@ -187,7 +205,10 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
             definitions.push(definition_ref(&catalog, pid));
         }
     }
-    let lineage = lineage(engine, &parts, definitions.clone());
+    let mut lineage = lineage(engine, &parts, definitions.clone());
+    if let Some(plan) = derived_plan {
+        lineage.plans.push((metric.name.clone(), plan));
+    }
     let fingerprint = fingerprint(&definitions, request, &lineage);
     Ok(GovernedResult {
         metric: metric.name.clone(),
@@ -217,13 +238,23 @@ fn component(catalog: &Catalog, name: Option<&str>) -> Result<MetricId> {
 async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<SimpleOutcome> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    if metric.whole_accounting_periods {
+        check_whole_accounting_periods(engine, metric, request).await?;
+    }
     let plan = simple::compile(engine, id, request).await?;
     let optimized = plan.frame.clone().into_optimized_plan()?;
     let zero = Acc {
-        sum: Dec::new(0, match optimized.schema().field_with_unqualified_name("_sum")?.data_type() {
-            DataType::Decimal128(_, s) => (*s).max(0) as u32,
-            _ => 0,
-        }),
+        sum: Dec::new(
+            0,
+            match optimized
+                .schema()
+                .field_with_unqualified_name("_sum")?
+                .data_type()
+            {
+                DataType::Decimal128(_, s) => (*s).max(0) as u32,
+                _ => 0,
+            },
+        ),
         ..Acc::ZERO
     };
     let batches = plan.frame.collect().await?;
@@ -235,7 +266,13 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
     let mut excluded: BTreeMap<String, Acc> = BTreeMap::new();
     let mut missing_rate = 0i64;
     for batch in &batches {
-        read_groups(batch, plan.slices.len(), &mut groups, &mut excluded, &mut missing_rate)?;
+        read_groups(
+            batch,
+            plan.slices.len(),
+            &mut groups,
+            &mut excluded,
+            &mut missing_rate,
+        )?;
     }
     if missing_rate > 0 {
         return Err(CanonError::data(
@@ -249,7 +286,13 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
     let excluded = plan
         .exclusions
         .iter()
-        .map(|(n, r)| (n.clone(), r.clone(), excluded.get(n).copied().unwrap_or(zero)))
+        .map(|(n, r)| {
+            (
+                n.clone(),
+                r.clone(),
+                excluded.get(n).copied().unwrap_or(zero),
+            )
+        })
         .collect();
     Ok(SimpleOutcome {
         name: metric.name.clone(),
@@ -262,6 +305,56 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
         plan: optimized,
         zero,
     })
+}
+
+/// A finance metric's period must start where an accounting period starts and
+/// end where one ends, or part of a period's revenue would be silently cut.
+async fn check_whole_accounting_periods(
+    engine: &Engine,
+    metric: &MetricSpec,
+    request: &Request,
+) -> Result<()> {
+    let batches = entity_frame(engine, "accounting_period")
+        .await?
+        .select_columns(&["start_date", "end_date"])?
+        .collect()
+        .await?;
+    let mut starts = BTreeSet::new();
+    let mut ends = BTreeSet::new();
+    for b in &batches {
+        let s = b.column(0).as_primitive::<Date32Type>();
+        let e = b.column(1).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            if !s.is_null(i) && !e.is_null(i) {
+                starts.insert(s.value(i));
+                // end_date is inclusive: the next period starts the day after.
+                ends.insert(e.value(i) + 1);
+            }
+        }
+    }
+    let mut bounds = vec![request.period.from, request.period.to];
+    if let Some(g) = request.grain {
+        for b in engine.catalog.calendar.buckets(&request.period, g) {
+            bounds.push(b.from);
+            bounds.push(b.to);
+        }
+    }
+    for (i, d) in bounds.iter().enumerate() {
+        let day = simple::days_since_epoch(*d);
+        let ok = if i % 2 == 0 {
+            starts.contains(&day)
+        } else {
+            ends.contains(&day)
+        };
+        if !ok {
+            return Err(CanonError::request(format!(
+                "`{}` is computed over whole accounting periods, and {d} is not where one {} (finance/accounting_period)",
+                metric.name,
+                if i % 2 == 0 { "starts" } else { "ends" }
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn fx_location(catalog: &Catalog) -> DataLocation {
@@ -287,7 +380,10 @@ fn read_groups(
     let ints = |i: usize| batch.column(i).as_primitive_opt::<Int64Type>();
     let internal = || CanonError::Internal("unexpected result column types".into());
     let period = strings(0).ok_or_else(internal)?;
-    let slice_cols: Vec<_> = (1..=slices).map(strings).collect::<Option<_>>().ok_or_else(internal)?;
+    let slice_cols: Vec<_> = (1..=slices)
+        .map(strings)
+        .collect::<Option<_>>()
+        .ok_or_else(internal)?;
     let exclusion = strings(slices + 1).ok_or_else(internal)?;
     let rows = ints(slices + 2).ok_or_else(internal)?;
     let sum_col = batch.column(slices + 3);
@@ -319,7 +415,11 @@ fn read_groups(
             sum,
             count: count.value(i),
         };
-        *missing_rate += if missing.is_null(i) { 0 } else { missing.value(i) };
+        *missing_rate += if missing.is_null(i) {
+            0
+        } else {
+            missing.value(i)
+        };
         if exclusion.is_null(i) {
             let key = (
                 period.value(i).to_string(),
@@ -331,7 +431,9 @@ fn read_groups(
             let e = groups.entry(key).or_insert(Acc::ZERO);
             *e = e.add(acc);
         } else {
-            let e = excluded.entry(exclusion.value(i).to_string()).or_insert(Acc::ZERO);
+            let e = excluded
+                .entry(exclusion.value(i).to_string())
+                .or_insert(Acc::ZERO);
             *e = e.add(acc);
         }
     }
@@ -359,7 +461,11 @@ pub fn definition_ref(catalog: &Catalog, id: MetricId) -> DefinitionRef {
     }
 }
 
-fn lineage(engine: &Engine, parts: &[SimpleOutcome], definitions: Vec<crate::result::DefinitionRef>) -> Lineage {
+fn lineage(
+    engine: &Engine,
+    parts: &[SimpleOutcome],
+    definitions: Vec<crate::result::DefinitionRef>,
+) -> Lineage {
     let mut columns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for part in parts {
         scanned_columns(&part.plan, &mut columns);

@@ -33,6 +33,12 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
     let period = catalog.calendar.parse_period("FY2026")?;
     for (name, id) in &catalog.metrics {
         let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+        if metric.kind == MetricKind::Derived {
+            if let Err(e) = crate::compile::derived::inputs(&engine, *id) {
+                note(e, &mut diagnostics)?;
+            }
+            continue;
+        }
         if metric.kind != MetricKind::Simple {
             continue;
         }
@@ -51,8 +57,11 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
         }
     }
     diagnostics.sort_by(|a, b| {
-        (&a.location.file, a.location.line, a.location.column)
-            .cmp(&(&b.location.file, b.location.line, b.location.column))
+        (&a.location.file, a.location.line, a.location.column).cmp(&(
+            &b.location.file,
+            b.location.line,
+            b.location.column,
+        ))
     });
     diagnostics.dedup_by(|a, b| a.location == b.location && a.message == b.message);
     if !diagnostics.is_empty() {
@@ -95,7 +104,11 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
                     file: Some(root.display().to_string()),
                     column: None,
                 },
-                format!("{} table(s) do not match their models:\n  {}", problems.len(), problems.join("\n  ")),
+                format!(
+                    "{} table(s) do not match their models:\n  {}",
+                    problems.len(),
+                    problems.join("\n  ")
+                ),
             ));
         }
         let _ = writeln!(

@@ -19,7 +19,10 @@ fn exclusion(result: &Value, name: &str) -> (i64, String) {
         .iter()
         .find(|x| x["name"] == name)
         .unwrap_or_else(|| panic!("no exclusion {name} in {result}"));
-    (x["rows"].as_i64().unwrap(), x["value"].as_str().unwrap().to_string())
+    (
+        x["rows"].as_i64().unwrap(),
+        x["value"].as_str().unwrap().to_string(),
+    )
 }
 
 fn rows(result: &Value) -> Vec<(String, Vec<String>, String)> {
@@ -71,8 +74,21 @@ fn bookings_for_a_fiscal_quarter_with_every_exclusion() {
     assert_eq!(exclusion(&r, "test_account"), (2, "800.00".into()));
     assert_eq!(exclusion(&r, "internal_account"), (1, "700.00".into()));
     assert_eq!(exclusion(&r, "missing_amount"), (1, "0.00".into()));
-    let names: Vec<&str> = r["exclusions"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["deleted", "test_account", "internal_account", "missing_amount"]);
+    let names: Vec<&str> = r["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "deleted",
+            "test_account",
+            "internal_account",
+            "missing_amount"
+        ]
+    );
     let t = &r["tallies"][0];
     assert_eq!(t["universe_rows"], 11);
     assert_eq!(t["universe_value"], "5594.46");
@@ -88,9 +104,17 @@ fn bookings_for_a_fiscal_quarter_with_every_exclusion() {
 #[test]
 fn bookings_by_month_foot_to_the_quarter() {
     let data = fixture();
-    let r = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1", "--grain", "month"]);
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["bookings", "--period", "FY2026-Q1", "--grain", "month"],
+    );
     let got = rows(&r);
-    let expected = [("2025-02", "2250.00"), ("2025-03", "1111.11"), ("2025-04", "333.35")];
+    let expected = [
+        ("2025-02", "2250.00"),
+        ("2025-03", "1111.11"),
+        ("2025-04", "333.35"),
+    ];
     assert_eq!(got.len(), 3);
     for ((p, _, v), (ep, ev)) in got.iter().zip(expected) {
         assert_eq!((p.as_str(), v.as_str()), (ep, ev));
@@ -103,8 +127,15 @@ fn bookings_by_month_foot_to_the_quarter() {
 #[test]
 fn bookings_by_an_approved_slice() {
     let data = fixture();
-    let r = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1", "--by", "deal_type"]);
-    let mut got: Vec<(String, String)> = rows(&r).into_iter().map(|(_, s, v)| (s[0].clone(), v)).collect();
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["bookings", "--period", "FY2026-Q1", "--by", "deal_type"],
+    );
+    let mut got: Vec<(String, String)> = rows(&r)
+        .into_iter()
+        .map(|(_, s, v)| (s[0].clone(), v))
+        .collect();
     got.sort();
     assert_eq!(
         got,
@@ -123,12 +154,22 @@ fn bookings_by_an_approved_slice() {
 #[test]
 fn slices_through_links_use_the_surviving_account() {
     let data = fixture();
-    let r = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1", "--by", "industry"]);
-    let mut got: Vec<(String, String)> = rows(&r).into_iter().map(|(_, s, v)| (s[0].clone(), v)).collect();
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["bookings", "--period", "FY2026-Q1", "--by", "industry"],
+    );
+    let mut got: Vec<(String, String)> = rows(&r)
+        .into_iter()
+        .map(|(_, s, v)| (s[0].clone(), v))
+        .collect();
     got.sort();
     assert_eq!(
         got,
-        [("Finance".to_string(), "2361.11".to_string()), ("Technology".to_string(), "1333.35".to_string())]
+        [
+            ("Finance".to_string(), "2361.11".to_string()),
+            ("Technology".to_string(), "1333.35".to_string())
+        ]
     );
 }
 
@@ -136,7 +177,11 @@ fn slices_through_links_use_the_surviving_account() {
 #[test]
 fn new_bookings_leave_out_renewals() {
     let data = fixture();
-    let r = query_json(&repo(), data.path(), &["new_bookings", "--period", "FY2026-Q1"]);
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["new_bookings", "--period", "FY2026-Q1"],
+    );
     assert_eq!(r["value"], "2583.35");
 }
 
@@ -183,7 +228,11 @@ fn win_rate_counts_deals() {
 #[test]
 fn average_sales_cycle_uses_the_reporting_zone_day() {
     let data = fixture();
-    let r = query_json(&repo(), data.path(), &["avg_sales_cycle_days", "--period", "FY2026-Q1"]);
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["avg_sales_cycle_days", "--period", "FY2026-Q1"],
+    );
     assert_eq!(r["value"], "30.86");
 }
 
@@ -195,7 +244,11 @@ fn average_sales_cycle_uses_the_reporting_zone_day() {
 #[test]
 fn pipeline_created_assigns_instants_to_the_los_angeles_day() {
     let data = fixture();
-    let jan = query_json(&repo(), data.path(), &["pipeline_created", "--period", "2025-01"]);
+    let jan = query_json(
+        &repo(),
+        data.path(),
+        &["pipeline_created", "--period", "2025-01"],
+    );
     assert_eq!(jan["value"], "3500.00");
     assert_eq!(jan["tallies"][0]["universe_rows"], 3);
 }
@@ -209,19 +262,35 @@ fn pipeline_created_assigns_instants_to_the_los_angeles_day() {
 #[test]
 fn recognized_revenue_over_whole_accounting_periods() {
     let data = fixture();
-    let r = query_json(&repo(), data.path(), &["recognized_revenue", "--period", "FY2026-Q1"]);
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["recognized_revenue", "--period", "FY2026-Q1"],
+    );
     assert_eq!(r["value"], "600.75");
     assert_eq!(exclusion(&r, "deleted"), (1, "75.00".into()));
     let by = query_json(
         &repo(),
         data.path(),
-        &["recognized_revenue", "--period", "FY2026-Q1", "--by", "item_type"],
+        &[
+            "recognized_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--by",
+            "item_type",
+        ],
     );
-    let mut got: Vec<(String, String)> = rows(&by).into_iter().map(|(_, s, v)| (s[0].clone(), v)).collect();
+    let mut got: Vec<(String, String)> = rows(&by)
+        .into_iter()
+        .map(|(_, s, v)| (s[0].clone(), v))
+        .collect();
     got.sort();
     assert_eq!(
         got,
-        [("Services".to_string(), "300.25".to_string()), ("Subscription".to_string(), "300.50".to_string())]
+        [
+            ("Services".to_string(), "300.25".to_string()),
+            ("Subscription".to_string(), "300.50".to_string())
+        ]
     );
 }
 
@@ -236,16 +305,45 @@ fn lineage_names_definition_files_and_columns() {
     let sources = r["lineage"]["sources"].as_array().unwrap();
     let tables: Vec<String> = sources
         .iter()
-        .map(|s| format!("{}/{}", s["system"].as_str().unwrap(), s["table"].as_str().unwrap()))
+        .map(|s| {
+            format!(
+                "{}/{}",
+                s["system"].as_str().unwrap(),
+                s["table"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(tables, ["crm/account", "crm/dated_conversion_rate", "crm/opportunity"]);
+    assert_eq!(
+        tables,
+        [
+            "crm/account",
+            "crm/dated_conversion_rate",
+            "crm/opportunity"
+        ]
+    );
     let opp = &sources[2];
     assert_eq!(opp["files"][0]["rows"], 15);
     assert_eq!(opp["files"][0]["sha256"].as_str().unwrap().len(), 64);
-    let cols: Vec<&str> = opp["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    assert!(cols.contains(&"amount") && cols.contains(&"close_date"), "{cols:?}");
-    assert!(!cols.contains(&"name"), "an unused column was read: {cols:?}");
-    assert!(r["lineage"]["plans"][0][1].as_str().unwrap().contains("TableScan"));
+    let cols: Vec<&str> = opp["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        cols.contains(&"amount") && cols.contains(&"close_date"),
+        "{cols:?}"
+    );
+    assert!(
+        !cols.contains(&"name"),
+        "an unused column was read: {cols:?}"
+    );
+    assert!(
+        r["lineage"]["plans"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("TableScan")
+    );
     assert_eq!(r["fingerprint"].as_str().unwrap().len(), 64);
 }
 
@@ -269,7 +367,11 @@ fn a_new_mapping_leaves_every_metric_unchanged() {
     write_company(data.path());
     std::fs::remove_dir_all(data.path().join("crm/opportunity")).unwrap();
     write_opportunities(data.path(), "crm/opportunity", "deal_value");
-    let r = query_json(project.path(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
+    let r = query_json(
+        project.path(),
+        data.path(),
+        &["bookings", "--period", "FY2026-Q1"],
+    );
     assert_eq!(r["value"], "3694.46");
     let metrics_before = std::fs::read_to_string(repo().join("metrics/sales.yaml")).unwrap();
     let metrics_after = std::fs::read_to_string(project.path().join("metrics/sales.yaml")).unwrap();
@@ -280,7 +382,17 @@ fn a_new_mapping_leaves_every_metric_unchanged() {
 #[test]
 fn table_output_shows_the_number_and_its_evidence() {
     let data = fixture();
-    let out = canon(&repo(), &["query", "bookings", "--period", "FY2026-Q1", "--data", data.path().to_str().unwrap()]);
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("3,694.46 USD"), "{text}");
@@ -298,33 +410,97 @@ fn csv_and_parquet_outputs() {
     let out = canon(
         &repo(),
         &[
-            "query", "bookings", "--period", "FY2026-Q1", "--grain", "month", "--format", "csv", "--out",
-            csv.to_str().unwrap(), "--data", data.path().to_str().unwrap(),
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--grain",
+            "month",
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(text.lines().next().unwrap(), "metric,period,period_start,period_end,value,unit");
-    assert!(text.contains("bookings,2025-03,2025-02-01,2025-05-01,1111.11,USD"), "{text}");
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "metric,period,period_start,period_end,value,unit"
+    );
+    assert!(
+        text.contains("bookings,2025-03,2025-02-01,2025-05-01,1111.11,USD"),
+        "{text}"
+    );
 
     let pq = dir.path().join("b.parquet");
     let out = canon(
         &repo(),
         &[
-            "query", "bookings", "--period", "FY2026-Q1", "--format", "parquet", "--out", pq.to_str().unwrap(),
-            "--data", data.path().to_str().unwrap(),
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "parquet",
+            "--out",
+            pq.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     use datafusion::arrow::array::{AsArray, Decimal128Array};
     let file = std::fs::File::open(&pq).unwrap();
-    let reader = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
     let batch = reader.into_iter().next().unwrap().unwrap();
     let values: &Decimal128Array = batch.column_by_name("value").unwrap().as_primitive();
     // 3694.46 at scale 2 = 369446 cents
     assert_eq!(values.value(0), 369446);
     assert_eq!(values.scale(), 2);
+}
+
+// new_business_share (derived) = new_bookings / bookings:
+// quarter 2583.35 / 3694.46 = 0.69924968… → 0.699250;
+// Feb 2250.00 / 2250.00 = 1.000000; Mar 0.00 / 1111.11 = 0.000000 (D3 is the
+// renewal, D11 books 0.00); Apr 333.35 / 333.35 = 1.000000.
+#[test]
+fn derived_metrics_evaluate_over_their_inputs() {
+    let data = fixture();
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "new_business_share",
+            "--period",
+            "FY2026-Q1",
+            "--grain",
+            "month",
+        ],
+    );
+    assert_eq!(r["kind"], "derived");
+    assert_eq!(r["value"], "0.699250");
+    let got: Vec<(String, String)> = rows(&r).into_iter().map(|(p, _, v)| (p, v)).collect();
+    assert_eq!(
+        got,
+        [
+            ("2025-02".to_string(), "1.000000".to_string()),
+            ("2025-03".to_string(), "0.000000".to_string()),
+            ("2025-04".to_string(), "1.000000".to_string()),
+        ]
+    );
+    // Both inputs' exclusions are reported, each under its own metric.
+    let metrics: Vec<&str> = r["tallies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(metrics, ["new_bookings", "bookings"]);
 }

@@ -89,7 +89,8 @@ pub async fn metric_frame(
                 acc = acc.join_on(
                     map.alias(&alias)?,
                     JoinType::Left,
-                    [fk.clone().eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
+                    [fk.clone()
+                        .eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
                 )?;
                 coalesce(vec![
                     Expr::Column(Column::new(Some(alias.as_str()), "survivor")),
@@ -142,8 +143,7 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
         .filter(col(merged_into.as_str()).is_not_null())?
         .select(vec![
             datafusion::logical_expr::cast(col(spec.key.as_str()), DataType::Utf8).alias("id"),
-            datafusion::logical_expr::cast(col(merged_into.as_str()), DataType::Utf8)
-                .alias("into"),
+            datafusion::logical_expr::cast(col(merged_into.as_str()), DataType::Utf8).alias("into"),
         ])?
         .collect()
         .await?;
@@ -167,7 +167,10 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
         column: Some(merged_into.clone()),
     };
     let resolved = resolve_chains(&next).map_err(|id| {
-        CanonError::data(location, format!("merge chain starting at `{id}` loops back on itself"))
+        CanonError::data(
+            location,
+            format!("merge chain starting at `{id}` loops back on itself"),
+        )
     })?;
     let (ids, survivors): (Vec<&str>, Vec<&str>) = resolved
         .iter()

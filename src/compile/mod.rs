@@ -4,14 +4,15 @@
 //! over (never pasted into a query), and a parse or type error is reported at
 //! the YAML node it came from.
 
+pub mod derived;
 pub mod entity;
 pub mod simple;
 
 use std::ops::ControlFlow;
 
 use datafusion::common::{DFSchema, TableReference};
-use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
 
 use crate::calendar::{Grain, Period};
 use crate::error::{CanonError, Location, Result};
@@ -35,7 +36,12 @@ fn serialize_grain<S: serde::Serializer>(g: &Option<Grain>, s: S) -> Result<S::O
 
 /// Parses one YAML SQL fragment against `schema`, blaming `location` for any
 /// error (unknown column, unknown function, a type that does not fit).
-pub fn parse_expr(engine: &Engine, sql: &str, schema: &DFSchema, location: &Location) -> Result<Expr> {
+pub fn parse_expr(
+    engine: &Engine,
+    sql: &str,
+    schema: &DFSchema,
+    location: &Location,
+) -> Result<Expr> {
     parse_scoped(engine, sql, schema, None, location)
 }
 
@@ -86,7 +92,12 @@ pub fn parse_scoped(
 /// "Error during planning: ..."); the reader needs the innermost sentence.
 fn clean_message(message: &str) -> String {
     let mut m = message.trim();
-    for prefix in ["Schema error: ", "Error during planning: ", "SQL error: ", "Internal error: "] {
+    for prefix in [
+        "Schema error: ",
+        "Error during planning: ",
+        "SQL error: ",
+        "Internal error: ",
+    ] {
         while let Some(rest) = m.strip_prefix(prefix) {
             m = rest.trim();
         }

@@ -11,10 +11,10 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Column, ScalarValue};
+use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::round;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, lit, when};
-use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::DataFrame;
 
 use super::entity::{entity_frame, full_schema, metric_frame};
@@ -44,7 +44,8 @@ pub struct SimplePlan {
 /// Compiles metric `id` for `request`.
 pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
-    let (_, _, metric) = catalog.metric(&catalog.files.metrics[id.file].spec.metrics[id.index].name)?;
+    let (_, _, metric) =
+        catalog.metric(&catalog.files.metrics[id.file].spec.metrics[id.index].name)?;
     let at = |path: Vec<crate::spec::locate::Step>| catalog.metric_at(id, &path);
     let entity = metric
         .entity
@@ -68,8 +69,14 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         sources.push((e.clone(), at(yaml_path!["measure", "expr"])));
     }
     if let Some(c) = &measure.currency {
-        sources.push((c.field.clone(), at(yaml_path!["measure", "currency", "field"])));
-        sources.push((c.rate_date.clone(), at(yaml_path!["measure", "currency", "rate_date"])));
+        sources.push((
+            c.field.clone(),
+            at(yaml_path!["measure", "currency", "field"]),
+        ));
+        sources.push((
+            c.rate_date.clone(),
+            at(yaml_path!["measure", "currency", "rate_date"]),
+        ));
     }
     let exclusions = catalog.exclusions_of(id);
     for x in &exclusions {
@@ -104,7 +111,9 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         .ok_or_else(|| {
             CanonError::definition(
                 at(yaml_path!["time"]),
-                format!("`{time_sql}` is {time_type}; a metric's time must be a date or a timestamp"),
+                format!(
+                    "`{time_sql}` is {time_type}; a metric's time must be a date or a timestamp"
+                ),
             )
         })?;
     if let Some(f) = &metric.filter {
@@ -123,7 +132,10 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         None => (raw_value, lit(0i64)),
         Some(c) => {
             let currency = p(&c.field, &at(yaml_path!["measure", "currency", "field"]))?;
-            let rate_date = p(&c.rate_date, &at(yaml_path!["measure", "currency", "rate_date"]))?;
+            let rate_date = p(
+                &c.rate_date,
+                &at(yaml_path!["measure", "currency", "rate_date"]),
+            )?;
             let rate_date = local_day(engine, rate_date.clone(), &rate_date.get_type(&schema)?)?;
             let fx = entity_frame(engine, "fx_rate").await.map_err(|e| match e {
                 CanonError::Request(_) => CanonError::definition(
@@ -143,8 +155,8 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                 ],
             )?;
             let is_base = currency.clone().eq(lit(base_currency.clone()));
-            let converted = when(is_base.clone(), money(raw_value.clone()))
-                .otherwise(money(round(vec![
+            let converted =
+                when(is_base.clone(), money(raw_value.clone())).otherwise(money(round(vec![
                     raw_value.clone() / fx_col("rate"),
                     lit(i64::from(MONEY_SCALE)),
                 ])))?;
@@ -176,8 +188,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
         }
         let mut case = case.expect("at least one exclusion");
-        case
-            .otherwise(lit(ScalarValue::Utf8(None)))?
+        case.otherwise(lit(ScalarValue::Utf8(None)))?
     };
 
     let period = bucket_expr(&catalog.calendar, &time, &time_type, request)?;
@@ -236,14 +247,22 @@ fn requested_slices(
                     CanonError::request(format!(
                         "`{name}` is not an approved slice of `{}`; approved: {}",
                         metric.name,
-                        if approved.is_empty() { "none".to_string() } else { approved.join(", ") }
+                        if approved.is_empty() {
+                            "none".to_string()
+                        } else {
+                            approved.join(", ")
+                        }
                     ))
                 })?;
             let path = match s {
                 crate::spec::SliceSpec::Field(_) => yaml_path!["slices", i],
                 crate::spec::SliceSpec::Named { .. } => yaml_path!["slices", i, "expr"],
             };
-            Ok((name.clone(), s.expr().to_string(), catalog.metric_at(id, &path)))
+            Ok((
+                name.clone(),
+                s.expr().to_string(),
+                catalog.metric_at(id, &path),
+            ))
         })
         .collect()
 }

@@ -23,7 +23,12 @@ pub enum Format {
 
 pub fn render(results: &[GovernedResult], format: Format) -> Result<Vec<u8>> {
     match format {
-        Format::Table => Ok(results.iter().map(table).collect::<Vec<_>>().join("\n").into_bytes()),
+        Format::Table => Ok(results
+            .iter()
+            .map(table)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()),
         Format::Json => {
             let value = if results.len() == 1 {
                 serde_json::to_value(&results[0])
@@ -70,7 +75,11 @@ pub fn table(r: &GovernedResult) -> String {
     if !r.request.by.is_empty() {
         out.push_str(&format!("  sliced by {}", r.request.by.join(", ")));
     }
-    out.push_str(&format!("\n\n  {}{}\n", show(r.value), unit_suffix(&r.unit)));
+    out.push_str(&format!(
+        "\n\n  {}{}\n",
+        show(r.value),
+        unit_suffix(&r.unit)
+    ));
 
     let breakdown = r.request.grain.is_some() || !r.request.by.is_empty();
     if breakdown && !r.rows.is_empty() {
@@ -82,7 +91,11 @@ pub fn table(r: &GovernedResult) -> String {
             .iter()
             .map(|row| {
                 let mut cells = vec![row.period.clone()];
-                cells.extend(row.slices.iter().map(|(_, v)| v.clone().unwrap_or_else(|| "(none)".into())));
+                cells.extend(
+                    row.slices
+                        .iter()
+                        .map(|(_, v)| v.clone().unwrap_or_else(|| "(none)".into())),
+                );
                 cells.push(show(row.value));
                 cells
             })
@@ -94,13 +107,24 @@ pub fn table(r: &GovernedResult) -> String {
     if !r.exclusions.is_empty() {
         out.push_str("\nexclusions (a row is counted under the first that matches)\n");
         let multi = r.tallies.len() > 1;
-        let header: Vec<String> = ["exclusion", "rows", "value", "reason"].map(String::from).to_vec();
+        let header: Vec<String> = ["exclusion", "rows", "value", "reason"]
+            .map(String::from)
+            .to_vec();
         let body: Vec<Vec<String>> = r
             .exclusions
             .iter()
             .map(|x| {
-                let name = if multi { format!("{}: {}", x.metric, x.name) } else { x.name.clone() };
-                vec![name, group_int(x.rows), x.value.grouped(), first_sentence(&x.reason)]
+                let name = if multi {
+                    format!("{}: {}", x.metric, x.name)
+                } else {
+                    x.name.clone()
+                };
+                vec![
+                    name,
+                    group_int(x.rows),
+                    x.value.grouped(),
+                    first_sentence(&x.reason),
+                ]
             })
             .collect();
         out.push_str(&grid(&header, &body, 3));
@@ -166,7 +190,11 @@ fn grid(header: &[String], body: &[Vec<String>], numeric_upto: usize) -> String 
             widths[i] = widths[i].max(c.chars().count());
         }
     }
-    let numeric = |i: usize| (1..=numeric_upto).contains(&i) && header[i] != "reason" && (header[i] == "value" || header[i] == "rows");
+    let numeric = |i: usize| {
+        (1..=numeric_upto).contains(&i)
+            && header[i] != "reason"
+            && (header[i] == "value" || header[i] == "rows")
+    };
     let line = |cells: &[String]| {
         let mut s = String::from(" ");
         for (i, c) in cells.iter().enumerate() {
@@ -219,7 +247,11 @@ fn csv(results: &[GovernedResult]) -> String {
                 r.request.period.to
             ));
             for s in &slices {
-                let v = row.slices.iter().find(|(n, _)| n == s).and_then(|(_, v)| v.clone());
+                let v = row
+                    .slices
+                    .iter()
+                    .find(|(n, _)| n == s)
+                    .and_then(|(_, v)| v.clone());
                 out.push(',');
                 out.push_str(&csv_field(&v.unwrap_or_default()));
             }
@@ -286,10 +318,17 @@ fn parquet(results: &[GovernedResult]) -> Result<Vec<u8>> {
     for s in &slices {
         fields.push(Field::new(s, DataType::Utf8, true));
         columns.push(text(&|(_, row)| {
-            row.slices.iter().find(|(n, _)| n == s).and_then(|(_, v)| v.clone())
+            row.slices
+                .iter()
+                .find(|(n, _)| n == s)
+                .and_then(|(_, v)| v.clone())
         }));
     }
-    fields.push(Field::new("value", DataType::Decimal128(38, scale as i8), true));
+    fields.push(Field::new(
+        "value",
+        DataType::Decimal128(38, scale as i8),
+        true,
+    ));
     let values: Decimal128Array = rows
         .iter()
         .map(|(_, row)| row.value.map(|v| v.rescale(scale).units))

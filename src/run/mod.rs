@@ -14,13 +14,13 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use datafusion::common::TableReference;
 
 use crate::catalog::Catalog;
 use crate::error::{CanonError, DataLocation, Result};

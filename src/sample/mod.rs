@@ -107,8 +107,12 @@ pub(crate) fn build(seed: u64, scale: u32) -> Sim {
             }
         }
         let home = sim.country_currency(a);
-        let cur = if home != world::USD && r.chance(0.2) { world::USD } else { home };
-        let motions = r.pick_weighted(&[(1usize, 15), (2, 30), (3, 30), (4, 25)]);
+        let cur = if home != world::USD && r.chance(0.2) {
+            world::USD
+        } else {
+            home
+        };
+        let motions = r.pick_weighted(&[(1usize, 10), (2, 22), (3, 35), (4, 33)]);
         for m in 0..motions {
             sim.journey(&mut r, a, cur, m);
         }
@@ -143,9 +147,13 @@ pub fn generate(opts: &SampleOptions) -> Result<SampleReport> {
 
     // Write tables on up to four threads; each table is written by one thread,
     // so the files do not depend on the scheduling.
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<TableReport>>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<TableReport>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -180,7 +188,9 @@ pub fn generate(opts: &SampleOptions) -> Result<SampleReport> {
         }
     }
     if missing {
-        return Err(CanonError::Internal("a sample table was not written".into()));
+        return Err(CanonError::Internal(
+            "a sample table was not written".into(),
+        ));
     }
     Ok(SampleReport { tables })
 }

@@ -7,12 +7,21 @@ use super::sim::{FIRST_NAMES, LAST_NAMES, Sim};
 use super::time::*;
 use super::world::*;
 
-const FREE_DOMAINS: [&str; 5] = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me"];
+const FREE_DOMAINS: [&str; 5] = [
+    "gmail.com",
+    "outlook.com",
+    "yahoo.com",
+    "icloud.com",
+    "proton.me",
+];
 
 /// The bare domain of a website as typed into the CRM.
 pub fn web_domain(website: &str) -> String {
     let w = website.trim().to_lowercase();
-    let w = w.strip_prefix("https://").or_else(|| w.strip_prefix("http://")).unwrap_or(&w);
+    let w = w
+        .strip_prefix("https://")
+        .or_else(|| w.strip_prefix("http://"))
+        .unwrap_or(&w);
     let w = w.strip_prefix("www.").unwrap_or(w);
     w.split(['/', '?', '#']).next().unwrap_or("").to_string()
 }
@@ -224,7 +233,14 @@ fn next_stage(rng: &mut Rng, stage: u8) -> Option<u8> {
 }
 
 fn lifecycle_source(rng: &mut Rng) -> Option<u8> {
-    rng.pick_weighted(&[(Some(0u8), 35), (Some(1), 10), (Some(2), 20), (Some(3), 20), (Some(4), 10), (None, 5)])
+    rng.pick_weighted(&[
+        (Some(0u8), 35),
+        (Some(1), 10),
+        (Some(2), 20),
+        (Some(3), 20),
+        (Some(4), 10),
+        (None, 5),
+    ])
 }
 
 /// An email address for a new contact.
@@ -240,14 +256,23 @@ fn random_email(rng: &mut Rng, i: usize, domains: &[String]) -> Option<String> {
         55..=59 => format!("{first}.tester@{}", pick_domain(rng, domains)),
         60..=69 => format!("{first}.{last}@acme.io"),
         70..=119 => format!("{}{last}{n}@{}", &first[..1], pick_domain(rng, domains)),
-        120..=159 => format!("{}.{}{n}@{}", capitalize(&first), capitalize(&last), pick_domain(rng, domains)),
+        120..=159 => format!(
+            "{}.{}{n}@{}",
+            capitalize(&first),
+            capitalize(&last),
+            pick_domain(rng, domains)
+        ),
         160..=499 => format!("{first}.{last}{n}@{}", rng.pick(&FREE_DOMAINS)),
         _ => format!("{first}.{last}{n}@{}", pick_domain(rng, domains)),
     })
 }
 
 fn pick_domain<'a>(rng: &mut Rng, domains: &'a [String]) -> &'a str {
-    if domains.is_empty() { "example.org" } else { rng.pick(domains).as_str() }
+    if domains.is_empty() {
+        "example.org"
+    } else {
+        rng.pick(domains).as_str()
+    }
 }
 
 fn capitalize(s: &str) -> String {
@@ -278,10 +303,12 @@ pub fn marketing(sim: &mut Sim) {
         .filter_map(|a| a.website.as_deref().map(web_domain))
         .filter(|d| !d.is_empty() && !d.ends_with("acme.io") && !d.contains("example"))
         .collect();
-    let n = 20_000 * sim.scale as usize;
+    let n = 22_000 * sim.scale as usize;
     let t0 = la_time(days(2022, 10, 1), 0);
     let t1 = sim.cal.extract_ts - 2 * HOUR_US;
-    let mut created: Vec<i64> = (0..n).map(|_| rng.range(t0, t1) / 1_000_000 * 1_000_000).collect();
+    let mut created: Vec<i64> = (0..n)
+        .map(|_| rng.range(t0, t1) / 1_000_000 * 1_000_000)
+        .collect();
     created.sort_unstable();
     let first_id = 20_001i64;
     let base = sim.w.contacts.len();
@@ -299,7 +326,11 @@ pub fn marketing(sim: &mut Sim) {
             if let Some(other) = other.filter(|_| merged_into[j].is_none()) {
                 let r = rng.below(100);
                 if r < 60 {
-                    email = Some(if rng.chance(0.5) { other.clone() } else { email_variant(&mut rng, other.trim()) });
+                    email = Some(if rng.chance(0.5) {
+                        other.clone()
+                    } else {
+                        email_variant(&mut rng, other.trim())
+                    });
                     let ts = created_at.max(last_merge[j]) + rng.range(HOUR_US, 90 * DAY_US);
                     if ts < t1 {
                         // Either the new contact absorbs the old one (which may
@@ -324,7 +355,12 @@ pub fn marketing(sim: &mut Sim) {
             }
         }
         // Lifecycle history.
-        let start = rng.pick_weighted(&[(Some(SUBSCRIBER), 30), (Some(LEAD), 58), (Some(OTHER), 4), (None, 8)]);
+        let start = rng.pick_weighted(&[
+            (Some(SUBSCRIBER), 30),
+            (Some(LEAD), 58),
+            (Some(OTHER), 4),
+            (None, 8),
+        ]);
         let mut stage = None;
         if let Some(s) = start {
             let mut t = created_at;
@@ -402,7 +438,11 @@ pub fn support(sim: &mut Sim) {
         };
         k += 1;
         let id = 360_000_000_000 + k as i64 * 7;
-        let name = if rng.chance(0.2) { acc.name.to_uppercase() } else { acc.name.clone() };
+        let name = if rng.chance(0.2) {
+            acc.name.to_uppercase()
+        } else {
+            acc.name.clone()
+        };
         sim.w.orgs.push(Org {
             id,
             name,
@@ -415,11 +455,51 @@ pub fn support(sim: &mut Sim) {
     // Planted tickets (ids 101..) on Globex's organization.
     let globex = org_of[acct::GLOBEX_C as usize].expect("Globex has an organization");
     let planted: [(i64, Option<i64>, u8, Option<u8>, i64, Option<i64>, bool); 6] = [
-        (101, Some(globex.0), 5, Some(2), t(2025, 2, 24, 18, 0), Some(t(2025, 3, 1, 8, 0)), false),
-        (102, Some(globex.0), 5, Some(1), t(2025, 6, 28, 16, 0), Some(t(2025, 7, 1, 7, 0)), false),
-        (103, Some(globex.0), 5, Some(0), t(2025, 9, 29, 20, 0), Some(t(2025, 10, 1, 0, 0)), false),
-        (104, Some(globex.0), 0, Some(3), t(2026, 1, 1, 7, 30), None, false),
-        (105, Some(globex.0), 5, Some(1), t(2025, 5, 5, 16, 0), Some(t(2025, 5, 5, 16, 5)), true),
+        (
+            101,
+            Some(globex.0),
+            5,
+            Some(2),
+            t(2025, 2, 24, 18, 0),
+            Some(t(2025, 3, 1, 8, 0)),
+            false,
+        ),
+        (
+            102,
+            Some(globex.0),
+            5,
+            Some(1),
+            t(2025, 6, 28, 16, 0),
+            Some(t(2025, 7, 1, 7, 0)),
+            false,
+        ),
+        (
+            103,
+            Some(globex.0),
+            5,
+            Some(0),
+            t(2025, 9, 29, 20, 0),
+            Some(t(2025, 10, 1, 0, 0)),
+            false,
+        ),
+        (
+            104,
+            Some(globex.0),
+            0,
+            Some(3),
+            t(2026, 1, 1, 7, 30),
+            None,
+            false,
+        ),
+        (
+            105,
+            Some(globex.0),
+            5,
+            Some(1),
+            t(2025, 5, 5, 16, 0),
+            Some(t(2025, 5, 5, 16, 5)),
+            true,
+        ),
         (106, None, 2, None, t(2025, 12, 15, 19, 0), None, false),
     ];
     for (id, org, status, priority, created, solved, deleted) in planted {
@@ -458,9 +538,19 @@ pub fn support(sim: &mut Sim) {
                 let created = t / 1_000_000 * 1_000_000;
                 let resolution = rng.log_uniform(0.5, 40.0 * 24.0) * HOUR_US as f64;
                 let solved_at = created + resolution as i64 / 1_000_000 * 1_000_000;
-                let priority = rng.pick_weighted(&[(Some(0u8), 25), (Some(1), 50), (Some(2), 15), (Some(3), 5), (None, 5)]);
+                let priority = rng.pick_weighted(&[
+                    (Some(0u8), 25),
+                    (Some(1), 50),
+                    (Some(2), 15),
+                    (Some(3), 5),
+                    (None, 5),
+                ]);
                 let (status, solved) = if solved_at >= ext_ts {
-                    let st = if ext_ts - created < 2 * DAY_US { 0 } else { *rng.pick(&[1u8, 1, 2, 3]) };
+                    let st = if ext_ts - created < 2 * DAY_US {
+                        0
+                    } else {
+                        *rng.pick(&[1u8, 1, 2, 3])
+                    };
                     (st, None)
                 } else if solved_at >= ext_ts - 4 * DAY_US {
                     (4, Some(solved_at))

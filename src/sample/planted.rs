@@ -147,11 +147,22 @@ impl Planter<'_> {
         style: SchedStyle,
     ) -> SubBuild {
         let sim = &mut *self.sim;
-        sim.sell(&mut self.rng, bill, deal, start, term, mrr, fee, false, style)
+        sim.sell(
+            &mut self.rng,
+            bill,
+            deal,
+            start,
+            term,
+            mrr,
+            fee,
+            false,
+            style,
+        )
     }
 
     fn bill(&mut self, name: &str, crm: Option<CrmRef>, cur: u8, created: i32) -> u32 {
-        self.sim.add_bill_account(name.to_string(), crm, cur, noon(created))
+        self.sim
+            .add_bill_account(name.to_string(), crm, cur, noon(created))
     }
 
     fn expire(&mut self, mut sb: SubBuild) {
@@ -183,8 +194,20 @@ pub fn plant(sim: &mut Sim) {
         d(2022, 3, 1),
     );
     debug_assert_eq!(a, INTERNAL);
-    p.account("Test Account - Do Not Use", Some("US"), None, None, d(2022, 5, 2));
-    p.account("ZZZ TEST Sandbox", Some("US"), Some("sandbox.example.com"), None, d(2023, 2, 6));
+    p.account(
+        "Test Account - Do Not Use",
+        Some("US"),
+        None,
+        None,
+        d(2022, 5, 2),
+    );
+    p.account(
+        "ZZZ TEST Sandbox",
+        Some("US"),
+        Some("sandbox.example.com"),
+        None,
+        d(2023, 2, 6),
+    );
     p.account(
         "Contest Ltd",
         Some("GB"),
@@ -192,8 +215,20 @@ pub fn plant(sim: &mut Sim) {
         Some("Media"),
         d(2023, 9, 4),
     );
-    p.account("Globex Holdings", Some("US"), Some("globex.com"), Some("Manufacturing"), d(2022, 8, 1));
-    p.account("Globex Corp", Some("US"), Some("http://globex.com"), Some("Manufacturing"), d(2022, 11, 7));
+    p.account(
+        "Globex Holdings",
+        Some("US"),
+        Some("globex.com"),
+        Some("Manufacturing"),
+        d(2022, 8, 1),
+    );
+    p.account(
+        "Globex Corp",
+        Some("US"),
+        Some("http://globex.com"),
+        Some("Manufacturing"),
+        d(2022, 11, 7),
+    );
     p.account(
         "Globex Corporation",
         Some("US"),
@@ -201,8 +236,20 @@ pub fn plant(sim: &mut Sim) {
         Some("Manufacturing"),
         d(2023, 1, 9),
     );
-    p.account("Initech", Some("US"), Some("https://www.initech.com"), Some("Software"), d(2023, 6, 12));
-    p.account("Initech LLC", Some("US"), Some("initech.com"), Some("Software"), d(2023, 4, 3));
+    p.account(
+        "Initech",
+        Some("US"),
+        Some("https://www.initech.com"),
+        Some("Software"),
+        d(2023, 6, 12),
+    );
+    p.account(
+        "Initech LLC",
+        Some("US"),
+        Some("initech.com"),
+        Some("Software"),
+        d(2023, 4, 3),
+    );
     p.account(
         "Umbrella Group",
         Some("US"),
@@ -210,7 +257,13 @@ pub fn plant(sim: &mut Sim) {
         Some("Healthcare"),
         d(2023, 3, 13),
     );
-    p.account("Hooli", Some("US"), Some("https://hooli.xyz"), Some("Software"), d(2023, 5, 1));
+    p.account(
+        "Hooli",
+        Some("US"),
+        Some("https://hooli.xyz"),
+        Some("Software"),
+        d(2023, 5, 1),
+    );
     p.account(
         "Massive Dynamic Holdings",
         Some("US"),
@@ -239,7 +292,13 @@ pub fn plant(sim: &mut Sim) {
         Some("Logistics"),
         d(2024, 6, 3),
     );
-    p.account("Soylent Foods Inc", Some("US"), Some("soylentfoods.com"), Some("Retail"), d(2024, 9, 9));
+    p.account(
+        "Soylent Foods Inc",
+        Some("US"),
+        Some("soylentfoods.com"),
+        Some("Retail"),
+        d(2024, 9, 9),
+    );
     p.account(
         "Wonka Confections",
         Some("US"),
@@ -261,7 +320,13 @@ pub fn plant(sim: &mut Sim) {
         Some("Software"),
         d(2022, 10, 3),
     );
-    p.account("Tyrell Corp", Some("US"), Some("https://tyrell.com/"), Some("Biotech"), d(2024, 3, 4));
+    p.account(
+        "Tyrell Corp",
+        Some("US"),
+        Some("https://tyrell.com/"),
+        Some("Biotech"),
+        d(2024, 3, 4),
+    );
     p.account(
         "Wayne Enterprises",
         Some("US"),
@@ -276,7 +341,13 @@ pub fn plant(sim: &mut Sim) {
         Some("Media"),
         d(2024, 4, 1),
     );
-    p.account("Bluth Company", Some("US"), Some("http://bluth.com"), Some("Financial Services"), d(2024, 6, 10));
+    p.account(
+        "Bluth Company",
+        Some("US"),
+        Some("http://bluth.com"),
+        Some("Financial Services"),
+        d(2024, 6, 10),
+    );
     let last = p.account(
         "Dunder Mifflin",
         Some("US"),
@@ -317,7 +388,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(12_000 * M),
     });
-    let b = p.bill("Acme Corp (Internal)", Some(CrmRef::Account(INTERNAL)), USD, d(2024, 4, 16));
+    let b = p.bill(
+        "Acme Corp (Internal)",
+        Some(CrmRef::Account(INTERNAL)),
+        USD,
+        d(2024, 4, 16),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 4, 15), 24, 500 * M, 0, st);
     p.sim.finish_sub(sb);
@@ -345,7 +421,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(24_000 * M),
     });
-    let b = p.bill("Test Account - Do Not Use", Some(CrmRef::Account(TEST)), USD, d(2024, 10, 1));
+    let b = p.bill(
+        "Test Account - Do Not Use",
+        Some(CrmRef::Account(TEST)),
+        USD,
+        d(2024, 10, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 10, 1), 12, 2_000 * M, 0, st);
     p.expire(sb);
@@ -385,7 +466,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(36_000 * M),
     });
-    let b = p.bill("Contest Ltd", Some(CrmRef::Account(CONTEST)), GBP, d(2024, 7, 1));
+    let b = p.bill(
+        "Contest Ltd",
+        Some(CrmRef::Account(CONTEST)),
+        GBP,
+        d(2024, 7, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 7, 1), 12, 3_000 * M, 0, st);
     p.expire(sb);
@@ -417,7 +503,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(120_000 * M),
     });
-    let b = p.bill("Globex Holdings", Some(CrmRef::Account(GLOBEX_A)), USD, d(2023, 5, 22));
+    let b = p.bill(
+        "Globex Holdings",
+        Some(CrmRef::Account(GLOBEX_A)),
+        USD,
+        d(2023, 5, 22),
+    );
     let globex_bill = b;
     let st = p.sched(deal);
     let mut sb = p.sell(b, Some(deal), d(2023, 6, 1), 12, 10_000 * M, 0, st);
@@ -498,7 +589,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(60_000 * M),
     });
-    let b = p.bill("Initech LLC", Some(CrmRef::Account(INITECH_DUP)), USD, d(2024, 3, 1));
+    let b = p.bill(
+        "Initech LLC",
+        Some(CrmRef::Account(INITECH_DUP)),
+        USD,
+        d(2024, 3, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 3, 1), 24, 2_500 * M, 0, st);
     p.sim.finish_sub(sb);
@@ -516,7 +612,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(48_000 * M),
     });
-    let b = p.bill("Umbrella Group", Some(CrmRef::Account(UMBRELLA)), USD, d(2023, 9, 1));
+    let b = p.bill(
+        "Umbrella Group",
+        Some(CrmRef::Account(UMBRELLA)),
+        USD,
+        d(2023, 9, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2023, 9, 1), 36, 1_333_33, 0, st);
     p.sim.finish_sub(sb);
@@ -531,7 +632,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(30_000 * M),
     });
-    let b = p.bill("Umbrella Group EMEA", Some(CrmRef::Account(UMBRELLA)), EUR, d(2024, 2, 16));
+    let b = p.bill(
+        "Umbrella Group EMEA",
+        Some(CrmRef::Account(UMBRELLA)),
+        EUR,
+        d(2024, 2, 16),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 3, 1), 24, 1_250 * M, 0, st);
     p.sim.finish_sub(sb);
@@ -565,7 +671,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(24_000 * M),
     });
-    let b = p.bill("Massive Dynamic UK Ltd", Some(CrmRef::Account(MASSIVE_UK)), GBP, d(2025, 4, 1));
+    let b = p.bill(
+        "Massive Dynamic UK Ltd",
+        Some(CrmRef::Account(MASSIVE_UK)),
+        GBP,
+        d(2025, 4, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2025, 4, 1), 12, 2_000 * M, 0, st);
     p.sim.finish_sub(sb);
@@ -581,7 +692,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(3_600_000 * M),
     });
-    let b = p.bill("Massive Dynamic KK", Some(CrmRef::Account(MASSIVE_JP)), JPY, d(2025, 5, 1));
+    let b = p.bill(
+        "Massive Dynamic KK",
+        Some(CrmRef::Account(MASSIVE_JP)),
+        JPY,
+        d(2025, 5, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2025, 5, 1), 12, 300_000 * M, 0, st);
     p.sim.finish_sub(sb);
@@ -603,7 +719,12 @@ pub fn plant(sim: &mut Sim) {
         },
         |s| s.closing_ts = Some(ts_utc(2025, 2, 1, 2, 15, 0)),
     );
-    let b = p.bill("Vandelay Industries GmbH", Some(CrmRef::Account(VANDELAY)), EUR, d(2025, 2, 3));
+    let b = p.bill(
+        "Vandelay Industries GmbH",
+        Some(CrmRef::Account(VANDELAY)),
+        EUR,
+        d(2025, 2, 3),
+    );
     // Service (and the revenue schedule) starts in the next fiscal year.
     let st = p.sched(deal);
     let mut sb = p.sell(b, Some(deal), d(2025, 2, 1), 12, 5_000 * M, 0, st);
@@ -659,7 +780,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(48_000 * M),
     });
-    let b = p.bill("Soylent Foods", Some(CrmRef::Account(SOYLENT)), USD, d(2025, 3, 17));
+    let b = p.bill(
+        "Soylent Foods",
+        Some(CrmRef::Account(SOYLENT)),
+        USD,
+        d(2025, 3, 17),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2025, 3, 14), 12, 4_000 * M, 0, st);
     p.sim.finish_sub(sb);
@@ -725,7 +851,12 @@ pub fn plant(sim: &mut Sim) {
         },
         |s| s.deleted = true,
     );
-    let b = p.bill("Wonka Confections", Some(CrmRef::Account(WONKA)), USD, d(2025, 4, 21));
+    let b = p.bill(
+        "Wonka Confections",
+        Some(CrmRef::Account(WONKA)),
+        USD,
+        d(2025, 4, 21),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2025, 5, 1), 12, 5_000 * M, 10_000 * M, st);
     p.sim.finish_sub(sb);
@@ -770,7 +901,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(96_000 * M),
     });
-    let b = p.bill("Stark Industries", Some(CrmRef::Unknown(1)), USD, d(2024, 11, 1));
+    let b = p.bill(
+        "Stark Industries",
+        Some(CrmRef::Unknown(1)),
+        USD,
+        d(2024, 11, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 11, 1), 12, 8_000 * M, 0, st);
     p.expire(sb);
@@ -799,7 +935,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(36_000 * M),
     });
-    let b = p.bill("Cyberdyne Systems", Some(CrmRef::Account(CYBERDYNE)), USD, d(2023, 2, 16));
+    let b = p.bill(
+        "Cyberdyne Systems",
+        Some(CrmRef::Account(CYBERDYNE)),
+        USD,
+        d(2023, 2, 16),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2023, 3, 1), 12, 3_000 * M, 0, st);
     p.expire(sb);
@@ -867,7 +1008,12 @@ pub fn plant(sim: &mut Sim) {
             s.post_close = Some((ts_utc(2024, 10, 15, 18, 0, 0), Some(84_000 * M)));
         },
     );
-    let b = p.bill("Tyrell Corporation", Some(CrmRef::Account(TYRELL)), USD, d(2024, 9, 30));
+    let b = p.bill(
+        "Tyrell Corporation",
+        Some(CrmRef::Account(TYRELL)),
+        USD,
+        d(2024, 9, 30),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 10, 1), 24, 3_000 * M, 0, st);
     p.sim.finish_sub(sb);
@@ -902,11 +1048,21 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(180_000 * M),
     });
-    let b = p.bill("Wayne Enterprises", Some(CrmRef::Account(WAYNE)), USD, d(2024, 4, 1));
+    let b = p.bill(
+        "Wayne Enterprises",
+        Some(CrmRef::Account(WAYNE)),
+        USD,
+        d(2024, 4, 1),
+    );
     let st = p.sched(deal);
     let sb = p.sell(b, Some(deal), d(2024, 4, 1), 24, 7_500 * M, 0, st);
     p.sim.finish_sub(sb);
-    let b2 = p.bill("Wayne Enterprises (duplicate)", Some(CrmRef::Account(WAYNE)), USD, d(2024, 4, 2));
+    let b2 = p.bill(
+        "Wayne Enterprises (duplicate)",
+        Some(CrmRef::Account(WAYNE)),
+        USD,
+        d(2024, 4, 2),
+    );
     p.sim.w.bill_accounts[b2 as usize].deleted = true;
     let st = SchedStyle {
         none: true,
@@ -928,7 +1084,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(30_000 * M),
     });
-    let b = p.bill("Prestige Worldwide", Some(CrmRef::Account(PRESTIGE)), USD, d(2025, 1, 16));
+    let b = p.bill(
+        "Prestige Worldwide",
+        Some(CrmRef::Account(PRESTIGE)),
+        USD,
+        d(2025, 1, 16),
+    );
     let st = SchedStyle {
         opp: Some(deal),
         none: true,
@@ -983,7 +1144,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(36_000 * M),
     });
-    let b = p.bill("Bluth Company", Some(CrmRef::Account(BLUTH)), USD, d(2024, 12, 23));
+    let b = p.bill(
+        "Bluth Company",
+        Some(CrmRef::Account(BLUTH)),
+        USD,
+        d(2024, 12, 23),
+    );
     let st = SchedStyle {
         opp: Some(deal),
         subscription_only: true,
@@ -1005,7 +1171,12 @@ pub fn plant(sim: &mut Sim) {
         outcome: won,
         amount: Some(24_000 * M),
     });
-    let b = p.bill("Dunder Mifflin Paper", Some(CrmRef::Account(DUNDER)), USD, d(2025, 2, 17));
+    let b = p.bill(
+        "Dunder Mifflin Paper",
+        Some(CrmRef::Account(DUNDER)),
+        USD,
+        d(2025, 2, 17),
+    );
     let st = SchedStyle {
         opp: Some(deal),
         discount_pct: 10,

@@ -34,7 +34,9 @@ impl Rng {
 
     /// An independent stream for a sub-task (one account's journey, ...).
     pub fn derive(seed: u64, stream: u64, index: u64) -> Self {
-        Rng::new(mix64(seed ^ mix64(stream.wrapping_mul(0x1000_0000_01B3) ^ mix64(index))))
+        Rng::new(mix64(
+            seed ^ mix64(stream.wrapping_mul(0x1000_0000_01B3) ^ mix64(index)),
+        ))
     }
 
     pub fn next_u64(&mut self) -> u64 {

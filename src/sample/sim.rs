@@ -179,9 +179,11 @@ impl SubBuild {
 
     /// Change the monthly amount of a recurring charge from `day` on.
     pub fn change_mrr(&mut self, day: i32, name: &'static str, mrr: i64) {
-        let Some(i) = self.segs.iter().rposition(|s| {
-            s.name == name && s.start <= day && s.end.is_none_or(|e| e > day)
-        }) else {
+        let Some(i) = self
+            .segs
+            .iter()
+            .rposition(|s| s.name == name && s.start <= day && s.end.is_none_or(|e| e > day))
+        else {
             return;
         };
         if self.segs[i].start == day {
@@ -263,32 +265,171 @@ pub const INDUSTRIES: [&str; 10] = [
 ];
 /// Product lines: an account's parallel sales motions.
 pub const PRODUCTS: [&str; 4] = ["Platform", "Analytics", "Data Cloud", "Connectors"];
-pub const LEAD_SOURCES: [&str; 6] = ["Web", "Outbound", "Partner", "Event", "Referral", "Advertisement"];
+pub const LEAD_SOURCES: [&str; 6] = [
+    "Web",
+    "Outbound",
+    "Partner",
+    "Event",
+    "Referral",
+    "Advertisement",
+];
 const NAME_A: [&str; 40] = [
-    "Blue", "North", "Bright", "Iron", "Silver", "Quantum", "Pioneer", "Summit", "Harbor", "Cedar",
-    "Falcon", "Granite", "Nimbus", "Vertex", "Orbit", "Maple", "Atlas", "Beacon", "Crimson", "Delta",
-    "Evergreen", "Frontier", "Golden", "Horizon", "Juniper", "Keystone", "Lumen", "Meridian", "Nova",
-    "Oak", "Pacific", "Redwood", "Sterling", "Titan", "Union", "Vista", "Willow", "Zenith", "Apex",
+    "Blue",
+    "North",
+    "Bright",
+    "Iron",
+    "Silver",
+    "Quantum",
+    "Pioneer",
+    "Summit",
+    "Harbor",
+    "Cedar",
+    "Falcon",
+    "Granite",
+    "Nimbus",
+    "Vertex",
+    "Orbit",
+    "Maple",
+    "Atlas",
+    "Beacon",
+    "Crimson",
+    "Delta",
+    "Evergreen",
+    "Frontier",
+    "Golden",
+    "Horizon",
+    "Juniper",
+    "Keystone",
+    "Lumen",
+    "Meridian",
+    "Nova",
+    "Oak",
+    "Pacific",
+    "Redwood",
+    "Sterling",
+    "Titan",
+    "Union",
+    "Vista",
+    "Willow",
+    "Zenith",
+    "Apex",
     "Boulder",
 ];
 const NAME_B: [&str; 30] = [
-    "Logistics", "Health", "Foods", "Analytics", "Robotics", "Capital", "Media", "Energy", "Networks",
-    "Labs", "Systems", "Retail", "Motors", "Pharma", "Software", "Learning", "Insurance", "Biotech",
-    "Freight", "Studios", "Security", "Telecom", "Foundry", "Dynamics", "Ventures", "Materials",
-    "Clinics", "Partners", "Outfitters", "Brewing",
+    "Logistics",
+    "Health",
+    "Foods",
+    "Analytics",
+    "Robotics",
+    "Capital",
+    "Media",
+    "Energy",
+    "Networks",
+    "Labs",
+    "Systems",
+    "Retail",
+    "Motors",
+    "Pharma",
+    "Software",
+    "Learning",
+    "Insurance",
+    "Biotech",
+    "Freight",
+    "Studios",
+    "Security",
+    "Telecom",
+    "Foundry",
+    "Dynamics",
+    "Ventures",
+    "Materials",
+    "Clinics",
+    "Partners",
+    "Outfitters",
+    "Brewing",
 ];
 pub const FIRST_NAMES: [&str; 40] = [
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
-    "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Carlos", "Karen",
-    "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley", "Priya", "Emily",
-    "Wei", "Aiko", "Lukas", "Sofia", "Oliver", "Amelia", "Hiroshi", "Chloe", "Mateo", "Fatima",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Ashley",
+    "Priya",
+    "Emily",
+    "Wei",
+    "Aiko",
+    "Lukas",
+    "Sofia",
+    "Oliver",
+    "Amelia",
+    "Hiroshi",
+    "Chloe",
+    "Mateo",
+    "Fatima",
 ];
 pub const LAST_NAMES: [&str; 40] = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
-    "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez",
-    "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Nguyen", "Hill",
-    "Tanaka", "Muller",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Nguyen",
+    "Hill",
+    "Tanaka",
+    "Muller",
 ];
 /// (country, weight, currency, company suffixes, web TLD)
 type CountryRow = (&'static str, u32, u8, &'static [&'static str], &'static str);
@@ -377,14 +518,24 @@ impl Sim {
         for m in 0..self.cal.rate_months {
             let start = month_start_of_index(first + m);
             let next = month_start_of_index(first + m + 1);
-            self.w.rates.push(RateRow { currency: USD, rate: 1_000_000, start, next });
+            self.w.rates.push(RateRow {
+                currency: USD,
+                rate: 1_000_000,
+                start,
+                next,
+            });
             for (k, &(cur, base)) in bases.iter().enumerate() {
                 if m > 0 {
                     let step = (rng.unit() - 0.5) * 0.03;
                     levels[k] = (levels[k] * (1.0 + step)).clamp(base * 0.92, base * 1.08);
                 }
                 let rate = (levels[k] * 1e6).round() as i64;
-                self.w.rates.push(RateRow { currency: cur, rate, start, next });
+                self.w.rates.push(RateRow {
+                    currency: cur,
+                    rate,
+                    start,
+                    next,
+                });
             }
         }
     }
@@ -454,11 +605,26 @@ impl Sim {
                     (None, 10),
                 ])
             };
-            let domain = if i > 6 && rng.chance(0.12) { "acme-contractors.com" } else { "acme.io" };
-            let email = if n > 200 {
-                format!("{}.{}{}@{}", first.to_lowercase(), last.to_lowercase(), i, domain)
+            let domain = if i > 6 && rng.chance(0.12) {
+                "acme-contractors.com"
             } else {
-                format!("{}.{}@{}", first.to_lowercase(), last.to_lowercase(), domain)
+                "acme.io"
+            };
+            let email = if n > 200 {
+                format!(
+                    "{}.{}{}@{}",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    i,
+                    domain
+                )
+            } else {
+                format!(
+                    "{}.{}@{}",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    domain
+                )
             };
             let active = i <= 6 || !rng.chance(0.15);
             if department == Some("Sales") {
@@ -486,7 +652,9 @@ impl Sim {
     }
 
     pub fn country_currency(&self, a: u32) -> u8 {
-        self.country_idx[a as usize].map(|c| COUNTRIES[c].2).unwrap_or(USD)
+        self.country_idx[a as usize]
+            .map(|c| COUNTRIES[c].2)
+            .unwrap_or(USD)
     }
 
     /// A random company: name, country, website and industry.
@@ -516,11 +684,19 @@ impl Sim {
             45..=59 => Some(format!("{slug}.{tld}")),
             60..=71 => Some(format!("http://{slug}.{tld}")),
             72..=81 => Some(format!("www.{slug}.{tld}")),
-            82..=87 => Some(format!("HTTPS://WWW.{}.{}/", slug.to_uppercase(), tld.to_uppercase())),
+            82..=87 => Some(format!(
+                "HTTPS://WWW.{}.{}/",
+                slug.to_uppercase(),
+                tld.to_uppercase()
+            )),
             88..=91 => Some(format!("https://{slug}.{tld}/en-us/home?ref=crm")),
             _ => None,
         };
-        let industry = if rng.chance(0.06) { None } else { Some(*rng.pick(&INDUSTRIES)) };
+        let industry = if rng.chance(0.06) {
+            None
+        } else {
+            Some(*rng.pick(&INDUSTRIES))
+        };
         let owner = *rng.pick(&self.sales_users);
         self.push_account(
             Account {
@@ -592,7 +768,11 @@ impl Sim {
             Outcome::Lost if d.skip_stages => 3,
             Outcome::Lost => rng.below(4) as u8,
         };
-        let first = if top_open > 0 && !d.skip_stages && rng.chance(0.2) { 1 } else { 0 };
+        let first = if top_open > 0 && !d.skip_stages && rng.chance(0.2) {
+            1
+        } else {
+            0
+        };
         let mut path: Vec<u8> = vec![first];
         if d.skip_stages {
             if top_open > first {
@@ -654,7 +834,11 @@ impl Sim {
             })
         };
         let mut amount = if d.amount_changes > 0 {
-            if d.amount_missing_at_first { None } else { perturb(rng, closing_amount) }
+            if d.amount_missing_at_first {
+                None
+            } else {
+                perturb(rng, closing_amount)
+            }
         } else {
             closing_amount
         };
@@ -709,7 +893,8 @@ impl Sim {
             let mut r = row(times[k], stage, amount, close);
             // Reps sometimes override the probability of an open stage.
             if stage < WON && rng.chance(0.1) {
-                r.probability = (r.probability + *rng.pick(&[-10.0, -5.0, 5.0, 10.0])).clamp(5.0, 95.0);
+                r.probability =
+                    (r.probability + *rng.pick(&[-10.0, -5.0, 5.0, 10.0])).clamp(5.0, 95.0);
             }
             rows.push(r);
         }
@@ -844,7 +1029,10 @@ impl Sim {
             for s in segs {
                 let tcv = match s.charge_type {
                     RECURRING => {
-                        let end = s.end.or(sb.term_end).unwrap_or_else(|| add_months(s.start, 12));
+                        let end = s
+                            .end
+                            .or(sb.term_end)
+                            .unwrap_or_else(|| add_months(s.start, 12));
                         s.mrr * months_between(s.start, end)
                     }
                     _ => s.fixed_tcv,
@@ -866,7 +1054,12 @@ impl Sim {
             }
         }
         let ext = self.cal.extract_day;
-        if !sb.deleted && sb.segs.iter().any(|s| s.start <= ext && s.end.is_none_or(|e| e > ext)) {
+        if !sb.deleted
+            && sb
+                .segs
+                .iter()
+                .any(|s| s.start <= ext && s.end.is_none_or(|e| e > ext))
+        {
             self.w.bill_accounts[sb.bill as usize].active = true;
         }
     }
@@ -886,7 +1079,11 @@ impl Sim {
             if mi > last_month {
                 break;
             }
-            let txn = if k == months - 1 { s.total - per * (months as i64 - 1) } else { per };
+            let txn = if k == months - 1 {
+                s.total - per * (months as i64 - 1)
+            } else {
+                per
+            };
             let period = self.cal.period_id_of_month(mi);
             let closed = month_start_of_index(mi + 1) - 1 < self.cal.extract_day;
             let recognized = closed && !(period >= recent && rng.chance(0.08));
@@ -942,7 +1139,10 @@ impl Sim {
             return;
         };
         let base = sb.recurring_mrr(sb.start).max(100_00);
-        let end = seg.end.unwrap_or(self.cal.extract_day).min(self.cal.extract_day);
+        let end = seg
+            .end
+            .unwrap_or(self.cal.extract_day)
+            .min(self.cal.extract_day);
         let (m0, m1) = (month_index(seg.start), month_index(end));
         if m1 <= m0 {
             return;
@@ -988,9 +1188,9 @@ impl Sim {
 
     pub fn pick_term(&self, rng: &mut Rng, start: i32) -> i32 {
         let r = rng.below(100);
-        if r < 5 && start <= days(2024, 12, 1) {
+        if r < 8 && start <= days(2024, 12, 1) {
             36
-        } else if r < 18 && start <= days(2025, 12, 1) {
+        } else if r < 28 && start <= days(2025, 12, 1) {
             24
         } else {
             12
@@ -1018,7 +1218,11 @@ impl Sim {
         };
         let last_create = self.cal.end - 10;
         let mut day = la_day(a.created).max(self.cal.start)
-            + if motion == 0 { rng.range(0, 120) } else { rng.range(30, 700) } as i32;
+            + if motion == 0 {
+                rng.range(0, 120)
+            } else {
+                rng.range(30, 700)
+            } as i32;
         loop {
             if day > last_create {
                 break;
@@ -1042,7 +1246,11 @@ impl Sim {
             );
             spec.created = created;
             spec.deleted = deleted || rng.chance(0.01);
-            spec.lead_source = if rng.chance(0.1) { None } else { Some(*rng.pick(&LEAD_SOURCES)) };
+            spec.lead_source = if rng.chance(0.1) {
+                None
+            } else {
+                Some(*rng.pick(&LEAD_SOURCES))
+            };
             self.randomize_path(rng, &mut spec);
             let past_due = close < self.cal.extract_day && rng.chance(0.03);
             if close >= self.cal.extract_day || past_due {
@@ -1054,7 +1262,11 @@ impl Sim {
                 };
                 spec.close = close;
                 spec.outcome = Outcome::Open(stage);
-                spec.amount = if stage == 0 && rng.chance(0.35) { None } else { Some(mrr * 12) };
+                spec.amount = if stage == 0 && rng.chance(0.35) {
+                    None
+                } else {
+                    Some(mrr * 12)
+                };
                 spec.omitted = rng.chance(0.05);
                 self.add_deal(rng, spec);
                 break;
@@ -1071,7 +1283,11 @@ impl Sim {
                 spec.close = close;
                 spec.outcome = Outcome::Won;
                 let amount = mrr * term as i64 + fee;
-                spec.amount = if rng.chance(0.004) { None } else { Some(amount) };
+                spec.amount = if rng.chance(0.004) {
+                    None
+                } else {
+                    Some(amount)
+                };
                 if rng.chance(0.03) {
                     let later = close + rng.range(3, 40) as i32;
                     let ts = Self::biz_time(rng, later);
@@ -1093,8 +1309,8 @@ impl Sim {
                 spec.outcome = Outcome::Lost;
                 spec.amount = Some(self.price_mrr(cur, created_day, arr_usd) * 12);
                 self.add_deal(rng, spec);
-                if rng.chance(0.85) {
-                    day = close + rng.range(15, 120) as i32;
+                if rng.chance(0.88) {
+                    day = close + rng.range(15, 110) as i32;
                 } else {
                     break;
                 }
@@ -1103,7 +1319,11 @@ impl Sim {
     }
 
     pub fn deal_owner(&self, rng: &mut Rng, account_owner: u32) -> u32 {
-        if rng.chance(0.85) { account_owner } else { *rng.pick(&self.sales_users) }
+        if rng.chance(0.85) {
+            account_owner
+        } else {
+            *rng.pick(&self.sales_users)
+        }
     }
 
     pub fn randomize_path(&self, rng: &mut Rng, spec: &mut DealSpec) {
@@ -1196,7 +1416,11 @@ impl Sim {
                     0 => sub_total,
                     pct => sub_total - sub_total * pct as i64 / 100,
                 };
-                let link = if sched.subscription_only { None } else { Some(OppRef::Opp(opp)) };
+                let link = if sched.subscription_only {
+                    None
+                } else {
+                    Some(OppRef::Opp(opp))
+                };
                 let currency = sb.currency;
                 self.schedule(
                     rng,
@@ -1234,7 +1458,11 @@ impl Sim {
             opp: Some(deal),
             none: rng.chance(0.03),
             subscription_only: typ == NEW_BUSINESS && rng.chance(0.06),
-            discount_pct: if rng.chance(0.08) { *rng.pick(&[5u32, 10, 15]) } else { 0 },
+            discount_pct: if rng.chance(0.08) {
+                *rng.pick(&[5u32, 10, 15])
+            } else {
+                0
+            },
             no_deal_on_subscription: rng.chance(0.05),
         }
     }
@@ -1259,8 +1487,18 @@ impl Sim {
         let closed_at = self.w.opps[nb_deal as usize].close;
         let bill = self.billing_for(rng, acct, cur, la_time(closed_at, 17 * 60));
         let style = self.random_sched_style(rng, nb_deal, NEW_BUSINESS);
-        let usage = rng.chance(0.2);
-        let mut sb = self.sell(rng, bill, Some(nb_deal), start, term, mrr, fee, usage, style);
+        let usage = rng.chance(0.3);
+        let mut sb = self.sell(
+            rng,
+            bill,
+            Some(nb_deal),
+            start,
+            term,
+            mrr,
+            fee,
+            usage,
+            style,
+        );
         let ext = self.cal.extract_day;
         let span_start = start;
         loop {
@@ -1275,7 +1513,15 @@ impl Sim {
             };
             let limit = cancel_day.unwrap_or(e);
             let mut events: Vec<TermEvent> = Vec::new();
-            let n_exp = rng.pick_weighted(&[(0u8, 8), (1, 15), (2, 20), (3, 20), (4, 15), (5, 12), (6, 10)]);
+            let n_exp = rng.pick_weighted(&[
+                (0u8, 8),
+                (1, 15),
+                (2, 20),
+                (3, 20),
+                (4, 15),
+                (5, 12),
+                (6, 10),
+            ]);
             for _ in 0..n_exp {
                 let cday = s + rng.range(20, (term_days - 90).max(21)) as i32;
                 if cday >= ext - 1 {
@@ -1283,7 +1529,10 @@ impl Sim {
                 }
                 let created = Self::biz_time(rng, cday);
                 let close = cday + rng.range(15, 80) as i32;
-                let add = self.round_mrr(cur, sb.mrr_of(s, PLATFORM) as f64 * (0.1 + rng.unit() * 0.4));
+                let add = self.round_mrr(
+                    cur,
+                    sb.mrr_of(s, PLATFORM) as f64 * (0.1 + rng.unit() * 0.4),
+                );
                 let mut spec = DealSpec::new(
                     acct,
                     self.deal_owner(rng, a_owner),
@@ -1305,7 +1554,10 @@ impl Sim {
                 } else if close < limit - 10 && rng.chance(0.5) {
                     spec.outcome = Outcome::Won;
                     let deal = self.add_deal(rng, spec);
-                    events.push(TermEvent { day: close, kind: TermEventKind::Expansion { deal, months, add } });
+                    events.push(TermEvent {
+                        day: close,
+                        kind: TermEventKind::Expansion { deal, months, add },
+                    });
                 } else {
                     spec.outcome = Outcome::Lost;
                     self.add_deal(rng, spec);
@@ -1314,13 +1566,19 @@ impl Sim {
             if rng.chance(0.05) {
                 let day = s + rng.range(30, (term_days - 30).max(31)) as i32;
                 if day < limit && day < ext {
-                    events.push(TermEvent { day, kind: TermEventKind::Downgrade });
+                    events.push(TermEvent {
+                        day,
+                        kind: TermEventKind::Downgrade,
+                    });
                 }
             }
             if rng.chance(0.25) {
                 let day = s + rng.range(10, (term_days - 10).max(11)) as i32;
                 if day < limit && day < ext {
-                    events.push(TermEvent { day, kind: TermEventKind::Admin });
+                    events.push(TermEvent {
+                        day,
+                        kind: TermEventKind::Admin,
+                    });
                 }
             }
             events.sort_by_key(|ev| ev.day);
@@ -1405,7 +1663,11 @@ impl Sim {
             spec.close = close;
             let current = sb.recurring_mrr(e - 1);
             let new_term = self.pick_term(rng, e);
-            let factor = if rng.chance(0.15) { 1.0 } else { 0.8 + rng.unit() * 0.5 };
+            let factor = if rng.chance(0.15) {
+                1.0
+            } else {
+                0.8 + rng.unit() * 0.5
+            };
             let new_mrr = self.round_mrr(cur, current.max(1) as f64 * factor);
             if close >= ext {
                 spec.outcome = Outcome::Open(self.open_stage(renew_day, close));

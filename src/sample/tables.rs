@@ -315,12 +315,18 @@ pub fn jobs<'a>(w: &'a World, cal: &Cal) -> Vec<Job<'a>> {
                 utf8(ix, |i, s| sf(s, ACCOUNT_PREFIX, i as u32)),
                 utf8(ix, |i, s| s.push_str(&a[i].name)),
                 utf8(ix, |i, s| s.push_str(a[i].typ)),
-                utf8_opt(ix, |i, s| a[i].parent.map(|p| sf(s, ACCOUNT_PREFIX, p)).is_some()),
-                utf8_opt(ix, |i, s| a[i].master.map(|p| sf(s, ACCOUNT_PREFIX, p)).is_some()),
+                utf8_opt(ix, |i, s| {
+                    a[i].parent.map(|p| sf(s, ACCOUNT_PREFIX, p)).is_some()
+                }),
+                utf8_opt(ix, |i, s| {
+                    a[i].master.map(|p| sf(s, ACCOUNT_PREFIX, p)).is_some()
+                }),
                 utf8(ix, |i, s| sf(s, USER_PREFIX, a[i].owner)),
                 utf8_opt(ix, |i, s| a[i].industry.map(|v| s.push_str(v)).is_some()),
                 utf8_opt(ix, |i, s| a[i].country.map(|v| s.push_str(v)).is_some()),
-                utf8_opt(ix, |i, s| a[i].website.as_ref().map(|v| s.push_str(v)).is_some()),
+                utf8_opt(ix, |i, s| {
+                    a[i].website.as_ref().map(|v| s.push_str(v)).is_some()
+                }),
                 ts(ix, |i| a[i].created),
                 boolean(ix, |i| a[i].deleted),
             ]
@@ -408,14 +414,24 @@ pub fn jobs<'a>(w: &'a World, cal: &Cal) -> Vec<Job<'a>> {
     // marketing/contact, by created_at
     push(
         &MARKETING_CONTACT,
-        Box::new(move || sorted_by(w.contacts.len(), |i| (w.contacts[i].created, w.contacts[i].id))),
+        Box::new(move || {
+            sorted_by(w.contacts.len(), |i| {
+                (w.contacts[i].created, w.contacts[i].id)
+            })
+        }),
         Box::new(move |ix| {
             let c = &w.contacts;
             vec![
                 int64(ix, |i| c[i].id),
-                utf8_opt(ix, |i, s| c[i].email.as_ref().map(|v| s.push_str(v)).is_some()),
+                utf8_opt(ix, |i, s| {
+                    c[i].email.as_ref().map(|v| s.push_str(v)).is_some()
+                }),
                 ts(ix, |i| c[i].created),
-                utf8_opt(ix, |i, s| c[i].stage.map(|v| s.push_str(LIFECYCLE[v as usize])).is_some()),
+                utf8_opt(ix, |i, s| {
+                    c[i].stage
+                        .map(|v| s.push_str(LIFECYCLE[v as usize]))
+                        .is_some()
+                }),
                 boolean(ix, |i| c[i].deleted),
             ]
         }),
@@ -446,7 +462,9 @@ pub fn jobs<'a>(w: &'a World, cal: &Cal) -> Vec<Job<'a>> {
                 utf8(ix, |i, s| s.push_str(LIFECYCLE[l[i].value as usize])),
                 ts(ix, |i| l[i].ts),
                 utf8_opt(ix, |i, s| {
-                    l[i].source.map(|v| s.push_str(LIFECYCLE_SOURCES[v as usize])).is_some()
+                    l[i].source
+                        .map(|v| s.push_str(LIFECYCLE_SOURCES[v as usize]))
+                        .is_some()
                 }),
             ]
         }),
@@ -466,7 +484,9 @@ pub fn jobs<'a>(w: &'a World, cal: &Cal) -> Vec<Job<'a>> {
                 utf8(ix, |i, s| s.push_str(&b[i].name)),
                 utf8_opt(ix, |i, s| b[i].crm.map(|r| crm_ref_id(s, r)).is_some()),
                 utf8(ix, |i, s| s.push_str(CURRENCIES[b[i].currency as usize])),
-                utf8(ix, |i, s| s.push_str(if b[i].active { "Active" } else { "Cancelled" })),
+                utf8(ix, |i, s| {
+                    s.push_str(if b[i].active { "Active" } else { "Cancelled" })
+                }),
                 ts(ix, |i| b[i].created),
                 boolean(ix, |i| b[i].deleted),
             ]
@@ -510,7 +530,9 @@ pub fn jobs<'a>(w: &'a World, cal: &Cal) -> Vec<Job<'a>> {
                 utf8(ix, |i, s| zuora_id(s, Z_CHARGE, c[i].id as u64)),
                 utf8(ix, |i, s| zuora_id(s, Z_SUBSCRIPTION, c[i].sub as u64)),
                 utf8(ix, |i, s| s.push_str(c[i].name)),
-                utf8(ix, |i, s| s.push_str(CHARGE_TYPES[c[i].charge_type as usize])),
+                utf8(ix, |i, s| {
+                    s.push_str(CHARGE_TYPES[c[i].charge_type as usize])
+                }),
                 date32(ix, |i| c[i].start),
                 date32_opt(ix, |i| c[i].end),
                 money(ix, |i| c[i].mrr),
@@ -559,7 +581,9 @@ pub fn jobs<'a>(w: &'a World, cal: &Cal) -> Vec<Job<'a>> {
                 utf8(ix, |i, s| s.push_str(ITEM_TYPES[l[i].item as usize])),
                 utf8_opt(ix, |i, s| l[i].opp.map(|o| opp_ref_id(s, o)).is_some()),
                 utf8_opt(ix, |i, s| {
-                    l[i].sub.map(|o| zuora_id(s, Z_SUBSCRIPTION, o as u64)).is_some()
+                    l[i].sub
+                        .map(|o| zuora_id(s, Z_SUBSCRIPTION, o as u64))
+                        .is_some()
                 }),
                 boolean(ix, |i| l[i].recognized),
                 boolean(ix, |i| l[i].deleted),
@@ -594,7 +618,11 @@ pub fn jobs<'a>(w: &'a World, cal: &Cal) -> Vec<Job<'a>> {
                 int64_opt(ix, |i| t[i].org),
                 int64(ix, |i| t[i].requester),
                 utf8(ix, |i, s| s.push_str(TICKET_STATUS[t[i].status as usize])),
-                utf8_opt(ix, |i, s| t[i].priority.map(|p| s.push_str(PRIORITIES[p as usize])).is_some()),
+                utf8_opt(ix, |i, s| {
+                    t[i].priority
+                        .map(|p| s.push_str(PRIORITIES[p as usize]))
+                        .is_some()
+                }),
                 ts(ix, |i| t[i].created),
                 ts_opt(ix, |i| t[i].solved),
                 boolean(ix, |i| t[i].deleted),

@@ -47,7 +47,11 @@ pub fn add_months(day: i32, n: i32) -> i32 {
 }
 
 pub fn days_in_month(y: i32, m: u32) -> u32 {
-    let next = if m == 12 { days(y + 1, 1, 1) } else { days(y, m + 1, 1) };
+    let next = if m == 12 {
+        days(y + 1, 1, 1)
+    } else {
+        days(y, m + 1, 1)
+    };
     (next - days(y, m, 1)) as u32
 }
 
@@ -63,7 +67,10 @@ pub fn day_start_utc(day: i32) -> i64 {
 
 /// Parse `YYYY-MM-DDTHH:MM:SSZ` (fixed layout) into microseconds.
 pub fn ts_utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
-    day_start_utc(days(y, mo, d)) + h as i64 * HOUR_US + mi as i64 * MINUTE_US + s as i64 * 1_000_000
+    day_start_utc(days(y, mo, d))
+        + h as i64 * HOUR_US
+        + mi as i64 * MINUTE_US
+        + s as i64 * 1_000_000
 }
 
 /// US daylight saving (since 2007): from the second Sunday of March at 02:00
@@ -112,7 +119,11 @@ pub fn la_offset(ts: i64) -> i64 {
         i += 1;
     }
     let (_, start, end) = table[i];
-    if ts >= start && ts < end { -7 * HOUR_US } else { -8 * HOUR_US }
+    if ts >= start && ts < end {
+        -7 * HOUR_US
+    } else {
+        -8 * HOUR_US
+    }
 }
 
 /// The calendar day in Los Angeles on which an instant falls.
@@ -153,7 +164,10 @@ mod tests {
     #[test]
     fn la_wall_clock() {
         // 2025-01-31 21:00 PST = 2025-02-01T05:00Z
-        assert_eq!(la_time(days(2025, 1, 31), 21 * 60), ts_utc(2025, 2, 1, 5, 0, 0));
+        assert_eq!(
+            la_time(days(2025, 1, 31), 21 * 60),
+            ts_utc(2025, 2, 1, 5, 0, 0)
+        );
         // 2025-07-01 00:00 PDT = 2025-07-01T07:00Z
         assert_eq!(la_time(days(2025, 7, 1), 0), ts_utc(2025, 7, 1, 7, 0, 0));
         assert_eq!(la_day(ts_utc(2025, 2, 1, 5, 0, 0)), days(2025, 1, 31));

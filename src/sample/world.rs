@@ -114,7 +114,12 @@ pub const UNKNOWN_BASE: u64 = 900_000_000;
 
 /// A 32-hex-digit Zuora-style id; `kind` keeps the id spaces apart.
 pub fn zuora_id(out: &mut String, kind: u64, n: u64) {
-    let _ = write!(out, "2c92c0f8{:08x}{:016x}", mix64(kind) as u32, mix64((kind << 40) | n));
+    let _ = write!(
+        out,
+        "2c92c0f8{:08x}{:016x}",
+        mix64(kind) as u32,
+        mix64((kind << 40) | n)
+    );
 }
 
 pub const Z_ACCOUNT: u64 = 1;

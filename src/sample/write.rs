@@ -104,7 +104,9 @@ pub fn utf8_opt(idx: &[u32], f: impl Fn(usize, &mut String) -> bool) -> ArrayRef
 }
 
 pub fn int64(idx: &[u32], f: impl Fn(usize) -> i64) -> ArrayRef {
-    Arc::new(Int64Array::from_iter_values(idx.iter().map(|&i| f(i as usize))))
+    Arc::new(Int64Array::from_iter_values(
+        idx.iter().map(|&i| f(i as usize)),
+    ))
 }
 
 pub fn int64_opt(idx: &[u32], f: impl Fn(usize) -> Option<i64>) -> ArrayRef {
@@ -112,15 +114,21 @@ pub fn int64_opt(idx: &[u32], f: impl Fn(usize) -> Option<i64>) -> ArrayRef {
 }
 
 pub fn float64(idx: &[u32], f: impl Fn(usize) -> f64) -> ArrayRef {
-    Arc::new(Float64Array::from_iter_values(idx.iter().map(|&i| f(i as usize))))
+    Arc::new(Float64Array::from_iter_values(
+        idx.iter().map(|&i| f(i as usize)),
+    ))
 }
 
 pub fn boolean(idx: &[u32], f: impl Fn(usize) -> bool) -> ArrayRef {
-    Arc::new(BooleanArray::from(idx.iter().map(|&i| f(i as usize)).collect::<Vec<bool>>()))
+    Arc::new(BooleanArray::from(
+        idx.iter().map(|&i| f(i as usize)).collect::<Vec<bool>>(),
+    ))
 }
 
 pub fn date32(idx: &[u32], f: impl Fn(usize) -> i32) -> ArrayRef {
-    Arc::new(Date32Array::from_iter_values(idx.iter().map(|&i| f(i as usize))))
+    Arc::new(Date32Array::from_iter_values(
+        idx.iter().map(|&i| f(i as usize)),
+    ))
 }
 
 pub fn date32_opt(idx: &[u32], f: impl Fn(usize) -> Option<i32>) -> ArrayRef {
@@ -135,7 +143,10 @@ pub fn ts(idx: &[u32], f: impl Fn(usize) -> i64) -> ArrayRef {
 }
 
 pub fn ts_opt(idx: &[u32], f: impl Fn(usize) -> Option<i64>) -> ArrayRef {
-    Arc::new(TimestampMicrosecondArray::from_iter(idx.iter().map(|&i| f(i as usize))).with_timezone("UTC"))
+    Arc::new(
+        TimestampMicrosecondArray::from_iter(idx.iter().map(|&i| f(i as usize)))
+            .with_timezone("UTC"),
+    )
 }
 
 /// Money in cents, as Decimal128(18, 2).
@@ -188,7 +199,8 @@ fn properties() -> Result<WriterProperties> {
 }
 
 pub fn str_hash(s: &str) -> u64 {
-    s.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| mix64(h ^ b as u64))
+    s.bytes()
+        .fold(0xCBF2_9CE4_8422_2325u64, |h, b| mix64(h ^ b as u64))
 }
 
 fn part_name(p: usize) -> String {
@@ -232,7 +244,9 @@ pub fn write_table(out: &Path, job: &Job<'_>) -> Result<TableReport> {
         }
         writer.close()?;
         fs::rename(&tmp, &path).map_err(|e| CanonError::io(&path, e))?;
-        bytes += fs::metadata(&path).map_err(|e| CanonError::io(&path, e))?.len();
+        bytes += fs::metadata(&path)
+            .map_err(|e| CanonError::io(&path, e))?
+            .len();
         written.push(name);
     }
     remove_stale_parts(&dir, &written)?;

@@ -136,9 +136,7 @@ impl MarkedEventReceiver for Builder {
             Event::Scalar(text, ..) => self.push_value(at(Node::Scalar), Some(text)),
             Event::Alias(_) => self.push_value(at(Node::Scalar), Some(String::new())),
             Event::SequenceStart(..) => self.stack.push(Frame::Seq(at(Node::Seq(Vec::new())))),
-            Event::MappingStart(..) => self
-                .stack
-                .push(Frame::Map(at(Node::Map(Vec::new())), None)),
+            Event::MappingStart(..) => self.stack.push(Frame::Map(at(Node::Map(Vec::new())), None)),
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
                     let done = match frame {
@@ -163,7 +161,10 @@ mod tests {
         let index = YamlIndex::parse(TEXT);
         assert_eq!(index.locate(&yaml_path!["domain"]), (1, 9));
         assert_eq!(index.locate(&yaml_path!["metrics", 0, "filter"]), (4, 13));
-        assert_eq!(index.locate(&yaml_path!["metrics", 1, "slices", 1]), (6, 21));
+        assert_eq!(
+            index.locate(&yaml_path!["metrics", 1, "slices", 1]),
+            (6, 21)
+        );
     }
 
     #[test]

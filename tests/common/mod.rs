@@ -41,10 +41,20 @@ pub fn stderr(o: &Output) -> String {
 
 /// Runs a query and returns the parsed JSON result, failing loudly on error.
 pub fn query_json(project: &Path, data: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["query", "--data", data.to_str().unwrap(), "--format", "json"];
+    let mut all = vec![
+        "query",
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
     all.extend_from_slice(args);
     let out = canon(project, &all);
-    assert!(out.status.success(), "canon {all:?} failed:\n{}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "canon {all:?} failed:\n{}",
+        stderr(&out)
+    );
     serde_json::from_slice(&out.stdout).expect("json output")
 }
 
@@ -72,7 +82,9 @@ fn days(d: &str) -> i32 {
 }
 
 fn micros(t: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_micros()
+    chrono::DateTime::parse_from_rfc3339(t)
+        .unwrap()
+        .timestamp_micros()
 }
 
 fn units(s: &str, scale: u32) -> i128 {
@@ -90,15 +102,33 @@ fn units(s: &str, scale: u32) -> i128 {
 fn array(col: &Col) -> (DataType, bool, ArrayRef) {
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     match col {
-        Col::Str(v) => (DataType::Utf8, false, Arc::new(StringArray::from(v.clone()))),
+        Col::Str(v) => (
+            DataType::Utf8,
+            false,
+            Arc::new(StringArray::from(v.clone())),
+        ),
         Col::OptStr(v) => (DataType::Utf8, true, Arc::new(StringArray::from(v.clone()))),
-        Col::Bool(v) => (DataType::Boolean, false, Arc::new(BooleanArray::from(v.clone()))),
-        Col::Int(v) => (DataType::Int64, false, Arc::new(Int64Array::from(v.clone()))),
-        Col::Double(v) => (DataType::Float64, false, Arc::new(Float64Array::from(v.clone()))),
+        Col::Bool(v) => (
+            DataType::Boolean,
+            false,
+            Arc::new(BooleanArray::from(v.clone())),
+        ),
+        Col::Int(v) => (
+            DataType::Int64,
+            false,
+            Arc::new(Int64Array::from(v.clone())),
+        ),
+        Col::Double(v) => (
+            DataType::Float64,
+            false,
+            Arc::new(Float64Array::from(v.clone())),
+        ),
         Col::Date(v) => (
             DataType::Date32,
             false,
-            Arc::new(Date32Array::from(v.iter().map(|d| days(d)).collect::<Vec<_>>())),
+            Arc::new(Date32Array::from(
+                v.iter().map(|d| days(d)).collect::<Vec<_>>(),
+            )),
         ),
         Col::Ts(v) => (
             ts,
@@ -150,7 +180,12 @@ pub fn write_table(root: &Path, table: &str, columns: Vec<(&str, Col)>) {
     let mut arrays = Vec::new();
     for (name, col) in &columns {
         let (ty, nullable, a) = array(col);
-        assert_eq!(a.len(), rows, "column {name} of {table} has {} rows, not {rows}", a.len());
+        assert_eq!(
+            a.len(),
+            rows,
+            "column {name} of {table} has {} rows, not {rows}",
+            a.len()
+        );
         fields.push(Field::new(*name, ty, nullable));
         arrays.push(a);
     }
@@ -167,7 +202,9 @@ pub fn write_table(root: &Path, table: &str, columns: Vec<(&str, Col)>) {
 }
 
 pub fn some(v: &[&'static str]) -> Vec<Option<&'static str>> {
-    v.iter().map(|s| if s.is_empty() { None } else { Some(*s) }).collect()
+    v.iter()
+        .map(|s| if s.is_empty() { None } else { Some(*s) })
+        .collect()
 }
 
 /// The CRM and finance extracts of the fixture company. Every table of the
@@ -218,7 +255,10 @@ pub fn write_company(root: &Path) {
                 "conversion_rate",
                 Col::Rate(vec!["0.800000", "0.900000", "0.750000", "150.000000"]),
             ),
-            ("start_date", Col::Date(vec!["2024-01-01", "2025-03-01", "2024-01-01", "2024-01-01"])),
+            (
+                "start_date",
+                Col::Date(vec!["2024-01-01", "2025-03-01", "2024-01-01", "2024-01-01"]),
+            ),
             (
                 "next_start_date",
                 Col::Date(vec!["2025-03-01", "2027-01-01", "2027-01-01", "2027-01-01"]),
@@ -233,7 +273,10 @@ pub fn write_accounts(root: &Path, table: &str) {
         root,
         table,
         vec![
-            ("id", Col::Str(vec!["A1", "A2", "A3", "A4", "A5", "A6", "A8"])),
+            (
+                "id",
+                Col::Str(vec!["A1", "A2", "A3", "A4", "A5", "A6", "A8"]),
+            ),
             (
                 "name",
                 Col::Str(vec![
@@ -248,13 +291,27 @@ pub fn write_accounts(root: &Path, table: &str) {
             ),
             ("type", Col::Str(vec!["Customer"; 7])),
             ("parent_id", Col::OptStr(vec![None; 7])),
-            ("master_record_id", Col::OptStr(some(&["", "", "", "", "", "A8", "A1"]))),
+            (
+                "master_record_id",
+                Col::OptStr(some(&["", "", "", "", "", "A8", "A1"])),
+            ),
             ("owner_id", Col::Str(vec!["U1"; 7])),
             (
                 "industry",
-                Col::OptStr(some(&["Technology", "Finance", "Technology", "Retail", "Technology", "Retail", "Retail"])),
+                Col::OptStr(some(&[
+                    "Technology",
+                    "Finance",
+                    "Technology",
+                    "Retail",
+                    "Technology",
+                    "Retail",
+                    "Retail",
+                ])),
             ),
-            ("billing_country", Col::OptStr(some(&["US", "DE", "US", "GB", "US", "US", "US"]))),
+            (
+                "billing_country",
+                Col::OptStr(some(&["US", "DE", "US", "GB", "US", "US", "US"])),
+            ),
             (
                 "website",
                 Col::OptStr(some(&[
@@ -268,7 +325,10 @@ pub fn write_accounts(root: &Path, table: &str) {
                 ])),
             ),
             ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; 7])),
-            ("is_deleted", Col::Bool(vec![false, false, false, false, false, true, true])),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, false, false, false, false, true, true]),
+            ),
         ],
     );
 }
@@ -276,7 +336,8 @@ pub fn write_accounts(root: &Path, table: &str) {
 /// Deals D1..D15; `amount_column` lets a test rename the amount column.
 pub fn write_opportunities(root: &Path, table: &str, amount_column: &'static str) {
     let ids = vec![
-        "D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13", "D14", "D15",
+        "D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13", "D14",
+        "D15",
     ];
     let n = ids.len();
     write_table(
@@ -287,63 +348,104 @@ pub fn write_opportunities(root: &Path, table: &str, amount_column: &'static str
             (
                 "account_id",
                 Col::Str(vec![
-                    "A1", "A2", "A2", "A1", "A3", "A4", "A5", "A1", "A6", "A3", "A1", "A2", "A1", "A1", "A2",
+                    "A1", "A2", "A2", "A1", "A3", "A4", "A5", "A1", "A6", "A3", "A1", "A2", "A1",
+                    "A1", "A2",
                 ]),
             ),
-            ("owner_id", Col::Str(vec![
-                "U1", "U2", "U2", "U1", "U1", "U1", "U1", "U1", "U2", "U1", "U2", "U2", "U1", "U1", "U2",
-            ])),
+            (
+                "owner_id",
+                Col::Str(vec![
+                    "U1", "U2", "U2", "U1", "U1", "U1", "U1", "U1", "U2", "U1", "U2", "U2", "U1",
+                    "U1", "U2",
+                ]),
+            ),
             ("name", Col::Str(vec!["deal"; n])),
             (
                 "type",
                 Col::Str(vec![
-                    "New Business", "Expansion", "Renewal", "New Business", "New Business", "New Business",
-                    "New Business", "New Business", "New Business", "New Business", "Expansion",
-                    "New Business", "New Business", "New Business", "New Business",
+                    "New Business",
+                    "Expansion",
+                    "Renewal",
+                    "New Business",
+                    "New Business",
+                    "New Business",
+                    "New Business",
+                    "New Business",
+                    "New Business",
+                    "New Business",
+                    "Expansion",
+                    "New Business",
+                    "New Business",
+                    "New Business",
+                    "New Business",
                 ]),
             ),
             (
                 "stage_name",
                 Col::Str(vec![
-                    "Closed Won", "Closed Won", "Closed Won", "Closed Won", "Closed Won", "Closed Won",
-                    "Closed Won", "Closed Won", "Closed Won", "Closed Won", "Closed Won", "Closed Lost",
-                    "Closed Won", "Closed Won", "Proposal",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Won",
+                    "Closed Lost",
+                    "Closed Won",
+                    "Closed Won",
+                    "Proposal",
                 ]),
             ),
             (
                 "forecast_category",
                 Col::Str(vec![
-                    "Closed", "Closed", "Closed", "Closed", "Closed", "Closed", "Closed", "Closed", "Closed",
-                    "Closed", "Closed", "Omitted", "Closed", "Closed", "Pipeline",
+                    "Closed", "Closed", "Closed", "Closed", "Closed", "Closed", "Closed", "Closed",
+                    "Closed", "Closed", "Closed", "Omitted", "Closed", "Closed", "Pipeline",
                 ]),
             ),
             (
                 "probability",
                 Col::Double(vec![
-                    100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 0.0, 100.0,
-                    100.0, 50.0,
+                    100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0,
+                    0.0, 100.0, 100.0, 50.0,
                 ]),
             ),
             (
                 amount_column,
                 Col::Money(some(&[
-                    "1000.00", "1000.00", "1000.00", "100.01", "500.00", "300.00", "700.00", "", "200.00",
-                    "400.00", "0.00", "5000.00", "999.00", "15000.00", "800.00",
+                    "1000.00", "1000.00", "1000.00", "100.01", "500.00", "300.00", "700.00", "",
+                    "200.00", "400.00", "0.00", "5000.00", "999.00", "15000.00", "800.00",
                 ])),
             ),
             (
                 "currency_iso_code",
                 Col::Str(vec![
-                    "USD", "EUR", "EUR", "GBP", "USD", "USD", "USD", "USD", "USD", "USD", "USD", "USD", "USD",
-                    "JPY", "USD",
+                    "USD", "EUR", "EUR", "GBP", "USD", "USD", "USD", "USD", "USD", "USD", "USD",
+                    "USD", "USD", "JPY", "USD",
                 ]),
             ),
             (
                 "close_date",
                 Col::Date(vec![
-                    "2025-02-10", "2025-02-28", "2025-03-01", "2025-04-30", "2025-03-15", "2025-03-16",
-                    "2025-03-17", "2025-04-01", "2025-04-02", "2025-03-20", "2025-03-21", "2025-03-10",
-                    "2025-05-01", "2025-01-31", "2025-06-30",
+                    "2025-02-10",
+                    "2025-02-28",
+                    "2025-03-01",
+                    "2025-04-30",
+                    "2025-03-15",
+                    "2025-03-16",
+                    "2025-03-17",
+                    "2025-04-01",
+                    "2025-04-02",
+                    "2025-03-20",
+                    "2025-03-21",
+                    "2025-03-10",
+                    "2025-05-01",
+                    "2025-01-31",
+                    "2025-06-30",
                 ]),
             ),
             (
@@ -368,17 +470,23 @@ pub fn write_opportunities(root: &Path, table: &str, amount_column: &'static str
             ),
             (
                 "is_closed",
-                Col::Bool(vec![true, true, true, true, true, true, true, true, true, true, true, true, true, true, false]),
+                Col::Bool(vec![
+                    true, true, true, true, true, true, true, true, true, true, true, true, true,
+                    true, false,
+                ]),
             ),
             (
                 "is_won",
-                Col::Bool(vec![true, true, true, true, true, true, true, true, true, true, true, false, true, true, false]),
+                Col::Bool(vec![
+                    true, true, true, true, true, true, true, true, true, true, true, false, true,
+                    true, false,
+                ]),
             ),
             (
                 "is_deleted",
                 Col::Bool(vec![
-                    false, false, false, false, false, false, false, false, false, true, false, false, false, false,
-                    false,
+                    false, false, false, false, false, false, false, false, false, true, false,
+                    false, false, false, false,
                 ]),
             ),
             ("lead_source", Col::OptStr(vec![Some("Web"); n])),
@@ -393,14 +501,31 @@ pub fn write_finance(root: &Path) {
         "finance/accounting_period",
         vec![
             ("id", Col::Int(vec![1, 2, 3, 4, 5])),
-            ("period_name", Col::Str(vec!["Jan 2025", "Feb 2025", "Mar 2025", "Apr 2025", "May 2025"])),
+            (
+                "period_name",
+                Col::Str(vec![
+                    "Jan 2025", "Feb 2025", "Mar 2025", "Apr 2025", "May 2025",
+                ]),
+            ),
             (
                 "start_date",
-                Col::Date(vec!["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01", "2025-05-01"]),
+                Col::Date(vec![
+                    "2025-01-01",
+                    "2025-02-01",
+                    "2025-03-01",
+                    "2025-04-01",
+                    "2025-05-01",
+                ]),
             ),
             (
                 "end_date",
-                Col::Date(vec!["2025-01-31", "2025-02-28", "2025-03-31", "2025-04-30", "2025-05-31"]),
+                Col::Date(vec![
+                    "2025-01-31",
+                    "2025-02-28",
+                    "2025-03-31",
+                    "2025-04-30",
+                    "2025-05-31",
+                ]),
             ),
             ("fiscal_year", Col::Int(vec![2025, 2026, 2026, 2026, 2026])),
             ("fiscal_quarter", Col::Int(vec![4, 1, 1, 1, 2])),
@@ -411,29 +536,50 @@ pub fn write_finance(root: &Path) {
         root,
         "finance/revenue_plan_line",
         vec![
-            ("id", Col::Str(vec!["L1", "L2", "L3", "L4", "L5", "L6", "L7"])),
+            (
+                "id",
+                Col::Str(vec!["L1", "L2", "L3", "L4", "L5", "L6", "L7"]),
+            ),
             ("revenue_plan_id", Col::Str(vec!["P1"; 7])),
             ("accounting_period_id", Col::Int(vec![2, 3, 4, 4, 3, 1, 5])),
             (
                 "amount",
-                Col::Money(some(&["100.00", "200.50", "300.25", "50.00", "75.00", "1000.00", "999.99"])),
+                Col::Money(some(&[
+                    "100.00", "200.50", "300.25", "50.00", "75.00", "1000.00", "999.99",
+                ])),
             ),
             (
                 "transaction_amount",
-                Col::Money(some(&["100.00", "200.50", "300.25", "50.00", "75.00", "1000.00", "999.99"])),
+                Col::Money(some(&[
+                    "100.00", "200.50", "300.25", "50.00", "75.00", "1000.00", "999.99",
+                ])),
             ),
             ("transaction_currency", Col::Str(vec!["USD"; 7])),
             (
                 "item_type",
                 Col::Str(vec![
-                    "Subscription", "Subscription", "Services", "Subscription", "Subscription", "Subscription",
+                    "Subscription",
+                    "Subscription",
+                    "Services",
+                    "Subscription",
+                    "Subscription",
+                    "Subscription",
                     "Subscription",
                 ]),
             ),
-            ("source_opportunity_id", Col::OptStr(some(&["D1", "D1", "", "D1", "D1", "D1", "D1"]))),
+            (
+                "source_opportunity_id",
+                Col::OptStr(some(&["D1", "D1", "", "D1", "D1", "D1", "D1"])),
+            ),
             ("source_subscription_id", Col::OptStr(vec![None; 7])),
-            ("is_recognized", Col::Bool(vec![true, true, true, false, true, true, false])),
-            ("is_deleted", Col::Bool(vec![false, false, false, false, true, false, false])),
+            (
+                "is_recognized",
+                Col::Bool(vec![true, true, true, false, true, true, false]),
+            ),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, false, false, false, true, false, false]),
+            ),
         ],
     );
 }
