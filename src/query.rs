@@ -480,6 +480,10 @@ fn lineage(
         .collect();
     Lineage {
         definitions,
+        plan: parts
+            .first()
+            .map(|p| p.plan.display_indent().to_string())
+            .unwrap_or_default(),
         sources,
         plans: parts
             .iter()

@@ -25,18 +25,20 @@ fn exclusion(result: &Value, name: &str) -> (i64, String) {
     )
 }
 
+/// (period, slice values in request order, value) of each row.
 fn rows(result: &Value) -> Vec<(String, Vec<String>, String)> {
+    let by: Vec<String> = result["request"]["by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().to_string())
+        .collect();
     result["rows"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| {
-            let slices = r["slices"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s[1].as_str().unwrap_or("").to_string())
-                .collect();
+            let slices = by.iter().map(|b| r[b].as_str().unwrap_or("").to_string()).collect();
             (
                 r["period"].as_str().unwrap().to_string(),
                 slices,

@@ -21,13 +21,28 @@ pub struct DefinitionRef {
     pub system: String,
 }
 
-/// One row of a series or slice breakdown.
-#[derive(Debug, Clone, Serialize)]
+/// One row of a series or slice breakdown. In JSON the slices are keys of
+/// the row itself (`{"period": "2025-03", "deal_type": "Renewal", "value": "1.00"}`),
+/// the shape BI tools and DESIGN.md expect.
+#[derive(Debug, Clone)]
 pub struct ResultRow {
     pub period: String,
     /// Slice name → value (null when the slice has no value for these rows).
     pub slices: Vec<(String, Option<String>)>,
     pub value: Option<Dec>,
+}
+
+impl Serialize for ResultRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.slices.len() + 2))?;
+        map.serialize_entry("period", &self.period)?;
+        for (name, value) in &self.slices {
+            map.serialize_entry(name, value)?;
+        }
+        map.serialize_entry("value", &self.value)?;
+        map.end()
+    }
 }
 
 /// What one exclusion removed from the universe.
@@ -63,6 +78,9 @@ pub struct SourceLineage {
 #[derive(Debug, Clone, Serialize)]
 pub struct Lineage {
     pub definitions: Vec<DefinitionRef>,
+    /// The optimized logical plan of the metric (for a ratio or derived
+    /// metric, of its first part; every part's plan is under `plans`).
+    pub plan: String,
     pub sources: Vec<SourceLineage>,
     /// The optimized logical plan of each compiled part, by metric.
     pub plans: Vec<(String, String)>,

@@ -114,7 +114,15 @@ impl Builder {
                 }
             }
             Some(Frame::Map(map, pending_key)) => match pending_key.take() {
-                None => *pending_key = Some(scalar_text.unwrap_or_default()),
+                None => {
+                    // yaml-rust2 marks a block mapping after its first key; the
+                    // mapping is where that key is.
+                    if matches!(&map.node, Node::Map(entries) if entries.is_empty()) {
+                        map.line = value.line;
+                        map.column = value.column;
+                    }
+                    *pending_key = Some(scalar_text.unwrap_or_default())
+                }
                 Some(key) => {
                     if let Node::Map(entries) = &mut map.node {
                         entries.push((key, value));
@@ -161,17 +169,18 @@ mod tests {
         let index = YamlIndex::parse(TEXT);
         assert_eq!(index.locate(&yaml_path!["domain"]), (1, 9));
         assert_eq!(index.locate(&yaml_path!["metrics", 0, "filter"]), (4, 13));
+        // `    slices: [type, industry]`: `industry` starts at column 20.
         assert_eq!(
             index.locate(&yaml_path!["metrics", 1, "slices", 1]),
-            (6, 21)
+            (6, 20)
         );
     }
 
     #[test]
     fn falls_back_to_the_deepest_existing_ancestor() {
         let index = YamlIndex::parse(TEXT);
-        // metrics[1] exists (its mapping starts at the `name` key, line 5 col 7),
-        // its `filter` does not.
-        assert_eq!(index.locate(&yaml_path!["metrics", 1, "filter"]), (5, 7));
+        // metrics[1] exists (`  - name: win_rate`: its mapping starts at the
+        // `name` key, line 5 column 5), its `filter` does not.
+        assert_eq!(index.locate(&yaml_path!["metrics", 1, "filter"]), (5, 5));
     }
 }
