@@ -466,7 +466,7 @@ fn lineage(
     parts: &[SimpleOutcome],
     definitions: Vec<crate::result::DefinitionRef>,
 ) -> Lineage {
-    let mut columns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut columns: BTreeMap<String, BTreeSet<String>> = engine.side_reads();
     for part in parts {
         scanned_columns(&part.plan, &mut columns);
     }

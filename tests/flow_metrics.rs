@@ -38,7 +38,10 @@ fn rows(result: &Value) -> Vec<(String, Vec<String>, String)> {
         .unwrap()
         .iter()
         .map(|r| {
-            let slices = by.iter().map(|b| r[b].as_str().unwrap_or("").to_string()).collect();
+            let slices = by
+                .iter()
+                .map(|b| r[b].as_str().unwrap_or("").to_string())
+                .collect();
             (
                 r["period"].as_str().unwrap().to_string(),
                 slices,
@@ -505,4 +508,44 @@ fn derived_metrics_evaluate_over_their_inputs() {
         .map(|t| t["metric"].as_str().unwrap())
         .collect();
     assert_eq!(metrics, ["new_bookings", "bookings"]);
+}
+
+// `canon explain` shows each stage's plan, and the period reaches the Parquet
+// scan as a half-open range on the raw close_date column (so statistics prune).
+#[test]
+fn explain_shows_plans_with_the_period_pushed_to_the_scan() {
+    let data = fixture();
+    let out = canon(
+        &repo(),
+        &[
+            "explain",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    if std::env::var("SHOW_PLAN").is_ok() {
+        println!("{text}");
+    }
+    for stage in [
+        "-- logical plan --",
+        "-- optimized logical plan --",
+        "-- physical plan --",
+    ] {
+        assert!(text.contains(stage), "{stage} missing:\n{text}");
+    }
+    let physical = text.split("-- physical plan --").nth(1).unwrap();
+    let scan = physical
+        .lines()
+        .find(|l| l.contains("DataSourceExec") && l.contains("crm/opportunity"))
+        .unwrap_or_else(|| panic!("no opportunity scan:\n{physical}"));
+    assert!(
+        scan.contains("close_date@") && scan.contains(">= 2025-02-01"),
+        "{scan}"
+    );
+    assert!(scan.contains("< 2025-05-01"), "{scan}");
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{Column, DFSchema};
+use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::functions::expr_fn::coalesce;
+use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::logical_expr::{Expr, JoinType, col};
 use datafusion::prelude::DataFrame;
 
@@ -176,14 +178,9 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .unzip();
-    let key_type = engine
-        .catalog
-        .entity(entity)
-        .map(|_| DataType::Utf8)
-        .unwrap_or(DataType::Utf8);
     let schema = Arc::new(Schema::new(vec![
-        Field::new("id", key_type.clone(), false),
-        Field::new("survivor", key_type, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("survivor", DataType::Utf8, false),
     ]));
     let batch = RecordBatch::try_new(
         schema,
@@ -192,7 +189,14 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
             Arc::new(StringArray::from(survivors)),
         ],
     )?;
-    Ok(Some(engine.ctx.read_batch(batch)?))
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    let plan = LogicalPlanBuilder::scan(
+        format!("{entity}_survivors"),
+        provider_as_source(Arc::new(table)),
+        None,
+    )?
+    .build()?;
+    Ok(Some(DataFrame::new(engine.ctx.state(), plan)))
 }
 
 /// Follows every `id → into` edge to the record that was not merged away.

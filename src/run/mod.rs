@@ -50,6 +50,9 @@ pub struct Engine {
     pub catalog: Arc<Catalog>,
     pub data: DataSource,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
+    /// Columns read by side queries (identity resolution) that are not part
+    /// of a metric's main plan, so lineage still lists them.
+    side_reads: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl Engine {
@@ -81,6 +84,7 @@ impl Engine {
             catalog,
             data,
             registered: Mutex::new(BTreeMap::new()),
+            side_reads: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -106,6 +110,17 @@ impl Engine {
             .ctx
             .table(TableReference::partial(system, table))
             .await?)
+    }
+
+    /// Records the source columns a side query's plan reads.
+    pub fn note_plan_reads(&self, plan: &datafusion::logical_expr::LogicalPlan) {
+        let mut reads = self.side_reads.lock().expect("lock");
+        crate::query::scanned_columns(plan, &mut reads);
+    }
+
+    /// Source columns read by side queries so far.
+    pub fn side_reads(&self) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+        self.side_reads.lock().expect("lock").clone()
     }
 
     /// Every source registered so far with its files.

@@ -1076,6 +1076,10 @@ impl Sim {
         let recent = self.cal.period_id(self.cal.extract_day) - 2;
         for k in 0..months {
             let mi = s.start_month + k;
+            debug_assert!(
+                mi <= last_month,
+                "a revenue schedule runs past the last accounting period"
+            );
             if mi > last_month {
                 break;
             }

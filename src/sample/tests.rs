@@ -286,6 +286,10 @@ fn model_sources_match_the_contract() {
     for system in ["crm", "marketing", "billing", "finance", "support", "cs"] {
         let path = root.join(format!("{system}.yaml"));
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // The crate's own spec types accept it (unknown keys are errors there).
+        let spec: crate::spec::ModelFileSpec =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(spec.system, system);
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(doc["system"].as_str(), Some(system));
         for key in ["label", "owner", "description"] {
@@ -839,4 +843,192 @@ fn stats() {
         report.total_bytes(),
         t.elapsed()
     );
+}
+
+/// Prints the planted records' ids (for docs/sample_company.md).
+#[test]
+#[ignore]
+fn planted_ids() {
+    let sim = world();
+    let w = &sim.w;
+    for (i, a) in w.accounts.iter().enumerate().take(acct::COUNT as usize) {
+        println!(
+            "account {} {:?} master={:?} deleted={}",
+            sf_id_string(ACCOUNT_PREFIX, i as u64 + 1),
+            a.name,
+            a.master.map(|m| sf_id_string(ACCOUNT_PREFIX, m as u64 + 1)),
+            a.deleted
+        );
+    }
+    for (i, o) in w.opps.iter().enumerate() {
+        if (o.account as usize) < acct::COUNT as usize {
+            println!(
+                "deal {} {:?} {} {} amount={:?} {} close={:?} created={} deleted={} fc={}",
+                sf_id_string(OPP_PREFIX, i as u64 + 1),
+                o.name,
+                STAGES[o.stage as usize],
+                DEAL_TYPES[o.typ as usize],
+                o.amount,
+                CURRENCIES[o.currency as usize],
+                ymd(o.close),
+                o.created,
+                o.deleted,
+                FORECAST[o.forecast as usize]
+            );
+        }
+    }
+    for (i, b) in w.bill_accounts.iter().enumerate().take(30) {
+        let mut id = String::new();
+        zuora_id(&mut id, Z_ACCOUNT, i as u64 + 1);
+        let mut crm = String::new();
+        if let Some(r) = b.crm {
+            crm_ref_id(&mut crm, r);
+        }
+        println!(
+            "billing {id} A{:08} {:?} crm={crm} {} deleted={}",
+            i + 1,
+            b.name,
+            CURRENCIES[b.currency as usize],
+            b.deleted
+        );
+    }
+    for s in w.subs.iter().filter(|s| s.bill < 26) {
+        let mut id = String::new();
+        zuora_id(&mut id, Z_SUBSCRIPTION, s.id as u64);
+        println!(
+            "sub {id} A-S{:08} v{} latest={} status={} opp={:?} deleted={} start={:?} end={:?}",
+            s.number,
+            s.version,
+            s.latest,
+            SUB_STATUS[s.status as usize],
+            s.opp.map(|o| sf_id_string(OPP_PREFIX, o as u64 + 1)),
+            s.deleted,
+            ymd(s.start),
+            s.term_end.map(ymd)
+        );
+    }
+    let mut plans: BTreeMap<u32, (usize, Option<OppRef>, Option<u32>, u8, i64, bool)> =
+        BTreeMap::new();
+    for l in &w.lines {
+        let e = plans
+            .entry(l.plan)
+            .or_insert((0, l.opp, l.sub, l.item, 0, false));
+        e.0 += 1;
+        e.4 += l.transaction_amount;
+        e.5 |= l.deleted;
+    }
+    for (p, v) in plans.iter().take(70) {
+        let mut o = String::new();
+        if let Some(r) = v.1 {
+            opp_ref_id(&mut o, r);
+        }
+        println!(
+            "plan RP{:07} lines={} opp={o} sub={:?} item={} total={} deleted_line={}",
+            p, v.0, v.2, ITEM_TYPES[v.3 as usize], v.4, v.5
+        );
+    }
+    for o in w.orgs.iter().take(26) {
+        let mut e = String::new();
+        if let Some(r) = o.external {
+            crm_ref_id(&mut e, r);
+        }
+        println!("org {} {:?} external={e}", o.id, o.name);
+    }
+    for t in w.tickets.iter().take(6) {
+        println!(
+            "ticket {} org={:?} status={} solved={:?}",
+            t.id, t.org, TICKET_STATUS[t.status as usize], t.solved
+        );
+    }
+}
+
+/// Prints a business summary of the sample (bookings, pipeline, ARR, revenue by fiscal year).
+#[test]
+#[ignore]
+fn summary() {
+    let sim = world();
+    let w = &sim.w;
+    let fy = |day: i32| {
+        let (y, m, _) = ymd(day);
+        if m >= 2 { y + 1 } else { y }
+    };
+    let mut bookings: BTreeMap<i32, (usize, i64)> = BTreeMap::new();
+    let mut closed: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    for o in &w.opps {
+        if o.deleted || (o.account as usize) < acct::COUNT as usize {
+            continue;
+        }
+        if o.stage == WON {
+            let e = bookings.entry(fy(o.close)).or_default();
+            e.0 += 1;
+            e.1 += super::sim::to_usd(o.amount.unwrap_or(0), sim.crm_rate(o.currency, o.close));
+        }
+        if o.stage >= WON {
+            let e = closed.entry(fy(o.close)).or_default();
+            e.1 += 1;
+            if o.stage == WON {
+                e.0 += 1;
+            }
+        }
+    }
+    for (y, (n, usd)) in &bookings {
+        let c = closed[y];
+        println!(
+            "FY{y}: {n} won deals, bookings {} USD, win rate {:.2}",
+            usd / 100,
+            c.0 as f64 / c.1 as f64
+        );
+    }
+    let open: Vec<&Opp> = w
+        .opps
+        .iter()
+        .filter(|o| o.stage < WON && !o.deleted)
+        .collect();
+    println!("open deals at extract: {}", open.len());
+    let mut rev: BTreeMap<i64, i64> = BTreeMap::new();
+    let fy_of: BTreeMap<i64, i64> = w.periods.iter().map(|p| (p.id, p.fiscal_year)).collect();
+    for l in &w.lines {
+        if l.recognized && !l.deleted {
+            *rev.entry(fy_of[&l.period]).or_default() += l.amount;
+        }
+    }
+    for (y, v) in &rev {
+        println!("FY{y}: recognized revenue {} USD", v / 100);
+    }
+    let sub_of: BTreeMap<u32, &SubVersion> = w.subs.iter().map(|s| (s.id, s)).collect();
+    for d in [
+        days(2023, 6, 30),
+        days(2024, 1, 31),
+        days(2025, 1, 31),
+        days(2025, 12, 31),
+    ] {
+        let mut arr = 0i64;
+        for c in &w.charges {
+            let s = sub_of[&c.sub];
+            if c.charge_type == RECURRING
+                && !c.deleted
+                && s.latest
+                && !s.deleted
+                && c.start <= d
+                && c.end.is_none_or(|e| e > d)
+            {
+                arr += super::sim::to_usd(c.mrr * 12, sim.crm_rate(c.currency, d));
+            }
+        }
+        println!("ARR at {:?}: {} USD", ymd(d), arr / 100);
+    }
+    let mqls = w.life.iter().filter(|l| l.value == MQL).count();
+    println!(
+        "MQL rows: {mqls}; contacts {}; merges {}",
+        w.contacts.len(),
+        w.merges.len()
+    );
+    let open_tickets = w.tickets.iter().filter(|t| t.solved.is_none()).count();
+    println!("tickets {} open {open_tickets}", w.tickets.len());
+    let red = w
+        .health
+        .iter()
+        .filter(|h| h.date >= days(2025, 12, 29) && h.status == 2)
+        .count();
+    println!("red health snapshots in the last week: {red}");
 }
