@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{Column, DFSchema};
+use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::logical_expr::{Expr, JoinType, col};
+use datafusion::logical_expr::{Expr, JoinType, cast, col};
 use datafusion::prelude::DataFrame;
 
 use super::parse_expr;
@@ -50,17 +50,48 @@ pub async fn entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
     Ok(source.select(exprs)?)
 }
 
-/// The frame a metric over `entity` reads: the entity plus the links named
-/// in `links` (only those, so no join is paid for a field nobody uses).
+/// A path of links from a metric's entity: `["account"]` is `account.x`,
+/// `["deal", "account"]` is `deal.account.x` (a link of a linked entity).
+pub type LinkPath = Vec<String>;
+
+/// How deep `full_schema` follows links: `a.b.field` at most, the deepest
+/// qualifier a SQL identifier can carry besides the column.
+const MAX_LINK_DEPTH: usize = 2;
+
+/// The qualifier a link path's fields carry (`deal.account` → partial reference).
+pub fn qualifier(path: &[String]) -> TableReference {
+    match path {
+        [t] => TableReference::bare(t.as_str()),
+        [s, t] => TableReference::partial(s.as_str(), t.as_str()),
+        [c, s, t] => TableReference::full(c.as_str(), s.as_str(), t.as_str()),
+        _ => TableReference::bare(path.join("_")),
+    }
+}
+
+/// The link path a column qualifier names, if it is not the metric's own entity.
+pub fn link_path(relation: &TableReference, entity: &str) -> Option<LinkPath> {
+    let path: LinkPath = match relation {
+        TableReference::Bare { table } => vec![table.to_string()],
+        TableReference::Partial { schema, table } => vec![schema.to_string(), table.to_string()],
+        TableReference::Full {
+            catalog,
+            schema,
+            table,
+        } => vec![catalog.to_string(), schema.to_string(), table.to_string()],
+    };
+    (path != [entity.to_string()]).then_some(path)
+}
+
+/// The frame a metric over `entity` reads: the entity plus the link paths in
+/// `links` and their prefixes (only those, so no join is paid for a field
+/// nobody uses). Linked records that were merged away resolve to their
+/// survivor before the join.
 pub async fn metric_frame(
     engine: &Engine,
     entity: &str,
-    links: &BTreeSet<String>,
+    links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
     let catalog = &engine.catalog;
-    let (_, _, spec) = catalog
-        .entity(entity)
-        .ok_or_else(|| CanonError::request(format!("unknown entity `{entity}`")))?;
     let base = entity_frame(engine, entity).await?;
     let base_fields: Vec<String> = base
         .schema()
@@ -73,10 +104,47 @@ pub async fn metric_frame(
         .iter()
         .map(|f| Expr::Column(Column::new(Some(entity), f)).alias_qualified(Some(entity), f))
         .collect();
-    for link in spec.links.iter().filter(|l| links.contains(&l.name)) {
+    // Every prefix of every path, parents before children.
+    let mut all: BTreeSet<LinkPath> = BTreeSet::new();
+    for path in links {
+        for n in 1..=path.len() {
+            all.insert(path[..n].to_vec());
+        }
+    }
+    let mut entity_of: BTreeMap<LinkPath, String> = BTreeMap::new();
+    for path in &all {
+        let parent = &path[..path.len() - 1];
+        let (parent_entity, parent_q) = if parent.is_empty() {
+            (entity.to_string(), TableReference::bare(entity))
+        } else {
+            let e = entity_of.get(parent).cloned().ok_or_else(|| {
+                CanonError::Internal(format!("link path {parent:?} joined out of order"))
+            })?;
+            (e, qualifier(parent))
+        };
+        let name = path.last().expect("non-empty path");
+        let (_, _, parent_spec) = catalog
+            .entity(&parent_entity)
+            .ok_or_else(|| CanonError::Internal(format!("unknown entity {parent_entity}")))?;
+        let link = parent_spec
+            .links
+            .iter()
+            .find(|l| &l.name == name)
+            .ok_or_else(|| {
+                CanonError::request(format!(
+                    "entity `{parent_entity}` has no link `{name}` (links: {})",
+                    parent_spec
+                        .links
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
         let (_, _, target_spec) = catalog.entity(&link.entity).ok_or_else(|| {
             CanonError::Internal(format!("link to unknown entity {}", link.entity))
         })?;
+        let q = qualifier(path);
         let target = entity_frame(engine, &link.entity).await?;
         let target_fields: Vec<String> = target
             .schema()
@@ -84,48 +152,67 @@ pub async fn metric_frame(
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let fk = Expr::Column(Column::new(Some(entity), &link.field));
+        let fk = Expr::Column(Column::new(Some(parent_q.clone()), &link.field));
         let key_expr = match survivors(engine, &link.entity).await? {
             Some(map) => {
-                let alias = format!("_{}_merge", link.name);
+                let alias = format!("_{}_merge", path.join("_"));
                 acc = acc.join_on(
                     map.alias(&alias)?,
                     JoinType::Left,
-                    [fk.clone()
+                    [cast(fk.clone(), DataType::Utf8)
                         .eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
                 )?;
-                coalesce(vec![
-                    Expr::Column(Column::new(Some(alias.as_str()), "survivor")),
-                    fk,
-                ])
+                let survivor = Expr::Column(Column::new(Some(alias.as_str()), "survivor"));
+                let key_type = target
+                    .schema()
+                    .field_with_unqualified_name(&target_spec.key)?
+                    .data_type()
+                    .clone();
+                coalesce(vec![cast(survivor, key_type), fk])
             }
             None => fk,
         };
         acc = acc.join_on(
-            target.alias(&link.name)?,
+            aliased(engine, target, q.clone())?,
             JoinType::Left,
-            [key_expr.eq(Expr::Column(Column::new(
-                Some(link.name.as_str()),
-                &target_spec.key,
-            )))],
+            [key_expr.eq(Expr::Column(Column::new(Some(q.clone()), &target_spec.key)))],
         )?;
         out.extend(target_fields.iter().map(|f| {
-            Expr::Column(Column::new(Some(link.name.as_str()), f))
-                .alias_qualified(Some(link.name.as_str()), f)
+            Expr::Column(Column::new(Some(q.clone()), f)).alias_qualified(Some(q.clone()), f)
         }));
+        entity_of.insert(path.clone(), link.entity.clone());
     }
     Ok(acc.select(out)?)
 }
 
-/// The schema of a metric frame with every link joined, for parsing a
-/// metric's expressions before deciding which links it needs.
+/// `frame` under a (possibly multi-part) qualifier.
+fn aliased(engine: &Engine, frame: DataFrame, q: TableReference) -> Result<DataFrame> {
+    let plan = LogicalPlanBuilder::from(frame.into_unoptimized_plan())
+        .alias(q)?
+        .build()?;
+    Ok(DataFrame::new(engine.ctx.state(), plan))
+}
+
+/// The schema of a metric frame with every link path joined (to a depth of
+/// two), for parsing a metric's expressions before deciding which links it
+/// needs.
 pub async fn full_schema(engine: &Engine, entity: &str) -> Result<DFSchema> {
-    let (_, _, spec) = engine
-        .catalog
-        .entity(entity)
-        .ok_or_else(|| CanonError::request(format!("unknown entity `{entity}`")))?;
-    let all: BTreeSet<String> = spec.links.iter().map(|l| l.name.clone()).collect();
-    let frame = metric_frame(engine, entity, &all).await?;
+    let mut paths = BTreeSet::new();
+    let mut frontier: Vec<(LinkPath, String)> = vec![(Vec::new(), entity.to_string())];
+    while let Some((path, current)) = frontier.pop() {
+        if path.len() >= MAX_LINK_DEPTH {
+            continue;
+        }
+        if let Some((_, _, spec)) = engine.catalog.entity(&current) {
+            for link in &spec.links {
+                let mut next = path.clone();
+                next.push(link.name.clone());
+                paths.insert(next.clone());
+                frontier.push((next, link.entity.clone()));
+            }
+        }
+    }
+    let frame = metric_frame(engine, entity, &paths).await?;
     Ok(frame.schema().clone())
 }
 

@@ -17,7 +17,7 @@ use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, lit, when};
 use datafusion::prelude::DataFrame;
 
-use super::entity::{entity_frame, full_schema, metric_frame};
+use super::entity::{entity_frame, full_schema, link_path, metric_frame};
 use super::{Request, parse_scoped};
 use crate::calendar::{Calendar, Period};
 use crate::catalog::MetricId;
@@ -94,10 +94,8 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     for (sql, loc) in &sources {
         let expr = parse_scoped(engine, sql, &full, Some(entity), loc)?;
         for c in expr.column_refs() {
-            if let Some(r) = &c.relation {
-                if r.table() != entity {
-                    links.insert(r.table().to_string());
-                }
+            if let Some(path) = c.relation.as_ref().and_then(|r| link_path(r, entity)) {
+                links.insert(path);
             }
         }
     }

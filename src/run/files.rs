@@ -81,33 +81,57 @@ fn check_schema(
     source: &SourceSpec,
     here: &dyn Fn(Option<&str>) -> DataLocation,
 ) -> Result<()> {
-    for column in &source.columns {
+    match schema_problems(schema, source).into_iter().next() {
+        None => Ok(()),
+        Some((i, message)) => Err(CanonError::data(
+            here(Some(&source.columns[i].name)),
+            message,
+        )),
+    }
+}
+
+/// Every declared column that is missing from a file's schema or has
+/// another type: (index of the column in the model, message).
+pub fn schema_problems(schema: &Schema, source: &SourceSpec) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, column) in source.columns.iter().enumerate() {
         let expected = column.ty.arrow();
         match schema.field_with_name(&column.name) {
-            Err(_) => {
-                return Err(CanonError::data(
-                    here(Some(&column.name)),
-                    format!(
-                        "column is missing; the model declares `{}` as {}",
-                        column.name,
-                        column.ty.name()
-                    ),
-                ));
-            }
-            Ok(field) if !same_type(field.data_type(), &expected) => {
-                return Err(CanonError::data(
-                    here(Some(&column.name)),
-                    format!(
-                        "has type {} but the model declares {} ({expected})",
-                        field.data_type(),
-                        column.ty.name()
-                    ),
-                ));
-            }
+            Err(_) => out.push((
+                i,
+                format!(
+                    "column is missing; the model declares `{}` as {}",
+                    column.name,
+                    column.ty.name()
+                ),
+            )),
+            Ok(field) if !same_type(field.data_type(), &expected) => out.push((
+                i,
+                format!(
+                    "has type {} but the model declares {} ({expected})",
+                    field.data_type(),
+                    column.ty.name()
+                ),
+            )),
             Ok(_) => {}
         }
     }
-    Ok(())
+    out
+}
+
+/// The Arrow schema stored in a Parquet file's footer.
+pub fn file_schema(path: &Path, location: &DataLocation) -> Result<Schema> {
+    let file = File::open(path).map_err(|e| CanonError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+        CanonError::data(
+            DataLocation {
+                file: Some(path.display().to_string()),
+                ..location.clone()
+            },
+            format!("not a readable Parquet file: {e}"),
+        )
+    })?;
+    Ok(builder.schema().as_ref().clone())
 }
 
 /// Types are equal, counting every spelling of UTC as the same zone.
