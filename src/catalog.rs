@@ -301,11 +301,11 @@ impl Catalog {
             ));
         }
         match m.kind {
-            MetricKind::Simple => {
+            MetricKind::Simple | MetricKind::Snapshot => {
                 match &m.entity {
                     None => diags.push(diag(
                         at(vec![]),
-                        "a simple metric needs `entity`, `time` and `measure`".into(),
+                        format!("a {} metric needs `entity` and `measure`", m.kind.name()),
                     )),
                     Some(e) => match self.entity(e) {
                         None => diags.push(diag(
@@ -322,11 +322,20 @@ impl Catalog {
                         Some(_) => {}
                     },
                 }
-                if m.time.is_none() {
+                if m.kind == MetricKind::Simple && m.time.is_none() {
                     diags.push(diag(at(vec![]), "a simple metric needs `time`".into()));
                 }
+                if m.kind == MetricKind::Snapshot && m.history.is_none() == m.valid.is_none() {
+                    diags.push(diag(
+                        at(vec![]),
+                        "a snapshot metric needs exactly one of `history` (latest row on or before D) or `valid` (from <= D < to)".into(),
+                    ));
+                }
                 if m.measure.is_none() {
-                    diags.push(diag(at(vec![]), "a simple metric needs `measure`".into()));
+                    diags.push(diag(
+                        at(vec![]),
+                        format!("a {} metric needs `measure`", m.kind.name()),
+                    ));
                 }
             }
             MetricKind::Ratio => {

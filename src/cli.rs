@@ -83,7 +83,11 @@ pub struct QueryArgs {
     /// Day after the period (exclusive), with --from.
     #[arg(long, requires = "from")]
     pub to: Option<String>,
-    /// Break the period into day, month, quarter, year, fiscal_quarter or fiscal_year.
+    /// A snapshot metric as of the end of this day (reporting zone).
+    #[arg(long = "as-of", conflicts_with_all = ["period", "from", "to", "grain"])]
+    pub as_of: Option<String>,
+    /// Break the period into day, month, quarter, year, fiscal_quarter or fiscal_year
+    /// (a snapshot metric is taken at the end of each).
     #[arg(long)]
     pub grain: Option<String>,
     /// Approved slices, comma separated.
@@ -232,18 +236,34 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
 
 fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
     let cal = &catalog.calendar;
-    let period = match (&args.period, &args.from, &args.to) {
-        (Some(p), _, _) => cal.parse_period(p)?,
-        (None, Some(f), Some(t)) => cal.parse_period(&format!("{f}..{t}"))?,
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                CanonError::request(format!("cannot read --as-of `{d}`: use a day, 2025-06-30"))
+            })
+        })
+        .transpose()?;
+    let period = match (&args.period, &args.from, &args.to, as_of) {
+        (Some(p), _, _, None) => cal.parse_period(p)?,
+        (None, Some(f), Some(t), None) => cal.parse_period(&format!("{f}..{t}"))?,
+        (None, None, None, Some(d)) => cal.parse_period(&d.to_string())?,
+        (_, _, _, Some(_)) => {
+            return Err(CanonError::request(
+                "--as-of names one day; for a series use --from D --to D --grain month",
+            ));
+        }
         _ => {
             return Err(CanonError::request(
-                "say which period: --period FY2026-Q1 (or 2025-03, 2025, FY2026, 2025-02-01..2025-05-01), or --from D --to D",
+                "say which period: --period FY2026-Q1 (or 2025-03, 2025, FY2026, 2025-02-01..2025-05-01), --from D --to D, or --as-of D for a snapshot",
             ));
         }
     };
     let grain = args.grain.as_deref().map(Grain::parse).transpose()?;
     Ok(Request {
         period,
+        as_of,
         grain,
         by: args
             .by

@@ -11,7 +11,7 @@ use crate::spec::MetricKind;
 pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
     let (_, _, metric) = engine.catalog.metric(name)?;
     Ok(match metric.kind {
-        MetricKind::Simple => vec![metric.name.clone()],
+        MetricKind::Simple | MetricKind::Snapshot => vec![metric.name.clone()],
         MetricKind::Ratio => [&metric.numerator, &metric.denominator]
             .into_iter()
             .flatten()

@@ -115,7 +115,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     let (id, _, metric) = catalog.metric(name)?;
     let mut derived_plan = None;
     let (value, rows, parts) = match metric.kind {
-        MetricKind::Simple => {
+        MetricKind::Simple | MetricKind::Snapshot => {
             let o = run_simple(engine, id, request).await?;
             let value = o.included().value(o.agg, o.scale);
             let rows = o.rows();

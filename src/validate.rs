@@ -42,11 +42,12 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
             }
             continue;
         }
-        if metric.kind != MetricKind::Simple {
+        if !matches!(metric.kind, MetricKind::Simple | MetricKind::Snapshot) {
             continue;
         }
         let request = Request {
             period: period.clone(),
+            as_of: None,
             grain: Some(crate::calendar::Grain::Month),
             by: metric.slices.iter().map(|s| s.name().to_string()).collect(),
         };

@@ -63,11 +63,11 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
         match catalog.metrics.get(name) {
             Some(mid) => {
                 let m = &catalog.files.metrics[mid.file].spec.metrics[mid.index];
-                if m.kind != MetricKind::Simple {
+                if !matches!(m.kind, MetricKind::Simple | MetricKind::Snapshot) {
                     return Err(CanonError::definition(
                         location.clone(),
                         format!(
-                            "`{name}` is a {} metric; a derived metric's inputs must be simple metrics",
+                            "`{name}` is a {} metric; a derived metric's inputs must be simple or snapshot metrics",
                             m.kind.name()
                         ),
                     ));

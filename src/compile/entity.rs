@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::LogicalPlanBuilder;
@@ -193,17 +193,16 @@ fn aliased(engine: &Engine, frame: DataFrame, q: TableReference) -> Result<DataF
     Ok(DataFrame::new(engine.ctx.state(), plan))
 }
 
-/// The schema of a metric frame with every link path joined (to a depth of
-/// two), for parsing a metric's expressions before deciding which links it
-/// needs.
-pub async fn full_schema(engine: &Engine, entity: &str) -> Result<DFSchema> {
+/// Every link path from `entity` to a depth of two: the frame parsed
+/// against before a metric's links are known.
+pub fn all_link_paths(catalog: &crate::catalog::Catalog, entity: &str) -> BTreeSet<LinkPath> {
     let mut paths = BTreeSet::new();
     let mut frontier: Vec<(LinkPath, String)> = vec![(Vec::new(), entity.to_string())];
     while let Some((path, current)) = frontier.pop() {
         if path.len() >= MAX_LINK_DEPTH {
             continue;
         }
-        if let Some((_, _, spec)) = engine.catalog.entity(&current) {
+        if let Some((_, _, spec)) = catalog.entity(&current) {
             for link in &spec.links {
                 let mut next = path.clone();
                 next.push(link.name.clone());
@@ -212,8 +211,7 @@ pub async fn full_schema(engine: &Engine, entity: &str) -> Result<DFSchema> {
             }
         }
     }
-    let frame = metric_frame(engine, entity, &paths).await?;
-    Ok(frame.schema().clone())
+    paths
 }
 
 /// For an entity with a merge rule, the id → survivor mapping of every

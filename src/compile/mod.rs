@@ -22,6 +22,8 @@ use crate::run::Engine;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Request {
     pub period: Period,
+    /// The day a snapshot metric is taken at (end of day in the reporting zone).
+    pub as_of: Option<chrono::NaiveDate>,
     #[serde(serialize_with = "serialize_grain")]
     pub grain: Option<Grain>,
     pub by: Vec<String>,

@@ -14,16 +14,20 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::round;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, lit, when};
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::{
+    Expr, ExprFunctionExt, ExprSchemable, JoinType, cast, col, lit, when,
+};
 use datafusion::prelude::DataFrame;
 
-use super::entity::{entity_frame, full_schema, link_path, metric_frame};
+use super::entity::{entity_frame, link_path, metric_frame};
 use super::{Request, parse_scoped};
 use crate::calendar::{Calendar, Period};
+use crate::catalog::Catalog;
 use crate::catalog::MetricId;
 use crate::error::{CanonError, Location, Result};
 use crate::run::Engine;
-use crate::spec::{Aggregation, MetricSpec};
+use crate::spec::{Aggregation, HistorySpec, MetricKind, MetricSpec};
 use crate::yaml_path;
 
 /// Scale at which converted money is kept: cents.
@@ -41,27 +45,81 @@ pub struct SimplePlan {
     pub buckets: Vec<Period>,
 }
 
-/// Compiles metric `id` for `request`.
+/// The time a group of rows is about: a period (flow metrics, bucketed by
+/// grain) or one as-of day (snapshot metrics, one window per day of a series).
+#[derive(Debug, Clone)]
+enum Window {
+    Period,
+    AsOf { label: String, day: NaiveDate },
+}
+
+/// The as-of days of a snapshot request: `--as-of D`, each bucket's last day
+/// for a series, or the period's last day.
+pub fn as_of_days(catalog: &Catalog, request: &Request) -> Vec<(String, NaiveDate)> {
+    let last = |p: &Period| p.to.pred_opt().expect("a period has a last day");
+    if let Some(d) = request.as_of {
+        return vec![(d.to_string(), d)];
+    }
+    match request.grain {
+        Some(g) => catalog
+            .calendar
+            .buckets(&request.period, g)
+            .iter()
+            .map(|b| (b.label.clone(), last(b)))
+            .collect(),
+        None => vec![(request.period.label.clone(), last(&request.period))],
+    }
+}
+
+/// Compiles metric `id` (simple or snapshot) for `request`.
 pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
-    let (_, _, metric) =
-        catalog.metric(&catalog.files.metrics[id.file].spec.metrics[id.index].name)?;
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let at = |path: Vec<crate::spec::locate::Step>| catalog.metric_at(id, &path);
-    let entity = metric
-        .entity
-        .as_deref()
-        .ok_or_else(|| CanonError::definition(at(vec![]), "a simple metric needs `entity`"))?;
-    let measure = metric
-        .measure
-        .as_ref()
-        .ok_or_else(|| CanonError::definition(at(vec![]), "a simple metric needs `measure`"))?;
-    let time_sql = metric
-        .time
-        .as_deref()
-        .ok_or_else(|| CanonError::definition(at(vec![]), "a simple metric needs `time`"))?;
+    let need = |what: &str| {
+        CanonError::definition(
+            at(vec![]),
+            format!("a {} metric needs `{what}`", metric.kind.name()),
+        )
+    };
+    let entity = metric.entity.as_deref().ok_or_else(|| need("entity"))?;
+    let measure = metric.measure.as_ref().ok_or_else(|| need("measure"))?;
+    let snapshot = metric.kind == MetricKind::Snapshot;
+    let windows: Vec<Window> = if snapshot {
+        if metric.history.is_none() == metric.valid.is_none() {
+            return Err(CanonError::definition(
+                at(vec![]),
+                "a snapshot metric needs exactly one of `history` (latest row on or before D) or `valid` (from <= D < to)",
+            ));
+        }
+        as_of_days(&catalog, request)
+            .into_iter()
+            .map(|(label, day)| Window::AsOf { label, day })
+            .collect()
+    } else {
+        if request.as_of.is_some() {
+            return Err(CanonError::request(format!(
+                "`{}` is a flow metric over a period: use --period or --from/--to, not --as-of",
+                metric.name
+            )));
+        }
+        vec![Window::Period]
+    };
+    let state_name = metric.history.as_ref().map(|h| h.name.clone());
 
     // Every YAML expression of the metric with where it is written.
-    let mut sources: Vec<(String, Location)> = vec![(time_sql.to_string(), at(yaml_path!["time"]))];
+    let mut sources: Vec<(String, Location)> = Vec::new();
+    if let Some(t) = &metric.time {
+        sources.push((t.clone(), at(yaml_path!["time"])));
+    } else if !snapshot {
+        return Err(need("time"));
+    }
+    if let Some(v) = &metric.valid {
+        sources.push((v.from.clone(), at(yaml_path!["valid", "from"])));
+        if let Some(to) = &v.to {
+            sources.push((to.clone(), at(yaml_path!["valid", "to"])));
+        }
+    }
     if let Some(f) = &metric.filter {
         sources.push((f.clone(), at(yaml_path!["filter"])));
     }
@@ -73,10 +131,17 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             c.field.clone(),
             at(yaml_path!["measure", "currency", "field"]),
         ));
-        sources.push((
-            c.rate_date.clone(),
-            at(yaml_path!["measure", "currency", "rate_date"]),
-        ));
+        if c.rate_date != AS_OF {
+            sources.push((
+                c.rate_date.clone(),
+                at(yaml_path!["measure", "currency", "rate_date"]),
+            ));
+        } else if !snapshot {
+            return Err(CanonError::definition(
+                at(yaml_path!["measure", "currency", "rate_date"]),
+                "`as_of` names a snapshot's day; a flow metric converts at a date field of its rows",
+            ));
+        }
     }
     let exclusions = catalog.exclusions_of(id);
     for x in &exclusions {
@@ -88,121 +153,150 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     }
 
     // Parse once against every link to learn which links are used, then
-    // build the frame with only those.
-    let full = full_schema(engine, entity).await?;
+    // build frames with only those.
+    let mut full = metric_frame(engine, entity, &all_link_paths(engine, entity)).await?;
+    if let Some(h) = &metric.history {
+        let states = state_rows(engine, id, h, None).await?;
+        full = join_state(engine, full, states, entity, h)?;
+    }
+    let full = full.schema().clone();
     let mut links = BTreeSet::new();
     for (sql, loc) in &sources {
         let expr = parse_scoped(engine, sql, &full, Some(entity), loc)?;
         for c in expr.column_refs() {
-            if let Some(path) = c.relation.as_ref().and_then(|r| link_path(r, entity)) {
+            if let Some(path) = c.relation.as_ref().and_then(|r| link_path(r, entity))
+                && Some(&path[0]) != state_name.as_ref()
+            {
                 links.insert(path);
             }
         }
     }
-    let frame = metric_frame(engine, entity, &links).await?;
-    let schema = frame.schema().clone();
-    let p = |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
 
-    let time = p(time_sql, &at(yaml_path!["time"]))?;
-    let time_type = time.get_type(&schema)?;
-    let mut predicate = period_filter(&catalog.calendar, &time, &time_type, &request.period)
-        .ok_or_else(|| {
-            CanonError::definition(
-                at(yaml_path!["time"]),
-                format!(
-                    "`{time_sql}` is {time_type}; a metric's time must be a date or a timestamp"
-                ),
-            )
-        })?;
-    if let Some(f) = &metric.filter {
-        let filter = p(f, &at(yaml_path!["filter"]))?;
-        predicate = predicate.and(filter);
-    }
-    let mut frame = frame.filter(predicate)?;
-
-    // The measured value of each row, converted to the base currency.
-    let raw_value = match &measure.expr {
-        Some(e) => p(e, &at(yaml_path!["measure", "expr"]))?,
-        None => lit(1i64),
-    };
-    let base_currency = catalog.files.project.spec.base_currency.clone();
-    let (value, missing_rate) = match &measure.currency {
-        None => (raw_value, lit(0i64)),
-        Some(c) => {
-            let currency = p(&c.field, &at(yaml_path!["measure", "currency", "field"]))?;
-            let rate_date = p(
-                &c.rate_date,
-                &at(yaml_path!["measure", "currency", "rate_date"]),
-            )?;
-            let rate_date = local_day(engine, rate_date.clone(), &rate_date.get_type(&schema)?)?;
-            let fx = entity_frame(engine, "fx_rate").await.map_err(|e| match e {
-                CanonError::Request(_) => CanonError::definition(
-                    at(yaml_path!["measure", "currency"]),
-                    "currency conversion needs an `fx_rate` entity (fields currency, rate, valid_from, valid_to) in models/",
-                ),
-                other => other,
-            })?;
-            let fx_col = |n: &str| Expr::Column(Column::new(Some("_fx"), n));
-            frame = frame.join_on(
-                fx.alias("_fx")?,
-                JoinType::Left,
-                [
-                    currency.clone().eq(fx_col("currency")),
-                    fx_col("valid_from").lt_eq(rate_date.clone()),
-                    rate_date.lt(fx_col("valid_to")),
-                ],
-            )?;
-            let is_base = currency.clone().eq(lit(base_currency.clone()));
-            let converted =
-                when(is_base.clone(), money(raw_value.clone())).otherwise(money(round(vec![
-                    raw_value.clone() / fx_col("rate"),
-                    lit(i64::from(MONEY_SCALE)),
-                ])))?;
-            let missing = when(
-                raw_value
-                    .is_not_null()
-                    .and(!is_base)
-                    .and(fx_col("rate").is_null()),
-                lit(1i64),
-            )
-            .otherwise(lit(0i64))?;
-            (converted, missing)
-        }
-    };
-
-    // The first exclusion a row matches, or null when it is counted.
     let mut names = Vec::new();
-    let exclusion = if exclusions.is_empty() {
-        lit(ScalarValue::Utf8(None))
-    } else {
-        let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
-        for x in &exclusions {
-            let w = p(&x.spec.when, &x.when_location)?;
-            let label = lit(x.spec.name.clone());
-            case = Some(match case {
-                None => when(w, label),
-                Some(mut c) => c.when(w, label),
-            });
-            names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
+    let mut parts: Vec<DataFrame> = Vec::new();
+    for window in &windows {
+        let mut frame = metric_frame(engine, entity, &links).await?;
+        if let (Some(h), Window::AsOf { day, .. }) = (&metric.history, window) {
+            let states = state_rows(engine, id, h, Some(*day)).await?;
+            frame = join_state(engine, frame, states, entity, h)?;
         }
-        let mut case = case.expect("at least one exclusion");
-        case.otherwise(lit(ScalarValue::Utf8(None)))?
-    };
+        let schema = frame.schema().clone();
+        let p = |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
 
-    let period = bucket_expr(&catalog.calendar, &time, &time_type, request)?;
-    let mut select = vec![period.alias("_period")];
+        // Which rows the window holds.
+        let (mut predicate, label) = match window {
+            Window::Period => {
+                let time_sql = metric.time.as_deref().ok_or_else(|| need("time"))?;
+                let time = p(time_sql, &at(yaml_path!["time"]))?;
+                let ty = time.get_type(&schema)?;
+                let range = period_filter(&catalog.calendar, &time, &ty, &request.period)
+                    .ok_or_else(|| not_a_time(&at(yaml_path!["time"]), time_sql, &ty))?;
+                (range, bucket_expr(&catalog.calendar, &time, &ty, request)?)
+            }
+            Window::AsOf { label, day } => {
+                let mut predicate = lit(true);
+                if let Some(v) = &metric.valid {
+                    let from = p(&v.from, &at(yaml_path!["valid", "from"]))?;
+                    let ty = from.get_type(&schema)?;
+                    let end = bound(&catalog.calendar, &ty, next_day(*day)).ok_or_else(|| {
+                        not_a_time(&at(yaml_path!["valid", "from"]), &v.from, &ty)
+                    })?;
+                    predicate = from.lt(end);
+                    if let Some(to_sql) = &v.to {
+                        let to = p(to_sql, &at(yaml_path!["valid", "to"]))?;
+                        let ty = to.get_type(&schema)?;
+                        let end =
+                            bound(&catalog.calendar, &ty, next_day(*day)).ok_or_else(|| {
+                                not_a_time(&at(yaml_path!["valid", "to"]), to_sql, &ty)
+                            })?;
+                        predicate = predicate.and(to.clone().is_null().or(to.gt_eq(end)));
+                    }
+                }
+                (predicate, lit(label.clone()))
+            }
+        };
+        if let Some(f) = &metric.filter {
+            predicate = predicate.and(p(f, &at(yaml_path!["filter"]))?);
+        }
+        frame = frame.filter(predicate)?;
+
+        // The measured value of each row, converted to the base currency.
+        let raw_value = match &measure.expr {
+            Some(e) => p(e, &at(yaml_path!["measure", "expr"]))?,
+            None => lit(1i64),
+        };
+        let (value, missing_rate) = match &measure.currency {
+            None => (raw_value, lit(0i64)),
+            Some(c) => {
+                let currency = p(&c.field, &at(yaml_path!["measure", "currency", "field"]))?;
+                let rate_date = match window {
+                    Window::AsOf { day, .. } if c.rate_date == AS_OF => {
+                        lit(ScalarValue::Date32(Some(days_since_epoch(*day))))
+                    }
+                    _ => {
+                        let e = p(
+                            &c.rate_date,
+                            &at(yaml_path!["measure", "currency", "rate_date"]),
+                        )?;
+                        let ty = e.get_type(&schema)?;
+                        local_day(engine, e, &ty)?
+                    }
+                };
+                let (joined, converted, missing) = convert(
+                    engine,
+                    frame,
+                    raw_value,
+                    currency,
+                    rate_date,
+                    &at(yaml_path!["measure", "currency"]),
+                )
+                .await?;
+                frame = joined;
+                (converted, missing)
+            }
+        };
+
+        // The first exclusion a row matches, or null when it is counted.
+        names.clear();
+        let exclusion = if exclusions.is_empty() {
+            lit(ScalarValue::Utf8(None))
+        } else {
+            let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =
+                None;
+            for x in &exclusions {
+                let w = p(&x.spec.when, &x.when_location)?;
+                let label = lit(x.spec.name.clone());
+                case = Some(match case {
+                    None => when(w, label),
+                    Some(mut c) => c.when(w, label),
+                });
+                names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
+            }
+            let mut case = case.expect("at least one exclusion");
+            case.otherwise(lit(ScalarValue::Utf8(None)))?
+        };
+
+        let mut select = vec![label.alias("_period")];
+        for (name, sql, loc) in &slices {
+            select.push(cast(p(sql, loc)?, DataType::Utf8).alias(name));
+        }
+        select.push(exclusion.alias("_exclusion"));
+        select.push(value.alias("_value"));
+        select.push(missing_rate.alias("_missing_rate"));
+        parts.push(frame.select(select)?);
+    }
+
+    let mut rows = parts.remove(0);
+    for part in parts {
+        rows = rows.union(part)?;
+    }
     let mut group = vec![Expr::Column(Column::from_name("_period"))];
-    for (name, sql, loc) in &slices {
-        select.push(cast(p(sql, loc)?, DataType::Utf8).alias(name));
+    for (name, _, _) in &slices {
         group.push(Expr::Column(Column::from_name(name)));
     }
-    select.push(exclusion.alias("_exclusion"));
-    select.push(value.alias("_value"));
-    select.push(missing_rate.alias("_missing_rate"));
     group.push(Expr::Column(Column::from_name("_exclusion")));
-
     let value_col = || Expr::Column(Column::from_name("_value"));
-    let frame = frame.select(select)?.aggregate(
+    let frame = rows.aggregate(
         group,
         vec![
             count(lit(1i64)).alias("_rows"),
@@ -211,9 +305,20 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             sum(Expr::Column(Column::from_name("_missing_rate"))).alias("_missing_rate"),
         ],
     )?;
-    let buckets = match request.grain {
-        Some(g) => catalog.calendar.buckets(&request.period, g),
-        None => vec![request.period.clone()],
+    let buckets = if snapshot {
+        as_of_days(&catalog, request)
+            .into_iter()
+            .map(|(label, day)| Period {
+                label,
+                from: day,
+                to: next_day(day),
+            })
+            .collect()
+    } else {
+        match request.grain {
+            Some(g) => catalog.calendar.buckets(&request.period, g),
+            None => vec![request.period.clone()],
+        }
     };
     Ok(SimplePlan {
         frame,
@@ -222,6 +327,157 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         exclusions: names,
         buckets,
     })
+}
+
+/// The rate date keyword of snapshot metrics: convert at the as-of day.
+pub const AS_OF: &str = "as_of";
+
+fn next_day(d: NaiveDate) -> NaiveDate {
+    d.succ_opt().expect("a next day")
+}
+
+fn not_a_time(location: &Location, sql: &str, ty: &DataType) -> CanonError {
+    CanonError::definition(
+        location.clone(),
+        format!("`{sql}` is {ty}; a metric's time must be a date or a timestamp"),
+    )
+}
+
+/// Every link path of an entity to the depth expressions may name.
+fn all_link_paths(engine: &Engine, entity: &str) -> BTreeSet<super::entity::LinkPath> {
+    super::entity::all_link_paths(&engine.catalog, entity)
+}
+
+/// Joins the dated rate of each row and converts `value` to the base
+/// currency, rounded to the cent per row; also flags rows with no rate.
+async fn convert(
+    engine: &Engine,
+    frame: DataFrame,
+    value: Expr,
+    currency: Expr,
+    rate_date: Expr,
+    location: &Location,
+) -> Result<(DataFrame, Expr, Expr)> {
+    let base_currency = engine.catalog.files.project.spec.base_currency.clone();
+    let fx = entity_frame(engine, "fx_rate").await.map_err(|e| match e {
+        CanonError::Request(_) => CanonError::definition(
+            location.clone(),
+            "currency conversion needs an `fx_rate` entity (fields currency, rate, valid_from, valid_to) in models/",
+        ),
+        other => other,
+    })?;
+    let fx_col = |n: &str| Expr::Column(Column::new(Some("_fx"), n));
+    let frame = frame.join_on(
+        fx.alias("_fx")?,
+        JoinType::Left,
+        [
+            currency.clone().eq(fx_col("currency")),
+            fx_col("valid_from").lt_eq(rate_date.clone()),
+            rate_date.lt(fx_col("valid_to")),
+        ],
+    )?;
+    let is_base = currency.eq(lit(base_currency));
+    let converted = when(is_base.clone(), money(value.clone())).otherwise(money(round(vec![
+        value.clone() / fx_col("rate"),
+        lit(i64::from(MONEY_SCALE)),
+    ])))?;
+    let missing = when(
+        value
+            .is_not_null()
+            .and(!is_base)
+            .and(fx_col("rate").is_null()),
+        lit(1i64),
+    )
+    .otherwise(lit(0i64))?;
+    Ok((frame, converted, missing))
+}
+
+/// The history rows that are states, and with `as_of` only the latest one
+/// per entity on or before the end of that day (ties broken by the history
+/// entity's key, highest last).
+async fn state_rows(
+    engine: &Engine,
+    id: MetricId,
+    history: &HistorySpec,
+    as_of: Option<NaiveDate>,
+) -> Result<DataFrame> {
+    let catalog = &engine.catalog;
+    let at = |path: Vec<crate::spec::locate::Step>| catalog.metric_at(id, &path);
+    let (_, _, spec) = catalog.entity(&history.entity).ok_or_else(|| {
+        CanonError::definition(
+            at(yaml_path!["history", "entity"]),
+            format!("unknown entity `{}`", history.entity),
+        )
+    })?;
+    let frame = entity_frame(engine, &history.entity).await?;
+    let schema = frame.schema().clone();
+    let valid_from = super::parse_expr(
+        engine,
+        &history.valid_from,
+        &schema,
+        &at(yaml_path!["history", "valid_from"]),
+    )?;
+    super::parse_expr(
+        engine,
+        &history.key,
+        &schema,
+        &at(yaml_path!["history", "key"]),
+    )?;
+    let mut predicate = lit(true);
+    if let Some(f) = &history.filter {
+        predicate = super::parse_expr(engine, f, &schema, &at(yaml_path!["history", "filter"]))?;
+    }
+    let Some(day) = as_of else {
+        return Ok(frame.filter(predicate)?);
+    };
+    let ty = valid_from.get_type(&schema)?;
+    let end = bound(&catalog.calendar, &ty, next_day(day)).ok_or_else(|| {
+        not_a_time(
+            &at(yaml_path!["history", "valid_from"]),
+            &history.valid_from,
+            &ty,
+        )
+    })?;
+    let rank = row_number()
+        .partition_by(vec![col(history.key.as_str())])
+        .order_by(vec![
+            valid_from.clone().sort(false, false),
+            col(spec.key.as_str()).sort(false, false),
+        ])
+        .build()?
+        .alias("_rank");
+    let columns: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(|f| col(f.name().as_str()))
+        .collect();
+    Ok(frame
+        .filter(predicate.and(valid_from.lt(end)))?
+        .window(vec![rank])?
+        .filter(col("_rank").eq(lit(1u64)))?
+        .select(columns)?)
+}
+
+/// The metric frame with each entity's state joined under `history.name`;
+/// an entity with no state (not yet created at D) drops out.
+fn join_state(
+    engine: &Engine,
+    frame: DataFrame,
+    states: DataFrame,
+    entity: &str,
+    history: &HistorySpec,
+) -> Result<DataFrame> {
+    let (_, _, spec) = engine
+        .catalog
+        .entity(entity)
+        .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
+    let key = Expr::Column(Column::new(Some(entity), &spec.key));
+    let state_key = Expr::Column(Column::new(Some(history.name.as_str()), &history.key));
+    Ok(frame.join_on(
+        states.alias(&history.name)?,
+        JoinType::Inner,
+        [key.eq(state_key)],
+    )?)
 }
 
 /// The approved slices the request asks for, with their expressions.

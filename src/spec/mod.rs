@@ -247,6 +247,7 @@ pub enum MetricKind {
     Simple,
     Ratio,
     Derived,
+    Snapshot,
 }
 
 impl MetricKind {
@@ -255,6 +256,7 @@ impl MetricKind {
             MetricKind::Simple => "simple",
             MetricKind::Ratio => "ratio",
             MetricKind::Derived => "derived",
+            MetricKind::Snapshot => "snapshot",
         }
     }
 }
@@ -307,6 +309,15 @@ pub struct MetricSpec {
     #[serde(default)]
     pub whole_accounting_periods: bool,
 
+    // --- snapshot ---
+    /// State as of D from history rows: the latest row on or before D.
+    #[serde(default)]
+    pub history: Option<HistorySpec>,
+    /// State as of D from validity intervals: `from <= D < to` (a missing
+    /// `to` is open-ended).
+    #[serde(default)]
+    pub valid: Option<ValiditySpec>,
+
     // --- ratio ---
     #[serde(default)]
     pub numerator: Option<String>,
@@ -327,6 +338,38 @@ pub struct MetricSpec {
     /// Decimal places of the presented value (ratios: 6).
     #[serde(default)]
     pub scale: Option<u32>,
+}
+
+/// Where a snapshot metric's state comes from when it is kept as history.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySpec {
+    /// The history entity (one row per change).
+    pub entity: String,
+    /// Its field holding the key of the metric's entity.
+    pub key: String,
+    /// Its field saying from when the row is the state (date or timestamp).
+    pub valid_from: String,
+    /// Which history rows are states at all (e.g. not deleted).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Qualifier of the state's fields in the metric (default `state`).
+    #[serde(default = "default_state_name")]
+    pub name: String,
+}
+
+fn default_state_name() -> String {
+    "state".into()
+}
+
+/// Validity interval of a snapshot metric's rows.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValiditySpec {
+    pub from: String,
+    /// Exclusive; null means still valid.
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -354,6 +397,8 @@ pub struct MeasureSpec {
 #[serde(deny_unknown_fields)]
 pub struct CurrencySpec {
     pub field: String,
+    /// The field naming the date whose rate applies, or `as_of` for the
+    /// snapshot's date (constant currency at D).
     pub rate_date: String,
 }
 
