@@ -377,10 +377,8 @@ async fn convert(
         ],
     )?;
     let is_base = currency.eq(lit(base_currency));
-    let converted = when(is_base.clone(), money(value.clone())).otherwise(money(round(vec![
-        value.clone() / fx_col("rate"),
-        lit(i64::from(MONEY_SCALE)),
-    ])))?;
+    let converted = when(is_base.clone(), money(value.clone()))
+        .otherwise(money(value.clone() / fx_col("rate")))?;
     let missing = when(
         value
             .is_not_null()
@@ -521,9 +519,13 @@ fn requested_slices(
         .collect()
 }
 
-/// Money kept at cents in a type wide enough for any sum.
+/// Money rounded to the cent (half away from zero) in a type wide enough for
+/// any sum. A value already in cents is unchanged.
 fn money(e: Expr) -> Expr {
-    cast(e, DataType::Decimal128(38, MONEY_SCALE))
+    cast(
+        round(vec![e, lit(i64::from(MONEY_SCALE))]),
+        DataType::Decimal128(38, MONEY_SCALE),
+    )
 }
 
 /// `[from, to)` on the raw column: dates compared as dates, timestamps with
