@@ -65,12 +65,27 @@ pub fn table(r: &GovernedResult) -> String {
         "{} — {} v{} ({}, owner {}, system {})\n",
         r.label, r.metric, d.version, d.status, d.owner, d.system
     ));
-    out.push_str(&format!(
-        "period {}  [{} .. {})",
-        r.request.period.label, r.request.period.from, r.request.period.to
-    ));
-    if let Some(g) = r.request.grain {
-        out.push_str(&format!("  by {}", g.name()));
+    let snapshot = r.kind == "snapshot";
+    match (r.request.as_of, snapshot) {
+        (Some(d), _) => out.push_str(&format!("as of {d} (end of day, reporting zone)")),
+        (None, true) => out.push_str(&format!(
+            "as of the end of {}  [{} .. {})",
+            r.request
+                .grain
+                .map(|g| format!("each {} of {}", g.name(), r.request.period.label))
+                .unwrap_or_else(|| r.request.period.label.clone()),
+            r.request.period.from,
+            r.request.period.to
+        )),
+        (None, false) => {
+            out.push_str(&format!(
+                "period {}  [{} .. {})",
+                r.request.period.label, r.request.period.from, r.request.period.to
+            ));
+            if let Some(g) = r.request.grain {
+                out.push_str(&format!("  by {}", g.name()));
+            }
+        }
     }
     if !r.request.by.is_empty() {
         out.push_str(&format!("  sliced by {}", r.request.by.join(", ")));
