@@ -402,3 +402,121 @@ fn a_flow_metric_refuses_as_of() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("flow metric"), "{}", stderr(&out));
 }
+
+/// Support desk: organizations O1 (CRM A1), O2 (A6, merged A6 → A8 → A1),
+/// O3 (no CRM id), O4 (A999, unknown to the CRM), and tickets T1..T9.
+fn write_support(root: &std::path::Path) {
+    write_table(
+        root,
+        "support/organization",
+        vec![
+            ("id", Col::Int(vec![1, 2, 3, 4])),
+            (
+                "name",
+                Col::Str(vec!["Globex", "Globex Legacy", "Walk-in", "Ghost"]),
+            ),
+            ("external_id", Col::OptStr(some(&["A1", "A6", "", "A999"]))),
+            ("created_at", Col::Ts(vec!["2024-01-01T00:00:00Z"; 4])),
+            ("is_deleted", Col::Bool(vec![false; 4])),
+        ],
+    );
+    // (id, organization, priority, created_at, solved_at, deleted)
+    let t: Vec<(i64, Option<i64>, &str, &str, &str, bool)> = vec![
+        (1, Some(1), "high", "2025-06-01T12:00:00Z", "", false),
+        (
+            2,
+            Some(2),
+            "urgent",
+            "2025-06-10T12:00:00Z",
+            "2025-07-01T07:00:00Z",
+            false,
+        ),
+        (
+            3,
+            Some(1),
+            "low",
+            "2025-06-10T12:00:00Z",
+            "2025-07-01T06:59:59Z",
+            false,
+        ),
+        (4, Some(3), "low", "2025-06-20T12:00:00Z", "", false),
+        (5, Some(4), "normal", "2025-06-21T12:00:00Z", "", false),
+        (6, Some(1), "high", "2025-07-01T06:00:00Z", "", false),
+        (7, Some(1), "high", "2025-07-01T07:00:00Z", "", false),
+        (8, Some(1), "normal", "2025-05-01T12:00:00Z", "", true),
+        (9, None, "", "2025-06-05T12:00:00Z", "", false),
+    ];
+    write_table(
+        root,
+        "support/ticket",
+        vec![
+            ("id", Col::Int(t.iter().map(|r| r.0).collect())),
+            (
+                "organization_id",
+                Col::OptInt(t.iter().map(|r| r.1).collect()),
+            ),
+            ("requester_id", Col::Int(vec![100; t.len()])),
+            ("status", Col::Str(vec!["open"; t.len()])),
+            (
+                "priority",
+                Col::OptStr(some(&t.iter().map(|r| r.2).collect::<Vec<_>>())),
+            ),
+            ("created_at", Col::Ts(t.iter().map(|r| r.3).collect())),
+            (
+                "solved_at",
+                Col::OptTs(
+                    t.iter()
+                        .map(|r| if r.4.is_empty() { None } else { Some(r.4) })
+                        .collect(),
+                ),
+            ),
+            ("is_deleted", Col::Bool(t.iter().map(|r| r.5).collect())),
+        ],
+    );
+}
+
+// open_tickets as of 2025-06-30 (end of day in LA = 2025-07-01T07:00Z):
+//   T1 open; T2 solved at exactly 07:00Z = midnight ending Jun 30 → still open at D;
+//   T3 solved 06:59:59Z → solved by D (outside); T4, T5 open; T6 created 06:00Z
+//   (Jun 30 23:00 LA) → open; T7 created 07:00Z (Jul 1 in LA) → not yet; T8 deleted;
+//   T9 open (no organization).
+// universe 7 (T1, T2, T4, T5, T6, T8, T9), deleted 1 (T8), counted 6.
+// By customer: A1 = T1 + T2 (O2: A6 → A8 → A1) + T6 = 3; unmatched = T4 (no CRM id)
+// + T5 (unknown CRM id) + T9 (no organization) = 3.
+#[test]
+fn open_tickets_at_the_as_of_boundary_and_by_customer() {
+    let data = fixture();
+    write_support(data.path());
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["open_tickets", "--as-of", "2025-06-30"],
+    );
+    assert_eq!(r["value"], "6");
+    assert_eq!(exclusion(&r, "deleted"), (1, "1".into()));
+    assert_eq!(r["tallies"][0]["universe_rows"], 7);
+    let by = query_json(
+        &repo(),
+        data.path(),
+        &["open_tickets", "--as-of", "2025-06-30", "--by", "customer"],
+    );
+    let mut got: Vec<(String, String)> = by["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["customer"].as_str().unwrap().to_string(),
+                row["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("A1".to_string(), "3".to_string()),
+            ("unmatched".to_string(), "3".to_string())
+        ]
+    );
+}

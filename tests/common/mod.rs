@@ -64,6 +64,7 @@ pub enum Col {
     OptStr(Vec<Option<&'static str>>),
     Bool(Vec<bool>),
     Int(Vec<i64>),
+    OptInt(Vec<Option<i64>>),
     Double(Vec<f64>),
     /// `YYYY-MM-DD`
     Date(Vec<&'static str>),
@@ -113,6 +114,7 @@ fn array(col: &Col) -> (DataType, bool, ArrayRef) {
             false,
             Arc::new(BooleanArray::from(v.clone())),
         ),
+        Col::OptInt(v) => (DataType::Int64, true, Arc::new(Int64Array::from(v.clone()))),
         Col::Int(v) => (
             DataType::Int64,
             false,
