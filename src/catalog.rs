@@ -269,13 +269,13 @@ impl Catalog {
 
     /// Location of a node of a metric's definition.
     pub fn metric_at(&self, id: MetricId, path: &[Step]) -> Location {
-        let mut full = yaml_path!["metrics", id.index];
+        let mut full = yaml_path!["metrics", id.index].to_vec();
         full.extend_from_slice(path);
         self.files.metrics[id.file].at(&full)
     }
 
     pub fn entity_at(&self, id: EntityId, path: &[Step]) -> Location {
-        let mut full = yaml_path!["entities", id.index];
+        let mut full = yaml_path!["entities", id.index].to_vec();
         full.extend_from_slice(path);
         self.files.models[id.file].at(&full)
     }
@@ -287,16 +287,16 @@ impl Catalog {
         m: &MetricSpec,
         diags: &mut Vec<Diagnostic>,
     ) {
-        let at = |path: Vec<Step>| self.metric_at(id, &path);
+        let at = |path: &[Step]| self.metric_at(id, path);
         if m.owner.trim().is_empty() {
             diags.push(diag(
-                at(yaml_path!["owner"]),
+                at(&yaml_path!["owner"]),
                 "a metric needs an owner".into(),
             ));
         }
         if !self.files.models.iter().any(|f| f.spec.system == m.system) {
             diags.push(diag(
-                at(yaml_path!["system"]),
+                at(&yaml_path!["system"]),
                 format!("unknown system of record `{}`", m.system),
             ));
         }
@@ -304,16 +304,16 @@ impl Catalog {
             MetricKind::Simple | MetricKind::Snapshot => {
                 match &m.entity {
                     None => diags.push(diag(
-                        at(vec![]),
+                        at(&[]),
                         format!("a {} metric needs `entity` and `measure`", m.kind.name()),
                     )),
                     Some(e) => match self.entity(e) {
                         None => diags.push(diag(
-                            at(yaml_path!["entity"]),
+                            at(&yaml_path!["entity"]),
                             format!("unknown entity `{e}`{}", self.entity_hint(e)),
                         )),
                         Some((_, model, _)) if model.spec.system != m.system => diags.push(diag(
-                            at(yaml_path!["system"]),
+                            at(&yaml_path!["system"]),
                             format!(
                                 "metric says its system of record is `{}` but entity `{e}` comes from `{}`",
                                 m.system, model.spec.system
@@ -323,17 +323,17 @@ impl Catalog {
                     },
                 }
                 if m.kind == MetricKind::Simple && m.time.is_none() {
-                    diags.push(diag(at(vec![]), "a simple metric needs `time`".into()));
+                    diags.push(diag(at(&[]), "a simple metric needs `time`".into()));
                 }
                 if m.kind == MetricKind::Snapshot && m.history.is_none() == m.valid.is_none() {
                     diags.push(diag(
-                        at(vec![]),
+                        at(&[]),
                         "a snapshot metric needs exactly one of `history` (latest row on or before D) or `valid` (from <= D < to)".into(),
                     ));
                 }
                 if m.measure.is_none() {
                     diags.push(diag(
-                        at(vec![]),
+                        at(&[]),
                         format!("a {} metric needs `measure`", m.kind.name()),
                     ));
                 }
@@ -341,16 +341,14 @@ impl Catalog {
             MetricKind::Ratio => {
                 for (key, value) in [("numerator", &m.numerator), ("denominator", &m.denominator)] {
                     match value {
-                        None => {
-                            diags.push(diag(at(vec![]), format!("a ratio metric needs `{key}`")))
-                        }
-                        Some(name) => self.check_component(name, at(yaml_path![key]), diags),
+                        None => diags.push(diag(at(&[]), format!("a ratio metric needs `{key}`"))),
+                        Some(name) => self.check_component(name, at(&yaml_path![key]), diags),
                     }
                 }
             }
             MetricKind::Derived => {
                 if m.expr.is_none() {
-                    diags.push(diag(at(vec![]), "a derived metric needs `expr`".into()));
+                    diags.push(diag(at(&[]), "a derived metric needs `expr`".into()));
                 }
             }
         }
@@ -359,7 +357,7 @@ impl Catalog {
                 && !self.exclusions.contains_key(name)
             {
                 diags.push(diag(
-                    at(yaml_path!["exclusions", xi]),
+                    at(&yaml_path!["exclusions", xi]),
                     format!("unknown exclusion `{name}` (shared exclusions are defined under `exclusions:` in metrics/)"),
                 ));
             }
@@ -368,7 +366,7 @@ impl Catalog {
         for (si, s) in m.slices.iter().enumerate() {
             if !seen.insert(s.name()) {
                 diags.push(diag(
-                    at(yaml_path!["slices", si]),
+                    at(&yaml_path!["slices", si]),
                     format!("slice `{}` is listed twice", s.name()),
                 ));
             }

@@ -35,18 +35,6 @@ impl Dec {
         }
     }
 
-    pub fn add(self, other: Dec) -> Dec {
-        let scale = self.scale.max(other.scale);
-        Dec::new(
-            self.rescale(scale).units + other.rescale(scale).units,
-            scale,
-        )
-    }
-
-    pub fn sub(self, other: Dec) -> Dec {
-        self.add(Dec::new(-other.units, other.scale))
-    }
-
     /// `self / other` rounded half away from zero to `scale` places; None when
     /// dividing by zero.
     pub fn div(self, other: Dec, scale: u32) -> Option<Dec> {
@@ -101,6 +89,25 @@ impl Dec {
     }
 }
 
+impl std::ops::Add for Dec {
+    type Output = Dec;
+    /// Exact: the result has the larger of the two scales.
+    fn add(self, other: Dec) -> Dec {
+        let scale = self.scale.max(other.scale);
+        Dec::new(
+            self.rescale(scale).units + other.rescale(scale).units,
+            scale,
+        )
+    }
+}
+
+impl std::ops::Sub for Dec {
+    type Output = Dec;
+    fn sub(self, other: Dec) -> Dec {
+        self + Dec::new(-other.units, other.scale)
+    }
+}
+
 impl fmt::Display for Dec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.plain())
@@ -116,7 +123,7 @@ impl serde::Serialize for Dec {
 fn group_thousands(int: &str) -> String {
     let mut out = String::with_capacity(int.len() + int.len() / 3);
     for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -169,6 +176,6 @@ mod tests {
         );
         assert_eq!(Dec::from_int(1).div(Dec::ZERO, 6), None);
         // 10.00 + 0.005 = 10.005
-        assert_eq!(Dec::new(1000, 2).add(Dec::new(5, 3)), Dec::new(10005, 3));
+        assert_eq!(Dec::new(1000, 2) + Dec::new(5, 3), Dec::new(10005, 3));
     }
 }

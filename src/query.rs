@@ -43,7 +43,7 @@ impl Acc {
     fn add(self, o: Acc) -> Acc {
         Acc {
             rows: self.rows + o.rows,
-            sum: self.sum.add(o.sum),
+            sum: self.sum + o.sum,
             count: self.count + o.count,
         }
     }

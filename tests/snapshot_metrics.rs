@@ -29,7 +29,7 @@ fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_company(dir.path());
     std::fs::remove_dir_all(dir.path().join("crm/opportunity_history")).unwrap();
-    let rows: Vec<(&str, &str, &str, &str, &str, f64, &str, bool)> = vec![
+    let rows: Vec<HistoryRow> = vec![
         (
             "H15a",
             "D15",
@@ -242,6 +242,28 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
+/// (id, deal, created_date, stage, amount, probability, forecast category, deleted)
+type HistoryRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    f64,
+    &'static str,
+    bool,
+);
+
+/// (id, organization, priority, created_at, solved_at, deleted)
+type TicketRow = (
+    i64,
+    Option<i64>,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
+
 fn exclusion(result: &Value, name: &str) -> (i64, String) {
     let x = result["exclusions"]
         .as_array()
@@ -421,7 +443,7 @@ fn write_support(root: &std::path::Path) {
         ],
     );
     // (id, organization, priority, created_at, solved_at, deleted)
-    let t: Vec<(i64, Option<i64>, &str, &str, &str, bool)> = vec![
+    let t: Vec<TicketRow> = vec![
         (1, Some(1), "high", "2025-06-01T12:00:00Z", "", false),
         (
             2,

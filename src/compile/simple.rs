@@ -75,10 +75,10 @@ pub fn as_of_days(catalog: &Catalog, request: &Request) -> Vec<(String, NaiveDat
 pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
-    let at = |path: Vec<crate::spec::locate::Step>| catalog.metric_at(id, &path);
+    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
     let need = |what: &str| {
         CanonError::definition(
-            at(vec![]),
+            at(&[]),
             format!("a {} metric needs `{what}`", metric.kind.name()),
         )
     };
@@ -88,7 +88,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     let windows: Vec<Window> = if snapshot {
         if metric.history.is_none() == metric.valid.is_none() {
             return Err(CanonError::definition(
-                at(vec![]),
+                at(&[]),
                 "a snapshot metric needs exactly one of `history` (latest row on or before D) or `valid` (from <= D < to)",
             ));
         }
@@ -110,35 +110,35 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     // Every YAML expression of the metric with where it is written.
     let mut sources: Vec<(String, Location)> = Vec::new();
     if let Some(t) = &metric.time {
-        sources.push((t.clone(), at(yaml_path!["time"])));
+        sources.push((t.clone(), at(&yaml_path!["time"])));
     } else if !snapshot {
         return Err(need("time"));
     }
     if let Some(v) = &metric.valid {
-        sources.push((v.from.clone(), at(yaml_path!["valid", "from"])));
+        sources.push((v.from.clone(), at(&yaml_path!["valid", "from"])));
         if let Some(to) = &v.to {
-            sources.push((to.clone(), at(yaml_path!["valid", "to"])));
+            sources.push((to.clone(), at(&yaml_path!["valid", "to"])));
         }
     }
     if let Some(f) = &metric.filter {
-        sources.push((f.clone(), at(yaml_path!["filter"])));
+        sources.push((f.clone(), at(&yaml_path!["filter"])));
     }
     if let Some(e) = &measure.expr {
-        sources.push((e.clone(), at(yaml_path!["measure", "expr"])));
+        sources.push((e.clone(), at(&yaml_path!["measure", "expr"])));
     }
     if let Some(c) = &measure.currency {
         sources.push((
             c.field.clone(),
-            at(yaml_path!["measure", "currency", "field"]),
+            at(&yaml_path!["measure", "currency", "field"]),
         ));
         if c.rate_date != AS_OF {
             sources.push((
                 c.rate_date.clone(),
-                at(yaml_path!["measure", "currency", "rate_date"]),
+                at(&yaml_path!["measure", "currency", "rate_date"]),
             ));
         } else if !snapshot {
             return Err(CanonError::definition(
-                at(yaml_path!["measure", "currency", "rate_date"]),
+                at(&yaml_path!["measure", "currency", "rate_date"]),
                 "`as_of` names a snapshot's day; a flow metric converts at a date field of its rows",
             ));
         }
@@ -187,27 +187,27 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         let (mut predicate, label) = match window {
             Window::Period => {
                 let time_sql = metric.time.as_deref().ok_or_else(|| need("time"))?;
-                let time = p(time_sql, &at(yaml_path!["time"]))?;
+                let time = p(time_sql, &at(&yaml_path!["time"]))?;
                 let ty = time.get_type(&schema)?;
                 let range = period_filter(&catalog.calendar, &time, &ty, &request.period)
-                    .ok_or_else(|| not_a_time(&at(yaml_path!["time"]), time_sql, &ty))?;
+                    .ok_or_else(|| not_a_time(&at(&yaml_path!["time"]), time_sql, &ty))?;
                 (range, bucket_expr(&catalog.calendar, &time, &ty, request)?)
             }
             Window::AsOf { label, day } => {
                 let mut predicate = lit(true);
                 if let Some(v) = &metric.valid {
-                    let from = p(&v.from, &at(yaml_path!["valid", "from"]))?;
+                    let from = p(&v.from, &at(&yaml_path!["valid", "from"]))?;
                     let ty = from.get_type(&schema)?;
                     let end = bound(&catalog.calendar, &ty, next_day(*day)).ok_or_else(|| {
-                        not_a_time(&at(yaml_path!["valid", "from"]), &v.from, &ty)
+                        not_a_time(&at(&yaml_path!["valid", "from"]), &v.from, &ty)
                     })?;
                     predicate = from.lt(end);
                     if let Some(to_sql) = &v.to {
-                        let to = p(to_sql, &at(yaml_path!["valid", "to"]))?;
+                        let to = p(to_sql, &at(&yaml_path!["valid", "to"]))?;
                         let ty = to.get_type(&schema)?;
                         let end =
                             bound(&catalog.calendar, &ty, next_day(*day)).ok_or_else(|| {
-                                not_a_time(&at(yaml_path!["valid", "to"]), to_sql, &ty)
+                                not_a_time(&at(&yaml_path!["valid", "to"]), to_sql, &ty)
                             })?;
                         predicate = predicate.and(to.clone().is_null().or(to.gt_eq(end)));
                     }
@@ -216,19 +216,19 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             }
         };
         if let Some(f) = &metric.filter {
-            predicate = predicate.and(p(f, &at(yaml_path!["filter"]))?);
+            predicate = predicate.and(p(f, &at(&yaml_path!["filter"]))?);
         }
         frame = frame.filter(predicate)?;
 
         // The measured value of each row, converted to the base currency.
         let raw_value = match &measure.expr {
-            Some(e) => p(e, &at(yaml_path!["measure", "expr"]))?,
+            Some(e) => p(e, &at(&yaml_path!["measure", "expr"]))?,
             None => lit(1i64),
         };
         let (value, missing_rate) = match &measure.currency {
             None => (raw_value, lit(0i64)),
             Some(c) => {
-                let currency = p(&c.field, &at(yaml_path!["measure", "currency", "field"]))?;
+                let currency = p(&c.field, &at(&yaml_path!["measure", "currency", "field"]))?;
                 let rate_date = match window {
                     Window::AsOf { day, .. } if c.rate_date == AS_OF => {
                         lit(ScalarValue::Date32(Some(days_since_epoch(*day))))
@@ -236,7 +236,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                     _ => {
                         let e = p(
                             &c.rate_date,
-                            &at(yaml_path!["measure", "currency", "rate_date"]),
+                            &at(&yaml_path!["measure", "currency", "rate_date"]),
                         )?;
                         let ty = e.get_type(&schema)?;
                         local_day(engine, e, &ty)?
@@ -248,7 +248,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                     raw_value,
                     currency,
                     rate_date,
-                    &at(yaml_path!["measure", "currency"]),
+                    &at(&yaml_path!["measure", "currency"]),
                 )
                 .await?;
                 frame = joined;
@@ -400,10 +400,10 @@ async fn state_rows(
     as_of: Option<NaiveDate>,
 ) -> Result<DataFrame> {
     let catalog = &engine.catalog;
-    let at = |path: Vec<crate::spec::locate::Step>| catalog.metric_at(id, &path);
+    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
     let (_, _, spec) = catalog.entity(&history.entity).ok_or_else(|| {
         CanonError::definition(
-            at(yaml_path!["history", "entity"]),
+            at(&yaml_path!["history", "entity"]),
             format!("unknown entity `{}`", history.entity),
         )
     })?;
@@ -413,17 +413,17 @@ async fn state_rows(
         engine,
         &history.valid_from,
         &schema,
-        &at(yaml_path!["history", "valid_from"]),
+        &at(&yaml_path!["history", "valid_from"]),
     )?;
     super::parse_expr(
         engine,
         &history.key,
         &schema,
-        &at(yaml_path!["history", "key"]),
+        &at(&yaml_path!["history", "key"]),
     )?;
     let mut predicate = lit(true);
     if let Some(f) = &history.filter {
-        predicate = super::parse_expr(engine, f, &schema, &at(yaml_path!["history", "filter"]))?;
+        predicate = super::parse_expr(engine, f, &schema, &at(&yaml_path!["history", "filter"]))?;
     }
     let Some(day) = as_of else {
         return Ok(frame.filter(predicate)?);
@@ -431,7 +431,7 @@ async fn state_rows(
     let ty = valid_from.get_type(&schema)?;
     let end = bound(&catalog.calendar, &ty, next_day(day)).ok_or_else(|| {
         not_a_time(
-            &at(yaml_path!["history", "valid_from"]),
+            &at(&yaml_path!["history", "valid_from"]),
             &history.valid_from,
             &ty,
         )
@@ -507,8 +507,8 @@ fn requested_slices(
                     ))
                 })?;
             let path = match s {
-                crate::spec::SliceSpec::Field(_) => yaml_path!["slices", i],
-                crate::spec::SliceSpec::Named { .. } => yaml_path!["slices", i, "expr"],
+                crate::spec::SliceSpec::Field(_) => yaml_path!["slices", i].to_vec(),
+                crate::spec::SliceSpec::Named { .. } => yaml_path!["slices", i, "expr"].to_vec(),
             };
             Ok((
                 name.clone(),

@@ -153,7 +153,7 @@ pub fn table(r: &GovernedResult) -> String {
             group_int(t.included_rows),
             t.included_value.grouped(),
             group_int(t.universe_rows - t.included_rows),
-            t.universe_value.sub(t.included_value).grouped(),
+            (t.universe_value - t.included_value).grouped(),
         ));
     }
     if !r.lineage.sources.is_empty() {

@@ -28,12 +28,30 @@ pub fn web_domain(website: &str) -> String {
 
 // ------------------------------------------------------------------ marketing
 
-struct PlantedContact {
+/// A planted contact with its lifecycle history (the last stage is the current one).
+fn contact(
+    sim: &mut Sim,
     id: i64,
-    email: Option<&'static str>,
+    email: Option<&str>,
     created: i64,
     deleted: bool,
-    stages: Vec<(u8, i64)>,
+    stages: &[(u8, i64)],
+) {
+    sim.w.contacts.push(Contact {
+        id,
+        email: email.map(str::to_string),
+        created,
+        stage: stages.last().map(|&(s, _)| s),
+        deleted,
+    });
+    for (k, &(value, ts)) in stages.iter().enumerate() {
+        sim.w.life.push(Life {
+            contact: id,
+            value,
+            ts,
+            source: Some(if k == 0 { 0 } else { 3 }),
+        });
+    }
 }
 
 fn t(y: i32, m: u32, d: u32, h: u32, mi: u32) -> i64 {
@@ -42,165 +60,161 @@ fn t(y: i32, m: u32, d: u32, h: u32, mi: u32) -> i64 {
 
 fn planted_contacts(sim: &mut Sim) {
     // Times are UTC; 17:00Z is 09:00 or 10:00 in Los Angeles.
-    let list: Vec<PlantedContact> = vec![
-        // Merge chain: 1001 merged into 1002 (2024-05-01), 1002 into 1003 (2024-11-15).
-        PlantedContact {
-            id: 1001,
-            email: Some("maria.lopez@globex.com"),
-            created: t(2024, 1, 10, 17, 0),
-            deleted: true,
-            stages: vec![(LEAD, t(2024, 1, 10, 17, 0)), (MQL, t(2024, 2, 10, 17, 0))],
-        },
-        PlantedContact {
-            id: 1002,
-            email: Some("maria.lopez@globexcorp.com"),
-            created: t(2024, 4, 20, 17, 0),
-            deleted: true,
-            stages: vec![(LEAD, t(2024, 4, 20, 17, 0)), (MQL, t(2024, 6, 1, 17, 0))],
-        },
-        PlantedContact {
-            id: 1003,
-            email: Some("Maria.Lopez@globex.com"),
-            created: t(2024, 10, 1, 17, 0),
-            deleted: false,
-            stages: vec![
-                (SUBSCRIBER, t(2024, 10, 1, 17, 0)),
-                (LEAD, t(2024, 10, 15, 17, 0)),
-                (SQL, t(2024, 12, 2, 17, 0)),
-                (OPPORTUNITY, t(2025, 1, 10, 17, 0)),
-            ],
-        },
-        // One person, two unmerged contacts: emails differ in case and spaces.
-        PlantedContact {
-            id: 1004,
-            email: Some("Dana.Scully@fbi-consulting.com"),
-            created: t(2025, 2, 3, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 2, 3, 17, 0)), (MQL, t(2025, 3, 3, 17, 0))],
-        },
-        PlantedContact {
-            id: 1005,
-            email: Some("  dana.scully@FBI-consulting.com "),
-            created: t(2025, 2, 10, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 2, 10, 17, 0)), (MQL, t(2025, 2, 20, 17, 0))],
-        },
-        PlantedContact {
-            id: 1006,
-            email: Some("pat.jones@example.com"),
-            created: t(2025, 3, 20, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 3, 20, 17, 0)), (MQL, t(2025, 4, 2, 17, 0))],
-        },
-        PlantedContact {
-            id: 1007,
-            email: Some("qa.tester@initech.com"),
-            created: t(2025, 3, 25, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 3, 25, 17, 0)), (MQL, t(2025, 4, 10, 17, 0))],
-        },
-        PlantedContact {
-            id: 1008,
-            email: Some("jsmith@acme.io"),
-            created: t(2025, 4, 1, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 4, 1, 17, 0)), (MQL, t(2025, 5, 5, 17, 0))],
-        },
-        PlantedContact {
-            id: 1009,
-            email: None,
-            created: t(2025, 4, 15, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 4, 15, 17, 0)), (MQL, t(2025, 5, 12, 17, 0))],
-        },
-        // Skips MQL: lead straight to SQL.
-        PlantedContact {
-            id: 1010,
-            email: Some("raj.patel@soylentfoods.com"),
-            created: t(2025, 3, 2, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 3, 2, 17, 0)), (SQL, t(2025, 3, 20, 17, 0))],
-        },
-        // Backwards: MQL, recycled to lead, MQL again, SQL more than 90 days after the first MQL.
-        PlantedContact {
-            id: 1011,
-            email: Some("ellen.ripley@weyland.com"),
-            created: t(2024, 8, 1, 17, 0),
-            deleted: false,
-            stages: vec![
-                (LEAD, t(2024, 8, 1, 17, 0)),
-                (MQL, t(2024, 8, 15, 17, 0)),
-                (LEAD, t(2024, 10, 1, 17, 0)),
-                (MQL, t(2025, 1, 20, 17, 0)),
-                (SQL, t(2025, 2, 10, 17, 0)),
-            ],
-        },
-        PlantedContact {
-            id: 1012,
-            email: Some("gone.away@umbrella-group.com"),
-            created: t(2025, 5, 20, 17, 0),
-            deleted: true,
-            stages: vec![(LEAD, t(2025, 5, 20, 17, 0)), (MQL, t(2025, 6, 1, 17, 0))],
-        },
-        // MQL at 2025-02-01T05:00Z: still 2025-01-31 (FY2025) in Los Angeles.
-        PlantedContact {
-            id: 1013,
-            email: Some("lee.wong@soylentfoods.com"),
-            created: t(2025, 1, 20, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 1, 20, 17, 0)), (MQL, t(2025, 2, 1, 5, 0))],
-        },
-        // MQL at 2025-03-01T07:59Z: still February 28 in Los Angeles.
-        PlantedContact {
-            id: 1014,
-            email: Some("hans.gruber@vandelay.de"),
-            created: t(2025, 2, 14, 17, 0),
-            deleted: false,
-            stages: vec![(LEAD, t(2025, 2, 14, 17, 0)), (MQL, t(2025, 3, 1, 7, 59))],
-        },
-        // SQL exactly 90 days after the MQL (inside the inclusive window).
-        PlantedContact {
-            id: 1015,
-            email: Some("sarah.connor@cyberdyne.com"),
-            created: t(2025, 3, 15, 17, 0),
-            deleted: false,
-            stages: vec![
-                (LEAD, t(2025, 3, 15, 17, 0)),
-                (MQL, t(2025, 4, 1, 17, 0)),
-                (SQL, t(2025, 6, 30, 17, 0)),
-            ],
-        },
-        // SQL 91 days after the MQL (outside the window).
-        PlantedContact {
-            id: 1016,
-            email: Some(" Ken.Adams@vandelay.de "),
-            created: t(2025, 3, 15, 17, 0),
-            deleted: false,
-            stages: vec![
-                (LEAD, t(2025, 3, 15, 17, 0)),
-                (MQL, t(2025, 4, 1, 17, 0)),
-                (SQL, t(2025, 7, 1, 17, 0)),
-            ],
-        },
-    ];
-    for c in &list {
-        let stage = c.stages.last().map(|&(s, _)| s);
-        sim.w.contacts.push(Contact {
-            id: c.id,
-            email: c.email.map(str::to_string),
-            created: c.created,
-            stage,
-            deleted: c.deleted,
-        });
-        for (k, &(value, ts)) in c.stages.iter().enumerate() {
-            sim.w.life.push(Life {
-                contact: c.id,
-                value,
-                ts,
-                source: Some(if k == 0 { 0 } else { 3 }),
-            });
-        }
-    }
+    // Merge chain: 1001 merged into 1002 (2024-05-01), 1002 into 1003 (2024-11-15).
+    contact(
+        sim,
+        1001,
+        Some("maria.lopez@globex.com"),
+        t(2024, 1, 10, 17, 0),
+        true,
+        &[(LEAD, t(2024, 1, 10, 17, 0)), (MQL, t(2024, 2, 10, 17, 0))],
+    );
+    contact(
+        sim,
+        1002,
+        Some("maria.lopez@globexcorp.com"),
+        t(2024, 4, 20, 17, 0),
+        true,
+        &[(LEAD, t(2024, 4, 20, 17, 0)), (MQL, t(2024, 6, 1, 17, 0))],
+    );
+    contact(
+        sim,
+        1003,
+        Some("Maria.Lopez@globex.com"),
+        t(2024, 10, 1, 17, 0),
+        false,
+        &[
+            (SUBSCRIBER, t(2024, 10, 1, 17, 0)),
+            (LEAD, t(2024, 10, 15, 17, 0)),
+            (SQL, t(2024, 12, 2, 17, 0)),
+            (OPPORTUNITY, t(2025, 1, 10, 17, 0)),
+        ],
+    );
+    // One person, two unmerged contacts: emails differ in case and spaces.
+    contact(
+        sim,
+        1004,
+        Some("Dana.Scully@fbi-consulting.com"),
+        t(2025, 2, 3, 17, 0),
+        false,
+        &[(LEAD, t(2025, 2, 3, 17, 0)), (MQL, t(2025, 3, 3, 17, 0))],
+    );
+    contact(
+        sim,
+        1005,
+        Some("  dana.scully@FBI-consulting.com "),
+        t(2025, 2, 10, 17, 0),
+        false,
+        &[(LEAD, t(2025, 2, 10, 17, 0)), (MQL, t(2025, 2, 20, 17, 0))],
+    );
+    contact(
+        sim,
+        1006,
+        Some("pat.jones@example.com"),
+        t(2025, 3, 20, 17, 0),
+        false,
+        &[(LEAD, t(2025, 3, 20, 17, 0)), (MQL, t(2025, 4, 2, 17, 0))],
+    );
+    contact(
+        sim,
+        1007,
+        Some("qa.tester@initech.com"),
+        t(2025, 3, 25, 17, 0),
+        false,
+        &[(LEAD, t(2025, 3, 25, 17, 0)), (MQL, t(2025, 4, 10, 17, 0))],
+    );
+    contact(
+        sim,
+        1008,
+        Some("jsmith@acme.io"),
+        t(2025, 4, 1, 17, 0),
+        false,
+        &[(LEAD, t(2025, 4, 1, 17, 0)), (MQL, t(2025, 5, 5, 17, 0))],
+    );
+    contact(
+        sim,
+        1009,
+        None,
+        t(2025, 4, 15, 17, 0),
+        false,
+        &[(LEAD, t(2025, 4, 15, 17, 0)), (MQL, t(2025, 5, 12, 17, 0))],
+    );
+    // Skips MQL: lead straight to SQL.
+    contact(
+        sim,
+        1010,
+        Some("raj.patel@soylentfoods.com"),
+        t(2025, 3, 2, 17, 0),
+        false,
+        &[(LEAD, t(2025, 3, 2, 17, 0)), (SQL, t(2025, 3, 20, 17, 0))],
+    );
+    // Backwards: MQL, recycled to lead, MQL again, SQL more than 90 days after the first MQL.
+    contact(
+        sim,
+        1011,
+        Some("ellen.ripley@weyland.com"),
+        t(2024, 8, 1, 17, 0),
+        false,
+        &[
+            (LEAD, t(2024, 8, 1, 17, 0)),
+            (MQL, t(2024, 8, 15, 17, 0)),
+            (LEAD, t(2024, 10, 1, 17, 0)),
+            (MQL, t(2025, 1, 20, 17, 0)),
+            (SQL, t(2025, 2, 10, 17, 0)),
+        ],
+    );
+    contact(
+        sim,
+        1012,
+        Some("gone.away@umbrella-group.com"),
+        t(2025, 5, 20, 17, 0),
+        true,
+        &[(LEAD, t(2025, 5, 20, 17, 0)), (MQL, t(2025, 6, 1, 17, 0))],
+    );
+    // MQL at 2025-02-01T05:00Z: still 2025-01-31 (FY2025) in Los Angeles.
+    contact(
+        sim,
+        1013,
+        Some("lee.wong@soylentfoods.com"),
+        t(2025, 1, 20, 17, 0),
+        false,
+        &[(LEAD, t(2025, 1, 20, 17, 0)), (MQL, t(2025, 2, 1, 5, 0))],
+    );
+    // MQL at 2025-03-01T07:59Z: still February 28 in Los Angeles.
+    contact(
+        sim,
+        1014,
+        Some("hans.gruber@vandelay.de"),
+        t(2025, 2, 14, 17, 0),
+        false,
+        &[(LEAD, t(2025, 2, 14, 17, 0)), (MQL, t(2025, 3, 1, 7, 59))],
+    );
+    // SQL exactly 90 days after the MQL (inside the inclusive window).
+    contact(
+        sim,
+        1015,
+        Some("sarah.connor@cyberdyne.com"),
+        t(2025, 3, 15, 17, 0),
+        false,
+        &[
+            (LEAD, t(2025, 3, 15, 17, 0)),
+            (MQL, t(2025, 4, 1, 17, 0)),
+            (SQL, t(2025, 6, 30, 17, 0)),
+        ],
+    );
+    // SQL 91 days after the MQL (outside the window).
+    contact(
+        sim,
+        1016,
+        Some(" Ken.Adams@vandelay.de "),
+        t(2025, 3, 15, 17, 0),
+        false,
+        &[
+            (LEAD, t(2025, 3, 15, 17, 0)),
+            (MQL, t(2025, 4, 1, 17, 0)),
+            (SQL, t(2025, 7, 1, 17, 0)),
+        ],
+    );
     sim.w.merges.push(Merge {
         canonical: 1002,
         merged: 1001,
@@ -404,7 +418,7 @@ pub fn support(sim: &mut Sim) {
     let n_accounts = sim.w.accounts.len();
     let mut org_of: Vec<Option<(i64, usize)>> = vec![None; n_accounts];
     let mut k = 0usize;
-    for a in 0..n_accounts {
+    for (a, slot) in org_of.iter_mut().enumerate() {
         let acc = &sim.w.accounts[a];
         if acc.master.is_some() {
             continue;
@@ -450,74 +464,72 @@ pub fn support(sim: &mut Sim) {
             created,
             deleted: !planted && rng.chance(0.01),
         });
-        org_of[a] = Some((id, k));
+        *slot = Some((id, k));
     }
     // Planted tickets (ids 101..) on Globex's organization.
     let globex = org_of[acct::GLOBEX_C as usize].expect("Globex has an organization");
-    let planted: [(i64, Option<i64>, u8, Option<u8>, i64, Option<i64>, bool); 6] = [
-        (
+    let g = Some(globex.0);
+    let ticket = |id: i64,
+                  org: Option<i64>,
+                  status: u8,
+                  priority: Option<u8>,
+                  created: i64,
+                  solved: Option<i64>| Ticket {
+        id,
+        org,
+        requester: 7_000_000 + id,
+        status,
+        priority,
+        created,
+        solved,
+        deleted: false,
+    };
+    let planted = [
+        // Solved exactly at midnight in Los Angeles (PST, then PDT), and at midnight UTC.
+        ticket(
             101,
-            Some(globex.0),
+            g,
             5,
             Some(2),
             t(2025, 2, 24, 18, 0),
             Some(t(2025, 3, 1, 8, 0)),
-            false,
         ),
-        (
+        ticket(
             102,
-            Some(globex.0),
+            g,
             5,
             Some(1),
             t(2025, 6, 28, 16, 0),
             Some(t(2025, 7, 1, 7, 0)),
-            false,
         ),
-        (
+        ticket(
             103,
-            Some(globex.0),
+            g,
             5,
             Some(0),
             t(2025, 9, 29, 20, 0),
             Some(t(2025, 10, 1, 0, 0)),
-            false,
         ),
-        (
-            104,
-            Some(globex.0),
-            0,
-            Some(3),
-            t(2026, 1, 1, 7, 30),
-            None,
-            false,
-        ),
-        (
-            105,
-            Some(globex.0),
-            5,
-            Some(1),
-            t(2025, 5, 5, 16, 0),
-            Some(t(2025, 5, 5, 16, 5)),
-            true,
-        ),
-        (106, None, 2, None, t(2025, 12, 15, 19, 0), None, false),
+        // Created Dec 31 in Los Angeles (Jan 1 in UTC), still new.
+        ticket(104, g, 0, Some(3), t(2026, 1, 1, 7, 30), None),
+        Ticket {
+            deleted: true,
+            ..ticket(
+                105,
+                g,
+                5,
+                Some(1),
+                t(2025, 5, 5, 16, 0),
+                Some(t(2025, 5, 5, 16, 5)),
+            )
+        },
+        ticket(106, None, 2, None, t(2025, 12, 15, 19, 0), None),
     ];
-    for (id, org, status, priority, created, solved, deleted) in planted {
-        sim.w.tickets.push(Ticket {
-            id,
-            org,
-            requester: 7_000_000 + id,
-            status,
-            priority,
-            created,
-            solved,
-            deleted,
-        });
-    }
+    sim.w.tickets.extend(planted);
     // Random tickets while each organization's account is a customer.
     let mut random: Vec<Ticket> = Vec::new();
-    for a in 0..n_accounts {
-        let Some((org, k)) = org_of[a] else {
+    for (a, slot) in org_of.iter().enumerate() {
+        let Some((org, k)) = *slot else {
             continue;
         };
         let mut windows: Vec<(i64, i64)> = sim.spans[a]

@@ -619,7 +619,7 @@ pub fn plant(sim: &mut Sim) {
         d(2023, 9, 1),
     );
     let st = p.sched(deal);
-    let sb = p.sell(b, Some(deal), d(2023, 9, 1), 36, 1_333_33, 0, st);
+    let sb = p.sell(b, Some(deal), d(2023, 9, 1), 36, 133_333, 0, st);
     p.sim.finish_sub(sb);
     let deal = p.deal(P {
         acct: UMBRELLA,

@@ -466,6 +466,9 @@ pub struct Sim {
     next_line: u32,
 }
 
+/// Cents per currency unit.
+pub const CENTS: i64 = 100;
+
 /// Round `num / den` half away from zero.
 pub fn div_round(num: i128, den: i128) -> i128 {
     let q = num / den;
@@ -511,7 +514,7 @@ impl Sim {
 
     /// Monthly CRM conversion rates (units per USD), the same for every seed.
     pub fn build_rates(&mut self) {
-        let mut rng = Rng::new(0x5EED_0F_0F_0F);
+        let mut rng = Rng::new(0x5EED_0F0F);
         let bases = [(EUR, 0.92f64), (GBP, 0.79), (JPY, 150.0)];
         let mut levels = [0.92f64, 0.79, 150.0];
         let first = self.cal.rate_first_month;
@@ -783,11 +786,11 @@ impl Sim {
                 path.push(s);
             }
         }
-        if d.backwards {
-            if let Some(pos) = path.iter().position(|&s| s >= 2) {
-                let s = path[pos];
-                path.splice(pos + 1..pos + 1, [s - 1, s]);
-            }
+        if d.backwards
+            && let Some(pos) = path.iter().position(|&s| s >= 2)
+        {
+            let s = path[pos];
+            path.splice(pos + 1..pos + 1, [s - 1, s]);
         }
         if closed {
             path.push(final_stage);
@@ -899,14 +902,14 @@ impl Sim {
             rows.push(r);
         }
         // The last row is the deal's current state.
-        if let Some(last) = rows.last_mut() {
-            if !closed {
-                last.stage = final_stage;
-                last.amount = d.amount;
-                last.close = d.close;
-                if d.omitted {
-                    last.forecast = OMITTED;
-                }
+        if let Some(last) = rows.last_mut()
+            && !closed
+        {
+            last.stage = final_stage;
+            last.amount = d.amount;
+            last.close = d.close;
+            if d.omitted {
+                last.forecast = OMITTED;
             }
         }
         if let Some((ts, _)) = d.post_close {
@@ -1142,7 +1145,7 @@ impl Sim {
         let Some(seg) = sb.segs.iter().find(|s| s.charge_type == USAGE) else {
             return;
         };
-        let base = sb.recurring_mrr(sb.start).max(100_00);
+        let base = sb.recurring_mrr(sb.start).max(100 * CENTS);
         let end = seg
             .end
             .unwrap_or(self.cal.extract_day)
@@ -1180,13 +1183,21 @@ impl Sim {
     /// rounded to a price-list step.
     pub fn price_mrr(&self, cur: u8, day: i32, arr_usd: f64) -> i64 {
         let rate = self.crm_rate(cur, day) as f64 / 1e6;
-        let step = if cur == JPY { 10_000_00 } else { 50_00 };
+        let step = if cur == JPY {
+            10_000 * CENTS
+        } else {
+            50 * CENTS
+        };
         let mrr_cents = arr_usd * rate / 12.0 * 100.0;
         (((mrr_cents / step as f64).round() as i64).max(1)) * step
     }
 
     pub fn round_step(&self, cur: u8, cents: f64) -> i64 {
-        let step = if cur == JPY { 50_000_00 } else { 500_00 };
+        let step = if cur == JPY {
+            50_000 * CENTS
+        } else {
+            500 * CENTS
+        };
         (((cents / step as f64).round() as i64).max(1)) * step
     }
 
@@ -1413,19 +1424,33 @@ impl Sim {
                 fixed_tcv: 0,
             });
         }
-        if let Some(opp) = sched.opp {
-            if !sched.none {
-                let sub_total = mrr * term as i64;
-                let total = match sched.discount_pct {
-                    0 => sub_total,
-                    pct => sub_total - sub_total * pct as i64 / 100,
-                };
-                let link = if sched.subscription_only {
-                    None
-                } else {
-                    Some(OppRef::Opp(opp))
-                };
-                let currency = sb.currency;
+        if let Some(opp) = sched.opp
+            && !sched.none
+        {
+            let sub_total = mrr * term as i64;
+            let total = match sched.discount_pct {
+                0 => sub_total,
+                pct => sub_total - sub_total * pct as i64 / 100,
+            };
+            let link = if sched.subscription_only {
+                None
+            } else {
+                Some(OppRef::Opp(opp))
+            };
+            let currency = sb.currency;
+            self.schedule(
+                rng,
+                Sched {
+                    opp: link,
+                    sub: Some(sb.original),
+                    currency,
+                    start_month: month_index(start),
+                    months: term,
+                    total,
+                    item: ITEM_SUBSCRIPTION,
+                },
+            );
+            if fee > 0 {
                 self.schedule(
                     rng,
                     Sched {
@@ -1433,25 +1458,11 @@ impl Sim {
                         sub: Some(sb.original),
                         currency,
                         start_month: month_index(start),
-                        months: term,
-                        total,
-                        item: ITEM_SUBSCRIPTION,
+                        months: 1,
+                        total: fee,
+                        item: ITEM_SERVICES,
                     },
                 );
-                if fee > 0 {
-                    self.schedule(
-                        rng,
-                        Sched {
-                            opp: link,
-                            sub: Some(sb.original),
-                            currency,
-                            start_month: month_index(start),
-                            months: 1,
-                            total: fee,
-                            item: ITEM_SERVICES,
-                        },
-                    );
-                }
             }
         }
         sb
@@ -1631,15 +1642,15 @@ impl Sim {
                     TermEventKind::Admin => {}
                 }
             }
-            if let Some(c) = cancel_day {
-                if c < ext {
-                    sb.amend();
-                    sb.cancel(c);
-                    self.usage_schedule(rng, &sb);
-                    self.finish_sub(sb);
-                    self.spans[acct as usize].push((span_start, Some(c)));
-                    return Some(c);
-                }
+            if let Some(c) = cancel_day
+                && c < ext
+            {
+                sb.amend();
+                sb.cancel(c);
+                self.usage_schedule(rng, &sb);
+                self.finish_sub(sb);
+                self.spans[acct as usize].push((span_start, Some(c)));
+                return Some(c);
             }
             // Renewal.
             let renew_day = e - rng.range(60, 100) as i32;
@@ -1720,10 +1731,7 @@ impl Sim {
                 match last.1 {
                     None => continue,
                     Some(le) if s <= le => {
-                        last.1 = match e {
-                            None => None,
-                            Some(e) => Some(e.max(le)),
-                        };
+                        last.1 = e.map(|e| e.max(le));
                         continue;
                     }
                     _ => {}
@@ -1735,7 +1743,11 @@ impl Sim {
     }
 
     pub fn round_mrr(&self, cur: u8, cents: f64) -> i64 {
-        let step = if cur == JPY { 10_000_00 } else { 50_00 };
+        let step = if cur == JPY {
+            10_000 * CENTS
+        } else {
+            50 * CENTS
+        };
         (((cents / step as f64).round() as i64).max(1)) * step
     }
 }

@@ -38,14 +38,17 @@ support/ticket: id int, organization_id int?, requester_id int, status string, p
 cs/company_health: sfdc_account_id string?, score int, status string, snapshot_date date
 ";
 
-/// (system/table, [(column, type name, nullable)]) including `_fivetran_synced`.
-fn contract() -> Vec<(String, Vec<(String, String, bool)>)> {
+/// (column, contract type name, nullable)
+type ContractColumn = (String, String, bool);
+
+/// (system/table, columns) including `_fivetran_synced`.
+fn contract() -> Vec<(String, Vec<ContractColumn>)> {
     CONTRACT
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let (table, cols) = l.split_once(':').unwrap();
-            let mut cols: Vec<(String, String, bool)> = cols
+            let mut cols: Vec<ContractColumn> = cols
                 .split(',')
                 .map(|c| {
                     let (name, ty) = c.trim().split_once(' ').unwrap();
@@ -195,6 +198,8 @@ fn files_are_deterministic_and_match_the_contract() {
         "the scale-1 sample must stay under 5 MB, is {total}"
     );
 
+    check_written_opportunities(a.path());
+
     // Another seed gives another company.
     let c = tempfile::tempdir().unwrap();
     generate(&SampleOptions {
@@ -208,44 +213,6 @@ fn files_are_deterministic_and_match_the_contract() {
         fs::read(p(a.path())).unwrap(),
         fs::read(p(c.path())).unwrap()
     );
-}
-
-#[test]
-fn the_boundary_deal_is_in_the_written_opportunities() {
-    let dir = tempfile::tempdir().unwrap();
-    generate(&SampleOptions {
-        out: dir.path().to_path_buf(),
-        seed: 3,
-        scale: 1,
-    })
-    .unwrap();
-    let path = dir.path().join("crm/opportunity/part-00000.parquet");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut found = false;
-    let mut last_close = i32::MIN;
-    for batch in reader {
-        let batch = batch.unwrap();
-        let created = batch
-            .column_by_name("created_date")
-            .unwrap()
-            .as_primitive::<TimestampMicrosecondType>();
-        let close = batch
-            .column_by_name("close_date")
-            .unwrap()
-            .as_primitive::<datafusion::arrow::datatypes::Date32Type>();
-        for i in 0..batch.num_rows() {
-            found |= created.value(i) == ts_utc(2025, 2, 1, 5, 0, 0);
-            assert!(
-                close.value(i) >= last_close,
-                "opportunities are sorted by close_date"
-            );
-            last_close = close.value(i);
-        }
-    }
-    assert!(found, "a deal created at 2025-02-01T05:00:00Z");
 }
 
 #[test]
@@ -275,6 +242,38 @@ fn stale_part_files_are_removed() {
     assert!(table.join("part-00000.parquet").exists());
 }
 
+/// The written opportunities are sorted by close_date and hold the deal created at
+/// 2025-02-01T05:00:00Z.
+fn check_written_opportunities(root: &Path) {
+    let path = root.join("crm/opportunity/part-00000.parquet");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut found = false;
+    let mut last_close = i32::MIN;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let created = batch
+            .column_by_name("created_date")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let close = batch
+            .column_by_name("close_date")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        for i in 0..batch.num_rows() {
+            found |= created.value(i) == ts_utc(2025, 2, 1, 5, 0, 0);
+            assert!(
+                close.value(i) >= last_close,
+                "opportunities are sorted by close_date"
+            );
+            last_close = close.value(i);
+        }
+    }
+    assert!(found, "a deal created at 2025-02-01T05:00:00Z");
+}
+
 // ---------------------------------------------------------------- models
 
 /// models/*.yaml describe exactly the contract's tables.
@@ -282,7 +281,7 @@ fn stale_part_files_are_removed() {
 fn model_sources_match_the_contract() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
     let mut seen = BTreeSet::new();
-    let contract: BTreeMap<String, Vec<(String, String, bool)>> = contract().into_iter().collect();
+    let contract: BTreeMap<String, Vec<ContractColumn>> = contract().into_iter().collect();
     for system in ["crm", "marketing", "billing", "finance", "support", "cs"] {
         let path = root.join(format!("{system}.yaml"));
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -305,7 +304,7 @@ fn model_sources_match_the_contract() {
             let want = contract
                 .get(&table)
                 .unwrap_or_else(|| panic!("{table} is not in the contract"));
-            let got: Vec<(String, String, bool)> = src["columns"]
+            let got: Vec<ContractColumn> = src["columns"]
                 .as_sequence()
                 .unwrap()
                 .iter()
@@ -907,8 +906,8 @@ fn planted_ids() {
             s.term_end.map(ymd)
         );
     }
-    let mut plans: BTreeMap<u32, (usize, Option<OppRef>, Option<u32>, u8, i64, bool)> =
-        BTreeMap::new();
+    type Plan = (usize, Option<OppRef>, Option<u32>, u8, i64, bool);
+    let mut plans: BTreeMap<u32, Plan> = BTreeMap::new();
     for l in &w.lines {
         let e = plans
             .entry(l.plan)

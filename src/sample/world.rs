@@ -97,6 +97,7 @@ pub fn sf_id(out: &mut String, prefix: &str, n: u64) {
     }
 }
 
+#[cfg(test)]
 pub fn sf_id_string(prefix: &str, n: u64) -> String {
     let mut s = String::with_capacity(18);
     sf_id(&mut s, prefix, n);

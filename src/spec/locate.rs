@@ -28,11 +28,11 @@ impl From<usize> for Step {
     }
 }
 
-/// Builds a path: `path!["metrics", 3, "filter"]`.
+/// Builds a path: `yaml_path!["metrics", 3, "filter"]` (an array of steps).
 #[macro_export]
 macro_rules! yaml_path {
     ($($step:expr),* $(,)?) => {
-        vec![$($crate::spec::locate::Step::from($step)),*]
+        [$($crate::spec::locate::Step::from($step)),*]
     };
 }
 

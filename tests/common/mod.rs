@@ -174,10 +174,10 @@ fn array(col: &Col) -> (DataType, bool, ArrayRef) {
 /// Writes `<root>/<table>/part-00000.parquet` with the given columns, plus
 /// `_fivetran_synced` set to the sample extraction moment.
 pub fn write_table(root: &Path, table: &str, columns: Vec<(&str, Col)>) {
-    let rows = match columns.first().map(|(_, c)| array(c).2.len()) {
-        Some(n) => n,
-        None => 0,
-    };
+    let rows = columns
+        .first()
+        .map(|(_, c)| array(c).2.len())
+        .unwrap_or_default();
     let mut fields = Vec::new();
     let mut arrays = Vec::new();
     for (name, col) in &columns {
