@@ -24,39 +24,178 @@ use crate::yaml_path;
 
 /// The entity `name` mapped from its source: one column per field, named
 /// like the field, unqualified.
-pub async fn entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
-    let catalog = &engine.catalog;
-    let (id, model, entity) = catalog
-        .entity(name)
-        .ok_or_else(|| CanonError::request(format!("unknown entity `{name}`")))?;
-    let source = engine
-        .source_frame(&model.spec.system, &entity.source)
-        .await?;
-    let schema = source.schema().clone();
-    let mut exprs = Vec::with_capacity(entity.fields.len());
-    for (i, field) in entity.fields.iter().enumerate() {
-        let sql = field.expr.as_deref().unwrap_or(&field.name);
-        let location = catalog.entity_at(
-            id,
-            &if field.expr.is_some() {
-                yaml_path!["fields", i, "expr"]
+///
+/// A field may also read a field of a linked entity (`coalesce(crm.account_id,
+/// id)`): such *linked fields* are computed after the links they name are
+/// joined, so identity rules (a billing account's customer is its CRM
+/// survivor) are declared once on the entity, not in every metric.
+pub fn entity_frame<'a>(
+    engine: &'a Engine,
+    name: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DataFrame>> + Send + 'a>> {
+    Box::pin(async move {
+        let catalog = &engine.catalog;
+        let (id, model, entity) = catalog
+            .entity(name)
+            .ok_or_else(|| CanonError::request(format!("unknown entity `{name}`")))?;
+        let source = engine
+            .source_frame(&model.spec.system, &entity.source)
+            .await?;
+        let schema = source.schema().clone();
+        let link_names: BTreeSet<&str> = entity.links.iter().map(|l| l.name.as_str()).collect();
+        let mut plain = Vec::with_capacity(entity.fields.len());
+        let mut linked = Vec::new();
+        for (i, field) in entity.fields.iter().enumerate() {
+            let sql = field.expr.as_deref().unwrap_or(&field.name);
+            let location = catalog.entity_at(
+                id,
+                &if field.expr.is_some() {
+                    yaml_path!["fields", i, "expr"].to_vec()
+                } else {
+                    yaml_path!["fields", i, "name"].to_vec()
+                },
+            );
+            let used = qualifiers_in(engine, sql);
+            if used.iter().any(|q| link_names.contains(q.as_str())) {
+                linked.push((field, sql, location, used));
             } else {
-                yaml_path!["fields", i, "name"]
-            },
-        );
-        let expr = parse_expr(engine, sql, &schema, &location)?;
-        exprs.push(expr.alias(&field.name));
+                let expr = parse_expr(engine, sql, &schema, &location)?;
+                plain.push(expr.alias(&field.name));
+            }
+        }
+        let frame = source.select(plain)?;
+        if linked.is_empty() {
+            return Ok(frame);
+        }
+        // Join the links the linked fields name, then compute them.
+        let plain_fields: Vec<String> = frame
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let mut acc = frame.alias(name)?;
+        let needed: BTreeSet<&str> = linked
+            .iter()
+            .flat_map(|(_, _, _, used)| used.iter().map(String::as_str))
+            .filter(|q| link_names.contains(q))
+            .collect();
+        for link in entity
+            .links
+            .iter()
+            .filter(|l| needed.contains(l.name.as_str()))
+        {
+            let q = TableReference::bare(link.name.as_str());
+            acc = join_link(
+                engine,
+                acc,
+                TableReference::bare(name),
+                link,
+                q,
+                &[name.to_string(), link.name.clone()],
+            )
+            .await?
+            .0;
+        }
+        let joined = acc.schema().clone();
+        let mut out: Vec<Expr> = plain_fields
+            .iter()
+            .map(|f| Expr::Column(Column::new(Some(name), f)).alias(f))
+            .collect();
+        for (field, sql, location, _) in linked {
+            let expr = super::parse_scoped(engine, sql, &joined, Some(name), &location)?;
+            out.push(expr.alias(&field.name));
+        }
+        // Keep the declared field order.
+        let order: Vec<&str> = entity.fields.iter().map(|f| f.name.as_str()).collect();
+        out.sort_by_key(|e| {
+            order
+                .iter()
+                .position(|n| *n == e.schema_name().to_string())
+                .unwrap_or(usize::MAX)
+        });
+        Ok(acc.select(out)?)
+    })
+}
+
+/// The first parts of the compound identifiers in a SQL fragment
+/// (`crm.account_id` → `crm`), to tell fields over links from plain ones.
+fn qualifiers_in(engine: &Engine, sql: &str) -> BTreeSet<String> {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
+    let mut out = BTreeSet::new();
+    let state = engine.ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    if let Ok(ast) = state.sql_to_expr_with_alias(sql, &dialect) {
+        let _ = visit_expressions(&ast.expr, |e| {
+            if let SqlExpr::CompoundIdentifier(parts) = e
+                && parts.len() > 1
+            {
+                out.insert(parts[0].value.to_lowercase());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
     }
-    Ok(source.select(exprs)?)
+    out
+}
+
+/// Left-joins the entity `link` points at, under qualifier `q`, to `acc`,
+/// following merge chains to the survivor first. Returns the frame and the
+/// linked entity's field names.
+async fn join_link(
+    engine: &Engine,
+    acc: DataFrame,
+    parent_q: TableReference,
+    link: &crate::spec::LinkSpec,
+    q: TableReference,
+    path: &[String],
+) -> Result<(DataFrame, Vec<String>)> {
+    let (_, _, target_spec) = engine
+        .catalog
+        .entity(&link.entity)
+        .ok_or_else(|| CanonError::Internal(format!("link to unknown entity {}", link.entity)))?;
+    let target = entity_frame(engine, &link.entity).await?;
+    let target_fields: Vec<String> = target
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let fk = Expr::Column(Column::new(Some(parent_q), &link.field));
+    let mut acc = acc;
+    let key_expr = match survivors(engine, &link.entity).await? {
+        Some(map) => {
+            let alias = format!("_{}_merge", path.join("_"));
+            acc = acc.join_on(
+                map.alias(&alias)?,
+                JoinType::Left,
+                [cast(fk.clone(), DataType::Utf8)
+                    .eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
+            )?;
+            let survivor = Expr::Column(Column::new(Some(alias.as_str()), "survivor"));
+            let key_type = target
+                .schema()
+                .field_with_unqualified_name(&target_spec.key)?
+                .data_type()
+                .clone();
+            coalesce(vec![cast(survivor, key_type), fk])
+        }
+        None => fk,
+    };
+    let acc = acc.join_on(
+        aliased(engine, target, q.clone())?,
+        JoinType::Left,
+        [key_expr.eq(Expr::Column(Column::new(Some(q), &target_spec.key)))],
+    )?;
+    Ok((acc, target_fields))
 }
 
 /// A path of links from a metric's entity: `["account"]` is `account.x`,
 /// `["deal", "account"]` is `deal.account.x` (a link of a linked entity).
 pub type LinkPath = Vec<String>;
 
-/// How deep `full_schema` follows links: `a.b.field` at most, the deepest
-/// qualifier a SQL identifier can carry besides the column.
-const MAX_LINK_DEPTH: usize = 2;
+/// How deep expressions may follow links: `a.b.c.field` at most, the
+/// deepest qualifier (catalog.schema.table) a SQL identifier can carry.
+const MAX_LINK_DEPTH: usize = 3;
 
 /// The qualifier a link path's fields carry (`deal.account` → partial reference).
 pub fn qualifier(path: &[String]) -> TableReference {
@@ -141,42 +280,10 @@ pub async fn metric_frame(
                         .join(", ")
                 ))
             })?;
-        let (_, _, target_spec) = catalog.entity(&link.entity).ok_or_else(|| {
-            CanonError::Internal(format!("link to unknown entity {}", link.entity))
-        })?;
         let q = qualifier(path);
-        let target = entity_frame(engine, &link.entity).await?;
-        let target_fields: Vec<String> = target
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let fk = Expr::Column(Column::new(Some(parent_q.clone()), &link.field));
-        let key_expr = match survivors(engine, &link.entity).await? {
-            Some(map) => {
-                let alias = format!("_{}_merge", path.join("_"));
-                acc = acc.join_on(
-                    map.alias(&alias)?,
-                    JoinType::Left,
-                    [cast(fk.clone(), DataType::Utf8)
-                        .eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
-                )?;
-                let survivor = Expr::Column(Column::new(Some(alias.as_str()), "survivor"));
-                let key_type = target
-                    .schema()
-                    .field_with_unqualified_name(&target_spec.key)?
-                    .data_type()
-                    .clone();
-                coalesce(vec![cast(survivor, key_type), fk])
-            }
-            None => fk,
-        };
-        acc = acc.join_on(
-            aliased(engine, target, q.clone())?,
-            JoinType::Left,
-            [key_expr.eq(Expr::Column(Column::new(Some(q.clone()), &target_spec.key)))],
-        )?;
+        let (joined, target_fields) =
+            join_link(engine, acc, parent_q, link, q.clone(), path).await?;
+        acc = joined;
         out.extend(target_fields.iter().map(|f| {
             Expr::Column(Column::new(Some(q.clone()), f)).alias_qualified(Some(q.clone()), f)
         }));

@@ -395,7 +395,41 @@ pub fn plant(sim: &mut Sim) {
         d(2024, 4, 16),
     );
     let st = p.sched(deal);
-    let sb = p.sell(b, Some(deal), d(2024, 4, 15), 24, 500 * M, 0, st);
+    let mut sb = p.sell(b, Some(deal), d(2024, 4, 15), 24, 500 * M, 0, st);
+    // An internal expansion: open at mid-2025, booked in FY2026.
+    let exp = p.deal(P {
+        acct: INTERNAL,
+        owner: 1,
+        typ: EXPANSION,
+        cur: USD,
+        name: "Internal Seats",
+        created: noon(d(2025, 6, 2)),
+        close: d(2025, 8, 29),
+        outcome: won,
+        amount: Some(3_500 * M),
+    });
+    sb.amend();
+    sb.add(Seg {
+        name: SEATS,
+        charge_type: RECURRING,
+        start: d(2025, 9, 1),
+        end: Some(d(2026, 4, 15)),
+        mrr: 500 * M,
+        fixed_tcv: 0,
+    });
+    let original = sb.original;
+    p.sim.schedule(
+        &mut p.rng,
+        Sched {
+            opp: Some(OppRef::Opp(exp)),
+            sub: Some(original),
+            currency: USD,
+            start_month: month_index(d(2025, 9, 1)),
+            months: 7,
+            total: 3_500 * M,
+            item: ITEM_SUBSCRIPTION,
+        },
+    );
     p.sim.finish_sub(sb);
     p.sim.spans[INTERNAL as usize].push((d(2024, 4, 15), None));
     p.deal(P {
@@ -438,7 +472,7 @@ pub fn plant(sim: &mut Sim) {
         cur: USD,
         name: "Second Test Opportunity",
         created: noon(d(2025, 3, 3)),
-        close: d(2025, 4, 30),
+        close: d(2025, 7, 31),
         outcome: Outcome::Lost,
         amount: Some(10_000 * M),
     });

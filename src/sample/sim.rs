@@ -912,6 +912,11 @@ impl Sim {
                 last.forecast = OMITTED;
             }
         }
+        // Now and then a rep takes the deal out of the forecast for a while.
+        if rows.len() >= 3 && rng.chance(0.04) {
+            let k = 1 + rng.below(rows.len() as u64 - 2) as usize;
+            rows[k].forecast = OMITTED;
+        }
         if let Some((ts, _)) = d.post_close {
             let mut r = *rows.last().expect("a closing row");
             r.ts = ts;
