@@ -814,6 +814,77 @@ fn planted_cross_system_quirks_exist() {
     );
 }
 
+/// The ids docs/sample_company.md names, for two seeds: planted records do not depend on it.
+#[test]
+fn documented_ids_are_stable() {
+    let other = build(7, 1);
+    for sim in [world(), &other] {
+        let w = &sim.w;
+        let opp_id = |pred: &dyn Fn(&Opp) -> bool| -> String {
+            let i = w.opps.iter().position(pred).expect("the planted deal");
+            sf_id_string(OPP_PREFIX, i as u64 + 1)
+        };
+        let on = |a: u32| move |o: &Opp| o.account == a;
+        assert_eq!(
+            sf_id_string(ACCOUNT_PREFIX, acct::GLOBEX_A as u64 + 1),
+            "0018d0000000005KYN"
+        );
+        assert_eq!(
+            sf_id_string(ACCOUNT_PREFIX, acct::CONTEST as u64 + 1),
+            "0018d0000000004TKI"
+        );
+        assert_eq!(w.accounts[acct::CONTEST as usize].name, "Contest Ltd");
+        assert_eq!(
+            opp_id(&|o| o.created == ts_utc(2025, 2, 1, 5, 0, 0)),
+            "0068d000000000LSSH"
+        );
+        assert_eq!(
+            opp_id(&|o| on(acct::VANDELAY)(o) && o.close == days(2025, 1, 31)),
+            "0068d000000000JSGV"
+        );
+        assert_eq!(
+            opp_id(&|o| on(acct::VANDELAY)(o) && o.close == days(2025, 2, 1)),
+            "0068d000000000KYCB"
+        );
+        assert_eq!(
+            opp_id(&|o| o.created == ts_utc(2024, 7, 1, 6, 30, 0)),
+            "0068d000000000XKSA"
+        );
+        assert_eq!(
+            opp_id(&|o| on(acct::WONKA)(o) && o.amount.is_none() && o.stage == WON),
+            "0068d000000000QDAB"
+        );
+        assert_eq!(
+            opp_id(&|o| on(acct::INTERNAL)(o) && o.close == days(2025, 8, 29)),
+            "0068d0000000002XME"
+        );
+        assert_eq!(
+            opp_id(&|o| on(acct::PRESTIGE)(o) && o.typ == NEW_BUSINESS),
+            "0068d000000000aXLO"
+        );
+        let plan = |p: u32| {
+            w.lines
+                .iter()
+                .find(|l| l.plan == p)
+                .copied()
+                .expect("the planted plan")
+        };
+        assert!(plan(28).opp.is_none() && plan(28).sub.is_some());
+        assert_eq!(plan(32).opp, Some(OppRef::Unknown(1)));
+        assert!(plan(31).opp.is_none() && plan(31).sub.is_none());
+        assert_eq!(plan(3).opp, Some(OppRef::Opp(3)));
+        let t101 = w.tickets.iter().find(|t| t.id == 101).unwrap();
+        assert_eq!(t101.solved, Some(ts_utc(2025, 3, 1, 8, 0, 0)));
+        assert_eq!(
+            w.bill_accounts[3].crm,
+            Some(CrmRef::Account(acct::GLOBEX_A))
+        );
+        assert_eq!(w.bill_accounts[12].crm, Some(CrmRef::Unknown(1)));
+        assert_eq!(w.orgs[3].id, 360_000_000_028);
+        assert_eq!(w.orgs[3].external, Some(CrmRef::Account(acct::GLOBEX_B)));
+    }
+}
+
 /// `CANON_SAMPLE_OUT=dir CANON_SAMPLE_SCALE=n cargo test --release --lib sample::tests::stats -- --ignored --nocapture`
 #[test]
 #[ignore]

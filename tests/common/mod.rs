@@ -68,6 +68,7 @@ pub enum Col {
     Double(Vec<f64>),
     /// `YYYY-MM-DD`
     Date(Vec<&'static str>),
+    OptDate(Vec<Option<&'static str>>),
     /// RFC 3339 instants, e.g. `2025-02-01T05:00:00Z`
     Ts(Vec<&'static str>),
     OptTs(Vec<Option<&'static str>>),
@@ -113,6 +114,13 @@ fn array(col: &Col) -> (DataType, bool, ArrayRef) {
             DataType::Boolean,
             false,
             Arc::new(BooleanArray::from(v.clone())),
+        ),
+        Col::OptDate(v) => (
+            DataType::Date32,
+            true,
+            Arc::new(Date32Array::from(
+                v.iter().map(|d| d.map(days)).collect::<Vec<_>>(),
+            )),
         ),
         Col::OptInt(v) => (DataType::Int64, true, Arc::new(Int64Array::from(v.clone()))),
         Col::Int(v) => (
