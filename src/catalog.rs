@@ -346,6 +346,14 @@ impl Catalog {
                     }
                 }
             }
+            MetricKind::Cohort => {
+                if m.cohort.is_none() {
+                    diags.push(diag(
+                        at(&[]),
+                        "a cohort metric needs `cohort` (of, key, value)".into(),
+                    ));
+                }
+            }
             MetricKind::Derived => {
                 if m.expr.is_none() {
                     diags.push(diag(at(&[]), "a derived metric needs `expr`".into()));

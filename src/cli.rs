@@ -264,6 +264,7 @@ fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
     Ok(Request {
         period,
         as_of,
+        rates_as_of: None,
         grain,
         by: args
             .by

@@ -17,6 +17,11 @@ pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
             .flatten()
             .cloned()
             .collect(),
+        MetricKind::Cohort => {
+            let (id, _, _) = engine.catalog.metric(name)?;
+            let (spec, _) = crate::compile::cohort::spec(engine, id)?;
+            vec![spec.of.clone()]
+        }
         MetricKind::Derived => {
             let (id, _, _) = engine.catalog.metric(name)?;
             crate::compile::derived::inputs(engine, id)?

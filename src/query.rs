@@ -10,13 +10,16 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use sha2::{Digest, Sha256};
 
+use chrono::NaiveDate;
+
 use crate::catalog::{Catalog, MetricId};
 use crate::compile::entity::entity_frame;
-use crate::compile::{Request, derived, simple};
+use crate::compile::{Request, cohort, derived, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, DataLocation, Result};
 use crate::result::{
-    DefinitionRef, ExclusionTally, GovernedResult, Lineage, ResultRow, Tally, source_lineage,
+    BridgeLine, DefinitionRef, ExclusionTally, GovernedResult, Lineage, ResultRow, Tally,
+    source_lineage,
 };
 use crate::run::Engine;
 use crate::spec::{Aggregation, MetricKind, MetricSpec};
@@ -66,7 +69,10 @@ impl Acc {
 pub type Key = (String, Vec<Option<String>>);
 
 /// A simple metric executed: included groups and what each exclusion removed.
-struct SimpleOutcome {
+pub(crate) struct SimpleOutcome {
+    /// The metric whose definition produced it.
+    id: MetricId,
+    /// The metric, or for a cohort's instants `metric at day`.
     name: String,
     agg: Aggregation,
     scale: u32,
@@ -114,6 +120,8 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     let catalog = engine.catalog.clone();
     let (id, _, metric) = catalog.metric(name)?;
     let mut derived_plan = None;
+    let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
+    let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
     let (value, rows, parts) = match metric.kind {
         MetricKind::Simple | MetricKind::Snapshot => {
             let o = run_simple(engine, id, request).await?;
@@ -147,6 +155,12 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
                 .collect();
             (value, rows, vec![n, d])
         }
+        MetricKind::Cohort => {
+            let answer = run_cohort(engine, id, request).await?;
+            cohort_bridge = answer.bridge;
+            row_bridges = answer.row_bridges;
+            (answer.value, answer.rows, answer.parts)
+        }
         MetricKind::Derived => {
             let mut parts = Vec::new();
             for input in derived::inputs(engine, id)? {
@@ -166,10 +180,17 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
             (value, rows, parts)
         }
     };
-    let slices = parts[0].slices.clone();
+    let slices = if metric.kind == MetricKind::Cohort {
+        request.by.clone()
+    } else {
+        parts[0].slices.clone()
+    };
     let rows = rows
         .into_iter()
         .map(|((period, values), value)| ResultRow {
+            bridge: row_bridges
+                .remove(&(period.clone(), values.clone()))
+                .unwrap_or_default(),
             period,
             slices: slices.iter().cloned().zip(values).collect(),
             value,
@@ -200,9 +221,12 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     }
     let mut definitions = vec![definition_ref(&catalog, id)];
     for part in &parts {
-        if part.name != metric.name {
-            let (pid, _, _) = catalog.metric(&part.name)?;
-            definitions.push(definition_ref(&catalog, pid));
+        let d = definition_ref(&catalog, part.id);
+        if !definitions
+            .iter()
+            .any(|x| x.file == d.file && x.sha256 == d.sha256)
+        {
+            definitions.push(d);
         }
     }
     let mut lineage = lineage(engine, &parts, definitions.clone());
@@ -220,6 +244,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         value,
         unit: metric.unit.clone(),
         rows,
+        bridge: cohort_bridge,
         exclusions,
         tallies,
         lineage,
@@ -228,6 +253,124 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         engine: crate::result::Engine::current(),
         elapsed_ms: started.elapsed().as_millis(),
     })
+}
+
+/// A cohort's answer: headline value, rows, headline bridge, each row's
+/// bridge, and the two instants' outcomes (exclusions, lineage).
+struct CohortAnswer {
+    value: Option<Dec>,
+    rows: Vec<(Key, Option<Dec>)>,
+    bridge: Vec<BridgeLine>,
+    row_bridges: BTreeMap<Key, Vec<BridgeLine>>,
+    parts: Vec<SimpleOutcome>,
+}
+
+/// Runs a cohort metric.
+async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<CohortAnswer> {
+    let catalog = engine.catalog.clone();
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let (spec, _) = cohort::spec(engine, id)?;
+    let value_kind = spec.value;
+    let plan = cohort::compile(engine, id, request).await?;
+    let label = |day: NaiveDate| format!("{} at {day}", spec.of);
+    let (t0, t) = (plan.t0, plan.t);
+    let slices = plan.slices.clone();
+    let bridge_batches = plan.bridge.collect().await?;
+    let [plan_t0, plan_t] = plan.source_plans;
+    let mut at_t0 = read_simple(engine, plan.base, plan.at_t0).await?;
+    let mut at_t = read_simple(engine, plan.base, plan.at_t).await?;
+    at_t0.name = label(t0);
+    at_t.name = label(t);
+    at_t0.plan = plan_t0;
+    at_t.plan = plan_t;
+    let scale = metric.scale.unwrap_or(RATIO_SCALE);
+    let mut rows = Vec::new();
+    let mut total = [Dec::ZERO; 8];
+    for batch in &bridge_batches {
+        for i in 0..batch.num_rows() {
+            let key: Vec<Option<String>> = (0..slices.len())
+                .map(|c| {
+                    let a = batch.column(c).as_string::<i32>();
+                    (!a.is_null(i)).then(|| a.value(i).to_string())
+                })
+                .collect();
+            let mut line = [Dec::ZERO; 8];
+            for (j, v) in line.iter_mut().enumerate() {
+                *v = dec_at(batch.column(slices.len() + j).as_ref(), i)?;
+                total[j] = total[j] + *v;
+            }
+            rows.push(((t.to_string(), key), line));
+        }
+    }
+    let value_of = |b: &[Dec; 8]| -> Option<Dec> {
+        let [start, _, _, _, ending, retained, members, churned_members] = *b;
+        match value_kind {
+            crate::spec::CohortValue::NetRetention => ending.div(start, scale),
+            crate::spec::CohortValue::GrossRetention => retained.div(start, scale),
+            crate::spec::CohortValue::GrossChurn => (start - retained).div(start, scale),
+            crate::spec::CohortValue::LogoChurn => churned_members.div(members, scale),
+        }
+    };
+    let lines = |b: &[Dec; 8]| -> Vec<BridgeLine> {
+        let [
+            start,
+            expansion,
+            contraction,
+            churned,
+            ending,
+            _,
+            members,
+            churned_members,
+        ] = *b;
+        let line = |n: &str, v: Dec| BridgeLine {
+            line: n.to_string(),
+            value: v,
+        };
+        vec![
+            line("starting", start),
+            line("expansion", expansion),
+            line("contraction", Dec::ZERO - contraction),
+            line("churned", Dec::ZERO - churned),
+            line("ending", ending),
+            line("cohort_members", members),
+            line("churned_members", churned_members),
+        ]
+    };
+    let mut out_rows = Vec::new();
+    let mut bridges = BTreeMap::new();
+    for (key, line) in &rows {
+        out_rows.push((key.clone(), value_of(line)));
+        bridges.insert(key.clone(), lines(line));
+    }
+    if slices.is_empty() {
+        out_rows.clear();
+        bridges.clear();
+    }
+    let empty = rows.is_empty();
+    Ok(CohortAnswer {
+        value: if empty { None } else { value_of(&total) },
+        rows: out_rows,
+        bridge: if empty { Vec::new() } else { lines(&total) },
+        row_bridges: bridges,
+        parts: vec![at_t0, at_t],
+    })
+}
+
+/// A decimal or integer cell as a [`Dec`]; null is zero.
+fn dec_at(a: &dyn Array, i: usize) -> Result<Dec> {
+    if a.is_null(i) {
+        return Ok(Dec::ZERO);
+    }
+    match a.data_type() {
+        DataType::Decimal128(_, s) => Ok(Dec::new(
+            a.as_primitive::<Decimal128Type>().value(i),
+            (*s).max(0) as u32,
+        )),
+        DataType::Int64 => Ok(Dec::from_int(a.as_primitive::<Int64Type>().value(i))),
+        other => Err(CanonError::Internal(format!(
+            "bridge column of type {other}"
+        ))),
+    }
 }
 
 fn component(catalog: &Catalog, name: Option<&str>) -> Result<MetricId> {
@@ -242,6 +385,17 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
         check_whole_accounting_periods(engine, metric, request).await?;
     }
     let plan = simple::compile(engine, id, request).await?;
+    read_simple(engine, id, plan).await
+}
+
+/// Executes a compiled simple or snapshot plan and reads its groups.
+async fn read_simple(
+    engine: &Engine,
+    id: MetricId,
+    plan: simple::SimplePlan,
+) -> Result<SimpleOutcome> {
+    let catalog = engine.catalog.clone();
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let optimized = plan.frame.clone().into_optimized_plan()?;
     let zero = Acc {
         sum: Dec::new(
@@ -295,6 +449,7 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
         })
         .collect();
     Ok(SimpleOutcome {
+        id,
         name: metric.name.clone(),
         agg: plan.agg,
         scale,

@@ -36,6 +36,12 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
     let period = catalog.calendar.parse_period("FY2026")?;
     for (name, id) in &catalog.metrics {
         let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+        if metric.kind == MetricKind::Cohort {
+            if let Err(e) = crate::compile::cohort::spec(&engine, *id) {
+                note(e, &mut diagnostics)?;
+            }
+            continue;
+        }
         if metric.kind == MetricKind::Derived {
             if let Err(e) = crate::compile::derived::inputs(&engine, *id) {
                 note(e, &mut diagnostics)?;
@@ -48,6 +54,7 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
         let request = Request {
             period: period.clone(),
             as_of: None,
+            rates_as_of: None,
             grain: Some(crate::calendar::Grain::Month),
             by: metric.slices.iter().map(|s| s.name().to_string()).collect(),
         };

@@ -375,3 +375,273 @@ fn arr_series_at_month_ends_uses_each_days_rates() {
         ]
     );
 }
+
+/// A cohort company, T = 2025-06-30, T0 = 2024-06-30; EUR is 0.8 until
+/// 2025-03-01 and 0.9 after, so constant currency (T's 0.9) matters:
+///
+/// | billing | customer   | charges (mrr, [from, to))                         | T0 ARR  | T ARR   |
+/// |---------|------------|---------------------------------------------------|---------|---------|
+/// | B1 USD  | A1         | 100 2024-01-01..2025-01-01; 150 2025-01-01..      | 1200.00 | 1800.00 |
+/// | B7 USD  | A1 (via A6)| 20 2024-01-01..                                    | 240.00  | 240.00  |
+/// | B2 EUR  | A2         | 100 2024-01-01..2025-01-01; 80 2025-01-01..       | 1333.33 | 1066.67 |
+/// | B3 USD  | billing:B3 | 50 2024-01-01..2025-01-01                         | 600.00  | 0       |
+/// | B4 USD  | billing:B4 | 25 2024-01-01..2024-12-01; 30 2025-03-01..        | 300.00  | 360.00  |
+/// | B5 USD  | billing:B5 | 70 2024-09-01.. (new since T0: outside the cohort) | 0       | 840.00  |
+/// | B6 USD  | A3 (test)  | 10 2024-01-01.. (test_account)                     | —       | —       |
+///
+/// B2 at T's rate: 12 × 100 EUR / 0.9 = 1333.333… → 1333.33 (at T0's own rate it
+/// would be 1500.00); 12 × 80 / 0.9 = 1066.666… → 1066.67.
+fn write_cohort_billing(root: &std::path::Path) {
+    let accounts = ["B1", "B2", "B3", "B4", "B5", "B6", "B7"];
+    write_table(
+        root,
+        "billing/account",
+        vec![
+            ("id", Col::Str(accounts.to_vec())),
+            ("account_number", Col::Str(accounts.to_vec())),
+            (
+                "name",
+                Col::Str(vec![
+                    "Globex",
+                    "Initech",
+                    "Solo Shop",
+                    "Return Co",
+                    "New Co",
+                    "Test Corp",
+                    "Globex Legacy",
+                ]),
+            ),
+            (
+                "crm_id",
+                Col::OptStr(some(&["A1", "A2", "", "", "", "A3", "A6"])),
+            ),
+            (
+                "currency",
+                Col::Str(vec!["USD", "EUR", "USD", "USD", "USD", "USD", "USD"]),
+            ),
+            ("status", Col::Str(vec!["Active"; 7])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; 7])),
+            ("is_deleted", Col::Bool(vec![false; 7])),
+        ],
+    );
+    let subs = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"];
+    write_table(
+        root,
+        "billing/subscription",
+        vec![
+            ("id", Col::Str(subs.to_vec())),
+            ("account_id", Col::Str(accounts.to_vec())),
+            ("name", Col::Str(subs.to_vec())),
+            ("version", Col::Int(vec![1; 7])),
+            ("is_latest_version", Col::Bool(vec![true; 7])),
+            ("original_id", Col::Str(subs.to_vec())),
+            ("status", Col::Str(vec!["Active"; 7])),
+            ("subscription_start_date", Col::Date(vec!["2024-01-01"; 7])),
+            ("subscription_end_date", Col::OptDate(vec![None; 7])),
+            ("term_start_date", Col::Date(vec!["2024-01-01"; 7])),
+            ("term_end_date", Col::OptDate(vec![None; 7])),
+            ("cancelled_date", Col::OptDate(vec![None; 7])),
+            ("crm_opportunity_id", Col::OptStr(vec![None; 7])),
+            ("is_deleted", Col::Bool(vec![false; 7])),
+        ],
+    );
+    type Charge = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    );
+    let c: Vec<Charge> = vec![
+        (
+            "C1",
+            "S1",
+            "100.00",
+            "USD",
+            "2024-01-01",
+            Some("2025-01-01"),
+        ),
+        ("C2", "S1", "150.00", "USD", "2025-01-01", None),
+        ("C3", "S7", "20.00", "USD", "2024-01-01", None),
+        (
+            "C4",
+            "S2",
+            "100.00",
+            "EUR",
+            "2024-01-01",
+            Some("2025-01-01"),
+        ),
+        ("C5", "S2", "80.00", "EUR", "2025-01-01", None),
+        ("C6", "S3", "50.00", "USD", "2024-01-01", Some("2025-01-01")),
+        ("C7", "S4", "25.00", "USD", "2024-01-01", Some("2024-12-01")),
+        ("C8", "S4", "30.00", "USD", "2025-03-01", None),
+        ("C9", "S5", "70.00", "USD", "2024-09-01", None),
+        ("C10", "S6", "10.00", "USD", "2024-01-01", None),
+    ];
+    write_table(
+        root,
+        "billing/rate_plan_charge",
+        vec![
+            ("id", Col::Str(c.iter().map(|r| r.0).collect())),
+            ("subscription_id", Col::Str(c.iter().map(|r| r.1).collect())),
+            ("name", Col::Str(vec!["Platform"; c.len()])),
+            ("charge_type", Col::Str(vec!["Recurring"; c.len()])),
+            (
+                "effective_start_date",
+                Col::Date(c.iter().map(|r| r.4).collect()),
+            ),
+            (
+                "effective_end_date",
+                Col::OptDate(c.iter().map(|r| r.5).collect()),
+            ),
+            ("mrr", Col::Money(c.iter().map(|r| Some(r.2)).collect())),
+            ("tcv", Col::Money(c.iter().map(|_| Some("0.00")).collect())),
+            (
+                "transaction_currency",
+                Col::Str(c.iter().map(|r| r.3).collect()),
+            ),
+            ("is_deleted", Col::Bool(vec![false; c.len()])),
+        ],
+    );
+}
+
+fn cohort_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_company(dir.path());
+    write_cohort_billing(dir.path());
+    dir
+}
+
+fn bridge(r: &Value) -> Vec<(String, String)> {
+    r["bridge"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["line"].as_str().unwrap().to_string(),
+                l["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+// Cohort (ARR at T0 > 0): A1 1440.00 → 2040.00, A2 1333.33 → 1066.67,
+// billing:B3 600.00 → 0 (churned), billing:B4 300.00 → 360.00 (left and came
+// back: counted at its T value). B5 is new since T0; B6 is a test account.
+//   starting    = 1440.00 + 1333.33 + 600.00 + 300.00 = 3673.33
+//   expansion   = (2040.00 − 1440.00) + (360.00 − 300.00) = 660.00
+//   contraction = 1333.33 − 1066.67 = 266.66
+//   churned     = 600.00
+//   ending      = 2040.00 + 1066.67 + 0 + 360.00 = 3466.67
+//   3673.33 + 660.00 − 266.66 − 600.00 = 3466.67 exactly.
+// NRR = 3466.67 / 3673.33 = 0.943740; GRR = (1440.00 + 1066.67 + 0 + 300.00) / 3673.33
+// = 2806.67 / 3673.33 = 0.764067; logo churn = 1 / 4 = 0.250000;
+// gross revenue churn = (3673.33 − 2806.67) / 3673.33 = 866.66 / 3673.33 = 0.235933.
+#[test]
+fn nrr_with_its_bridge_at_constant_currency() {
+    let data = cohort_fixture();
+    let r = query_json(&repo(), data.path(), &["nrr", "--as-of", "2025-06-30"]);
+    assert_eq!(r["kind"], "cohort");
+    assert_eq!(r["value"], "0.943740");
+    assert_eq!(
+        bridge(&r),
+        [
+            ("starting".to_string(), "3673.33".to_string()),
+            ("expansion".to_string(), "660.00".to_string()),
+            ("contraction".to_string(), "-266.66".to_string()),
+            ("churned".to_string(), "-600.00".to_string()),
+            ("ending".to_string(), "3466.67".to_string()),
+            ("cohort_members".to_string(), "4".to_string()),
+            ("churned_members".to_string(), "1".to_string()),
+        ]
+    );
+    // The test account is excluded at both instants: 12 × 10.00 = 120.00 each.
+    let tallies: Vec<(String, String, i64)> = r["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"] == "test_account")
+        .map(|x| {
+            (
+                x["metric"].as_str().unwrap().to_string(),
+                x["value"].as_str().unwrap().to_string(),
+                x["rows"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tallies,
+        [
+            ("arr at 2024-06-30".to_string(), "120.00".to_string(), 1),
+            ("arr at 2025-06-30".to_string(), "120.00".to_string(), 1),
+        ]
+    );
+}
+
+#[test]
+fn grr_logo_churn_and_gross_revenue_churn() {
+    let data = cohort_fixture();
+    for (metric, expected) in [
+        ("grr", "0.764067"),
+        ("logo_churn_rate", "0.250000"),
+        ("gross_revenue_churn_rate", "0.235933"),
+    ] {
+        let r = query_json(&repo(), data.path(), &[metric, "--as-of", "2025-06-30"]);
+        assert_eq!(r["value"], expected, "{metric}");
+    }
+}
+
+// The bridge by country: US = A1 only (1440.00 → 2040.00, expansion 600.00);
+// DE = A2 (1333.33 → 1066.67); no CRM country = B3 and B4 (900.00 → 360.00:
+// expansion 60.00, churned 600.00). Each slice's bridge foots on its own.
+#[test]
+fn nrr_bridge_by_slice() {
+    let data = cohort_fixture();
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["nrr", "--as-of", "2025-06-30", "--by", "country"],
+    );
+    let mut got: Vec<(String, String, String, String)> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let lines = row["bridge"].as_array().unwrap();
+            (
+                row["country"].as_str().unwrap_or("(none)").to_string(),
+                lines[0]["value"].as_str().unwrap().to_string(),
+                lines[4]["value"].as_str().unwrap().to_string(),
+                row["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    // (none): 360.00 / 900.00 = 0.400000; DE: 1066.67 / 1333.33 = 0.8000045… → 0.800005;
+    // US: 2040.00 / 1440.00 = 1.416667.
+    assert_eq!(
+        got,
+        [
+            (
+                "(none)".to_string(),
+                "900.00".to_string(),
+                "360.00".to_string(),
+                "0.400000".to_string()
+            ),
+            (
+                "DE".to_string(),
+                "1333.33".to_string(),
+                "1066.67".to_string(),
+                "0.800005".to_string()
+            ),
+            (
+                "US".to_string(),
+                "1440.00".to_string(),
+                "2040.00".to_string(),
+                "1.416667".to_string()
+            ),
+        ]
+    );
+}

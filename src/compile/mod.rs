@@ -4,6 +4,7 @@
 //! over (never pasted into a query), and a parse or type error is reported at
 //! the YAML node it came from.
 
+pub mod cohort;
 pub mod derived;
 pub mod entity;
 pub mod simple;
@@ -24,6 +25,10 @@ pub struct Request {
     pub period: Period,
     /// The day a snapshot metric is taken at (end of day in the reporting zone).
     pub as_of: Option<chrono::NaiveDate>,
+    /// Convert a snapshot's `as_of` money at this day's rates instead of the
+    /// as-of day's (constant currency, as a cohort's T0 is valued at T's rates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rates_as_of: Option<chrono::NaiveDate>,
     #[serde(serialize_with = "serialize_grain")]
     pub grain: Option<Grain>,
     pub by: Vec<String>,

@@ -230,9 +230,9 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             Some(c) => {
                 let currency = p(&c.field, &at(&yaml_path!["measure", "currency", "field"]))?;
                 let rate_date = match window {
-                    Window::AsOf { day, .. } if c.rate_date == AS_OF => {
-                        lit(ScalarValue::Date32(Some(days_since_epoch(*day))))
-                    }
+                    Window::AsOf { day, .. } if c.rate_date == AS_OF => lit(ScalarValue::Date32(
+                        Some(days_since_epoch(request.rates_as_of.unwrap_or(*day))),
+                    )),
                     _ => {
                         let e = p(
                             &c.rate_date,

@@ -30,6 +30,15 @@ pub struct ResultRow {
     /// Slice name → value (null when the slice has no value for these rows).
     pub slices: Vec<(String, Option<String>)>,
     pub value: Option<Dec>,
+    /// A cohort's bridge for this slice (empty for other kinds).
+    pub bridge: Vec<BridgeLine>,
+}
+
+/// One signed line of a bridge: the lines after the first sum to the last.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeLine {
+    pub line: String,
+    pub value: Dec,
 }
 
 impl Serialize for ResultRow {
@@ -41,6 +50,9 @@ impl Serialize for ResultRow {
             map.serialize_entry(name, value)?;
         }
         map.serialize_entry("value", &self.value)?;
+        if !self.bridge.is_empty() {
+            map.serialize_entry("bridge", &self.bridge)?;
+        }
         map.end()
     }
 }
@@ -104,6 +116,9 @@ pub struct GovernedResult {
     pub value: Option<Dec>,
     pub unit: String,
     pub rows: Vec<ResultRow>,
+    /// Cohort metrics: the headline bridge.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bridge: Vec<BridgeLine>,
     pub exclusions: Vec<ExclusionTally>,
     pub tallies: Vec<Tally>,
     pub lineage: Lineage,

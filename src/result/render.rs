@@ -300,6 +300,7 @@ fn rows_or_headline(r: &GovernedResult) -> Vec<super::ResultRow> {
             period: r.request.period.label.clone(),
             slices: Vec::new(),
             value: r.value,
+            bridge: r.bridge.clone(),
         }]
     }
 }

@@ -248,6 +248,7 @@ pub enum MetricKind {
     Ratio,
     Derived,
     Snapshot,
+    Cohort,
 }
 
 impl MetricKind {
@@ -257,6 +258,7 @@ impl MetricKind {
             MetricKind::Ratio => "ratio",
             MetricKind::Derived => "derived",
             MetricKind::Snapshot => "snapshot",
+            MetricKind::Cohort => "cohort",
         }
     }
 }
@@ -318,6 +320,10 @@ pub struct MetricSpec {
     #[serde(default)]
     pub valid: Option<ValiditySpec>,
 
+    // --- cohort ---
+    #[serde(default)]
+    pub cohort: Option<CohortSpec>,
+
     // --- ratio ---
     #[serde(default)]
     pub numerator: Option<String>,
@@ -360,6 +366,31 @@ pub struct HistorySpec {
 
 fn default_state_name() -> String {
     "state".into()
+}
+
+/// Retention of the same entities between T0 (twelve months before T) and T.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortSpec {
+    /// The snapshot metric valued at both instants (at T's rates).
+    pub of: String,
+    /// The slice of that metric naming a cohort member (e.g. `customer`).
+    pub key: String,
+    /// What the metric reports.
+    pub value: CohortValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CohortValue {
+    /// Σ cohort value at T / Σ cohort value at T0.
+    NetRetention,
+    /// Σ cohort min(value at T, value at T0) / Σ value at T0.
+    GrossRetention,
+    /// Cohort members at 0 at T / cohort members.
+    LogoChurn,
+    /// 1 − gross retention.
+    GrossChurn,
 }
 
 /// Validity interval of a snapshot metric's rows.

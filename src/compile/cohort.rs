@@ -1,0 +1,193 @@
+//! `cohort` metrics: the same members (customers) valued at T0 and at T,
+//! both at T's rates (constant currency), with the retention bridge.
+//!
+//! The snapshot metric named by `cohort.of` is compiled at both instants
+//! grouped by its member slice; the two results are cached in memory (each
+//! scans its sources once) and a DataFusion plan joins them per member and
+//! sums the bridge: start + expansion − contraction − churned = ending.
+
+use chrono::{Months, NaiveDate};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{Expr, JoinType, col, lit, when};
+use datafusion::prelude::DataFrame;
+
+use super::Request;
+use super::simple::{self, SimplePlan};
+use crate::catalog::MetricId;
+use crate::error::{CanonError, Result};
+use crate::run::Engine;
+use crate::spec::{CohortSpec, MetricKind};
+use crate::yaml_path;
+
+/// T0 for T: the same day twelve months earlier, or the last day of that
+/// month when it has no such day (2024-02-29 → 2023-02-28).
+pub fn t0_of(t: NaiveDate) -> NaiveDate {
+    t.checked_sub_months(Months::new(12))
+        .expect("a day twelve months earlier")
+}
+
+/// A compiled cohort: the two instants' snapshot plans (cached) and the
+/// bridge plan over them.
+pub struct CohortPlan {
+    pub base: MetricId,
+    pub t0: NaiveDate,
+    pub t: NaiveDate,
+    pub at_t0: SimplePlan,
+    pub at_t: SimplePlan,
+    /// The two instants' optimized plans before caching, for lineage.
+    pub source_plans: [datafusion::logical_expr::LogicalPlan; 2],
+    /// Columns: one per requested slice, then `start`, `expansion`,
+    /// `contraction`, `churned`, `ending`, `retained`, `members`,
+    /// `churned_members`.
+    pub bridge: DataFrame,
+    pub slices: Vec<String>,
+}
+
+/// The bridge columns, in order.
+pub const BRIDGE: [&str; 8] = [
+    "start",
+    "expansion",
+    "contraction",
+    "churned",
+    "ending",
+    "retained",
+    "members",
+    "churned_members",
+];
+
+pub fn spec(engine: &Engine, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
+    let catalog = &engine.catalog;
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let at = |p: &[crate::spec::locate::Step]| catalog.metric_at(id, p);
+    let spec = metric
+        .cohort
+        .as_ref()
+        .ok_or_else(|| CanonError::definition(at(&[]), "a cohort metric needs `cohort`"))?;
+    let (base, _, base_spec) = catalog.metric(&spec.of).map_err(|_| {
+        CanonError::definition(
+            at(&yaml_path!["cohort", "of"]),
+            format!("`{}` is not a metric", spec.of),
+        )
+    })?;
+    if base_spec.kind != MetricKind::Snapshot {
+        return Err(CanonError::definition(
+            at(&yaml_path!["cohort", "of"]),
+            format!(
+                "`{}` is a {} metric; a cohort is valued with a snapshot metric",
+                spec.of,
+                base_spec.kind.name()
+            ),
+        ));
+    }
+    if !base_spec.slices.iter().any(|s| s.name() == spec.key) {
+        return Err(CanonError::definition(
+            at(&yaml_path!["cohort", "key"]),
+            format!("`{}` is not a slice of `{}`", spec.key, spec.of),
+        ));
+    }
+    Ok((spec, base))
+}
+
+pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<CohortPlan> {
+    let (spec, base) = spec(engine, id)?;
+    let t = request
+        .as_of
+        .unwrap_or_else(|| request.period.to.pred_opt().expect("a last day"));
+    let t0 = t0_of(t);
+    if request.grain.is_some() {
+        return Err(CanonError::request(
+            "a cohort metric is taken at one day: use --as-of D (T0 is twelve months earlier)",
+        ));
+    }
+    let at = |day: NaiveDate, by: Vec<String>| Request {
+        period: Request::day(day),
+        as_of: Some(day),
+        rates_as_of: Some(t),
+        grain: None,
+        by,
+    };
+    let mut by_t0 = vec![spec.key.clone()];
+    by_t0.extend(request.by.iter().filter(|b| **b != spec.key).cloned());
+    let mut at_t0 = simple::compile(engine, base, &at(t0, by_t0.clone())).await?;
+    let mut at_t = simple::compile(engine, base, &at(t, vec![spec.key.clone()])).await?;
+    let source_plans = [
+        at_t0.frame.clone().into_optimized_plan()?,
+        at_t.frame.clone().into_optimized_plan()?,
+    ];
+    // Each instant is executed once; the bridge and the exclusion tallies
+    // both read the cached result.
+    at_t0.frame = at_t0.frame.cache().await?;
+    at_t.frame = at_t.frame.cache().await?;
+
+    let key = spec.key.as_str();
+    // The bridge is grouped by the requested slices; the member key itself
+    // may be one of them (a bridge per customer).
+    let slices: Vec<String> = request.by.clone();
+    let included =
+        |f: &DataFrame| -> Result<DataFrame> { Ok(f.clone().filter(col("_exclusion").is_null())?) };
+    let mut start_cols = vec![col(key).alias("_member")];
+    start_cols.extend(by_t0[1..].iter().map(|s| col(s.as_str())));
+    start_cols.push(col("_sum").alias("a"));
+    let start = included(&at_t0.frame)?
+        .select(start_cols)?
+        .filter(col("a").gt(lit(0i64)))?;
+    let end = included(&at_t.frame)?.aggregate(
+        vec![col(key).alias("_member_t")],
+        vec![sum(col("_sum")).alias("b_sum")],
+    )?;
+    let joined = start.join_on(
+        end,
+        JoinType::Left,
+        [Expr::Column(Column::from_name("_member")).eq(col("_member_t"))],
+    )?;
+    let zero = || lit(ScalarValue::Decimal128(Some(0), 38, simple::MONEY_SCALE));
+    let a = || col("a");
+    let b = || datafusion::functions::expr_fn::coalesce(vec![col("b_sum"), zero()]);
+    let churned = || b().lt_eq(zero());
+    let group = slices
+        .iter()
+        .map(|s| {
+            if s == key {
+                col("_member").alias(key)
+            } else {
+                col(s.as_str())
+            }
+        })
+        .collect();
+    let bridge = joined.aggregate(
+        group,
+        vec![
+            sum(a()).alias("start"),
+            sum(when(b().gt(a()), b() - a()).otherwise(zero())?).alias("expansion"),
+            sum(when(b().lt(a()).and(!churned()), a() - b()).otherwise(zero())?)
+                .alias("contraction"),
+            sum(when(churned(), a()).otherwise(zero())?).alias("churned"),
+            sum(b()).alias("ending"),
+            sum(when(b().lt(a()), b()).otherwise(a())?).alias("retained"),
+            count(lit(1i64)).alias("members"),
+            sum(when(churned(), lit(1i64)).otherwise(lit(0i64))?).alias("churned_members"),
+        ],
+    )?;
+    Ok(CohortPlan {
+        base,
+        t0,
+        t,
+        at_t0,
+        at_t,
+        source_plans,
+        bridge,
+        slices,
+    })
+}
+
+impl Request {
+    /// The one-day period of day `d`.
+    pub fn day(d: NaiveDate) -> crate::calendar::Period {
+        crate::calendar::Period {
+            label: d.to_string(),
+            from: d,
+            to: d.succ_opt().expect("a next day"),
+        }
+    }
+}
