@@ -346,6 +346,14 @@ impl Catalog {
                     }
                 }
             }
+            MetricKind::Conversion => {
+                if m.conversion.is_none() || m.entity.is_none() {
+                    diags.push(diag(
+                        at(&[]),
+                        "a conversion metric needs `entity` and `conversion`".into(),
+                    ));
+                }
+            }
             MetricKind::Cohort => {
                 if m.cohort.is_none() {
                     diags.push(diag(
@@ -387,11 +395,11 @@ impl Catalog {
             None => diags.push(diag(location, format!("unknown metric `{name}`"))),
             Some(id) => {
                 let m = &self.files.metrics[id.file].spec.metrics[id.index];
-                if m.kind != MetricKind::Simple {
+                if !crate::compile::is_aggregate(m.kind) {
                     diags.push(diag(
                         location,
                         format!(
-                            "`{name}` is a {} metric; a ratio's parts must be simple metrics",
+                            "`{name}` is a {} metric; a ratio's parts must be simple, snapshot or conversion metrics",
                             m.kind.name()
                         ),
                     ));

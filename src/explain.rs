@@ -2,7 +2,7 @@
 
 use datafusion::physical_plan::displayable;
 
-use crate::compile::{Request, simple};
+use crate::compile::Request;
 use crate::error::Result;
 use crate::run::Engine;
 use crate::spec::MetricKind;
@@ -11,7 +11,9 @@ use crate::spec::MetricKind;
 pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
     let (_, _, metric) = engine.catalog.metric(name)?;
     Ok(match metric.kind {
-        MetricKind::Simple | MetricKind::Snapshot => vec![metric.name.clone()],
+        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
+            vec![metric.name.clone()]
+        }
         MetricKind::Ratio => [&metric.numerator, &metric.denominator]
             .into_iter()
             .flatten()
@@ -34,7 +36,7 @@ pub async fn explain(engine: &Engine, name: &str, request: &Request) -> Result<V
     let mut out = Vec::new();
     for part in parts(engine, name)? {
         let (id, _, _) = engine.catalog.metric(&part)?;
-        let plan = simple::compile(engine, id, request).await?;
+        let plan = crate::compile::compile_aggregate(engine, id, request).await?;
         let logical = plan.frame.logical_plan().display_indent().to_string();
         let optimized = plan.frame.clone().into_optimized_plan()?;
         let physical = plan.frame.create_physical_plan().await?;

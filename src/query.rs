@@ -123,7 +123,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
     let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
     let (value, rows, parts) = match metric.kind {
-        MetricKind::Simple | MetricKind::Snapshot => {
+        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
             let o = run_simple(engine, id, request).await?;
             let value = o.included().value(o.agg, o.scale);
             let rows = o.rows();
@@ -384,7 +384,7 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
     if metric.whole_accounting_periods {
         check_whole_accounting_periods(engine, metric, request).await?;
     }
-    let plan = simple::compile(engine, id, request).await?;
+    let plan = crate::compile::compile_aggregate(engine, id, request).await?;
     read_simple(engine, id, plan).await
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::compile::{Request, simple};
+use crate::compile::Request;
 use crate::error::DataLocation;
 use crate::error::{CanonError, Diagnostic, Result};
 use crate::run::files::{file_schema, parquet_files, schema_problems};
@@ -48,7 +48,7 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
             }
             continue;
         }
-        if !matches!(metric.kind, MetricKind::Simple | MetricKind::Snapshot) {
+        if !crate::compile::is_aggregate(metric.kind) {
             continue;
         }
         let request = Request {
@@ -58,7 +58,7 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
             grain: Some(crate::calendar::Grain::Month),
             by: metric.slices.iter().map(|s| s.name().to_string()).collect(),
         };
-        if let Err(e) = simple::compile(&engine, *id, &request).await {
+        if let Err(e) = crate::compile::compile_aggregate(&engine, *id, &request).await {
             match e {
                 CanonError::Definition(_) => note(e, &mut diagnostics)?,
                 other => {

@@ -19,7 +19,6 @@ use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
 use crate::query::Key;
 use crate::run::Engine;
-use crate::spec::MetricKind;
 use crate::yaml_path;
 
 /// Decimal places of a derived value unless the metric sets `scale`.
@@ -63,7 +62,7 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
         match catalog.metrics.get(name) {
             Some(mid) => {
                 let m = &catalog.files.metrics[mid.file].spec.metrics[mid.index];
-                if !matches!(m.kind, MetricKind::Simple | MetricKind::Snapshot) {
+                if !super::is_aggregate(m.kind) {
                     return Err(CanonError::definition(
                         location.clone(),
                         format!(

@@ -329,18 +329,33 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
         .catalog
         .entity(entity)
         .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
-    let Some(merged_into) = &spec.merged_into else {
-        return Ok(None);
+    // The merge pairs: from a field of the entity itself (CRM accounts carry
+    // master_record_id), or from a merge audit entity (HubSpot contacts).
+    let (pairs, column) = match (&spec.merged_into, &spec.merges) {
+        (Some(merged_into), _) => (
+            entity_frame(engine, entity)
+                .await?
+                .filter(col(merged_into.as_str()).is_not_null())?
+                .select(vec![
+                    cast(col(spec.key.as_str()), DataType::Utf8).alias("id"),
+                    cast(col(merged_into.as_str()), DataType::Utf8).alias("into"),
+                ])?,
+            merged_into.clone(),
+        ),
+        (None, Some(audit)) => (
+            entity_frame(engine, &audit.entity)
+                .await?
+                .filter(col(audit.into.as_str()).is_not_null())?
+                .select(vec![
+                    cast(col(audit.from.as_str()), DataType::Utf8).alias("id"),
+                    cast(col(audit.into.as_str()), DataType::Utf8).alias("into"),
+                ])?,
+            audit.into.clone(),
+        ),
+        (None, None) => return Ok(None),
     };
-    let pairs = entity_frame(engine, entity)
-        .await?
-        .filter(col(merged_into.as_str()).is_not_null())?
-        .select(vec![
-            datafusion::logical_expr::cast(col(spec.key.as_str()), DataType::Utf8).alias("id"),
-            datafusion::logical_expr::cast(col(merged_into.as_str()), DataType::Utf8).alias("into"),
-        ])?
-        .collect()
-        .await?;
+    engine.note_plan_reads(&pairs.clone().into_optimized_plan()?);
+    let pairs = pairs.collect().await?;
     let mut next: BTreeMap<String, String> = BTreeMap::new();
     for batch in &pairs {
         let ids = batch.column(0).as_any().downcast_ref::<StringArray>();
@@ -358,7 +373,7 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
         system: model.spec.system.clone(),
         table: spec.source.clone(),
         file: None,
-        column: Some(merged_into.clone()),
+        column: Some(column),
     };
     let resolved = resolve_chains(&next).map_err(|id| {
         CanonError::data(

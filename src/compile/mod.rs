@@ -5,6 +5,7 @@
 //! the YAML node it came from.
 
 pub mod cohort;
+pub mod conversion;
 pub mod derived;
 pub mod entity;
 pub mod simple;
@@ -39,6 +40,27 @@ fn serialize_grain<S: serde::Serializer>(g: &Option<Grain>, s: S) -> Result<S::O
         Some(g) => s.serialize_str(g.name()),
         None => s.serialize_none(),
     }
+}
+
+/// Compiles a metric whose result has the shape of a simple aggregate
+/// (simple, snapshot and conversion kinds).
+pub async fn compile_aggregate(
+    engine: &Engine,
+    id: crate::catalog::MetricId,
+    request: &Request,
+) -> Result<simple::SimplePlan> {
+    let metric = &engine.catalog.files.metrics[id.file].spec.metrics[id.index];
+    match metric.kind {
+        crate::spec::MetricKind::Conversion => conversion::compile(engine, id, request).await,
+        _ => simple::compile(engine, id, request).await,
+    }
+}
+
+/// Whether a metric kind's result has the shape of a simple aggregate, so it
+/// can be a ratio's or derived metric's part.
+pub fn is_aggregate(kind: crate::spec::MetricKind) -> bool {
+    use crate::spec::MetricKind::*;
+    matches!(kind, Simple | Snapshot | Conversion)
 }
 
 /// Parses one YAML SQL fragment against `schema`, blaming `location` for any

@@ -332,11 +332,11 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
 /// The rate date keyword of snapshot metrics: convert at the as-of day.
 pub const AS_OF: &str = "as_of";
 
-fn next_day(d: NaiveDate) -> NaiveDate {
+pub(crate) fn next_day(d: NaiveDate) -> NaiveDate {
     d.succ_opt().expect("a next day")
 }
 
-fn not_a_time(location: &Location, sql: &str, ty: &DataType) -> CanonError {
+pub(crate) fn not_a_time(location: &Location, sql: &str, ty: &DataType) -> CanonError {
     CanonError::definition(
         location.clone(),
         format!("`{sql}` is {ty}; a metric's time must be a date or a timestamp"),
@@ -479,7 +479,7 @@ fn join_state(
 }
 
 /// The approved slices the request asks for, with their expressions.
-fn requested_slices(
+pub(crate) fn requested_slices(
     metric: &MetricSpec,
     request: &Request,
     catalog: &crate::catalog::Catalog,
@@ -530,14 +530,19 @@ fn money(e: Expr) -> Expr {
 
 /// `[from, to)` on the raw column: dates compared as dates, timestamps with
 /// the instants at which the local days start, so Parquet statistics prune.
-fn period_filter(cal: &Calendar, time: &Expr, ty: &DataType, period: &Period) -> Option<Expr> {
+pub(crate) fn period_filter(
+    cal: &Calendar,
+    time: &Expr,
+    ty: &DataType,
+    period: &Period,
+) -> Option<Expr> {
     let from = bound(cal, ty, period.from)?;
     let to = bound(cal, ty, period.to)?;
     Some(time.clone().gt_eq(from).and(time.clone().lt(to)))
 }
 
 /// The literal a time column is compared with at the start of local day `d`.
-fn bound(cal: &Calendar, ty: &DataType, d: NaiveDate) -> Option<Expr> {
+pub(crate) fn bound(cal: &Calendar, ty: &DataType, d: NaiveDate) -> Option<Expr> {
     match ty {
         DataType::Date32 => Some(lit(ScalarValue::Date32(Some(days_since_epoch(d))))),
         DataType::Timestamp(TimeUnit::Microsecond, tz) => Some(lit(
@@ -553,7 +558,12 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
 
 /// The period label of each row: a CASE over the bucket boundaries (exact
 /// and DST-proof, since the boundaries were computed in the reporting zone).
-fn bucket_expr(cal: &Calendar, time: &Expr, ty: &DataType, request: &Request) -> Result<Expr> {
+pub(crate) fn bucket_expr(
+    cal: &Calendar,
+    time: &Expr,
+    ty: &DataType,
+    request: &Request,
+) -> Result<Expr> {
     let Some(grain) = request.grain else {
         return Ok(lit(request.period.label.clone()));
     };

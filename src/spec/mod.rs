@@ -204,6 +204,21 @@ pub struct EntitySpec {
     /// links to this entity follow the chain to the survivor.
     #[serde(default)]
     pub merged_into: Option<String>,
+    /// Identity rule from a merge audit: another entity's rows say which
+    /// record was merged into which; chains are followed to the survivor.
+    #[serde(default)]
+    pub merges: Option<MergeAuditSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeAuditSpec {
+    /// The entity holding one row per merge.
+    pub entity: String,
+    /// Its field naming the record merged away.
+    pub from: String,
+    /// Its field naming the record it was merged into.
+    pub into: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -249,6 +264,7 @@ pub enum MetricKind {
     Derived,
     Snapshot,
     Cohort,
+    Conversion,
 }
 
 impl MetricKind {
@@ -259,6 +275,7 @@ impl MetricKind {
             MetricKind::Derived => "derived",
             MetricKind::Snapshot => "snapshot",
             MetricKind::Cohort => "cohort",
+            MetricKind::Conversion => "conversion",
         }
     }
 }
@@ -320,6 +337,10 @@ pub struct MetricSpec {
     #[serde(default)]
     pub valid: Option<ValiditySpec>,
 
+    // --- conversion ---
+    #[serde(default)]
+    pub conversion: Option<ConversionSpec>,
+
     // --- cohort ---
     #[serde(default)]
     pub cohort: Option<CohortSpec>,
@@ -366,6 +387,36 @@ pub struct HistorySpec {
 
 fn default_state_name() -> String {
     "state".into()
+}
+
+/// Members (persons) reaching a stage in a period, and whether they reach a
+/// later stage within a window.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionSpec {
+    /// Expression naming the member an event belongs to (e.g. `contact.person_id`).
+    pub member: String,
+    /// The event's instant.
+    pub at: String,
+    /// Events that reach the stage; a member's first such moment places it
+    /// in a period (a skipped stage inherits the later moment).
+    pub reaches: String,
+    /// Events of the next stage; with `within_days`, members whose first such
+    /// moment comes within the window after their first `reaches` moment convert.
+    #[serde(default)]
+    pub then: Option<String>,
+    #[serde(default)]
+    pub within_days: Option<u32>,
+    /// `reached` counts members reaching the stage; `converted` those of them
+    /// that converted within the window.
+    pub count: ConversionCount,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionCount {
+    Reached,
+    Converted,
 }
 
 /// Retention of the same entities between T0 (twelve months before T) and T.
