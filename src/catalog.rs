@@ -325,10 +325,10 @@ impl Catalog {
                 if m.kind == MetricKind::Simple && m.time.is_none() {
                     diags.push(diag(at(&[]), "a simple metric needs `time`".into()));
                 }
-                if m.kind == MetricKind::Snapshot && m.history.is_none() == m.valid.is_none() {
+                if m.kind == MetricKind::Snapshot && m.history.is_none() && m.valid.is_none() {
                     diags.push(diag(
                         at(&[]),
-                        "a snapshot metric needs exactly one of `history` (latest row on or before D) or `valid` (from <= D < to)".into(),
+                        "a snapshot metric needs `history` (latest row on or before D), `valid` (from <= D < to) or both".into(),
                     ));
                 }
                 if m.measure.is_none() {

@@ -645,3 +645,59 @@ fn nrr_bridge_by_slice() {
         ]
     );
 }
+
+/// Health snapshots: A6 (merged into A1) Red on 2025-06-01 and A1 Green on
+/// 2025-05-01 and 2025-07-07; A3 (Test Corp) and A2 Red on 2025-06-01.
+fn write_health(root: &std::path::Path) {
+    write_table(
+        root,
+        "cs/company_health",
+        vec![
+            (
+                "sfdc_account_id",
+                Col::OptStr(some(&["A6", "A1", "A1", "A3", "A2"])),
+            ),
+            ("score", Col::Int(vec![20, 80, 85, 10, 15])),
+            (
+                "status",
+                Col::Str(vec!["Red", "Green", "Green", "Red", "Red"]),
+            ),
+            (
+                "snapshot_date",
+                Col::Date(vec![
+                    "2025-06-01",
+                    "2025-05-01",
+                    "2025-07-07",
+                    "2025-06-01",
+                    "2025-06-01",
+                ]),
+            ),
+        ],
+    );
+}
+
+// arr_at_risk as of 2025-06-30: A1's latest snapshot on or before D is the
+// Red one of Jun 1, filed under merged-away A6 → A1's ARR is at risk:
+// B1's C3 1800.00 + B2's C5 1200.00 = 3000.00. A3 (Red) is a test account:
+// C9 360.00 under test_account; A2 (Red) has only the deleted billing
+// account B6: C10 480.00 under deleted. billing:B3 has no health: not at risk.
+// As of 2025-05-31, A1's latest is Green (May 1) and the Reds are not yet: 0.00.
+#[test]
+fn arr_at_risk_uses_the_latest_health_by_surviving_account() {
+    let data = fixture();
+    write_health(data.path());
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["arr_at_risk", "--as-of", "2025-06-30"],
+    );
+    assert_eq!(r["value"], "3000.00");
+    assert_eq!(exclusion(&r, "deleted"), (1, "480.00".into()));
+    assert_eq!(exclusion(&r, "test_account"), (1, "360.00".into()));
+    let may = query_json(
+        &repo(),
+        data.path(),
+        &["arr_at_risk", "--as-of", "2025-05-31"],
+    );
+    assert_eq!(may["value"], "0.00");
+}

@@ -86,10 +86,10 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     let measure = metric.measure.as_ref().ok_or_else(|| need("measure"))?;
     let snapshot = metric.kind == MetricKind::Snapshot;
     let windows: Vec<Window> = if snapshot {
-        if metric.history.is_none() == metric.valid.is_none() {
+        if metric.history.is_none() && metric.valid.is_none() {
             return Err(CanonError::definition(
                 at(&[]),
-                "a snapshot metric needs exactly one of `history` (latest row on or before D) or `valid` (from <= D < to)",
+                "a snapshot metric needs `history` (latest row on or before D), `valid` (from <= D < to) or both",
             ));
         }
         as_of_days(&catalog, request)
@@ -122,6 +122,9 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     }
     if let Some(f) = &metric.filter {
         sources.push((f.clone(), at(&yaml_path!["filter"])));
+    }
+    if let Some(on) = metric.history.as_ref().and_then(|h| h.on.as_ref()) {
+        sources.push((on.clone(), at(&yaml_path!["history", "on"])));
     }
     if let Some(e) = &measure.expr {
         sources.push((e.clone(), at(&yaml_path!["measure", "expr"])));
@@ -157,7 +160,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     let mut full = metric_frame(engine, entity, &all_link_paths(engine, entity)).await?;
     if let Some(h) = &metric.history {
         let states = state_rows(engine, id, h, None).await?;
-        full = join_state(engine, full, states, entity, h)?;
+        full = join_state(engine, full, states, (entity, id), h)?;
     }
     let full = full.schema().clone();
     let mut links = BTreeSet::new();
@@ -178,7 +181,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         let mut frame = metric_frame(engine, entity, &links).await?;
         if let (Some(h), Window::AsOf { day, .. }) = (&metric.history, window) {
             let states = state_rows(engine, id, h, Some(*day)).await?;
-            frame = join_state(engine, frame, states, entity, h)?;
+            frame = join_state(engine, frame, states, (entity, id), h)?;
         }
         let schema = frame.schema().clone();
         let p = |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
@@ -462,14 +465,23 @@ fn join_state(
     engine: &Engine,
     frame: DataFrame,
     states: DataFrame,
-    entity: &str,
+    (entity, id): (&str, MetricId),
     history: &HistorySpec,
 ) -> Result<DataFrame> {
     let (_, _, spec) = engine
         .catalog
         .entity(entity)
         .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
-    let key = Expr::Column(Column::new(Some(entity), &spec.key));
+    let key = match &history.on {
+        Some(on) => parse_scoped(
+            engine,
+            on,
+            frame.schema(),
+            Some(entity),
+            &engine.catalog.metric_at(id, &yaml_path!["history", "on"]),
+        )?,
+        None => Expr::Column(Column::new(Some(entity), &spec.key)),
+    };
     let state_key = Expr::Column(Column::new(Some(history.name.as_str()), &history.key));
     Ok(frame.join_on(
         states.alias(&history.name)?,

@@ -380,6 +380,10 @@ pub struct HistorySpec {
     /// Which history rows are states at all (e.g. not deleted).
     #[serde(default)]
     pub filter: Option<String>,
+    /// Expression over the metric's entity (and links) whose value is the
+    /// history's key; default: the entity's key.
+    #[serde(default)]
+    pub on: Option<String>,
     /// Qualifier of the state's fields in the metric (default `state`).
     #[serde(default = "default_state_name")]
     pub name: String,
