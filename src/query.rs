@@ -248,7 +248,11 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         exclusions,
         tallies,
         lineage,
-        quality: Vec::new(),
+        quality: crate::quality::identity_match_rates(engine)
+            .await?
+            .into_iter()
+            .filter_map(|q| serde_json::to_value(q).ok())
+            .collect(),
         fingerprint,
         engine: crate::result::Engine::current(),
         elapsed_ms: started.elapsed().as_millis(),

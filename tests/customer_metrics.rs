@@ -701,3 +701,22 @@ fn arr_at_risk_uses_the_latest_health_by_surviving_account() {
     );
     assert_eq!(may["value"], "0.00");
 }
+
+// The customer identity rule's match rate rides along: of 6 billing
+// accounts, B1 (A1), B2 (A6 → A1), B5 (A3) and B6 (A2) resolve to a CRM
+// account; B3 (no crm id) and B4 (A999, unknown) do not: 4 / 6 = 0.666667.
+#[test]
+fn results_report_the_identity_match_rate() {
+    let data = fixture();
+    let r = query_json(&repo(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    let rate = r["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["rule"] == "billing_account.crm → account")
+        .unwrap_or_else(|| panic!("no match rate in {}", r["quality"]));
+    assert_eq!(rate["rows"], 6);
+    assert_eq!(rate["matched"], 4);
+    assert_eq!(rate["rate"], "0.666667");
+    assert_eq!(rate["table"], "billing/account");
+}

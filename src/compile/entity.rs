@@ -89,7 +89,7 @@ pub fn entity_frame<'a>(
             acc = join_link(
                 engine,
                 acc,
-                TableReference::bare(name),
+                (name, TableReference::bare(name)),
                 link,
                 q,
                 &[name.to_string(), link.name.clone()],
@@ -144,11 +144,12 @@ fn qualifiers_in(engine: &Engine, sql: &str) -> BTreeSet<String> {
 async fn join_link(
     engine: &Engine,
     acc: DataFrame,
-    parent_q: TableReference,
+    (parent_entity, parent_q): (&str, TableReference),
     link: &crate::spec::LinkSpec,
     q: TableReference,
     path: &[String],
 ) -> Result<(DataFrame, Vec<String>)> {
+    engine.note_link(parent_entity, &link.name);
     let (_, _, target_spec) = engine
         .catalog
         .entity(&link.entity)
@@ -281,8 +282,15 @@ pub async fn metric_frame(
                 ))
             })?;
         let q = qualifier(path);
-        let (joined, target_fields) =
-            join_link(engine, acc, parent_q, link, q.clone(), path).await?;
+        let (joined, target_fields) = join_link(
+            engine,
+            acc,
+            (&parent_entity, parent_q),
+            link,
+            q.clone(),
+            path,
+        )
+        .await?;
         acc = joined;
         out.extend(target_fields.iter().map(|f| {
             Expr::Column(Column::new(Some(q.clone()), f)).alias_qualified(Some(q.clone()), f)

@@ -53,6 +53,8 @@ pub struct Engine {
     /// Columns read by side queries (identity resolution) that are not part
     /// of a metric's main plan, so lineage still lists them.
     side_reads: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
+    /// Identity links joined so far: (entity, link name).
+    links_used: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl Engine {
@@ -85,6 +87,7 @@ impl Engine {
             data,
             registered: Mutex::new(BTreeMap::new()),
             side_reads: Mutex::new(BTreeMap::new()),
+            links_used: Mutex::new(Default::default()),
         })
     }
 
@@ -116,6 +119,19 @@ impl Engine {
     pub fn note_plan_reads(&self, plan: &datafusion::logical_expr::LogicalPlan) {
         let mut reads = self.side_reads.lock().expect("lock");
         crate::query::scanned_columns(plan, &mut reads);
+    }
+
+    /// Records that a plan joined `entity`'s link `link`.
+    pub fn note_link(&self, entity: &str, link: &str) {
+        self.links_used
+            .lock()
+            .expect("lock")
+            .insert((entity.to_string(), link.to_string()));
+    }
+
+    /// The links joined so far.
+    pub fn links_used(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.links_used.lock().expect("lock").clone()
     }
 
     /// Source columns read by side queries so far.
