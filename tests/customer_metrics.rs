@@ -14,14 +14,15 @@ use serde_json::Value;
 /// A999 unknown to the CRM, "Test Billing Inc"), B5 (crm A3 Test Corp),
 /// B6 (crm A2, deleted).
 ///
-/// subscriptions: S1v1 (B1, old version), S1v2 (B1, latest), S2 (B2), S3
-/// (B3), S4 (B4), S5 (B5), S6 (B6), S7 (B3, deleted).
+/// subscriptions: S1v1 and S1v2 (B1, versions 1 and 2), S1v3 (B1, version 3,
+/// the latest), S2 (B2), S3 (B3), S4 (B4), S5 (B5), S6 (B6), S7 (B3, deleted).
 ///
 /// charges (mrr, currency, [from, to)):
 ///   C1  S1v1 Recurring 100.00 USD 2025-01-01..      old version: not ARR
-///   C2  S1v2 Recurring 100.00 USD 2025-01-01..2025-04-01  ended before D
-///   C3  S1v2 Recurring 150.00 USD 2025-04-01..      12 × 150.00 = 1800.00
-///   C4  S1v2 OneTime     0.00 USD 2025-04-01..      not recurring
+///   C13 S1v2 Recurring 999.00 USD 2025-01-01..      old version: not ARR
+///   C2  S1v3 Recurring 100.00 USD 2025-01-01..2025-04-01  ended before D
+///   C3  S1v3 Recurring 150.00 USD 2025-04-01..      12 × 150.00 = 1800.00
+///   C4  S1v3 OneTime     0.00 USD 2025-04-01..      not recurring
 ///   C5  S2   Recurring  90.00 EUR 2025-02-01..2025-07-01  12 × 90 = 1080 EUR / 0.9 = 1200.00
 ///   C6  S3   Recurring  10.01 USD 2025-06-30..      starts on D: 12 × 10.01 = 120.12
 ///   C7  S3   Recurring  50.00 USD 2025-07-01..      starts after D
@@ -67,7 +68,7 @@ pub fn write_billing(root: &std::path::Path) {
             ),
         ],
     );
-    let subs = ["S1v1", "S1v2", "S2", "S3", "S4", "S5", "S6", "S7"];
+    let subs = ["S1v1", "S1v2", "S1v3", "S2", "S3", "S4", "S5", "S6", "S7"];
     write_table(
         root,
         "billing/subscription",
@@ -75,33 +76,37 @@ pub fn write_billing(root: &std::path::Path) {
             ("id", Col::Str(subs.to_vec())),
             (
                 "account_id",
-                Col::Str(vec!["B1", "B1", "B2", "B3", "B4", "B5", "B6", "B3"]),
+                Col::Str(vec!["B1", "B1", "B1", "B2", "B3", "B4", "B5", "B6", "B3"]),
             ),
             (
                 "name",
                 Col::Str(vec![
-                    "SUB1", "SUB1", "SUB2", "SUB3", "SUB4", "SUB5", "SUB6", "SUB7",
+                    "SUB1", "SUB1", "SUB1", "SUB2", "SUB3", "SUB4", "SUB5", "SUB6", "SUB7",
                 ]),
             ),
-            ("version", Col::Int(vec![1, 2, 1, 1, 1, 1, 1, 1])),
+            ("version", Col::Int(vec![1, 2, 3, 1, 1, 1, 1, 1, 1])),
             (
                 "is_latest_version",
-                Col::Bool(vec![false, true, true, true, true, true, true, true]),
+                Col::Bool(vec![false, false, true, true, true, true, true, true, true]),
             ),
             (
                 "original_id",
-                Col::Str(vec!["S1v1", "S1v1", "S2", "S3", "S4", "S5", "S6", "S7"]),
+                Col::Str(vec![
+                    "S1v1", "S1v1", "S1v1", "S2", "S3", "S4", "S5", "S6", "S7",
+                ]),
             ),
-            ("status", Col::Str(vec!["Active"; 8])),
-            ("subscription_start_date", Col::Date(vec!["2025-01-01"; 8])),
-            ("subscription_end_date", Col::OptDate(vec![None; 8])),
-            ("term_start_date", Col::Date(vec!["2025-01-01"; 8])),
-            ("term_end_date", Col::OptDate(vec![None; 8])),
-            ("cancelled_date", Col::OptDate(vec![None; 8])),
-            ("crm_opportunity_id", Col::OptStr(vec![None; 8])),
+            ("status", Col::Str(vec!["Active"; 9])),
+            ("subscription_start_date", Col::Date(vec!["2025-01-01"; 9])),
+            ("subscription_end_date", Col::OptDate(vec![None; 9])),
+            ("term_start_date", Col::Date(vec!["2025-01-01"; 9])),
+            ("term_end_date", Col::OptDate(vec![None; 9])),
+            ("cancelled_date", Col::OptDate(vec![None; 9])),
+            ("crm_opportunity_id", Col::OptStr(vec![None; 9])),
             (
                 "is_deleted",
-                Col::Bool(vec![false, false, false, false, false, false, false, true]),
+                Col::Bool(vec![
+                    false, false, false, false, false, false, false, false, true,
+                ]),
             ),
         ],
     );
@@ -128,8 +133,18 @@ pub fn write_billing(root: &std::path::Path) {
             false,
         ),
         (
-            "C2",
+            "C13",
             "S1v2",
+            "Recurring",
+            "999.00",
+            "USD",
+            "2025-01-01",
+            None,
+            false,
+        ),
+        (
+            "C2",
+            "S1v3",
             "Recurring",
             "100.00",
             "USD",
@@ -139,7 +154,7 @@ pub fn write_billing(root: &std::path::Path) {
         ),
         (
             "C3",
-            "S1v2",
+            "S1v3",
             "Recurring",
             "150.00",
             "USD",
@@ -149,7 +164,7 @@ pub fn write_billing(root: &std::path::Path) {
         ),
         (
             "C4",
-            "S1v2",
+            "S1v3",
             "OneTime",
             "0.00",
             "USD",

@@ -191,3 +191,20 @@ impl Request {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn t0_is_twelve_months_earlier_clamped_to_the_month_end() {
+        assert_eq!(t0_of(d("2025-06-30")), d("2024-06-30"));
+        // 2023 has no Feb 29: the last day of that month.
+        assert_eq!(t0_of(d("2024-02-29")), d("2023-02-28"));
+        assert_eq!(t0_of(d("2025-03-31")), d("2024-03-31"));
+    }
+}
