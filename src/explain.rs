@@ -33,20 +33,38 @@ pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
 
 /// One text block per compiled part: logical, optimized and physical plan.
 pub async fn explain(engine: &Engine, name: &str, request: &Request) -> Result<Vec<String>> {
+    let (id, _, metric) = engine.catalog.metric(name)?;
+    if metric.kind == MetricKind::Cohort {
+        // Nothing is executed: the two instants are planned uncached.
+        let plan = crate::compile::cohort::compile(engine, id, request, false).await?;
+        let (t0, t) = (plan.t0, plan.t);
+        return Ok(vec![
+            block(&format!("{name}: snapshot at T0 = {t0}"), plan.at_t0.frame).await?,
+            block(&format!("{name}: snapshot at T = {t}"), plan.at_t.frame).await?,
+            block(&format!("{name}: bridge per member"), plan.bridge).await?,
+        ]);
+    }
     let mut out = Vec::new();
     for part in parts(engine, name)? {
         let (id, _, _) = engine.catalog.metric(&part)?;
         let plan = crate::compile::compile_aggregate(engine, id, request).await?;
-        let logical = plan.frame.logical_plan().display_indent().to_string();
-        let optimized = plan.frame.clone().into_optimized_plan()?;
-        let physical = plan.frame.create_physical_plan().await?;
-        out.push(format!(
-            "== {name}{} ({}) ==\n\n-- logical plan --\n{logical}\n\n-- optimized logical plan --\n{}\n\n-- physical plan --\n{}\n",
-            if part == name { String::new() } else { format!(": part `{part}`") },
-            request.period.label,
-            optimized.display_indent(),
-            displayable(physical.as_ref()).indent(true)
-        ));
+        let title = if part == name {
+            format!("{name} ({})", request.period.label)
+        } else {
+            format!("{name}: part `{part}` ({})", request.period.label)
+        };
+        out.push(block(&title, plan.frame).await?);
     }
     Ok(out)
+}
+
+async fn block(title: &str, frame: datafusion::prelude::DataFrame) -> Result<String> {
+    let logical = frame.logical_plan().display_indent().to_string();
+    let optimized = frame.clone().into_optimized_plan()?;
+    let physical = frame.create_physical_plan().await?;
+    Ok(format!(
+        "== {title} ==\n\n-- logical plan --\n{logical}\n\n-- optimized logical plan --\n{}\n\n-- physical plan --\n{}\n",
+        optimized.display_indent(),
+        displayable(physical.as_ref()).indent(true)
+    ))
 }

@@ -275,7 +275,7 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let (spec, _) = cohort::spec(engine, id)?;
     let value_kind = spec.value;
-    let plan = cohort::compile(engine, id, request).await?;
+    let plan = cohort::compile(engine, id, request, true).await?;
     let label = |day: NaiveDate| format!("{} at {day}", spec.of);
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();

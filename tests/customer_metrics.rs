@@ -735,3 +735,36 @@ fn results_report_the_identity_match_rate() {
     assert_eq!(rate["rate"], "0.666667");
     assert_eq!(rate["table"], "billing/account");
 }
+
+// `canon explain nrr` plans both instants and the bridge without running them.
+#[test]
+fn explain_nrr_shows_both_instants_and_the_bridge() {
+    let data = cohort_fixture();
+    let out = canon(
+        &repo(),
+        &[
+            "explain",
+            "nrr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("== nrr: snapshot at T0 = 2024-06-30 =="),
+        "{text}"
+    );
+    assert!(
+        text.contains("== nrr: snapshot at T = 2025-06-30 =="),
+        "{text}"
+    );
+    assert!(text.contains("== nrr: bridge per member =="), "{text}");
+    assert!(
+        text.contains("TableScan: billing.rate_plan_charge"),
+        "{text}"
+    );
+    assert!(text.contains("Left Join"), "{text}");
+}

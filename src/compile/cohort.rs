@@ -89,7 +89,14 @@ pub fn spec(engine: &Engine, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
     Ok((spec, base))
 }
 
-pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<CohortPlan> {
+/// Compiles a cohort metric. With `cache`, each instant is executed once
+/// and kept in memory (for running); without, nothing executes (for explain).
+pub async fn compile(
+    engine: &Engine,
+    id: MetricId,
+    request: &Request,
+    cache: bool,
+) -> Result<CohortPlan> {
     let (spec, base) = spec(engine, id)?;
     let t = request
         .as_of
@@ -117,8 +124,10 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     ];
     // Each instant is executed once; the bridge and the exclusion tallies
     // both read the cached result.
-    at_t0.frame = at_t0.frame.cache().await?;
-    at_t.frame = at_t.frame.cache().await?;
+    if cache {
+        at_t0.frame = at_t0.frame.cache().await?;
+        at_t.frame = at_t.frame.cache().await?;
+    }
 
     let key = spec.key.as_str();
     // The bridge is grouped by the requested slices; the member key itself
