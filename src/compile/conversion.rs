@@ -17,7 +17,7 @@ use datafusion::functions_aggregate::expr_fn::{bool_and, count, min, sum};
 use datafusion::logical_expr::{Expr, ExprFunctionExt, ExprSchemable, cast, col, lit, when};
 
 use super::entity::{link_path, metric_frame};
-use super::simple::{self, SimplePlan, bound, bucket_expr, next_day, not_a_time, period_filter};
+use super::simple::{SimplePlan, bound, bucket_expr, not_a_time, period_filter};
 use super::{Request, parse_scoped};
 use crate::catalog::MetricId;
 use crate::error::{CanonError, Location, Result};
@@ -154,10 +154,17 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         }
     };
     let label = bucket_expr(&catalog.calendar, &first, &ty, request)?;
-    let rows = members.select(vec![
-        label.alias("_period"),
+    let members = members.select(vec![
+        col("_member"),
+        first.clone(),
         exclusion.alias("_exclusion"),
         value.alias("_value"),
+        label.alias("_period"),
+    ])?;
+    let rows = members.clone().select(vec![
+        col("_period"),
+        col("_exclusion"),
+        col("_value"),
         lit(0i64).alias("_missing_rate"),
     ])?;
     let value_col = || Expr::Column(Column::from_name("_value"));
@@ -174,9 +181,14 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         Some(g) => catalog.calendar.buckets(&request.period, g),
         None => vec![request.period.clone()],
     };
-    let _ = next_day;
-    let _ = simple::MONEY_SCALE;
+    let detail = members.select(vec![
+        cast(col("_member"), DataType::Utf8).alias("_key"),
+        first.clone().alias("_time"),
+        col("_exclusion"),
+        col("_value"),
+    ])?;
     Ok(SimplePlan {
+        detail,
         frame,
         slices: Vec::new(),
         agg: Aggregation::Sum,

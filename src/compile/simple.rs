@@ -43,6 +43,11 @@ pub struct SimplePlan {
     /// (name, reason) in the metric's order.
     pub exclusions: Vec<(String, String)>,
     pub buckets: Vec<Period>,
+    /// The same rows before aggregation, one per entity row, for drilling
+    /// into a number (the reconciliation's deal detail): `_key` (the
+    /// entity's key), `_time`, `_exclusion`, `_value` (converted), `_raw`
+    /// (unconverted), `_currency`, `_rate`.
+    pub detail: DataFrame,
 }
 
 /// The time a group of rows is about: a period (flow metrics, bucketed by
@@ -177,6 +182,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
 
     let mut names = Vec::new();
     let mut parts: Vec<DataFrame> = Vec::new();
+    let mut detail_parts: Vec<DataFrame> = Vec::new();
     for window in &windows {
         let mut frame = metric_frame(engine, entity, &links).await?;
         if let (Some(h), Window::AsOf { day, .. }) = (&metric.history, window) {
@@ -187,14 +193,15 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         let p = |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
 
         // Which rows the window holds.
-        let (mut predicate, label) = match window {
+        let (mut predicate, label, time_value) = match window {
             Window::Period => {
                 let time_sql = metric.time.as_deref().ok_or_else(|| need("time"))?;
                 let time = p(time_sql, &at(&yaml_path!["time"]))?;
                 let ty = time.get_type(&schema)?;
                 let range = period_filter(&catalog.calendar, &time, &ty, &request.period)
                     .ok_or_else(|| not_a_time(&at(&yaml_path!["time"]), time_sql, &ty))?;
-                (range, bucket_expr(&catalog.calendar, &time, &ty, request)?)
+                let label = bucket_expr(&catalog.calendar, &time, &ty, request)?;
+                (range, label, time)
             }
             Window::AsOf { label, day } => {
                 let mut predicate = lit(true);
@@ -215,7 +222,11 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                         predicate = predicate.and(to.clone().is_null().or(to.gt_eq(end)));
                     }
                 }
-                (predicate, lit(label.clone()))
+                (
+                    predicate,
+                    lit(label.clone()),
+                    lit(ScalarValue::Date32(Some(days_since_epoch(*day)))),
+                )
             }
         };
         if let Some(f) = &metric.filter {
@@ -228,10 +239,15 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             Some(e) => p(e, &at(&yaml_path!["measure", "expr"]))?,
             None => lit(1i64),
         };
+        let raw_for_detail = raw_value.clone();
+        let mut detail_currency = lit(ScalarValue::Utf8(None));
+        let mut detail_rate = lit(ScalarValue::Decimal128(None, 18, 6));
         let (value, missing_rate) = match &measure.currency {
             None => (raw_value, lit(0i64)),
             Some(c) => {
                 let currency = p(&c.field, &at(&yaml_path!["measure", "currency", "field"]))?;
+                detail_currency = currency.clone();
+                detail_rate = Expr::Column(Column::new(Some("_fx"), "rate"));
                 let rate_date = match window {
                     Window::AsOf { day, .. } if c.rate_date == AS_OF => lit(ScalarValue::Date32(
                         Some(days_since_epoch(request.rates_as_of.unwrap_or(*day))),
@@ -283,10 +299,32 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         for (name, sql, loc) in &slices {
             select.push(cast(p(sql, loc)?, DataType::Utf8).alias(name));
         }
+        let (_, _, entity_spec) = catalog
+            .entity(entity)
+            .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
+        detail_parts.push(
+            frame.clone().select(vec![
+                cast(
+                    Expr::Column(Column::new(Some(entity), &entity_spec.key)),
+                    DataType::Utf8,
+                )
+                .alias("_key"),
+                time_value.alias("_time"),
+                exclusion.clone().alias("_exclusion"),
+                value.clone().alias("_value"),
+                raw_for_detail.alias("_raw"),
+                detail_currency.alias("_currency"),
+                detail_rate.alias("_rate"),
+            ])?,
+        );
         select.push(exclusion.alias("_exclusion"));
         select.push(value.alias("_value"));
         select.push(missing_rate.alias("_missing_rate"));
         parts.push(frame.select(select)?);
+    }
+    let mut detail = detail_parts.remove(0);
+    for part in detail_parts {
+        detail = detail.union(part)?;
     }
 
     let mut rows = parts.remove(0);
@@ -329,6 +367,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         agg: measure.agg,
         exclusions: names,
         buckets,
+        detail,
     })
 }
 
