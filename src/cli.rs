@@ -49,6 +49,8 @@ pub enum Command {
     Query(QueryArgs),
     /// Show the logical, optimized and physical plans of a metric.
     Explain(QueryArgs),
+    /// Bridge one governed quantity to another (bookings to recognized revenue).
+    Reconcile(ReconcileArgs),
     /// Generate the deterministic sample company's extracts.
     Sample {
         /// Folder to write `<system>/<table>/*.parquet` into.
@@ -67,6 +69,29 @@ pub struct DataArgs {
     /// Data root holding `<system>/<table>/*.parquet` (default: canon.yaml's data_root).
     #[arg(long, env = "CANON_DATA")]
     pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// The reconciliation (e.g. bookings_to_revenue).
+    pub name: String,
+    /// Whole accounting periods: 2025-03, FY2026-Q2, FY2026, or a range.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub period: Option<String>,
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Show (or write) the deals and revenue lines behind every bridge line.
+    #[arg(long)]
+    pub detail: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -146,6 +171,7 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Validate { data, no_data } => validate(&cli.project, data, *no_data).await,
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain(args) => explain(&cli.project, args).await,
+        Command::Reconcile(args) => reconcile(&cli.project, args).await,
     }
 }
 
@@ -295,6 +321,30 @@ async fn explain(project: &Path, args: &QueryArgs) -> Result<()> {
         }
     }
     emit(out.as_bytes(), args.out.as_deref(), Format::Table)
+}
+
+async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let period = match (&args.period, &args.from, &args.to) {
+        (Some(p), _, _) => catalog.calendar.parse_period(p)?,
+        (None, Some(f), Some(t)) => catalog.calendar.parse_period(&format!("{f}..{t}"))?,
+        _ => {
+            return Err(CanonError::request(
+                "say which period: --period FY2026-Q2 (whole accounting periods), or --from D --to D",
+            ));
+        }
+    };
+    let root = data_root(&catalog, &args.data);
+    if !root.is_dir() {
+        return Err(CanonError::request(format!(
+            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
+            root.display()
+        )));
+    }
+    let engine = Engine::new(catalog, DataSource::Folder(root))?;
+    let result = crate::reconcile::run(&engine, &args.name, &period).await?;
+    let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
+    emit(&bytes, args.out.as_deref(), args.format)
 }
 
 async fn validate(project: &Path, data: &DataArgs, no_data: bool) -> Result<()> {

@@ -14,6 +14,7 @@ pub mod explain;
 pub mod functions;
 pub mod quality;
 pub mod query;
+pub mod reconcile;
 pub mod result;
 pub mod run;
 pub mod sample;

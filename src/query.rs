@@ -468,7 +468,7 @@ async fn read_simple(
 
 /// A finance metric's period must start where an accounting period starts and
 /// end where one ends, or part of a period's revenue would be silently cut.
-async fn check_whole_accounting_periods(
+pub(crate) async fn check_whole_accounting_periods(
     engine: &Engine,
     metric: &MetricSpec,
     request: &Request,

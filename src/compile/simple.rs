@@ -302,8 +302,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         let (_, _, entity_spec) = catalog
             .entity(entity)
             .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
-        detail_parts.push(
-            frame.clone().select(vec![
+        detail_parts.push(frame.clone().select(vec![
                 cast(
                     Expr::Column(Column::new(Some(entity), &entity_spec.key)),
                     DataType::Utf8,
@@ -315,8 +314,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                 raw_for_detail.alias("_raw"),
                 detail_currency.alias("_currency"),
                 detail_rate.alias("_rate"),
-            ])?,
-        );
+            ])?);
         select.push(exclusion.alias("_exclusion"));
         select.push(value.alias("_value"));
         select.push(missing_rate.alias("_missing_rate"));

@@ -254,6 +254,63 @@ pub struct MetricFileSpec {
     pub exclusions: Vec<ExclusionSpec>,
     #[serde(default)]
     pub metrics: Vec<MetricSpec>,
+    #[serde(default)]
+    pub reconciliations: Vec<ReconciliationSpec>,
+}
+
+/// Two governed quantities from two systems, matched on a key, with a
+/// bridge whose lines sum exactly from one to the other.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationSpec {
+    pub name: String,
+    pub label: String,
+    pub version: u32,
+    pub status: MetricStatus,
+    pub owner: String,
+    pub description: String,
+    /// The governed flow metric on the booking side (B), computed per deal.
+    pub bookings: String,
+    /// The governed metric on the revenue side (R), computed per line.
+    pub revenue: String,
+    /// How a revenue line belongs to a deal, in order: the first rule that
+    /// yields a deal wins.
+    pub links: Vec<RevenueLinkSpec>,
+    /// The bridge categories, in order (names are the kind's; labels and
+    /// descriptions are for readers).
+    pub lines: Vec<BridgeLineSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevenueLinkSpec {
+    pub name: String,
+    /// An expression over the revenue entity naming the deal.
+    #[serde(default)]
+    pub expr: Option<String>,
+    /// Or a lookup through another entity.
+    #[serde(default)]
+    pub lookup: Option<LookupSpec>,
+}
+
+/// `from` (a field of the revenue entity) matches `key` of `entity`, whose
+/// `value` names the deal.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSpec {
+    pub entity: String,
+    pub key: String,
+    pub from: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeLineSpec {
+    pub name: String,
+    pub label: String,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,0 +1,269 @@
+//! Writers for a reconciliation: the bridge as a controller reads it, and
+//! the detail behind every line for drilling in.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+
+use super::render::Format;
+use crate::decimal::Dec;
+use crate::error::{CanonError, Result};
+use crate::reconcile::ReconciliationResult;
+
+pub fn render(r: &ReconciliationResult, format: Format, detail: bool) -> Result<Vec<u8>> {
+    match format {
+        Format::Table => Ok(table(r, detail).into_bytes()),
+        Format::Json => {
+            let mut out = serde_json::to_vec_pretty(r)
+                .map_err(|e| CanonError::Internal(format!("serializing a reconciliation: {e}")))?;
+            out.push(b'\n');
+            Ok(out)
+        }
+        Format::Csv => Ok(csv(&rows(r, detail))),
+        Format::Parquet => parquet(&rows(r, detail)),
+    }
+}
+
+fn table(r: &ReconciliationResult, detail: bool) -> String {
+    let d = &r.definition;
+    let mut out = format!(
+        "{} — {} v{} ({}, owner {})\nperiod {}  [{} .. {})\n\n",
+        r.label,
+        r.reconciliation,
+        d.version,
+        d.status,
+        d.owner,
+        r.period.label,
+        r.period.from,
+        r.period.to
+    );
+    let width = r
+        .bridge
+        .iter()
+        .map(|l| l.label.chars().count())
+        .max()
+        .unwrap_or(10)
+        .max(24);
+    let values: Vec<String> = r.bridge.iter().map(|l| l.value.grouped()).collect();
+    let vw = values.iter().map(|v| v.len()).max().unwrap_or(4).max(10);
+    for (i, (l, v)) in r.bridge.iter().zip(&values).enumerate() {
+        if i == r.bridge.len() - 1 {
+            out.push_str(&format!("  {}\n", "-".repeat(width + vw + 2)));
+        }
+        out.push_str(&format!("  {:<width$}  {:>vw$}\n", l.label, v));
+    }
+    out.push_str(&format!(
+        "  {:<width$}  {:>vw$}\n",
+        "check: R − (B + lines)",
+        r.check.grouped()
+    ));
+    let m = &r.match_rates;
+    out.push_str(&format!(
+        "\nrevenue lines recognized in the period linked to a counted deal: {} of {}\nperiod's deals with revenue lines: {} of {}\n",
+        m.recognized_lines_linked, m.recognized_lines, m.deals_with_lines, m.deals
+    ));
+    for s in &r.sides {
+        out.push_str(&format!(
+            "side {}: {} v{} sha256 {}  ({} {})\n",
+            s.metric,
+            s.definition.file,
+            s.definition.version,
+            &s.definition.sha256[..12],
+            s.value.map(|v| v.grouped()).unwrap_or_default(),
+            s.unit
+        ));
+    }
+    if detail {
+        out.push_str("\ndeals of the period\n");
+        out.push_str(&format!(
+            "  {:<20} {:<20} {:<10} {:<4} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} {:>12} {:>12}\n",
+            "deal", "account", "closed", "cur", "booking", "scheduled", "in period", "before", "after", "not yet rec.", "amount diff", "fx diff"
+        ));
+        for x in &r.deals {
+            out.push_str(&format!(
+                "  {:<20} {:<20} {:<10} {:<4} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} {:>12} {:>12}\n",
+                x.deal,
+                x.account.clone().unwrap_or_default(),
+                x.close_date,
+                x.currency.clone().unwrap_or_default(),
+                x.booking.grouped(),
+                x.scheduled_total.grouped(),
+                x.in_period.grouped(),
+                x.before_period.grouped(),
+                x.after_period.grouped(),
+                x.not_yet_recognized.grouped(),
+                x.amount_difference.grouped(),
+                x.fx_difference.grouped()
+            ));
+        }
+        out.push_str("\nrevenue lines recognized in the period outside the period's deals\n");
+        for l in &r.lines {
+            out.push_str(&format!(
+                "  {:<20} {:<34} {:>14}  deal {}  {}\n",
+                l.line,
+                l.category,
+                l.amount.grouped(),
+                l.deal.clone().unwrap_or_else(|| "—".into()),
+                l.reason.clone().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// One flat table: the bridge lines, or with `detail` every deal and line
+/// behind them (a `record` column says which).
+struct Rows {
+    columns: Vec<&'static str>,
+    /// Text cells; money cells are parsed back into Decimal128 for Parquet.
+    cells: Vec<Vec<Option<String>>>,
+    money: Vec<bool>,
+}
+
+fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
+    let d = |v: Dec| Some(v.plain());
+    if !detail {
+        return Rows {
+            columns: vec!["period", "line", "label", "value"],
+            cells: r
+                .bridge
+                .iter()
+                .map(|l| {
+                    vec![
+                        Some(r.period.label.clone()),
+                        Some(l.line.clone()),
+                        Some(l.label.clone()),
+                        d(l.value),
+                    ]
+                })
+                .collect(),
+            money: vec![false, false, false, true],
+        };
+    }
+    let columns = vec![
+        "record",
+        "deal",
+        "account",
+        "close_date",
+        "currency",
+        "booking",
+        "scheduled_total",
+        "in_period",
+        "before_period",
+        "after_period",
+        "not_yet_recognized",
+        "unscheduled",
+        "amount_difference",
+        "fx_difference",
+        "line",
+        "line_amount",
+        "category",
+        "reason",
+    ];
+    let mut cells = Vec::new();
+    for x in &r.deals {
+        cells.push(vec![
+            Some("deal".into()),
+            Some(x.deal.clone()),
+            x.account.clone(),
+            Some(x.close_date.clone()),
+            x.currency.clone(),
+            d(x.booking),
+            d(x.scheduled_total),
+            d(x.in_period),
+            d(x.before_period),
+            d(x.after_period),
+            d(x.not_yet_recognized),
+            d(x.unscheduled),
+            d(x.amount_difference),
+            d(x.fx_difference),
+            None,
+            None,
+            Some(x.category.clone()),
+            None,
+        ]);
+    }
+    for l in &r.lines {
+        let mut row = vec![None; columns.len()];
+        row[0] = Some("line".into());
+        row[1] = l.deal.clone();
+        row[14] = Some(l.line.clone());
+        row[15] = d(l.amount);
+        row[16] = Some(l.category.clone());
+        row[17] = l.reason.clone();
+        cells.push(row);
+    }
+    let money = columns
+        .iter()
+        .enumerate()
+        .map(|(i, _)| (5..=13).contains(&i) || i == 15)
+        .collect();
+    Rows {
+        columns,
+        cells,
+        money,
+    }
+}
+
+fn csv(rows: &Rows) -> Vec<u8> {
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = rows.columns.join(",");
+    out.push('\n');
+    for row in &rows.cells {
+        let line: Vec<String> = row
+            .iter()
+            .map(|c| c.as_deref().map(field).unwrap_or_default())
+            .collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn cents(s: &str) -> i128 {
+    let negative = s.starts_with('-');
+    let (int, frac) = s
+        .trim_start_matches('-')
+        .split_once('.')
+        .unwrap_or((s.trim_start_matches('-'), ""));
+    let mut frac = frac.to_string();
+    while frac.len() < 2 {
+        frac.push('0');
+    }
+    let v = int.parse::<i128>().unwrap_or(0) * 100 + frac[..2].parse::<i128>().unwrap_or(0);
+    if negative { -v } else { v }
+}
+
+fn parquet(rows: &Rows) -> Result<Vec<u8>> {
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (i, name) in rows.columns.iter().enumerate() {
+        if rows.money[i] {
+            fields.push(Field::new(*name, DataType::Decimal128(38, 2), true));
+            let a: Decimal128Array = rows
+                .cells
+                .iter()
+                .map(|r| r[i].as_deref().map(cents))
+                .collect();
+            arrays.push(Arc::new(a.with_precision_and_scale(38, 2)?));
+        } else {
+            fields.push(Field::new(*name, DataType::Utf8, true));
+            let a: StringArray = rows.cells.iter().map(|r| r[i].clone()).collect();
+            arrays.push(Arc::new(a));
+        }
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(buf)
+}
