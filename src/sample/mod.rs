@@ -143,6 +143,11 @@ pub fn generate(opts: &SampleOptions) -> Result<SampleReport> {
     std::fs::create_dir_all(&opts.out).map_err(|e| CanonError::io(&opts.out, e))?;
     tracing::info!(seed = opts.seed, scale = opts.scale, out = %opts.out.display(), "simulating the sample company");
     let sim = build(opts.seed, opts.scale);
+    tracing::info!(
+        accounts = sim.w.accounts.len(),
+        deals = sim.w.opps.len(),
+        "simulated the company; writing tables"
+    );
     let jobs = tables::jobs(&sim.w, &sim.cal);
 
     // Write tables on up to four threads; each table is written by one thread,

@@ -1551,7 +1551,7 @@ impl Sim {
                 let close = cday + rng.range(15, 80) as i32;
                 let add = self.round_mrr(
                     cur,
-                    sb.mrr_of(s, PLATFORM) as f64 * (0.1 + rng.unit() * 0.4),
+                    sb.mrr_of(s, PLATFORM) as f64 * (0.05 + rng.unit() * 0.25),
                 );
                 let mut spec = DealSpec::new(
                     acct,
@@ -1686,7 +1686,7 @@ impl Sim {
             let factor = if rng.chance(0.15) {
                 1.0
             } else {
-                0.8 + rng.unit() * 0.5
+                0.85 + rng.unit() * 0.35
             };
             let new_mrr = self.round_mrr(cur, current.max(1) as f64 * factor);
             if close >= ext {
