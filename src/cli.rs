@@ -342,7 +342,7 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
         )));
     }
     let engine = Engine::new(catalog, DataSource::Folder(root))?;
-    let result = crate::reconcile::run(&engine, &args.name, &period).await?;
+    let result = crate::reconcile::run(&engine, &args.name, &period, args.detail).await?;
     let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
     emit(&bytes, args.out.as_deref(), args.format)
 }

@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type};
 use datafusion::common::{Column, ScalarValue};
-use datafusion::functions::expr_fn::coalesce;
+use datafusion::functions::expr_fn::{coalesce, round};
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::{Expr, JoinType, cast, col, lit, when};
 use serde::Serialize;
@@ -112,7 +112,14 @@ pub struct ReconciliationResult {
 }
 
 /// Runs reconciliation `name` for `period`.
-pub async fn run(engine: &Engine, name: &str, period: &Period) -> Result<ReconciliationResult> {
+/// Runs reconciliation `name` for `period`; the line-level detail is
+/// gathered only with `detail` (the bridge itself never needs it).
+pub async fn run(
+    engine: &Engine,
+    name: &str,
+    period: &Period,
+    detail: bool,
+) -> Result<ReconciliationResult> {
     let catalog = engine.catalog.clone();
     let (file, index, spec) = find(&catalog, name)?;
     let request = Request {
@@ -253,58 +260,161 @@ pub async fn run(engine: &Engine, name: &str, period: &Period) -> Result<Reconci
         linked_deal.alias("_linked"),
         link_kind.alias("_link"),
     ])?;
-    let joined = lines.join_on(deals, JoinType::Left, [col("_linked").eq(col("_key"))])?;
-    let batches = joined
+    let day = |x: NaiveDate| lit(ScalarValue::Date32(Some(simple::days_since_epoch(x))));
+    let (from, to) = (day(period.from), day(period.to));
+    let zero = || lit(ScalarValue::Decimal128(Some(0), 38, 2));
+    let money = |e: Expr| cast(e, DataType::Decimal128(38, 2));
+    // Every deal the CRM knows, to tell an unknown deal from one bookings
+    // does not count.
+    let known = entity_frame(engine, &deal_entity).await?.select(vec![
+        cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_known"),
+    ])?;
+    let joined = lines
+        .join_on(
+            deals.clone(),
+            JoinType::Left,
+            [col("_linked").eq(col("_key"))],
+        )?
+        .join_on(known, JoinType::Left, [col("_linked").eq(col("_known"))])?;
+    let in_p = col("_line_time")
+        .gt_eq(from.clone())
+        .and(col("_line_time").lt(to.clone()));
+    let counted = col("_key").is_not_null().and(col("_exclusion").is_null());
+    let deal_in_p = counted
+        .clone()
+        .and(col("_time").gt_eq(from.clone()))
+        .and(col("_time").lt(to.clone()));
+    let joined = joined.select(vec![
+        col("_line"),
+        col("_line_time"),
+        money(col("_amount")).alias("_amount"),
+        money(col("_tx")).alias("_tx"),
+        coalesce(vec![col("_recognized"), lit(false)]).alias("_rec"),
+        col("_linked"),
+        col("_link"),
+        col("_key"),
+        col("_known"),
+        col("_time"),
+        col("_exclusion"),
+        in_p.alias("_in_p"),
+        counted.alias("_counted"),
+        deal_in_p.alias("_p_deal"),
+    ])?;
+    let amount_when = |cond: Expr| -> Result<Expr> {
+        Ok(datafusion::functions_aggregate::expr_fn::sum(
+            when(cond, col("_amount")).otherwise(zero())?,
+        ))
+    };
+    // Per deal of P: its whole schedule, split by where it falls.
+    let per_deal = joined.clone().filter(col("_p_deal"))?.aggregate(
+        vec![col("_linked").alias("_d")],
+        vec![
+            datafusion::functions_aggregate::expr_fn::sum(col("_amount")).alias("_schedule"),
+            datafusion::functions_aggregate::expr_fn::sum(col("_tx")).alias("_tx_total"),
+            amount_when(col("_line_time").lt(from.clone()))?.alias("_before"),
+            amount_when(col("_line_time").gt_eq(to.clone()))?.alias("_after"),
+            amount_when(col("_in_p"))?.alias("_in"),
+            amount_when(col("_in_p").and(!col("_rec")))?.alias("_not_yet"),
+        ],
+    )?;
+    let has = col("_d").is_not_null();
+    let amount_difference = when(!has.clone(), zero())
+        .when(
+            col("_rate").is_null(),
+            money(round(vec![col("_tx_total") - col("_raw"), lit(2i64)])),
+        )
+        .otherwise(money(round(vec![
+            (col("_tx_total") - col("_raw")) / col("_rate"),
+            lit(2i64),
+        ])))?;
+    let deal_rows = deals
+        .filter(
+            col("_exclusion")
+                .is_null()
+                .and(col("_time").gt_eq(from.clone()))
+                .and(col("_time").lt(to.clone())),
+        )?
+        .join_on(per_deal, JoinType::Left, [col("_key").eq(col("_d"))])?
         .select(vec![
-            col("_line"),
-            col("_line_time"),
-            col("_amount"),
-            col("_tx"),
-            col("_recognized"),
-            col("_linked"),
-            col("_link"),
             col("_key"),
+            col("_account"),
             col("_time"),
-            col("_exclusion"),
+            col("_currency"),
+            money(col("_raw")).alias("_raw"),
+            money(col("_value")).alias("_booking"),
+            coalesce(vec![col("_schedule"), zero()]).alias("_schedule"),
+            coalesce(vec![col("_in"), zero()]).alias("_in"),
+            coalesce(vec![col("_before"), zero()]).alias("_before"),
+            coalesce(vec![col("_after"), zero()]).alias("_after"),
+            coalesce(vec![col("_not_yet"), zero()]).alias("_not_yet"),
+            when(has.clone(), zero())
+                .otherwise(money(col("_value")))?
+                .alias("_unscheduled"),
+            amount_difference.alias("_amount_difference"),
+            has.alias("_has_lines"),
         ])?
         .collect()
         .await?;
-    let deal_batches =
-        simple::compile(engine, b_id, &all_time)
-            .await?
-            .detail
-            .join_on(
-                entity_frame(engine, &deal_entity).await?.select(vec![
-                    cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_deal_key"),
-                    col("account_id").alias("_account"),
-                ])?,
-                JoinType::Left,
-                [col("_key").eq(col("_deal_key"))],
-            )?
-            .filter(
-                col("_exclusion")
-                    .is_null()
-                    .and(col("_time").gt_eq(lit(ScalarValue::Date32(Some(
-                        simple::days_since_epoch(period.from),
-                    )))))
-                    .and(col("_time").lt(lit(ScalarValue::Date32(Some(
-                        simple::days_since_epoch(period.to),
-                    ))))),
-            )?
-            .select(vec![
-                col("_key"),
-                col("_time"),
-                col("_value"),
-                col("_raw"),
-                col("_currency"),
-                col("_rate"),
-                col("_account"),
-            ])?
-            .collect()
-            .await?;
-    let base_currency = catalog.files.project.spec.base_currency.clone();
-    let result = bridge(spec, period, &deal_batches, &batches, &base_currency)?;
-    let (bridge_lines, check, deals, lines, match_rates) = result;
+    // Lines recognized in P outside P's deals, by category and reason.
+    let category = when(
+        col("_counted").and(col("_time").lt(from.clone())),
+        lit("recognized_from_earlier_bookings"),
+    )
+    .when(col("_counted"), lit("recognized_from_later_bookings"))
+    .otherwise(lit("revenue_without_booking"))?;
+    let reason = when(col("_counted"), lit(ScalarValue::Utf8(None)))
+        .when(col("_linked").is_null(), lit("no link to a deal"))
+        .when(col("_known").is_null(), lit("unknown deal"))
+        .when(
+            col("_key").is_null(),
+            lit("deal not counted by bookings (not won)"),
+        )
+        .otherwise(datafusion::functions::expr_fn::concat(vec![
+            lit("excluded deal: "),
+            col("_exclusion"),
+        ]))?;
+    let outside = joined
+        .clone()
+        .filter(col("_in_p").and(col("_rec")).and(!col("_p_deal")))?
+        .select(vec![
+            col("_line"),
+            col("_linked"),
+            col("_link"),
+            col("_amount"),
+            category.alias("_category"),
+            reason.alias("_reason"),
+        ])?;
+    let category_totals = outside
+        .clone()
+        .aggregate(
+            vec![col("_category")],
+            vec![datafusion::functions_aggregate::expr_fn::sum(col("_amount")).alias("_total")],
+        )?
+        .collect()
+        .await?;
+    let line_rows = if detail {
+        outside.collect().await?
+    } else {
+        Vec::new()
+    };
+    // R as the bridge sees it, and how many of its lines link to a counted deal.
+    let r_side = joined
+        .filter(col("_in_p").and(col("_rec")))?
+        .aggregate(
+            vec![],
+            vec![
+                datafusion::functions_aggregate::expr_fn::sum(col("_amount")).alias("_r"),
+                datafusion::functions_aggregate::expr_fn::count(lit(1i64)).alias("_n"),
+                datafusion::functions_aggregate::expr_fn::sum(
+                    when(col("_counted"), lit(1i64)).otherwise(lit(0i64))?,
+                )
+                .alias("_linked_n"),
+            ],
+        )?
+        .collect()
+        .await?;
+    let (bridge_lines, check, deals, lines, match_rates) =
+        bridge(spec, &deal_rows, &category_totals, &line_rows, &r_side)?;
     // The bridge's own B and R must be the governed numbers.
     let b_line = bridge_lines[0].value;
     let r_line = bridge_lines[10].value;
@@ -339,169 +449,112 @@ type Bridge = (
     MatchRates,
 );
 
-/// Sums the detail into the eleven lines.
+/// The eleven lines from the plans' outputs, summed exactly.
 fn bridge(
     spec: &ReconciliationSpec,
-    period: &Period,
-    deal_batches: &[RecordBatch],
-    line_batches: &[RecordBatch],
-    base_currency: &str,
+    deal_rows: &[RecordBatch],
+    category_totals: &[RecordBatch],
+    line_rows: &[RecordBatch],
+    r_side: &[RecordBatch],
 ) -> Result<Bridge> {
-    let from = simple::days_since_epoch(period.from);
-    let to = simple::days_since_epoch(period.to);
     let zero = Dec::new(0, 2);
-    // The period's deals.
-    let mut deals: BTreeMap<String, DealDetail> = BTreeMap::new();
-    let mut rates: BTreeMap<String, Option<Dec>> = BTreeMap::new();
-    let mut tx_totals: BTreeMap<String, Dec> = BTreeMap::new();
-    for b in deal_batches {
+    let mut deals = Vec::new();
+    let mut with_lines = 0i64;
+    for b in deal_rows {
+        let c = |i: usize| b.column(i).as_ref();
         for i in 0..b.num_rows() {
-            let key = string(b.column(0).as_ref(), i).unwrap_or_default();
-            let day = b.column(1).as_primitive::<Date32Type>().value(i);
-            let booking = dec(b.column(2).as_ref(), i).unwrap_or(zero);
-            rates.insert(key.clone(), dec(b.column(5).as_ref(), i));
-            deals.insert(
-                key.clone(),
-                DealDetail {
-                    deal: key,
-                    account: string(b.column(6).as_ref(), i),
-                    close_date: date_string(day),
-                    currency: string(b.column(4).as_ref(), i),
-                    amount: dec(b.column(3).as_ref(), i),
-                    booking,
-                    scheduled_total: zero,
-                    in_period: zero,
-                    before_period: zero,
-                    after_period: zero,
-                    not_yet_recognized: zero,
-                    unscheduled: zero,
-                    amount_difference: zero,
-                    fx_difference: zero,
-                    category: String::new(),
-                },
-            );
-        }
-    }
-    let mut has_lines: BTreeSet<String> = BTreeSet::new();
-    let mut lines = Vec::new();
-    let mut recognized_lines = 0i64;
-    let mut recognized_linked = 0i64;
-    let mut recognized_total = zero;
-    for b in line_batches {
-        for i in 0..b.num_rows() {
-            let line = string(b.column(0).as_ref(), i).unwrap_or_default();
-            let t = b.column(1).as_primitive::<Date32Type>();
-            if t.is_null(i) {
-                continue;
-            }
-            let t = t.value(i);
-            let amount = dec(b.column(2).as_ref(), i).unwrap_or(zero);
-            let tx = dec(b.column(3).as_ref(), i).unwrap_or(zero);
-            let recognized = {
-                let a = b.column(4).as_boolean();
+            let has_lines = {
+                let a = c(13).as_boolean();
                 !a.is_null(i) && a.value(i)
             };
-            let linked = string(b.column(5).as_ref(), i);
-            let link = string(b.column(6).as_ref(), i);
-            let matched = !b.column(7).is_null(i);
-            let deal_time = (!b.column(8).is_null(i))
-                .then(|| b.column(8).as_primitive::<Date32Type>().value(i));
-            let exclusion = string(b.column(9).as_ref(), i);
-            let in_p = t >= from && t < to;
-            if in_p && recognized {
-                recognized_lines += 1;
-                recognized_total = recognized_total + amount;
-            }
-            let counted = matched && exclusion.is_none();
-            if counted && in_p && recognized {
-                recognized_linked += 1;
-            }
-            let deal_of_p = linked
-                .as_ref()
-                .filter(|d| counted && deals.contains_key(*d))
-                .cloned();
-            if let Some(d) = deal_of_p {
-                has_lines.insert(d.clone());
-                let total = tx_totals.entry(d.clone()).or_insert(zero);
-                *total = *total + tx;
-                let detail = deals.get_mut(&d).expect("a deal of the period");
-                detail.scheduled_total = detail.scheduled_total + amount;
-                if t < from {
-                    detail.before_period = detail.before_period + amount;
-                } else if t >= to {
-                    detail.after_period = detail.after_period + amount;
+            with_lines += i64::from(has_lines);
+            let booking = dec(c(5), i).unwrap_or(zero);
+            let scheduled_total = dec(c(6), i).unwrap_or(zero);
+            let amount_difference = dec(c(12), i).unwrap_or(zero);
+            deals.push(DealDetail {
+                deal: string(c(0), i).unwrap_or_default(),
+                account: string(c(1), i),
+                close_date: date_string(c(2).as_primitive::<Date32Type>().value(i)),
+                currency: string(c(3), i),
+                amount: dec(c(4), i),
+                booking,
+                scheduled_total,
+                in_period: dec(c(7), i).unwrap_or(zero),
+                before_period: dec(c(8), i).unwrap_or(zero),
+                after_period: dec(c(9), i).unwrap_or(zero),
+                not_yet_recognized: dec(c(10), i).unwrap_or(zero),
+                unscheduled: dec(c(11), i).unwrap_or(zero),
+                amount_difference,
+                // What remains of the schedule after the booking and the
+                // amount difference: the books' rates against the CRM's.
+                fx_difference: if has_lines {
+                    scheduled_total - booking - amount_difference
                 } else {
-                    detail.in_period = detail.in_period + amount;
-                    if !recognized {
-                        detail.not_yet_recognized = detail.not_yet_recognized + amount;
-                    }
+                    zero
+                },
+                category: if has_lines {
+                    "scheduled"
+                } else {
+                    "unscheduled_bookings"
                 }
-                continue;
-            }
-            if !(in_p && recognized) {
-                continue;
-            }
-            let (category, reason) = match (counted, deal_time) {
-                (true, Some(dt)) if dt < from => ("recognized_from_earlier_bookings", None),
-                (true, Some(_)) => ("recognized_from_later_bookings", None),
-                _ => (
-                    "revenue_without_booking",
-                    Some(match (&linked, matched, &exclusion) {
-                        (None, _, _) => "no link to a deal".to_string(),
-                        (Some(_), false, _) => "unknown deal".to_string(),
-                        (Some(_), true, Some(x)) => format!("excluded deal: {x}"),
-                        (Some(_), true, None) => "deal not won".to_string(),
-                    }),
-                ),
-            };
-            lines.push(LineDetail {
-                line,
-                deal: linked,
-                link,
-                amount,
-                category: category.to_string(),
-                reason,
+                .to_string(),
             });
         }
     }
-    let _ = base_currency;
-    for (key, d) in deals.iter_mut() {
-        if has_lines.contains(key) {
-            let tx = tx_totals.get(key).copied().unwrap_or(zero);
-            let amount = d.amount.unwrap_or(zero);
-            // At the booking's rate, rounded to the cent once per deal; a
-            // base-currency deal's difference is exact.
-            d.amount_difference = match rates.get(key).copied().flatten() {
-                Some(rate) => (tx - amount).div(rate, 2).unwrap_or(zero),
-                None => (tx - amount).rescale(2),
-            };
-            d.fx_difference = d.scheduled_total - d.booking - d.amount_difference;
-            d.category = "scheduled".into();
-        } else {
-            d.unscheduled = d.booking;
-            d.category = "unscheduled_bookings".into();
+    deals.sort_by(|a, b| (&a.close_date, &a.deal).cmp(&(&b.close_date, &b.deal)));
+    let mut totals: BTreeMap<String, Dec> = BTreeMap::new();
+    for b in category_totals {
+        for i in 0..b.num_rows() {
+            let k = string(b.column(0).as_ref(), i).unwrap_or_default();
+            totals.insert(k, dec(b.column(1).as_ref(), i).unwrap_or(zero));
         }
     }
-    let sum = |f: &dyn Fn(&DealDetail) -> Dec| deals.values().fold(zero, |a, d| a + f(d));
-    let line_sum = |c: &str| {
-        lines
-            .iter()
-            .filter(|l| l.category == c)
-            .fold(zero, |a, l| a + l.amount)
-    };
-    let b = sum(&|d| d.booking);
+    let mut lines = Vec::new();
+    for b in line_rows {
+        let c = |i: usize| b.column(i).as_ref();
+        for i in 0..b.num_rows() {
+            lines.push(LineDetail {
+                line: string(c(0), i).unwrap_or_default(),
+                deal: string(c(1), i),
+                link: string(c(2), i),
+                amount: dec(c(3), i).unwrap_or(zero),
+                category: string(c(4), i).unwrap_or_default(),
+                reason: string(c(5), i),
+            });
+        }
+    }
+    lines.sort_by(|a, b| (&a.category, &a.line).cmp(&(&b.category, &b.line)));
+    let (mut r, mut n, mut linked) = (zero, 0i64, 0i64);
+    for b in r_side {
+        for i in 0..b.num_rows() {
+            r = dec(b.column(0).as_ref(), i).unwrap_or(zero);
+            n = b
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(i);
+            let l = b.column(2);
+            linked = if l.is_null(i) {
+                0
+            } else {
+                l.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .value(i)
+            };
+        }
+    }
+    let sum = |f: &dyn Fn(&DealDetail) -> Dec| deals.iter().fold(zero, |a, d| a + f(d));
+    let total = |c: &str| totals.get(c).copied().unwrap_or(zero);
     let values: [Dec; 11] = [
-        b,
+        sum(&|d| d.booking),
         zero - sum(&|d| d.after_period),
         zero - sum(&|d| d.before_period),
         zero - sum(&|d| d.not_yet_recognized),
         zero - sum(&|d| d.unscheduled),
         sum(&|d| d.amount_difference),
         sum(&|d| d.fx_difference),
-        line_sum("recognized_from_earlier_bookings"),
-        line_sum("recognized_from_later_bookings"),
-        line_sum("revenue_without_booking"),
-        recognized_total,
+        total("recognized_from_earlier_bookings"),
+        total("recognized_from_later_bookings"),
+        total("revenue_without_booking"),
+        r,
     ];
     let labels: BTreeMap<&str, &str> = spec
         .lines
@@ -520,18 +573,12 @@ fn bridge(
     let walked = values[..10].iter().fold(zero, |a, v| a + *v);
     let check = values[10] - walked;
     let match_rates = MatchRates {
-        recognized_lines,
-        recognized_lines_linked: recognized_linked,
+        recognized_lines: n,
+        recognized_lines_linked: linked,
         deals: deals.len() as i64,
-        deals_with_lines: has_lines.len() as i64,
+        deals_with_lines: with_lines,
     };
-    Ok((
-        bridge_lines,
-        check,
-        deals.into_values().collect(),
-        lines,
-        match_rates,
-    ))
+    Ok((bridge_lines, check, deals, lines, match_rates))
 }
 
 fn string(a: &dyn Array, i: usize) -> Option<String> {

@@ -429,7 +429,12 @@ fn the_sample_company_ties_out_in_every_month_and_quarter() {
     assert_eq!(periods.len(), 32);
     for p in &periods {
         let r = rt
-            .block_on(canon::reconcile::run(&engine, "bookings_to_revenue", p))
+            .block_on(canon::reconcile::run(
+                &engine,
+                "bookings_to_revenue",
+                p,
+                false,
+            ))
             .unwrap_or_else(|e| panic!("{}: {e}", p.label));
         assert!(
             r.check.is_zero(),
