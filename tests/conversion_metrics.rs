@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 
 /// Contacts and their lifecycle history. March 2025 in Los Angeles is
 /// [2025-03-01T08:00Z, 2025-04-01T07:00Z).
@@ -113,19 +112,6 @@ fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_marketing(dir.path());
     dir
-}
-
-fn exclusion(result: &Value, name: &str) -> (i64, String) {
-    let x = result["exclusions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .unwrap_or_else(|| panic!("no exclusion {name} in {result}"));
-    (
-        x["rows"].as_i64().unwrap(),
-        x["value"].as_str().unwrap().to_string(),
-    )
 }
 
 // MQLs in March 2025 (Los Angeles), one per person:

@@ -287,19 +287,6 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-fn exclusion(result: &Value, name: &str) -> (i64, String) {
-    let x = result["exclusions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .unwrap_or_else(|| panic!("no exclusion {name} in {result}"));
-    (
-        x["rows"].as_i64().unwrap(),
-        x["value"].as_str().unwrap().to_string(),
-    )
-}
-
 // ARR as of 2025-06-30 = C3 1800.00 + C5 1200.00 + C6 120.12 = 3120.12.
 // deleted: C10 480.00 + C11 60.00 + C12 84.00 = 3 charges, 624.00;
 // test_account: C8 240.00 (billing-only, billing name) + C9 360.00 (CRM Test Corp) = 2, 600.00;
@@ -326,18 +313,7 @@ fn arr_by_customer_resolves_billing_accounts_to_crm_survivors() {
         data.path(),
         &["arr", "--as-of", "2025-06-30", "--by", "customer"],
     );
-    let mut got: Vec<(String, String)> = r["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row["customer"].as_str().unwrap().to_string(),
-                row["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    got.sort();
+    let got = sorted_rows(&r, "customer");
     assert_eq!(
         got,
         [

@@ -12,19 +12,6 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-fn exclusion(result: &Value, name: &str) -> (i64, String) {
-    let x = result["exclusions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .unwrap_or_else(|| panic!("no exclusion {name} in {result}"));
-    (
-        x["rows"].as_i64().unwrap(),
-        x["value"].as_str().unwrap().to_string(),
-    )
-}
-
 /// (period, slice values in request order, value) of each row.
 fn rows(result: &Value) -> Vec<(String, Vec<String>, String)> {
     let by: Vec<String> = result["request"]["by"]

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 
 /// The fixture company with a richer opportunity history (the deals,
 /// accounts and rates are those of `common::write_company`):
@@ -264,19 +263,6 @@ type TicketRow = (
     bool,
 );
 
-fn exclusion(result: &Value, name: &str) -> (i64, String) {
-    let x = result["exclusions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .unwrap_or_else(|| panic!("no exclusion {name} in {result}"));
-    (
-        x["rows"].as_i64().unwrap(),
-        x["value"].as_str().unwrap().to_string(),
-    )
-}
-
 // open_pipeline as of 2025-06-30 (end of day in Los Angeles = 2025-07-01T07:00Z).
 // States at D: D15 H15c Negotiation 950.00 (H15d at exactly 07:00Z is after D);
 // D2 H2c Proposal 1200.00 EUR (it went forward to Negotiation, then back);
@@ -325,18 +311,7 @@ fn open_pipeline_by_stage_at_the_day() {
             "stage_name",
         ],
     );
-    let mut got: Vec<(String, String)> = r["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row["stage_name"].as_str().unwrap().to_string(),
-                row["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    got.sort();
+    let got = sorted_rows(&r, "stage_name");
     assert_eq!(
         got,
         [
@@ -522,18 +497,7 @@ fn open_tickets_at_the_as_of_boundary_and_by_customer() {
         data.path(),
         &["open_tickets", "--as-of", "2025-06-30", "--by", "customer"],
     );
-    let mut got: Vec<(String, String)> = by["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row["customer"].as_str().unwrap().to_string(),
-                row["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    got.sort();
+    let got = sorted_rows(&by, "customer");
     assert_eq!(
         got,
         [

@@ -606,3 +606,34 @@ pub fn copy_project(to: &Path) {
         }
     }
 }
+
+/// (rows, value) of the exclusion `name` in a JSON result.
+pub fn exclusion(result: &serde_json::Value, name: &str) -> (i64, String) {
+    let x = result["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .unwrap_or_else(|| panic!("no exclusion {name} in {result}"));
+    (
+        x["rows"].as_i64().unwrap(),
+        x["value"].as_str().unwrap().to_string(),
+    )
+}
+
+/// (value of `key`, value) of every row of a JSON result, sorted.
+pub fn sorted_rows(result: &serde_json::Value, key: &str) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = result["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row[key].as_str().unwrap_or("(none)").to_string(),
+                row["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
