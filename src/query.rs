@@ -83,6 +83,9 @@ pub(crate) struct SimpleOutcome {
     plan: LogicalPlan,
     /// Nothing, at the scale of the summed values (0.00 for money).
     zero: Acc,
+    /// Distinct members per exclusion (None = counted), when the metric
+    /// names its member.
+    members: Option<BTreeMap<Option<String>, i64>>,
 }
 
 impl SimpleOutcome {
@@ -208,6 +211,10 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
                 name: x.clone(),
                 reason: reason.clone(),
                 rows: acc.rows,
+                entities: part
+                    .members
+                    .as_ref()
+                    .map(|m| m.get(&Some(x.clone())).copied().unwrap_or(0)),
                 value: acc.contribution(part.agg),
             });
         }
@@ -217,6 +224,10 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
             universe_value: universe.contribution(part.agg),
             included_rows: included.rows,
             included_value: included.contribution(part.agg),
+            included_entities: part
+                .members
+                .as_ref()
+                .map(|m| m.get(&None).copied().unwrap_or(0)),
         });
     }
     let mut definitions = vec![definition_ref(&catalog, id)];
@@ -401,6 +412,12 @@ async fn read_simple(
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let optimized = plan.frame.clone().into_optimized_plan()?;
+    let members = match (&metric.member, metric.kind) {
+        (Some(_), _) | (None, MetricKind::Conversion) => {
+            Some(member_counts(plan.detail.clone()).await?)
+        }
+        _ => None,
+    };
     let zero = Acc {
         sum: Dec::new(
             0,
@@ -463,6 +480,7 @@ async fn read_simple(
         excluded,
         plan: optimized,
         zero,
+        members,
     })
 }
 
@@ -514,6 +532,31 @@ pub(crate) async fn check_whole_accounting_periods(
         }
     }
     Ok(())
+}
+
+/// Distinct members per exclusion label (null = counted) from a plan's detail.
+async fn member_counts(
+    detail: datafusion::prelude::DataFrame,
+) -> Result<BTreeMap<Option<String>, i64>> {
+    use datafusion::functions_aggregate::expr_fn::count_distinct;
+    use datafusion::logical_expr::col;
+    let batches = detail
+        .aggregate(
+            vec![col("_exclusion")],
+            vec![count_distinct(col("_member")).alias("_members")],
+        )?
+        .collect()
+        .await?;
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let labels = b.column(0).as_string::<i32>();
+        let counts = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let label = (!labels.is_null(i)).then(|| labels.value(i).to_string());
+            out.insert(label, counts.value(i));
+        }
+    }
+    Ok(out)
 }
 
 fn fx_location(catalog: &Catalog) -> DataLocation {

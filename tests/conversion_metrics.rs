@@ -132,6 +132,8 @@ fn mqls_count_persons_by_their_first_mql_moment() {
     assert_eq!(exclusion(&r, "internal_email"), (1, "1".into()));
     assert_eq!(exclusion(&r, "test_email"), (2, "2".into()));
     assert_eq!(r["tallies"][0]["universe_rows"], 9);
+    // Rows are persons here: entities = rows.
+    assert_eq!(r["tallies"][0]["included_entities"], 5);
 }
 
 // Of the 5 March MQLs: robert reaches SQL on May 25, 84 days after Mar 2

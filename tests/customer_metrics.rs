@@ -301,6 +301,20 @@ fn arr_counts_latest_versions_at_the_day_with_customer_exclusions() {
     assert_eq!(exclusion(&r, "internal_account"), (0, "0.00".into()));
     assert_eq!(r["tallies"][0]["universe_rows"], 8);
     assert_eq!(r["tallies"][0]["universe_value"], "4344.12");
+    // Entities removed, by customer: deleted = A2 (B6) and billing:B3 (S7, C12);
+    // test = billing:B4 and A3. Counted customers: A1 and billing:B3.
+    let entities = |name: &str| {
+        r["exclusions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap()["entities"]
+            .clone()
+    };
+    assert_eq!(entities("deleted"), 2);
+    assert_eq!(entities("test_account"), 2);
+    assert_eq!(r["tallies"][0]["included_entities"], 2);
 }
 
 // By customer: A1 = B1's C3 1800.00 + B2's C5 1200.00 (B2's crm id A6 resolves

@@ -182,6 +182,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         None => vec![request.period.clone()],
     };
     let detail = members.select(vec![
+        cast(col("_member"), DataType::Utf8).alias("_member"),
         cast(col("_member"), DataType::Utf8).alias("_key"),
         first.clone().alias("_time"),
         col("_exclusion"),

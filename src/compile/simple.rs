@@ -128,6 +128,9 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     if let Some(f) = &metric.filter {
         sources.push((f.clone(), at(&yaml_path!["filter"])));
     }
+    if let Some(m) = &metric.member {
+        sources.push((m.clone(), at(&yaml_path!["member"])));
+    }
     if let Some(on) = metric.history.as_ref().and_then(|h| h.on.as_ref()) {
         sources.push((on.clone(), at(&yaml_path!["history", "on"])));
     }
@@ -240,6 +243,10 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             None => lit(1i64),
         };
         let raw_for_detail = raw_value.clone();
+        let member_expr = match &metric.member {
+            Some(m) => cast(p(m, &at(&yaml_path!["member"]))?, DataType::Utf8),
+            None => lit(ScalarValue::Utf8(None)),
+        };
         let mut detail_currency = lit(ScalarValue::Utf8(None));
         let mut detail_rate = lit(ScalarValue::Decimal128(None, 18, 6));
         let (value, missing_rate) = match &measure.currency {
@@ -314,6 +321,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                 raw_for_detail.alias("_raw"),
                 detail_currency.alias("_currency"),
                 detail_rate.alias("_rate"),
+                member_expr.clone().alias("_member"),
             ])?);
         select.push(exclusion.alias("_exclusion"));
         select.push(value.alias("_value"));

@@ -66,6 +66,10 @@ pub struct ExclusionTally {
     pub name: String,
     pub reason: String,
     pub rows: i64,
+    /// How many of the metric's entities (customers, persons) the removed
+    /// rows belong to, when the metric names its `member`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entities: Option<i64>,
     /// What the removed rows would have contributed (sum, or count).
     pub value: Dec,
 }
@@ -78,6 +82,9 @@ pub struct Tally {
     pub universe_value: Dec,
     pub included_rows: i64,
     pub included_value: Dec,
+    /// Distinct entities counted, when the metric names its `member`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub included_entities: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

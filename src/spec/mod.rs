@@ -419,6 +419,10 @@ pub struct MetricSpec {
     /// Approved slices, the only dimensions `--by` accepts.
     #[serde(default)]
     pub slices: Vec<SliceSpec>,
+    /// The business entity each row belongs to (e.g. the customer of an ARR
+    /// charge), so exclusions also report how many entities they removed.
+    #[serde(default)]
+    pub member: Option<String>,
     /// Decimal places of the presented value (ratios: 6).
     #[serde(default)]
     pub scale: Option<u32>,
