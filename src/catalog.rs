@@ -128,9 +128,9 @@ impl Catalog {
                 }
             }
         }
-        for (fi, model) in files.models.iter().enumerate() {
+        for model in &files.models {
             for (ei, entity) in model.spec.entities.iter().enumerate() {
-                check_entity(model, fi, ei, entity, &entities, &files.models, &mut diags);
+                check_entity(model, ei, entity, &entities, &mut diags);
             }
         }
 
@@ -180,10 +180,9 @@ impl Catalog {
             metrics,
             exclusions,
         };
-        for (fi, file) in catalog.files.metrics.iter().enumerate() {
-            for (mi, m) in file.spec.metrics.iter().enumerate() {
+        for (fi, metrics_file) in catalog.files.metrics.iter().enumerate() {
+            for (mi, m) in metrics_file.spec.metrics.iter().enumerate() {
                 catalog.check_metric(
-                    file,
                     MetricId {
                         file: fi,
                         index: mi,
@@ -280,13 +279,7 @@ impl Catalog {
         self.files.models[id.file].at(&full)
     }
 
-    fn check_metric(
-        &self,
-        file: &SourceFile<MetricFileSpec>,
-        id: MetricId,
-        m: &MetricSpec,
-        diags: &mut Vec<Diagnostic>,
-    ) {
+    fn check_metric(&self, id: MetricId, m: &MetricSpec, diags: &mut Vec<Diagnostic>) {
         let at = |path: &[Step]| self.metric_at(id, path);
         if m.owner.trim().is_empty() {
             diags.push(diag(
@@ -387,7 +380,6 @@ impl Catalog {
                 ));
             }
         }
-        let _ = file;
     }
 
     fn check_component(&self, name: &str, location: Location, diags: &mut Vec<Diagnostic>) {
@@ -459,11 +451,9 @@ fn check_source(
 
 fn check_entity(
     model: &SourceFile<ModelFileSpec>,
-    _fi: usize,
     ei: usize,
     entity: &EntitySpec,
     entities: &BTreeMap<String, EntityId>,
-    models: &[SourceFile<ModelFileSpec>],
     diags: &mut Vec<Diagnostic>,
 ) {
     if !model.spec.sources.iter().any(|s| s.name == entity.source) {
@@ -506,14 +496,11 @@ fn check_entity(
                 ),
             ));
         }
-        match entities.get(&link.entity) {
-            None => diags.push(diag(
+        if !entities.contains_key(&link.entity) {
+            diags.push(diag(
                 model.at(&yaml_path!["entities", ei, "links", li, "entity"]),
                 format!("link to unknown entity `{}`", link.entity),
-            )),
-            Some(target) => {
-                let _ = &models[target.file];
-            }
+            ));
         }
         if has_field(&link.name) {
             diags.push(diag(

@@ -241,7 +241,6 @@ pub async fn run(
     }
     let linked_deal = coalesce(link_exprs.iter().map(|(_, e)| e.clone()).collect());
     let mut link_kind = when(lit(false), lit(ScalarValue::Utf8(None)));
-    #[allow(unused_mut)]
     for (n, e) in &link_exprs {
         link_kind = link_kind.when(e.clone().is_not_null(), lit(n.clone()));
     }
