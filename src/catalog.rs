@@ -199,6 +199,20 @@ impl Catalog {
         }
     }
 
+    /// canon.yaml's pinned clock, if any.
+    pub fn clock(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let Some(text) = &self.files.project.spec.clock else {
+            return Ok(None);
+        };
+        let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+            CanonError::definition(
+                self.files.project.at(&yaml_path!["clock"]),
+                format!("`{text}` is not an RFC 3339 instant: {e}"),
+            )
+        })?;
+        Ok(Some(t.with_timezone(&chrono::Utc)))
+    }
+
     pub fn source(&self, id: SourceId) -> (&SourceFile<ModelFileSpec>, &SourceSpec) {
         let file = &self.files.models[id.file];
         (file, &file.spec.sources[id.index])

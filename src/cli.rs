@@ -51,6 +51,14 @@ pub enum Command {
     Explain(QueryArgs),
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
+    /// Run the data-quality checks over every model: freshness, primary keys,
+    /// completeness, cross-system match rates. Exits 1 when a check is at error.
+    Check {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Generate the deterministic sample company's extracts.
     Sample {
         /// Folder to write `<system>/<table>/*.parquet` into.
@@ -69,6 +77,14 @@ pub struct DataArgs {
     /// Data root holding `<system>/<table>/*.parquet` (default: canon.yaml's data_root).
     #[arg(long, env = "CANON_DATA")]
     pub data: Option<PathBuf>,
+    /// Judge freshness as of this instant (RFC 3339), instead of canon.yaml's
+    /// pinned clock or the wall clock.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Compute a metric even when its inputs fail a quality gate; the
+    /// override is recorded in the result.
+    #[arg(long)]
+    pub allow_stale: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -172,6 +188,7 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain(args) => explain(&cli.project, args).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
+        Command::Check { data, format } => check(&cli.project, data, *format).await,
     }
 }
 
@@ -257,7 +274,58 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
             root.display()
         )));
     }
-    Ok((Engine::new(catalog, DataSource::Folder(root))?, request))
+    Ok((configured(catalog, root, &args.data)?, request))
+}
+
+/// An engine over `root` with the run's clock and overrides.
+fn configured(catalog: Arc<Catalog>, root: PathBuf, data: &DataArgs) -> Result<Engine> {
+    let mut engine = Engine::new(catalog, DataSource::Folder(root))?;
+    if let Some(now) = &data.now {
+        engine.now = chrono::DateTime::parse_from_rfc3339(now)
+            .map_err(|e| {
+                CanonError::request(format!(
+                    "cannot read --now `{now}`: {e} (use 2026-01-02T08:00:00Z)"
+                ))
+            })?
+            .with_timezone(&chrono::Utc);
+    }
+    engine.allow_stale = data.allow_stale;
+    Ok(engine)
+}
+
+async fn check(project: &Path, data: &DataArgs, format: Format) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let root = data_root(&catalog, data);
+    if !root.is_dir() {
+        return Err(CanonError::request(format!(
+            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
+            root.display()
+        )));
+    }
+    let engine = configured(catalog.clone(), root, data)?;
+    let report = crate::quality::check_all(&engine).await?;
+    let worst = report.status;
+    let bytes = match format {
+        Format::Json => {
+            let mut v = serde_json::to_vec_pretty(&report)
+                .map_err(|e| CanonError::Internal(format!("serializing checks: {e}")))?;
+            v.push(b'\n');
+            v
+        }
+        _ => report.table().into_bytes(),
+    };
+    emit(&bytes, None, Format::Table)?;
+    if worst == crate::quality::Status::Error {
+        return Err(CanonError::Blocked(format!(
+            "{} check(s) at error",
+            report
+                .tables
+                .iter()
+                .filter(|c| c.status == crate::quality::Status::Error)
+                .count()
+        )));
+    }
+    Ok(())
 }
 
 fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
@@ -341,7 +409,7 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
             root.display()
         )));
     }
-    let engine = Engine::new(catalog, DataSource::Folder(root))?;
+    let engine = configured(catalog, root, &args.data)?;
     let result = crate::reconcile::run(&engine, &args.name, &period, args.detail).await?;
     let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
     emit(&bytes, args.out.as_deref(), args.format)

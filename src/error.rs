@@ -98,6 +98,11 @@ pub enum CanonError {
     #[error("query engine: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
 
+    /// A metric's inputs fail a quality gate: no number is given without
+    /// an explicit override (`--allow-stale`).
+    #[error("{0}")]
+    Blocked(String),
+
     /// canon's own bug: a user should not be able to trigger this.
     #[error("internal error (a bug in canon, please report it): {0}")]
     Internal(String),

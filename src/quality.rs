@@ -1,10 +1,12 @@
-//! Data quality reported with every result. For now: the match rate of
-//! every cross-system identity rule a result relied on (billing account →
-//! CRM account, support organization → CRM account, health snapshot → CRM
-//! account), so a reader sees how much of the number rests on resolved
-//! identities.
+//! Data quality: per-table checks (freshness from the sync column, primary
+//! key uniqueness, completeness of required columns), each one DataFusion
+//! aggregate over the table, and the match rate of every cross-system
+//! identity rule. `canon check` runs them over every model; a query runs the
+//! table checks on its own inputs and is blocked when one is at error.
 
-use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::{Expr, col, lit};
 use serde::Serialize;
 
@@ -82,4 +84,279 @@ pub async fn identity_match_rates(engine: &Engine) -> Result<Vec<MatchRate>> {
         });
     }
     Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Warn,
+    Error,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// One check of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    pub check: &'static str,
+    /// `system/table`
+    pub table: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub status: Status,
+    pub detail: String,
+    /// Offending key values (primary key check), at most ten.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+}
+
+/// Freshness, completeness and (with `keys`) primary-key uniqueness of
+/// source `system/table`. Queries gate on the first two (one cheap
+/// aggregate); `canon check` also groups by every key.
+pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<TableCheck>> {
+    let catalog = &engine.catalog;
+    let (system, table) = key.split_once('/').unwrap_or((key, ""));
+    let Some((_, source)) = catalog.source_by_name(system, table) else {
+        return Ok(Vec::new());
+    };
+    let frame = engine.source_frame(system, table).await?;
+    let project = &catalog.files.project.spec;
+    let freshness = source
+        .freshness
+        .clone()
+        .unwrap_or_else(|| project.freshness.clone());
+    let has = |c: &str| source.columns.iter().any(|x| x.name == c);
+    let required: Vec<&str> = source
+        .columns
+        .iter()
+        .filter(|c| !c.nullable)
+        .map(|c| c.name.as_str())
+        .collect();
+    // One aggregate: rows, latest sync, non-null counts of required columns.
+    let mut aggregates = vec![count(lit(1i64)).alias("_rows")];
+    let fresh_col = has(&freshness.column).then(|| freshness.column.clone());
+    if let Some(c) = &fresh_col {
+        aggregates.push(max(col(c.as_str())).alias("_latest"));
+    }
+    for (i, c) in required.iter().enumerate() {
+        aggregates.push(count(col(*c)).alias(format!("_nn{i}")));
+    }
+    let stats = frame
+        .clone()
+        .aggregate(vec![], aggregates)?
+        .collect()
+        .await?;
+    let mut out = Vec::new();
+    let Some(b) = stats.first().filter(|b| b.num_rows() == 1) else {
+        return Ok(out);
+    };
+    let rows = b.column(0).as_primitive::<Int64Type>().value(0);
+    let mut next = 1;
+    if let Some(c) = &fresh_col {
+        let latest = b.column(next);
+        next += 1;
+        let (status, detail) = if latest.is_null(0) {
+            (
+                Status::Error,
+                "no sync time at all (empty table)".to_string(),
+            )
+        } else {
+            let micros = latest
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .map(|a| a.value(0))
+                .unwrap_or_default();
+            let age_hours = (engine.now.timestamp_micros() - micros) as f64 / 3.6e9;
+            let status = if age_hours > f64::from(freshness.error_after_hours) {
+                Status::Error
+            } else if age_hours > f64::from(freshness.warn_after_hours) {
+                Status::Warn
+            } else {
+                Status::Pass
+            };
+            let synced = chrono::DateTime::from_timestamp_micros(micros)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            (
+                status,
+                format!(
+                    "last synced {synced}, {age_hours:.1} h before {} (warn after {} h, error after {} h)",
+                    engine.now.to_rfc3339(),
+                    freshness.warn_after_hours,
+                    freshness.error_after_hours
+                ),
+            )
+        };
+        out.push(TableCheck {
+            check: "freshness",
+            table: key.to_string(),
+            column: Some(c.clone()),
+            status,
+            detail,
+            examples: Vec::new(),
+        });
+    }
+    for (i, c) in required.iter().enumerate() {
+        let non_null = b.column(next + i).as_primitive::<Int64Type>().value(0);
+        let nulls = rows - non_null;
+        if nulls > 0 {
+            out.push(TableCheck {
+                check: "completeness",
+                table: key.to_string(),
+                column: Some(c.to_string()),
+                status: Status::Error,
+                detail: format!("{nulls} of {rows} rows have no value in a required column"),
+                examples: Vec::new(),
+            });
+        }
+    }
+    if keys && !source.primary_key.is_empty() {
+        let keys: Vec<Expr> = source.primary_key.iter().map(|k| col(k.as_str())).collect();
+        // As SQL's UNIQUE: a row with a missing key part identifies nothing
+        // and is not a duplicate (completeness reports missing values).
+        let present = keys
+            .iter()
+            .fold(lit(true), |acc, k| acc.and(k.clone().is_not_null()));
+        let dups = frame
+            .filter(present)?
+            .aggregate(keys, vec![count(lit(1i64)).alias("_n")])?
+            .filter(col("_n").gt(lit(1i64)))?;
+        let total = dups.clone().count().await?;
+        let mut examples = Vec::new();
+        if total > 0 {
+            for batch in dups.limit(0, Some(10))?.collect().await? {
+                for r in 0..batch.num_rows() {
+                    let mut parts = Vec::new();
+                    for (k, name) in source.primary_key.iter().enumerate() {
+                        let v = datafusion::arrow::util::display::array_value_to_string(
+                            batch.column(k),
+                            r,
+                        )
+                        .unwrap_or_default();
+                        parts.push(format!("{name}={v}"));
+                    }
+                    examples.push(parts.join(", "));
+                }
+            }
+        }
+        out.push(TableCheck {
+            check: "primary_key",
+            table: key.to_string(),
+            column: Some(source.primary_key.join(", ")),
+            status: if total > 0 {
+                Status::Error
+            } else {
+                Status::Pass
+            },
+            detail: if total > 0 {
+                format!("{total} key value(s) occur more than once")
+            } else {
+                format!("unique over {rows} rows")
+            },
+            examples,
+        });
+    }
+    Ok(out)
+}
+
+/// Everything `canon check` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub now: String,
+    pub status: Status,
+    pub tables: Vec<TableCheck>,
+    pub match_rates: Vec<MatchRate>,
+}
+
+impl CheckReport {
+    /// Aligned, for people.
+    pub fn table(&self) -> String {
+        let mut out = format!("checks as of {}\n\n", self.now);
+        for c in &self.tables {
+            out.push_str(&format!(
+                "  {:<5}  {:<34} {:<13} {}{}\n",
+                c.status.name(),
+                c.table,
+                c.check,
+                c.column
+                    .as_ref()
+                    .map(|c| format!("[{c}] "))
+                    .unwrap_or_default(),
+                c.detail
+            ));
+            for e in &c.examples {
+                out.push_str(&format!("{:>58}{e}\n", ""));
+            }
+        }
+        out.push_str("\ncross-system identity match rates\n");
+        for m in &self.match_rates {
+            out.push_str(&format!(
+                "  {:<44} {:>8} of {:>8}  {}\n",
+                m.rule,
+                m.matched,
+                m.rows,
+                m.rate.map(|r| r.plain()).unwrap_or_default()
+            ));
+        }
+        out.push_str(&format!("\noverall: {}\n", self.status.name()));
+        out
+    }
+}
+
+/// Every table check of every source, and the match rate of every
+/// cross-system link declared in models/.
+pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
+    let catalog = &engine.catalog;
+    let mut tables = Vec::new();
+    for key in catalog.sources.keys() {
+        match table_checks(engine, key, true).await {
+            Ok(checks) => tables.extend(checks),
+            // A table that cannot be read is a failed check, not the end of
+            // the report: every other table is still checked.
+            Err(e @ crate::error::CanonError::Data { .. }) => tables.push(TableCheck {
+                check: "readable",
+                table: key.clone(),
+                column: None,
+                status: Status::Error,
+                detail: e.to_string(),
+                examples: Vec::new(),
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    for (name, id) in &catalog.entities {
+        let model = &catalog.files.models[id.file];
+        for link in &model.spec.entities[id.index].links {
+            if let Some((_, target, _)) = catalog.entity(&link.entity)
+                && target.spec.system != model.spec.system
+            {
+                engine.note_link(name, &link.name);
+            }
+        }
+    }
+    let readable = !tables.iter().any(|c| c.check == "readable");
+    let match_rates = if readable {
+        identity_match_rates(engine).await?
+    } else {
+        Vec::new()
+    };
+    let status = tables
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Pass);
+    Ok(CheckReport {
+        now: engine.now.to_rfc3339(),
+        status,
+        tables,
+        match_rates,
+    })
 }

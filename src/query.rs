@@ -245,6 +245,34 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         lineage.plans.push((metric.name.clone(), plan));
     }
     let fingerprint = fingerprint(&definitions, request, &lineage);
+    // Gate: every input table's freshness and completeness.
+    let mut quality = Vec::new();
+    let mut status = crate::quality::Status::Pass;
+    let mut failing = Vec::new();
+    for s in &lineage.sources {
+        let key = format!("{}/{}", s.system, s.table);
+        for c in crate::quality::table_checks(engine, &key, false).await? {
+            status = status.max(c.status);
+            if c.status == crate::quality::Status::Error {
+                failing.push(format!("{} {} ({})", c.table, c.check, c.detail));
+            }
+            quality.extend(serde_json::to_value(&c).ok());
+        }
+    }
+    for m in crate::quality::identity_match_rates(engine).await? {
+        quality.extend(serde_json::to_value(m).ok());
+    }
+    let mut overrides = Vec::new();
+    if !failing.is_empty() {
+        if !engine.allow_stale {
+            return Err(CanonError::Blocked(format!(
+                "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass --allow-stale to compute it anyway; the override is recorded in the result)",
+                metric.name,
+                failing.join("\n  ")
+            )));
+        }
+        overrides.push("allow_stale".to_string());
+    }
     Ok(GovernedResult {
         metric: metric.name.clone(),
         label: metric.label.clone(),
@@ -259,11 +287,10 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         exclusions,
         tallies,
         lineage,
-        quality: crate::quality::identity_match_rates(engine)
-            .await?
-            .into_iter()
-            .filter_map(|q| serde_json::to_value(q).ok())
-            .collect(),
+        quality,
+        quality_status: status.name().to_string(),
+        overrides,
+        now: engine.now.to_rfc3339(),
         fingerprint,
         engine: crate::result::Engine::current(),
         elapsed_ms: started.elapsed().as_millis(),

@@ -131,6 +131,13 @@ pub struct GovernedResult {
     pub tallies: Vec<Tally>,
     pub lineage: Lineage,
     pub quality: Vec<serde_json::Value>,
+    /// The worst status of the input checks: pass, warn or error.
+    pub quality_status: String,
+    /// Explicit overrides the run was made with (e.g. `allow_stale`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// The "now" freshness was judged against.
+    pub now: String,
     pub fingerprint: String,
     pub engine: Engine,
     pub elapsed_ms: u128,

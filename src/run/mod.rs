@@ -49,6 +49,11 @@ pub struct Engine {
     pub ctx: SessionContext,
     pub catalog: Arc<Catalog>,
     pub data: DataSource,
+    /// The run's "now" for freshness: `--now`, else canon.yaml's pinned
+    /// `clock`, else the wall clock.
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// Compute metrics whose inputs fail a quality gate (recorded in results).
+    pub allow_stale: bool,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
     /// Columns read by side queries (identity resolution) that are not part
     /// of a metric's main plan, so lineage still lists them.
@@ -83,6 +88,8 @@ impl Engine {
         );
         Ok(Engine {
             ctx,
+            now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
+            allow_stale: false,
             catalog,
             data,
             registered: Mutex::new(BTreeMap::new()),

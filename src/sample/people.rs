@@ -595,6 +595,10 @@ pub fn support(sim: &mut Sim) {
 pub fn health(sim: &mut Sim) {
     let mut rng = Rng::derive(sim.seed, 30, 0);
     let ext = sim.cal.extract_day;
+    // One snapshot per company id and day, as the CS platform keys them: a
+    // duplicate account reporting under its original's id, or a returning
+    // customer's overlapping spans, must not write the same key twice.
+    let mut written: std::collections::BTreeSet<(CrmRef, i32)> = std::collections::BTreeSet::new();
     for a in 0..sim.w.accounts.len() {
         if sim.spans[a].is_empty() || sim.w.accounts[a].master.is_some() {
             continue;
@@ -642,12 +646,14 @@ pub fn health(sim: &mut Sim) {
                 if !planted && rng.chance(0.03) {
                     status = if status == 1 { *rng.pick(&[0u8, 2]) } else { 1 };
                 }
-                sim.w.health.push(Health {
-                    account: id,
-                    score: s_int,
-                    status,
-                    date: day,
-                });
+                if id.is_none_or(|r| written.insert((r, day))) {
+                    sim.w.health.push(Health {
+                        account: id,
+                        score: s_int,
+                        status,
+                        date: day,
+                    });
+                }
                 day += 7;
             }
         }

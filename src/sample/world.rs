@@ -217,7 +217,7 @@ pub struct Life {
 // ---------------------------------------------------------------- billing
 
 /// A reference from another system to a CRM account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CrmRef {
     Account(u32),
     /// An id the CRM does not have.

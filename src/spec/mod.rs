@@ -39,6 +39,11 @@ pub struct ProjectSpec {
     pub freshness: FreshnessSpec,
     #[serde(default)]
     pub description: Option<String>,
+    /// A pinned "now" (RFC 3339) for projects whose extracts were taken at a
+    /// known moment, such as the committed sample; a real project leaves it
+    /// unset and freshness is judged against the wall clock.
+    #[serde(default)]
+    pub clock: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
