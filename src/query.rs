@@ -78,6 +78,8 @@ pub(crate) struct SimpleOutcome {
     scale: u32,
     slices: Vec<String>,
     buckets: Vec<String>,
+    /// The same buckets with their dates.
+    periods: Vec<crate::calendar::Period>,
     groups: BTreeMap<Key, Acc>,
     excluded: Vec<(String, String, Acc)>,
     plan: LogicalPlan,
@@ -188,12 +190,20 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     } else {
         parts[0].slices.clone()
     };
+    let bucket_of: BTreeMap<String, crate::calendar::Period> = parts
+        .iter()
+        .flat_map(|p| p.periods.iter().map(|b| (b.label.clone(), b.clone())))
+        .collect();
     let rows = rows
         .into_iter()
         .map(|((period, values), value)| ResultRow {
             bridge: row_bridges
                 .remove(&(period.clone(), values.clone()))
                 .unwrap_or_default(),
+            period_start: bucket_of
+                .get(&period)
+                .map_or(request.period.from, |b| b.from),
+            period_end: bucket_of.get(&period).map_or(request.period.to, |b| b.to),
             period,
             slices: slices.iter().cloned().zip(values).collect(),
             value,
@@ -503,6 +513,7 @@ async fn read_simple(
         scale,
         slices: plan.slices,
         buckets: plan.buckets.iter().map(|b| b.label.clone()).collect(),
+        periods: plan.buckets.clone(),
         groups,
         excluded,
         plan: optimized,

@@ -423,7 +423,7 @@ fn csv_and_parquet_outputs() {
         "metric,period,period_start,period_end,value,unit"
     );
     assert!(
-        text.contains("bookings,2025-03,2025-02-01,2025-05-01,1111.11,USD"),
+        text.contains("bookings,2025-03,2025-03-01,2025-04-01,1111.11,USD"),
         "{text}"
     );
 

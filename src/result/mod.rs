@@ -28,6 +28,9 @@ pub struct DefinitionRef {
 #[derive(Debug, Clone)]
 pub struct ResultRow {
     pub period: String,
+    /// The row's own bucket `[start, end)` (for a snapshot, the as-of day).
+    pub period_start: chrono::NaiveDate,
+    pub period_end: chrono::NaiveDate,
     /// Slice name → value (null when the slice has no value for these rows).
     pub slices: Vec<(String, Option<String>)>,
     pub value: Option<Dec>,
@@ -45,8 +48,10 @@ pub struct BridgeLine {
 impl Serialize for ResultRow {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.slices.len() + 2))?;
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("period", &self.period)?;
+        map.serialize_entry("period_start", &self.period_start)?;
+        map.serialize_entry("period_end", &self.period_end)?;
         for (name, value) in &self.slices {
             map.serialize_entry(name, value)?;
         }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, Date32Array, Decimal128Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 
@@ -258,8 +258,8 @@ fn csv(results: &[GovernedResult]) -> String {
                 "{},{},{},{}",
                 csv_field(&r.metric),
                 csv_field(&row.period),
-                r.request.period.from,
-                r.request.period.to
+                row.period_start,
+                row.period_end
             ));
             for s in &slices {
                 let v = row
@@ -298,6 +298,8 @@ fn rows_or_headline(r: &GovernedResult) -> Vec<super::ResultRow> {
     } else {
         vec![super::ResultRow {
             period: r.request.period.label.clone(),
+            period_start: r.request.period.from,
+            period_end: r.request.period.to,
             slices: Vec::new(),
             value: r.value,
             bridge: r.bridge.clone(),
@@ -331,6 +333,22 @@ fn parquet(results: &[GovernedResult]) -> Result<Vec<u8>> {
         text(&|(r, _)| Some(r.metric.clone())),
         text(&|(_, row)| Some(row.period.clone())),
     ];
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    for (name, pick) in [
+        (
+            "period_start",
+            (|row: &super::ResultRow| row.period_start)
+                as fn(&super::ResultRow) -> chrono::NaiveDate,
+        ),
+        ("period_end", |row: &super::ResultRow| row.period_end),
+    ] {
+        fields.push(Field::new(name, DataType::Date32, false));
+        let days: Date32Array = rows
+            .iter()
+            .map(|(_, row)| Some((pick(row) - epoch).num_days() as i32))
+            .collect();
+        columns.push(Arc::new(days));
+    }
     for s in &slices {
         fields.push(Field::new(s, DataType::Utf8, true));
         columns.push(text(&|(_, row)| {
