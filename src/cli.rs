@@ -59,6 +59,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Compute every certified metric and reconciliation for the configured
+    /// periods and publish them (Parquet, CSV, manifest.json) atomically.
+    Publish {
+        /// The folder BI tools read; replaced as a whole on success.
+        #[arg(long)]
+        out: PathBuf,
+        /// Periods (repeatable); default: `publish.periods` of canon.yaml.
+        #[arg(long = "period")]
+        periods: Vec<String>,
+        /// Publish only these metrics and reconciliations (repeatable).
+        #[arg(long = "only")]
+        only: Vec<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Generate the deterministic sample company's extracts.
     Sample {
         /// Folder to write `<system>/<table>/*.parquet` into.
@@ -189,6 +204,12 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         Command::Explain(args) => explain(&cli.project, args).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
         Command::Check { data, format } => check(&cli.project, data, *format).await,
+        Command::Publish {
+            out,
+            periods,
+            only,
+            data,
+        } => publish(&cli.project, out, periods, only, data).await,
     }
 }
 
@@ -291,6 +312,60 @@ fn configured(catalog: Arc<Catalog>, root: PathBuf, data: &DataArgs) -> Result<E
     }
     engine.allow_stale = data.allow_stale;
     Ok(engine)
+}
+
+async fn publish(
+    project: &Path,
+    out: &Path,
+    periods: &[String],
+    only: &[String],
+    data: &DataArgs,
+) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let wanted: Vec<String> = if periods.is_empty() {
+        catalog
+            .files
+            .project
+            .spec
+            .publish
+            .as_ref()
+            .map(|p| p.periods.clone())
+            .unwrap_or_default()
+    } else {
+        periods.to_vec()
+    };
+    if wanted.is_empty() {
+        return Err(CanonError::request(
+            "no periods to publish: pass --period P (repeatable) or set publish.periods in canon.yaml",
+        ));
+    }
+    let periods = wanted
+        .iter()
+        .map(|p| catalog.calendar.parse_period(p))
+        .collect::<Result<Vec<_>>>()?;
+    let root = data_root(&catalog, data);
+    if !root.is_dir() {
+        return Err(CanonError::request(format!(
+            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
+            root.display()
+        )));
+    }
+    let engine = configured(catalog, root, data)?;
+    let manifest = crate::publish::publish(&engine, out, &periods, only).await?;
+    let blocked = manifest
+        .metrics
+        .iter()
+        .filter(|m| m.status == "blocked")
+        .count();
+    println!(
+        "published {} metric result(s) ({} blocked) and {} reconciliation(s) for {} period(s) to {}",
+        manifest.metrics.len() - blocked,
+        blocked,
+        manifest.reconciliations.len(),
+        periods.len(),
+        out.display()
+    );
+    Ok(())
 }
 
 async fn check(project: &Path, data: &DataArgs, format: Format) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod decimal;
 pub mod error;
 pub mod explain;
 pub mod functions;
+pub mod publish;
 pub mod quality;
 pub mod query;
 pub mod reconcile;

@@ -44,6 +44,16 @@ pub struct ProjectSpec {
     /// unset and freshness is judged against the wall clock.
     #[serde(default)]
     pub clock: Option<String>,
+    #[serde(default)]
+    pub publish: Option<PublishSpec>,
+}
+
+/// What `canon publish` computes when the command line does not say.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    /// Periods as `canon query --period` reads them.
+    pub periods: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,0 +1,335 @@
+//! `canon publish`: every certified metric and every reconciliation for the
+//! configured periods, as files BI tools read without help.
+//!
+//! The publication is built in a temporary folder beside the target and
+//! swapped in only when everything was written, manifest last: a run that
+//! fails part-way leaves the previous publication as it was. A metric whose
+//! inputs fail a quality gate is published as `blocked` with its reason and
+//! no value, never silently.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use serde::Serialize;
+
+use crate::calendar::Period;
+use crate::compile::Request;
+use crate::error::{CanonError, Result};
+use crate::result::GovernedResult;
+use crate::result::render::{Format, render};
+use crate::run::Engine;
+use crate::spec::MetricStatus;
+
+/// One published metric × period in the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestEntry {
+    pub metric: String,
+    pub period: String,
+    /// `published` or `blocked`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<crate::result::DefinitionRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<crate::result::Lineage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub generated_at: String,
+    pub now: String,
+    pub engine: crate::result::Engine,
+    pub periods: Vec<Period>,
+    pub metrics: Vec<ManifestEntry>,
+    pub reconciliations: Vec<ManifestEntry>,
+    pub files: Vec<String>,
+}
+
+/// Publishes into `out`; returns the manifest. `only`, when not empty,
+/// limits the publication to those metrics and reconciliations.
+pub async fn publish(
+    engine: &Engine,
+    out: &Path,
+    periods: &[Period],
+    only: &[String],
+) -> Result<Manifest> {
+    let catalog = engine.catalog.clone();
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| CanonError::io(parent, e))?;
+    let name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("publication");
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    for name in only {
+        let known = catalog.metrics.contains_key(name)
+            || catalog
+                .files
+                .metrics
+                .iter()
+                .any(|f| f.spec.reconciliations.iter().any(|r| &r.name == name));
+        if !known {
+            return Err(CanonError::request(format!(
+                "--only {name}: not a metric or reconciliation"
+            )));
+        }
+    }
+    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    let result = build(engine, &catalog, &tmp, periods, &wanted).await;
+    match result {
+        Ok(manifest) => {
+            swap(&tmp, out)?;
+            Ok(manifest)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+async fn build(
+    engine: &Engine,
+    catalog: &crate::catalog::Catalog,
+    dir: &Path,
+    periods: &[Period],
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Manifest> {
+    for sub in ["metrics", "reconciliation"] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| CanonError::io(&d, e))?;
+    }
+    let mut files = Vec::new();
+    let mut entries = Vec::new();
+    let mut exclusion_rows: Vec<(String, String, String, i64, String)> = Vec::new();
+    for name in catalog.metrics.keys() {
+        let (_, _, spec) = catalog.metric(name)?;
+        if spec.status != MetricStatus::Certified || !wanted(name) {
+            continue;
+        }
+        let mut results: Vec<GovernedResult> = Vec::new();
+        for period in periods {
+            tracing::info!(metric = %name, period = %period.label, "publishing");
+            let request = Request {
+                period: period.clone(),
+                as_of: None,
+                rates_as_of: None,
+                grain: None,
+                by: Vec::new(),
+            };
+            match crate::query::run_metric(engine, name, &request).await {
+                Ok(r) => {
+                    for x in &r.exclusions {
+                        exclusion_rows.push((
+                            format!(
+                                "{}{}",
+                                name,
+                                if x.metric == *name {
+                                    String::new()
+                                } else {
+                                    format!(" ({})", x.metric)
+                                }
+                            ),
+                            period.label.clone(),
+                            x.name.clone(),
+                            x.rows,
+                            x.value.plain(),
+                        ));
+                    }
+                    entries.push(ManifestEntry {
+                        metric: name.clone(),
+                        period: period.label.clone(),
+                        status: "published".into(),
+                        reason: None,
+                        value: r.value.map(|v| v.plain()),
+                        definition: Some(r.definition.clone()),
+                        fingerprint: Some(r.fingerprint.clone()),
+                        quality_status: Some(r.quality_status.clone()),
+                        lineage: Some(r.lineage.clone()),
+                    });
+                    results.push(r);
+                }
+                // A gate or a request the metric cannot answer for this
+                // period (e.g. not whole accounting periods) is recorded, not fatal.
+                Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
+                    entries.push(ManifestEntry {
+                        metric: name.clone(),
+                        period: period.label.clone(),
+                        status: "blocked".into(),
+                        reason: Some(e.to_string()),
+                        value: None,
+                        definition: None,
+                        fingerprint: None,
+                        quality_status: None,
+                        lineage: None,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !results.is_empty() {
+            for (ext, format) in [("parquet", Format::Parquet), ("csv", Format::Csv)] {
+                let rel = format!("metrics/{name}.{ext}");
+                write(dir, &rel, &render(&results, format)?)?;
+                files.push(rel);
+            }
+        }
+    }
+    write(
+        dir,
+        "exclusions.parquet",
+        &exclusions_parquet(&exclusion_rows)?,
+    )?;
+    files.push("exclusions.parquet".into());
+
+    let mut reconciliations = Vec::new();
+    let names: Vec<String> = catalog
+        .files
+        .metrics
+        .iter()
+        .flat_map(|f| f.spec.reconciliations.iter().map(|r| r.name.clone()))
+        .filter(|n| wanted(n))
+        .collect();
+    for name in names {
+        for period in periods {
+            match crate::reconcile::run(engine, &name, period, true).await {
+                Ok(r) => {
+                    let stem = format!("reconciliation/{name}_{}", period.label);
+                    for (suffix, detail) in [("bridge", false), ("detail", true)] {
+                        let rel = format!("{stem}_{suffix}.parquet");
+                        let bytes =
+                            crate::result::reconciliation::render(&r, Format::Parquet, detail)?;
+                        write(dir, &rel, &bytes)?;
+                        files.push(rel);
+                    }
+                    reconciliations.push(ManifestEntry {
+                        metric: name.clone(),
+                        period: period.label.clone(),
+                        status: "published".into(),
+                        reason: None,
+                        value: Some(r.check.plain()),
+                        definition: Some(r.definition.clone()),
+                        fingerprint: None,
+                        quality_status: None,
+                        lineage: None,
+                    });
+                }
+                Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
+                    reconciliations.push(ManifestEntry {
+                        metric: name.clone(),
+                        period: period.label.clone(),
+                        status: "blocked".into(),
+                        reason: Some(e.to_string()),
+                        value: None,
+                        definition: None,
+                        fingerprint: None,
+                        quality_status: None,
+                        lineage: None,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let manifest = Manifest {
+        generated_at: chrono::Utc::now().to_rfc3339(),
+        now: engine.now.to_rfc3339(),
+        engine: crate::result::Engine::current(),
+        periods: periods.to_vec(),
+        metrics: entries,
+        reconciliations,
+        files,
+    };
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| CanonError::Internal(format!("serializing the manifest: {e}")))?;
+    // The manifest is written last: its presence means the folder is whole.
+    write(dir, "manifest.json", &json)?;
+    Ok(manifest)
+}
+
+fn write(dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(rel);
+    std::fs::write(&path, bytes).map_err(|e| CanonError::io(&path, e))
+}
+
+/// Replaces `out` with `tmp`: the old folder is moved aside first and
+/// removed only after the new one is in place.
+fn swap(tmp: &Path, out: &Path) -> Result<()> {
+    let old: PathBuf = out.with_file_name(format!(
+        ".{}.old-{}",
+        out.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("publication"),
+        std::process::id()
+    ));
+    let had_old = out.exists();
+    if had_old {
+        std::fs::rename(out, &old).map_err(|e| CanonError::io(out, e))?;
+    }
+    if let Err(e) = std::fs::rename(tmp, out) {
+        if had_old {
+            let _ = std::fs::rename(&old, out);
+        }
+        return Err(CanonError::io(out, e));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+fn exclusions_parquet(rows: &[(String, String, String, i64, String)]) -> Result<Vec<u8>> {
+    let text = |f: &dyn Fn(&(String, String, String, i64, String)) -> String| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>())
+    };
+    let values: Decimal128Array = rows
+        .iter()
+        .map(|r| {
+            let (int, frac) = r.4.split_once('.').unwrap_or((&r.4, ""));
+            let neg = int.starts_with('-');
+            let mut frac = frac.to_string();
+            while frac.len() < 2 {
+                frac.push('0');
+            }
+            let v = int.trim_start_matches('-').parse::<i128>().unwrap_or(0) * 100
+                + frac[..2].parse::<i128>().unwrap_or(0);
+            Some(if neg { -v } else { v })
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("period", DataType::Utf8, false),
+        Field::new("exclusion", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("value", DataType::Decimal128(38, 2), false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            text(&|r| r.0.clone()),
+            text(&|r| r.1.clone()),
+            text(&|r| r.2.clone()),
+            Arc::new(rows.iter().map(|r| r.3).collect::<Int64Array>()),
+            Arc::new(values.with_precision_and_scale(38, 2)?),
+        ],
+    )?;
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, schema, None)?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(buf)
+}
