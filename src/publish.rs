@@ -115,7 +115,7 @@ async fn build(
     }
     let mut files = Vec::new();
     let mut entries = Vec::new();
-    let mut exclusion_rows: Vec<(String, String, String, i64, String)> = Vec::new();
+    let mut exclusion_rows: Vec<ExclusionRow> = Vec::new();
     for name in catalog.metrics.keys() {
         let (_, _, spec) = catalog.metric(name)?;
         if spec.status != MetricStatus::Certified || !wanted(name) {
