@@ -134,21 +134,17 @@ async fn build(
             match crate::query::run_metric(engine, name, &request).await {
                 Ok(r) => {
                     for x in &r.exclusions {
-                        exclusion_rows.push((
-                            format!(
-                                "{}{}",
-                                name,
-                                if x.metric == *name {
-                                    String::new()
-                                } else {
-                                    format!(" ({})", x.metric)
-                                }
-                            ),
-                            period.label.clone(),
-                            x.name.clone(),
-                            x.rows,
-                            x.value.plain(),
-                        ));
+                        exclusion_rows.push(ExclusionRow {
+                            metric: if x.metric == *name {
+                                name.clone()
+                            } else {
+                                format!("{name} ({})", x.metric)
+                            },
+                            period: period.label.clone(),
+                            exclusion: x.name.clone(),
+                            rows: x.rows,
+                            value: x.value,
+                        });
                     }
                     entries.push(ManifestEntry {
                         metric: name.clone(),
@@ -292,23 +288,23 @@ fn swap(tmp: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn exclusions_parquet(rows: &[(String, String, String, i64, String)]) -> Result<Vec<u8>> {
-    let text = |f: &dyn Fn(&(String, String, String, i64, String)) -> String| -> ArrayRef {
+/// One row of exclusions.parquet.
+struct ExclusionRow {
+    metric: String,
+    period: String,
+    exclusion: String,
+    rows: i64,
+    value: crate::decimal::Dec,
+}
+
+fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
+    let text = |f: &dyn Fn(&ExclusionRow) -> String| -> ArrayRef {
         Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>())
     };
+    // Money and counts alike at two decimals (counts are whole numbers).
     let values: Decimal128Array = rows
         .iter()
-        .map(|r| {
-            let (int, frac) = r.4.split_once('.').unwrap_or((&r.4, ""));
-            let neg = int.starts_with('-');
-            let mut frac = frac.to_string();
-            while frac.len() < 2 {
-                frac.push('0');
-            }
-            let v = int.trim_start_matches('-').parse::<i128>().unwrap_or(0) * 100
-                + frac[..2].parse::<i128>().unwrap_or(0);
-            Some(if neg { -v } else { v })
-        })
+        .map(|r| Some(r.value.rescale(2).units))
         .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("metric", DataType::Utf8, false),
@@ -320,10 +316,10 @@ fn exclusions_parquet(rows: &[(String, String, String, i64, String)]) -> Result<
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            text(&|r| r.0.clone()),
-            text(&|r| r.1.clone()),
-            text(&|r| r.2.clone()),
-            Arc::new(rows.iter().map(|r| r.3).collect::<Int64Array>()),
+            text(&|r| r.metric.clone()),
+            text(&|r| r.period.clone()),
+            text(&|r| r.exclusion.clone()),
+            Arc::new(rows.iter().map(|r| r.rows).collect::<Int64Array>()),
             Arc::new(values.with_precision_and_scale(38, 2)?),
         ],
     )?;

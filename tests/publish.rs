@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Decimal128Type;
 
 fn fixture() -> tempfile::TempDir {
