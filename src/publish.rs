@@ -44,6 +44,23 @@ pub struct ManifestEntry {
     pub lineage: Option<crate::result::Lineage>,
 }
 
+impl ManifestEntry {
+    /// An entry for a metric or reconciliation that has no value for `period`.
+    fn blocked(name: &str, period: &Period, why: &CanonError) -> ManifestEntry {
+        ManifestEntry {
+            metric: name.to_string(),
+            period: period.label.clone(),
+            status: "blocked".into(),
+            reason: Some(why.to_string()),
+            value: None,
+            definition: None,
+            fingerprint: None,
+            quality_status: None,
+            lineage: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
     pub generated_at: String,
@@ -162,17 +179,7 @@ async fn build(
                 // A gate or a request the metric cannot answer for this
                 // period (e.g. not whole accounting periods) is recorded, not fatal.
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
-                    entries.push(ManifestEntry {
-                        metric: name.clone(),
-                        period: period.label.clone(),
-                        status: "blocked".into(),
-                        reason: Some(e.to_string()),
-                        value: None,
-                        definition: None,
-                        fingerprint: None,
-                        quality_status: None,
-                        lineage: None,
-                    });
+                    entries.push(ManifestEntry::blocked(name, period, &e));
                 }
                 Err(e) => return Err(e),
             }
@@ -225,17 +232,7 @@ async fn build(
                     });
                 }
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
-                    reconciliations.push(ManifestEntry {
-                        metric: name.clone(),
-                        period: period.label.clone(),
-                        status: "blocked".into(),
-                        reason: Some(e.to_string()),
-                        value: None,
-                        definition: None,
-                        fingerprint: None,
-                        quality_status: None,
-                        lineage: None,
-                    })
+                    reconciliations.push(ManifestEntry::blocked(&name, period, &e))
                 }
                 Err(e) => return Err(e),
             }
