@@ -288,18 +288,19 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
     for name in &args.metrics {
         catalog.metric(name)?;
     }
-    let root = data_root(&catalog, &args.data);
+    Ok((configured(catalog, &args.data)?, request))
+}
+
+/// An engine over the run's data root, with its clock and overrides. A
+/// missing data root is the request's fault (exit 2), checked here once.
+fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
+    let root = data_root(&catalog, data);
     if !root.is_dir() {
         return Err(CanonError::request(format!(
             "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
             root.display()
         )));
     }
-    Ok((configured(catalog, root, &args.data)?, request))
-}
-
-/// An engine over `root` with the run's clock and overrides.
-fn configured(catalog: Arc<Catalog>, root: PathBuf, data: &DataArgs) -> Result<Engine> {
     let mut engine = Engine::new(catalog, DataSource::Folder(root))?;
     if let Some(now) = &data.now {
         engine.now = chrono::DateTime::parse_from_rfc3339(now)
@@ -343,14 +344,7 @@ async fn publish(
         .iter()
         .map(|p| catalog.calendar.parse_period(p))
         .collect::<Result<Vec<_>>>()?;
-    let root = data_root(&catalog, data);
-    if !root.is_dir() {
-        return Err(CanonError::request(format!(
-            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
-            root.display()
-        )));
-    }
-    let engine = configured(catalog, root, data)?;
+    let engine = configured(catalog, data)?;
     let manifest = crate::publish::publish(&engine, out, &periods, only).await?;
     let blocked = manifest
         .metrics
@@ -370,14 +364,7 @@ async fn publish(
 
 async fn check(project: &Path, data: &DataArgs, format: Format) -> Result<()> {
     let catalog = Arc::new(Catalog::load(project)?);
-    let root = data_root(&catalog, data);
-    if !root.is_dir() {
-        return Err(CanonError::request(format!(
-            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
-            root.display()
-        )));
-    }
-    let engine = configured(catalog.clone(), root, data)?;
+    let engine = configured(catalog, data)?;
     let report = crate::quality::check_all(&engine).await?;
     let worst = report.status;
     let bytes = match format {
@@ -477,14 +464,7 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
             ));
         }
     };
-    let root = data_root(&catalog, &args.data);
-    if !root.is_dir() {
-        return Err(CanonError::request(format!(
-            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
-            root.display()
-        )));
-    }
-    let engine = configured(catalog, root, &args.data)?;
+    let engine = configured(catalog, &args.data)?;
     let result = crate::reconcile::run(&engine, &args.name, &period, args.detail).await?;
     let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
     emit(&bytes, args.out.as_deref(), args.format)

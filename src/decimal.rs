@@ -89,6 +89,26 @@ impl Dec {
     }
 }
 
+impl Dec {
+    /// The value of row `i` of a Decimal128 or Int64 column; None when null
+    /// or of another type.
+    pub fn from_cell(a: &dyn datafusion::arrow::array::Array, i: usize) -> Option<Dec> {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type};
+        if a.is_null(i) {
+            return None;
+        }
+        match a.data_type() {
+            DataType::Decimal128(_, s) => Some(Dec::new(
+                a.as_primitive::<Decimal128Type>().value(i),
+                (*s).max(0) as u32,
+            )),
+            DataType::Int64 => Some(Dec::from_int(a.as_primitive::<Int64Type>().value(i))),
+            _ => None,
+        }
+    }
+}
+
 impl std::ops::Add for Dec {
     type Output = Dec;
     /// Exact: the result has the larger of the two scales.

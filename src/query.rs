@@ -410,17 +410,12 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
 
 /// A decimal or integer cell as a [`Dec`]; null is zero.
 fn dec_at(a: &dyn Array, i: usize) -> Result<Dec> {
-    if a.is_null(i) {
-        return Ok(Dec::ZERO);
-    }
-    match a.data_type() {
-        DataType::Decimal128(_, s) => Ok(Dec::new(
-            a.as_primitive::<Decimal128Type>().value(i),
-            (*s).max(0) as u32,
-        )),
-        DataType::Int64 => Ok(Dec::from_int(a.as_primitive::<Int64Type>().value(i))),
-        other => Err(CanonError::Internal(format!(
-            "bridge column of type {other}"
+    match Dec::from_cell(a, i) {
+        Some(d) => Ok(d),
+        None if a.is_null(i) => Ok(Dec::ZERO),
+        None => Err(CanonError::Internal(format!(
+            "bridge column of type {}",
+            a.data_type()
         ))),
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type};
+use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::functions::expr_fn::{coalesce, round};
 use datafusion::functions_aggregate::expr_fn::max;
@@ -592,16 +592,7 @@ fn string(a: &dyn Array, i: usize) -> Option<String> {
 }
 
 fn dec(a: &dyn Array, i: usize) -> Option<Dec> {
-    if a.is_null(i) {
-        return None;
-    }
-    match a.data_type() {
-        DataType::Decimal128(_, s) => Some(Dec::new(
-            a.as_primitive::<Decimal128Type>().value(i),
-            (*s).max(0) as u32,
-        )),
-        _ => None,
-    }
+    Dec::from_cell(a, i)
 }
 
 fn date_string(days: i32) -> String {

@@ -7,7 +7,7 @@ use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArr
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 
-use super::render::Format;
+use super::render::{Format, csv_field};
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
 use crate::reconcile::ReconciliationResult;
@@ -208,19 +208,12 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
 }
 
 fn csv(rows: &Rows) -> Vec<u8> {
-    let field = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
     let mut out = rows.columns.join(",");
     out.push('\n');
     for row in &rows.cells {
         let line: Vec<String> = row
             .iter()
-            .map(|c| c.as_deref().map(field).unwrap_or_default())
+            .map(|c| c.as_deref().map(csv_field).unwrap_or_default())
             .collect();
         out.push_str(&line.join(","));
         out.push('\n');

@@ -235,7 +235,8 @@ fn grid(header: &[String], body: &[Vec<String>], numeric_upto: usize) -> String 
     out
 }
 
-fn csv_field(s: &str) -> String {
+/// A CSV cell, quoted when it holds a comma, quote or newline.
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
