@@ -21,7 +21,7 @@ pub struct Calendar {
 }
 
 /// A half-open range of local dates with the name it is reported under.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Period {
     pub label: String,
     pub from: NaiveDate,

@@ -100,6 +100,13 @@ pub struct DataArgs {
     /// override is recorded in the result.
     #[arg(long)]
     pub allow_stale: bool,
+    /// Compute every result afresh: neither read nor write the result cache.
+    #[arg(long, env = "CANON_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_cache: bool,
+    /// The result cache folder (default: canon.yaml's cache_dir, else
+    /// `.canon-cache` in the project).
+    #[arg(long, env = "CANON_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -312,6 +319,20 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             .with_timezone(&chrono::Utc);
     }
     engine.allow_stale = data.allow_stale;
+    if !data.no_cache {
+        let project = &engine.catalog.files;
+        let dir = data.cache_dir.clone().unwrap_or_else(|| {
+            project.root.join(
+                project
+                    .project
+                    .spec
+                    .cache_dir
+                    .as_deref()
+                    .unwrap_or(".canon-cache"),
+            )
+        });
+        engine.cache = Some(Arc::new(crate::cache::Cache::new(dir)));
+    }
     Ok(engine)
 }
 
@@ -481,7 +502,7 @@ async fn validate(project: &Path, data: &DataArgs, no_data: bool) -> Result<()> 
 /// Writes to `out` through a temporary file renamed into place, or to stdout.
 fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
     match out {
-        Some(path) => write_atomically(path, bytes),
+        Some(path) => crate::atomic::write_file(path, bytes),
         None => {
             if format == Format::Parquet {
                 return Err(CanonError::request("--format parquet needs --out FILE"));
@@ -495,18 +516,4 @@ fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
             }
         }
     }
-}
-
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| CanonError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CanonError::io(path, e)
-    })
 }

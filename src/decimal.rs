@@ -140,6 +140,36 @@ impl serde::Serialize for Dec {
     }
 }
 
+/// Reads the plain digits `Serialize` writes (`-1234567.89`), keeping the
+/// scale as written, so a stored result reads back to the same value.
+impl<'de> serde::Deserialize<'de> for Dec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dec, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for Dec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Dec, String> {
+        let bad = || format!("`{text}` is not a plain decimal number");
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let units: i128 = format!("{int}{frac}").parse().map_err(|_| bad())?;
+        Ok(Dec::new(
+            if negative { -units } else { units },
+            frac.len() as u32,
+        ))
+    }
+}
+
 fn group_thousands(int: &str) -> String {
     let mut out = String::with_capacity(int.len() + int.len() / 3);
     for (i, c) in int.chars().enumerate() {
@@ -181,6 +211,22 @@ mod tests {
         assert_eq!(Dec::new(-125, 3).rescale(2), Dec::new(-13, 2));
         assert_eq!(Dec::new(125, 3).rescale(2), Dec::new(13, 2));
         assert_eq!(Dec::new(124, 3).rescale(2), Dec::new(12, 2));
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        for (text, units, scale) in [
+            ("-1234567.89", -123456789, 2),
+            ("0.000001", 1, 6),
+            ("42", 42, 0),
+        ] {
+            let d: Dec = text.parse().unwrap();
+            assert_eq!((d.units, d.scale), (units, scale));
+            assert_eq!(d.plain(), text);
+        }
+        assert!("1,234.00".parse::<Dec>().is_err());
+        assert!("-.5".parse::<Dec>().is_err());
+        assert!("".parse::<Dec>().is_err());
     }
 
     #[test]

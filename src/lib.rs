@@ -4,6 +4,8 @@
 //! resolved definitions) → `compile` (DataFusion plans for a request) → `run`
 //! (execution and evidence) → `result` (the governed result and its writers).
 
+pub mod atomic;
+pub mod cache;
 pub mod calendar;
 pub mod catalog;
 pub mod cli;

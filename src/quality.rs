@@ -117,6 +117,40 @@ pub struct TableCheck {
     /// Offending key values (primary key check), at most ten.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
+    /// Freshness: the latest sync time, so a cached result's freshness can be
+    /// judged again against a later "now" without reading the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_sync: Option<String>,
+}
+
+/// The status and explanation of a table last synced at `synced`, as of `now`.
+pub fn judge_freshness(
+    synced: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    thresholds: &crate::spec::FreshnessSpec,
+) -> (Status, String) {
+    let Some(synced) = synced else {
+        return (
+            Status::Error,
+            "no sync time at all (empty table)".to_string(),
+        );
+    };
+    let age_hours = (now - synced).num_microseconds().unwrap_or(i64::MAX) as f64 / 3.6e9;
+    let status = if age_hours > f64::from(thresholds.error_after_hours) {
+        Status::Error
+    } else if age_hours > f64::from(thresholds.warn_after_hours) {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let detail = format!(
+        "last synced {}, {age_hours:.1} h before {} (warn after {} h, error after {} h)",
+        synced.to_rfc3339(),
+        now.to_rfc3339(),
+        thresholds.warn_after_hours,
+        thresholds.error_after_hours
+    );
+    (status, detail)
 }
 
 /// Freshness, completeness and (with `keys`) primary-key uniqueness of
@@ -164,37 +198,11 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
     if let Some(c) = &fresh_col {
         let latest = b.column(next);
         next += 1;
-        let (status, detail) = if latest.is_null(0) {
-            (
-                Status::Error,
-                "no sync time at all (empty table)".to_string(),
-            )
-        } else {
-            let micros = latest
-                .as_primitive_opt::<TimestampMicrosecondType>()
-                .map(|a| a.value(0))
-                .unwrap_or_default();
-            let age_hours = (engine.now.timestamp_micros() - micros) as f64 / 3.6e9;
-            let status = if age_hours > f64::from(freshness.error_after_hours) {
-                Status::Error
-            } else if age_hours > f64::from(freshness.warn_after_hours) {
-                Status::Warn
-            } else {
-                Status::Pass
-            };
-            let synced = chrono::DateTime::from_timestamp_micros(micros)
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default();
-            (
-                status,
-                format!(
-                    "last synced {synced}, {age_hours:.1} h before {} (warn after {} h, error after {} h)",
-                    engine.now.to_rfc3339(),
-                    freshness.warn_after_hours,
-                    freshness.error_after_hours
-                ),
-            )
-        };
+        let synced = (!latest.is_null(0))
+            .then(|| latest.as_primitive_opt::<TimestampMicrosecondType>())
+            .flatten()
+            .and_then(|a| chrono::DateTime::from_timestamp_micros(a.value(0)));
+        let (status, detail) = judge_freshness(synced, engine.now, &freshness);
         out.push(TableCheck {
             check: "freshness",
             table: key.to_string(),
@@ -202,6 +210,7 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
             status,
             detail,
             examples: Vec::new(),
+            latest_sync: synced.map(|t| t.to_rfc3339()),
         });
     }
     for (i, c) in required.iter().enumerate() {
@@ -215,6 +224,7 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
                 status: Status::Error,
                 detail: format!("{nulls} of {rows} rows have no value in a required column"),
                 examples: Vec::new(),
+                latest_sync: None,
             });
         }
     }
@@ -262,6 +272,7 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
                 format!("unique over {rows} rows")
             },
             examples,
+            latest_sync: None,
         });
     }
     Ok(out)
@@ -328,6 +339,7 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
                 status: Status::Error,
                 detail: e.to_string(),
                 examples: Vec::new(),
+                latest_sync: None,
             }),
             Err(e) => return Err(e),
         }

@@ -12,16 +12,17 @@ use sha2::{Digest, Sha256};
 
 use chrono::NaiveDate;
 
+use crate::cache::Cache;
 use crate::catalog::{Catalog, MetricId};
 use crate::compile::entity::entity_frame;
 use crate::compile::{Request, cohort, derived, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, DataLocation, Result};
 use crate::result::{
-    BridgeLine, DefinitionRef, ExclusionTally, GovernedResult, Lineage, ResultRow, Tally,
-    source_lineage,
+    BridgeLine, CacheNote, DefinitionRef, ExclusionTally, GovernedResult, Lineage, ResultRow,
+    Tally, source_lineage,
 };
-use crate::run::Engine;
+use crate::run::{DataSource, Engine};
 use crate::spec::{Aggregation, MetricKind, MetricSpec};
 
 /// Decimal places of a ratio, as metrics.md presents them.
@@ -122,6 +123,45 @@ impl SimpleOutcome {
 /// Computes `name` for `request` on `engine`.
 pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Result<GovernedResult> {
     let started = Instant::now();
+    let cache = match (&engine.cache, &engine.data) {
+        (Some(cache), DataSource::Folder(root)) => Some((
+            cache,
+            root,
+            Cache::key(&engine.catalog, root, name, request),
+        )),
+        _ => None,
+    };
+    if let Some((cache, _, key)) = &cache
+        && let Some(served) = cache.lookup(key)
+    {
+        let mut result = served.result;
+        result.cache = CacheNote {
+            status: "hit".into(),
+            computed_at: Some(served.stored_at),
+            computed_ms: Some(result.elapsed_ms),
+        };
+        gate(engine, &mut result)?;
+        result.elapsed_ms = started.elapsed().as_millis();
+        tracing::info!(metric = %name, "served from cache");
+        return Ok(result);
+    }
+    let mut result = compute_metric(engine, name, request, started).await?;
+    gate(engine, &mut result)?;
+    if let Some((cache, root, key)) = cache {
+        result.cache.status = "miss".into();
+        let inputs = crate::cache::inputs(root, &engine.catalog, &engine.sources_read());
+        cache.store(&key, inputs, &result);
+    }
+    Ok(result)
+}
+
+/// Computes a metric: plans, execution and the evidence, not yet gated.
+async fn compute_metric(
+    engine: &Engine,
+    name: &str,
+    request: &Request,
+    started: Instant,
+) -> Result<GovernedResult> {
     let catalog = engine.catalog.clone();
     let (id, _, metric) = catalog.metric(name)?;
     let mut derived_plan = None;
@@ -255,33 +295,16 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         lineage.plans.push((metric.name.clone(), plan));
     }
     let fingerprint = fingerprint(&definitions, request, &lineage);
-    // Gate: every input table's freshness and completeness.
+    // The gate's evidence: every input table's freshness and completeness.
     let mut quality = Vec::new();
-    let mut status = crate::quality::Status::Pass;
-    let mut failing = Vec::new();
     for s in &lineage.sources {
         let key = format!("{}/{}", s.system, s.table);
         for c in crate::quality::table_checks(engine, &key, false).await? {
-            status = status.max(c.status);
-            if c.status == crate::quality::Status::Error {
-                failing.push(format!("{} {} ({})", c.table, c.check, c.detail));
-            }
             quality.extend(serde_json::to_value(&c).ok());
         }
     }
     for m in crate::quality::identity_match_rates(engine).await? {
         quality.extend(serde_json::to_value(m).ok());
-    }
-    let mut overrides = Vec::new();
-    if !failing.is_empty() {
-        if !engine.allow_stale {
-            return Err(CanonError::Blocked(format!(
-                "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass --allow-stale to compute it anyway; the override is recorded in the result)",
-                metric.name,
-                failing.join("\n  ")
-            )));
-        }
-        overrides.push("allow_stale".to_string());
     }
     Ok(GovernedResult {
         metric: metric.name.clone(),
@@ -298,13 +321,72 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         tallies,
         lineage,
         quality,
-        quality_status: status.name().to_string(),
-        overrides,
+        // Both set by `gate`.
+        quality_status: String::new(),
+        overrides: Vec::new(),
         now: engine.now.to_rfc3339(),
         fingerprint,
+        cache: CacheNote::off(),
         engine: crate::result::Engine::current(),
         elapsed_ms: started.elapsed().as_millis(),
     })
+}
+
+/// Judges a result's input checks against the engine's clock and sets its
+/// quality status; a result with a check at error is blocked unless the run
+/// allows stale inputs, which is then recorded in `overrides`. Freshness is
+/// judged from each table's stored latest sync time, so a result served
+/// from the cache is judged against this run's "now", not the one it was
+/// computed at.
+fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
+    use crate::quality::Status;
+    let catalog = &engine.catalog;
+    let mut status = Status::Pass;
+    let mut failing = Vec::new();
+    for check in &mut result.quality {
+        let text = |key: &str| check.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        let table = text("table").to_string();
+        if text("check") == "freshness" {
+            let (system, name) = table.split_once('/').unwrap_or((&table, ""));
+            if let Some((_, source)) = catalog.source_by_name(system, name) {
+                let thresholds = source
+                    .freshness
+                    .clone()
+                    .unwrap_or_else(|| catalog.files.project.spec.freshness.clone());
+                let synced = chrono::DateTime::parse_from_rfc3339(text("latest_sync"))
+                    .ok()
+                    .map(|t| t.with_timezone(&chrono::Utc));
+                let (judged, detail) =
+                    crate::quality::judge_freshness(synced, engine.now, &thresholds);
+                check["status"] = serde_json::json!(judged.name());
+                check["detail"] = serde_json::json!(detail);
+            }
+        }
+        let text = |key: &str| check.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        let judged = match text("status") {
+            "error" => Status::Error,
+            "warn" => Status::Warn,
+            _ => Status::Pass,
+        };
+        status = status.max(judged);
+        if judged == Status::Error {
+            failing.push(format!("{table} {} ({})", text("check"), text("detail")));
+        }
+    }
+    result.quality_status = status.name().to_string();
+    result.now = engine.now.to_rfc3339();
+    result.overrides.retain(|o| o != "allow_stale");
+    if !failing.is_empty() {
+        if !engine.allow_stale {
+            return Err(CanonError::Blocked(format!(
+                "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass --allow-stale to compute it anyway; the override is recorded in the result)",
+                result.metric,
+                failing.join("\n  ")
+            )));
+        }
+        result.overrides.push("allow_stale".to_string());
+    }
+    Ok(())
 }
 
 /// A cohort's answer: headline value, rows, headline bridge, each row's

@@ -6,13 +6,13 @@
 pub mod reconciliation;
 pub mod render;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compile::Request;
 use crate::decimal::Dec;
 use crate::run::SourceFacts;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DefinitionRef {
     pub file: String,
     pub version: u32,
@@ -39,7 +39,7 @@ pub struct ResultRow {
 }
 
 /// One signed line of a bridge: the lines after the first sum to the last.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BridgeLine {
     pub line: String,
     pub value: Dec,
@@ -63,8 +63,41 @@ impl Serialize for ResultRow {
     }
 }
 
+/// The inverse of `Serialize`: every key that is not one of the row's own
+/// is a slice, in the order written.
+impl<'de> Deserialize<'de> for ResultRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ResultRow, D::Error> {
+        use serde::de::Error;
+        let mut fields: serde_json::Map<String, serde_json::Value> = Deserialize::deserialize(d)?;
+        let mut take = |key: &str| {
+            fields
+                .shift_remove(key)
+                .ok_or_else(|| D::Error::custom(format!("a result row needs `{key}`")))
+        };
+        let (period, start, end) = (take("period")?, take("period_start")?, take("period_end")?);
+        let value = fields.shift_remove("value").unwrap_or_default();
+        let bridge = fields.shift_remove("bridge").unwrap_or_default();
+        let read = |v: serde_json::Value| serde_json::from_value(v).map_err(D::Error::custom);
+        Ok(ResultRow {
+            period: serde_json::from_value(period).map_err(D::Error::custom)?,
+            period_start: serde_json::from_value(start).map_err(D::Error::custom)?,
+            period_end: serde_json::from_value(end).map_err(D::Error::custom)?,
+            value: serde_json::from_value(value).map_err(D::Error::custom)?,
+            bridge: if bridge.is_null() {
+                Vec::new()
+            } else {
+                serde_json::from_value(bridge).map_err(D::Error::custom)?
+            },
+            slices: fields
+                .into_iter()
+                .map(|(name, v)| Ok((name, read(v)?)))
+                .collect::<Result<_, D::Error>>()?,
+        })
+    }
+}
+
 /// What one exclusion removed from the universe.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExclusionTally {
     /// The metric whose universe it was taken from (a ratio has two).
     pub metric: String,
@@ -73,14 +106,14 @@ pub struct ExclusionTally {
     pub rows: i64,
     /// How many of the metric's entities (customers, persons) the removed
     /// rows belong to, when the metric names its `member`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entities: Option<i64>,
     /// What the removed rows would have contributed (sum, or count).
     pub value: Dec,
 }
 
 /// The rows and value of a universe, and of what was counted from it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tally {
     pub metric: String,
     pub universe_rows: i64,
@@ -88,11 +121,11 @@ pub struct Tally {
     pub included_rows: i64,
     pub included_value: Dec,
     /// Distinct entities counted, when the metric names its `member`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub included_entities: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceLineage {
     pub system: String,
     pub table: String,
@@ -100,7 +133,7 @@ pub struct SourceLineage {
     pub columns: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lineage {
     pub definitions: Vec<DefinitionRef>,
     /// The optimized logical plan of the metric (for a ratio or derived
@@ -111,13 +144,13 @@ pub struct Lineage {
     pub plans: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Engine {
     pub canon: String,
     pub datafusion: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GovernedResult {
     pub metric: String,
     pub label: String,
@@ -130,7 +163,7 @@ pub struct GovernedResult {
     pub unit: String,
     pub rows: Vec<ResultRow>,
     /// Cohort metrics: the headline bridge.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bridge: Vec<BridgeLine>,
     pub exclusions: Vec<ExclusionTally>,
     pub tallies: Vec<Tally>,
@@ -139,13 +172,40 @@ pub struct GovernedResult {
     /// The worst status of the input checks: pass, warn or error.
     pub quality_status: String,
     /// Explicit overrides the run was made with (e.g. `allow_stale`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
     /// The "now" freshness was judged against.
     pub now: String,
     pub fingerprint: String,
+    /// Whether this result was computed now or served from the result cache.
+    pub cache: CacheNote,
     pub engine: Engine,
+    /// Wall time of this run (for a cache hit, of the lookup).
     pub elapsed_ms: u128,
+}
+
+/// How the result cache took part in a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CacheNote {
+    /// `hit`: served from the cache without scanning; `miss`: computed and
+    /// stored; `off`: computed, the cache bypassed (`--no-cache`).
+    pub status: String,
+    /// When the served result was computed (hits only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_at: Option<String>,
+    /// How long computing it took then (hits only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_ms: Option<u128>,
+}
+
+impl CacheNote {
+    pub fn off() -> CacheNote {
+        CacheNote {
+            status: "off".into(),
+            computed_at: None,
+            computed_ms: None,
+        }
+    }
 }
 
 impl Engine {

@@ -180,6 +180,13 @@ pub fn table(r: &GovernedResult) -> String {
         &r.fingerprint[..16],
         r.elapsed_ms
     ));
+    if r.cache.status == "hit" {
+        out.push_str(&format!(
+            "served from cache: computed at {} in {} ms; definitions and input files unchanged\n",
+            r.cache.computed_at.as_deref().unwrap_or("?"),
+            r.cache.computed_ms.unwrap_or_default()
+        ));
+    }
     out
 }
 

@@ -14,7 +14,7 @@ use crate::error::{CanonError, DataLocation, Result};
 use crate::spec::SourceSpec;
 
 /// One Parquet file of a source table, as lineage reports it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileFact {
     pub path: String,
     pub bytes: u64,
@@ -55,8 +55,14 @@ pub fn parquet_files(dir: &Path, location: &DataLocation) -> Result<Vec<PathBuf>
 }
 
 /// Reads one file's footer and hash, and checks its columns against the
-/// model: every declared column present with its declared type.
-pub fn inspect(path: &Path, source: &SourceSpec, location: &DataLocation) -> Result<FileFact> {
+/// model: every declared column present with its declared type. With a
+/// cache, an unchanged file's hash is remembered instead of recomputed.
+pub fn inspect(
+    path: &Path,
+    source: &SourceSpec,
+    location: &DataLocation,
+    cache: Option<&crate::cache::Cache>,
+) -> Result<FileFact> {
     let here = |column: Option<&str>| DataLocation {
         file: Some(path.display().to_string()),
         column: column.map(str::to_string),
@@ -72,7 +78,10 @@ pub fn inspect(path: &Path, source: &SourceSpec, location: &DataLocation) -> Res
         path: path.display().to_string(),
         bytes,
         rows,
-        sha256: sha256_file(path)?,
+        sha256: match cache {
+            Some(cache) => cache.sha256(path)?,
+            None => sha256_file(path)?,
+        },
     })
 }
 

@@ -54,6 +54,8 @@ pub struct Engine {
     pub now: chrono::DateTime<chrono::Utc>,
     /// Compute metrics whose inputs fail a quality gate (recorded in results).
     pub allow_stale: bool,
+    /// The result cache and file-hash index; `None` computes every time.
+    pub cache: Option<Arc<crate::cache::Cache>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
     /// Columns read by side queries (identity resolution) that are not part
     /// of a metric's main plan, so lineage still lists them.
@@ -90,6 +92,7 @@ impl Engine {
             ctx,
             now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
             allow_stale: false,
+            cache: None,
             catalog,
             data,
             registered: Mutex::new(BTreeMap::new()),
@@ -171,7 +174,7 @@ impl Engine {
                 let paths = files::parquet_files(&dir, &location)?;
                 let facts = paths
                     .iter()
-                    .map(|p| files::inspect(p, spec, &location))
+                    .map(|p| files::inspect(p, spec, &location, self.cache.as_deref()))
                     .collect::<Result<Vec<_>>>()?;
                 let dir = std::fs::canonicalize(&dir).map_err(|e| CanonError::io(&dir, e))?;
                 let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;

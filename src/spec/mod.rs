@@ -46,6 +46,10 @@ pub struct ProjectSpec {
     pub clock: Option<String>,
     #[serde(default)]
     pub publish: Option<PublishSpec>,
+    /// Folder of the result cache, relative to canon.yaml (default
+    /// `.canon-cache`); `--cache-dir` or `CANON_CACHE_DIR` override it.
+    #[serde(default)]
+    pub cache_dir: Option<String>,
 }
 
 /// What `canon publish` computes when the command line does not say.

@@ -19,16 +19,33 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs the real binary with `args` over `project`.
+/// Runs the real binary with `args` over `project`, computing every result
+/// afresh (tests of the result cache use `canon_cached`).
 pub fn canon(project: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_canon"))
-        .arg("--project")
+    command(project, args)
+        .env("CANON_NO_CACHE", "1")
+        .output()
+        .expect("the canon binary runs")
+}
+
+/// Runs the real binary with the result cache in `cache`.
+pub fn canon_cached(project: &Path, cache: &Path, args: &[&str]) -> Output {
+    command(project, args)
+        .env("CANON_CACHE_DIR", cache)
+        .output()
+        .expect("the canon binary runs")
+}
+
+fn command(project: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_canon"));
+    c.arg("--project")
         .arg(project)
         .args(args)
         .env_remove("CANON_DATA")
         .env_remove("CANON_PROJECT")
-        .output()
-        .expect("the canon binary runs")
+        .env_remove("CANON_NO_CACHE")
+        .env_remove("CANON_CACHE_DIR");
+    c
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -1,0 +1,316 @@
+//! The result cache: a governed result stored under everything it depends
+//! on, and served again without scanning while none of that has changed.
+//!
+//! Two levels, as build tools do it:
+//! - The *key* names what was asked and under which rules: canon's and
+//!   DataFusion's versions, the sha256 of every definition file (canon.yaml,
+//!   models/, metrics/), the data root, the metric and the request. Editing
+//!   any definition file is a different key. That is deliberately coarse: a
+//!   metric depends on its models, calendar and neighbours' exclusions, and a
+//!   missed dependency would serve a wrong number, where a coarse key only
+//!   costs one recomputation.
+//! - The stored *entry* lists the inputs the computation read: every source
+//!   table's folder and the content hash of each file in it. A lookup lists
+//!   those folders again and compares; a file added, removed or rewritten
+//!   with other bytes misses.
+//!
+//! Content hashes are themselves remembered by file identity (size, mtime,
+//! ctime, inode), so checking an unchanged input costs a `stat`, not a read.
+//! A file whose identity changed is hashed again; when its bytes are the same
+//! its hash, and so the result's fingerprint, is the same and the entry still
+//! serves: the fingerprint is of content, not of timestamps.
+//!
+//! Freshness is not part of the key: it depends on "now", not on the data.
+//! A served result's freshness checks are judged again against the run's
+//! clock (see `query`), so a cached number over stale data is still blocked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::atomic;
+use crate::catalog::Catalog;
+use crate::compile::Request;
+use crate::error::{CanonError, DataLocation, Result};
+use crate::result::GovernedResult;
+use crate::run::SourceFacts;
+use crate::run::files;
+
+/// Bumped whenever the stored layout or the meaning of a key changes.
+const FORMAT: u32 = 1;
+
+/// A cache folder: `results/<key>.json` and the file-hash index `files.json`.
+pub struct Cache {
+    dir: PathBuf,
+    hashes: Mutex<Option<HashIndex>>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct HashIndex {
+    format: u32,
+    /// Absolute path → the identity it had when hashed, and the hash.
+    files: BTreeMap<String, Hashed>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    bytes: u64,
+    modified_ns: i128,
+    changed_ns: i128,
+    inode: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Hashed {
+    stamp: Stamp,
+    sha256: String,
+}
+
+/// One source table a stored result read: its folder and its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputTable {
+    pub system: String,
+    pub table: String,
+    pub dir: String,
+    pub files: Vec<InputFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    format: u32,
+    key: String,
+    stored_at: String,
+    inputs: Vec<InputTable>,
+    result: GovernedResult,
+}
+
+/// A stored result that is still valid, and when it was computed.
+pub struct Served {
+    pub result: GovernedResult,
+    pub stored_at: String,
+}
+
+impl Cache {
+    /// A cache in `dir` (created on first store).
+    pub fn new(dir: impl Into<PathBuf>) -> Cache {
+        Cache {
+            dir: dir.into(),
+            hashes: Mutex::new(None),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key of `metric` under `request` over the data in `root`.
+    pub fn key(catalog: &Catalog, root: &Path, metric: &str, request: &Request) -> String {
+        let files = &catalog.files;
+        let mut h = Sha256::new();
+        h.update(format!("canon result cache v{FORMAT}\n"));
+        h.update(env!("CARGO_PKG_VERSION"));
+        h.update(datafusion::DATAFUSION_VERSION);
+        let definitions = std::iter::once((&files.project.display_path, &files.project.sha256))
+            .chain(files.models.iter().map(|f| (&f.display_path, &f.sha256)))
+            .chain(files.metrics.iter().map(|f| (&f.display_path, &f.sha256)));
+        for (path, sha) in definitions {
+            h.update(format!("\n{}\n{sha}", path.display()));
+        }
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        h.update(format!("\n{}\n{metric}\n", root.display()));
+        h.update(serde_json::to_vec(request).unwrap_or_default());
+        hex::encode(h.finalize())
+    }
+
+    /// The stored result under `key`, if every file it read is unchanged.
+    /// A missing, unreadable or outdated entry is a miss, never an error.
+    pub fn lookup(&self, key: &str) -> Option<Served> {
+        let path = self.entry_path(key);
+        let text = std::fs::read(&path).ok()?;
+        let entry: Entry = match serde_json::from_slice(&text) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable cache entry");
+                return None;
+            }
+        };
+        if entry.format != FORMAT || entry.key != key {
+            return None;
+        }
+        for input in &entry.inputs {
+            if !self.unchanged(input) {
+                tracing::info!(table = %format!("{}/{}", input.system, input.table), "cache miss: input changed");
+                return None;
+            }
+        }
+        Some(Served {
+            result: entry.result,
+            stored_at: entry.stored_at,
+        })
+    }
+
+    /// Stores `result` under `key` with the tables it read. A cache that
+    /// cannot be written costs the next run a recomputation, so failures
+    /// are reported on stderr and do not fail the query.
+    pub fn store(&self, key: &str, inputs: Vec<InputTable>, result: &GovernedResult) {
+        let entry = Entry {
+            format: FORMAT,
+            key: key.to_string(),
+            stored_at: chrono::Utc::now().to_rfc3339(),
+            inputs,
+            result: result.clone(),
+        };
+        let written = serde_json::to_vec(&entry)
+            .map_err(|e| CanonError::Internal(format!("cannot encode a cache entry: {e}")))
+            .and_then(|bytes| {
+                let path = self.entry_path(key);
+                create_dir(path.parent().unwrap_or(&self.dir))?;
+                atomic::write_file(&path, &bytes)
+            });
+        if let Err(e) = written.and_then(|_| self.persist()) {
+            tracing::warn!(error = %e, "could not write the result cache");
+        }
+    }
+
+    /// The sha256 of a file's content, read from the index when the file's
+    /// identity (size, mtime, ctime, inode) is the one it had when hashed.
+    pub fn sha256(&self, path: &Path) -> Result<String> {
+        let meta = std::fs::metadata(path).map_err(|e| CanonError::io(path, e))?;
+        let stamp = stamp(&meta);
+        let name = absolute(path);
+        let mut guard = self.hashes.lock().expect("lock");
+        let index = guard.get_or_insert_with(|| self.load_index());
+        if let Some(h) = index.files.get(&name).filter(|h| h.stamp == stamp) {
+            return Ok(h.sha256.clone());
+        }
+        let sha256 = files::sha256_file(path)?;
+        index.files.insert(
+            name,
+            Hashed {
+                stamp,
+                sha256: sha256.clone(),
+            },
+        );
+        index.dirty = true;
+        Ok(sha256)
+    }
+
+    /// Writes the file-hash index if it learned anything.
+    pub fn persist(&self) -> Result<()> {
+        let mut guard = self.hashes.lock().expect("lock");
+        let Some(index) = guard.as_mut().filter(|i| i.dirty) else {
+            return Ok(());
+        };
+        create_dir(&self.dir)?;
+        index.format = FORMAT;
+        let bytes = serde_json::to_vec(index)
+            .map_err(|e| CanonError::Internal(format!("cannot encode the hash index: {e}")))?;
+        atomic::write_file(&self.dir.join("files.json"), &bytes)?;
+        index.dirty = false;
+        Ok(())
+    }
+
+    fn load_index(&self) -> HashIndex {
+        std::fs::read(self.dir.join("files.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HashIndex>(&b).ok())
+            .filter(|i| i.format == FORMAT)
+            .unwrap_or_default()
+    }
+
+    fn entry_path(&self, key: &str) -> PathBuf {
+        self.dir.join("results").join(format!("{key}.json"))
+    }
+
+    /// The table's folder still holds exactly these files with these contents.
+    fn unchanged(&self, input: &InputTable) -> bool {
+        let location = DataLocation {
+            system: input.system.clone(),
+            table: input.table.clone(),
+            file: None,
+            column: None,
+        };
+        let Ok(paths) = files::parquet_files(Path::new(&input.dir), &location) else {
+            return false;
+        };
+        paths.len() == input.files.len()
+            && paths.iter().zip(&input.files).all(|(path, stored)| {
+                path.display().to_string() == stored.path
+                    && self.sha256(path).is_ok_and(|sha| sha == stored.sha256)
+            })
+    }
+}
+
+/// The tables a computation read, as a cache entry records them.
+pub fn inputs(
+    root: &Path,
+    catalog: &Catalog,
+    read: &BTreeMap<String, SourceFacts>,
+) -> Vec<InputTable> {
+    read.values()
+        .filter_map(|facts| {
+            let (_, spec) = catalog.source_by_name(&facts.system, &facts.table)?;
+            Some(InputTable {
+                system: facts.system.clone(),
+                table: facts.table.clone(),
+                dir: root.join(&spec.path).display().to_string(),
+                files: facts
+                    .files
+                    .iter()
+                    .map(|f| InputFile {
+                        path: f.path.clone(),
+                        sha256: f.sha256.clone(),
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| CanonError::io(dir, e))
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+#[cfg(unix)]
+fn stamp(meta: &std::fs::Metadata) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    Stamp {
+        bytes: meta.len(),
+        modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        changed_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        inode: meta.ino(),
+    }
+}
+
+#[cfg(not(unix))]
+fn stamp(meta: &std::fs::Metadata) -> Stamp {
+    let modified_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    Stamp {
+        bytes: meta.len(),
+        modified_ns,
+        changed_ns: 0,
+        inode: 0,
+    }
+}

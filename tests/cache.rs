@@ -1,0 +1,247 @@
+//! The result cache through the real binary: a repeated request is served
+//! without recomputing, and any change of data or definitions is not.
+//!
+//! Fixture answer (worked in flow_metrics): bookings FY2026-Q1 = 3694.46.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use datafusion::arrow::array::{Array, AsArray, Decimal128Array, RecordBatch};
+use datafusion::arrow::datatypes::Decimal128Type;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_company(dir.path());
+    dir
+}
+
+/// `canon query bookings --period FY2026-Q1` as JSON with the cache in `cache`.
+fn bookings(data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "query",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+        "--format",
+        "json",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = canon_cached(&repo(), cache, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The result without what differs between two runs of the same answer.
+fn evidence(mut r: serde_json::Value) -> serde_json::Value {
+    let o = r.as_object_mut().unwrap();
+    o.remove("cache");
+    o.remove("elapsed_ms");
+    r
+}
+
+/// Rewrites the opportunity extract with deal D1's amount (row 0) set to
+/// `amount` in cents.
+fn set_d1_amount(data: &Path, cents: i128) {
+    let path = data.join("crm/opportunity/part-00000.parquet");
+    let batch: RecordBatch =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+    let i = batch.schema().index_of("amount").unwrap();
+    let old = batch.column(i).as_primitive::<Decimal128Type>();
+    let new: Decimal128Array = (0..old.len())
+        .map(|r| match r {
+            0 => Some(cents),
+            _ => old.is_valid(r).then(|| old.value(r)),
+        })
+        .collect::<Decimal128Array>()
+        .with_data_type(old.data_type().clone());
+    let mut columns = batch.columns().to_vec();
+    columns[i] = Arc::new(new);
+    let batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn a_repeated_query_is_served_from_the_cache_with_the_same_evidence() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let first = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(first["cache"]["status"], "miss");
+    assert_eq!(first["value"], "3694.46");
+    let second = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(second["cache"]["status"], "hit");
+    assert_eq!(
+        second["cache"]["computed_ms"], first["elapsed_ms"],
+        "a hit reports how long the computation it serves took"
+    );
+    // Value, exclusions, tallies, lineage, quality, fingerprint: all the same.
+    assert_eq!(evidence(second), evidence(first));
+    // The table output says so.
+    let o = canon_cached(
+        &repo(),
+        cache.path(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(stdout(&o).contains("served from cache"), "{}", stdout(&o));
+}
+
+#[test]
+fn no_cache_neither_reads_nor_writes_the_cache() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("c");
+    let off = bookings(data.path(), &dir, &["--no-cache"]);
+    assert_eq!(off["cache"]["status"], "off");
+    assert!(!dir.exists(), "--no-cache wrote {}", dir.display());
+    assert_eq!(bookings(data.path(), &dir, &[])["cache"]["status"], "miss");
+    let off = bookings(data.path(), &dir, &["--no-cache"]);
+    assert_eq!(off["cache"]["status"], "off");
+}
+
+// D1 is USD 1000.00 in the quarter; at 1500.00 bookings grows by 500.00:
+// 3694.46 + 500.00 = 4194.46.
+#[test]
+fn a_rewritten_input_file_misses_and_the_new_answer_is_cached() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let before = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(before["value"], "3694.46");
+    set_d1_amount(data.path(), 150000);
+    let after = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(after["cache"]["status"], "miss");
+    assert_eq!(after["value"], "4194.46");
+    assert_ne!(after["fingerprint"], before["fingerprint"]);
+    let again = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(again["cache"]["status"], "hit");
+    assert_eq!(again["value"], "4194.46");
+}
+
+// The fingerprint is of content: a file written again with the same bytes
+// (new mtime, ctime) is hashed again and still serves; a file added to a
+// table's folder is new data and misses (here a copy of the deals under
+// another name doubles them: 2 × 3694.46 = 7388.92).
+#[test]
+fn same_bytes_still_serve_and_an_added_file_misses() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let first = bookings(data.path(), cache.path(), &[]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_opportunities(data.path(), "crm/opportunity", "amount");
+    let rewritten = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(rewritten["cache"]["status"], "hit");
+    assert_eq!(rewritten["fingerprint"], first["fingerprint"]);
+    let dir = data.path().join("crm/opportunity");
+    std::fs::copy(
+        dir.join("part-00000.parquet"),
+        dir.join("part-00001.parquet"),
+    )
+    .unwrap();
+    let added = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(added["cache"]["status"], "miss");
+    assert_eq!(added["value"], "7388.92");
+}
+
+#[test]
+fn an_edited_definition_misses() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let o = canon_cached(
+            project.path(),
+            cache.path(),
+            &[
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--format",
+                "json",
+                "--data",
+                data.path().to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    assert_eq!(run()["cache"]["status"], "miss");
+    assert_eq!(run()["cache"]["status"], "hit");
+    // Internal accounts are no longer excluded: D7 Acme Internal 700.00 is
+    // counted, 3694.46 + 700.00 = 4394.46.
+    let path = project.path().join("metrics/sales.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen(
+        "exclusions: [deleted, test_account, internal_account, missing_amount]",
+        "exclusions: [deleted, test_account, missing_amount]",
+        1,
+    );
+    assert_ne!(edited, text, "bookings lists internal_account");
+    std::fs::write(&path, edited).unwrap();
+    let r = run();
+    assert_eq!(r["cache"]["status"], "miss");
+    assert_eq!(r["value"], "4394.46");
+}
+
+// The fixture's extracts were synced at 2026-01-02T06:00:00Z. At 08:00 that
+// day they are 2 h old (pass); on 2026-01-10 they are 186 h old (error after
+// 48 h). The stored result is judged again at each run's clock.
+#[test]
+fn a_cached_result_over_stale_data_is_still_blocked() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let fresh = bookings(
+        data.path(),
+        cache.path(),
+        &["--now", "2026-01-02T08:00:00Z"],
+    );
+    assert_eq!(fresh["quality_status"], "pass");
+    let o = canon_cached(
+        &repo(),
+        cache.path(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--now",
+            "2026-01-10T00:00:00Z",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("blocked"), "{}", stderr(&o));
+    let forced = bookings(
+        data.path(),
+        cache.path(),
+        &["--now", "2026-01-10T00:00:00Z", "--allow-stale"],
+    );
+    assert_eq!(forced["cache"]["status"], "hit");
+    assert_eq!(forced["quality_status"], "error");
+    assert_eq!(forced["overrides"][0], "allow_stale");
+    assert_eq!(forced["now"], "2026-01-10T00:00:00+00:00");
+    assert_eq!(forced["value"], "3694.46");
+}
