@@ -74,6 +74,19 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Run ad-hoc SQL over the extracts (`SELECT … FROM crm.opportunity`):
+    /// ungoverned, no checks or exclusions; prints tab-separated rows.
+    Sql {
+        /// The query; or --file.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        sql: Option<String>,
+        /// Read the query from this file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Data root (default: canon.yaml's data_root).
+        #[arg(long, env = "CANON_DATA")]
+        data: Option<PathBuf>,
+    },
     /// Generate the deterministic sample company's extracts.
     Sample {
         /// Folder to write `<system>/<table>/*.parquet` into.
@@ -206,6 +219,15 @@ async fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Sample { out, seed, scale } => sample(out, *seed, *scale),
         Command::List => list(&cli.project),
+        Command::Sql { sql, file, data } => {
+            run_sql(
+                &cli.project,
+                sql.as_deref(),
+                file.as_deref(),
+                data.as_deref(),
+            )
+            .await
+        }
         Command::Validate { data, no_data } => validate(&cli.project, data, *no_data).await,
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain(args) => explain(&cli.project, args).await,
@@ -244,6 +266,30 @@ fn sample(out: &Path, seed: u64, scale: u32) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+async fn run_sql(
+    project: &Path,
+    sql: Option<&str>,
+    file: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<()> {
+    let catalog = Catalog::load(project)?;
+    let text = match (sql, file) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CanonError::io(f, e))?,
+        (None, None) => return Err(CanonError::request("give a query or --file FILE")),
+    };
+    let args = DataArgs {
+        data: data.map(Path::to_path_buf),
+        now: None,
+        allow_stale: false,
+        no_cache: true,
+        cache_dir: None,
+    };
+    let root = existing_data_root(&catalog, &args)?;
+    let batches = crate::sql::run(&catalog, &root, &text).await?;
+    emit(crate::sql::tsv(&batches)?.as_bytes(), None, Format::Table)
 }
 
 fn list(project: &Path) -> Result<()> {
@@ -287,6 +333,19 @@ fn data_root(catalog: &Catalog, args: &DataArgs) -> PathBuf {
     }
 }
 
+/// The run's data root, which must exist: a missing one is the request's
+/// fault (exit 2).
+fn existing_data_root(catalog: &Catalog, args: &DataArgs) -> Result<PathBuf> {
+    let root = data_root(catalog, args);
+    if !root.is_dir() {
+        return Err(CanonError::request(format!(
+            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
+            root.display()
+        )));
+    }
+    Ok(root)
+}
+
 /// The engine for a request, once the request itself has been checked (a
 /// bad metric name or period is reported before the data root is looked at).
 fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
@@ -301,13 +360,7 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
 /// An engine over the run's data root, with its clock and overrides. A
 /// missing data root is the request's fault (exit 2), checked here once.
 fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
-    let root = data_root(&catalog, data);
-    if !root.is_dir() {
-        return Err(CanonError::request(format!(
-            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
-            root.display()
-        )));
-    }
+    let root = existing_data_root(&catalog, data)?;
     let mut engine = Engine::new(catalog, DataSource::Folder(root))?;
     if let Some(now) = &data.now {
         engine.now = chrono::DateTime::parse_from_rfc3339(now)

@@ -22,4 +22,5 @@ pub mod result;
 pub mod run;
 pub mod sample;
 pub mod spec;
+pub mod sql;
 pub mod validate;

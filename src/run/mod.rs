@@ -66,23 +66,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(catalog: Arc<Catalog>, data: DataSource) -> Result<Engine> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut config = SessionConfig::new()
-            .with_target_partitions(cores)
-            .with_information_schema(false);
-        let options = config.options_mut();
-        // Period filters are selective: evaluate them inside the Parquet scan.
-        options.execution.parquet.pushdown_filters = true;
-        options.execution.parquet.reorder_filters = true;
-        let ctx = SessionContext::new_with_config(config);
-        let df_catalog = ctx
-            .catalog("datafusion")
-            .ok_or_else(|| CanonError::Internal("default catalog missing".into()))?;
-        for model in &catalog.files.models {
-            df_catalog
-                .register_schema(&model.spec.system, Arc::new(MemorySchemaProvider::new()))
-                .map_err(CanonError::Engine)?;
-        }
+        let ctx = session(&catalog)?;
         crate::functions::register(
             &ctx,
             &catalog.files.project.spec.internal_domains,
@@ -189,6 +173,29 @@ impl Engine {
             }
         }
     }
+}
+
+/// A DataFusion session configured for this machine, with one schema per
+/// system of the catalog (`crm`, `billing`, …) for its tables.
+pub fn session(catalog: &Catalog) -> Result<SessionContext> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut config = SessionConfig::new()
+        .with_target_partitions(cores)
+        .with_information_schema(false);
+    let options = config.options_mut();
+    // Period filters are selective: evaluate them inside the Parquet scan.
+    options.execution.parquet.pushdown_filters = true;
+    options.execution.parquet.reorder_filters = true;
+    let ctx = SessionContext::new_with_config(config);
+    let df_catalog = ctx
+        .catalog("datafusion")
+        .ok_or_else(|| CanonError::Internal("default catalog missing".into()))?;
+    for model in &catalog.files.models {
+        df_catalog
+            .register_schema(&model.spec.system, Arc::new(MemorySchemaProvider::new()))
+            .map_err(CanonError::Engine)?;
+    }
+    Ok(ctx)
 }
 
 /// The Arrow schema a model declares for a source. Columns are nullable in
