@@ -213,6 +213,19 @@ impl Catalog {
         Ok(Some(t.with_timezone(&chrono::Utc)))
     }
 
+    /// canon.yaml's `engine.memory_limit` in bytes, if set.
+    pub fn memory_limit(&self) -> Result<Option<usize>> {
+        let Some(text) = &self.files.project.spec.engine.memory_limit else {
+            return Ok(None);
+        };
+        parse_bytes(text).map(Some).ok_or_else(|| {
+            CanonError::definition(
+                self.files.project.at(&yaml_path!["engine", "memory_limit"]),
+                format!("`{text}` is not a size: write it as 512MiB, 2GiB or 1500MB"),
+            )
+        })
+    }
+
     pub fn source(&self, id: SourceId) -> (&SourceFile<ModelFileSpec>, &SourceSpec) {
         let file = &self.files.models[id.file];
         (file, &file.spec.sources[id.index])
@@ -571,5 +584,43 @@ mod tests {
         assert_eq!(did_you_mean("booking", &known), Some("bookings"));
         assert_eq!(did_you_mean("winrate", &known), Some("win_rate"));
         assert_eq!(did_you_mean("churn", &known), None);
+    }
+}
+
+/// `2GiB`, `512 MiB`, `1500MB`, `1048576` → bytes.
+fn parse_bytes(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * unit;
+    (1.0..1e15).contains(&bytes).then_some(bytes as usize)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_read_in_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("2GiB"), Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_bytes("512 MiB"), Some(512 * 1024 * 1024));
+        assert_eq!(parse_bytes("1500MB"), Some(1_500_000_000));
+        assert_eq!(parse_bytes("1.5GiB"), Some(1_610_612_736));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("2 gigs"), None);
+        assert_eq!(parse_bytes("0"), None);
     }
 }

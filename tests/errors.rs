@@ -297,3 +297,16 @@ fn a_corrupt_parquet_file_is_a_data_error() {
         ],
     );
 }
+
+#[test]
+fn a_bad_memory_limit_is_located_in_canon_yaml() {
+    let p = project_copy();
+    // canon.yaml line 32: `  memory_limit: 2GiB`, the value at column 17.
+    edit(
+        &p.path().join("canon.yaml"),
+        "memory_limit: 2GiB",
+        "memory_limit: 2 gigs",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(&out, 1, &["canon.yaml:32:17", "`2 gigs` is not a size"]);
+}

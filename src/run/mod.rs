@@ -20,6 +20,8 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
@@ -179,14 +181,20 @@ impl Engine {
 /// system of the catalog (`crm`, `billing`, …) for its tables.
 pub fn session(catalog: &Catalog) -> Result<SessionContext> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let settings = &catalog.files.project.spec.engine;
     let mut config = SessionConfig::new()
-        .with_target_partitions(cores)
+        .with_target_partitions(settings.target_partitions.unwrap_or(cores).max(1))
         .with_information_schema(false);
     let options = config.options_mut();
     // Period filters are selective: evaluate them inside the Parquet scan.
     options.execution.parquet.pushdown_filters = true;
     options.execution.parquet.reorder_filters = true;
-    let ctx = SessionContext::new_with_config(config);
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(bytes) = catalog.memory_limit()? {
+        // Fair shares: several spilling operators of one plan each get theirs.
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+    }
+    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
     let df_catalog = ctx
         .catalog("datafusion")
         .ok_or_else(|| CanonError::Internal("default catalog missing".into()))?;

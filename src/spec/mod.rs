@@ -50,6 +50,22 @@ pub struct ProjectSpec {
     /// `.canon-cache`); `--cache-dir` or `CANON_CACHE_DIR` override it.
     #[serde(default)]
     pub cache_dir: Option<String>,
+    /// How the engine may use the machine.
+    #[serde(default)]
+    pub engine: EngineSpec,
+}
+
+/// Engine settings of canon.yaml `engine:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// Memory for sorts, aggregates and joins (`2GiB`, `512MiB`); past it
+    /// operators spill to disk or fail with a clear error. Default: no limit.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Parallelism of a plan; default the machine's cores.
+    #[serde(default)]
+    pub target_partitions: Option<usize>,
 }
 
 /// What `canon publish` computes when the command line does not say.
