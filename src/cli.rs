@@ -545,10 +545,15 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
 }
 
 async fn validate(project: &Path, data: &DataArgs, no_data: bool) -> Result<()> {
+    let started = std::time::Instant::now();
     let catalog = Arc::new(Catalog::load(project)?);
     let root = (!no_data).then(|| data_root(&catalog, data));
     let report = crate::validate::validate(catalog, root.as_deref()).await?;
     print!("{report}");
+    println!(
+        "loaded, checked and compiled in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     Ok(())
 }
 

@@ -43,7 +43,10 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
         .expr
         .as_deref()
         .ok_or_else(|| CanonError::definition(location.clone(), "a derived metric needs `expr`"))?;
-    let state = engine.ctx.state();
+    // A read lock, not `ctx.state()`: that clones the whole session (every
+    // function registry), which dominated compile time.
+    let state_ref = engine.ctx.state_ref();
+    let state = state_ref.read();
     let dialect = state.config().options().sql_parser.dialect;
     let ast = state
         .sql_to_expr_with_alias(sql, &dialect)

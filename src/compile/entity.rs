@@ -14,7 +14,7 @@ use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::logical_expr::{Expr, JoinType, cast, col};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col};
 use datafusion::prelude::DataFrame;
 
 use super::parse_expr;
@@ -34,88 +34,98 @@ pub fn entity_frame<'a>(
     name: &'a str,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DataFrame>> + Send + 'a>> {
     Box::pin(async move {
-        let catalog = &engine.catalog;
-        let (id, model, entity) = catalog
-            .entity(name)
-            .ok_or_else(|| CanonError::request(format!("unknown entity `{name}`")))?;
-        let source = engine
-            .source_frame(&model.spec.system, &entity.source)
-            .await?;
-        let schema = source.schema().clone();
-        let link_names: BTreeSet<&str> = entity.links.iter().map(|l| l.name.as_str()).collect();
-        let mut plain = Vec::with_capacity(entity.fields.len());
-        let mut linked = Vec::new();
-        for (i, field) in entity.fields.iter().enumerate() {
-            let sql = field.expr.as_deref().unwrap_or(&field.name);
-            let location = catalog.entity_at(
-                id,
-                &if field.expr.is_some() {
-                    yaml_path!["fields", i, "expr"].to_vec()
-                } else {
-                    yaml_path!["fields", i, "name"].to_vec()
-                },
-            );
-            let used = qualifiers_in(engine, sql);
-            if used.iter().any(|q| link_names.contains(q.as_str())) {
-                linked.push((field, sql, location, used));
-            } else {
-                let expr = parse_expr(engine, sql, &schema, &location)?;
-                plain.push(expr.alias(&field.name));
-            }
+        let key = format!("entity {name}");
+        if let Some(Some(plan)) = engine.remembered_plan(&key) {
+            return Ok(engine.frame(plan));
         }
-        let frame = source.select(plain)?;
-        if linked.is_empty() {
-            return Ok(frame);
-        }
-        // Join the links the linked fields name, then compute them.
-        let plain_fields: Vec<String> = frame
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let mut acc = frame.alias(name)?;
-        let needed: BTreeSet<&str> = linked
-            .iter()
-            .flat_map(|(_, _, _, used)| used.iter().map(String::as_str))
-            .filter(|q| link_names.contains(q))
-            .collect();
-        for link in entity
-            .links
-            .iter()
-            .filter(|l| needed.contains(l.name.as_str()))
-        {
-            let q = TableReference::bare(link.name.as_str());
-            acc = join_link(
-                engine,
-                acc,
-                (name, TableReference::bare(name)),
-                link,
-                q,
-                &[name.to_string(), link.name.clone()],
-            )
-            .await?
-            .0;
-        }
-        let joined = acc.schema().clone();
-        let mut out: Vec<Expr> = plain_fields
-            .iter()
-            .map(|f| Expr::Column(Column::new(Some(name), f)).alias(f))
-            .collect();
-        for (field, sql, location, _) in linked {
-            let expr = super::parse_scoped(engine, sql, &joined, Some(name), &location)?;
-            out.push(expr.alias(&field.name));
-        }
-        // Keep the declared field order.
-        let order: Vec<&str> = entity.fields.iter().map(|f| f.name.as_str()).collect();
-        out.sort_by_key(|e| {
-            order
-                .iter()
-                .position(|n| *n == e.schema_name().to_string())
-                .unwrap_or(usize::MAX)
-        });
-        Ok(acc.select(out)?)
+        let frame = build_entity_frame(engine, name).await?;
+        engine.remember_plan(&key, Some(frame.logical_plan().clone()));
+        Ok(frame)
     })
+}
+
+async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+    let catalog = &engine.catalog;
+    let (id, model, entity) = catalog
+        .entity(name)
+        .ok_or_else(|| CanonError::request(format!("unknown entity `{name}`")))?;
+    let source = engine
+        .source_frame(&model.spec.system, &entity.source)
+        .await?;
+    let schema = source.schema().clone();
+    let link_names: BTreeSet<&str> = entity.links.iter().map(|l| l.name.as_str()).collect();
+    let mut plain = Vec::with_capacity(entity.fields.len());
+    let mut linked = Vec::new();
+    for (i, field) in entity.fields.iter().enumerate() {
+        let sql = field.expr.as_deref().unwrap_or(&field.name);
+        let location = catalog.entity_at(
+            id,
+            &if field.expr.is_some() {
+                yaml_path!["fields", i, "expr"].to_vec()
+            } else {
+                yaml_path!["fields", i, "name"].to_vec()
+            },
+        );
+        let used = qualifiers_in(engine, sql);
+        if used.iter().any(|q| link_names.contains(q.as_str())) {
+            linked.push((field, sql, location, used));
+        } else {
+            let expr = parse_expr(engine, sql, &schema, &location)?;
+            plain.push(expr.alias(&field.name));
+        }
+    }
+    let frame = source.select(plain)?;
+    if linked.is_empty() {
+        return Ok(frame);
+    }
+    // Join the links the linked fields name, then compute them.
+    let plain_fields: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut acc = frame.alias(name)?;
+    let needed: BTreeSet<&str> = linked
+        .iter()
+        .flat_map(|(_, _, _, used)| used.iter().map(String::as_str))
+        .filter(|q| link_names.contains(q))
+        .collect();
+    for link in entity
+        .links
+        .iter()
+        .filter(|l| needed.contains(l.name.as_str()))
+    {
+        let q = TableReference::bare(link.name.as_str());
+        acc = join_link(
+            engine,
+            acc,
+            (name, TableReference::bare(name)),
+            link,
+            q,
+            &[name.to_string(), link.name.clone()],
+        )
+        .await?
+        .0;
+    }
+    let joined = acc.schema().clone();
+    let mut out: Vec<Expr> = plain_fields
+        .iter()
+        .map(|f| Expr::Column(Column::new(Some(name), f)).alias(f))
+        .collect();
+    for (field, sql, location, _) in linked {
+        let expr = super::parse_scoped(engine, sql, &joined, Some(name), &location)?;
+        out.push(expr.alias(&field.name));
+    }
+    // Keep the declared field order.
+    let order: Vec<&str> = entity.fields.iter().map(|f| f.name.as_str()).collect();
+    out.sort_by_key(|e| {
+        order
+            .iter()
+            .position(|n| *n == e.schema_name().to_string())
+            .unwrap_or(usize::MAX)
+    });
+    Ok(acc.select(out)?)
 }
 
 /// The first parts of the compound identifiers in a SQL fragment
@@ -123,7 +133,10 @@ pub fn entity_frame<'a>(
 fn qualifiers_in(engine: &Engine, sql: &str) -> BTreeSet<String> {
     use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
     let mut out = BTreeSet::new();
-    let state = engine.ctx.state();
+    // A read lock, not `ctx.state()`: that clones the whole session (every
+    // function registry), which dominated compile time.
+    let state_ref = engine.ctx.state_ref();
+    let state = state_ref.read();
     let dialect = state.config().options().sql_parser.dialect;
     if let Ok(ast) = state.sql_to_expr_with_alias(sql, &dialect) {
         let _ = visit_expressions(&ast.expr, |e| {
@@ -165,20 +178,28 @@ async fn join_link(
     let mut acc = acc;
     let key_expr = match survivors(engine, &link.entity).await? {
         Some(map) => {
-            let alias = format!("_{}_merge", path.join("_"));
-            acc = acc.join_on(
-                map.alias(&alias)?,
-                JoinType::Left,
-                [cast(fk.clone(), DataType::Utf8)
-                    .eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
-            )?;
-            let survivor = Expr::Column(Column::new(Some(alias.as_str()), "survivor"));
+            // The merge map is typed like the target's key, so the join
+            // compares the foreign key as it is (no cast of the large side).
             let key_type = target
                 .schema()
                 .field_with_unqualified_name(&target_spec.key)?
                 .data_type()
                 .clone();
-            coalesce(vec![cast(survivor, key_type), fk])
+            let fk_type = fk.get_type(acc.schema())?;
+            let fk = if fk_type == key_type {
+                fk
+            } else {
+                cast(fk, key_type)
+            };
+            let alias = format!("_{}_merge", path.join("_"));
+            acc = acc.join_on(
+                map.alias(&alias)?,
+                JoinType::Left,
+                [fk.clone()
+                    .eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
+            )?;
+            let survivor = Expr::Column(Column::new(Some(alias.as_str()), "survivor"));
+            coalesce(vec![survivor, fk])
         }
         None => fk,
     };
@@ -305,7 +326,7 @@ fn aliased(engine: &Engine, frame: DataFrame, q: TableReference) -> Result<DataF
     let plan = LogicalPlanBuilder::from(frame.into_unoptimized_plan())
         .alias(q)?
         .build()?;
-    Ok(DataFrame::new(engine.ctx.state(), plan))
+    Ok(engine.frame(plan))
 }
 
 /// Every link path from `entity` to a depth of two: the frame parsed
@@ -333,6 +354,16 @@ pub fn all_link_paths(catalog: &crate::catalog::Catalog, entity: &str) -> BTreeS
 /// merged-away record, chains followed to the end. Merge audits are small,
 /// so the chains are resolved here and the mapping joins in the plan.
 async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
+    let key = format!("survivors {entity}");
+    if let Some(plan) = engine.remembered_plan(&key) {
+        return Ok(plan.map(|p| engine.frame(p)));
+    }
+    let frame = build_survivors(engine, entity).await?;
+    engine.remember_plan(&key, frame.as_ref().map(|f| f.logical_plan().clone()));
+    Ok(frame)
+}
+
+async fn build_survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
     let (_, model, spec) = engine
         .catalog
         .entity(entity)
@@ -411,7 +442,23 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
         None,
     )?
     .build()?;
-    Ok(Some(DataFrame::new(engine.ctx.state(), plan)))
+    // Typed like the entity's key; the audit's text ids become that type here,
+    // on the small side.
+    let key_type = entity_frame(engine, entity)
+        .await?
+        .schema()
+        .field_with_unqualified_name(&spec.key)?
+        .data_type()
+        .clone();
+    let typed = |c: &str| match key_type {
+        DataType::Utf8 => col(c),
+        _ => datafusion::logical_expr::try_cast(col(c), key_type.clone()).alias(c),
+    };
+    Ok(Some(
+        engine
+            .frame(plan)
+            .select(vec![typed("id"), typed("survivor")])?,
+    ))
 }
 
 /// Follows every `id → into` edge to the record that was not merged away.

@@ -101,7 +101,10 @@ pub fn parse_scoped(
     let fail = |e: datafusion::error::DataFusionError| {
         located(format!("in `{sql}`: {}", clean_message(&e.to_string())))
     };
-    let state = engine.ctx.state();
+    // A read lock, not `ctx.state()`: that clones the whole session (every
+    // function registry), which dominated compile time.
+    let state_ref = engine.ctx.state_ref();
+    let state = state_ref.read();
     let dialect = state.config().options().sql_parser.dialect;
     let mut ast = state.sql_to_expr_with_alias(sql, &dialect).map_err(fail)?;
     if let Some(base) = base {

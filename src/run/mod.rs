@@ -22,6 +22,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
@@ -64,6 +65,9 @@ pub struct Engine {
     side_reads: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
     /// Identity links joined so far: (entity, link name).
     links_used: Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// Plans built once per engine and shared by every metric that needs
+    /// them (entity frames, merge maps), keyed by what they are.
+    plans: Mutex<BTreeMap<String, Option<LogicalPlan>>>,
 }
 
 impl Engine {
@@ -84,6 +88,7 @@ impl Engine {
             registered: Mutex::new(BTreeMap::new()),
             side_reads: Mutex::new(BTreeMap::new()),
             links_used: Mutex::new(Default::default()),
+            plans: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -109,6 +114,24 @@ impl Engine {
             .ctx
             .table(TableReference::partial(system, table))
             .await?)
+    }
+
+    /// A plan built earlier under `key`: `Some(None)` when it was built as
+    /// "nothing" (an entity without merges has no merge map).
+    pub fn remembered_plan(&self, key: &str) -> Option<Option<LogicalPlan>> {
+        self.plans.lock().expect("lock").get(key).cloned()
+    }
+
+    pub fn remember_plan(&self, key: &str, plan: Option<LogicalPlan>) {
+        self.plans
+            .lock()
+            .expect("lock")
+            .insert(key.to_string(), plan);
+    }
+
+    /// A DataFrame over `plan` on this engine's session.
+    pub fn frame(&self, plan: LogicalPlan) -> DataFrame {
+        DataFrame::new(self.ctx.state(), plan)
     }
 
     /// Records the source columns a side query's plan reads.

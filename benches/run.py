@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""canon's benchmark harness: canon against the same metric written by hand.
+
+One command does everything (see README.md, "Benchmarks"):
+
+    python3 benches/run.py --scale 200
+
+It builds the release binary, generates the sample company at the scale (once,
+into bench-data/), installs DuckDB into benches/.venv, and then, for each
+benchmark, first checks that canon, DuckDB and DataFusion give the same number
+(and stops loudly if not), then times:
+
+- canon: the release binary's `canon query` (or `reconcile`), a cold process,
+  cache off (`--no-cache`), wall time of the whole process;
+- DuckDB: the hand-written SQL of benches/sql/<bench>.sql in a fresh DuckDB
+  connection (views over the same Parquet files), wall time of connect + query,
+  measured inside the process so Python's start-up is not counted against it;
+- DataFusion: the same SQL through `canon sql`, a cold process with no canon
+  logic between the SQL and the engine.
+
+It prints medians over --runs runs, the ratios canon/DuckDB and
+canon/DataFusion, each one's peak resident memory, the time to load, validate
+and compile the whole catalog, and a cached repeat query. Results also go to
+bench-data/results-s<scale>.json. Timings vary with the machine's load: run it
+on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHES = ROOT / "benches"
+VENV = BENCHES / ".venv"
+DUCKDB_VERSION = "2.0.0"
+CANON = ROOT / "target" / "release" / "canon"
+ZONE = ZoneInfo("America/Los_Angeles")
+
+
+def local_day_start_utc(day: dt.date) -> str:
+    """The UTC instant at which `day` starts in the reporting zone."""
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=ZONE)
+    return start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def day(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def period_params(start: str, end: str) -> dict:
+    return {
+        "from": start,
+        "to": end,
+        "from_ts": local_day_start_utc(day(start)),
+        "to_ts": local_day_start_utc(day(end)),
+    }
+
+
+def as_of_params(as_of: str, **extra: str) -> dict:
+    d = day(as_of)
+    p = {"as_of": as_of, "as_of_end_ts": local_day_start_utc(d + dt.timedelta(days=1))}
+    for name, value in extra.items():
+        p[name] = value
+        p[f"{name}_end_ts"] = local_day_start_utc(day(value) + dt.timedelta(days=1))
+    return p
+
+
+# Each benchmark: canon's command line, the hand SQL, its parameters, and how
+# to read canon's answer.
+BENCHMARKS = [
+    {
+        "name": "bookings",
+        "what": "fiscal quarter FY2026-Q3",
+        "canon": ["query", "bookings", "--period", "FY2026-Q3"],
+        "params": period_params("2025-08-01", "2025-11-01"),
+    },
+    {
+        "name": "open_pipeline",
+        "what": "as of 2025-09-30",
+        "canon": ["query", "open_pipeline", "--as-of", "2025-09-30"],
+        "params": as_of_params("2025-09-30"),
+    },
+    {
+        "name": "mqls",
+        "what": "month 2025-10",
+        "canon": ["query", "mqls", "--period", "2025-10"],
+        "params": period_params("2025-10-01", "2025-11-01"),
+    },
+    {
+        "name": "nrr",
+        "what": "as of 2025-12-31 (T0 2024-12-31)",
+        "canon": ["query", "nrr", "--as-of", "2025-12-31"],
+        "params": as_of_params("2025-12-31", t0="2024-12-31"),
+    },
+    {
+        "name": "bookings_to_revenue",
+        "what": "bridge for FY2026-Q3",
+        "canon": ["reconcile", "bookings_to_revenue", "--period", "FY2026-Q3"],
+        "params": period_params("2025-08-01", "2025-11-01"),
+        "bridge": True,
+    },
+]
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd: list, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def build() -> None:
+    say("== building the release binary (cargo build --release)")
+    run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+
+
+def ensure_data(scale: int, seed: int) -> Path:
+    data = ROOT / "bench-data" / f"s{scale}-seed{seed}"
+    if (data / ".complete").exists():
+        return data
+    say(f"== generating the sample company at scale {scale} into {data.relative_to(ROOT)}")
+    run([str(CANON), "sample", "--out", str(data), "--seed", str(seed), "--scale", str(scale)],
+        cwd=ROOT, stdout=subprocess.DEVNULL)
+    (data / ".complete").write_text("")
+    return data
+
+
+def ensure_duckdb() -> Path:
+    python = VENV / "bin" / "python"
+    probe = [str(python), "-c", "import duckdb, sys; sys.exit(duckdb.__version__ != %r)" % DUCKDB_VERSION]
+    if python.exists() and subprocess.run(probe).returncode == 0:
+        return python
+    say(f"== installing duckdb {DUCKDB_VERSION} into {VENV.relative_to(ROOT)}")
+    run([sys.executable, "-m", "venv", str(VENV)])
+    run([str(python), "-m", "pip", "install", "--quiet", f"duckdb=={DUCKDB_VERSION}"])
+    return python
+
+
+def sql_text(bench: dict) -> str:
+    text = (BENCHES / "sql" / f"{bench['name']}.sql").read_text()
+    for name, value in bench["params"].items():
+        text = text.replace("{" + name + "}", value)
+    missing = sorted(set(re.findall(r"\{([a-z_0-9]+)\}", text)))
+    if missing:
+        raise SystemExit(f"{bench['name']}.sql needs parameters the harness does not provide: {missing}")
+    return text
+
+
+class Failed(Exception):
+    """A benchmarked command exited non-zero."""
+
+    def first_line(self) -> str:
+        lines = [l for l in str(self).splitlines()[1:] if l.strip()]
+        return lines[0] if lines else str(self)
+
+
+class Child:
+    """A child process whose resource usage we read with wait4 (Popen would
+    reap it first and lose the peak memory)."""
+
+    @staticmethod
+    def run(cmd: list, env: dict | None = None) -> tuple[float, int, bytes]:
+        started = time.perf_counter()
+        out_fd, out_path = tempfile.mkstemp()
+        err_fd, err_path = tempfile.mkstemp()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os.dup2(out_fd, 1)
+                os.dup2(err_fd, 2)
+                os.chdir(ROOT)
+                os.execve(str(cmd[0]), [str(c) for c in cmd], env or os.environ)
+            _, status, usage = os.wait4(pid, 0)
+            wall = time.perf_counter() - started
+            out = Path(out_path).read_bytes()
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise Failed(
+                    f"command failed: {' '.join(map(str, cmd))}\n{Path(err_path).read_text()}"
+                )
+            return wall, usage.ru_maxrss, out
+        finally:
+            os.close(out_fd)
+            os.close(err_fd)
+            os.unlink(out_path)
+            os.unlink(err_path)
+
+
+def canon_env(cache_dir: str | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANON_")}
+    if cache_dir:
+        env["CANON_CACHE_DIR"] = cache_dir
+    return env
+
+
+def canon_answer(bench: dict, out: bytes):
+    doc = json.loads(out)
+    if bench.get("bridge"):
+        return [(line["line"], Decimal(line["value"])) for line in bridge_lines(doc)]
+    return Decimal(doc["value"])
+
+
+def bridge_lines(doc: dict) -> list:
+    for key in ("lines", "bridge"):
+        if isinstance(doc.get(key), list):
+            return doc[key]
+    raise SystemExit(f"cannot find the bridge lines in canon's JSON: keys {list(doc)}")
+
+
+def tsv_answer(bench: dict, text: str):
+    rows = [line.split("\t") for line in text.strip().splitlines()]
+    header, body = rows[0], rows[1:]
+    if bench.get("bridge"):
+        li, vi = header.index("line"), header.index("value")
+        return [(r[li], Decimal(r[vi])) for r in body]
+    if len(body) != 1:
+        raise SystemExit(f"{bench['name']}: expected one row, got {len(body)}")
+    return Decimal(body[0][header.index("value")])
+
+
+DUCKDB_DRIVER = r"""
+import json, sys, time, duckdb
+root, sql_path = sys.argv[1], sys.argv[2]
+sql = open(sql_path).read()
+started = time.perf_counter()
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+import os
+for system in sorted(os.listdir(root)):
+    sdir = os.path.join(root, system)
+    if not os.path.isdir(sdir):
+        continue
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {system}")
+    for table in sorted(os.listdir(sdir)):
+        con.execute(
+            f"CREATE VIEW {system}.{table} AS SELECT * FROM read_parquet('{sdir}/{table}/**/*.parquet')"
+        )
+cur = con.execute(sql)
+names = [d[0] for d in cur.description]
+rows = cur.fetchall()
+elapsed = time.perf_counter() - started
+print(json.dumps({"seconds": elapsed, "names": names,
+                  "rows": [[None if v is None else str(v) for v in r] for r in rows]}))
+"""
+
+
+def duckdb_answer(bench: dict, doc: dict):
+    names, rows = doc["names"], doc["rows"]
+    if bench.get("bridge"):
+        li, vi = names.index("line"), names.index("value")
+        return [(r[li], Decimal(r[vi])) for r in rows]
+    if len(rows) != 1:
+        raise SystemExit(f"{bench['name']}: DuckDB returned {len(rows)} rows, expected one")
+    return Decimal(rows[0][names.index("value")])
+
+
+def median(xs: list) -> float:
+    return statistics.median(xs)
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // (1024 * 1024)
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": mem,
+            "os": platform.platform(), "python": platform.python_version()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=int, default=200, help="sample company scale (200: ~31M rows)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per engine and benchmark")
+    ap.add_argument("--only", action="append", help="run only these benchmarks (repeatable)")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
+    args = ap.parse_args()
+
+    if not args.no_build:
+        build()
+    data = ensure_data(args.scale, args.seed)
+    python = ensure_duckdb()
+    driver = Path(tempfile.mkdtemp()) / "duckdb_query.py"
+    driver.write_text(DUCKDB_DRIVER)
+    env = canon_env()
+    benches = [b for b in BENCHMARKS if not args.only or b["name"] in args.only]
+    results = []
+    for bench in benches:
+        name = bench["name"]
+        sql_file = Path(tempfile.mkdtemp()) / f"{name}.sql"
+        sql_file.write_text(sql_text(bench))
+        canon_cmd = [CANON, *bench["canon"], "--data", data, "--format", "json"]
+        if bench["canon"][0] == "query":
+            canon_cmd.append("--no-cache")
+        df_cmd = [CANON, "sql", "--data", data, "--file", sql_file]
+        duck_cmd = [python, driver, data, sql_file]
+
+        # Each engine: its command, environment, how to read its answer and
+        # which time to count (DuckDB reports its own, without Python's start).
+        engines = {
+            "canon": (canon_cmd, env, lambda out: canon_answer(bench, out), None),
+            "duckdb": (duck_cmd, None, lambda out: duckdb_answer(bench, json.loads(out)),
+                       lambda out: json.loads(out)["seconds"]),
+            "datafusion": (df_cmd, env, lambda out: tsv_answer(bench, out.decode()), None),
+        }
+        say(f"== {name} ({bench['what']}): checking that all three agree")
+        answers, failures = {}, {}
+        for engine, (cmd, engine_env, answer, _) in engines.items():
+            try:
+                answers[engine] = answer(Child.run(cmd, engine_env)[2])
+            except Failed as e:
+                if engine == "canon":
+                    raise SystemExit(str(e))
+                failures[engine] = e.first_line()
+                say(f"   {engine} failed: {failures[engine]}")
+        want = answers["canon"]
+        for engine, got in answers.items():
+            if got != want:
+                raise SystemExit(
+                    f"{name}: the answers differ!\n"
+                    + "\n".join(f"  {e:<10} {a}" for e, a in answers.items())
+                )
+
+        timings = {e: [] for e in answers}
+        peaks = {e: 0 for e in answers}
+        for i in range(args.runs):
+            say(f"   run {i + 1}/{args.runs}")
+            for engine in answers:
+                cmd, engine_env, _, own_time = engines[engine]
+                wall, rss, out = Child.run(cmd, engine_env)
+                timings[engine].append(own_time(out) if own_time else wall)
+                peaks[engine] = max(peaks[engine], rss)
+        med = {k: median(v) for k, v in timings.items()}
+        ratio = lambda other: med["canon"] / med[other] if other in med else None
+        results.append({
+            "benchmark": name,
+            "what": bench["what"],
+            "value": [[l, str(v)] for l, v in want] if bench.get("bridge") else str(want),
+            "median_s": med,
+            "runs_s": timings,
+            "peak_mib": {k: v / 1024 for k, v in peaks.items()},
+            "failed": failures,
+            "canon_over_duckdb": ratio("duckdb"),
+            "canon_over_datafusion": ratio("datafusion"),
+        })
+
+    # The whole catalog: load, validate, compile every definition, no data.
+    say("== whole-catalog compile (canon validate --no-data)")
+    compile_ms, compile_wall = [], []
+    for _ in range(args.runs):
+        wall, _, out = Child.run([CANON, "validate", "--no-data"], env)
+        compile_wall.append(wall)
+        for line in out.decode().splitlines():
+            if line.startswith("loaded, checked and compiled in"):
+                compile_ms.append(float(line.split(" in ")[1].split()[0]))
+    # A cached repeat: the same query again with the cache on.
+    say("== cached repeat (canon query bookings, cache on)")
+    cache_dir = tempfile.mkdtemp()
+    cached_env = canon_env(cache_dir)
+    cached_cmd = [CANON, "query", "bookings", "--period", "FY2026-Q3", "--data", data, "--format", "json"]
+    Child.run(cached_cmd, cached_env)
+    cached_wall, cached_inner = [], []
+    for _ in range(args.runs):
+        wall, _, out = Child.run(cached_cmd, cached_env)
+        doc = json.loads(out)
+        if doc["cache"]["status"] != "hit":
+            raise SystemExit(f"the repeat was not served from the cache: {doc['cache']}")
+        cached_wall.append(wall)
+        cached_inner.append(doc["elapsed_ms"])
+
+    report = {
+        "scale": args.scale,
+        "seed": args.seed,
+        "runs": args.runs,
+        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "benchmarks": results,
+        "catalog_compile_ms": median(compile_ms) if compile_ms else None,
+        "catalog_compile_process_s": median(compile_wall),
+        "cached_repeat_process_s": median(cached_wall),
+        "cached_repeat_ms": median(cached_inner),
+    }
+    out_path = ROOT / "bench-data" / f"results-s{args.scale}.json"
+    out_path.write_text(json.dumps(report, indent=2))
+    print(table(report))
+    say(f"results written to {out_path.relative_to(ROOT)}")
+
+
+def table(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        f"scale {r['scale']} (seed {r['seed']}), median of {r['runs']} runs, {r['when']}",
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}",
+        "",
+        "| benchmark | canon s | DuckDB s | DataFusion s | canon/DuckDB | canon/DataFusion | peak MiB canon / DuckDB / DataFusion |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in r["benchmarks"]:
+        s, p = b["median_s"], b["peak_mib"]
+        sec = lambda e: f"{s[e]:.3f}" if e in s else "failed"
+        mib = lambda e: f"{p[e]:.0f}" if e in p else "-"
+        rat = lambda x: f"{x:.2f}" if x is not None else "-"
+        lines.append(
+            f"| {b['benchmark']} ({b['what']}) | {sec('canon')} | {sec('duckdb')} | {sec('datafusion')} "
+            f"| {rat(b['canon_over_duckdb'])} | {rat(b['canon_over_datafusion'])} "
+            f"| {mib('canon')} / {mib('duckdb')} / {mib('datafusion')} |"
+        )
+    for b in r["benchmarks"]:
+        for engine, why in b.get("failed", {}).items():
+            lines.append(f"\n{b['benchmark']}: {engine} failed: {why}")
+    lines += [
+        "",
+        f"whole-catalog load + validate + compile: {r['catalog_compile_ms'] or float('nan'):.1f} ms in-process "
+        f"({r['catalog_compile_process_s'] * 1000:.0f} ms whole process)",
+        f"cached repeat (bookings): {r['cached_repeat_ms']:.0f} ms in-process "
+        f"({r['cached_repeat_process_s'] * 1000:.0f} ms whole process)",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failed as e:
+        raise SystemExit(str(e))
