@@ -86,6 +86,9 @@ pub enum Command {
         /// Data root (default: canon.yaml's data_root).
         #[arg(long, env = "CANON_DATA")]
         data: Option<PathBuf>,
+        /// Override canon.yaml's engine.memory_limit (`4GiB`, or `none`).
+        #[arg(long)]
+        memory_limit: Option<String>,
     },
     /// Generate the deterministic sample company's extracts.
     Sample {
@@ -219,12 +222,22 @@ async fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Sample { out, seed, scale } => sample(out, *seed, *scale),
         Command::List => list(&cli.project),
-        Command::Sql { sql, file, data } => {
+        Command::Sql {
+            sql,
+            file,
+            data,
+            memory_limit,
+        } => {
+            let source = match (sql, file) {
+                (Some(s), _) => s.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CanonError::io(f, e))?,
+                (None, None) => return Err(CanonError::request("give a query or --file FILE")),
+            };
             run_sql(
                 &cli.project,
-                sql.as_deref(),
-                file.as_deref(),
+                &source,
                 data.as_deref(),
+                memory_limit.as_deref(),
             )
             .await
         }
@@ -270,16 +283,15 @@ fn sample(out: &Path, seed: u64, scale: u32) -> Result<()> {
 
 async fn run_sql(
     project: &Path,
-    sql: Option<&str>,
-    file: Option<&Path>,
+    text: &str,
     data: Option<&Path>,
+    memory_limit: Option<&str>,
 ) -> Result<()> {
-    let catalog = Catalog::load(project)?;
-    let text = match (sql, file) {
-        (Some(s), _) => s.to_string(),
-        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CanonError::io(f, e))?,
-        (None, None) => return Err(CanonError::request("give a query or --file FILE")),
-    };
+    let mut catalog = Catalog::load(project)?;
+    if let Some(limit) = memory_limit {
+        catalog.files.project.spec.engine.memory_limit =
+            (limit != "none").then(|| limit.to_string());
+    }
     let args = DataArgs {
         data: data.map(Path::to_path_buf),
         now: None,
@@ -288,7 +300,7 @@ async fn run_sql(
         cache_dir: None,
     };
     let root = existing_data_root(&catalog, &args)?;
-    let batches = crate::sql::run(&catalog, &root, &text).await?;
+    let batches = crate::sql::run(&catalog, &root, text).await?;
     emit(crate::sql::tsv(&batches)?.as_bytes(), None, Format::Table)
 }
 

@@ -71,13 +71,12 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     for x in &exclusions {
         sources.push((x.spec.when.clone(), x.when_location.clone()));
     }
-    let full = metric_frame(
+    let full = super::entity::metric_schema(
         engine,
         entity,
         &super::entity::all_link_paths(&catalog, entity),
     )
     .await?;
-    let full = full.schema().clone();
     let mut links = BTreeSet::new();
     for (sql, loc) in &sources {
         for c in parse_scoped(engine, sql, &full, Some(entity), loc)?.column_refs() {

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::FieldRef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{Column, TableReference};
+use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::LogicalPlanBuilder;
@@ -38,8 +39,9 @@ pub fn entity_frame<'a>(
         if let Some(Some(plan)) = engine.remembered_plan(&key) {
             return Ok(engine.frame(plan));
         }
+        let before = engine.links_used();
         let frame = build_entity_frame(engine, name).await?;
-        engine.remember_plan(&key, Some(frame.logical_plan().clone()));
+        engine.remember_plan(&key, Some(frame.logical_plan().clone()), &before);
         Ok(frame)
     })
 }
@@ -283,25 +285,11 @@ pub async fn metric_frame(
             })?;
             (e, qualifier(parent))
         };
-        let name = path.last().expect("non-empty path");
-        let (_, _, parent_spec) = catalog
-            .entity(&parent_entity)
-            .ok_or_else(|| CanonError::Internal(format!("unknown entity {parent_entity}")))?;
-        let link = parent_spec
-            .links
-            .iter()
-            .find(|l| &l.name == name)
-            .ok_or_else(|| {
-                CanonError::request(format!(
-                    "entity `{parent_entity}` has no link `{name}` (links: {})",
-                    parent_spec
-                        .links
-                        .iter()
-                        .map(|l| l.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
+        let link = find_link(
+            catalog,
+            &parent_entity,
+            path.last().expect("non-empty path"),
+        )?;
         let q = qualifier(path);
         let (joined, target_fields) = join_link(
             engine,
@@ -319,6 +307,85 @@ pub async fn metric_frame(
         entity_of.insert(path.clone(), link.entity.clone());
     }
     Ok(acc.select(out)?)
+}
+
+/// The link `name` of entity `parent`.
+fn find_link<'a>(
+    catalog: &'a crate::catalog::Catalog,
+    parent: &str,
+    name: &str,
+) -> Result<&'a crate::spec::LinkSpec> {
+    let (_, _, spec) = catalog
+        .entity(parent)
+        .ok_or_else(|| CanonError::Internal(format!("unknown entity {parent}")))?;
+    spec.links.iter().find(|l| l.name == name).ok_or_else(|| {
+        CanonError::request(format!(
+            "entity `{parent}` has no link `{name}` (links: {})",
+            spec.links
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// The schema `metric_frame(engine, entity, links)` has, without building
+/// its joins: what a metric's expressions are parsed against to learn which
+/// links they use. Building every link's join only to read its columns
+/// dominated compile time, and noted links no plan joins (whose match rates
+/// the result would then report and compute).
+pub async fn metric_schema(
+    engine: &Engine,
+    entity: &str,
+    links: &BTreeSet<LinkPath>,
+) -> Result<DFSchema> {
+    let before = engine.links_used();
+    let built = async {
+        let base = entity_frame(engine, entity).await?;
+        let mut fields: Vec<(Option<TableReference>, FieldRef)> = base
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (Some(TableReference::bare(entity)), f.clone()))
+            .collect();
+        let mut all: BTreeSet<LinkPath> = BTreeSet::new();
+        for path in links {
+            for n in 1..=path.len() {
+                all.insert(path[..n].to_vec());
+            }
+        }
+        let mut entity_of: BTreeMap<LinkPath, String> = BTreeMap::new();
+        for path in &all {
+            let parent = &path[..path.len() - 1];
+            let parent_entity = if parent.is_empty() {
+                entity.to_string()
+            } else {
+                entity_of.get(parent).cloned().ok_or_else(|| {
+                    CanonError::Internal(format!("link path {parent:?} seen out of order"))
+                })?
+            };
+            let link = find_link(
+                &engine.catalog,
+                &parent_entity,
+                path.last().expect("non-empty"),
+            )?;
+            let target = entity_frame(engine, &link.entity).await?;
+            let q = qualifier(path);
+            fields.extend(
+                target
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| (Some(q.clone()), f.clone())),
+            );
+            entity_of.insert(path.clone(), link.entity.clone());
+        }
+        Ok::<_, CanonError>(DFSchema::new_with_metadata(fields, Default::default())?)
+    }
+    .await;
+    engine.restore_links(before);
+    built
 }
 
 /// `frame` under a (possibly multi-part) qualifier.
@@ -358,8 +425,13 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
     if let Some(plan) = engine.remembered_plan(&key) {
         return Ok(plan.map(|p| engine.frame(p)));
     }
+    let before = engine.links_used();
     let frame = build_survivors(engine, entity).await?;
-    engine.remember_plan(&key, frame.as_ref().map(|f| f.logical_plan().clone()));
+    engine.remember_plan(
+        &key,
+        frame.as_ref().map(|f| f.logical_plan().clone()),
+        &before,
+    );
     Ok(frame)
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::round;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::DataFrame;
 
-use super::entity::{entity_frame, link_path, metric_frame};
+use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
 use super::{Request, parse_scoped};
 use crate::calendar::{Calendar, Period};
 use crate::catalog::Catalog;
@@ -165,12 +165,20 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
 
     // Parse once against every link to learn which links are used, then
     // build frames with only those.
-    let mut full = metric_frame(engine, entity, &all_link_paths(engine, entity)).await?;
+    let mut full = metric_schema(engine, entity, &all_link_paths(engine, entity)).await?;
     if let Some(h) = &metric.history {
-        let states = state_rows(engine, id, h, None).await?;
-        full = join_state(engine, full, states, (entity, id), h)?;
+        let before = engine.links_used();
+        let states = state_rows(engine, id, h, None).await;
+        engine.restore_links(before);
+        let q = TableReference::bare(h.name.as_str());
+        let fields = states?
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (Some(q.clone()), f.clone()))
+            .collect();
+        full.merge(&DFSchema::new_with_metadata(fields, Default::default())?);
     }
-    let full = full.schema().clone();
     let mut links = BTreeSet::new();
     for (sql, loc) in &sources {
         let expr = parse_scoped(engine, sql, &full, Some(entity), loc)?;

@@ -48,6 +48,9 @@ pub struct SourceFacts {
     pub files: Vec<FileFact>,
 }
 
+/// Identity links as (entity, link name).
+pub type LinkSet = std::collections::BTreeSet<(String, String)>;
+
 pub struct Engine {
     pub ctx: SessionContext,
     pub catalog: Arc<Catalog>,
@@ -64,10 +67,10 @@ pub struct Engine {
     /// of a metric's main plan, so lineage still lists them.
     side_reads: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
     /// Identity links joined so far: (entity, link name).
-    links_used: Mutex<std::collections::BTreeSet<(String, String)>>,
+    links_used: Mutex<LinkSet>,
     /// Plans built once per engine and shared by every metric that needs
     /// them (entity frames, merge maps), keyed by what they are.
-    plans: Mutex<BTreeMap<String, Option<LogicalPlan>>>,
+    plans: Mutex<BTreeMap<String, (Option<LogicalPlan>, LinkSet)>>,
 }
 
 impl Engine {
@@ -116,17 +119,28 @@ impl Engine {
             .await?)
     }
 
-    /// A plan built earlier under `key`: `Some(None)` when it was built as
-    /// "nothing" (an entity without merges has no merge map).
+    /// A plan built earlier under `key` (`Some(None)` when it was built as
+    /// "nothing": an entity without merges has no merge map). The links the
+    /// build joined are noted again, as if it had been built now.
     pub fn remembered_plan(&self, key: &str) -> Option<Option<LogicalPlan>> {
-        self.plans.lock().expect("lock").get(key).cloned()
+        let (plan, links) = self.plans.lock().expect("lock").get(key).cloned()?;
+        self.links_used.lock().expect("lock").extend(links);
+        Some(plan)
     }
 
-    pub fn remember_plan(&self, key: &str, plan: Option<LogicalPlan>) {
+    /// Remembers `plan` under `key` with the links noted since `before`.
+    pub fn remember_plan(&self, key: &str, plan: Option<LogicalPlan>, before: &LinkSet) {
+        let links = self.links_used().difference(before).cloned().collect();
         self.plans
             .lock()
             .expect("lock")
-            .insert(key.to_string(), plan);
+            .insert(key.to_string(), (plan, links));
+    }
+
+    /// Forgets the links noted since `before`: for frames built only to
+    /// learn a schema, whose links are not joined into any plan.
+    pub fn restore_links(&self, before: LinkSet) {
+        *self.links_used.lock().expect("lock") = before;
     }
 
     /// A DataFrame over `plan` on this engine's session.
@@ -149,7 +163,7 @@ impl Engine {
     }
 
     /// The links joined so far.
-    pub fn links_used(&self) -> std::collections::BTreeSet<(String, String)> {
+    pub fn links_used(&self) -> LinkSet {
         self.links_used.lock().expect("lock").clone()
     }
 
