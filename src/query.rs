@@ -295,6 +295,10 @@ async fn compute_metric(
         lineage.plans.push((metric.name.clone(), plan));
     }
     let fingerprint = fingerprint(&definitions, request, &lineage);
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "computed; checking inputs"
+    );
     // The gate's evidence: every input table's freshness and completeness.
     let mut quality = Vec::new();
     for s in &lineage.sources {
@@ -306,6 +310,7 @@ async fn compute_metric(
     for m in crate::quality::identity_match_rates(engine).await? {
         quality.extend(serde_json::to_value(m).ok());
     }
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "inputs checked");
     Ok(GovernedResult {
         metric: metric.name.clone(),
         label: metric.label.clone(),
@@ -405,11 +410,17 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let (spec, _) = cohort::spec(engine, id)?;
     let value_kind = spec.value;
+    let started = Instant::now();
     let plan = cohort::compile(engine, id, request, true).await?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "cohort compiled");
     let label = |day: NaiveDate| format!("{} at {day}", spec.of);
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();
     let bridge_batches = plan.bridge.collect().await?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "cohort bridge computed"
+    );
     let [plan_t0, plan_t] = plan.source_plans;
     let mut at_t0 = read_simple(engine, plan.base, plan.at_t0).await?;
     let mut at_t = read_simple(engine, plan.base, plan.at_t).await?;
