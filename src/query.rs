@@ -422,8 +422,18 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
         "cohort bridge computed"
     );
     let [plan_t0, plan_t] = plan.source_plans;
-    let mut at_t0 = read_simple(engine, plan.base, plan.at_t0).await?;
-    let mut at_t = read_simple(engine, plan.base, plan.at_t).await?;
+    // Each instant is grouped by the cohort key; when the snapshot's member
+    // is that key's expression, members are counted from the cached groups
+    // instead of executing the instant's plan a second time for its detail.
+    let base = &catalog.files.metrics[plan.base.file].spec.metrics[plan.base.index];
+    let key_is_member = base
+        .slices
+        .iter()
+        .find(|s| s.name() == spec.key)
+        .is_some_and(|s| base.member.as_deref() == Some(s.expr()));
+    let member_slice = key_is_member.then_some(spec.key.as_str());
+    let mut at_t0 = read_simple(engine, plan.base, plan.at_t0, member_slice).await?;
+    let mut at_t = read_simple(engine, plan.base, plan.at_t, member_slice).await?;
     at_t0.name = label(t0);
     at_t.name = label(t);
     at_t0.plan = plan_t0;
@@ -525,21 +535,26 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
         check_whole_accounting_periods(engine, metric, request).await?;
     }
     let plan = crate::compile::compile_aggregate(engine, id, request).await?;
-    read_simple(engine, id, plan).await
+    read_simple(engine, id, plan, None).await
 }
 
 /// Executes a compiled simple or snapshot plan and reads its groups.
+/// Reads a compiled aggregate's groups and tallies. With `member_slice`,
+/// the frame is grouped by a slice that is the metric's member, and members
+/// are counted from the groups rather than from the detail plan.
 async fn read_simple(
     engine: &Engine,
     id: MetricId,
     plan: simple::SimplePlan,
+    member_slice: Option<&str>,
 ) -> Result<SimpleOutcome> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let optimized = plan.frame.clone().into_optimized_plan()?;
-    let members = match (&metric.member, metric.kind) {
-        (Some(_), _) | (None, MetricKind::Conversion) => {
-            Some(member_counts(plan.detail.clone()).await?)
+    let members = match (&metric.member, metric.kind, member_slice) {
+        (_, _, Some(slice)) => Some(member_counts(plan.frame.clone(), slice).await?),
+        (Some(_), _, None) | (None, MetricKind::Conversion, None) => {
+            Some(member_counts(plan.detail.clone(), "_member").await?)
         }
         _ => None,
     };
@@ -662,14 +677,15 @@ pub(crate) async fn check_whole_accounting_periods(
 
 /// Distinct members per exclusion label (null = counted) from a plan's detail.
 async fn member_counts(
-    detail: datafusion::prelude::DataFrame,
+    rows: datafusion::prelude::DataFrame,
+    member: &str,
 ) -> Result<BTreeMap<Option<String>, i64>> {
     use datafusion::functions_aggregate::expr_fn::count_distinct;
     use datafusion::logical_expr::col;
-    let batches = detail
+    let batches = rows
         .aggregate(
             vec![col("_exclusion")],
-            vec![count_distinct(col("_member")).alias("_members")],
+            vec![count_distinct(col(member)).alias("_members")],
         )?
         .collect()
         .await?;

@@ -583,6 +583,21 @@ fn nrr_with_its_bridge_at_constant_currency() {
             ("arr at 2025-06-30".to_string(), "120.00".to_string(), 1),
         ]
     );
+    // Entities, counted from each instant's groups by customer: the test
+    // account is one customer at each instant, and the T0 instant counts the
+    // cohort's four customers (A1, A2, billing:B3, billing:B4).
+    for x in r["exclusions"].as_array().unwrap() {
+        if x["name"] == "test_account" {
+            assert_eq!(x["entities"], 1, "{x}");
+        }
+    }
+    let t0 = r["tallies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["metric"] == "arr at 2024-06-30")
+        .unwrap();
+    assert_eq!(t0["included_entities"], 4);
 }
 
 #[test]
