@@ -551,11 +551,13 @@ async fn read_simple(
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let optimized = plan.frame.clone().into_optimized_plan()?;
-    let members = match (&metric.member, metric.kind, member_slice) {
+    // A conversion metric's rows are its members (one group per member
+    // before the count), so its member counts are its row counts, read below
+    // from the same batches.
+    let mut members = match (&metric.member, metric.kind, member_slice) {
+        (_, MetricKind::Conversion, None) => None,
         (_, _, Some(slice)) => Some(member_counts(plan.frame.clone(), slice).await?),
-        (Some(_), _, None) | (None, MetricKind::Conversion, None) => {
-            Some(member_counts(plan.detail.clone(), "_member").await?)
-        }
+        (Some(_), _, None) => Some(member_counts(plan.detail.clone(), "_member").await?),
         _ => None,
     };
     let zero = Acc {
@@ -597,6 +599,14 @@ async fn read_simple(
                 metric.name
             ),
         ));
+    }
+    if metric.kind == MetricKind::Conversion && member_slice.is_none() {
+        let mut counts: BTreeMap<Option<String>, i64> = excluded
+            .iter()
+            .map(|(name, acc)| (Some(name.clone()), acc.rows))
+            .collect();
+        counts.insert(None, groups.values().map(|acc: &Acc| acc.rows).sum());
+        members = Some(counts);
     }
     let excluded = plan
         .exclusions
