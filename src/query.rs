@@ -149,7 +149,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     gate(engine, &mut result)?;
     if let Some((cache, root, key)) = cache {
         result.cache.status = "miss".into();
-        let inputs = crate::cache::inputs(root, &engine.catalog, &engine.sources_read());
+        let inputs = crate::cache::inputs(root, &engine.catalog, &engine.sources_read().await?);
         cache.store(&key, inputs, &result);
     }
     Ok(result)
@@ -290,7 +290,7 @@ async fn compute_metric(
             definitions.push(d);
         }
     }
-    let mut lineage = lineage(engine, &parts, definitions.clone());
+    let mut lineage = lineage(engine, &parts, definitions.clone()).await?;
     if let Some(plan) = derived_plan {
         lineage.plans.push((metric.name.clone(), plan));
     }
@@ -815,16 +815,16 @@ pub fn definition_ref(catalog: &Catalog, id: MetricId) -> DefinitionRef {
     }
 }
 
-fn lineage(
+async fn lineage(
     engine: &Engine,
     parts: &[SimpleOutcome],
     definitions: Vec<crate::result::DefinitionRef>,
-) -> Lineage {
+) -> Result<Lineage> {
     let mut columns: BTreeMap<String, BTreeSet<String>> = engine.side_reads();
     for part in parts {
         scanned_columns(&part.plan, &mut columns);
     }
-    let read = engine.sources_read();
+    let read = engine.sources_read().await?;
     let sources = columns
         .into_iter()
         .filter_map(|(key, cols)| {
@@ -832,7 +832,7 @@ fn lineage(
                 .map(|facts| source_lineage(facts, cols.into_iter().collect()))
         })
         .collect();
-    Lineage {
+    Ok(Lineage {
         definitions,
         plan: parts
             .first()
@@ -843,7 +843,7 @@ fn lineage(
             .iter()
             .map(|p| (p.name.clone(), p.plan.display_indent().to_string()))
             .collect(),
-    }
+    })
 }
 
 /// `system/table` → the columns the optimized plan reads from it.

@@ -315,7 +315,14 @@ fn lineage_names_definition_files_and_columns() {
     );
     let opp = &sources[2];
     assert_eq!(opp["files"][0]["rows"], 15);
-    assert_eq!(opp["files"][0]["sha256"].as_str().unwrap().len(), 64);
+    // The content hash of the file as it is on disk.
+    let path = opp["files"][0]["path"].as_str().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        opp["files"][0]["sha256"],
+        hex::encode(sha2::Sha256::digest(&bytes))
+    );
     let cols: Vec<&str> = opp["columns"]
         .as_array()
         .unwrap()

@@ -48,6 +48,9 @@ pub struct SourceFacts {
     pub files: Vec<FileFact>,
 }
 
+/// A file's content hash being computed: (source key, file index, task).
+type PendingHash = (String, usize, tokio::task::JoinHandle<Result<String>>);
+
 /// Identity links as (entity, link name).
 pub type LinkSet = std::collections::BTreeSet<(String, String)>;
 
@@ -63,6 +66,9 @@ pub struct Engine {
     /// The result cache and file-hash index; `None` computes every time.
     pub cache: Option<Arc<crate::cache::Cache>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
+    /// Content hashes still being computed, off the query's path: (source
+    /// key, file index, the hashing task). `sources_read` waits for them.
+    pending_hashes: Mutex<Vec<PendingHash>>,
     /// Columns read by side queries (identity resolution) that are not part
     /// of a metric's main plan, so lineage still lists them.
     side_reads: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
@@ -89,6 +95,7 @@ impl Engine {
             catalog,
             data,
             registered: Mutex::new(BTreeMap::new()),
+            pending_hashes: Mutex::new(Vec::new()),
             side_reads: Mutex::new(BTreeMap::new()),
             links_used: Mutex::new(Default::default()),
             plans: Mutex::new(BTreeMap::new()),
@@ -172,9 +179,25 @@ impl Engine {
         self.side_reads.lock().expect("lock").clone()
     }
 
-    /// Every source registered so far with its files.
-    pub fn sources_read(&self) -> BTreeMap<String, SourceFacts> {
-        self.registered.lock().expect("lock").clone()
+    /// Every source registered so far with its files, their content hashes
+    /// complete.
+    pub async fn sources_read(&self) -> Result<BTreeMap<String, SourceFacts>> {
+        let pending = std::mem::take(&mut *self.pending_hashes.lock().expect("lock"));
+        for (key, index, task) in pending {
+            let sha256 = task
+                .await
+                .map_err(|e| CanonError::Internal(format!("hashing task failed: {e}")))??;
+            if let Some(file) = self
+                .registered
+                .lock()
+                .expect("lock")
+                .get_mut(&key)
+                .and_then(|facts| facts.files.get_mut(index))
+            {
+                file.sha256 = sha256;
+            }
+        }
+        Ok(self.registered.lock().expect("lock").clone())
     }
 
     fn register(&self, system: &str, spec: &SourceSpec) -> Result<Vec<FileFact>> {
@@ -197,8 +220,24 @@ impl Engine {
                 let paths = files::parquet_files(&dir, &location)?;
                 let facts = paths
                     .iter()
-                    .map(|p| files::inspect(p, spec, &location, self.cache.as_deref()))
+                    .map(|p| files::inspect(p, spec, &location))
                     .collect::<Result<Vec<_>>>()?;
+                // Lineage needs every file's content hash; compute them on
+                // blocking threads while the query plans and runs.
+                let key = format!("{system}/{}", spec.name);
+                let mut pending = self.pending_hashes.lock().expect("lock");
+                for (index, path) in paths.iter().enumerate() {
+                    let (path, cache) = (path.clone(), self.cache.clone());
+                    pending.push((
+                        key.clone(),
+                        index,
+                        tokio::task::spawn_blocking(move || match cache {
+                            Some(cache) => cache.sha256(&path),
+                            None => files::sha256_file(&path),
+                        }),
+                    ));
+                }
+                drop(pending);
                 let dir = std::fs::canonicalize(&dir).map_err(|e| CanonError::io(&dir, e))?;
                 let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
                 let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
