@@ -39,9 +39,11 @@ pub fn entity_frame<'a>(
         if let Some(Some(plan)) = engine.remembered_plan(&key) {
             return Ok(engine.frame(plan));
         }
-        let before = engine.links_used();
-        let frame = build_entity_frame(engine, name).await?;
-        engine.remember_plan(&key, Some(frame.logical_plan().clone()), &before);
+        engine.start_recording();
+        let built = build_entity_frame(engine, name).await;
+        let links = engine.stop_recording();
+        let frame = built?;
+        engine.remember_plan(&key, Some(frame.logical_plan().clone()), links);
         Ok(frame)
     })
 }
@@ -425,12 +427,14 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
     if let Some(plan) = engine.remembered_plan(&key) {
         return Ok(plan.map(|p| engine.frame(p)));
     }
-    let before = engine.links_used();
-    let frame = build_survivors(engine, entity).await?;
+    engine.start_recording();
+    let built = build_survivors(engine, entity).await;
+    let links = engine.stop_recording();
+    let frame = built?;
     engine.remember_plan(
         &key,
         frame.as_ref().map(|f| f.logical_plan().clone()),
-        &before,
+        links,
     );
     Ok(frame)
 }

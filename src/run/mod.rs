@@ -74,6 +74,9 @@ pub struct Engine {
     side_reads: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
     /// Identity links joined so far: (entity, link name).
     links_used: Mutex<LinkSet>,
+    /// Links noted while a memoized plan is being built, one set per build
+    /// in progress (builds nest), so the memo knows exactly what it joins.
+    recorders: Mutex<Vec<LinkSet>>,
     /// Plans built once per engine and shared by every metric that needs
     /// them (entity frames, merge maps), keyed by what they are.
     plans: Mutex<BTreeMap<String, (Option<LogicalPlan>, LinkSet)>>,
@@ -98,6 +101,7 @@ impl Engine {
             pending_hashes: Mutex::new(Vec::new()),
             side_reads: Mutex::new(BTreeMap::new()),
             links_used: Mutex::new(Default::default()),
+            recorders: Mutex::new(Vec::new()),
             plans: Mutex::new(BTreeMap::new()),
         })
     }
@@ -131,13 +135,28 @@ impl Engine {
     /// build joined are noted again, as if it had been built now.
     pub fn remembered_plan(&self, key: &str) -> Option<Option<LogicalPlan>> {
         let (plan, links) = self.plans.lock().expect("lock").get(key).cloned()?;
-        self.links_used.lock().expect("lock").extend(links);
+        for (entity, link) in &links {
+            self.note_link(entity, link);
+        }
         Some(plan)
     }
 
-    /// Remembers `plan` under `key` with the links noted since `before`.
-    pub fn remember_plan(&self, key: &str, plan: Option<LogicalPlan>, before: &LinkSet) {
-        let links = self.links_used().difference(before).cloned().collect();
+    /// Starts recording the links noted from now on (for a plan to remember).
+    pub fn start_recording(&self) {
+        self.recorders.lock().expect("lock").push(LinkSet::new());
+    }
+
+    /// The links noted since the matching `start_recording`.
+    pub fn stop_recording(&self) -> LinkSet {
+        self.recorders
+            .lock()
+            .expect("lock")
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Remembers `plan` under `key` with the links its build joined.
+    pub fn remember_plan(&self, key: &str, plan: Option<LogicalPlan>, links: LinkSet) {
         self.plans
             .lock()
             .expect("lock")
@@ -163,10 +182,11 @@ impl Engine {
 
     /// Records that a plan joined `entity`'s link `link`.
     pub fn note_link(&self, entity: &str, link: &str) {
-        self.links_used
-            .lock()
-            .expect("lock")
-            .insert((entity.to_string(), link.to_string()));
+        let pair = (entity.to_string(), link.to_string());
+        for recorder in self.recorders.lock().expect("lock").iter_mut() {
+            recorder.insert(pair.clone());
+        }
+        self.links_used.lock().expect("lock").insert(pair);
     }
 
     /// The links joined so far.
