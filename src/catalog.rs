@@ -226,6 +226,14 @@ impl Catalog {
         })
     }
 
+    /// The freshness thresholds of a source: its own, else canon.yaml's.
+    pub fn freshness_of(&self, source: &SourceSpec) -> crate::spec::FreshnessSpec {
+        source
+            .freshness
+            .clone()
+            .unwrap_or_else(|| self.files.project.spec.freshness.clone())
+    }
+
     pub fn source(&self, id: SourceId) -> (&SourceFile<ModelFileSpec>, &SourceSpec) {
         let file = &self.files.models[id.file];
         (file, &file.spec.sources[id.index])

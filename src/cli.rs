@@ -228,14 +228,9 @@ async fn dispatch(cli: &Cli) -> Result<()> {
             data,
             memory_limit,
         } => {
-            let source = match (sql, file) {
-                (Some(s), _) => s.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CanonError::io(f, e))?,
-                (None, None) => return Err(CanonError::request("give a query or --file FILE")),
-            };
             run_sql(
                 &cli.project,
-                &source,
+                (sql.as_deref(), file.as_deref()),
                 data.as_deref(),
                 memory_limit.as_deref(),
             )
@@ -283,24 +278,22 @@ fn sample(out: &Path, seed: u64, scale: u32) -> Result<()> {
 
 async fn run_sql(
     project: &Path,
-    text: &str,
+    (sql, file): (Option<&str>, Option<&Path>),
     data: Option<&Path>,
     memory_limit: Option<&str>,
 ) -> Result<()> {
+    let text = match (sql, file) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CanonError::io(f, e))?,
+        (None, None) => return Err(CanonError::request("give a query or --file FILE")),
+    };
     let mut catalog = Catalog::load(project)?;
     if let Some(limit) = memory_limit {
         catalog.files.project.spec.engine.memory_limit =
             (limit != "none").then(|| limit.to_string());
     }
-    let args = DataArgs {
-        data: data.map(Path::to_path_buf),
-        now: None,
-        allow_stale: false,
-        no_cache: true,
-        cache_dir: None,
-    };
-    let root = existing_data_root(&catalog, &args)?;
-    let batches = crate::sql::run(&catalog, &root, text).await?;
+    let root = existing_data_root(&catalog, data)?;
+    let batches = crate::sql::run(&catalog, &root, &text).await?;
     emit(crate::sql::tsv(&batches)?.as_bytes(), None, Format::Table)
 }
 
@@ -335,9 +328,9 @@ fn list(project: &Path) -> Result<()> {
     Ok(())
 }
 
-fn data_root(catalog: &Catalog, args: &DataArgs) -> PathBuf {
-    match &args.data {
-        Some(d) => d.clone(),
+fn data_root(catalog: &Catalog, data: Option<&Path>) -> PathBuf {
+    match data {
+        Some(d) => d.to_path_buf(),
         None => catalog
             .files
             .root
@@ -347,8 +340,8 @@ fn data_root(catalog: &Catalog, args: &DataArgs) -> PathBuf {
 
 /// The run's data root, which must exist: a missing one is the request's
 /// fault (exit 2).
-fn existing_data_root(catalog: &Catalog, args: &DataArgs) -> Result<PathBuf> {
-    let root = data_root(catalog, args);
+fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf> {
+    let root = data_root(catalog, data);
     if !root.is_dir() {
         return Err(CanonError::request(format!(
             "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
@@ -372,7 +365,7 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
 /// An engine over the run's data root, with its clock and overrides. A
 /// missing data root is the request's fault (exit 2), checked here once.
 fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
-    let root = existing_data_root(&catalog, data)?;
+    let root = existing_data_root(&catalog, data.data.as_deref())?;
     let mut engine = Engine::new(catalog, DataSource::Folder(root))?;
     if let Some(now) = &data.now {
         engine.now = chrono::DateTime::parse_from_rfc3339(now)
@@ -559,7 +552,7 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
 async fn validate(project: &Path, data: &DataArgs, no_data: bool) -> Result<()> {
     let started = std::time::Instant::now();
     let catalog = Arc::new(Catalog::load(project)?);
-    let root = (!no_data).then(|| data_root(&catalog, data));
+    let root = (!no_data).then(|| data_root(&catalog, data.data.as_deref()));
     let report = crate::validate::validate(catalog, root.as_deref()).await?;
     print!("{report}");
     println!(

@@ -163,11 +163,7 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
         return Ok(Vec::new());
     };
     let frame = engine.source_frame(system, table).await?;
-    let project = &catalog.files.project.spec;
-    let freshness = source
-        .freshness
-        .clone()
-        .unwrap_or_else(|| project.freshness.clone());
+    let freshness = catalog.freshness_of(source);
     let has = |c: &str| source.columns.iter().any(|x| x.name == c);
     let required: Vec<&str> = source
         .columns

@@ -354,10 +354,7 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
         if text("check") == "freshness" {
             let (system, name) = table.split_once('/').unwrap_or((&table, ""));
             if let Some((_, source)) = catalog.source_by_name(system, name) {
-                let thresholds = source
-                    .freshness
-                    .clone()
-                    .unwrap_or_else(|| catalog.files.project.spec.freshness.clone());
+                let thresholds = catalog.freshness_of(source);
                 let synced = chrono::DateTime::parse_from_rfc3339(text("latest_sync"))
                     .ok()
                     .map(|t| t.with_timezone(&chrono::Utc));
@@ -538,8 +535,7 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
     read_simple(engine, id, plan, None).await
 }
 
-/// Executes a compiled simple or snapshot plan and reads its groups.
-/// Reads a compiled aggregate's groups and tallies. With `member_slice`,
+/// Executes a compiled aggregate and reads its groups and tallies. With `member_slice`,
 /// the frame is grouped by a slice that is the metric's member, and members
 /// are counted from the groups rather than from the detail plan.
 async fn read_simple(
@@ -551,15 +547,6 @@ async fn read_simple(
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let optimized = plan.frame.clone().into_optimized_plan()?;
-    // A conversion metric's rows are its members (one group per member
-    // before the count), so its member counts are its row counts, read below
-    // from the same batches.
-    let mut members = match (&metric.member, metric.kind, member_slice) {
-        (_, MetricKind::Conversion, None) => None,
-        (_, _, Some(slice)) => Some(member_counts(plan.frame.clone(), slice).await?),
-        (Some(_), _, None) => Some(member_counts(plan.detail.clone(), "_member").await?),
-        _ => None,
-    };
     let zero = Acc {
         sum: Dec::new(
             0,
@@ -574,7 +561,7 @@ async fn read_simple(
         ),
         ..Acc::ZERO
     };
-    let batches = plan.frame.collect().await?;
+    let batches = plan.frame.clone().collect().await?;
     let scale = metric.scale.unwrap_or(match plan.agg {
         Aggregation::Avg => AVG_SCALE,
         _ => 0,
@@ -600,14 +587,21 @@ async fn read_simple(
             ),
         ));
     }
-    if metric.kind == MetricKind::Conversion && member_slice.is_none() {
-        let mut counts: BTreeMap<Option<String>, i64> = excluded
-            .iter()
-            .map(|(name, acc)| (Some(name.clone()), acc.rows))
-            .collect();
-        counts.insert(None, groups.values().map(|acc: &Acc| acc.rows).sum());
-        members = Some(counts);
-    }
+    let members = match (&metric.member, metric.kind, member_slice) {
+        (_, _, Some(slice)) => Some(member_counts(plan.frame, slice).await?),
+        // A conversion metric's rows are its members (one group per member
+        // before the count): its member counts are its row counts.
+        (_, MetricKind::Conversion, None) => {
+            let mut counts: BTreeMap<Option<String>, i64> = excluded
+                .iter()
+                .map(|(name, acc)| (Some(name.clone()), acc.rows))
+                .collect();
+            counts.insert(None, groups.values().map(|acc: &Acc| acc.rows).sum());
+            Some(counts)
+        }
+        (Some(_), _, None) => Some(member_counts(plan.detail.clone(), "_member").await?),
+        _ => None,
+    };
     let excluded = plan
         .exclusions
         .iter()

@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 
 use common::*;
@@ -20,22 +21,33 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-/// `canon query bookings --period FY2026-Q1` as JSON with the cache in `cache`.
-fn bookings(data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+/// `canon query bookings --period FY2026-Q1` over `project` with the cache
+/// in `cache`, as the process left it.
+fn run_bookings(project: &Path, data: &Path, cache: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "query",
         "bookings",
         "--period",
         "FY2026-Q1",
-        "--format",
-        "json",
         "--data",
         data.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let o = canon_cached(&repo(), cache, &args);
+    canon_cached(project, cache, &args)
+}
+
+/// The same over `project`, as JSON, failing loudly on error.
+fn bookings_in(project: &Path, data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--format", "json"];
+    args.extend_from_slice(extra);
+    let o = run_bookings(project, data, cache, &args);
     assert!(o.status.success(), "{}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The same over the repository's project.
+fn bookings(data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    bookings_in(&repo(), data, cache, extra)
 }
 
 /// The result without what differs between two runs of the same answer.
@@ -92,18 +104,7 @@ fn a_repeated_query_is_served_from_the_cache_with_the_same_evidence() {
     // Value, exclusions, tallies, lineage, quality, fingerprint: all the same.
     assert_eq!(evidence(second), evidence(first));
     // The table output says so.
-    let o = canon_cached(
-        &repo(),
-        cache.path(),
-        &[
-            "query",
-            "bookings",
-            "--period",
-            "FY2026-Q1",
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-    );
+    let o = run_bookings(&repo(), data.path(), cache.path(), &[]);
     assert!(stdout(&o).contains("served from cache"), "{}", stdout(&o));
 }
 
@@ -169,24 +170,7 @@ fn an_edited_definition_misses() {
     copy_project(project.path());
     let data = fixture();
     let cache = tempfile::tempdir().unwrap();
-    let run = || {
-        let o = canon_cached(
-            project.path(),
-            cache.path(),
-            &[
-                "query",
-                "bookings",
-                "--period",
-                "FY2026-Q1",
-                "--format",
-                "json",
-                "--data",
-                data.path().to_str().unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
+    let run = || bookings_in(project.path(), data.path(), cache.path(), &[]);
     assert_eq!(run()["cache"]["status"], "miss");
     assert_eq!(run()["cache"]["status"], "hit");
     // Internal accounts are no longer excluded: D7 Acme Internal 700.00 is
@@ -218,19 +202,11 @@ fn a_cached_result_over_stale_data_is_still_blocked() {
         &["--now", "2026-01-02T08:00:00Z"],
     );
     assert_eq!(fresh["quality_status"], "pass");
-    let o = canon_cached(
+    let o = run_bookings(
         &repo(),
+        data.path(),
         cache.path(),
-        &[
-            "query",
-            "bookings",
-            "--period",
-            "FY2026-Q1",
-            "--data",
-            data.path().to_str().unwrap(),
-            "--now",
-            "2026-01-10T00:00:00Z",
-        ],
+        &["--now", "2026-01-10T00:00:00Z"],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stderr(&o).contains("blocked"), "{}", stderr(&o));

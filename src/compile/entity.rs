@@ -35,16 +35,15 @@ pub fn entity_frame<'a>(
     name: &'a str,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DataFrame>> + Send + 'a>> {
     Box::pin(async move {
-        let key = format!("entity {name}");
-        if let Some(Some(plan)) = engine.remembered_plan(&key) {
-            return Ok(engine.frame(plan));
-        }
-        engine.start_recording();
-        let built = build_entity_frame(engine, name).await;
-        let links = engine.stop_recording();
-        let frame = built?;
-        engine.remember_plan(&key, Some(frame.logical_plan().clone()), links);
-        Ok(frame)
+        let build = async {
+            let frame = build_entity_frame(engine, name).await?;
+            Ok(Some(frame.into_unoptimized_plan()))
+        };
+        let plan = engine
+            .memoized_plan(&format!("entity {name}"), build)
+            .await?
+            .ok_or_else(|| CanonError::Internal(format!("entity `{name}` built no plan")))?;
+        Ok(engine.frame(plan))
     })
 }
 
@@ -256,7 +255,6 @@ pub async fn metric_frame(
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
-    let catalog = &engine.catalog;
     let base = entity_frame(engine, entity).await?;
     let base_fields: Vec<String> = base
         .schema()
@@ -269,46 +267,62 @@ pub async fn metric_frame(
         .iter()
         .map(|f| Expr::Column(Column::new(Some(entity), f)).alias_qualified(Some(entity), f))
         .collect();
-    // Every prefix of every path, parents before children.
-    let mut all: BTreeSet<LinkPath> = BTreeSet::new();
-    for path in links {
-        for n in 1..=path.len() {
-            all.insert(path[..n].to_vec());
-        }
-    }
-    let mut entity_of: BTreeMap<LinkPath, String> = BTreeMap::new();
-    for path in &all {
-        let parent = &path[..path.len() - 1];
-        let (parent_entity, parent_q) = if parent.is_empty() {
-            (entity.to_string(), TableReference::bare(entity))
-        } else {
-            let e = entity_of.get(parent).cloned().ok_or_else(|| {
-                CanonError::Internal(format!("link path {parent:?} joined out of order"))
-            })?;
-            (e, qualifier(parent))
+    for step in link_steps(&engine.catalog, entity, links)? {
+        let parent_q = match &step.path[..step.path.len() - 1] {
+            [] => TableReference::bare(entity),
+            parent => qualifier(parent),
         };
-        let link = find_link(
-            catalog,
-            &parent_entity,
-            path.last().expect("non-empty path"),
-        )?;
-        let q = qualifier(path);
+        let q = qualifier(&step.path);
         let (joined, target_fields) = join_link(
             engine,
             acc,
-            (&parent_entity, parent_q),
-            link,
+            (&step.parent, parent_q),
+            step.link,
             q.clone(),
-            path,
+            &step.path,
         )
         .await?;
         acc = joined;
         out.extend(target_fields.iter().map(|f| {
             Expr::Column(Column::new(Some(q.clone()), f)).alias_qualified(Some(q.clone()), f)
         }));
-        entity_of.insert(path.clone(), link.entity.clone());
     }
     Ok(acc.select(out)?)
+}
+
+/// One link to join for a metric frame: its path, the entity it leaves
+/// from, and the link itself.
+struct LinkStep<'a> {
+    path: LinkPath,
+    parent: String,
+    link: &'a crate::spec::LinkSpec,
+}
+
+/// Every prefix of every path in `links`, parents before children, with the
+/// entity each one leaves from.
+fn link_steps<'a>(
+    catalog: &'a crate::catalog::Catalog,
+    entity: &str,
+    links: &BTreeSet<LinkPath>,
+) -> Result<Vec<LinkStep<'a>>> {
+    let all: BTreeSet<LinkPath> = links
+        .iter()
+        .flat_map(|path| (1..=path.len()).map(|n| path[..n].to_vec()))
+        .collect();
+    let mut entity_of: BTreeMap<LinkPath, String> = BTreeMap::new();
+    let mut steps = Vec::with_capacity(all.len());
+    for path in all {
+        let parent = match &path[..path.len() - 1] {
+            [] => entity.to_string(),
+            parent => entity_of.get(parent).cloned().ok_or_else(|| {
+                CanonError::Internal(format!("link path {parent:?} seen out of order"))
+            })?,
+        };
+        let link = find_link(catalog, &parent, path.last().expect("non-empty path"))?;
+        entity_of.insert(path.clone(), link.entity.clone());
+        steps.push(LinkStep { path, parent, link });
+    }
+    Ok(steps)
 }
 
 /// The link `name` of entity `parent`.
@@ -342,8 +356,7 @@ pub async fn metric_schema(
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DFSchema> {
-    let before = engine.links_used();
-    let built = async {
+    let build = async {
         let base = entity_frame(engine, entity).await?;
         let mut fields: Vec<(Option<TableReference>, FieldRef)> = base
             .schema()
@@ -351,29 +364,9 @@ pub async fn metric_schema(
             .iter()
             .map(|f| (Some(TableReference::bare(entity)), f.clone()))
             .collect();
-        let mut all: BTreeSet<LinkPath> = BTreeSet::new();
-        for path in links {
-            for n in 1..=path.len() {
-                all.insert(path[..n].to_vec());
-            }
-        }
-        let mut entity_of: BTreeMap<LinkPath, String> = BTreeMap::new();
-        for path in &all {
-            let parent = &path[..path.len() - 1];
-            let parent_entity = if parent.is_empty() {
-                entity.to_string()
-            } else {
-                entity_of.get(parent).cloned().ok_or_else(|| {
-                    CanonError::Internal(format!("link path {parent:?} seen out of order"))
-                })?
-            };
-            let link = find_link(
-                &engine.catalog,
-                &parent_entity,
-                path.last().expect("non-empty"),
-            )?;
-            let target = entity_frame(engine, &link.entity).await?;
-            let q = qualifier(path);
+        for step in link_steps(&engine.catalog, entity, links)? {
+            let target = entity_frame(engine, &step.link.entity).await?;
+            let q = qualifier(&step.path);
             fields.extend(
                 target
                     .schema()
@@ -381,13 +374,10 @@ pub async fn metric_schema(
                     .iter()
                     .map(|f| (Some(q.clone()), f.clone())),
             );
-            entity_of.insert(path.clone(), link.entity.clone());
         }
-        Ok::<_, CanonError>(DFSchema::new_with_metadata(fields, Default::default())?)
-    }
-    .await;
-    engine.restore_links(before);
-    built
+        Ok(DFSchema::new_with_metadata(fields, Default::default())?)
+    };
+    engine.without_noting_links(build).await
 }
 
 /// `frame` under a (possibly multi-part) qualifier.
@@ -423,20 +413,14 @@ pub fn all_link_paths(catalog: &crate::catalog::Catalog, entity: &str) -> BTreeS
 /// merged-away record, chains followed to the end. Merge audits are small,
 /// so the chains are resolved here and the mapping joins in the plan.
 async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
-    let key = format!("survivors {entity}");
-    if let Some(plan) = engine.remembered_plan(&key) {
-        return Ok(plan.map(|p| engine.frame(p)));
-    }
-    engine.start_recording();
-    let built = build_survivors(engine, entity).await;
-    let links = engine.stop_recording();
-    let frame = built?;
-    engine.remember_plan(
-        &key,
-        frame.as_ref().map(|f| f.logical_plan().clone()),
-        links,
-    );
-    Ok(frame)
+    let build = async {
+        let frame = build_survivors(engine, entity).await?;
+        Ok(frame.map(DataFrame::into_unoptimized_plan))
+    };
+    let plan = engine
+        .memoized_plan(&format!("survivors {entity}"), build)
+        .await?;
+    Ok(plan.map(|p| engine.frame(p)))
 }
 
 async fn build_survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {

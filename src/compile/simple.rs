@@ -167,9 +167,9 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     // build frames with only those.
     let mut full = metric_schema(engine, entity, &all_link_paths(engine, entity)).await?;
     if let Some(h) = &metric.history {
-        let before = engine.links_used();
-        let states = state_rows(engine, id, h, None).await;
-        engine.restore_links(before);
+        let states = engine
+            .without_noting_links(state_rows(engine, id, h, None))
+            .await;
         let q = TableReference::bare(h.name.as_str());
         let fields = states?
             .schema()

@@ -133,7 +133,7 @@ impl Engine {
     /// A plan built earlier under `key` (`Some(None)` when it was built as
     /// "nothing": an entity without merges has no merge map). The links the
     /// build joined are noted again, as if it had been built now.
-    pub fn remembered_plan(&self, key: &str) -> Option<Option<LogicalPlan>> {
+    fn remembered_plan(&self, key: &str) -> Option<Option<LogicalPlan>> {
         let (plan, links) = self.plans.lock().expect("lock").get(key).cloned()?;
         for (entity, link) in &links {
             self.note_link(entity, link);
@@ -141,32 +141,38 @@ impl Engine {
         Some(plan)
     }
 
-    /// Starts recording the links noted from now on (for a plan to remember).
-    pub fn start_recording(&self) {
-        self.recorders.lock().expect("lock").push(LinkSet::new());
+    /// Runs `work` and then forgets the links it noted: for frames built
+    /// only to learn a schema, whose links are not joined into any plan.
+    pub async fn without_noting_links<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let before = self.links_used();
+        let out = work.await;
+        *self.links_used.lock().expect("lock") = before;
+        out
     }
 
-    /// The links noted since the matching `start_recording`.
-    pub fn stop_recording(&self) -> LinkSet {
-        self.recorders
+    /// The plan remembered under `key`, else `build`'s, remembered with the
+    /// links its build joined.
+    pub async fn memoized_plan<F>(&self, key: &str, build: F) -> Result<Option<LogicalPlan>>
+    where
+        F: std::future::Future<Output = Result<Option<LogicalPlan>>>,
+    {
+        if let Some(plan) = self.remembered_plan(key) {
+            return Ok(plan);
+        }
+        self.recorders.lock().expect("lock").push(LinkSet::new());
+        let built = build.await;
+        let links = self
+            .recorders
             .lock()
             .expect("lock")
             .pop()
-            .unwrap_or_default()
-    }
-
-    /// Remembers `plan` under `key` with the links its build joined.
-    pub fn remember_plan(&self, key: &str, plan: Option<LogicalPlan>, links: LinkSet) {
+            .unwrap_or_default();
+        let plan = built?;
         self.plans
             .lock()
             .expect("lock")
-            .insert(key.to_string(), (plan, links));
-    }
-
-    /// Forgets the links noted since `before`: for frames built only to
-    /// learn a schema, whose links are not joined into any plan.
-    pub fn restore_links(&self, before: LinkSet) {
-        *self.links_used.lock().expect("lock") = before;
+            .insert(key.to_string(), (plan.clone(), links));
+        Ok(plan)
     }
 
     /// A DataFrame over `plan` on this engine's session.
