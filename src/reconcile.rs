@@ -122,6 +122,8 @@ pub async fn run(
 ) -> Result<ReconciliationResult> {
     let catalog = engine.catalog.clone();
     let (file, index, spec) = find(&catalog, name)?;
+    let started = std::time::Instant::now();
+    let lap = |what: &str| tracing::info!(ms = started.elapsed().as_millis() as u64, "{what}");
     let request = Request {
         period: period.clone(),
         as_of: None,
@@ -132,6 +134,7 @@ pub async fn run(
     // The two governed numbers, by the metrics themselves.
     let b_result = crate::query::run_metric(engine, &spec.bookings, &request).await?;
     let r_result = crate::query::run_metric(engine, &spec.revenue, &request).await?;
+    lap("both sides computed");
 
     // The booking side per deal, over all time: a deal is counted when
     // bookings counts it in some period.
@@ -263,18 +266,11 @@ pub async fn run(
     let (from, to) = (day(period.from), day(period.to));
     let zero = || lit(ScalarValue::Decimal128(Some(0), 38, 2));
     let money = |e: Expr| cast(e, DataType::Decimal128(38, 2));
-    // Every deal the CRM knows, to tell an unknown deal from one bookings
-    // does not count.
-    let known = entity_frame(engine, &deal_entity).await?.select(vec![
-        cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_known"),
-    ])?;
-    let joined = lines
-        .join_on(
-            deals.clone(),
-            JoinType::Left,
-            [col("_linked").eq(col("_key"))],
-        )?
-        .join_on(known, JoinType::Left, [col("_linked").eq(col("_known"))])?;
+    let joined = lines.join_on(
+        deals.clone(),
+        JoinType::Left,
+        [col("_linked").eq(col("_key"))],
+    )?;
     let in_p = col("_line_time")
         .gt_eq(from.clone())
         .and(col("_line_time").lt(to.clone()));
@@ -292,7 +288,6 @@ pub async fn run(
         col("_linked"),
         col("_link"),
         col("_key"),
-        col("_known"),
         col("_time"),
         col("_exclusion"),
         in_p.alias("_in_p"),
@@ -354,6 +349,7 @@ pub async fn run(
         ])?
         .collect()
         .await?;
+    lap("deals of the period bridged");
     // Lines recognized in P outside P's deals, by category and reason.
     let category = when(
         col("_counted").and(col("_time").lt(from.clone())),
@@ -372,37 +368,37 @@ pub async fn run(
             lit("excluded deal: "),
             col("_exclusion"),
         ]))?;
+    // Every deal the CRM knows, to tell an unknown deal from one bookings
+    // does not count (the detail's reasons only).
+    let known = entity_frame(engine, &deal_entity).await?.select(vec![
+        cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_known"),
+    ])?;
     let outside = joined
         .clone()
+        .join_on(known, JoinType::Left, [col("_linked").eq(col("_known"))])?
         .filter(col("_in_p").and(col("_rec")).and(!col("_p_deal")))?
         .select(vec![
             col("_line"),
             col("_linked"),
             col("_link"),
             col("_amount"),
-            category.alias("_category"),
+            category.clone().alias("_category"),
             reason.alias("_reason"),
         ])?;
-    let category_totals = outside
+    // The lines recognized in P: R as the bridge sees it, how many link to a
+    // counted deal, and those outside P's deals by category: one small
+    // aggregate (one row per category, one for P's deals).
+    let recognized = joined
         .clone()
-        .aggregate(
-            vec![col("_category")],
-            vec![datafusion::functions_aggregate::expr_fn::sum(col("_amount")).alias("_total")],
-        )?
-        .collect()
-        .await?;
-    let line_rows = if detail {
-        outside.collect().await?
-    } else {
-        Vec::new()
-    };
-    // R as the bridge sees it, and how many of its lines link to a counted deal.
-    let r_side = joined
         .filter(col("_in_p").and(col("_rec")))?
         .aggregate(
-            vec![],
             vec![
-                datafusion::functions_aggregate::expr_fn::sum(col("_amount")).alias("_r"),
+                when(!col("_p_deal"), category)
+                    .otherwise(lit(ScalarValue::Utf8(None)))?
+                    .alias("_category"),
+            ],
+            vec![
+                datafusion::functions_aggregate::expr_fn::sum(col("_amount")).alias("_total"),
                 datafusion::functions_aggregate::expr_fn::count(lit(1i64)).alias("_n"),
                 datafusion::functions_aggregate::expr_fn::sum(
                     when(col("_counted"), lit(1i64)).otherwise(lit(0i64))?,
@@ -412,8 +408,15 @@ pub async fn run(
         )?
         .collect()
         .await?;
+    lap("recognized revenue bridged");
+    let line_rows = if detail {
+        outside.collect().await?
+    } else {
+        Vec::new()
+    };
+    lap("lines outside the period's deals listed");
     let (bridge_lines, check, deals, lines, match_rates) =
-        bridge(spec, &deal_rows, &category_totals, &line_rows, &r_side)?;
+        bridge(spec, &deal_rows, &recognized, &line_rows)?;
     // The bridge's own B and R must be the governed numbers.
     let b_line = bridge_lines[0].value;
     let r_line = bridge_lines[10].value;
@@ -452,9 +455,8 @@ type Bridge = (
 fn bridge(
     spec: &ReconciliationSpec,
     deal_rows: &[RecordBatch],
-    category_totals: &[RecordBatch],
+    recognized: &[RecordBatch],
     line_rows: &[RecordBatch],
-    r_side: &[RecordBatch],
 ) -> Result<Bridge> {
     let zero = Dec::new(0, 2);
     let mut deals = Vec::new();
@@ -502,12 +504,6 @@ fn bridge(
     }
     deals.sort_by(|a, b| (&a.close_date, &a.deal).cmp(&(&b.close_date, &b.deal)));
     let mut totals: BTreeMap<String, Dec> = BTreeMap::new();
-    for b in category_totals {
-        for i in 0..b.num_rows() {
-            let k = string(b.column(0).as_ref(), i).unwrap_or_default();
-            totals.insert(k, dec(b.column(1).as_ref(), i).unwrap_or(zero));
-        }
-    }
     let mut lines = Vec::new();
     for b in line_rows {
         let c = |i: usize| b.column(i).as_ref();
@@ -523,21 +519,23 @@ fn bridge(
         }
     }
     lines.sort_by(|a, b| (&a.category, &a.line).cmp(&(&b.category, &b.line)));
+    // One row per outside category and one for P's deals' lines; R and its
+    // counts are their sums.
     let (mut r, mut n, mut linked) = (zero, 0i64, 0i64);
-    for b in r_side {
-        for i in 0..b.num_rows() {
-            r = dec(b.column(0).as_ref(), i).unwrap_or(zero);
-            n = b
-                .column(1)
+    for b in recognized {
+        let count = |c: usize, i: usize| {
+            b.column(c)
                 .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .value(i);
-            let l = b.column(2);
-            linked = if l.is_null(i) {
-                0
-            } else {
-                l.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                    .value(i)
-            };
+                .value(i)
+        };
+        for i in 0..b.num_rows() {
+            let total = dec(b.column(1).as_ref(), i).unwrap_or(zero);
+            if let Some(k) = string(b.column(0).as_ref(), i) {
+                totals.insert(k, total);
+            }
+            r = r + total;
+            n += count(2, i);
+            linked += count(3, i);
         }
     }
     let sum = |f: &dyn Fn(&DealDetail) -> Dec| deals.iter().fold(zero, |a, d| a + f(d));
