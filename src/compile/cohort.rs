@@ -13,6 +13,7 @@ use datafusion::logical_expr::{Expr, JoinType, col, lit, when};
 use datafusion::prelude::DataFrame;
 
 use super::Request;
+use super::plan::FramePlan;
 use super::simple::{self, SimplePlan};
 use crate::catalog::MetricId;
 use crate::error::{CanonError, Result};
@@ -139,9 +140,9 @@ pub async fn compile(
     start_cols.extend(by_t0[1..].iter().map(|s| col(s.as_str())));
     start_cols.push(col("_sum").alias("a"));
     let start = included(&at_t0.frame)?
-        .select(start_cols)?
+        .project(start_cols)?
         .filter(col("a").gt(lit(0i64)))?;
-    let end = included(&at_t.frame)?.aggregate(
+    let end = included(&at_t.frame)?.group(
         vec![col(key).alias("_member_t")],
         vec![sum(col("_sum")).alias("b_sum")],
     )?;
@@ -164,7 +165,7 @@ pub async fn compile(
             }
         })
         .collect();
-    let bridge = joined.aggregate(
+    let bridge = joined.group(
         group,
         vec![
             sum(a()).alias("start"),

@@ -17,6 +17,7 @@ use datafusion::functions_aggregate::expr_fn::{bool_and, count, min, sum};
 use datafusion::logical_expr::{Expr, ExprFunctionExt, ExprSchemable, cast, col, lit, when};
 
 use super::entity::{link_path, metric_frame};
+use super::plan::FramePlan;
 use super::simple::{SimplePlan, bound, bucket_expr, not_a_time, period_filter};
 use super::{Request, parse_scoped};
 use crate::catalog::MetricId;
@@ -118,7 +119,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         aggregates.push(bool_and(holds).alias(format!("_x{i}")));
         names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
     }
-    let members = events.aggregate(vec![member.alias("_member")], aggregates)?;
+    let members = events.group(vec![member.alias("_member")], aggregates)?;
 
     let first = col("_first");
     let in_period = period_filter(&catalog.calendar, &first, &ty, &request.period)
@@ -153,21 +154,21 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         }
     };
     let label = bucket_expr(&catalog.calendar, &first, &ty, request)?;
-    let members = members.select(vec![
+    let members = members.project(vec![
         col("_member"),
         first.clone(),
         exclusion.alias("_exclusion"),
         value.alias("_value"),
         label.alias("_period"),
     ])?;
-    let rows = members.clone().select(vec![
+    let rows = members.clone().project(vec![
         col("_period"),
         col("_exclusion"),
         col("_value"),
         lit(0i64).alias("_missing_rate"),
     ])?;
     let value_col = || Expr::Column(Column::from_name("_value"));
-    let frame = rows.aggregate(
+    let frame = rows.group(
         vec![col("_period"), col("_exclusion")],
         vec![
             count(lit(1i64)).alias("_rows"),
@@ -180,7 +181,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         Some(g) => catalog.calendar.buckets(&request.period, g),
         None => vec![request.period.clone()],
     };
-    let detail = members.select(vec![
+    let detail = members.project(vec![
         cast(col("_member"), DataType::Utf8).alias("_member"),
         cast(col("_member"), DataType::Utf8).alias("_key"),
         first.clone().alias("_time"),

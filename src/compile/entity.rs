@@ -14,11 +14,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::functions::expr_fn::coalesce;
-use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::DataFrame;
 
 use super::parse_expr;
+use super::plan::{self, FramePlan};
 use crate::error::{CanonError, DataLocation, Result};
 use crate::run::Engine;
 use crate::yaml_path;
@@ -30,20 +31,26 @@ use crate::yaml_path;
 /// id)`): such *linked fields* are computed after the links they name are
 /// joined, so identity rules (a billing account's customer is its CRM
 /// survivor) are declared once on the entity, not in every metric.
-pub fn entity_frame<'a>(
+pub async fn entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+    Ok(engine.frame(entity_plan(engine, name).await?))
+}
+
+/// [`entity_frame`]'s plan, built once per engine: joins and schemas are
+/// taken from it without wrapping it in a DataFrame (which clones the
+/// session).
+pub fn entity_plan<'a>(
     engine: &'a Engine,
     name: &'a str,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DataFrame>> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LogicalPlan>> + Send + 'a>> {
     Box::pin(async move {
         let build = async {
             let frame = build_entity_frame(engine, name).await?;
             Ok(Some(frame.into_unoptimized_plan()))
         };
-        let plan = engine
+        engine
             .memoized_plan(&format!("entity {name}"), build)
             .await?
-            .ok_or_else(|| CanonError::Internal(format!("entity `{name}` built no plan")))?;
-        Ok(engine.frame(plan))
+            .ok_or_else(|| CanonError::Internal(format!("entity `{name}` built no plan")))
     })
 }
 
@@ -77,7 +84,7 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
             plain.push(expr.alias(&field.name));
         }
     }
-    let frame = source.select(plain)?;
+    let frame = source.project(plain)?;
     if linked.is_empty() {
         return Ok(frame);
     }
@@ -128,7 +135,7 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
             .position(|n| *n == e.schema_name().to_string())
             .unwrap_or(usize::MAX)
     });
-    Ok(acc.select(out)?)
+    acc.project(out)
 }
 
 /// The first parts of the compound identifiers in a SQL fragment
@@ -170,7 +177,7 @@ async fn join_link(
         .catalog
         .entity(&link.entity)
         .ok_or_else(|| CanonError::Internal(format!("link to unknown entity {}", link.entity)))?;
-    let target = entity_frame(engine, &link.entity).await?;
+    let target = entity_plan(engine, &link.entity).await?;
     let target_fields: Vec<String> = target
         .schema()
         .fields()
@@ -195,21 +202,23 @@ async fn join_link(
                 cast(fk, key_type)
             };
             let alias = format!("_{}_merge", path.join("_"));
-            acc = acc.join_on(
-                map.alias(&alias)?,
+            acc = acc.join_plan(
+                plan::alias(map, TableReference::bare(alias.as_str()))?,
                 JoinType::Left,
-                [fk.clone()
-                    .eq(Expr::Column(Column::new(Some(alias.as_str()), "id")))],
+                vec![
+                    fk.clone()
+                        .eq(Expr::Column(Column::new(Some(alias.as_str()), "id"))),
+                ],
             )?;
             let survivor = Expr::Column(Column::new(Some(alias.as_str()), "survivor"));
             coalesce(vec![survivor, fk])
         }
         None => fk,
     };
-    let acc = acc.join_on(
-        aliased(engine, target, q.clone())?,
+    let acc = acc.join_plan(
+        plan::alias(target, q.clone())?,
         JoinType::Left,
-        [key_expr.eq(Expr::Column(Column::new(Some(q), &target_spec.key)))],
+        vec![key_expr.eq(Expr::Column(Column::new(Some(q), &target_spec.key)))],
     )?;
     Ok((acc, target_fields))
 }
@@ -263,9 +272,9 @@ pub async fn metric_frame(
         .map(|f| f.name().clone())
         .collect();
     let mut acc = base.alias(entity)?;
-    let mut out: Vec<Expr> = base_fields
+    let mut out: Vec<Column> = base_fields
         .iter()
-        .map(|f| Expr::Column(Column::new(Some(entity), f)).alias_qualified(Some(entity), f))
+        .map(|f| Column::new(Some(entity), f))
         .collect();
     for step in link_steps(&engine.catalog, entity, links)? {
         let parent_q = match &step.path[..step.path.len() - 1] {
@@ -283,11 +292,15 @@ pub async fn metric_frame(
         )
         .await?;
         acc = joined;
-        out.extend(target_fields.iter().map(|f| {
-            Expr::Column(Column::new(Some(q.clone()), f)).alias_qualified(Some(q.clone()), f)
-        }));
+        out.extend(
+            target_fields
+                .iter()
+                .map(|f| Column::new(Some(q.clone()), f)),
+        );
     }
-    Ok(acc.select(out)?)
+    // Only the entities' fields: the merge maps' columns are dropped.
+    let (state, plan) = acc.into_parts();
+    Ok(DataFrame::new(state, plan::project_columns(plan, &out)?))
 }
 
 /// One link to join for a metric frame: its path, the entity it leaves
@@ -357,7 +370,7 @@ pub async fn metric_schema(
     links: &BTreeSet<LinkPath>,
 ) -> Result<DFSchema> {
     let build = async {
-        let base = entity_frame(engine, entity).await?;
+        let base = entity_plan(engine, entity).await?;
         let mut fields: Vec<(Option<TableReference>, FieldRef)> = base
             .schema()
             .fields()
@@ -365,7 +378,7 @@ pub async fn metric_schema(
             .map(|f| (Some(TableReference::bare(entity)), f.clone()))
             .collect();
         for step in link_steps(&engine.catalog, entity, links)? {
-            let target = entity_frame(engine, &step.link.entity).await?;
+            let target = entity_plan(engine, &step.link.entity).await?;
             let q = qualifier(&step.path);
             fields.extend(
                 target
@@ -378,14 +391,6 @@ pub async fn metric_schema(
         Ok(DFSchema::new_with_metadata(fields, Default::default())?)
     };
     engine.without_noting_links(build).await
-}
-
-/// `frame` under a (possibly multi-part) qualifier.
-fn aliased(engine: &Engine, frame: DataFrame, q: TableReference) -> Result<DataFrame> {
-    let plan = LogicalPlanBuilder::from(frame.into_unoptimized_plan())
-        .alias(q)?
-        .build()?;
-    Ok(engine.frame(plan))
 }
 
 /// Every link path from `entity` to a depth of two: the frame parsed
@@ -412,18 +417,16 @@ pub fn all_link_paths(catalog: &crate::catalog::Catalog, entity: &str) -> BTreeS
 /// For an entity with a merge rule, the id → survivor mapping of every
 /// merged-away record, chains followed to the end. Merge audits are small,
 /// so the chains are resolved here and the mapping joins in the plan.
-async fn survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
-    let build = async {
-        let frame = build_survivors(engine, entity).await?;
-        Ok(frame.map(DataFrame::into_unoptimized_plan))
-    };
-    let plan = engine
-        .memoized_plan(&format!("survivors {entity}"), build)
-        .await?;
-    Ok(plan.map(|p| engine.frame(p)))
+async fn survivors(engine: &Engine, entity: &str) -> Result<Option<LogicalPlan>> {
+    engine
+        .memoized_plan(
+            &format!("survivors {entity}"),
+            build_survivors(engine, entity),
+        )
+        .await
 }
 
-async fn build_survivors(engine: &Engine, entity: &str) -> Result<Option<DataFrame>> {
+async fn build_survivors(engine: &Engine, entity: &str) -> Result<Option<LogicalPlan>> {
     let (_, model, spec) = engine
         .catalog
         .entity(entity)
@@ -504,7 +507,7 @@ async fn build_survivors(engine: &Engine, entity: &str) -> Result<Option<DataFra
     .build()?;
     // Typed like the entity's key; the audit's text ids become that type here,
     // on the small side.
-    let key_type = entity_frame(engine, entity)
+    let key_type = entity_plan(engine, entity)
         .await?
         .schema()
         .field_with_unqualified_name(&spec.key)?
@@ -514,11 +517,10 @@ async fn build_survivors(engine: &Engine, entity: &str) -> Result<Option<DataFra
         DataType::Utf8 => col(c),
         _ => datafusion::logical_expr::try_cast(col(c), key_type.clone()).alias(c),
     };
-    Ok(Some(
-        engine
-            .frame(plan)
-            .select(vec![typed("id"), typed("survivor")])?,
-    ))
+    Ok(Some(plan::project(
+        plan,
+        vec![typed("id"), typed("survivor")],
+    )?))
 }
 
 /// Follows every `id → into` edge to the record that was not merged away.

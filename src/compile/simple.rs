@@ -21,6 +21,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::DataFrame;
 
 use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
+use super::plan::FramePlan;
 use super::{Request, parse_scoped};
 use crate::calendar::{Calendar, Period};
 use crate::catalog::Catalog;
@@ -317,7 +318,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         let (_, _, entity_spec) = catalog
             .entity(entity)
             .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
-        detail_parts.push(frame.clone().select(vec![
+        detail_parts.push(frame.clone().project(vec![
                 cast(
                     Expr::Column(Column::new(Some(entity), &entity_spec.key)),
                     DataType::Utf8,
@@ -334,7 +335,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         select.push(exclusion.alias("_exclusion"));
         select.push(value.alias("_value"));
         select.push(missing_rate.alias("_missing_rate"));
-        parts.push(frame.select(select)?);
+        parts.push(frame.project(select)?);
     }
     let mut detail = detail_parts.remove(0);
     for part in detail_parts {
@@ -351,7 +352,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     }
     group.push(Expr::Column(Column::from_name("_exclusion")));
     let value_col = || Expr::Column(Column::from_name("_value"));
-    let frame = rows.aggregate(
+    let frame = rows.group(
         group,
         vec![
             count(lit(1i64)).alias("_rows"),
@@ -505,11 +506,11 @@ async fn state_rows(
         .iter()
         .map(|f| col(f.name().as_str()))
         .collect();
-    Ok(frame
+    frame
         .filter(predicate.and(valid_from.lt(end)))?
         .window(vec![rank])?
         .filter(col("_rank").eq(lit(1u64)))?
-        .select(columns)?)
+        .project(columns)
 }
 
 /// The metric frame with each entity's state joined under `history.name`;
