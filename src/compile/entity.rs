@@ -264,6 +264,27 @@ pub async fn metric_frame(
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
+    // Built once per engine: every window of a metric (twelve for a
+    // snapshot by month) and every metric over the same links share it.
+    let build = async {
+        Ok(Some(
+            build_metric_frame(engine, entity, links)
+                .await?
+                .into_unoptimized_plan(),
+        ))
+    };
+    let plan = engine
+        .memoized_plan(&format!("metric frame {entity} {links:?}"), build)
+        .await?
+        .ok_or_else(|| CanonError::Internal(format!("no metric frame over `{entity}`")))?;
+    Ok(engine.frame(plan))
+}
+
+async fn build_metric_frame(
+    engine: &Engine,
+    entity: &str,
+    links: &BTreeSet<LinkPath>,
+) -> Result<DataFrame> {
     let base = entity_frame(engine, entity).await?;
     let base_fields: Vec<String> = base
         .schema()
