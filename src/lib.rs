@@ -14,6 +14,7 @@ pub mod decimal;
 pub mod error;
 pub mod explain;
 pub mod functions;
+pub mod latest;
 pub mod publish;
 pub mod quality;
 pub mod query;

@@ -14,10 +14,7 @@ use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::round;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::{
-    Expr, ExprFunctionExt, ExprSchemable, JoinType, cast, col, lit, when,
-};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col, lit, when};
 use datafusion::prelude::DataFrame;
 
 use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
@@ -511,14 +508,19 @@ async fn state_rows(
             &ty,
         )
     })?;
-    let rank = row_number()
-        .partition_by(vec![col(history.key.as_str())])
-        .order_by(vec![
-            valid_from.clone().sort(false, false),
-            col(spec.key.as_str()).sort(false, false),
-        ])
-        .build()?
-        .alias("_rank");
+    // The latest row per entity, as one hash aggregate (see crate::latest):
+    // every field is the value of the row with the greatest (valid_from,
+    // history key); the entity's key is the group.
+    let tie = col(spec.key.as_str());
+    let latest: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != &history.key)
+        .map(|f| {
+            crate::latest::latest_by(col(f.name().as_str()), valid_from.clone(), tie.clone())
+                .alias(f.name())
+        })
+        .collect();
     let columns: Vec<Expr> = schema
         .fields()
         .iter()
@@ -526,8 +528,7 @@ async fn state_rows(
         .collect();
     frame
         .filter(predicate.and(valid_from.lt(end)))?
-        .window(vec![rank])?
-        .filter(col("_rank").eq(lit(1u64)))?
+        .group(vec![col(history.key.as_str())], latest)?
         .project(columns)
 }
 
