@@ -125,9 +125,15 @@ pub async fn compile(
     ];
     // Each instant is executed once; the bridge and the exclusion tallies
     // both read the cached result.
+    // The two instants are independent plans, run side by side: each has
+    // stretches one core does alone (a hash join's build side, a single
+    // file's scan), which the other fills.
     if cache {
-        at_t0.frame = at_t0.frame.cache().await?;
+        let t0_run = tokio::spawn(at_t0.frame.clone().cache());
         at_t.frame = at_t.frame.cache().await?;
+        at_t0.frame = t0_run
+            .await
+            .map_err(|e| CanonError::Internal(format!("the T0 snapshot stopped: {e}")))??;
     }
 
     let key = spec.key.as_str();
