@@ -24,8 +24,10 @@ use common::*;
 /// | 12      | back@corp.com       | MQL 01-10; lead 02-01 (backwards); MQL 03-18           | first MQL Jan 10: not March     |
 /// | 13      | zed@corp.com        | MQL 03-01T07:30Z (= Feb 28 23:30 in LA)                | February                        |
 /// | 14      | amy@corp.com        | MQL 04-01T06:30Z (= Mar 31 23:30 in LA)                | March                           |
+/// | 15      | ALICE@corp.com      | MQL 03-06 (contact deleted)                            | alice: still counted (policy:   |
+/// |         |                     |                                                        | excluded only if every contact) |
 fn write_marketing(root: &std::path::Path) {
-    let ids: Vec<i64> = (1..=14).collect();
+    let ids: Vec<i64> = (1..=15).collect();
     let emails = [
         "alice@corp.com",
         " Alice@Corp.com ",
@@ -41,17 +43,19 @@ fn write_marketing(root: &std::path::Path) {
         "back@corp.com",
         "zed@corp.com",
         "amy@corp.com",
+        "ALICE@corp.com",
     ];
-    let mut deleted = vec![false; 14];
+    let mut deleted = vec![false; 15];
     deleted[9] = true;
+    deleted[14] = true;
     write_table(
         root,
         "marketing/contact",
         vec![
             ("id", Col::Int(ids.clone())),
             ("email", Col::OptStr(some(&emails))),
-            ("created_at", Col::Ts(vec!["2025-01-01T00:00:00Z"; 14])),
-            ("lifecyclestage", Col::OptStr(vec![None; 14])),
+            ("created_at", Col::Ts(vec!["2025-01-01T00:00:00Z"; 15])),
+            ("lifecyclestage", Col::OptStr(vec![None; 15])),
             ("is_deleted", Col::Bool(deleted)),
         ],
     );
@@ -87,6 +91,7 @@ fn write_marketing(root: &std::path::Path) {
         (12, "marketingqualifiedlead", "2025-03-18T12:00:00Z"),
         (13, "marketingqualifiedlead", "2025-03-01T07:30:00Z"),
         (14, "marketingqualifiedlead", "2025-04-01T06:30:00Z"),
+        (15, "marketingqualifiedlead", "2025-03-06T12:00:00Z"),
     ];
     let stages: Vec<&'static str> = h
         .iter()
@@ -115,7 +120,8 @@ fn fixture() -> tempfile::TempDir {
 }
 
 // MQLs in March 2025 (Los Angeles), one per person:
-//   alice (contacts 1 and 2: first MQL Mar 5), robert (3 → 4 → 5: first MQL
+//   alice (contacts 1, 2 and the deleted 15: first MQL Mar 5; not excluded as
+//   deleted, since contacts 1 and 2 are not), robert (3 → 4 → 5: first MQL
 //   Mar 2 via merged-away 3), contact 6 (no email, its own person), sam (skipped
 //   MQL: SQL on Mar 15 is his first MQL moment), amy (Mar 31 23:30 in LA) = 5.
 //   Not March: back (first MQL Jan 10; the backwards move and Mar 18 do not

@@ -7,6 +7,13 @@
 //! every event row of the member, so a person with one deleted duplicate
 //! contact still counts). The output has the shape of a simple metric's
 //! aggregate, so results, exclusions and ratios read it the same way.
+//!
+//! When the member and the exclusions are fields of one linked entity and
+//! the moments are the event's own (mqls: a person is a contact's, the
+//! moments are lifecycle events'), the events are first aggregated per
+//! foreign key (an integer contact id) and only those rows are joined and
+//! grouped by member: at scale 200 that halves the rows the string-keyed
+//! join and person aggregate see (docs/performance.md).
 
 use std::collections::BTreeSet;
 
@@ -78,48 +85,112 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         &super::entity::all_link_paths(&catalog, entity),
     )
     .await?;
+    // What each source reads: the event's own fields (`None`) or a link's.
     let mut links = BTreeSet::new();
+    let mut reads: Vec<BTreeSet<Option<String>>> = Vec::new();
     for (sql, loc) in &sources {
+        let mut read = BTreeSet::new();
         for c in parse_scoped(engine, sql, &full, Some(entity), loc)?.column_refs() {
-            if let Some(path) = c.relation.as_ref().and_then(|r| link_path(r, entity)) {
-                links.insert(path);
+            match c.relation.as_ref().and_then(|r| link_path(r, entity)) {
+                Some(path) => {
+                    read.insert(Some(path[0].clone()));
+                    links.insert(path);
+                }
+                None => {
+                    read.insert(None);
+                }
             }
         }
+        reads.push(read);
     }
-    let frame = metric_frame(engine, entity, &links).await?;
-    let schema = frame.schema().clone();
-    let p = |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
-    let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
-    let moment = p(&spec.at, &at(&yaml_path!["conversion", "at"]))?;
-    let ty = moment.get_type(&schema)?;
-    let reaches = p(&spec.reaches, &at(&yaml_path!["conversion", "reaches"]))?;
+    // The moments (`at`, `reaches`, `then`) are sources 1.. before the
+    // exclusions; the member is source 0.
+    let moments = 1..(if window.is_some() { 4 } else { 3 });
+    let per_member: BTreeSet<&Option<String>> = reads
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !moments.contains(i))
+        .flat_map(|(_, r)| r.iter())
+        .collect();
+    let events_read_only_their_own = reads[moments.clone()]
+        .iter()
+        .all(|r| r.iter().all(Option::is_none));
+    let through = match per_member.into_iter().collect::<Vec<_>>().as_slice() {
+        [Some(link)] if events_read_only_their_own => Some(link.clone()),
+        _ => None,
+    };
 
-    // Events after the period (plus the window) cannot move a first moment
-    // into the period: a plain range on the raw column, so it prunes.
-    let horizon =
-        request.period.to + Days::new(window.as_ref().map_or(0, |(_, d)| u64::from(*d)) + 1);
-    let limit = bound(&catalog.calendar, &ty, horizon)
-        .ok_or_else(|| not_a_time(&at(&yaml_path!["conversion", "at"]), &spec.at, &ty))?;
-    let events = frame.filter(moment.clone().lt(limit))?;
-
-    let mut aggregates = vec![min(moment.clone()).filter(reaches).build()?.alias("_first")];
-    if let Some((then, _)) = &window {
-        let then = p(then, &at(&yaml_path!["conversion", "then"]))?;
-        aggregates.push(
-            min(moment.clone())
-                .filter(then)
-                .build()?
-                .alias("_first_then"),
-        );
-    }
-    let mut names = Vec::new();
-    for (i, x) in exclusions.iter().enumerate() {
-        let w = p(&x.spec.when, &x.when_location)?;
-        let holds = datafusion::functions::expr_fn::coalesce(vec![w, lit(false)]);
-        aggregates.push(bool_and(holds).alias(format!("_x{i}")));
-        names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
-    }
-    let members = events.group(vec![member.alias("_member")], aggregates)?;
+    let horizon_days = window.as_ref().map_or(0, |(_, d)| u64::from(*d)) + 1;
+    let (members, ty, names) = match through {
+        Some(link) => {
+            // The member and every exclusion are fields of one linked
+            // entity (a person is a contact's), and the moments are the
+            // event's own: the events are first reduced to one row per
+            // foreign key (min moments), and only those rows are joined to
+            // the link and grouped by member. min of mins and AND of ANDs
+            // are the same numbers as over the event rows, and an
+            // exclusion judged on every event row of a member is judged
+            // on every contact with an event, as each row carries its
+            // contact's fields.
+            let fk = &super::entity::find_link(&catalog, entity, &link)?.field;
+            let base = super::entity::entity_frame(engine, entity)
+                .await?
+                .alias(entity)?;
+            let schema = base.schema().clone();
+            let p =
+                |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
+            let (moment, firsts) = first_moments(spec, &window, &at, p)?;
+            let ty = moment.get_type(&schema)?;
+            let limit = horizon(&catalog, request, horizon_days, &ty, spec, &at)?;
+            let per_key = base
+                .filter(moment.lt(limit))?
+                .group(
+                    vec![Expr::Column(Column::new(Some(entity), fk)).alias(fk.as_str())],
+                    firsts,
+                )?
+                .alias(entity)?;
+            let mut keep = vec![Column::new(Some(entity), "_first")];
+            if window.is_some() {
+                keep.push(Column::new(Some(entity), "_first_then"));
+            }
+            let frame =
+                super::entity::with_links(engine, per_key, entity, keep.clone(), &links).await?;
+            let schema = frame.schema().clone();
+            let p =
+                |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
+            let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
+            let mut aggregates: Vec<Expr> = keep
+                .into_iter()
+                .map(|c| {
+                    let name = c.name.clone();
+                    min(Expr::Column(c)).alias(name)
+                })
+                .collect();
+            let names = exclusion_flags(&exclusions, p, &mut aggregates)?;
+            (
+                frame.group(vec![member.alias("_member")], aggregates)?,
+                ty,
+                names,
+            )
+        }
+        None => {
+            let frame = metric_frame(engine, entity, &links).await?;
+            let schema = frame.schema().clone();
+            let p =
+                |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
+            let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
+            let (moment, mut aggregates) = first_moments(spec, &window, &at, p)?;
+            let ty = moment.get_type(&schema)?;
+            let limit = horizon(&catalog, request, horizon_days, &ty, spec, &at)?;
+            let events = frame.filter(moment.lt(limit))?;
+            let names = exclusion_flags(&exclusions, p, &mut aggregates)?;
+            (
+                events.group(vec![member.alias("_member")], aggregates)?,
+                ty,
+                names,
+            )
+        }
+    };
 
     let first = col("_first");
     let in_period = period_filter(&catalog.calendar, &first, &ty, &request.period)
@@ -196,6 +267,61 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         exclusions: names,
         buckets,
     })
+}
+
+/// The moment expression, its type, and the aggregates of each member's
+/// (or key's) first moment at the stage and, with a window, at the next.
+fn first_moments(
+    spec: &crate::spec::ConversionSpec,
+    window: &Option<(String, u32)>,
+    at: &impl Fn(&[crate::spec::locate::Step]) -> Location,
+    p: impl Fn(&str, &Location) -> Result<Expr>,
+) -> Result<(Expr, Vec<Expr>)> {
+    let moment = p(&spec.at, &at(&yaml_path!["conversion", "at"]))?;
+    let reaches = p(&spec.reaches, &at(&yaml_path!["conversion", "reaches"]))?;
+    let mut aggregates = vec![min(moment.clone()).filter(reaches).build()?.alias("_first")];
+    if let Some((then, _)) = window {
+        let then = p(then, &at(&yaml_path!["conversion", "then"]))?;
+        aggregates.push(
+            min(moment.clone())
+                .filter(then)
+                .build()?
+                .alias("_first_then"),
+        );
+    }
+    Ok((moment, aggregates))
+}
+
+/// Events after the period (plus the window) cannot move a first moment
+/// into the period: a plain range on the raw column, so it prunes.
+fn horizon(
+    catalog: &crate::catalog::Catalog,
+    request: &Request,
+    days: u64,
+    ty: &DataType,
+    spec: &crate::spec::ConversionSpec,
+    at: &impl Fn(&[crate::spec::locate::Step]) -> Location,
+) -> Result<Expr> {
+    bound(&catalog.calendar, ty, request.period.to + Days::new(days))
+        .ok_or_else(|| not_a_time(&at(&yaml_path!["conversion", "at"]), &spec.at, ty))
+}
+
+/// One `bool_and` per exclusion (an exclusion holds for a member when it
+/// holds on every row of the member), appended to `aggregates`; returns the
+/// exclusions' names and reasons.
+fn exclusion_flags(
+    exclusions: &[crate::catalog::ResolvedExclusion<'_>],
+    p: impl Fn(&str, &Location) -> Result<Expr>,
+    aggregates: &mut Vec<Expr>,
+) -> Result<Vec<(String, String)>> {
+    let mut names = Vec::new();
+    for (i, x) in exclusions.iter().enumerate() {
+        let w = p(&x.spec.when, &x.when_location)?;
+        let holds = datafusion::functions::expr_fn::coalesce(vec![w, lit(false)]);
+        aggregates.push(bool_and(holds).alias(format!("_x{i}")));
+        names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
+    }
+    Ok(names)
 }
 
 /// `days` days as an interval to add to a moment of type `ty`.

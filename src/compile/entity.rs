@@ -286,17 +286,29 @@ async fn build_metric_frame(
     links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
     let base = entity_frame(engine, entity).await?;
-    let base_fields: Vec<String> = base
+    let base_fields: Vec<Column> = base
         .schema()
         .fields()
         .iter()
-        .map(|f| f.name().clone())
+        .map(|f| Column::new(Some(entity), f.name()))
         .collect();
-    let mut acc = base.alias(entity)?;
-    let mut out: Vec<Column> = base_fields
-        .iter()
-        .map(|f| Column::new(Some(entity), f))
-        .collect();
+    with_links(engine, base.alias(entity)?, entity, base_fields, links).await
+}
+
+/// `frame` — rows of `entity` under its own name, carrying at least the
+/// foreign keys `links` leave from — with the link paths in `links`
+/// joined, projected to `keep` and every linked field. A metric frame is
+/// this over the whole entity; a conversion joins it after aggregating
+/// events per foreign key.
+pub async fn with_links(
+    engine: &Engine,
+    frame: DataFrame,
+    entity: &str,
+    keep: Vec<Column>,
+    links: &BTreeSet<LinkPath>,
+) -> Result<DataFrame> {
+    let mut acc = frame;
+    let mut out = keep;
     for step in link_steps(&engine.catalog, entity, links)? {
         let parent_q = match &step.path[..step.path.len() - 1] {
             [] => TableReference::bare(entity),
@@ -360,7 +372,7 @@ fn link_steps<'a>(
 }
 
 /// The link `name` of entity `parent`.
-fn find_link<'a>(
+pub(crate) fn find_link<'a>(
     catalog: &'a crate::catalog::Catalog,
     parent: &str,
     name: &str,
