@@ -429,8 +429,18 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
         .find(|s| s.name() == spec.key)
         .is_some_and(|s| base.member.as_deref() == Some(s.expr()));
     let member_slice = key_is_member.then_some(spec.key.as_str());
-    let mut at_t0 = read_simple(engine, plan.base, plan.at_t0, member_slice).await?;
-    let mut at_t = read_simple(engine, plan.base, plan.at_t, member_slice).await?;
+    // Only the instants' totals and exclusions are reported (the bridge
+    // has the per-member values), so their groups are summed over members
+    // in the engine instead of read member by member.
+    let (at_t0, at_t) = futures::try_join!(
+        read_simple(engine, plan.base, plan.at_t0, member_slice, true),
+        read_simple(engine, plan.base, plan.at_t, member_slice, true)
+    )?;
+    let (mut at_t0, mut at_t) = (at_t0, at_t);
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "cohort instants read"
+    );
     at_t0.name = label(t0);
     at_t.name = label(t);
     at_t0.plan = plan_t0;
@@ -532,7 +542,7 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
         check_whole_accounting_periods(engine, metric, request).await?;
     }
     let plan = crate::compile::compile_aggregate(engine, id, request).await?;
-    read_simple(engine, id, plan, None).await
+    read_simple(engine, id, plan, None, false).await
 }
 
 /// Executes a compiled aggregate and reads its groups and tallies. With `member_slice`,
@@ -543,6 +553,7 @@ async fn read_simple(
     id: MetricId,
     plan: simple::SimplePlan,
     member_slice: Option<&str>,
+    totals_only: bool,
 ) -> Result<SimpleOutcome> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
@@ -561,7 +572,21 @@ async fn read_simple(
         ),
         ..Acc::ZERO
     };
-    let batches = plan.frame.clone().collect().await?;
+    let slice_members = match member_slice {
+        Some(slice) => Some(member_counts(plan.frame.clone(), slice).await?),
+        None => None,
+    };
+    let slices = if totals_only {
+        Vec::new()
+    } else {
+        plan.slices.clone()
+    };
+    let frame = if totals_only {
+        over_all_slices(plan.frame.clone())?
+    } else {
+        plan.frame.clone()
+    };
+    let batches = frame.collect().await?;
     let scale = metric.scale.unwrap_or(match plan.agg {
         Aggregation::Avg => AVG_SCALE,
         _ => 0,
@@ -572,7 +597,7 @@ async fn read_simple(
     for batch in &batches {
         read_groups(
             batch,
-            plan.slices.len(),
+            slices.len(),
             &mut groups,
             &mut excluded,
             &mut missing_rate,
@@ -587,8 +612,8 @@ async fn read_simple(
             ),
         ));
     }
-    let members = match (&metric.member, metric.kind, member_slice) {
-        (_, _, Some(slice)) => Some(member_counts(plan.frame, slice).await?),
+    let members = match (&metric.member, metric.kind, slice_members) {
+        (_, _, Some(counts)) => Some(counts),
         // A conversion metric's rows are its members (one group per member
         // before the count): its member counts are its row counts.
         (_, MetricKind::Conversion, None) => {
@@ -618,7 +643,7 @@ async fn read_simple(
         name: metric.name.clone(),
         agg: plan.agg,
         scale,
-        slices: plan.slices,
+        slices,
         buckets: plan.buckets.iter().map(|b| b.label.clone()).collect(),
         periods: plan.buckets.clone(),
         groups,
@@ -680,6 +705,24 @@ pub(crate) async fn check_whole_accounting_periods(
 }
 
 /// Distinct members per exclusion label (null = counted) from a plan's detail.
+/// A simple plan's aggregate summed over its slices: one row per bucket and
+/// exclusion, with the columns `read_groups` reads.
+fn over_all_slices(
+    frame: datafusion::prelude::DataFrame,
+) -> Result<datafusion::prelude::DataFrame> {
+    use datafusion::functions_aggregate::expr_fn::sum;
+    use datafusion::logical_expr::col;
+    Ok(frame.aggregate(
+        vec![col("_period"), col("_exclusion")],
+        vec![
+            sum(col("_rows")).alias("_rows"),
+            sum(col("_sum")).alias("_sum"),
+            sum(col("_count")).alias("_count"),
+            sum(col("_missing_rate")).alias("_missing_rate"),
+        ],
+    )?)
+}
+
 async fn member_counts(
     rows: datafusion::prelude::DataFrame,
     member: &str,
