@@ -48,7 +48,14 @@ pub enum Command {
     /// Compute metrics for a period and print the governed result.
     Query(QueryArgs),
     /// Show the logical, optimized and physical plans of a metric.
-    Explain(QueryArgs),
+    Explain {
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Also run each plan and show the physical plan with what every
+        /// operator did (rows, time, memory): where a slow metric spends.
+        #[arg(long)]
+        analyze: bool,
+    },
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
     /// Run the data-quality checks over every model: freshness, primary keys,
@@ -238,7 +245,7 @@ async fn dispatch(cli: &Cli) -> Result<()> {
         }
         Command::Validate { data, no_data } => validate(&cli.project, data, *no_data).await,
         Command::Query(args) => query(&cli.project, args).await,
-        Command::Explain(args) => explain(&cli.project, args).await,
+        Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
         Command::Check { data, format } => check(&cli.project, data, *format).await,
         Command::Publish {
@@ -521,11 +528,11 @@ async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
     emit(&bytes, args.out.as_deref(), args.format)
 }
 
-async fn explain(project: &Path, args: &QueryArgs) -> Result<()> {
+async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> {
     let (engine, request) = engine(project, args)?;
     let mut out = String::new();
     for name in &args.metrics {
-        for part in crate::explain::explain(&engine, name, &request).await? {
+        for part in crate::explain::explain(&engine, name, &request, analyze).await? {
             out.push_str(&part);
         }
     }

@@ -31,17 +31,34 @@ pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
     })
 }
 
-/// One text block per compiled part: logical, optimized and physical plan.
-pub async fn explain(engine: &Engine, name: &str, request: &Request) -> Result<Vec<String>> {
+/// One text block per compiled part: logical, optimized and physical plan;
+/// with `analyze`, the plan is also run and shown with each operator's
+/// metrics (output rows, elapsed compute, spills).
+pub async fn explain(
+    engine: &Engine,
+    name: &str,
+    request: &Request,
+    analyze: bool,
+) -> Result<Vec<String>> {
     let (id, _, metric) = engine.catalog.metric(name)?;
     if metric.kind == MetricKind::Cohort {
         // Nothing is executed: the two instants are planned uncached.
         let plan = crate::compile::cohort::compile(engine, id, request, false).await?;
         let (t0, t) = (plan.t0, plan.t);
         return Ok(vec![
-            block(&format!("{name}: snapshot at T0 = {t0}"), plan.at_t0.frame).await?,
-            block(&format!("{name}: snapshot at T = {t}"), plan.at_t.frame).await?,
-            block(&format!("{name}: bridge per member"), plan.bridge).await?,
+            block(
+                &format!("{name}: snapshot at T0 = {t0}"),
+                plan.at_t0.frame,
+                analyze,
+            )
+            .await?,
+            block(
+                &format!("{name}: snapshot at T = {t}"),
+                plan.at_t.frame,
+                analyze,
+            )
+            .await?,
+            block(&format!("{name}: bridge per member"), plan.bridge, analyze).await?,
         ]);
     }
     let mut out = Vec::new();
@@ -53,18 +70,36 @@ pub async fn explain(engine: &Engine, name: &str, request: &Request) -> Result<V
         } else {
             format!("{name}: part `{part}` ({})", request.period.label)
         };
-        out.push(block(&title, plan.frame).await?);
+        out.push(block(&title, plan.frame, analyze).await?);
     }
     Ok(out)
 }
 
-async fn block(title: &str, frame: datafusion::prelude::DataFrame) -> Result<String> {
+async fn block(
+    title: &str,
+    frame: datafusion::prelude::DataFrame,
+    analyze: bool,
+) -> Result<String> {
     let logical = frame.logical_plan().display_indent().to_string();
     let optimized = frame.clone().into_optimized_plan()?;
+    let task = std::sync::Arc::new(frame.task_ctx());
     let physical = frame.create_physical_plan().await?;
-    Ok(format!(
+    let mut text = format!(
         "== {title} ==\n\n-- logical plan --\n{logical}\n\n-- optimized logical plan --\n{}\n\n-- physical plan --\n{}\n",
         optimized.display_indent(),
         displayable(physical.as_ref()).indent(true)
-    ))
+    );
+    if analyze {
+        let started = std::time::Instant::now();
+        datafusion::physical_plan::collect(physical.clone(), task).await?;
+        text.push_str(&format!(
+            "\n-- physical plan, run ({} ms) --\n{}\n",
+            started.elapsed().as_millis(),
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                physical.as_ref()
+            )
+            .indent(true)
+        ));
+    }
+    Ok(text)
 }

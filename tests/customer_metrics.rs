@@ -773,3 +773,35 @@ fn explain_nrr_shows_both_instants_and_the_bridge() {
     );
     assert!(text.contains("Left Join"), "{text}");
 }
+
+#[test]
+fn explain_analyze_runs_each_plan_and_shows_what_each_operator_did() {
+    let data = cohort_fixture();
+    let out = canon(
+        &repo(),
+        &[
+            "explain",
+            "nrr",
+            "--as-of",
+            "2025-06-30",
+            "--analyze",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // Both instants and the bridge are run.
+    assert_eq!(text.matches("-- physical plan, run (").count(), 3, "{text}");
+    // The bridge over the whole cohort (no slices) ends in one row.
+    let bridge = text
+        .split("== nrr: bridge per member ==")
+        .nth(1)
+        .and_then(|b| b.split("-- physical plan, run (").nth(1))
+        .unwrap_or_default();
+    let first_line = bridge.lines().nth(1).unwrap_or_default();
+    assert!(
+        first_line.contains("AggregateExec") && first_line.contains("output_rows=1,"),
+        "{bridge}"
+    );
+}
