@@ -299,15 +299,26 @@ async fn compute_metric(
         ms = started.elapsed().as_millis() as u64,
         "computed; checking inputs"
     );
-    // The gate's evidence: every input table's freshness and completeness.
+    // The gate's evidence: every input table's freshness and completeness,
+    // and the identity rules' match rates. Each is a small independent scan,
+    // so they run together (in table order in the result).
+    let keys: Vec<String> = lineage
+        .sources
+        .iter()
+        .map(|s| format!("{}/{}", s.system, s.table))
+        .collect();
+    let (tables, matches) = futures::try_join!(
+        futures::future::try_join_all(
+            keys.iter()
+                .map(|key| crate::quality::table_checks(engine, key, false))
+        ),
+        crate::quality::identity_match_rates(engine)
+    )?;
     let mut quality = Vec::new();
-    for s in &lineage.sources {
-        let key = format!("{}/{}", s.system, s.table);
-        for c in crate::quality::table_checks(engine, &key, false).await? {
-            quality.extend(serde_json::to_value(&c).ok());
-        }
+    for c in tables.iter().flatten() {
+        quality.extend(serde_json::to_value(c).ok());
     }
-    for m in crate::quality::identity_match_rates(engine).await? {
+    for m in matches {
         quality.extend(serde_json::to_value(m).ok());
     }
     tracing::info!(ms = started.elapsed().as_millis() as u64, "inputs checked");
