@@ -117,11 +117,6 @@ impl AggregateUDFImpl for LatestBy {
     }
 }
 
-/// How two rows' `(at, tie)` compare, nulls lowest.
-fn order_of(at: Ordering, tie: impl FnOnce() -> Ordering) -> Ordering {
-    at.then_with(tie)
-}
-
 /// Nulls first in ascending order is "null is lowest".
 const NULLS_LOWEST: SortOptions = SortOptions {
     descending: false,
@@ -145,9 +140,9 @@ impl LatestRow {
             let row_at = ScalarValue::try_from_array(at, i)?;
             let row_tie = ScalarValue::try_from_array(tie, i)?;
             let better = self.best[1].is_null()
-                || order_of(cmp_scalar(&row_at, &self.best[1]), || {
-                    cmp_scalar(&row_tie, &self.best[2])
-                }) == Ordering::Greater;
+                || cmp_scalar(&row_at, &self.best[1])
+                    .then_with(|| cmp_scalar(&row_tie, &self.best[2]))
+                    == Ordering::Greater;
             if better {
                 self.best = vec![
                     ScalarValue::try_from_array(&columns[0], i)?,
@@ -237,7 +232,7 @@ impl LatestGroups {
                         ));
                     }
                     let (cmp_at, cmp_tie) = comparators[b].as_ref().expect("made above");
-                    order_of(cmp_at(i, r), || cmp_tie(i, r)) == Ordering::Greater
+                    cmp_at(i, r).then_with(|| cmp_tie(i, r)) == Ordering::Greater
                 }
             };
             if better {

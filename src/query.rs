@@ -443,11 +443,10 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
     // Only the instants' totals and exclusions are reported (the bridge
     // has the per-member values), so their groups are summed over members
     // in the engine instead of read member by member.
-    let (at_t0, at_t) = futures::try_join!(
+    let (mut at_t0, mut at_t) = futures::try_join!(
         read_simple(engine, plan.base, plan.at_t0, member_slice, true),
         read_simple(engine, plan.base, plan.at_t, member_slice, true)
     )?;
-    let (mut at_t0, mut at_t) = (at_t0, at_t);
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "cohort instants read"
@@ -556,9 +555,11 @@ async fn run_simple(engine: &Engine, id: MetricId, request: &Request) -> Result<
     read_simple(engine, id, plan, None, false).await
 }
 
-/// Executes a compiled aggregate and reads its groups and tallies. With `member_slice`,
-/// the frame is grouped by a slice that is the metric's member, and members
-/// are counted from the groups rather than from the detail plan.
+/// Executes a compiled aggregate and reads its groups and tallies. With
+/// `member_slice`, the frame is grouped by a slice that is the metric's
+/// member, and members are counted from the groups rather than from the
+/// detail plan. With `totals_only`, the groups are summed over the slices in
+/// the engine first (a cohort instant reports totals, not its members).
 async fn read_simple(
     engine: &Engine,
     id: MetricId,
@@ -587,15 +588,10 @@ async fn read_simple(
         Some(slice) => Some(member_counts(plan.frame.clone(), slice).await?),
         None => None,
     };
-    let slices = if totals_only {
-        Vec::new()
+    let (frame, slices) = if totals_only {
+        (over_all_slices(plan.frame.clone())?, Vec::new())
     } else {
-        plan.slices.clone()
-    };
-    let frame = if totals_only {
-        over_all_slices(plan.frame.clone())?
-    } else {
-        plan.frame.clone()
+        (plan.frame.clone(), plan.slices.clone())
     };
     let batches = frame.collect().await?;
     let scale = metric.scale.unwrap_or(match plan.agg {
@@ -715,7 +711,6 @@ pub(crate) async fn check_whole_accounting_periods(
     Ok(())
 }
 
-/// Distinct members per exclusion label (null = counted) from a plan's detail.
 /// A simple plan's aggregate summed over its slices: one row per bucket and
 /// exclusion, with the columns `read_groups` reads.
 fn over_all_slices(
@@ -734,6 +729,7 @@ fn over_all_slices(
     )?)
 }
 
+/// Distinct members per exclusion label (null = counted) from a plan's detail.
 async fn member_counts(
     rows: datafusion::prelude::DataFrame,
     member: &str,

@@ -742,22 +742,21 @@ fn results_report_the_identity_match_rate() {
 }
 
 // `canon explain nrr` plans both instants and the bridge without running them.
+/// `canon explain nrr --as-of 2025-06-30` over the cohort fixture, with
+/// `extra` arguments; its standard output.
+fn explain_nrr(extra: &[&str]) -> String {
+    let data = cohort_fixture();
+    let mut args = vec!["explain", "nrr", "--as-of", "2025-06-30"];
+    args.extend_from_slice(extra);
+    args.extend(["--data", data.path().to_str().unwrap()]);
+    let out = canon(&repo(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
 #[test]
 fn explain_nrr_shows_both_instants_and_the_bridge() {
-    let data = cohort_fixture();
-    let out = canon(
-        &repo(),
-        &[
-            "explain",
-            "nrr",
-            "--as-of",
-            "2025-06-30",
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = explain_nrr(&[]);
     assert!(
         text.contains("== nrr: snapshot at T0 = 2024-06-30 =="),
         "{text}"
@@ -776,21 +775,7 @@ fn explain_nrr_shows_both_instants_and_the_bridge() {
 
 #[test]
 fn explain_analyze_runs_each_plan_and_shows_what_each_operator_did() {
-    let data = cohort_fixture();
-    let out = canon(
-        &repo(),
-        &[
-            "explain",
-            "nrr",
-            "--as-of",
-            "2025-06-30",
-            "--analyze",
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = explain_nrr(&["--analyze"]);
     // Both instants and the bridge are run.
     assert_eq!(text.matches("-- physical plan, run (").count(), 3, "{text}");
     // The bridge over the whole cohort (no slices) ends in one row.

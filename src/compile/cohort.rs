@@ -123,11 +123,10 @@ pub async fn compile(
         at_t0.frame.clone().into_optimized_plan()?,
         at_t.frame.clone().into_optimized_plan()?,
     ];
-    // Each instant is executed once; the bridge and the exclusion tallies
-    // both read the cached result.
-    // The two instants are independent plans, run side by side: each has
-    // stretches one core does alone (a hash join's build side, a single
-    // file's scan), which the other fills.
+    // Each instant is executed once and cached: the bridge and the
+    // exclusion tallies both read it. The two are independent plans, run
+    // side by side: each has stretches one core does alone (a hash join's
+    // build side, a single file's scan), which the other fills.
     if cache {
         let t0_run = tokio::spawn(at_t0.frame.clone().cache());
         at_t.frame = at_t.frame.cache().await?;

@@ -137,8 +137,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                 .await?
                 .alias(entity)?;
             let schema = base.schema().clone();
-            let p =
-                |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
+            let p = over(engine, &schema, entity);
             let (moment, firsts) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
             let limit = horizon(&catalog, request, horizon_days, &ty, spec, &at)?;
@@ -156,8 +155,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             let frame =
                 super::entity::with_links(engine, per_key, entity, keep.clone(), &links).await?;
             let schema = frame.schema().clone();
-            let p =
-                |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
+            let p = over(engine, &schema, entity);
             let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
             let mut aggregates: Vec<Expr> = keep
                 .into_iter()
@@ -176,8 +174,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         None => {
             let frame = metric_frame(engine, entity, &links).await?;
             let schema = frame.schema().clone();
-            let p =
-                |sql: &str, loc: &Location| parse_scoped(engine, sql, &schema, Some(entity), loc);
+            let p = over(engine, &schema, entity);
             let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
             let (moment, mut aggregates) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
@@ -269,7 +266,16 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     })
 }
 
-/// The moment expression, its type, and the aggregates of each member's
+/// YAML expressions parsed over `schema`, bare names meaning `entity`'s.
+fn over<'a>(
+    engine: &'a Engine,
+    schema: &'a datafusion::common::DFSchema,
+    entity: &'a str,
+) -> impl Fn(&str, &Location) -> Result<Expr> + Copy + 'a {
+    move |sql, loc| parse_scoped(engine, sql, schema, Some(entity), loc)
+}
+
+/// The moment expression and the aggregates of each member's
 /// (or key's) first moment at the stage and, with a window, at the next.
 fn first_moments(
     spec: &crate::spec::ConversionSpec,
