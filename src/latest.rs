@@ -89,6 +89,7 @@ impl AggregateUDFImpl for LatestBy {
             .map(|f| f.data_type().clone())
             .collect();
         Ok(Box::new(LatestRow {
+            seen: false,
             best: types
                 .iter()
                 .map(ScalarValue::try_from)
@@ -126,7 +127,10 @@ const NULLS_LOWEST: SortOptions = SortOptions {
 /// One group (no GROUP BY): the best row as scalars.
 #[derive(Debug)]
 struct LatestRow {
-    /// value, at, tie of the best row so far; `at` null while there is none.
+    /// Whether any row was offered: a row's `at` may itself be null, so
+    /// nulls in `best` cannot say "none yet".
+    seen: bool,
+    /// value, at, tie of the best row so far.
     best: Vec<ScalarValue>,
 }
 
@@ -134,16 +138,14 @@ impl LatestRow {
     fn offer(&mut self, columns: &[ArrayRef]) -> Result<()> {
         let (at, tie) = (&columns[1], &columns[2]);
         for i in 0..at.len() {
-            if at.is_null(i) && !self.best[1].is_null() {
-                continue;
-            }
             let row_at = ScalarValue::try_from_array(at, i)?;
             let row_tie = ScalarValue::try_from_array(tie, i)?;
-            let better = self.best[1].is_null()
+            let better = !self.seen
                 || cmp_scalar(&row_at, &self.best[1])
                     .then_with(|| cmp_scalar(&row_tie, &self.best[2]))
                     == Ordering::Greater;
             if better {
+                self.seen = true;
                 self.best = vec![
                     ScalarValue::try_from_array(&columns[0], i)?,
                     row_at,
@@ -433,6 +435,22 @@ mod tests {
     #[tokio::test]
     async fn without_groups_too() {
         assert_eq!(latest(false).await, vec![(1, 300)]);
+    }
+
+    #[test]
+    fn without_groups_null_times_still_tie_to_the_highest_id() {
+        // Three rows, all with a null time: ids a (1), c (3), b (2) in that
+        // order. Nulls rank equal, so the tie decides: c → 3 (not the last
+        // row seen, b → 2).
+        let mut acc = LatestRow {
+            seen: false,
+            best: vec![ScalarValue::Int64(None); 3],
+        };
+        let value: ArrayRef = Arc::new(Int64Array::from(vec![1, 3, 2]));
+        let at: ArrayRef = Arc::new(Int64Array::from(vec![None::<i64>; 3]));
+        let tie: ArrayRef = Arc::new(StringArray::from(vec!["a", "c", "b"]));
+        acc.update_batch(&[value, at, tie]).unwrap();
+        assert_eq!(acc.evaluate().unwrap(), ScalarValue::Int64(Some(3)));
     }
 
     #[test]
