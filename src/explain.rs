@@ -42,19 +42,13 @@ pub async fn explain(
 ) -> Result<Vec<String>> {
     let (id, _, metric) = engine.catalog.metric(name)?;
     if metric.kind == MetricKind::Cohort {
-        // Nothing is executed: the two instants are planned uncached.
+        // Nothing is executed: the instants are planned uncached.
         let plan = crate::compile::cohort::compile(engine, id, request, false).await?;
         let (t0, t) = (plan.t0, plan.t);
         return Ok(vec![
             block(
-                &format!("{name}: snapshot at T0 = {t0}"),
-                plan.at_t0.frame,
-                analyze,
-            )
-            .await?,
-            block(
-                &format!("{name}: snapshot at T = {t}"),
-                plan.at_t.frame,
+                &format!("{name}: snapshot at T0 = {t0} and T = {t}"),
+                plan.instants,
                 analyze,
             )
             .await?,

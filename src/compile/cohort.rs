@@ -1,10 +1,11 @@
 //! `cohort` metrics: the same members (customers) valued at T0 and at T,
 //! both at T's rates (constant currency), with the retention bridge.
 //!
-//! The snapshot metric named by `cohort.of` is compiled at both instants
-//! grouped by its member slice; the two results are cached in memory (each
-//! scans its sources once) and a DataFusion plan joins them per member and
-//! sums the bridge: start + expansion − contraction − churned = ending.
+//! The snapshot metric named by `cohort.of` is compiled at both instants as
+//! one plan grouped by instant and member (its sources are scanned once);
+//! the result is cached in memory and a DataFusion plan joins the two
+//! instants per member and sums the bridge: start + expansion − contraction
+//! − churned = ending.
 
 use chrono::{Months, NaiveDate};
 use datafusion::common::{Column, ScalarValue};
@@ -34,9 +35,12 @@ pub struct CohortPlan {
     pub base: MetricId,
     pub t0: NaiveDate,
     pub t: NaiveDate,
+    /// Both instants, one `_period` group each (cached when running).
+    pub instants: DataFrame,
     pub at_t0: SimplePlan,
     pub at_t: SimplePlan,
-    /// The two instants' optimized plans before caching, for lineage.
+    /// Each instant's optimized plan before caching (the one joint plan),
+    /// for lineage.
     pub source_plans: [datafusion::logical_expr::LogicalPlan; 2],
     /// Columns: one per requested slice, then `start`, `expansion`,
     /// `contraction`, `churned`, `ending`, `retained`, `members`,
@@ -108,32 +112,29 @@ pub async fn compile(
             "a cohort metric is taken at one day: use --as-of D (T0 is twelve months earlier)",
         ));
     }
-    let at = |day: NaiveDate, by: Vec<String>| Request {
-        period: Request::day(day),
-        as_of: Some(day),
+    // Both instants in one plan (one scan of the sources, see
+    // simple::Window::Series), grouped by the key and the requested slices,
+    // at T's rates; each instant is then that plan's `_period` group.
+    let mut by = vec![spec.key.clone()];
+    by.extend(request.by.iter().filter(|b| **b != spec.key).cloned());
+    let both = Request {
+        period: Request::day(t),
+        as_of: Some(t),
         rates_as_of: Some(t),
         grain: None,
-        by,
+        by: by.clone(),
     };
-    let mut by_t0 = vec![spec.key.clone()];
-    by_t0.extend(request.by.iter().filter(|b| **b != spec.key).cloned());
-    let mut at_t0 = simple::compile(engine, base, &at(t0, by_t0.clone())).await?;
-    let mut at_t = simple::compile(engine, base, &at(t, vec![spec.key.clone()])).await?;
-    let source_plans = [
-        at_t0.frame.clone().into_optimized_plan()?,
-        at_t.frame.clone().into_optimized_plan()?,
-    ];
-    // Each instant is executed once and cached: the bridge and the
-    // exclusion tallies both read it. The two are independent plans, run
-    // side by side: each has stretches one core does alone (a hash join's
-    // build side, a single file's scan), which the other fills.
+    let days = vec![(t0.to_string(), t0), (t.to_string(), t)];
+    let mut joint = simple::compile_days(engine, base, &both, days).await?;
+    let source_plan = joint.frame.clone().into_optimized_plan()?;
+    // Executed once and cached: the bridge and both instants' exclusion
+    // tallies read it.
     if cache {
-        let t0_run = tokio::spawn(at_t0.frame.clone().cache());
-        at_t.frame = at_t.frame.cache().await?;
-        at_t0.frame = t0_run
-            .await
-            .map_err(|e| CanonError::Internal(format!("the T0 snapshot stopped: {e}")))??;
+        joint.frame = joint.frame.cache().await?;
     }
+    let at_t0 = instant(&joint, t0)?;
+    let at_t = instant(&joint, t)?;
+    let source_plans = [source_plan.clone(), source_plan];
 
     let key = spec.key.as_str();
     // The bridge is grouped by the requested slices; the member key itself
@@ -142,7 +143,7 @@ pub async fn compile(
     let included =
         |f: &DataFrame| -> Result<DataFrame> { Ok(f.clone().filter(col("_exclusion").is_null())?) };
     let mut start_cols = vec![col(key).alias("_member")];
-    start_cols.extend(by_t0[1..].iter().map(|s| col(s.as_str())));
+    start_cols.extend(by[1..].iter().map(|s| col(s.as_str())));
     start_cols.push(col("_sum").alias("a"));
     let start = included(&at_t0.frame)?
         .project(start_cols)?
@@ -188,11 +189,41 @@ pub async fn compile(
         base,
         t0,
         t,
+        instants: joint.frame,
         at_t0,
         at_t,
         source_plans,
         bridge,
         slices,
+    })
+}
+
+/// One instant of a plan compiled at several days: its `_period` group, its
+/// detail rows and its bucket.
+fn instant(joint: &SimplePlan, day: NaiveDate) -> Result<SimplePlan> {
+    let label = day.to_string();
+    Ok(SimplePlan {
+        frame: joint
+            .frame
+            .clone()
+            .filter(col("_period").eq(lit(label.clone())))?,
+        slices: joint.slices.clone(),
+        agg: joint.agg,
+        exclusions: joint.exclusions.clone(),
+        buckets: joint
+            .buckets
+            .iter()
+            .filter(|b| b.label == label)
+            .cloned()
+            .collect(),
+        detail: joint
+            .detail
+            .clone()
+            .filter(
+                col("_time").eq(lit(ScalarValue::Date32(Some(simple::days_since_epoch(
+                    day,
+                ))))),
+            )?,
     })
 }
 

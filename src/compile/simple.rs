@@ -53,7 +53,17 @@ pub struct SimplePlan {
 #[derive(Debug, Clone)]
 enum Window {
     Period,
-    AsOf { label: String, day: NaiveDate },
+    AsOf {
+        label: String,
+        day: NaiveDate,
+    },
+    /// Several as-of days of a snapshot without history, planned as one
+    /// scan: the rows in force at any of the days are read once and joined
+    /// to a small table of the days (label, day, the bounds each validity
+    /// column is compared with). A series of twelve month-ends or a
+    /// cohort's two instants then reads and links its sources once, not
+    /// once per day.
+    Series(Vec<(String, NaiveDate)>),
 }
 
 /// The as-of days of a snapshot request: `--as-of D`, each bucket's last day
@@ -76,6 +86,27 @@ pub fn as_of_days(catalog: &Catalog, request: &Request) -> Vec<(String, NaiveDat
 
 /// Compiles metric `id` (simple or snapshot) for `request`.
 pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<SimplePlan> {
+    compile_windows(engine, id, request, None).await
+}
+
+/// Compiles snapshot metric `id` at the given (label, day) instants, one
+/// `_period` group per instant, instead of the request's as-of days (a
+/// cohort's T0 and T).
+pub async fn compile_days(
+    engine: &Engine,
+    id: MetricId,
+    request: &Request,
+    days: Vec<(String, NaiveDate)>,
+) -> Result<SimplePlan> {
+    compile_windows(engine, id, request, Some(days)).await
+}
+
+async fn compile_windows(
+    engine: &Engine,
+    id: MetricId,
+    request: &Request,
+    days: Option<Vec<(String, NaiveDate)>>,
+) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
@@ -95,10 +126,14 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                 "a snapshot metric needs `history` (latest row on or before D), `valid` (from <= D < to) or both",
             ));
         }
-        as_of_days(&catalog, request)
-            .into_iter()
-            .map(|(label, day)| Window::AsOf { label, day })
-            .collect()
+        let days = days.unwrap_or_else(|| as_of_days(&catalog, request));
+        if metric.history.is_none() && days.len() > 1 {
+            vec![Window::Series(days)]
+        } else {
+            days.into_iter()
+                .map(|(label, day)| Window::AsOf { label, day })
+                .collect()
+        }
     } else {
         if request.as_of.is_some() {
             return Err(CanonError::request(format!(
@@ -255,6 +290,71 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                     lit(ScalarValue::Date32(Some(days_since_epoch(*day)))),
                 )
             }
+            Window::Series(days) => {
+                let v = metric
+                    .valid
+                    .as_ref()
+                    .ok_or_else(|| CanonError::Internal("a series without `valid`".into()))?;
+                let from_at = at(&yaml_path!["valid", "from"]);
+                let from = p(&v.from, &from_at)?;
+                let from_ty = from.get_type(&schema)?;
+                let to = match &v.to {
+                    Some(to_sql) => {
+                        let to_at = at(&yaml_path!["valid", "to"]);
+                        let to = p(to_sql, &to_at)?;
+                        let ty = to.get_type(&schema)?;
+                        Some((to, ty, to_sql.as_str(), to_at))
+                    }
+                    None => None,
+                };
+                let ends = |ty: &DataType, sql: &str, loc: &Location| -> Result<Vec<ScalarValue>> {
+                    days.iter()
+                        .map(|(_, d)| {
+                            let e = bound(&catalog.calendar, ty, next_day(*d))
+                                .ok_or_else(|| not_a_time(loc, sql, ty))?;
+                            match e {
+                                Expr::Literal(v, _) => Ok(v),
+                                _ => Err(CanonError::Internal("a bound is a literal".into())),
+                            }
+                        })
+                        .collect()
+                };
+                let from_ends = ends(&from_ty, &v.from, &from_at)?;
+                let to_ends = match &to {
+                    Some((_, ty, sql, loc)) => Some(ends(ty, sql, loc)?),
+                    None => None,
+                };
+                // Rows in force at some day, as literal bounds on the raw
+                // columns (Parquet statistics prune; the link joins see only
+                // these rows); the join below then pairs each with its days.
+                let any = (0..days.len())
+                    .map(|i| {
+                        let mut in_force = from.clone().lt(lit(from_ends[i].clone()));
+                        if let (Some((to, _, _, _)), Some(te)) = (&to, &to_ends) {
+                            in_force = in_force.and(
+                                to.clone()
+                                    .is_null()
+                                    .or(to.clone().gt_eq(lit(te[i].clone()))),
+                            );
+                        }
+                        in_force
+                    })
+                    .reduce(Expr::or)
+                    .unwrap_or(lit(false));
+                frame = frame.filter(any)?;
+                let table = series_table(days, from_ends, to_ends)?;
+                let w = |n: &str| Expr::Column(Column::new(Some(SERIES), n));
+                let mut on = vec![from.lt(w("_from_end"))];
+                if let Some((to, _, _, _)) = &to {
+                    on.push(to.clone().is_null().or(to.clone().gt_eq(w("_to_end"))));
+                }
+                frame = frame.join_on(
+                    engine.ctx.read_batch(table)?.alias(SERIES)?,
+                    JoinType::Inner,
+                    on,
+                )?;
+                (lit(true), w("_label"), w("_day"))
+            }
         };
         if let Some(f) = &metric.filter {
             predicate = predicate.and(p(f, &at(&yaml_path!["filter"]))?);
@@ -283,6 +383,10 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
                     Window::AsOf { day, .. } if c.rate_date == AS_OF => lit(ScalarValue::Date32(
                         Some(days_since_epoch(request.rates_as_of.unwrap_or(*day))),
                     )),
+                    Window::Series(_) if c.rate_date == AS_OF => match request.rates_as_of {
+                        Some(d) => lit(ScalarValue::Date32(Some(days_since_epoch(d)))),
+                        None => Expr::Column(Column::new(Some(SERIES), "_day")),
+                    },
                     _ => {
                         let e = p(
                             &c.rate_date,
@@ -377,8 +481,13 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         ],
     )?;
     let buckets = if snapshot {
-        as_of_days(&catalog, request)
-            .into_iter()
+        windows
+            .iter()
+            .flat_map(|w| match w {
+                Window::AsOf { label, day } => vec![(label.clone(), *day)],
+                Window::Series(days) => days.clone(),
+                Window::Period => Vec::new(),
+            })
             .map(|(label, day)| Period {
                 label,
                 from: day,
@@ -403,6 +512,41 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
 
 /// The rate date keyword of snapshot metrics: convert at the as-of day.
 pub const AS_OF: &str = "as_of";
+
+/// The relation of a series' table of days.
+const SERIES: &str = "_series";
+
+/// One row per as-of day of a series: `_label`, `_day`, and the bound each
+/// validity column is compared with (`_from_end`, `_to_end`: the start of
+/// the next local day, typed like the column).
+fn series_table(
+    days: &[(String, NaiveDate)],
+    from_ends: Vec<ScalarValue>,
+    to_ends: Option<Vec<ScalarValue>>,
+) -> Result<datafusion::arrow::record_batch::RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, Date32Array, StringArray};
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "_label",
+            std::sync::Arc::new(StringArray::from_iter_values(
+                days.iter().map(|(l, _)| l.as_str()),
+            )),
+        ),
+        (
+            "_day",
+            std::sync::Arc::new(Date32Array::from_iter_values(
+                days.iter().map(|(_, d)| days_since_epoch(*d)),
+            )),
+        ),
+        ("_from_end", ScalarValue::iter_to_array(from_ends)?),
+    ];
+    if let Some(t) = to_ends {
+        columns.push(("_to_end", ScalarValue::iter_to_array(t)?));
+    }
+    Ok(datafusion::arrow::record_batch::RecordBatch::try_from_iter(
+        columns,
+    )?)
+}
 
 pub(crate) fn next_day(d: NaiveDate) -> NaiveDate {
     d.succ_opt().expect("a next day")
