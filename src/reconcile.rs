@@ -223,11 +223,22 @@ pub async fn run(
                     &lookup.from,
                     &at_recon(&yaml_path!["links", i, "lookup", "from"]),
                 )?;
+                // Only a line no earlier rule links is looked up: the others
+                // probe with a null key, which is neither hashed nor matched
+                // (most lines carry their deal, and the lookup is by text).
+                let mut from = cast(from, DataType::Utf8);
+                if !link_exprs.is_empty() {
+                    let unlinked = link_exprs
+                        .iter()
+                        .map(|(_, e)| e.clone().is_null())
+                        .reduce(Expr::and)
+                        .unwrap_or(lit(true));
+                    from = when(unlinked, from).otherwise(lit(ScalarValue::Utf8(None)))?;
+                }
                 frame = frame.join_on(
                     target.alias(&alias)?,
                     JoinType::Left,
-                    [cast(from, DataType::Utf8)
-                        .eq(Expr::Column(Column::new(Some(alias.as_str()), "_lk")))],
+                    [from.eq(Expr::Column(Column::new(Some(alias.as_str()), "_lk")))],
                 )?;
                 link_exprs.push((
                     rule.name.clone(),

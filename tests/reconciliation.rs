@@ -17,7 +17,7 @@ use serde_json::Value;
 /// | line | period | USD    | tx amount | deal link          | recognized | what it shows                |
 /// |------|--------|--------|-----------|--------------------|------------|------------------------------|
 /// | L1   | Jan    | 250.00 | 250.00 USD| D1                 | yes        | scheduled before P           |
-/// | L2   | Feb    | 250.00 | 250.00 USD| D1                 | yes        | in P                         |
+/// | L2   | Feb    | 250.00 | 250.00 USD| D1 (and S14 → D14) | yes        | in P: the first rule wins    |
 /// | L3   | Mar    | 250.00 | 250.00 USD| D1                 | yes        | in P                         |
 /// | L4   | Apr    | 250.00 | 250.00 USD| D1                 | no         | not yet recognized           |
 /// | L5   | May    | 100.00 | 100.00 USD| D9                 | no         | deal starting after P        |
@@ -93,7 +93,9 @@ fn write_revenue(root: &std::path::Path) {
     );
     let l: Vec<Line> = vec![
         ("L1", 1, "250.00", "250.00", "USD", "D1", "", true, false),
-        ("L2", 2, "250.00", "250.00", "USD", "D1", "", true, false),
+        // Both links: the opportunity rule comes first and wins (by its
+        // subscription, L2 would be D14's, an earlier booking).
+        ("L2", 2, "250.00", "250.00", "USD", "D1", "S14", true, false),
         ("L3", 3, "250.00", "250.00", "USD", "D1", "", true, false),
         ("L4", 4, "250.00", "250.00", "USD", "D1", "", false, false),
         ("L5", 5, "100.00", "100.00", "USD", "D9", "", false, false),
