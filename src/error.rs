@@ -10,16 +10,94 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// A position in a YAML file, 1-based as editors show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+///
+/// Compiling takes a location for every expression it parses, in case the
+/// expression is wrong; almost none is ever shown. So a location in a loaded
+/// file is its path into the document, and line and column are looked up
+/// (and the file's position index built, a second YAML parse) only when
+/// asked for.
+#[derive(Clone)]
 pub struct Location {
     pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
+    at: Position,
+}
+
+#[derive(Clone)]
+enum Position {
+    Known(usize, usize),
+    Path(
+        std::sync::Arc<crate::spec::locate::LazyIndex>,
+        Vec<crate::spec::locate::Step>,
+    ),
+}
+
+impl Location {
+    pub fn new(file: PathBuf, line: usize, column: usize) -> Location {
+        Location {
+            file,
+            at: Position::Known(line, column),
+        }
+    }
+
+    /// The node at `path` of the document `index` holds.
+    pub fn in_document(
+        file: PathBuf,
+        index: std::sync::Arc<crate::spec::locate::LazyIndex>,
+        path: &[crate::spec::locate::Step],
+    ) -> Location {
+        Location {
+            file,
+            at: Position::Path(index, path.to_vec()),
+        }
+    }
+
+    /// (line, column), 1-based.
+    pub fn line_column(&self) -> (usize, usize) {
+        match &self.at {
+            Position::Known(line, column) => (*line, *column),
+            Position::Path(index, path) => index.locate(path),
+        }
+    }
+
+    pub fn line(&self) -> usize {
+        self.line_column().0
+    }
+
+    pub fn column(&self) -> usize {
+        self.line_column().1
+    }
+}
+
+impl PartialEq for Location {
+    fn eq(&self, other: &Location) -> bool {
+        self.file == other.file && self.line_column() == other.line_column()
+    }
+}
+
+impl Eq for Location {}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Location({self})")
+    }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+        let (line, column) = self.line_column();
+        write!(f, "{}:{line}:{column}", self.file.display())
+    }
+}
+
+impl serde::Serialize for Location {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (line, column) = self.line_column();
+        let mut out = s.serialize_struct("Location", 3)?;
+        out.serialize_field("file", &self.file)?;
+        out.serialize_field("line", &line)?;
+        out.serialize_field("column", &column)?;
+        out.end()
     }
 }
 

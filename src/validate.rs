@@ -68,11 +68,8 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
         }
     }
     diagnostics.sort_by(|a, b| {
-        (&a.location.file, a.location.line, a.location.column).cmp(&(
-            &b.location.file,
-            b.location.line,
-            b.location.column,
-        ))
+        (&a.location.file, a.location.line_column())
+            .cmp(&(&b.location.file, b.location.line_column()))
     });
     diagnostics.dedup_by(|a, b| a.location == b.location && a.message == b.message);
     if !diagnostics.is_empty() {

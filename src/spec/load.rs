@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::locate::{Step, YamlIndex};
+use super::locate::{LazyIndex, Step};
 use super::{MetricFileSpec, ModelFileSpec, ProjectSpec};
 use crate::error::{CanonError, Diagnostic, Location, Result};
 
@@ -16,19 +16,15 @@ pub struct SourceFile<T> {
     /// Path as the user should see it: relative to the project folder.
     pub display_path: PathBuf,
     pub sha256: String,
-    pub index: YamlIndex,
+    /// Positions, built from the text the first time one is asked for.
+    pub index: std::sync::Arc<LazyIndex>,
     pub spec: T,
 }
 
 impl<T> SourceFile<T> {
     /// The location of the node at `path` in this file.
     pub fn at(&self, path: &[Step]) -> Location {
-        let (line, column) = self.index.locate(path);
-        Location {
-            file: self.display_path.clone(),
-            line,
-            column,
-        }
+        Location::in_document(self.display_path.clone(), self.index.clone(), path)
     }
 }
 
@@ -99,11 +95,7 @@ fn read_yaml<T: DeserializeOwned>(
         Ok(t) => t,
         Err(e) => {
             diagnostics.push(Diagnostic {
-                location: Location {
-                    file: display_path,
-                    line: 1,
-                    column: 1,
-                },
+                location: Location::new(display_path, 1, 1),
                 message: format!("cannot read: {e}"),
             });
             return None;
@@ -112,7 +104,7 @@ fn read_yaml<T: DeserializeOwned>(
     match serde_yaml::from_str::<T>(&text) {
         Ok(spec) => Some(SourceFile {
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
-            index: YamlIndex::parse(&text),
+            index: std::sync::Arc::new(LazyIndex::new(text)),
             display_path,
             spec,
         }),
@@ -122,11 +114,7 @@ fn read_yaml<T: DeserializeOwned>(
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((1, 1));
             diagnostics.push(Diagnostic {
-                location: Location {
-                    file: display_path,
-                    line,
-                    column,
-                },
+                location: Location::new(display_path, line, column),
                 message: strip_position_suffix(&e.to_string()),
             });
             None

@@ -36,6 +36,35 @@ macro_rules! yaml_path {
     };
 }
 
+/// A document's text and, once a position is asked for, its index. Most
+/// runs never show a position, so most never parse the text twice.
+pub struct LazyIndex {
+    text: String,
+    index: std::sync::OnceLock<YamlIndex>,
+}
+
+impl LazyIndex {
+    pub fn new(text: String) -> LazyIndex {
+        LazyIndex {
+            text,
+            index: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// As [`YamlIndex::locate`].
+    pub fn locate(&self, path: &[Step]) -> (usize, usize) {
+        self.index
+            .get_or_init(|| YamlIndex::parse(&self.text))
+            .locate(path)
+    }
+}
+
+impl std::fmt::Debug for LazyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LazyIndex")
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Node {
     Scalar,
