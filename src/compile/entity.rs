@@ -54,7 +54,35 @@ pub fn entity_plan<'a>(
     })
 }
 
-async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+/// The entity's plain fields only (those that read no link): its source
+/// mapped, without the joins its linked fields need. A link's match rate
+/// counts over this: the same rows as the entity, none of its other joins.
+pub async fn entity_plain_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+    let build = async {
+        let (frame, _) = plain_and_linked(engine, name).await?;
+        Ok(Some(frame.into_unoptimized_plan()))
+    };
+    let plan = engine
+        .memoized_plan(&format!("entity plain {name}"), build)
+        .await?
+        .ok_or_else(|| CanonError::Internal(format!("entity `{name}` built no plan")))?;
+    Ok(engine.frame(plan))
+}
+
+/// A linked field: its spec, SQL, location and the qualifiers it reads.
+type LinkedField<'a> = (
+    &'a crate::spec::FieldSpec,
+    &'a str,
+    crate::error::Location,
+    BTreeSet<String>,
+);
+
+/// The source projected to the entity's plain fields, and its linked fields
+/// still to compute.
+async fn plain_and_linked<'a>(
+    engine: &'a Engine,
+    name: &str,
+) -> Result<(DataFrame, Vec<LinkedField<'a>>)> {
     let catalog = &engine.catalog;
     let (id, model, entity) = catalog
         .entity(name)
@@ -84,7 +112,16 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
             plain.push(expr.alias(&field.name));
         }
     }
-    let frame = source.project(plain)?;
+    Ok((source.project(plain)?, linked))
+}
+
+async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+    let (_, _, entity) = engine
+        .catalog
+        .entity(name)
+        .ok_or_else(|| CanonError::request(format!("unknown entity `{name}`")))?;
+    let link_names: BTreeSet<&str> = entity.links.iter().map(|l| l.name.as_str()).collect();
+    let (frame, linked) = plain_and_linked(engine, name).await?;
     if linked.is_empty() {
         return Ok(frame);
     }
