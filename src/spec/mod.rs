@@ -63,7 +63,8 @@ pub struct EngineSpec {
     /// operators spill to disk or fail with a clear error. Default: no limit.
     #[serde(default)]
     pub memory_limit: Option<String>,
-    /// Parallelism of a plan; default the machine's cores.
+    /// Parallelism of a plan; default twice the machine's cores (see
+    /// `run::session`).
     #[serde(default)]
     pub target_partitions: Option<usize>,
 }
