@@ -252,7 +252,13 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
         let total = dups.clone().count().await?;
         let mut examples = Vec::new();
         if total > 0 {
-            for batch in dups.limit(0, Some(10))?.collect().await? {
+            // The first ten keys in order, so a rerun shows the same ones.
+            let order: Vec<_> = source
+                .primary_key
+                .iter()
+                .map(|k| col(k.as_str()).sort(true, true))
+                .collect();
+            for batch in dups.sort(order)?.limit(0, Some(10))?.collect().await? {
                 for r in 0..batch.num_rows() {
                     let mut parts = Vec::new();
                     for (k, name) in source.primary_key.iter().enumerate() {
