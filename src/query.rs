@@ -89,11 +89,30 @@ pub(crate) struct SimpleOutcome {
     /// Distinct members per exclusion (None = counted), when the metric
     /// names its member.
     members: Option<BTreeMap<Option<String>, i64>>,
+    /// A snapshot: each bucket is the state at one day, so buckets do not
+    /// add up.
+    point_in_time: bool,
 }
 
 impl SimpleOutcome {
+    /// Every counted group, over all buckets: the universe's counted part.
     fn included(&self) -> Acc {
         self.groups.values().fold(self.zero, |a, b| a.add(*b))
+    }
+
+    /// The headline: a flow over its whole period (the buckets add up); a
+    /// snapshot as of the period's end (ARR by quarter of 2025 is ARR at
+    /// the end of 2025, not the sum of four quarter-ends).
+    fn headline(&self) -> Option<Dec> {
+        let acc = match (self.point_in_time, self.buckets.last()) {
+            (true, Some(last)) => self
+                .groups
+                .iter()
+                .filter(|((bucket, _), _)| bucket == last)
+                .fold(self.zero, |a, (_, b)| a.add(*b)),
+            _ => self.included(),
+        };
+        acc.value(self.agg, self.scale)
     }
 
     /// Rows of the result in bucket order; with no slices every bucket is
@@ -170,7 +189,7 @@ async fn compute_metric(
     let (value, rows, parts) = match metric.kind {
         MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
             let o = run_simple(engine, id, request).await?;
-            let value = o.included().value(o.agg, o.scale);
+            let value = o.headline();
             let rows = o.rows();
             (value, rows, vec![o])
         }
@@ -184,10 +203,7 @@ async fn compute_metric(
                 (Some(a), Some(b)) => a.div(b, scale),
                 _ => None,
             };
-            let value = ratio(
-                n.included().value(n.agg, n.scale),
-                d.included().value(d.agg, d.scale),
-            );
+            let value = ratio(n.headline(), d.headline());
             let numerators: BTreeMap<Key, Option<Dec>> = n.rows().into_iter().collect();
             let rows = d
                 .rows()
@@ -216,7 +232,7 @@ async fn compute_metric(
                 .iter()
                 .map(|p| derived::Input {
                     name: p.name.clone(),
-                    total: p.included().value(p.agg, p.scale),
+                    total: p.headline(),
                     rows: p.rows(),
                 })
                 .collect();
@@ -658,6 +674,7 @@ async fn read_simple(
         plan: optimized,
         zero,
         members,
+        point_in_time: metric.kind == MetricKind::Snapshot,
     })
 }
 

@@ -379,6 +379,9 @@ fn arr_series_at_month_ends_uses_each_days_rates() {
             ("2025-04".to_string(), "3000.00".to_string()),
         ]
     );
+    // The headline of a snapshot series is the state at the period's end
+    // (Apr 30: 3000.00), not the sum of the month-ends (9150.00).
+    assert_eq!(r["value"], "3000.00", "{r}");
 }
 
 /// A cohort company, T = 2025-06-30, T0 = 2024-06-30; EUR is 0.8 until
