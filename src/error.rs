@@ -58,14 +58,6 @@ impl Location {
             Position::Path(index, path) => index.locate(path),
         }
     }
-
-    pub fn line(&self) -> usize {
-        self.line_column().0
-    }
-
-    pub fn column(&self) -> usize {
-        self.line_column().1
-    }
 }
 
 impl PartialEq for Location {

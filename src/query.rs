@@ -445,7 +445,7 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
         ms = started.elapsed().as_millis() as u64,
         "cohort bridge computed"
     );
-    let [plan_t0, plan_t] = plan.source_plans;
+    let source_plan = plan.source_plan;
     // Each instant is grouped by the cohort key; when the snapshot's member
     // is that key's expression, members are counted from the cached groups
     // instead of executing the instant's plan a second time for its detail.
@@ -469,8 +469,8 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
     );
     at_t0.name = label(t0);
     at_t.name = label(t);
-    at_t0.plan = plan_t0;
-    at_t.plan = plan_t;
+    at_t0.plan = source_plan.clone();
+    at_t.plan = source_plan;
     let scale = metric.scale.unwrap_or(RATIO_SCALE);
     let mut rows = Vec::new();
     let mut total = [Dec::ZERO; 8];

@@ -39,9 +39,8 @@ pub struct CohortPlan {
     pub instants: DataFrame,
     pub at_t0: SimplePlan,
     pub at_t: SimplePlan,
-    /// Each instant's optimized plan before caching (the one joint plan),
-    /// for lineage.
-    pub source_plans: [datafusion::logical_expr::LogicalPlan; 2],
+    /// The instants' optimized plan before caching, for lineage.
+    pub source_plan: datafusion::logical_expr::LogicalPlan,
     /// Columns: one per requested slice, then `start`, `expansion`,
     /// `contraction`, `churned`, `ending`, `retained`, `members`,
     /// `churned_members`.
@@ -134,7 +133,6 @@ pub async fn compile(
     }
     let at_t0 = instant(&joint, t0)?;
     let at_t = instant(&joint, t)?;
-    let source_plans = [source_plan.clone(), source_plan];
 
     let key = spec.key.as_str();
     // The bridge is grouped by the requested slices; the member key itself
@@ -192,7 +190,7 @@ pub async fn compile(
         instants: joint.frame,
         at_t0,
         at_t,
-        source_plans,
+        source_plan,
         bridge,
         slices,
     })

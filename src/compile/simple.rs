@@ -254,6 +254,22 @@ async fn compile_windows(
             Ok(e)
         };
 
+        // A validity column (`valid.from` or `valid.to`) and, for each day,
+        // the bound it is compared with: the start of the next local day.
+        let validity =
+            |sql: &str, key: &str, days: &[NaiveDate]| -> Result<(Expr, Vec<ScalarValue>)> {
+                let loc = at(&yaml_path!["valid", key]);
+                let e = p(sql, &loc)?;
+                let ty = e.get_type(&schema)?;
+                let ends = days
+                    .iter()
+                    .map(|d| {
+                        bound_value(&catalog.calendar, &ty, next_day(*d))
+                            .ok_or_else(|| not_a_time(&loc, sql, &ty))
+                    })
+                    .collect::<Result<_>>()?;
+                Ok((e, ends))
+            };
         // Which rows the window holds.
         let (mut predicate, label, time_value) = match window {
             Window::Period => {
@@ -266,24 +282,21 @@ async fn compile_windows(
                 (range, label, time)
             }
             Window::AsOf { label, day } => {
-                let mut predicate = lit(true);
-                if let Some(v) = &metric.valid {
-                    let from = p(&v.from, &at(&yaml_path!["valid", "from"]))?;
-                    let ty = from.get_type(&schema)?;
-                    let end = bound(&catalog.calendar, &ty, next_day(*day)).ok_or_else(|| {
-                        not_a_time(&at(&yaml_path!["valid", "from"]), &v.from, &ty)
-                    })?;
-                    predicate = from.lt(end);
-                    if let Some(to_sql) = &v.to {
-                        let to = p(to_sql, &at(&yaml_path!["valid", "to"]))?;
-                        let ty = to.get_type(&schema)?;
-                        let end =
-                            bound(&catalog.calendar, &ty, next_day(*day)).ok_or_else(|| {
-                                not_a_time(&at(&yaml_path!["valid", "to"]), to_sql, &ty)
-                            })?;
-                        predicate = predicate.and(to.clone().is_null().or(to.gt_eq(end)));
+                let predicate = match &metric.valid {
+                    Some(v) => {
+                        let (from, from_end) = validity(&v.from, "from", &[*day])?;
+                        let to =
+                            v.to.as_deref()
+                                .map(|t| validity(t, "to", &[*day]))
+                                .transpose()?;
+                        in_force(
+                            &from,
+                            lit(from_end[0].clone()),
+                            to.as_ref().map(|(t, end)| (t, lit(end[0].clone()))),
+                        )
                     }
-                }
+                    None => lit(true),
+                };
                 (
                     predicate,
                     lit(label.clone()),
@@ -295,63 +308,37 @@ async fn compile_windows(
                     .valid
                     .as_ref()
                     .ok_or_else(|| CanonError::Internal("a series without `valid`".into()))?;
-                let from_at = at(&yaml_path!["valid", "from"]);
-                let from = p(&v.from, &from_at)?;
-                let from_ty = from.get_type(&schema)?;
-                let to = match &v.to {
-                    Some(to_sql) => {
-                        let to_at = at(&yaml_path!["valid", "to"]);
-                        let to = p(to_sql, &to_at)?;
-                        let ty = to.get_type(&schema)?;
-                        Some((to, ty, to_sql.as_str(), to_at))
-                    }
-                    None => None,
-                };
-                let ends = |ty: &DataType, sql: &str, loc: &Location| -> Result<Vec<ScalarValue>> {
-                    days.iter()
-                        .map(|(_, d)| {
-                            let e = bound(&catalog.calendar, ty, next_day(*d))
-                                .ok_or_else(|| not_a_time(loc, sql, ty))?;
-                            match e {
-                                Expr::Literal(v, _) => Ok(v),
-                                _ => Err(CanonError::Internal("a bound is a literal".into())),
-                            }
-                        })
-                        .collect()
-                };
-                let from_ends = ends(&from_ty, &v.from, &from_at)?;
-                let to_ends = match &to {
-                    Some((_, ty, sql, loc)) => Some(ends(ty, sql, loc)?),
-                    None => None,
-                };
+                let each: Vec<NaiveDate> = days.iter().map(|(_, d)| *d).collect();
+                let (from, from_ends) = validity(&v.from, "from", &each)?;
+                let to =
+                    v.to.as_deref()
+                        .map(|t| validity(t, "to", &each))
+                        .transpose()?;
                 // Rows in force at some day, as literal bounds on the raw
                 // columns (Parquet statistics prune; the link joins see only
                 // these rows); the join below then pairs each with its days.
                 let any = (0..days.len())
                     .map(|i| {
-                        let mut in_force = from.clone().lt(lit(from_ends[i].clone()));
-                        if let (Some((to, _, _, _)), Some(te)) = (&to, &to_ends) {
-                            in_force = in_force.and(
-                                to.clone()
-                                    .is_null()
-                                    .or(to.clone().gt_eq(lit(te[i].clone()))),
-                            );
-                        }
-                        in_force
+                        in_force(
+                            &from,
+                            lit(from_ends[i].clone()),
+                            to.as_ref().map(|(t, ends)| (t, lit(ends[i].clone()))),
+                        )
                     })
                     .reduce(Expr::or)
                     .unwrap_or(lit(false));
                 frame = frame.filter(any)?;
-                let table = series_table(days, from_ends, to_ends)?;
                 let w = |n: &str| Expr::Column(Column::new(Some(SERIES), n));
-                let mut on = vec![from.lt(w("_from_end"))];
-                if let Some((to, _, _, _)) = &to {
-                    on.push(to.clone().is_null().or(to.clone().gt_eq(w("_to_end"))));
-                }
+                let on = in_force(
+                    &from,
+                    w("_from_end"),
+                    to.as_ref().map(|(t, _)| (t, w("_to_end"))),
+                );
+                let table = series_table(days, from_ends, to.map(|(_, ends)| ends))?;
                 frame = frame.join_on(
                     engine.ctx.read_batch(table)?.alias(SERIES)?,
                     JoinType::Inner,
-                    on,
+                    [on],
                 )?;
                 (lit(true), w("_label"), w("_day"))
             }
@@ -772,12 +759,28 @@ pub(crate) fn period_filter(
 
 /// The literal a time column is compared with at the start of local day `d`.
 pub(crate) fn bound(cal: &Calendar, ty: &DataType, d: NaiveDate) -> Option<Expr> {
+    bound_value(cal, ty, d).map(lit)
+}
+
+/// [`bound`]'s value.
+fn bound_value(cal: &Calendar, ty: &DataType, d: NaiveDate) -> Option<ScalarValue> {
     match ty {
-        DataType::Date32 => Some(lit(ScalarValue::Date32(Some(days_since_epoch(d))))),
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => Some(lit(
-            ScalarValue::TimestampMicrosecond(Some(cal.day_start_utc_micros(d)), tz.clone()),
+        DataType::Date32 => Some(ScalarValue::Date32(Some(days_since_epoch(d)))),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => Some(ScalarValue::TimestampMicrosecond(
+            Some(cal.day_start_utc_micros(d)),
+            tz.clone(),
         )),
         _ => None,
+    }
+}
+
+/// In force at a day: started before the day ends (`from < from_end`) and,
+/// with an end column, not ended by then (missing, or `to >= to_end`).
+fn in_force(from: &Expr, from_end: Expr, to: Option<(&Expr, Expr)>) -> Expr {
+    let started = from.clone().lt(from_end);
+    match to {
+        Some((to, to_end)) => started.and(to.clone().is_null().or(to.clone().gt_eq(to_end))),
+        None => started,
     }
 }
 
