@@ -5,31 +5,6 @@ use datafusion::physical_plan::displayable;
 use crate::compile::Request;
 use crate::error::Result;
 use crate::run::Engine;
-use crate::spec::MetricKind;
-
-/// The simple metrics a metric is computed from, itself included.
-pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
-    let (_, _, metric) = engine.catalog.metric(name)?;
-    Ok(match metric.kind {
-        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
-            vec![metric.name.clone()]
-        }
-        MetricKind::Ratio => [&metric.numerator, &metric.denominator]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-        MetricKind::Cohort => {
-            let (id, _, _) = engine.catalog.metric(name)?;
-            let (spec, _) = crate::compile::cohort::spec(engine, id)?;
-            vec![spec.of.clone()]
-        }
-        MetricKind::Derived => {
-            let (id, _, _) = engine.catalog.metric(name)?;
-            crate::compile::derived::inputs(engine, id)?
-        }
-    })
-}
 
 /// One text block per compiled part: logical, optimized and physical plan;
 /// with `analyze`, the plan is also run and shown with each operator's
@@ -40,31 +15,9 @@ pub async fn explain(
     request: &Request,
     analyze: bool,
 ) -> Result<Vec<String>> {
-    let (id, _, metric) = engine.catalog.metric(name)?;
-    if metric.kind == MetricKind::Cohort {
-        // Nothing is executed: the instants are planned uncached.
-        let plan = crate::compile::cohort::compile(engine, id, request, false).await?;
-        let (t0, t) = (plan.t0, plan.t);
-        return Ok(vec![
-            block(
-                &format!("{name}: snapshot at T0 = {t0} and T = {t}"),
-                plan.instants,
-                analyze,
-            )
-            .await?,
-            block(&format!("{name}: bridge per member"), plan.bridge, analyze).await?,
-        ]);
-    }
     let mut out = Vec::new();
-    for part in parts(engine, name)? {
-        let (id, _, _) = engine.catalog.metric(&part)?;
-        let plan = crate::compile::compile_aggregate(engine, id, request).await?;
-        let title = if part == name {
-            format!("{name} ({})", request.period.label)
-        } else {
-            format!("{name}: part `{part}` ({})", request.period.label)
-        };
-        out.push(block(&title, plan.frame, analyze).await?);
+    for (title, frame) in crate::compile::plans(engine, name, request).await? {
+        out.push(block(&title, frame, analyze).await?);
     }
     Ok(out)
 }

@@ -30,11 +30,14 @@ pub struct MatchRate {
     pub status: &'static str,
 }
 
-/// Match rates of the cross-system links joined so far on `engine`.
-pub async fn identity_match_rates(engine: &Engine) -> Result<Vec<MatchRate>> {
+/// Match rates of `links` (entity, link name) that cross systems, in order.
+pub async fn identity_match_rates(
+    engine: &Engine,
+    links: &crate::run::LinkSet,
+) -> Result<Vec<MatchRate>> {
     let catalog = &engine.catalog;
     let mut out = Vec::new();
-    for (entity, link_name) in engine.links_used() {
+    for (entity, link_name) in links.iter().cloned() {
         let Some((_, model, spec)) = catalog.entity(&entity) else {
             continue;
         };
@@ -372,7 +375,7 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
     }
     let readable = !tables.iter().any(|c| c.check == "readable");
     let match_rates = if readable {
-        identity_match_rates(engine).await?
+        identity_match_rates(engine, &engine.links_used()).await?
     } else {
         Vec::new()
     };

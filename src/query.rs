@@ -183,64 +183,81 @@ async fn compute_metric(
 ) -> Result<GovernedResult> {
     let catalog = engine.catalog.clone();
     let (id, _, metric) = catalog.metric(name)?;
-    let mut derived_plan = None;
-    let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
-    let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
-    let (value, rows, parts) = match metric.kind {
-        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
-            let o = run_simple(engine, id, request).await?;
-            let value = o.headline();
-            let rows = o.rows();
-            (value, rows, vec![o])
-        }
-        MetricKind::Ratio => {
-            let n = component(&catalog, metric.numerator.as_deref())?;
-            let d = component(&catalog, metric.denominator.as_deref())?;
-            let n = run_simple(engine, n, request).await?;
-            let d = run_simple(engine, d, request).await?;
-            let scale = metric.scale.unwrap_or(RATIO_SCALE);
-            let ratio = |a: Option<Dec>, b: Option<Dec>| match (a, b) {
-                (Some(a), Some(b)) => a.div(b, scale),
-                _ => None,
-            };
-            let value = ratio(n.headline(), d.headline());
-            let numerators: BTreeMap<Key, Option<Dec>> = n.rows().into_iter().collect();
-            let rows = d
-                .rows()
-                .into_iter()
-                .map(|(k, dv)| {
-                    let nv = numerators.get(&k).copied().flatten().or(Some(Dec::ZERO));
-                    let v = ratio(nv, dv);
-                    (k, v)
-                })
-                .collect();
-            (value, rows, vec![n, d])
-        }
-        MetricKind::Cohort => {
-            let answer = run_cohort(engine, id, request).await?;
-            cohort_bridge = answer.bridge;
-            row_bridges = answer.row_bridges;
-            (answer.value, answer.rows, answer.parts)
-        }
-        MetricKind::Derived => {
-            let mut parts = Vec::new();
-            for input in derived::inputs(engine, id)? {
-                let (input_id, _, _) = catalog.metric(&input)?;
-                parts.push(run_simple(engine, input_id, request).await?);
+    // Planned before a row is read (entity frames are memoized, so the
+    // computation reuses the work): the tables and cross-system links the
+    // metric reads are then known, and their gates run beside the
+    // computation instead of after it.
+    let mut planned = BTreeMap::new();
+    for (_, frame) in crate::compile::plans(engine, name, request).await? {
+        scanned_columns(frame.logical_plan(), &mut planned);
+    }
+    let planned: Vec<String> = planned.into_keys().collect();
+    let planned_links = engine.links_used();
+    let computation = async {
+        let mut derived_plan = None;
+        let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
+        let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
+        let (value, rows, parts) = match metric.kind {
+            MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
+                let o = run_simple(engine, id, request).await?;
+                let value = o.headline();
+                let rows = o.rows();
+                (value, rows, vec![o])
             }
-            let inputs: Vec<derived::Input> = parts
-                .iter()
-                .map(|p| derived::Input {
-                    name: p.name.clone(),
-                    total: p.headline(),
-                    rows: p.rows(),
-                })
-                .collect();
-            let (value, rows, plan) = derived::evaluate(engine, id, &inputs).await?;
-            derived_plan = Some(plan);
-            (value, rows, parts)
-        }
+            MetricKind::Ratio => {
+                let n = component(&catalog, metric.numerator.as_deref())?;
+                let d = component(&catalog, metric.denominator.as_deref())?;
+                let n = run_simple(engine, n, request).await?;
+                let d = run_simple(engine, d, request).await?;
+                let scale = metric.scale.unwrap_or(RATIO_SCALE);
+                let ratio = |a: Option<Dec>, b: Option<Dec>| match (a, b) {
+                    (Some(a), Some(b)) => a.div(b, scale),
+                    _ => None,
+                };
+                let value = ratio(n.headline(), d.headline());
+                let numerators: BTreeMap<Key, Option<Dec>> = n.rows().into_iter().collect();
+                let rows = d
+                    .rows()
+                    .into_iter()
+                    .map(|(k, dv)| {
+                        let nv = numerators.get(&k).copied().flatten().or(Some(Dec::ZERO));
+                        let v = ratio(nv, dv);
+                        (k, v)
+                    })
+                    .collect();
+                (value, rows, vec![n, d])
+            }
+            MetricKind::Cohort => {
+                let answer = run_cohort(engine, id, request).await?;
+                cohort_bridge = answer.bridge;
+                row_bridges = answer.row_bridges;
+                (answer.value, answer.rows, answer.parts)
+            }
+            MetricKind::Derived => {
+                let mut parts = Vec::new();
+                for input in derived::inputs(engine, id)? {
+                    let (input_id, _, _) = catalog.metric(&input)?;
+                    parts.push(run_simple(engine, input_id, request).await?);
+                }
+                let inputs: Vec<derived::Input> = parts
+                    .iter()
+                    .map(|p| derived::Input {
+                        name: p.name.clone(),
+                        total: p.headline(),
+                        rows: p.rows(),
+                    })
+                    .collect();
+                let (value, rows, plan) = derived::evaluate(engine, id, &inputs).await?;
+                derived_plan = Some(plan);
+                (value, rows, parts)
+            }
+        };
+        Ok((value, rows, parts, derived_plan, cohort_bridge, row_bridges))
     };
+    let (
+        (value, rows, parts, derived_plan, cohort_bridge, mut row_bridges),
+        (early_tables, mut matches),
+    ) = futures::try_join!(computation, gates(engine, &planned, &planned_links))?;
     let slices = if metric.kind == MetricKind::Cohort {
         request.by.clone()
     } else {
@@ -315,23 +332,39 @@ async fn compute_metric(
         ms = started.elapsed().as_millis() as u64,
         "computed; checking inputs"
     );
-    // The gate's evidence: every input table's freshness and completeness,
-    // and the identity rules' match rates. Each is a small independent scan,
-    // so they run together (in table order in the result).
+    // The gate's evidence for every input table, in table order: checked
+    // beside the computation when the plans named the table, now otherwise
+    // (a side query's table); likewise the match rates of links joined by a
+    // side query.
     let keys: Vec<String> = lineage
         .sources
         .iter()
         .map(|s| format!("{}/{}", s.system, s.table))
         .collect();
-    let (tables, matches) = futures::try_join!(
-        futures::future::try_join_all(
-            keys.iter()
-                .map(|key| crate::quality::table_checks(engine, key, false))
-        ),
-        crate::quality::identity_match_rates(engine)
-    )?;
+    let late: Vec<String> = keys
+        .iter()
+        .filter(|k| !planned.contains(k))
+        .cloned()
+        .collect();
+    let late_links = engine
+        .links_used()
+        .difference(&planned_links)
+        .cloned()
+        .collect();
+    let (late_tables, late_matches) = gates(engine, &late, &late_links).await?;
+    matches.extend(late_matches);
+    let checks_of: BTreeMap<&String, &Vec<crate::quality::TableCheck>> = planned
+        .iter()
+        .zip(&early_tables)
+        .chain(late.iter().zip(&late_tables))
+        .collect();
     let mut quality = Vec::new();
-    for c in tables.iter().flatten() {
+    for c in keys
+        .iter()
+        .filter_map(|k| checks_of.get(k))
+        .copied()
+        .flatten()
+    {
         quality.extend(serde_json::to_value(c).ok());
     }
     for m in matches {
@@ -429,6 +462,27 @@ struct CohortAnswer {
 }
 
 /// Runs a cohort metric.
+/// The gates' evidence for `tables` (freshness and completeness, one list
+/// per table) and `links` (match rates): small independent scans, run
+/// together.
+async fn gates(
+    engine: &Engine,
+    tables: &[String],
+    links: &crate::run::LinkSet,
+) -> Result<(
+    Vec<Vec<crate::quality::TableCheck>>,
+    Vec<crate::quality::MatchRate>,
+)> {
+    futures::try_join!(
+        futures::future::try_join_all(
+            tables
+                .iter()
+                .map(|key| crate::quality::table_checks(engine, key, false))
+        ),
+        crate::quality::identity_match_rates(engine, links)
+    )
+}
+
 async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<CohortAnswer> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];

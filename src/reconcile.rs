@@ -131,10 +131,6 @@ pub async fn run(
         grain: None,
         by: Vec::new(),
     };
-    // The two governed numbers, by the metrics themselves.
-    let b_result = crate::query::run_metric(engine, &spec.bookings, &request).await?;
-    let r_result = crate::query::run_metric(engine, &spec.revenue, &request).await?;
-    lap("both sides computed");
 
     // The booking side per deal, over all time: a deal is counted when
     // bookings counts it in some period.
@@ -358,9 +354,7 @@ pub async fn run(
             amount_difference.alias("_amount_difference"),
             has.alias("_has_lines"),
         ])?
-        .collect()
-        .await?;
-    lap("deals of the period bridged");
+        .collect();
     // Lines recognized in P outside P's deals, by category and reason.
     let category = when(
         col("_counted").and(col("_time").lt(from.clone())),
@@ -417,9 +411,18 @@ pub async fn run(
                 .alias("_linked_n"),
             ],
         )?
-        .collect()
-        .await?;
-    lap("recognized revenue bridged");
+        .collect();
+    // The two governed numbers (by the metrics themselves) and the bridge's
+    // two passes are independent plans: run together, one's single-threaded
+    // stretches (a join's build, a final aggregate, the gates) fill the
+    // other's idle core.
+    let (b_result, r_result, deal_rows, recognized) = futures::try_join!(
+        crate::query::run_metric(engine, &spec.bookings, &request),
+        crate::query::run_metric(engine, &spec.revenue, &request),
+        async { Ok(deal_rows.await?) },
+        async { Ok(recognized.await?) },
+    )?;
+    lap("both sides and the bridge computed");
     let line_rows = if detail {
         outside.collect().await?
     } else {

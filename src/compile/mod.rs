@@ -67,6 +67,60 @@ pub async fn compile_aggregate(
     }
 }
 
+/// The simple metrics a metric is computed from, itself included.
+pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
+    use crate::spec::MetricKind;
+    let (id, _, metric) = engine.catalog.metric(name)?;
+    Ok(match metric.kind {
+        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
+            vec![metric.name.clone()]
+        }
+        MetricKind::Ratio => [&metric.numerator, &metric.denominator]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        MetricKind::Cohort => vec![cohort::spec(engine, id)?.0.of.clone()],
+        MetricKind::Derived => derived::inputs(engine, id)?,
+    })
+}
+
+/// Every plan a metric runs, titled, nothing executed: a cohort's instants
+/// (uncached) and its per-member bridge, else one aggregate per part. What
+/// `explain` shows, and how a query learns the tables and identity links it
+/// will read before it reads a row (entity frames are memoized, so the
+/// computation reuses this work).
+pub async fn plans(
+    engine: &Engine,
+    name: &str,
+    request: &Request,
+) -> Result<Vec<(String, datafusion::prelude::DataFrame)>> {
+    let (id, _, metric) = engine.catalog.metric(name)?;
+    if metric.kind == crate::spec::MetricKind::Cohort {
+        let plan = cohort::compile(engine, id, request, false).await?;
+        let (t0, t) = (plan.t0, plan.t);
+        return Ok(vec![
+            (
+                format!("{name}: snapshot at T0 = {t0} and T = {t}"),
+                plan.instants,
+            ),
+            (format!("{name}: bridge per member"), plan.bridge),
+        ]);
+    }
+    let mut out = Vec::new();
+    for part in parts(engine, name)? {
+        let (id, _, _) = engine.catalog.metric(&part)?;
+        let plan = compile_aggregate(engine, id, request).await?;
+        let title = if part == name {
+            format!("{name} ({})", request.period.label)
+        } else {
+            format!("{name}: part `{part}` ({})", request.period.label)
+        };
+        out.push((title, plan.frame));
+    }
+    Ok(out)
+}
+
 /// Whether a metric kind's result has the shape of a simple aggregate, so it
 /// can be a ratio's or derived metric's part.
 pub fn is_aggregate(kind: crate::spec::MetricKind) -> bool {
