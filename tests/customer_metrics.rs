@@ -779,6 +779,13 @@ fn explain_nrr_shows_both_instants_and_the_bridge() {
         1,
         "{optimized}"
     );
+    // The CRM account is joined once: the billing account's own join (for
+    // its customer) also serves the exclusion's `…crm.domain`.
+    assert_eq!(
+        optimized.matches("TableScan: crm.account ").count(),
+        1,
+        "{optimized}"
+    );
     assert!(
         text.contains("TableScan: billing.rate_plan_charge"),
         "{text}"

@@ -44,14 +44,56 @@ pub fn entity_plan<'a>(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LogicalPlan>> + Send + 'a>> {
     Box::pin(async move {
         let build = async {
-            let frame = build_entity_frame(engine, name).await?;
-            Ok(Some(frame.into_unoptimized_plan()))
+            let carrying = entity_carrying_plan(engine, name).await?;
+            let fields: Vec<Column> = carrying
+                .schema()
+                .columns()
+                .into_iter()
+                .filter(|c| !is_carried(&c.name))
+                .collect();
+            if fields.len() == carrying.schema().fields().len() {
+                return Ok(Some(carrying));
+            }
+            Ok(Some(plan::project_columns(carrying, &fields)?))
         };
         engine
             .memoized_plan(&format!("entity {name}"), build)
             .await?
             .ok_or_else(|| CanonError::Internal(format!("entity `{name}` built no plan")))
     })
+}
+
+/// [`entity_plan`] that also carries, for each link its linked fields
+/// joined, the linked entity's fields under [`carried`] names. A metric
+/// path through that link then reads them instead of joining the linked
+/// entity a second time: nrr's `subscription.billing_account.crm.domain`
+/// is served by the CRM join that already gives the billing account its
+/// customer. The relation is the same either way (one left join of the
+/// same link, merges resolved the same way).
+fn entity_carrying_plan<'a>(
+    engine: &'a Engine,
+    name: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LogicalPlan>> + Send + 'a>> {
+    Box::pin(async move {
+        let build = async {
+            let frame = build_entity_frame(engine, name).await?;
+            Ok(Some(frame.into_unoptimized_plan()))
+        };
+        engine
+            .memoized_plan(&format!("entity carrying {name}"), build)
+            .await?
+            .ok_or_else(|| CanonError::Internal(format!("entity `{name}` built no plan")))
+    })
+}
+
+/// The name under which an entity's plan carries `field` of the entity its
+/// link `link` points at (never a field name: fields cannot start with `_`).
+fn carried(link: &str, field: &str) -> String {
+    format!("_via_{link}__{field}")
+}
+
+fn is_carried(name: &str) -> bool {
+    name.starts_with("_via_")
 }
 
 /// The entity's plain fields only (those that read no link): its source
@@ -138,22 +180,27 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
         .flat_map(|(_, _, _, used)| used.iter().map(String::as_str))
         .filter(|q| link_names.contains(q))
         .collect();
+    let mut carry = Vec::new();
     for link in entity
         .links
         .iter()
         .filter(|l| needed.contains(l.name.as_str()))
     {
         let q = TableReference::bare(link.name.as_str());
-        acc = join_link(
+        let (joined, target_fields) = join_link(
             engine,
             acc,
             (name, TableReference::bare(name)),
             link,
             q,
             &[name.to_string(), link.name.clone()],
+            false,
         )
-        .await?
-        .0;
+        .await?;
+        acc = joined;
+        carry.extend(target_fields.into_iter().map(|f| {
+            Expr::Column(Column::new(Some(link.name.as_str()), &f)).alias(carried(&link.name, &f))
+        }));
     }
     let joined = acc.schema().clone();
     let mut out: Vec<Expr> = plain_fields
@@ -164,6 +211,8 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
         let expr = super::parse_scoped(engine, sql, &joined, Some(name), &location)?;
         out.push(expr.alias(&field.name));
     }
+    // After the fields (the sort below keeps unknown names last, in order).
+    out.extend(carry);
     // Keep the declared field order.
     let order: Vec<&str> = entity.fields.iter().map(|f| f.name.as_str()).collect();
     out.sort_by_key(|e| {
@@ -200,7 +249,9 @@ fn qualifiers_in(engine: &Engine, sql: &str) -> BTreeSet<String> {
 
 /// Left-joins the entity `link` points at, under qualifier `q`, to `acc`,
 /// following merge chains to the survivor first. Returns the frame and the
-/// linked entity's field names.
+/// linked entity's field names. With `carrying`, the linked entity brings
+/// the fields of the links its own fields joined (see
+/// [`entity_carrying_plan`]) for later steps of a metric frame.
 async fn join_link(
     engine: &Engine,
     acc: DataFrame,
@@ -208,18 +259,24 @@ async fn join_link(
     link: &crate::spec::LinkSpec,
     q: TableReference,
     path: &[String],
+    carrying: bool,
 ) -> Result<(DataFrame, Vec<String>)> {
     engine.note_link(parent_entity, &link.name);
     let (_, _, target_spec) = engine
         .catalog
         .entity(&link.entity)
         .ok_or_else(|| CanonError::Internal(format!("link to unknown entity {}", link.entity)))?;
-    let target = entity_plan(engine, &link.entity).await?;
+    let target = if carrying {
+        entity_carrying_plan(engine, &link.entity).await?
+    } else {
+        entity_plan(engine, &link.entity).await?
+    };
     let target_fields: Vec<String> = target
         .schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
+        .filter(|f| !is_carried(f))
         .collect();
     let fk = Expr::Column(Column::new(Some(parent_q), &link.field));
     let mut acc = acc;
@@ -322,11 +379,12 @@ async fn build_metric_frame(
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
-    let base = entity_frame(engine, entity).await?;
+    let base = engine.frame(entity_carrying_plan(engine, entity).await?);
     let base_fields: Vec<Column> = base
         .schema()
         .fields()
         .iter()
+        .filter(|f| !is_carried(f.name()))
         .map(|f| Column::new(Some(entity), f.name()))
         .collect();
     with_links(engine, base.alias(entity)?, entity, base_fields, links).await
@@ -352,15 +410,39 @@ pub async fn with_links(
             parent => qualifier(parent),
         };
         let q = qualifier(&step.path);
-        let (joined, target_fields) = join_link(
-            engine,
-            acc,
-            (&step.parent, parent_q),
-            step.link,
-            q.clone(),
-            &step.path,
-        )
-        .await?;
+        let (joined, target_fields) = match carried_link(engine, &acc, &parent_q, step.link).await?
+        {
+            Some(target_fields) => {
+                // The parent's own plan joined this link: read its fields.
+                engine.note_link(&step.parent, &step.link.name);
+                let mut exprs: Vec<Expr> = acc
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                exprs.extend(target_fields.iter().map(|f| {
+                    Expr::Column(Column::new(
+                        Some(parent_q.clone()),
+                        carried(&step.link.name, f),
+                    ))
+                    .alias_qualified(Some(q.clone()), f)
+                }));
+                (acc.project(exprs)?, target_fields)
+            }
+            None => {
+                join_link(
+                    engine,
+                    acc,
+                    (&step.parent, parent_q),
+                    step.link,
+                    q.clone(),
+                    &step.path,
+                    true,
+                )
+                .await?
+            }
+        };
         acc = joined;
         out.extend(
             target_fields
@@ -371,6 +453,38 @@ pub async fn with_links(
     // Only the entities' fields: the merge maps' columns are dropped.
     let (state, plan) = acc.into_parts();
     Ok(DataFrame::new(state, plan::project_columns(plan, &out)?))
+}
+
+/// The fields of the entity `link` points at, when `frame` carries them
+/// for the rows under `parent_q` (the parent's plan joined that link).
+async fn carried_link(
+    engine: &Engine,
+    frame: &DataFrame,
+    parent_q: &TableReference,
+    link: &crate::spec::LinkSpec,
+) -> Result<Option<Vec<String>>> {
+    let schema = frame.schema();
+    let carries =
+        |f: &str| schema.has_column(&Column::new(Some(parent_q.clone()), carried(&link.name, f)));
+    if !carries(&key_of(engine, &link.entity)?) {
+        return Ok(None);
+    }
+    let target = entity_plan(engine, &link.entity).await?;
+    let fields: Vec<String> = target
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    Ok(fields.iter().all(|f| carries(f)).then_some(fields))
+}
+
+fn key_of(engine: &Engine, entity: &str) -> Result<String> {
+    let (_, _, spec) = engine
+        .catalog
+        .entity(entity)
+        .ok_or_else(|| CanonError::Internal(format!("link to unknown entity {entity}")))?;
+    Ok(spec.key.clone())
 }
 
 /// One link to join for a metric frame: its path, the entity it leaves
