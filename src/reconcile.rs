@@ -148,7 +148,9 @@ pub async fn run(
         .entity
         .clone()
         .ok_or_else(|| CanonError::Internal("bookings without an entity".into()))?;
-    // The account of each deal, for the detail.
+    // The account of each deal, for the detail: joined to P's deals only
+    // (the passes over lines never read it, and a join stays in a plan
+    // whether its columns are read or not).
     let (_, _, deal_spec) = catalog
         .entity(&deal_entity)
         .ok_or_else(|| CanonError::Internal("unknown deal entity".into()))?;
@@ -156,7 +158,6 @@ pub async fn run(
         cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_deal_key"),
         col("account_id").alias("_account"),
     ])?;
-    let deals = deals.join_on(accounts, JoinType::Left, [col("_key").eq(col("_deal_key"))])?;
 
     // The revenue side per line, with the revenue metric's exclusions.
     let (r_id, _, r_metric) = catalog.metric(&spec.revenue)?;
@@ -336,6 +337,7 @@ pub async fn run(
                 .and(col("_time").lt(to.clone())),
         )?
         .join_on(per_deal, JoinType::Left, [col("_key").eq(col("_d"))])?
+        .join_on(accounts, JoinType::Left, [col("_key").eq(col("_deal_key"))])?
         .select(vec![
             col("_key"),
             col("_account"),
