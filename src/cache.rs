@@ -3,7 +3,10 @@
 //!
 //! Two levels, as build tools do it:
 //! - The *key* names what was asked and under which rules: canon's and
-//!   DataFusion's versions, the sha256 of every definition file (canon.yaml,
+//!   DataFusion's versions and the build of the running executable (a canon
+//!   built from other code under the same version number, a developer's or
+//!   a patched one, must not serve what an older build computed), the sha256
+//!   of every definition file (canon.yaml,
 //!   models/, metrics/), the data root, the metric and the request. Editing
 //!   any definition file is a different key. That is deliberately coarse: a
 //!   metric depends on its models, calendar and neighbours' exclusions, and a
@@ -121,6 +124,7 @@ impl Cache {
         h.update(format!("canon result cache v{FORMAT}\n"));
         h.update(env!("CARGO_PKG_VERSION"));
         h.update(datafusion::DATAFUSION_VERSION);
+        h.update(build_identity());
         let definitions = std::iter::once((&files.project.display_path, &files.project.sha256))
             .chain(files.models.iter().map(|f| (&f.display_path, &f.sha256)))
             .chain(files.metrics.iter().map(|f| (&f.display_path, &f.sha256)));
@@ -276,6 +280,16 @@ pub fn inputs(
             })
         })
         .collect()
+}
+
+/// The running executable's identity (size and times, one `stat`): a
+/// rebuilt or reinstalled canon is another build. Empty when the platform
+/// cannot tell, and the version numbers alone then key the build.
+fn build_identity() -> String {
+    std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|meta| format!("\n{:?}", stamp(&meta)))
+        .unwrap_or_default()
 }
 
 fn create_dir(dir: &Path) -> Result<()> {

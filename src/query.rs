@@ -95,24 +95,24 @@ pub(crate) struct SimpleOutcome {
 }
 
 impl SimpleOutcome {
-    /// Every counted group, over all buckets: the universe's counted part.
+    /// The counted part of what the headline and the tallies describe: a
+    /// flow over its whole period (the buckets add up); a snapshot as of the
+    /// period's end (ARR by quarter of 2025 is ARR at the end of 2025, not
+    /// the sum of four quarter-ends).
     fn included(&self) -> Acc {
-        self.groups.values().fold(self.zero, |a, b| a.add(*b))
-    }
-
-    /// The headline: a flow over its whole period (the buckets add up); a
-    /// snapshot as of the period's end (ARR by quarter of 2025 is ARR at
-    /// the end of 2025, not the sum of four quarter-ends).
-    fn headline(&self) -> Option<Dec> {
-        let acc = match (self.point_in_time, self.buckets.last()) {
+        match (self.point_in_time, self.buckets.last()) {
             (true, Some(last)) => self
                 .groups
                 .iter()
                 .filter(|((bucket, _), _)| bucket == last)
                 .fold(self.zero, |a, (_, b)| a.add(*b)),
-            _ => self.included(),
-        };
-        acc.value(self.agg, self.scale)
+            _ => self.groups.values().fold(self.zero, |a, b| a.add(*b)),
+        }
+    }
+
+    /// The headline value.
+    fn headline(&self) -> Option<Dec> {
+        self.included().value(self.agg, self.scale)
     }
 
     /// Rows of the result in bucket order; with no slices every bucket is
@@ -193,71 +193,18 @@ async fn compute_metric(
     }
     let planned: Vec<String> = planned.into_keys().collect();
     let planned_links = engine.links_used();
-    let computation = async {
-        let mut derived_plan = None;
-        let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
-        let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
-        let (value, rows, parts) = match metric.kind {
-            MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
-                let o = run_simple(engine, id, request).await?;
-                let value = o.headline();
-                let rows = o.rows();
-                (value, rows, vec![o])
-            }
-            MetricKind::Ratio => {
-                let n = component(&catalog, metric.numerator.as_deref())?;
-                let d = component(&catalog, metric.denominator.as_deref())?;
-                let n = run_simple(engine, n, request).await?;
-                let d = run_simple(engine, d, request).await?;
-                let scale = metric.scale.unwrap_or(RATIO_SCALE);
-                let ratio = |a: Option<Dec>, b: Option<Dec>| match (a, b) {
-                    (Some(a), Some(b)) => a.div(b, scale),
-                    _ => None,
-                };
-                let value = ratio(n.headline(), d.headline());
-                let numerators: BTreeMap<Key, Option<Dec>> = n.rows().into_iter().collect();
-                let rows = d
-                    .rows()
-                    .into_iter()
-                    .map(|(k, dv)| {
-                        let nv = numerators.get(&k).copied().flatten().or(Some(Dec::ZERO));
-                        let v = ratio(nv, dv);
-                        (k, v)
-                    })
-                    .collect();
-                (value, rows, vec![n, d])
-            }
-            MetricKind::Cohort => {
-                let answer = run_cohort(engine, id, request).await?;
-                cohort_bridge = answer.bridge;
-                row_bridges = answer.row_bridges;
-                (answer.value, answer.rows, answer.parts)
-            }
-            MetricKind::Derived => {
-                let mut parts = Vec::new();
-                for input in derived::inputs(engine, id)? {
-                    let (input_id, _, _) = catalog.metric(&input)?;
-                    parts.push(run_simple(engine, input_id, request).await?);
-                }
-                let inputs: Vec<derived::Input> = parts
-                    .iter()
-                    .map(|p| derived::Input {
-                        name: p.name.clone(),
-                        total: p.headline(),
-                        rows: p.rows(),
-                    })
-                    .collect();
-                let (value, rows, plan) = derived::evaluate(engine, id, &inputs).await?;
-                derived_plan = Some(plan);
-                (value, rows, parts)
-            }
-        };
-        Ok((value, rows, parts, derived_plan, cohort_bridge, row_bridges))
-    };
-    let (
-        (value, rows, parts, derived_plan, cohort_bridge, mut row_bridges),
-        (early_tables, mut matches),
-    ) = futures::try_join!(computation, gates(engine, &planned, &planned_links))?;
+    let (computed, (early_tables, mut matches)) = futures::try_join!(
+        compute(engine, id, request),
+        gates(engine, &planned, &planned_links)
+    )?;
+    let Computed {
+        value,
+        rows,
+        parts,
+        derived_plan,
+        cohort_bridge,
+        mut row_bridges,
+    } = computed;
     let slices = if metric.kind == MetricKind::Cohort {
         request.by.clone()
     } else {
@@ -462,6 +409,90 @@ struct CohortAnswer {
 }
 
 /// Runs a cohort metric.
+/// A metric computed, before its evidence is gathered.
+struct Computed {
+    value: Option<Dec>,
+    rows: Vec<(Key, Option<Dec>)>,
+    /// The simple metrics it was computed from, each executed.
+    parts: Vec<SimpleOutcome>,
+    /// A derived metric's own plan (its inputs' plans are in `parts`).
+    derived_plan: Option<String>,
+    cohort_bridge: Vec<BridgeLine>,
+    row_bridges: BTreeMap<Key, Vec<BridgeLine>>,
+}
+
+/// Executes metric `id` by its kind.
+async fn compute(engine: &Engine, id: MetricId, request: &Request) -> Result<Computed> {
+    let catalog = engine.catalog.clone();
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let mut derived_plan = None;
+    let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
+    let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
+    let (value, rows, parts) = match metric.kind {
+        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
+            let o = run_simple(engine, id, request).await?;
+            let value = o.headline();
+            let rows = o.rows();
+            (value, rows, vec![o])
+        }
+        MetricKind::Ratio => {
+            let n = component(&catalog, metric.numerator.as_deref())?;
+            let d = component(&catalog, metric.denominator.as_deref())?;
+            let n = run_simple(engine, n, request).await?;
+            let d = run_simple(engine, d, request).await?;
+            let scale = metric.scale.unwrap_or(RATIO_SCALE);
+            let ratio = |a: Option<Dec>, b: Option<Dec>| match (a, b) {
+                (Some(a), Some(b)) => a.div(b, scale),
+                _ => None,
+            };
+            let value = ratio(n.headline(), d.headline());
+            let numerators: BTreeMap<Key, Option<Dec>> = n.rows().into_iter().collect();
+            let rows = d
+                .rows()
+                .into_iter()
+                .map(|(k, dv)| {
+                    let nv = numerators.get(&k).copied().flatten().or(Some(Dec::ZERO));
+                    let v = ratio(nv, dv);
+                    (k, v)
+                })
+                .collect();
+            (value, rows, vec![n, d])
+        }
+        MetricKind::Cohort => {
+            let answer = run_cohort(engine, id, request).await?;
+            cohort_bridge = answer.bridge;
+            row_bridges = answer.row_bridges;
+            (answer.value, answer.rows, answer.parts)
+        }
+        MetricKind::Derived => {
+            let mut parts = Vec::new();
+            for input in derived::inputs(engine, id)? {
+                let (input_id, _, _) = catalog.metric(&input)?;
+                parts.push(run_simple(engine, input_id, request).await?);
+            }
+            let inputs: Vec<derived::Input> = parts
+                .iter()
+                .map(|p| derived::Input {
+                    name: p.name.clone(),
+                    total: p.headline(),
+                    rows: p.rows(),
+                })
+                .collect();
+            let (value, rows, plan) = derived::evaluate(engine, id, &inputs).await?;
+            derived_plan = Some(plan);
+            (value, rows, parts)
+        }
+    };
+    Ok(Computed {
+        value,
+        rows,
+        parts,
+        derived_plan,
+        cohort_bridge,
+        row_bridges,
+    })
+}
+
 /// The gates' evidence for `tables` (freshness and completeness, one list
 /// per table) and `links` (match rates): small independent scans, run
 /// together.
@@ -658,6 +689,14 @@ async fn read_simple(
         Some(slice) => Some(member_counts(plan.frame.clone(), slice).await?),
         None => None,
     };
+    // A snapshot's exclusions and members are tallied at its last day, the
+    // state its headline is (a charge in force at twelve month-ends is one
+    // charge of the universe, not twelve).
+    let point_in_time = metric.kind == MetricKind::Snapshot;
+    let last_day = plan
+        .buckets
+        .last()
+        .filter(|_| point_in_time && plan.buckets.len() > 1);
     let (frame, slices) = if totals_only {
         (over_all_slices(plan.frame.clone())?, Vec::new())
     } else {
@@ -675,6 +714,7 @@ async fn read_simple(
         read_groups(
             batch,
             slices.len(),
+            last_day.map(|b| b.label.as_str()),
             &mut groups,
             &mut excluded,
             &mut missing_rate,
@@ -701,7 +741,21 @@ async fn read_simple(
             counts.insert(None, groups.values().map(|acc: &Acc| acc.rows).sum());
             Some(counts)
         }
-        (Some(_), _, None) => Some(member_counts(plan.detail.clone(), "_member").await?),
+        (Some(_), _, None) => {
+            let detail = match last_day {
+                Some(b) => {
+                    plan.detail
+                        .clone()
+                        .filter(datafusion::logical_expr::col("_time").eq(
+                            datafusion::logical_expr::lit(datafusion::common::ScalarValue::Date32(
+                                Some(simple::days_since_epoch(b.from)),
+                            )),
+                        ))?
+                }
+                None => plan.detail.clone(),
+            };
+            Some(member_counts(detail, "_member").await?)
+        }
         _ => None,
     };
     let excluded = plan
@@ -728,7 +782,7 @@ async fn read_simple(
         plan: optimized,
         zero,
         members,
-        point_in_time: metric.kind == MetricKind::Snapshot,
+        point_in_time,
     })
 }
 
@@ -838,9 +892,13 @@ fn fx_location(catalog: &Catalog) -> DataLocation {
     }
 }
 
+/// Adds a batch of `_period, slices…, _exclusion, _rows, _sum, _count,
+/// _missing_rate` groups to `groups` (counted) and `excluded` (by
+/// exclusion; only `tally_period`'s when given).
 fn read_groups(
     batch: &RecordBatch,
     slices: usize,
+    tally_period: Option<&str>,
     groups: &mut BTreeMap<Key, Acc>,
     excluded: &mut BTreeMap<String, Acc>,
     missing_rate: &mut i64,
@@ -899,7 +957,7 @@ fn read_groups(
             );
             let e = groups.entry(key).or_insert(Acc::ZERO);
             *e = e.add(acc);
-        } else {
+        } else if tally_period.is_none_or(|p| p == period.value(i)) {
             let e = excluded
                 .entry(exclusion.value(i).to_string())
                 .or_insert(Acc::ZERO);

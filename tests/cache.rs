@@ -121,6 +121,49 @@ fn no_cache_neither_reads_nor_writes_the_cache() {
     assert_eq!(off["cache"]["status"], "off");
 }
 
+// A result is served only to the build that computed it: a canon rebuilt
+// from other code under the same version number (here, a copy of the
+// binary: another file, another build) computes again, then serves itself.
+#[test]
+fn another_build_of_canon_misses() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    assert_eq!(
+        bookings(data.path(), cache.path(), &[])["cache"]["status"],
+        "miss"
+    );
+    assert_eq!(
+        bookings(data.path(), cache.path(), &[])["cache"]["status"],
+        "hit"
+    );
+    let bin = tempfile::tempdir().unwrap();
+    let other = bin.path().join("canon");
+    std::fs::copy(env!("CARGO_BIN_EXE_canon"), &other).unwrap();
+    let run = || {
+        let o = std::process::Command::new(&other)
+            .args(["--project", repo().to_str().unwrap()])
+            .args([
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--format",
+                "json",
+            ])
+            .args(["--data", data.path().to_str().unwrap()])
+            .env("CANON_CACHE_DIR", cache.path())
+            .env_remove("CANON_NO_CACHE")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["cache"]["status"], "miss");
+    assert_eq!(first["value"], "3694.46");
+    assert_eq!(run()["cache"]["status"], "hit");
+}
+
 // D1 is USD 1000.00 in the quarter; at 1500.00 bookings grows by 500.00:
 // 3694.46 + 500.00 = 4194.46.
 #[test]

@@ -382,6 +382,32 @@ fn arr_series_at_month_ends_uses_each_days_rates() {
     // The headline of a snapshot series is the state at the period's end
     // (Apr 30: 3000.00), not the sum of the month-ends (9150.00).
     assert_eq!(r["value"], "3000.00", "{r}");
+    // So are its tallies, as `arr --as-of 2025-04-30` would show them (not
+    // each charge once per month-end it is in force at). On Apr 30: counted
+    // C3 1800.00 + C5 1200.00 = 3000.00, 2 charges, one customer (A1: B2's
+    // A6 → A8 → A1); deleted C10 480.00 + C11 60.00 + C12 84.00 = 624.00
+    // (A2 and billing:B3); test_account C8 240.00 + C9 360.00 = 600.00
+    // (billing:B4 and A3). Universe 7 charges, 3000.00 + 624.00 + 600.00 =
+    // 4224.00. (C6 starts Jun 30; C4 is one-time; C1/C2 are old versions.)
+    let t = &r["tallies"][0];
+    assert_eq!(t["included_rows"], 2, "{t}");
+    assert_eq!(t["included_value"], "3000.00", "{t}");
+    assert_eq!(t["included_entities"], 1, "{t}");
+    assert_eq!(t["universe_rows"], 7, "{t}");
+    assert_eq!(t["universe_value"], "4224.00", "{t}");
+    assert_eq!(exclusion(&r, "deleted"), (3, "624.00".into()));
+    assert_eq!(exclusion(&r, "test_account"), (2, "600.00".into()));
+    let entities = |name: &str| {
+        r["exclusions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap()["entities"]
+            .clone()
+    };
+    assert_eq!(entities("deleted"), 2);
+    assert_eq!(entities("test_account"), 2);
 }
 
 /// A cohort company, T = 2025-06-30, T0 = 2024-06-30; EUR is 0.8 until
