@@ -555,6 +555,15 @@ fn check_entity(
                 format!("field `{}` is declared twice", f.name),
             ));
         }
+        if f.name.starts_with('_') {
+            diags.push(diag(
+                model.at(&yaml_path!["entities", ei, "fields", i, "name"]),
+                format!(
+                    "field `{}`: names starting with `_` are canon's own (`_key`, `_period`, the linked fields an entity carries); name it without the underscore (a source column like `_fivetran_synced` can still be read: `{{name: synced_at, expr: _fivetran_synced}}`)",
+                    f.name
+                ),
+            ));
+        }
     }
 }
 

@@ -83,6 +83,28 @@ fn unknown_model_entity_is_reported() {
     );
 }
 
+// Line 48 of finance.yaml is accounting_period's `- {name: start_date}`;
+// the name's value starts at column 16.
+#[test]
+fn an_entity_field_may_not_take_canons_underscore_names() {
+    let p = project_copy();
+    edit(
+        &p.path().join("models/finance.yaml"),
+        "      - {name: start_date}\n",
+        "      - {name: _start_date}\n",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "models/finance.yaml:48:16",
+            "field `_start_date`",
+            "canon's own",
+        ],
+    );
+}
+
 #[test]
 fn an_entity_has_exactly_one_system_of_record() {
     let p = project_copy();

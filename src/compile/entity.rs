@@ -87,7 +87,8 @@ fn entity_carrying_plan<'a>(
 }
 
 /// The name under which an entity's plan carries `field` of the entity its
-/// link `link` points at (never a field name: fields cannot start with `_`).
+/// link `link` points at (never a field's: the catalog rejects field names
+/// that start with `_`).
 fn carried(link: &str, field: &str) -> String {
     format!("_via_{link}__{field}")
 }
