@@ -193,6 +193,7 @@ async fn compute_metric(
     }
     let planned: Vec<String> = planned.into_keys().collect();
     let planned_links = engine.links_used();
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     let (computed, (early_tables, mut matches)) = futures::try_join!(
         compute(engine, id, request),
         gates(engine, &planned, &planned_links)
