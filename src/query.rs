@@ -409,7 +409,6 @@ struct CohortAnswer {
     parts: Vec<SimpleOutcome>,
 }
 
-/// Runs a cohort metric.
 /// A metric computed, before its evidence is gathered.
 struct Computed {
     value: Option<Dec>,
@@ -515,6 +514,7 @@ async fn gates(
     )
 }
 
+/// Runs a cohort metric.
 async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<CohortAnswer> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
@@ -744,15 +744,7 @@ async fn read_simple(
         }
         (Some(_), _, None) => {
             let detail = match last_day {
-                Some(b) => {
-                    plan.detail
-                        .clone()
-                        .filter(datafusion::logical_expr::col("_time").eq(
-                            datafusion::logical_expr::lit(datafusion::common::ScalarValue::Date32(
-                                Some(simple::days_since_epoch(b.from)),
-                            )),
-                        ))?
-                }
+                Some(b) => simple::detail_at(plan.detail.clone(), b.from)?,
                 None => plan.detail.clone(),
             };
             Some(member_counts(detail, "_member").await?)

@@ -24,6 +24,23 @@ fn fixture() -> tempfile::TempDir {
 /// `canon query bookings --period FY2026-Q1` over `project` with the cache
 /// in `cache`, as the process left it.
 fn run_bookings(project: &Path, data: &Path, cache: &Path, extra: &[&str]) -> Output {
+    run_bookings_by(
+        Path::new(env!("CARGO_BIN_EXE_canon")),
+        project,
+        data,
+        cache,
+        extra,
+    )
+}
+
+/// [`run_bookings`] by another canon binary.
+fn run_bookings_by(
+    binary: &Path,
+    project: &Path,
+    data: &Path,
+    cache: &Path,
+    extra: &[&str],
+) -> Output {
     let mut args = vec![
         "query",
         "bookings",
@@ -33,14 +50,21 @@ fn run_bookings(project: &Path, data: &Path, cache: &Path, extra: &[&str]) -> Ou
         data.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    canon_cached(project, cache, &args)
+    canon_binary_cached(binary, project, cache, &args)
 }
 
 /// The same over `project`, as JSON, failing loudly on error.
 fn bookings_in(project: &Path, data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    json_of(run_bookings(project, data, cache, &with_json(extra)))
+}
+
+fn with_json<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--format", "json"];
     args.extend_from_slice(extra);
-    let o = run_bookings(project, data, cache, &args);
+    args
+}
+
+fn json_of(o: Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -140,23 +164,13 @@ fn another_build_of_canon_misses() {
     let other = bin.path().join("canon");
     std::fs::copy(env!("CARGO_BIN_EXE_canon"), &other).unwrap();
     let run = || {
-        let o = std::process::Command::new(&other)
-            .args(["--project", repo().to_str().unwrap()])
-            .args([
-                "query",
-                "bookings",
-                "--period",
-                "FY2026-Q1",
-                "--format",
-                "json",
-            ])
-            .args(["--data", data.path().to_str().unwrap()])
-            .env("CANON_CACHE_DIR", cache.path())
-            .env_remove("CANON_NO_CACHE")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+        json_of(run_bookings_by(
+            &other,
+            &repo(),
+            data.path(),
+            cache.path(),
+            &with_json(&[]),
+        ))
     };
     let first = run();
     assert_eq!(first["cache"]["status"], "miss");

@@ -303,17 +303,8 @@ fn arr_counts_latest_versions_at_the_day_with_customer_exclusions() {
     assert_eq!(r["tallies"][0]["universe_value"], "4344.12");
     // Entities removed, by customer: deleted = A2 (B6) and billing:B3 (S7, C12);
     // test = billing:B4 and A3. Counted customers: A1 and billing:B3.
-    let entities = |name: &str| {
-        r["exclusions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["name"] == name)
-            .unwrap()["entities"]
-            .clone()
-    };
-    assert_eq!(entities("deleted"), 2);
-    assert_eq!(entities("test_account"), 2);
+    assert_eq!(exclusion_entities(&r, "deleted"), 2);
+    assert_eq!(exclusion_entities(&r, "test_account"), 2);
     assert_eq!(r["tallies"][0]["included_entities"], 2);
 }
 
@@ -397,17 +388,8 @@ fn arr_series_at_month_ends_uses_each_days_rates() {
     assert_eq!(t["universe_value"], "4224.00", "{t}");
     assert_eq!(exclusion(&r, "deleted"), (3, "624.00".into()));
     assert_eq!(exclusion(&r, "test_account"), (2, "600.00".into()));
-    let entities = |name: &str| {
-        r["exclusions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["name"] == name)
-            .unwrap()["entities"]
-            .clone()
-    };
-    assert_eq!(entities("deleted"), 2);
-    assert_eq!(entities("test_account"), 2);
+    assert_eq!(exclusion_entities(&r, "deleted"), 2);
+    assert_eq!(exclusion_entities(&r, "test_account"), 2);
 }
 
 /// A cohort company, T = 2025-06-30, T0 = 2024-06-30; EUR is 0.8 until

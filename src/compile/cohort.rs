@@ -214,14 +214,7 @@ fn instant(joint: &SimplePlan, day: NaiveDate) -> Result<SimplePlan> {
             .filter(|b| b.label == label)
             .cloned()
             .collect(),
-        detail: joint
-            .detail
-            .clone()
-            .filter(
-                col("_time").eq(lit(ScalarValue::Date32(Some(simple::days_since_epoch(
-                    day,
-                ))))),
-            )?,
+        detail: simple::detail_at(joint.detail.clone(), day)?,
     })
 }
 

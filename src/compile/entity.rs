@@ -169,12 +169,7 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
         return Ok(frame);
     }
     // Join the links the linked fields name, then compute them.
-    let plain_fields: Vec<String> = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let plain_fields = field_names(frame.schema());
     let mut acc = frame.alias(name)?;
     let needed: BTreeSet<&str> = linked
         .iter()
@@ -272,11 +267,8 @@ async fn join_link(
     } else {
         entity_plan(engine, &link.entity).await?
     };
-    let target_fields: Vec<String> = target
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
+    let target_fields: Vec<String> = field_names(target.schema())
+        .into_iter()
         .filter(|f| !is_carried(f))
         .collect();
     let fk = Expr::Column(Column::new(Some(parent_q), &link.field));
@@ -470,14 +462,13 @@ async fn carried_link(
     if !carries(&key_of(engine, &link.entity)?) {
         return Ok(None);
     }
-    let target = entity_plan(engine, &link.entity).await?;
-    let fields: Vec<String> = target
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let fields = field_names(entity_plan(engine, &link.entity).await?.schema());
     Ok(fields.iter().all(|f| carries(f)).then_some(fields))
+}
+
+/// The names of a plan's output fields, in order.
+fn field_names(schema: &DFSchema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 
 fn key_of(engine: &Engine, entity: &str) -> Result<String> {

@@ -784,6 +784,12 @@ fn in_force(from: &Expr, from_end: Expr, to: Option<(&Expr, Expr)>) -> Expr {
     }
 }
 
+/// A snapshot's detail rows at one of its days (a snapshot's `_time` is
+/// the day its row is in force at).
+pub fn detail_at(detail: DataFrame, day: NaiveDate) -> Result<DataFrame> {
+    Ok(detail.filter(col("_time").eq(lit(ScalarValue::Date32(Some(days_since_epoch(day))))))?)
+}
+
 pub fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }

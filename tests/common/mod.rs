@@ -30,14 +30,24 @@ pub fn canon(project: &Path, args: &[&str]) -> Output {
 
 /// Runs the real binary with the result cache in `cache`.
 pub fn canon_cached(project: &Path, cache: &Path, args: &[&str]) -> Output {
-    command(project, args)
+    canon_binary_cached(Path::new(env!("CARGO_BIN_EXE_canon")), project, cache, args)
+}
+
+/// [`canon_cached`] with another binary (a copy of canon is another build).
+pub fn canon_binary_cached(binary: &Path, project: &Path, cache: &Path, args: &[&str]) -> Output {
+    command_of(binary, project, args)
         .env("CANON_CACHE_DIR", cache)
         .output()
         .expect("the canon binary runs")
 }
 
 fn command(project: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_canon"));
+    command_of(Path::new(env!("CARGO_BIN_EXE_canon")), project, args)
+}
+
+/// `binary` (the canon under test, or a copy of it) with a clean environment.
+fn command_of(binary: &Path, project: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(binary);
     c.arg("--project")
         .arg(project)
         .args(args)
@@ -636,6 +646,17 @@ pub fn exclusion(result: &serde_json::Value, name: &str) -> (i64, String) {
         x["rows"].as_i64().unwrap(),
         x["value"].as_str().unwrap().to_string(),
     )
+}
+
+/// The distinct entities exclusion `name` removed, as the result reports it.
+pub fn exclusion_entities(result: &serde_json::Value, name: &str) -> serde_json::Value {
+    result["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .unwrap_or_else(|| panic!("no exclusion {name} in {result}"))["entities"]
+        .clone()
 }
 
 /// (value of `key`, value) of every row of a JSON result, sorted.
