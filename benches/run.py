@@ -128,15 +128,23 @@ def build() -> None:
     run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
 
 
-def ensure_data(scale: int, seed: int) -> Path:
-    data = ROOT / "bench-data" / f"s{scale}-seed{seed}"
+def ensure_data(work: Path, scale: int, seed: int) -> Path:
+    data = work / f"s{scale}-seed{seed}"
     if (data / ".complete").exists():
         return data
-    say(f"== generating the sample company at scale {scale} into {data.relative_to(ROOT)}")
+    say(f"== generating the sample company at scale {scale} into {shown(data)}")
     run([str(CANON), "sample", "--out", str(data), "--seed", str(seed), "--scale", str(scale)],
         cwd=ROOT, stdout=subprocess.DEVNULL)
     (data / ".complete").write_text("")
     return data
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def ensure_duckdb() -> Path:
@@ -298,11 +306,20 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="timed runs per engine and benchmark")
     ap.add_argument("--only", action="append", help="run only these benchmarks (repeatable)")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
+    ap.add_argument("--binary", type=Path,
+                    help="time this canon binary instead of building the release one "
+                         "(the tests check the harness end to end with the debug build)")
+    ap.add_argument("--work", type=Path, default=ROOT / "bench-data",
+                    help="where the generated company and the results go (default bench-data/)")
     args = ap.parse_args()
 
-    if not args.no_build:
+    global CANON
+    if args.binary:
+        CANON = args.binary.resolve()
+    elif not args.no_build:
         build()
-    data = ensure_data(args.scale, args.seed)
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = ensure_data(args.work, args.scale, args.seed)
     python = ensure_duckdb()
     driver = Path(tempfile.mkdtemp()) / "duckdb_query.py"
     driver.write_text(DUCKDB_DRIVER)
@@ -406,10 +423,10 @@ def main() -> None:
         "cached_repeat_process_s": median(cached_wall),
         "cached_repeat_ms": median(cached_inner),
     }
-    out_path = ROOT / "bench-data" / f"results-s{args.scale}.json"
+    out_path = args.work / f"results-s{args.scale}.json"
     out_path.write_text(json.dumps(report, indent=2))
     print(table(report))
-    say(f"results written to {out_path.relative_to(ROOT)}")
+    say(f"results written to {shown(out_path)}")
 
 
 def table(r: dict) -> str:
