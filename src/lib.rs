@@ -16,6 +16,8 @@ pub mod explain;
 pub mod functions;
 pub mod latest;
 pub mod publish;
+pub mod publish_dir;
+pub mod protect;
 pub mod quality;
 pub mod query;
 pub mod reconcile;
