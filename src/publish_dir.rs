@@ -129,10 +129,13 @@ impl Target {
     /// touched). Runs under the lock, so no live publish owns them.
     fn remove_leftovers(&self) -> Result<()> {
         let prefix = format!(".{}.tmp-", self.name);
-        let entries = std::fs::read_dir(&self.parent).map_err(|e| CanonError::io(&self.parent, e))?;
+        let entries =
+            std::fs::read_dir(&self.parent).map_err(|e| CanonError::io(&self.parent, e))?;
         for entry in entries.flatten() {
             let file_name = entry.file_name();
-            let Some(n) = file_name.to_str() else { continue };
+            let Some(n) = file_name.to_str() else {
+                continue;
+            };
             let path = entry.path();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             if !n.starts_with(&prefix) || !is_dir {

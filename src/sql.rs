@@ -50,9 +50,12 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         return Err(refused("only queries are run"));
     }
     let plan = state.statement_to_plan(statement).await?;
-    read_only()
-        .verify_plan(&plan)
-        .map_err(|e| refused(e.strip_backtrace().trim_start_matches("Error during planning: ")))?;
+    read_only().verify_plan(&plan).map_err(|e| {
+        refused(
+            e.strip_backtrace()
+                .trim_start_matches("Error during planning: "),
+        )
+    })?;
     Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
 }
 
@@ -150,7 +153,11 @@ mod tests {
             let plan = ctx.state().create_logical_plan(sql).await.unwrap();
             assert!(read_only().verify_plan(&plan).is_err(), "{sql}");
         }
-        let plan = ctx.state().create_logical_plan("SELECT a FROM t").await.unwrap();
+        let plan = ctx
+            .state()
+            .create_logical_plan("SELECT a FROM t")
+            .await
+            .unwrap();
         read_only().verify_plan(&plan).unwrap();
     }
 }

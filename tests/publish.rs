@@ -206,9 +206,39 @@ fn no_out_lands_on_the_project_its_data_or_its_cache() {
     for out in &outs {
         let o = out.to_str().unwrap();
         let runs: [Vec<&str>; 3] = [
-            vec!["query", "bookings", "--period", "FY2026-Q1", "--data", d, "--format", "csv", "--out", o],
-            vec!["reconcile", "bookings_to_revenue", "--period", "2025-03", "--data", d, "--out", o],
-            vec!["publish", "--only", "bookings", "--period", "FY2026-Q1", "--data", d, "--out", o],
+            vec![
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--format",
+                "csv",
+                "--out",
+                o,
+            ],
+            vec![
+                "reconcile",
+                "bookings_to_revenue",
+                "--period",
+                "2025-03",
+                "--data",
+                d,
+                "--out",
+                o,
+            ],
+            vec![
+                "publish",
+                "--only",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--out",
+                o,
+            ],
         ];
         for args in runs {
             let r = canon(p, &args);
@@ -221,7 +251,18 @@ fn no_out_lands_on_the_project_its_data_or_its_cache() {
     let fine = elsewhere.path().join("bookings.csv");
     let r = canon(
         p,
-        &["query", "bookings", "--period", "FY2026-Q1", "--data", d, "--format", "csv", "--out", fine.to_str().unwrap()],
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            d,
+            "--format",
+            "csv",
+            "--out",
+            fine.to_str().unwrap(),
+        ],
     );
     assert!(r.status.success(), "{}", stderr(&r));
     assert!(std::fs::read_to_string(&fine).unwrap().contains("3694.46"));
@@ -246,7 +287,11 @@ fn publish_replaces_only_an_empty_folder_or_its_own_publication() {
     std::fs::write(folder.join("keep.txt"), b"mine").unwrap();
     let o = publish(data.path(), &folder, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not a canon publication"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a canon publication"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(folder.join("keep.txt")).unwrap(), b"mine");
 
     // An empty folder is taken; then the publication is canon's to replace.
@@ -260,7 +305,10 @@ fn publish_replaces_only_an_empty_folder_or_its_own_publication() {
     let o = publish(data.path(), &out, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("metrics/notes.txt"), "{}", stderr(&o));
-    assert_eq!(std::fs::read(out.join("metrics/notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read(out.join("metrics/notes.txt")).unwrap(),
+        b"mine"
+    );
 }
 
 /// The Python of benches/.venv with DuckDB installed (by the harness).
@@ -313,7 +361,17 @@ fn a_publish_killed_at_any_step_leaves_a_whole_publication() {
     let out = dir.path().join("published");
     let d = data.path().to_str().unwrap();
     let o = out.to_str().unwrap();
-    let old_args = ["publish", "--out", o, "--data", d, "--only", "bookings", "--period", "FY2026-Q1"];
+    let old_args = [
+        "publish",
+        "--out",
+        o,
+        "--data",
+        d,
+        "--only",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+    ];
     assert!(canon(&repo(), &old_args).status.success());
     let old = r#"{"periods": ["FY2026-Q1"], "bookings": [["FY2026-Q1", "3694.46"]]}"#;
     let new = r#"{"periods": ["FY2026-Q1", "FY2026-Q2"], "bookings": [["FY2026-Q1", "3694.46"], ["FY2026-Q2", "999.00"]]}"#;
@@ -331,7 +389,11 @@ fn a_publish_killed_at_any_step_leaves_a_whole_publication() {
             break;
         }
         assert_eq!(r.status.code(), Some(137), "step {n}: {}", stderr(&r));
-        assert!(stderr(&r).contains(&format!("killed after step {n}")), "{}", stderr(&r));
+        assert!(
+            stderr(&r).contains(&format!("killed after step {n}")),
+            "{}",
+            stderr(&r)
+        );
         killed += 1;
         let seen = read_with_duckdb(&python, &out);
         assert!(seen == old || seen == new, "after step {n}: {seen}");

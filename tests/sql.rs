@@ -114,7 +114,15 @@ fn sql_refuses_every_statement_that_writes_or_changes_state() {
         assert_eq!(listing(data.path()), before, "{sql} changed the extracts");
     }
     // A plain query still runs: 15 deals in the fixture.
-    let o = canon(&repo(), &["sql", "--data", d, "SELECT count(*) AS n FROM crm.opportunity"]);
+    let o = canon(
+        &repo(),
+        &[
+            "sql",
+            "--data",
+            d,
+            "SELECT count(*) AS n FROM crm.opportunity",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "n\n15\n");
 }

@@ -138,7 +138,8 @@ pub(crate) fn build(seed: u64, scale: u32) -> Sim {
 /// The file that marks a folder as written by `canon sample`: the generator
 /// replaces the part files of such a folder, and of no other.
 pub const MARKER: &str = ".canon-sample";
-const MARKER_TEXT: &str = "Written by `canon sample`: a generated company, replaced by the next run.\n";
+const MARKER_TEXT: &str =
+    "Written by `canon sample`: a generated company, replaced by the next run.\n";
 
 /// `out` is the generator's to write: absent, empty, or an earlier sample.
 /// Anything else may be a real company's extracts, which it must not touch.
