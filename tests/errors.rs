@@ -259,7 +259,9 @@ fn a_file_whose_schema_does_not_match_names_file_and_column() {
     w.write(&bad).unwrap();
     w.close().unwrap();
 
-    let out_file = data.path().join("result.json");
+    // Outside the data root: an --out inside it is refused before any read.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out_file = out_dir.path().join("result.json");
     let out = canon(
         &repo(),
         &[
