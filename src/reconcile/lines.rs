@@ -167,9 +167,10 @@ impl Line {
     /// The line's value: its sign times the sum of what it holds.
     pub fn value(&self, amounts: &BTreeMap<Amount, Dec>) -> Dec {
         let zero = Dec::new(0, 2);
-        let sum = self.holds.iter().fold(zero, |a, h| {
-            a + amounts.get(h).copied().unwrap_or(zero)
-        });
+        let sum = self
+            .holds
+            .iter()
+            .fold(zero, |a, h| a + amounts.get(h).copied().unwrap_or(zero));
         match self.sign {
             Some(BridgeSign::Minus) => zero - sum,
             _ => sum,
@@ -279,7 +280,11 @@ pub fn resolve(
     // B starts the walk and R ends it; every line between has a sign.
     for (end, position, what) in [
         (Amount::Bookings, 0, "first line: the bridge starts from B"),
-        (Amount::RecognizedRevenue, n - 1, "last line: the bridge ends at R"),
+        (
+            Amount::RecognizedRevenue,
+            n - 1,
+            "last line: the bridge ends at R",
+        ),
     ] {
         match holder.get(&end) {
             None => d(
@@ -375,10 +380,7 @@ fn gap_in_amounts(mut gap: [i32; 10]) -> Option<Vec<(Amount, i32)>> {
         let (k, part) = remaining.iter().enumerate().find_map(|(k, a)| {
             (0..10)
                 .find(|&p| {
-                    a.parts()[p] != 0
-                        && remaining
-                            .iter()
-                            .all(|b| b == a || b.parts()[p] == 0)
+                    a.parts()[p] != 0 && remaining.iter().all(|b| b == a || b.parts()[p] == 0)
                 })
                 .map(|p| (k, p))
         })?;
@@ -398,6 +400,7 @@ fn times(factor: i32, name: &str) -> String {
     match factor {
         1 => format!("`{name}`"),
         -1 => format!("−`{name}`"),
+        f if f < 0 => format!("−{} × `{name}`", -f),
         f => format!("{f} × `{name}`"),
     }
 }
@@ -427,10 +430,7 @@ fn explain(
     let verb = |f: i32| if f < 0 { "subtracted" } else { "added" };
     let mut out = Vec::new();
     for (a, factor) in amounts {
-        let holding = lines
-            .iter()
-            .enumerate()
-            .find(|(_, l)| l.holds.contains(&a));
+        let holding = lines.iter().enumerate().find(|(_, l)| l.holds.contains(&a));
         let gap_text = format!("as declared, B + lines − R = {}", times(factor, a.name()));
         out.push(match holding {
             Some((i, l)) => {
