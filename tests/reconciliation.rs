@@ -700,6 +700,34 @@ fn duplicates_are_located() {
     );
 }
 
+// A reconciliation defined twice (a copy of the file, read after it) and a
+// side that names no metric (line 26: `bookings: bookings`) are located.
+#[test]
+fn a_second_definition_and_an_unknown_side_are_located() {
+    let p = project_copy();
+    std::fs::copy(
+        p.path().join("metrics/reconciliation.yaml"),
+        p.path().join("metrics/zz_copy.yaml"),
+    )
+    .unwrap();
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/zz_copy.yaml:4:11",
+            "reconciliation `bookings_to_revenue` is defined twice",
+        ],
+    );
+    let p = project_copy();
+    edit_reconciliation(p.path(), "bookings: bookings", "bookings: booking");
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/reconciliation.yaml:26:15",
+            "unknown metric `booking` (did you mean `bookings`?)",
+        ],
+    );
+}
+
 // A line of D1 (one of P's deals) in accounting period 99, which does not
 // exist: part of D1's schedule (so of its FX difference) but in no period,
 // so in none of the other lines. R − (B + lines) = −77.00 and the bridge is
