@@ -192,6 +192,11 @@ impl Catalog {
                 );
             }
         }
+        for (fi, f) in catalog.files.metrics.iter().enumerate() {
+            for ri in 0..f.spec.reconciliations.len() {
+                crate::reconcile::lines::check(&catalog, fi, ri, &mut diags);
+            }
+        }
         if diags.is_empty() {
             Ok(catalog)
         } else {

@@ -34,6 +34,24 @@ use serde_json::Value;
 ///
 /// D3 and D11 have no lines (unscheduled).
 fn write_revenue(root: &std::path::Path) {
+    write_revenue_with(root, &[]);
+}
+
+// (id, period, amount, tx amount, tx currency, opportunity, subscription, recognized, deleted)
+type Line = (
+    &'static str,
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+);
+
+/// The revenue of [`write_revenue`] with `extra` lines.
+fn write_revenue_with(root: &std::path::Path, extra: &[Line]) {
     std::fs::remove_dir_all(root.join("finance")).ok();
     write_table(
         root,
@@ -79,19 +97,7 @@ fn write_revenue(root: &std::path::Path) {
             ),
         ],
     );
-    // (id, period, amount, tx amount, tx currency, opportunity, subscription, recognized, deleted)
-    type Line = (
-        &'static str,
-        i64,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        bool,
-        bool,
-    );
-    let l: Vec<Line> = vec![
+    let mut l: Vec<Line> = vec![
         ("L1", 1, "250.00", "250.00", "USD", "D1", "", true, false),
         // Both links: the opportunity rule comes first and wins (by its
         // subscription, L2 would be D14's, an earlier booking).
@@ -110,6 +116,7 @@ fn write_revenue(root: &std::path::Path) {
         ("L15", 4, "10.00", "10.00", "USD", "D404", "", true, false),
         ("L16", 3, "77.00", "77.00", "USD", "D1", "", true, true),
     ];
+    l.extend_from_slice(extra);
     write_table(
         root,
         "finance/revenue_plan_line",
@@ -445,4 +452,301 @@ fn the_sample_company_ties_out_in_every_month_and_quarter() {
             r.check
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The bridge is computed from its declarations in metrics/reconciliation.yaml.
+
+fn project_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(dir.path());
+    dir
+}
+
+fn edit_reconciliation(project: &std::path::Path, from: &str, to: &str) {
+    let path = project.join("metrics/reconciliation.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from} not in {}", path.display());
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The FX line of metrics/reconciliation.yaml, whole.
+const FX_LINE: &str = "      - name: fx_difference
+        label: FX difference
+        sign: '±'
+        holds: fx_difference
+        description: \"Σ per deal of (Σ line amount − booking − amount difference): books' rates vs the CRM's\"
+";
+
+fn reconcile_in(project: &std::path::Path, data: &std::path::Path) -> std::process::Output {
+    canon(
+        project,
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--detail",
+            "--format",
+            "json",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    )
+}
+
+fn assert_located(out: &std::process::Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty(), "a refused bridge prints nothing");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+}
+
+fn bridge_of(r: &Value) -> Vec<(String, String)> {
+    r["bridge"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["line"].as_str().unwrap().to_string(),
+                l["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+// Line 36 of reconciliation.yaml is `sign: '-'` of deferred_to_later_periods
+// (the value at column 15). Added instead of subtracted, B + lines exceeds R
+// by twice the lines after P (on the fixture 2 × 200.00): refused, at the
+// sign, both by `reconcile` and by `validate`, and nothing is printed.
+#[test]
+fn a_flipped_sign_does_not_tie_out_and_is_located() {
+    let data = fixture();
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "        sign: '-'\n        holds: lines_after_period\n",
+        "        sign: '+'\n        holds: lines_after_period\n",
+    );
+    let needles = [
+        "metrics/reconciliation.yaml:36:15",
+        "does not tie out",
+        "line `deferred_to_later_periods` has `lines_after_period`",
+        "needs it subtracted",
+        "B + lines − R = 2 × `lines_after_period`",
+    ];
+    assert_located(&reconcile_in(p.path(), data.path()), &needles);
+    assert_located(&canon(p.path(), &["validate", "--no-data"]), &needles);
+}
+
+// The FX line subtracted (line 61: its `sign: '±'` → '-'): B + lines − R =
+// −2 × fx_difference, located at that sign.
+#[test]
+fn a_difference_with_the_wrong_sign_is_located() {
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "        sign: '±'\n        holds: fx_difference\n",
+        "        sign: '-'\n        holds: fx_difference\n",
+    );
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/reconciliation.yaml:61:15",
+            "does not tie out",
+            "B + lines − R = −2 × `fx_difference`",
+        ],
+    );
+}
+
+// The amount and FX differences declared as one line (holds both, '±'): the
+// bridge changes (ten lines; −13.35 + −10.00 = −23.35 on one) and still ties
+// out; a renamed line is shown, with its detail, under its new name.
+#[test]
+fn edited_declarations_change_the_bridge_that_still_ties_out() {
+    let data = fixture();
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "      - name: amount_difference\n        label: Amount difference\n        sign: '±'\n        holds: amount_difference\n",
+        "      - name: price_and_fx\n        label: Price and FX\n        sign: '±'\n        holds: [amount_difference, fx_difference]\n",
+    );
+    edit_reconciliation(p.path(), FX_LINE, "");
+    edit_reconciliation(
+        p.path(),
+        "name: revenue_without_booking",
+        "name: unbooked_revenue",
+    );
+    let out = reconcile_in(p.path(), data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 3694.46 − 200.00 − 250.00 − 250.00 − 1111.11 − 23.35 + 50.00 + 99.90
+    // + 810.00 = 2819.90.
+    let expected = [
+        ("bookings", "3694.46"),
+        ("deferred_to_later_periods", "-200.00"),
+        ("scheduled_before_period", "-250.00"),
+        ("not_yet_recognized", "-250.00"),
+        ("unscheduled_bookings", "-1111.11"),
+        ("price_and_fx", "-23.35"),
+        ("recognized_from_earlier_bookings", "50.00"),
+        ("recognized_from_later_bookings", "99.90"),
+        ("unbooked_revenue", "810.00"),
+        ("recognized_revenue", "2819.90"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(bridge_of(&r), expected);
+    assert_eq!(r["check"], "0.00");
+    let merged = &r["bridge"][5];
+    assert_eq!(merged["sign"], "±");
+    assert_eq!(
+        merged["holds"],
+        serde_json::json!(["amount_difference", "fx_difference"])
+    );
+    // L11 300.00 + L13 500.00 + L15 10.00 = 810.00 under the new name.
+    let unbooked: Vec<&str> = r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["category"] == "unbooked_revenue")
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(unbooked, ["L11", "L13", "L15"]);
+}
+
+// An amount outside the vocabulary (line 62: `holds: fx_difference`, value
+// at column 16) is located, with the closest name and the vocabulary.
+#[test]
+fn a_misnamed_amount_is_located() {
+    let data = fixture();
+    let p = project_copy();
+    edit_reconciliation(p.path(), "holds: fx_difference\n", "holds: fx_diference\n");
+    assert_located(
+        &reconcile_in(p.path(), data.path()),
+        &[
+            "metrics/reconciliation.yaml:62:16",
+            "unknown amount `fx_diference` (did you mean `fx_difference`?)",
+            "lines_after_period",
+        ],
+    );
+}
+
+// Without its last line nothing holds R (reported at `lines:`, line 33
+// column 7); without the FX line the bridge cannot tie out, and says which
+// amount is missing.
+#[test]
+fn a_missing_line_is_located() {
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "      - {name: recognized_revenue, label: \"Recognized revenue (R)\", holds: recognized_revenue}\n",
+        "",
+    );
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/reconciliation.yaml:33:7",
+            "no line holds `recognized_revenue`",
+        ],
+    );
+    let p = project_copy();
+    edit_reconciliation(p.path(), FX_LINE, "");
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/reconciliation.yaml:33:7",
+            "does not tie out: no line holds `fx_difference`",
+            "B + lines − R = −`fx_difference`",
+        ],
+    );
+}
+
+// A line name declared twice (line 44 is not_yet_recognized's name) and an
+// amount held by two lines are located where the second one is written.
+#[test]
+fn duplicates_are_located() {
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "name: not_yet_recognized",
+        "name: deferred_to_later_periods",
+    );
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/reconciliation.yaml:44:15",
+            "line `deferred_to_later_periods` is declared twice",
+        ],
+    );
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "holds: lines_in_period_not_recognized\n",
+        "holds: [lines_in_period_not_recognized, lines_after_period]\n",
+    );
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/reconciliation.yaml:47:49",
+            "`lines_after_period` is already held by line `deferred_to_later_periods`",
+        ],
+    );
+}
+
+// A reconciliation defined twice (a copy of the file, read after it) and a
+// side that names no metric (line 26: `bookings: bookings`) are located.
+#[test]
+fn a_second_definition_and_an_unknown_side_are_located() {
+    let p = project_copy();
+    std::fs::copy(
+        p.path().join("metrics/reconciliation.yaml"),
+        p.path().join("metrics/zz_copy.yaml"),
+    )
+    .unwrap();
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/zz_copy.yaml:4:11",
+            "reconciliation `bookings_to_revenue` is defined twice",
+        ],
+    );
+    let p = project_copy();
+    edit_reconciliation(p.path(), "bookings: bookings", "bookings: booking");
+    assert_located(
+        &canon(p.path(), &["validate", "--no-data"]),
+        &[
+            "metrics/reconciliation.yaml:26:15",
+            "unknown metric `booking` (did you mean `bookings`?)",
+        ],
+    );
+}
+
+// A line of D1 (one of P's deals) in accounting period 99, which does not
+// exist: part of D1's schedule (so of its FX difference) but in no period,
+// so in none of the other lines. R − (B + lines) = −77.00 and the bridge is
+// refused rather than printed.
+#[test]
+fn a_computed_gap_refuses_the_bridge() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    write_revenue_with(
+        data.path(),
+        &[("L17", 99, "77.00", "77.00", "USD", "D1", "", true, false)],
+    );
+    let out = reconcile_in(&repo(), data.path());
+    assert_located(
+        &out,
+        &[
+            "metrics/reconciliation.yaml:33:7",
+            "does not tie out for FY2026-Q1",
+            "R − (B + lines) = -77.00",
+        ],
+    );
 }

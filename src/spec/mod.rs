@@ -340,13 +340,98 @@ pub struct LookupSpec {
     pub value: String,
 }
 
+/// One line of a bridge, as finance declares it: what it holds and with
+/// which sign it enters the walk from the start (B) to the end (R). The
+/// engine computes the bridge from these declarations and refuses one that
+/// does not tie out (see `reconcile::lines`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeLineSpec {
     pub name: String,
     pub label: String,
+    /// `'-'` subtracts what the line holds, `'+'` adds it, `'±'` adds it as
+    /// it is, of either sign. The first line (B) and the last (R) have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<BridgeSign>,
+    /// The amounts the line holds, from the kind's closed vocabulary: one
+    /// name or a list, summed.
+    pub holds: BridgeHolds,
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// How a bridge line enters the walk from B to R.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeSign {
+    Plus,
+    Minus,
+    /// Added as it is: the amount may be of either sign.
+    Either,
+}
+
+impl BridgeSign {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BridgeSign::Plus => "+",
+            BridgeSign::Minus => "-",
+            BridgeSign::Either => "±",
+        }
+    }
+
+    /// The factor the held amount is multiplied by.
+    pub fn factor(self) -> i32 {
+        match self {
+            BridgeSign::Minus => -1,
+            BridgeSign::Plus | BridgeSign::Either => 1,
+        }
+    }
+}
+
+impl Serialize for BridgeSign {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.symbol())
+    }
+}
+
+impl<'de> Deserialize<'de> for BridgeSign {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BridgeSign;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sign, quoted: '+', '-' or '±'")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BridgeSign, E> {
+                match v.trim() {
+                    "+" => Ok(BridgeSign::Plus),
+                    "-" | "−" => Ok(BridgeSign::Minus),
+                    "±" | "+/-" => Ok(BridgeSign::Either),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not a sign: write '+', '-' or '±' (quoted)"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// One amount or several, as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum BridgeHolds {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl BridgeHolds {
+    /// The names, with whether they were written as a list (for locating one).
+    pub fn names(&self) -> (Vec<&str>, bool) {
+        match self {
+            BridgeHolds::One(s) => (vec![s.as_str()], false),
+            BridgeHolds::Many(v) => (v.iter().map(String::as_str).collect(), true),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -8,8 +8,16 @@
 //! running the two metrics, and the bridge refuses to print if its sides
 //! disagree with them. Every bridge line is a sum of the deal-level or
 //! line-level detail, so the detail sums to the bridge by construction.
+//!
+//! Which lines the bridge has, what each holds and with which sign, are
+//! declared in the reconciliation's YAML ([`lines`]); this module computes
+//! the amounts of the vocabulary and the lines from them.
+
+pub mod lines;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use lines::Amount;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -30,25 +38,15 @@ use crate::run::Engine;
 use crate::spec::ReconciliationSpec;
 use crate::yaml_path;
 
-/// The bridge categories, in the order of metrics.md.
-pub const CATEGORIES: [&str; 11] = [
-    "bookings",
-    "deferred_to_later_periods",
-    "scheduled_before_period",
-    "not_yet_recognized",
-    "unscheduled_bookings",
-    "amount_difference",
-    "fx_difference",
-    "recognized_from_earlier_bookings",
-    "recognized_from_later_bookings",
-    "revenue_without_booking",
-    "recognized_revenue",
-];
-
+/// One line of the bridge: its declared name, sign and amounts, and its
+/// signed value.
 #[derive(Debug, Clone, Serialize)]
 pub struct BridgeLine {
     pub line: String,
     pub label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign: Option<&'static str>,
+    pub holds: Vec<&'static str>,
     pub value: Dec,
 }
 
@@ -69,6 +67,7 @@ pub struct DealDetail {
     pub unscheduled: Dec,
     pub amount_difference: Dec,
     pub fx_difference: Dec,
+    /// `scheduled`, or the name of the line holding `bookings_without_lines`.
     pub category: String,
 }
 
@@ -80,6 +79,7 @@ pub struct LineDetail {
     pub deal: Option<String>,
     pub link: Option<String>,
     pub amount: Dec,
+    /// The name of the bridge line holding the line's amount.
     pub category: String,
     pub reason: Option<String>,
 }
@@ -102,7 +102,7 @@ pub struct ReconciliationResult {
     pub definition: DefinitionRef,
     pub period: Period,
     pub bridge: Vec<BridgeLine>,
-    /// R − (B + lines 2–10): zero when the bridge ties out.
+    /// R − (B + the lines between): zero, or the bridge is refused.
     pub check: Dec,
     pub deals: Vec<DealDetail>,
     pub lines: Vec<LineDetail>,
@@ -122,6 +122,14 @@ pub async fn run(
 ) -> Result<ReconciliationResult> {
     let catalog = engine.catalog.clone();
     let (file, index, spec) = find(&catalog, name)?;
+    let at_recon = |path: &[crate::spec::locate::Step]| {
+        let mut full = yaml_path!["reconciliations", index].to_vec();
+        full.extend_from_slice(path);
+        catalog.files.metrics[file].at(&full)
+    };
+    // The declared lines (checked when the catalog loaded; again here so a
+    // bridge is never computed from lines that cannot tie out).
+    let declared = lines::resolve(spec, &at_recon).map_err(CanonError::Definition)?;
     let started = std::time::Instant::now();
     let lap = |what: &str| tracing::info!(ms = started.elapsed().as_millis() as u64, "{what}");
     let request = Request {
@@ -193,11 +201,6 @@ pub async fn run(
     let (_, _, line_spec) = catalog
         .entity(&line_entity)
         .ok_or_else(|| CanonError::Internal("unknown revenue entity".into()))?;
-    let at_recon = |path: &[crate::spec::locate::Step]| {
-        let mut full = yaml_path!["reconciliations", index].to_vec();
-        full.extend_from_slice(path);
-        catalog.files.metrics[file].at(&full)
-    };
     // Each link rule yields a deal id or null; the first that yields one wins.
     let mut frame = frame.filter(!excluded)?;
     let mut link_exprs: Vec<(String, Expr)> = Vec::new();
@@ -360,10 +363,13 @@ pub async fn run(
     // Lines recognized in P outside P's deals, by category and reason.
     let category = when(
         col("_counted").and(col("_time").lt(from.clone())),
-        lit("recognized_from_earlier_bookings"),
+        lit(Amount::RecognizedOfDealsWonBeforePeriod.name()),
     )
-    .when(col("_counted"), lit("recognized_from_later_bookings"))
-    .otherwise(lit("revenue_without_booking"))?;
+    .when(
+        col("_counted"),
+        lit(Amount::RecognizedOfDealsWonAfterPeriod.name()),
+    )
+    .otherwise(lit(Amount::RecognizedWithoutCountedDeal.name()))?;
     let reason = when(col("_counted"), lit(ScalarValue::Utf8(None)))
         .when(col("_linked").is_null(), lit("no link to a deal"))
         .when(col("_known").is_null(), lit("unknown deal"))
@@ -432,10 +438,10 @@ pub async fn run(
     };
     lap("lines outside the period's deals listed");
     let (bridge_lines, check, deals, lines, match_rates) =
-        bridge(spec, &deal_rows, &recognized, &line_rows)?;
+        bridge(&declared, &deal_rows, &recognized, &line_rows)?;
     // The bridge's own B and R must be the governed numbers.
     let b_line = bridge_lines[0].value;
-    let r_line = bridge_lines[10].value;
+    let r_line = bridge_lines[bridge_lines.len() - 1].value;
     if Some(b_line) != b_result.value.map(|v| v.rescale(2))
         || Some(r_line) != r_result.value.map(|v| v.rescale(2))
     {
@@ -443,6 +449,20 @@ pub async fn run(
             "the bridge's sides ({b_line}, {r_line}) disagree with the governed metrics ({:?}, {:?})",
             b_result.value, r_result.value
         )));
+    }
+    // A bridge that does not foot is never printed.
+    if !check.is_zero() {
+        return Err(CanonError::definition(
+            at_recon(&yaml_path!["lines"]),
+            format!(
+                "reconciliation `{}` does not tie out for {}: R − (B + lines) = {} (B {}, R {}); the declared lines tie out by construction, so some amount of the detail falls under none of them (a revenue line of the period's deals outside every accounting period, for one); the bridge is not printed",
+                spec.name,
+                period.label,
+                check.plain(),
+                b_line.plain(),
+                r_line.plain()
+            ),
+        ));
     }
     Ok(ReconciliationResult {
         reconciliation: spec.name.clone(),
@@ -467,14 +487,26 @@ type Bridge = (
     MatchRates,
 );
 
-/// The eleven lines from the plans' outputs, summed exactly.
+/// The declared lines from the plans' outputs, summed exactly: each amount
+/// of the vocabulary is a sum of the detail, each line its sign times the
+/// sum of the amounts it holds.
 fn bridge(
-    spec: &ReconciliationSpec,
+    declared: &[lines::Line],
     deal_rows: &[RecordBatch],
     recognized: &[RecordBatch],
     line_rows: &[RecordBatch],
 ) -> Result<Bridge> {
     let zero = Dec::new(0, 2);
+    // The line each amount is shown under, for the detail's categories.
+    let line_of = |a: Amount| -> String {
+        declared
+            .iter()
+            .find(|l| l.holds.contains(&a))
+            .map(|l| l.name.clone())
+            .unwrap_or_else(|| a.name().to_string())
+    };
+    let unscheduled_line = line_of(Amount::BookingsWithoutLines);
+    let mut line_names: BTreeMap<String, String> = BTreeMap::new();
     let mut deals = Vec::new();
     let mut with_lines = 0i64;
     for b in deal_rows {
@@ -510,11 +542,10 @@ fn bridge(
                     zero
                 },
                 category: if has_lines {
-                    "scheduled"
+                    "scheduled".to_string()
                 } else {
-                    "unscheduled_bookings"
-                }
-                .to_string(),
+                    unscheduled_line.clone()
+                },
             });
         }
     }
@@ -524,12 +555,21 @@ fn bridge(
     for b in line_rows {
         let c = |i: usize| b.column(i).as_ref();
         for i in 0..b.num_rows() {
+            let amount_name = string(c(4), i).unwrap_or_default();
+            let category = line_names
+                .entry(amount_name)
+                .or_insert_with_key(|k| {
+                    Amount::from_name(k)
+                        .map(line_of)
+                        .unwrap_or_else(|| k.clone())
+                })
+                .clone();
             lines.push(LineDetail {
                 line: string(c(0), i).unwrap_or_default(),
                 deal: string(c(1), i),
                 link: string(c(2), i),
                 amount: dec(c(3), i).unwrap_or(zero),
-                category: string(c(4), i).unwrap_or_default(),
+                category,
                 reason: string(c(5), i),
             });
         }
@@ -554,37 +594,48 @@ fn bridge(
             linked += count(3, i);
         }
     }
+    // Every amount of the vocabulary, unsigned.
     let sum = |f: &dyn Fn(&DealDetail) -> Dec| deals.iter().fold(zero, |a, d| a + f(d));
-    let total = |c: &str| totals.get(c).copied().unwrap_or(zero);
-    let values: [Dec; 11] = [
-        sum(&|d| d.booking),
-        zero - sum(&|d| d.after_period),
-        zero - sum(&|d| d.before_period),
-        zero - sum(&|d| d.not_yet_recognized),
-        zero - sum(&|d| d.unscheduled),
-        sum(&|d| d.amount_difference),
-        sum(&|d| d.fx_difference),
-        total("recognized_from_earlier_bookings"),
-        total("recognized_from_later_bookings"),
-        total("revenue_without_booking"),
-        r,
-    ];
-    let labels: BTreeMap<&str, &str> = spec
-        .lines
+    let total = |a: Amount| totals.get(a.name()).copied().unwrap_or(zero);
+    let amounts: BTreeMap<Amount, Dec> = [
+        (Amount::Bookings, sum(&|d| d.booking)),
+        (Amount::LinesAfterPeriod, sum(&|d| d.after_period)),
+        (Amount::LinesBeforePeriod, sum(&|d| d.before_period)),
+        (
+            Amount::LinesInPeriodNotRecognized,
+            sum(&|d| d.not_yet_recognized),
+        ),
+        (Amount::BookingsWithoutLines, sum(&|d| d.unscheduled)),
+        (Amount::AmountDifference, sum(&|d| d.amount_difference)),
+        (Amount::FxDifference, sum(&|d| d.fx_difference)),
+        (
+            Amount::RecognizedOfDealsWonBeforePeriod,
+            total(Amount::RecognizedOfDealsWonBeforePeriod),
+        ),
+        (
+            Amount::RecognizedOfDealsWonAfterPeriod,
+            total(Amount::RecognizedOfDealsWonAfterPeriod),
+        ),
+        (
+            Amount::RecognizedWithoutCountedDeal,
+            total(Amount::RecognizedWithoutCountedDeal),
+        ),
+        (Amount::RecognizedRevenue, r),
+    ]
+    .into_iter()
+    .collect();
+    let bridge_lines: Vec<BridgeLine> = declared
         .iter()
-        .map(|l| (l.name.as_str(), l.label.as_str()))
-        .collect();
-    let bridge_lines: Vec<BridgeLine> = CATEGORIES
-        .iter()
-        .zip(values)
-        .map(|(c, v)| BridgeLine {
-            line: c.to_string(),
-            label: labels.get(c).copied().unwrap_or(c).to_string(),
-            value: v,
+        .map(|l| BridgeLine {
+            line: l.name.clone(),
+            label: l.label.clone(),
+            sign: l.sign.map(crate::spec::BridgeSign::symbol),
+            holds: l.holds.iter().map(|a| a.name()).collect(),
+            value: l.value(&amounts),
         })
         .collect();
-    let walked = values[..10].iter().fold(zero, |a, v| a + *v);
-    let check = values[10] - walked;
+    let values: Vec<Dec> = bridge_lines.iter().map(|l| l.value).collect();
+    let check = lines::check_value(&values);
     let match_rates = MatchRates {
         recognized_lines: n,
         recognized_lines_linked: linked,
