@@ -10,7 +10,6 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use sha2::{Digest, Sha256};
 
-
 use crate::cache::Cache;
 use crate::catalog::{Catalog, MetricId};
 use crate::compile::entity::entity_frame;

@@ -809,8 +809,14 @@ fn nrr_tallies_the_cohorts_exclusions_at_t0() {
     let r = query_json(&repo(), data.path(), &["nrr", "--as-of", "2025-06-30"]);
     assert_eq!(r["value"], "0.943740");
     assert_eq!(r["definition"]["version"], 2);
-    assert_eq!(bridge(&r)[0], ("starting".to_string(), "3673.33".to_string()));
-    assert_eq!(bridge(&r)[5], ("cohort_members".to_string(), "4".to_string()));
+    assert_eq!(
+        bridge(&r)[0],
+        ("starting".to_string(), "3673.33".to_string())
+    );
+    assert_eq!(
+        bridge(&r)[5],
+        ("cohort_members".to_string(), "4".to_string())
+    );
     let t0 = "cohort at T0 = 2024-06-30 (arr > 0)";
     let t = "arr at T = 2025-06-30 (every customer, for reference)";
     assert_eq!(r["exclusions"][0]["metric"], t0, "T0's come first");
