@@ -65,7 +65,41 @@ pub struct DealMatchRate {
     pub rate: Option<Dec>,
     /// The rate warns below this (canon.yaml `quality.match_rate_warn_below`).
     pub warn_below: Dec,
-    pub status: Status,
+    pub status: RateStatus,
+    /// Why the rate is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A rate's judgement. `unavailable`: a query relies on the rate but its
+/// inputs cannot be read (a project that has no billing extract yet); the
+/// result says so instead of leaving the rate out, and the metric itself is
+/// still computed (its own inputs are gated as usual). `canon check` reads
+/// every table first and reports an unreadable one as an error instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateStatus {
+    Pass,
+    Warn,
+    Unavailable,
+}
+
+impl RateStatus {
+    /// Its weight in an overall status.
+    pub fn level(self) -> Status {
+        match self {
+            RateStatus::Pass | RateStatus::Unavailable => Status::Pass,
+            RateStatus::Warn => Status::Warn,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RateStatus::Pass => "pass",
+            RateStatus::Warn => "warn",
+            RateStatus::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// Every deal match rate of the project: per reconciliation, its revenue
@@ -104,13 +138,61 @@ pub async fn relied_on(
             None => *thresholds.insert(Thresholds::of(&engine.catalog)?),
         };
         if spec.bookings == metric {
-            out.push(revenue_lines(engine, file, index, spec, &t).await?);
+            let rule = || format!("{} → counted deal", revenue_entity(engine, spec));
+            out.push(or_unavailable(
+                revenue_lines(engine, file, index, spec, &t).await,
+                rule,
+                spec,
+                &t,
+            )?);
         }
         for link in &links {
-            out.push(won_deals(engine, spec, link, &t).await?);
+            let rule = || format!("counted deal ← {}.{}", link.entity, link.link);
+            out.push(or_unavailable(
+                won_deals(engine, spec, link, &t).await,
+                rule,
+                spec,
+                &t,
+            )?);
         }
     }
     Ok(out)
+}
+
+/// The entity of `spec`'s revenue metric, by name.
+fn revenue_entity(engine: &Engine, spec: &ReconciliationSpec) -> String {
+    engine
+        .catalog
+        .metric(&spec.revenue)
+        .ok()
+        .and_then(|(_, _, m)| m.entity.clone())
+        .unwrap_or_default()
+}
+
+/// A rate, or when its inputs cannot be read (a data error: a missing or
+/// corrupt extract), the rate marked unavailable with the reason.
+fn or_unavailable(
+    computed: Result<DealMatchRate>,
+    rule: impl Fn() -> String,
+    spec: &ReconciliationSpec,
+    thresholds: &Thresholds,
+) -> Result<DealMatchRate> {
+    match computed {
+        Err(e @ CanonError::Data { .. }) => Ok(DealMatchRate {
+            check: "match_rate",
+            rule: rule(),
+            description: "not computed: an input cannot be read".into(),
+            reconciliation: spec.name.clone(),
+            table: String::new(),
+            rows: 0,
+            matched: 0,
+            rate: None,
+            warn_below: thresholds.match_rate_warn_below,
+            status: RateStatus::Unavailable,
+            detail: Some(e.to_string()),
+        }),
+        other => other,
+    }
 }
 
 /// Every reconciliation of the project with its file and index.
@@ -235,10 +317,11 @@ fn rate(
         rate: Dec::from_int(matched).div(Dec::from_int(rows), 6),
         warn_below,
         status: if share_below(matched, rows, warn_below) {
-            Status::Warn
+            RateStatus::Warn
         } else {
-            Status::Pass
+            RateStatus::Pass
         },
+        detail: None,
     }
 }
 

@@ -423,7 +423,7 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
     let status = tables
         .iter()
         .map(|c| c.status)
-        .chain(deal_match_rates.iter().map(|m| m.status))
+        .chain(deal_match_rates.iter().map(|m| m.status.level()))
         .chain(identity_duplication.iter().map(|d| d.status))
         .max()
         .unwrap_or(Status::Pass);

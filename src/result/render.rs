@@ -160,7 +160,7 @@ pub fn table(r: &GovernedResult) -> String {
     let flagged: Vec<String> = r
         .quality
         .iter()
-        .filter(|q| matches!(q["status"].as_str(), Some("warn" | "error")))
+        .filter(|q| matches!(q["status"].as_str(), Some("warn" | "error" | "unavailable")))
         .map(|q| {
             let text = |k: &str| q[k].as_str().unwrap_or("").to_string();
             let what = [text("rule"), text("table"), text("column")]
