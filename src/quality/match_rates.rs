@@ -275,6 +275,37 @@ async fn counted_deals(engine: &Engine, bookings: &str) -> Result<DataFrame> {
         .aggregate(vec![col("_key").alias("_deal")], vec![])?)
 }
 
+/// [`tally`] once per engine under `key`: a rate is over all periods, so a
+/// run that computes many results relying on it (`canon publish`: bookings
+/// for every period, the bridge's bookings side, arr and every cohort
+/// metric) counts it once. The two counts are kept as a one-row VALUES plan
+/// in the engine's plan memo.
+async fn memo_tally(engine: &Engine, key: &str, frame: DataFrame) -> Result<(i64, i64)> {
+    use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+    let build = async {
+        let (rows, hits) = tally(frame).await?;
+        Ok(Some(
+            LogicalPlanBuilder::values(vec![vec![lit(rows), lit(hits)]])?.build()?,
+        ))
+    };
+    let plan = engine
+        .memoized_plan(&format!("deal match rate {key}"), build)
+        .await?;
+    let count = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Int64(Some(n)), _) => Some(*n),
+        _ => None,
+    };
+    match plan.as_ref() {
+        Some(LogicalPlan::Values(v)) if v.values.len() == 1 && v.values[0].len() == 2 => {
+            match (count(&v.values[0][0]), count(&v.values[0][1])) {
+                (Some(rows), Some(hits)) => Ok((rows, hits)),
+                _ => Err(CanonError::Internal(format!("memoized counts of {key}"))),
+            }
+        }
+        _ => Err(CanonError::Internal(format!("memoized counts of {key}"))),
+    }
+}
+
 /// Rows and matched rows of a frame with a `_matched` column (null = not).
 async fn tally(frame: DataFrame) -> Result<(i64, i64)> {
     let batches = frame
@@ -423,7 +454,7 @@ async fn revenue_lines(
         ),
         spec,
         table,
-        tally(frame).await?,
+        memo_tally(engine, &format!("{} {entity}", spec.name), frame).await?,
         thresholds,
     ))
 }
@@ -496,7 +527,12 @@ async fn won_deals(
         ),
         spec,
         deal_table,
-        tally(frame).await?,
+        memo_tally(
+            engine,
+            &format!("{} {}.{}", spec.name, link.entity, link.link),
+            frame,
+        )
+        .await?,
         thresholds,
     ))
 }
