@@ -661,6 +661,13 @@ fn results_carry_the_deal_match_rates_they_rely_on() {
         )]
     );
     assert_eq!(bookings["quality_status"], "warn");
+    // So does a metric computed from bookings (new_bookings / bookings).
+    let share = query_json(
+        &repo(),
+        data.path(),
+        &["new_business_share", "--period", "FY2026-Q1"],
+    );
+    assert_eq!(rates(&share), rates(&bookings));
     let arr = query_json(&repo(), data.path(), &["arr", "--as-of", "2025-06-30"]);
     // C1: 12 × 100.00 = 1200.00 (S1, B1 → A1).
     assert_eq!(arr["value"], "1200.00");

@@ -15,8 +15,9 @@
 //!   `subscription.deal`), matched when at least one does.
 //!
 //! Which results carry which rate ([`relied_on`]), and why:
-//! - the revenue-line rate rides on the reconciliation's bookings metric (and
-//!   so on the bridge, whose bookings side it is): a line that links to no
+//! - the revenue-line rate rides on the reconciliation's bookings metric and
+//!   on any ratio or derived metric computed from it (and so on the bridge,
+//!   whose bookings side it is): a line that links to no
 //!   counted deal is revenue the bridge cannot attribute to a booking, so a
 //!   low rate says B and R will be far apart for reasons the bridge can only
 //!   list as `revenue_without_booking`;
@@ -125,19 +126,23 @@ pub async fn relied_on(
 ) -> Result<Vec<DealMatchRate>> {
     let mut out = Vec::new();
     let mut thresholds = None;
+    // The metric and, for a ratio, derived or cohort metric, what it is
+    // computed from.
+    let parts = crate::compile::parts(engine, metric)?;
     for (file, index, spec) in reconciliations(engine) {
         let links: Vec<DealLink> = deal_links(engine, spec)?
             .into_iter()
             .filter(|l| tables.contains(&l.table))
             .collect();
-        if spec.bookings != metric && links.is_empty() {
+        let on_bookings = parts.contains(&spec.bookings);
+        if !on_bookings && links.is_empty() {
             continue;
         }
         let t = match thresholds {
             Some(t) => t,
             None => *thresholds.insert(Thresholds::of(&engine.catalog)?),
         };
-        if spec.bookings == metric {
+        if on_bookings {
             let rule = || format!("{} → counted deal", revenue_entity(engine, spec));
             out.push(or_unavailable(
                 revenue_lines(engine, file, index, spec, &t).await,
