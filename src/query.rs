@@ -10,8 +10,6 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use sha2::{Digest, Sha256};
 
-use chrono::NaiveDate;
-
 use crate::cache::Cache;
 use crate::catalog::{Catalog, MetricId};
 use crate::compile::entity::entity_frame;
@@ -215,9 +213,12 @@ async fn compute_metric(
     let planned: Vec<String> = planned.into_keys().collect();
     let planned_links = engine.links_used();
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
-    let (computed, (early_tables, mut matches)) = futures::try_join!(
+    // The deal match rates the metric relies on (quality::match_rates says
+    // which and why) are judged beside it too.
+    let (computed, (early_tables, mut matches), deal_rates) = futures::try_join!(
         compute(engine, id, request),
-        gates(engine, &planned, &planned_links)
+        gates(engine, &planned, &planned_links),
+        crate::quality::match_rates::relied_on(engine, name, &planned)
     )?;
     let Computed {
         value,
@@ -337,6 +338,9 @@ async fn compute_metric(
         quality.extend(serde_json::to_value(c).ok());
     }
     for m in matches {
+        quality.extend(serde_json::to_value(m).ok());
+    }
+    for m in deal_rates {
         quality.extend(serde_json::to_value(m).ok());
     }
     tracing::info!(ms = started.elapsed().as_millis() as u64, "inputs checked");
@@ -544,7 +548,6 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
     let started = Instant::now();
     let plan = cohort::compile(engine, id, request, true).await?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, "cohort compiled");
-    let label = |day: NaiveDate| format!("{} at {day}", spec.of);
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();
     let bridge_batches = plan.bridge.collect().await?;
@@ -565,17 +568,27 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
     let member_slice = key_is_member.then_some(spec.key.as_str());
     // Only the instants' totals and exclusions are reported (the bridge
     // has the per-member values), so their groups are summed over members
-    // in the engine instead of read member by member.
+    // in the engine instead of read member by member. The exclusions are
+    // the cohort's at T0, the instant that defines it (metrics.md): the
+    // cohort's members are its keys, so they are counted from the key's
+    // groups. T's, over every customer of the snapshot, come second and are
+    // labelled as such.
     let (mut at_t0, mut at_t) = futures::try_join!(
-        read_simple(engine, plan.base, plan.at_t0, member_slice, true),
+        read_simple(
+            engine,
+            plan.base,
+            plan.cohort_t0,
+            Some(spec.key.as_str()),
+            true
+        ),
         read_simple(engine, plan.base, plan.at_t, member_slice, true)
     )?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "cohort instants read"
     );
-    at_t0.name = label(t0);
-    at_t.name = label(t);
+    at_t0.name = format!("cohort at T0 = {t0} ({} > 0)", spec.of);
+    at_t.name = format!("{} at T = {t} (every customer, for reference)", spec.of);
     at_t0.plan = source_plan.clone();
     at_t.plan = source_plan;
     let scale = metric.scale.unwrap_or(RATIO_SCALE);
@@ -596,6 +609,16 @@ async fn run_cohort(engine: &Engine, id: MetricId, request: &Request) -> Result<
             }
             rows.push(((t.to_string(), key), line));
         }
+    }
+    // The cohort's T0 tally and the bridge select the same groups (counted,
+    // ARR at T0 > 0): its counted value is the starting ARR, or the evidence
+    // describes another cohort than the number.
+    if !(at_t0.included().contribution(Aggregation::Sum) - total[0]).is_zero() {
+        return Err(CanonError::Internal(format!(
+            "the cohort's T0 tally ({}) differs from the bridge's starting ARR ({})",
+            at_t0.included().contribution(Aggregation::Sum),
+            total[0]
+        )));
     }
     let value_of = |b: &[Dec; 8]| -> Option<Dec> {
         let [start, _, _, _, ending, retained, members, churned_members] = *b;

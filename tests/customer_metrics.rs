@@ -288,22 +288,25 @@ fn fixture() -> tempfile::TempDir {
 }
 
 // ARR as of 2025-06-30 = C3 1800.00 + C5 1200.00 + C6 120.12 = 3120.12.
-// deleted: C10 480.00 + C11 60.00 + C12 84.00 = 3 charges, 624.00;
+// deleted (the billing account's flag, metrics.md): C10 480.00 (B6) = 1 charge;
+// C11 (deleted subscription S7, 60.00) and C12 (deleted charge, 84.00) are
+// outside the definition, not tallied (until arr v2 they were: 3 / 624.00);
 // test_account: C8 240.00 (billing-only, billing name) + C9 360.00 (CRM Test Corp) = 2, 600.00;
-// internal_account: none. Universe 3120.12 + 624.00 + 600.00 = 4344.12 over 8 charges.
+// internal_account: none. Universe 3120.12 + 480.00 + 600.00 = 4200.12 over 6 charges.
 #[test]
 fn arr_counts_latest_versions_at_the_day_with_customer_exclusions() {
     let data = fixture();
     let r = query_json(&repo(), data.path(), &["arr", "--as-of", "2025-06-30"]);
     assert_eq!(r["value"], "3120.12");
-    assert_eq!(exclusion(&r, "deleted"), (3, "624.00".into()));
+    assert_eq!(exclusion(&r, "deleted"), (1, "480.00".into()));
     assert_eq!(exclusion(&r, "test_account"), (2, "600.00".into()));
     assert_eq!(exclusion(&r, "internal_account"), (0, "0.00".into()));
-    assert_eq!(r["tallies"][0]["universe_rows"], 8);
-    assert_eq!(r["tallies"][0]["universe_value"], "4344.12");
-    // Entities removed, by customer: deleted = A2 (B6) and billing:B3 (S7, C12);
-    // test = billing:B4 and A3. Counted customers: A1 and billing:B3.
-    assert_eq!(exclusion_entities(&r, "deleted"), 2);
+    assert_eq!(r["tallies"][0]["universe_rows"], 6);
+    assert_eq!(r["tallies"][0]["universe_value"], "4200.12");
+    assert_eq!(r["definition"]["version"], 2);
+    // Entities removed, by customer: deleted = A2 (B6); test = billing:B4 and
+    // A3. Counted customers: A1 and billing:B3.
+    assert_eq!(exclusion_entities(&r, "deleted"), 1);
     assert_eq!(exclusion_entities(&r, "test_account"), 2);
     assert_eq!(r["tallies"][0]["included_entities"], 2);
 }
@@ -376,19 +379,20 @@ fn arr_series_at_month_ends_uses_each_days_rates() {
     // So are its tallies, as `arr --as-of 2025-04-30` would show them (not
     // each charge once per month-end it is in force at). On Apr 30: counted
     // C3 1800.00 + C5 1200.00 = 3000.00, 2 charges, one customer (A1: B2's
-    // A6 → A8 → A1); deleted C10 480.00 + C11 60.00 + C12 84.00 = 624.00
-    // (A2 and billing:B3); test_account C8 240.00 + C9 360.00 = 600.00
-    // (billing:B4 and A3). Universe 7 charges, 3000.00 + 624.00 + 600.00 =
-    // 4224.00. (C6 starts Jun 30; C4 is one-time; C1/C2 are old versions.)
+    // A6 → A8 → A1); deleted C10 480.00 (A2's deleted billing account B6;
+    // C11 of the deleted subscription S7 and the deleted charge C12 are
+    // outside the definition); test_account C8 240.00 + C9 360.00 = 600.00
+    // (billing:B4 and A3). Universe 5 charges, 3000.00 + 480.00 + 600.00 =
+    // 4080.00. (C6 starts Jun 30; C4 is one-time; C1/C2 are old versions.)
     let t = &r["tallies"][0];
     assert_eq!(t["included_rows"], 2, "{t}");
     assert_eq!(t["included_value"], "3000.00", "{t}");
     assert_eq!(t["included_entities"], 1, "{t}");
-    assert_eq!(t["universe_rows"], 7, "{t}");
-    assert_eq!(t["universe_value"], "4224.00", "{t}");
-    assert_eq!(exclusion(&r, "deleted"), (3, "624.00".into()));
+    assert_eq!(t["universe_rows"], 5, "{t}");
+    assert_eq!(t["universe_value"], "4080.00", "{t}");
+    assert_eq!(exclusion(&r, "deleted"), (1, "480.00".into()));
     assert_eq!(exclusion(&r, "test_account"), (2, "600.00".into()));
-    assert_eq!(exclusion_entities(&r, "deleted"), 2);
+    assert_eq!(exclusion_entities(&r, "deleted"), 1);
     assert_eq!(exclusion_entities(&r, "test_account"), 2);
 }
 
@@ -408,59 +412,109 @@ fn arr_series_at_month_ends_uses_each_days_rates() {
 /// B2 at T's rate: 12 × 100 EUR / 0.9 = 1333.333… → 1333.33 (at T0's own rate it
 /// would be 1500.00); 12 × 80 / 0.9 = 1066.666… → 1066.67.
 fn write_cohort_billing(root: &std::path::Path) {
-    let accounts = ["B1", "B2", "B3", "B4", "B5", "B6", "B7"];
+    write_cohort_billing_with(root, false);
+}
+
+/// The cohort company, and with `deletions` the rows metrics.md's `deleted`
+/// is about (none of them changes a cohort member's ARR):
+///
+/// | billing           | subscription (version, latest, deleted) | charge (mrr, deleted)            |
+/// |-------------------|------------------------------------------|----------------------------------|
+/// | B1 (A1)           | S1 (1, latest)                           | C11 40.00 2024-01-01.., deleted  |
+/// | B3 (billing:B3)   | S8v1 (1, not latest)                     | C12 5.00 2024-01-01..            |
+/// | B3 (billing:B3)   | S8v2 (2, latest, deleted)                | C13 60.00 2024-01-01..           |
+/// | B8 (A2), deleted  | S10 (1, latest)                          | C14 15.00 2024-01-01..           |
+/// | B9 "Free Co" (billing:B9) | S11 (1, latest)                  | C15 0.00 2024-01-01..            |
+///
+/// C11 is a deleted charge and C13 a charge of a deleted (latest) version:
+/// both outside ARR, not tallied. C12 is the older version of S8: S8v2's
+/// deletion does not make it the latest (billing's flag says it is not),
+/// so it is outside too (were it promoted, billing:B3 would have 60.00 at
+/// both instants and not churn). B8 is a deleted billing account of A2: C14
+/// (12 × 15.00 = 180.00) is in the universe, tallied under `deleted`. B9's
+/// free charge is counted by arr at 0.00, so billing:B9 is a counted
+/// customer of arr but, at 0 at T0, not of the cohort.
+fn write_cohort_billing_with(root: &std::path::Path, deletions: bool) {
+    let mut accounts = vec!["B1", "B2", "B3", "B4", "B5", "B6", "B7"];
+    let mut names = vec![
+        "Globex",
+        "Initech",
+        "Solo Shop",
+        "Return Co",
+        "New Co",
+        "Test Corp",
+        "Globex Legacy",
+    ];
+    let mut crm_ids = vec!["A1", "A2", "", "", "", "A3", "A6"];
+    let mut account_deleted = vec![false; 7];
+    if deletions {
+        accounts.extend(["B8", "B9"]);
+        names.extend(["Initech Old", "Free Co"]);
+        crm_ids.extend(["A2", ""]);
+        account_deleted.extend([true, false]);
+    }
+    let n = accounts.len();
     write_table(
         root,
         "billing/account",
         vec![
-            ("id", Col::Str(accounts.to_vec())),
-            ("account_number", Col::Str(accounts.to_vec())),
-            (
-                "name",
-                Col::Str(vec![
-                    "Globex",
-                    "Initech",
-                    "Solo Shop",
-                    "Return Co",
-                    "New Co",
-                    "Test Corp",
-                    "Globex Legacy",
-                ]),
-            ),
-            (
-                "crm_id",
-                Col::OptStr(some(&["A1", "A2", "", "", "", "A3", "A6"])),
-            ),
-            (
-                "currency",
-                Col::Str(vec!["USD", "EUR", "USD", "USD", "USD", "USD", "USD"]),
-            ),
-            ("status", Col::Str(vec!["Active"; 7])),
-            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; 7])),
-            ("is_deleted", Col::Bool(vec![false; 7])),
+            ("id", Col::Str(accounts.clone())),
+            ("account_number", Col::Str(accounts.clone())),
+            ("name", Col::Str(names)),
+            ("crm_id", Col::OptStr(some(&crm_ids))),
+            ("currency", {
+                let mut c = vec!["USD"; n];
+                c[1] = "EUR";
+                Col::Str(c)
+            }),
+            ("status", Col::Str(vec!["Active"; n])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; n])),
+            ("is_deleted", Col::Bool(account_deleted)),
         ],
     );
-    let subs = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"];
+    // (id, billing account, original id, version, latest, deleted)
+    let mut subs: Vec<(&str, &str, &str, i64, bool, bool)> = vec![
+        ("S1", "B1", "S1", 1, true, false),
+        ("S2", "B2", "S2", 1, true, false),
+        ("S3", "B3", "S3", 1, true, false),
+        ("S4", "B4", "S4", 1, true, false),
+        ("S5", "B5", "S5", 1, true, false),
+        ("S6", "B6", "S6", 1, true, false),
+        ("S7", "B7", "S7", 1, true, false),
+    ];
+    if deletions {
+        subs.extend([
+            ("S8v1", "B3", "S8v1", 1, false, false),
+            ("S8v2", "B3", "S8v1", 2, true, true),
+            ("S10", "B8", "S10", 1, true, false),
+            ("S11", "B9", "S11", 1, true, false),
+        ]);
+    }
+    let m = subs.len();
     write_table(
         root,
         "billing/subscription",
         vec![
-            ("id", Col::Str(subs.to_vec())),
-            ("account_id", Col::Str(accounts.to_vec())),
-            ("name", Col::Str(subs.to_vec())),
-            ("version", Col::Int(vec![1; 7])),
-            ("is_latest_version", Col::Bool(vec![true; 7])),
-            ("original_id", Col::Str(subs.to_vec())),
-            ("status", Col::Str(vec!["Active"; 7])),
-            ("subscription_start_date", Col::Date(vec!["2024-01-01"; 7])),
-            ("subscription_end_date", Col::OptDate(vec![None; 7])),
-            ("term_start_date", Col::Date(vec!["2024-01-01"; 7])),
-            ("term_end_date", Col::OptDate(vec![None; 7])),
-            ("cancelled_date", Col::OptDate(vec![None; 7])),
-            ("crm_opportunity_id", Col::OptStr(vec![None; 7])),
-            ("is_deleted", Col::Bool(vec![false; 7])),
+            ("id", Col::Str(subs.iter().map(|s| s.0).collect())),
+            ("account_id", Col::Str(subs.iter().map(|s| s.1).collect())),
+            ("name", Col::Str(subs.iter().map(|s| s.2).collect())),
+            ("version", Col::Int(subs.iter().map(|s| s.3).collect())),
+            (
+                "is_latest_version",
+                Col::Bool(subs.iter().map(|s| s.4).collect()),
+            ),
+            ("original_id", Col::Str(subs.iter().map(|s| s.2).collect())),
+            ("status", Col::Str(vec!["Active"; m])),
+            ("subscription_start_date", Col::Date(vec!["2024-01-01"; m])),
+            ("subscription_end_date", Col::OptDate(vec![None; m])),
+            ("term_start_date", Col::Date(vec!["2024-01-01"; m])),
+            ("term_end_date", Col::OptDate(vec![None; m])),
+            ("cancelled_date", Col::OptDate(vec![None; m])),
+            ("crm_opportunity_id", Col::OptStr(vec![None; m])),
+            ("is_deleted", Col::Bool(subs.iter().map(|s| s.5).collect())),
         ],
     );
+    // (id, subscription, mrr, currency, from, to, deleted)
     type Charge = (
         &'static str,
         &'static str,
@@ -468,8 +522,9 @@ fn write_cohort_billing(root: &std::path::Path) {
         &'static str,
         &'static str,
         Option<&'static str>,
+        bool,
     );
-    let c: Vec<Charge> = vec![
+    let mut c: Vec<Charge> = vec![
         (
             "C1",
             "S1",
@@ -477,9 +532,10 @@ fn write_cohort_billing(root: &std::path::Path) {
             "USD",
             "2024-01-01",
             Some("2025-01-01"),
+            false,
         ),
-        ("C2", "S1", "150.00", "USD", "2025-01-01", None),
-        ("C3", "S7", "20.00", "USD", "2024-01-01", None),
+        ("C2", "S1", "150.00", "USD", "2025-01-01", None, false),
+        ("C3", "S7", "20.00", "USD", "2024-01-01", None, false),
         (
             "C4",
             "S2",
@@ -487,14 +543,40 @@ fn write_cohort_billing(root: &std::path::Path) {
             "EUR",
             "2024-01-01",
             Some("2025-01-01"),
+            false,
         ),
-        ("C5", "S2", "80.00", "EUR", "2025-01-01", None),
-        ("C6", "S3", "50.00", "USD", "2024-01-01", Some("2025-01-01")),
-        ("C7", "S4", "25.00", "USD", "2024-01-01", Some("2024-12-01")),
-        ("C8", "S4", "30.00", "USD", "2025-03-01", None),
-        ("C9", "S5", "70.00", "USD", "2024-09-01", None),
-        ("C10", "S6", "10.00", "USD", "2024-01-01", None),
+        ("C5", "S2", "80.00", "EUR", "2025-01-01", None, false),
+        (
+            "C6",
+            "S3",
+            "50.00",
+            "USD",
+            "2024-01-01",
+            Some("2025-01-01"),
+            false,
+        ),
+        (
+            "C7",
+            "S4",
+            "25.00",
+            "USD",
+            "2024-01-01",
+            Some("2024-12-01"),
+            false,
+        ),
+        ("C8", "S4", "30.00", "USD", "2025-03-01", None, false),
+        ("C9", "S5", "70.00", "USD", "2024-09-01", None, false),
+        ("C10", "S6", "10.00", "USD", "2024-01-01", None, false),
     ];
+    if deletions {
+        c.extend([
+            ("C11", "S1", "40.00", "USD", "2024-01-01", None, true),
+            ("C12", "S8v1", "5.00", "USD", "2024-01-01", None, false),
+            ("C13", "S8v2", "60.00", "USD", "2024-01-01", None, false),
+            ("C14", "S10", "15.00", "USD", "2024-01-01", None, false),
+            ("C15", "S11", "0.00", "USD", "2024-01-01", None, false),
+        ]);
+    }
     write_table(
         root,
         "billing/rate_plan_charge",
@@ -517,7 +599,7 @@ fn write_cohort_billing(root: &std::path::Path) {
                 "transaction_currency",
                 Col::Str(c.iter().map(|r| r.3).collect()),
             ),
-            ("is_deleted", Col::Bool(vec![false; c.len()])),
+            ("is_deleted", Col::Bool(c.iter().map(|r| r.6).collect())),
         ],
     );
 }
@@ -573,7 +655,9 @@ fn nrr_with_its_bridge_at_constant_currency() {
             ("churned_members".to_string(), "1".to_string()),
         ]
     );
-    // The test account is excluded at both instants: 12 × 10.00 = 120.00 each.
+    // The test account is excluded at both instants: 12 × 10.00 = 120.00
+    // each. The cohort's exclusions at T0 come first; T's (arr over every
+    // customer at T) are labelled as such.
     let tallies: Vec<(String, String, i64)> = r["exclusions"]
         .as_array()
         .unwrap()
@@ -590,8 +674,16 @@ fn nrr_with_its_bridge_at_constant_currency() {
     assert_eq!(
         tallies,
         [
-            ("arr at 2024-06-30".to_string(), "120.00".to_string(), 1),
-            ("arr at 2025-06-30".to_string(), "120.00".to_string(), 1),
+            (
+                "cohort at T0 = 2024-06-30 (arr > 0)".to_string(),
+                "120.00".to_string(),
+                1
+            ),
+            (
+                "arr at T = 2025-06-30 (every customer, for reference)".to_string(),
+                "120.00".to_string(),
+                1
+            ),
         ]
     );
     // Entities, counted from each instant's groups by customer: the test
@@ -606,9 +698,172 @@ fn nrr_with_its_bridge_at_constant_currency() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["metric"] == "arr at 2024-06-30")
+        .find(|t| t["metric"] == "cohort at T0 = 2024-06-30 (arr > 0)")
         .unwrap();
     assert_eq!(t0["included_entities"], 4);
+    assert_eq!(t0["included_value"], "3673.33");
+}
+
+fn deletions_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_company(dir.path());
+    write_cohort_billing_with(dir.path(), true);
+    dir
+}
+
+/// (rows, value, entities) of exclusion `name` tallied under `metric`.
+fn tally_of(r: &Value, metric: &str, name: &str) -> (i64, String, i64) {
+    let x = r["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["metric"] == metric && x["name"] == name)
+        .unwrap_or_else(|| panic!("no {metric}: {name} in {}", r["exclusions"]));
+    (
+        x["rows"].as_i64().unwrap(),
+        x["value"].as_str().unwrap().to_string(),
+        x["entities"].as_i64().unwrap(),
+    )
+}
+
+/// (universe rows, universe value, counted rows, counted value, counted
+/// entities) of the tally of `metric`.
+fn universe_of(r: &Value, metric: &str) -> (i64, String, i64, String, i64) {
+    let t = r["tallies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["metric"] == metric)
+        .unwrap_or_else(|| panic!("no tally {metric} in {}", r["tallies"]));
+    (
+        t["universe_rows"].as_i64().unwrap(),
+        t["universe_value"].as_str().unwrap().to_string(),
+        t["included_rows"].as_i64().unwrap(),
+        t["included_value"].as_str().unwrap().to_string(),
+        t["included_entities"].as_i64().unwrap(),
+    )
+}
+
+// arr as of 2025-06-30 over the deletions fixture (EUR 0.9 on that day):
+//   counted: C2 12 × 150.00 = 1800.00 (A1), C3 12 × 20.00 = 240.00 (A1 via
+//   A6 → A8 → A1), C5 12 × 80 EUR / 0.9 = 1066.666… → 1066.67 (A2), C8
+//   12 × 30.00 = 360.00 (billing:B4), C9 12 × 70.00 = 840.00 (billing:B5),
+//   C15 12 × 0.00 = 0.00 (billing:B9) = 6 charges, 4306.67, 5 customers.
+//   deleted (B8, A2's deleted billing account): C14 12 × 15.00 = 180.00, 1
+//   charge, 1 customer (A2). test_account: C10 12 × 10.00 = 120.00 (A3).
+//   internal_account: none. Universe 6 + 1 + 1 = 8 charges,
+//   4306.67 + 180.00 + 120.00 = 4606.67.
+//   Outside the definition, not tallied: C11 (a deleted charge, 480.00),
+//   C13 (of S8v2, a deleted version, 720.00) and C12 (of S8v1, not the latest
+//   version: the deleted S8v2 does not make it the latest). Counting deleted
+//   charges and versions as `deleted` (arr v1) gave 3 / 1380.00 here.
+#[test]
+fn arr_tallies_only_the_billing_accounts_deleted_flag() {
+    let data = deletions_fixture();
+    let r = query_json(&repo(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    assert_eq!(r["value"], "4306.67");
+    assert_eq!(exclusion(&r, "deleted"), (1, "180.00".into()));
+    assert_eq!(exclusion_entities(&r, "deleted"), 1);
+    assert_eq!(exclusion(&r, "test_account"), (1, "120.00".into()));
+    assert_eq!(exclusion(&r, "internal_account"), (0, "0.00".into()));
+    assert_eq!(
+        universe_of(&r, "arr"),
+        (8, "4606.67".into(), 6, "4306.67".into(), 5)
+    );
+    // billing:B3's only ARR would be C12 (old version, 60.00) or C13 (the
+    // deleted latest version, 720.00): it has none.
+    let by = query_json(
+        &repo(),
+        data.path(),
+        &["arr", "--as-of", "2025-06-30", "--by", "customer"],
+    );
+    assert!(
+        !sorted_rows(&by, "customer")
+            .iter()
+            .any(|(c, _)| c == "billing:B3"),
+        "{}",
+        by["rows"]
+    );
+}
+
+// nrr as of T = 2025-06-30 over the deletions fixture. The cohort and its
+// bridge are the cohort fixture's (nrr_with_its_bridge_at_constant_currency):
+// A2's deleted billing account B8 is excluded at both instants, billing:B3
+// has no ARR at T (C12, C13 outside) and churns, billing:B9 is at 0.00 at T0
+// and outside the cohort. So NRR = 3466.67 / 3673.33 = 0.943740.
+//
+// The cohort's exclusions at T0 = 2024-06-30 (charges in force then, T's
+// rates): deleted C14 180.00 (1 charge, A2); test_account C10 120.00 (1, A3);
+// internal none. Counted: the cohort's charges C1 1200.00 + C3 240.00 +
+// C4 12 × 100 EUR / 0.9 = 1333.33 + C6 600.00 + C7 300.00 = 5 charges,
+// 3673.33 = the bridge's starting ARR, 4 members (A1, A2, billing:B3,
+// billing:B4). C15 (billing:B9, 0.00) is counted by arr at T0 but outside
+// the cohort: not in its universe. Universe 5 + 1 + 1 = 7 charges,
+// 3673.33 + 180.00 + 120.00 = 3973.33.
+// arr at T (labelled, every customer): as arr_tallies_only_the_billing_accounts_deleted_flag:
+// deleted 1 / 180.00, test 1 / 120.00, counted 6 / 4306.67 / 5 customers,
+// universe 8 / 4606.67.
+#[test]
+fn nrr_tallies_the_cohorts_exclusions_at_t0() {
+    let data = deletions_fixture();
+    let r = query_json(&repo(), data.path(), &["nrr", "--as-of", "2025-06-30"]);
+    assert_eq!(r["value"], "0.943740");
+    assert_eq!(r["definition"]["version"], 2);
+    assert_eq!(
+        bridge(&r)[0],
+        ("starting".to_string(), "3673.33".to_string())
+    );
+    assert_eq!(
+        bridge(&r)[5],
+        ("cohort_members".to_string(), "4".to_string())
+    );
+    let t0 = "cohort at T0 = 2024-06-30 (arr > 0)";
+    let t = "arr at T = 2025-06-30 (every customer, for reference)";
+    assert_eq!(r["exclusions"][0]["metric"], t0, "T0's come first");
+    assert_eq!(tally_of(&r, t0, "deleted"), (1, "180.00".into(), 1));
+    assert_eq!(tally_of(&r, t0, "test_account"), (1, "120.00".into(), 1));
+    assert_eq!(tally_of(&r, t0, "internal_account"), (0, "0.00".into(), 0));
+    assert_eq!(
+        universe_of(&r, t0),
+        (7, "3973.33".into(), 5, "3673.33".into(), 4)
+    );
+    assert_eq!(tally_of(&r, t, "deleted"), (1, "180.00".into(), 1));
+    assert_eq!(tally_of(&r, t, "test_account"), (1, "120.00".into(), 1));
+    assert_eq!(
+        universe_of(&r, t),
+        (8, "4606.67".into(), 6, "4306.67".into(), 5)
+    );
+    // The table says which instant each tally is.
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "nrr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains(&format!("{t0}: deleted")), "{text}");
+    assert!(
+        text.contains(&format!("universe of {t0}: 7 rows, 3,973.33")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("universe of {t}: 8 rows, 4,606.67")),
+        "{text}"
+    );
+    // The other cohort metrics report the same T0 tally.
+    let grr = query_json(&repo(), data.path(), &["grr", "--as-of", "2025-06-30"]);
+    assert_eq!(grr["value"], "0.764067");
+    assert_eq!(tally_of(&grr, t0, "deleted"), (1, "180.00".into(), 1));
+    assert_eq!(
+        universe_of(&grr, t0),
+        (7, "3973.33".into(), 5, "3673.33".into(), 4)
+    );
 }
 
 #[test]

@@ -131,10 +131,624 @@ fn check_reports_duplicate_keys_with_their_values() {
     assert_eq!(unreadable, 9);
 }
 
-// The committed sample project passes every check at its pinned clock.
+// The committed sample project has no check at error at its pinned clock.
+// Its one warning is a finding of the identity duplication check: the
+// generated CRM holds unmerged accounts that share a web domain (e.g. two
+// "Quantum Security LLC" at www.quantumsecurity.com), 34 of its 455
+// surviving accounts with a domain, 0.074725 > 0.05. Every other check
+// passes (before the duplication check existed this read "overall: pass").
 #[test]
 fn the_sample_project_passes_its_checks() {
-    let out = canon(&repo(), &["check"]);
+    let out = canon(&repo(), &["check", "--format", "json"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("overall: pass"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "warn");
+    let mut warned = Vec::new();
+    for c in report["tables"].as_array().unwrap() {
+        assert_eq!(c["status"], "pass", "{c}");
+    }
+    for key in ["deal_match_rates", "identity_duplication"] {
+        for c in report[key].as_array().unwrap() {
+            if c["status"] != "pass" {
+                warned.push((
+                    c["identity"].clone(),
+                    c["duplicates"].clone(),
+                    c["rows"].clone(),
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        warned,
+        [(
+            serde_json::json!("CRM accounts by domain"),
+            serde_json::json!(34),
+            serde_json::json!(455)
+        )]
+    );
+}
+
+/// Every table of the contract, so `canon check` computes its cross-system
+/// rates (it skips them while a table is unreadable): the common CRM and
+/// finance, with these changes and additions.
+///
+/// crm/account: the common A1..A8, plus A9 "Globex Duplicate" at
+/// `http://globex.com/about` (domain globex.com, as A1's
+/// https://www.globex.com), not merged, not deleted.
+///
+/// Counted deals (bookings over all time: won, not deleted, not test or
+/// internal, with an amount; see tests/flow_metrics.rs): D1, D2 (Expansion),
+/// D3 (Renewal), D4, D9 (A6 → A8 → A1), D11 (Expansion, amount 0.00), D13,
+/// D14 = 8. Not counted: D5 (Test Corp), D6 (Contest Ltd), D7 (internal),
+/// D8 (no amount), D10 (deleted), D12 (lost), D15 (open).
+///
+/// billing/subscription (original id, deal, deleted): S1 (S1, D1), S2 (S2,
+/// D3, deleted), S3v1 and S3v2 (S3v1, D13 on both versions), S4 (S4, D2),
+/// S5 (S5, D5), S6 (S6, no deal).
+///
+/// billing/account (crm id, deleted): B1 (A1), B2 (A6 → A1), B3 (A3), B4
+/// (none), B5 (A2, deleted), B6 (A999, unknown to the CRM).
+///
+/// finance/revenue_plan_line (all in Feb 2025, period 2; opportunity,
+/// subscription, recognized, deleted):
+///   L1  D1   —     yes       L2  D5   —     yes      L3  —    S3v1  yes
+///   L4  —    S6    yes       L5  —    —     yes      L6  D1   —     no
+///   L7  D1   —     yes, deleted                      L8  D999 —     yes
+///   L9  D14  —     yes       L10 D5   S3v1  yes
+///
+/// marketing/contact (email, deleted): 1 "ann@x.com", 2 " Ann@X.com ",
+/// 3 "bob@y.com" (merged into 4 by the audit, not deleted), 4 "bob@y.com",
+/// 5 no email, 6 "", 7 "carl@z.com" (deleted), 8 "carl@z.com".
+fn full_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_company(root);
+    write_table(
+        root,
+        "crm/account",
+        vec![
+            (
+                "id",
+                Col::Str(vec!["A1", "A2", "A3", "A4", "A5", "A6", "A8", "A9"]),
+            ),
+            (
+                "name",
+                Col::Str(vec![
+                    "Globex",
+                    "Initech",
+                    "Test Corp",
+                    "Contest Ltd",
+                    "Acme Internal",
+                    "Test Legacy Co",
+                    "Legacy Holdings",
+                    "Globex Duplicate",
+                ]),
+            ),
+            ("type", Col::Str(vec!["Customer"; 8])),
+            ("parent_id", Col::OptStr(vec![None; 8])),
+            (
+                "master_record_id",
+                Col::OptStr(some(&["", "", "", "", "", "A8", "A1", ""])),
+            ),
+            ("owner_id", Col::Str(vec!["U1"; 8])),
+            ("industry", Col::OptStr(vec![Some("Technology"); 8])),
+            ("billing_country", Col::OptStr(vec![Some("US"); 8])),
+            (
+                "website",
+                Col::OptStr(some(&[
+                    "https://www.globex.com",
+                    "initech.de",
+                    "test.example.com",
+                    "contest.co.uk",
+                    "https://www.acme.io/x",
+                    "",
+                    "",
+                    "http://globex.com/about",
+                ])),
+            ),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; 8])),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, false, false, false, false, true, true, false]),
+            ),
+        ],
+    );
+    write_table(
+        root,
+        "billing/account",
+        vec![
+            ("id", Col::Str(vec!["B1", "B2", "B3", "B4", "B5", "B6"])),
+            (
+                "account_number",
+                Col::Str(vec!["N1", "N2", "N3", "N4", "N5", "N6"]),
+            ),
+            (
+                "name",
+                Col::Str(vec!["Globex", "Globex EU", "TC", "Solo", "Ini", "X"]),
+            ),
+            (
+                "crm_id",
+                Col::OptStr(some(&["A1", "A6", "A3", "", "A2", "A999"])),
+            ),
+            ("currency", Col::Str(vec!["USD"; 6])),
+            ("status", Col::Str(vec!["Active"; 6])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; 6])),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, false, false, false, true, false]),
+            ),
+        ],
+    );
+    let subs = ["S1", "S2", "S3v1", "S3v2", "S4", "S5", "S6"];
+    write_table(
+        root,
+        "billing/subscription",
+        vec![
+            ("id", Col::Str(subs.to_vec())),
+            (
+                "account_id",
+                Col::Str(vec!["B1", "B1", "B2", "B2", "B2", "B3", "B4"]),
+            ),
+            ("name", Col::Str(subs.to_vec())),
+            ("version", Col::Int(vec![1, 1, 1, 2, 1, 1, 1])),
+            (
+                "is_latest_version",
+                Col::Bool(vec![true, true, false, true, true, true, true]),
+            ),
+            (
+                "original_id",
+                Col::Str(vec!["S1", "S2", "S3v1", "S3v1", "S4", "S5", "S6"]),
+            ),
+            ("status", Col::Str(vec!["Active"; 7])),
+            ("subscription_start_date", Col::Date(vec!["2025-01-01"; 7])),
+            ("subscription_end_date", Col::OptDate(vec![None; 7])),
+            ("term_start_date", Col::Date(vec!["2025-01-01"; 7])),
+            ("term_end_date", Col::OptDate(vec![None; 7])),
+            ("cancelled_date", Col::OptDate(vec![None; 7])),
+            (
+                "crm_opportunity_id",
+                Col::OptStr(some(&["D1", "D3", "D13", "D13", "D2", "D5", ""])),
+            ),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, true, false, false, false, false, false]),
+            ),
+        ],
+    );
+    write_table(
+        root,
+        "billing/rate_plan_charge",
+        vec![
+            ("id", Col::Str(vec!["C1"])),
+            ("subscription_id", Col::Str(vec!["S1"])),
+            ("name", Col::Str(vec!["Platform"])),
+            ("charge_type", Col::Str(vec!["Recurring"])),
+            ("effective_start_date", Col::Date(vec!["2025-01-01"])),
+            ("effective_end_date", Col::OptDate(vec![None])),
+            ("mrr", Col::Money(vec![Some("100.00")])),
+            ("tcv", Col::Money(vec![Some("0.00")])),
+            ("transaction_currency", Col::Str(vec!["USD"])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    let lines = ["L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9", "L10"];
+    write_table(
+        root,
+        "finance/revenue_plan_line",
+        vec![
+            ("id", Col::Str(lines.to_vec())),
+            ("revenue_plan_id", Col::Str(vec!["P1"; 10])),
+            ("accounting_period_id", Col::Int(vec![2; 10])),
+            ("amount", Col::Money(vec![Some("10.00"); 10])),
+            ("transaction_amount", Col::Money(vec![Some("10.00"); 10])),
+            ("transaction_currency", Col::Str(vec!["USD"; 10])),
+            ("item_type", Col::Str(vec!["Subscription"; 10])),
+            (
+                "source_opportunity_id",
+                Col::OptStr(some(&[
+                    "D1", "D5", "", "", "", "D1", "D1", "D999", "D14", "D5",
+                ])),
+            ),
+            (
+                "source_subscription_id",
+                Col::OptStr(some(&["", "", "S3v1", "S6", "", "", "", "", "", "S3v1"])),
+            ),
+            (
+                "is_recognized",
+                Col::Bool(vec![
+                    true, true, true, true, true, false, true, true, true, true,
+                ]),
+            ),
+            (
+                "is_deleted",
+                Col::Bool(vec![
+                    false, false, false, false, false, false, true, false, false, false,
+                ]),
+            ),
+        ],
+    );
+    write_table(
+        root,
+        "marketing/contact",
+        vec![
+            ("id", Col::Int(vec![1, 2, 3, 4, 5, 6, 7, 8])),
+            (
+                "email",
+                Col::OptStr(vec![
+                    Some("ann@x.com"),
+                    Some(" Ann@X.com "),
+                    Some("bob@y.com"),
+                    Some("bob@y.com"),
+                    None,
+                    Some(""),
+                    Some("carl@z.com"),
+                    Some("carl@z.com"),
+                ]),
+            ),
+            ("created_at", Col::Ts(vec!["2025-01-01T00:00:00Z"; 8])),
+            ("lifecyclestage", Col::OptStr(vec![Some("lead"); 8])),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, false, false, false, false, false, true, false]),
+            ),
+        ],
+    );
+    write_table(
+        root,
+        "marketing/contact_merge_audit",
+        vec![
+            ("canonical_vid", Col::Int(vec![4])),
+            ("vid_to_merge", Col::Int(vec![3])),
+            ("timestamp", Col::Ts(vec!["2025-01-02T00:00:00Z"])),
+        ],
+    );
+    write_table(
+        root,
+        "marketing/lifecycle_stage_history",
+        vec![
+            ("contact_id", Col::Int(vec![1])),
+            ("value", Col::Str(vec!["lead"])),
+            ("timestamp", Col::Ts(vec!["2025-01-01T00:00:00Z"])),
+            ("source", Col::OptStr(vec![None])),
+        ],
+    );
+    write_table(
+        root,
+        "support/organization",
+        vec![
+            ("id", Col::Int(vec![1])),
+            ("name", Col::Str(vec!["Globex"])),
+            ("external_id", Col::OptStr(vec![Some("A1")])),
+            ("created_at", Col::Ts(vec!["2025-01-01T00:00:00Z"])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    write_table(
+        root,
+        "support/ticket",
+        vec![
+            ("id", Col::Int(vec![1])),
+            ("organization_id", Col::OptInt(vec![Some(1)])),
+            ("requester_id", Col::Int(vec![1])),
+            ("status", Col::Str(vec!["open"])),
+            ("priority", Col::OptStr(vec![Some("high")])),
+            ("created_at", Col::Ts(vec!["2025-01-01T00:00:00Z"])),
+            ("solved_at", Col::OptTs(vec![None])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    write_table(
+        root,
+        "cs/company_health",
+        vec![
+            ("sfdc_account_id", Col::OptStr(vec![Some("A1")])),
+            ("score", Col::Int(vec![80])),
+            ("status", Col::Str(vec!["Green"])),
+            ("snapshot_date", Col::Date(vec!["2025-01-01"])),
+        ],
+    );
+    dir
+}
+
+/// `canon check --format json` over `data` with `project`: exit code and report.
+fn check_json(
+    project: &std::path::Path,
+    data: &std::path::Path,
+) -> (Option<i32>, serde_json::Value) {
+    let out = canon(
+        project,
+        &[
+            "check",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+    (out.status.code(), report)
+}
+
+/// (rows, matched, rate, status) of the deal match rate `rule`.
+fn deal_rate(report: &serde_json::Value, rule: &str) -> (i64, i64, String, String) {
+    let m = report["deal_match_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} in {report}"));
+    (
+        m["rows"].as_i64().unwrap(),
+        m["matched"].as_i64().unwrap(),
+        m["rate"].as_str().unwrap().to_string(),
+        m["status"].as_str().unwrap().to_string(),
+    )
+}
+
+/// (rows, identities, duplicates, rate, status) of identity `name`.
+fn duplication(report: &serde_json::Value, name: &str) -> (i64, i64, i64, String, String) {
+    let d = report["identity_duplication"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["identity"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"));
+    (
+        d["rows"].as_i64().unwrap(),
+        d["identities"].as_i64().unwrap(),
+        d["duplicates"].as_i64().unwrap(),
+        d["rate"].as_str().unwrap().to_string(),
+        d["status"].as_str().unwrap().to_string(),
+    )
+}
+
+// Revenue lines `recognized_revenue` counts over all periods (recognized,
+// not deleted): L1, L2, L3, L4, L5, L8, L9, L10 = 8 (L6 is not recognized,
+// L7 deleted). Linked by opportunity id, else by the subscription's
+// original id to its deal: L1 → D1 counted; L2 → D5 (test deal) not
+// counted; L3 → S3v1 → D13 counted; L4 → S6 names no deal; L5 no link;
+// L8 → D999 unknown; L9 → D14 counted; L10 → D5 (its opportunity id wins
+// over its subscription S3v1 → D13) not counted. 3 of 8 = 0.375000 < 0.9: warn.
+//
+// Counted deals canon.yaml expects a subscription for (deal_type <>
+// 'Expansion'): D1, D3, D4, D9, D13, D14 = 6 (D2 and D11 are expansions).
+// Named by a non-deleted subscription: D1 (S1), D13 (S3v1 and S3v2: once);
+// D3 only by the deleted S2. 2 of 6 = 0.333333: warn.
+//
+// Duplication (surviving, not deleted, with the identity):
+//   persons by email: contacts 1, 2, 4, 8 (3 merged away, 5 and 6 without
+//     email, 7 deleted); persons ann@x.com (1, 2), bob@y.com, carl@z.com =
+//     3; 1 duplicate of 4 = 0.250000 > 0.05: warn.
+//   CRM accounts by domain: A1 globex.com, A2 initech.de, A3
+//     test.example.com, A4 contest.co.uk, A5 acme.io, A9 globex.com (A6 and
+//     A8 merged away) = 6 rows, 5 domains, 1 duplicate = 0.166667: warn.
+//   billing accounts per CRM account: CRM-matched, not deleted: B1 (A1), B2
+//     (A6 → A8 → A1), B3 (A3) = 3 rows, 2 CRM accounts, 1 duplicate =
+//     0.333333: warn. (B4 has no crm id, B6's is unknown, B5 is deleted.)
+// A warning is not an error: the check exits 0, overall warn.
+#[test]
+fn check_reports_deal_match_rates_and_identity_duplication() {
+    let data = full_fixture();
+    let (code, report) = check_json(&repo(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["status"], "warn");
+    assert_eq!(
+        deal_rate(&report, "revenue_line → counted deal"),
+        (8, 3, "0.375000".into(), "warn".into())
+    );
+    assert_eq!(
+        deal_rate(&report, "counted deal ← subscription.deal"),
+        (6, 2, "0.333333".into(), "warn".into())
+    );
+    assert_eq!(
+        duplication(&report, "persons by email"),
+        (4, 3, 1, "0.250000".into(), "warn".into())
+    );
+    assert_eq!(
+        duplication(&report, "CRM accounts by domain"),
+        (6, 5, 1, "0.166667".into(), "warn".into())
+    );
+    assert_eq!(
+        duplication(&report, "billing accounts per CRM account"),
+        (3, 2, 1, "0.333333".into(), "warn".into())
+    );
+    // The table shows them beside the identity match rates.
+    let out = canon(&repo(), &["check", "--data", data.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("revenue_line → counted deal")
+            && text.contains("       3 of        8  0.375000  warn"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CRM accounts by domain")
+            && text.contains("       1 of        6  0.166667  warn"),
+        "{text}"
+    );
+    assert!(text.contains("overall: warn"), "{text}");
+}
+
+// canon.yaml `quality:` moves the thresholds and the won-deal policy. With
+// match rates warning below 0.3 and duplication above 0.3: revenue lines
+// 0.375 and persons 0.25 and domains 0.166667 pass; billing accounts
+// 0.333333 still warn. Without `subscription_deals`, every counted deal is
+// expected to have a subscription: D1 (S1), D2 (S4), D13 (S3v1/S3v2) of the
+// 8 = 3 / 8 = 0.375000, pass at 0.3.
+#[test]
+fn check_thresholds_and_policy_come_from_canon_yaml() {
+    let data = full_fixture();
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    let (head, _) = yaml
+        .split_once("\nquality:")
+        .expect("canon.yaml has quality:");
+    std::fs::write(
+        project.path().join("canon.yaml"),
+        format!("{head}\nquality:\n  match_rate_warn_below: 0.3\n  duplication_warn_above: 0.3\n"),
+    )
+    .unwrap();
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        deal_rate(&report, "revenue_line → counted deal"),
+        (8, 3, "0.375000".into(), "pass".into())
+    );
+    assert_eq!(
+        deal_rate(&report, "counted deal ← subscription.deal"),
+        (8, 3, "0.375000".into(), "pass".into())
+    );
+    assert_eq!(duplication(&report, "persons by email").4, "pass");
+    assert_eq!(duplication(&report, "CRM accounts by domain").4, "pass");
+    assert_eq!(
+        duplication(&report, "billing accounts per CRM account"),
+        (3, 2, 1, "0.333333".into(), "warn".into())
+    );
+
+    // A threshold that is not a share is located in canon.yaml.
+    std::fs::write(
+        project.path().join("canon.yaml"),
+        format!("{head}\nquality:\n  match_rate_warn_below: 1.5\n"),
+    )
+    .unwrap();
+    let out = canon(
+        project.path(),
+        &["check", "--data", data.path().to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let line = head.lines().count() + 2;
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("canon.yaml:{line}:")) && err.contains("`1.5` is not a share"),
+        "{err}"
+    );
+}
+
+// The governed results carry the rates they rely on, with their status:
+// bookings (the reconciliation's bookings side) the revenue-line rate, 3 / 8
+// warn, so its quality is warn (its own tables pass); arr (reads the
+// subscription) the won-deal rate, 2 / 6 warn; neither carries the other's.
+// The bridge carries the revenue-line rate through its bookings side.
+#[test]
+fn results_carry_the_deal_match_rates_they_rely_on() {
+    let data = full_fixture();
+    let rates = |r: &serde_json::Value| -> Vec<(String, i64, i64, String)> {
+        r["quality"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["check"] == "match_rate")
+            .map(|q| {
+                (
+                    q["rule"].as_str().unwrap().to_string(),
+                    q["matched"].as_i64().unwrap(),
+                    q["rows"].as_i64().unwrap(),
+                    q["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let bookings = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
+    assert_eq!(bookings["value"], "3694.46");
+    assert_eq!(
+        rates(&bookings),
+        [(
+            "revenue_line → counted deal".to_string(),
+            3,
+            8,
+            "warn".to_string()
+        )]
+    );
+    assert_eq!(bookings["quality_status"], "warn");
+    // So does a metric computed from bookings (new_bookings / bookings).
+    let share = query_json(
+        &repo(),
+        data.path(),
+        &["new_business_share", "--period", "FY2026-Q1"],
+    );
+    assert_eq!(rates(&share), rates(&bookings));
+    let arr = query_json(&repo(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    // C1: 12 × 100.00 = 1200.00 (S1, B1 → A1).
+    assert_eq!(arr["value"], "1200.00");
+    assert_eq!(
+        rates(&arr),
+        [(
+            "counted deal ← subscription.deal".to_string(),
+            2,
+            6,
+            "warn".to_string()
+        )]
+    );
+    // The table says why the number is flagged.
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "arr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("quality: warn")
+            && text.contains(
+                "match_rate counted deal ← subscription.deal: 2 of 6 = 0.333333, below 0.9"
+            ),
+        "{text}"
+    );
+    let out = canon(
+        &repo(),
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bridge: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rates(&bridge["sides"][0]),
+        [(
+            "revenue_line → counted deal".to_string(),
+            3,
+            8,
+            "warn".to_string()
+        )]
+    );
+}
+
+// A rate a result relies on whose inputs cannot be read is reported as
+// unavailable, with the reason, and does not stop the metric: the common
+// fixture company has no billing extract, so bookings (3694.46, its own
+// inputs fresh: pass) cannot look revenue lines up through subscriptions.
+#[test]
+fn an_unreadable_rate_input_is_reported_not_fatal() {
+    let data = fixture();
+    let r = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
+    assert_eq!(r["value"], "3694.46");
+    assert_eq!(r["quality_status"], "pass");
+    let rate = r["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["check"] == "match_rate")
+        .unwrap_or_else(|| panic!("{}", r["quality"]));
+    assert_eq!(rate["rule"], "revenue_line → counted deal");
+    assert_eq!(rate["status"], "unavailable");
+    assert!(
+        rate["detail"]
+            .as_str()
+            .unwrap()
+            .contains("billing/subscription"),
+        "{rate}"
+    );
 }

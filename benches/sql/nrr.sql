@@ -16,6 +16,8 @@
 -- * Customer: the billing account's crm_id resolved through crm.account.master_record_id
 --   chains (recursive CTE) to the surviving CRM account if the CRM knows it; otherwise the
 --   billing account is its own customer 'billing:<id>'.
+-- * Deleted charges and deleted subscription versions are outside ARR (arr v2's filter);
+--   written below as exclusions, which gives the same number.
 -- * Exclusions (a charge counts only when none holds; each is false when NULL, as in canon's
 --   CASE): deleted (charge, subscription version or billing account is_deleted), test_account
 --   (lower(coalesce(CRM survivor name, billing account name)) contains 'test'),

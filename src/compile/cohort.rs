@@ -39,6 +39,14 @@ pub struct CohortPlan {
     pub instants: DataFrame,
     pub at_t0: SimplePlan,
     pub at_t: SimplePlan,
+    /// The cohort at T0, the instant that defines it, as its exclusions and
+    /// tallies are reported (metrics.md): T0's excluded groups, and of the
+    /// counted groups only the cohort's (members with ARR at T0 > 0, the
+    /// same condition as the bridge's `start`). A counted customer at 0 or
+    /// below is outside the cohort, as it is outside the bridge, so the
+    /// tally's counted value and members are the bridge's starting ARR and
+    /// cohort members, and included + Σ excluded = its universe still holds.
+    pub cohort_t0: SimplePlan,
     /// The instants' optimized plan before caching, for lineage.
     pub source_plan: datafusion::logical_expr::LogicalPlan,
     /// Columns: one per requested slice, then `start`, `expansion`,
@@ -133,6 +141,18 @@ pub async fn compile(
     }
     let at_t0 = instant(&joint, t0)?;
     let at_t = instant(&joint, t)?;
+    let cohort_t0 = SimplePlan {
+        frame: at_t0.frame.clone().filter(
+            col("_exclusion")
+                .is_not_null()
+                .or(col("_sum").gt(lit(0i64))),
+        )?,
+        slices: at_t0.slices.clone(),
+        agg: at_t0.agg,
+        exclusions: at_t0.exclusions.clone(),
+        buckets: at_t0.buckets.clone(),
+        detail: at_t0.detail.clone(),
+    };
 
     let key = spec.key.as_str();
     // The bridge is grouped by the requested slices; the member key itself
@@ -190,6 +210,7 @@ pub async fn compile(
         instants: joint.frame,
         at_t0,
         at_t,
+        cohort_t0,
         source_plan,
         bridge,
         slices,

@@ -10,6 +10,10 @@ use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::{Expr, col, lit};
 use serde::Serialize;
 
+pub mod identity_duplication;
+pub mod match_rates;
+pub mod thresholds;
+
 use crate::compile::entity::metric_frame;
 use crate::decimal::Dec;
 use crate::error::Result;
@@ -304,6 +308,11 @@ pub struct CheckReport {
     pub status: Status,
     pub tables: Vec<TableCheck>,
     pub match_rates: Vec<MatchRate>,
+    /// Revenue lines linked to a counted deal; counted deals with a billing
+    /// subscription (see [`match_rates`]).
+    pub deal_match_rates: Vec<match_rates::DealMatchRate>,
+    /// Duplicates of each declared identity (see [`identity_duplication`]).
+    pub identity_duplication: Vec<identity_duplication::DuplicationRate>,
 }
 
 impl CheckReport {
@@ -334,6 +343,32 @@ impl CheckReport {
                 m.matched,
                 m.rows,
                 m.rate.map(|r| r.plain()).unwrap_or_default()
+            ));
+        }
+        for m in &self.deal_match_rates {
+            out.push_str(&format!(
+                "  {:<44} {:>8} of {:>8}  {:<9} {:<5} (warn below {})\n",
+                m.rule,
+                m.matched,
+                m.rows,
+                m.rate.map(|r| r.plain()).unwrap_or_default(),
+                m.status.name(),
+                m.warn_below.plain()
+            ));
+        }
+        if !self.identity_duplication.is_empty() {
+            out.push_str("\nidentity duplication (surviving records that repeat an identity)\n");
+        }
+        for d in &self.identity_duplication {
+            out.push_str(&format!(
+                "  {:<44} {:>8} of {:>8}  {:<9} {:<5} (warn above {})  [{}]\n",
+                d.identity,
+                d.duplicates,
+                d.rows,
+                d.rate.map(|r| r.plain()).unwrap_or_default(),
+                d.status.name(),
+                d.warn_above.plain(),
+                d.field
             ));
         }
         out.push_str(&format!("\noverall: {}\n", self.status.name()));
@@ -374,14 +409,22 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
         }
     }
     let readable = !tables.iter().any(|c| c.check == "readable");
-    let match_rates = if readable {
-        identity_match_rates(engine, &engine.links_used()).await?
+    let links = engine.links_used();
+    let (match_rates, deal_match_rates, identity_duplication) = if readable {
+        futures::try_join!(
+            identity_match_rates(engine, &links),
+            match_rates::check_all(engine),
+            identity_duplication::duplication_rates(engine)
+        )?
     } else {
-        Vec::new()
+        Default::default()
     };
+    // A rate past its threshold warns; only a table check can be at error.
     let status = tables
         .iter()
         .map(|c| c.status)
+        .chain(deal_match_rates.iter().map(|m| m.status.level()))
+        .chain(identity_duplication.iter().map(|d| d.status))
         .max()
         .unwrap_or(Status::Pass);
     Ok(CheckReport {
@@ -389,5 +432,7 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
         status,
         tables,
         match_rates,
+        deal_match_rates,
+        identity_duplication,
     })
 }

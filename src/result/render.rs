@@ -156,6 +156,36 @@ pub fn table(r: &GovernedResult) -> String {
             (t.universe_value - t.included_value).grouped(),
         ));
     }
+    // Checks short of a pass are shown beside the number they qualify.
+    let flagged: Vec<String> = r
+        .quality
+        .iter()
+        .filter(|q| matches!(q["status"].as_str(), Some("warn" | "error" | "unavailable")))
+        .map(|q| {
+            let text = |k: &str| q[k].as_str().unwrap_or("").to_string();
+            let what = [text("rule"), text("table"), text("column")]
+                .into_iter()
+                .find(|t| !t.is_empty())
+                .unwrap_or_default();
+            let detail = match (q["rate"].as_str(), q["warn_below"].as_str()) {
+                (Some(rate), Some(below)) => {
+                    format!("{} of {} = {rate}, below {below}", q["matched"], q["rows"])
+                }
+                _ => text("detail"),
+            };
+            format!(
+                "  {:<5}  {} {what}: {detail}\n",
+                text("status"),
+                text("check")
+            )
+        })
+        .collect();
+    if !flagged.is_empty() {
+        out.push_str(&format!("\nquality: {}\n", r.quality_status));
+        for f in flagged {
+            out.push_str(&f);
+        }
+    }
     if !r.lineage.sources.is_empty() {
         out.push_str("\nsources\n");
         for s in &r.lineage.sources {

@@ -53,6 +53,28 @@ pub struct ProjectSpec {
     /// How the engine may use the machine.
     #[serde(default)]
     pub engine: EngineSpec,
+    /// Thresholds of the cross-system match rates and identity duplication
+    /// rates (`quality::thresholds` holds the defaults).
+    #[serde(default)]
+    pub quality: QualitySpec,
+}
+
+/// canon.yaml `quality:`: when a rate of `canon check` warns. Each is a
+/// share between 0 and 1; a missing one takes its default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    /// A cross-system match rate below this warns.
+    #[serde(default)]
+    pub match_rate_warn_below: Option<f64>,
+    /// An identity duplication rate above this warns.
+    #[serde(default)]
+    pub duplication_warn_above: Option<f64>,
+    /// Which counted deals the won-deal match rate expects a subscription
+    /// (a cross-system record) to name: SQL over the deal entity's fields.
+    /// Missing: every counted deal.
+    #[serde(default)]
+    pub subscription_deals: Option<String>,
 }
 
 /// Engine settings of canon.yaml `engine:`.

@@ -1,0 +1,543 @@
+//! The two cross-system match rates about counted deals (metrics.md, "Data
+//! quality that every run reports"): revenue lines that link to a counted
+//! deal, and won deals with a billing subscription.
+//!
+//! A *counted deal* is one the reconciliation's bookings metric counts in
+//! some period (won, not excluded: metrics.md's reconciliation), taken from
+//! that metric's own plan over all time, so the rate judges the same deals
+//! the bridge does. Both rates are DataFusion plans over entities:
+//! - revenue lines: the lines the reconciliation's revenue metric counts over
+//!   all time (its filter and exclusions: recognized, not deleted), linked by
+//!   the reconciliation's declared link rules (an expression, else a lookup
+//!   through another entity), matched when the linked deal is counted;
+//! - won deals: counted deals named by a non-deleted row of an entity of
+//!   another system that links to the deal entity (billing's subscription,
+//!   `subscription.deal`), matched when at least one does.
+//!
+//! Which results carry which rate ([`relied_on`]), and why:
+//! - the revenue-line rate rides on the reconciliation's bookings metric and
+//!   on any ratio or derived metric computed from it (and so on the bridge,
+//!   whose bookings side it is): a line that links to no
+//!   counted deal is revenue the bridge cannot attribute to a booking, so a
+//!   low rate says B and R will be far apart for reasons the bridge can only
+//!   list as `revenue_without_booking`;
+//! - the won-deal rate rides on every result that reads the linking entity's
+//!   table (arr, arr_at_risk and the cohort metrics read the subscription):
+//!   a counted deal with no subscription is a sale billing does not bill, so
+//!   ARR (and retention over it) is short by what that deal sold. Bookings
+//!   itself does not rely on it and does not carry it.
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::functions::expr_fn::coalesce;
+use datafusion::functions_aggregate::expr_fn::{count, max};
+use datafusion::logical_expr::{Expr, JoinType, cast, col, lit};
+use datafusion::prelude::DataFrame;
+use serde::Serialize;
+
+use super::Status;
+use super::thresholds::{Thresholds, share_below};
+use crate::calendar::Period;
+use crate::compile::entity::entity_frame;
+use crate::compile::{Request, parse_expr, simple};
+use crate::decimal::Dec;
+use crate::error::{CanonError, Result};
+use crate::run::Engine;
+use crate::spec::ReconciliationSpec;
+use crate::yaml_path;
+
+/// One match rate about counted deals.
+#[derive(Debug, Clone, Serialize)]
+pub struct DealMatchRate {
+    /// `match_rate`
+    pub check: &'static str,
+    /// `revenue_line → counted deal` or `counted deal ← subscription.deal`.
+    pub rule: String,
+    /// What is counted and what matched, in words.
+    pub description: String,
+    /// The reconciliation whose bookings metric says which deals count.
+    pub reconciliation: String,
+    /// `system/table` of the rows counted.
+    pub table: String,
+    pub rows: i64,
+    pub matched: i64,
+    /// matched / rows, 6 decimals (none when there are no rows).
+    pub rate: Option<Dec>,
+    /// The rate warns below this (canon.yaml `quality.match_rate_warn_below`).
+    pub warn_below: Dec,
+    pub status: RateStatus,
+    /// Why the rate is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A rate's judgement. `unavailable`: a query relies on the rate but its
+/// inputs cannot be read (a project that has no billing extract yet); the
+/// result says so instead of leaving the rate out, and the metric itself is
+/// still computed (its own inputs are gated as usual). `canon check` reads
+/// every table first and reports an unreadable one as an error instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateStatus {
+    Pass,
+    Warn,
+    Unavailable,
+}
+
+impl RateStatus {
+    /// Its weight in an overall status.
+    pub fn level(self) -> Status {
+        match self {
+            RateStatus::Pass | RateStatus::Unavailable => Status::Pass,
+            RateStatus::Warn => Status::Warn,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RateStatus::Pass => "pass",
+            RateStatus::Warn => "warn",
+            RateStatus::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Every deal match rate of the project: per reconciliation, its revenue
+/// lines and each cross-system entity that links to its deals.
+pub async fn check_all(engine: &Engine) -> Result<Vec<DealMatchRate>> {
+    let thresholds = Thresholds::of(&engine.catalog)?;
+    let mut out = Vec::new();
+    for (file, index, spec) in reconciliations(engine) {
+        out.push(revenue_lines(engine, file, index, spec, &thresholds).await?);
+        for link in deal_links(engine, spec)? {
+            out.push(won_deals(engine, spec, &link, &thresholds).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// The deal match rates a result of `metric` relies on, given the
+/// `system/table`s it reads (see the module's note for the rule and why).
+pub async fn relied_on(
+    engine: &Engine,
+    metric: &str,
+    tables: &[String],
+) -> Result<Vec<DealMatchRate>> {
+    let mut out = Vec::new();
+    let mut thresholds = None;
+    // The metric and, for a ratio, derived or cohort metric, what it is
+    // computed from.
+    let parts = crate::compile::parts(engine, metric)?;
+    for (file, index, spec) in reconciliations(engine) {
+        let links: Vec<DealLink> = deal_links(engine, spec)?
+            .into_iter()
+            .filter(|l| tables.contains(&l.table))
+            .collect();
+        let on_bookings = parts.contains(&spec.bookings);
+        if !on_bookings && links.is_empty() {
+            continue;
+        }
+        let t = match thresholds {
+            Some(t) => t,
+            None => *thresholds.insert(Thresholds::of(&engine.catalog)?),
+        };
+        if on_bookings {
+            let rule = || format!("{} → counted deal", revenue_entity(engine, spec));
+            out.push(or_unavailable(
+                revenue_lines(engine, file, index, spec, &t).await,
+                rule,
+                spec,
+                &t,
+            )?);
+        }
+        for link in &links {
+            let rule = || format!("counted deal ← {}.{}", link.entity, link.link);
+            out.push(or_unavailable(
+                won_deals(engine, spec, link, &t).await,
+                rule,
+                spec,
+                &t,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// The entity of `spec`'s revenue metric, by name.
+fn revenue_entity(engine: &Engine, spec: &ReconciliationSpec) -> String {
+    engine
+        .catalog
+        .metric(&spec.revenue)
+        .ok()
+        .and_then(|(_, _, m)| m.entity.clone())
+        .unwrap_or_default()
+}
+
+/// A rate, or when its inputs cannot be read (a data error: a missing or
+/// corrupt extract), the rate marked unavailable with the reason.
+fn or_unavailable(
+    computed: Result<DealMatchRate>,
+    rule: impl Fn() -> String,
+    spec: &ReconciliationSpec,
+    thresholds: &Thresholds,
+) -> Result<DealMatchRate> {
+    match computed {
+        Err(e @ CanonError::Data { .. }) => Ok(DealMatchRate {
+            check: "match_rate",
+            rule: rule(),
+            description: "not computed: an input cannot be read".into(),
+            reconciliation: spec.name.clone(),
+            table: String::new(),
+            rows: 0,
+            matched: 0,
+            rate: None,
+            warn_below: thresholds.match_rate_warn_below,
+            status: RateStatus::Unavailable,
+            detail: Some(e.to_string()),
+        }),
+        other => other,
+    }
+}
+
+/// Every reconciliation of the project with its file and index.
+fn reconciliations(engine: &Engine) -> Vec<(usize, usize, &ReconciliationSpec)> {
+    engine
+        .catalog
+        .files
+        .metrics
+        .iter()
+        .enumerate()
+        .flat_map(|(fi, f)| {
+            f.spec
+                .reconciliations
+                .iter()
+                .enumerate()
+                .map(move |(ri, r)| (fi, ri, r))
+        })
+        .collect()
+}
+
+/// An entity of another system that links to the bookings entity.
+struct DealLink {
+    entity: String,
+    link: String,
+    field: String,
+    /// `system/source` of that entity.
+    table: String,
+}
+
+/// The cross-system links to the entity of `spec`'s bookings metric.
+fn deal_links(engine: &Engine, spec: &ReconciliationSpec) -> Result<Vec<DealLink>> {
+    let catalog = &engine.catalog;
+    let (_, _, bookings) = catalog.metric(&spec.bookings)?;
+    let Some(deal) = bookings.entity.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let Some((_, deal_model, _)) = catalog.entity(deal) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for model in &catalog.files.models {
+        if model.spec.system == deal_model.spec.system {
+            continue;
+        }
+        for e in &model.spec.entities {
+            for l in e.links.iter().filter(|l| l.entity == deal) {
+                out.push(DealLink {
+                    entity: e.name.clone(),
+                    link: l.name.clone(),
+                    field: l.field.clone(),
+                    table: format!("{}/{}", model.spec.system, e.source),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The whole of time, as the reconciliation reads a metric "in some period".
+fn all_time() -> Request {
+    Request {
+        period: Period {
+            label: "all time".into(),
+            from: chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("date"),
+            to: chrono::NaiveDate::from_ymd_opt(3000, 1, 1).expect("date"),
+        },
+        as_of: None,
+        rates_as_of: None,
+        grain: None,
+        by: Vec::new(),
+    }
+}
+
+/// `_deal` (text): each deal the bookings metric counts in some period, once.
+async fn counted_deals(engine: &Engine, bookings: &str) -> Result<DataFrame> {
+    let (id, _, _) = engine.catalog.metric(bookings)?;
+    let detail = simple::compile(engine, id, &all_time()).await?.detail;
+    Ok(detail
+        .filter(col("_exclusion").is_null())?
+        .aggregate(vec![col("_key").alias("_deal")], vec![])?)
+}
+
+/// [`tally`] once per engine under `key`: a rate is over all periods, so a
+/// run that computes many results relying on it (`canon publish`: bookings
+/// for every period, the bridge's bookings side, arr and every cohort
+/// metric) counts it once. The two counts are kept as a one-row VALUES plan
+/// in the engine's plan memo.
+async fn memo_tally(engine: &Engine, key: &str, frame: DataFrame) -> Result<(i64, i64)> {
+    use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+    let build = async {
+        let (rows, hits) = tally(frame).await?;
+        Ok(Some(
+            LogicalPlanBuilder::values(vec![vec![lit(rows), lit(hits)]])?.build()?,
+        ))
+    };
+    let plan = engine
+        .memoized_plan(&format!("deal match rate {key}"), build)
+        .await?;
+    let count = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Int64(Some(n)), _) => Some(*n),
+        _ => None,
+    };
+    match plan.as_ref() {
+        Some(LogicalPlan::Values(v)) if v.values.len() == 1 && v.values[0].len() == 2 => {
+            match (count(&v.values[0][0]), count(&v.values[0][1])) {
+                (Some(rows), Some(hits)) => Ok((rows, hits)),
+                _ => Err(CanonError::Internal(format!("memoized counts of {key}"))),
+            }
+        }
+        _ => Err(CanonError::Internal(format!("memoized counts of {key}"))),
+    }
+}
+
+/// Rows and matched rows of a frame with a `_matched` column (null = not).
+async fn tally(frame: DataFrame) -> Result<(i64, i64)> {
+    let batches = frame
+        .aggregate(
+            vec![],
+            vec![
+                count(lit(1i64)).alias("_rows"),
+                count(col("_matched")).alias("_hits"),
+            ],
+        )?
+        .collect()
+        .await?;
+    let (mut rows, mut hits) = (0, 0);
+    for b in &batches {
+        for i in 0..b.num_rows() {
+            rows += b.column(0).as_primitive::<Int64Type>().value(i);
+            hits += b.column(1).as_primitive::<Int64Type>().value(i);
+        }
+    }
+    Ok((rows, hits))
+}
+
+fn rate(
+    rule: String,
+    description: String,
+    spec: &ReconciliationSpec,
+    table: String,
+    (rows, matched): (i64, i64),
+    thresholds: &Thresholds,
+) -> DealMatchRate {
+    let warn_below = thresholds.match_rate_warn_below;
+    DealMatchRate {
+        check: "match_rate",
+        rule,
+        description,
+        reconciliation: spec.name.clone(),
+        table,
+        rows,
+        matched,
+        rate: Dec::from_int(matched).div(Dec::from_int(rows), 6),
+        warn_below,
+        status: if share_below(matched, rows, warn_below) {
+            RateStatus::Warn
+        } else {
+            RateStatus::Pass
+        },
+        detail: None,
+    }
+}
+
+/// Revenue lines (those the revenue metric counts, over all time) that link
+/// to a counted deal by the reconciliation's link rules.
+async fn revenue_lines(
+    engine: &Engine,
+    file: usize,
+    index: usize,
+    spec: &ReconciliationSpec,
+    thresholds: &Thresholds,
+) -> Result<DealMatchRate> {
+    let catalog = &engine.catalog;
+    let (r_id, _, r_metric) = catalog.metric(&spec.revenue)?;
+    let entity = r_metric
+        .entity
+        .clone()
+        .ok_or_else(|| CanonError::Internal("a revenue metric without an entity".into()))?;
+    let (_, model, line_spec) = catalog
+        .entity(&entity)
+        .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
+    let table = format!("{}/{}", model.spec.system, line_spec.source);
+    // The revenue metric's counted lines, with the entity's fields.
+    let counted = simple::compile(engine, r_id, &all_time())
+        .await?
+        .detail
+        .filter(col("_exclusion").is_null())?
+        .select(vec![col("_key").alias("_line")])?;
+    let lines = entity_frame(engine, &entity).await?;
+    let key = cast(col(line_spec.key.as_str()), DataType::Utf8);
+    let mut frame = counted.join_on(lines, JoinType::Inner, [col("_line").eq(key)])?;
+    let at = |path: &[crate::spec::locate::Step]| {
+        let mut full = yaml_path!["reconciliations", index].to_vec();
+        full.extend_from_slice(path);
+        catalog.files.metrics[file].at(&full)
+    };
+    // Each rule yields a deal id or null; the first that yields one wins
+    // (as the bridge links a line).
+    let mut linked: Vec<Expr> = Vec::new();
+    for (i, rule) in spec.links.iter().enumerate() {
+        match (&rule.expr, &rule.lookup) {
+            (Some(e), None) => {
+                let schema = frame.schema().clone();
+                let e = parse_expr(engine, e, &schema, &at(&yaml_path!["links", i, "expr"]))?;
+                linked.push(cast(e, DataType::Utf8));
+            }
+            (None, Some(lookup)) => {
+                let alias = format!("_lookup{i}");
+                // The deal a looked-up record names; several records of one
+                // key (a subscription's versions) take the greatest, as the
+                // reconciliation's description states.
+                let target = entity_frame(engine, &lookup.entity)
+                    .await?
+                    .filter(col(lookup.value.as_str()).is_not_null())?
+                    .aggregate(
+                        vec![cast(col(lookup.key.as_str()), DataType::Utf8).alias("_lk")],
+                        vec![max(cast(col(lookup.value.as_str()), DataType::Utf8)).alias("_lv")],
+                    )?;
+                let schema = frame.schema().clone();
+                let from = parse_expr(
+                    engine,
+                    &lookup.from,
+                    &schema,
+                    &at(&yaml_path!["links", i, "lookup", "from"]),
+                )?;
+                frame = frame.join_on(
+                    target.alias(&alias)?,
+                    JoinType::Left,
+                    [cast(from, DataType::Utf8)
+                        .eq(Expr::Column(Column::new(Some(alias.as_str()), "_lk")))],
+                )?;
+                linked.push(Expr::Column(Column::new(Some(alias.as_str()), "_lv")));
+            }
+            _ => {
+                return Err(CanonError::definition(
+                    at(&yaml_path!["links", i]),
+                    "a link rule needs exactly one of `expr` or `lookup`",
+                ));
+            }
+        }
+    }
+    let linked = match linked.len() {
+        0 => lit(ScalarValue::Utf8(None)),
+        _ => coalesce(linked),
+    };
+    let frame = frame
+        .select(vec![linked.alias("_linked")])?
+        .join_on(
+            counted_deals(engine, &spec.bookings).await?,
+            JoinType::Left,
+            [col("_linked").eq(col("_deal"))],
+        )?
+        .select(vec![col("_deal").alias("_matched")])?;
+    Ok(rate(
+        format!("{entity} → counted deal"),
+        format!(
+            "revenue lines `{}` counts (all periods) that link to a deal `{}` counts, by {}'s link rules",
+            spec.revenue, spec.bookings, spec.name
+        ),
+        spec,
+        table,
+        memo_tally(engine, &format!("{} {entity}", spec.name), frame).await?,
+        thresholds,
+    ))
+}
+
+/// Counted deals named by at least one non-deleted row of `link`'s entity.
+async fn won_deals(
+    engine: &Engine,
+    spec: &ReconciliationSpec,
+    link: &DealLink,
+    thresholds: &Thresholds,
+) -> Result<DealMatchRate> {
+    let catalog = &engine.catalog;
+    let (_, _, bookings) = catalog.metric(&spec.bookings)?;
+    let deal = bookings.entity.clone().unwrap_or_default();
+    let deal_table = catalog
+        .entity(&deal)
+        .map(|(_, m, e)| format!("{}/{}", m.spec.system, e.source))
+        .unwrap_or_default();
+    let mut rows = entity_frame(engine, &link.entity).await?;
+    // A soft-deleted record sells nothing.
+    if rows.schema().has_column_with_unqualified_name("is_deleted") {
+        rows = rows.filter(!coalesce(vec![col("is_deleted"), lit(false)]))?;
+    }
+    let named = rows.aggregate(
+        vec![cast(col(link.field.as_str()), DataType::Utf8).alias("_matched")],
+        vec![],
+    )?;
+    let mut deals = counted_deals(engine, &spec.bookings).await?;
+    // canon.yaml may say which deals are expected to have one (expansions
+    // amend the subscription their account already has).
+    let policy = catalog
+        .files
+        .project
+        .spec
+        .quality
+        .subscription_deals
+        .clone();
+    if let Some(sql) = &policy {
+        let (_, _, deal_spec) = catalog
+            .entity(&deal)
+            .ok_or_else(|| CanonError::Internal(format!("unknown entity {deal}")))?;
+        let entity = entity_frame(engine, &deal).await?;
+        let schema = entity.schema().clone();
+        let location = catalog
+            .files
+            .project
+            .at(&yaml_path!["quality", "subscription_deals"]);
+        let expected = parse_expr(engine, sql, &schema, &location)?;
+        let expected = entity
+            .filter(coalesce(vec![expected, lit(false)]))?
+            .select(vec![
+                cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_expected"),
+            ])?;
+        deals = deals.join_on(
+            expected,
+            JoinType::LeftSemi,
+            [col("_deal").eq(col("_expected"))],
+        )?;
+    }
+    let frame = deals.join_on(named, JoinType::Left, [col("_deal").eq(col("_matched"))])?;
+    Ok(rate(
+        format!("counted deal ← {}.{}", link.entity, link.link),
+        format!(
+            "deals `{}` counts (all periods, won and not excluded){} that a non-deleted {} names",
+            spec.bookings,
+            policy
+                .map(|p| format!(" where {p} (canon.yaml quality.subscription_deals)"))
+                .unwrap_or_default(),
+            link.entity
+        ),
+        spec,
+        deal_table,
+        memo_tally(
+            engine,
+            &format!("{} {}.{}", spec.name, link.entity, link.link),
+            frame,
+        )
+        .await?,
+        thresholds,
+    ))
+}
