@@ -213,12 +213,9 @@ async fn compute_metric(
     let planned: Vec<String> = planned.into_keys().collect();
     let planned_links = engine.links_used();
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
-    // The deal match rates the metric relies on (quality::match_rates says
-    // which and why) are judged beside it too.
-    let (computed, (early_tables, mut matches), deal_rates) = futures::try_join!(
+    let (computed, (early_tables, mut matches)) = futures::try_join!(
         compute(engine, id, request),
         gates(engine, &planned, &planned_links),
-        crate::quality::match_rates::relied_on(engine, name, &planned)
     )?;
     let Computed {
         value,
@@ -338,9 +335,6 @@ async fn compute_metric(
         quality.extend(serde_json::to_value(c).ok());
     }
     for m in matches {
-        quality.extend(serde_json::to_value(m).ok());
-    }
-    for m in deal_rates {
         quality.extend(serde_json::to_value(m).ok());
     }
     tracing::info!(ms = started.elapsed().as_millis() as u64, "inputs checked");

@@ -14,18 +14,16 @@
 //!   another system that links to the deal entity (billing's subscription,
 //!   `subscription.deal`), matched when at least one does.
 //!
-//! Which results carry which rate ([`relied_on`]), and why:
-//! - the revenue-line rate rides on the reconciliation's bookings metric and
-//!   on any ratio or derived metric computed from it (and so on the bridge,
-//!   whose bookings side it is): a line that links to no
-//!   counted deal is revenue the bridge cannot attribute to a booking, so a
-//!   low rate says B and R will be far apart for reasons the bridge can only
-//!   list as `revenue_without_booking`;
-//! - the won-deal rate rides on every result that reads the linking entity's
-//!   table (arr, arr_at_risk and the cohort metrics read the subscription):
-//!   a counted deal with no subscription is a sale billing does not bill, so
-//!   ARR (and retention over it) is short by what that deal sold. Bookings
-//!   itself does not rely on it and does not carry it.
+//! Which results carry them ([`of_reconciliation`]), and why: the bridge
+//! (`canon reconcile`, and the reconciliation files `canon publish` writes)
+//! and `canon check`, not the metrics. A line that links to no counted deal
+//! is revenue the bridge can only list as `revenue_without_booking`, and a
+//! counted deal with no subscription is one whose revenue lines can only be
+//! found by their opportunity id: both say how much of the bridge rests on
+//! its link rules. Bookings and ARR neither read revenue lines nor join
+//! deals to subscriptions, so their numbers do not depend on these rates,
+//! and computing them for every query would cost each one a pass over all
+//! deals and all revenue lines of all time.
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
@@ -117,49 +115,34 @@ pub async fn check_all(engine: &Engine) -> Result<Vec<DealMatchRate>> {
     Ok(out)
 }
 
-/// The deal match rates a result of `metric` relies on, given the
-/// `system/table`s it reads (see the module's note for the rule and why).
-pub async fn relied_on(
-    engine: &Engine,
-    metric: &str,
-    tables: &[String],
-) -> Result<Vec<DealMatchRate>> {
+/// The deal match rates reconciliation `name` relies on: its revenue
+/// lines, and each cross-system entity that links to its deals (see the
+/// module's note for why only the bridge carries them). A rate whose inputs
+/// cannot be read is reported as unavailable, not fatal.
+pub async fn of_reconciliation(engine: &Engine, name: &str) -> Result<Vec<DealMatchRate>> {
     let mut out = Vec::new();
-    let mut thresholds = None;
-    // The metric and, for a ratio, derived or cohort metric, what it is
-    // computed from.
-    let parts = crate::compile::parts(engine, metric)?;
-    for (file, index, spec) in reconciliations(engine) {
-        let links: Vec<DealLink> = deal_links(engine, spec)?
-            .into_iter()
-            .filter(|l| tables.contains(&l.table))
-            .collect();
-        let on_bookings = parts.contains(&spec.bookings);
-        if !on_bookings && links.is_empty() {
-            continue;
-        }
-        let t = match thresholds {
-            Some(t) => t,
-            None => *thresholds.insert(Thresholds::of(&engine.catalog)?),
-        };
-        if on_bookings {
-            let rule = || format!("{} → counted deal", revenue_entity(engine, spec));
-            out.push(or_unavailable(
-                revenue_lines(engine, file, index, spec, &t).await,
-                rule,
-                spec,
-                &t,
-            )?);
-        }
-        for link in &links {
-            let rule = || format!("counted deal ← {}.{}", link.entity, link.link);
-            out.push(or_unavailable(
-                won_deals(engine, spec, link, &t).await,
-                rule,
-                spec,
-                &t,
-            )?);
-        }
+    let Some((file, index, spec)) = reconciliations(engine)
+        .into_iter()
+        .find(|(_, _, r)| r.name == name)
+    else {
+        return Ok(out);
+    };
+    let t = Thresholds::of(&engine.catalog)?;
+    let rule = || format!("{} → counted deal", revenue_entity(engine, spec));
+    out.push(or_unavailable(
+        revenue_lines(engine, file, index, spec, &t).await,
+        rule,
+        spec,
+        &t,
+    )?);
+    for link in &deal_links(engine, spec)? {
+        let rule = || format!("counted deal ← {}.{}", link.entity, link.link);
+        out.push(or_unavailable(
+            won_deals(engine, spec, link, &t).await,
+            rule,
+            spec,
+            &t,
+        )?);
     }
     Ok(out)
 }
@@ -223,8 +206,6 @@ struct DealLink {
     entity: String,
     link: String,
     field: String,
-    /// `system/source` of that entity.
-    table: String,
 }
 
 /// The cross-system links to the entity of `spec`'s bookings metric.
@@ -248,7 +229,6 @@ fn deal_links(engine: &Engine, spec: &ReconciliationSpec) -> Result<Vec<DealLink
                     entity: e.name.clone(),
                     link: l.name.clone(),
                     field: l.field.clone(),
-                    table: format!("{}/{}", model.spec.system, e.source),
                 });
             }
         }

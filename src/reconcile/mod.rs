@@ -107,6 +107,9 @@ pub struct ReconciliationResult {
     pub deals: Vec<DealDetail>,
     pub lines: Vec<LineDetail>,
     pub match_rates: MatchRates,
+    /// The all-period match rates the bridge relies on: revenue lines linked
+    /// to a counted deal, counted deals with a billing subscription.
+    pub deal_match_rates: Vec<crate::quality::match_rates::DealMatchRate>,
     /// The two governed results the bridge reconciles, with their lineage.
     pub sides: Vec<GovernedResult>,
 }
@@ -424,11 +427,12 @@ pub async fn run(
     // two passes are independent plans: run together, one's single-threaded
     // stretches (a join's build, a final aggregate, the gates) fill the
     // other's idle core.
-    let (b_result, r_result, deal_rows, recognized) = futures::try_join!(
+    let (b_result, r_result, deal_rows, recognized, deal_match_rates) = futures::try_join!(
         crate::query::run_metric(engine, &spec.bookings, &request),
         crate::query::run_metric(engine, &spec.revenue, &request),
         async { Ok(deal_rows.await?) },
         async { Ok(recognized.await?) },
+        crate::quality::match_rates::of_reconciliation(engine, &spec.name),
     )?;
     lap("both sides and the bridge computed");
     let line_rows = if detail {
@@ -475,6 +479,7 @@ pub async fn run(
         deals,
         lines,
         match_rates,
+        deal_match_rates,
         sides: vec![b_result, r_result],
     })
 }

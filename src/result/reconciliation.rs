@@ -64,18 +64,16 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
         "\nrevenue lines recognized in the period linked to a counted deal: {} of {}\nperiod's deals with revenue lines: {} of {}\n",
         m.recognized_lines_linked, m.recognized_lines, m.deals_with_lines, m.deals
     ));
-    // The all-period match rates the bridge relies on, carried by its sides.
-    for q in r.sides.iter().flat_map(|s| &s.quality) {
-        if q["check"] == "match_rate" {
-            out.push_str(&format!(
-                "{} (all periods): {} of {} = {}  {}\n",
-                q["rule"].as_str().unwrap_or(""),
-                q["matched"],
-                q["rows"],
-                q["rate"].as_str().unwrap_or("-"),
-                q["status"].as_str().unwrap_or("")
-            ));
-        }
+    // The all-period match rates the bridge relies on.
+    for q in &r.deal_match_rates {
+        out.push_str(&format!(
+            "{} (all periods): {} of {} = {}  {}\n",
+            q.rule,
+            q.matched,
+            q.rows,
+            q.rate.map(|r| r.plain()).unwrap_or_else(|| "-".into()),
+            q.status.name()
+        ));
     }
     for s in &r.sides {
         out.push_str(&format!(
