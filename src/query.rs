@@ -212,12 +212,13 @@ async fn compute_metric(
     for (_, frame) in crate::compile::plans(engine, name, request).await? {
         scanned_columns(frame.logical_plan(), &mut planned);
     }
-    let planned: Vec<String> = planned.into_keys().collect();
+    let planned_columns = planned;
+    let planned: Vec<String> = planned_columns.keys().cloned().collect();
     let planned_links = engine.links_used();
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     let (computed, (early_tables, mut matches)) = futures::try_join!(
         compute(engine, id, request),
-        gates(engine, &planned, &planned_links)
+        gates(engine, &planned, &planned_columns, &planned_links)
     )?;
     let Computed {
         value,
@@ -320,7 +321,15 @@ async fn compute_metric(
         .difference(&planned_links)
         .cloned()
         .collect();
-    let (late_tables, late_matches) = gates(engine, &late, &late_links).await?;
+    let late_columns = lineage
+        .sources
+        .iter()
+        .map(|s| {
+            let key = format!("{}/{}", s.system, s.table);
+            (key, s.columns.iter().cloned().collect())
+        })
+        .collect();
+    let (late_tables, late_matches) = gates(engine, &late, &late_columns, &late_links).await?;
     matches.extend(late_matches);
     let checks_of: BTreeMap<&String, &Vec<crate::quality::TableCheck>> = planned
         .iter()
@@ -374,9 +383,33 @@ async fn compute_metric(
 /// computed at.
 fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     use crate::quality::Status;
+    use crate::quality::allow::{Allow, GATES};
     let catalog = &engine.catalog;
     let mut status = Status::Pass;
     let mut failing = Vec::new();
+    // Gates overridden only by name (`--allow GATE:TABLE`), not by
+    // --allow-stale: (line, override name).
+    let mut named = Vec::new();
+    result.overrides.clear();
+    // Volume is judged at every run, from the row counts of the files read,
+    // against the last counts seen (which a cached result cannot know).
+    result
+        .quality
+        .retain(|c| c.get("check").and_then(|v| v.as_str()) != Some(crate::quality::volume::CHECK));
+    let counts: Vec<(String, i64)> = result
+        .lineage
+        .sources
+        .iter()
+        .map(|s| {
+            let rows = s.files.iter().map(|f| f.rows).sum();
+            (format!("{}/{}", s.system, s.table), rows)
+        })
+        .collect();
+    let (volume, volume_overrides) = crate::quality::volume::judge(engine, &counts)?;
+    result
+        .quality
+        .extend(volume.iter().filter_map(|c| serde_json::to_value(c).ok()));
+    result.overrides.extend(volume_overrides);
     for check in &mut result.quality {
         let text = |key: &str| check.get(key).and_then(|v| v.as_str()).unwrap_or("");
         let table = text("table").to_string();
@@ -401,21 +434,46 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
         };
         status = status.max(judged);
         if judged == Status::Error {
-            failing.push(format!("{table} {} ({})", text("check"), text("detail")));
+            let line = format!("{table} {} ({})", text("check"), text("detail"));
+            if GATES.contains(&text("check")) {
+                named.push((line, Allow::name(text("check"), &table)));
+            } else {
+                failing.push(line);
+            }
         }
     }
     result.quality_status = status.name().to_string();
     result.now = engine.now.to_rfc3339();
-    result.overrides.retain(|o| o != "allow_stale");
+    let mut blocked = Vec::new();
+    let mut remedies = Vec::new();
     if !failing.is_empty() {
-        if !engine.allow_stale {
-            return Err(CanonError::Blocked(format!(
-                "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass --allow-stale to compute it anyway; the override is recorded in the result)",
-                result.metric,
-                failing.join("\n  ")
-            )));
+        if engine.allow_stale {
+            result.overrides.push("allow_stale".to_string());
+        } else {
+            blocked.extend(failing);
+            remedies.push("--allow-stale".to_string());
         }
-        result.overrides.push("allow_stale".to_string());
+    }
+    for (line, name) in named {
+        let (gate, table) = name.split_once(':').unwrap_or((&name, ""));
+        if engine.allow.allows(gate, table) {
+            if !result.overrides.contains(&name) {
+                result.overrides.push(name);
+            }
+        } else {
+            blocked.push(line);
+            if !remedies.contains(&format!("--allow {name}")) {
+                remedies.push(format!("--allow {name}"));
+            }
+        }
+    }
+    if !blocked.is_empty() {
+        return Err(CanonError::Blocked(format!(
+            "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass {} to compute it anyway; the override is recorded in the result)",
+            result.metric,
+            blocked.join("\n  "),
+            remedies.join(" ")
+        )));
     }
     Ok(())
 }
@@ -520,19 +578,37 @@ async fn compute(engine: &Engine, id: MetricId, request: &Request) -> Result<Com
 async fn gates(
     engine: &Engine,
     tables: &[String],
+    columns: &BTreeMap<String, BTreeSet<String>>,
     links: &crate::run::LinkSet,
 ) -> Result<(
     Vec<Vec<crate::quality::TableCheck>>,
     Vec<crate::quality::MatchRate>,
 )> {
+    let none = BTreeSet::new();
     futures::try_join!(
-        futures::future::try_join_all(
-            tables
-                .iter()
-                .map(|key| crate::quality::table_checks(engine, key, false))
-        ),
+        futures::future::try_join_all(tables.iter().map(|key| table_gates(
+            engine,
+            key,
+            columns.get(key).unwrap_or(&none)
+        ))),
         crate::quality::identity_match_rates(engine, links)
     )
+}
+
+/// A table's gates: freshness and completeness, and the accepted values of
+/// the columns the plans read from it (a column the metric does not read
+/// cannot move its number).
+async fn table_gates(
+    engine: &Engine,
+    key: &str,
+    read: &BTreeSet<String>,
+) -> Result<Vec<crate::quality::TableCheck>> {
+    let (mut checks, domains) = futures::try_join!(
+        crate::quality::table_checks(engine, key, false),
+        crate::quality::domains::domain_checks(engine, key, Some(read))
+    )?;
+    checks.extend(domains);
+    Ok(checks)
 }
 
 /// Runs a cohort metric.

@@ -65,6 +65,11 @@ pub struct Engine {
     pub allow_stale: bool,
     /// The result cache and file-hash index; `None` computes every time.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// Gates of tables the run may go past, by name (`--allow GATE:TABLE`).
+    pub allow: crate::quality::allow::Allow,
+    /// The last row counts of the data root's tables (volume gate); `None`
+    /// when the run has no data root (validation over empty tables).
+    pub volume: Option<Arc<crate::quality::volume::Tracker>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
     /// Content hashes still being computed, off the query's path: (source
     /// key, file index, the hashing task). `sources_read` waits for them.
@@ -95,6 +100,8 @@ impl Engine {
             now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
             allow_stale: false,
             cache: None,
+            allow: Default::default(),
+            volume: None,
             catalog,
             data,
             registered: Mutex::new(BTreeMap::new()),
