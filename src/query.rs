@@ -321,7 +321,9 @@ async fn compute_metric(
         .difference(&planned_links)
         .cloned()
         .collect();
-    let late_columns = lineage
+    // The columns the optimized plans read (the early gates judged the
+    // domains of every column the unoptimized plans scan, a superset).
+    let read_columns: BTreeMap<String, BTreeSet<String>> = lineage
         .sources
         .iter()
         .map(|s| {
@@ -329,7 +331,7 @@ async fn compute_metric(
             (key, s.columns.iter().cloned().collect())
         })
         .collect();
-    let (late_tables, late_matches) = gates(engine, &late, &late_columns, &late_links).await?;
+    let (late_tables, late_matches) = gates(engine, &late, &read_columns, &late_links).await?;
     matches.extend(late_matches);
     let checks_of: BTreeMap<&String, &Vec<crate::quality::TableCheck>> = planned
         .iter()
@@ -343,7 +345,15 @@ async fn compute_metric(
         .copied()
         .flatten()
     {
-        quality.extend(serde_json::to_value(c).ok());
+        let unread = c.check == crate::quality::domains::CHECK
+            && !c.column.as_ref().is_some_and(|column| {
+                read_columns
+                    .get(&c.table)
+                    .is_some_and(|read| read.contains(column))
+            });
+        if !unread {
+            quality.extend(serde_json::to_value(c).ok());
+        }
     }
     for m in matches {
         quality.extend(serde_json::to_value(m).ok());
