@@ -312,3 +312,84 @@ async fn offending_files(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    fn strings(v: &[Option<&str>]) -> Arc<StringArray> {
+        Arc::new(StringArray::from(v.to_vec()))
+    }
+
+    // Column a, domain {x, y}: rows x, q, null, q, r, y, r, r, s, t, u, v, w.
+    // Outside: q ×2, r ×3, s, t, u, v, w ×1 = 10 rows of 7 distinct values
+    // (null is not a violation); the five shown are r (3), q (2), then s, t,
+    // u (1 each, by value). Column b, domain {x}: all x but one "z" → z (1).
+    // Column c, domain {x}: nothing outside → no entry.
+    #[tokio::test]
+    async fn one_aggregate_counts_and_ranks_the_values_outside() {
+        let a = [
+            Some("x"),
+            Some("q"),
+            None,
+            Some("q"),
+            Some("r"),
+            Some("y"),
+            Some("r"),
+            Some("r"),
+            Some("s"),
+            Some("t"),
+            Some("u"),
+            Some("v"),
+            Some("w"),
+        ];
+        let mut b = vec![Some("x"); a.len()];
+        b[4] = Some("z");
+        let c = vec![Some("x"); a.len()];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("c", DataType::Utf8, true),
+        ]));
+        let batch =
+            RecordBatch::try_new(schema, vec![strings(&a), strings(&b), strings(&c)]).unwrap();
+        let ctx = SessionContext::new();
+        let frame = ctx.read_batch(batch).unwrap();
+        let xy = ["x".to_string(), "y".to_string()];
+        let x = ["x".to_string()];
+        let domains: Vec<(&str, &[String])> = vec![("a", &xy), ("b", &x), ("c", &x)];
+        let found = violations(frame, &domains).await.unwrap();
+        let owned = |v: &[(&str, i64)]| v.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    0,
+                    Violations {
+                        rows: 10,
+                        distinct: 7,
+                        values: owned(&[("r", 3), ("q", 2), ("s", 1), ("t", 1), ("u", 1)]),
+                    }
+                ),
+                (
+                    1,
+                    Violations {
+                        rows: 1,
+                        distinct: 1,
+                        values: owned(&[("z", 1)]),
+                    }
+                ),
+            ]
+        );
+        assert_eq!(
+            describe("a", 2, &found[0].1, &[("f.parquet".into(), 10)]),
+            "column `a`: 10 rows hold 7 value(s) outside the 2 accepted: \"r\" (3 rows), \"q\" (2 rows), \"s\" (1 row), \"t\" (1 row), \"u\" (1 row), and 2 more value(s); in f.parquet (10 rows)"
+        );
+    }
+}
