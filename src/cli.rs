@@ -124,10 +124,9 @@ pub struct DataArgs {
     /// override is recorded in the result.
     #[arg(long)]
     pub allow_stale: bool,
-    /// Go past one gate of one table, by name: `accepted_values:crm/opportunity`
-    /// (values outside a column's declared domain), `volume:crm/opportunity`
-    /// (a drop in row count; also accepts the new count). Repeatable;
-    /// recorded in the result's overrides.
+    /// Compute a metric even when gate GATE fails on TABLE (`system/table`
+    /// or `*`), e.g. `--allow uniqueness:crm/opportunity`; repeatable. Each
+    /// override used is recorded in the result and the publish manifest.
     #[arg(long = "allow", value_name = "GATE:TABLE")]
     pub allow: Vec<String>,
     /// Compute every result afresh: neither read nor write the result cache.
@@ -392,7 +391,11 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             .with_timezone(&chrono::Utc);
     }
     engine.allow_stale = data.allow_stale;
-    engine.allow = crate::quality::allow::Allow::parse(&data.allow, &engine.catalog)?;
+    engine.allow = crate::quality::allow::Allow::parse(
+        &data.allow,
+        data.allow_stale,
+        engine.catalog.sources.keys().map(String::as_str),
+    )?;
     engine.volume = Some(Arc::new(crate::quality::volume::Tracker::new(
         crate::quality::volume::Tracker::state_file(&engine.catalog.files.root),
         &root,

@@ -52,6 +52,10 @@ pub struct ManifestEntry {
     pub quality_status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lineage: Option<crate::result::Lineage>,
+    /// Gates at error this result was let through by name (`--allow
+    /// GATE:TABLE`, `allow_stale`): a published number never hides one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 impl ManifestEntry {
@@ -67,6 +71,7 @@ impl ManifestEntry {
             fingerprint: None,
             quality_status: None,
             lineage: None,
+            overrides: Vec::new(),
         }
     }
 }
@@ -143,12 +148,7 @@ fn volume_allows(engine: &Engine) -> Result<()> {
         .collect();
     let remedies: Vec<String> = blocking
         .iter()
-        .map(|(table, _)| {
-            format!(
-                "--allow {}",
-                crate::quality::allow::Allow::name(crate::quality::volume::CHECK, table)
-            )
-        })
+        .map(|(table, _)| crate::quality::allow::Allow::hint(crate::quality::volume::CHECK, table))
         .collect();
     Err(CanonError::Blocked(format!(
         "publish is blocked: {} table(s) lost more rows than allowed since canon last saw them:\n  {}\n(nothing was published; check the extracts, then pass {} to publish over the new counts)",
@@ -212,6 +212,7 @@ async fn build(
                         fingerprint: Some(r.fingerprint.clone()),
                         quality_status: Some(r.quality_status.clone()),
                         lineage: Some(r.lineage.clone()),
+                        overrides: r.overrides.clone(),
                     });
                     results.push(r);
                 }
@@ -268,6 +269,7 @@ async fn build(
                         fingerprint: None,
                         quality_status: None,
                         lineage: None,
+                        overrides: Vec::new(),
                     });
                 }
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {

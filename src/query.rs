@@ -387,20 +387,17 @@ async fn compute_metric(
 
 /// Judges a result's input checks against the engine's clock and sets its
 /// quality status; a result with a check at error is blocked unless the run
-/// allows stale inputs, which is then recorded in `overrides`. Freshness is
+/// names that gate and table (`--allow GATE:TABLE`, or `--allow-stale` for
+/// freshness and completeness), which is then recorded in `overrides`. Freshness is
 /// judged from each table's stored latest sync time, so a result served
 /// from the cache is judged against this run's "now", not the one it was
 /// computed at.
 fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     use crate::quality::Status;
-    use crate::quality::allow::{Allow, GATES};
     let catalog = &engine.catalog;
     let mut status = Status::Pass;
     let mut failing = Vec::new();
-    // Gates overridden only by name (`--allow GATE:TABLE`), not by
-    // --allow-stale: (line, override name).
-    let mut named = Vec::new();
-    result.overrides.clear();
+    let mut overrides: Vec<String> = Vec::new();
     // Volume is judged at every run, from the row counts of the files read,
     // against the last counts seen (which a cached result cannot know).
     result
@@ -419,7 +416,7 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     result
         .quality
         .extend(volume.iter().filter_map(|c| serde_json::to_value(c).ok()));
-    result.overrides.extend(volume_overrides);
+    overrides.extend(volume_overrides);
     for check in &mut result.quality {
         let text = |key: &str| check.get(key).and_then(|v| v.as_str()).unwrap_or("");
         let table = text("table").to_string();
@@ -444,45 +441,30 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
         };
         status = status.max(judged);
         if judged == Status::Error {
-            let line = format!("{table} {} ({})", text("check"), text("detail"));
-            if GATES.contains(&text("check")) {
-                named.push((line, Allow::name(text("check"), &table)));
-            } else {
-                failing.push(line);
+            let gate = text("check");
+            match engine.allow.permit(gate, &table) {
+                Some(name) => {
+                    if !overrides.contains(&name) {
+                        overrides.push(name);
+                    }
+                }
+                None => failing.push(format!(
+                    "{table} {gate} ({})\n    pass {} to compute it anyway",
+                    text("detail"),
+                    crate::quality::allow::Allow::hint(gate, &table)
+                )),
             }
         }
     }
     result.quality_status = status.name().to_string();
     result.now = engine.now.to_rfc3339();
-    let mut blocked = Vec::new();
-    let mut remedies = Vec::new();
+    // The overrides of this run, not of the run that computed a cached result.
+    result.overrides = overrides;
     if !failing.is_empty() {
-        if engine.allow_stale {
-            result.overrides.push("allow_stale".to_string());
-        } else {
-            blocked.extend(failing);
-            remedies.push("--allow-stale".to_string());
-        }
-    }
-    for (line, name) in named {
-        let (gate, table) = name.split_once(':').unwrap_or((&name, ""));
-        if engine.allow.allows(gate, table) {
-            if !result.overrides.contains(&name) {
-                result.overrides.push(name);
-            }
-        } else {
-            blocked.push(line);
-            if !remedies.contains(&format!("--allow {name}")) {
-                remedies.push(format!("--allow {name}"));
-            }
-        }
-    }
-    if !blocked.is_empty() {
         return Err(CanonError::Blocked(format!(
-            "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass {} to compute it anyway; the override is recorded in the result)",
+            "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(an override is recorded in the result)",
             result.metric,
-            blocked.join("\n  "),
-            remedies.join(" ")
+            failing.join("\n  ")
         )));
     }
     Ok(())

@@ -319,10 +319,10 @@ fn an_allow_naming_nothing_is_refused() {
     for (arg, needle) in [
         (
             "accepted_values:crm/opportunty",
-            "did you mean `crm/opportunity`?",
+            "unknown table `crm/opportunty`",
         ),
         ("domain:crm/opportunity", "unknown gate `domain`"),
-        ("crm/opportunity", "write GATE:TABLE"),
+        ("crm/opportunity", "expected GATE:TABLE"),
     ] {
         let out = canon(
             &repo(),

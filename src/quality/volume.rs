@@ -203,8 +203,7 @@ pub fn judge(engine: &Engine, counts: &[(String, i64)]) -> Result<(Vec<TableChec
             checks.push(check(Status::Pass, detail));
             continue;
         }
-        let name = Allow::name(CHECK, table);
-        if engine.allow.allows(CHECK, table) {
+        if let Some(name) = engine.allow.permit(CHECK, table) {
             tracker.remember(table, *rows)?;
             overrides.push(name.clone());
             checks.push(check(
@@ -217,8 +216,9 @@ pub fn judge(engine: &Engine, counts: &[(String, i64)]) -> Result<(Vec<TableChec
             continue;
         }
         let detail = format!(
-            "{compared}: more than the {:.1} % allowed; publish is blocked until a run passes --allow {name}",
-            max_drop * 100.0
+            "{compared}: more than the {:.1} % allowed; publish is blocked until a run passes {}",
+            max_drop * 100.0,
+            Allow::hint(CHECK, table)
         );
         let first = tracker
             .warned
