@@ -114,7 +114,7 @@ fn a_halved_table_warns_in_queries_and_blocks_publish_until_allowed() {
         seen["detail"]
             .as_str()
             .unwrap()
-            .starts_with("15 rows; the first count"),
+            .starts_with("15 rows, as last seen"),
         "{seen}"
     );
 
@@ -196,7 +196,7 @@ fn a_halved_table_warns_in_queries_and_blocks_publish_until_allowed() {
         volume(&r, "crm/opportunity")["detail"]
             .as_str()
             .unwrap()
-            .starts_with("7 rows (last seen 7 at "),
+            .starts_with("7 rows, as last seen"),
         "{r}"
     );
     assert!(!stderr(&out).contains("volume:"), "{}", stderr(&out));
@@ -281,6 +281,30 @@ fn last_counts_are_kept_per_data_root() {
     keep_rows(a.path(), "crm/opportunity", 7);
     let ra = json(&bookings(p.path(), a.path(), &[]));
     assert_eq!(volume(&ra, "crm/opportunity")["status"], "warn");
+    // Growth passes and is remembered: B back to 15 deals, then cut to 12
+    // is 3/15 = 20 %, within the threshold (against 7 it would be growth
+    // too, so the 15 must have been remembered for the last assertion).
+    write_company(b.path());
+    let rb = json(&bookings(p.path(), b.path(), &[]));
+    let v = volume(&rb, "crm/opportunity");
+    assert_eq!(v["status"], "pass");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("15 rows, up from the 7 canon saw at "),
+        "{v}"
+    );
+    keep_rows(b.path(), "crm/opportunity", 12);
+    let rb = json(&bookings(p.path(), b.path(), &[]));
+    let v = volume(&rb, "crm/opportunity");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("12 rows, 20.0 % fewer than the 15 canon saw at "),
+        "{v}"
+    );
 }
 
 // A threshold that is not a fraction is located in canon.yaml.

@@ -56,7 +56,8 @@ pub struct Tracker {
     /// Tables whose drop warned and was not allowed in this run, with the
     /// check's detail: `canon publish` refuses to publish over them.
     warned: Mutex<BTreeMap<String, String>>,
-    /// One read-modify-write of the state file at a time within a run.
+    /// One read-modify-write of the state file at a time within a run
+    /// (and a file lock across processes).
     io: Mutex<()>,
 }
 
@@ -108,29 +109,44 @@ impl Tracker {
     /// A state that cannot be written (a read-only project) does not fail
     /// the run: it says so on stderr, and the next run compares with the
     /// older count.
-    fn remember(&self, table: &str, rows: i64) {
-        if let Err(e) = self.write(table, rows) {
+    fn remember(&self, table: &str, rows: i64) -> Seen {
+        let seen = Seen {
+            rows,
+            seen_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        if let Err(e) = self.write(table, &seen) {
             tracing::warn!("volume: cannot remember {table}'s count of {rows} rows: {e}");
         }
+        seen
     }
 
-    fn write(&self, table: &str, rows: i64) -> Result<()> {
+    fn write(&self, table: &str, seen: &Seen) -> Result<()> {
         let _guard = self.io.lock().expect("lock");
+        if let Some(dir) = self.file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| crate::error::CanonError::io(dir, e))?;
+        }
+        // Another canon process may be remembering other tables of the
+        // same file: an exclusive lock around read-modify-write keeps its
+        // counts (released when the lock file is closed).
+        let lock_path = self.file.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| crate::error::CanonError::io(&lock_path, e))?;
+        lock.lock()
+            .map_err(|e| crate::error::CanonError::io(&lock_path, e))?;
         let mut state = self.load();
         state.format = FORMAT;
         state
             .roots
             .retain(|root, _| root == &self.root || Path::new(root).exists());
-        state.roots.entry(self.root.clone()).or_default().insert(
-            table.to_string(),
-            Seen {
-                rows,
-                seen_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            },
-        );
-        if let Some(dir) = self.file.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| crate::error::CanonError::io(dir, e))?;
-        }
+        state
+            .roots
+            .entry(self.root.clone())
+            .or_default()
+            .insert(table.to_string(), seen.clone());
         let bytes = serde_json::to_vec_pretty(&state).map_err(|e| {
             crate::error::CanonError::Internal(format!("serializing the volume state: {e}"))
         })?;
@@ -184,15 +200,12 @@ pub fn judge(engine: &Engine, counts: &[(String, i64)]) -> Result<(Vec<TableChec
             examples: Vec::new(),
             latest_sync: None,
         };
-        let Some(last) = tracker.last(table) else {
-            tracker.remember(table, *rows);
-            checks.push(check(
-                Status::Pass,
-                format!(
-                    "{rows} rows; the first count canon has seen of this table under this data root"
-                ),
-            ));
-            continue;
+        // A table seen for the first time under this data root has nothing
+        // to be compared with: its count is remembered, and it passes as an
+        // unchanged count would (so a repeated run reports the same).
+        let last = match tracker.last(table) {
+            Some(last) => last,
+            None => tracker.remember(table, *rows),
         };
         let (over, drop) = dropped(last.rows, *rows, max_drop);
         let compared = format!(
@@ -205,8 +218,13 @@ pub fn judge(engine: &Engine, counts: &[(String, i64)]) -> Result<(Vec<TableChec
             if *rows != last.rows {
                 tracker.remember(table, *rows);
             }
-            let detail = if *rows >= last.rows {
-                format!("{rows} rows (last seen {} at {})", last.rows, last.seen_at)
+            let detail = if *rows == last.rows {
+                format!("{rows} rows, as last seen")
+            } else if *rows > last.rows {
+                format!(
+                    "{rows} rows, up from the {} canon saw at {}",
+                    last.rows, last.seen_at
+                )
             } else {
                 format!("{compared}, within the {:.1} % allowed", max_drop * 100.0)
             };
