@@ -325,3 +325,28 @@ fn a_bad_threshold_is_located() {
         "{err}"
     );
 }
+
+// The state is canon's own: no --out may land on it (exit 2, nothing computed).
+#[test]
+fn no_output_may_land_on_the_volume_state() {
+    let p = project();
+    let data = fixture();
+    let out = p.path().join(".canon-state/volume.json");
+    let o = canon(
+        p.path(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("volume state"), "{}", stderr(&o));
+}

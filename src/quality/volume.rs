@@ -73,9 +73,15 @@ impl Tracker {
         }
     }
 
+    /// canon's own state folder in a project: `.canon-state` (no writer
+    /// may land on it, see `protect`).
+    pub fn state_dir(project: &Path) -> PathBuf {
+        project.join(".canon-state")
+    }
+
     /// The state file of a project: `.canon-state/volume.json`.
     pub fn state_file(project: &Path) -> PathBuf {
-        project.join(".canon-state").join("volume.json")
+        Self::state_dir(project).join("volume.json")
     }
 
     /// A missing or unreadable state file is an empty one: every table is
