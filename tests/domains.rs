@@ -123,7 +123,7 @@ fn a_stage_outside_the_domain_blocks_open_pipeline() {
     );
     assert!(
         err.contains(
-            "column `forecast_category`: 1 row hold 1 value(s) outside the 5 accepted: \"Upside\" (1 row)"
+            "column `forecast_category`: 1 row holds 1 value(s) outside the 5 accepted: \"Upside\" (1 row)"
         ),
         "{err}"
     );

@@ -106,8 +106,8 @@ pub async fn domain_checks(
     Ok(out)
 }
 
-/// `stage_name: 3 row(s) hold 2 value(s) outside the 6 accepted: "Closed -
-/// Lost" (2 rows), "Won" (1 row), in FILE (3 rows)`.
+/// `column `stage_name`: 3 rows hold 2 value(s) outside the 6 accepted:
+/// "Closed - Lost" (2 rows), "Won" (1 row); in FILE (3 rows)`.
 fn describe(column: &str, accepted: usize, v: &Violations, files: &[(String, i64)]) -> String {
     let rows = |n: i64| format!("{n} row{}", if n == 1 { "" } else { "s" });
     let mut shown: Vec<String> = v
@@ -124,8 +124,9 @@ fn describe(column: &str, accepted: usize, v: &Violations, files: &[(String, i64
         .map(|(path, n)| format!("{path} ({})", rows(*n)))
         .collect();
     format!(
-        "column `{column}`: {} hold {} value(s) outside the {accepted} accepted: {}; in {}",
+        "column `{column}`: {} {} {} value(s) outside the {accepted} accepted: {}; in {}",
         rows(v.rows),
+        if v.rows == 1 { "holds" } else { "hold" },
         v.distinct,
         shown.join(", "),
         files.join(", ")
