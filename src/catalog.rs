@@ -128,6 +128,11 @@ impl Catalog {
                 }
             }
         }
+        check_volume(
+            &files.project.spec.volume,
+            files.project.at(&yaml_path!["volume", "max_drop"]),
+            &mut diags,
+        );
         for model in &files.models {
             for (ei, entity) in model.spec.entities.iter().enumerate() {
                 check_entity(model, ei, entity, &entities, &mut diags);
@@ -237,6 +242,11 @@ impl Catalog {
             .freshness
             .clone()
             .unwrap_or_else(|| self.files.project.spec.freshness.clone())
+    }
+
+    /// The volume gate of a source: its own, else canon.yaml's.
+    pub fn volume_of(&self, source: &SourceSpec) -> crate::spec::VolumeSpec {
+        source.volume.unwrap_or(self.files.project.spec.volume)
     }
 
     pub fn source(&self, id: SourceId) -> (&SourceFile<ModelFileSpec>, &SourceSpec) {
@@ -486,6 +496,78 @@ fn check_source(
                 format!("column `{}` is declared twice", c.name),
             ));
         }
+        check_accepted_values(model, si, ci, c, diags);
+    }
+    if let Some(v) = &source.volume {
+        check_volume(
+            v,
+            model.at(&yaml_path!["sources", si, "volume", "max_drop"]),
+            diags,
+        );
+    }
+}
+
+/// A column's `accepted_values`: a non-empty list of distinct values, on a
+/// text column (the only type whose values are an enumeration).
+fn check_accepted_values(
+    model: &SourceFile<ModelFileSpec>,
+    si: usize,
+    ci: usize,
+    c: &ColumnSpec,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(values) = &c.accepted_values else {
+        return;
+    };
+    let at = |path: &[Step]| {
+        let mut full = yaml_path!["sources", si, "columns", ci, "accepted_values"].to_vec();
+        full.extend_from_slice(path);
+        model.at(&full)
+    };
+    if c.ty != crate::spec::ColumnType::String {
+        diags.push(diag(
+            at(&[]),
+            format!(
+                "`accepted_values` on column `{}` of type {}: only a string column holds an enumeration",
+                c.name,
+                c.ty.name()
+            ),
+        ));
+    }
+    if values.is_empty() {
+        diags.push(diag(
+            at(&[]),
+            format!(
+                "`accepted_values` of column `{}` is empty: no value would be accepted (remove the key to accept any value)",
+                c.name
+            ),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (vi, v) in values.iter().enumerate() {
+        if !seen.insert(v) {
+            diags.push(diag(
+                at(&yaml_path![vi]),
+                format!(
+                    "`{v}` is listed twice in the accepted values of column `{}`",
+                    c.name
+                ),
+            ));
+        }
+    }
+}
+
+/// A volume threshold is a fraction of the last count: from 0 (any drop
+/// warns) to 1 (no drop can exceed it: the gate is off).
+fn check_volume(v: &crate::spec::VolumeSpec, location: Location, diags: &mut Vec<Diagnostic>) {
+    if !(0.0..=1.0).contains(&v.max_drop) {
+        diags.push(diag(
+            location,
+            format!(
+                "max_drop {} is not a fraction between 0 and 1 (0.2 warns when a table loses more than 20 % of its rows)",
+                v.max_drop
+            ),
+        ));
     }
 }
 

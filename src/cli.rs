@@ -124,6 +124,11 @@ pub struct DataArgs {
     /// override is recorded in the result.
     #[arg(long)]
     pub allow_stale: bool,
+    /// Compute a metric even when gate GATE fails on TABLE (`system/table`
+    /// or `*`), e.g. `--allow uniqueness:crm/opportunity`; repeatable. Each
+    /// override used is recorded in the result and the publish manifest.
+    #[arg(long = "allow", value_name = "GATE:TABLE")]
+    pub allow: Vec<String>,
     /// Compute every result afresh: neither read nor write the result cache.
     #[arg(long, env = "CANON_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
@@ -375,7 +380,7 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
 /// missing data root is the request's fault (exit 2), checked here once.
 fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
     let root = existing_data_root(&catalog, data.data.as_deref())?;
-    let mut engine = Engine::new(catalog, DataSource::Folder(root))?;
+    let mut engine = Engine::new(catalog, DataSource::Folder(root.clone()))?;
     if let Some(now) = &data.now {
         engine.now = chrono::DateTime::parse_from_rfc3339(now)
             .map_err(|e| {
@@ -386,6 +391,15 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             .with_timezone(&chrono::Utc);
     }
     engine.allow_stale = data.allow_stale;
+    engine.allow = crate::quality::allow::Allow::parse(
+        &data.allow,
+        data.allow_stale,
+        engine.catalog.sources.keys().map(String::as_str),
+    )?;
+    engine.volume = Some(Arc::new(crate::quality::volume::Tracker::new(
+        crate::quality::volume::Tracker::state_file(&engine.catalog.files.root),
+        &root,
+    )));
     if !data.no_cache {
         let dir = cache_dir(&engine.catalog, data);
         let root = data_root(&engine.catalog, data.data.as_deref());

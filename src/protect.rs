@@ -40,6 +40,10 @@ impl Protected {
             (configured_root.clone(), "data root".to_string()),
             (data_root.to_path_buf(), "data root".to_string()),
             (configured_cache, "result cache".to_string()),
+            (
+                crate::quality::volume::Tracker::state_dir(&files.root),
+                "volume state".to_string(),
+            ),
         ];
         if let Some(cache) = cache_dir {
             places.push((cache.to_path_buf(), "result cache".to_string()));

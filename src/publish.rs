@@ -52,6 +52,10 @@ pub struct ManifestEntry {
     pub quality_status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lineage: Option<crate::result::Lineage>,
+    /// Gates at error this result was let through by name (`--allow
+    /// GATE:TABLE`, `allow_stale`): a published number never hides one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 impl ManifestEntry {
@@ -67,6 +71,7 @@ impl ManifestEntry {
             fingerprint: None,
             quality_status: None,
             lineage: None,
+            overrides: Vec::new(),
         }
     }
 }
@@ -111,7 +116,10 @@ pub async fn publish(
     let target = crate::publish_dir::Target::claim(out)?;
     let tmp = target.staging()?;
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
-    match build(engine, &catalog, &tmp, periods, &wanted).await {
+    let result = build(engine, &catalog, &tmp, periods, &wanted)
+        .await
+        .and_then(|manifest| volume_allows(engine).map(|()| manifest));
+    match result {
         Ok(manifest) => {
             target.switch(&tmp)?;
             Ok(manifest)
@@ -121,6 +129,33 @@ pub async fn publish(
             Err(e)
         }
     }
+}
+
+/// A table that lost more rows than its volume gate allows since canon last
+/// saw it blocks the whole publication (BI tools would read a number over
+/// half the data as if it were whole) unless the run allows it by name.
+fn volume_allows(engine: &Engine) -> Result<()> {
+    let Some(tracker) = &engine.volume else {
+        return Ok(());
+    };
+    let blocking = tracker.blocking();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = blocking
+        .iter()
+        .map(|(table, detail)| format!("{table} volume ({detail})"))
+        .collect();
+    let remedies: Vec<String> = blocking
+        .iter()
+        .map(|(table, _)| crate::quality::allow::Allow::hint(crate::quality::volume::CHECK, table))
+        .collect();
+    Err(CanonError::Blocked(format!(
+        "publish is blocked: {} table(s) lost more rows than allowed since canon last saw them:\n  {}\n(nothing was published; check the extracts, then pass {} to publish over the new counts)",
+        blocking.len(),
+        lines.join("\n  "),
+        remedies.join(" ")
+    )))
 }
 
 async fn build(
@@ -177,6 +212,7 @@ async fn build(
                         fingerprint: Some(r.fingerprint.clone()),
                         quality_status: Some(r.quality_status.clone()),
                         lineage: Some(r.lineage.clone()),
+                        overrides: r.overrides.clone(),
                     });
                     results.push(r);
                 }
@@ -233,6 +269,7 @@ async fn build(
                         fingerprint: None,
                         quality_status: None,
                         lineage: None,
+                        overrides: Vec::new(),
                     });
                 }
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {

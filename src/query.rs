@@ -210,12 +210,13 @@ async fn compute_metric(
     for (_, frame) in crate::compile::plans(engine, name, request).await? {
         scanned_columns(frame.logical_plan(), &mut planned);
     }
-    let planned: Vec<String> = planned.into_keys().collect();
+    let planned_columns = planned;
+    let planned: Vec<String> = planned_columns.keys().cloned().collect();
     let planned_links = engine.links_used();
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     let (computed, (early_tables, mut matches)) = futures::try_join!(
         compute(engine, id, request),
-        gates(engine, &planned, &planned_links),
+        gates(engine, &planned, &planned_columns, &planned_links),
     )?;
     let Computed {
         value,
@@ -318,7 +319,17 @@ async fn compute_metric(
         .difference(&planned_links)
         .cloned()
         .collect();
-    let (late_tables, late_matches) = gates(engine, &late, &late_links).await?;
+    // The columns the optimized plans read (the early gates judged the
+    // domains of every column the unoptimized plans scan, a superset).
+    let read_columns: BTreeMap<String, BTreeSet<String>> = lineage
+        .sources
+        .iter()
+        .map(|s| {
+            let key = format!("{}/{}", s.system, s.table);
+            (key, s.columns.iter().cloned().collect())
+        })
+        .collect();
+    let (late_tables, late_matches) = gates(engine, &late, &read_columns, &late_links).await?;
     matches.extend(late_matches);
     let checks_of: BTreeMap<&String, &Vec<crate::quality::TableCheck>> = planned
         .iter()
@@ -332,7 +343,15 @@ async fn compute_metric(
         .copied()
         .flatten()
     {
-        quality.extend(serde_json::to_value(c).ok());
+        let unread = c.check == crate::quality::domains::CHECK
+            && !c.column.as_ref().is_some_and(|column| {
+                read_columns
+                    .get(&c.table)
+                    .is_some_and(|read| read.contains(column))
+            });
+        if !unread {
+            quality.extend(serde_json::to_value(c).ok());
+        }
     }
     for m in matches {
         quality.extend(serde_json::to_value(m).ok());
@@ -366,7 +385,8 @@ async fn compute_metric(
 
 /// Judges a result's input checks against the engine's clock and sets its
 /// quality status; a result with a check at error is blocked unless the run
-/// allows stale inputs, which is then recorded in `overrides`. Freshness is
+/// names that gate and table (`--allow GATE:TABLE`, or `--allow-stale` for
+/// freshness and completeness), which is then recorded in `overrides`. Freshness is
 /// judged from each table's stored latest sync time, so a result served
 /// from the cache is judged against this run's "now", not the one it was
 /// computed at.
@@ -375,6 +395,26 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     let catalog = &engine.catalog;
     let mut status = Status::Pass;
     let mut failing = Vec::new();
+    let mut overrides: Vec<String> = Vec::new();
+    // Volume is judged at every run, from the row counts of the files read,
+    // against the last counts seen (which a cached result cannot know).
+    result
+        .quality
+        .retain(|c| c.get("check").and_then(|v| v.as_str()) != Some(crate::quality::volume::CHECK));
+    let counts: Vec<(String, i64)> = result
+        .lineage
+        .sources
+        .iter()
+        .map(|s| {
+            let rows = s.files.iter().map(|f| f.rows).sum();
+            (format!("{}/{}", s.system, s.table), rows)
+        })
+        .collect();
+    let (volume, volume_overrides) = crate::quality::volume::judge(engine, &counts)?;
+    result
+        .quality
+        .extend(volume.iter().filter_map(|c| serde_json::to_value(c).ok()));
+    overrides.extend(volume_overrides);
     for check in &mut result.quality {
         let text = |key: &str| check.get(key).and_then(|v| v.as_str()).unwrap_or("");
         let table = text("table").to_string();
@@ -399,21 +439,31 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
         };
         status = status.max(judged);
         if judged == Status::Error {
-            failing.push(format!("{table} {} ({})", text("check"), text("detail")));
+            let gate = text("check");
+            match engine.allow.permit(gate, &table) {
+                Some(name) => {
+                    if !overrides.contains(&name) {
+                        overrides.push(name);
+                    }
+                }
+                None => failing.push(format!(
+                    "{table} {gate} ({})\n    pass {} to compute it anyway",
+                    text("detail"),
+                    crate::quality::allow::Allow::hint(gate, &table)
+                )),
+            }
         }
     }
     result.quality_status = status.name().to_string();
     result.now = engine.now.to_rfc3339();
-    result.overrides.retain(|o| o != "allow_stale");
+    // The overrides of this run, not of the run that computed a cached result.
+    result.overrides = overrides;
     if !failing.is_empty() {
-        if !engine.allow_stale {
-            return Err(CanonError::Blocked(format!(
-                "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass --allow-stale to compute it anyway; the override is recorded in the result)",
-                result.metric,
-                failing.join("\n  ")
-            )));
-        }
-        result.overrides.push("allow_stale".to_string());
+        return Err(CanonError::Blocked(format!(
+            "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(an override is recorded in the result)",
+            result.metric,
+            failing.join("\n  ")
+        )));
     }
     Ok(())
 }
@@ -518,19 +568,37 @@ async fn compute(engine: &Engine, id: MetricId, request: &Request) -> Result<Com
 async fn gates(
     engine: &Engine,
     tables: &[String],
+    columns: &BTreeMap<String, BTreeSet<String>>,
     links: &crate::run::LinkSet,
 ) -> Result<(
     Vec<Vec<crate::quality::TableCheck>>,
     Vec<crate::quality::MatchRate>,
 )> {
+    let none = BTreeSet::new();
     futures::try_join!(
-        futures::future::try_join_all(
-            tables
-                .iter()
-                .map(|key| crate::quality::table_checks(engine, key, false))
-        ),
+        futures::future::try_join_all(tables.iter().map(|key| table_gates(
+            engine,
+            key,
+            columns.get(key).unwrap_or(&none)
+        ))),
         crate::quality::identity_match_rates(engine, links)
     )
+}
+
+/// A table's gates: freshness and completeness, and the accepted values of
+/// the columns the plans read from it (a column the metric does not read
+/// cannot move its number).
+async fn table_gates(
+    engine: &Engine,
+    key: &str,
+    read: &BTreeSet<String>,
+) -> Result<Vec<crate::quality::TableCheck>> {
+    let (mut checks, domains) = futures::try_join!(
+        crate::quality::table_checks(engine, key, false),
+        crate::quality::domains::domain_checks(engine, key, Some(read))
+    )?;
+    checks.extend(domains);
+    Ok(checks)
 }
 
 /// Runs a cohort metric.

@@ -1,8 +1,13 @@
 //! Data quality: per-table checks (freshness from the sync column, primary
-//! key uniqueness, completeness of required columns), each one DataFusion
-//! aggregate over the table, and the match rate of every cross-system
-//! identity rule. `canon check` runs them over every model; a query runs the
+//! key uniqueness, completeness of required columns, declared value domains
+//! in `domains`), each one DataFusion aggregate over the table, the row
+//! count against the last one seen (`volume`), and the match rate of every
+//! cross-system identity rule. `canon check` runs them over every model; a query runs the
 //! table checks on its own inputs and is blocked when one is at error.
+
+pub mod allow;
+pub mod domains;
+pub mod volume;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
@@ -321,7 +326,7 @@ impl CheckReport {
         let mut out = format!("checks as of {}\n\n", self.now);
         for c in &self.tables {
             out.push_str(&format!(
-                "  {:<5}  {:<34} {:<13} {}{}\n",
+                "  {:<5}  {:<34} {:<15} {}{}\n",
                 c.status.name(),
                 c.table,
                 c.check,
@@ -332,7 +337,7 @@ impl CheckReport {
                 c.detail
             ));
             for e in &c.examples {
-                out.push_str(&format!("{:>58}{e}\n", ""));
+                out.push_str(&format!("{:>60}{e}\n", ""));
             }
         }
         out.push_str("\ncross-system identity match rates\n");
@@ -382,7 +387,12 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
     let catalog = &engine.catalog;
     let mut tables = Vec::new();
     for key in catalog.sources.keys() {
-        match table_checks(engine, key, true).await {
+        let checks = async {
+            let mut checks = table_checks(engine, key, true).await?;
+            checks.extend(domains::domain_checks(engine, key, None).await?);
+            Ok::<_, crate::error::CanonError>(checks)
+        };
+        match checks.await {
             Ok(checks) => tables.extend(checks),
             // A table that cannot be read is a failed check, not the end of
             // the report: every other table is still checked.
@@ -408,6 +418,15 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
             }
         }
     }
+    // Each readable table's row count against the last one seen.
+    let counts: Vec<(String, i64)> = engine
+        .sources_read()
+        .await?
+        .into_iter()
+        .map(|(key, facts)| (key, facts.files.iter().map(|f| f.rows).sum()))
+        .collect();
+    let (volume, _) = volume::judge(engine, &counts)?;
+    tables.extend(volume);
     let readable = !tables.iter().any(|c| c.check == "readable");
     let links = engine.links_used();
     let (match_rates, deal_match_rates, identity_duplication) = if readable {

@@ -95,6 +95,7 @@ pub fn table(r: &GovernedResult) -> String {
         show(r.value),
         unit_suffix(&r.unit)
     ));
+    out.push_str(&quality_lines(r));
 
     let breakdown = r.request.grain.is_some() || !r.request.by.is_empty();
     if breakdown && !r.rows.is_empty() {
@@ -216,6 +217,28 @@ pub fn table(r: &GovernedResult) -> String {
             r.cache.computed_at.as_deref().unwrap_or("?"),
             r.cache.computed_ms.unwrap_or_default()
         ));
+    }
+    out
+}
+
+/// The checks that did not pass and the overrides used, under the number:
+/// a number over inputs that warn must not look like one that passed.
+fn quality_lines(r: &GovernedResult) -> String {
+    let mut out = String::new();
+    for c in &r.quality {
+        let text = |key: &str| c.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        if matches!(text("status"), "warn" | "error") {
+            out.push_str(&format!(
+                "  quality {}: {} {} ({})\n",
+                text("status"),
+                text("table"),
+                text("check"),
+                text("detail")
+            ));
+        }
+    }
+    if !r.overrides.is_empty() {
+        out.push_str(&format!("  overrides: {}\n", r.overrides.join(", ")));
     }
     out
 }

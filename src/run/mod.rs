@@ -63,8 +63,14 @@ pub struct Engine {
     pub now: chrono::DateTime<chrono::Utc>,
     /// Compute metrics whose inputs fail a quality gate (recorded in results).
     pub allow_stale: bool,
+    /// The gates this run may pass at error, by name (`--allow GATE:TABLE`,
+    /// and `--allow-stale`); each one used is recorded in the result.
+    pub allow: crate::quality::allow::Allow,
     /// The result cache and file-hash index; `None` computes every time.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// The last row counts of the data root's tables (volume gate); `None`
+    /// when the run has no data root (validation over empty tables).
+    pub volume: Option<Arc<crate::quality::volume::Tracker>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
     /// Content hashes still being computed, off the query's path: (source
     /// key, file index, the hashing task). `sources_read` waits for them.
@@ -94,7 +100,9 @@ impl Engine {
             ctx,
             now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
             allow_stale: false,
+            allow: Default::default(),
             cache: None,
+            volume: None,
             catalog,
             data,
             registered: Mutex::new(BTreeMap::new()),

@@ -37,6 +37,9 @@ pub struct ProjectSpec {
     /// Defaults for every source table that does not set its own freshness.
     #[serde(default)]
     pub freshness: FreshnessSpec,
+    /// Default of the volume gate for every source that does not set its own.
+    #[serde(default)]
+    pub volume: VolumeSpec,
     #[serde(default)]
     pub description: Option<String>,
     /// A pinned "now" (RFC 3339) for projects whose extracts were taken at a
@@ -183,7 +186,33 @@ pub struct SourceSpec {
     pub sort_column: Option<String>,
     #[serde(default)]
     pub freshness: Option<FreshnessSpec>,
+    /// How far the table's row count may fall from the last count canon
+    /// saw before it warns (default: canon.yaml's `volume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeSpec>,
     pub columns: Vec<ColumnSpec>,
+}
+
+/// The volume gate (quality::volume): a table whose row count falls by more
+/// than `max_drop` (a fraction, 0.2 = 20 %) from the last count canon saw
+/// warns in every query that reads it and blocks `canon publish`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    #[serde(default = "default_max_drop")]
+    pub max_drop: f64,
+}
+
+impl Default for VolumeSpec {
+    fn default() -> Self {
+        VolumeSpec {
+            max_drop: default_max_drop(),
+        }
+    }
+}
+
+fn default_max_drop() -> f64 {
+    0.2
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -196,6 +225,12 @@ pub struct ColumnSpec {
     pub nullable: bool,
     #[serde(default)]
     pub description: Option<String>,
+    /// The values the column may hold (an enumerated text column: stages,
+    /// statuses, …). A value outside them is an error in `canon check` and
+    /// blocks the metrics that read the column (quality::domains): a new
+    /// stage would otherwise fall silently outside every filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_values: Option<Vec<String>>,
 }
 
 /// The contract's column types (extracts.md, "Types").
