@@ -123,6 +123,11 @@ pub struct DataArgs {
     /// override is recorded in the result.
     #[arg(long)]
     pub allow_stale: bool,
+    /// Compute a metric even when gate GATE fails on TABLE (`system/table`
+    /// or `*`), e.g. `--allow uniqueness:crm/opportunity`; repeatable. Each
+    /// override used is recorded in the result and the publish manifest.
+    #[arg(long = "allow", value_name = "GATE:TABLE")]
+    pub allow: Vec<String>,
     /// Compute every result afresh: neither read nor write the result cache.
     #[arg(long, env = "CANON_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
@@ -384,6 +389,11 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             .with_timezone(&chrono::Utc);
     }
     engine.allow_stale = data.allow_stale;
+    engine.allow = crate::quality::allow::Allow::parse(
+        &data.allow,
+        data.allow_stale,
+        engine.catalog.sources.keys().map(String::as_str),
+    )?;
     if !data.no_cache {
         let project = &engine.catalog.files;
         let dir = data.cache_dir.clone().unwrap_or_else(|| {

@@ -42,6 +42,10 @@ pub struct ManifestEntry {
     pub quality_status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lineage: Option<crate::result::Lineage>,
+    /// Gates at error this result was let through by name (`--allow
+    /// GATE:TABLE`, `allow_stale`): a published number never hides one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 impl ManifestEntry {
@@ -57,6 +61,7 @@ impl ManifestEntry {
             fingerprint: None,
             quality_status: None,
             lineage: None,
+            overrides: Vec::new(),
         }
     }
 }
@@ -173,6 +178,7 @@ async fn build(
                         fingerprint: Some(r.fingerprint.clone()),
                         quality_status: Some(r.quality_status.clone()),
                         lineage: Some(r.lineage.clone()),
+                        overrides: r.overrides.clone(),
                     });
                     results.push(r);
                 }
@@ -229,6 +235,7 @@ async fn build(
                         fingerprint: None,
                         quality_status: None,
                         lineage: None,
+                        overrides: Vec::new(),
                     });
                 }
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {

@@ -347,7 +347,8 @@ async fn compute_metric(
 
 /// Judges a result's input checks against the engine's clock and sets its
 /// quality status; a result with a check at error is blocked unless the run
-/// allows stale inputs, which is then recorded in `overrides`. Freshness is
+/// names that gate and table (`--allow GATE:TABLE`, or `--allow-stale` for
+/// freshness and completeness), which is then recorded in `overrides`. Freshness is
 /// judged from each table's stored latest sync time, so a result served
 /// from the cache is judged against this run's "now", not the one it was
 /// computed at.
@@ -356,6 +357,7 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     let catalog = &engine.catalog;
     let mut status = Status::Pass;
     let mut failing = Vec::new();
+    let mut overrides: Vec<String> = Vec::new();
     for check in &mut result.quality {
         let text = |key: &str| check.get(key).and_then(|v| v.as_str()).unwrap_or("");
         let table = text("table").to_string();
@@ -380,21 +382,31 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
         };
         status = status.max(judged);
         if judged == Status::Error {
-            failing.push(format!("{table} {} ({})", text("check"), text("detail")));
+            let gate = text("check");
+            match engine.allow.permit(gate, &table) {
+                Some(name) => {
+                    if !overrides.contains(&name) {
+                        overrides.push(name);
+                    }
+                }
+                None => failing.push(format!(
+                    "{table} {gate} ({})\n    pass {} to compute it anyway",
+                    text("detail"),
+                    crate::quality::allow::Allow::hint(gate, &table)
+                )),
+            }
         }
     }
     result.quality_status = status.name().to_string();
     result.now = engine.now.to_rfc3339();
-    result.overrides.retain(|o| o != "allow_stale");
+    // The overrides of this run, not of the run that computed a cached result.
+    result.overrides = overrides;
     if !failing.is_empty() {
-        if !engine.allow_stale {
-            return Err(CanonError::Blocked(format!(
-                "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(pass --allow-stale to compute it anyway; the override is recorded in the result)",
-                result.metric,
-                failing.join("\n  ")
-            )));
-        }
-        result.overrides.push("allow_stale".to_string());
+        return Err(CanonError::Blocked(format!(
+            "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(an override is recorded in the result)",
+            result.metric,
+            failing.join("\n  ")
+        )));
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ use crate::decimal::Dec;
 use crate::error::Result;
 use crate::run::Engine;
 
+pub mod allow;
+
 /// One identity rule's match rate over all rows of the entity that links.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchRate {

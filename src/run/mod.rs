@@ -63,6 +63,9 @@ pub struct Engine {
     pub now: chrono::DateTime<chrono::Utc>,
     /// Compute metrics whose inputs fail a quality gate (recorded in results).
     pub allow_stale: bool,
+    /// The gates this run may pass at error, by name (`--allow GATE:TABLE`,
+    /// and `--allow-stale`); each one used is recorded in the result.
+    pub allow: crate::quality::allow::Allow,
     /// The result cache and file-hash index; `None` computes every time.
     pub cache: Option<Arc<crate::cache::Cache>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
@@ -94,6 +97,7 @@ impl Engine {
             ctx,
             now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
             allow_stale: false,
+            allow: Default::default(),
             cache: None,
             catalog,
             data,
