@@ -16,6 +16,9 @@ use crate::error::Result;
 use crate::run::Engine;
 
 pub mod allow;
+pub mod gates;
+pub mod intervals;
+pub mod uniqueness;
 
 /// One identity rule's match rate over all rows of the entity that links.
 #[derive(Debug, Clone, Serialize)]
@@ -373,6 +376,16 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
             {
                 engine.note_link(name, &link.name);
             }
+        }
+    }
+    // The row-count gates every query runs, over all rows of every entity
+    // a metric counts or a link looks up (a table that cannot be read is
+    // already reported above).
+    for gate in &gates::for_catalog(catalog) {
+        match gates::run(engine, gate, None).await {
+            Ok(check) => tables.push(check),
+            Err(crate::error::CanonError::Data { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     let readable = !tables.iter().any(|c| c.check == "readable");
