@@ -1,0 +1,436 @@
+//! No governed number counts a row twice silently: duplicated keys and
+//! overlapping exclusive intervals block a result through the real binary,
+//! name the table, the key and the files, and pass only by name
+//! (`--allow GATE:TABLE`), which the result records.
+//!
+//! Fixture answer (worked in flow_metrics): bookings FY2026-Q1 = 3694.46 over
+//! D1 USD 1000.00, D2 EUR 1000.00 / 0.8 (2025-02-28) = 1250.00, D3 EUR
+//! 1000.00 / 0.9 (2025-03-01) = 1111.11, D4 GBP 100.01 / 0.75 = 133.35, D9
+//! 200.00 and D11 0.00; universe 11 deals. Fixture rates: EUR 0.8 over
+//! [2024-01-01, 2025-03-01), EUR 0.9 over [2025-03-01, 2027-01-01), GBP
+//! 0.75, JPY 150, each over [2024-01-01, 2027-01-01).
+//!
+//! Each fault is a second part file (`part-00001.parquet`) beside the
+//! fixture's `part-00000.parquet`, as a connector re-landing rows would add.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_company(dir.path());
+    dir
+}
+
+/// Writes `columns` as `<root>/<table>/part-00001.parquet`.
+fn add_part(root: &Path, table: &str, columns: Vec<(&str, Col)>) {
+    let scratch = tempfile::tempdir().unwrap();
+    write_table(scratch.path(), table, columns);
+    std::fs::rename(
+        scratch.path().join(table).join("part-00000.parquet"),
+        root.join(table).join("part-00001.parquet"),
+    )
+    .unwrap();
+}
+
+/// One EUR rate row.
+fn eur_rate(root: &Path, rate: &'static str, from: &'static str, to: &'static str) {
+    add_part(
+        root,
+        "crm/dated_conversion_rate",
+        vec![
+            ("iso_code", Col::Str(vec!["EUR"])),
+            ("conversion_rate", Col::Rate(vec![rate])),
+            ("start_date", Col::Date(vec![from])),
+            ("next_start_date", Col::Date(vec![to])),
+        ],
+    );
+}
+
+/// The fixture's deal D2 again: EUR 1000.00 won 2025-02-28 on Initech.
+fn duplicate_d2(root: &Path) {
+    add_part(
+        root,
+        "crm/opportunity",
+        vec![
+            ("id", Col::Str(vec!["D2"])),
+            ("account_id", Col::Str(vec!["A2"])),
+            ("owner_id", Col::Str(vec!["U2"])),
+            ("name", Col::Str(vec!["deal"])),
+            ("type", Col::Str(vec!["Expansion"])),
+            ("stage_name", Col::Str(vec!["Closed Won"])),
+            ("forecast_category", Col::Str(vec!["Closed"])),
+            ("probability", Col::Double(vec![100.0])),
+            ("amount", Col::Money(some(&["1000.00"]))),
+            ("currency_iso_code", Col::Str(vec!["EUR"])),
+            ("close_date", Col::Date(vec!["2025-02-28"])),
+            ("created_date", Col::Ts(vec!["2025-01-10T12:00:00Z"])),
+            ("is_closed", Col::Bool(vec![true])),
+            ("is_won", Col::Bool(vec![true])),
+            ("is_deleted", Col::Bool(vec![false])),
+            ("lead_source", Col::OptStr(vec![Some("Web")])),
+        ],
+    );
+}
+
+fn bookings(data: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "query",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    canon(&repo(), &args)
+}
+
+fn check(data: &Path) -> (std::process::Output, serde_json::Value) {
+    let out = canon(
+        &repo(),
+        &[
+            "check",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let report = serde_json::from_slice(&out.stdout).unwrap();
+    (out, report)
+}
+
+/// The check `name` of `table` in a `canon check` report or a result's quality.
+fn find<'a>(checks: &'a serde_json::Value, name: &str, table: &str) -> &'a serde_json::Value {
+    checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name && c["table"] == table)
+        .unwrap_or_else(|| panic!("no {name} check of {table} in {checks}"))
+}
+
+// A duplicated EUR row: [2025-03-01, 2027-01-01) at 0.9 twice. D3 (EUR,
+// 2025-03-01) would match both and be counted twice: 3694.46 + 1111.11 =
+// 4805.57 over 12 universe rows. The gate blocks it, naming the table, the
+// key, both intervals and both files; --allow computes the (wrong) number
+// and records the override.
+#[test]
+fn a_duplicated_rate_row_blocks_bookings_until_allowed_by_name() {
+    let data = fixture();
+    eur_rate(data.path(), "0.900000", "2025-03-01", "2027-01-01");
+    let out = bookings(data.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("`bookings` is blocked"), "{err}");
+    assert!(err.contains("crm/dated_conversion_rate intervals"), "{err}");
+    assert!(
+        err.contains("currency=EUR: [2025-03-01, 2027-01-01) overlaps [2025-03-01, 2027-01-01)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("crm/dated_conversion_rate/part-00000.parquet"),
+        "{err}"
+    );
+    assert!(
+        err.contains("crm/dated_conversion_rate/part-00001.parquet"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--allow intervals:crm/dated_conversion_rate"),
+        "{err}"
+    );
+    // Another gate's override does not let it through.
+    let wrong = bookings(
+        data.path(),
+        &["--allow", "uniqueness:crm/dated_conversion_rate"],
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
+    let stale = bookings(data.path(), &["--allow-stale"]);
+    assert_eq!(stale.status.code(), Some(1), "{}", stderr(&stale));
+
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--allow",
+            "intervals:crm/dated_conversion_rate",
+        ],
+    );
+    assert_eq!(forced["value"], "4805.57");
+    assert_eq!(forced["tallies"][0]["universe_rows"], 12);
+    assert_eq!(forced["quality_status"], "error");
+    assert_eq!(
+        forced["overrides"],
+        serde_json::json!(["intervals:crm/dated_conversion_rate"])
+    );
+    let gate = find(&forced["quality"], "intervals", "crm/dated_conversion_rate");
+    assert_eq!(gate["status"], "error");
+    assert!(
+        gate["detail"].as_str().unwrap().starts_with("1 overlap(s)"),
+        "{gate}"
+    );
+
+    // canon check reports the same (the source's primary key too: the
+    // (iso_code, start_date) pair is repeated).
+    let (out, report) = check(data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let gate = find(&report["tables"], "intervals", "crm/dated_conversion_rate");
+    assert_eq!(gate["status"], "error");
+    assert_eq!(
+        gate["examples"][0].as_str().unwrap().split(", in ").next(),
+        Some("currency=EUR: [2025-03-01, 2027-01-01) overlaps [2025-03-01, 2027-01-01)")
+    );
+    assert_eq!(
+        find(
+            &report["tables"],
+            "primary_key",
+            "crm/dated_conversion_rate"
+        )["status"],
+        "error"
+    );
+}
+
+// An overlapping EUR interval: 1.0 over [2025-02-15, 2025-03-15). Sorted by
+// start, EUR's rows are [2024-01-01, 2025-03-01) 0.8, [2025-02-15,
+// 2025-03-15) 1.0, [2025-03-01, 2027-01-01) 0.9: each adjacent pair
+// overlaps (2025-02-15 < 2025-03-01; 2025-03-01 < 2025-03-15), 2 overlaps.
+// D2 (2025-02-28) would match 0.8 and 1.0, D3 (2025-03-01) 0.9 and 1.0:
+// 3694.46 + 1000.00 / 1.0 + 1000.00 / 1.0 = 5694.46 over 13 universe rows.
+// The source's primary key (iso_code, start_date) is unique: only the
+// interval gate sees it.
+#[test]
+fn an_overlapping_rate_interval_blocks_bookings_and_fails_the_check() {
+    let data = fixture();
+    eur_rate(data.path(), "1.000000", "2025-02-15", "2025-03-15");
+    let out = bookings(data.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("crm/dated_conversion_rate intervals (2 overlap(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "currency=EUR: [2024-01-01, 2025-03-01) overlaps [2025-02-15, 2025-03-15), in "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("currency=EUR: [2025-02-15, 2025-03-15) overlaps [2025-03-01, 2027-01-01)"),
+        "{err}"
+    );
+    assert!(err.contains("part-00001.parquet"), "{err}");
+
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--allow",
+            "intervals:*",
+        ],
+    );
+    assert_eq!(forced["value"], "5694.46");
+    assert_eq!(forced["tallies"][0]["universe_rows"], 13);
+    assert_eq!(forced["overrides"], serde_json::json!(["intervals:*"]));
+
+    let (out, report) = check(data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        find(&report["tables"], "intervals", "crm/dated_conversion_rate")["status"],
+        "error"
+    );
+    assert_eq!(
+        find(
+            &report["tables"],
+            "primary_key",
+            "crm/dated_conversion_rate"
+        )["status"],
+        "pass"
+    );
+}
+
+// A duplicated opportunity row: D2 twice. Bookings would sum it twice:
+// 3694.46 + 1250.00 = 4944.46 over 12 universe rows.
+#[test]
+fn a_duplicated_deal_blocks_bookings_naming_the_key_and_files() {
+    let data = fixture();
+    duplicate_d2(data.path());
+    let out = bookings(data.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("crm/opportunity uniqueness (1 `deal_id` value(s)"),
+        "{err}"
+    );
+    assert!(err.contains("rows `bookings` counts in FY2026-Q1"), "{err}");
+    assert!(err.contains("deal_id=D2: 2 rows, in "), "{err}");
+    assert!(err.contains("crm/opportunity/part-00000.parquet"), "{err}");
+    assert!(err.contains("crm/opportunity/part-00001.parquet"), "{err}");
+    assert!(err.contains("--allow uniqueness:crm/opportunity"), "{err}");
+
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--allow",
+            "uniqueness:crm/opportunity",
+        ],
+    );
+    assert_eq!(forced["value"], "4944.46");
+    assert_eq!(forced["tallies"][0]["universe_rows"], 12);
+    assert_eq!(
+        forced["overrides"],
+        serde_json::json!(["uniqueness:crm/opportunity"])
+    );
+
+    let (out, report) = check(data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let gate = find(&report["tables"], "uniqueness", "crm/opportunity");
+    assert_eq!(gate["status"], "error");
+    assert!(
+        gate["examples"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("deal_id=D2: 2 rows, in "),
+        "{gate}"
+    );
+}
+
+// The counted rows are the period's: D14 (closed 2025-01-31, FY2025)
+// repeated does not touch FY2026-Q1's bookings (3694.46, pass), but blocks
+// FY2025-Q4 = [2024-11-01, 2025-02-01), where D14 (JPY 15000.00 / 150 =
+// 100.00) is the only won deal; and `canon check`, over all rows, reports it.
+#[test]
+fn only_the_counted_rows_gate_a_flow_metric() {
+    let data = fixture();
+    add_part(
+        data.path(),
+        "crm/opportunity",
+        vec![
+            ("id", Col::Str(vec!["D14"])),
+            ("account_id", Col::Str(vec!["A1"])),
+            ("owner_id", Col::Str(vec!["U1"])),
+            ("name", Col::Str(vec!["deal"])),
+            ("type", Col::Str(vec!["New Business"])),
+            ("stage_name", Col::Str(vec!["Closed Won"])),
+            ("forecast_category", Col::Str(vec!["Closed"])),
+            ("probability", Col::Double(vec![100.0])),
+            ("amount", Col::Money(some(&["15000.00"]))),
+            ("currency_iso_code", Col::Str(vec!["JPY"])),
+            ("close_date", Col::Date(vec!["2025-01-31"])),
+            ("created_date", Col::Ts(vec!["2024-12-01T20:00:00Z"])),
+            ("is_closed", Col::Bool(vec![true])),
+            ("is_won", Col::Bool(vec![true])),
+            ("is_deleted", Col::Bool(vec![false])),
+            ("lead_source", Col::OptStr(vec![Some("Web")])),
+        ],
+    );
+    let q1 = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
+    assert_eq!(q1["value"], "3694.46");
+    assert_eq!(q1["quality_status"], "pass");
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2025-Q4",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("deal_id=D14: 2 rows"),
+        "{}",
+        stderr(&out)
+    );
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "bookings",
+            "--period",
+            "FY2025-Q4",
+            "--allow",
+            "uniqueness:crm/opportunity",
+        ],
+    );
+    // 100.00 twice.
+    assert_eq!(forced["value"], "200.00");
+    let (out, _) = check(data.path());
+    assert_eq!(out.status.code(), Some(1));
+}
+
+// A duplicated lookup: account A1 (Globex) twice. Every deal joined to A1
+// would be counted twice: D1 1000.00, D4 133.35, D9 (A6 → A8 → A1) 200.00,
+// D11 0.00 and D8 (missing amount, 0.00): 3694.46 + 1000.00 + 133.35 +
+// 200.00 + 0.00 = 5027.81 over 11 + 5 = 16 universe rows.
+#[test]
+fn a_duplicated_account_blocks_every_metric_that_looks_it_up() {
+    let data = fixture();
+    add_part(
+        data.path(),
+        "crm/account",
+        vec![
+            ("id", Col::Str(vec!["A1"])),
+            ("name", Col::Str(vec!["Globex"])),
+            ("type", Col::Str(vec!["Customer"])),
+            ("parent_id", Col::OptStr(vec![None])),
+            ("master_record_id", Col::OptStr(vec![None])),
+            ("owner_id", Col::Str(vec!["U1"])),
+            ("industry", Col::OptStr(vec![Some("Technology")])),
+            ("billing_country", Col::OptStr(vec![Some("US")])),
+            ("website", Col::OptStr(vec![Some("https://globex.com")])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    let out = bookings(data.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("crm/account uniqueness"), "{err}");
+    assert!(err.contains("account_id=A1: 2 rows, in "), "{err}");
+    assert!(err.contains("crm/account/part-00001.parquet"), "{err}");
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--allow",
+            "uniqueness:crm/account",
+        ],
+    );
+    assert_eq!(forced["value"], "5027.81");
+    assert_eq!(forced["tallies"][0]["universe_rows"], 16);
+}
+
+#[test]
+fn an_unknown_gate_or_table_is_a_bad_request() {
+    let data = fixture();
+    for bad in [
+        "unique:crm/opportunity",
+        "uniqueness:crm/deals",
+        "uniqueness",
+    ] {
+        let out = bookings(data.path(), &["--allow", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains(bad), "{}", stderr(&out));
+    }
+}
