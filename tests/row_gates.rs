@@ -434,3 +434,116 @@ fn an_unknown_gate_or_table_is_a_bad_request() {
         assert!(stderr(&out).contains(bad), "{}", stderr(&out));
     }
 }
+
+// A gate's outcome is remembered under the content hashes of the files it
+// read: a second query over the same files (another period, so the result
+// itself is computed again) takes the account and rate gates from the cache
+// folder — proven by tampering with the remembered rate gate, which then
+// blocks — and a changed rate table is gated afresh.
+#[test]
+fn gate_outcomes_are_remembered_by_the_files_they_read() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let query = |period: &str| {
+        canon_cached(
+            &repo(),
+            cache.path(),
+            &["query", "bookings", "--period", period, "--data", d],
+        )
+    };
+    let first = query("FY2026-Q1");
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    // Three gates: deal (counted rows of FY2026-Q1), account, fx_rate.
+    let gates = cache.path().join("gates");
+    let stored: Vec<_> = std::fs::read_dir(&gates)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let rate_gate = stored
+        .iter()
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("\"check\":\"intervals\"")
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(rate_gate).unwrap();
+    let tampered = text
+        .replace("\"status\":\"pass\"", "\"status\":\"error\"")
+        .replace("no two rows", "REMEMBERED: no two rows");
+    assert_ne!(text, tampered);
+    std::fs::write(rate_gate, tampered).unwrap();
+
+    let second = query("2025-03");
+    assert_eq!(second.status.code(), Some(1), "{}", stdout(&second));
+    assert!(
+        stderr(&second).contains("REMEMBERED"),
+        "{}",
+        stderr(&second)
+    );
+    // Only the counted rows of 2025-03 were gated afresh.
+    assert_eq!(std::fs::read_dir(&gates).unwrap().count(), 4);
+
+    // A CHF rate lands in a new file: the rate table's files changed, so its
+    // gate is computed again (and passes: CHF overlaps nothing).
+    add_part(
+        data.path(),
+        "crm/dated_conversion_rate",
+        vec![
+            ("iso_code", Col::Str(vec!["CHF"])),
+            ("conversion_rate", Col::Rate(vec!["0.900000"])),
+            ("start_date", Col::Date(vec!["2024-01-01"])),
+            ("next_start_date", Col::Date(vec!["2027-01-01"])),
+        ],
+    );
+    let third = query("2025-03");
+    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    assert!(!stderr(&third).contains("REMEMBERED"));
+}
+
+// Publishing: a blocked metric is in the manifest as blocked, with the key
+// and files in its reason; let through by name, it is published with the
+// override recorded beside its value (D2 twice: 4944.46, as above).
+#[test]
+fn the_manifest_records_a_block_or_the_override() {
+    let data = fixture();
+    duplicate_d2(data.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    let publish = |extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+            "--only",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+        ];
+        args.extend_from_slice(extra);
+        let run = canon(&repo(), &args);
+        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        manifest["metrics"][0].clone()
+    };
+    let blocked = publish(&[]);
+    assert_eq!(blocked["status"], "blocked");
+    assert!(blocked.get("value").is_none());
+    let reason = blocked["reason"].as_str().unwrap();
+    assert!(reason.contains("deal_id=D2: 2 rows, in "), "{reason}");
+    assert!(reason.contains("part-00001.parquet"), "{reason}");
+
+    let allowed = publish(&["--allow", "uniqueness:crm/opportunity"]);
+    assert_eq!(allowed["status"], "published");
+    assert_eq!(allowed["value"], "4944.46");
+    assert_eq!(allowed["quality_status"], "error");
+    assert_eq!(
+        allowed["overrides"],
+        serde_json::json!(["uniqueness:crm/opportunity"])
+    );
+}

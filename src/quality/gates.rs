@@ -223,6 +223,7 @@ pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Res
     };
     let memo = Memo::new(engine, kind, &rows);
     if let Some(check) = memo.as_ref().and_then(|m| m.lookup()) {
+        tracing::info!(gate = kind, table = %check.table, "gate outcome remembered");
         return Ok(check);
     }
     let check = match gate {
