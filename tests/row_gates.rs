@@ -547,3 +547,36 @@ fn the_manifest_records_a_block_or_the_override() {
         serde_json::json!(["uniqueness:crm/opportunity"])
     );
 }
+
+/// A copy of the project with `from` replaced by `to` in models/crm.yaml.
+fn project_with_crm(from: &str, to: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(dir.path());
+    let path = dir.path().join("models/crm.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    dir
+}
+
+// Line 162 of models/crm.yaml is fx_rate's
+// `    intervals: {from: valid_from, to: valid_to, overlap: exclusive}`;
+// the value of `from` starts at column 23.
+#[test]
+fn an_interval_field_must_be_a_field_of_the_entity() {
+    let p = project_with_crm("{from: valid_from,", "{from: valid_since,");
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("models/crm.yaml:162:23"), "{err}");
+    assert!(
+        err.contains("intervals.from `valid_since` is not a field of entity `fx_rate`"),
+        "{err}"
+    );
+    let p = project_with_crm("overlap: exclusive}", "overlap: exclusiv}");
+    let out = canon(p.path(), &["list"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("models/crm.yaml:162:"), "{err}");
+    assert!(err.contains("exclusiv"), "{err}");
+}
