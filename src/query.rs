@@ -197,7 +197,7 @@ async fn compute_metric(
     // Row-count gates (no row counted twice): the counted rows, the
     // entities looked up, exclusive intervals (quality::gates).
     let early_gates =
-        crate::quality::gates::for_query(engine, Some(name), &planned, &planned_links)?;
+        crate::quality::gates::for_query(engine, Some((name, request)), &planned, &planned_links)?;
     let (computed, (early_tables, mut matches), mut row_gates) = futures::try_join!(
         compute(engine, id, request),
         gates(engine, &planned, &planned_links),

@@ -580,3 +580,152 @@ fn an_interval_field_must_be_a_field_of_the_entity() {
     assert!(err.contains("models/crm.yaml:162:"), "{err}");
     assert!(err.contains("exclusiv"), "{err}");
 }
+
+/// Billing for the snapshot gate, on top of the CRM fixture: billing
+/// account B1 (crm A2 Initech, USD), its subscription S1 (latest version),
+/// and two recurring USD charges: C1 100.00 a month over [2025-01-01, open),
+/// C2 50.00 over [2024-01-01, 2024-07-01). `extra` adds charges in a second
+/// file (a re-landed row).
+fn write_small_billing(root: &Path) {
+    write_table(
+        root,
+        "billing/account",
+        vec![
+            ("id", Col::Str(vec!["B1"])),
+            ("account_number", Col::Str(vec!["N1"])),
+            ("name", Col::Str(vec!["Initech"])),
+            ("crm_id", Col::OptStr(some(&["A2"]))),
+            ("currency", Col::Str(vec!["USD"])),
+            ("status", Col::Str(vec!["Active"])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    write_table(
+        root,
+        "billing/subscription",
+        vec![
+            ("id", Col::Str(vec!["S1"])),
+            ("account_id", Col::Str(vec!["B1"])),
+            ("name", Col::Str(vec!["SUB1"])),
+            ("version", Col::Int(vec![1])),
+            ("is_latest_version", Col::Bool(vec![true])),
+            ("original_id", Col::Str(vec!["S1"])),
+            ("status", Col::Str(vec!["Active"])),
+            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
+            ("subscription_end_date", Col::OptDate(vec![None])),
+            ("term_start_date", Col::Date(vec!["2024-01-01"])),
+            ("term_end_date", Col::OptDate(vec![None])),
+            ("cancelled_date", Col::OptDate(vec![None])),
+            ("crm_opportunity_id", Col::OptStr(vec![None])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    write_charges(
+        root,
+        &[
+            ("C1", "100.00", "2025-01-01", None),
+            ("C2", "50.00", "2024-01-01", Some("2024-07-01")),
+        ],
+        false,
+    );
+}
+
+/// Recurring USD charges of S1: (id, mrr, from, to), as the first part file
+/// or (`again`) a second one.
+fn write_charges(
+    root: &Path,
+    charges: &[(
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    )],
+    again: bool,
+) {
+    let n = charges.len();
+    let columns = vec![
+        ("id", Col::Str(charges.iter().map(|c| c.0).collect())),
+        ("subscription_id", Col::Str(vec!["S1"; n])),
+        ("name", Col::Str(vec!["Platform"; n])),
+        ("charge_type", Col::Str(vec!["Recurring"; n])),
+        (
+            "effective_start_date",
+            Col::Date(charges.iter().map(|c| c.2).collect()),
+        ),
+        (
+            "effective_end_date",
+            Col::OptDate(charges.iter().map(|c| c.3).collect()),
+        ),
+        (
+            "mrr",
+            Col::Money(charges.iter().map(|c| Some(c.1)).collect()),
+        ),
+        ("tcv", Col::Money(vec![Some("0.00"); n])),
+        ("transaction_currency", Col::Str(vec!["USD"; n])),
+        ("is_deleted", Col::Bool(vec![false; n])),
+    ];
+    if again {
+        add_part(root, "billing/rate_plan_charge", columns);
+    } else {
+        write_table(root, "billing/rate_plan_charge", columns);
+    }
+}
+
+// A snapshot counts the rows in force at its day. C2 (in force over
+// [2024-01-01, 2024-07-01)) lands twice. ARR as of 2025-06-30 = C1 12 ×
+// 100.00 = 1200.00: C2 is not in force, so not counted, and the result
+// passes. As of 2024-03-31, C2 is the only charge in force (C1 starts in
+// 2025): blocked; let through, 2 × 12 × 50.00 = 1200.00 instead of 600.00.
+#[test]
+fn a_snapshot_is_gated_on_the_rows_in_force_at_its_day() {
+    let data = fixture();
+    write_small_billing(data.path());
+    let clean = query_json(&repo(), data.path(), &["arr", "--as-of", "2024-03-31"]);
+    assert_eq!(clean["value"], "600.00");
+    write_charges(
+        data.path(),
+        &[("C2", "50.00", "2024-01-01", Some("2024-07-01"))],
+        true,
+    );
+    let later = query_json(&repo(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    assert_eq!(later["value"], "1200.00");
+    assert_eq!(later["quality_status"], "pass");
+    let gate = find(&later["quality"], "uniqueness", "billing/rate_plan_charge");
+    assert!(
+        gate["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rows `arr` counts at 2025-06-30"),
+        "{gate}"
+    );
+
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "arr",
+            "--as-of",
+            "2024-03-31",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("billing/rate_plan_charge uniqueness"), "{err}");
+    assert!(err.contains("charge_id=C2: 2 rows, in "), "{err}");
+    assert!(err.contains("rate_plan_charge/part-00001.parquet"), "{err}");
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "arr",
+            "--as-of",
+            "2024-03-31",
+            "--allow",
+            "uniqueness:billing/rate_plan_charge",
+        ],
+    );
+    assert_eq!(forced["value"], "1200.00");
+}

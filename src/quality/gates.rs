@@ -48,8 +48,9 @@ pub enum Gate {
     /// Key uniqueness over every row of an entity (one a result looks up).
     Unique(String),
     /// Key uniqueness over the rows a simple or snapshot metric counts for
-    /// the request.
-    Counted(String),
+    /// the request: a flow's period, or a snapshot's as-of days (a
+    /// cohort's T0 and T).
+    Counted(String, Vec<chrono::NaiveDate>),
     /// No overlap of an entity's exclusive validity intervals per key.
     Intervals(String),
 }
@@ -108,13 +109,26 @@ fn lookup_gate(catalog: &Catalog, entity: &str) -> Option<Gate> {
 /// the interval entities whose tables are among `tables`.
 pub fn for_query(
     engine: &Engine,
-    metric: Option<&str>,
+    metric: Option<(&str, &Request)>,
     tables: &[String],
     links: &LinkSet,
 ) -> Result<BTreeSet<Gate>> {
     let catalog = &engine.catalog;
     let mut out = BTreeSet::new();
-    if let Some(name) = metric {
+    if let Some((name, request)) = metric {
+        let (_, _, spec) = catalog.metric(name)?;
+        let days: Vec<chrono::NaiveDate> = if spec.kind == MetricKind::Cohort {
+            let t = request
+                .as_of
+                .or_else(|| request.period.to.pred_opt())
+                .unwrap_or(request.period.to);
+            vec![crate::compile::cohort::t0_of(t), t]
+        } else {
+            crate::compile::simple::as_of_days(catalog, request)
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect()
+        };
         for part in crate::compile::parts(engine, name)? {
             let (_, _, spec) = catalog.metric(&part)?;
             let Some(entity) = spec.entity.as_deref() else {
@@ -124,7 +138,14 @@ pub fn for_query(
                 MetricKind::Simple | MetricKind::Snapshot => {
                     match catalog.entity(entity).map(|(_, _, e)| exclusive(e)) {
                         Some(true) => out.insert(Gate::Intervals(entity.to_string())),
-                        Some(false) => out.insert(Gate::Counted(part.clone())),
+                        Some(false) => out.insert(Gate::Counted(
+                            part.clone(),
+                            if spec.kind == MetricKind::Snapshot {
+                                days.clone()
+                            } else {
+                                Vec::new()
+                            },
+                        )),
                         None => false,
                     };
                 }
@@ -186,12 +207,12 @@ pub async fn run_all(
         .iter()
         .filter_map(|g| match g {
             Gate::Unique(e) | Gate::Intervals(e) => Some(e.clone()),
-            Gate::Counted(_) => None,
+            Gate::Counted(..) => None,
         })
         .collect();
     let mut work = Vec::new();
     for gate in gates {
-        if let Gate::Counted(m) = gate
+        if let Gate::Counted(m, _) = gate
             && let Ok((_, _, spec)) = engine.catalog.metric(m)
             && spec.entity.as_ref().is_some_and(|e| whole.contains(e))
         {
@@ -208,16 +229,17 @@ pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Res
     let (entity, kind) = match gate {
         Gate::Unique(e) => (e.clone(), super::uniqueness::GATE),
         Gate::Intervals(e) => (e.clone(), super::intervals::GATE),
-        Gate::Counted(m) => (
+        Gate::Counted(m, _) => (
             catalog.metric(m)?.2.entity.clone().unwrap_or_default(),
             super::uniqueness::GATE,
         ),
     };
     let subject = Subject::of(catalog, &entity)?;
-    let (rows, scope) = match gate {
-        Gate::Counted(m) => counted_rows(engine, &subject, m, request).await?,
+    let (rows, key, scope) = match gate {
+        Gate::Counted(m, days) => counted_rows(engine, &subject, m, request, days).await?,
         _ => (
-            entity_rows(engine, &subject, &[]).await?,
+            entity_rows(engine, &subject).await?,
+            Expr::Column(datafusion::common::Column::from_name(&subject.key)),
             "all rows".to_string(),
         ),
     };
@@ -235,7 +257,7 @@ pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Res
                 .ok_or_else(|| CanonError::Internal(format!("`{entity}` has no intervals")))?;
             super::intervals::check(engine, &subject, rows, &iv.from, &iv.to).await?
         }
-        _ => super::uniqueness::check(engine, &subject, rows, &scope).await?,
+        _ => super::uniqueness::check(engine, &subject, rows, key, &scope).await?,
     };
     if let Some(memo) = memo {
         memo.store(&check).await;
@@ -244,66 +266,148 @@ pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Res
 }
 
 /// The entity's rows with its fields unqualified: its plain fields only
-/// (one scan of its source, no joins) when they hold the key and every
-/// expression in `need` parses over them, else the whole entity.
-async fn entity_rows(engine: &Engine, subject: &Subject, need: &[&str]) -> Result<DataFrame> {
+/// (one scan of its source, no joins) when they hold the key, else the
+/// whole entity.
+async fn entity_rows(engine: &Engine, subject: &Subject) -> Result<DataFrame> {
     let plain = crate::compile::entity::entity_plain_frame(engine, &subject.entity).await?;
-    let location = engine.catalog.entity_at(subject.id, &[]);
-    let fits = plain
+    if plain
         .schema()
         .has_column_with_unqualified_name(&subject.key)
-        && need
-            .iter()
-            .all(|sql| crate::compile::parse_expr(engine, sql, plain.schema(), &location).is_ok());
-    if fits {
+    {
         Ok(plain)
     } else {
         crate::compile::entity::entity_frame(engine, &subject.entity).await
     }
 }
 
-/// The rows metric `name` counts: a flow metric's rows whose time is in the
-/// requested period, a snapshot's rows (every day's universe is among
-/// them), each after the metric's filter when the filter reads the
-/// entity's own fields (one over linked entities is left out: more rows
-/// are checked, never fewer).
+/// The rows metric `name` counts, as its own plan selects them: the
+/// metric's frame (its entity and the links these expressions read), a
+/// flow's rows whose time is in the requested period, a snapshot's rows in
+/// force at one of `days` (`valid`), each after the metric's filter. An
+/// expression over a history's state (the state is the latest row per key,
+/// so it cannot repeat one) is left out: more rows are checked, never
+/// fewer. Returns the rows, the key column and a description.
 async fn counted_rows(
     engine: &Engine,
     subject: &Subject,
     name: &str,
     request: Option<&Request>,
-) -> Result<(DataFrame, String)> {
+    days: &[chrono::NaiveDate],
+) -> Result<(DataFrame, Expr, String)> {
+    use crate::compile::entity::{all_link_paths, link_path, metric_frame, metric_schema};
+    use crate::compile::simple::{bound, next_day, period_filter};
+    use crate::yaml_path;
+    use datafusion::logical_expr::ExprSchemable;
     let catalog = &engine.catalog;
+    let entity = subject.entity.as_str();
     let (id, _, metric) = catalog.metric(name)?;
-    let time = metric
-        .time
-        .as_deref()
-        .filter(|_| metric.kind == MetricKind::Simple)
-        .zip(request);
-    let mut need: Vec<&str> = time.iter().map(|(t, _)| *t).collect();
-    need.extend(metric.filter.as_deref());
-    let mut rows = entity_rows(engine, subject, &need).await?;
-    let schema = rows.schema().clone();
-    let mut scope = format!("rows `{name}` counts");
-    if let Some((sql, request)) = time {
-        let location = catalog.metric_at(id, &crate::yaml_path!["time"]);
-        if let Ok(t) = crate::compile::parse_expr(engine, sql, &schema, &location) {
-            let ty = datafusion::logical_expr::ExprSchemable::get_type(&t, &schema)?;
-            if let Some(range) =
-                crate::compile::simple::period_filter(&catalog.calendar, &t, &ty, &request.period)
-            {
-                rows = rows.filter(range)?;
-                scope = format!("rows `{name}` counts in {}", request.period.label);
+    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
+    let flow = metric.kind == MetricKind::Simple;
+    let mut sqls: Vec<(&str, crate::error::Location)> = Vec::new();
+    let time = metric.time.as_deref().filter(|_| flow).zip(request);
+    if let Some((t, _)) = time {
+        sqls.push((t, at(&yaml_path!["time"])));
+    }
+    let valid = metric.valid.as_ref().filter(|_| !flow && !days.is_empty());
+    if let Some(v) = valid {
+        sqls.push((&v.from, at(&yaml_path!["valid", "from"])));
+        if let Some(to) = &v.to {
+            sqls.push((to, at(&yaml_path!["valid", "to"])));
+        }
+    }
+    if let Some(f) = &metric.filter {
+        sqls.push((f, at(&yaml_path!["filter"])));
+    }
+    // The links these expressions read, as the compiler finds them.
+    let full = metric_schema(engine, entity, &all_link_paths(catalog, entity)).await?;
+    let mut links = BTreeSet::new();
+    let mut readable = BTreeSet::new();
+    for (sql, loc) in &sqls {
+        if let Ok(e) = crate::compile::parse_scoped(engine, sql, &full, Some(entity), loc) {
+            readable.insert(*sql);
+            for c in e.column_refs() {
+                if let Some(path) = c.relation.as_ref().and_then(|r| link_path(r, entity)) {
+                    links.insert(path);
+                }
             }
         }
     }
-    if let Some(sql) = &metric.filter {
-        let location = catalog.metric_at(id, &crate::yaml_path!["filter"]);
-        if let Ok(f) = crate::compile::parse_expr(engine, sql, &schema, &location) {
-            rows = rows.filter(f)?;
+    let mut rows = metric_frame(engine, entity, &links).await?;
+    let schema = rows.schema().clone();
+    let parse = |sql: &str, loc: &crate::error::Location| -> Option<Expr> {
+        readable
+            .contains(sql)
+            .then(|| crate::compile::parse_scoped(engine, sql, &schema, Some(entity), loc).ok())?
+    };
+    let mut scope = format!("rows `{name}` counts");
+    let mut predicate: Option<Expr> = None;
+    let mut and = |p: Expr| {
+        predicate = Some(match predicate.take() {
+            Some(q) => q.and(p),
+            None => p,
+        })
+    };
+    if let Some((sql, request)) = time
+        && let Some(t) = parse(sql, &at(&yaml_path!["time"]))
+        && let Some(range) = period_filter(
+            &catalog.calendar,
+            &t,
+            &t.get_type(&schema)?,
+            &request.period,
+        )
+    {
+        and(range);
+        scope = format!("rows `{name}` counts in {}", request.period.label);
+    }
+    if let Some(v) = valid
+        && let Some(from) = parse(&v.from, &at(&yaml_path!["valid", "from"]))
+    {
+        let to =
+            v.to.as_deref()
+                .and_then(|t| parse(t, &at(&yaml_path!["valid", "to"])));
+        let (from_ty, to_ty) = (
+            from.get_type(&schema)?,
+            to.as_ref().map(|t| t.get_type(&schema)).transpose()?,
+        );
+        // In force at one of the days: started before the day ends and, with
+        // an end, not ended by then (as the snapshot's own window).
+        let mut any: Option<Expr> = None;
+        for d in days {
+            let Some(end) = bound(&catalog.calendar, &from_ty, next_day(*d)) else {
+                any = None;
+                break;
+            };
+            let mut p = from.clone().lt(end);
+            if let (Some(to), Some(ty)) = (&to, &to_ty) {
+                let Some(end) = bound(&catalog.calendar, ty, next_day(*d)) else {
+                    any = None;
+                    break;
+                };
+                p = p.and(to.clone().is_null().or(to.clone().gt_eq(end)));
+            }
+            any = Some(match any {
+                Some(a) => a.or(p),
+                None => p,
+            });
+        }
+        if let Some(any) = any {
+            and(any);
+            let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+            scope = format!("rows `{name}` counts at {}", days.join(", "));
         }
     }
-    Ok((rows, scope))
+    if let Some(f) = metric
+        .filter
+        .as_deref()
+        .and_then(|f| parse(f, &at(&yaml_path!["filter"])))
+    {
+        and(f);
+    }
+    if let Some(p) = predicate {
+        rows = rows.filter(p)?;
+    }
+    let key = Expr::Column(datafusion::common::Column::new(Some(entity), &subject.key));
+    Ok((rows, key, scope))
 }
 
 /// A cell as text (dates as `2025-03-01`, keys as they are).

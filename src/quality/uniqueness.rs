@@ -5,7 +5,6 @@
 //! the first few in key order); only when it finds something are the rows'
 //! files looked up, so a clean table costs that one aggregate.
 
-use datafusion::common::Column;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::prelude::DataFrame;
@@ -18,17 +17,17 @@ use crate::run::Engine;
 /// The gate's name, as `--allow uniqueness:TABLE` names it.
 pub const GATE: &str = "uniqueness";
 
-/// Checks that `subject`'s key is unique over `rows` (a frame with the
-/// entity's fields unqualified), described as `scope` ("all rows", "rows
-/// of FY2026-Q1"). A row with no key identifies nothing and is not a
+/// Checks that `subject`'s key (`key`, a column of `rows`) is unique over
+/// `rows`, described as `scope` ("all rows", "rows `bookings` counts in
+/// FY2026-Q1"). A row with no key identifies nothing and is not a
 /// duplicate (as SQL's UNIQUE; completeness reports missing values).
 pub async fn check(
     engine: &Engine,
     subject: &Subject,
     rows: DataFrame,
+    key: Expr,
     scope: &str,
 ) -> Result<TableCheck> {
-    let key = Expr::Column(Column::from_name(&subject.key));
     let dups = rows
         .filter(key.clone().is_not_null())?
         .select(vec![key.alias("_key")])?
