@@ -38,14 +38,14 @@ pub async fn check(
     let field = |n: &str| Expr::Column(Column::from_name(n));
     let (key, start, end) = (field(&subject.key), field(from), field(to));
     let window = |e: Expr| -> Result<Expr> {
-        Ok(lag(e, Some(1), None)
+        lag(e, Some(1), None)
             .partition_by(vec![col("_key")])
             .order_by(vec![
                 col("_from").sort(true, true),
                 col("_to").sort(true, false),
             ])
             .build()
-            .map_err(CanonError::Engine)?)
+            .map_err(CanonError::Engine)
     };
     let pairs = rows
         .filter(
