@@ -321,7 +321,13 @@ def main() -> None:
                          "and report canon/baseline")
     ap.add_argument("--work", type=Path, default=ROOT / "bench-data",
                     help="where the generated company and the results go (default bench-data/)")
+    ap.add_argument("--duckdb-python", action="store_true",
+                    help="only install DuckDB into benches/.venv and print that Python's path "
+                         "(the tests read canon's published files with it)")
     args = ap.parse_args()
+    if args.duckdb_python:
+        print(ensure_duckdb())
+        return
 
     global CANON
     if args.binary:

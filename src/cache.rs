@@ -43,7 +43,7 @@ use crate::run::SourceFacts;
 use crate::run::files;
 
 /// Bumped whenever the stored layout or the meaning of a key changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// A cache folder: `results/<key>.json` and the file-hash index `files.json`.
 pub struct Cache {
@@ -93,9 +93,33 @@ pub struct InputFile {
 struct Entry {
     format: u32,
     key: String,
+    /// sha256 over the key, the build that stored it and the entry's
+    /// content ([`digest`]): an entry edited by hand, damaged, or written by
+    /// another build does not verify and is recomputed, never served.
+    digest: String,
     stored_at: String,
     inputs: Vec<InputTable>,
     result: GovernedResult,
+}
+
+/// The digest an entry must carry: its content bound to its key and to the
+/// running build. It guards against edits and damage, not against someone
+/// who recomputes it on purpose (there is no secret; see README).
+fn digest(
+    key: &str,
+    stored_at: &str,
+    inputs: &[InputTable],
+    result: &GovernedResult,
+) -> Result<String> {
+    let content = serde_json::to_vec(&(stored_at, inputs, result))
+        .map_err(|e| CanonError::Internal(format!("cannot encode a cache entry: {e}")))?;
+    let mut h = Sha256::new();
+    h.update(format!(
+        "canon cache entry v{FORMAT}\n{key}\n{}\n",
+        build_identity()
+    ));
+    h.update(&content);
+    Ok(hex::encode(h.finalize()))
 }
 
 /// A stored result that is still valid, and when it was computed.
@@ -152,6 +176,14 @@ impl Cache {
         if entry.format != FORMAT || entry.key != key {
             return None;
         }
+        let expected = digest(key, &entry.stored_at, &entry.inputs, &entry.result).ok()?;
+        if entry.digest != expected {
+            tracing::warn!(
+                path = %path.display(),
+                "a cache entry does not verify (edited, damaged or written by another build): recomputing and replacing it"
+            );
+            return None;
+        }
         for input in &entry.inputs {
             if !self.unchanged(input) {
                 tracing::info!(table = %format!("{}/{}", input.system, input.table), "cache miss: input changed");
@@ -168,15 +200,19 @@ impl Cache {
     /// cannot be written costs the next run a recomputation, so failures
     /// are reported on stderr and do not fail the query.
     pub fn store(&self, key: &str, inputs: Vec<InputTable>, result: &GovernedResult) {
-        let entry = Entry {
-            format: FORMAT,
-            key: key.to_string(),
-            stored_at: chrono::Utc::now().to_rfc3339(),
-            inputs,
-            result: result.clone(),
-        };
-        let written = serde_json::to_vec(&entry)
-            .map_err(|e| CanonError::Internal(format!("cannot encode a cache entry: {e}")))
+        let stored_at = chrono::Utc::now().to_rfc3339();
+        let written = digest(key, &stored_at, &inputs, result)
+            .and_then(|digest| {
+                serde_json::to_vec(&Entry {
+                    format: FORMAT,
+                    key: key.to_string(),
+                    digest,
+                    stored_at,
+                    inputs,
+                    result: result.clone(),
+                })
+                .map_err(|e| CanonError::Internal(format!("cannot encode a cache entry: {e}")))
+            })
             .and_then(|bytes| {
                 let path = self.entry_path(key);
                 create_dir(path.parent().unwrap_or(&self.dir))?;

@@ -12,6 +12,7 @@ use crate::calendar::Grain;
 use crate::catalog::Catalog;
 use crate::compile::Request;
 use crate::error::{CanonError, Result};
+use crate::protect::Protected;
 use crate::result::render::{Format, render};
 use crate::run::{DataSource, Engine};
 
@@ -371,6 +372,7 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
     for name in &args.metrics {
         catalog.metric(name)?;
     }
+    check_out(&catalog, &args.data, args.out.as_deref())?;
     Ok((configured(catalog, &args.data)?, request))
 }
 
@@ -395,20 +397,34 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
         engine.catalog.sources.keys().map(String::as_str),
     )?;
     if !data.no_cache {
-        let project = &engine.catalog.files;
-        let dir = data.cache_dir.clone().unwrap_or_else(|| {
-            project.root.join(
-                project
-                    .project
-                    .spec
-                    .cache_dir
-                    .as_deref()
-                    .unwrap_or(".canon-cache"),
-            )
-        });
+        let dir = cache_dir(&engine.catalog, data);
         engine.cache = Some(Arc::new(crate::cache::Cache::new(dir)));
     }
     Ok(engine)
+}
+
+/// The result cache folder: --cache-dir, canon.yaml's cache_dir, else
+/// `.canon-cache` in the project.
+fn cache_dir(catalog: &Catalog, data: &DataArgs) -> PathBuf {
+    let project = &catalog.files;
+    data.cache_dir.clone().unwrap_or_else(|| {
+        project.root.join(
+            project
+                .project
+                .spec
+                .cache_dir
+                .as_deref()
+                .unwrap_or(".canon-cache"),
+        )
+    })
+}
+
+/// Refuses an `--out` that would land on the project's definitions, data
+/// or cache (exit 2), before anything is computed.
+fn check_out(catalog: &Catalog, data: &DataArgs, out: Option<&Path>) -> Result<()> {
+    let Some(out) = out else { return Ok(()) };
+    let root = data_root(catalog, data.data.as_deref());
+    Protected::of_project(catalog, &root, Some(&cache_dir(catalog, data))).check_out(out)
 }
 
 async fn publish(
@@ -440,6 +456,7 @@ async fn publish(
         .iter()
         .map(|p| catalog.calendar.parse_period(p))
         .collect::<Result<Vec<_>>>()?;
+    check_out(&catalog, data, Some(out))?;
     let engine = configured(catalog, data)?;
     let manifest = crate::publish::publish(&engine, out, &periods, only).await?;
     let blocked = manifest
@@ -560,6 +577,7 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
             ));
         }
     };
+    check_out(&catalog, &args.data, args.out.as_deref())?;
     let engine = configured(catalog, &args.data)?;
     let result = crate::reconcile::run(&engine, &args.name, &period, args.detail).await?;
     let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;

@@ -1,13 +1,19 @@
 //! `canon publish`: every certified metric and every reconciliation for the
 //! configured periods, as files BI tools read without help.
 //!
-//! The publication is built in a temporary folder beside the target and
-//! swapped in only when everything was written, manifest last: a run that
-//! fails part-way leaves the previous publication as it was. A metric whose
-//! inputs fail a quality gate is published as `blocked` with its reason and
-//! no value, never silently.
+//! The publication is built in a temporary folder beside the target, every
+//! file and folder synced, manifest last, and then switched in by one atomic
+//! exchange of the two folders (Linux `renameat2(RENAME_EXCHANGE)`): a
+//! reader sees the old publication or the new one, never a missing or
+//! half-written folder, and a run killed at any step leaves the previous
+//! publication intact. The next run removes what a killed one left behind.
+//!
+//! canon only ever replaces what it created: the target must be absent,
+//! empty, or a canon publication (its marker file, and nothing its manifest
+//! does not list). A metric whose inputs fail a quality gate is published
+//! as `blocked` with its reason and no value, never silently.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
@@ -22,6 +28,10 @@ use crate::result::GovernedResult;
 use crate::result::render::{Format, render};
 use crate::run::Engine;
 use crate::spec::MetricStatus;
+
+/// The file that marks a folder as a canon publication, written first into
+/// every publication: a folder without it is not canon's to replace.
+pub const MARKER: &str = ".canon-publication";
 
 /// One published metric × period in the manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -86,17 +96,6 @@ pub async fn publish(
     only: &[String],
 ) -> Result<Manifest> {
     let catalog = engine.catalog.clone();
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| CanonError::io(parent, e))?;
-    let name = out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("publication");
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
     for name in only {
         let known = catalog.metrics.contains_key(name)
             || catalog
@@ -110,11 +109,16 @@ pub async fn publish(
             )));
         }
     }
+    if let crate::run::DataSource::Folder(root) = &engine.data {
+        let cache = engine.cache.as_ref().map(|c| c.dir().to_path_buf());
+        crate::protect::Protected::of_project(&catalog, root, cache.as_deref()).check_out(out)?;
+    }
+    let target = crate::publish_dir::Target::claim(out)?;
+    let tmp = target.staging()?;
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
-    let result = build(engine, &catalog, &tmp, periods, &wanted).await;
-    match result {
+    match build(engine, &catalog, &tmp, periods, &wanted).await {
         Ok(manifest) => {
-            swap(&tmp, out)?;
+            target.switch(&tmp)?;
             Ok(manifest)
         }
         Err(e) => {
@@ -131,7 +135,7 @@ async fn build(
     periods: &[Period],
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<Manifest> {
-    for sub in ["metrics", "reconciliation"] {
+    for sub in crate::publish_dir::PUBLICATION_FOLDERS {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| CanonError::io(&d, e))?;
     }
@@ -261,35 +265,9 @@ async fn build(
     Ok(manifest)
 }
 
+/// Writes one file of the publication and syncs it to disk.
 fn write(dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
-    let path = dir.join(rel);
-    std::fs::write(&path, bytes).map_err(|e| CanonError::io(&path, e))
-}
-
-/// Replaces `out` with `tmp`: the old folder is moved aside first and
-/// removed only after the new one is in place.
-fn swap(tmp: &Path, out: &Path) -> Result<()> {
-    let old: PathBuf = out.with_file_name(format!(
-        ".{}.old-{}",
-        out.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("publication"),
-        std::process::id()
-    ));
-    let had_old = out.exists();
-    if had_old {
-        std::fs::rename(out, &old).map_err(|e| CanonError::io(out, e))?;
-    }
-    if let Err(e) = std::fs::rename(tmp, out) {
-        if had_old {
-            let _ = std::fs::rename(&old, out);
-        }
-        return Err(CanonError::io(out, e));
-    }
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-    }
-    Ok(())
+    crate::publish_dir::write_synced(&dir.join(rel), bytes)
 }
 
 /// One row of exclusions.parquet.

@@ -151,7 +151,9 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         _ => None,
     };
     if let Some((cache, _, key)) = &cache
-        && let Some(served) = cache.lookup(key)
+        && let Some(served) = cache
+            .lookup(key)
+            .filter(|s| verifies(engine, name, &s.result))
     {
         let mut result = served.result;
         result.cache = CacheNote {
@@ -172,6 +174,25 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         cache.store(&key, inputs, &result);
     }
     Ok(result)
+}
+
+/// Whether a stored result's numbers agree with each other (see
+/// `result::consistency`); one that does not is recomputed, with a warning.
+fn verifies(engine: &Engine, name: &str, result: &GovernedResult) -> bool {
+    let additive = engine
+        .catalog
+        .metric(name)
+        .is_ok_and(|(_, _, m)| crate::result::consistency::additive(m));
+    match crate::result::consistency::check(result, additive) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!(
+                metric = %name,
+                "a cached result does not add up ({why}): recomputing and replacing it"
+            );
+            false
+        }
+    }
 }
 
 /// Computes a metric: plans, execution and the evidence, not yet gated.

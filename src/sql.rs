@@ -3,14 +3,18 @@
 //! the files, no checks against the models, no hashing, no gates) on a
 //! session configured as the engine's. For exploring the data, and as the
 //! benchmark harness's "DataFusion by hand" baseline, which is why it adds
-//! nothing of canon's own between the SQL and the engine.
+//! nothing of canon's own between the SQL and the engine. It is read-only:
+//! a query cannot write into the extracts or over the project's files.
 
 use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::TableReference;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::ParquetReadOptions;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement as SqlStatement};
 
 use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
@@ -35,7 +39,71 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         )
         .await?;
     }
-    Ok(ctx.sql(sql).await?.collect().await?)
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    // Two locks on one door: the statement must be a query (so one the
+    // engine cannot even plan, `WITH … INSERT`, is refused as a write, not
+    // reported as unimplemented), and its plan must pass the engine's own
+    // read-only options, which see through EXPLAIN and subqueries.
+    if !reads_only(&statement) {
+        return Err(refused("only queries are run"));
+    }
+    let plan = state.statement_to_plan(statement).await?;
+    read_only().verify_plan(&plan).map_err(|e| {
+        refused(
+            e.strip_backtrace()
+                .trim_start_matches("Error during planning: "),
+        )
+    })?;
+    Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+}
+
+fn refused(why: &str) -> CanonError {
+    CanonError::request(format!(
+        "canon sql is read-only: {why} (COPY, INSERT, CREATE, DROP, SET and every other \
+         statement that writes or changes state are refused; use SELECT, WITH … SELECT, EXPLAIN)"
+    ))
+}
+
+/// The engine's own statement options with everything that writes or
+/// changes state turned off: DDL (CREATE/DROP …), DML (INSERT, COPY …) and
+/// statements (SET, PREPARE …). Checked on the whole plan, subqueries and
+/// `EXPLAIN ANALYZE` included.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A query (or an EXPLAIN of one) whose every set expression selects.
+fn reads_only(statement: &DFStatement) -> bool {
+    match statement {
+        DFStatement::Statement(s) => match s.as_ref() {
+            SqlStatement::Query(q) => query_reads_only(q),
+            SqlStatement::Explain { statement, .. } => match statement.as_ref() {
+                SqlStatement::Query(q) => query_reads_only(q),
+                _ => false,
+            },
+            _ => false,
+        },
+        DFStatement::Explain(e) => reads_only(&e.statement),
+        _ => false,
+    }
+}
+
+fn query_reads_only(q: &Query) -> bool {
+    set_reads_only(&q.body)
+}
+
+fn set_reads_only(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(_) | SetExpr::Values(_) | SetExpr::Table(_) => true,
+        SetExpr::Query(q) => query_reads_only(q),
+        SetExpr::SetOperation { left, right, .. } => set_reads_only(left) && set_reads_only(right),
+        _ => false,
+    }
 }
 
 /// Tab-separated text with a header line: easy to read and to parse.
@@ -63,4 +131,33 @@ pub fn tsv(batches: &[RecordBatch]) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The engine's options refuse a write on their own, without the
+    // statement check in front of them: each lock holds by itself.
+    #[tokio::test]
+    async fn the_engine_options_alone_refuse_writes() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.sql("CREATE TABLE t AS SELECT 1 AS a").await.unwrap();
+        for sql in [
+            "COPY (SELECT 1 AS a) TO '/nonexistent/x.csv' STORED AS CSV",
+            "EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '/nonexistent/x.csv' STORED AS CSV",
+            "INSERT INTO t SELECT 2",
+            "CREATE VIEW v AS SELECT 1",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+            assert!(read_only().verify_plan(&plan).is_err(), "{sql}");
+        }
+        let plan = ctx
+            .state()
+            .create_logical_plan("SELECT a FROM t")
+            .await
+            .unwrap();
+        read_only().verify_plan(&plan).unwrap();
+    }
 }

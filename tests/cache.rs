@@ -278,3 +278,117 @@ fn a_cached_result_over_stale_data_is_still_blocked() {
     assert_eq!(forced["now"], "2026-01-10T00:00:00+00:00");
     assert_eq!(forced["value"], "3694.46");
 }
+
+/// The governed results a `canon query … --format json` printed.
+fn results_of(o: Output) -> Vec<canon::result::GovernedResult> {
+    assert!(o.status.success(), "{}", stderr(&o));
+    match serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap() {
+        serde_json::Value::Array(all) => all
+            .into_iter()
+            .map(|r| serde_json::from_value(r).unwrap())
+            .collect(),
+        one => vec![serde_json::from_value(one).unwrap()],
+    }
+}
+
+/// Whether a result adds up, as the cache judges a stored one.
+fn adds_up(
+    catalog: &canon::catalog::Catalog,
+    r: &canon::result::GovernedResult,
+) -> Result<(), String> {
+    let (_, _, spec) = catalog.metric(&r.metric).unwrap();
+    canon::result::consistency::check(r, canon::result::consistency::additive(spec))
+}
+
+// Every metric of the catalog, computed afresh on the sample company, adds
+// up by the identities the cache checks a stored result against (otherwise
+// the cache would never serve it). And the check is not vacuous: a headline,
+// an exclusion or a period edited on its own makes it fail.
+#[test]
+fn every_fresh_result_adds_up_and_an_edited_one_does_not() {
+    let catalog = canon::catalog::Catalog::load(&repo()).unwrap();
+    let all: Vec<&str> = catalog.metrics.keys().map(String::as_str).collect();
+    let mut args = vec!["query"];
+    args.extend(&all);
+    args.extend(["--period", "FY2026-Q1", "--format", "json"]);
+    let quarter = results_of(canon(&repo(), &args));
+    assert_eq!(quarter.len(), all.len());
+    let mut args = vec!["query"];
+    let flows_and_snapshots: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|m| catalog.metric(m).unwrap().2.kind != canon::spec::MetricKind::Cohort)
+        .collect();
+    args.extend(&flows_and_snapshots);
+    args.extend(["--period", "2025", "--grain", "quarter", "--format", "json"]);
+    let by_quarter = results_of(canon(&repo(), &args));
+    for r in quarter.iter().chain(&by_quarter) {
+        adds_up(&catalog, r).unwrap_or_else(|e| panic!("{} {:?}: {e}", r.metric, r.request));
+    }
+    // bookings by quarter of 2025: four periods summing to the headline.
+    let bookings = by_quarter.iter().find(|r| r.metric == "bookings").unwrap();
+    assert_eq!(bookings.rows.len(), 4);
+    let cent = canon::decimal::Dec::new(1, 2);
+    let mut edited = bookings.clone();
+    edited.value = edited.value.map(|v| v + cent);
+    assert!(
+        adds_up(&catalog, &edited)
+            .unwrap_err()
+            .contains("tally included")
+    );
+    let mut edited = bookings.clone();
+    edited.exclusions[0].rows += 1;
+    assert!(
+        adds_up(&catalog, &edited)
+            .unwrap_err()
+            .contains("is not the universe")
+    );
+    let mut edited = bookings.clone();
+    edited.rows[1].value = edited.rows[1].value.map(|v| v + cent);
+    assert!(
+        adds_up(&catalog, &edited)
+            .unwrap_err()
+            .contains("rows give")
+    );
+    // A cohort's bridge must foot: nrr's expansion moved by a cent does not.
+    let nrr = quarter.iter().find(|r| r.metric == "nrr").unwrap();
+    let mut edited = nrr.clone();
+    let expansion = edited
+        .bridge
+        .iter_mut()
+        .find(|l| l.line == "expansion")
+        .unwrap();
+    expansion.value = expansion.value + cent;
+    assert!(
+        adds_up(&catalog, &edited)
+            .unwrap_err()
+            .contains("does not foot")
+    );
+}
+
+// A cache entry edited by hand (valid JSON, the value changed) is never
+// served: it does not verify, is recomputed with a warning and replaced,
+// and the next run is served the recomputed entry.
+#[test]
+fn an_edited_cache_entry_is_recomputed_not_served() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    assert_eq!(bookings(data.path(), cache.path(), &[])["value"], "3694.46");
+    let entries: Vec<_> = std::fs::read_dir(cache.path().join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let text = std::fs::read_to_string(&entries[0]).unwrap();
+    assert!(text.contains("\"value\":\"3694.46\""));
+    let forged = text.replacen("\"value\":\"3694.46\"", "\"value\":\"9999.99\"", 1);
+    std::fs::write(&entries[0], forged).unwrap();
+    let o = run_bookings(&repo(), data.path(), cache.path(), &with_json(&[]));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    let again = json_of(o);
+    assert_eq!(again["value"], "3694.46");
+    assert_eq!(again["cache"]["status"], "miss");
+    let served = bookings(data.path(), cache.path(), &[]);
+    assert_eq!(served["cache"]["status"], "hit");
+    assert_eq!(served["value"], "3694.46");
+}

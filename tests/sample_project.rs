@@ -75,8 +75,17 @@ fn sample_data_is_what_the_generator_writes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let committed = repo().join("sample_data");
     let mut checked = 0;
+    // The generator's marker, then every table's files.
+    let marker = ".canon-sample";
+    assert_eq!(
+        std::fs::read(fresh.path().join(marker)).unwrap(),
+        std::fs::read(committed.join(marker)).unwrap()
+    );
     for system in std::fs::read_dir(fresh.path()).unwrap() {
         let system = system.unwrap().path();
+        if !system.is_dir() {
+            continue;
+        }
         for table in std::fs::read_dir(&system).unwrap() {
             let table = table.unwrap().path();
             for file in std::fs::read_dir(&table).unwrap() {

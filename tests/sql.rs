@@ -55,3 +55,74 @@ fn sql_over_an_unknown_table_fails_clearly() {
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
 }
+
+/// Every file under `dir`, with its length, in order: what a refused
+/// statement must leave exactly as it was.
+fn listing(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path().display().to_string(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// `canon sql` is read-only by the engine's own statement options, not by
+// matching text: every spelling of a write is refused with exit 2 and
+// leaves the extracts and the target paths untouched.
+#[test]
+fn sql_refuses_every_statement_that_writes_or_changes_state() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    let d = data.path().to_str().unwrap();
+    let before = listing(data.path());
+    let target = data.path().join("written.csv");
+    let t = target.to_str().unwrap();
+    let statements = [
+        format!("COPY (SELECT 'x' AS x) TO '{t}' STORED AS CSV"),
+        format!("copy (select 1 as x) to '{t}' stored as csv"),
+        format!("/* harmless */ -- really\nCOPY (SELECT 1 AS x) TO '{t}' STORED AS CSV"),
+        format!("EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{t}' STORED AS CSV"),
+        "INSERT INTO crm.opportunity SELECT * FROM crm.opportunity LIMIT 1".to_string(),
+        "insert into crm.opportunity select * from crm.opportunity limit 1".to_string(),
+        "WITH o AS (SELECT * FROM crm.opportunity LIMIT 1) INSERT INTO crm.opportunity SELECT * FROM o"
+            .to_string(),
+        format!("CREATE EXTERNAL TABLE x (a INT) STORED AS CSV LOCATION '{t}'"),
+        "CREATE TABLE t AS SELECT 1 AS a".to_string(),
+        "CREATE VIEW v AS SELECT 1 AS a".to_string(),
+        "DROP TABLE crm.opportunity".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+    ];
+    for sql in &statements {
+        let o = canon(&repo(), &["sql", "--data", d, sql]);
+        assert_eq!(o.status.code(), Some(2), "{sql}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("canon sql is read-only"),
+            "{sql}: {}",
+            stderr(&o)
+        );
+        assert!(!target.exists(), "{sql} wrote {t}");
+        assert_eq!(listing(data.path()), before, "{sql} changed the extracts");
+    }
+    // A plain query still runs: 15 deals in the fixture.
+    let o = canon(
+        &repo(),
+        &[
+            "sql",
+            "--data",
+            d,
+            "SELECT count(*) AS n FROM crm.opportunity",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "n\n15\n");
+}

@@ -3,6 +3,7 @@
 //! A number without its definition version, lineage and exclusions is not a
 //! canon number, so every writer renders the whole result, not the value alone.
 
+pub mod consistency;
 pub mod reconciliation;
 pub mod render;
 

@@ -135,12 +135,44 @@ pub(crate) fn build(seed: u64, scale: u32) -> Sim {
     sim
 }
 
+/// The file that marks a folder as written by `canon sample`: the generator
+/// replaces the part files of such a folder, and of no other.
+pub const MARKER: &str = ".canon-sample";
+const MARKER_TEXT: &str =
+    "Written by `canon sample`: a generated company, replaced by the next run.\n";
+
+/// `out` is the generator's to write: absent, empty, or an earlier sample.
+/// Anything else may be a real company's extracts, which it must not touch.
+fn claim(out: &std::path::Path) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(CanonError::request(format!(
+            "--out {}: refused, {why}; canon sample writes only into a new or empty folder or an \
+             earlier sample (marked {MARKER})",
+            out.display()
+        )))
+    };
+    match std::fs::read_dir(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) if out.exists() => refuse("it is not a folder"),
+        Err(e) => Err(CanonError::io(out, e)),
+        Ok(mut entries) => {
+            if entries.next().is_none() || out.join(MARKER).is_file() {
+                Ok(())
+            } else {
+                refuse("it holds files that canon sample did not write")
+            }
+        }
+    }
+}
+
 /// Generate the sample company's extracts under `opts.out`.
 pub fn generate(opts: &SampleOptions) -> Result<SampleReport> {
     if opts.scale == 0 {
         return Err(CanonError::request("--scale must be at least 1"));
     }
+    claim(&opts.out)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| CanonError::io(&opts.out, e))?;
+    crate::atomic::write_file(&opts.out.join(MARKER), MARKER_TEXT.as_bytes())?;
     tracing::info!(seed = opts.seed, scale = opts.scale, out = %opts.out.display(), "simulating the sample company");
     let sim = build(opts.seed, opts.scale);
     tracing::info!(

@@ -134,11 +134,11 @@ fn files_are_deterministic_and_match_the_contract() {
             x.display()
         );
     }
-    // Only part files, no leftovers.
+    // Only part files and the generator's marker, no leftovers.
     for f in &fa {
         let name = f.file_name().unwrap().to_string_lossy();
         assert!(
-            name.starts_with("part-") && name.ends_with(".parquet"),
+            (name.starts_with("part-") && name.ends_with(".parquet")) || name == super::MARKER,
             "{}",
             f.display()
         );
@@ -232,6 +232,8 @@ fn stale_part_files_are_removed() {
     let table = dir.path().join("crm/user");
     fs::create_dir_all(&table).unwrap();
     fs::write(table.join("part-00007.parquet"), b"stale").unwrap();
+    // Left by an earlier, larger run of the generator.
+    fs::write(dir.path().join(super::MARKER), b"").unwrap();
     generate(&SampleOptions {
         out: dir.path().to_path_buf(),
         seed: 1,
@@ -240,6 +242,30 @@ fn stale_part_files_are_removed() {
     .unwrap();
     assert!(!table.join("part-00007.parquet").exists());
     assert!(table.join("part-00000.parquet").exists());
+}
+
+// A folder the generator did not write (a real company's extracts, say)
+// is refused with nothing touched; so is a file.
+#[test]
+fn a_folder_it_did_not_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("crm/opportunity");
+    fs::create_dir_all(&table).unwrap();
+    fs::write(table.join("part-00000.parquet"), b"real").unwrap();
+    let opts = SampleOptions {
+        out: dir.path().to_path_buf(),
+        seed: 1,
+        scale: 1,
+    };
+    let err = generate(&opts).unwrap_err();
+    assert!(matches!(err, CanonError::Request(_)), "{err}");
+    assert!(err.to_string().contains("did not write"), "{err}");
+    assert_eq!(fs::read(table.join("part-00000.parquet")).unwrap(), b"real");
+    assert!(!dir.path().join(super::MARKER).exists());
+    let file = dir.path().join("f");
+    fs::write(&file, b"x").unwrap();
+    let err = generate(&SampleOptions { out: file, ..opts }).unwrap_err();
+    assert!(err.to_string().contains("not a folder"), "{err}");
 }
 
 /// The written opportunities are sorted by close_date and hold the deal created at

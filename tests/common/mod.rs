@@ -675,3 +675,13 @@ pub fn sorted_rows(result: &serde_json::Value, key: &str) -> Vec<(String, String
     got.sort();
     got
 }
+
+/// [`canon`] with extra environment variables (e.g. a fault switch).
+pub fn canon_with_env(project: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = command(project, args);
+    c.env("CANON_NO_CACHE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("the canon binary runs")
+}

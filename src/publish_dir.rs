@@ -1,0 +1,314 @@
+//! The publication folder on disk: claiming it, staging beside it and
+//! switching the new publication in atomically.
+//!
+//! Every filesystem step of a publish goes through [`step`], which a test
+//! can make the process die after (`CANON_FAULT_KILL_AFTER_STEP=N`): the
+//! tests kill a publish after each step in turn and check that the previous
+//! publication is intact every time.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::{CanonError, Result};
+use crate::publish::MARKER;
+
+/// The environment variable that kills the process after the Nth
+/// filesystem step of a publish (tests only; unset in normal use).
+pub const KILL_AFTER_STEP: &str = "CANON_FAULT_KILL_AFTER_STEP";
+
+static STEPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks one filesystem step as done; dies here, as a `kill -9` would
+/// (no cleanup, exit 137), when the fault switch names this step.
+pub fn step(what: &str) {
+    let n = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
+    let kill_at = std::env::var(KILL_AFTER_STEP)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if kill_at == Some(n) {
+        eprintln!("fault injection: killed after step {n} ({what})");
+        std::process::exit(137);
+    }
+}
+
+/// A publication target that this run may replace, held under a lock on
+/// its parent folder so two publishes to one place take turns.
+pub struct Target {
+    out: PathBuf,
+    parent: PathBuf,
+    name: String,
+    /// Held for the whole publish: the parent folder's advisory lock.
+    _lock: File,
+}
+
+impl Target {
+    /// Checks that `out` is canon's to replace (absent, empty, or a canon
+    /// publication holding only what its manifest lists), locks its parent
+    /// and removes what killed runs left there. Refuses with exit 2 and
+    /// nothing touched otherwise.
+    pub fn claim(out: &Path) -> Result<Target> {
+        let name = out
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| {
+                CanonError::request(format!(
+                    "--out {}: name the publication folder itself (e.g. --out published)",
+                    out.display()
+                ))
+            })?
+            .to_string();
+        check_replaceable(out)?;
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| CanonError::io(&parent, e))?;
+        let lock = File::open(&parent).map_err(|e| CanonError::io(&parent, e))?;
+        if lock.try_lock().is_err() {
+            eprintln!(
+                "waiting for another canon publish in {} to finish",
+                parent.display()
+            );
+            lock.lock().map_err(|e| CanonError::io(&parent, e))?;
+        }
+        // Checked again under the lock: another publish may have just finished.
+        check_replaceable(out)?;
+        let target = Target {
+            out: out.to_path_buf(),
+            parent,
+            name,
+            _lock: lock,
+        };
+        target.remove_leftovers()?;
+        Ok(target)
+    }
+
+    /// A fresh staging folder beside the target, marked as canon's first.
+    pub fn staging(&self) -> Result<PathBuf> {
+        let tmp = self.leftover_name("tmp");
+        std::fs::create_dir(&tmp).map_err(|e| CanonError::io(&tmp, e))?;
+        step("staging folder created");
+        write_synced(&tmp.join(MARKER), marker_text().as_bytes())?;
+        Ok(tmp)
+    }
+
+    /// Switches the staged publication in: every folder synced, then one
+    /// atomic exchange (or rename, when there was nothing before), then the
+    /// previous publication removed.
+    pub fn switch(&self, staged: &Path) -> Result<()> {
+        sync_tree(staged)?;
+        step("staged publication synced");
+        if std::fs::symlink_metadata(&self.out).is_ok() {
+            exchange(staged, &self.out)?;
+            step("publications exchanged");
+            sync_dir(&self.parent)?;
+            step("parent folder synced");
+            // `staged` now holds the previous publication.
+            std::fs::remove_dir_all(staged).map_err(|e| CanonError::io(staged, e))?;
+            step("previous publication removed");
+        } else {
+            std::fs::rename(staged, &self.out).map_err(|e| CanonError::io(&self.out, e))?;
+            step("publication renamed into place");
+            sync_dir(&self.parent)?;
+            step("parent folder synced");
+        }
+        Ok(())
+    }
+
+    /// `.NAME.KIND-PID` beside the target.
+    fn leftover_name(&self, kind: &str) -> PathBuf {
+        self.parent
+            .join(format!(".{}.{kind}-{}", self.name, std::process::id()))
+    }
+
+    /// Removes staging folders of killed runs: `.NAME.tmp-*` beside the
+    /// target that are empty or carry canon's marker (nothing else is
+    /// touched). Runs under the lock, so no live publish owns them.
+    fn remove_leftovers(&self) -> Result<()> {
+        let prefix = format!(".{}.tmp-", self.name);
+        let entries =
+            std::fs::read_dir(&self.parent).map_err(|e| CanonError::io(&self.parent, e))?;
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(n) = file_name.to_str() else {
+                continue;
+            };
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !n.starts_with(&prefix) || !is_dir {
+                continue;
+            }
+            let empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
+            if empty || path.join(MARKER).is_file() {
+                tracing::info!(path = %path.display(), "removing what a killed publish left");
+                std::fs::remove_dir_all(&path).map_err(|e| CanonError::io(&path, e))?;
+                step("leftover removed");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn marker_text() -> String {
+    format!(
+        "This folder is a canon publication (canon {}). `canon publish` replaces it as a whole;\n\
+         files added here by hand make the next publish refuse to replace it.\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The folders every publication has, even when a `--only` leaves one empty.
+pub const PUBLICATION_FOLDERS: [&str; 2] = ["metrics", "reconciliation"];
+
+/// `out` may be replaced: absent, an empty folder, or a canon publication
+/// that holds nothing its manifest does not list.
+fn check_replaceable(out: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Err(CanonError::request(format!(
+            "--out {}: refused, {why}; canon publish only replaces an empty folder or an \
+             earlier canon publication: choose a new or empty folder",
+            out.display()
+        )))
+    };
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CanonError::io(out, e)),
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("it is a symbolic link (give the folder it points to)".into());
+    }
+    if !meta.is_dir() {
+        return refuse("it is a file, not a folder".into());
+    }
+    let found = listing(out)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    if !out.join(MARKER).is_file() {
+        return refuse(format!(
+            "it is not empty ({} entries, e.g. {}) and not a canon publication (no {MARKER})",
+            found.len(),
+            found[0]
+        ));
+    }
+    let manifest: serde_json::Value = std::fs::read(out.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let Some(listed) = manifest["files"].as_array() else {
+        return refuse("its manifest.json is missing or unreadable".into());
+    };
+    let listed: Vec<&str> = listed.iter().filter_map(|f| f.as_str()).collect();
+    let own = |rel: &str| {
+        rel == MARKER
+            || rel == "manifest.json"
+            || PUBLICATION_FOLDERS.contains(&rel)
+            || listed.contains(&rel)
+            || listed.iter().any(|f| f.starts_with(&format!("{rel}/")))
+    };
+    if let Some(stranger) = found.iter().find(|rel| !own(rel)) {
+        return refuse(format!(
+            "it holds {stranger}, which its manifest does not list (added by hand?)"
+        ));
+    }
+    Ok(())
+}
+
+/// Every file and folder under `dir`, relative, in order.
+fn listing(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| CanonError::io(&d, e))? {
+            let entry = entry.map_err(|e| CanonError::io(&d, e))?;
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            }
+            out.push(rel);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `bytes` to a new file at `path` and syncs it to disk.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = File::create(path).map_err(|e| CanonError::io(path, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| CanonError::io(path, e))?;
+    step("file written");
+    Ok(())
+}
+
+/// Syncs every folder under `dir` and `dir` itself, so the entries of the
+/// staged publication are on disk before it is switched in.
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| CanonError::io(dir, e))? {
+        let entry = entry.map_err(|e| CanonError::io(dir, e))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            sync_tree(&entry.path())?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| CanonError::io(dir, e))
+}
+
+/// Swaps two folders in one atomic step: no moment at which either name is
+/// missing.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| CanonError::request(format!("{}: a path with a NUL byte", p.display())))
+    };
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths relative to the working folder.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(CanonError::io(b, std::io::Error::last_os_error()))
+    }
+}
+
+/// Without an exchange call the switch is two renames: the previous
+/// publication is moved aside, the new one moved in, and on failure the
+/// previous one is put back. A kill between the two leaves the target
+/// missing until the next run; Linux, where canon runs, never takes this path.
+#[cfg(not(target_os = "linux"))]
+fn exchange(a: &Path, b: &Path) -> Result<()> {
+    let aside = a.with_extension("old");
+    std::fs::rename(b, &aside).map_err(|e| CanonError::io(b, e))?;
+    if let Err(e) = std::fs::rename(a, b) {
+        let _ = std::fs::rename(&aside, b);
+        return Err(CanonError::io(b, e));
+    }
+    std::fs::rename(&aside, a).map_err(|e| CanonError::io(a, e))
+}
