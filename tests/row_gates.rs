@@ -729,3 +729,79 @@ fn a_snapshot_is_gated_on_the_rows_in_force_at_its_day() {
     );
     assert_eq!(forced["value"], "1200.00");
 }
+
+// A repeated lookup repeats the rows joined to it: S1 twice makes C1 (in
+// force at 2025-06-30, read through `subscription.is_latest_version`) two
+// rows of arr. The subscription's gate blames the subscription; the counted
+// rows' gate says C1 is held once by its table and repeated by a join.
+// Let through, 2 × 12 × 100.00 = 2400.00 instead of 1200.00.
+#[test]
+fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
+    let data = fixture();
+    write_small_billing(data.path());
+    add_part(
+        data.path(),
+        "billing/subscription",
+        vec![
+            ("id", Col::Str(vec!["S1"])),
+            ("account_id", Col::Str(vec!["B1"])),
+            ("name", Col::Str(vec!["SUB1"])),
+            ("version", Col::Int(vec![1])),
+            ("is_latest_version", Col::Bool(vec![true])),
+            ("original_id", Col::Str(vec!["S1"])),
+            ("status", Col::Str(vec!["Active"])),
+            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
+            ("subscription_end_date", Col::OptDate(vec![None])),
+            ("term_start_date", Col::Date(vec!["2024-01-01"])),
+            ("term_end_date", Col::OptDate(vec![None])),
+            ("cancelled_date", Col::OptDate(vec![None])),
+            ("crm_opportunity_id", Col::OptStr(vec![None])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "arr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("billing/subscription uniqueness"), "{err}");
+    assert!(err.contains("subscription_id=S1: 2 rows, in "), "{err}");
+    assert!(
+        err.contains("billing/subscription/part-00001.parquet"),
+        "{err}"
+    );
+    assert!(err.contains("charge_id=C1: 2 rows, in "), "{err}");
+    assert!(
+        err.contains("(1 in the table: the others are repeated by a join"),
+        "{err}"
+    );
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "arr",
+            "--as-of",
+            "2025-06-30",
+            "--allow",
+            "uniqueness:billing/subscription",
+            "--allow",
+            "uniqueness:billing/rate_plan_charge",
+        ],
+    );
+    assert_eq!(forced["value"], "2400.00");
+    assert_eq!(
+        forced["overrides"],
+        serde_json::json!([
+            "uniqueness:billing/subscription",
+            "uniqueness:billing/rate_plan_charge"
+        ])
+    );
+}

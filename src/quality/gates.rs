@@ -419,6 +419,8 @@ pub fn cell_text(array: &dyn Array, row: usize) -> String {
 pub struct KeyFiles {
     /// key → files.
     by_key: BTreeMap<String, BTreeSet<String>>,
+    /// key → rows the source table holds of it.
+    rows_of_key: BTreeMap<String, i64>,
     /// (key, start) → files, for interval rows.
     by_row: BTreeMap<(String, String), BTreeSet<String>>,
     /// When a row's file could not be told: every file of the table.
@@ -426,6 +428,14 @@ pub struct KeyFiles {
 }
 
 impl KeyFiles {
+    /// The rows the table itself holds of `key`, when known.
+    pub fn table_rows(&self, key: &str) -> Option<i64> {
+        match self.table_files {
+            Some(_) => None,
+            None => Some(self.rows_of_key.get(key).copied().unwrap_or(0)),
+        }
+    }
+
     /// The files of `keys`' rows.
     pub fn describe(&self, keys: &[&str]) -> String {
         if let Some(all) = &self.table_files {
@@ -477,6 +487,7 @@ pub async fn files_of_keys(
         Ok(Some(files)) => Ok(files),
         _ => Ok(KeyFiles {
             by_key: BTreeMap::new(),
+            rows_of_key: BTreeMap::new(),
             by_row: BTreeMap::new(),
             table_files: Some(format!(
                 "one of the table's files (which one could not be told): {}",
@@ -523,14 +534,22 @@ async fn files_by_scan(
         wanted = wanted
             .and(col("_from").in_list(values.iter().map(|v| lit(v.clone())).collect(), false));
     }
+    let mut group = vec![col("_key"), col("_file")];
+    if starts.is_some() {
+        group.push(col("_from"));
+    }
     let batches = source
         .select(select)?
         .filter(wanted)?
-        .distinct()?
+        .aggregate(
+            group,
+            vec![datafusion::functions_aggregate::expr_fn::count(lit(1i64)).alias("_n")],
+        )?
         .collect()
         .await?;
     let mut out = KeyFiles {
         by_key: BTreeMap::new(),
+        rows_of_key: BTreeMap::new(),
         by_row: BTreeMap::new(),
         table_files: None,
     };
@@ -538,6 +557,10 @@ async fn files_by_scan(
         for r in 0..b.num_rows() {
             let k = cell_text(b.column(0).as_ref(), r);
             let file = display_file(&cell_text(b.column(1).as_ref(), r));
+            let n: i64 = cell_text(b.column(b.num_columns() - 1).as_ref(), r)
+                .parse()
+                .unwrap_or(0);
+            *out.rows_of_key.entry(k.clone()).or_default() += n;
             if starts.is_some() {
                 let s = cell_text(b.column(2).as_ref(), r);
                 out.by_row

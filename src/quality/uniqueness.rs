@@ -71,8 +71,15 @@ pub async fn check(
     let examples: Vec<String> = found
         .iter()
         .map(|(k, n)| {
+            // Fewer rows in the table than counted: a join repeated them.
+            let joined = match files.table_rows(k) {
+                Some(held) if held < *n => format!(
+                    " ({held} in the table: the others are repeated by a join to a looked-up entity whose key is not unique; see its gate)"
+                ),
+                _ => String::new(),
+            };
             format!(
-                "{}={k}: {n} rows, in {}",
+                "{}={k}: {n} rows, in {}{joined}",
                 subject.key,
                 files.describe(&[k.as_str()])
             )
