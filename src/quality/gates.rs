@@ -225,6 +225,19 @@ pub async fn run_all(
 
 /// One gate: its rows planned, then its outcome remembered or computed.
 pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Result<TableCheck> {
+    let started = std::time::Instant::now();
+    let check = run_gate(engine, gate, request).await?;
+    tracing::info!(
+        gate = check.check,
+        table = %check.table,
+        ms = started.elapsed().as_millis() as u64,
+        "gate checked"
+    );
+    Ok(check)
+}
+
+async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Result<TableCheck> {
+    let started_plan = std::time::Instant::now();
     let catalog = &engine.catalog;
     let (entity, kind) = match gate {
         Gate::Unique(e) => (e.clone(), super::uniqueness::GATE),
@@ -243,6 +256,10 @@ pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Res
             "all rows".to_string(),
         ),
     };
+    tracing::debug!(
+        ms = started_plan.elapsed().as_millis() as u64,
+        "gate planned"
+    );
     let memo = Memo::new(engine, kind, &rows);
     if let Some(check) = memo.as_ref().and_then(|m| m.lookup()) {
         tracing::info!(gate = kind, table = %check.table, "gate outcome remembered");
@@ -423,52 +440,48 @@ pub struct KeyFiles {
     rows_of_key: BTreeMap<String, i64>,
     /// (key, start) → files, for interval rows.
     by_row: BTreeMap<(String, String), BTreeSet<String>>,
-    /// When a row's file could not be told: every file of the table.
-    table_files: Option<String>,
+    /// Whether the scan told the files (else only `fallback` is known).
+    known: bool,
+    /// Every file of the table, for a row whose file could not be told.
+    fallback: String,
 }
 
 impl KeyFiles {
     /// The rows the table itself holds of `key`, when known.
     pub fn table_rows(&self, key: &str) -> Option<i64> {
-        match self.table_files {
-            Some(_) => None,
-            None => Some(self.rows_of_key.get(key).copied().unwrap_or(0)),
-        }
+        self.rows_of_key.get(key).copied().filter(|_| self.known)
     }
 
     /// The files of `keys`' rows.
     pub fn describe(&self, keys: &[&str]) -> String {
-        if let Some(all) = &self.table_files {
-            return all.clone();
-        }
         let files: BTreeSet<&String> = keys
             .iter()
             .filter_map(|k| self.by_key.get(*k))
             .flatten()
             .collect();
-        join_files(files)
+        self.join(files)
     }
 
     /// The files of the rows of `key` starting at each of `starts`.
     pub fn describe_rows(&self, key: &str, starts: &[&str]) -> String {
-        if let Some(all) = &self.table_files {
-            return all.clone();
-        }
         let files: BTreeSet<&String> = starts
             .iter()
             .filter_map(|s| self.by_row.get(&(key.to_string(), s.to_string())))
             .flatten()
             .collect();
-        join_files(files)
+        self.join(files)
     }
-}
 
-fn join_files(files: BTreeSet<&String>) -> String {
-    files
-        .into_iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
+    fn join(&self, files: BTreeSet<&String>) -> String {
+        if !self.known || files.is_empty() {
+            return self.fallback.clone();
+        }
+        files
+            .into_iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Which files hold the rows of `keys` (and, with `starts`, of those
@@ -483,16 +496,21 @@ pub async fn files_of_keys(
     keys: &[String],
     starts: Option<(&str, &[String])>,
 ) -> Result<KeyFiles> {
+    let fallback = format!(
+        "one of the table's files (which one could not be told): {}",
+        table_files(engine, subject).join(", ")
+    );
     match files_by_scan(engine, subject, keys, starts).await {
-        Ok(Some(files)) => Ok(files),
+        Ok(Some(mut files)) => {
+            files.fallback = fallback;
+            Ok(files)
+        }
         _ => Ok(KeyFiles {
             by_key: BTreeMap::new(),
             rows_of_key: BTreeMap::new(),
             by_row: BTreeMap::new(),
-            table_files: Some(format!(
-                "one of the table's files (which one could not be told): {}",
-                table_files(engine, subject).join(", ")
-            )),
+            known: false,
+            fallback,
         }),
     }
 }
@@ -551,7 +569,8 @@ async fn files_by_scan(
         by_key: BTreeMap::new(),
         rows_of_key: BTreeMap::new(),
         by_row: BTreeMap::new(),
-        table_files: None,
+        known: true,
+        fallback: String::new(),
     };
     for b in &batches {
         for r in 0..b.num_rows() {
