@@ -730,11 +730,11 @@ fn a_snapshot_is_gated_on_the_rows_in_force_at_its_day() {
     assert_eq!(forced["value"], "1200.00");
 }
 
-// A repeated lookup repeats the rows joined to it: S1 twice makes C1 (in
-// force at 2025-06-30, read through `subscription.is_latest_version`) two
-// rows of arr. The subscription's gate blames the subscription; the counted
-// rows' gate says C1 is held once by its table and repeated by a join.
-// Let through, 2 × 12 × 100.00 = 2400.00 instead of 1200.00.
+// A repeated lookup is blamed on the lookup: S1 twice would make C1 (in
+// force at 2025-06-30, counted only through `subscription.is_latest_version`)
+// two rows of arr. The subscription's gate fails; the charges' own gate,
+// which joins no link for the metric's filter, passes. Let through,
+// 2 × 12 × 100.00 = 2400.00 instead of 1200.00.
 #[test]
 fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
     let data = fixture();
@@ -778,9 +778,8 @@ fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
         err.contains("billing/subscription/part-00001.parquet"),
         "{err}"
     );
-    assert!(err.contains("charge_id=C1: 2 rows, in "), "{err}");
     assert!(
-        err.contains("(1 in the table: the others are repeated by a join"),
+        !err.contains("billing/rate_plan_charge uniqueness"),
         "{err}"
     );
     let forced = query_json(
@@ -792,16 +791,79 @@ fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
             "2025-06-30",
             "--allow",
             "uniqueness:billing/subscription",
-            "--allow",
-            "uniqueness:billing/rate_plan_charge",
         ],
     );
     assert_eq!(forced["value"], "2400.00");
     assert_eq!(
         forced["overrides"],
-        serde_json::json!([
-            "uniqueness:billing/subscription",
-            "uniqueness:billing/rate_plan_charge"
-        ])
+        serde_json::json!(["uniqueness:billing/subscription"])
     );
+    assert_eq!(
+        find(&forced["quality"], "uniqueness", "billing/rate_plan_charge")["status"],
+        "pass"
+    );
+}
+
+// A flow metric windowed through a link: recognized_revenue's time is
+// `period.start_date`, so its counted lines are joined to their accounting
+// period. Period 3 (Mar 2025) twice repeats its lines L2 (200.50, counted)
+// and L5 (75.00, deleted): the period's gate fails, and the lines' gate
+// says each is held once by its table and repeated by a join. Let through:
+// 600.75 + 200.50 = 801.25, deleted 2 rows / 150.00.
+#[test]
+fn a_row_repeated_by_a_join_to_window_it_is_blamed_on_the_lookup() {
+    let data = fixture();
+    add_part(
+        data.path(),
+        "finance/accounting_period",
+        vec![
+            ("id", Col::Int(vec![3])),
+            ("period_name", Col::Str(vec!["Mar 2025"])),
+            ("start_date", Col::Date(vec!["2025-03-01"])),
+            ("end_date", Col::Date(vec!["2025-03-31"])),
+            ("fiscal_year", Col::Int(vec![2026])),
+            ("fiscal_quarter", Col::Int(vec![1])),
+            ("is_closed", Col::Bool(vec![true])),
+        ],
+    );
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "recognized_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("finance/accounting_period uniqueness"),
+        "{err}"
+    );
+    assert!(err.contains("period_id=3: 2 rows, in "), "{err}");
+    assert!(
+        err.contains("finance/revenue_plan_line uniqueness"),
+        "{err}"
+    );
+    assert!(err.contains("line_id=L2: 2 rows, in "), "{err}");
+    assert!(
+        err.contains("(1 in the table: the others are repeated by a join"),
+        "{err}"
+    );
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "recognized_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--allow",
+            "uniqueness:*",
+        ],
+    );
+    assert_eq!(forced["value"], "801.25");
+    assert_eq!(exclusion(&forced, "deleted"), (2, "150.00".into()));
 }

@@ -298,12 +298,13 @@ async fn entity_rows(engine: &Engine, subject: &Subject) -> Result<DataFrame> {
 }
 
 /// The rows metric `name` counts, as its own plan selects them: the
-/// metric's frame (its entity and the links these expressions read), a
+/// metric's frame (its entity and the links its time and validity read), a
 /// flow's rows whose time is in the requested period, a snapshot's rows in
-/// force at one of `days` (`valid`), each after the metric's filter. An
-/// expression over a history's state (the state is the latest row per key,
-/// so it cannot repeat one) is left out: more rows are checked, never
-/// fewer. Returns the rows, the key column and a description.
+/// force at one of `days` (`valid`), each after the conjuncts of the
+/// metric's filter over the entity's own fields. What is left out (a
+/// filter over a linked entity, a history's state, which is the latest row
+/// per key and cannot repeat one) only widens the rows: more are checked,
+/// never fewer. Returns the rows, the key column and a description.
 async fn counted_rows(
     engine: &Engine,
     subject: &Subject,
@@ -335,20 +336,45 @@ async fn counted_rows(
     if let Some(f) = &metric.filter {
         sqls.push((f, at(&yaml_path!["filter"])));
     }
-    // The links these expressions read, as the compiler finds them.
+    // The links the time and validity read, as the compiler finds them
+    // (a period of accounting periods windows revenue lines by a join to
+    // a small table). The filter joins nothing: its conjuncts over linked
+    // entities are left out, so more rows are checked, never fewer, and a
+    // repeated lookup is blamed by its own gate rather than here.
     let full = metric_schema(engine, entity, &all_link_paths(catalog, entity)).await?;
+    let links_of = |e: &Expr| -> BTreeSet<crate::compile::entity::LinkPath> {
+        e.column_refs()
+            .into_iter()
+            .filter_map(|c| c.relation.as_ref().and_then(|r| link_path(r, entity)))
+            .collect()
+    };
     let mut links = BTreeSet::new();
     let mut readable = BTreeSet::new();
     for (sql, loc) in &sqls {
         if let Ok(e) = crate::compile::parse_scoped(engine, sql, &full, Some(entity), loc) {
             readable.insert(*sql);
-            for c in e.column_refs() {
-                if let Some(path) = c.relation.as_ref().and_then(|r| link_path(r, entity)) {
-                    links.insert(path);
-                }
+            if Some(*sql) != metric.filter.as_deref() {
+                links.extend(links_of(&e));
             }
         }
     }
+    let own_filter: Vec<Expr> = match metric.filter.as_deref().filter(|f| readable.contains(f)) {
+        Some(f) => {
+            let e = crate::compile::parse_scoped(
+                engine,
+                f,
+                &full,
+                Some(entity),
+                &at(&yaml_path!["filter"]),
+            )?;
+            datafusion::logical_expr::utils::split_conjunction(&e)
+                .into_iter()
+                .filter(|c| links_of(c).is_subset(&links))
+                .cloned()
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let mut rows = metric_frame(engine, entity, &links).await?;
     let schema = rows.schema().clone();
     let parse = |sql: &str, loc: &crate::error::Location| -> Option<Expr> {
@@ -413,12 +439,8 @@ async fn counted_rows(
             scope = format!("rows `{name}` counts at {}", days.join(", "));
         }
     }
-    if let Some(f) = metric
-        .filter
-        .as_deref()
-        .and_then(|f| parse(f, &at(&yaml_path!["filter"])))
-    {
-        and(f);
+    for c in own_filter {
+        and(c);
     }
     if let Some(p) = predicate {
         rows = rows.filter(p)?;
