@@ -54,10 +54,25 @@ pub struct Cache {
 #[derive(Default, Serialize, Deserialize)]
 struct HashIndex {
     format: u32,
+    /// sha256 of the index's content ([`HashIndex::seal`]): an index edited
+    /// or damaged does not verify and every input is hashed again.
+    #[serde(default)]
+    digest: String,
     /// Absolute path → the identity it had when hashed, and the hash.
     files: BTreeMap<String, Hashed>,
     #[serde(skip)]
     dirty: bool,
+}
+
+impl HashIndex {
+    /// The digest the index must carry: its format and every file's stamp
+    /// and hash.
+    fn seal(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(format!("canon hash index v{}\n", self.format));
+        h.update(serde_json::to_vec(&self.files).unwrap_or_default());
+        hex::encode(h.finalize())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +150,38 @@ impl Cache {
             dir: dir.into(),
             hashes: Mutex::new(None),
         }
+    }
+
+    /// A cache in `dir`, which must be canon's: absent, empty, or holding
+    /// only what a cache holds (its tag, `files.json`, `results/`, `gates/`).
+    /// A folder of someone else's files is refused (exit 2), never written into.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Cache> {
+        let dir = dir.into();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let tagged = std::fs::read_to_string(dir.join(TAG)).is_ok_and(|t| t == TAG_TEXT);
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // Untagged (written before the tag): canon's names, and a
+                // files.json that is canon's index, not a file of that name.
+                let own = OWN.contains(&name.as_str())
+                    && (name != "files.json"
+                        || std::fs::read(entry.path())
+                            .is_ok_and(|b| serde_json::from_slice::<HashIndex>(&b).is_ok()));
+                if !tagged && !own {
+                    return Err(CanonError::request(format!(
+                        "cache folder {}: refused, it holds {name}, which canon did not write; \
+                         give --cache-dir a folder of its own",
+                        dir.display()
+                    )));
+                }
+            }
+        } else if dir.exists() {
+            return Err(CanonError::request(format!(
+                "cache folder {}: refused, it is not a folder",
+                dir.display()
+            )));
+        }
+        Ok(Cache::new(dir))
     }
 
     pub fn dir(&self) -> &Path {
@@ -215,7 +262,9 @@ impl Cache {
             })
             .and_then(|bytes| {
                 let path = self.entry_path(key);
-                create_dir(path.parent().unwrap_or(&self.dir))?;
+                create_dir(&self.dir)?;
+                let results = path.parent().unwrap_or(&self.dir);
+                std::fs::create_dir_all(results).map_err(|e| CanonError::io(results, e))?;
                 atomic::write_file(&path, &bytes)
             });
         if let Err(e) = written.and_then(|_| self.persist()) {
@@ -267,6 +316,7 @@ impl Cache {
         };
         create_dir(&self.dir)?;
         index.format = FORMAT;
+        index.digest = index.seal();
         let bytes = serde_json::to_vec(index)
             .map_err(|e| CanonError::Internal(format!("cannot encode the hash index: {e}")))?;
         atomic::write_file(&self.dir.join("files.json"), &bytes)?;
@@ -275,11 +325,19 @@ impl Cache {
     }
 
     fn load_index(&self) -> HashIndex {
-        std::fs::read(self.dir.join("files.json"))
+        let path = self.dir.join("files.json");
+        let Some(index) = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<HashIndex>(&b).ok())
             .filter(|i| i.format == FORMAT)
-            .unwrap_or_default()
+        else {
+            return HashIndex::default();
+        };
+        if index.digest != index.seal() {
+            tracing::warn!(path = %path.display(), "the file-hash index does not verify (edited or damaged): hashing every input again");
+            return HashIndex::default();
+        }
+        index
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
@@ -299,7 +357,7 @@ impl Cache {
         };
         paths.len() == input.files.len()
             && paths.iter().zip(&input.files).all(|(path, stored)| {
-                path.display().to_string() == stored.path
+                absolute(path) == stored.path
                     && self.sha256(path).is_ok_and(|sha| sha == stored.sha256)
             })
     }
@@ -317,12 +375,13 @@ pub fn inputs(
             Some(InputTable {
                 system: facts.system.clone(),
                 table: facts.table.clone(),
-                dir: root.join(&spec.path).display().to_string(),
+                // Absolute: a run from another folder checks the same files.
+                dir: absolute(&root.join(&spec.path)),
                 files: facts
                     .files
                     .iter()
                     .map(|f| InputFile {
-                        path: f.path.clone(),
+                        path: absolute(Path::new(&f.path)),
                         sha256: f.sha256.clone(),
                     })
                     .collect(),
@@ -341,8 +400,23 @@ pub(crate) fn build_identity() -> String {
         .unwrap_or_default()
 }
 
+/// The standard cache-folder tag (bford.info/cachedir): backup tools skip
+/// the folder, and canon knows it as its own.
+const TAG: &str = "CACHEDIR.TAG";
+const TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by canon (its result cache).\n";
+
+/// What a cache folder holds (a folder written before the tag existed is
+/// recognised by these names alone).
+const OWN: [&str; 4] = [TAG, "files.json", "results", "gates"];
+
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| CanonError::io(dir, e))
+    std::fs::create_dir_all(dir).map_err(|e| CanonError::io(dir, e))?;
+    let tag = dir.join(TAG);
+    if !tag.exists() {
+        atomic::write_file(&tag, TAG_TEXT.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn absolute(path: &Path) -> String {

@@ -398,7 +398,9 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
     )?;
     if !data.no_cache {
         let dir = cache_dir(&engine.catalog, data);
-        engine.cache = Some(Arc::new(crate::cache::Cache::new(dir)));
+        let root = data_root(&engine.catalog, data.data.as_deref());
+        Protected::of_project(&engine.catalog, &root, None).check_cache_dir(&dir)?;
+        engine.cache = Some(Arc::new(crate::cache::Cache::open(dir)?));
     }
     Ok(engine)
 }

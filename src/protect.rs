@@ -19,7 +19,9 @@ pub struct Protected {
 
 impl Protected {
     /// The project's definitions (canon.yaml, models/, metrics/), its data
-    /// root and its result cache.
+    /// (the configured data root and the run's, and every source folder in
+    /// them: a model's `path` may lead elsewhere) and its caches (the
+    /// configured one and the run's), whatever the run overrides.
     pub fn of_project(
         catalog: &crate::catalog::Catalog,
         data_root: &Path,
@@ -27,14 +29,30 @@ impl Protected {
     ) -> Protected {
         let files = &catalog.files;
         let spec = &files.project.spec;
+        let configured_root = files.root.join(&spec.data_root);
+        let configured_cache = files
+            .root
+            .join(spec.cache_dir.as_deref().unwrap_or(".canon-cache"));
         let mut places = vec![
             (files.root.join("canon.yaml"), "canon.yaml".to_string()),
             (files.root.join(&spec.models), "models folder".to_string()),
             (files.root.join(&spec.metrics), "metrics folder".to_string()),
+            (configured_root.clone(), "data root".to_string()),
             (data_root.to_path_buf(), "data root".to_string()),
+            (configured_cache, "result cache".to_string()),
         ];
         if let Some(cache) = cache_dir {
             places.push((cache.to_path_buf(), "result cache".to_string()));
+        }
+        for root in [&configured_root, &data_root.to_path_buf()] {
+            for model in &files.models {
+                for source in &model.spec.sources {
+                    places.push((
+                        root.join(&source.path),
+                        format!("extract folder of {}/{}", model.spec.system, source.name),
+                    ));
+                }
+            }
         }
         Protected {
             places: places
@@ -44,10 +62,33 @@ impl Protected {
         }
     }
 
+    /// Refuses (exit 2) a result cache folder that is, is inside or holds a
+    /// protected place other than a cache: the cache writes its own files
+    /// there, which must not mix with definitions or extracts.
+    pub fn check_cache_dir(&self, dir: &Path) -> Result<()> {
+        let others = Protected {
+            places: self
+                .places
+                .iter()
+                .filter(|(_, what)| what != "result cache")
+                .cloned()
+                .collect(),
+        };
+        others.check(dir, "--cache-dir", "a folder of its own, e.g. .canon-cache")
+    }
+
     /// Refuses (exit 2) an output path that is one of the protected places,
     /// inside one, or a folder that holds one.
     pub fn check_out(&self, out: &Path) -> Result<()> {
-        let target = resolve(out);
+        self.check(
+            out,
+            "--out",
+            "a path outside the project's definitions, data and cache",
+        )
+    }
+
+    fn check(&self, path: &Path, flag: &str, instead: &str) -> Result<()> {
+        let target = resolve(path);
         for (place, what) in &self.places {
             let relation = if target == *place {
                 "is"
@@ -59,9 +100,9 @@ impl Protected {
                 continue;
             };
             return Err(CanonError::request(format!(
-                "--out {}: refused, it {relation} the project's {what} ({}); canon never writes over \
-                 what it did not create: choose a path outside the project's definitions, data and cache",
-                out.display(),
+                "{flag} {}: refused, it {relation} the project's {what} ({}); canon never writes \
+                 over the project's definitions, data or cache: choose {instead}",
+                path.display(),
                 place.display()
             )));
         }

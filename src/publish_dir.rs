@@ -106,8 +106,24 @@ impl Target {
             step("publications exchanged");
             sync_dir(&self.parent)?;
             step("parent folder synced");
-            // `staged` now holds the previous publication.
-            std::fs::remove_dir_all(staged).map_err(|e| CanonError::io(staged, e))?;
+            // `staged` now holds the previous publication. Removed only if
+            // it still holds nothing but what its manifest lists: a file
+            // added while this run worked is kept, with the folder around it.
+            if let Err(why) = check_replaceable(staged) {
+                let kept = self.parent.join(format!(
+                    "{}.kept-{}",
+                    self.name,
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
+                ));
+                std::fs::rename(staged, &kept).map_err(|e| CanonError::io(&kept, e))?;
+                eprintln!(
+                    "warning: the previous publication held files canon did not write ({why}); \
+                     it is kept at {}",
+                    kept.display()
+                );
+            } else {
+                std::fs::remove_dir_all(staged).map_err(|e| CanonError::io(staged, e))?;
+            }
             step("previous publication removed");
         } else {
             std::fs::rename(staged, &self.out).map_err(|e| CanonError::io(&self.out, e))?;
@@ -125,8 +141,9 @@ impl Target {
     }
 
     /// Removes staging folders of killed runs: `.NAME.tmp-*` beside the
-    /// target that are empty or carry canon's marker (nothing else is
-    /// touched). Runs under the lock, so no live publish owns them.
+    /// target that hold nothing but the files a publication is made of
+    /// (anything else there is kept). Runs under the lock, so no live
+    /// publish owns them.
     fn remove_leftovers(&self) -> Result<()> {
         let prefix = format!(".{}.tmp-", self.name);
         let entries =
@@ -141,8 +158,7 @@ impl Target {
             if !n.starts_with(&prefix) || !is_dir {
                 continue;
             }
-            let empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
-            if empty || path.join(MARKER).is_file() {
+            if only_publication_files(&path) {
                 tracing::info!(path = %path.display(), "removing what a killed publish left");
                 std::fs::remove_dir_all(&path).map_err(|e| CanonError::io(&path, e))?;
                 step("leftover removed");
@@ -216,6 +232,26 @@ fn check_replaceable(out: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether `dir` holds only what a (possibly unfinished) publication is
+/// made of: the marker, the manifest, exclusions.parquet and the result
+/// files in its two folders. An empty folder qualifies.
+fn only_publication_files(dir: &Path) -> bool {
+    let Ok(found) = listing(dir) else {
+        return false;
+    };
+    found.iter().all(|rel| {
+        let in_folder = |folder: &str, exts: &[&str]| {
+            rel.strip_prefix(folder)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|f| !f.contains('/') && exts.iter().any(|e| f.ends_with(e)))
+        };
+        [MARKER, "manifest.json", "exclusions.parquet"].contains(&rel.as_str())
+            || PUBLICATION_FOLDERS.contains(&rel.as_str())
+            || in_folder("metrics", &[".parquet", ".csv"])
+            || in_folder("reconciliation", &[".parquet"])
+    })
 }
 
 /// Every file and folder under `dir`, relative, in order.
@@ -311,4 +347,67 @@ fn exchange(a: &Path, b: &Path) -> Result<()> {
         return Err(CanonError::io(b, e));
     }
     std::fs::rename(&aside, a).map_err(|e| CanonError::io(a, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A publication in `dir` listing `files` (each written with its name).
+    fn publication(dir: &Path, files: &[&str]) {
+        std::fs::create_dir_all(dir.join("metrics")).unwrap();
+        std::fs::write(dir.join(MARKER), marker_text()).unwrap();
+        for f in files {
+            std::fs::write(dir.join(f), f.as_bytes()).unwrap();
+        }
+        let manifest = serde_json::json!({ "files": files });
+        std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    }
+
+    // A file added to the publication while a publish runs (after the
+    // claim, before the switch) is not deleted with the previous
+    // publication: that folder is kept beside the new one.
+    #[test]
+    fn a_file_added_during_the_run_is_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        let out = parent.path().join("pub");
+        publication(&out, &["metrics/a.csv"]);
+        let target = Target::claim(&out).unwrap();
+        let staged = target.staging().unwrap();
+        std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+        target.switch(&staged).unwrap();
+        assert!(out.join(MARKER).is_file());
+        assert!(!out.join("notes.txt").exists());
+        let kept: Vec<PathBuf> = std::fs::read_dir(parent.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("pub.kept-")
+            })
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(std::fs::read(kept[0].join("notes.txt")).unwrap(), b"mine");
+    }
+
+    // A killed run's staging folder is removed by the next claim; a folder
+    // of that name holding anything else (a user's) is left alone.
+    #[test]
+    fn only_leftovers_made_of_publication_files_are_removed() {
+        let parent = tempfile::tempdir().unwrap();
+        let out = parent.path().join("pub");
+        let killed = parent.path().join(".pub.tmp-123");
+        publication(&killed, &["metrics/a.parquet", "exclusions.parquet"]);
+        let empty = parent.path().join(".pub.tmp-124");
+        std::fs::create_dir(&empty).unwrap();
+        let users = parent.path().join(".pub.tmp-mine");
+        publication(&users, &["metrics/a.parquet"]);
+        std::fs::write(users.join("mine.txt"), b"mine").unwrap();
+        let _target = Target::claim(&out).unwrap();
+        assert!(!killed.exists());
+        assert!(!empty.exists());
+        assert_eq!(std::fs::read(users.join("mine.txt")).unwrap(), b"mine");
+    }
 }

@@ -7,12 +7,13 @@
 //! a query cannot write into the extracts or over the project's files.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::TableReference;
+use datafusion::datasource::listing::ListingTable;
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::ParquetReadOptions;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement as SqlStatement};
 
@@ -31,17 +32,28 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         if !dir.is_dir() {
             continue;
         }
-        let dir = std::fs::canonicalize(&dir).map_err(|e| CanonError::io(&dir, e))?;
-        ctx.register_parquet(
+        let location = crate::error::DataLocation {
+            system: system.to_string(),
+            table: table.to_string(),
+            file: None,
+            column: None,
+        };
+        // The same files a governed query reads, with the schema they hold.
+        let paths = crate::run::files::parquet_files(&dir, &location)?;
+        let config = crate::run::listing_of(&paths)?
+            .infer_schema(&ctx.state())
+            .await?;
+        ctx.register_table(
             TableReference::partial(system, table),
-            format!("{}/", dir.display()),
-            ParquetReadOptions::default(),
-        )
-        .await?;
+            Arc::new(ListingTable::try_new(config)?),
+        )?;
     }
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
-    let statement = state.sql_to_statement(sql, &dialect)?;
+    // A statement that does not parse is the request's fault (exit 2).
+    let statement = state.sql_to_statement(sql, &dialect).map_err(|e| {
+        CanonError::request(format!("cannot read the SQL: {}", e.strip_backtrace()))
+    })?;
     // Two locks on one door: the statement must be a query (so one the
     // engine cannot even plan, `WITH … INSERT`, is refused as a write, not
     // reported as unimplemented), and its plan must pass the engine's own
@@ -77,11 +89,15 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// A query (or an EXPLAIN of one) whose every set expression selects.
+/// A query (or an EXPLAIN of one) whose every set expression selects, or
+/// a look at the catalog (SHOW TABLES, SHOW COLUMNS, DESCRIBE).
 fn reads_only(statement: &DFStatement) -> bool {
     match statement {
         DFStatement::Statement(s) => match s.as_ref() {
             SqlStatement::Query(q) => query_reads_only(q),
+            SqlStatement::ShowTables { .. }
+            | SqlStatement::ShowColumns { .. }
+            | SqlStatement::ExplainTable { .. } => true,
             SqlStatement::Explain { statement, .. } => match statement.as_ref() {
                 SqlStatement::Query(q) => query_reads_only(q),
                 _ => false,

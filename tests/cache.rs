@@ -403,3 +403,133 @@ fn an_edited_cache_entry_is_recomputed_not_served() {
     assert_eq!(served["cache"]["status"], "hit");
     assert_eq!(served["value"], "3694.46");
 }
+
+/// `canon` run from the folder `cwd`, with the cache in `cache`.
+fn canon_in(cwd: &Path, project: &Path, cache: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_canon"))
+        .current_dir(cwd)
+        .arg("--project")
+        .arg(project)
+        .args(args)
+        .env_remove("CANON_DATA")
+        .env_remove("CANON_NO_CACHE")
+        .env("CANON_CACHE_DIR", cache)
+        .output()
+        .unwrap()
+}
+
+// A cached result's inputs are recorded by absolute path: a run from
+// another folder (where a relative `./data` is another copy of the data)
+// checks the files the result was computed from, and misses when they
+// changed. D1 1000.00 → 1500.00: 3694.46 + 500.00 = 4194.46.
+#[test]
+fn a_run_from_another_folder_checks_the_same_inputs() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    std::fs::write(
+        project.path().join("canon.yaml"),
+        yaml.replace("data_root: sample_data", "data_root: data"),
+    )
+    .unwrap();
+    write_company(&project.path().join("data"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    write_company(&elsewhere.path().join("data"));
+    let cache = tempfile::tempdir().unwrap();
+    let args = [
+        "query",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+        "--format",
+        "json",
+    ];
+    let first = json_of(canon_in(
+        project.path(),
+        Path::new("."),
+        cache.path(),
+        &args,
+    ));
+    assert_eq!(first["value"], "3694.46");
+    set_d1_amount(&project.path().join("data"), 150000);
+    let again = json_of(canon_in(
+        elsewhere.path(),
+        project.path(),
+        cache.path(),
+        &args,
+    ));
+    assert_eq!(again["cache"]["status"], "miss");
+    assert_eq!(again["value"], "4194.46");
+}
+
+// What the engine reads is exactly what canon lists, checks, hashes and
+// reports: hidden and `_`-prefixed files (a file called just `.parquet`, a
+// writer's temporary, a `_SUCCESS`-style marker) are not part of a table
+// for either. A copy of the deals under those names changes nothing.
+#[test]
+fn hidden_files_are_neither_read_nor_reported() {
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let first = bookings(data.path(), cache.path(), &[]);
+    let table = data.path().join("crm/opportunity");
+    for name in [".parquet", "_part-1.parquet", ".part-2.parquet"] {
+        std::fs::copy(table.join("part-00000.parquet"), table.join(name)).unwrap();
+    }
+    let hidden = table.join(".staging");
+    std::fs::create_dir(&hidden).unwrap();
+    std::fs::copy(
+        table.join("part-00000.parquet"),
+        hidden.join("part-3.parquet"),
+    )
+    .unwrap();
+    let again = bookings(data.path(), cache.path(), &["--no-cache"]);
+    assert_eq!(again["value"], "3694.46");
+    let files = |r: &serde_json::Value| -> Vec<String> {
+        let s = r["lineage"]["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["table"] == "opportunity")
+            .unwrap();
+        s["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(files(&again), files(&first));
+    assert_eq!(files(&again).len(), 1);
+}
+
+// The file-hash index is sealed like the entries: an index edited so that a
+// rewritten input looks unchanged (its new stamp beside its old hash) does
+// not verify, every input is hashed again, and the new answer is computed.
+// D1 1000.00 → 1500.00: 4194.46, not the cached 3694.46.
+#[cfg(unix)]
+#[test]
+fn an_edited_hash_index_is_not_trusted() {
+    use std::os::unix::fs::MetadataExt;
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    assert_eq!(bookings(data.path(), cache.path(), &[])["value"], "3694.46");
+    let file = data.path().join("crm/opportunity/part-00000.parquet");
+    let key = std::path::absolute(&file).unwrap().display().to_string();
+    set_d1_amount(data.path(), 150000);
+    let meta = std::fs::metadata(&file).unwrap();
+    let index_path = cache.path().join("files.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["files"][&key]["stamp"] = serde_json::json!({
+        "bytes": meta.len(),
+        "modified_ns": i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        "changed_ns": i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        "inode": meta.ino(),
+    });
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let o = run_bookings(&repo(), data.path(), cache.path(), &with_json(&[]));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    let r = json_of(o);
+    assert_eq!(r["cache"]["status"], "miss");
+    assert_eq!(r["value"], "4194.46");
+}

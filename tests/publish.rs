@@ -411,3 +411,103 @@ fn a_publish_killed_at_any_step_leaves_a_whole_publication() {
         .collect();
     assert_eq!(left, ["published"], "a killed run's leftovers stayed");
 }
+
+// The project's configured places stay protected when a run points
+// elsewhere: with --data and --cache-dir overridden, an --out onto the
+// configured data root, the default cache or a model's extract folder
+// outside the data root is still refused. A --cache-dir onto the project's
+// definitions or data, or onto a folder of someone else's files, is refused
+// too, before anything is written.
+#[test]
+fn overrides_do_not_lift_the_protection_of_the_project() {
+    let project = tempfile::tempdir().unwrap();
+    let p = project.path();
+    copy_project(p);
+    // crm/opportunity lives outside the data root.
+    let outside = tempfile::tempdir().unwrap();
+    let crm = std::fs::read_to_string(p.join("models/crm.yaml")).unwrap();
+    let elsewhere_path = outside.path().join("opportunity");
+    assert!(
+        crm.contains("path: crm/opportunity\n"),
+        "the model names its path"
+    );
+    std::fs::write(
+        p.join("models/crm.yaml"),
+        crm.replace(
+            "path: crm/opportunity\n",
+            &format!("path: {}\n", elsewhere_path.display()),
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("sample_data/crm")).unwrap();
+    std::fs::write(p.join("sample_data/crm/keep.txt"), b"mine").unwrap();
+    std::fs::create_dir_all(p.join(".canon-cache")).unwrap();
+    let data = fixture();
+    std::fs::create_dir_all(&elsewhere_path).unwrap();
+    std::fs::copy(
+        data.path().join("crm/opportunity/part-00000.parquet"),
+        elsewhere_path.join("part-00000.parquet"),
+    )
+    .unwrap();
+    let before = contents(p);
+    let before_outside = contents(outside.path());
+    let other_cache = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let c = other_cache.path().to_str().unwrap();
+    for out in [
+        p.join("sample_data/crm/new.csv"),
+        p.join(".canon-cache/files.json"),
+        elsewhere_path.join("part-00000.parquet"),
+    ] {
+        let o = out.to_str().unwrap();
+        let r = canon(
+            p,
+            &[
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--cache-dir",
+                c,
+                "--format",
+                "csv",
+                "--out",
+                o,
+            ],
+        );
+        assert_eq!(r.status.code(), Some(2), "{o}: {}", stderr(&r));
+        assert!(stderr(&r).contains("refused"), "{}", stderr(&r));
+    }
+    let users = tempfile::tempdir().unwrap();
+    std::fs::write(users.path().join("files.json"), b"my notes").unwrap();
+    for cache in [
+        p.join("models"),
+        p.join("sample_data"),
+        users.path().to_path_buf(),
+    ] {
+        let r = canon_with_env(
+            p,
+            &[
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ],
+            &[("CANON_NO_CACHE", "")],
+        );
+        assert_eq!(r.status.code(), Some(2), "{cache:?}: {}", stderr(&r));
+        assert!(stderr(&r).contains("refused"), "{}", stderr(&r));
+    }
+    assert_eq!(
+        std::fs::read(users.path().join("files.json")).unwrap(),
+        b"my notes"
+    );
+    assert_eq!(contents(p), before);
+    assert_eq!(contents(outside.path()), before_outside);
+}

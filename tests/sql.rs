@@ -126,3 +126,30 @@ fn sql_refuses_every_statement_that_writes_or_changes_state() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "n\n15\n");
 }
+
+// `canon sql` reads the files a governed query reads: part files in
+// subfolders count, hidden and `_`-prefixed ones do not. The fixture's 15
+// deals, plus a copy in a subfolder: 30; copies named `.parquet` and
+// `_tmp.parquet` add nothing.
+#[test]
+fn sql_reads_the_same_files_as_a_governed_query() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    let table = data.path().join("crm/opportunity");
+    std::fs::create_dir(table.join("sub")).unwrap();
+    for to in ["sub/part-1.parquet", ".parquet", "_tmp.parquet"] {
+        std::fs::copy(table.join("part-00000.parquet"), table.join(to)).unwrap();
+    }
+    let d = data.path().to_str().unwrap();
+    let o = canon(
+        &repo(),
+        &[
+            "sql",
+            "--data",
+            d,
+            "SELECT count(*) AS n FROM crm.opportunity",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "n\n30\n");
+}

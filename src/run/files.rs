@@ -23,7 +23,11 @@ pub struct FileFact {
 }
 
 /// Lists the `.parquet` files under `dir` (recursively, sorted), so that a
-/// table may be one file or many part files in any folder layout.
+/// table may be one file or many part files in any folder layout. Names
+/// starting with `.` or `_` (hidden, temporary, `_SUCCESS`-style markers,
+/// and a file called just `.parquet`) are not part of the table, files or
+/// folders alike. This list is the table: the engine is given exactly these
+/// files, so what is checked, hashed and reported is what is read.
 pub fn parquet_files(dir: &Path, location: &DataLocation) -> Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Err(CanonError::data(
@@ -37,9 +41,13 @@ pub fn parquet_files(dir: &Path, location: &DataLocation) -> Result<Vec<PathBuf>
         let entries = std::fs::read_dir(&d).map_err(|e| CanonError::io(&d, e))?;
         for entry in entries {
             let path = entry.map_err(|e| CanonError::io(&d, e))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
+            } else if name.ends_with(".parquet") {
                 out.push(path);
             }
         }

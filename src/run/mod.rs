@@ -268,14 +268,7 @@ impl Engine {
                     ));
                 }
                 drop(pending);
-                let dir = std::fs::canonicalize(&dir).map_err(|e| CanonError::io(&dir, e))?;
-                let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
-                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                    .with_file_extension(".parquet");
-                let config = ListingTableConfig::new(url)
-                    .with_listing_options(options)
-                    .with_schema(schema);
-                let table = ListingTable::try_new(config)?;
+                let table = ListingTable::try_new(listing_of(&paths)?.with_schema(schema))?;
                 self.ctx.register_table(name, Arc::new(table))?;
                 Ok(facts)
             }
@@ -285,6 +278,22 @@ impl Engine {
 
 /// A DataFusion session configured for this machine, with one schema per
 /// system of the catalog (`crm`, `billing`, …) for its tables.
+/// A listing over exactly `paths`: the engine reads the files canon listed,
+/// checked and hashes, so nothing it would list differently (hidden files,
+/// other folders) can be read unseen.
+pub fn listing_of(paths: &[PathBuf]) -> Result<ListingTableConfig> {
+    let urls = paths
+        .iter()
+        .map(|p| {
+            let p = std::fs::canonicalize(p).map_err(|e| CanonError::io(p, e))?;
+            Ok(ListingTableUrl::parse(p.display().to_string())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    Ok(ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options))
+}
+
 pub fn session(catalog: &Catalog) -> Result<SessionContext> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let settings = &catalog.files.project.spec.engine;
