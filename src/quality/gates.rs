@@ -652,6 +652,11 @@ fn source_paths(engine: &Engine, system: &str, table: &str) -> Option<Vec<PathBu
 #[derive(Serialize, Deserialize)]
 struct Stored {
     format: u32,
+    /// sha256 over the outcome, its key and the build ([`Stored::seal`]): an
+    /// outcome edited by hand or damaged does not verify and is computed
+    /// again, never trusted (as the result cache's entries).
+    #[serde(default)]
+    digest: String,
     check: String,
     table: String,
     column: Option<String>,
@@ -661,6 +666,29 @@ struct Stored {
 }
 
 const MEMO_FORMAT: u32 = 1;
+
+impl Stored {
+    fn seal(&self, path: &Path) -> String {
+        let content = serde_json::to_vec(&(
+            self.format,
+            &self.check,
+            &self.table,
+            &self.column,
+            &self.status,
+            &self.detail,
+            &self.examples,
+        ))
+        .unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(format!(
+            "canon gate outcome v{MEMO_FORMAT}\n{}\n{}\n",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+            crate::cache::build_identity()
+        ));
+        h.update(&content);
+        hex::encode(h.finalize())
+    }
+}
 
 /// Where one gate's outcome is remembered: `<cache>/gates/<key>.json`.
 struct Memo {
@@ -722,9 +750,10 @@ impl Memo {
             .iter()
             .map(|f| self.cache.known_sha256(f))
             .collect::<Option<_>>()?;
-        let stored: Stored =
-            serde_json::from_slice(&std::fs::read(self.path(&hashes)).ok()?).ok()?;
-        if stored.format != MEMO_FORMAT {
+        let path = self.path(&hashes);
+        let stored: Stored = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        if stored.format != MEMO_FORMAT || stored.digest != stored.seal(&path) {
+            tracing::warn!(path = %path.display(), "ignoring a gate outcome that does not verify");
             return None;
         }
         let check = match stored.check.as_str() {
@@ -764,8 +793,9 @@ impl Memo {
         let Ok(Ok(hashes)) = hashes else {
             return;
         };
-        let stored = Stored {
+        let mut stored = Stored {
             format: MEMO_FORMAT,
+            digest: String::new(),
             check: check.check.to_string(),
             table: check.table.clone(),
             column: check.column.clone(),
@@ -774,6 +804,7 @@ impl Memo {
             examples: check.examples.clone(),
         };
         let path = self.path(&hashes);
+        stored.digest = stored.seal(&path);
         let written = serde_json::to_vec(&stored)
             .map_err(|e| CanonError::Internal(e.to_string()))
             .and_then(|bytes| {
