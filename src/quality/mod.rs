@@ -381,8 +381,11 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
     // The row-count gates every query runs, over all rows of every entity
     // a metric counts or a link looks up (a table that cannot be read is
     // already reported above).
-    for gate in &gates::for_catalog(catalog) {
-        match gates::run(engine, gate, None).await {
+    let row_gates = gates::for_catalog(catalog);
+    let outcomes =
+        futures::future::join_all(row_gates.iter().map(|g| gates::run(engine, g, None))).await;
+    for outcome in outcomes {
+        match outcome {
             Ok(check) => tables.push(check),
             Err(crate::error::CanonError::Data { .. }) => {}
             Err(e) => return Err(e),
