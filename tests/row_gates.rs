@@ -891,3 +891,54 @@ fn a_row_repeated_by_a_join_to_window_it_is_blamed_on_the_lookup() {
     assert_eq!(forced["value"], "801.25");
     assert_eq!(exclusion(&forced, "deleted"), (2, "150.00".into()));
 }
+
+// A reconciliation's governed sides are gated like any query: with D2
+// twice its bookings side is blocked, so is the bridge. Let through by
+// name, bookings is 4944.46 but the bridge joins D2's rows again (its own
+// B would differ from the governed one), so it stays blocked and says why,
+// rather than failing as canon's bug. (A bridge that does tie out under an
+// override records it in the manifest, from its sides.)
+#[test]
+fn a_reconciliation_over_repeated_rows_stays_blocked_and_says_why() {
+    let data = fixture();
+    write_small_billing(data.path());
+    duplicate_d2(data.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    let publish = |extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+            "--only",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+        ];
+        args.extend_from_slice(extra);
+        let run = canon(&repo(), &args);
+        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        manifest["reconciliations"][0].clone()
+    };
+    let blocked = publish(&[]);
+    assert_eq!(blocked["status"], "blocked", "{blocked}");
+    assert!(
+        blocked["reason"]
+            .as_str()
+            .unwrap()
+            .contains("deal_id=D2: 2 rows"),
+        "{blocked}"
+    );
+    let allowed = publish(&["--allow", "uniqueness:crm/opportunity"]);
+    assert_eq!(allowed["status"], "blocked", "{allowed}");
+    let reason = allowed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot be bridged under the override(s) uniqueness:crm/opportunity"),
+        "{reason}"
+    );
+    assert!(reason.contains("sides (4944.46, 600.75)"), "{reason}");
+}
