@@ -750,3 +750,94 @@ fn a_computed_gap_refuses_the_bridge() {
         ],
     );
 }
+
+// The bridge carries its sides' quality: top-level `quality_status` (worst
+// of the sides) and `overrides` (their union), and the table prints the
+// checks that did not pass and the overrides as `canon query` does. The
+// volume state is edited to say canon last saw 30 opportunities: the
+// fixture's 15 are 50.0 % fewer, past the 20 % allowed, so the bookings
+// side warns (the bridge itself is unchanged: 3694.46) until a run passes
+// --allow volume:crm/opportunity.
+#[test]
+fn the_bridge_carries_its_sides_quality_and_overrides() {
+    let data = fixture();
+    let p = project_copy();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        canon(p.path(), &args)
+    };
+    let clean = run(&["--format", "json"]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    let r: Value = serde_json::from_slice(&clean.stdout).unwrap();
+    // Both sides pass, but the deal match rates the bridge relies on warn
+    // on the fixture (revenue lines linked to a counted deal 8 of 11 =
+    // 0.727273, counted deals with a subscription 1 of 6): so does the bridge.
+    assert_eq!(r["sides"][0]["quality_status"], "pass");
+    assert_eq!(r["sides"][1]["quality_status"], "pass");
+    assert_eq!(r["deal_match_rates"][0]["status"], "warn");
+    assert_eq!(r["quality_status"], "warn");
+    assert!(r.get("overrides").is_none(), "{}", r["overrides"]);
+    let table = stdout(&run(&[]));
+    assert!(
+        table.contains(" 0.00\n\n  quality: warn\n\nrevenue lines"),
+        "{table}"
+    );
+
+    // Canon last saw 30 opportunities under this data root.
+    let state = p.path().join(".canon-state/volume.json");
+    let claim_30 = || {
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        for tables in v["roots"].as_object_mut().unwrap().values_mut() {
+            tables["crm/opportunity"]["rows"] = serde_json::json!(30);
+        }
+        std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+    claim_30();
+    let warned = run(&["--format", "json"]);
+    assert!(warned.status.success(), "{}", stderr(&warned));
+    let r: Value = serde_json::from_slice(&warned.stdout).unwrap();
+    assert_eq!(r["bridge"][0]["value"], "3694.46");
+    assert_eq!(r["sides"][0]["quality_status"], "warn");
+    assert_eq!(r["quality_status"], "warn");
+    assert!(r.get("overrides").is_none(), "{}", r["overrides"]);
+    let table = stdout(&run(&[]));
+    assert!(
+        table.contains(
+            "\n  quality: warn\n  quality warn: crm/opportunity volume (15 rows, 50.0 % fewer than the 30 canon saw at "
+        ),
+        "{table}"
+    );
+    // Said once, though both sides may read the table.
+    assert_eq!(
+        table.matches("crm/opportunity volume").count(),
+        1,
+        "{table}"
+    );
+    assert!(!table.contains("overrides:"), "{table}");
+
+    let allowed = run(&["--format", "json", "--allow", "volume:crm/opportunity"]);
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    let r: Value = serde_json::from_slice(&allowed.stdout).unwrap();
+    assert_eq!(r["bridge"][0]["value"], "3694.46");
+    assert_eq!(r["quality_status"], "warn");
+    assert_eq!(
+        r["overrides"],
+        serde_json::json!(["volume:crm/opportunity"])
+    );
+    // The allowed run made 15 the count to compare with: claim 30 again.
+    claim_30();
+    let table = stdout(&run(&["--allow", "volume:crm/opportunity"]));
+    assert!(table.contains("fewer than the 30 canon saw at "), "{table}");
+    assert!(
+        table.contains("accepted by --allow volume:crm/opportunity (now the count to compare with))\n  overrides: volume:crm/opportunity\n"),
+        "{table}"
+    );
+}
