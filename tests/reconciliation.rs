@@ -841,3 +841,69 @@ fn the_bridge_carries_its_sides_quality_and_overrides() {
         "{table}"
     );
 }
+
+// `scheduled` is the detail's category of the deals that have revenue lines:
+// a line named so (line 49, `- name: unscheduled_bookings`, name at column
+// 15) would give its deals the same category. A line named after an amount
+// it does not hold would read as that amount. Both are located, naming the
+// reserved names.
+#[test]
+fn a_line_may_not_take_a_category_of_the_detail() {
+    for (name, needle) in [
+        (
+            "scheduled",
+            "line name `scheduled` is reserved: the detail's category `scheduled` marks the deals that have revenue lines",
+        ),
+        (
+            "recognized_without_counted_deal",
+            "line name `recognized_without_counted_deal` is the name of an amount of the vocabulary that the line does not hold",
+        ),
+    ] {
+        let p = project_copy();
+        edit_reconciliation(
+            p.path(),
+            "name: unscheduled_bookings",
+            &format!("name: {name}"),
+        );
+        assert_located(
+            &canon(p.path(), &["validate", "--no-data"]),
+            &[
+                &format!("metrics/reconciliation.yaml:49:15: {needle}"),
+                "(reserved: scheduled, and an amount's name unless the line holds that amount)",
+            ],
+        );
+    }
+    // Named after the amount it holds, a line is fine (the committed
+    // amount_difference and fx_difference lines are).
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "name: unscheduled_bookings",
+        "name: bookings_without_lines",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+// `holds` takes a name or a list of names; anything else (line 52,
+// `holds: bookings_without_lines`, value at column 16) says so plainly.
+#[test]
+fn holds_that_is_not_a_name_says_what_it_takes() {
+    for holds in ["5", "[bookings_without_lines, 7]", "{a: b}"] {
+        let p = project_copy();
+        edit_reconciliation(
+            p.path(),
+            "holds: bookings_without_lines\n",
+            &format!("holds: {holds}\n"),
+        );
+        let out = canon(p.path(), &["validate", "--no-data"]);
+        assert_located(
+            &out,
+            &[
+                "metrics/reconciliation.yaml:52:16",
+                "expected holds: an amount name or a list of amount names, one of bookings, lines_after_period,",
+            ],
+        );
+        assert!(!stderr(&out).contains("untagged"), "{}", stderr(&out));
+    }
+}

@@ -586,7 +586,7 @@ fn bridge(
                     zero
                 },
                 category: if has_lines {
-                    "scheduled".to_string()
+                    lines::SCHEDULED.to_string()
                 } else {
                     unscheduled_line.clone()
                 },

@@ -587,11 +587,71 @@ impl<'de> Deserialize<'de> for BridgeSign {
 }
 
 /// One amount or several, as written.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum BridgeHolds {
     One(String),
     Many(Vec<String>),
+}
+
+/// Read by hand rather than `untagged`, whose error ("data did not match any
+/// variant of untagged enum") says nothing of what `holds` takes.
+impl<'de> Deserialize<'de> for BridgeHolds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = BridgeHolds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "holds: an amount name or a list of amount names, one of {}",
+                    crate::reconcile::lines::Amount::names().join(", ")
+                )
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(BridgeHolds::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut names = Vec::new();
+                while let Some(v) = seq.next_element::<serde_yaml::Value>()? {
+                    match v {
+                        serde_yaml::Value::String(s) => names.push(s),
+                        other => {
+                            return Err(serde::de::Error::invalid_type(unexpected(&other), &self));
+                        }
+                    }
+                }
+                Ok(BridgeHolds::Many(names))
+            }
+        }
+        /// What a list entry that is not a name was, for the error.
+        fn unexpected(v: &serde_yaml::Value) -> serde::de::Unexpected<'_> {
+            use serde::de::Unexpected;
+            match v {
+                serde_yaml::Value::Null => Unexpected::Unit,
+                serde_yaml::Value::Bool(b) => Unexpected::Bool(*b),
+                serde_yaml::Value::Number(n) => {
+                    if let Some(i) = n.as_i64() {
+                        Unexpected::Signed(i)
+                    } else if let Some(f) = n.as_f64() {
+                        Unexpected::Float(f)
+                    } else {
+                        Unexpected::Other("a number")
+                    }
+                }
+                serde_yaml::Value::Sequence(_) => Unexpected::Seq,
+                serde_yaml::Value::Mapping(_) => Unexpected::Map,
+                _ => Unexpected::Other("a tagged value"),
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl BridgeHolds {
