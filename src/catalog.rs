@@ -534,7 +534,7 @@ fn check_accepted_values(
             ),
         ));
     }
-    if values.is_empty() {
+    if values.written.is_empty() {
         diags.push(diag(
             at(&[]),
             format!(
@@ -544,7 +544,30 @@ fn check_accepted_values(
         ));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for (vi, v) in values.iter().enumerate() {
+    for (vi, v) in values.written.iter().enumerate() {
+        let v = match v {
+            crate::spec::AcceptedValue::Text(v) => v,
+            crate::spec::AcceptedValue::NotText { kind: "null", .. } => {
+                diags.push(diag(
+                    at(&yaml_path![vi]),
+                    format!(
+                        "`null` in the accepted values of column `{}`: a missing value is never a violation of the list (whether the column may be empty is its `nullable`); remove it, or write 'null' in quotes if the column holds that text",
+                        c.name
+                    ),
+                ));
+                continue;
+            }
+            crate::spec::AcceptedValue::NotText { kind, read } => {
+                diags.push(diag(
+                    at(&yaml_path![vi]),
+                    format!(
+                        "an entry of the accepted values of column `{}` is {kind} to YAML (read as {read}), not text: write it in quotes, as the column holds it, if that text is meant",
+                        c.name
+                    ),
+                ));
+                continue;
+            }
+        };
         if !seen.insert(v) {
             diags.push(diag(
                 at(&yaml_path![vi]),

@@ -132,7 +132,7 @@ pub async fn publish(
 }
 
 /// A table that lost more rows than its volume gate allows since canon last
-/// saw it blocks the whole publication (BI tools would read a number over
+/// saw it, or whose last count is unknown (an unreadable state file), blocks the whole publication (BI tools would read a number over
 /// half the data as if it were whole) unless the run allows it by name.
 fn volume_allows(engine: &Engine) -> Result<()> {
     let Some(tracker) = &engine.volume else {
@@ -151,7 +151,7 @@ fn volume_allows(engine: &Engine) -> Result<()> {
         .map(|(table, _)| crate::quality::allow::Allow::hint(crate::quality::volume::CHECK, table))
         .collect();
     Err(CanonError::Blocked(format!(
-        "publish is blocked: {} table(s) lost more rows than allowed since canon last saw them:\n  {}\n(nothing was published; check the extracts, then pass {} to publish over the new counts)",
+        "publish is blocked: {} table(s) lost more rows than allowed since canon last saw them, or have no readable last count:\n  {}\n(nothing was published; check the extracts, then pass {} to publish over the new counts)",
         blocking.len(),
         lines.join("\n  "),
         remedies.join(" ")

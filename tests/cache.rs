@@ -82,6 +82,28 @@ fn evidence(mut r: serde_json::Value) -> serde_json::Value {
     r
 }
 
+/// Each volume check's (table, rows), its detail checked to be `N{suffix}`
+/// and then blanked (for comparing the rest of the evidence).
+fn volume_rows(r: &mut serde_json::Value, suffix: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for c in r["quality"].as_array_mut().unwrap() {
+        if c["check"] != "volume" {
+            continue;
+        }
+        let detail = c["detail"].as_str().unwrap().to_string();
+        let rows = detail
+            .strip_suffix(suffix)
+            .unwrap_or_else(|| panic!("`{detail}` does not end with `{suffix}`"));
+        out.push((
+            c["table"].as_str().unwrap().to_string(),
+            rows.parse().unwrap(),
+        ));
+        c["detail"] = serde_json::Value::Null;
+    }
+    assert!(!out.is_empty());
+    out
+}
+
 /// Rewrites the opportunity extract with deal D1's amount (row 0) set to
 /// `amount` in cents.
 fn set_d1_amount(data: &Path, cents: i128) {
@@ -125,7 +147,21 @@ fn a_repeated_query_is_served_from_the_cache_with_the_same_evidence() {
         second["cache"]["computed_ms"], first["elapsed_ms"],
         "a hit reports how long the computation it serves took"
     );
-    // Value, exclusions, tallies, lineage, quality, fingerprint: all the same.
+    // Value, exclusions, tallies, lineage, quality, fingerprint: all the
+    // same, but for the volume checks, judged at every run: the first run
+    // sees the fixture's counts for the first time, the second as last seen
+    // (15 opportunities, and so on).
+    let (mut first, mut second) = (first, second);
+    let n_first = volume_rows(
+        &mut first,
+        " rows, first seen under this data root: nothing to compare with",
+    );
+    let n_second = volume_rows(&mut second, " rows, as last seen");
+    assert_eq!(n_first, n_second);
+    assert!(
+        n_first.contains(&("crm/opportunity".to_string(), 15)),
+        "{n_first:?}"
+    );
     assert_eq!(evidence(second), evidence(first));
     // The table output says so.
     let o = run_bookings(&repo(), data.path(), cache.path(), &[]);

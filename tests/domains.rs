@@ -341,3 +341,63 @@ fn an_allow_naming_nothing_is_refused() {
         assert!(stderr(&out).contains(needle), "{}", stderr(&out));
     }
 }
+
+// YAML reads an unquoted `null`, `5`, `true` or `1.0` as something other
+// than text; taken as the text "null", "5", … they would let those strings
+// through. Each is a located error (line, and the column where the entry
+// starts); quoted, the same texts are accepted values like any other.
+#[test]
+fn values_that_are_not_text_are_located() {
+    let p = tempfile::tempdir().unwrap();
+    copy_project(p.path());
+    let billing = p.path().join("models/billing.yaml");
+    let text = std::fs::read_to_string(&billing).unwrap();
+    let text = text.replacen(
+        "accepted_values: [Active, Cancelled]}",
+        "accepted_values: [Active, null, Cancelled]}",
+        1,
+    );
+    std::fs::write(&billing, &text).unwrap();
+    let (line, col) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| Some((i + 1, l.find("[Active, null")? + "[Active, ".len() + 1)))
+        .unwrap();
+    let cs = p.path().join("models/cs.yaml");
+    let cs_text = std::fs::read_to_string(&cs).unwrap().replacen(
+        "[Green, Yellow, Red]",
+        "[Green, 5, true, 1.0, \"7\", \"null\"]",
+        1,
+    );
+    std::fs::write(&cs, &cs_text).unwrap();
+    let (cs_line, cs_at) = cs_text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| Some((i + 1, l.find("[Green, 5")? + 1)))
+        .unwrap();
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "models/billing.yaml:{line}:{col}: `null` in the accepted values of column `status`: a missing value is never a violation of the list"
+        )),
+        "{err}"
+    );
+    // `[Green, 5, true, 1.0, …`: 5 starts 8 characters after the bracket,
+    // true 11, 1.0 17 (columns are 1-based: bracket index + 1 + offset).
+    for (offset, kind, read) in [
+        (8, "a number", "5"),
+        (11, "a boolean", "true"),
+        (17, "a number", "1"),
+    ] {
+        let needle = format!(
+            "models/cs.yaml:{cs_line}:{}: an entry of the accepted values of column `status` is {kind} to YAML (read as {read}), not text: write it in quotes",
+            cs_at + offset
+        );
+        assert!(err.contains(&needle), "`{needle}` not in: {err}");
+    }
+    // Four problems: the quoted "7" and "null" are text.
+    assert!(err.contains("error: 4 problem(s)"), "{err}");
+}

@@ -750,3 +750,160 @@ fn a_computed_gap_refuses_the_bridge() {
         ],
     );
 }
+
+// The bridge carries its sides' quality: top-level `quality_status` (worst
+// of the sides) and `overrides` (their union), and the table prints the
+// checks that did not pass and the overrides as `canon query` does. The
+// volume state is edited to say canon last saw 30 opportunities: the
+// fixture's 15 are 50.0 % fewer, past the 20 % allowed, so the bookings
+// side warns (the bridge itself is unchanged: 3694.46) until a run passes
+// --allow volume:crm/opportunity.
+#[test]
+fn the_bridge_carries_its_sides_quality_and_overrides() {
+    let data = fixture();
+    let p = project_copy();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        canon(p.path(), &args)
+    };
+    let clean = run(&["--format", "json"]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    let r: Value = serde_json::from_slice(&clean.stdout).unwrap();
+    // Both sides pass, but the deal match rates the bridge relies on warn
+    // on the fixture (revenue lines linked to a counted deal 8 of 11 =
+    // 0.727273, counted deals with a subscription 1 of 6): so does the bridge.
+    assert_eq!(r["sides"][0]["quality_status"], "pass");
+    assert_eq!(r["sides"][1]["quality_status"], "pass");
+    assert_eq!(r["deal_match_rates"][0]["status"], "warn");
+    assert_eq!(r["quality_status"], "warn");
+    assert!(r.get("overrides").is_none(), "{}", r["overrides"]);
+    let table = stdout(&run(&[]));
+    assert!(
+        table.contains(" 0.00\n\n  quality: warn\n\nrevenue lines"),
+        "{table}"
+    );
+
+    // Canon last saw 30 opportunities under this data root.
+    let state = p.path().join(".canon-state/volume.json");
+    let claim_30 = || {
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        for tables in v["roots"].as_object_mut().unwrap().values_mut() {
+            tables["crm/opportunity"]["rows"] = serde_json::json!(30);
+        }
+        std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+    claim_30();
+    let warned = run(&["--format", "json"]);
+    assert!(warned.status.success(), "{}", stderr(&warned));
+    let r: Value = serde_json::from_slice(&warned.stdout).unwrap();
+    assert_eq!(r["bridge"][0]["value"], "3694.46");
+    assert_eq!(r["sides"][0]["quality_status"], "warn");
+    assert_eq!(r["quality_status"], "warn");
+    assert!(r.get("overrides").is_none(), "{}", r["overrides"]);
+    let table = stdout(&run(&[]));
+    assert!(
+        table.contains(
+            "\n  quality: warn\n  quality warn: crm/opportunity volume (15 rows, 50.0 % fewer than the 30 canon saw at "
+        ),
+        "{table}"
+    );
+    // Said once, though both sides may read the table.
+    assert_eq!(
+        table.matches("crm/opportunity volume").count(),
+        1,
+        "{table}"
+    );
+    assert!(!table.contains("overrides:"), "{table}");
+
+    let allowed = run(&["--format", "json", "--allow", "volume:crm/opportunity"]);
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    let r: Value = serde_json::from_slice(&allowed.stdout).unwrap();
+    assert_eq!(r["bridge"][0]["value"], "3694.46");
+    assert_eq!(r["quality_status"], "warn");
+    assert_eq!(
+        r["overrides"],
+        serde_json::json!(["volume:crm/opportunity"])
+    );
+    // The allowed run made 15 the count to compare with: claim 30 again.
+    claim_30();
+    let table = stdout(&run(&["--allow", "volume:crm/opportunity"]));
+    assert!(table.contains("fewer than the 30 canon saw at "), "{table}");
+    assert!(
+        table.contains("accepted by --allow volume:crm/opportunity (now the count to compare with))\n  overrides: volume:crm/opportunity\n"),
+        "{table}"
+    );
+}
+
+// `scheduled` is the detail's category of the deals that have revenue lines:
+// a line named so (line 49, `- name: unscheduled_bookings`, name at column
+// 15) would give its deals the same category. A line named after an amount
+// it does not hold would read as that amount. Both are located, naming the
+// reserved names.
+#[test]
+fn a_line_may_not_take_a_category_of_the_detail() {
+    for (name, needle) in [
+        (
+            "scheduled",
+            "line name `scheduled` is reserved: the detail's category `scheduled` marks the deals that have revenue lines",
+        ),
+        (
+            "recognized_without_counted_deal",
+            "line name `recognized_without_counted_deal` is the name of an amount of the vocabulary that the line does not hold",
+        ),
+    ] {
+        let p = project_copy();
+        edit_reconciliation(
+            p.path(),
+            "name: unscheduled_bookings",
+            &format!("name: {name}"),
+        );
+        assert_located(
+            &canon(p.path(), &["validate", "--no-data"]),
+            &[
+                &format!("metrics/reconciliation.yaml:49:15: {needle}"),
+                "(reserved: scheduled, and an amount's name unless the line holds that amount)",
+            ],
+        );
+    }
+    // Named after the amount it holds, a line is fine (the committed
+    // amount_difference and fx_difference lines are).
+    let p = project_copy();
+    edit_reconciliation(
+        p.path(),
+        "name: unscheduled_bookings",
+        "name: bookings_without_lines",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+// `holds` takes a name or a list of names; anything else (line 52,
+// `holds: bookings_without_lines`, value at column 16) says so plainly.
+#[test]
+fn holds_that_is_not_a_name_says_what_it_takes() {
+    for holds in ["5", "[bookings_without_lines, 7]", "{a: b}"] {
+        let p = project_copy();
+        edit_reconciliation(
+            p.path(),
+            "holds: bookings_without_lines\n",
+            &format!("holds: {holds}\n"),
+        );
+        let out = canon(p.path(), &["validate", "--no-data"]);
+        assert_located(
+            &out,
+            &[
+                "metrics/reconciliation.yaml:52:16",
+                "expected holds: an amount name or a list of amount names, one of bookings, lines_after_period,",
+            ],
+        );
+        assert!(!stderr(&out).contains("untagged"), "{}", stderr(&out));
+    }
+}

@@ -114,8 +114,14 @@ fn a_halved_table_warns_in_queries_and_blocks_publish_until_allowed() {
         seen["detail"]
             .as_str()
             .unwrap()
-            .starts_with("15 rows, as last seen"),
+            .starts_with("15 rows, first seen under this data root: nothing to compare with"),
         "{seen}"
+    );
+    // A second run compares with it.
+    let again = json(&bookings(p.path(), data.path(), &[]));
+    assert_eq!(
+        volume(&again, "crm/opportunity")["detail"],
+        "15 rows, as last seen"
     );
 
     keep_rows(data.path(), "crm/opportunity", 7);
@@ -304,6 +310,180 @@ fn last_counts_are_kept_per_data_root() {
             .unwrap()
             .starts_with("12 rows, 20.0 % fewer than the 15 canon saw at "),
         "{v}"
+    );
+}
+
+fn state(project: &Path) -> std::path::PathBuf {
+    project.join(".canon-state/volume.json")
+}
+
+/// The files canon kept aside in `.canon-state`, by name.
+fn kept_aside(project: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(project.join(".canon-state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("volume.json.damaged-"))
+        .collect();
+    names.sort();
+    names
+}
+
+// A state file that exists but cannot be read is not a first time: after a
+// drop 15 → 7 that warned (not remembered, so the file still says 15), a
+// corrupt file must not let the 7 through as "as last seen". Every table the
+// query reads warns (bookings still 3494.46, see above), the log says so
+// once, publish is blocked, and the damaged file is left as it is. Allowing
+// crm/opportunity sets the file aside (kept, not destroyed) and remembers 7;
+// the other tables keep warning in later runs until allowed too (their
+// counts were lost with the file), then everything passes.
+#[test]
+fn a_damaged_state_file_warns_and_blocks_instead_of_starting_over() {
+    let p = project();
+    let data = fixture();
+    json(&bookings(p.path(), data.path(), &[]));
+    keep_rows(data.path(), "crm/opportunity", 7);
+    assert_eq!(
+        json(&bookings(p.path(), data.path(), &[]))["quality_status"],
+        "warn"
+    );
+    let good = std::fs::read_to_string(state(p.path())).unwrap();
+    for damage in ["{garbage", "rows-as-text"] {
+        let text = if damage == "rows-as-text" {
+            // The count of 15 edited to a string.
+            assert!(good.contains("\"rows\": 15"), "{good}");
+            good.replace("\"rows\": 15", "\"rows\": \"15\"")
+        } else {
+            damage.to_string()
+        };
+        std::fs::write(state(p.path()), &text).unwrap();
+        let out = bookings(p.path(), data.path(), &[]);
+        let r = json(&out);
+        assert_eq!(r["value"], "3494.46");
+        assert_eq!(r["quality_status"], "warn", "{damage}");
+        for table in ["crm/opportunity", "crm/account"] {
+            let v = volume(&r, table);
+            assert_eq!(v["status"], "warn", "{damage}: {v}");
+            let detail = v["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("rows, not compared: the volume state file")
+                    && detail.contains("cannot be read (")
+                    && detail.ends_with(&format!(
+                        "publish is blocked until a run passes --allow volume:{table}"
+                    )),
+                "{damage}: {v}"
+            );
+        }
+        assert!(
+            volume(&r, "crm/opportunity")["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("7 rows, not compared"),
+            "{r}"
+        );
+        let err = stderr(&out);
+        assert_eq!(err.matches("cannot be read").count(), 1, "{err}");
+        // Left as it was: nothing remembered over it.
+        assert_eq!(std::fs::read_to_string(state(p.path())).unwrap(), text);
+
+        let out_dir = tempfile::tempdir().unwrap();
+        let blocked = publish(p.path(), data.path(), &out_dir.path().join("pub"), &[]);
+        let err = stderr(&blocked);
+        assert_eq!(blocked.status.code(), Some(1), "{err}");
+        assert!(err.contains("publish is blocked"), "{err}");
+        assert!(
+            err.contains("crm/opportunity volume (7 rows, not compared"),
+            "{err}"
+        );
+        assert!(err.contains("--allow volume:crm/account"), "{err}");
+        assert_eq!(std::fs::read_to_string(state(p.path())).unwrap(), text);
+        assert!(kept_aside(p.path()).is_empty());
+    }
+
+    // Allowing one table sets the damaged file aside, byte for byte.
+    let damaged = std::fs::read_to_string(state(p.path())).unwrap();
+    let r = json(&bookings(
+        p.path(),
+        data.path(),
+        &["--allow", "volume:crm/opportunity"],
+    ));
+    assert_eq!(
+        r["overrides"],
+        serde_json::json!(["volume:crm/opportunity"])
+    );
+    let aside = kept_aside(p.path());
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join(".canon-state").join(&aside[0])).unwrap(),
+        damaged
+    );
+    // Next run: 7 is the count to compare with; crm/account's count was
+    // lost with the file, so it still warns (not "first seen") and names
+    // where the old file is.
+    let out = bookings(p.path(), data.path(), &[]);
+    let r = json(&out);
+    assert_eq!(
+        volume(&r, "crm/opportunity")["detail"],
+        "7 rows, as last seen"
+    );
+    let account = volume(&r, "crm/account");
+    assert_eq!(account["status"], "warn");
+    assert!(
+        account["detail"]
+            .as_str()
+            .unwrap()
+            .contains("was kept aside as "),
+        "{account}"
+    );
+    assert!(
+        account["detail"].as_str().unwrap().contains(&aside[0]),
+        "{account}"
+    );
+    assert_eq!(r["quality_status"], "warn");
+    let out_dir = tempfile::tempdir().unwrap();
+    let blocked = publish(p.path(), data.path(), &out_dir.path().join("pub"), &[]);
+    assert_eq!(blocked.status.code(), Some(1), "{}", stderr(&blocked));
+    assert!(!stderr(&blocked).contains("crm/opportunity volume"));
+    assert!(stderr(&blocked).contains("crm/account volume"));
+
+    // Allow every table bookings reads; then a plain run passes.
+    let tables: Vec<String> = r["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "volume" && c["status"] == "warn")
+        .map(|c| format!("volume:{}", c["table"].as_str().unwrap()))
+        .collect();
+    let mut args = Vec::new();
+    for t in &tables {
+        args.push("--allow");
+        args.push(t.as_str());
+    }
+    let published = publish(p.path(), data.path(), &out_dir.path().join("pub"), &args);
+    assert!(published.status.success(), "{}", stderr(&published));
+    let r = json(&bookings(p.path(), data.path(), &[]));
+    assert_eq!(r["quality_status"], "pass", "{r}");
+    assert_eq!(
+        volume(&r, "crm/account")["detail"],
+        // A1..A6 and A8.
+        "7 rows, as last seen"
+    );
+    // Still one file kept aside: the new state was never damaged.
+    assert_eq!(kept_aside(p.path()), aside);
+}
+
+// A removed state file is a genuine first time, and says so (it is not
+// "as last seen"): the tables pass with nothing to compare with.
+#[test]
+fn a_removed_state_file_is_a_first_time_and_says_so() {
+    let p = project();
+    let data = fixture();
+    json(&bookings(p.path(), data.path(), &[]));
+    std::fs::remove_file(state(p.path())).unwrap();
+    keep_rows(data.path(), "crm/opportunity", 7);
+    let r = json(&bookings(p.path(), data.path(), &[]));
+    assert_eq!(
+        volume(&r, "crm/opportunity")["detail"],
+        "7 rows, first seen under this data root: nothing to compare with"
     );
 }
 

@@ -60,12 +60,13 @@ pub async fn domain_checks(
     let Some((_, source)) = catalog.source_by_name(system, table) else {
         return Ok(Vec::new());
     };
-    let domains: Vec<(&str, &[String])> = source
+    let texts: Vec<(&str, Vec<String>)> = source
         .columns
         .iter()
         .filter(|c| columns.is_none_or(|read| read.contains(&c.name)))
-        .filter_map(|c| Some((c.name.as_str(), c.accepted_values.as_deref()?)))
+        .filter_map(|c| Some((c.name.as_str(), c.accepted_values.as_ref()?.texts())))
         .collect();
+    let domains: Vec<(&str, &[String])> = texts.iter().map(|(c, v)| (*c, v.as_slice())).collect();
     if domains.is_empty() {
         return Ok(Vec::new());
     }

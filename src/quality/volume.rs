@@ -15,10 +15,19 @@
 //! remembered when canon does not block on it (it passes, or the run allows
 //! it by name); a drop that warned is not, so every later query keeps warning
 //! until someone looks and allows it.
+//!
+//! A count seen for the first time passes and says so. A state file that
+//! exists but cannot be read is not a first time: the last counts are
+//! unknown, so a drop could hide behind it. Every table then warns like a
+//! drop (and blocks publish until `--allow volume:TABLE`); the damaged file
+//! is kept as it is until a run allows a table, which sets it aside
+//! (`volume.json.damaged-<time>`) and starts a new file that remembers the
+//! loss, so the tables not allowed yet keep warning in later runs too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +39,8 @@ use crate::run::Engine;
 /// The check's name, as results report it and `--allow` takes it.
 pub const CHECK: &str = "volume";
 
-/// Bumped whenever the state file's layout changes (an older file is then
-/// ignored: every table is seen for the first time again).
+/// Bumped whenever the state file's layout changes (a file of another
+/// format cannot be read: its tables warn until allowed, as a damaged one).
 const FORMAT: u32 = 1;
 
 /// The state file: data root → `system/table` → the last count seen.
@@ -39,6 +48,39 @@ const FORMAT: u32 = 1;
 struct State {
     format: u32,
     roots: BTreeMap<String, BTreeMap<String, Seen>>,
+    /// Set when an unreadable state file was set aside: a table with no
+    /// count in this file may have had one in the lost file, so it is not
+    /// "seen for the first time" and warns until allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lost: Option<Lost>,
+}
+
+/// An unreadable state file canon set aside.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Lost {
+    /// When (wall clock, RFC 3339).
+    at: String,
+    /// The name the damaged file was kept under, beside the state file.
+    kept_as: String,
+}
+
+/// What the state file says of a table's last count.
+enum Last {
+    /// The count canon saw last and did not block on.
+    Seen(Seen),
+    /// None, and the state is whole: the table is seen for the first time.
+    First,
+    /// Unknown: the state file cannot be read, or was set aside; why.
+    Unknown(String),
+}
+
+/// The state file as read.
+enum Loaded {
+    /// No file: nothing was ever remembered (or someone removed it).
+    Missing,
+    Read(State),
+    /// The file exists but cannot be read: why.
+    Damaged(String),
 }
 
 /// A count canon saw and did not block on.
@@ -59,6 +101,8 @@ pub struct Tracker {
     /// One read-modify-write of the state file at a time within a run
     /// (and a file lock across processes).
     io: Mutex<()>,
+    /// Whether this run already said on stderr that the state file is damaged.
+    damage_logged: AtomicBool,
 }
 
 impl Tracker {
@@ -70,6 +114,7 @@ impl Tracker {
             root: root.display().to_string(),
             warned: Mutex::new(BTreeMap::new()),
             io: Mutex::new(()),
+            damage_logged: AtomicBool::new(false),
         }
     }
 
@@ -84,27 +129,54 @@ impl Tracker {
         Self::state_dir(project).join("volume.json")
     }
 
-    /// A missing or unreadable state file is an empty one: every table is
-    /// then seen for the first time, which passes (nothing to compare with).
-    fn load(&self) -> State {
-        let Ok(bytes) = std::fs::read(&self.file) else {
-            return State::default();
+    /// The state file: missing, read, or damaged (exists but cannot be
+    /// read, is not JSON of the state's shape, or is of another format).
+    fn load(&self) -> Loaded {
+        let bytes = match std::fs::read(&self.file) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
+            Err(e) => return Loaded::Damaged(e.to_string()),
         };
         match serde_json::from_slice::<State>(&bytes) {
-            Ok(state) if state.format == FORMAT => state,
-            _ => {
-                tracing::warn!(
-                    file = %self.file.display(),
-                    "the volume state file is unreadable or of another version; starting over"
-                );
-                State::default()
-            }
+            Ok(state) if state.format == FORMAT => Loaded::Read(state),
+            Ok(state) => Loaded::Damaged(format!(
+                "format {}, where this canon reads format {FORMAT}",
+                state.format
+            )),
+            Err(e) => Loaded::Damaged(e.to_string()),
         }
     }
 
-    /// The last count remembered for `table` under this data root.
-    pub fn last(&self, table: &str) -> Option<Seen> {
-        self.load().roots.get(&self.root)?.get(table).cloned()
+    /// What the state says of `table`'s last count under this data root.
+    fn last(&self, table: &str) -> Last {
+        match self.load() {
+            Loaded::Missing => Last::First,
+            Loaded::Damaged(why) => {
+                let what = format!(
+                    "the volume state file {} cannot be read ({why}), so the last count is unknown",
+                    self.file.display()
+                );
+                if !self.damage_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "volume: {what}: every table read warns and publish is blocked until allowed by name (--allow volume:SYSTEM/TABLE; the file is then kept aside)"
+                    );
+                }
+                Last::Unknown(what)
+            }
+            Loaded::Read(state) => {
+                if let Some(seen) = state.roots.get(&self.root).and_then(|t| t.get(table)) {
+                    return Last::Seen(seen.clone());
+                }
+                match state.lost {
+                    Some(lost) => Last::Unknown(format!(
+                        "the last count is unknown: canon's volume state file could not be read at {} and was kept aside as {}",
+                        lost.at,
+                        self.file.with_file_name(&lost.kept_as).display()
+                    )),
+                    None => Last::First,
+                }
+            }
+        }
     }
 
     /// Remembers `rows` as `table`'s last count (atomically: read, change
@@ -143,7 +215,37 @@ impl Tracker {
             .map_err(|e| crate::error::CanonError::io(&lock_path, e))?;
         lock.lock()
             .map_err(|e| crate::error::CanonError::io(&lock_path, e))?;
-        let mut state = self.load();
+        let mut state = match self.load() {
+            Loaded::Missing => State::default(),
+            Loaded::Read(state) => state,
+            // Set the damaged file aside (never destroy it: it may be
+            // repaired by hand), and remember that counts were lost.
+            Loaded::Damaged(_) => {
+                let now = chrono::Utc::now();
+                let name = format!(
+                    "{}.damaged-{}",
+                    self.file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    now.format("%Y%m%dT%H%M%S%.3fZ")
+                );
+                let aside = self.file.with_file_name(&name);
+                std::fs::rename(&self.file, &aside)
+                    .map_err(|e| crate::error::CanonError::io(&self.file, e))?;
+                tracing::warn!(
+                    "volume: the unreadable state file was kept aside as {}",
+                    aside.display()
+                );
+                State {
+                    lost: Some(Lost {
+                        at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        kept_as: name,
+                    }),
+                    ..State::default()
+                }
+            }
+        };
         state.format = FORMAT;
         state
             .roots
@@ -206,12 +308,45 @@ pub fn judge(engine: &Engine, counts: &[(String, i64)]) -> Result<(Vec<TableChec
             examples: Vec::new(),
             latest_sync: None,
         };
-        // A table seen for the first time under this data root has nothing
-        // to be compared with: its count is remembered, and it passes as an
-        // unchanged count would (so a repeated run reports the same).
         let last = match tracker.last(table) {
-            Some(last) => last,
-            None => tracker.remember(table, *rows),
+            Last::Seen(last) => last,
+            // Nothing to compare with: remembered, and passes.
+            Last::First => {
+                tracker.remember(table, *rows);
+                checks.push(check(
+                    Status::Pass,
+                    format!(
+                        "{rows} rows, first seen under this data root: nothing to compare with"
+                    ),
+                ));
+                continue;
+            }
+            // A count that may hide a drop: warns, and blocks publish
+            // unless allowed by name, as a drop does.
+            Last::Unknown(why) => {
+                if let Some(name) = engine.allow.permit(CHECK, table) {
+                    tracker.remember(table, *rows);
+                    overrides.push(name.clone());
+                    checks.push(check(
+                        Status::Warn,
+                        format!(
+                            "{rows} rows, not compared: {why}; accepted by --allow {name} (now the count to compare with)"
+                        ),
+                    ));
+                    continue;
+                }
+                let detail = format!(
+                    "{rows} rows, not compared: {why}; publish is blocked until a run passes {}",
+                    Allow::hint(CHECK, table)
+                );
+                tracker
+                    .warned
+                    .lock()
+                    .expect("lock")
+                    .insert(table.clone(), detail.clone());
+                checks.push(check(Status::Warn, detail));
+                continue;
+            }
         };
         let (over, drop) = dropped(last.rows, *rows, max_drop);
         let compared = format!(

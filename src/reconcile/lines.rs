@@ -217,6 +217,9 @@ pub fn resolve(
                 ),
             );
         }
+        if let Some(why) = reserved(&l.name, &l.holds.names().0) {
+            d(line_at(i, &yaml_path!["name"]), why);
+        }
         if let Some(first) = names.insert(&l.name, i) {
             names.insert(&spec.lines[first].name, first);
             d(
@@ -344,6 +347,31 @@ pub fn resolve(
         return Err(diags);
     }
     Ok(lines)
+}
+
+/// The category the detail gives a deal of P that has revenue lines (every
+/// other category in the detail is the name of the line holding the
+/// amount): a line may not take it, or its deals could not be told from
+/// the scheduled ones.
+pub const SCHEDULED: &str = "scheduled";
+
+/// Why a line may not be named `name`, if it may not: `scheduled` is the
+/// detail's own category, and a line named after an amount of the
+/// vocabulary must hold that amount (the plans categorize lines by amount
+/// name; a line of that name holding another amount would read, in the
+/// detail, as the amount it is not).
+fn reserved(name: &str, holds: &[&str]) -> Option<String> {
+    if name == SCHEDULED {
+        return Some(format!(
+            "line name `{name}` is reserved: the detail's category `{SCHEDULED}` marks the deals that have revenue lines, so this line's deals could not be picked out (reserved: {SCHEDULED}, and an amount's name unless the line holds that amount)"
+        ));
+    }
+    if Amount::from_name(name).is_some() && !holds.contains(&name) {
+        return Some(format!(
+            "line name `{name}` is the name of an amount of the vocabulary that the line does not hold: in the detail it would read as that amount (reserved: {SCHEDULED}, and an amount's name unless the line holds that amount)"
+        ));
+    }
+    None
 }
 
 /// B + Σ sign × held − R, part by part.

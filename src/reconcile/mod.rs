@@ -104,6 +104,13 @@ pub struct ReconciliationResult {
     pub bridge: Vec<BridgeLine>,
     /// R − (B + the lines between): zero, or the bridge is refused.
     pub check: Dec,
+    /// The worst quality status of the two sides and of the deal match
+    /// rates the bridge relies on (pass, warn or error): a bridge over
+    /// inputs that warn must not read as one that passed.
+    pub quality_status: String,
+    /// The overrides the sides were computed with (union, in order).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     pub deals: Vec<DealDetail>,
     pub lines: Vec<LineDetail>,
     pub match_rates: MatchRates,
@@ -489,6 +496,8 @@ pub async fn run(
             ),
         ));
     }
+    let sides = vec![b_result, r_result];
+    let (quality_status, overrides) = sides_quality(&sides, &deal_match_rates);
     Ok(ReconciliationResult {
         reconciliation: spec.name.clone(),
         label: spec.label.clone(),
@@ -497,12 +506,42 @@ pub async fn run(
         period: period.clone(),
         bridge: bridge_lines,
         check,
+        quality_status,
+        overrides,
         deals,
         lines,
         match_rates,
         deal_match_rates,
-        sides: vec![b_result, r_result],
+        sides,
     })
+}
+
+/// The worst quality status of the sides and of the deal match rates, and
+/// the union of the sides' overrides.
+fn sides_quality(
+    sides: &[GovernedResult],
+    deal_match_rates: &[crate::quality::match_rates::DealMatchRate],
+) -> (String, Vec<String>) {
+    use crate::quality::Status;
+    let status = sides
+        .iter()
+        .map(|s| match s.quality_status.as_str() {
+            "error" => Status::Error,
+            "warn" => Status::Warn,
+            _ => Status::Pass,
+        })
+        .chain(deal_match_rates.iter().map(|m| m.status.level()))
+        .max()
+        .unwrap_or(Status::Pass)
+        .name()
+        .to_string();
+    let mut overrides: Vec<String> = Vec::new();
+    for o in sides.iter().flat_map(|s| &s.overrides) {
+        if !overrides.contains(o) {
+            overrides.push(o.clone());
+        }
+    }
+    (status, overrides)
 }
 
 type Bridge = (
@@ -568,7 +607,7 @@ fn bridge(
                     zero
                 },
                 category: if has_lines {
-                    "scheduled".to_string()
+                    lines::SCHEDULED.to_string()
                 } else {
                     unscheduled_line.clone()
                 },

@@ -59,6 +59,26 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
         "check: R − (B + lines)",
         r.check.grouped()
     ));
+    // The sides' checks that did not pass and the overrides, under the
+    // bridge as `canon query` prints them under a number (a table both
+    // sides read is said once).
+    let mut failed: Vec<String> = Vec::new();
+    for line in r
+        .sides
+        .iter()
+        .flat_map(|s| super::render::failed_checks(&s.quality))
+    {
+        if !failed.contains(&line) {
+            failed.push(line);
+        }
+    }
+    out.push_str(&format!("\n  quality: {}\n", r.quality_status));
+    for line in failed {
+        out.push_str(&line);
+    }
+    if !r.overrides.is_empty() {
+        out.push_str(&format!("  overrides: {}\n", r.overrides.join(", ")));
+    }
     let m = &r.match_rates;
     out.push_str(&format!(
         "\nrevenue lines recognized in the period linked to a counted deal: {} of {}\nperiod's deals with revenue lines: {} of {}\n",

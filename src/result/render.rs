@@ -243,11 +243,21 @@ pub fn table(r: &GovernedResult) -> String {
 /// The checks that did not pass and the overrides used, under the number:
 /// a number over inputs that warn must not look like one that passed.
 fn quality_lines(r: &GovernedResult) -> String {
-    let mut out = String::new();
-    for c in &r.quality {
+    let mut out: String = failed_checks(&r.quality).concat();
+    if !r.overrides.is_empty() {
+        out.push_str(&format!("  overrides: {}\n", r.overrides.join(", ")));
+    }
+    out
+}
+
+/// One line per check that did not pass (`  quality warn: TABLE CHECK
+/// (detail)`), shared with the reconciliation's table.
+pub(super) fn failed_checks(quality: &[serde_json::Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in quality {
         let text = |key: &str| c.get(key).and_then(|v| v.as_str()).unwrap_or("");
         if matches!(text("status"), "warn" | "error") {
-            out.push_str(&format!(
+            out.push(format!(
                 "  quality {}: {} {} ({})\n",
                 text("status"),
                 text("table"),
@@ -255,9 +265,6 @@ fn quality_lines(r: &GovernedResult) -> String {
                 text("detail")
             ));
         }
-    }
-    if !r.overrides.is_empty() {
-        out.push_str(&format!("  overrides: {}\n", r.overrides.join(", ")));
     }
     out
 }

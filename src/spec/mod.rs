@@ -230,7 +230,120 @@ pub struct ColumnSpec {
     /// blocks the metrics that read the column (quality::domains): a new
     /// stage would otherwise fall silently outside every filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accepted_values: Option<Vec<String>>,
+    pub accepted_values: Option<AcceptedValues>,
+}
+
+/// A column's `accepted_values` as written. YAML reads an unquoted `null`,
+/// `true` or `05` as a null, a boolean or the number 5, which a string
+/// field would silently take as the text "null", "true" or "5": each entry
+/// is kept with what it was, and the catalog refuses the ones that are not
+/// text (quoted, they are).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AcceptedValues {
+    /// Every entry, in the order written (its index locates it).
+    pub written: Vec<AcceptedValue>,
+}
+
+/// One entry of `accepted_values`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptedValue {
+    Text(String),
+    /// A scalar that is not text: what it is (`null`, `a number`,
+    /// `a boolean`) and how YAML read it.
+    NotText {
+        kind: &'static str,
+        read: String,
+    },
+}
+
+impl AcceptedValues {
+    /// The text values: what the domain check compares with (the catalog
+    /// refuses a list with anything else in it).
+    pub fn texts(&self) -> Vec<String> {
+        self.written
+            .iter()
+            .filter_map(|v| match v {
+                AcceptedValue::Text(t) => Some(t.clone()),
+                AcceptedValue::NotText { .. } => None,
+            })
+            .collect()
+    }
+}
+
+impl Serialize for AcceptedValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.written.len()))?;
+        for v in &self.written {
+            match v {
+                AcceptedValue::Text(t) => seq.serialize_element(t)?,
+                AcceptedValue::NotText { read, .. } => seq.serialize_element(read)?,
+            }
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for AcceptedValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let written = Vec::<AcceptedValue>::deserialize(d)?;
+        Ok(AcceptedValues { written })
+    }
+}
+
+impl<'de> Deserialize<'de> for AcceptedValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = AcceptedValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a value of the column, as text (a list of values cannot be nested)")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(AcceptedValue::Text(v.to_string()))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+                Ok(AcceptedValue::NotText {
+                    kind: "null",
+                    read: "null".into(),
+                })
+            }
+            fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+                self.visit_unit()
+            }
+            fn visit_bool<E: serde::de::Error>(
+                self,
+                v: bool,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(AcceptedValue::NotText {
+                    kind: "a boolean",
+                    read: v.to_string(),
+                })
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+                Ok(AcceptedValue::NotText {
+                    kind: "a number",
+                    read: v.to_string(),
+                })
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+                Ok(AcceptedValue::NotText {
+                    kind: "a number",
+                    read: v.to_string(),
+                })
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+                Ok(AcceptedValue::NotText {
+                    kind: "a number",
+                    read: v.to_string(),
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// The contract's column types (extracts.md, "Types").
@@ -502,11 +615,71 @@ impl<'de> Deserialize<'de> for BridgeSign {
 }
 
 /// One amount or several, as written.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum BridgeHolds {
     One(String),
     Many(Vec<String>),
+}
+
+/// Read by hand rather than `untagged`, whose error ("data did not match any
+/// variant of untagged enum") says nothing of what `holds` takes.
+impl<'de> Deserialize<'de> for BridgeHolds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = BridgeHolds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "holds: an amount name or a list of amount names, one of {}",
+                    crate::reconcile::lines::Amount::names().join(", ")
+                )
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(BridgeHolds::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut names = Vec::new();
+                while let Some(v) = seq.next_element::<serde_yaml::Value>()? {
+                    match v {
+                        serde_yaml::Value::String(s) => names.push(s),
+                        other => {
+                            return Err(serde::de::Error::invalid_type(unexpected(&other), &self));
+                        }
+                    }
+                }
+                Ok(BridgeHolds::Many(names))
+            }
+        }
+        /// What a list entry that is not a name was, for the error.
+        fn unexpected(v: &serde_yaml::Value) -> serde::de::Unexpected<'_> {
+            use serde::de::Unexpected;
+            match v {
+                serde_yaml::Value::Null => Unexpected::Unit,
+                serde_yaml::Value::Bool(b) => Unexpected::Bool(*b),
+                serde_yaml::Value::Number(n) => {
+                    if let Some(i) = n.as_i64() {
+                        Unexpected::Signed(i)
+                    } else if let Some(f) = n.as_f64() {
+                        Unexpected::Float(f)
+                    } else {
+                        Unexpected::Other("a number")
+                    }
+                }
+                serde_yaml::Value::Sequence(_) => Unexpected::Seq,
+                serde_yaml::Value::Mapping(_) => Unexpected::Map,
+                _ => Unexpected::Other("a tagged value"),
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl BridgeHolds {
