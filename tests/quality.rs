@@ -694,3 +694,150 @@ fn the_bridge_carries_the_deal_match_rates_it_relies_on() {
         "{text}"
     );
 }
+
+/// The full fixture's billing accounts with B1 billed to `b1_crm` (B2..B6 as
+/// in [`full_fixture`]).
+fn write_billing_accounts(root: &std::path::Path, b1_crm: &'static str) {
+    write_table(
+        root,
+        "billing/account",
+        vec![
+            ("id", Col::Str(vec!["B1", "B2", "B3", "B4", "B5", "B6"])),
+            (
+                "account_number",
+                Col::Str(vec!["N1", "N2", "N3", "N4", "N5", "N6"]),
+            ),
+            (
+                "name",
+                Col::Str(vec!["Globex", "Globex EU", "TC", "Solo", "Ini", "X"]),
+            ),
+            (
+                "crm_id",
+                Col::OptStr(some(&[b1_crm, "A6", "A3", "", "A2", "A999"])),
+            ),
+            ("currency", Col::Str(vec!["USD"; 6])),
+            ("status", Col::Str(vec!["Active"; 6])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; 6])),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, false, false, false, true, false]),
+            ),
+        ],
+    );
+}
+
+/// A copy of the project with canon.yaml's `quality:` replaced by `quality`.
+fn project_with_quality(quality: &str) -> tempfile::TempDir {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    let (head, _) = yaml
+        .split_once("\nquality:")
+        .expect("canon.yaml has quality:");
+    std::fs::write(
+        project.path().join("canon.yaml"),
+        format!("{head}\nquality:\n{quality}"),
+    )
+    .unwrap();
+    project
+}
+
+/// (rows, matched, rate, status) of the identity match rate `rule` in a
+/// list of checks.
+fn identity_rate(checks: &serde_json::Value, rule: &str) -> (i64, i64, String, String) {
+    let m = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["check"] == "identity_match_rate" && m["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} in {checks}"));
+    (
+        m["rows"].as_i64().unwrap(),
+        m["matched"].as_i64().unwrap(),
+        m["rate"].as_str().unwrap_or("").to_string(),
+        m["status"].as_str().unwrap().to_string(),
+    )
+}
+
+// The identity match rates are judged against match_rate_warn_below, in
+// canon check and in every result that joins the link, because a link that
+// stops resolving moves the numbers: ARR excludes internal accounts by their
+// CRM account, so a billing account whose CRM link is lost is counted.
+//
+// B1 is billed to A5 "Acme Internal" (www.acme.io, an internal domain);
+// its subscription S1 has charge C1 (mrr 100.00, from 2025-01-01, open).
+// billing_account.crm → account over all 6 billing accounts: B1 (A5), B2
+// (A6, merged away but a CRM account), B3 (A3), B5 (A2; deleted, still a
+// row) resolve; B4 (no crm id) and B6 (A999) do not: 4 / 6 = 0.666667.
+// With match_rate_warn_below 0.6: pass. ARR at 2025-06-30: C1 is internal,
+// excluded (12 × 100.00 = 1200.00 excluded): 0.00.
+//
+// Then B1 loses its crm id: 3 / 6 = 0.500000 < 0.6: warn in canon check
+// (overall warn, exit 0) and in arr's quality (quality_status warn, and the
+// table shows it), while ARR now counts C1: 12 × 100.00 = 1200.00.
+#[test]
+fn a_collapsed_identity_match_rate_warns_where_it_is_relied_on() {
+    let data = full_fixture();
+    let project = project_with_quality("  match_rate_warn_below: 0.6\n");
+    let rule = "billing_account.crm → account";
+    write_billing_accounts(data.path(), "A5");
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        identity_rate(&report["match_rates"], rule),
+        (6, 4, "0.666667".into(), "pass".into())
+    );
+    let arr = query_json(project.path(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    assert_eq!(arr["value"], "0.00");
+    assert_eq!(
+        identity_rate(&arr["quality"], rule),
+        (6, 4, "0.666667".into(), "pass".into())
+    );
+
+    write_billing_accounts(data.path(), "");
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["status"], "warn");
+    assert_eq!(
+        identity_rate(&report["match_rates"], rule),
+        (6, 3, "0.500000".into(), "warn".into())
+    );
+    let out = canon(
+        project.path(),
+        &["check", "--data", data.path().to_str().unwrap()],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "  {rule:<44}        3 of        6  0.500000  warn  (warn below 0.6)"
+        )),
+        "{text}"
+    );
+    let arr = query_json(project.path(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    assert_eq!(arr["value"], "1200.00");
+    assert_eq!(arr["quality_status"], "warn");
+    assert_eq!(
+        identity_rate(&arr["quality"], rule),
+        (6, 3, "0.500000".into(), "warn".into())
+    );
+    let out = canon(
+        project.path(),
+        &[
+            "query",
+            "arr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("quality: warn")
+            && text.contains(&format!(
+                "  warn   identity_match_rate {rule}: 3 of 6 = 0.500000, below 0.6"
+            )),
+        "{text}"
+    );
+}

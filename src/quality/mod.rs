@@ -17,6 +17,7 @@ use serde::Serialize;
 
 pub mod identity_duplication;
 pub mod match_rates;
+pub mod subscription_deals;
 pub mod thresholds;
 
 use crate::compile::entity::metric_frame;
@@ -25,6 +26,12 @@ use crate::error::Result;
 use crate::run::Engine;
 
 /// One identity rule's match rate over all rows of the entity that links.
+///
+/// It is judged like the deal match rates, against canon.yaml
+/// `quality.match_rate_warn_below`: a link that stopped resolving changes
+/// every number that joins it (an internal account whose CRM link is gone is
+/// no longer excluded from ARR), so a collapsed rate must warn wherever it is
+/// relied on, not pass as information.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchRate {
     pub check: &'static str,
@@ -36,7 +43,12 @@ pub struct MatchRate {
     pub matched: i64,
     /// matched / rows, 6 decimals.
     pub rate: Option<Dec>,
-    pub status: &'static str,
+    /// The rate warns below this (canon.yaml `quality.match_rate_warn_below`).
+    pub warn_below: Dec,
+    pub status: match_rates::RateStatus,
+    /// Why the rate warns when it is not a rate (no rows to judge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Match rates of `links` (entity, link name) that cross systems, in order.
@@ -46,6 +58,10 @@ pub async fn identity_match_rates(
 ) -> Result<Vec<MatchRate>> {
     let catalog = &engine.catalog;
     let mut out = Vec::new();
+    if links.is_empty() {
+        return Ok(out);
+    }
+    let thresholds = thresholds::Thresholds::of(catalog)?;
     for (entity, link_name) in links.iter().cloned() {
         let Some((_, model, spec)) = catalog.entity(&entity) else {
             continue;
@@ -99,14 +115,19 @@ pub async fn identity_match_rates(
                 hit += b.column(1).as_primitive::<Int64Type>().value(i);
             }
         }
+        let table = format!("{}/{}", model.spec.system, spec.source);
+        let (status, detail) =
+            match_rates::judge(rows, hit, &thresholds, || format!("{table} has no rows"));
         out.push(MatchRate {
             check: "identity_match_rate",
             rule: format!("{entity}.{link_name} → {}", link.entity),
-            table: format!("{}/{}", model.spec.system, spec.source),
+            table,
             rows,
             matched: hit,
             rate: Dec::from_int(hit).div(Dec::from_int(rows), 6),
-            status: "info",
+            warn_below: thresholds.match_rate_warn_below,
+            status,
+            detail,
         });
     }
     Ok(out)
@@ -341,24 +362,26 @@ impl CheckReport {
             }
         }
         out.push_str("\ncross-system identity match rates\n");
-        for m in &self.match_rates {
+        let rates = self
+            .match_rates
+            .iter()
+            .map(|m| (&m.rule, m.matched, m.rows, m.rate, m.status, m.warn_below, &m.detail))
+            .chain(self.deal_match_rates.iter().map(|m| {
+                (&m.rule, m.matched, m.rows, m.rate, m.status, m.warn_below, &m.detail)
+            }));
+        for (rule, matched, rows, rate, status, warn_below, detail) in rates {
             out.push_str(&format!(
-                "  {:<44} {:>8} of {:>8}  {}\n",
-                m.rule,
-                m.matched,
-                m.rows,
-                m.rate.map(|r| r.plain()).unwrap_or_default()
-            ));
-        }
-        for m in &self.deal_match_rates {
-            out.push_str(&format!(
-                "  {:<44} {:>8} of {:>8}  {:<9} {:<5} (warn below {})\n",
-                m.rule,
-                m.matched,
-                m.rows,
-                m.rate.map(|r| r.plain()).unwrap_or_default(),
-                m.status.name(),
-                m.warn_below.plain()
+                "  {:<44} {:>8} of {:>8}  {:<9} {:<5} (warn below {}){}\n",
+                rule,
+                matched,
+                rows,
+                rate.map(|r| r.plain()).unwrap_or_default(),
+                status.name(),
+                warn_below.plain(),
+                detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
             ));
         }
         if !self.identity_duplication.is_empty() {
@@ -442,6 +465,7 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
     let status = tables
         .iter()
         .map(|c| c.status)
+        .chain(match_rates.iter().map(|m| m.status.level()))
         .chain(deal_match_rates.iter().map(|m| m.status.level()))
         .chain(identity_duplication.iter().map(|d| d.status))
         .max()

@@ -7,7 +7,7 @@
 
 use crate::catalog::Catalog;
 use crate::decimal::Dec;
-use crate::error::{CanonError, Result};
+use crate::error::{CanonError, Diagnostic, Result};
 use crate::yaml_path;
 
 /// A cross-system match rate below this warns unless canon.yaml says
@@ -28,37 +28,46 @@ pub struct Thresholds {
 
 impl Thresholds {
     /// canon.yaml's `quality:` over the defaults; a value that is not a
-    /// share between 0 and 1 is an error located in canon.yaml.
+    /// share between 0 and 1 is an error located in canon.yaml (both keys
+    /// reported at once, as `canon validate` reports every definition error).
     pub fn of(catalog: &Catalog) -> Result<Thresholds> {
         let spec = &catalog.files.project.spec.quality;
-        let read = |value: Option<f64>, key: &'static str, default: &str| -> Result<Dec> {
+        let mut problems = Vec::new();
+        let mut read = |value: Option<f64>, key: &'static str, default: &str| -> Dec {
+            let fallback: Dec = default.parse().unwrap_or(Dec::ZERO);
             let Some(v) = value else {
-                return default.parse().map_err(|e: String| CanonError::Internal(e));
+                return fallback;
             };
             // f64's Display is the shortest text that reads back to the same
             // number, never an exponent: 0.9 → "0.9".
             let parsed: Option<Dec> = (v.is_finite() && (0.0..=1.0).contains(&v))
                 .then(|| format!("{v}").parse().ok())
                 .flatten();
-            parsed.ok_or_else(|| {
-                CanonError::definition(
-                    catalog.files.project.at(&yaml_path!["quality", key]),
-                    format!("`{v}` is not a share between 0 and 1 (write it as 0.9)"),
-                )
+            parsed.unwrap_or_else(|| {
+                problems.push(Diagnostic {
+                    location: catalog.files.project.at(&yaml_path!["quality", key]),
+                    message: format!("`{v}` is not a share between 0 and 1 (write it as 0.9)"),
+                });
+                fallback
             })
         };
-        Ok(Thresholds {
+        let thresholds = Thresholds {
             match_rate_warn_below: read(
                 spec.match_rate_warn_below,
                 "match_rate_warn_below",
                 DEFAULT_MATCH_RATE_WARN_BELOW,
-            )?,
+            ),
             duplication_warn_above: read(
                 spec.duplication_warn_above,
                 "duplication_warn_above",
                 DEFAULT_DUPLICATION_WARN_ABOVE,
-            )?,
-        })
+            ),
+        };
+        if problems.is_empty() {
+            Ok(thresholds)
+        } else {
+            Err(CanonError::Definition(problems))
+        }
     }
 }
 
