@@ -166,6 +166,22 @@ fn the_sample_project_passes_its_checks() {
             serde_json::json!(455)
         )]
     );
+    // The identity match rates of the sample are judged and pass (all
+    // above 0.9): 322 / 335 = 0.961194, 23436 / 24164 = 0.969873,
+    // 319 / 336 = 0.949405, 1505 / 1600 = 0.940625.
+    let rules = [
+        ("billing_account.crm → account", 335, 322, "0.961194"),
+        ("health_snapshot.crm → account", 24164, 23436, "0.969873"),
+        ("organization.crm → account", 336, 319, "0.949405"),
+        ("subscription.deal → deal", 1600, 1505, "0.940625"),
+    ];
+    for (rule, rows, matched, rate) in rules {
+        assert_eq!(
+            identity_rate(&report["match_rates"], rule),
+            (rows, matched, rate.to_string(), "pass".to_string())
+        );
+    }
+    assert_eq!(report["match_rates"].as_array().unwrap().len(), 4);
 }
 
 /// Every table of the contract, so `canon check` computes its cross-system
@@ -787,8 +803,13 @@ fn a_collapsed_identity_match_rate_warns_where_it_is_relied_on() {
         identity_rate(&report["match_rates"], rule),
         (6, 4, "0.666667".into(), "pass".into())
     );
-    let arr = query_json(project.path(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    let arr = query_json(
+        project.path(),
+        data.path(),
+        &["arr", "--as-of", "2025-06-30"],
+    );
     assert_eq!(arr["value"], "0.00");
+    assert_eq!(exclusion(&arr, "internal_account"), (1, "1200.00".into()));
     assert_eq!(
         identity_rate(&arr["quality"], rule),
         (6, 4, "0.666667".into(), "pass".into())
@@ -813,8 +834,13 @@ fn a_collapsed_identity_match_rate_warns_where_it_is_relied_on() {
         )),
         "{text}"
     );
-    let arr = query_json(project.path(), data.path(), &["arr", "--as-of", "2025-06-30"]);
+    let arr = query_json(
+        project.path(),
+        data.path(),
+        &["arr", "--as-of", "2025-06-30"],
+    );
     assert_eq!(arr["value"], "1200.00");
+    assert_eq!(exclusion(&arr, "internal_account"), (0, "0.00".into()));
     assert_eq!(arr["quality_status"], "warn");
     assert_eq!(
         identity_rate(&arr["quality"], rule),
@@ -838,6 +864,207 @@ fn a_collapsed_identity_match_rate_warns_where_it_is_relied_on() {
             && text.contains(&format!(
                 "  warn   identity_match_rate {rule}: 3 of 6 = 0.500000, below 0.6"
             )),
+        "{text}"
+    );
+}
+
+// `canon validate` (with or without data) checks canon.yaml `quality:` and
+// reports every problem at once, each at its canon.yaml line and column
+// (the value's column: `  match_rate_warn_below: ` is 25 characters, so 26;
+// `  duplication_warn_above: ` 26, so 27; `  subscription_deals: ` 22, so 23).
+#[test]
+fn validate_checks_canon_yaml_quality() {
+    let project = project_with_quality(
+        "  match_rate_warn_below: 1.5\n  duplication_warn_above: 2\n  subscription_deals: \"deal_typ <> 'Expansion'\"\n",
+    );
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    let line = yaml
+        .lines()
+        .position(|l| l == "quality:")
+        .expect("quality:")
+        + 2;
+    for args in [vec!["validate", "--no-data"], vec!["validate"]] {
+        let out = canon(project.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains("3 problem(s) in the definitions"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "canon.yaml:{line}:26: `1.5` is not a share between 0 and 1"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "canon.yaml:{}:27: `2` is not a share between 0 and 1",
+                line + 1
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "canon.yaml:{}:23: in `deal_typ <> 'Expansion'`: No field named deal_typ",
+                line + 2
+            )),
+            "{err}"
+        );
+    }
+    for (value, line_of_key) in [("-0.1", line), (".nan", line)] {
+        let project = project_with_quality(&format!("  match_rate_warn_below: {value}\n"));
+        let out = canon(project.path(), &["validate", "--no-data"]);
+        assert_eq!(out.status.code(), Some(1), "{value}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains(&format!("canon.yaml:{line_of_key}:26: `")),
+            "{value}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+// quality.subscription_deals must be a yes/no condition on one deal: a
+// boolean, non-aggregate, deterministic expression over the deal entity's
+// fields. Anything else is a located definition error of `canon validate`
+// (and of every command that would compute the rate), not a DataFusion
+// error at run time, a plan dump, or a rate that changes between runs.
+#[test]
+fn subscription_deals_must_be_a_deterministic_condition_on_one_deal() {
+    let cases = [
+        ("", "Expected: an expression"),
+        ("is_won OR", "Expected: an expression"),
+        (
+            "deal_type <> 'x'; DROP TABLE x",
+            "Expected: end of expression",
+        ),
+        ("deal_type", "is not a condition (its type is Utf8)"),
+        (
+            "amount",
+            "is not a condition (its type is Decimal128(18, 2))",
+        ),
+        ("NULL", "is not a condition (its type is NULL)"),
+        (
+            "sum(amount) > 0",
+            "uses the aggregate `sum`, which is not about one deal",
+        ),
+        (
+            "random() < 0.5",
+            "calls `random`, which is not deterministic",
+        ),
+    ];
+    for (sql, message) in cases {
+        let project = project_with_quality(&format!("  subscription_deals: \"{sql}\"\n"));
+        let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+        let line = yaml.lines().position(|l| l == "quality:").unwrap() + 2;
+        let out = canon(project.path(), &["validate", "--no-data"]);
+        assert_eq!(out.status.code(), Some(1), "{sql}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("canon.yaml:{line}:23: ")) && err.contains(message),
+            "{sql}: {err}"
+        );
+    }
+    // The same error, located, from the command that computes the rate.
+    let data = full_fixture();
+    let project = project_with_quality("  subscription_deals: \"amount\"\n");
+    let out = canon(
+        project.path(),
+        &["check", "--data", data.path().to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("canon.yaml:") && err.contains("is not a condition (its type is Decimal128"),
+        "{err}"
+    );
+    // A condition that is one passes.
+    let project =
+        project_with_quality("  subscription_deals: \"is_won AND deal_type <> 'Expansion'\"\n");
+    let out = canon(project.path(), &["validate", "--no-data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+// A rate over no rows is not a pass. `subscription_deals: "false"` expects
+// no counted deal to have a subscription: 0 of 0, which warns with its
+// reason in canon check (overall warn, exit 0) and in the bridge.
+#[test]
+fn a_rate_over_no_rows_warns_with_its_reason() {
+    let data = full_fixture();
+    let project = project_with_quality("  subscription_deals: \"false\"\n");
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["status"], "warn");
+    let rule = "counted deal ← subscription.deal";
+    let m = report["deal_match_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["rule"] == rule)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (m["rows"].as_i64(), m["matched"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(m["rate"], serde_json::Value::Null);
+    assert_eq!(m["status"], "warn");
+    let detail = m["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("nothing to judge: quality.subscription_deals `false` (canon.yaml:")
+            && detail.ends_with(") selects none of the deals `bookings` counts"),
+        "{detail}"
+    );
+    let out = canon(
+        project.path(),
+        &["check", "--data", data.path().to_str().unwrap()],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "  {rule:<44}        0 of        0            warn  (warn below 0.9): nothing to judge"
+        )),
+        "{text}"
+    );
+    let out = canon(
+        project.path(),
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bridge: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = bridge["deal_match_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["rule"] == rule)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (m["rows"].as_i64(), m["status"].as_str()),
+        (Some(0), Some("warn"))
+    );
+    let out = canon(
+        project.path(),
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{rule} (all periods): 0 of 0 = -  warn (nothing to judge: quality.subscription_deals `false`"
+        )),
         "{text}"
     );
 }

@@ -365,9 +365,27 @@ impl CheckReport {
         let rates = self
             .match_rates
             .iter()
-            .map(|m| (&m.rule, m.matched, m.rows, m.rate, m.status, m.warn_below, &m.detail))
+            .map(|m| {
+                (
+                    &m.rule,
+                    m.matched,
+                    m.rows,
+                    m.rate,
+                    m.status,
+                    m.warn_below,
+                    &m.detail,
+                )
+            })
             .chain(self.deal_match_rates.iter().map(|m| {
-                (&m.rule, m.matched, m.rows, m.rate, m.status, m.warn_below, &m.detail)
+                (
+                    &m.rule,
+                    m.matched,
+                    m.rows,
+                    m.rate,
+                    m.status,
+                    m.warn_below,
+                    &m.detail,
+                )
             }));
         for (rule, matched, rows, rate, status, warn_below, detail) in rates {
             out.push_str(&format!(
