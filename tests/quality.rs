@@ -1068,3 +1068,58 @@ fn a_rate_over_no_rows_warns_with_its_reason() {
         "{text}"
     );
 }
+
+// One identity rule may have its own threshold (`entity.link`), over the
+// project's. Full fixture: billing_account.crm → account 4 / 6 = 0.666667
+// (B1 A1, B2 A6, B3 A3, B5 A2 resolve; B4 none, B6 A999 do not) warns below
+// its own 0.7 though the project's threshold is 0.6; subscription.deal →
+// deal (7 subscription rows; S1 D1, S2 D3, S3v1 and S3v2 D13, S4 D2, S5 D5
+// name a CRM deal, S6 none: 6 / 7 = 0.857143) passes at the project's 0.6.
+// A rule that is no cross-system link, and a value that is no share, are
+// located in canon.yaml by `canon validate`.
+#[test]
+fn an_identity_rule_may_have_its_own_threshold() {
+    let data = full_fixture();
+    let project = project_with_quality(
+        "  match_rate_warn_below: 0.6\n  match_rate_warn_below_by_rule:\n    billing_account.crm: 0.7\n",
+    );
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        identity_rate(&report["match_rates"], "billing_account.crm → account"),
+        (6, 4, "0.666667".into(), "warn".into())
+    );
+    assert_eq!(
+        identity_rate(&report["match_rates"], "subscription.deal → deal"),
+        (7, 6, "0.857143".into(), "pass".into())
+    );
+    let below = |rule: &str| {
+        report["match_rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["rule"] == rule)
+            .unwrap()["warn_below"]
+            .clone()
+    };
+    assert_eq!(below("billing_account.crm → account"), "0.7");
+    assert_eq!(below("subscription.deal → deal"), "0.6");
+
+    let project = project_with_quality(
+        "  match_rate_warn_below_by_rule:\n    billing_acount.crm: 0.5\n    organization.crm: 1.2\n",
+    );
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    let line = yaml.lines().position(|l| l == "quality:").unwrap() + 3;
+    let out = canon(project.path(), &["validate", "--no-data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "canon.yaml:{line}:25: `billing_acount.crm` is not a cross-system identity rule; write `entity.link`, one of: billing_account.crm, health_snapshot.crm, organization.crm, subscription.deal"
+        )) && err.contains(&format!(
+            "canon.yaml:{}:23: `1.2` is not a share between 0 and 1",
+            line + 1
+        )),
+        "{err}"
+    );
+}

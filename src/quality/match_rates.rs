@@ -320,7 +320,7 @@ async fn tally(frame: DataFrame) -> Result<(i64, i64)> {
 pub fn judge(
     rows: i64,
     matched: i64,
-    thresholds: &Thresholds,
+    warn_below: Dec,
     empty: impl FnOnce() -> String,
 ) -> (RateStatus, Option<String>) {
     if rows == 0 {
@@ -328,7 +328,7 @@ pub fn judge(
             RateStatus::Warn,
             Some(format!("nothing to judge: {}", empty())),
         )
-    } else if share_below(matched, rows, thresholds.match_rate_warn_below) {
+    } else if share_below(matched, rows, warn_below) {
         (RateStatus::Warn, None)
     } else {
         (RateStatus::Pass, None)
@@ -344,7 +344,7 @@ fn rate(
     thresholds: &Thresholds,
     empty: impl FnOnce() -> String,
 ) -> DealMatchRate {
-    let (status, detail) = judge(rows, matched, thresholds, empty);
+    let (status, detail) = judge(rows, matched, thresholds.match_rate_warn_below, empty);
     DealMatchRate {
         check: "match_rate",
         rule,

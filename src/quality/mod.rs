@@ -116,8 +116,9 @@ pub async fn identity_match_rates(
             }
         }
         let table = format!("{}/{}", model.spec.system, spec.source);
+        let warn_below = thresholds.match_rate_for(&format!("{entity}.{link_name}"));
         let (status, detail) =
-            match_rates::judge(rows, hit, &thresholds, || format!("{table} has no rows"));
+            match_rates::judge(rows, hit, warn_below, || format!("{table} has no rows"));
         out.push(MatchRate {
             check: "identity_match_rate",
             rule: format!("{entity}.{link_name} → {}", link.entity),
@@ -125,7 +126,7 @@ pub async fn identity_match_rates(
             rows,
             matched: hit,
             rate: Dec::from_int(hit).div(Dec::from_int(rows), 6),
-            warn_below: thresholds.match_rate_warn_below,
+            warn_below,
             status,
             detail,
         });
