@@ -11,7 +11,13 @@ benchmark, first checks that canon, DuckDB and DataFusion give the same number
 (and stops loudly if not), then times:
 
 - canon: the release binary's `canon query` (or `reconcile`), a cold process,
-  cache off (`--no-cache`), wall time of the whole process;
+  cache off (`--no-cache`: nothing remembered, every gate computed), wall time
+  of the whole process;
+- canon warm: the same with a cache folder that remembers the input files'
+  hashes and the gates' outcomes but not the result (its `results/` is
+  emptied before each run): the number is computed, the gates are not;
+- with `--baseline BINARY`: another canon build, cold, on the same command (a
+  build without a change, to measure what the change costs);
 - DuckDB: the hand-written SQL of benches/sql/<bench>.sql in a fresh DuckDB
   connection (views over the same Parquet files), wall time of connect + query,
   measured inside the process so Python's start-up is not counted against it;
@@ -33,6 +39,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -309,6 +316,9 @@ def main() -> None:
     ap.add_argument("--binary", type=Path,
                     help="time this canon binary instead of building the release one "
                          "(the tests check the harness end to end with the debug build)")
+    ap.add_argument("--baseline", type=Path,
+                    help="also time this canon binary, cold (e.g. a build before a change), "
+                         "and report canon/baseline")
     ap.add_argument("--work", type=Path, default=ROOT / "bench-data",
                     help="where the generated company and the results go (default bench-data/)")
     ap.add_argument("--duckdb-python", action="store_true",
@@ -346,12 +356,20 @@ def main() -> None:
 
         # Each engine: its command, environment, how to read its answer and
         # which time to count (DuckDB reports its own, without Python's start).
+        # Warm: the gates' outcomes and the files' hashes remembered (primed
+        # by the check run below), the result itself emptied before each run.
+        warm_dir = tempfile.mkdtemp()
+        warm_cmd = [c for c in canon_cmd if c != "--no-cache"]
         engines = {
             "canon": (canon_cmd, env, lambda out: canon_answer(bench, out), None),
+            "canon_warm": (warm_cmd, canon_env(warm_dir), lambda out: canon_answer(bench, out), None),
             "duckdb": (duck_cmd, None, lambda out: duckdb_answer(bench, json.loads(out)),
                        lambda out: json.loads(out)["seconds"]),
             "datafusion": (df_cmd, env, lambda out: tsv_answer(bench, out.decode()), None),
         }
+        if args.baseline:
+            base_cmd = [args.baseline.resolve(), *canon_cmd[1:]]
+            engines["baseline"] = (base_cmd, env, lambda out: canon_answer(bench, out), None)
         say(f"== {name} ({bench['what']}): checking that all three agree")
         answers, failures = {}, {}
         for engine, (cmd, engine_env, answer, _) in engines.items():
@@ -376,6 +394,8 @@ def main() -> None:
             say(f"   run {i + 1}/{args.runs}")
             for engine in answers:
                 cmd, engine_env, _, own_time = engines[engine]
+                if engine == "canon_warm":
+                    shutil.rmtree(Path(warm_dir) / "results", ignore_errors=True)
                 wall, rss, out = Child.run(cmd, engine_env)
                 timings[engine].append(own_time(out) if own_time else wall)
                 peaks[engine] = max(peaks[engine], rss)
@@ -391,7 +411,10 @@ def main() -> None:
             "failed": failures,
             "canon_over_duckdb": ratio("duckdb"),
             "canon_over_datafusion": ratio("datafusion"),
+            "warm_over_cold": med["canon_warm"] / med["canon"] if "canon_warm" in med else None,
+            "canon_over_baseline": ratio("baseline"),
         })
+        shutil.rmtree(warm_dir, ignore_errors=True)
 
     # The whole catalog: load, validate, compile every definition, no data.
     say("== whole-catalog compile (canon validate --no-data)")
@@ -453,6 +476,21 @@ def table(r: dict) -> str:
             f"| {b['benchmark']} ({b['what']}) | {sec('canon')} | {sec('duckdb')} | {sec('datafusion')} "
             f"| {rat(b['canon_over_duckdb'])} | {rat(b['canon_over_datafusion'])} "
             f"| {mib('canon')} / {mib('duckdb')} / {mib('datafusion')} |"
+        )
+    lines += [
+        "",
+        "canon cold (nothing remembered) and warm (input hashes and gate outcomes remembered, result computed):",
+        "",
+        "| benchmark | cold s | warm s | warm/cold | baseline s | cold/baseline |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for b in r["benchmarks"]:
+        s = b["median_s"]
+        sec = lambda e: f"{s[e]:.3f}" if e in s else "-"
+        rat = lambda x: f"{x:.2f}" if x is not None else "-"
+        lines.append(
+            f"| {b['benchmark']} | {sec('canon')} | {sec('canon_warm')} | {rat(b.get('warm_over_cold'))} "
+            f"| {sec('baseline')} | {rat(b.get('canon_over_baseline'))} |"
         )
     for b in r["benchmarks"]:
         for engine, why in b.get("failed", {}).items():

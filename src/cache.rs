@@ -295,6 +295,19 @@ impl Cache {
         Ok(sha256)
     }
 
+    /// The sha256 of a file's content when the index already knows it for
+    /// the file's current identity; `None` rather than reading the file.
+    pub fn known_sha256(&self, path: &Path) -> Option<String> {
+        let stamp = stamp(&std::fs::metadata(path).ok()?);
+        let mut guard = self.hashes.lock().expect("lock");
+        let index = guard.get_or_insert_with(|| self.load_index());
+        index
+            .files
+            .get(&absolute(path))
+            .filter(|h| h.stamp == stamp)
+            .map(|h| h.sha256.clone())
+    }
+
     /// Writes the file-hash index if it learned anything.
     pub fn persist(&self) -> Result<()> {
         let mut guard = self.hashes.lock().expect("lock");
@@ -380,7 +393,7 @@ pub fn inputs(
 /// The running executable's identity (size and times, one `stat`): a
 /// rebuilt or reinstalled canon is another build. Empty when the platform
 /// cannot tell, and the version numbers alone then key the build.
-fn build_identity() -> String {
+pub(crate) fn build_identity() -> String {
     std::env::current_exe()
         .and_then(std::fs::metadata)
         .map(|meta| format!("\n{:?}", stamp(&meta)))

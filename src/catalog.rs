@@ -608,6 +608,19 @@ fn check_entity(
             ),
         ));
     }
+    if let Some(iv) = &entity.intervals {
+        for (key, field) in [("from", &iv.from), ("to", &iv.to)] {
+            if !has_field(field) {
+                diags.push(diag(
+                    model.at(&yaml_path!["entities", ei, "intervals", key]),
+                    format!(
+                        "intervals.{key} `{field}` is not a field of entity `{}`",
+                        entity.name
+                    ),
+                ));
+            }
+        }
+    }
     for (li, link) in entity.links.iter().enumerate() {
         if !has_field(&link.field) {
             diags.push(diag(

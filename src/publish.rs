@@ -269,7 +269,16 @@ async fn build(
                         fingerprint: None,
                         quality_status: None,
                         lineage: None,
-                        overrides: Vec::new(),
+                        // Its governed sides' overrides: a bridge let
+                        // through a failing gate says so too.
+                        overrides: r.sides.iter().fold(Vec::new(), |mut all, side| {
+                            for o in &side.overrides {
+                                if !all.contains(o) {
+                                    all.push(o.clone());
+                                }
+                            }
+                            all
+                        }),
                     });
                 }
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {

@@ -214,9 +214,14 @@ async fn compute_metric(
     let planned: Vec<String> = planned_columns.keys().cloned().collect();
     let planned_links = engine.links_used();
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
-    let (computed, (early_tables, mut matches)) = futures::try_join!(
+    // Row-count gates (no row counted twice): the counted rows, the
+    // entities looked up, exclusive intervals (quality::gates).
+    let early_gates =
+        crate::quality::gates::for_query(engine, Some((name, request)), &planned, &planned_links)?;
+    let (computed, (early_tables, mut matches), mut row_gates) = futures::try_join!(
         compute(engine, id, request),
         gates(engine, &planned, &planned_columns, &planned_links),
+        crate::quality::gates::run_all(engine, &early_gates, Some(request))
     )?;
     let Computed {
         value,
@@ -329,8 +334,17 @@ async fn compute_metric(
             (key, s.columns.iter().cloned().collect())
         })
         .collect();
-    let (late_tables, late_matches) = gates(engine, &late, &read_columns, &late_links).await?;
+    let late_gates: std::collections::BTreeSet<_> =
+        crate::quality::gates::for_query(engine, None, &late, &late_links)?
+            .difference(&early_gates)
+            .cloned()
+            .collect();
+    let ((late_tables, late_matches), late_row_gates) = futures::try_join!(
+        gates(engine, &late, &read_columns, &late_links),
+        crate::quality::gates::run_all(engine, &late_gates, Some(request))
+    )?;
     matches.extend(late_matches);
+    row_gates.extend(late_row_gates);
     let checks_of: BTreeMap<&String, &Vec<crate::quality::TableCheck>> = planned
         .iter()
         .zip(&early_tables)
@@ -352,6 +366,9 @@ async fn compute_metric(
         if !unread {
             quality.extend(serde_json::to_value(c).ok());
         }
+    }
+    for c in row_gates {
+        quality.extend(serde_json::to_value(c).ok());
     }
     for m in matches {
         quality.extend(serde_json::to_value(m).ok());

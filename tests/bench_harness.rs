@@ -45,7 +45,7 @@ fn the_harness_checks_all_five_benchmarks_agree_and_reports_them() {
     );
     for b in report["benchmarks"].as_array().unwrap() {
         assert_eq!(b["failed"], serde_json::json!({}), "{b}");
-        for engine in ["canon", "duckdb", "datafusion"] {
+        for engine in ["canon", "canon_warm", "duckdb", "datafusion"] {
             assert!(b["median_s"][engine].as_f64().unwrap() > 0.0, "{b}");
         }
     }
@@ -64,4 +64,5 @@ fn the_harness_checks_all_five_benchmarks_agree_and_reports_them() {
     let table = stdout(&out);
     assert!(table.contains("| canon/DuckDB |"), "{table}");
     assert!(table.contains("| nrr ("), "{table}");
+    assert!(table.contains("| warm/cold |"), "{table}");
 }

@@ -216,9 +216,20 @@ fn same_bytes_still_serve_and_an_added_file_misses() {
         dir.join("part-00001.parquet"),
     )
     .unwrap();
-    let added = bookings(data.path(), cache.path(), &[]);
+    // The copy repeats every deal: the uniqueness gate blocks the doubled
+    // number unless it is let through by name (issue 13 item 4), which the
+    // result records.
+    let added = bookings(
+        data.path(),
+        cache.path(),
+        &["--allow", "uniqueness:crm/opportunity"],
+    );
     assert_eq!(added["cache"]["status"], "miss");
     assert_eq!(added["value"], "7388.92");
+    assert_eq!(
+        added["overrides"],
+        serde_json::json!(["uniqueness:crm/opportunity"])
+    );
 }
 
 #[test]

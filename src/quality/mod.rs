@@ -7,6 +7,13 @@
 
 pub mod allow;
 pub mod domains;
+pub mod gates;
+pub mod identity_duplication;
+pub mod intervals;
+pub mod match_rates;
+pub mod subscription_deals;
+pub mod thresholds;
+pub mod uniqueness;
 pub mod volume;
 
 use datafusion::arrow::array::{Array, AsArray};
@@ -14,11 +21,6 @@ use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::{Expr, col, lit};
 use serde::Serialize;
-
-pub mod identity_duplication;
-pub mod match_rates;
-pub mod subscription_deals;
-pub mod thresholds;
 
 use crate::compile::entity::metric_frame;
 use crate::decimal::Dec;
@@ -469,6 +471,19 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
         .collect();
     let (volume, _) = volume::judge(engine, &counts)?;
     tables.extend(volume);
+    // The row-count gates every query runs, over all rows of every entity
+    // a metric counts or a link looks up (a table that cannot be read is
+    // already reported above).
+    let row_gates = gates::for_catalog(catalog);
+    let outcomes =
+        futures::future::join_all(row_gates.iter().map(|g| gates::run(engine, g, None))).await;
+    for outcome in outcomes {
+        match outcome {
+            Ok(check) => tables.push(check),
+            Err(crate::error::CanonError::Data { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let readable = !tables.iter().any(|c| c.check == "readable");
     let links = engine.links_used();
     let (match_rates, deal_match_rates, identity_duplication) = if readable {

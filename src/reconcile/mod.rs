@@ -449,6 +449,27 @@ pub async fn run(
     if Some(b_line) != b_result.value.map(|v| v.rescale(2))
         || Some(r_line) != r_result.value.map(|v| v.rescale(2))
     {
+        // Sides let through a failing gate by name (repeated rows) are
+        // joined again by the bridge, which then cannot tie out: the user's
+        // data, not canon's bug.
+        let overrides: Vec<&String> = b_result
+            .overrides
+            .iter()
+            .chain(&r_result.overrides)
+            .collect();
+        if !overrides.is_empty() {
+            return Err(CanonError::Blocked(format!(
+                "`{}` cannot be bridged under the override(s) {}: the bridge ({b_line}, {r_line}) and its governed sides ({}, {}) disagree, as the rows the gates found repeated are joined again by the bridge",
+                spec.name,
+                overrides
+                    .iter()
+                    .map(|o| o.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                b_result.value.map(|v| v.plain()).unwrap_or_default(),
+                r_result.value.map(|v| v.plain()).unwrap_or_default(),
+            )));
+        }
         return Err(CanonError::Internal(format!(
             "the bridge's sides ({b_line}, {r_line}) disagree with the governed metrics ({:?}, {:?})",
             b_result.value, r_result.value

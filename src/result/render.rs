@@ -211,6 +211,25 @@ pub fn table(r: &GovernedResult) -> String {
         &r.fingerprint[..16],
         r.elapsed_ms
     ));
+    if !r.overrides.is_empty() {
+        // A number let through a failing gate by name says so where it is read.
+        out.push_str(&format!(
+            "\nQUALITY {}: computed under override {}\n",
+            r.quality_status.to_uppercase(),
+            r.overrides.join(", ")
+        ));
+        for c in &r.quality {
+            if c.get("status").and_then(|s| s.as_str()) == Some("error") {
+                let text = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                out.push_str(&format!(
+                    "  {} {}: {}\n",
+                    text("table"),
+                    text("check"),
+                    text("detail")
+                ));
+            }
+        }
+    }
     if r.cache.status == "hit" {
         out.push_str(&format!(
             "served from cache: computed at {} in {} ms; definitions and input files unchanged\n",

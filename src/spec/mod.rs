@@ -305,6 +305,34 @@ pub struct EntitySpec {
     /// record was merged into which; chains are followed to the survivor.
     #[serde(default)]
     pub merges: Option<MergeAuditSpec>,
+    /// Validity intervals `[from, to)` of the entity's rows per key: with
+    /// `overlap: exclusive` (a rate in force per currency and day) every
+    /// query that reads the entity gates on no two rows of one key
+    /// overlapping, since a lookup would then match both and count the row
+    /// it converts twice.
+    #[serde(default)]
+    pub intervals: Option<IntervalsSpec>,
+}
+
+/// `intervals: {from: valid_from, to: valid_to, overlap: exclusive}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntervalsSpec {
+    /// The field where a row starts to hold (inclusive).
+    pub from: String,
+    /// The field where it stops holding (exclusive); a missing value is open.
+    pub to: String,
+    pub overlap: Overlap,
+}
+
+/// Whether two rows of one key may hold at the same time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// At most one row per key at any instant (gated).
+    Exclusive,
+    /// Rows of one key may overlap by design (charge segments of versions).
+    Allowed,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,0 +1,820 @@
+//! Which row-count gates a result needs, running them, and remembering
+//! their outcomes.
+//!
+//! A governed result never counts a row twice silently. So a query gates,
+//! beside its computation, on
+//! - the key uniqueness of the rows it counts (a simple metric's rows in the
+//!   requested period after its filter, a snapshot's rows after its filter);
+//! - the key uniqueness of every entity it looks up through a link
+//!   (accounts, billing accounts, subscriptions, …), over all their rows;
+//! - the exclusive intervals of every entity it reads that declares them
+//!   (`fx_rate`: one rate per currency and day).
+//!
+//! A conversion metric counts members (the first moment of each person),
+//! which a repeated event cannot count twice, so its events are not gated;
+//! the entities it looks up are. History entities are read as "the latest
+//! row on or before D" (one per key by construction) and merge audits as a
+//! map, so neither can repeat a row either.
+//!
+//! A gate's outcome depends only on the rows it reads, so it is remembered
+//! in the cache folder (`gates/`) under the gate's plan (the scan,
+//! projection and filters, literals included), the definitions, the canon
+//! build and the content hashes of the files of every table the plan
+//! scans. A warm run looks the hashes up by file identity (a `stat`), and
+//! recomputes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::Array;
+use datafusion::logical_expr::{Expr, cast, col, lit};
+use datafusion::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Status, TableCheck};
+use crate::catalog::Catalog;
+use crate::compile::Request;
+use crate::error::{CanonError, Result};
+use crate::run::{DataSource, Engine, LinkSet};
+use crate::spec::{EntitySpec, MetricKind, Overlap};
+
+/// How many offending keys a gate shows, in key order.
+pub const EXAMPLES: usize = 5;
+
+/// One row-count gate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Gate {
+    /// Key uniqueness over every row of an entity (one a result looks up).
+    Unique(String),
+    /// Key uniqueness over the rows a simple or snapshot metric counts for
+    /// the request: a flow's period, or a snapshot's as-of days (a
+    /// cohort's T0 and T).
+    Counted(String, Vec<chrono::NaiveDate>),
+    /// No overlap of an entity's exclusive validity intervals per key.
+    Intervals(String),
+}
+
+/// The entity a gate is about: its name, key and source table.
+pub struct Subject {
+    pub entity: String,
+    pub system: String,
+    pub table: String,
+    pub key: String,
+    id: crate::catalog::EntityId,
+}
+
+impl Subject {
+    pub fn of(catalog: &Catalog, entity: &str) -> Result<Subject> {
+        let (id, model, spec) = catalog
+            .entity(entity)
+            .ok_or_else(|| CanonError::Internal(format!("gate on unknown entity `{entity}`")))?;
+        Ok(Subject {
+            entity: entity.to_string(),
+            system: model.spec.system.clone(),
+            table: spec.source.clone(),
+            key: spec.key.clone(),
+            id,
+        })
+    }
+
+    /// `system/table`, as checks and `--allow` name a table.
+    pub fn table_key(&self) -> String {
+        format!("{}/{}", self.system, self.table)
+    }
+
+    fn spec<'a>(&self, catalog: &'a Catalog) -> &'a EntitySpec {
+        &catalog.files.models[self.id.file].spec.entities[self.id.index]
+    }
+}
+
+fn exclusive(spec: &EntitySpec) -> bool {
+    spec.intervals
+        .as_ref()
+        .is_some_and(|i| i.overlap == Overlap::Exclusive)
+}
+
+/// The gate for reading every row of `entity` by its key.
+fn lookup_gate(catalog: &Catalog, entity: &str) -> Option<Gate> {
+    let (_, _, spec) = catalog.entity(entity)?;
+    Some(if exclusive(spec) {
+        Gate::Intervals(entity.to_string())
+    } else {
+        Gate::Unique(entity.to_string())
+    })
+}
+
+/// The gates of a query of `metric` (its counted rows; `None` for a
+/// side query's late tables and links), the entities its `links` join and
+/// the interval entities whose tables are among `tables`.
+pub fn for_query(
+    engine: &Engine,
+    metric: Option<(&str, &Request)>,
+    tables: &[String],
+    links: &LinkSet,
+) -> Result<BTreeSet<Gate>> {
+    let catalog = &engine.catalog;
+    let mut out = BTreeSet::new();
+    if let Some((name, request)) = metric {
+        let (_, _, spec) = catalog.metric(name)?;
+        let days: Vec<chrono::NaiveDate> = if spec.kind == MetricKind::Cohort {
+            let t = request
+                .as_of
+                .or_else(|| request.period.to.pred_opt())
+                .unwrap_or(request.period.to);
+            vec![crate::compile::cohort::t0_of(t), t]
+        } else {
+            crate::compile::simple::as_of_days(catalog, request)
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect()
+        };
+        for part in crate::compile::parts(engine, name)? {
+            let (_, _, spec) = catalog.metric(&part)?;
+            let Some(entity) = spec.entity.as_deref() else {
+                continue;
+            };
+            match spec.kind {
+                MetricKind::Simple | MetricKind::Snapshot => {
+                    match catalog.entity(entity).map(|(_, _, e)| exclusive(e)) {
+                        Some(true) => out.insert(Gate::Intervals(entity.to_string())),
+                        Some(false) => out.insert(Gate::Counted(
+                            part.clone(),
+                            if spec.kind == MetricKind::Snapshot {
+                                days.clone()
+                            } else {
+                                Vec::new()
+                            },
+                        )),
+                        None => false,
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+    for (entity, link) in links {
+        if let Ok(link) = crate::compile::entity::find_link(catalog, entity, link)
+            && let Some(gate) = lookup_gate(catalog, &link.entity)
+        {
+            out.insert(gate);
+        }
+    }
+    for (name, id) in &catalog.entities {
+        let model = &catalog.files.models[id.file];
+        let spec = &model.spec.entities[id.index];
+        if exclusive(spec) && tables.contains(&format!("{}/{}", model.spec.system, spec.source)) {
+            out.insert(Gate::Intervals(name.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The gates `canon check` runs: every entity a link looks up or a simple
+/// or snapshot metric counts, over all its rows, and every entity with
+/// exclusive intervals.
+pub fn for_catalog(catalog: &Catalog) -> BTreeSet<Gate> {
+    let mut out = BTreeSet::new();
+    for id in catalog.entities.values() {
+        let spec = &catalog.files.models[id.file].spec.entities[id.index];
+        for link in &spec.links {
+            out.extend(lookup_gate(catalog, &link.entity));
+        }
+        if exclusive(spec) {
+            out.insert(Gate::Intervals(spec.name.clone()));
+        }
+    }
+    for file in &catalog.files.metrics {
+        for m in &file.spec.metrics {
+            if matches!(m.kind, MetricKind::Simple | MetricKind::Snapshot)
+                && let Some(e) = &m.entity
+            {
+                out.extend(lookup_gate(catalog, e));
+            }
+        }
+    }
+    out
+}
+
+/// Runs `gates` side by side; `request` scopes the counted rows.
+pub async fn run_all(
+    engine: &Engine,
+    gates: &BTreeSet<Gate>,
+    request: Option<&Request>,
+) -> Result<Vec<TableCheck>> {
+    // A counted gate is covered by a lookup gate over all the entity's rows.
+    let whole: BTreeSet<String> = gates
+        .iter()
+        .filter_map(|g| match g {
+            Gate::Unique(e) | Gate::Intervals(e) => Some(e.clone()),
+            Gate::Counted(..) => None,
+        })
+        .collect();
+    let mut work = Vec::new();
+    for gate in gates {
+        if let Gate::Counted(m, _) = gate
+            && let Ok((_, _, spec)) = engine.catalog.metric(m)
+            && spec.entity.as_ref().is_some_and(|e| whole.contains(e))
+        {
+            continue;
+        }
+        work.push(run(engine, gate, request));
+    }
+    futures::future::try_join_all(work).await
+}
+
+/// One gate: its rows planned, then its outcome remembered or computed.
+pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Result<TableCheck> {
+    let started = std::time::Instant::now();
+    let check = run_gate(engine, gate, request).await?;
+    tracing::info!(
+        gate = check.check,
+        table = %check.table,
+        ms = started.elapsed().as_millis() as u64,
+        "gate checked"
+    );
+    Ok(check)
+}
+
+async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Result<TableCheck> {
+    let started_plan = std::time::Instant::now();
+    let catalog = &engine.catalog;
+    let (entity, kind) = match gate {
+        Gate::Unique(e) => (e.clone(), super::uniqueness::GATE),
+        Gate::Intervals(e) => (e.clone(), super::intervals::GATE),
+        Gate::Counted(m, _) => (
+            catalog.metric(m)?.2.entity.clone().unwrap_or_default(),
+            super::uniqueness::GATE,
+        ),
+    };
+    let subject = Subject::of(catalog, &entity)?;
+    let (rows, key, scope) = match gate {
+        Gate::Counted(m, days) => counted_rows(engine, &subject, m, request, days).await?,
+        _ => (
+            entity_rows(engine, &subject).await?,
+            Expr::Column(datafusion::common::Column::from_name(&subject.key)),
+            "all rows".to_string(),
+        ),
+    };
+    tracing::debug!(
+        ms = started_plan.elapsed().as_millis() as u64,
+        "gate planned"
+    );
+    let memo = Memo::new(engine, kind, &rows);
+    if let Some(check) = memo.as_ref().and_then(|m| m.lookup()) {
+        tracing::info!(gate = kind, table = %check.table, "gate outcome remembered");
+        return Ok(check);
+    }
+    let check = match gate {
+        Gate::Intervals(_) => {
+            let iv = subject
+                .spec(catalog)
+                .intervals
+                .clone()
+                .ok_or_else(|| CanonError::Internal(format!("`{entity}` has no intervals")))?;
+            super::intervals::check(engine, &subject, rows, &iv.from, &iv.to).await?
+        }
+        _ => super::uniqueness::check(engine, &subject, rows, key, &scope).await?,
+    };
+    if let Some(memo) = memo {
+        memo.store(&check).await;
+    }
+    Ok(check)
+}
+
+/// The entity's rows with its fields unqualified: its plain fields only
+/// (one scan of its source, no joins) when they hold the key, else the
+/// whole entity.
+async fn entity_rows(engine: &Engine, subject: &Subject) -> Result<DataFrame> {
+    let plain = crate::compile::entity::entity_plain_frame(engine, &subject.entity).await?;
+    if plain
+        .schema()
+        .has_column_with_unqualified_name(&subject.key)
+    {
+        Ok(plain)
+    } else {
+        crate::compile::entity::entity_frame(engine, &subject.entity).await
+    }
+}
+
+/// The rows metric `name` counts, as its own plan selects them: the
+/// metric's frame (its entity and the links its time and validity read), a
+/// flow's rows whose time is in the requested period, a snapshot's rows in
+/// force at one of `days` (`valid`), each after the conjuncts of the
+/// metric's filter over the entity's own fields. What is left out (a
+/// filter over a linked entity, a history's state, which is the latest row
+/// per key and cannot repeat one) only widens the rows: more are checked,
+/// never fewer. Returns the rows, the key column and a description.
+async fn counted_rows(
+    engine: &Engine,
+    subject: &Subject,
+    name: &str,
+    request: Option<&Request>,
+    days: &[chrono::NaiveDate],
+) -> Result<(DataFrame, Expr, String)> {
+    use crate::compile::entity::{all_link_paths, link_path, metric_frame, metric_schema};
+    use crate::compile::simple::{bound, next_day, period_filter};
+    use crate::yaml_path;
+    use datafusion::logical_expr::ExprSchemable;
+    let catalog = &engine.catalog;
+    let entity = subject.entity.as_str();
+    let (id, _, metric) = catalog.metric(name)?;
+    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
+    let flow = metric.kind == MetricKind::Simple;
+    let mut sqls: Vec<(&str, crate::error::Location)> = Vec::new();
+    let time = metric.time.as_deref().filter(|_| flow).zip(request);
+    if let Some((t, _)) = time {
+        sqls.push((t, at(&yaml_path!["time"])));
+    }
+    let valid = metric.valid.as_ref().filter(|_| !flow && !days.is_empty());
+    if let Some(v) = valid {
+        sqls.push((&v.from, at(&yaml_path!["valid", "from"])));
+        if let Some(to) = &v.to {
+            sqls.push((to, at(&yaml_path!["valid", "to"])));
+        }
+    }
+    if let Some(f) = &metric.filter {
+        sqls.push((f, at(&yaml_path!["filter"])));
+    }
+    // The links the time and validity read, as the compiler finds them
+    // (a period of accounting periods windows revenue lines by a join to
+    // a small table). The filter joins nothing: its conjuncts over linked
+    // entities are left out, so more rows are checked, never fewer, and a
+    // repeated lookup is blamed by its own gate rather than here.
+    let full = metric_schema(engine, entity, &all_link_paths(catalog, entity)).await?;
+    let links_of = |e: &Expr| -> BTreeSet<crate::compile::entity::LinkPath> {
+        e.column_refs()
+            .into_iter()
+            .filter_map(|c| c.relation.as_ref().and_then(|r| link_path(r, entity)))
+            .collect()
+    };
+    let mut links = BTreeSet::new();
+    let mut readable = BTreeSet::new();
+    for (sql, loc) in &sqls {
+        if let Ok(e) = crate::compile::parse_scoped(engine, sql, &full, Some(entity), loc) {
+            readable.insert(*sql);
+            if Some(*sql) != metric.filter.as_deref() {
+                links.extend(links_of(&e));
+            }
+        }
+    }
+    let own_filter: Vec<Expr> = match metric.filter.as_deref().filter(|f| readable.contains(f)) {
+        Some(f) => {
+            let e = crate::compile::parse_scoped(
+                engine,
+                f,
+                &full,
+                Some(entity),
+                &at(&yaml_path!["filter"]),
+            )?;
+            datafusion::logical_expr::utils::split_conjunction(&e)
+                .into_iter()
+                .filter(|c| links_of(c).is_subset(&links))
+                .cloned()
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let mut rows = metric_frame(engine, entity, &links).await?;
+    let schema = rows.schema().clone();
+    let parse = |sql: &str, loc: &crate::error::Location| -> Option<Expr> {
+        readable
+            .contains(sql)
+            .then(|| crate::compile::parse_scoped(engine, sql, &schema, Some(entity), loc).ok())?
+    };
+    let mut scope = format!("rows `{name}` counts");
+    let mut predicate: Option<Expr> = None;
+    let mut and = |p: Expr| {
+        predicate = Some(match predicate.take() {
+            Some(q) => q.and(p),
+            None => p,
+        })
+    };
+    if let Some((sql, request)) = time
+        && let Some(t) = parse(sql, &at(&yaml_path!["time"]))
+        && let Some(range) = period_filter(
+            &catalog.calendar,
+            &t,
+            &t.get_type(&schema)?,
+            &request.period,
+        )
+    {
+        and(range);
+        scope = format!("rows `{name}` counts in {}", request.period.label);
+    }
+    if let Some(v) = valid
+        && let Some(from) = parse(&v.from, &at(&yaml_path!["valid", "from"]))
+    {
+        let to =
+            v.to.as_deref()
+                .and_then(|t| parse(t, &at(&yaml_path!["valid", "to"])));
+        let (from_ty, to_ty) = (
+            from.get_type(&schema)?,
+            to.as_ref().map(|t| t.get_type(&schema)).transpose()?,
+        );
+        // In force at one of the days: started before the day ends and, with
+        // an end, not ended by then (as the snapshot's own window).
+        let mut any: Option<Expr> = None;
+        for d in days {
+            let Some(end) = bound(&catalog.calendar, &from_ty, next_day(*d)) else {
+                any = None;
+                break;
+            };
+            let mut p = from.clone().lt(end);
+            if let (Some(to), Some(ty)) = (&to, &to_ty) {
+                let Some(end) = bound(&catalog.calendar, ty, next_day(*d)) else {
+                    any = None;
+                    break;
+                };
+                p = p.and(to.clone().is_null().or(to.clone().gt_eq(end)));
+            }
+            any = Some(match any {
+                Some(a) => a.or(p),
+                None => p,
+            });
+        }
+        if let Some(any) = any {
+            and(any);
+            let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+            scope = format!("rows `{name}` counts at {}", days.join(", "));
+        }
+    }
+    for c in own_filter {
+        and(c);
+    }
+    if let Some(p) = predicate {
+        rows = rows.filter(p)?;
+    }
+    let key = Expr::Column(datafusion::common::Column::new(Some(entity), &subject.key));
+    Ok((rows, key, scope))
+}
+
+/// A cell as text (dates as `2025-03-01`, keys as they are).
+pub fn cell_text(array: &dyn Array, row: usize) -> String {
+    datafusion::arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+}
+
+/// The files holding some keys' rows.
+pub struct KeyFiles {
+    /// key → files.
+    by_key: BTreeMap<String, BTreeSet<String>>,
+    /// key → rows the source table holds of it.
+    rows_of_key: BTreeMap<String, i64>,
+    /// (key, start) → files, for interval rows.
+    by_row: BTreeMap<(String, String), BTreeSet<String>>,
+    /// Whether the scan told the files (else only `fallback` is known).
+    known: bool,
+    /// Every file of the table, for a row whose file could not be told.
+    fallback: String,
+}
+
+impl KeyFiles {
+    /// The rows the table itself holds of `key`, when known.
+    pub fn table_rows(&self, key: &str) -> Option<i64> {
+        self.rows_of_key.get(key).copied().filter(|_| self.known)
+    }
+
+    /// The files of `keys`' rows.
+    pub fn describe(&self, keys: &[&str]) -> String {
+        let files: BTreeSet<&String> = keys
+            .iter()
+            .filter_map(|k| self.by_key.get(*k))
+            .flatten()
+            .collect();
+        self.join(files)
+    }
+
+    /// The files of the rows of `key` starting at each of `starts`.
+    pub fn describe_rows(&self, key: &str, starts: &[&str]) -> String {
+        let files: BTreeSet<&String> = starts
+            .iter()
+            .filter_map(|s| self.by_row.get(&(key.to_string(), s.to_string())))
+            .flatten()
+            .collect();
+        self.join(files)
+    }
+
+    fn join(&self, files: BTreeSet<&String>) -> String {
+        if !self.known || files.is_empty() {
+            return self.fallback.clone();
+        }
+        files
+            .into_iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Which files hold the rows of `keys` (and, with `starts`, of those
+/// rows of each key whose `from` field is one of them): the source's rows
+/// with DataFusion's `input_file_name()`, which the Parquet scan fills in
+/// per file. Run only once a gate has failed. When a key is not a plain
+/// column expression of the source, or the file cannot be told, every file
+/// of the table is named instead, and the message says so.
+pub async fn files_of_keys(
+    engine: &Engine,
+    subject: &Subject,
+    keys: &[String],
+    starts: Option<(&str, &[String])>,
+) -> Result<KeyFiles> {
+    let fallback = format!(
+        "one of the table's files (which one could not be told): {}",
+        table_files(engine, subject).join(", ")
+    );
+    match files_by_scan(engine, subject, keys, starts).await {
+        Ok(Some(mut files)) => {
+            files.fallback = fallback;
+            Ok(files)
+        }
+        _ => Ok(KeyFiles {
+            by_key: BTreeMap::new(),
+            rows_of_key: BTreeMap::new(),
+            by_row: BTreeMap::new(),
+            known: false,
+            fallback,
+        }),
+    }
+}
+
+async fn files_by_scan(
+    engine: &Engine,
+    subject: &Subject,
+    keys: &[String],
+    starts: Option<(&str, &[String])>,
+) -> Result<Option<KeyFiles>> {
+    use datafusion::arrow::datatypes::DataType;
+    let catalog = &engine.catalog;
+    let spec = subject.spec(catalog);
+    let source = engine.source_frame(&subject.system, &subject.table).await?;
+    let schema = source.schema().clone();
+    let field_expr = |name: &str| -> Option<Expr> {
+        let (i, f) = spec
+            .fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name == name)?;
+        let sql = f.expr.as_deref().unwrap_or(&f.name);
+        let location = catalog.entity_at(subject.id, &crate::yaml_path!["fields", i]);
+        crate::compile::parse_expr(engine, sql, &schema, &location).ok()
+    };
+    let Some(key) = field_expr(&subject.key) else {
+        return Ok(None);
+    };
+    let mut select = vec![
+        cast(key, DataType::Utf8).alias("_key"),
+        datafusion::functions::core::expr_fn::input_file_name().alias("_file"),
+    ];
+    let mut wanted = col("_key").in_list(keys.iter().map(|k| lit(k.clone())).collect(), false);
+    if let Some((from, values)) = starts {
+        let Some(start) = field_expr(from) else {
+            return Ok(None);
+        };
+        select.push(cast(start, DataType::Utf8).alias("_from"));
+        wanted = wanted
+            .and(col("_from").in_list(values.iter().map(|v| lit(v.clone())).collect(), false));
+    }
+    let mut group = vec![col("_key"), col("_file")];
+    if starts.is_some() {
+        group.push(col("_from"));
+    }
+    let batches = source
+        .select(select)?
+        .filter(wanted)?
+        .aggregate(
+            group,
+            vec![datafusion::functions_aggregate::expr_fn::count(lit(1i64)).alias("_n")],
+        )?
+        .collect()
+        .await?;
+    let mut out = KeyFiles {
+        by_key: BTreeMap::new(),
+        rows_of_key: BTreeMap::new(),
+        by_row: BTreeMap::new(),
+        known: true,
+        fallback: String::new(),
+    };
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            let k = cell_text(b.column(0).as_ref(), r);
+            let file = display_file(&cell_text(b.column(1).as_ref(), r));
+            let n: i64 = cell_text(b.column(b.num_columns() - 1).as_ref(), r)
+                .parse()
+                .unwrap_or(0);
+            *out.rows_of_key.entry(k.clone()).or_default() += n;
+            if starts.is_some() {
+                let s = cell_text(b.column(2).as_ref(), r);
+                out.by_row
+                    .entry((k.clone(), s))
+                    .or_default()
+                    .insert(file.clone());
+            }
+            out.by_key.entry(k).or_default().insert(file);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A scanned file as a path the user can open: object-store paths have no
+/// leading `/`.
+fn display_file(name: &str) -> String {
+    let name = name.strip_prefix("file://").unwrap_or(name);
+    if !name.starts_with('/') && Path::new(&format!("/{name}")).exists() {
+        format!("/{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Every Parquet file of a subject's table, for messages.
+fn table_files(engine: &Engine, subject: &Subject) -> Vec<String> {
+    let Some(paths) = source_paths(engine, &subject.system, &subject.table) else {
+        return Vec::new();
+    };
+    paths.iter().map(|p| p.display().to_string()).collect()
+}
+
+fn source_paths(engine: &Engine, system: &str, table: &str) -> Option<Vec<PathBuf>> {
+    let DataSource::Folder(root) = &engine.data else {
+        return None;
+    };
+    let (_, spec) = engine.catalog.source_by_name(system, table)?;
+    let location = crate::error::DataLocation {
+        system: system.to_string(),
+        table: table.to_string(),
+        file: None,
+        column: None,
+    };
+    crate::run::files::parquet_files(&root.join(&spec.path), &location).ok()
+}
+
+/// A gate outcome as stored in the cache folder.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    format: u32,
+    /// sha256 over the outcome, its key and the build ([`Stored::seal`]): an
+    /// outcome edited by hand or damaged does not verify and is computed
+    /// again, never trusted (as the result cache's entries).
+    #[serde(default)]
+    digest: String,
+    check: String,
+    table: String,
+    column: Option<String>,
+    status: String,
+    detail: String,
+    examples: Vec<String>,
+}
+
+const MEMO_FORMAT: u32 = 1;
+
+impl Stored {
+    fn seal(&self, path: &Path) -> String {
+        let content = serde_json::to_vec(&(
+            self.format,
+            &self.check,
+            &self.table,
+            &self.column,
+            &self.status,
+            &self.detail,
+            &self.examples,
+        ))
+        .unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(format!(
+            "canon gate outcome v{MEMO_FORMAT}\n{}\n{}\n",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+            crate::cache::build_identity()
+        ));
+        h.update(&content);
+        hex::encode(h.finalize())
+    }
+}
+
+/// Where one gate's outcome is remembered: `<cache>/gates/<key>.json`.
+struct Memo {
+    cache: std::sync::Arc<crate::cache::Cache>,
+    /// The key without the file hashes: the gate, its plan, the definitions
+    /// and the build.
+    stem: String,
+    /// Every file of every table the gate's plan scans.
+    files: Vec<PathBuf>,
+}
+
+impl Memo {
+    /// `None` without a cache (`--no-cache`: nothing remembered).
+    fn new(engine: &Engine, kind: &str, rows: &DataFrame) -> Option<Memo> {
+        let cache = engine.cache.clone()?;
+        let mut tables = BTreeMap::new();
+        crate::query::scanned_columns(rows.logical_plan(), &mut tables);
+        let mut files = Vec::new();
+        for key in tables.keys() {
+            let (system, table) = key.split_once('/')?;
+            files.extend(source_paths(engine, system, table)?);
+        }
+        let project = &engine.catalog.files;
+        let mut h = Sha256::new();
+        h.update(format!("canon gate v{MEMO_FORMAT}\n{kind}\n"));
+        h.update(env!("CARGO_PKG_VERSION"));
+        h.update(datafusion::DATAFUSION_VERSION);
+        h.update(crate::cache::build_identity());
+        for f in
+            std::iter::once(&project.project.sha256).chain(project.models.iter().map(|m| &m.sha256))
+        {
+            h.update(f.as_bytes());
+        }
+        h.update(rows.logical_plan().display_indent().to_string());
+        Some(Memo {
+            cache,
+            stem: hex::encode(h.finalize()),
+            files,
+        })
+    }
+
+    fn path(&self, hashes: &[String]) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(&self.stem);
+        for (file, sha) in self.files.iter().zip(hashes) {
+            h.update(format!("\n{}\n{sha}", file.display()));
+        }
+        self.cache
+            .dir()
+            .join("gates")
+            .join(format!("{}.json", hex::encode(h.finalize())))
+    }
+
+    /// The remembered outcome, when every file's hash is known by its
+    /// identity (no file is read to find out).
+    fn lookup(&self) -> Option<TableCheck> {
+        let hashes: Vec<String> = self
+            .files
+            .iter()
+            .map(|f| self.cache.known_sha256(f))
+            .collect::<Option<_>>()?;
+        let path = self.path(&hashes);
+        let stored: Stored = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        if stored.format != MEMO_FORMAT || stored.digest != stored.seal(&path) {
+            tracing::warn!(path = %path.display(), "ignoring a gate outcome that does not verify");
+            return None;
+        }
+        let check = match stored.check.as_str() {
+            super::uniqueness::GATE => super::uniqueness::GATE,
+            super::intervals::GATE => super::intervals::GATE,
+            _ => return None,
+        };
+        let status = match stored.status.as_str() {
+            "pass" => Status::Pass,
+            "warn" => Status::Warn,
+            "error" => Status::Error,
+            _ => return None,
+        };
+        Some(TableCheck {
+            check,
+            table: stored.table,
+            column: stored.column,
+            status,
+            detail: stored.detail,
+            examples: stored.examples,
+            latest_sync: None,
+        })
+    }
+
+    /// Remembers an outcome under the files' content hashes (computed off
+    /// the async threads; the lineage's hashing of the same files shares
+    /// the cache's index). A failure to write only costs a recomputation.
+    async fn store(&self, check: &TableCheck) {
+        let (cache, files) = (self.cache.clone(), self.files.clone());
+        let hashes = tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .map(|f| cache.sha256(f))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await;
+        let Ok(Ok(hashes)) = hashes else {
+            return;
+        };
+        let mut stored = Stored {
+            format: MEMO_FORMAT,
+            digest: String::new(),
+            check: check.check.to_string(),
+            table: check.table.clone(),
+            column: check.column.clone(),
+            status: check.status.name().to_string(),
+            detail: check.detail.clone(),
+            examples: check.examples.clone(),
+        };
+        let path = self.path(&hashes);
+        stored.digest = stored.seal(&path);
+        let written = serde_json::to_vec(&stored)
+            .map_err(|e| CanonError::Internal(e.to_string()))
+            .and_then(|bytes| {
+                let dir = path.parent().unwrap_or(self.cache.dir());
+                std::fs::create_dir_all(dir).map_err(|e| CanonError::io(dir, e))?;
+                crate::atomic::write_file(&path, &bytes)
+            })
+            .and_then(|_| self.cache.persist());
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not remember a gate's outcome");
+        }
+    }
+}
