@@ -33,6 +33,13 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
             note(e, &mut diagnostics)?;
         }
     }
+    // canon.yaml `quality:`: its thresholds and its deal policy.
+    if let Err(e) = crate::quality::thresholds::Thresholds::of(&catalog) {
+        note(e, &mut diagnostics)?;
+    }
+    if let Err(e) = crate::quality::subscription_deals::validate(&engine).await {
+        note(e, &mut diagnostics)?;
+    }
     let period = catalog.calendar.parse_period("FY2026")?;
     for (name, id) in &catalog.metrics {
         let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];

@@ -166,6 +166,22 @@ fn the_sample_project_passes_its_checks() {
             serde_json::json!(455)
         )]
     );
+    // The identity match rates of the sample are judged and pass (all
+    // above 0.9): 322 / 335 = 0.961194, 23436 / 24164 = 0.969873,
+    // 319 / 336 = 0.949405, 1505 / 1600 = 0.940625.
+    let rules = [
+        ("billing_account.crm → account", 335, 322, "0.961194"),
+        ("health_snapshot.crm → account", 24164, 23436, "0.969873"),
+        ("organization.crm → account", 336, 319, "0.949405"),
+        ("subscription.deal → deal", 1600, 1505, "0.940625"),
+    ];
+    for (rule, rows, matched, rate) in rules {
+        assert_eq!(
+            identity_rate(&report["match_rates"], rule),
+            (rows, matched, rate.to_string(), "pass".to_string())
+        );
+    }
+    assert_eq!(report["match_rates"].as_array().unwrap().len(), 4);
 }
 
 /// Every table of the contract, so `canon check` computes its cross-system
@@ -692,5 +708,418 @@ fn the_bridge_carries_the_deal_match_rates_it_relies_on() {
     assert!(
         text.contains("revenue_line → counted deal (all periods): 3 of 8 = 0.375000  warn"),
         "{text}"
+    );
+}
+
+/// The full fixture's billing accounts with B1 billed to `b1_crm` (B2..B6 as
+/// in [`full_fixture`]).
+fn write_billing_accounts(root: &std::path::Path, b1_crm: &'static str) {
+    write_table(
+        root,
+        "billing/account",
+        vec![
+            ("id", Col::Str(vec!["B1", "B2", "B3", "B4", "B5", "B6"])),
+            (
+                "account_number",
+                Col::Str(vec!["N1", "N2", "N3", "N4", "N5", "N6"]),
+            ),
+            (
+                "name",
+                Col::Str(vec!["Globex", "Globex EU", "TC", "Solo", "Ini", "X"]),
+            ),
+            (
+                "crm_id",
+                Col::OptStr(some(&[b1_crm, "A6", "A3", "", "A2", "A999"])),
+            ),
+            ("currency", Col::Str(vec!["USD"; 6])),
+            ("status", Col::Str(vec!["Active"; 6])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; 6])),
+            (
+                "is_deleted",
+                Col::Bool(vec![false, false, false, false, true, false]),
+            ),
+        ],
+    );
+}
+
+/// A copy of the project with canon.yaml's `quality:` replaced by `quality`.
+fn project_with_quality(quality: &str) -> tempfile::TempDir {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    let (head, _) = yaml
+        .split_once("\nquality:")
+        .expect("canon.yaml has quality:");
+    std::fs::write(
+        project.path().join("canon.yaml"),
+        format!("{head}\nquality:\n{quality}"),
+    )
+    .unwrap();
+    project
+}
+
+/// (rows, matched, rate, status) of the identity match rate `rule` in a
+/// list of checks.
+fn identity_rate(checks: &serde_json::Value, rule: &str) -> (i64, i64, String, String) {
+    let m = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["check"] == "identity_match_rate" && m["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} in {checks}"));
+    (
+        m["rows"].as_i64().unwrap(),
+        m["matched"].as_i64().unwrap(),
+        m["rate"].as_str().unwrap_or("").to_string(),
+        m["status"].as_str().unwrap().to_string(),
+    )
+}
+
+// The identity match rates are judged against match_rate_warn_below, in
+// canon check and in every result that joins the link, because a link that
+// stops resolving moves the numbers: ARR excludes internal accounts by their
+// CRM account, so a billing account whose CRM link is lost is counted.
+//
+// B1 is billed to A5 "Acme Internal" (www.acme.io, an internal domain);
+// its subscription S1 has charge C1 (mrr 100.00, from 2025-01-01, open).
+// billing_account.crm → account over all 6 billing accounts: B1 (A5), B2
+// (A6, merged away but a CRM account), B3 (A3), B5 (A2; deleted, still a
+// row) resolve; B4 (no crm id) and B6 (A999) do not: 4 / 6 = 0.666667.
+// With match_rate_warn_below 0.6: pass. ARR at 2025-06-30: C1 is internal,
+// excluded (12 × 100.00 = 1200.00 excluded): 0.00.
+//
+// Then B1 loses its crm id: 3 / 6 = 0.500000 < 0.6: warn in canon check
+// (overall warn, exit 0) and in arr's quality (quality_status warn, and the
+// table shows it), while ARR now counts C1: 12 × 100.00 = 1200.00.
+#[test]
+fn a_collapsed_identity_match_rate_warns_where_it_is_relied_on() {
+    let data = full_fixture();
+    let project = project_with_quality("  match_rate_warn_below: 0.6\n");
+    let rule = "billing_account.crm → account";
+    write_billing_accounts(data.path(), "A5");
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        identity_rate(&report["match_rates"], rule),
+        (6, 4, "0.666667".into(), "pass".into())
+    );
+    let arr = query_json(
+        project.path(),
+        data.path(),
+        &["arr", "--as-of", "2025-06-30"],
+    );
+    assert_eq!(arr["value"], "0.00");
+    assert_eq!(exclusion(&arr, "internal_account"), (1, "1200.00".into()));
+    assert_eq!(
+        identity_rate(&arr["quality"], rule),
+        (6, 4, "0.666667".into(), "pass".into())
+    );
+
+    write_billing_accounts(data.path(), "");
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["status"], "warn");
+    assert_eq!(
+        identity_rate(&report["match_rates"], rule),
+        (6, 3, "0.500000".into(), "warn".into())
+    );
+    let out = canon(
+        project.path(),
+        &["check", "--data", data.path().to_str().unwrap()],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "  {rule:<44}        3 of        6  0.500000  warn  (warn below 0.6)"
+        )),
+        "{text}"
+    );
+    let arr = query_json(
+        project.path(),
+        data.path(),
+        &["arr", "--as-of", "2025-06-30"],
+    );
+    assert_eq!(arr["value"], "1200.00");
+    assert_eq!(exclusion(&arr, "internal_account"), (0, "0.00".into()));
+    assert_eq!(arr["quality_status"], "warn");
+    assert_eq!(
+        identity_rate(&arr["quality"], rule),
+        (6, 3, "0.500000".into(), "warn".into())
+    );
+    let out = canon(
+        project.path(),
+        &[
+            "query",
+            "arr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("quality: warn")
+            && text.contains(&format!(
+                "  warn   identity_match_rate {rule}: 3 of 6 = 0.500000, below 0.6"
+            )),
+        "{text}"
+    );
+}
+
+// `canon validate` (with or without data) checks canon.yaml `quality:` and
+// reports every problem at once, each at its canon.yaml line and column
+// (the value's column: `  match_rate_warn_below: ` is 25 characters, so 26;
+// `  duplication_warn_above: ` 26, so 27; `  subscription_deals: ` 22, so 23).
+#[test]
+fn validate_checks_canon_yaml_quality() {
+    let project = project_with_quality(
+        "  match_rate_warn_below: 1.5\n  duplication_warn_above: 2\n  subscription_deals: \"deal_typ <> 'Expansion'\"\n",
+    );
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    let line = yaml
+        .lines()
+        .position(|l| l == "quality:")
+        .expect("quality:")
+        + 2;
+    for args in [vec!["validate", "--no-data"], vec!["validate"]] {
+        let out = canon(project.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains("3 problem(s) in the definitions"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "canon.yaml:{line}:26: `1.5` is not a share between 0 and 1"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "canon.yaml:{}:27: `2` is not a share between 0 and 1",
+                line + 1
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "canon.yaml:{}:23: in `deal_typ <> 'Expansion'`: No field named deal_typ",
+                line + 2
+            )),
+            "{err}"
+        );
+    }
+    for (value, line_of_key) in [("-0.1", line), (".nan", line)] {
+        let project = project_with_quality(&format!("  match_rate_warn_below: {value}\n"));
+        let out = canon(project.path(), &["validate", "--no-data"]);
+        assert_eq!(out.status.code(), Some(1), "{value}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains(&format!("canon.yaml:{line_of_key}:26: `")),
+            "{value}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+// quality.subscription_deals must be a yes/no condition on one deal: a
+// boolean, non-aggregate, deterministic expression over the deal entity's
+// fields. Anything else is a located definition error of `canon validate`
+// (and of every command that would compute the rate), not a DataFusion
+// error at run time, a plan dump, or a rate that changes between runs.
+#[test]
+fn subscription_deals_must_be_a_deterministic_condition_on_one_deal() {
+    let cases = [
+        ("", "Expected: an expression"),
+        ("is_won OR", "Expected: an expression"),
+        (
+            "deal_type <> 'x'; DROP TABLE x",
+            "Expected: end of expression",
+        ),
+        ("deal_type", "is not a condition (its type is Utf8)"),
+        (
+            "amount",
+            "is not a condition (its type is Decimal128(18, 2))",
+        ),
+        ("NULL", "is not a condition (its type is NULL)"),
+        (
+            "sum(amount) > 0",
+            "uses the aggregate `sum`, which is not about one deal",
+        ),
+        (
+            "random() < 0.5",
+            "calls `random`, which is not deterministic",
+        ),
+    ];
+    for (sql, message) in cases {
+        let project = project_with_quality(&format!("  subscription_deals: \"{sql}\"\n"));
+        let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+        let line = yaml.lines().position(|l| l == "quality:").unwrap() + 2;
+        let out = canon(project.path(), &["validate", "--no-data"]);
+        assert_eq!(out.status.code(), Some(1), "{sql}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("canon.yaml:{line}:23: ")) && err.contains(message),
+            "{sql}: {err}"
+        );
+    }
+    // The same error, located, from the command that computes the rate.
+    let data = full_fixture();
+    let project = project_with_quality("  subscription_deals: \"amount\"\n");
+    let out = canon(
+        project.path(),
+        &["check", "--data", data.path().to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("canon.yaml:") && err.contains("is not a condition (its type is Decimal128"),
+        "{err}"
+    );
+    // A condition that is one passes.
+    let project =
+        project_with_quality("  subscription_deals: \"is_won AND deal_type <> 'Expansion'\"\n");
+    let out = canon(project.path(), &["validate", "--no-data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+// A rate over no rows is not a pass. `subscription_deals: "false"` expects
+// no counted deal to have a subscription: 0 of 0, which warns with its
+// reason in canon check (overall warn, exit 0) and in the bridge.
+#[test]
+fn a_rate_over_no_rows_warns_with_its_reason() {
+    let data = full_fixture();
+    let project = project_with_quality("  subscription_deals: \"false\"\n");
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["status"], "warn");
+    let rule = "counted deal ← subscription.deal";
+    let m = report["deal_match_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["rule"] == rule)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (m["rows"].as_i64(), m["matched"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(m["rate"], serde_json::Value::Null);
+    assert_eq!(m["status"], "warn");
+    let detail = m["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("nothing to judge: quality.subscription_deals `false` (canon.yaml:")
+            && detail.ends_with(") selects none of the deals `bookings` counts"),
+        "{detail}"
+    );
+    let out = canon(
+        project.path(),
+        &["check", "--data", data.path().to_str().unwrap()],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "  {rule:<44}        0 of        0            warn  (warn below 0.9): nothing to judge"
+        )),
+        "{text}"
+    );
+    let out = canon(
+        project.path(),
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bridge: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = bridge["deal_match_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["rule"] == rule)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (m["rows"].as_i64(), m["status"].as_str()),
+        (Some(0), Some("warn"))
+    );
+    let out = canon(
+        project.path(),
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{rule} (all periods): 0 of 0 = -  warn (nothing to judge: quality.subscription_deals `false`"
+        )),
+        "{text}"
+    );
+}
+
+// One identity rule may have its own threshold (`entity.link`), over the
+// project's. Full fixture: billing_account.crm → account 4 / 6 = 0.666667
+// (B1 A1, B2 A6, B3 A3, B5 A2 resolve; B4 none, B6 A999 do not) warns below
+// its own 0.7 though the project's threshold is 0.6; subscription.deal →
+// deal (7 subscription rows; S1 D1, S2 D3, S3v1 and S3v2 D13, S4 D2, S5 D5
+// name a CRM deal, S6 none: 6 / 7 = 0.857143) passes at the project's 0.6.
+// A rule that is no cross-system link, and a value that is no share, are
+// located in canon.yaml by `canon validate`.
+#[test]
+fn an_identity_rule_may_have_its_own_threshold() {
+    let data = full_fixture();
+    let project = project_with_quality(
+        "  match_rate_warn_below: 0.6\n  match_rate_warn_below_by_rule:\n    billing_account.crm: 0.7\n",
+    );
+    let (code, report) = check_json(project.path(), data.path());
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        identity_rate(&report["match_rates"], "billing_account.crm → account"),
+        (6, 4, "0.666667".into(), "warn".into())
+    );
+    assert_eq!(
+        identity_rate(&report["match_rates"], "subscription.deal → deal"),
+        (7, 6, "0.857143".into(), "pass".into())
+    );
+    let below = |rule: &str| {
+        report["match_rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["rule"] == rule)
+            .unwrap()["warn_below"]
+            .clone()
+    };
+    assert_eq!(below("billing_account.crm → account"), "0.7");
+    assert_eq!(below("subscription.deal → deal"), "0.6");
+
+    let project = project_with_quality(
+        "  match_rate_warn_below_by_rule:\n    billing_acount.crm: 0.5\n    organization.crm: 1.2\n",
+    );
+    let yaml = std::fs::read_to_string(project.path().join("canon.yaml")).unwrap();
+    let line = yaml.lines().position(|l| l == "quality:").unwrap() + 3;
+    let out = canon(project.path(), &["validate", "--no-data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "canon.yaml:{line}:25: `billing_acount.crm` is not a cross-system identity rule; write `entity.link`, one of: billing_account.crm, health_snapshot.crm, organization.crm, subscription.deal"
+        )) && err.contains(&format!(
+            "canon.yaml:{}:23: `1.2` is not a share between 0 and 1",
+            line + 1
+        )),
+        "{err}"
     );
 }

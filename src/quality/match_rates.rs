@@ -313,6 +313,28 @@ async fn tally(frame: DataFrame) -> Result<(i64, i64)> {
     Ok((rows, hits))
 }
 
+/// A rate's status against `quality.match_rate_warn_below`, and why when it
+/// is not a plain pass: below the threshold warns, and so does a rate over
+/// no rows at all (`empty` says what is missing) — nothing was matched, so
+/// nothing vouches for the link, and `0 of 0` must not read as a pass.
+pub fn judge(
+    rows: i64,
+    matched: i64,
+    warn_below: Dec,
+    empty: impl FnOnce() -> String,
+) -> (RateStatus, Option<String>) {
+    if rows == 0 {
+        (
+            RateStatus::Warn,
+            Some(format!("nothing to judge: {}", empty())),
+        )
+    } else if share_below(matched, rows, warn_below) {
+        (RateStatus::Warn, None)
+    } else {
+        (RateStatus::Pass, None)
+    }
+}
+
 fn rate(
     rule: String,
     description: String,
@@ -320,8 +342,9 @@ fn rate(
     table: String,
     (rows, matched): (i64, i64),
     thresholds: &Thresholds,
+    empty: impl FnOnce() -> String,
 ) -> DealMatchRate {
-    let warn_below = thresholds.match_rate_warn_below;
+    let (status, detail) = judge(rows, matched, thresholds.match_rate_warn_below, empty);
     DealMatchRate {
         check: "match_rate",
         rule,
@@ -331,13 +354,9 @@ fn rate(
         rows,
         matched,
         rate: Dec::from_int(matched).div(Dec::from_int(rows), 6),
-        warn_below,
-        status: if share_below(matched, rows, warn_below) {
-            RateStatus::Warn
-        } else {
-            RateStatus::Pass
-        },
-        detail: None,
+        warn_below: thresholds.match_rate_warn_below,
+        status,
+        detail,
     }
 }
 
@@ -441,6 +460,7 @@ async fn revenue_lines(
         table,
         memo_tally(engine, &format!("{} {entity}", spec.name), frame).await?,
         thresholds,
+        || format!("`{}` counts no revenue line in any period", spec.revenue),
     ))
 }
 
@@ -470,29 +490,8 @@ async fn won_deals(
     let mut deals = counted_deals(engine, &spec.bookings).await?;
     // canon.yaml may say which deals are expected to have one (expansions
     // amend the subscription their account already has).
-    let policy = catalog
-        .files
-        .project
-        .spec
-        .quality
-        .subscription_deals
-        .clone();
-    if let Some(sql) = &policy {
-        let (_, _, deal_spec) = catalog
-            .entity(&deal)
-            .ok_or_else(|| CanonError::Internal(format!("unknown entity {deal}")))?;
-        let entity = entity_frame(engine, &deal).await?;
-        let schema = entity.schema().clone();
-        let location = catalog
-            .files
-            .project
-            .at(&yaml_path!["quality", "subscription_deals"]);
-        let expected = parse_expr(engine, sql, &schema, &location)?;
-        let expected = entity
-            .filter(coalesce(vec![expected, lit(false)]))?
-            .select(vec![
-                cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_expected"),
-            ])?;
+    let policy = &catalog.files.project.spec.quality.subscription_deals;
+    if let Some(expected) = super::subscription_deals::expected(engine, &deal).await? {
         deals = deals.join_on(
             expected,
             JoinType::LeftSemi,
@@ -506,6 +505,7 @@ async fn won_deals(
             "deals `{}` counts (all periods, won and not excluded){} that a non-deleted {} names",
             spec.bookings,
             policy
+                .as_ref()
                 .map(|p| format!(" where {p} (canon.yaml quality.subscription_deals)"))
                 .unwrap_or_default(),
             link.entity
@@ -519,5 +519,16 @@ async fn won_deals(
         )
         .await?,
         thresholds,
+        || match policy {
+            Some(p) => format!(
+                "quality.subscription_deals `{p}` ({}) selects none of the deals `{}` counts",
+                catalog
+                    .files
+                    .project
+                    .at(&yaml_path!["quality", "subscription_deals"]),
+                spec.bookings,
+            ),
+            None => format!("`{}` counts no deal in any period", spec.bookings),
+        },
     ))
 }

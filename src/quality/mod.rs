@@ -11,6 +11,7 @@ pub mod gates;
 pub mod identity_duplication;
 pub mod intervals;
 pub mod match_rates;
+pub mod subscription_deals;
 pub mod thresholds;
 pub mod uniqueness;
 pub mod volume;
@@ -27,6 +28,12 @@ use crate::error::Result;
 use crate::run::Engine;
 
 /// One identity rule's match rate over all rows of the entity that links.
+///
+/// It is judged like the deal match rates, against canon.yaml
+/// `quality.match_rate_warn_below`: a link that stopped resolving changes
+/// every number that joins it (an internal account whose CRM link is gone is
+/// no longer excluded from ARR), so a collapsed rate must warn wherever it is
+/// relied on, not pass as information.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchRate {
     pub check: &'static str,
@@ -38,7 +45,12 @@ pub struct MatchRate {
     pub matched: i64,
     /// matched / rows, 6 decimals.
     pub rate: Option<Dec>,
-    pub status: &'static str,
+    /// The rate warns below this (canon.yaml `quality.match_rate_warn_below`).
+    pub warn_below: Dec,
+    pub status: match_rates::RateStatus,
+    /// Why the rate warns when it is not a rate (no rows to judge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Match rates of `links` (entity, link name) that cross systems, in order.
@@ -48,6 +60,10 @@ pub async fn identity_match_rates(
 ) -> Result<Vec<MatchRate>> {
     let catalog = &engine.catalog;
     let mut out = Vec::new();
+    if links.is_empty() {
+        return Ok(out);
+    }
+    let thresholds = thresholds::Thresholds::of(catalog)?;
     for (entity, link_name) in links.iter().cloned() {
         let Some((_, model, spec)) = catalog.entity(&entity) else {
             continue;
@@ -101,14 +117,20 @@ pub async fn identity_match_rates(
                 hit += b.column(1).as_primitive::<Int64Type>().value(i);
             }
         }
+        let table = format!("{}/{}", model.spec.system, spec.source);
+        let warn_below = thresholds.match_rate_for(&format!("{entity}.{link_name}"));
+        let (status, detail) =
+            match_rates::judge(rows, hit, warn_below, || format!("{table} has no rows"));
         out.push(MatchRate {
             check: "identity_match_rate",
             rule: format!("{entity}.{link_name} → {}", link.entity),
-            table: format!("{}/{}", model.spec.system, spec.source),
+            table,
             rows,
             matched: hit,
             rate: Dec::from_int(hit).div(Dec::from_int(rows), 6),
-            status: "info",
+            warn_below,
+            status,
+            detail,
         });
     }
     Ok(out)
@@ -343,24 +365,44 @@ impl CheckReport {
             }
         }
         out.push_str("\ncross-system identity match rates\n");
-        for m in &self.match_rates {
+        let rates = self
+            .match_rates
+            .iter()
+            .map(|m| {
+                (
+                    &m.rule,
+                    m.matched,
+                    m.rows,
+                    m.rate,
+                    m.status,
+                    m.warn_below,
+                    &m.detail,
+                )
+            })
+            .chain(self.deal_match_rates.iter().map(|m| {
+                (
+                    &m.rule,
+                    m.matched,
+                    m.rows,
+                    m.rate,
+                    m.status,
+                    m.warn_below,
+                    &m.detail,
+                )
+            }));
+        for (rule, matched, rows, rate, status, warn_below, detail) in rates {
             out.push_str(&format!(
-                "  {:<44} {:>8} of {:>8}  {}\n",
-                m.rule,
-                m.matched,
-                m.rows,
-                m.rate.map(|r| r.plain()).unwrap_or_default()
-            ));
-        }
-        for m in &self.deal_match_rates {
-            out.push_str(&format!(
-                "  {:<44} {:>8} of {:>8}  {:<9} {:<5} (warn below {})\n",
-                m.rule,
-                m.matched,
-                m.rows,
-                m.rate.map(|r| r.plain()).unwrap_or_default(),
-                m.status.name(),
-                m.warn_below.plain()
+                "  {:<44} {:>8} of {:>8}  {:<9} {:<5} (warn below {}){}\n",
+                rule,
+                matched,
+                rows,
+                rate.map(|r| r.plain()).unwrap_or_default(),
+                status.name(),
+                warn_below.plain(),
+                detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
             ));
         }
         if !self.identity_duplication.is_empty() {
@@ -457,6 +499,7 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
     let status = tables
         .iter()
         .map(|c| c.status)
+        .chain(match_rates.iter().map(|m| m.status.level()))
         .chain(deal_match_rates.iter().map(|m| m.status.level()))
         .chain(identity_duplication.iter().map(|d| d.status))
         .max()

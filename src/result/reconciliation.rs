@@ -87,12 +87,16 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
     // The all-period match rates the bridge relies on.
     for q in &r.deal_match_rates {
         out.push_str(&format!(
-            "{} (all periods): {} of {} = {}  {}\n",
+            "{} (all periods): {} of {} = {}  {}{}\n",
             q.rule,
             q.matched,
             q.rows,
             q.rate.map(|r| r.plain()).unwrap_or_else(|| "-".into()),
-            q.status.name()
+            q.status.name(),
+            q.detail
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
         ));
     }
     for s in &r.sides {

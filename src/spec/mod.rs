@@ -70,6 +70,10 @@ pub struct QualitySpec {
     /// A cross-system match rate below this warns.
     #[serde(default)]
     pub match_rate_warn_below: Option<f64>,
+    /// Per identity rule, named `entity.link` (`billing_account.crm`), a
+    /// threshold that replaces `match_rate_warn_below` for that rule.
+    #[serde(default)]
+    pub match_rate_warn_below_by_rule: std::collections::BTreeMap<String, f64>,
     /// An identity duplication rate above this warns.
     #[serde(default)]
     pub duplication_warn_above: Option<f64>,
