@@ -29,10 +29,6 @@ use crate::result::render::{Format, render};
 use crate::run::Engine;
 use crate::spec::MetricStatus;
 
-/// The file that marks a folder as a canon publication, written first into
-/// every publication: a folder without it is not canon's to replace.
-pub const MARKER: &str = ".canon-publication";
-
 /// One published metric × period in the manifest.
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestEntry {

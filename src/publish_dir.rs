@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{CanonError, Result};
-use crate::publish::MARKER;
+
+/// The file that marks a folder as a canon publication, written first into
+/// every publication: a folder without it is not canon's to replace.
+pub const MARKER: &str = ".canon-publication";
 
 /// The environment variable that kills the process after the Nth
 /// filesystem step of a publish (tests only; unset in normal use).

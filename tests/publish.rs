@@ -147,25 +147,6 @@ fn blocked_metrics_are_in_the_manifest_without_a_value() {
     assert!(!out.join("metrics/bookings.parquet").exists());
 }
 
-/// Every file under `dir` with its bytes: what a refused write must leave
-/// exactly as it was.
-fn contents(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 // No writer lands on what canon did not create: every --out onto the data
 // root, the project, canon.yaml, models/, metrics/ or the cache (existing or
 // not yet, directly, through `..` or through a link) is refused with exit 2

@@ -56,26 +56,6 @@ fn sql_over_an_unknown_table_fails_clearly() {
     assert!(!stderr(&o).contains("panicked"));
 }
 
-/// Every file under `dir`, with its length, in order: what a refused
-/// statement must leave exactly as it was.
-fn listing(dir: &std::path::Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let meta = e.metadata().unwrap();
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push((e.path().display().to_string(), meta.len()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 // `canon sql` is read-only by the engine's own statement options, not by
 // matching text: every spelling of a write is refused with exit 2 and
 // leaves the extracts and the target paths untouched.
@@ -84,7 +64,7 @@ fn sql_refuses_every_statement_that_writes_or_changes_state() {
     let data = tempfile::tempdir().unwrap();
     write_company(data.path());
     let d = data.path().to_str().unwrap();
-    let before = listing(data.path());
+    let before = contents(data.path());
     let target = data.path().join("written.csv");
     let t = target.to_str().unwrap();
     let statements = [
@@ -111,7 +91,7 @@ fn sql_refuses_every_statement_that_writes_or_changes_state() {
             stderr(&o)
         );
         assert!(!target.exists(), "{sql} wrote {t}");
-        assert_eq!(listing(data.path()), before, "{sql} changed the extracts");
+        assert_eq!(contents(data.path()), before, "{sql} changed the extracts");
     }
     // A plain query still runs: 15 deals in the fixture.
     let o = canon(

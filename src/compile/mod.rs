@@ -8,6 +8,7 @@ pub mod cohort;
 pub mod conversion;
 pub mod derived;
 pub mod entity;
+pub mod link_rules;
 pub mod plan;
 pub mod simple;
 

@@ -27,9 +27,9 @@
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::coalesce;
-use datafusion::functions_aggregate::expr_fn::{count, max};
+use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{Expr, JoinType, cast, col, lit};
 use datafusion::prelude::DataFrame;
 use serde::Serialize;
@@ -387,57 +387,23 @@ async fn revenue_lines(
         .select(vec![col("_key").alias("_line")])?;
     let lines = entity_frame(engine, &entity).await?;
     let key = cast(col(line_spec.key.as_str()), DataType::Utf8);
-    let mut frame = counted.join_on(lines, JoinType::Inner, [col("_line").eq(key)])?;
+    let frame = counted.join_on(lines, JoinType::Inner, [col("_line").eq(key)])?;
     let at = |path: &[crate::spec::locate::Step]| {
         let mut full = yaml_path!["reconciliations", index].to_vec();
         full.extend_from_slice(path);
         catalog.files.metrics[file].at(&full)
     };
-    // Each rule yields a deal id or null; the first that yields one wins
-    // (as the bridge links a line).
-    let mut linked: Vec<Expr> = Vec::new();
-    for (i, rule) in spec.links.iter().enumerate() {
-        match (&rule.expr, &rule.lookup) {
-            (Some(e), None) => {
-                let schema = frame.schema().clone();
-                let e = parse_expr(engine, e, &schema, &at(&yaml_path!["links", i, "expr"]))?;
-                linked.push(cast(e, DataType::Utf8));
-            }
-            (None, Some(lookup)) => {
-                let alias = format!("_lookup{i}");
-                // The deal a looked-up record names; several records of one
-                // key (a subscription's versions) take the greatest, as the
-                // reconciliation's description states.
-                let target = entity_frame(engine, &lookup.entity)
-                    .await?
-                    .filter(col(lookup.value.as_str()).is_not_null())?
-                    .aggregate(
-                        vec![cast(col(lookup.key.as_str()), DataType::Utf8).alias("_lk")],
-                        vec![max(cast(col(lookup.value.as_str()), DataType::Utf8)).alias("_lv")],
-                    )?;
-                let schema = frame.schema().clone();
-                let from = parse_expr(
-                    engine,
-                    &lookup.from,
-                    &schema,
-                    &at(&yaml_path!["links", i, "lookup", "from"]),
-                )?;
-                frame = frame.join_on(
-                    target.alias(&alias)?,
-                    JoinType::Left,
-                    [cast(from, DataType::Utf8)
-                        .eq(Expr::Column(Column::new(Some(alias.as_str()), "_lk")))],
-                )?;
-                linked.push(Expr::Column(Column::new(Some(alias.as_str()), "_lv")));
-            }
-            _ => {
-                return Err(CanonError::definition(
-                    at(&yaml_path!["links", i]),
-                    "a link rule needs exactly one of `expr` or `lookup`",
-                ));
-            }
-        }
-    }
+    // Linked as the bridge links a line: the first rule that yields a deal.
+    let schema = frame.schema().clone();
+    let (frame, links) = crate::compile::link_rules::link_rules(
+        engine,
+        frame,
+        spec,
+        &|sql, loc| parse_expr(engine, sql, &schema, loc),
+        &at,
+    )
+    .await?;
+    let linked: Vec<Expr> = links.into_iter().map(|(_, e)| e).collect();
     let linked = match linked.len() {
         0 => lit(ScalarValue::Utf8(None)),
         _ => coalesce(linked),

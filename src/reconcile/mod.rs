@@ -24,7 +24,6 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::functions::expr_fn::{coalesce, round};
-use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::{Expr, JoinType, cast, col, lit, when};
 use serde::Serialize;
 
@@ -212,57 +211,14 @@ pub async fn run(
         .entity(&line_entity)
         .ok_or_else(|| CanonError::Internal("unknown revenue entity".into()))?;
     // Each link rule yields a deal id or null; the first that yields one wins.
-    let mut frame = frame.filter(!excluded)?;
-    let mut link_exprs: Vec<(String, Expr)> = Vec::new();
-    for (i, rule) in spec.links.iter().enumerate() {
-        match (&rule.expr, &rule.lookup) {
-            (Some(e), None) => {
-                let e = p(e, &at_recon(&yaml_path!["links", i, "expr"]))?;
-                link_exprs.push((rule.name.clone(), cast(e, DataType::Utf8)));
-            }
-            (None, Some(lookup)) => {
-                let alias = format!("_lookup{i}");
-                let target = entity_frame(engine, &lookup.entity)
-                    .await?
-                    .filter(col(lookup.value.as_str()).is_not_null())?
-                    .aggregate(
-                        vec![cast(col(lookup.key.as_str()), DataType::Utf8).alias("_lk")],
-                        vec![max(cast(col(lookup.value.as_str()), DataType::Utf8)).alias("_lv")],
-                    )?;
-                let from = p(
-                    &lookup.from,
-                    &at_recon(&yaml_path!["links", i, "lookup", "from"]),
-                )?;
-                // Only a line no earlier rule links is looked up: the others
-                // probe with a null key, which is neither hashed nor matched
-                // (most lines carry their deal, and the lookup is by text).
-                let mut from = cast(from, DataType::Utf8);
-                if !link_exprs.is_empty() {
-                    let unlinked = link_exprs
-                        .iter()
-                        .map(|(_, e)| e.clone().is_null())
-                        .reduce(Expr::and)
-                        .unwrap_or(lit(true));
-                    from = when(unlinked, from).otherwise(lit(ScalarValue::Utf8(None)))?;
-                }
-                frame = frame.join_on(
-                    target.alias(&alias)?,
-                    JoinType::Left,
-                    [from.eq(Expr::Column(Column::new(Some(alias.as_str()), "_lk")))],
-                )?;
-                link_exprs.push((
-                    rule.name.clone(),
-                    Expr::Column(Column::new(Some(alias.as_str()), "_lv")),
-                ));
-            }
-            _ => {
-                return Err(CanonError::definition(
-                    at_recon(&yaml_path!["links", i]),
-                    "a link rule needs exactly one of `expr` or `lookup`",
-                ));
-            }
-        }
-    }
+    let (frame, link_exprs) = crate::compile::link_rules::link_rules(
+        engine,
+        frame.filter(!excluded)?,
+        spec,
+        &|sql, loc| p(sql, loc),
+        &at_recon,
+    )
+    .await?;
     let linked_deal = coalesce(link_exprs.iter().map(|(_, e)| e.clone()).collect());
     let mut link_kind = when(lit(false), lit(ScalarValue::Utf8(None)));
     for (n, e) in &link_exprs {

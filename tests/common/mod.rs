@@ -685,3 +685,22 @@ pub fn canon_with_env(project: &Path, args: &[&str], env: &[(&str, &str)]) -> Ou
     }
     c.output().expect("the canon binary runs")
 }
+
+/// Every file under `dir` with its bytes: what a refused write must leave
+/// exactly as it was.
+pub fn contents(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
