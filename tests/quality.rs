@@ -641,9 +641,16 @@ fn check_thresholds_and_policy_come_from_canon_yaml() {
     );
 }
 
-// The bridge carries the deal match rates it relies on, with their status:
-// revenue lines linked to a counted deal 3 / 8 (warn, below 0.9) and counted
-// deals with a subscription 2 / 6 (warn), in its JSON and its table. The
+// The bridge carries the deal match rates it relies on, over its own period
+// (FY2026-Q1 = 2025-02-01 .. 2025-05-01), with their status, in its JSON and
+// its table. Revenue lines recognized in the period: every line is in
+// accounting period 2 (Feb 2025), so the 8 of `canon check` (L1..L5, L8..L10)
+// and the same 3 link to a counted deal (L1 → D1, L3 → D13, L9 → D14: a
+// counted deal may close in another period) = 3 / 8, warn below 0.9. The
+// period's counted deals a subscription is expected for (not expansions):
+// D1 (closed 02-10), D3 (03-01), D9 (04-02), D4 (04-30) = 4 (D13 closes
+// 05-01 and D14 01-31, outside); named by a non-deleted subscription: D1
+// (S1) only (D3 by the deleted S2) = 1 / 4 = 0.25, warn. The
 // metrics do not: bookings and arr read neither revenue lines nor the
 // deal ↔ subscription link, so their numbers do not depend on the rates
 // (and each query would pay a pass over all deals and lines of all time).
@@ -698,15 +705,19 @@ fn the_bridge_carries_the_deal_match_rates_it_relies_on() {
             ),
             (
                 "counted deal ← subscription.deal".to_string(),
-                2,
-                6,
+                1,
+                4,
                 "warn".to_string()
             )
         ]
     );
+    assert_eq!(bridge["deal_match_rates"][1]["rate"], "0.250000");
+    assert_eq!(bridge["deal_match_rates"][1]["scope"], "FY2026-Q1");
     let text = stdout(&canon(&repo(), &args("table")));
     assert!(
-        text.contains("revenue_line → counted deal (all periods): 3 of 8 = 0.375000  warn"),
+        text.contains("revenue_line → counted deal (FY2026-Q1): 3 of 8 = 0.375000  warn")
+            && text
+                .contains("counted deal ← subscription.deal (FY2026-Q1): 1 of 4 = 0.250000  warn"),
         "{text}"
     );
 }
@@ -1063,7 +1074,7 @@ fn a_rate_over_no_rows_warns_with_its_reason() {
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
-            "{rule} (all periods): 0 of 0 = -  warn (nothing to judge: quality.subscription_deals `false`"
+            "{rule} (FY2026-Q1): 0 of 0 = -  warn (nothing to judge: quality.subscription_deals `false`"
         )),
         "{text}"
     );

@@ -778,10 +778,19 @@ fn the_bridge_carries_its_sides_quality_and_overrides() {
     assert!(clean.status.success(), "{}", stderr(&clean));
     let r: Value = serde_json::from_slice(&clean.stdout).unwrap();
     // Both sides pass, but the deal match rates the bridge relies on warn
-    // on the fixture (revenue lines linked to a counted deal 8 of 11 =
-    // 0.727273, counted deals with a subscription 1 of 6): so does the bridge.
+    // on the fixture (revenue lines recognized in FY2026-Q1 linked to a
+    // counted deal: 7 of 10 = 0.700000 < 0.9, as the bridge's own counts in
+    // `every_bridge_line_of_the_fixture`): so does the bridge.
     assert_eq!(r["sides"][0]["quality_status"], "pass");
     assert_eq!(r["sides"][1]["quality_status"], "pass");
+    assert_eq!(
+        (
+            &r["deal_match_rates"][0]["matched"],
+            &r["deal_match_rates"][0]["rows"],
+            &r["deal_match_rates"][0]["rate"]
+        ),
+        (&Value::from(7), &Value::from(10), &Value::from("0.700000"))
+    );
     assert_eq!(r["deal_match_rates"][0]["status"], "warn");
     assert_eq!(r["quality_status"], "warn");
     assert!(r.get("overrides").is_none(), "{}", r["overrides"]);

@@ -5,7 +5,9 @@
 //! outside the domain is an error: `canon check` reports it, and a query that
 //! reads the column is blocked unless `--allow accepted_values:TABLE`.
 //!
-//! One aggregate per table: the rows whose value is outside the domain of
+//! First the files' dictionaries, which prove a column inside its domain
+//! without a scan when every entry is accepted (`dictionaries`); otherwise
+//! one aggregate per table: the rows whose value is outside the domain of
 //! any declared column, grouped per column (grouping sets) by that value,
 //! ranked by count in the engine so only the first few values come back.
 //! Null is not a violation: completeness judges required columns.
@@ -71,7 +73,32 @@ pub async fn domain_checks(
         return Ok(Vec::new());
     }
     let frame = engine.source_frame(system, table).await?;
-    let found = violations(frame, &domains).await?;
+    // Every file's dictionaries proving every column inside: no scan.
+    let proven = match super::gates::source_paths(engine, system, table) {
+        Some(paths) if !paths.is_empty() => {
+            let owned: Vec<(String, Vec<String>)> = domains
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.to_vec()))
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                let domains: Vec<(&str, &[String])> = owned
+                    .iter()
+                    .map(|(c, v)| (c.as_str(), v.as_slice()))
+                    .collect();
+                paths
+                    .iter()
+                    .all(|p| super::dictionaries::prove(p, &domains))
+            })
+            .await
+            .unwrap_or(false)
+        }
+        _ => false,
+    };
+    let found = if proven {
+        Vec::new()
+    } else {
+        violations(frame, &domains).await?
+    };
     let mut out = Vec::new();
     for (i, (column, accepted)) in domains.iter().enumerate() {
         let Some(v) = found.iter().find(|(c, _)| *c == i).map(|(_, v)| v) else {

@@ -634,7 +634,9 @@ fn table_files(engine: &Engine, subject: &Subject) -> Vec<String> {
     paths.iter().map(|p| p.display().to_string()).collect()
 }
 
-fn source_paths(engine: &Engine, system: &str, table: &str) -> Option<Vec<PathBuf>> {
+/// The Parquet files of `system/table` in a folder data root, as the engine
+/// lists them (`None` for another data source).
+pub(super) fn source_paths(engine: &Engine, system: &str, table: &str) -> Option<Vec<PathBuf>> {
     let DataSource::Folder(root) = &engine.data else {
         return None;
     };

@@ -14,16 +14,25 @@
 //!   another system that links to the deal entity (billing's subscription,
 //!   `subscription.deal`), matched when at least one does.
 //!
-//! Which results carry them ([`of_reconciliation`]), and why: the bridge
-//! (`canon reconcile`, and the reconciliation files `canon publish` writes)
-//! and `canon check`, not the metrics. A line that links to no counted deal
-//! is revenue the bridge can only list as `revenue_without_booking`, and a
-//! counted deal with no subscription is one whose revenue lines can only be
-//! found by their opportunity id: both say how much of the bridge rests on
-//! its link rules. Bookings and ARR neither read revenue lines nor join
-//! deals to subscriptions, so their numbers do not depend on these rates,
-//! and computing them for every query would cost each one a pass over all
-//! deals and all revenue lines of all time.
+//! Which results carry them, and why: `canon check`, over all periods
+//! ([`check_all`]), and the bridge, over its own period ([`of_bridge`]:
+//! `canon reconcile`, and the reconciliation files `canon publish` writes);
+//! not the metrics. A line that links to no counted deal is revenue the
+//! bridge can only list as `revenue_without_booking`, and a counted deal
+//! with no subscription is one whose revenue lines can only be found by
+//! their opportunity id: both say how much of the bridge rests on its link
+//! rules. Bookings and ARR neither read revenue lines nor join deals to
+//! subscriptions, so their numbers do not depend on these rates.
+//!
+//! Why the bridge judges its own period rather than all periods: the bridge
+//! of P rests on the lines recognized in P and on P's counted deals, so
+//! those are the rows whose links it relies on (an unlinked line of 2019
+//! neither weakens nor vouches for a bridge of 2025). And it has them almost
+//! for free: the revenue-line rate is the bridge's own count of P's
+//! recognized lines that link to a counted deal ([`of_bridge_lines`]), and
+//! the won-deal rate is P's counted deals against the subscriptions. The
+//! all-period rates cost a pass over every revenue line of all time, which
+//! measured as more than half of a cold bridge at scale 200.
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
@@ -56,6 +65,9 @@ pub struct DealMatchRate {
     pub description: String,
     /// The reconciliation whose bookings metric says which deals count.
     pub reconciliation: String,
+    /// The rows judged: `all periods` (`canon check`), or the bridge's
+    /// period (its label).
+    pub scope: String,
     /// `system/table` of the rows counted.
     pub table: String,
     pub rows: i64,
@@ -109,42 +121,84 @@ pub async fn check_all(engine: &Engine) -> Result<Vec<DealMatchRate>> {
     for (file, index, spec) in reconciliations(engine) {
         out.push(revenue_lines(engine, file, index, spec, &thresholds).await?);
         for link in deal_links(engine, spec)? {
-            out.push(won_deals(engine, spec, &link, &thresholds).await?);
+            out.push(won_deals(engine, spec, &link, &thresholds, None).await?);
         }
     }
     Ok(out)
 }
 
-/// The deal match rates reconciliation `name` relies on: its revenue
-/// lines, and each cross-system entity that links to its deals (see the
-/// module's note for why only the bridge carries them). A rate whose inputs
-/// cannot be read is reported as unavailable, not fatal.
-pub async fn of_reconciliation(engine: &Engine, name: &str) -> Result<Vec<DealMatchRate>> {
+/// The won-deal rates a bridge of reconciliation `name` for `request`'s
+/// period relies on: the period's counted deals against each cross-system
+/// entity that links to its deals (see the module's note for why the bridge
+/// judges its own period). A rate whose inputs cannot be read is reported as
+/// unavailable, not fatal. The revenue-line rate comes from the bridge's own
+/// counts ([`of_bridge_lines`]).
+pub async fn of_bridge(
+    engine: &Engine,
+    name: &str,
+    request: &Request,
+) -> Result<Vec<DealMatchRate>> {
     let mut out = Vec::new();
-    let Some((file, index, spec)) = reconciliations(engine)
+    let Some((_, _, spec)) = reconciliations(engine)
         .into_iter()
         .find(|(_, _, r)| r.name == name)
     else {
         return Ok(out);
     };
     let t = Thresholds::of(&engine.catalog)?;
-    let rule = || format!("{} → counted deal", revenue_entity(engine, spec));
-    out.push(or_unavailable(
-        revenue_lines(engine, file, index, spec, &t).await,
-        rule,
-        spec,
-        &t,
-    )?);
     for link in &deal_links(engine, spec)? {
         let rule = || format!("counted deal ← {}.{}", link.entity, link.link);
         out.push(or_unavailable(
-            won_deals(engine, spec, link, &t).await,
+            won_deals(engine, spec, link, &t, Some(request)).await,
             rule,
             spec,
+            &request.period.label,
             &t,
         )?);
     }
     Ok(out)
+}
+
+/// The revenue-line rate of a bridge of reconciliation `name` over
+/// `period`, from the bridge's own counts: of the `lines` recognized in the
+/// period (the revenue metric's rows in it, R), `linked` link to a deal the
+/// bookings metric counts in some period, by the same link rules.
+pub fn of_bridge_lines(
+    engine: &Engine,
+    name: &str,
+    period: &Period,
+    (lines, linked): (i64, i64),
+) -> Result<Option<DealMatchRate>> {
+    let Some((_, _, spec)) = reconciliations(engine)
+        .into_iter()
+        .find(|(_, _, r)| r.name == name)
+    else {
+        return Ok(None);
+    };
+    let catalog = &engine.catalog;
+    let entity = revenue_entity(engine, spec);
+    let table = catalog
+        .entity(&entity)
+        .map(|(_, m, e)| format!("{}/{}", m.spec.system, e.source))
+        .unwrap_or_default();
+    Ok(Some(rate(
+        format!("{entity} → counted deal"),
+        format!(
+            "revenue lines `{}` counts in {} that link to a deal `{}` counts (in any period), by {}'s link rules",
+            spec.revenue, period.label, spec.bookings, spec.name
+        ),
+        spec,
+        &period.label,
+        table,
+        (lines, linked),
+        &Thresholds::of(catalog)?,
+        || {
+            format!(
+                "`{}` counts no revenue line in {}",
+                spec.revenue, period.label
+            )
+        },
+    )))
 }
 
 /// The entity of `spec`'s revenue metric, by name.
@@ -163,6 +217,7 @@ fn or_unavailable(
     computed: Result<DealMatchRate>,
     rule: impl Fn() -> String,
     spec: &ReconciliationSpec,
+    scope: &str,
     thresholds: &Thresholds,
 ) -> Result<DealMatchRate> {
     match computed {
@@ -171,6 +226,7 @@ fn or_unavailable(
             rule: rule(),
             description: "not computed: an input cannot be read".into(),
             reconciliation: spec.name.clone(),
+            scope: scope.to_string(),
             table: String::new(),
             rows: 0,
             matched: 0,
@@ -236,6 +292,9 @@ fn deal_links(engine: &Engine, spec: &ReconciliationSpec) -> Result<Vec<DealLink
     Ok(out)
 }
 
+/// The scope of `canon check`'s rates.
+const ALL_PERIODS: &str = "all periods";
+
 /// The whole of time, as the reconciliation reads a metric "in some period".
 fn all_time() -> Request {
     Request {
@@ -251,10 +310,18 @@ fn all_time() -> Request {
     }
 }
 
-/// `_deal` (text): each deal the bookings metric counts in some period, once.
-async fn counted_deals(engine: &Engine, bookings: &str) -> Result<DataFrame> {
+/// `_deal` (text): each deal the bookings metric counts in `request`'s
+/// period (`None`: in some period), once.
+async fn counted_deals(
+    engine: &Engine,
+    bookings: &str,
+    request: Option<&Request>,
+) -> Result<DataFrame> {
     let (id, _, _) = engine.catalog.metric(bookings)?;
-    let detail = simple::compile(engine, id, &all_time()).await?.detail;
+    let all = all_time();
+    let detail = simple::compile(engine, id, request.unwrap_or(&all))
+        .await?
+        .detail;
     Ok(detail
         .filter(col("_exclusion").is_null())?
         .aggregate(vec![col("_key").alias("_deal")], vec![])?)
@@ -335,10 +402,12 @@ pub fn judge(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn rate(
     rule: String,
     description: String,
     spec: &ReconciliationSpec,
+    scope: &str,
     table: String,
     (rows, matched): (i64, i64),
     thresholds: &Thresholds,
@@ -350,6 +419,7 @@ fn rate(
         rule,
         description,
         reconciliation: spec.name.clone(),
+        scope: scope.to_string(),
         table,
         rows,
         matched,
@@ -411,7 +481,7 @@ async fn revenue_lines(
     let frame = frame
         .select(vec![linked.alias("_linked")])?
         .join_on(
-            counted_deals(engine, &spec.bookings).await?,
+            counted_deals(engine, &spec.bookings, None).await?,
             JoinType::Left,
             [col("_linked").eq(col("_deal"))],
         )?
@@ -423,6 +493,7 @@ async fn revenue_lines(
             spec.revenue, spec.bookings, spec.name
         ),
         spec,
+        ALL_PERIODS,
         table,
         memo_tally(engine, &format!("{} {entity}", spec.name), frame).await?,
         thresholds,
@@ -430,13 +501,16 @@ async fn revenue_lines(
     ))
 }
 
-/// Counted deals named by at least one non-deleted row of `link`'s entity.
+/// Counted deals (of `request`'s period; `None`: of any period) named by at
+/// least one non-deleted row of `link`'s entity.
 async fn won_deals(
     engine: &Engine,
     spec: &ReconciliationSpec,
     link: &DealLink,
     thresholds: &Thresholds,
+    request: Option<&Request>,
 ) -> Result<DealMatchRate> {
+    let scope = request.map_or(ALL_PERIODS, |r| r.period.label.as_str());
     let catalog = &engine.catalog;
     let (_, _, bookings) = catalog.metric(&spec.bookings)?;
     let deal = bookings.entity.clone().unwrap_or_default();
@@ -453,7 +527,7 @@ async fn won_deals(
         vec![cast(col(link.field.as_str()), DataType::Utf8).alias("_matched")],
         vec![],
     )?;
-    let mut deals = counted_deals(engine, &spec.bookings).await?;
+    let mut deals = counted_deals(engine, &spec.bookings, request).await?;
     // canon.yaml may say which deals are expected to have one (expansions
     // amend the subscription their account already has).
     let policy = &catalog.files.project.spec.quality.subscription_deals;
@@ -468,8 +542,12 @@ async fn won_deals(
     Ok(rate(
         format!("counted deal ← {}.{}", link.entity, link.link),
         format!(
-            "deals `{}` counts (all periods, won and not excluded){} that a non-deleted {} names",
+            "deals `{}` counts ({}, won and not excluded){} that a non-deleted {} names",
             spec.bookings,
+            request.map_or("all periods".to_string(), |r| format!(
+                "in {}",
+                r.period.label
+            )),
             policy
                 .as_ref()
                 .map(|p| format!(" where {p} (canon.yaml quality.subscription_deals)"))
@@ -477,24 +555,30 @@ async fn won_deals(
             link.entity
         ),
         spec,
+        scope,
         deal_table,
         memo_tally(
             engine,
-            &format!("{} {}.{}", spec.name, link.entity, link.link),
+            &format!("{} {}.{} {scope}", spec.name, link.entity, link.link),
             frame,
         )
         .await?,
         thresholds,
         || match policy {
             Some(p) => format!(
-                "quality.subscription_deals `{p}` ({}) selects none of the deals `{}` counts",
+                "quality.subscription_deals `{p}` ({}) selects none of the deals `{}` counts{}",
                 catalog
                     .files
                     .project
                     .at(&yaml_path!["quality", "subscription_deals"]),
                 spec.bookings,
+                request.map_or(String::new(), |r| format!(" in {}", r.period.label)),
             ),
-            None => format!("`{}` counts no deal in any period", spec.bookings),
+            None => format!(
+                "`{}` counts no deal in {}",
+                spec.bookings,
+                request.map_or("any period".to_string(), |r| r.period.label.clone())
+            ),
         },
     ))
 }

@@ -6,6 +6,7 @@
 //! table checks on its own inputs and is blocked when one is at error.
 
 pub mod allow;
+pub mod dictionaries;
 pub mod domains;
 pub mod gates;
 pub mod identity_duplication;

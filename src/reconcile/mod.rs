@@ -113,8 +113,9 @@ pub struct ReconciliationResult {
     pub deals: Vec<DealDetail>,
     pub lines: Vec<LineDetail>,
     pub match_rates: MatchRates,
-    /// The all-period match rates the bridge relies on: revenue lines linked
-    /// to a counted deal, counted deals with a billing subscription.
+    /// The match rates the bridge relies on, over its period: revenue lines
+    /// recognized in it linked to a counted deal, the period's counted deals
+    /// with a billing subscription.
     pub deal_match_rates: Vec<crate::quality::match_rates::DealMatchRate>,
     /// The two governed results the bridge reconciles, with their lineage.
     pub sides: Vec<GovernedResult>,
@@ -395,7 +396,7 @@ pub async fn run(
         crate::query::run_metric(engine, &spec.revenue, &request),
         async { Ok(deal_rows.await?) },
         async { Ok(recognized.await?) },
-        crate::quality::match_rates::of_reconciliation(engine, &spec.name),
+        crate::quality::match_rates::of_bridge(engine, &spec.name, &request),
     )?;
     lap("both sides and the bridge computed");
     let line_rows = if detail {
@@ -406,6 +407,19 @@ pub async fn run(
     lap("lines outside the period's deals listed");
     let (bridge_lines, check, deals, lines, match_rates) =
         bridge(&declared, &deal_rows, &recognized, &line_rows)?;
+    // The revenue-line rate is the bridge's own count, first as before.
+    let deal_match_rates: Vec<_> = crate::quality::match_rates::of_bridge_lines(
+        engine,
+        &spec.name,
+        period,
+        (
+            match_rates.recognized_lines,
+            match_rates.recognized_lines_linked,
+        ),
+    )?
+    .into_iter()
+    .chain(deal_match_rates)
+    .collect();
     // The bridge's own B and R must be the governed numbers.
     let b_line = bridge_lines[0].value;
     let r_line = bridge_lines[bridge_lines.len() - 1].value;

@@ -84,11 +84,12 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
         "\nrevenue lines recognized in the period linked to a counted deal: {} of {}\nperiod's deals with revenue lines: {} of {}\n",
         m.recognized_lines_linked, m.recognized_lines, m.deals_with_lines, m.deals
     ));
-    // The all-period match rates the bridge relies on.
+    // The match rates the bridge relies on, judged.
     for q in &r.deal_match_rates {
         out.push_str(&format!(
-            "{} (all periods): {} of {} = {}  {}{}\n",
+            "{} ({}): {} of {} = {}  {}{}\n",
             q.rule,
+            q.scope,
             q.matched,
             q.rows,
             q.rate.map(|r| r.plain()).unwrap_or_else(|| "-".into()),
