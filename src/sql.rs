@@ -25,21 +25,14 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
     let ctx = crate::run::session(catalog)?;
     for key in catalog.sources.keys() {
         let (system, table) = key.split_once('/').unwrap_or((key, ""));
-        let Some((_, spec)) = catalog.source_by_name(system, table) else {
+        let Some((id, _)) = catalog.source_by_name(system, table) else {
             continue;
         };
-        let dir = root.join(&spec.path);
-        if !dir.is_dir() {
+        if !crate::run::files::source_dir(catalog, root, id)?.is_dir() {
             continue;
         }
-        let location = crate::error::DataLocation {
-            system: system.to_string(),
-            table: table.to_string(),
-            file: None,
-            column: None,
-        };
         // The same files a governed query reads, with the schema they hold.
-        let paths = crate::run::files::parquet_files(&dir, &location)?;
+        let paths = crate::run::files::source_files(catalog, root, id)?;
         let config = crate::run::listing_of(&paths)?
             .infer_schema(&ctx.state())
             .await?;

@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::compile::Request;
 use crate::error::DataLocation;
 use crate::error::{CanonError, Diagnostic, Result};
-use crate::run::files::{file_schema, parquet_files, schema_problems};
+use crate::run::files::{file_schema, schema_problems, source_dir, table_files};
 use crate::run::{DataSource, Engine};
 use crate::spec::MetricKind;
 use crate::yaml_path;
@@ -111,6 +111,17 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
 /// Every file of every source against its model; all mismatches at once, each
 /// with the file and column at fault and the model line that declares it.
 fn check_data(catalog: &Catalog, root: &Path) -> Result<(usize, usize)> {
+    // A source folder outside the data root is refused before any is listed
+    // (exit 2), every such path at once.
+    let outside: Vec<String> = catalog
+        .sources
+        .values()
+        .filter_map(|id| source_dir(catalog, root, *id).err())
+        .map(|e| e.to_string())
+        .collect();
+    if !outside.is_empty() {
+        return Err(CanonError::request(outside.join("\n")));
+    }
     let mut problems = Vec::new();
     let mut files = 0;
     for (key, id) in &catalog.sources {
@@ -121,7 +132,7 @@ fn check_data(catalog: &Catalog, root: &Path) -> Result<(usize, usize)> {
             file: None,
             column: None,
         };
-        let paths = match parquet_files(&root.join(&source.path), &location) {
+        let paths = match table_files(root, &source_dir(catalog, root, *id)?, &location) {
             Ok(p) => p,
             Err(e) => {
                 problems.push(format!(

@@ -250,8 +250,16 @@ impl Engine {
                     file: None,
                     column: None,
                 };
-                let dir = root.join(&spec.path);
-                let paths = files::parquet_files(&dir, &location)?;
+                let (id, _) = self
+                    .catalog
+                    .source_by_name(system, &spec.name)
+                    .ok_or_else(|| {
+                        CanonError::Internal(format!(
+                            "source {system}/{} is not in the catalog",
+                            spec.name
+                        ))
+                    })?;
+                let paths = files::source_files(&self.catalog, root, id)?;
                 let facts = paths
                     .iter()
                     .map(|p| files::inspect(p, spec, &location))
