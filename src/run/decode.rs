@@ -142,9 +142,20 @@ pub fn is_decode_error(error: &CanonError) -> bool {
         if e.downcast_ref::<ParquetError>().is_some() {
             return true;
         }
-        if let Some(DataFusionError::ExecutionJoin(_)) = e.downcast_ref::<DataFusionError>() {
-            // A task that panicked or was cancelled while reading.
+        // A reading task that panicked (a decoder on hostile bytes).
+        if matches!(
+            e.downcast_ref::<DataFusionError>(),
+            Some(DataFusionError::ExecutionJoin(_))
+        ) || e.downcast_ref::<tokio::task::JoinError>().is_some()
+            || e.downcast_ref::<std::sync::Arc<tokio::task::JoinError>>()
+                .is_some()
+        {
             return true;
+        }
+        // An error shared between partitions hides behind an `Arc`.
+        if let Some(shared) = e.downcast_ref::<std::sync::Arc<DataFusionError>>() {
+            link = Some(shared.as_ref());
+            continue;
         }
         if let Some(ArrowError::ParquetError(_) | ArrowError::IoError(..)) =
             e.downcast_ref::<ArrowError>()
