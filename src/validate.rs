@@ -118,7 +118,7 @@ pub async fn validate(
             if deep {
                 "; every column of every row group decodes"
             } else {
-                ""
+                " (footers read; --deep decodes every page)"
             }
         );
     }

@@ -525,6 +525,16 @@ fn validate_deep_finds_a_damaged_page_the_footer_cannot_show() {
     let d = data.path().to_str().unwrap();
     let out = timed(&repo(), &["validate", "--data", d]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "data ok: 16 tables, 16 files under {D} match their models (footers read; --deep \
+             decodes every page)"
+                .replace("{D}", d)
+                .as_str()
+        ),
+        "{}",
+        stdout(&out)
+    );
     let out = timed(&repo(), &["validate", "--deep", "--data", d]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     insta::assert_snapshot!(
