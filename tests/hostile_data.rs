@@ -284,6 +284,30 @@ fn an_absolute_source_path_outside_the_data_root_is_refused() {
     );
 }
 
+// The model's path is innocent (`crm/opportunity`), but the folder is a
+// link to a folder outside the data root: refused like a path that says so.
+#[test]
+fn a_table_folder_linked_out_of_the_data_root_is_refused_at_its_path() {
+    let data = fixture();
+    let outside = tempfile::tempdir().unwrap();
+    copy_tree(&opportunity(data.path()), outside.path());
+    std::fs::remove_dir_all(opportunity(data.path())).unwrap();
+    symlink(outside.path(), opportunity(data.path())).unwrap();
+    let d = data.path().to_str().unwrap();
+    let out = fast(
+        &repo(),
+        &["query", "bookings", "--period", "FY2026-Q1", "--data", d],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    insta::assert_snapshot!(
+        "table_folder_linked_out",
+        redact(
+            &error_of(&out),
+            &[(data.path(), "[DATA]"), (outside.path(), "[OUTSIDE]")]
+        )
+    );
+}
+
 // `path: ../../../../proc/self` hung `canon validate` (a walk of /proc,
 // whose links loop). The same shape without /proc: a folder outside the
 // data root holding a link loop, reached by climbing out with `..`.
