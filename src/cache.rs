@@ -208,9 +208,10 @@ impl Cache {
         hex::encode(h.finalize())
     }
 
-    /// The stored result under `key`, if every file it read is unchanged.
+    /// The stored result under `key`, if every file it read is unchanged
+    /// (listed again under the data root `root`, the one the key names).
     /// A missing, unreadable or outdated entry is a miss, never an error.
-    pub fn lookup(&self, key: &str) -> Option<Served> {
+    pub fn lookup(&self, key: &str, root: &Path) -> Option<Served> {
         let path = self.entry_path(key);
         let text = std::fs::read(&path).ok()?;
         let entry: Entry = match serde_json::from_slice(&text) {
@@ -232,7 +233,7 @@ impl Cache {
             return None;
         }
         for input in &entry.inputs {
-            if !self.unchanged(input) {
+            if !self.unchanged(input, root) {
                 tracing::info!(table = %format!("{}/{}", input.system, input.table), "cache miss: input changed");
                 return None;
             }
@@ -345,14 +346,14 @@ impl Cache {
     }
 
     /// The table's folder still holds exactly these files with these contents.
-    fn unchanged(&self, input: &InputTable) -> bool {
+    fn unchanged(&self, input: &InputTable, root: &Path) -> bool {
         let location = DataLocation {
             system: input.system.clone(),
             table: input.table.clone(),
             file: None,
             column: None,
         };
-        let Ok(paths) = files::parquet_files(Path::new(&input.dir), &location) else {
+        let Ok(paths) = files::table_files(root, Path::new(&input.dir), &location) else {
             return false;
         };
         paths.len() == input.files.len()

@@ -43,6 +43,12 @@ pub enum Command {
         /// Check the definitions only, without reading the extracts.
         #[arg(long)]
         no_data: bool,
+        /// Also decode every column of every row group of every file (reads
+        /// all the data; without it only each file's footer is read, which
+        /// cannot see a damaged page). Each failure names system/table, file,
+        /// column and row group.
+        #[arg(long, conflicts_with = "no_data")]
+        deep: bool,
     },
     /// List the metric catalog.
     List,
@@ -249,7 +255,11 @@ async fn dispatch(cli: &Cli) -> Result<()> {
             )
             .await
         }
-        Command::Validate { data, no_data } => validate(&cli.project, data, *no_data).await,
+        Command::Validate {
+            data,
+            no_data,
+            deep,
+        } => validate(&cli.project, data, *no_data, *deep).await,
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
@@ -464,7 +474,10 @@ async fn publish(
         .collect::<Result<Vec<_>>>()?;
     check_out(&catalog, data, Some(out))?;
     let engine = configured(catalog, data)?;
-    let manifest = crate::publish::publish(&engine, out, &periods, only).await?;
+    let manifest = match crate::publish::publish(&engine, out, &periods, only).await {
+        Ok(manifest) => manifest,
+        Err(e) => return Err(engine.located(e, None).await),
+    };
     let blocked = manifest
         .metrics
         .iter()
@@ -484,7 +497,10 @@ async fn publish(
 async fn check(project: &Path, data: &DataArgs, format: Format) -> Result<()> {
     let catalog = Arc::new(Catalog::load(project)?);
     let engine = configured(catalog, data)?;
-    let report = crate::quality::check_all(&engine).await?;
+    let report = match crate::quality::check_all(&engine).await {
+        Ok(report) => report,
+        Err(e) => return Err(engine.located(e, None).await),
+    };
     let worst = report.status;
     let bytes = match format {
         Format::Json => {
@@ -555,7 +571,10 @@ async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
     let mut results = Vec::new();
     for name in &args.metrics {
         tracing::info!(metric = %name, period = %request.period.label, "computing");
-        results.push(crate::query::run_metric(&engine, name, &request).await?);
+        match crate::query::run_metric(&engine, name, &request).await {
+            Ok(result) => results.push(result),
+            Err(e) => return Err(engine.located(e, None).await),
+        }
     }
     let bytes = render(&results, args.format)?;
     emit(&bytes, args.out.as_deref(), args.format)
@@ -565,7 +584,11 @@ async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> 
     let (engine, request) = engine(project, args)?;
     let mut out = String::new();
     for name in &args.metrics {
-        for part in crate::explain::explain(&engine, name, &request, analyze).await? {
+        let parts = match crate::explain::explain(&engine, name, &request, analyze).await {
+            Ok(parts) => parts,
+            Err(e) => return Err(engine.located(e, None).await),
+        };
+        for part in parts {
             out.push_str(&part);
         }
     }
@@ -585,16 +608,19 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
     };
     check_out(&catalog, &args.data, args.out.as_deref())?;
     let engine = configured(catalog, &args.data)?;
-    let result = crate::reconcile::run(&engine, &args.name, &period, args.detail).await?;
+    let result = match crate::reconcile::run(&engine, &args.name, &period, args.detail).await {
+        Ok(result) => result,
+        Err(e) => return Err(engine.located(e, None).await),
+    };
     let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
     emit(&bytes, args.out.as_deref(), args.format)
 }
 
-async fn validate(project: &Path, data: &DataArgs, no_data: bool) -> Result<()> {
+async fn validate(project: &Path, data: &DataArgs, no_data: bool, deep: bool) -> Result<()> {
     let started = std::time::Instant::now();
     let catalog = Arc::new(Catalog::load(project)?);
     let root = (!no_data).then(|| data_root(&catalog, data.data.as_deref()));
-    let report = crate::validate::validate(catalog, root.as_deref()).await?;
+    let report = crate::validate::validate(catalog, root.as_deref(), deep).await?;
     print!("{report}");
     println!(
         "loaded, checked and compiled in {:.1} ms",

@@ -148,9 +148,9 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         )),
         _ => None,
     };
-    if let Some((cache, _, key)) = &cache
+    if let Some((cache, root, key)) = &cache
         && let Some(served) = cache
-            .lookup(key)
+            .lookup(key, root)
             .filter(|s| verifies(engine, name, &s.result))
     {
         let mut result = served.result;

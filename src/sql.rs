@@ -23,23 +23,27 @@ use crate::error::{CanonError, Result};
 /// Runs `sql` over the tables under `root` and returns its batches.
 pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let ctx = crate::run::session(catalog)?;
+    let mut read = Vec::new();
     for key in catalog.sources.keys() {
         let (system, table) = key.split_once('/').unwrap_or((key, ""));
-        let Some((_, spec)) = catalog.source_by_name(system, table) else {
+        let Some((id, _)) = catalog.source_by_name(system, table) else {
             continue;
         };
-        let dir = root.join(&spec.path);
-        if !dir.is_dir() {
+        if !crate::run::files::source_dir(catalog, root, id)?.is_dir() {
             continue;
         }
-        let location = crate::error::DataLocation {
-            system: system.to_string(),
-            table: table.to_string(),
-            file: None,
-            column: None,
-        };
         // The same files a governed query reads, with the schema they hold.
-        let paths = crate::run::files::parquet_files(&dir, &location)?;
+        let paths = crate::run::files::source_files(catalog, root, id)?;
+        read.push(crate::run::decode::ReadTable {
+            location: crate::error::DataLocation {
+                system: system.to_string(),
+                table: table.to_string(),
+                file: None,
+                column: None,
+            },
+            files: paths.clone(),
+            columns: None,
+        });
         let config = crate::run::listing_of(&paths)?
             .infer_schema(&ctx.state())
             .await?;
@@ -68,7 +72,38 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
                 .trim_start_matches("Error during planning: "),
         )
     })?;
-    Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+    match ctx
+        .execute_logical_plan(plan.clone())
+        .await?
+        .collect()
+        .await
+    {
+        Ok(batches) => Ok(batches),
+        // A damaged file is named (the engine's decode error does not): the
+        // files of the tables the plan scans are decoded again, the columns
+        // it reads only, off the runtime's threads.
+        Err(e) => {
+            let mut scanned = std::collections::BTreeMap::new();
+            if let Ok(optimized) = state.optimize(&plan) {
+                crate::query::scanned_columns(&optimized, &mut scanned);
+            }
+            let read: Vec<_> = read
+                .into_iter()
+                .filter_map(|mut t| {
+                    let key = format!("{}/{}", t.location.system, t.location.table);
+                    t.columns = Some(scanned.get(&key)?.iter().cloned().collect());
+                    Some(t)
+                })
+                .collect();
+            Err(
+                tokio::task::spawn_blocking(move || crate::run::decode::locate(e.into(), &read))
+                    .await
+                    .unwrap_or_else(|e| {
+                        CanonError::Internal(format!("locating a damaged file: {e}"))
+                    }),
+            )
+        }
+    }
 }
 
 fn refused(why: &str) -> CanonError {

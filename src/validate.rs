@@ -10,13 +10,19 @@ use crate::catalog::Catalog;
 use crate::compile::Request;
 use crate::error::DataLocation;
 use crate::error::{CanonError, Diagnostic, Result};
-use crate::run::files::{file_schema, parquet_files, schema_problems};
+use crate::run::decode::decode_file;
+use crate::run::files::{file_schema, schema_problems, source_dir, table_files};
 use crate::run::{DataSource, Engine};
 use crate::spec::MetricKind;
 use crate::yaml_path;
 
 /// Checks the whole project; all definition problems are reported at once.
-pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result<String> {
+/// With `deep`, every file's pages are decoded too, not only its footer read.
+pub async fn validate(
+    catalog: Arc<Catalog>,
+    data_root: Option<&Path>,
+    deep: bool,
+) -> Result<String> {
     let engine = Engine::new(catalog.clone(), DataSource::Empty)?;
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     let note = |e: CanonError, diagnostics: &mut Vec<Diagnostic>| -> Result<()> {
@@ -98,11 +104,22 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
                 root.display()
             )));
         }
-        let (tables, files) = check_data(&catalog, root)?;
+        let (tables, files) = {
+            let (catalog, root) = (catalog.clone(), root.to_path_buf());
+            // Deep decoding reads every byte of the data: off the runtime's threads.
+            tokio::task::spawn_blocking(move || check_data(&catalog, &root, deep))
+                .await
+                .map_err(|e| CanonError::Internal(format!("checking the data failed: {e}")))??
+        };
         let _ = writeln!(
             report,
-            "data ok: {tables} tables, {files} files under {} match their models",
-            root.display()
+            "data ok: {tables} tables, {files} files under {} match their models{}",
+            root.display(),
+            if deep {
+                "; every column of every row group decodes"
+            } else {
+                " (footers read; --deep decodes every page)"
+            }
         );
     }
     Ok(report)
@@ -110,7 +127,21 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
 
 /// Every file of every source against its model; all mismatches at once, each
 /// with the file and column at fault and the model line that declares it.
-fn check_data(catalog: &Catalog, root: &Path) -> Result<(usize, usize)> {
+/// With `deep`, every file is also decoded (every column of every row
+/// group), and each file that does not decode is a problem naming the
+/// column and row group where the reader says.
+fn check_data(catalog: &Catalog, root: &Path, deep: bool) -> Result<(usize, usize)> {
+    // A source folder outside the data root is refused before any is listed
+    // (exit 2), every such path at once.
+    let outside: Vec<String> = catalog
+        .sources
+        .values()
+        .filter_map(|id| source_dir(catalog, root, *id).err())
+        .map(|e| e.to_string())
+        .collect();
+    if !outside.is_empty() {
+        return Err(CanonError::request(outside.join("\n")));
+    }
     let mut problems = Vec::new();
     let mut files = 0;
     for (key, id) in &catalog.sources {
@@ -121,7 +152,7 @@ fn check_data(catalog: &Catalog, root: &Path) -> Result<(usize, usize)> {
             file: None,
             column: None,
         };
-        let paths = match parquet_files(&root.join(&source.path), &location) {
+        let paths = match table_files(root, &source_dir(catalog, root, *id)?, &location) {
             Ok(p) => p,
             Err(e) => {
                 problems.push(format!(
@@ -147,6 +178,9 @@ fn check_data(catalog: &Catalog, root: &Path) -> Result<(usize, usize)> {
                     source.columns[ci].name,
                     model.at(&yaml_path!["sources", id.index, "columns", ci, "type"])
                 ));
+            }
+            if deep && let Err(damage) = decode_file(&path, None) {
+                problems.push(damage.error(&location, &path).to_string());
             }
         }
     }

@@ -640,14 +640,8 @@ pub(super) fn source_paths(engine: &Engine, system: &str, table: &str) -> Option
     let DataSource::Folder(root) = &engine.data else {
         return None;
     };
-    let (_, spec) = engine.catalog.source_by_name(system, table)?;
-    let location = crate::error::DataLocation {
-        system: system.to_string(),
-        table: table.to_string(),
-        file: None,
-        column: None,
-    };
-    crate::run::files::parquet_files(&root.join(&spec.path), &location).ok()
+    let (id, _) = engine.catalog.source_by_name(system, table)?;
+    crate::run::files::source_files(&engine.catalog, root, id).ok()
 }
 
 /// A gate outcome as stored in the cache folder.

@@ -426,6 +426,36 @@ impl CheckReport {
     }
 }
 
+/// The engine's decode error `e` as a failed `readable` check of the table
+/// whose file is damaged (once per table), or as it is when no file is
+/// found damaged.
+async fn unreadable(
+    engine: &Engine,
+    e: crate::error::CanonError,
+    tables: &mut Vec<TableCheck>,
+) -> Result<()> {
+    let (location, message) = match engine.located(e, None).await {
+        crate::error::CanonError::Data { location, message } => (location, message),
+        other => return Err(other),
+    };
+    let table = format!("{}/{}", location.system, location.table);
+    if !tables
+        .iter()
+        .any(|c| c.check == "readable" && c.table == table)
+    {
+        tables.push(TableCheck {
+            check: "readable",
+            table,
+            column: location.column.clone(),
+            status: Status::Error,
+            detail: crate::error::CanonError::Data { location, message }.to_string(),
+            examples: Vec::new(),
+            latest_sync: None,
+        });
+    }
+    Ok(())
+}
+
 /// Every table check of every source, and the match rate of every
 /// cross-system link declared in models/.
 pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
@@ -437,7 +467,12 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
             checks.extend(domains::domain_checks(engine, key, None).await?);
             Ok::<_, crate::error::CanonError>(checks)
         };
-        match checks.await {
+        // A damaged file is named (a decode error from the engine does not).
+        let checks = match checks.await {
+            Err(e) => Err(engine.located(e, Some(key)).await),
+            ok => ok,
+        };
+        match checks {
             Ok(checks) => tables.extend(checks),
             // A table that cannot be read is a failed check, not the end of
             // the report: every other table is still checked.
@@ -482,19 +517,32 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
         match outcome {
             Ok(check) => tables.push(check),
             Err(crate::error::CanonError::Data { .. }) => {}
+            // A damaged page the table checks did not read: the table is
+            // unreadable, reported with the file named.
+            Err(e) if crate::run::decode::is_decode_error(&e) => {
+                unreadable(engine, e, &mut tables).await?
+            }
             Err(e) => return Err(e),
         }
     }
     let readable = !tables.iter().any(|c| c.check == "readable");
     let links = engine.links_used();
-    let (match_rates, deal_match_rates, identity_duplication) = if readable {
+    let rates = if readable {
         futures::try_join!(
             identity_match_rates(engine, &links),
             match_rates::check_all(engine),
             identity_duplication::duplication_rates(engine)
-        )?
+        )
     } else {
-        Default::default()
+        Ok(Default::default())
+    };
+    let (match_rates, deal_match_rates, identity_duplication) = match rates {
+        Ok(rates) => rates,
+        Err(e) if crate::run::decode::is_decode_error(&e) => {
+            unreadable(engine, e, &mut tables).await?;
+            Default::default()
+        }
+        Err(e) => return Err(e),
     };
     // A rate past its threshold warns; only a table check can be at error.
     let status = tables

@@ -2,6 +2,7 @@
 //! against the model before anything is read, and the facts lineage records
 //! (bytes, rows, content hash).
 
+use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,8 +11,10 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 
+use crate::catalog::{Catalog, SourceId};
 use crate::error::{CanonError, DataLocation, Result};
 use crate::spec::SourceSpec;
+use crate::yaml_path;
 
 /// One Parquet file of a source table, as lineage reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,34 +25,170 @@ pub struct FileFact {
     pub sha256: String,
 }
 
+/// The folder of source `id` under the data root `root`, which must resolve
+/// inside the data root: a model's `path` that leads elsewhere (`..`, an
+/// absolute path, a link to a folder outside) is refused before anything is
+/// listed, naming the `path` in the model file and where it leads (exit 2,
+/// as for a bad data root). A folder that does not exist is not refused
+/// here: listing it says so, as a data error of its table.
+pub fn source_dir(catalog: &Catalog, root: &Path, id: SourceId) -> Result<PathBuf> {
+    let (model, spec) = catalog.source(id);
+    let dir = root.join(&spec.path);
+    let real_root = std::fs::canonicalize(root).map_err(|e| CanonError::io(root, e))?;
+    let target = crate::protect::resolve(&dir);
+    if !target.starts_with(&real_root) {
+        return Err(CanonError::request(format!(
+            "{}: source {}/{}: path `{}` leads outside the data root {}: it resolves to {}; \
+             a source's folder must be inside the data root",
+            model.at(&yaml_path!["sources", id.index, "path"]),
+            model.spec.system,
+            spec.name,
+            spec.path,
+            real_root.display(),
+            target.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// The files of source `id` under the data root `root`: [`source_dir`],
+/// then [`table_files`]. Every command that reads a table lists it here.
+pub fn source_files(catalog: &Catalog, root: &Path, id: SourceId) -> Result<Vec<PathBuf>> {
+    let (model, spec) = catalog.source(id);
+    let location = DataLocation {
+        system: model.spec.system.clone(),
+        table: spec.name.clone(),
+        file: None,
+        column: None,
+    };
+    table_files(root, &source_dir(catalog, root, id)?, &location)
+}
+
 /// Lists the `.parquet` files under `dir` (recursively, sorted), so that a
 /// table may be one file or many part files in any folder layout. Names
 /// starting with `.` or `_` (hidden, temporary, `_SUCCESS`-style markers,
 /// and a file called just `.parquet`) are not part of the table, files or
 /// folders alike. This list is the table: the engine is given exactly these
-/// files, so what is checked, hashed and reported is what is read.
-pub fn parquet_files(dir: &Path, location: &DataLocation) -> Result<Vec<PathBuf>> {
-    if !dir.is_dir() {
-        return Err(CanonError::data(
+/// files, so what is checked, hashed and reported is what is read. It is the
+/// one walk of a table folder: queries, validate, check, sql, the cache's
+/// input check and the gates' file lookups all list through it.
+///
+/// The walk stays inside the data root `root`. Symbolic links that resolve
+/// inside it are followed (a table folder may be a link, or hold links to
+/// part files or folders elsewhere in the data root); a link that resolves
+/// outside it is refused by name (a data error of the table, naming the
+/// link and its target), and so is a broken link named `*.parquet` and a
+/// `*.parquet` that is not a regular file (a pipe would block the reader).
+///
+/// Every folder and file is identified by (device, inode), and each is taken
+/// once: a folder already walked is silently not entered again, so a link
+/// loop (`ln -s . loop`, `ln -s ../opportunity loop2`) ends the walk instead
+/// of running forever, and a file reached by a second name (a link to a
+/// part file already listed, or a hard link) is listed once. A loop or a
+/// second name cannot add a file, and reading a file twice would count its
+/// rows twice, so skipping is right (and not an error). When a file or
+/// folder has several names, the one reached without following a link is
+/// kept, else the first in path order, so the listing is the same at every
+/// run.
+pub fn table_files(root: &Path, dir: &Path, location: &DataLocation) -> Result<Vec<PathBuf>> {
+    let missing = || {
+        CanonError::data(
             location.clone(),
             format!("table folder {} does not exist", dir.display()),
+        )
+    };
+    let real_root = std::fs::canonicalize(root).map_err(|e| CanonError::io(root, e))?;
+    let real_dir = std::fs::canonicalize(dir).map_err(|_| missing())?;
+    if !real_dir.is_dir() {
+        return Err(missing());
+    }
+    if !real_dir.starts_with(&real_root) {
+        return Err(CanonError::data(
+            location.clone(),
+            format!(
+                "table folder {} resolves to {}, outside the data root {}",
+                dir.display(),
+                real_dir.display(),
+                real_root.display()
+            ),
         ));
     }
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| CanonError::io(&d, e))?;
+    let refuse = |path: &Path, message: String| {
+        CanonError::data(
+            DataLocation {
+                file: Some(path.display().to_string()),
+                ..location.clone()
+            },
+            message,
+        )
+    };
+    // Folders to walk, those reached without a link first, then in path order.
+    let mut pending: BTreeSet<(bool, PathBuf)> = BTreeSet::from([(false, dir.to_path_buf())]);
+    let mut walked: HashSet<(u64, u64)> = HashSet::new();
+    // (reached through a link, path, identity) of every candidate file.
+    let mut found: Vec<(bool, PathBuf, (u64, u64))> = Vec::new();
+    while let Some((through_link, folder)) = pending.pop_first() {
+        let meta = std::fs::metadata(&folder).map_err(|e| CanonError::io(&folder, e))?;
+        if !walked.insert(identity(&meta)) {
+            tracing::info!(folder = %folder.display(), "already listed under another name: skipped");
+            continue;
+        }
+        let entries = std::fs::read_dir(&folder).map_err(|e| CanonError::io(&folder, e))?;
         for entry in entries {
-            let path = entry.map_err(|e| CanonError::io(&d, e))?.path();
+            let entry = entry.map_err(|e| CanonError::io(&folder, e))?;
+            let path = entry.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(".");
             if name.starts_with('.') || name.starts_with('_') {
                 continue;
             }
-            if path.is_dir() {
-                stack.push(path);
-            } else if name.ends_with(".parquet") {
-                out.push(path);
+            let is_link = entry
+                .file_type()
+                .map_err(|e| CanonError::io(&path, e))?
+                .is_symlink();
+            if is_link {
+                match std::fs::canonicalize(&path) {
+                    Ok(target) if target.starts_with(&real_root) => {}
+                    Ok(target) => {
+                        return Err(refuse(
+                            &path,
+                            format!(
+                                "is a link to {}, outside the data root {}: canon reads only \
+                                 files inside the data root",
+                                target.display(),
+                                real_root.display()
+                            ),
+                        ));
+                    }
+                    Err(e) if name.ends_with(".parquet") => {
+                        return Err(refuse(&path, format!("is a broken link: {e}")));
+                    }
+                    // A broken link by another name is not part of the table.
+                    Err(_) => continue,
+                }
             }
+            let meta = std::fs::metadata(&path).map_err(|e| CanonError::io(&path, e))?;
+            if meta.is_dir() {
+                pending.insert((through_link || is_link, path));
+            } else if name.ends_with(".parquet") {
+                if !meta.is_file() {
+                    return Err(refuse(
+                        &path,
+                        "is not a regular file (a pipe, socket or device): not a Parquet file"
+                            .to_string(),
+                    ));
+                }
+                found.push((through_link || is_link, path, identity(&meta)));
+            }
+        }
+    }
+    found.sort();
+    let mut listed = HashSet::new();
+    let mut out = Vec::new();
+    for (_, path, id) in found {
+        if listed.insert(id) {
+            out.push(path);
+        } else {
+            tracing::info!(file = %path.display(), "already listed under another name: skipped");
         }
     }
     out.sort();
@@ -60,6 +199,12 @@ pub fn parquet_files(dir: &Path, location: &DataLocation) -> Result<Vec<PathBuf>
         ));
     }
     Ok(out)
+}
+
+/// (device, inode): what a file or folder is, whatever name reached it.
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 /// Reads one file's footer and checks its columns against the model: every

@@ -6,6 +6,7 @@
 //! file and column at fault before it reads a row, and a broken table that
 //! the request does not touch does not stop it.
 
+pub mod decode;
 pub mod files;
 
 use std::collections::BTreeMap;
@@ -234,6 +235,42 @@ impl Engine {
         Ok(self.registered.lock().expect("lock").clone())
     }
 
+    /// `error` as a data error naming the damaged file, column and row
+    /// group when it is the engine failing to decode a Parquet file: the
+    /// files of every table registered so far (of `only`, `system/table`,
+    /// when given) are decoded again one by one, their declared columns
+    /// only (what the engine may have read), to find it. Any other error is
+    /// returned as it is. See [`decode::locate`].
+    pub async fn located(&self, error: CanonError, only: Option<&str>) -> CanonError {
+        if !decode::is_decode_error(&error) {
+            return error;
+        }
+        let tables: Vec<decode::ReadTable> = self
+            .registered
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(key, _)| only.is_none_or(|o| o == key.as_str()))
+            .map(|(_, facts)| decode::ReadTable {
+                location: DataLocation {
+                    system: facts.system.clone(),
+                    table: facts.table.clone(),
+                    file: None,
+                    column: None,
+                },
+                files: facts.files.iter().map(|f| PathBuf::from(&f.path)).collect(),
+                columns: self
+                    .catalog
+                    .source_by_name(&facts.system, &facts.table)
+                    .map(|(_, spec)| spec.columns.iter().map(|c| c.name.clone()).collect()),
+            })
+            .collect();
+        // Decoding reads the files again: off the runtime's threads.
+        tokio::task::spawn_blocking(move || decode::locate(error, &tables))
+            .await
+            .unwrap_or_else(|e| CanonError::Internal(format!("locating a damaged file: {e}")))
+    }
+
     fn register(&self, system: &str, spec: &SourceSpec) -> Result<Vec<FileFact>> {
         let schema = declared_schema(spec);
         let name = TableReference::partial(system, spec.name.as_str());
@@ -250,8 +287,16 @@ impl Engine {
                     file: None,
                     column: None,
                 };
-                let dir = root.join(&spec.path);
-                let paths = files::parquet_files(&dir, &location)?;
+                let (id, _) = self
+                    .catalog
+                    .source_by_name(system, &spec.name)
+                    .ok_or_else(|| {
+                        CanonError::Internal(format!(
+                            "source {system}/{} is not in the catalog",
+                            spec.name
+                        ))
+                    })?;
+                let paths = files::source_files(&self.catalog, root, id)?;
                 let facts = paths
                     .iter()
                     .map(|p| files::inspect(p, spec, &location))
