@@ -223,10 +223,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                CanonError::Request(_) => 2,
-                _ => 1,
-            }
+            e.exit_code()
         }
     }
 }
@@ -565,7 +562,10 @@ async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> 
     let (engine, request) = engine(project, args)?;
     let mut out = String::new();
     for name in &args.metrics {
-        for part in crate::explain::explain(&engine, name, &request, analyze).await? {
+        let parts = crate::explain::explain(&engine, name, &request, analyze)
+            .await
+            .map_err(|e| crate::blame::in_metric(&engine.catalog, name, &request.by, e))?;
+        for part in parts {
             out.push_str(&part);
         }
     }
@@ -585,7 +585,9 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
     };
     check_out(&catalog, &args.data, args.out.as_deref())?;
     let engine = configured(catalog, &args.data)?;
-    let result = crate::reconcile::run(&engine, &args.name, &period, args.detail).await?;
+    let result = crate::reconcile::run(&engine, &args.name, &period, args.detail)
+        .await
+        .map_err(|e| crate::blame::in_reconciliation(&engine.catalog, &args.name, e))?;
     let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
     emit(&bytes, args.out.as_deref(), args.format)
 }

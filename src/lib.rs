@@ -5,6 +5,7 @@
 //! (execution and evidence) → `result` (the governed result and its writers).
 
 pub mod atomic;
+pub mod blame;
 pub mod cache;
 pub mod calendar;
 pub mod catalog;

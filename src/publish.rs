@@ -217,7 +217,7 @@ async fn build(
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
                     entries.push(ManifestEntry::blocked(name, period, &e));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(stopped(name, period, e)),
             }
         }
         if !results.is_empty() {
@@ -280,7 +280,10 @@ async fn build(
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
                     reconciliations.push(ManifestEntry::blocked(&name, period, &e))
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    let e = crate::blame::in_reconciliation(catalog, &name, e);
+                    return Err(stopped(&name, period, e));
+                }
             }
         }
     }
@@ -298,6 +301,16 @@ async fn build(
     // The manifest is written last: its presence means the folder is whole.
     write(dir, "manifest.json", &json)?;
     Ok(manifest)
+}
+
+/// A failure that stops the publication, saying at which metric or
+/// reconciliation and period it stopped and that nothing was published.
+fn stopped(name: &str, period: &Period, e: CanonError) -> CanonError {
+    CanonError::Context {
+        context: format!("publish stopped at `{name}` for {}", period.label),
+        source: Box::new(e),
+        hint: " (nothing was published: the folder is as it was)".into(),
+    }
 }
 
 /// Writes one file of the publication and syncs it to disk.

@@ -1,0 +1,218 @@
+//! Hostile input whose message used to say too little, or whose output lied
+//! about its format (issue 14, "misc messages"). Each case runs the real
+//! binary and checks its exit code and its rendered stderr with a reviewed
+//! snapshot (temporary paths replaced by placeholders), so a message that
+//! regresses shows in review.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+/// A copy of the repository's project (definitions only) in a temp folder.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(dir.path());
+    dir
+}
+
+/// The fixture company's extracts (tests/common: `write_company`).
+fn company() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_company(dir.path());
+    dir
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "`{from}` not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// `exit: N` and the stderr, each temp folder replaced by its placeholder
+/// (the longest first, so a folder inside another keeps its own name).
+fn rendered(out: &Output, temps: &[(&Path, &str)]) -> String {
+    let mut err = stderr(out);
+    let mut temps = temps.to_vec();
+    temps.sort_by_key(|(p, _)| std::cmp::Reverse(p.as_os_str().len()));
+    for (path, name) in temps {
+        err = err.replace(path.to_str().unwrap(), name);
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    format!("exit: {:?}\n{err}", out.status.code())
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The first `      expr: amount` of sales.yaml is bookings' measure
+/// (line 21, the value at column 13).
+const BOOKINGS_MEASURE: &str = "      expr: amount\n";
+
+// --- 1. engine failures name the metric and the expression ---------------
+
+#[test]
+fn division_by_zero_names_the_metric_and_its_expression() {
+    let (p, data) = (project(), company());
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        BOOKINGS_MEASURE,
+        "      expr: amount / 0\n",
+    );
+    let out = canon(
+        p.path(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(
+        "division_by_zero",
+        rendered(&out, &[(p.path(), "[PROJECT]"), (data.path(), "[DATA]")])
+    );
+}
+
+#[test]
+fn failed_cast_names_the_metric_and_its_expression() {
+    let (p, data) = (project(), company());
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        BOOKINGS_MEASURE,
+        "      expr: \"cast(deal_type as decimal(18,2))\"\n",
+    );
+    let out = canon(
+        p.path(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(
+        "failed_cast",
+        rendered(&out, &[(p.path(), "[PROJECT]"), (data.path(), "[DATA]")])
+    );
+}
+
+// new_business_share = new_bookings / nullif(bookings, 0) (sales.yaml line
+// 217, the value at column 11); `bookings - bookings` is always 0.
+#[test]
+fn division_by_zero_in_a_derived_metric_points_at_its_expr() {
+    let (p, data) = (project(), company());
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        "expr: new_bookings / nullif(bookings, 0)",
+        "expr: new_bookings / (bookings - bookings)",
+    );
+    let out = canon(
+        p.path(),
+        &[
+            "query",
+            "new_business_share",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(
+        "division_by_zero_derived",
+        rendered(&out, &[(p.path(), "[PROJECT]"), (data.path(), "[DATA]")])
+    );
+}
+
+// A zero rate in the extracts: D4 is GBP 100.01 closed in FY2026-Q1, and
+// its amount is divided by GBP's rate, now 0. No expression of bookings
+// divides, so the conversion canon adds is the one blamed.
+#[test]
+fn a_zero_fx_rate_points_at_the_currency_conversion() {
+    let data = company();
+    write_table(
+        data.path(),
+        "crm/dated_conversion_rate",
+        vec![
+            ("iso_code", Col::Str(vec!["EUR", "EUR", "GBP", "JPY"])),
+            (
+                "conversion_rate",
+                Col::Rate(vec!["0.800000", "0.900000", "0.000000", "150.000000"]),
+            ),
+            (
+                "start_date",
+                Col::Date(vec!["2024-01-01", "2025-03-01", "2024-01-01", "2024-01-01"]),
+            ),
+            (
+                "next_start_date",
+                Col::Date(vec!["2025-03-01", "2027-01-01", "2027-01-01", "2027-01-01"]),
+            ),
+        ],
+    );
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("zero_fx_rate", rendered(&out, &[(data.path(), "[DATA]")]));
+}
+
+#[test]
+fn a_failed_publish_names_the_metric_and_publishes_nothing() {
+    let (p, data) = (project(), company());
+    let target = tempfile::tempdir().unwrap();
+    let out_dir = target.path().join("published");
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        BOOKINGS_MEASURE,
+        "      expr: amount / 0\n",
+    );
+    let out = canon(
+        p.path(),
+        &[
+            "publish",
+            "--out",
+            arg(&out_dir),
+            "--only",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !out_dir.exists(),
+        "a failed publish left {}",
+        out_dir.display()
+    );
+    insta::assert_snapshot!(
+        "publish_failure",
+        rendered(
+            &out,
+            &[
+                (p.path(), "[PROJECT]"),
+                (data.path(), "[DATA]"),
+                (target.path(), "[OUT]")
+            ]
+        )
+    );
+}
