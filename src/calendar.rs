@@ -9,8 +9,10 @@
 use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
-use crate::error::{CanonError, Result};
+use crate::error::{CanonError, Diagnostic, Result};
+use crate::spec::load::SourceFile;
 use crate::spec::{FiscalNaming, ProjectSpec};
+use crate::yaml_path;
 
 /// The fiscal calendar and reporting zone every metric is computed under.
 #[derive(Debug, Clone)]
@@ -69,24 +71,43 @@ impl Grain {
 }
 
 impl Calendar {
-    pub fn from_project(spec: &ProjectSpec) -> Result<Calendar> {
-        let zone: Tz = spec.reporting_zone.parse().map_err(|_| {
-            CanonError::request(format!(
-                "canon.yaml: reporting_zone `{}` is not an IANA time zone",
-                spec.reporting_zone
-            ))
-        })?;
+    /// The calendar canon.yaml declares. A zone or fiscal month that is not
+    /// one is a definition error located at its value in canon.yaml; both
+    /// are reported when both are wrong.
+    pub fn from_project(file: &SourceFile<ProjectSpec>) -> Result<Calendar, Vec<Diagnostic>> {
+        let spec = &file.spec;
+        let mut problems = Vec::new();
+        let zone = match spec.reporting_zone.parse::<Tz>() {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                problems.push(Diagnostic {
+                    location: file.at(&yaml_path!["reporting_zone"]),
+                    message: format!(
+                        "reporting_zone `{}` is not an IANA time zone{}",
+                        spec.reporting_zone,
+                        zone_hint(&spec.reporting_zone)
+                    ),
+                });
+                None
+            }
+        };
         if !(1..=12).contains(&spec.fiscal_year_start_month) {
-            return Err(CanonError::request(format!(
-                "canon.yaml: fiscal_year_start_month must be 1..12, not {}",
-                spec.fiscal_year_start_month
-            )));
+            problems.push(Diagnostic {
+                location: file.at(&yaml_path!["fiscal_year_start_month"]),
+                message: format!(
+                    "fiscal_year_start_month is the month number the fiscal year starts in, 1 (January) to 12 (December), not {}",
+                    spec.fiscal_year_start_month
+                ),
+            });
         }
-        Ok(Calendar {
-            zone,
-            fiscal_start_month: spec.fiscal_year_start_month,
-            naming: spec.fiscal_year_named_by,
-        })
+        match zone {
+            Some(zone) if problems.is_empty() => Ok(Calendar {
+                zone,
+                fiscal_start_month: spec.fiscal_year_start_month,
+                naming: spec.fiscal_year_named_by,
+            }),
+            _ => Err(problems),
+        }
     }
 
     /// The UTC instant (microseconds since the epoch) at which local day `d`
@@ -266,6 +287,22 @@ impl Calendar {
             start = end;
         }
         out
+    }
+}
+
+/// " (did you mean `America/Los_Angeles`?)" for a zone written in another
+/// case or within two edits of a known one; else the usual form.
+fn zone_hint(written: &str) -> String {
+    let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+    if let Some(name) = names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(written.trim()))
+    {
+        return format!(" (did you mean `{name}`?)");
+    }
+    match crate::catalog::did_you_mean(written, &names) {
+        Some(name) => format!(" (did you mean `{name}`?)"),
+        None => " (write it as Area/City, e.g. America/Los_Angeles, Europe/Berlin or UTC)".into(),
     }
 }
 

@@ -370,7 +370,11 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
         catalog.metric(name)?;
     }
     check_out(&catalog, &args.data, args.out.as_deref())?;
-    Ok((configured(catalog, &args.data)?, request))
+    let engine = configured(catalog, &args.data)?;
+    for name in &args.metrics {
+        crate::compile::slicing::check(&engine, name, &request.by)?;
+    }
+    Ok((engine, request))
 }
 
 /// An engine over the run's data root, with its clock and overrides. A
@@ -538,13 +542,29 @@ fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
         as_of,
         rates_as_of: None,
         grain,
-        by: args
-            .by
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        by: slices(&args.by)?,
     })
+}
+
+/// `--by`'s slice names, trimmed: an empty one (`--by deal_type,`) or one
+/// named twice (the engine would see a duplicate column) is refused.
+fn slices(by: &[String]) -> Result<Vec<String>> {
+    let written = by.join(",");
+    let mut out: Vec<String> = Vec::new();
+    for s in by.iter().map(|s| s.trim()) {
+        if s.is_empty() {
+            return Err(CanonError::request(format!(
+                "--by `{written}` has an empty slice name: separate names by single commas, e.g. --by deal_type,country"
+            )));
+        }
+        if out.iter().any(|o| o == s) {
+            return Err(CanonError::request(format!(
+                "--by `{written}` names slice `{s}` twice: name each slice once"
+            )));
+        }
+        out.push(s.to_string());
+    }
+    Ok(out)
 }
 
 async fn query(project: &Path, args: &QueryArgs) -> Result<()> {

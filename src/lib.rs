@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod cli;
 pub mod compile;
+pub mod currency;
 pub mod decimal;
 pub mod error;
 pub mod explain;

@@ -216,3 +216,146 @@ fn a_failed_publish_names_the_metric_and_publishes_nothing() {
         )
     );
 }
+
+// --- 2. --by is checked before anything is planned -----------------------
+
+/// `canon query bookings --period FY2026-Q1 --by <by>` over the sample.
+fn query_by(by: &str) -> Output {
+    canon(
+        &repo(),
+        &["query", "bookings", "--period", "FY2026-Q1", "--by", by],
+    )
+}
+
+#[test]
+fn a_slice_named_twice_is_refused_up_front() {
+    let out = query_by("deal_type,deal_type");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains("duplicate"), "{}", stderr(&out));
+    insta::assert_snapshot!("by_repeated", rendered(&out, &[]));
+}
+
+#[test]
+fn an_empty_slice_name_is_refused() {
+    let out = query_by("deal_type,");
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("by_empty_item", rendered(&out, &[]));
+}
+
+// win_rate is won_deals / closed_deals: the slice is refused by the metric
+// asked for, not by its part, with the closest approved slice.
+#[test]
+fn an_unknown_slice_names_the_metric_asked_for_and_the_closest_slice() {
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "win_rate",
+            "--period",
+            "FY2026-Q1",
+            "--by",
+            "dael_type",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("by_unknown_slice", rendered(&out, &[]));
+}
+
+#[test]
+fn a_slice_of_a_metric_without_slices_is_refused() {
+    let out = canon(
+        &repo(),
+        &["query", "mqls", "--period", "2025-03", "--by", "country"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("by_no_slices", rendered(&out, &[]));
+}
+
+// --- 3. canon.yaml's calendar and currency, located ----------------------
+
+/// `canon validate --no-data` over a project whose canon.yaml has `line`
+/// in place of the line starting with the same key.
+fn with_setting(line: &str) -> Output {
+    let p = project();
+    let key = line.split(':').next().unwrap();
+    let path = p.path().join("canon.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let old = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .unwrap()
+        .to_string();
+    std::fs::write(&path, text.replacen(&old, line, 1)).unwrap();
+    canon(p.path(), &["validate", "--no-data"])
+}
+
+// canon.yaml line 7 is `reporting_zone: America/Los_Angeles` (the value at
+// column 17), line 9 `fiscal_year_start_month: 2` (column 26), line 11
+// `base_currency: USD` (column 16).
+#[test]
+fn a_reporting_zone_that_is_not_one_is_located() {
+    let out = with_setting("reporting_zone: Mars/Olympus");
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("zone_unknown", rendered(&out, &[]));
+    let out = with_setting("reporting_zone: america/los_angeles");
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("zone_case", rendered(&out, &[]));
+}
+
+#[test]
+fn a_fiscal_month_out_of_range_is_located() {
+    for (name, month) in [("fiscal_month_13", "13"), ("fiscal_month_0", "0")] {
+        let out = with_setting(&format!("fiscal_year_start_month: {month}"));
+        assert_eq!(out.status.code(), Some(1));
+        insta::assert_snapshot!(name, rendered(&out, &[]));
+    }
+}
+
+#[test]
+fn a_fiscal_month_by_name_is_located() {
+    let out = with_setting("fiscal_year_start_month: march");
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("fiscal_month_name", rendered(&out, &[]));
+}
+
+#[test]
+fn a_base_currency_that_is_no_currency_is_refused() {
+    for (name, code) in [
+        ("currency_xxx", "XXX"),
+        ("currency_xts", "XTS"),
+        ("currency_lowercase", "usd"),
+        ("currency_two_letters", "US"),
+        ("currency_word", "EURO"),
+    ] {
+        let out = with_setting(&format!("base_currency: {code}"));
+        assert_eq!(out.status.code(), Some(1), "{code}");
+        insta::assert_snapshot!(name, rendered(&out, &[]));
+    }
+    // An active code other than the sample's is a currency.
+    let out = with_setting("base_currency: EUR");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+// All three wrong at once: every problem of canon.yaml in one run.
+#[test]
+fn every_calendar_and_currency_problem_is_reported_at_once() {
+    let p = project();
+    let path = p.path().join("canon.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen(
+            "reporting_zone: America/Los_Angeles",
+            "reporting_zone: Mars/Olympus",
+            1,
+        )
+        .replacen(
+            "fiscal_year_start_month: 2",
+            "fiscal_year_start_month: 13",
+            1,
+        )
+        .replacen("base_currency: USD", "base_currency: XXX", 1);
+    std::fs::write(&path, text).unwrap();
+    let out = canon(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("canon_yaml_all_at_once", rendered(&out, &[]));
+}
