@@ -64,8 +64,9 @@ pub enum Command {
     Check {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table (default) or json.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
     },
     /// Compute every certified metric and reconciliation for the configured
     /// periods and publish them (Parquet, CSV, manifest.json) atomically.
@@ -154,8 +155,10 @@ pub struct ReconcileArgs {
     pub detail: bool,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Default: table, or the format --out's extension names (.json, .csv,
+    /// .parquet); parquet only with --out.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Write to this file (atomically) instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -187,8 +190,10 @@ pub struct QueryArgs {
     pub by: Vec<String>,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Default: table, or the format --out's extension names (.json, .csv,
+    /// .parquet); parquet only with --out.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Write to this file (atomically) instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -482,7 +487,8 @@ async fn publish(
     Ok(())
 }
 
-async fn check(project: &Path, data: &DataArgs, format: Format) -> Result<()> {
+async fn check(project: &Path, data: &DataArgs, format: Option<Format>) -> Result<()> {
+    let format = crate::output::resolve("check", format, None, &[Format::Table, Format::Json])?;
     let catalog = Arc::new(Catalog::load(project)?);
     let engine = configured(catalog, data)?;
     let report = crate::quality::check_all(&engine).await?;
@@ -567,19 +573,30 @@ fn slices(by: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Every format a governed result or a bridge is written in.
+const EVERY_FORMAT: &[Format] = &[Format::Table, Format::Json, Format::Csv, Format::Parquet];
+
 async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
     let (engine, request) = engine(project, args)?;
+    let format = crate::output::resolve("query", args.format, args.out.as_deref(), EVERY_FORMAT)?;
     let mut results = Vec::new();
     for name in &args.metrics {
         tracing::info!(metric = %name, period = %request.period.label, "computing");
         results.push(crate::query::run_metric(&engine, name, &request).await?);
     }
-    let bytes = render(&results, args.format)?;
-    emit(&bytes, args.out.as_deref(), args.format)
+    let bytes = render(&results, format)?;
+    emit(&bytes, args.out.as_deref(), format)
 }
 
 async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> {
     let (engine, request) = engine(project, args)?;
+    // Plans are text: the table format, to stdout or --out.
+    crate::output::resolve(
+        "explain",
+        args.format,
+        args.out.as_deref(),
+        &[Format::Table],
+    )?;
     let mut out = String::new();
     for name in &args.metrics {
         let parts = crate::explain::explain(&engine, name, &request, analyze)
@@ -604,12 +621,14 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
         }
     };
     check_out(&catalog, &args.data, args.out.as_deref())?;
+    let format =
+        crate::output::resolve("reconcile", args.format, args.out.as_deref(), EVERY_FORMAT)?;
     let engine = configured(catalog, &args.data)?;
     let result = crate::reconcile::run(&engine, &args.name, &period, args.detail)
         .await
         .map_err(|e| crate::blame::in_reconciliation(&engine.catalog, &args.name, e))?;
-    let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
-    emit(&bytes, args.out.as_deref(), args.format)
+    let bytes = crate::result::reconciliation::render(&result, format, args.detail)?;
+    emit(&bytes, args.out.as_deref(), format)
 }
 
 async fn validate(project: &Path, data: &DataArgs, no_data: bool) -> Result<()> {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod explain;
 pub mod functions;
 pub mod latest;
+pub mod output;
 pub mod protect;
 pub mod publish;
 pub mod publish_dir;

@@ -359,3 +359,118 @@ fn every_calendar_and_currency_problem_is_reported_at_once() {
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!("canon_yaml_all_at_once", rendered(&out, &[]));
 }
+
+// --- 4. no command prints a format it was not asked for -------------------
+
+#[test]
+fn check_refuses_the_formats_it_does_not_write() {
+    for (name, format) in [("check_csv", "csv"), ("check_parquet", "parquet")] {
+        let out = canon(&repo(), &["check", "--format", format]);
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        assert!(out.stdout.is_empty(), "{format}: printed {}", stdout(&out));
+        insta::assert_snapshot!(name, rendered(&out, &[]));
+    }
+}
+
+#[test]
+fn parquet_is_never_printed_to_a_terminal_or_pipe() {
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "parquet",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    insta::assert_snapshot!("query_parquet_to_stdout", rendered(&out, &[]));
+    let out = canon(
+        &repo(),
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q2",
+            "--format",
+            "parquet",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    insta::assert_snapshot!("reconcile_parquet_to_stdout", rendered(&out, &[]));
+}
+
+#[test]
+fn an_out_file_whose_extension_contradicts_the_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bookings.parquet");
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "csv",
+            "--out",
+            arg(&file),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!file.exists());
+    insta::assert_snapshot!(
+        "out_extension_contradicts_format",
+        rendered(&out, &[(dir.path(), "[OUT]")])
+    );
+}
+
+// Without --format, `--out b.csv` writes CSV (the fixture's bookings of
+// FY2026-Q1 are 3694.46: see flow_metrics), never the table.
+#[test]
+fn an_out_file_extension_says_the_format_when_none_is_given() {
+    let data = company();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.csv");
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+            "--out",
+            arg(&file),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "metric,period,period_start,period_end,value,unit\n\
+         bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.46,USD\n"
+    );
+}
+
+#[test]
+fn explain_writes_text_only() {
+    let out = canon(
+        &repo(),
+        &[
+            "explain",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    insta::assert_snapshot!("explain_json", rendered(&out, &[]));
+}
