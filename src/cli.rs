@@ -213,6 +213,10 @@ pub fn main() -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -231,6 +235,13 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// Whether log lines on stderr are coloured: only on a terminal, and not
+/// when `NO_COLOR` is set to anything but the empty string (no-color.org).
+/// A file or pipe gets plain text, not escape codes.
+pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 async fn dispatch(cli: &Cli) -> Result<()> {
@@ -660,5 +671,19 @@ fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
                 Err(e) => Err(CanonError::io("<stdout>", e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn log_lines_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("".into())));
     }
 }

@@ -474,3 +474,78 @@ fn explain_writes_text_only() {
     assert!(out.stdout.is_empty());
     insta::assert_snapshot!("explain_json", rendered(&out, &[]));
 }
+
+// --- 5. log lines are plain text when stderr is not a terminal ------------
+
+/// `rendered`, with each log line's leading timestamp replaced.
+fn without_times(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.split_once(' ') {
+            Some((first, rest)) if first.ends_with('Z') && first.contains('T') => {
+                format!("[TIME] {rest}")
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// A damaged cache entry is ignored with a WARN line; the tests capture
+// stderr (a pipe, not a terminal), so it carries no colour codes.
+#[test]
+fn warnings_on_a_pipe_carry_no_colour_codes() {
+    let data = company();
+    let cache = tempfile::tempdir().unwrap();
+    let args = [
+        "query",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+        "--data",
+        arg(data.path()),
+    ];
+    let first = canon_cached(&repo(), cache.path(), &args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let results = cache.path().join("results");
+    let entries: Vec<_> = std::fs::read_dir(&results).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+    let entry = entries.into_iter().next().unwrap().unwrap().path();
+    std::fs::write(&entry, b"not json").unwrap();
+    let out = canon_cached(&repo(), cache.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(" WARN "), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes on a pipe: {err:?}");
+    insta::assert_snapshot!(
+        "warn_without_colour",
+        without_times(&rendered(
+            &out,
+            &[
+                (cache.path(), "[CACHE]"),
+                (&entry, "[CACHE]/results/[KEY].json"),
+                (data.path(), "[DATA]")
+            ]
+        ))
+    );
+}
+
+#[test]
+fn verbose_progress_on_a_pipe_carries_no_colour_codes() {
+    let data = company();
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+            "-v",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(" INFO "), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes on a pipe: {err:?}");
+}
