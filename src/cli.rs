@@ -310,13 +310,20 @@ async fn run_sql(
 ) -> Result<()> {
     let text = match (sql, file) {
         (Some(s), _) => s.to_string(),
-        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CanonError::io(f, e))?,
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| CanonError::request(format!("cannot read --file {}: {e}", f.display())))?,
         (None, None) => return Err(CanonError::request("give a query or --file FILE")),
     };
     let mut catalog = Catalog::load(project)?;
     if let Some(limit) = memory_limit {
         catalog.files.project.spec.engine.memory_limit =
             (limit != "none").then(|| limit.to_string());
+        // The size is the command line's, not canon.yaml's: so is the fault.
+        catalog.memory_limit().map_err(|_| {
+            CanonError::request(format!(
+                "--memory-limit `{limit}` is not a size: write it as 512MiB, 2GiB or 1500MB, or none"
+            ))
+        })?;
     }
     let root = existing_data_root(&catalog, data)?;
     let batches = crate::sql::run(&catalog, &root, &text).await?;
@@ -370,8 +377,13 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
     let root = data_root(catalog, data);
     if !root.is_dir() {
         return Err(CanonError::request(format!(
-            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
-            root.display()
+            "data root {} {} (set --data DIR, CANON_DATA or data_root in canon.yaml)",
+            root.display(),
+            if root.exists() {
+                "is a file, not a folder"
+            } else {
+                "does not exist"
+            }
         )));
     }
     Ok(root)
@@ -382,10 +394,20 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
 fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
     let catalog = Arc::new(Catalog::load(project)?);
     let request = request(&catalog, args)?;
-    for name in &args.metrics {
+    for (i, name) in args.metrics.iter().enumerate() {
         catalog.metric(name)?;
+        // A metric asked twice would be computed and printed twice, and a
+        // CSV summed by its reader would count it twice.
+        if args.metrics[..i].contains(name) {
+            return Err(CanonError::request(format!(
+                "metric `{name}` is named twice: name each metric once"
+            )));
+        }
     }
     check_out(&catalog, &args.data, args.out.as_deref())?;
+    if let Some(out) = &args.out {
+        crate::output::writable_file(out)?;
+    }
     let engine = configured(catalog, &args.data)?;
     for name in &args.metrics {
         crate::compile::slicing::check(&engine, name, &request.by)?;
@@ -632,6 +654,9 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
         }
     };
     check_out(&catalog, &args.data, args.out.as_deref())?;
+    if let Some(out) = &args.out {
+        crate::output::writable_file(out)?;
+    }
     let format =
         crate::output::resolve("reconcile", args.format, args.out.as_deref(), EVERY_FORMAT)?;
     let engine = configured(catalog, &args.data)?;

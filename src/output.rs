@@ -85,6 +85,39 @@ pub fn resolve(
     Ok(format)
 }
 
+/// Refuses (exit 2), before anything is computed, an `--out` file that
+/// cannot be written: a folder, or a file in a folder that does not exist
+/// (canon does not create it) or is not a folder. Otherwise the run would
+/// compute and then fail on a temporary file's name.
+pub fn writable_file(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(CanonError::request(format!(
+            "--out {} is a folder: name the file to write in it, e.g. {}",
+            out.display(),
+            out.join("result.csv").display()
+        )));
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.exists() {
+        return Err(CanonError::request(format!(
+            "--out {}: folder {} does not exist (canon does not create it)",
+            out.display(),
+            parent.display()
+        )));
+    }
+    if !parent.is_dir() {
+        return Err(CanonError::request(format!(
+            "--out {}: {} is a file, not a folder",
+            out.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,8 +94,13 @@ pub async fn validate(catalog: Arc<Catalog>, data_root: Option<&Path>) -> Result
     if let Some(root) = data_root {
         if !root.is_dir() {
             return Err(CanonError::request(format!(
-                "data root {} does not exist (set --data DIR or CANON_DATA, or pass --no-data)",
-                root.display()
+                "data root {} {} (set --data DIR or CANON_DATA, or pass --no-data)",
+                root.display(),
+                if root.exists() {
+                    "is a file, not a folder"
+                } else {
+                    "does not exist"
+                }
             )));
         }
         let (tables, files) = check_data(&catalog, root)?;

@@ -549,3 +549,226 @@ fn verbose_progress_on_a_pipe_carries_no_colour_codes() {
     assert!(err.contains(" INFO "), "{err}");
     assert!(!err.contains('\u{1b}'), "colour codes on a pipe: {err:?}");
 }
+
+// --- 6. wrong arguments, walked command by command -----------------------
+
+/// Runs `args` over the repository's project and snapshots the message.
+fn refused(name: &str, args: &[&str], code: i32) {
+    let out = canon(&repo(), args);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+    assert!(out.stdout.is_empty(), "{args:?} printed {}", stdout(&out));
+    insta::assert_snapshot!(name, rendered(&out, &[]));
+}
+
+#[test]
+fn an_unknown_metric_suggests_the_closest() {
+    refused(
+        "unknown_metric",
+        &["query", "bookin", "--period", "2025-03"],
+        2,
+    );
+}
+
+#[test]
+fn periods_that_do_not_exist_say_why() {
+    for (name, period) in [
+        ("period_month_13", "2025-13"),
+        ("period_fiscal_q5", "FY2026-Q5"),
+        ("period_february_30", "2025-02-30"),
+        ("period_range_end", "2025-01-01..2025-02-31"),
+    ] {
+        refused(name, &["query", "bookings", "--period", period], 2);
+    }
+}
+
+#[test]
+fn as_of_and_period_together_are_refused() {
+    refused(
+        "as_of_with_period",
+        &[
+            "query",
+            "open_pipeline",
+            "--as-of",
+            "2025-06-30",
+            "--period",
+            "2025-06",
+        ],
+        2,
+    );
+}
+
+#[test]
+fn a_query_without_a_period_says_how_to_give_one() {
+    refused("no_period", &["query", "bookings"], 2);
+}
+
+#[test]
+fn a_metric_named_twice_is_refused() {
+    refused(
+        "metric_twice",
+        &[
+            "query", "bookings", "bookings", "--period", "2025-03", "--format", "csv",
+        ],
+        2,
+    );
+}
+
+#[test]
+fn an_unknown_reconciliation_suggests_the_closest() {
+    refused(
+        "unknown_reconciliation",
+        &["reconcile", "bookings_to_revenu", "--period", "2025-03"],
+        2,
+    );
+}
+
+#[test]
+fn a_missing_project_folder_is_a_request_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let out = canon(&missing, &["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("missing_project", rendered(&out, &[(dir.path(), "[TMP]")]));
+}
+
+#[test]
+fn a_project_that_is_a_file_says_so() {
+    let p = project();
+    let out = canon(&p.path().join("canon.yaml"), &["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!(
+        "project_is_a_file",
+        rendered(&out, &[(p.path(), "[PROJECT]")])
+    );
+}
+
+// A canon.yaml that cannot be read (here a folder of that name: the tests
+// may run as root, who reads any file) is located in it.
+#[test]
+fn an_unreadable_canon_yaml_is_located() {
+    let p = project();
+    let path = p.path().join("canon.yaml");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let out = canon(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(
+        "unreadable_canon_yaml",
+        rendered(&out, &[(p.path(), "[PROJECT]")])
+    );
+}
+
+// canon.yaml line 17 is `metrics: metrics`, the value at column 10.
+#[test]
+fn a_missing_metrics_folder_is_located_at_its_setting() {
+    let p = project();
+    std::fs::rename(p.path().join("metrics"), p.path().join("metrics.old")).unwrap();
+    let out = canon(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(
+        "missing_metrics_folder",
+        rendered(&out, &[(p.path(), "[PROJECT]")])
+    );
+}
+
+#[test]
+fn a_data_root_that_is_a_file_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("extracts.parquet");
+    std::fs::write(&file, b"PAR1").unwrap();
+    for (name, args) in [
+        (
+            "data_is_a_file_query",
+            vec![
+                "query",
+                "bookings",
+                "--period",
+                "2025-03",
+                "--data",
+                arg(&file),
+            ],
+        ),
+        (
+            "data_is_a_file_validate",
+            vec!["validate", "--data", arg(&file)],
+        ),
+    ] {
+        let out = canon(&repo(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        insta::assert_snapshot!(name, rendered(&out, &[(dir.path(), "[TMP]")]));
+    }
+}
+
+// Refused before anything is computed (it used to compute, then fail on
+// the name of a temporary file with exit 1).
+#[test]
+fn an_out_file_in_a_missing_folder_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("no/such/folder/b.csv");
+    for (name, args) in [
+        (
+            "out_parent_missing_query",
+            vec![
+                "query",
+                "bookings",
+                "--period",
+                "2025-03",
+                "--out",
+                arg(&target),
+            ],
+        ),
+        (
+            "out_parent_missing_reconcile",
+            vec![
+                "reconcile",
+                "bookings_to_revenue",
+                "--period",
+                "2025-03",
+                "--out",
+                arg(&target),
+            ],
+        ),
+    ] {
+        let out = canon(&repo(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        insta::assert_snapshot!(name, rendered(&out, &[(dir.path(), "[TMP]")]));
+    }
+    assert!(!dir.path().join("no").exists());
+}
+
+#[test]
+fn an_out_that_is_a_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "2025-03",
+            "--out",
+            arg(dir.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("out_is_a_folder", rendered(&out, &[(dir.path(), "[TMP]")]));
+}
+
+// The size comes from the command line: a request error, not canon.yaml's.
+#[test]
+fn a_bad_memory_limit_on_the_command_line_is_the_requests_fault() {
+    refused(
+        "sql_memory_limit",
+        &["sql", "SELECT 1", "--memory-limit", "lots"],
+        2,
+    );
+}
+
+#[test]
+fn a_missing_sql_file_is_a_request_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("query.sql");
+    let out = canon(&repo(), &["sql", "--file", arg(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("sql_file_missing", rendered(&out, &[(dir.path(), "[TMP]")]));
+}
