@@ -186,6 +186,7 @@ pub fn in_reconciliation(catalog: &Catalog, name: &str, error: CanonError) -> Ca
             });
         }
     }
+    candidates.extend(project_candidates(catalog));
     let mut seen = BTreeSet::new();
     for side in [&spec.bookings, &spec.revenue] {
         metric_candidates(catalog, "", side, &[], &mut seen, &mut candidates);
@@ -197,6 +198,62 @@ pub fn in_reconciliation(catalog: &Catalog, name: &str, error: CanonError) -> Ca
         candidates,
         error,
     )
+}
+
+/// Wraps an engine failure of `canon check` when one expression it runs
+/// (canon.yaml's `quality.subscription_deals`, a reconciliation's link
+/// rules) can fail that way; other failures are returned as they are.
+pub fn in_check(catalog: &Catalog, error: CanonError) -> CanonError {
+    let CanonError::Engine(engine_error) = &error else {
+        return error;
+    };
+    let failure = Failure::of(&engine_error.to_string());
+    let mut candidates = project_candidates(catalog);
+    for file in &catalog.files.metrics {
+        for (ri, r) in file.spec.reconciliations.iter().enumerate() {
+            for (li, link) in r.links.iter().enumerate() {
+                if let Some(sql) = &link.expr {
+                    candidates.push(Candidate {
+                        what: format!("reconciliation `{}` link rule `{}`", r.name, link.name),
+                        sql: sql.clone(),
+                        at: file.at(&yaml_path!["reconciliations", ri, "links", li, "expr"]),
+                        always: None,
+                        hint: None,
+                        own: true,
+                    });
+                }
+            }
+        }
+    }
+    if !candidates.iter().any(|c| failure.could_fail(&c.sql)) {
+        return error;
+    }
+    blame(
+        "canon check".into(),
+        catalog.files.project.at(&[]),
+        failure,
+        candidates,
+        error,
+    )
+}
+
+/// The expressions of canon.yaml that queries run.
+fn project_candidates(catalog: &Catalog) -> Vec<Candidate> {
+    let project = &catalog.files.project;
+    project
+        .spec
+        .quality
+        .subscription_deals
+        .iter()
+        .map(|sql| Candidate {
+            what: "quality.subscription_deals".into(),
+            sql: sql.clone(),
+            at: project.at(&yaml_path!["quality", "subscription_deals"]),
+            always: None,
+            hint: None,
+            own: true,
+        })
+        .collect()
 }
 
 fn blame(

@@ -524,7 +524,9 @@ async fn check(project: &Path, data: &DataArgs, format: Option<Format>) -> Resul
     let format = crate::output::resolve("check", format, None, &[Format::Table, Format::Json])?;
     let catalog = Arc::new(Catalog::load(project)?);
     let engine = configured(catalog, data)?;
-    let report = crate::quality::check_all(&engine).await?;
+    let report = crate::quality::check_all(&engine)
+        .await
+        .map_err(|e| crate::blame::in_check(&engine.catalog, e))?;
     let worst = report.status;
     let bytes = match format {
         Format::Json => {

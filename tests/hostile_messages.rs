@@ -772,3 +772,48 @@ fn a_missing_sql_file_is_a_request_error() {
     assert_eq!(out.status.code(), Some(2));
     insta::assert_snapshot!("sql_file_missing", rendered(&out, &[(dir.path(), "[TMP]")]));
 }
+
+// canon.yaml's quality.subscription_deals (line 41, the value at column
+// 23) is run by check and by the bridge's deal match rates: a cast that
+// fails on the sample's deal types is blamed there, not on an entity field.
+#[test]
+fn a_failing_cast_in_canon_yaml_is_located_by_check_and_reconcile() {
+    let p = project();
+    edit(
+        &p.path().join("canon.yaml"),
+        "subscription_deals: \"deal_type <> 'Expansion'\"",
+        "subscription_deals: \"cast(deal_type as int) > 0\"",
+    );
+    let data = repo().join("sample_data");
+    for (name, args) in [
+        (
+            "subscription_deals_check",
+            vec!["check", "--data", arg(&data)],
+        ),
+        (
+            "subscription_deals_reconcile",
+            vec![
+                "reconcile",
+                "bookings_to_revenue",
+                "--period",
+                "FY2026-Q2",
+                "--data",
+                arg(&data),
+            ],
+        ),
+    ] {
+        let out = canon(p.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        // Which deal type fails first depends on which of the concurrent
+        // scans gets there first: the value is redacted.
+        let text = rendered(&out, &[(p.path(), "[PROJECT]"), (&data, "[DATA]")]);
+        let text = match text.split_once("Cannot cast string '") {
+            Some((head, tail)) => {
+                let rest = tail.split_once('\'').map_or("", |(_, r)| r);
+                format!("{head}Cannot cast string '[VALUE]'{rest}")
+            }
+            None => text,
+        };
+        insta::assert_snapshot!(name, text);
+    }
+}
