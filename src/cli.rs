@@ -501,6 +501,12 @@ async fn publish(
         .iter()
         .map(|p| catalog.calendar.parse_period(p))
         .collect::<Result<Vec<_>>>()?;
+    if let Some((i, j)) = crate::publish::repeated_period(&periods) {
+        return Err(CanonError::request(format!(
+            "--period {} repeats --period {} ({} .. {}): each period is published once",
+            wanted[j], wanted[i], periods[j].from, periods[j].to
+        )));
+    }
     check_out(&catalog, data, Some(out))?;
     let engine = configured(catalog, data)?;
     let manifest = crate::publish::publish(&engine, out, &periods, only).await?;

@@ -817,3 +817,49 @@ fn a_failing_cast_in_canon_yaml_is_located_by_check_and_reconcile() {
         insta::assert_snapshot!(name, text);
     }
 }
+
+// Published twice, a period's rows would be in every file twice: a BI tool
+// summing bookings.csv would count FY2026-Q1 twice.
+#[test]
+fn a_period_published_twice_is_refused() {
+    let data = company();
+    let target = tempfile::tempdir().unwrap();
+    let out_dir = target.path().join("published");
+    let out = canon(
+        &repo(),
+        &[
+            "publish",
+            "--out",
+            arg(&out_dir),
+            "--only",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--period",
+            "2025-02-01..2025-05-01",
+            "--data",
+            arg(data.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!out_dir.exists());
+    insta::assert_snapshot!(
+        "publish_period_twice",
+        rendered(&out, &[(data.path(), "[DATA]"), (target.path(), "[OUT]")])
+    );
+}
+
+// canon.yaml line 28 is `  periods: [FY2026-Q1, FY2026-Q2, FY2026-Q3,
+// FY2026-Q4]`: the second entry starts at column 24, the fourth at 46.
+#[test]
+fn canon_yaml_publish_periods_are_checked_where_they_are_written() {
+    let p = project();
+    edit(
+        &p.path().join("canon.yaml"),
+        "periods: [FY2026-Q1, FY2026-Q2, FY2026-Q3, FY2026-Q4]",
+        "periods: [FY2026-Q1, FY2026-Q5, FY2026-Q3, fy2026-q1]",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("publish_periods_in_canon_yaml", rendered(&out, &[]));
+}
