@@ -863,3 +863,33 @@ fn canon_yaml_publish_periods_are_checked_where_they_are_written() {
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!("publish_periods_in_canon_yaml", rendered(&out, &[]));
 }
+
+// An --out folder under a file: the request's fault (exit 2), not an I/O
+// error of exit 1.
+#[test]
+fn publish_and_sample_into_a_path_under_a_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, b"mine").unwrap();
+    let under = file.join("published");
+    for (name, args) in [
+        (
+            "publish_under_a_file",
+            vec![
+                "publish",
+                "--out",
+                arg(&under),
+                "--only",
+                "bookings",
+                "--period",
+                "2025-03",
+            ],
+        ),
+        ("sample_under_a_file", vec!["sample", "--out", arg(&under)]),
+    ] {
+        let out = canon(&repo(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        insta::assert_snapshot!(name, rendered(&out, &[(dir.path(), "[TMP]")]));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+}
