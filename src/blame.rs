@@ -26,6 +26,8 @@ enum Failure {
     Division,
     /// A value that does not convert (`cast`, `::`, `to_date`, …).
     Conversion,
+    /// A value beyond what its decimal type holds (38 digits).
+    Overflow,
     /// Anything else: no expression can be told from the message.
     Other,
 }
@@ -35,6 +37,8 @@ impl Failure {
         let m = message.to_ascii_lowercase();
         if m.contains("divide by zero") || m.contains("division by zero") {
             Failure::Division
+        } else if m.contains("overflow") || m.contains("too large to store") {
+            Failure::Overflow
         } else if m.contains("cast error")
             || m.contains("cannot cast")
             || m.contains("can't cast")
@@ -65,7 +69,8 @@ impl Failure {
                 .iter()
                 .any(|f| code.contains(f))
             }
-            Failure::Other => false,
+            // Told by the expression's role, not its text (see `value`).
+            Failure::Overflow | Failure::Other => false,
         }
     }
 
@@ -73,6 +78,7 @@ impl Failure {
         match self {
             Failure::Division => "divides",
             Failure::Conversion => "converts values",
+            Failure::Overflow => "computes the value",
             Failure::Other => "",
         }
     }
@@ -84,6 +90,9 @@ impl Failure {
             }
             Failure::Conversion => {
                 " (one value that does not convert fails the whole query: fix the value upstream or the expression)"
+            }
+            Failure::Overflow => {
+                " (a value beyond the 38 digits of a decimal fails the query: check the expression's magnitude)"
             }
             Failure::Other => "",
         }
@@ -119,6 +128,9 @@ struct Candidate {
     /// Set for what canon adds rather than an expression written: `sql` is
     /// then a description, and this the advice instead of the failure's.
     hint: Option<&'static str>,
+    /// The expression computes the measured value (measure.expr, a derived
+    /// metric's expr): the one suspected of an overflow.
+    value: bool,
     /// Written in the metric itself (false: an entity field or what the
     /// compiler adds): suspected first, the others only when none of the
     /// metric's own expressions can fail so.
@@ -183,6 +195,7 @@ pub fn in_reconciliation(catalog: &Catalog, name: &str, error: CanonError) -> Ca
                 always: None,
                 hint: None,
                 own: true,
+                value: false,
             });
         }
     }
@@ -220,6 +233,7 @@ pub fn in_check(catalog: &Catalog, error: CanonError) -> CanonError {
                         always: None,
                         hint: None,
                         own: true,
+                        value: false,
                     });
                 }
             }
@@ -252,6 +266,7 @@ fn project_candidates(catalog: &Catalog) -> Vec<Candidate> {
             always: None,
             hint: None,
             own: true,
+            value: false,
         })
         .collect()
 }
@@ -265,7 +280,11 @@ fn blame(
 ) -> CanonError {
     let (own, implied): (Vec<Candidate>, Vec<Candidate>) = candidates
         .into_iter()
-        .filter(|c| c.always == Some(failure) || failure.could_fail(&c.sql))
+        .filter(|c| {
+            c.always == Some(failure)
+                || failure.could_fail(&c.sql)
+                || (failure == Failure::Overflow && c.value)
+        })
         .partition(|c| c.own);
     let mut suspects = if own.is_empty() { implied } else { own };
     let context = match suspects.len() {
@@ -348,16 +367,16 @@ fn metric_candidates(
         always: None,
         hint: None,
         own: true,
+        value: false,
     };
     if let Some(sql) = &m.filter {
         out.push(at(label("filter"), sql, &yaml_path!["filter"]));
     }
     if let Some(sql) = m.measure.as_ref().and_then(|x| x.expr.as_ref()) {
-        out.push(at(
-            label("measure.expr"),
-            sql,
-            &yaml_path!["measure", "expr"],
-        ));
+        out.push(Candidate {
+            value: true,
+            ..at(label("measure.expr"), sql, &yaml_path!["measure", "expr"])
+        });
     }
     if let Some(currency) = m.measure.as_ref().and_then(|x| x.currency.as_ref()) {
         // Money in another currency is divided by its dated rate: a zero
@@ -374,10 +393,14 @@ fn metric_candidates(
                 " (a rate of 0 is in force for one of its currencies: fix the rate in the extract of the `fx_rate` entity)",
             ),
             own: false,
+ value: false,
         });
     }
     if let Some(sql) = &m.expr {
-        out.push(at(label("expr"), sql, &yaml_path!["expr"]));
+        out.push(Candidate {
+            value: true,
+            ..at(label("expr"), sql, &yaml_path!["expr"])
+        });
     }
     if let Some(h) = &m.history {
         if let Some(sql) = &h.filter {
@@ -429,6 +452,7 @@ fn metric_candidates(
             always: None,
             hint: None,
             own: true,
+            value: false,
         });
     }
     // The entity's own fields (a field may cast or divide a vendor column).
@@ -449,6 +473,7 @@ fn metric_candidates(
                         always: None,
                         hint: None,
                         own: false,
+                        value: false,
                     });
                 }
             }
@@ -487,6 +512,16 @@ mod tests {
                 "Arrow error: Cast error: Cannot cast string 'Expansion' to value of Int32 type"
             ),
             Failure::Conversion
+        );
+        assert_eq!(
+            Failure::of("Cast error: Cannot cast to Decimal128(38, 2). Overflowing on 2.5e36"),
+            Failure::Overflow
+        );
+        assert_eq!(
+            Failure::of(
+                "Invalid argument error: 12.5 is too large to store in a Decimal128 of precision 38"
+            ),
+            Failure::Overflow
         );
         assert_eq!(Failure::of("Resources exhausted"), Failure::Other);
     }

@@ -106,6 +106,36 @@ fn failed_cast_names_the_metric_and_its_expression() {
     );
 }
 
+// Each amount times 10^33 is past the 38 digits (2 decimals) of money:
+// D2's EUR 1000.00 × 10^33 at 0.800000 is 1.25 × 10^36 USD, above
+// 10^36 − 0.01 (the float literal makes it 1249999…684.80). The query
+// fails, and measure.expr, the expression computing the value, is blamed.
+#[test]
+fn a_decimal_overflow_points_at_the_measure() {
+    let (p, data) = (project(), company());
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        BOOKINGS_MEASURE,
+        "      expr: \"amount * 1000000000000000000000000000000000\"\n",
+    );
+    let out = canon(
+        p.path(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            arg(data.path()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(
+        "decimal_overflow",
+        rendered(&out, &[(p.path(), "[PROJECT]"), (data.path(), "[DATA]")])
+    );
+}
+
 // new_business_share = new_bookings / nullif(bookings, 0) (sales.yaml line
 // 217, the value at column 11); `bookings - bookings` is always 0.
 #[test]
