@@ -6,8 +6,11 @@
 //! failed, and a catalog has dozens of each. A failure is therefore wrapped
 //! with the metric (or reconciliation) it happened in and, when the kind of
 //! failure points at one expression of that definition (the only one that
-//! divides, or the only one that casts), with that expression's
-//! file:line:column; otherwise with where the definition itself starts.
+//! divides, the only one that casts, or for an overflow the one computing
+//! the value), with that expression's file:line:column; with the list when
+//! several could; otherwise with where the definition itself starts. The
+//! metric's own expressions are suspected before its entity's fields and
+//! what canon adds (the division by a dated FX rate).
 //! Only engine failures are wrapped: data, definition and request errors
 //! already say where they are.
 
