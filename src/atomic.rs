@@ -23,7 +23,9 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(CanonError::io(&tmp, e));
+        // Named by the file asked for: the temporary's name means nothing
+        // to the reader.
+        return Err(CanonError::io(path, e));
     }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

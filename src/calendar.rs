@@ -9,8 +9,10 @@
 use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
-use crate::error::{CanonError, Result};
+use crate::error::{CanonError, Diagnostic, Result};
+use crate::spec::load::SourceFile;
 use crate::spec::{FiscalNaming, ProjectSpec};
+use crate::yaml_path;
 
 /// The fiscal calendar and reporting zone every metric is computed under.
 #[derive(Debug, Clone)]
@@ -69,24 +71,43 @@ impl Grain {
 }
 
 impl Calendar {
-    pub fn from_project(spec: &ProjectSpec) -> Result<Calendar> {
-        let zone: Tz = spec.reporting_zone.parse().map_err(|_| {
-            CanonError::request(format!(
-                "canon.yaml: reporting_zone `{}` is not an IANA time zone",
-                spec.reporting_zone
-            ))
-        })?;
+    /// The calendar canon.yaml declares. A zone or fiscal month that is not
+    /// one is a definition error located at its value in canon.yaml; both
+    /// are reported when both are wrong.
+    pub fn from_project(file: &SourceFile<ProjectSpec>) -> Result<Calendar, Vec<Diagnostic>> {
+        let spec = &file.spec;
+        let mut problems = Vec::new();
+        let zone = match spec.reporting_zone.parse::<Tz>() {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                problems.push(Diagnostic {
+                    location: file.at(&yaml_path!["reporting_zone"]),
+                    message: format!(
+                        "reporting_zone `{}` is not an IANA time zone{}",
+                        spec.reporting_zone,
+                        zone_hint(&spec.reporting_zone)
+                    ),
+                });
+                None
+            }
+        };
         if !(1..=12).contains(&spec.fiscal_year_start_month) {
-            return Err(CanonError::request(format!(
-                "canon.yaml: fiscal_year_start_month must be 1..12, not {}",
-                spec.fiscal_year_start_month
-            )));
+            problems.push(Diagnostic {
+                location: file.at(&yaml_path!["fiscal_year_start_month"]),
+                message: format!(
+                    "fiscal_year_start_month is the month number the fiscal year starts in, 1 (January) to 12 (December), not {}",
+                    spec.fiscal_year_start_month
+                ),
+            });
         }
-        Ok(Calendar {
-            zone,
-            fiscal_start_month: spec.fiscal_year_start_month,
-            naming: spec.fiscal_year_named_by,
-        })
+        match zone {
+            Some(zone) if problems.is_empty() => Ok(Calendar {
+                zone,
+                fiscal_start_month: spec.fiscal_year_start_month,
+                naming: spec.fiscal_year_named_by,
+            }),
+            _ => Err(problems),
+        }
     }
 
     /// The UTC instant (microseconds since the epoch) at which local day `d`
@@ -135,8 +156,11 @@ impl Calendar {
     /// `FY2026`, `FY2026-Q1`, `2025-03-14` (a day) and `2025-02-01..2025-05-01`.
     pub fn parse_period(&self, text: &str) -> Result<Period> {
         let bad = || {
+            let why = unreadable_because(text.trim())
+                .map(|r| format!("{r}; "))
+                .unwrap_or_default();
             CanonError::request(format!(
-                "cannot read period `{text}`: use 2025-03, 2025, 2025-Q1, FY2026, FY2026-Q1, 2025-03-14 or 2025-02-01..2025-05-01"
+                "cannot read period `{text}`: {why}use 2025-03, 2025, 2025-Q1, FY2026, FY2026-Q1, 2025-03-14 or 2025-02-01..2025-05-01"
             ))
         };
         let t = text.trim();
@@ -269,6 +293,76 @@ impl Calendar {
     }
 }
 
+/// " (did you mean `America/Los_Angeles`?)" for a zone written in another
+/// case or within two edits of a known one; else the usual form.
+fn zone_hint(written: &str) -> String {
+    let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+    if let Some(name) = names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(written.trim()))
+    {
+        return format!(" (did you mean `{name}`?)");
+    }
+    match crate::catalog::did_you_mean(written, &names) {
+        Some(name) => format!(" (did you mean `{name}`?)"),
+        None => " (write it as Area/City, e.g. America/Los_Angeles, Europe/Berlin or UTC)".into(),
+    }
+}
+
+/// Why a period that looks like one of the forms is not one (a 13th
+/// month, a fifth quarter, the 30th of February), when that can be said.
+fn unreadable_because(t: &str) -> Option<String> {
+    let number = |s: &str| s.parse::<i64>().ok();
+    if let Some((a, b)) = t.split_once("..") {
+        return [a, b]
+            .into_iter()
+            .find(|side| parse_date(side).is_none())
+            .map(|side| match unreadable_because(side.trim()) {
+                Some(why) => why,
+                None => format!("`{}` is not a day (write 2025-02-01)", side.trim()),
+            });
+    }
+    let fiscal = t.strip_prefix("FY").or_else(|| t.strip_prefix("fy"));
+    if let Some(rest) = fiscal {
+        let (year, quarter) = match rest.split_once(['-', '_']) {
+            Some((y, q)) => (y, Some(q)),
+            None => (rest, None),
+        };
+        if number(year).is_some_and(|y| !(1900..=2999).contains(&y)) {
+            return Some(format!(
+                "fiscal years are named FY1900 to FY2999, not FY{year}"
+            ));
+        }
+        if let Some(q) = quarter.and_then(|q| q.strip_prefix(['Q', 'q']))
+            && number(q).is_some_and(|n| !(1..=4).contains(&n))
+        {
+            return Some(format!("a fiscal year has quarters Q1 to Q4, not Q{q}"));
+        }
+        return None;
+    }
+    if let Some((y, q)) = t.split_once("-Q").or_else(|| t.split_once("-q")) {
+        if number(y).is_some() && number(q).is_some_and(|n| !(1..=4).contains(&n)) {
+            return Some(format!("a year has quarters Q1 to Q4, not Q{q}"));
+        }
+        return None;
+    }
+    let parts: Vec<&str> = t.split('-').collect();
+    let numeric = |p: &[&str]| {
+        p.iter()
+            .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match parts.as_slice() {
+        [_, m] if numeric(&parts) && !(1..=12).contains(&number(m)?) => {
+            Some(format!("there is no month {m}: months are 01 to 12"))
+        }
+        [_, m, _] if numeric(&parts) && !(1..=12).contains(&number(m)?) => {
+            Some(format!("there is no month {m}: months are 01 to 12"))
+        }
+        [y, m, d] if numeric(&parts) => Some(format!("{y}-{m} has no day {d}")),
+        _ => None,
+    }
+}
+
 fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
 }
@@ -332,6 +426,26 @@ mod tests {
         ] {
             assert!(c.parse_period(bad).is_err(), "{bad} should not parse");
         }
+    }
+
+    #[test]
+    fn an_unreadable_period_says_why_when_it_can() {
+        let c = acme();
+        let why = |p: &str| c.parse_period(p).unwrap_err().to_string();
+        assert!(
+            why("2025-13").contains("there is no month 13"),
+            "{}",
+            why("2025-13")
+        );
+        assert!(why("2025-00-10").contains("there is no month 00"));
+        assert!(why("2025-02-30").contains("2025-02 has no day 30"));
+        assert!(why("FY2026-Q5").contains("quarters Q1 to Q4, not Q5"));
+        assert!(why("2025-Q0").contains("quarters Q1 to Q4, not Q0"));
+        assert!(why("FY99999").contains("FY1900 to FY2999"));
+        assert!(why("2025-01-01..2025-02-31").contains("2025-02 has no day 31"));
+        assert!(why("2025-01-01..soon").contains("`soon` is not a day"));
+        // Nothing to say beyond the forms.
+        assert!(why("yesterday").contains("cannot read period `yesterday`: use 2025-03"));
     }
 
     #[test]

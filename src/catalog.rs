@@ -70,8 +70,29 @@ impl Catalog {
     }
 
     pub fn build(files: ProjectFiles) -> Result<Catalog> {
-        let calendar = Calendar::from_project(&files.project.spec)?;
         let mut diags = Vec::new();
+        // A wrong calendar is reported with every other problem; UTC and
+        // January stand in for it meanwhile (the catalog is refused anyway).
+        let calendar = match Calendar::from_project(&files.project) {
+            Ok(calendar) => {
+                diags.extend(crate::publish::configured_periods_problems(
+                    &files.project,
+                    &calendar,
+                ));
+                calendar
+            }
+            Err(problems) => {
+                diags.extend(problems);
+                Calendar {
+                    zone: chrono_tz::UTC,
+                    fiscal_start_month: 1,
+                    naming: crate::spec::FiscalNaming::End,
+                }
+            }
+        };
+        if let Some(problem) = crate::currency::check_base(&files.project) {
+            diags.push(problem);
+        }
         let mut sources = BTreeMap::new();
         let mut entities: BTreeMap<String, EntityId> = BTreeMap::new();
         let mut systems: BTreeMap<&str, usize> = BTreeMap::new();

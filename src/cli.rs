@@ -70,8 +70,9 @@ pub enum Command {
     Check {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table (default) or json.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
     },
     /// Compute every certified metric and reconciliation for the configured
     /// periods and publish them (Parquet, CSV, manifest.json) atomically.
@@ -160,8 +161,10 @@ pub struct ReconcileArgs {
     pub detail: bool,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Default: table, or the format --out's extension names (.json, .csv,
+    /// .parquet); parquet only with --out.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Write to this file (atomically) instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -193,8 +196,10 @@ pub struct QueryArgs {
     pub by: Vec<String>,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Default: table, or the format --out's extension names (.json, .csv,
+    /// .parquet); parquet only with --out.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Write to this file (atomically) instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -214,6 +219,10 @@ pub fn main() -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -229,12 +238,16 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                CanonError::Request(_) => 2,
-                _ => 1,
-            }
+            e.exit_code()
         }
     }
+}
+
+/// Whether log lines on stderr are coloured: only on a terminal, and not
+/// when `NO_COLOR` is set to anything but the empty string (no-color.org).
+/// A file or pipe gets plain text, not escape codes.
+pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 async fn dispatch(cli: &Cli) -> Result<()> {
@@ -307,13 +320,20 @@ async fn run_sql(
 ) -> Result<()> {
     let text = match (sql, file) {
         (Some(s), _) => s.to_string(),
-        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CanonError::io(f, e))?,
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| CanonError::request(format!("cannot read --file {}: {e}", f.display())))?,
         (None, None) => return Err(CanonError::request("give a query or --file FILE")),
     };
     let mut catalog = Catalog::load(project)?;
     if let Some(limit) = memory_limit {
         catalog.files.project.spec.engine.memory_limit =
             (limit != "none").then(|| limit.to_string());
+        // The size is the command line's, not canon.yaml's: so is the fault.
+        catalog.memory_limit().map_err(|_| {
+            CanonError::request(format!(
+                "--memory-limit `{limit}` is not a size: write it as 512MiB, 2GiB or 1500MB, or none"
+            ))
+        })?;
     }
     let root = existing_data_root(&catalog, data)?;
     let batches = crate::sql::run(&catalog, &root, &text).await?;
@@ -367,8 +387,13 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
     let root = data_root(catalog, data);
     if !root.is_dir() {
         return Err(CanonError::request(format!(
-            "data root {} does not exist (set --data DIR, CANON_DATA or data_root in canon.yaml)",
-            root.display()
+            "data root {} {} (set --data DIR, CANON_DATA or data_root in canon.yaml)",
+            root.display(),
+            if root.exists() {
+                "is a file, not a folder"
+            } else {
+                "does not exist"
+            }
         )));
     }
     Ok(root)
@@ -379,11 +404,25 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
 fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
     let catalog = Arc::new(Catalog::load(project)?);
     let request = request(&catalog, args)?;
-    for name in &args.metrics {
+    for (i, name) in args.metrics.iter().enumerate() {
         catalog.metric(name)?;
+        // A metric asked twice would be computed and printed twice, and a
+        // CSV summed by its reader would count it twice.
+        if args.metrics[..i].contains(name) {
+            return Err(CanonError::request(format!(
+                "metric `{name}` is named twice: name each metric once"
+            )));
+        }
     }
     check_out(&catalog, &args.data, args.out.as_deref())?;
-    Ok((configured(catalog, &args.data)?, request))
+    if let Some(out) = &args.out {
+        crate::output::writable_file(out)?;
+    }
+    let engine = configured(catalog, &args.data)?;
+    for name in &args.metrics {
+        crate::compile::slicing::check(&engine, name, &request.by)?;
+    }
+    Ok((engine, request))
 }
 
 /// An engine over the run's data root, with its clock and overrides. A
@@ -472,6 +511,12 @@ async fn publish(
         .iter()
         .map(|p| catalog.calendar.parse_period(p))
         .collect::<Result<Vec<_>>>()?;
+    if let Some((i, j)) = crate::publish::repeated_period(&periods) {
+        return Err(CanonError::request(format!(
+            "--period {} repeats --period {} ({} .. {}): each period is published once",
+            wanted[j], wanted[i], periods[j].from, periods[j].to
+        )));
+    }
     check_out(&catalog, data, Some(out))?;
     let engine = configured(catalog, data)?;
     let manifest = match crate::publish::publish(&engine, out, &periods, only).await {
@@ -494,12 +539,16 @@ async fn publish(
     Ok(())
 }
 
-async fn check(project: &Path, data: &DataArgs, format: Format) -> Result<()> {
+async fn check(project: &Path, data: &DataArgs, format: Option<Format>) -> Result<()> {
+    let format = crate::output::resolve("check", format, None, &[Format::Table, Format::Json])?;
     let catalog = Arc::new(Catalog::load(project)?);
     let engine = configured(catalog, data)?;
     let report = match crate::quality::check_all(&engine).await {
         Ok(report) => report,
-        Err(e) => return Err(engine.located(e, None).await),
+        Err(e) => {
+            let e = engine.located(e, None).await;
+            return Err(crate::blame::in_check(&engine.catalog, e));
+        }
     };
     let worst = report.status;
     let bytes = match format {
@@ -557,17 +606,37 @@ fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
         as_of,
         rates_as_of: None,
         grain,
-        by: args
-            .by
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        by: slices(&args.by)?,
     })
 }
 
+/// `--by`'s slice names, trimmed: an empty one (`--by deal_type,`) or one
+/// named twice (the engine would see a duplicate column) is refused.
+fn slices(by: &[String]) -> Result<Vec<String>> {
+    let written = by.join(",");
+    let mut out: Vec<String> = Vec::new();
+    for s in by.iter().map(|s| s.trim()) {
+        if s.is_empty() {
+            return Err(CanonError::request(format!(
+                "--by `{written}` has an empty slice name: separate names by single commas, e.g. --by deal_type,country"
+            )));
+        }
+        if out.iter().any(|o| o == s) {
+            return Err(CanonError::request(format!(
+                "--by `{written}` names slice `{s}` twice: name each slice once"
+            )));
+        }
+        out.push(s.to_string());
+    }
+    Ok(out)
+}
+
+/// Every format a governed result or a bridge is written in.
+const EVERY_FORMAT: &[Format] = &[Format::Table, Format::Json, Format::Csv, Format::Parquet];
+
 async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
     let (engine, request) = engine(project, args)?;
+    let format = crate::output::resolve("query", args.format, args.out.as_deref(), EVERY_FORMAT)?;
     let mut results = Vec::new();
     for name in &args.metrics {
         tracing::info!(metric = %name, period = %request.period.label, "computing");
@@ -576,17 +645,32 @@ async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
             Err(e) => return Err(engine.located(e, None).await),
         }
     }
-    let bytes = render(&results, args.format)?;
-    emit(&bytes, args.out.as_deref(), args.format)
+    let bytes = render(&results, format)?;
+    emit(&bytes, args.out.as_deref(), format)
 }
 
 async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> {
     let (engine, request) = engine(project, args)?;
+    // Plans are text: the table format, to stdout or --out.
+    crate::output::resolve(
+        "explain",
+        args.format,
+        args.out.as_deref(),
+        &[Format::Table],
+    )?;
     let mut out = String::new();
     for name in &args.metrics {
         let parts = match crate::explain::explain(&engine, name, &request, analyze).await {
             Ok(parts) => parts,
-            Err(e) => return Err(engine.located(e, None).await),
+            Err(e) => {
+                let e = engine.located(e, None).await;
+                return Err(crate::blame::in_metric(
+                    &engine.catalog,
+                    name,
+                    &request.by,
+                    e,
+                ));
+            }
         };
         for part in parts {
             out.push_str(&part);
@@ -607,13 +691,25 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
         }
     };
     check_out(&catalog, &args.data, args.out.as_deref())?;
+    if let Some(out) = &args.out {
+        crate::output::writable_file(out)?;
+    }
+    let format =
+        crate::output::resolve("reconcile", args.format, args.out.as_deref(), EVERY_FORMAT)?;
     let engine = configured(catalog, &args.data)?;
     let result = match crate::reconcile::run(&engine, &args.name, &period, args.detail).await {
         Ok(result) => result,
-        Err(e) => return Err(engine.located(e, None).await),
+        Err(e) => {
+            let e = engine.located(e, None).await;
+            return Err(crate::blame::in_reconciliation(
+                &engine.catalog,
+                &args.name,
+                e,
+            ));
+        }
     };
-    let bytes = crate::result::reconciliation::render(&result, args.format, args.detail)?;
-    emit(&bytes, args.out.as_deref(), args.format)
+    let bytes = crate::result::reconciliation::render(&result, format, args.detail)?;
+    emit(&bytes, args.out.as_deref(), format)
 }
 
 async fn validate(project: &Path, data: &DataArgs, no_data: bool, deep: bool) -> Result<()> {
@@ -645,5 +741,19 @@ fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
                 Err(e) => Err(CanonError::io("<stdout>", e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn log_lines_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("".into())));
     }
 }

@@ -173,6 +173,18 @@ pub enum CanonError {
     #[error("{0}")]
     Blocked(String),
 
+    /// An error with what canon was doing when it happened (the metric or
+    /// reconciliation being computed and, where one can be told, the
+    /// expression of its definition at fault: `blame`; the publication
+    /// that stopped): the engine's own messages name neither. The exit
+    /// code is the wrapped error's.
+    #[error("{context}: {source}{hint}")]
+    Context {
+        context: String,
+        source: Box<CanonError>,
+        hint: String,
+    },
+
     /// canon's own bug: a user should not be able to trigger this.
     #[error("internal error (a bug in canon, please report it): {0}")]
     Internal(String),
@@ -195,6 +207,16 @@ impl CanonError {
 
     pub fn request(message: impl Into<String>) -> Self {
         CanonError::Request(message.into())
+    }
+
+    /// The process exit code this error ends a command with: 2 for a bad
+    /// request (usage), 1 for everything else (definitions, data, engine).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CanonError::Request(_) => 2,
+            CanonError::Context { source, .. } => source.exit_code(),
+            _ => 1,
+        }
     }
 
     pub fn definition(location: Location, message: impl Into<String>) -> Self {

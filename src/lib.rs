@@ -5,16 +5,19 @@
 //! (execution and evidence) → `result` (the governed result and its writers).
 
 pub mod atomic;
+pub mod blame;
 pub mod cache;
 pub mod calendar;
 pub mod catalog;
 pub mod cli;
 pub mod compile;
+pub mod currency;
 pub mod decimal;
 pub mod error;
 pub mod explain;
 pub mod functions;
 pub mod latest;
+pub mod output;
 pub mod protect;
 pub mod publish;
 pub mod publish_dir;

@@ -83,6 +83,56 @@ pub struct Manifest {
     pub files: Vec<String>,
 }
 
+/// The first period that repeats an earlier one's range, as (earlier,
+/// later) indices: published twice, its rows would be in every file twice
+/// and a reader that sums them would count them twice.
+pub fn repeated_period(periods: &[Period]) -> Option<(usize, usize)> {
+    periods.iter().enumerate().find_map(|(j, p)| {
+        periods[..j]
+            .iter()
+            .position(|q| q.from == p.from && q.to == p.to)
+            .map(|i| (i, j))
+    })
+}
+
+/// The problems of canon.yaml's `publish.periods`, each located at its
+/// entry: a period that does not read, or one that repeats another's range.
+pub fn configured_periods_problems(
+    file: &crate::spec::load::SourceFile<crate::spec::ProjectSpec>,
+    calendar: &crate::calendar::Calendar,
+) -> Vec<crate::error::Diagnostic> {
+    let Some(publish) = &file.spec.publish else {
+        return Vec::new();
+    };
+    let at = |i: usize| file.at(&crate::yaml_path!["publish", "periods", i]);
+    let mut problems = Vec::new();
+    let mut read: Vec<Period> = Vec::new();
+    for (i, text) in publish.periods.iter().enumerate() {
+        match calendar.parse_period(text) {
+            Ok(period) => {
+                if let Some(earlier) = read
+                    .iter()
+                    .find(|q| q.from == period.from && q.to == period.to)
+                {
+                    problems.push(crate::error::Diagnostic {
+                        location: at(i),
+                        message: format!(
+                            "publish period `{text}` repeats `{}` ({} .. {}): each period is published once",
+                            earlier.label, period.from, period.to
+                        ),
+                    });
+                }
+                read.push(period);
+            }
+            Err(e) => problems.push(crate::error::Diagnostic {
+                location: at(i),
+                message: format!("publish period: {e}"),
+            }),
+        }
+    }
+    problems
+}
+
 /// Publishes into `out`; returns the manifest. `only`, when not empty,
 /// limits the publication to those metrics and reconciliations.
 pub async fn publish(
@@ -217,7 +267,7 @@ async fn build(
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
                     entries.push(ManifestEntry::blocked(name, period, &e));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(stopped(name, period, e)),
             }
         }
         if !results.is_empty() {
@@ -280,7 +330,10 @@ async fn build(
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
                     reconciliations.push(ManifestEntry::blocked(&name, period, &e))
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    let e = crate::blame::in_reconciliation(catalog, &name, e);
+                    return Err(stopped(&name, period, e));
+                }
             }
         }
     }
@@ -298,6 +351,16 @@ async fn build(
     // The manifest is written last: its presence means the folder is whole.
     write(dir, "manifest.json", &json)?;
     Ok(manifest)
+}
+
+/// A failure that stops the publication, saying at which metric or
+/// reconciliation and period it stopped and that nothing was published.
+fn stopped(name: &str, period: &Period, e: CanonError) -> CanonError {
+    CanonError::Context {
+        context: format!("publish stopped at `{name}` for {}", period.label),
+        source: Box::new(e),
+        hint: " (nothing was published: the folder is as it was)".into(),
+    }
 }
 
 /// Writes one file of the publication and syncs it to disk.

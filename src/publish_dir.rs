@@ -195,6 +195,9 @@ fn check_replaceable(out: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(out) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return refuse("a folder on its path is a file".into());
+        }
         Err(e) => return Err(CanonError::io(out, e)),
     };
     if meta.file_type().is_symlink() {

@@ -164,7 +164,9 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
         tracing::info!(metric = %name, "served from cache");
         return Ok(result);
     }
-    let mut result = compute_metric(engine, name, request, started).await?;
+    let mut result = compute_metric(engine, name, request, started)
+        .await
+        .map_err(|e| crate::blame::in_metric(&engine.catalog, name, &request.by, e))?;
     gate(engine, &mut result)?;
     if let Some((cache, root, key)) = cache {
         result.cache.status = "miss".into();

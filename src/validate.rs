@@ -100,8 +100,13 @@ pub async fn validate(
     if let Some(root) = data_root {
         if !root.is_dir() {
             return Err(CanonError::request(format!(
-                "data root {} does not exist (set --data DIR or CANON_DATA, or pass --no-data)",
-                root.display()
+                "data root {} {} (set --data DIR or CANON_DATA, or pass --no-data)",
+                root.display(),
+                if root.exists() {
+                    "is a file, not a folder"
+                } else {
+                    "does not exist"
+                }
             )));
         }
         let (tables, files) = {

@@ -11,6 +11,7 @@ pub mod entity;
 pub mod link_rules;
 pub mod plan;
 pub mod simple;
+pub mod slicing;
 
 use std::ops::ControlFlow;
 

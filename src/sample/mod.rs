@@ -154,6 +154,9 @@ fn claim(out: &std::path::Path) -> Result<()> {
     match std::fs::read_dir(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(_) if out.exists() => refuse("it is not a folder"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            refuse("a folder on its path is a file")
+        }
         Err(e) => Err(CanonError::io(out, e)),
         Ok(mut entries) => {
             if entries.next().is_none() || out.join(MARKER).is_file() {

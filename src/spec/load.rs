@@ -43,6 +43,12 @@ pub struct ProjectFiles {
 /// together.
 pub fn load_project(root: &Path) -> Result<ProjectFiles> {
     let project_path = root.join("canon.yaml");
+    if root.is_file() {
+        return Err(CanonError::request(format!(
+            "--project {} is a file: pass the folder that holds canon.yaml",
+            root.display()
+        )));
+    }
     if !project_path.exists() {
         return Err(CanonError::request(format!(
             "no canon.yaml in {} (run canon from the project folder or pass --project DIR)",
@@ -56,11 +62,11 @@ pub fn load_project(root: &Path) -> Result<ProjectFiles> {
     };
     let models_dir = root.join(&project.spec.models);
     let metrics_dir = root.join(&project.spec.metrics);
-    let models = yaml_files(&models_dir)?
+    let models = yaml_files(&models_dir, &project, "models")?
         .iter()
         .filter_map(|p| read_yaml::<ModelFileSpec>(root, p, &mut diagnostics))
         .collect();
-    let metrics = yaml_files(&metrics_dir)?
+    let metrics = yaml_files(&metrics_dir, &project, "metrics")?
         .iter()
         .filter_map(|p| read_yaml::<MetricFileSpec>(root, p, &mut diagnostics))
         .collect();
@@ -75,8 +81,23 @@ pub fn load_project(root: &Path) -> Result<ProjectFiles> {
     })
 }
 
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| CanonError::io(dir, e))?;
+/// The YAML files of the folder canon.yaml's `key` names; a folder that is
+/// missing or unreadable is located at that key (or at canon.yaml's top,
+/// when the default is used).
+fn yaml_files(dir: &Path, project: &SourceFile<ProjectSpec>, key: &str) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        let what = if dir.exists() && !dir.is_dir() {
+            "is a file, not a folder".to_string()
+        } else if !dir.exists() {
+            "does not exist".to_string()
+        } else {
+            format!("cannot be read: {e}")
+        };
+        CanonError::definition(
+            project.at(&[Step::Key(key.to_string())]),
+            format!("the {key} folder {} {what}", dir.display()),
+        )
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))

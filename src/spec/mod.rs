@@ -19,6 +19,7 @@ pub struct ProjectSpec {
     /// IANA zone in which timestamps are assigned to days, months and periods.
     pub reporting_zone: String,
     /// Month (1-12) in which the fiscal year starts.
+    #[serde(deserialize_with = "month_number")]
     pub fiscal_year_start_month: u32,
     /// `end` names a fiscal year by the calendar year in which it ends
     /// (FY2026 = Feb 2025 .. Jan 2026), `start` by the year in which it starts.
@@ -111,6 +112,27 @@ pub struct PublishSpec {
 pub enum FiscalNaming {
     End,
     Start,
+}
+
+/// A month number, so that `march` or `-1` is refused saying what is
+/// wanted rather than "expected u32" (the range is checked, and located,
+/// with the calendar).
+fn month_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    struct Visit;
+    impl serde::de::Visitor<'_> for Visit {
+        type Value = u32;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a month number, 1 (January) to 12 (December)")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+    }
+    d.deserialize_u32(Visit)
 }
 
 fn default_fiscal_naming() -> FiscalNaming {

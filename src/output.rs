@@ -1,0 +1,154 @@
+//! Which format a command writes, decided from `--format` and `--out`
+//! before anything is computed: no command prints a format it was not
+//! asked for.
+//!
+//! - `--format F` is what is written, on every command that supports F; a
+//!   command that does not (`check` has no CSV, `explain` writes text) refuses
+//!   it (exit 2) rather than print something else.
+//! - Without `--format`, an `--out` ending in `.json`, `.csv` or `.parquet`
+//!   says the format; anything else is the table.
+//! - An `--out` whose extension names another format than `--format`
+//!   (`--format csv --out x.parquet`) is refused: the file would lie about
+//!   what it holds.
+//! - Parquet is binary: it is written to a file (`--out`), never to a
+//!   terminal or pipe.
+
+use std::path::Path;
+
+use crate::error::{CanonError, Result};
+use crate::result::render::Format;
+
+fn name(f: Format) -> &'static str {
+    match f {
+        Format::Table => "table",
+        Format::Json => "json",
+        Format::Csv => "csv",
+        Format::Parquet => "parquet",
+    }
+}
+
+/// The format an `--out` file's extension names, if any.
+fn of_extension(out: &Path) -> Option<Format> {
+    match out.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "json" => Some(Format::Json),
+        "csv" => Some(Format::Csv),
+        "parquet" => Some(Format::Parquet),
+        _ => None,
+    }
+}
+
+/// The format `command` writes for `--format asked` and `--out out`, among
+/// the ones it `supports`; or why not (a request error, exit 2).
+pub fn resolve(
+    command: &str,
+    asked: Option<Format>,
+    out: Option<&Path>,
+    supports: &[Format],
+) -> Result<Format> {
+    let named = out.and_then(of_extension);
+    let format = match (asked, named) {
+        (Some(a), Some(n)) if a != n => {
+            return Err(CanonError::request(format!(
+                "--out {} names a {} file, but --format {} was asked: make them agree",
+                out.map(|o| o.display().to_string()).unwrap_or_default(),
+                name(n),
+                name(a)
+            )));
+        }
+        (Some(a), _) => a,
+        (None, Some(n)) => n,
+        (None, None) => Format::Table,
+    };
+    if !supports.contains(&format) {
+        let list: Vec<&str> = supports
+            .iter()
+            .map(|f| match f {
+                Format::Table if supports.len() == 1 => "text",
+                other => name(*other),
+            })
+            .collect();
+        let why = match (asked, out) {
+            (Some(_), _) | (None, None) => format!("--format {}", name(format)),
+            (None, Some(out)) => format!("--out {} names a {} file", out.display(), name(format)),
+        };
+        return Err(CanonError::request(format!(
+            "canon {command} writes {}, not {} ({why})",
+            list.join(" or "),
+            name(format)
+        )));
+    }
+    if format == Format::Parquet && out.is_none() {
+        return Err(CanonError::request(
+            "--format parquet writes a file: add --out FILE.parquet",
+        ));
+    }
+    Ok(format)
+}
+
+/// Refuses (exit 2), before anything is computed, an `--out` file that
+/// cannot be written: a folder, or a file in a folder that does not exist
+/// (canon does not create it) or is not a folder. Otherwise the run would
+/// compute and then fail on a temporary file's name.
+pub fn writable_file(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(CanonError::request(format!(
+            "--out {} is a folder: name the file to write in it, e.g. {}",
+            out.display(),
+            out.join("result.csv").display()
+        )));
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.exists() {
+        return Err(CanonError::request(format!(
+            "--out {}: folder {} does not exist (canon does not create it)",
+            out.display(),
+            parent.display()
+        )));
+    }
+    if !parent.is_dir() {
+        return Err(CanonError::request(format!(
+            "--out {}: {} is a file, not a folder",
+            out.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[Format] = &[Format::Table, Format::Json, Format::Csv, Format::Parquet];
+
+    #[test]
+    fn the_extension_decides_only_when_the_format_is_not_given() {
+        let csv = Some(Path::new("b.csv"));
+        assert_eq!(resolve("query", None, None, ALL).unwrap(), Format::Table);
+        assert_eq!(resolve("query", None, csv, ALL).unwrap(), Format::Csv);
+        assert_eq!(
+            resolve("query", None, Some(Path::new("b.txt")), ALL).unwrap(),
+            Format::Table
+        );
+        assert_eq!(
+            resolve("query", Some(Format::Json), Some(Path::new("b")), ALL).unwrap(),
+            Format::Json
+        );
+        assert!(resolve("query", Some(Format::Json), csv, ALL).is_err());
+    }
+
+    #[test]
+    fn parquet_needs_a_file_and_unsupported_formats_are_refused() {
+        assert!(resolve("query", Some(Format::Parquet), None, ALL).is_err());
+        let check = &[Format::Table, Format::Json];
+        assert!(resolve("check", Some(Format::Csv), None, check).is_err());
+        assert!(resolve("check", Some(Format::Parquet), None, check).is_err());
+        assert_eq!(
+            resolve("check", Some(Format::Json), None, check).unwrap(),
+            Format::Json
+        );
+    }
+}
