@@ -151,6 +151,11 @@ fn hostile_inputs() {
         .and_then(|j| j.parse().ok())
         .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = run_all(&selected, jobs);
+    let mut slowest: Vec<_> = selected.iter().zip(&outcomes).collect();
+    slowest.sort_by_key(|(_, o)| std::cmp::Reverse(o.elapsed));
+    for (case, outcome) in slowest.iter().take(5) {
+        eprintln!("slow: {} {:.1} s", case.name, outcome.elapsed.as_secs_f64());
+    }
 
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("hostile/snapshots");

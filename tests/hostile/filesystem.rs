@@ -88,6 +88,9 @@ pub fn cases() -> Vec<Case> {
             .chmod(".", 0o555)
             .run(BOOKINGS)
             .exits(0),
+        case("no_data_root_folder", Filesystem)
+            .run(BOOKINGS)
+            .exits(2),
         case("data_root_that_is_a_file", Filesystem)
             .run("query bookings --period FY2026-Q1 --data canon.yaml")
             .exits(2),
@@ -161,6 +164,12 @@ pub fn cases() -> Vec<Case> {
             .run("validate")
             .exits(1)
             .pending("fsdata: source paths resolve inside the data root (hangs today)"),
+        case("absolute_source_path", Filesystem)
+            .with_data()
+            .replace("models/crm.yaml", "    path: crm/user\n", "    path: /etc\n")
+            .run("validate")
+            .exits(1)
+            .pending("fsdata: source paths resolve inside the data root"),
         case("link_out_of_the_data_root", Filesystem)
             .with_data()
             .copy("sample_data/crm/user/part-00000.parquet", "{case}/user.parquet")

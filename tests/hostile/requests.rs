@@ -24,6 +24,22 @@ pub fn cases() -> Vec<Case> {
         case("period_and_from_together", Requests)
             .run("query bookings --period 2025-03 --from 2025-03-01 --to 2025-04-01")
             .exits(2),
+        case("flow_metric_as_of_a_day", Requests)
+            .with_data()
+            .run("query bookings --as-of 2025-06-30")
+            .exits(2),
+        case("query_without_a_period", Requests)
+            .with_data()
+            .run("query bookings")
+            .exits(2),
+        case("sample_of_scale_zero", Requests)
+            .run("sample --out {case}/acme --scale 0")
+            .exits(2),
+        case("memory_limit_flag_that_is_not_a_size", Requests)
+            .with_data()
+            .run_args(&["sql", "--memory-limit", "lots", "SELECT 1"])
+            .exits(2)
+            .pending("finding: the flag's bad value is located at canon.yaml:32:17, where it was not written"),
         case("unapproved_slice", Requests)
             .with_data()
             .run("query bookings --period 2025-03 --by region")
@@ -56,6 +72,10 @@ pub fn cases() -> Vec<Case> {
         case("part_of_an_accounting_period", Requests)
             .with_data()
             .run("query recognized_revenue --from 2025-02-15 --to 2025-04-01")
+            .exits(2),
+        case("reconcile_part_of_an_accounting_period", Requests)
+            .with_data()
+            .run("reconcile bookings_to_revenue --from 2025-02-15 --to 2025-04-01")
             .exits(2),
         case("unknown_reconciliation", Requests)
             .with_data()

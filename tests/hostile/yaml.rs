@@ -136,6 +136,18 @@ pub fn cases() -> Vec<Case> {
             .replace("canon.yaml", "base_currency: USD\n", "base_curency: USD\n")
             .run("list")
             .exits(1),
+        case("billion_laughs_aliases", Yaml)
+            .generate("metrics/laughs.yaml", laughs)
+            .run("validate --no-data")
+            .exits(1),
+        case("utf8_bom_at_the_start_of_a_file", Yaml)
+            .write(
+                "metrics/bom.yaml",
+                "\u{feff}domain: x\ndescription: y\nmetrics: []\n",
+            )
+            .run("validate --no-data")
+            .exits(0)
+            .pending("finding: a UTF-8 byte order mark reads as \"more than one document\" at 1:1"),
         case("bad_reporting_zone", Yaml)
             .replace(
                 "canon.yaml",
@@ -194,6 +206,20 @@ fn sales_with_a_latin1_byte() -> Vec<u8> {
     text.bytes()
         .map(|b| if b == 1 { 0xE9 } else { b })
         .collect()
+}
+
+/// Nine levels of anchors, each ten aliases of the one before (10⁹ strings
+/// if expanded), under an unknown key, then used where a text is expected:
+/// refused without expanding them.
+fn laughs() -> Vec<u8> {
+    let mut text =
+        String::from("domain: x\nx:\n  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..=9 {
+        let aliases = vec![format!("*a{}", i - 1); 10].join(", ");
+        text.push_str(&format!("  - &a{i} [{aliases}]\n"));
+    }
+    text.push_str("description: *a9\n");
+    text.into_bytes()
 }
 
 /// `domain: x` and a description nested `depth` deep.
