@@ -752,7 +752,18 @@ fn is_word(b: u8) -> bool {
 
 /// The text of a case's snapshot: the command, the exit and what was said.
 pub fn render(case: &Case, outcome: &Outcome) -> String {
-    let mut s = format!("$ canon {}\n", case.args.join(" "));
+    let args: Vec<String> = case
+        .args
+        .iter()
+        .map(|a| {
+            if a.contains(char::is_whitespace) {
+                format!("\"{a}\"")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let mut s = format!("$ canon {}\n", args.join(" "));
     s.push_str(&match (outcome.code, outcome.signal, outcome.timed_out) {
         (_, _, true) => "timed out\n".to_string(),
         (Some(c), _, _) => format!("exit {c}\n"),
