@@ -69,6 +69,12 @@ pub fn cases() -> Vec<Case> {
             .rewrite(OPPORTUNITY, amount_as_double)
             .run(BOOKINGS)
             .exits(1),
+        case("failed_query_leaves_no_out_file", Data)
+            .with_data()
+            .rewrite(OPPORTUNITY, amount_as_double)
+            .run("query bookings --period FY2026-Q1 --format json --out {case}/bookings.json")
+            .exits(1)
+            .leaves_no("{case}/bookings.json"),
         case("column_missing_from_the_file", Data)
             .with_data()
             .rewrite(OPPORTUNITY, without_is_won)
@@ -114,7 +120,8 @@ pub fn cases() -> Vec<Case> {
             .before(BOOKINGS)
             .rewrite(OPPORTUNITY, first_half)
             .run("publish --out {case}/published --only bookings --period FY2026-Q1")
-            .exits(1),
+            .exits(1)
+            .leaves_no("{case}/published"),
         case("corrupt_page_with_intact_footer_in_query", Data)
             .with_data()
             .corrupt_page(OPPORTUNITY, 0, "amount")

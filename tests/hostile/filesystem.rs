@@ -16,20 +16,24 @@ pub fn cases() -> Vec<Case> {
         case("out_into_models", Filesystem)
             .with_data()
             .run("query bookings --period FY2026-Q1 --format csv --out models/bookings.csv")
-            .exits(2),
+            .exits(2)
+            .leaves_no("models/bookings.csv"),
         case("out_into_the_data_root", Filesystem)
             .with_data()
             .run("query bookings --period FY2026-Q1 --format parquet --out sample_data/crm/opportunity/x.parquet")
-            .exits(2),
+            .exits(2)
+            .leaves_no("sample_data/crm/opportunity/x.parquet"),
         case("out_into_the_cache", Filesystem)
             .with_data()
             .run("query bookings --period FY2026-Q1 --format json --out .canon-cache/x.json")
-            .exits(2),
+            .exits(2)
+            .leaves_no(".canon-cache/x.json"),
         case("out_through_a_link_into_metrics", Filesystem)
             .with_data()
             .symlink("{case}/project/metrics", "{case}/innocent")
             .run("query bookings --period FY2026-Q1 --format json --out {case}/innocent/x.json")
-            .exits(2),
+            .exits(2)
+            .leaves_no("metrics/x.json"),
         case("out_in_a_missing_folder", Filesystem)
             .with_data()
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/no/such/bookings.csv")
@@ -44,11 +48,14 @@ pub fn cases() -> Vec<Case> {
             .write("{case}/reports/keep.txt", "mine\n")
             .chmod("{case}/reports", 0o555)
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/reports/bookings.csv")
-            .exits(1),
+            .exits(1)
+            .leaves_no("{case}/reports/bookings.csv"),
         case("publish_onto_the_project", Filesystem)
             .with_data()
             .run("publish --out . --only bookings --period FY2026-Q1")
-            .exits(2),
+            .exits(2)
+            .leaves_no(".canon-publication")
+            .leaves_no("manifest.json"),
         case("publish_onto_a_file", Filesystem)
             .with_data()
             .write("{case}/notes.txt", "mine\n")
@@ -58,7 +65,9 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .write("{case}/reports/q1.xlsx", "not canon's\n")
             .run("publish --out {case}/reports --only bookings --period FY2026-Q1")
-            .exits(2),
+            .exits(2)
+            .leaves_no("{case}/reports/manifest.json")
+            .leaves_no("{case}/reports/.canon-publication"),
         case("publish_failure_names_the_metric", Filesystem)
             .with_data()
             .replace("metrics/sales.yaml", "      expr: amount\n", "      expr: amount / 0\n")
@@ -67,7 +76,9 @@ pub fn cases() -> Vec<Case> {
             .pending("messages: a publish failure does not name the metric"),
         case("sample_into_the_models", Filesystem)
             .run("sample --out models")
-            .exits(2),
+            .exits(2)
+            .leaves_no("models/.canon-sample")
+            .leaves_no("models/crm/opportunity"),
         case("no_canon_yaml", Filesystem)
             .remove("canon.yaml")
             .run("list")
@@ -112,7 +123,8 @@ pub fn cases() -> Vec<Case> {
         case("cache_dir_inside_the_models", Filesystem)
             .with_data()
             .run("query bookings --period FY2026-Q1 --cache-dir models/cache")
-            .exits(2),
+            .exits(2)
+            .leaves_no("models/cache"),
         case("cache_entry_edited_by_hand", Filesystem)
             .with_data()
             .before(BOOKINGS)
@@ -131,7 +143,8 @@ pub fn cases() -> Vec<Case> {
             .before(BOOKINGS)
             .write(".canon-state/volume.json", "{garbage")
             .run("publish --out {case}/published --only bookings --period FY2026-Q1")
-            .exits(1),
+            .exits(1)
+            .leaves_no("{case}/published"),
         case("hidden_and_underscore_files_are_not_read", Filesystem)
             .with_data()
             .copy(

@@ -98,6 +98,9 @@ pub struct Case {
     pub stdout: bool,
     /// Assert stderr carries no ANSI escape (the snapshot strips them).
     pub no_colour: bool,
+    /// Paths that must not exist after the run (a refused or failed write
+    /// leaves nothing behind).
+    pub absent: Vec<&'static str>,
     /// Not fixed yet: the issue item that fixes it. Skipped with a note,
     /// unless `HOSTILE_PENDING=1` (then run and reported, not asserted).
     pub pending: Option<&'static str>,
@@ -115,6 +118,7 @@ pub fn case(name: &'static str, family: Family) -> Case {
         exit: -1,
         stdout: false,
         no_colour: false,
+        absent: Vec::new(),
         pending: None,
     }
 }
@@ -209,6 +213,11 @@ impl Case {
         self.no_colour = true;
         self
     }
+    /// `path` must not exist after the run.
+    pub fn leaves_no(mut self, path: &'static str) -> Case {
+        self.absent.push(path);
+        self
+    }
     pub fn pending(mut self, why: &'static str) -> Case {
         self.pending = Some(why);
         self
@@ -232,6 +241,8 @@ pub struct Outcome {
     pub stdout: String,
     /// A setup problem (a step that failed), not canon's answer.
     pub setup_error: Option<String>,
+    /// The paths of [`Case::absent`] that exist after the run.
+    pub left_behind: Vec<&'static str>,
 }
 
 /// Per-case timeout: `HOSTILE_TIMEOUT` seconds, default 20.
@@ -278,6 +289,7 @@ fn run_case(case: &Case) -> Outcome {
         stderr: String::new(),
         stdout: String::new(),
         setup_error: Some(e),
+        left_behind: Vec::new(),
     };
     if let Err(e) = set_up(case, &root, &project) {
         return failed(e);
@@ -287,6 +299,12 @@ fn run_case(case: &Case) -> Outcome {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
+    let left_behind = case
+        .absent
+        .iter()
+        .copied()
+        .filter(|p| std::fs::symlink_metadata(project.join(expand(p, &root))).is_ok())
+        .collect();
     let placeholders = placeholders(&root);
     let raw_stderr = replace_paths(&run.stderr, &placeholders);
     Outcome {
@@ -298,6 +316,7 @@ fn run_case(case: &Case) -> Outcome {
         raw_stderr,
         stdout: mask_times(&strip_ansi(&replace_paths(&run.stdout, &placeholders))),
         setup_error: None,
+        left_behind,
     }
 }
 
@@ -797,6 +816,9 @@ pub fn problems(case: &Case, outcome: &Outcome) -> Vec<String> {
     }
     if !outcome.timed_out && outcome.code != Some(case.exit) {
         out.push(format!("exit {:?}, expected {}", outcome.code, case.exit));
+    }
+    for path in &outcome.left_behind {
+        out.push(format!("left {path} behind"));
     }
     if case.no_colour && outcome.raw_stderr.contains('\u{1b}') {
         out.push("stderr carries ANSI escapes".to_string());

@@ -84,14 +84,16 @@ pub fn cases() -> Vec<Case> {
         case("publish_only_an_unknown_metric", Requests)
             .with_data()
             .run("publish --out {case}/published --only bookin")
-            .exits(2),
+            .exits(2)
+            .leaves_no("{case}/published"),
         case("sql_copy_is_refused", Requests)
             .with_data()
             .run_args(&[
                 "sql",
                 "COPY (SELECT 1 AS x) TO '../written.csv' STORED AS CSV",
             ])
-            .exits(2),
+            .exits(2)
+            .leaves_no("{case}/written.csv"),
         case("sql_insert_is_refused", Requests)
             .with_data()
             .run_args(&[
@@ -105,7 +107,8 @@ pub fn cases() -> Vec<Case> {
                 "sql",
                 "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '../written.csv' STORED AS CSV",
             ])
-            .exits(2),
+            .exits(2)
+            .leaves_no("{case}/written.csv"),
         case("sql_set_is_refused", Requests)
             .with_data()
             .run_args(&["sql", "SET datafusion.execution.batch_size = 1"])
