@@ -15,6 +15,25 @@ pub fn cases() -> Vec<Case> {
         case("period_that_does_not_parse", Requests)
             .run("query bookings --period FY26Q1")
             .exits(2),
+        case("fiscal_quarter_five", Requests)
+            .run("query bookings --period FY2026-Q5")
+            .exits(2),
+        case("february_the_thirtieth", Requests)
+            .run("query bookings --period 2025-02-30")
+            .exits(2),
+        case("the_year_9999", Requests)
+            .with_data()
+            .run("query bookings --period 9999")
+            .exits(0)
+            .with_stdout(),
+        case("snapshot_as_of_a_day_with_a_grain", Requests)
+            .with_data()
+            .run("query arr --as-of 2025-06-30 --grain month")
+            .exits(2),
+        case("parquet_to_the_terminal", Requests)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --format parquet")
+            .exits(2),
         case("period_that_ends_before_it_starts", Requests)
             .run("query bookings --from 2025-05-01 --to 2025-02-01")
             .exits(2),
