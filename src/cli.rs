@@ -21,7 +21,11 @@ use crate::run::{DataSource, Engine};
     name = "canon",
     version,
     about = "Governed metrics: one reviewed definition per metric, computed the same way every time, with its evidence.",
-    long_about = None
+    long_about = None,
+    after_help = "Exit codes: 0 success (warnings on stderr); 1 a problem in the definitions \
+        (file:line:column) or the data (system/table, file, column), a metric blocked by a \
+        quality gate, or a file that cannot be read or written; 2 a bad request (an unknown \
+        name, a period or flag that does not parse, a refused --out, no canon.yaml)."
 )]
 pub struct Cli {
     /// The project folder (holding canon.yaml).

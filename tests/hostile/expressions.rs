@@ -1,0 +1,177 @@
+//! The SQL expressions inside definitions (filters, measures, exclusions,
+//! slices, entity fields, derived metrics): unknown names with "did you
+//! mean", syntax, types, cycles, and what a governed expression may not be.
+//! Located at the expression's `file:line:column`, exit 1.
+
+use super::harness::{Case, Family::Expressions, case};
+
+const SALES: &str = "metrics/sales.yaml";
+const BOOKINGS_FILTER: &str = "    filter: is_won\n";
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case("unknown_column_in_a_filter", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: is_wonn\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("filter_that_does_not_parse", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND\"\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("statement_smuggled_into_a_filter", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won; DROP TABLE deal\"\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("unknown_function_in_a_filter", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND lowr(deal_type) = 'x'\"\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("filter_that_is_not_a_condition", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: amount\n")
+            .run("validate --no-data")
+            .exits(1)
+            .pending("finding: validate passes a filter that is not a condition (the query fails with an unlocated engine message)"),
+        case("aggregate_in_a_filter", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND sum(amount) > 0\"\n")
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: governed expressions are scalar (validate passes it; the query fails with an unlocated engine message)"),
+        case("sum_of_a_text_field", Expressions)
+            .replace(SALES, "      expr: amount\n", "      expr: name\n")
+            .run("validate --no-data")
+            .exits(1)
+            .pending("finding: exit 2 with DataFusion's internal error, no location"),
+        case("time_field_that_is_not_a_date", Expressions)
+            .replace(SALES, "    time: close_date\n", "    time: deal_type\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("unknown_field_of_a_link", Expressions)
+            .replace(
+                SALES,
+                "      - {name: industry, expr: account.industry}\n",
+                "      - {name: industry, expr: account.industri}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        case("unknown_link", Expressions)
+            .replace(
+                SALES,
+                "      - {name: industry, expr: account.industry}\n",
+                "      - {name: industry, expr: acount.industry}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        case("unknown_exclusion", Expressions)
+            .replace(
+                SALES,
+                "    exclusions: [deleted, test_account, internal_account, missing_amount]\n",
+                "    exclusions: [deleted, test_acount, internal_account, missing_amount]\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        case("exclusion_condition_that_does_not_parse", Expressions)
+            .replace("metrics/exclusions.yaml", "    when: amount IS NULL\n", "    when: amount IS\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("entity_field_over_an_unknown_column", Expressions)
+            .replace(
+                "models/crm.yaml",
+                "      - {name: currency, expr: currency_iso_code}\n",
+                "      - {name: currency, expr: currency_iso}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        case("link_to_an_unknown_entity", Expressions)
+            .replace(
+                "models/crm.yaml",
+                "      - {name: account, entity: account, field: account_id}\n",
+                "      - {name: account, entity: acount, field: account_id}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        case("derived_metric_over_an_unknown_metric", Expressions)
+            .replace(SALES, "new_bookings / nullif(bookings, 0)", "new_bookings / nullif(bookingz, 0)")
+            .run("validate --no-data")
+            .exits(1),
+        case("derived_metric_that_reads_itself", Expressions)
+            .replace(SALES, "new_bookings / nullif(bookings, 0)", "new_bookings / nullif(new_business_share, 0)")
+            .run("validate --no-data")
+            .exits(1),
+        case("ratio_cycle", Expressions)
+            .replace(SALES, "    numerator: won_deals\n", "    numerator: win_rate\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("subscription_deals_with_an_aggregate", Expressions)
+            .replace("canon.yaml", "subscription_deals: \"deal_type <> 'Expansion'\"", "subscription_deals: \"count(*) > 1\"")
+            .run("validate --no-data")
+            .exits(1),
+        case("random_in_a_filter", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND random() < 0.5\"\n")
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: governed expressions are deterministic (two runs gave two numbers)"),
+        case("now_in_a_filter", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND close_date < now()\"\n")
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: governed expressions are deterministic"),
+        case("subquery_over_values_in_a_filter", Expressions)
+            .replace(
+                SALES,
+                BOOKINGS_FILTER,
+                "    filter: \"is_won AND deal_type IN (SELECT column1 FROM (VALUES ('New Business')))\"\n",
+            )
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: governed expressions are scalar (no subquery)"),
+        case("subquery_over_range_in_a_filter", Expressions)
+            .replace(
+                SALES,
+                BOOKINGS_FILTER,
+                "    filter: \"is_won AND EXISTS (SELECT 1 FROM range(10))\"\n",
+            )
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: governed expressions are scalar (no table function)"),
+        case("filter_of_ten_thousand_terms", Expressions)
+            .generate(SALES, || sales_with_filter(&format!("is_won AND 1{} > 0", " + 1".repeat(10_000))))
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: expression size and depth (a stack overflow, exit 134, today)"),
+        case("filter_of_ten_thousand_or_terms", Expressions)
+            .generate(SALES, || {
+                let terms: Vec<String> = (0..10_000).map(|i| format!("deal_id = 'D{i}'")).collect();
+                sales_with_filter(&format!("is_won AND ({})", terms.join(" OR ")))
+            })
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: expression size and depth (a stack overflow, exit 134, today)"),
+        case("filter_in_ten_thousand_parentheses", Expressions)
+            .generate(SALES, || {
+                sales_with_filter(&format!("{}is_won{}", "(".repeat(10_000), ")".repeat(10_000)))
+            })
+            .run("validate --no-data")
+            .exits(1)
+            .pending("limits: expression bracket depth"),
+        case("division_by_zero_names_the_metric", Expressions)
+            .with_data()
+            .replace(SALES, "      expr: amount\n", "      expr: amount / 0\n")
+            .run("query bookings --period FY2026-Q1")
+            .exits(1)
+            .pending("messages: division by zero does not name the metric"),
+        case("failed_cast_names_the_metric", Expressions)
+            .with_data()
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND CAST(name AS INT) > 0\"\n")
+            .run("query bookings --period FY2026-Q1")
+            .exits(1)
+            .pending("messages: a failed cast does not name the metric"),
+    ]
+}
+
+/// The sample's sales.yaml with bookings' filter replaced.
+fn sales_with_filter(filter: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(super::common::repo().join(SALES)).unwrap();
+    assert!(text.contains(BOOKINGS_FILTER));
+    text.replacen(BOOKINGS_FILTER, &format!("    filter: \"{filter}\"\n"), 1)
+        .into_bytes()
+}

@@ -1,0 +1,203 @@
+//! Folders, files and links: `--out` onto the project, publication
+//! targets, a missing project, tampered cache and state files, links and
+//! pipes in the data root. A refused write exits 2 before anything is
+//! computed; an unreadable project or data exits 1.
+
+use super::harness::{Case, Family::Filesystem, case};
+
+const BOOKINGS: &str = "query bookings --period FY2026-Q1";
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case("out_onto_canon_yaml", Filesystem)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --out canon.yaml")
+            .exits(2),
+        case("out_into_models", Filesystem)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --format csv --out models/bookings.csv")
+            .exits(2)
+            .leaves_no("models/bookings.csv"),
+        case("out_into_the_data_root", Filesystem)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --format parquet --out sample_data/crm/opportunity/x.parquet")
+            .exits(2)
+            .leaves_no("sample_data/crm/opportunity/x.parquet"),
+        case("out_into_the_cache", Filesystem)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --format json --out .canon-cache/x.json")
+            .exits(2)
+            .leaves_no(".canon-cache/x.json"),
+        case("out_through_a_link_into_metrics", Filesystem)
+            .with_data()
+            .symlink("{case}/project/metrics", "{case}/innocent")
+            .run("query bookings --period FY2026-Q1 --format json --out {case}/innocent/x.json")
+            .exits(2)
+            .leaves_no("metrics/x.json"),
+        case("out_in_a_missing_folder", Filesystem)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --format csv --out {case}/no/such/bookings.csv")
+            .exits(1),
+        case("out_onto_a_folder", Filesystem)
+            .with_data()
+            .write("{case}/reports/keep.txt", "mine\n")
+            .run("query bookings --period FY2026-Q1 --format csv --out {case}/reports")
+            .exits(1),
+        case("out_in_a_read_only_folder", Filesystem)
+            .with_data()
+            .write("{case}/reports/keep.txt", "mine\n")
+            .chmod("{case}/reports", 0o555)
+            .run("query bookings --period FY2026-Q1 --format csv --out {case}/reports/bookings.csv")
+            .exits(1)
+            .leaves_no("{case}/reports/bookings.csv"),
+        case("publish_onto_the_project", Filesystem)
+            .with_data()
+            .run("publish --out . --only bookings --period FY2026-Q1")
+            .exits(2)
+            .leaves_no(".canon-publication")
+            .leaves_no("manifest.json"),
+        case("publish_onto_a_file", Filesystem)
+            .with_data()
+            .write("{case}/notes.txt", "mine\n")
+            .run("publish --out {case}/notes.txt --only bookings --period FY2026-Q1")
+            .exits(2),
+        case("publish_onto_someone_elses_folder", Filesystem)
+            .with_data()
+            .write("{case}/reports/q1.xlsx", "not canon's\n")
+            .run("publish --out {case}/reports --only bookings --period FY2026-Q1")
+            .exits(2)
+            .leaves_no("{case}/reports/manifest.json")
+            .leaves_no("{case}/reports/.canon-publication"),
+        case("publish_failure_names_the_metric", Filesystem)
+            .with_data()
+            .replace("metrics/sales.yaml", "      expr: amount\n", "      expr: amount / 0\n")
+            .run("publish --out {case}/published --only bookings --period FY2026-Q1")
+            .exits(1)
+            .pending("messages: a publish failure does not name the metric"),
+        case("sample_into_the_models", Filesystem)
+            .run("sample --out models")
+            .exits(2)
+            .leaves_no("models/.canon-sample")
+            .leaves_no("models/crm/opportunity"),
+        case("no_canon_yaml", Filesystem)
+            .remove("canon.yaml")
+            .run("list")
+            .exits(2),
+        case("no_models_folder", Filesystem)
+            .remove("models")
+            .run("validate --no-data")
+            .exits(1),
+        case("project_folder_that_does_not_exist", Filesystem)
+            .run("list --project {case}/nowhere")
+            .exits(2),
+        case("unreadable_metrics_file", Filesystem)
+            .chmod("metrics/sales.yaml", 0o000)
+            .run("list")
+            .exits(1),
+        case("read_only_project_folder", Filesystem)
+            .with_data()
+            .chmod(".", 0o555)
+            .run(BOOKINGS)
+            .exits(0),
+        case("no_data_root_folder", Filesystem)
+            .run(BOOKINGS)
+            .exits(2),
+        case("data_root_that_is_a_file", Filesystem)
+            .run("query bookings --period FY2026-Q1 --data canon.yaml")
+            .exits(2),
+        case("table_folder_that_is_a_file", Filesystem)
+            .with_data()
+            .remove("sample_data/crm/user")
+            .write("sample_data/crm/user", "a file, not a folder\n")
+            .run("validate")
+            .exits(1),
+        case("unreadable_table_folder", Filesystem)
+            .with_data()
+            .chmod("sample_data/crm/user", 0o000)
+            .run("validate")
+            .exits(1),
+        case("sql_file_that_does_not_exist", Filesystem)
+            .with_data()
+            .run("sql --file {case}/nope.sql")
+            .exits(1),
+        case("cache_dir_inside_the_models", Filesystem)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --cache-dir models/cache")
+            .exits(2)
+            .leaves_no("models/cache"),
+        case("cache_entry_edited_by_hand", Filesystem)
+            .with_data()
+            .before(BOOKINGS)
+            .replace_under(".canon-cache/results", "\"value\":\"8783667.28\"", "\"value\":\"9999999.99\"")
+            .run(BOOKINGS)
+            .exits(0)
+            .with_stdout(),
+        case("cache_index_replaced_by_garbage", Filesystem)
+            .with_data()
+            .before(BOOKINGS)
+            .write(".canon-cache/files.json", "{garbage")
+            .run(BOOKINGS)
+            .exits(0),
+        case("volume_state_replaced_by_garbage", Filesystem)
+            .with_data()
+            .before(BOOKINGS)
+            .write(".canon-state/volume.json", "{garbage")
+            .run("publish --out {case}/published --only bookings --period FY2026-Q1")
+            .exits(1)
+            .leaves_no("{case}/published"),
+        case("hidden_and_underscore_files_are_not_read", Filesystem)
+            .with_data()
+            .copy(
+                "sample_data/crm/opportunity/part-00000.parquet",
+                "sample_data/crm/opportunity/.part-00001.parquet",
+            )
+            .copy(
+                "sample_data/crm/opportunity/part-00000.parquet",
+                "sample_data/crm/opportunity/_tmp.parquet",
+            )
+            .run_args(&["sql", "SELECT count(*) AS deals FROM crm.opportunity"])
+            .exits(0)
+            .with_stdout(),
+        case("named_pipe_in_a_table_folder", Filesystem)
+            .with_data()
+            .fifo("sample_data/crm/user/part-00001.parquet")
+            .run("validate")
+            .exits(1)
+            .pending("finding: a named pipe in a table folder hangs validate (and every query reading the table)"),
+        case("symlink_loop_in_table_folder", Filesystem)
+            .with_data()
+            .symlink(".", "sample_data/crm/opportunity/loop")
+            .symlink("../opportunity", "sample_data/crm/opportunity/loop2")
+            .run("validate")
+            .exits(1)
+            .pending("fsdata: loops broken by (device, inode) (hangs, memory growing, today)"),
+        case("source_path_escapes_the_data_root", Filesystem)
+            .with_data()
+            .replace("models/crm.yaml", "    path: crm/user\n", "    path: ../../../../proc/self\n")
+            .run("validate")
+            .exits(1)
+            .pending("fsdata: source paths resolve inside the data root (hangs today)"),
+        case("absolute_source_path", Filesystem)
+            .with_data()
+            .replace("models/crm.yaml", "    path: crm/user\n", "    path: /etc\n")
+            .run("validate")
+            .exits(1)
+            .pending("fsdata: source paths resolve inside the data root"),
+        case("link_out_of_the_data_root", Filesystem)
+            .with_data()
+            .copy("sample_data/crm/user/part-00000.parquet", "{case}/user.parquet")
+            .remove("sample_data/crm/user/part-00000.parquet")
+            .symlink("{case}/user.parquet", "sample_data/crm/user/part-00000.parquet")
+            .run("validate")
+            .exits(1)
+            .pending("fsdata: a link that escapes the data root is refused by name"),
+        case("warn_lines_carry_no_colour", Filesystem)
+            .with_data()
+            .before(BOOKINGS)
+            .write(".canon-state/volume.json", "{garbage")
+            .run(BOOKINGS)
+            .exits(0)
+            .no_colour()
+            .pending("messages: WARN lines carry ANSI colour codes when stderr is not a terminal"),
+    ]
+}
