@@ -305,7 +305,7 @@ async fn compile_windows(
                 let ty = time.get_type(&schema)?;
                 let range = period_filter(&catalog.calendar, &time, &ty, &request.period)
                     .ok_or_else(|| not_a_time(&at(&yaml_path!["time"]), time_sql, &ty))?;
-                let label = bucket_expr(&catalog.calendar, &time, &ty, request)?;
+                let label = bucket_expr(engine, &time, &ty, request)?;
                 (range, label, time)
             }
             Window::AsOf { label, day } => {
@@ -916,23 +916,34 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
-/// The period label of each row: a CASE over the bucket boundaries (exact
-/// and DST-proof, since the boundaries were computed in the reporting zone).
+/// The period label of each row. By day it is the row's local day as text
+/// (`2025-03-14`, the label `Calendar::buckets` gives a day), one cast
+/// however many days; by a coarser grain a CASE over the bucket boundaries
+/// (exact and DST-proof, since the boundaries were computed in the reporting
+/// zone). Rows at or past the period's end get null.
 pub(crate) fn bucket_expr(
-    cal: &Calendar,
+    engine: &Engine,
     time: &Expr,
     ty: &DataType,
     request: &Request,
 ) -> Result<Expr> {
+    let cal = &engine.catalog.calendar;
     let Some(grain) = request.grain else {
         return Ok(lit(request.period.label.clone()));
     };
+    let at = |d: NaiveDate| {
+        bound(cal, ty, d)
+            .ok_or_else(|| CanonError::Internal(format!("time of type {ty} reached bucketing")))
+    };
+    if grain == crate::calendar::Grain::Day {
+        let day = cast(local_day(engine, time.clone(), ty)?, DataType::Utf8);
+        return Ok(when(time.clone().lt(at(request.period.to)?), day)
+            .otherwise(lit(ScalarValue::Utf8(None)))?);
+    }
     let buckets = cal.buckets(&request.period, grain);
     let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
     for b in &buckets {
-        let upper = bound(cal, ty, b.to)
-            .ok_or_else(|| CanonError::Internal(format!("time of type {ty} reached bucketing")))?;
-        let cond = time.clone().lt(upper);
+        let cond = time.clone().lt(at(b.to)?);
         let label = lit(b.label.clone());
         case = Some(match case {
             None => when(cond, label),
