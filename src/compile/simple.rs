@@ -341,21 +341,19 @@ async fn compile_windows(
                         v.to.as_deref()
                             .map(|t| validity(t, "to", &each))
                             .transpose()?;
-                    // Rows in force at some day, as literal bounds on the raw
-                    // columns (Parquet statistics prune; the link joins see
-                    // only these rows); the join below then pairs each with
-                    // its days.
-                    let any = (0..days.len())
-                        .map(|i| {
-                            in_force(
-                                &from,
-                                lit(from_ends[i].clone()),
-                                to.as_ref().map(|(t, ends)| (t, lit(ends[i].clone()))),
-                            )
-                        })
-                        .reduce(Expr::or)
-                        .unwrap_or(lit(false));
-                    frame = frame.filter(any)?;
+                    // Rows in force at some time between the first day and
+                    // the last, as literal bounds on the raw columns (Parquet
+                    // statistics prune; the link joins see only these rows);
+                    // the join below then pairs each with the days it is in
+                    // force at. One pair of bounds, not one per day: an OR of
+                    // ten years of days is an expression thousands deep.
+                    let first = (0..days.len()).min_by_key(|i| days[*i].1).unwrap_or(0);
+                    let last = (0..days.len()).max_by_key(|i| days[*i].1).unwrap_or(0);
+                    frame = frame.filter(in_force(
+                        &from,
+                        lit(from_ends[last].clone()),
+                        to.as_ref().map(|(t, ends)| (t, lit(ends[first].clone()))),
+                    ))?;
                     on = in_force(
                         &from,
                         w("_from_end"),
