@@ -76,6 +76,21 @@ def period_params(start: str, end: str) -> dict:
     }
 
 
+def month_ends_params(year: int) -> dict:
+    """The 12 month ends of `year` as a VALUES list (period label, the day, the instant its
+    local day ends), and the last instant."""
+    rows, last_end = [], ""
+    for month in range(1, 13):
+        nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
+        end = nxt - dt.timedelta(days=1)
+        last_end = local_day_start_utc(nxt)
+        rows.append(
+            f"('{year}-{month:02d}', DATE '{end}', "
+            f"CAST('{last_end}+00:00' AS TIMESTAMP WITH TIME ZONE))"
+        )
+    return {"year": str(year), "instants": ", ".join(rows), "last_end_ts": last_end}
+
+
 def as_of_params(as_of: str, **extra: str) -> dict:
     d = day(as_of)
     p = {"as_of": as_of, "as_of_end_ts": local_day_start_utc(d + dt.timedelta(days=1))}
@@ -99,6 +114,14 @@ BENCHMARKS = [
         "what": "as of 2025-09-30",
         "canon": ["query", "open_pipeline", "--as-of", "2025-09-30"],
         "params": as_of_params("2025-09-30"),
+    },
+    {
+        "name": "open_pipeline_monthly",
+        "what": "at each month end of 2025",
+        "canon": ["query", "open_pipeline", "--from", "2025-01-01", "--to", "2026-01-01",
+                  "--grain", "month"],
+        "params": month_ends_params(2025),
+        "series": True,
     },
     {
         "name": "mqls",
@@ -225,6 +248,8 @@ def canon_answer(bench: dict, out: bytes):
     doc = json.loads(out)
     if bench.get("bridge"):
         return [(line["line"], Decimal(line["value"])) for line in bridge_lines(doc)]
+    if bench.get("series"):
+        return [(row["period"], Decimal(row["value"])) for row in doc["rows"]]
     return Decimal(doc["value"])
 
 
@@ -241,6 +266,9 @@ def tsv_answer(bench: dict, text: str):
     if bench.get("bridge"):
         li, vi = header.index("line"), header.index("value")
         return [(r[li], Decimal(r[vi])) for r in body]
+    if bench.get("series"):
+        pi, vi = header.index("period"), header.index("value")
+        return [(r[pi], Decimal(r[vi])) for r in body]
     if len(body) != 1:
         raise SystemExit(f"{bench['name']}: expected one row, got {len(body)}")
     return Decimal(body[0][header.index("value")])
@@ -277,6 +305,9 @@ def duckdb_answer(bench: dict, doc: dict):
     if bench.get("bridge"):
         li, vi = names.index("line"), names.index("value")
         return [(r[li], Decimal(r[vi])) for r in rows]
+    if bench.get("series"):
+        pi, vi = names.index("period"), names.index("value")
+        return [(r[pi], Decimal(r[vi])) for r in rows]
     if len(rows) != 1:
         raise SystemExit(f"{bench['name']}: DuckDB returned {len(rows)} rows, expected one")
     return Decimal(rows[0][names.index("value")])
@@ -404,7 +435,8 @@ def main() -> None:
         results.append({
             "benchmark": name,
             "what": bench["what"],
-            "value": [[l, str(v)] for l, v in want] if bench.get("bridge") else str(want),
+            "value": ([[l, str(v)] for l, v in want] if bench.get("bridge") or bench.get("series")
+                      else str(want)),
             "median_s": med,
             "runs_s": timings,
             "peak_mib": {k: v / 1024 for k, v in peaks.items()},

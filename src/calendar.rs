@@ -275,6 +275,31 @@ impl Calendar {
         }
     }
 
+    /// How many buckets [`Calendar::buckets`] would make, computed from the
+    /// bounds alone: a request is sized (and refused when too large) before
+    /// any bucket list exists, so `0001-01-01..9999-12-31` by day costs
+    /// nothing to refuse.
+    pub fn bucket_count(&self, period: &Period, grain: Grain) -> u64 {
+        let Some(last) = period.to.pred_opt().filter(|l| *l >= period.from) else {
+            return 0;
+        };
+        // Month-based grains: the index of the bucket holding a day is its
+        // month counted from year 0, less the grain's first month, divided
+        // by the grain's length in months (floored).
+        let (months, offset) = match grain {
+            Grain::Day => return (period.to - period.from).num_days().max(0) as u64,
+            Grain::Month => (1, 0),
+            Grain::Quarter => (3, 0),
+            Grain::Year => (12, 0),
+            Grain::FiscalQuarter => (3, i64::from(self.fiscal_start_month) - 1),
+            Grain::FiscalYear => (12, i64::from(self.fiscal_start_month) - 1),
+        };
+        let index = |d: NaiveDate| {
+            (i64::from(d.year()) * 12 + i64::from(d.month0()) - offset).div_euclid(months)
+        };
+        (index(last) - index(period.from) + 1) as u64
+    }
+
     /// Splits `period` into grain buckets. The first and last bucket are cut
     /// to the period, so the buckets always add up to the period exactly.
     pub fn buckets(&self, period: &Period, grain: Grain) -> Vec<Period> {
@@ -460,6 +485,61 @@ mod tests {
             c.day_start_utc_micros(d("2025-07-01")),
             1_751_353_200_000_000
         );
+    }
+
+    #[test]
+    fn bucket_count_agrees_with_buckets() {
+        let grains = [
+            Grain::Day,
+            Grain::Month,
+            Grain::Quarter,
+            Grain::Year,
+            Grain::FiscalQuarter,
+            Grain::FiscalYear,
+        ];
+        for cal in [
+            acme(),
+            Calendar {
+                fiscal_start_month: 1,
+                ..acme()
+            },
+            Calendar {
+                fiscal_start_month: 12,
+                naming: FiscalNaming::Start,
+                ..acme()
+            },
+        ] {
+            for (from, to) in [
+                ("2025-01-15", "2025-04-10"),
+                ("2025-01-31", "2025-02-01"),
+                ("2025-02-01", "2025-02-02"),
+                ("2024-12-31", "2026-02-01"),
+                ("2023-11-30", "2031-03-02"),
+                ("0001-01-01", "0003-01-01"),
+                ("9997-06-15", "9999-12-31"),
+            ] {
+                let p = cal.range(d(from), d(to)).unwrap();
+                for g in grains {
+                    assert_eq!(
+                        cal.bucket_count(&p, g),
+                        cal.buckets(&p, g).len() as u64,
+                        "{from}..{to} by {} (fiscal start {})",
+                        g.name(),
+                        cal.fiscal_start_month
+                    );
+                }
+            }
+        }
+        // The whole calendar by day, counted without building a list:
+        // 0001-01-01..9999-12-31 (end exclusive) is the years 1..9998 (9,998 ×
+        // 365 = 3,649,270 days plus 2,424 leap days: 9,998/4 = 2,499, less 99
+        // centuries, plus 24 of them divisible by 400) and 364 days of 9999:
+        // 3,649,270 + 2,424 + 364 = 3,652,058.
+        let all = acme().range(d("0001-01-01"), d("9999-12-31")).unwrap();
+        assert_eq!(acme().bucket_count(&all, Grain::Day), 3_652_058);
+        // Months: 9,998 whole years + Jan..Dec of 9999 = 119,988; years 9,999.
+        assert_eq!(acme().bucket_count(&all, Grain::Month), 119_988);
+        assert_eq!(acme().bucket_count(&all, Grain::Year), 9_999);
     }
 
     #[test]

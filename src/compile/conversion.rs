@@ -221,7 +221,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
             )
         }
     };
-    let label = bucket_expr(&catalog.calendar, &first, &ty, request)?;
+    let label = bucket_expr(engine, &first, &ty, request)?;
     let members = members.project(vec![
         col("_member"),
         first.clone(),

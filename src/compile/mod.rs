@@ -98,6 +98,7 @@ pub async fn plans(
     request: &Request,
 ) -> Result<Vec<(String, datafusion::prelude::DataFrame)>> {
     let (id, _, metric) = engine.catalog.metric(name)?;
+    check_bucket_limit(&engine.catalog, request)?;
     if metric.kind == crate::spec::MetricKind::Cohort {
         let plan = cohort::compile(engine, id, request, false).await?;
         let (t0, t) = (plan.t0, plan.t);
@@ -121,6 +122,77 @@ pub async fn plans(
         out.push((title, plan.frame));
     }
     Ok(out)
+}
+
+/// Buckets one request may ask for unless canon.yaml's `engine.max_buckets`
+/// says otherwise: ten years of days (3,653 at most) with room to spare.
+pub const DEFAULT_MAX_BUCKETS: u64 = 3_660;
+
+/// Refuses a request with more buckets (period × grain) than
+/// `engine.max_buckets`, counted from the period's bounds before any bucket
+/// list or plan exists: a series costs a plan branch, a CASE arm or an
+/// instant per bucket, so an unbounded one is an unbounded cost. The message
+/// gives the count, the limit and the finest coarser grain that fits.
+pub fn check_bucket_limit(catalog: &crate::catalog::Catalog, request: &Request) -> Result<()> {
+    let Some(grain) = request.grain else {
+        return Ok(());
+    };
+    let limit = match catalog.files.project.spec.engine.max_buckets {
+        None => DEFAULT_MAX_BUCKETS,
+        Some(0) => {
+            return Err(CanonError::definition(
+                catalog
+                    .files
+                    .project
+                    .at(&crate::yaml_path!["engine", "max_buckets"]),
+                "engine.max_buckets must be at least 1 (it bounds the buckets of one request)",
+            ));
+        }
+        Some(n) => n,
+    };
+    let cal = &catalog.calendar;
+    let count = cal.bucket_count(&request.period, grain);
+    if count <= limit {
+        return Ok(());
+    }
+    let n = |v: u64| crate::decimal::Dec::from_int(v as i64).grouped();
+    let coarser: &[Grain] = match grain {
+        Grain::Day => &[Grain::Month, Grain::Quarter, Grain::Year],
+        Grain::Month => &[Grain::Quarter, Grain::Year],
+        Grain::Quarter => &[Grain::Year],
+        Grain::FiscalQuarter => &[Grain::FiscalYear],
+        Grain::Year | Grain::FiscalYear => &[],
+    };
+    let counts: Vec<(Grain, u64)> = coarser
+        .iter()
+        .map(|g| (*g, cal.bucket_count(&request.period, *g)))
+        .collect();
+    let advice = match counts.iter().find(|(_, c)| *c <= limit) {
+        Some((g, c)) => format!(
+            "--grain {} gives {} (or narrow the period)",
+            g.name(),
+            n(*c)
+        ),
+        None if counts.is_empty() => {
+            "narrow the period, or raise engine.max_buckets in canon.yaml".to_string()
+        }
+        None => format!(
+            "no coarser grain fits ({}): narrow the period, or raise engine.max_buckets in canon.yaml",
+            counts
+                .iter()
+                .map(|(g, c)| format!("--grain {} gives {}", g.name(), n(*c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Err(CanonError::request(format!(
+        "{} {} buckets over {}..{} exceed engine.max_buckets ({}); {advice}",
+        n(count),
+        grain.name(),
+        request.period.from,
+        request.period.to,
+        n(limit)
+    )))
 }
 
 /// Whether a metric kind's result has the shape of a simple aggregate, so it

@@ -57,12 +57,14 @@ enum Window {
         label: String,
         day: NaiveDate,
     },
-    /// Several as-of days of a snapshot without history, planned as one
-    /// scan: the rows in force at any of the days are read once and joined
-    /// to a small table of the days (label, day, the bounds each validity
-    /// column is compared with). A series of twelve month-ends or a
-    /// cohort's two instants then reads and links its sources once, not
-    /// once per day.
+    /// Several as-of days planned as one scan: the rows in force at any of
+    /// the days are read once and joined to a small table of the days
+    /// (label, day, the bounds each validity column is compared with). With
+    /// a history, each state row carries the interval it is the state over
+    /// (from its own time to the next state's, see [`state_intervals`]) and
+    /// is paired with the days inside it. A series of twelve month-ends, a
+    /// year of days or a cohort's two instants then reads and links its
+    /// sources once, not once per day.
     Series(Vec<(String, NaiveDate)>),
 }
 
@@ -127,7 +129,7 @@ async fn compile_windows(
             ));
         }
         let days = days.unwrap_or_else(|| as_of_days(&catalog, request));
-        if metric.history.is_none() && days.len() > 1 {
+        if days.len() > 1 {
             vec![Window::Series(days)]
         } else {
             days.into_iter()
@@ -234,9 +236,34 @@ async fn compile_windows(
         Default::default();
     for window in &windows {
         let mut frame = metric_frame(engine, entity, &links).await?;
-        if let (Some(h), Window::AsOf { day, .. }) = (&metric.history, window) {
-            let states = state_rows(engine, id, h, Some(*day)).await?;
-            frame = join_state(engine, frame, states, (entity, id), h)?;
+        // With a history, the state of each row at the day, or for a series
+        // every state with the interval it holds over (paired with the days
+        // below).
+        let mut state_bounds = None;
+        match (&metric.history, window) {
+            (Some(h), Window::AsOf { day, .. }) => {
+                let states = state_rows(engine, id, h, Some(*day)).await?;
+                frame = join_state(engine, frame, states, (entity, id), h)?;
+            }
+            (Some(h), Window::Series(days)) => {
+                let each: Vec<NaiveDate> = days.iter().map(|(_, d)| *d).collect();
+                let (states, ty) = state_intervals(engine, id, h, &each).await?;
+                frame = join_state(engine, frame, states, (entity, id), h)?;
+                let ends = each
+                    .iter()
+                    .map(|d| {
+                        bound_value(&catalog.calendar, &ty, next_day(*d)).ok_or_else(|| {
+                            not_a_time(
+                                &at(&yaml_path!["history", "valid_from"]),
+                                &h.valid_from,
+                                &ty,
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                state_bounds = Some((h.name.clone(), ends));
+            }
+            _ => {}
         }
         let schema = frame.schema().clone();
         {
@@ -278,7 +305,7 @@ async fn compile_windows(
                 let ty = time.get_type(&schema)?;
                 let range = period_filter(&catalog.calendar, &time, &ty, &request.period)
                     .ok_or_else(|| not_a_time(&at(&yaml_path!["time"]), time_sql, &ty))?;
-                let label = bucket_expr(&catalog.calendar, &time, &ty, request)?;
+                let label = bucket_expr(engine, &time, &ty, request)?;
                 (range, label, time)
             }
             Window::AsOf { label, day } => {
@@ -304,37 +331,52 @@ async fn compile_windows(
                 )
             }
             Window::Series(days) => {
-                let v = metric
-                    .valid
-                    .as_ref()
-                    .ok_or_else(|| CanonError::Internal("a series without `valid`".into()))?;
                 let each: Vec<NaiveDate> = days.iter().map(|(_, d)| *d).collect();
-                let (from, from_ends) = validity(&v.from, "from", &each)?;
-                let to =
-                    v.to.as_deref()
-                        .map(|t| validity(t, "to", &each))
-                        .transpose()?;
-                // Rows in force at some day, as literal bounds on the raw
-                // columns (Parquet statistics prune; the link joins see only
-                // these rows); the join below then pairs each with its days.
-                let any = (0..days.len())
-                    .map(|i| {
-                        in_force(
-                            &from,
-                            lit(from_ends[i].clone()),
-                            to.as_ref().map(|(t, ends)| (t, lit(ends[i].clone()))),
-                        )
-                    })
-                    .reduce(Expr::or)
-                    .unwrap_or(lit(false));
-                frame = frame.filter(any)?;
                 let w = |n: &str| Expr::Column(Column::new(Some(SERIES), n));
-                let on = in_force(
-                    &from,
-                    w("_from_end"),
-                    to.as_ref().map(|(t, _)| (t, w("_to_end"))),
-                );
-                let table = series_table(days, from_ends, to.map(|(_, ends)| ends))?;
+                let mut on = lit(true);
+                let mut bounds: Vec<(&str, Vec<ScalarValue>)> = Vec::new();
+                if let Some(v) = &metric.valid {
+                    let (from, from_ends) = validity(&v.from, "from", &each)?;
+                    let to =
+                        v.to.as_deref()
+                            .map(|t| validity(t, "to", &each))
+                            .transpose()?;
+                    // Rows in force at some time between the first day and
+                    // the last, as literal bounds on the raw columns (Parquet
+                    // statistics prune; the link joins see only these rows);
+                    // the join below then pairs each with the days it is in
+                    // force at. One pair of bounds, not one per day: an OR of
+                    // ten years of days is an expression thousands deep.
+                    let first = (0..days.len()).min_by_key(|i| days[*i].1).unwrap_or(0);
+                    let last = (0..days.len()).max_by_key(|i| days[*i].1).unwrap_or(0);
+                    frame = frame.filter(in_force(
+                        &from,
+                        lit(from_ends[last].clone()),
+                        to.as_ref().map(|(t, ends)| (t, lit(ends[first].clone()))),
+                    ))?;
+                    on = in_force(
+                        &from,
+                        w("_from_end"),
+                        to.as_ref().map(|(t, _)| (t, w("_to_end"))),
+                    );
+                    bounds.push(("_from_end", from_ends));
+                    if let Some((_, ends)) = to {
+                        bounds.push(("_to_end", ends));
+                    }
+                }
+                if let Some((name, ends)) = state_bounds.take() {
+                    // The state at a day is the one whose interval holds the
+                    // day's end: it started before the end and the next state
+                    // (if any) did not.
+                    let s = |n: &str| Expr::Column(Column::new(Some(name.as_str()), n));
+                    on = on.and(in_force(
+                        &s(STATE_FROM),
+                        w("_state_end"),
+                        Some((&s(STATE_TO), w("_state_end"))),
+                    ));
+                    bounds.push(("_state_end", ends));
+                }
+                let table = series_table(days, bounds)?;
                 frame = frame.join_on(
                     engine.ctx.read_batch(table)?.alias(SERIES)?,
                     JoinType::Inner,
@@ -504,12 +546,11 @@ pub const AS_OF: &str = "as_of";
 const SERIES: &str = "_series";
 
 /// One row per as-of day of a series: `_label`, `_day`, and the bound each
-/// validity column is compared with (`_from_end`, `_to_end`: the start of
-/// the next local day, typed like the column).
+/// validity or state column is compared with (`_from_end`, `_to_end`,
+/// `_state_end`: the start of the next local day, typed like the column).
 fn series_table(
     days: &[(String, NaiveDate)],
-    from_ends: Vec<ScalarValue>,
-    to_ends: Option<Vec<ScalarValue>>,
+    bounds: Vec<(&str, Vec<ScalarValue>)>,
 ) -> Result<datafusion::arrow::record_batch::RecordBatch> {
     use datafusion::arrow::array::{ArrayRef, Date32Array, StringArray};
     let mut columns: Vec<(&str, ArrayRef)> = vec![
@@ -525,10 +566,9 @@ fn series_table(
                 days.iter().map(|(_, d)| days_since_epoch(*d)),
             )),
         ),
-        ("_from_end", ScalarValue::iter_to_array(from_ends)?),
     ];
-    if let Some(t) = to_ends {
-        columns.push(("_to_end", ScalarValue::iter_to_array(t)?));
+    for (name, values) in bounds {
+        columns.push((name, ScalarValue::iter_to_array(values)?));
     }
     Ok(datafusion::arrow::record_batch::RecordBatch::try_from_iter(
         columns,
@@ -604,6 +644,53 @@ async fn state_rows(
 ) -> Result<DataFrame> {
     let catalog = &engine.catalog;
     let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
+    let (frame, valid_from, predicate, tie) = history_rows(engine, id, history).await?;
+    let schema = frame.schema().clone();
+    let Some(day) = as_of else {
+        return Ok(frame.filter(predicate)?);
+    };
+    let ty = valid_from.get_type(&schema)?;
+    let end = bound(&catalog.calendar, &ty, next_day(day)).ok_or_else(|| {
+        not_a_time(
+            &at(&yaml_path!["history", "valid_from"]),
+            &history.valid_from,
+            &ty,
+        )
+    })?;
+    // The latest row per entity, as one hash aggregate (see crate::latest):
+    // every field is the value of the row with the greatest (valid_from,
+    // history key); the entity's key is the group.
+    let latest: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != &history.key)
+        .map(|f| {
+            crate::latest::latest_by(col(f.name().as_str()), valid_from.clone(), tie.clone())
+                .alias(f.name())
+        })
+        .collect();
+    let columns: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(|f| col(f.name().as_str()))
+        .collect();
+    frame
+        .filter(predicate.and(valid_from.lt(end)))?
+        .group(vec![col(history.key.as_str())], latest)?
+        .project(columns)
+}
+
+/// A history's entity rows with what picks its states: the `valid_from`
+/// expression, the `filter` (rows that are states; `true` without one) and
+/// the tie-break (the history entity's own key: of two rows at one instant
+/// the higher is the later).
+async fn history_rows(
+    engine: &Engine,
+    id: MetricId,
+    history: &HistorySpec,
+) -> Result<(DataFrame, Expr, Expr, Expr)> {
+    let catalog = &engine.catalog;
+    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
     let (_, _, spec) = catalog.entity(&history.entity).ok_or_else(|| {
         CanonError::definition(
             at(&yaml_path!["history", "entity"]),
@@ -628,39 +715,72 @@ async fn state_rows(
     if let Some(f) = &history.filter {
         predicate = super::parse_expr(engine, f, &schema, &at(&yaml_path!["history", "filter"]))?;
     }
-    let Some(day) = as_of else {
-        return Ok(frame.filter(predicate)?);
-    };
+    Ok((frame, valid_from, predicate, col(spec.key.as_str())))
+}
+
+/// The columns a state interval adds to its history row: when it starts
+/// (the history's `valid_from`) and when the next state starts (null for
+/// the latest).
+const STATE_FROM: &str = "_state_from";
+const STATE_TO: &str = "_state_to";
+
+/// Every state that holds at one of `days`, with the interval it holds over:
+/// `_state_from` (its `valid_from`) and `_state_to`, the `valid_from` of the
+/// entity's next state in the order `state_rows` picks the latest by
+/// (`valid_from`, then the history key; nulls first), null for the last. The
+/// state at day D is then the row with `_state_from < end(D)` and
+/// `_state_to` null or `>= end(D)`: exactly the row `state_rows` picks at D
+/// (two rows at one instant: the lower key's interval is empty). One sort of
+/// the history, however many days; returns the type of `valid_from`.
+async fn state_intervals(
+    engine: &Engine,
+    id: MetricId,
+    history: &HistorySpec,
+    days: &[NaiveDate],
+) -> Result<(DataFrame, DataType)> {
+    use datafusion::functions_window::expr_fn::lead;
+    use datafusion::logical_expr::ExprFunctionExt;
+    let catalog = &engine.catalog;
+    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
+    let (frame, valid_from, predicate, tie) = history_rows(engine, id, history).await?;
+    let schema = frame.schema().clone();
     let ty = valid_from.get_type(&schema)?;
-    let end = bound(&catalog.calendar, &ty, next_day(day)).ok_or_else(|| {
+    let bad = || {
         not_a_time(
             &at(&yaml_path!["history", "valid_from"]),
             &history.valid_from,
             &ty,
         )
-    })?;
-    // The latest row per entity, as one hash aggregate (see crate::latest):
-    // every field is the value of the row with the greatest (valid_from,
-    // history key); the entity's key is the group.
-    let tie = col(spec.key.as_str());
-    let latest: Vec<Expr> = schema
-        .fields()
-        .iter()
-        .filter(|f| f.name() != &history.key)
-        .map(|f| {
-            crate::latest::latest_by(col(f.name().as_str()), valid_from.clone(), tie.clone())
-                .alias(f.name())
-        })
-        .collect();
+    };
+    let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
+        return Err(CanonError::Internal("a series of no days".into()));
+    };
+    let first_end = bound(&catalog.calendar, &ty, next_day(*first)).ok_or_else(bad)?;
+    let last_end = bound(&catalog.calendar, &ty, next_day(*last)).ok_or_else(bad)?;
+    // Rows from the last day's end on are never a state of the series; left
+    // out before the window, the row before them ends open instead of at
+    // them, which pairs it with the same days.
+    let next = lead(valid_from.clone(), Some(1), None)
+        .partition_by(vec![col(history.key.as_str())])
+        .order_by(vec![
+            valid_from.clone().sort(true, true),
+            tie.sort(true, true),
+        ])
+        .build()?;
     let columns: Vec<Expr> = schema
         .fields()
         .iter()
         .map(|f| col(f.name().as_str()))
+        .chain([valid_from.clone().alias(STATE_FROM), col(STATE_TO)])
         .collect();
-    frame
-        .filter(predicate.and(valid_from.lt(end)))?
-        .group(vec![col(history.key.as_str())], latest)?
-        .project(columns)
+    let to = col(STATE_TO);
+    let states = frame
+        .filter(predicate.and(valid_from.clone().lt(last_end)))?
+        .window(vec![next.alias(STATE_TO)])?
+        // States that ended before the first day's end hold at no day.
+        .filter(to.clone().is_null().or(to.gt_eq(first_end)))?
+        .project(columns)?;
+    Ok((states, ty))
 }
 
 /// The metric frame with each entity's state joined under `history.name`;
@@ -794,23 +914,34 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
-/// The period label of each row: a CASE over the bucket boundaries (exact
-/// and DST-proof, since the boundaries were computed in the reporting zone).
+/// The period label of each row. By day it is the row's local day as text
+/// (`2025-03-14`, the label `Calendar::buckets` gives a day), one cast
+/// however many days; by a coarser grain a CASE over the bucket boundaries
+/// (exact and DST-proof, since the boundaries were computed in the reporting
+/// zone). Rows at or past the period's end get null.
 pub(crate) fn bucket_expr(
-    cal: &Calendar,
+    engine: &Engine,
     time: &Expr,
     ty: &DataType,
     request: &Request,
 ) -> Result<Expr> {
+    let cal = &engine.catalog.calendar;
     let Some(grain) = request.grain else {
         return Ok(lit(request.period.label.clone()));
     };
+    let at = |d: NaiveDate| {
+        bound(cal, ty, d)
+            .ok_or_else(|| CanonError::Internal(format!("time of type {ty} reached bucketing")))
+    };
+    if grain == crate::calendar::Grain::Day {
+        let day = cast(local_day(engine, time.clone(), ty)?, DataType::Utf8);
+        return Ok(when(time.clone().lt(at(request.period.to)?), day)
+            .otherwise(lit(ScalarValue::Utf8(None)))?);
+    }
     let buckets = cal.buckets(&request.period, grain);
     let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
     for b in &buckets {
-        let upper = bound(cal, ty, b.to)
-            .ok_or_else(|| CanonError::Internal(format!("time of type {ty} reached bucketing")))?;
-        let cond = time.clone().lt(upper);
+        let cond = time.clone().lt(at(b.to)?);
         let label = lit(b.label.clone());
         case = Some(match case {
             None => when(cond, label),

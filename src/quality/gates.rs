@@ -412,31 +412,36 @@ async fn counted_rows(
             from.get_type(&schema)?,
             to.as_ref().map(|t| t.get_type(&schema)).transpose()?,
         );
-        // In force at one of the days: started before the day ends and, with
-        // an end, not ended by then (as the snapshot's own window).
-        let mut any: Option<Expr> = None;
-        for d in days {
-            let Some(end) = bound(&catalog.calendar, &from_ty, next_day(*d)) else {
-                any = None;
-                break;
-            };
-            let mut p = from.clone().lt(end);
-            if let (Some(to), Some(ty)) = (&to, &to_ty) {
-                let Some(end) = bound(&catalog.calendar, ty, next_day(*d)) else {
-                    any = None;
-                    break;
-                };
-                p = p.and(to.clone().is_null().or(to.clone().gt_eq(end)));
+        // In force at some time from the first day to the last: started
+        // before the last day ends and, with an end, not ended by the first
+        // day's end. A superset of the rows in force at one of the days (more
+        // are checked, never fewer) in one pair of bounds: an OR per day is
+        // an expression thousands deep for a daily series.
+        let first = days.iter().min();
+        let last = days.iter().max();
+        let bounds = first.zip(last).and_then(|(first, last)| {
+            let started = from
+                .clone()
+                .lt(bound(&catalog.calendar, &from_ty, next_day(*last))?);
+            match (&to, &to_ty) {
+                (Some(to), Some(ty)) => {
+                    let end = bound(&catalog.calendar, ty, next_day(*first))?;
+                    Some(started.and(to.clone().is_null().or(to.clone().gt_eq(end))))
+                }
+                _ => Some(started),
             }
-            any = Some(match any {
-                Some(a) => a.or(p),
-                None => p,
-            });
-        }
-        if let Some(any) = any {
+        });
+        if let (Some(any), Some(first), Some(last)) = (bounds, first, last) {
             and(any);
-            let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
-            scope = format!("rows `{name}` counts at {}", days.join(", "));
+            scope = if days.len() <= 12 {
+                let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+                format!("rows `{name}` counts at {}", days.join(", "))
+            } else {
+                format!(
+                    "rows `{name}` counts at {} days from {first} to {last}",
+                    days.len()
+                )
+            };
         }
     }
     for c in own_filter {

@@ -97,6 +97,12 @@ pub struct EngineSpec {
     /// `run::session`).
     #[serde(default)]
     pub target_partitions: Option<usize>,
+    /// The most buckets (period × grain) one request may ask for; a larger
+    /// request is refused before planning, with the count and a coarser
+    /// grain that fits. Default `compile::DEFAULT_MAX_BUCKETS` (ten years
+    /// of days).
+    #[serde(default)]
+    pub max_buckets: Option<u64>,
 }
 
 /// What `canon publish` computes when the command line does not say.
