@@ -352,6 +352,17 @@ impl Catalog {
 
     fn check_metric(&self, id: MetricId, m: &MetricSpec, diags: &mut Vec<Diagnostic>) {
         let at = |path: &[Step]| self.metric_at(id, path);
+        if let Some(scale) = m.scale
+            && scale > crate::decimal::MAX_SCALE
+        {
+            diags.push(diag(
+                at(&yaml_path!["scale"]),
+                format!(
+                    "scale {scale} is more decimal places than canon computes exactly (at most {}): a ratio is worked out in 38 digits, and {scale} places would leave too few for its numerator",
+                    crate::decimal::MAX_SCALE
+                ),
+            ));
+        }
         if m.owner.trim().is_empty() {
             diags.push(diag(
                 at(&yaml_path!["owner"]),

@@ -37,6 +37,12 @@ impl Dec {
 
     /// `self / other` rounded half away from zero to `scale` places; None when
     /// dividing by zero.
+    /// `self / other` rounded half away from zero to `scale` places; `None`
+    /// when `other` is zero. `scale` is at most [`MAX_SCALE`] (the catalog
+    /// refuses more), which keeps the shifted numerator of any Decimal128
+    /// money value within i128; the release build checks overflow in canon's
+    /// own arithmetic (Cargo.toml), so a value beyond that stops the run
+    /// instead of wrapping to a wrong number.
     pub fn div(self, other: Dec, scale: u32) -> Option<Dec> {
         if other.units == 0 {
             return None;
@@ -183,6 +189,9 @@ fn group_thousands(int: &str) -> String {
 
 /// Integer division rounding half away from zero (−0.5 → −1), the rounding
 /// rule of every money conversion in metrics.md.
+/// The most decimal places a metric may ask for (`scale:`).
+pub const MAX_SCALE: u32 = 12;
+
 pub fn div_round_half_away(num: i128, den: i128) -> i128 {
     let q = num / den;
     let r = num % den;
