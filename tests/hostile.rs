@@ -11,8 +11,9 @@
 //! `tests/hostile/snapshots/<name>.snap`, with the case folder written
 //! `[CASE]` (the project is `[CASE]/project`), durations `[T]` and ANSI
 //! escapes removed. Beyond the snapshot every case must end within the
-//! timeout (`HOSTILE_TIMEOUT`, 20 s; the child is killed, never waited
-//! for), without a signal or a panic, with its declared exit code.
+//! timeout (`HOSTILE_TIMEOUT`, 20 s, three times that for a case marked
+//! `slow()`; the child is killed, never waited for), without a signal or a
+//! panic, with its declared exit code.
 //!
 //! The cases run in parallel (`HOSTILE_JOBS`, default twice the cores: a case mostly waits on its child),
 //! and `HOSTILE_CASE=substring` runs only the matching ones.

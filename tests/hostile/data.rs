@@ -104,8 +104,7 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .rewrite(RATES, zero_rates)
             .run(BOOKINGS)
-            .exits(1)
-            .pending("messages: division by zero names neither the metric nor the rate table"),
+            .exits(1),
         case("column_missing_from_the_file", Data)
             .with_data()
             .rewrite(OPPORTUNITY, without_is_won)
@@ -157,16 +156,12 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .corrupt_page(OPPORTUNITY, 0, "amount")
             .run(BOOKINGS)
-            .exits(1)
-            .pending(
-                "fsdata: an engine message naming no file (\"Unexpected struct field type 15\")",
-            ),
+            .exits(1),
         case("corrupt_page_with_intact_footer_in_validate_deep", Data)
             .with_data()
             .corrupt_page(OPPORTUNITY, 0, "lead_source")
             .run("validate --deep")
-            .exits(1)
-            .pending("fsdata: validate --deep decodes every page (`data ok` today)"),
+            .exits(1),
     ]
 }
 

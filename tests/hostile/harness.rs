@@ -104,6 +104,11 @@ pub struct Case {
     /// Not fixed yet: the issue item that fixes it. Skipped with a note,
     /// unless `HOSTILE_PENDING=1` (then run and reported, not asserted).
     pub pending: Option<&'static str>,
+    /// Real work over the whole sample (e.g. a year of daily snapshots):
+    /// allowed three times the timeout, which guards against hangs, not
+    /// speed (such a case takes seconds alone in a debug build, and may
+    /// pass 20 s beside the others on a loaded machine).
+    pub slow: bool,
 }
 
 /// A case of `family` named `name` over the sample definitions; give it a
@@ -120,6 +125,7 @@ pub fn case(name: &'static str, family: Family) -> Case {
         no_colour: false,
         absent: Vec::new(),
         pending: None,
+        slow: false,
     }
 }
 
@@ -218,6 +224,11 @@ impl Case {
         self.absent.push(path);
         self
     }
+    /// Allow this case three times the timeout (see [`Case::slow`]).
+    pub fn slow(mut self) -> Case {
+        self.slow = true;
+        self
+    }
     pub fn pending(mut self, why: &'static str) -> Case {
         self.pending = Some(why);
         self
@@ -253,6 +264,11 @@ pub fn timeout() -> Duration {
             .and_then(|s| s.parse().ok())
             .unwrap_or(20),
     )
+}
+
+/// The timeout of one case: [`timeout`], three times over for a slow one.
+pub fn timeout_of(case: &Case) -> Duration {
+    if case.slow { 3 * timeout() } else { timeout() }
 }
 
 /// Runs `cases` on `jobs` worker threads; outcomes come back in case order.
@@ -563,7 +579,7 @@ fn execute(case: &Case, root: &Path, project: &Path, args: &[String]) -> Result<
         c.uid(NOBODY).gid(NOBODY);
     }
     let mut child = c.spawn().map_err(|e| format!("cannot start canon: {e}"))?;
-    let deadline = Instant::now() + timeout();
+    let deadline = Instant::now() + timeout_of(case);
     let mut timed_out = false;
     let status = loop {
         match child.try_wait().map_err(|e| e.to_string())? {
@@ -634,7 +650,8 @@ pub fn strip_ansi(text: &str) -> String {
 /// Masks what changes from run to run: a duration (`391.9 ms`, `0.7 s`)
 /// becomes `[T] ms` / `[T] s`, an instant of the wall clock (within a day
 /// of now: the data's own instants are years away) `[NOW]`, and the process
-/// id in a temporary file's name (`.x.csv.tmp-4242`) `[PID]`, and a hash
+/// id in a temporary file's name (`.x.csv.tmp-4242`) or under `/proc`
+/// (`/proc/self` resolves to `/proc/4242`) `[PID]`, and a hash
 /// (12 or more lowercase hex digits: a cache entry's name is keyed by the
 /// build, a fingerprint by the definitions) `[HASH]`.
 pub fn mask_times(text: &str) -> String {
@@ -711,11 +728,16 @@ fn zone_tail(tail: &str) -> &str {
 }
 
 fn mask_pids(text: &str) -> String {
+    mask_pids_after(&mask_pids_after(text, ".tmp-"), "/proc/")
+}
+
+/// `[PID]` for the digits that follow each `marker`.
+fn mask_pids_after(text: &str, marker: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(i) = rest.find(".tmp-") {
-        out.push_str(&rest[..i + 5]);
-        let tail = &rest[i + 5..];
+    while let Some(i) = rest.find(marker) {
+        out.push_str(&rest[..i + marker.len()]);
+        let tail = &rest[i + marker.len()..];
         let digits = tail
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(tail.len());
@@ -807,7 +829,10 @@ pub fn problems(case: &Case, outcome: &Outcome) -> Vec<String> {
         return out;
     }
     if outcome.timed_out {
-        out.push(format!("did not end within {} s", timeout().as_secs()));
+        out.push(format!(
+            "did not end within {} s",
+            timeout_of(case).as_secs()
+        ));
     } else if let Some(sig) = outcome.signal {
         out.push(format!("killed by signal {sig}"));
     }
