@@ -35,8 +35,6 @@ impl Dec {
         }
     }
 
-    /// `self / other` rounded half away from zero to `scale` places; None when
-    /// dividing by zero.
     /// `self / other` rounded half away from zero to `scale` places; `None`
     /// when `other` is zero. `scale` is at most [`MAX_SCALE`] (the catalog
     /// refuses more), which keeps the shifted numerator of any Decimal128
@@ -187,11 +185,11 @@ fn group_thousands(int: &str) -> String {
     out
 }
 
-/// Integer division rounding half away from zero (−0.5 → −1), the rounding
-/// rule of every money conversion in metrics.md.
 /// The most decimal places a metric may ask for (`scale:`).
 pub const MAX_SCALE: u32 = 12;
 
+/// Integer division rounding half away from zero (−0.5 → −1), the rounding
+/// rule of every money conversion in metrics.md.
 pub fn div_round_half_away(num: i128, den: i128) -> i128 {
     let q = num / den;
     let r = num % den;
