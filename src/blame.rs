@@ -171,10 +171,6 @@ pub fn in_metric(catalog: &Catalog, name: &str, by: &[String], error: CanonError
 /// Wraps an engine failure of reconciliation `name` the same way, over the
 /// expressions of its two governed sides and its link rules.
 pub fn in_reconciliation(catalog: &Catalog, name: &str, error: CanonError) -> CanonError {
-    // A damaged file is the data's fault, named by `Engine::located`.
-    if crate::run::decode::is_decode_error(&error) {
-        return error;
-    }
     let CanonError::Engine(engine_error) = &error else {
         return error;
     };
@@ -228,10 +224,6 @@ pub fn in_reconciliation(catalog: &Catalog, name: &str, error: CanonError) -> Ca
 /// (canon.yaml's `quality.subscription_deals`, a reconciliation's link
 /// rules) can fail that way; other failures are returned as they are.
 pub fn in_check(catalog: &Catalog, error: CanonError) -> CanonError {
-    // A damaged file is the data's fault, named by `Engine::located`.
-    if crate::run::decode::is_decode_error(&error) {
-        return error;
-    }
     let CanonError::Engine(engine_error) = &error else {
         return error;
     };
