@@ -144,10 +144,6 @@ struct Candidate {
 /// with the metric and the expression at fault where one can be told.
 /// Errors of any other kind are returned as they are.
 pub fn in_metric(catalog: &Catalog, name: &str, by: &[String], error: CanonError) -> CanonError {
-    // A damaged file is the data's fault, named by `Engine::located`.
-    if crate::run::decode::is_decode_error(&error) {
-        return error;
-    }
     let CanonError::Engine(engine_error) = &error else {
         return error;
     };

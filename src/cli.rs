@@ -543,6 +543,17 @@ async fn publish(
     Ok(())
 }
 
+/// A command's failure as the user should read it: a damaged input file
+/// named first (`Engine::located`), then what is left blamed on the
+/// definition being computed (`blame`).
+async fn failure(
+    engine: &Engine,
+    error: CanonError,
+    blame: impl FnOnce(CanonError) -> CanonError,
+) -> CanonError {
+    blame(engine.located(error, None).await)
+}
+
 async fn check(project: &Path, data: &DataArgs, format: Option<Format>) -> Result<()> {
     let format = crate::output::resolve("check", format, None, &[Format::Table, Format::Json])?;
     let catalog = Arc::new(Catalog::load(project)?);
@@ -550,8 +561,7 @@ async fn check(project: &Path, data: &DataArgs, format: Option<Format>) -> Resul
     let report = match crate::quality::check_all(&engine).await {
         Ok(report) => report,
         Err(e) => {
-            let e = engine.located(e, None).await;
-            return Err(crate::blame::in_check(&engine.catalog, e));
+            return Err(failure(&engine, e, |e| crate::blame::in_check(&engine.catalog, e)).await);
         }
     };
     let worst = report.status;
@@ -667,13 +677,10 @@ async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> 
         let parts = match crate::explain::explain(&engine, name, &request, analyze).await {
             Ok(parts) => parts,
             Err(e) => {
-                let e = engine.located(e, None).await;
-                return Err(crate::blame::in_metric(
-                    &engine.catalog,
-                    name,
-                    &request.by,
-                    e,
-                ));
+                return Err(failure(&engine, e, |e| {
+                    crate::blame::in_metric(&engine.catalog, name, &request.by, e)
+                })
+                .await);
             }
         };
         for part in parts {
@@ -704,12 +711,10 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
     let result = match crate::reconcile::run(&engine, &args.name, &period, args.detail).await {
         Ok(result) => result,
         Err(e) => {
-            let e = engine.located(e, None).await;
-            return Err(crate::blame::in_reconciliation(
-                &engine.catalog,
-                &args.name,
-                e,
-            ));
+            return Err(failure(&engine, e, |e| {
+                crate::blame::in_reconciliation(&engine.catalog, &args.name, e)
+            })
+            .await);
         }
     };
     let bytes = crate::result::reconciliation::render(&result, format, args.detail)?;

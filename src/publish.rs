@@ -356,11 +356,6 @@ async fn build(
 /// A failure that stops the publication, saying at which metric or
 /// reconciliation and period it stopped and that nothing was published.
 fn stopped(name: &str, period: &Period, e: CanonError) -> CanonError {
-    // A damaged file is named by `Engine::located`, which needs the error as
-    // the engine gave it.
-    if crate::run::decode::is_decode_error(&e) {
-        return e;
-    }
     CanonError::Context {
         context: format!("publish stopped at `{name}` for {}", period.label),
         source: Box::new(e),

@@ -139,10 +139,7 @@ pub async fn of_bridge(
     request: &Request,
 ) -> Result<Vec<DealMatchRate>> {
     let mut out = Vec::new();
-    let Some((_, _, spec)) = reconciliations(engine)
-        .into_iter()
-        .find(|(_, _, r)| r.name == name)
-    else {
+    let Some(spec) = reconciliation(engine, name) else {
         return Ok(out);
     };
     let t = Thresholds::of(&engine.catalog)?;
@@ -169,10 +166,7 @@ pub fn of_bridge_lines(
     period: &Period,
     (lines, linked): (i64, i64),
 ) -> Result<Option<DealMatchRate>> {
-    let Some((_, _, spec)) = reconciliations(engine)
-        .into_iter()
-        .find(|(_, _, r)| r.name == name)
-    else {
+    let Some(spec) = reconciliation(engine, name) else {
         return Ok(None);
     };
     let catalog = &engine.catalog;
@@ -237,6 +231,13 @@ fn or_unavailable(
         }),
         other => other,
     }
+}
+
+/// Reconciliation `name`, if the project declares it.
+fn reconciliation<'a>(engine: &'a Engine, name: &str) -> Option<&'a ReconciliationSpec> {
+    reconciliations(engine)
+        .into_iter()
+        .find_map(|(_, _, r)| (r.name == name).then_some(r))
 }
 
 /// Every reconciliation of the project with its file and index.

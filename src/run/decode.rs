@@ -129,11 +129,18 @@ pub struct ReadTable {
 /// Whether `error` is the engine failing to decode a Parquet file (a
 /// Parquet error, or the Arrow reader's, anywhere in its chain), as opposed
 /// to a failure of the computation itself (a division by zero, a failed
-/// cast, memory): only the first kind is worth a re-scan of the inputs.
+/// cast, memory): only the first kind is worth a re-scan of the inputs. An
+/// error wrapped with its metric or publication (`CanonError::Context`)
+/// counts by what it wraps, so blaming first never hides a damaged file.
 pub fn is_decode_error(error: &CanonError) -> bool {
     use datafusion::arrow::error::ArrowError;
     use datafusion::error::DataFusionError;
     use datafusion::parquet::errors::ParquetError;
+    // Through the wrappers that name the metric or the publication: a
+    // damaged file is the data's fault whoever was reading it.
+    if let CanonError::Context { source, .. } = error {
+        return is_decode_error(source);
+    }
     let CanonError::Engine(error) = error else {
         return false;
     };
