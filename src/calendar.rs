@@ -31,6 +31,15 @@ pub struct Period {
     pub to: NaiveDate,
 }
 
+impl Period {
+    /// The same days, whatever the label (`FY2026-Q1` and
+    /// `2025-02-01..2025-05-01`): published twice, a period's rows would be
+    /// in every file twice.
+    pub fn same_range(&self, other: &Period) -> bool {
+        self.from == other.from && self.to == other.to
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grain {
     Day,
@@ -328,7 +337,7 @@ fn zone_hint(written: &str) -> String {
     {
         return format!(" (did you mean `{name}`?)");
     }
-    match crate::catalog::did_you_mean(written, &names) {
+    match crate::suggest::did_you_mean(written, &names) {
         Some(name) => format!(" (did you mean `{name}`?)"),
         None => " (write it as Area/City, e.g. America/Los_Angeles, Europe/Berlin or UTC)".into(),
     }
@@ -395,6 +404,53 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 fn parse_quarter(q: &str) -> Option<u32> {
     let n: u32 = q.strip_prefix(['Q', 'q'])?.parse().ok()?;
     (1..=4).contains(&n).then_some(n)
+}
+
+/// The first period that repeats an earlier one's range, as (earlier,
+/// later) indices: published twice, its rows would be in every file twice
+/// and a reader that sums them would count them twice.
+pub fn repeated_period(periods: &[Period]) -> Option<(usize, usize)> {
+    periods.iter().enumerate().find_map(|(j, p)| {
+        periods[..j]
+            .iter()
+            .position(|q| q.same_range(p))
+            .map(|i| (i, j))
+    })
+}
+
+/// The problems of canon.yaml's `publish.periods`, each located at its
+/// entry: a period that does not read, or one that repeats another's range.
+pub fn publish_periods_problems(
+    file: &SourceFile<ProjectSpec>,
+    calendar: &Calendar,
+) -> Vec<Diagnostic> {
+    let Some(publish) = &file.spec.publish else {
+        return Vec::new();
+    };
+    let at = |i: usize| file.at(&yaml_path!["publish", "periods", i]);
+    let mut problems = Vec::new();
+    let mut read: Vec<Period> = Vec::new();
+    for (i, text) in publish.periods.iter().enumerate() {
+        match calendar.parse_period(text) {
+            Ok(period) => {
+                if let Some(earlier) = read.iter().find(|q| q.same_range(&period)) {
+                    problems.push(Diagnostic {
+                        location: at(i),
+                        message: format!(
+                            "publish period `{text}` repeats `{}` ({} .. {}): each period is published once",
+                            earlier.label, period.from, period.to
+                        ),
+                    });
+                }
+                read.push(period);
+            }
+            Err(e) => problems.push(Diagnostic {
+                location: at(i),
+                message: format!("publish period: {e}"),
+            }),
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::spec::{
     ColumnSpec, EntitySpec, ExclusionRef, ExclusionSpec, MetricFileSpec, MetricKind, MetricSpec,
     ModelFileSpec, SourceSpec,
 };
+use crate::suggest::did_you_mean;
 use crate::yaml_path;
 
 /// Index of a source table: (model file, source) positions.
@@ -75,7 +76,7 @@ impl Catalog {
         // January stand in for it meanwhile (the catalog is refused anyway).
         let calendar = match Calendar::from_project(&files.project) {
             Ok(calendar) => {
-                diags.extend(crate::publish::configured_periods_problems(
+                diags.extend(crate::calendar::publish_periods_problems(
                     &files.project,
                     &calendar,
                 ));
@@ -719,43 +720,6 @@ fn check_entity(
                 ),
             ));
         }
-    }
-}
-
-/// The closest known name within two edits, for "did you mean" hints.
-pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(name, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggests_close_names_only() {
-        let known = ["bookings", "new_bookings", "win_rate"];
-        assert_eq!(did_you_mean("booking", &known), Some("bookings"));
-        assert_eq!(did_you_mean("winrate", &known), Some("win_rate"));
-        assert_eq!(did_you_mean("churn", &known), None);
     }
 }
 

@@ -515,7 +515,7 @@ async fn publish(
         .iter()
         .map(|p| catalog.calendar.parse_period(p))
         .collect::<Result<Vec<_>>>()?;
-    if let Some((i, j)) = crate::publish::repeated_period(&periods) {
+    if let Some((i, j)) = crate::calendar::repeated_period(&periods) {
         return Err(CanonError::request(format!(
             "--period {} repeats --period {} ({} .. {}): each period is published once",
             wanted[j], wanted[i], periods[j].from, periods[j].to

@@ -29,4 +29,5 @@ pub mod run;
 pub mod sample;
 pub mod spec;
 pub mod sql;
+pub mod suggest;
 pub mod validate;

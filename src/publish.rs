@@ -83,56 +83,6 @@ pub struct Manifest {
     pub files: Vec<String>,
 }
 
-/// The first period that repeats an earlier one's range, as (earlier,
-/// later) indices: published twice, its rows would be in every file twice
-/// and a reader that sums them would count them twice.
-pub fn repeated_period(periods: &[Period]) -> Option<(usize, usize)> {
-    periods.iter().enumerate().find_map(|(j, p)| {
-        periods[..j]
-            .iter()
-            .position(|q| q.from == p.from && q.to == p.to)
-            .map(|i| (i, j))
-    })
-}
-
-/// The problems of canon.yaml's `publish.periods`, each located at its
-/// entry: a period that does not read, or one that repeats another's range.
-pub fn configured_periods_problems(
-    file: &crate::spec::load::SourceFile<crate::spec::ProjectSpec>,
-    calendar: &crate::calendar::Calendar,
-) -> Vec<crate::error::Diagnostic> {
-    let Some(publish) = &file.spec.publish else {
-        return Vec::new();
-    };
-    let at = |i: usize| file.at(&crate::yaml_path!["publish", "periods", i]);
-    let mut problems = Vec::new();
-    let mut read: Vec<Period> = Vec::new();
-    for (i, text) in publish.periods.iter().enumerate() {
-        match calendar.parse_period(text) {
-            Ok(period) => {
-                if let Some(earlier) = read
-                    .iter()
-                    .find(|q| q.from == period.from && q.to == period.to)
-                {
-                    problems.push(crate::error::Diagnostic {
-                        location: at(i),
-                        message: format!(
-                            "publish period `{text}` repeats `{}` ({} .. {}): each period is published once",
-                            earlier.label, period.from, period.to
-                        ),
-                    });
-                }
-                read.push(period);
-            }
-            Err(e) => problems.push(crate::error::Diagnostic {
-                location: at(i),
-                message: format!("publish period: {e}"),
-            }),
-        }
-    }
-    problems
-}
-
 /// Publishes into `out`; returns the manifest. `only`, when not empty,
 /// limits the publication to those metrics and reconciliations.
 pub async fn publish(

@@ -43,7 +43,7 @@ pub fn check(engine: &Engine, name: &str, by: &[String]) -> Result<()> {
             continue;
         }
         let known: Vec<&str> = approved.iter().map(String::as_str).collect();
-        let hint = crate::catalog::did_you_mean(slice, &known)
+        let hint = crate::suggest::did_you_mean(slice, &known)
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
         return Err(CanonError::request(format!(

@@ -13,11 +13,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{Catalog, did_you_mean};
+use crate::catalog::Catalog;
 use crate::decimal::Dec;
 use crate::error::{Diagnostic, Location};
 use crate::spec::locate::Step;
 use crate::spec::{BridgeSign, ReconciliationSpec};
+use crate::suggest::did_you_mean;
 use crate::yaml_path;
 
 /// The disjoint parts every amount of the vocabulary is made of, for a

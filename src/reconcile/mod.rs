@@ -717,7 +717,7 @@ fn find<'a>(
         .iter()
         .flat_map(|f| f.spec.reconciliations.iter().map(|r| r.name.as_str()))
         .collect();
-    let hint = crate::catalog::did_you_mean(name, &known)
+    let hint = crate::suggest::did_you_mean(name, &known)
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     Err(CanonError::request(format!(
