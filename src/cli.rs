@@ -230,6 +230,10 @@ pub fn main() -> i32 {
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Plans are walked recursively; definitions and `canon sql` are
+        // bounded (compile::limits) well inside this, with room for a
+        // debug build's larger frames (tokio's default is 2 MiB).
+        .thread_stack_size(WORKER_STACK_BYTES)
         .build()
     {
         Ok(r) => r,
@@ -246,6 +250,13 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// The stack of each engine worker thread.
+pub const WORKER_STACK_BYTES: usize = 16 << 20;
+
+/// The stack of the thread that runs a command (see `main.rs`): planning and
+/// DataFusion's optimizer recurse over plans on it.
+pub const MAIN_STACK_BYTES: usize = 64 << 20;
 
 /// Whether log lines on stderr are coloured: only on a terminal, and not
 /// when `NO_COLOR` is set to anything but the empty string (no-color.org).

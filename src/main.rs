@@ -18,5 +18,19 @@ fn main() {
     // bridge −5%, mqls −3%; peak resident memory within a few percent.
     // SAFETY: sets a plain integer option before any thread is started.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    std::process::exit(canon::cli::main());
+    // The command runs on a thread with a stack of known size, not on the
+    // main thread, whose size the platform (and `ulimit -s`) decides.
+    let command = std::thread::Builder::new()
+        .name("canon".to_string())
+        .stack_size(canon::cli::MAIN_STACK_BYTES)
+        .spawn(canon::cli::main);
+    let code = match command.map(|t| t.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => 101, // a panic, already printed by the panic hook
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

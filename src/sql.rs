@@ -22,6 +22,10 @@ use crate::error::{CanonError, Result};
 
 /// Runs `sql` over the tables under `root` and returns its batches.
 pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
+    // Bounded before any parser sees it, so no statement overflows the stack.
+    if let Some(why) = crate::compile::limits::text_problem(sql, &crate::compile::limits::AD_HOC) {
+        return Err(CanonError::request(format!("cannot run the SQL: {why}")));
+    }
     let ctx = crate::run::session(catalog)?;
     let mut read = Vec::new();
     for key in catalog.sources.keys() {
@@ -34,7 +38,7 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         }
         // The same files a governed query reads, with the schema they hold.
         let paths = crate::run::files::source_files(catalog, root, id)?;
-        read.push(crate::run::decode::ReadTable {
+        let table_read = crate::run::decode::ReadTable {
             location: crate::error::DataLocation {
                 system: system.to_string(),
                 table: table.to_string(),
@@ -43,10 +47,26 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
             },
             files: paths.clone(),
             columns: None,
-        });
-        let config = crate::run::listing_of(&paths)?
+        };
+        // A file whose footer cannot be read fails here, before any query:
+        // named like a file that fails while the query runs.
+        let config = match crate::run::listing_of(&paths)?
             .infer_schema(&ctx.state())
-            .await?;
+            .await
+        {
+            Ok(config) => config,
+            Err(e) => {
+                let tables = vec![table_read];
+                return Err(tokio::task::spawn_blocking(move || {
+                    crate::run::decode::locate(e.into(), &tables)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    CanonError::Internal(format!("locating a damaged file: {e}"))
+                }));
+            }
+        };
+        read.push(table_read);
         ctx.register_table(
             TableReference::partial(system, table),
             Arc::new(ListingTable::try_new(config)?),
@@ -55,9 +75,13 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     // A statement that does not parse is the request's fault (exit 2).
-    let statement = state.sql_to_statement(sql, &dialect).map_err(|e| {
+    let mut statement = state.sql_to_statement(sql, &dialect).map_err(|e| {
         CanonError::request(format!("cannot read the SQL: {}", e.strip_backtrace()))
     })?;
+    balance(&mut statement);
+    if let Some(why) = too_deep(&statement) {
+        return Err(CanonError::request(format!("cannot run the SQL: {why}")));
+    }
     // Two locks on one door: the statement must be a query (so one the
     // engine cannot even plan, `WITH … INSERT`, is refused as a write, not
     // reported as unimplemented), and its plan must pass the engine's own
@@ -182,6 +206,30 @@ pub fn tsv(batches: &[RecordBatch]) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Why `statement` nests expressions deeper than `canon sql` allows, checked
+/// on the parser's tree before DataFusion plans it.
+fn too_deep(statement: &datafusion::sql::parser::Statement) -> Option<String> {
+    use crate::compile::limits::{AD_HOC, depth_problem};
+    use datafusion::sql::parser::Statement;
+    match statement {
+        Statement::Statement(s) => depth_problem(s.as_ref(), &AD_HOC),
+        Statement::Explain(e) => too_deep(&e.statement),
+        // Refused as writes or settings before they are planned.
+        _ => None,
+    }
+}
+
+/// `statement` with its chains of AND and OR balanced (as in definitions),
+/// so a long list of alternatives is not refused as deep.
+fn balance(statement: &mut datafusion::sql::parser::Statement) {
+    use datafusion::sql::parser::Statement;
+    match statement {
+        Statement::Statement(s) => crate::compile::limits::balance_conditions(s.as_mut()),
+        Statement::Explain(e) => balance(&mut e.statement),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -954,11 +954,11 @@ fn subscription_deals_must_be_a_deterministic_condition_on_one_deal() {
         ("NULL", "is not a condition (its type is NULL)"),
         (
             "sum(amount) > 0",
-            "uses the aggregate `sum`, which is not about one deal",
+            "uses the aggregate `sum`: a governed expression reads only the fields of one row",
         ),
         (
             "random() < 0.5",
-            "calls `random`, which is not deterministic",
+            "calls `random`, whose value changes from call to call",
         ),
     ];
     for (sql, message) in cases {

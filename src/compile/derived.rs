@@ -43,14 +43,7 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
         .expr
         .as_deref()
         .ok_or_else(|| CanonError::definition(location.clone(), "a derived metric needs `expr`"))?;
-    // A read lock, not `ctx.state()`: that clones the whole session (every
-    // function registry), which dominated compile time.
-    let state_ref = engine.ctx.state_ref();
-    let state = state_ref.read();
-    let dialect = state.config().options().sql_parser.dialect;
-    let ast = state
-        .sql_to_expr_with_alias(sql, &dialect)
-        .map_err(|e| CanonError::definition(location.clone(), format!("in `{sql}`: {e}")))?;
+    let ast = super::sql_ast(engine, sql, &location)?;
     let mut names = Vec::new();
     let mut seen = BTreeSet::new();
     let _ = visit_expressions(&ast.expr, |e| {

@@ -225,12 +225,9 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
 fn qualifiers_in(engine: &Engine, sql: &str) -> BTreeSet<String> {
     use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
     let mut out = BTreeSet::new();
-    // A read lock, not `ctx.state()`: that clones the whole session (every
-    // function registry), which dominated compile time.
-    let state_ref = engine.ctx.state_ref();
-    let state = state_ref.read();
-    let dialect = state.config().options().sql_parser.dialect;
-    if let Ok(ast) = state.sql_to_expr_with_alias(sql, &dialect) {
+    // Any error is reported where the fragment itself is parsed.
+    let nowhere = crate::error::Location::new(std::path::PathBuf::new(), 1, 1);
+    if let Ok(ast) = super::sql_ast(engine, sql, &nowhere) {
         let _ = visit_expressions(&ast.expr, |e| {
             if let SqlExpr::CompoundIdentifier(parts) = e
                 && parts.len() > 1

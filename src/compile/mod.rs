@@ -8,6 +8,7 @@ pub mod cohort;
 pub mod conversion;
 pub mod derived;
 pub mod entity;
+pub mod limits;
 pub mod link_rules;
 pub mod plan;
 pub mod simple;
@@ -230,12 +231,11 @@ pub fn parse_scoped(
     let fail = |e: datafusion::error::DataFusionError| {
         located(format!("in `{sql}`: {}", clean_message(&e.to_string())))
     };
+    let mut ast = sql_ast(engine, sql, location)?;
     // A read lock, not `ctx.state()`: that clones the whole session (every
     // function registry), which dominated compile time.
     let state_ref = engine.ctx.state_ref();
     let state = state_ref.read();
-    let dialect = state.config().options().sql_parser.dialect;
-    let mut ast = state.sql_to_expr_with_alias(sql, &dialect).map_err(fail)?;
     if let Some(base) = base {
         let _ = visit_expressions_mut(&mut ast.expr, |e| {
             if let SqlExpr::Identifier(ident) = e {
@@ -254,9 +254,67 @@ pub fn parse_scoped(
     let expr = state
         .create_logical_expr_from_sql_expr(ast, schema)
         .map_err(fail)?;
+    if let Some(why) = limits::meaning_problem(&expr) {
+        return Err(located(format!("`{sql}` {why}")));
+    }
     expr.get_type(schema)
         .map_err(|e| located(format!("in `{sql}`: {}", clean_message(&e.to_string()))))?;
     Ok(expr)
+}
+
+/// `expr`, parsed from `sql`, when it is a yes/no condition (a filter, an
+/// exclusion's `when`): a number or a text there would pass planning and
+/// fail only when run, with the engine's words and no location.
+pub fn condition(expr: Expr, schema: &DFSchema, sql: &str, location: &Location) -> Result<Expr> {
+    use datafusion::arrow::datatypes::DataType;
+    match expr.get_type(schema)? {
+        DataType::Boolean | DataType::Null => Ok(expr),
+        other => Err(CanonError::definition(
+            location.clone(),
+            format!(
+                "`{sql}` is not a condition (its type is {other}): write a yes/no test, for example `{sql} IS NOT NULL` or `{sql} > 0`"
+            ),
+        )),
+    }
+}
+
+/// The syntax tree of one YAML SQL fragment, parsed only once its text is
+/// within [`limits::GOVERNED`] (a tree too deep to walk must never exist).
+pub fn sql_ast(
+    engine: &Engine,
+    sql: &str,
+    location: &Location,
+) -> Result<datafusion::sql::sqlparser::ast::ExprWithAlias> {
+    let located = |message: String| CanonError::definition(location.clone(), message);
+    if let Some(why) = limits::text_problem(sql, &limits::GOVERNED) {
+        return Err(located(why));
+    }
+    // A read lock, not `ctx.state()`: that clones the whole session (every
+    // function registry), which dominated compile time.
+    let state_ref = engine.ctx.state_ref();
+    let state = state_ref.read();
+    let dialect = state.config().options().sql_parser.dialect;
+    let mut ast = state
+        .sql_to_expr_with_alias(sql, &dialect)
+        .map_err(|e| located(format!("in `{sql}`: {}", clean_message(&e.to_string()))))?;
+    limits::balance_conditions(&mut ast.expr);
+    if let Some(why) = limits::depth_problem(&ast.expr, &limits::GOVERNED) {
+        return Err(located(format!("in `{}`: {why}", abbreviated(sql))));
+    }
+    Ok(ast)
+}
+
+/// `sql` as a message quotes it: whole when short, else its start and end
+/// (a 30 KiB expression would bury the message).
+fn abbreviated(sql: &str) -> String {
+    const KEEP: usize = 40;
+    let chars: Vec<char> = sql.chars().collect();
+    if chars.len() <= 2 * KEEP + 20 {
+        return sql.to_string();
+    }
+    let start: String = chars[..KEEP].iter().collect();
+    let end: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("{start} … {end}")
 }
 
 /// DataFusion's messages carry layers of context ("Schema error: ...",

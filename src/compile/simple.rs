@@ -386,13 +386,36 @@ async fn compile_windows(
             }
         };
         if let Some(f) = &metric.filter {
-            predicate = predicate.and(p(f, &at(&yaml_path!["filter"]))?);
+            let loc = at(&yaml_path!["filter"]);
+            predicate = predicate.and(super::condition(p(f, &loc)?, &schema, f, &loc)?);
         }
         frame = frame.filter(predicate)?;
 
         // The measured value of each row, converted to the base currency.
         let raw_value = match &measure.expr {
-            Some(e) => p(e, &at(&yaml_path!["measure", "expr"]))?,
+            Some(e) => {
+                let loc = at(&yaml_path!["measure", "expr"]);
+                let value = p(e, &loc)?;
+                // A sum or an average of text or dates would fail in the
+                // engine's planner, unlocated; a count counts anything.
+                let ty = value.get_type(&schema)?;
+                if measure.agg != crate::spec::Aggregation::Count
+                    && !(ty.is_numeric() || ty == DataType::Null)
+                {
+                    return Err(CanonError::definition(
+                        loc,
+                        format!(
+                            "`{e}` is not a number (its type is {ty}): `agg: {}` needs a numeric `measure.expr`",
+                            if measure.agg == crate::spec::Aggregation::Sum {
+                                "sum"
+                            } else {
+                                "avg"
+                            }
+                        ),
+                    ));
+                }
+                value
+            }
             None => lit(1i64),
         };
         let raw_for_detail = raw_value.clone();
@@ -447,7 +470,12 @@ async fn compile_windows(
             let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =
                 None;
             for x in &exclusions {
-                let w = p(&x.spec.when, &x.when_location)?;
+                let w = super::condition(
+                    p(&x.spec.when, &x.when_location)?,
+                    &schema,
+                    &x.spec.when,
+                    &x.when_location,
+                )?;
                 let label = lit(x.spec.name.clone());
                 case = Some(match case {
                     None => when(w, label),

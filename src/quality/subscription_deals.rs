@@ -12,9 +12,8 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::functions::expr_fn::coalesce;
-use datafusion::logical_expr::{Expr, ExprSchemable, Volatility, cast, col, lit};
+use datafusion::logical_expr::{Expr, ExprSchemable, cast, col, lit};
 use datafusion::prelude::DataFrame;
 
 use crate::compile::entity::entity_frame;
@@ -73,9 +72,10 @@ pub async fn validate(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
-/// The policy must be a boolean, non-aggregate, deterministic expression
-/// over the deal entity's own fields (the columns are already resolved
-/// against the entity's schema by the parser).
+/// The policy must be a condition over the deal entity's own fields (the
+/// parser has already resolved the columns against the entity's schema and
+/// refused what no governed expression may be: aggregates, subqueries,
+/// functions that are not deterministic).
 fn check(
     predicate: &Expr,
     schema: &DFSchema,
@@ -91,37 +91,6 @@ fn check(
             ),
         )
     };
-    let mut problem: Option<String> = None;
-    predicate.apply(|e| {
-        problem = match e {
-            Expr::AggregateFunction(f) => Some(format!(
-                "uses the aggregate `{}`, which is not about one deal",
-                f.func.name()
-            )),
-            Expr::WindowFunction(_) => {
-                Some("uses a window function, which is not about one deal".to_string())
-            }
-            Expr::ScalarFunction(f) if f.func.signature().volatility != Volatility::Immutable => {
-                Some(format!(
-                    "calls `{}`, which is not deterministic (the rate would change from run to run)",
-                    f.func.name()
-                ))
-            }
-            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
-                Some("reads a subquery, not the deal's fields".to_string())
-            }
-            Expr::Placeholder(_) => Some("has a placeholder".to_string()),
-            _ => None,
-        };
-        Ok(if problem.is_some() {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    })?;
-    if let Some(why) = problem {
-        return Err(located(why));
-    }
     let ty = predicate.get_type(schema)?;
     if ty != DataType::Boolean {
         let ty = match ty {

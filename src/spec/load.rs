@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::limits;
 use super::locate::{LazyIndex, Step};
 use super::{MetricFileSpec, ModelFileSpec, ProjectSpec};
 use crate::error::{CanonError, Diagnostic, Location, Result};
@@ -112,18 +113,84 @@ fn read_yaml<T: DeserializeOwned>(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<SourceFile<T>> {
     let display_path = path.strip_prefix(root).unwrap_or(path).to_path_buf();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            diagnostics.push(Diagnostic {
-                location: Location::new(display_path, 1, 1),
-                message: format!("cannot read: {e}"),
-            });
-            return None;
-        }
+    let parsed = match read_bytes(path) {
+        Ok(bytes) => parse_definition(display_path.clone(), bytes),
+        Err(message) => Err(Diagnostic {
+            location: Location::new(display_path, 1, 1),
+            message,
+        }),
     };
+    parsed.map_err(|d| diagnostics.push(d)).ok()
+}
+
+/// A definition file's bytes, when it is a regular file within
+/// [`limits::MAX_FILE_BYTES`]; its size is known before it is read.
+fn read_bytes(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read: {e}");
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    // A pipe or device would block the read or never end.
+    if meta.is_dir() {
+        return Err("is a folder, not a YAML file".to_string());
+    }
+    if !meta.is_file() {
+        return Err(
+            "is not a regular file (a pipe or a device): a definition is a YAML file".to_string(),
+        );
+    }
+    if meta.len() > limits::MAX_FILE_BYTES {
+        return Err(limits::size_message(meta.len()));
+    }
+    // `take` guards a file that grows between the two calls.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(cannot)?,
+            limits::MAX_FILE_BYTES + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(cannot)?;
+    if bytes.len() as u64 > limits::MAX_FILE_BYTES {
+        return Err(limits::size_message(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Parses one definition file's bytes into `T`, or the first thing wrong
+/// with it, located. Bounded in time by the file's size: a byte that is not
+/// UTF-8 is located where it is (not at 1:1), a UTF-8 byte order mark (which
+/// some Windows editors write) is dropped, and nesting past
+/// [`limits::MAX_DEPTH`] is refused before serde_yaml, whose time grows with
+/// the square of the depth, reads the text.
+pub fn parse_definition<T: DeserializeOwned>(
+    display_path: PathBuf,
+    bytes: Vec<u8>,
+) -> std::result::Result<SourceFile<T>, Diagnostic> {
+    let at = |line: usize, column: usize, message: String| Diagnostic {
+        location: Location::new(display_path.clone(), line, column),
+        message,
+    };
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let bytes = e.into_bytes();
+        let (line, column) = limits::position_of(&bytes, offset);
+        at(
+            line,
+            column,
+            format!(
+                "byte 0x{:02X} is not UTF-8: definition files are UTF-8 text",
+                bytes[offset]
+            ),
+        )
+    })?;
+    if text.starts_with('\u{feff}') {
+        text.remove(0);
+    }
+    if let Some(b) = limits::depth_breach(&text) {
+        return Err(at(b.line, b.column, b.message));
+    }
     match serde_yaml::from_str::<T>(&text) {
-        Ok(spec) => Some(SourceFile {
+        Ok(spec) => Ok(SourceFile {
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
             index: std::sync::Arc::new(LazyIndex::new(text)),
             display_path,
@@ -134,11 +201,7 @@ fn read_yaml<T: DeserializeOwned>(
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((1, 1));
-            diagnostics.push(Diagnostic {
-                location: Location::new(display_path, line, column),
-                message: strip_position_suffix(&e.to_string()),
-            });
-            None
+            Err(at(line, column, strip_position_suffix(&e.to_string())))
         }
     }
 }

@@ -6,6 +6,7 @@
 //! checks live in `validate`, which uses [`locate`] to point back at the
 //! offending YAML node.
 
+pub mod limits;
 pub mod load;
 pub mod locate;
 

@@ -57,8 +57,7 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .truncate(OPPORTUNITY, 100_000)
             .run_args(&["sql", "SELECT count(*) FROM crm.opportunity"])
-            .exits(1)
-            .pending("finding: canon sql names no table or file for a corrupt file"),
+            .exits(1),
         case("unreadable_parquet_file", Data)
             .with_data()
             .chmod(ACCOUNT, 0o000)

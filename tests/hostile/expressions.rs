@@ -29,18 +29,15 @@ pub fn cases() -> Vec<Case> {
         case("filter_that_is_not_a_condition", Expressions)
             .replace(SALES, BOOKINGS_FILTER, "    filter: amount\n")
             .run("validate --no-data")
-            .exits(1)
-            .pending("finding: validate passes a filter that is not a condition (the query fails with an unlocated engine message)"),
+            .exits(1),
         case("aggregate_in_a_filter", Expressions)
             .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND sum(amount) > 0\"\n")
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: governed expressions are scalar (validate passes it; the query fails with an unlocated engine message)"),
+            .exits(1),
         case("sum_of_a_text_field", Expressions)
             .replace(SALES, "      expr: amount\n", "      expr: name\n")
             .run("validate --no-data")
-            .exits(1)
-            .pending("finding: exit 2 with DataFusion's internal error, no location"),
+            .exits(1),
         case("time_field_that_is_not_a_date", Expressions)
             .replace(SALES, "    time: close_date\n", "    time: deal_type\n")
             .run("validate --no-data")
@@ -108,13 +105,11 @@ pub fn cases() -> Vec<Case> {
         case("random_in_a_filter", Expressions)
             .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND random() < 0.5\"\n")
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: governed expressions are deterministic (two runs gave two numbers)"),
+            .exits(1),
         case("now_in_a_filter", Expressions)
             .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND close_date < now()\"\n")
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: governed expressions are deterministic"),
+            .exits(1),
         case("subquery_over_values_in_a_filter", Expressions)
             .replace(
                 SALES,
@@ -122,8 +117,7 @@ pub fn cases() -> Vec<Case> {
                 "    filter: \"is_won AND deal_type IN (SELECT column1 FROM (VALUES ('New Business')))\"\n",
             )
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: governed expressions are scalar (no subquery)"),
+            .exits(1),
         case("subquery_over_range_in_a_filter", Expressions)
             .replace(
                 SALES,
@@ -131,28 +125,51 @@ pub fn cases() -> Vec<Case> {
                 "    filter: \"is_won AND EXISTS (SELECT 1 FROM range(10))\"\n",
             )
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: governed expressions are scalar (no table function)"),
+            .exits(1),
         case("filter_of_ten_thousand_terms", Expressions)
             .generate(SALES, || sales_with_filter(&format!("is_won AND 1{} > 0", " + 1".repeat(10_000))))
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: expression size and depth (a stack overflow, exit 134, today)"),
+            .exits(1),
         case("filter_of_ten_thousand_or_terms", Expressions)
             .generate(SALES, || {
                 let terms: Vec<String> = (0..10_000).map(|i| format!("deal_id = 'D{i}'")).collect();
                 sales_with_filter(&format!("is_won AND ({})", terms.join(" OR ")))
             })
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: expression size and depth (a stack overflow, exit 134, today)"),
+            .exits(1),
         case("filter_in_ten_thousand_parentheses", Expressions)
             .generate(SALES, || {
                 sales_with_filter(&format!("{}is_won{}", "(".repeat(10_000), ")".repeat(10_000)))
             })
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: expression bracket depth"),
+            .exits(1),
+        // Inside the limits: `is_won AND (` + 490 terms `deal_id <> 'xN'`
+        // joined by AND + `)` is 3 + 490 × 3 + 489 + 1 = 1,963 tokens; the
+        // chain is balanced (10 levels, not 490) and true for every real
+        // deal, so FY2026-Q1 bookings are the sample's own.
+        case("and_chain_just_inside_the_token_limit_is_answered", Expressions)
+            .with_data()
+            .generate(SALES, || {
+                let terms: Vec<String> = (0..490).map(|i| format!("deal_id <> 'x{i}'")).collect();
+                sales_with_filter(&format!("is_won AND ({})", terms.join(" AND ")))
+            })
+            .run("query bookings --period FY2026-Q1 --format csv")
+            .with_stdout()
+            .exits(0),
+        // 480 terms `deal_id = 'Dn'` joined by OR (1,923 tokens): balanced,
+        // 10 levels deep.
+        case("or_chain_just_inside_the_token_limit_validates", Expressions)
+            .generate(SALES, || {
+                let terms: Vec<String> = (0..480).map(|i| format!("deal_id = 'D{i}'")).collect();
+                sales_with_filter(&format!("is_won AND ({})", terms.join(" OR ")))
+            })
+            .run("validate --no-data")
+            .exits(0),
+        // 200 terms of `+ 1`: 406 tokens, but 201 levels deep, past 128.
+        case("filter_nested_deeper_than_the_limit", Expressions)
+            .generate(SALES, || sales_with_filter(&format!("is_won AND (1{}) > 0", " + 1".repeat(200))))
+            .run("validate --no-data")
+            .exits(1),
         case("division_by_zero_names_the_metric", Expressions)
             .with_data()
             .replace(SALES, "      expr: amount\n", "      expr: amount / 0\n")
@@ -162,8 +179,7 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND CAST(name AS INT) > 0\"\n")
             .run("query bookings --period FY2026-Q1")
-            .exits(1)
-            .pending("finding: a cast failing in a filter is evaluated inside the Parquet scan (a pushed-down predicate), so the error is a Parquet error: blame skips it as a decode error and Engine::located finds no damaged file, leaving `query engine: Parquet error: … CastError(…)` with no metric or location (a cast in measure.expr is blamed)"),
+            .exits(1),
     ]
 }
 

@@ -797,10 +797,23 @@ pub fn render(case: &Case, outcome: &Outcome) -> String {
         .args
         .iter()
         .map(|a| {
+            // A generated argument of thousands of terms is shown by its
+            // ends and its length, so the snapshot stays readable.
+            let chars: Vec<char> = a.chars().collect();
+            let a = if chars.len() > 200 {
+                format!(
+                    "{} … ({} characters) … {}",
+                    chars[..80].iter().collect::<String>(),
+                    chars.len(),
+                    chars[chars.len() - 40..].iter().collect::<String>()
+                )
+            } else {
+                a.clone()
+            };
             if a.contains(char::is_whitespace) {
                 format!("\"{a}\"")
             } else {
-                a.clone()
+                a
             }
         })
         .collect();

@@ -139,6 +139,36 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .run_args(&["sql", "SELEC 1"])
             .exits(2),
+        // 30,000 terms: 60,001 tokens, over `canon sql`'s 20,000 (a tree
+        // that deep overflowed the stack before any limit).
+        case("sql_of_thirty_thousand_terms", Requests)
+            .with_data()
+            .run_args(&["sql", &format!("SELECT 1{} AS n", " + 1".repeat(30_000))])
+            .exits(2),
+        // 300 terms of `+ 1`: 601 tokens, but an expression 301 levels
+        // deep, past `canon sql`'s 256 (planning time grows with the
+        // square of the depth: 9,000 levels ran 22 s, then overflowed).
+        case("sql_nested_deeper_than_the_limit", Requests)
+            .with_data()
+            .run_args(&["sql", &format!("SELECT 1{} AS n", " + 1".repeat(300))])
+            .exits(2),
+        // 1,000 alternatives joined by OR are balanced, 11 levels deep, and
+        // answered: every opportunity has an id, so the count is all 4,547 rows
+        // (`SELECT count(*) FROM crm.opportunity`).
+        case("sql_or_chain_of_a_thousand_terms_is_answered", Requests)
+            .with_data()
+            .run_args(&[
+                "sql",
+                &format!(
+                    "SELECT count(*) AS n FROM crm.opportunity WHERE id IS NOT NULL OR {}",
+                    (1..1_000)
+                        .map(|i| format!("id = 'x{i}'"))
+                        .collect::<Vec<_>>()
+                        .join(" OR ")
+                ),
+            ])
+            .with_stdout()
+            .exits(0),
         case("duplicate_slice_in_by", Requests)
             .with_data()
             .run("query bookings --period FY2026-Q1 --by deal_type,deal_type")

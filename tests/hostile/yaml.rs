@@ -146,8 +146,7 @@ pub fn cases() -> Vec<Case> {
                 "\u{feff}domain: x\ndescription: y\nmetrics: []\n",
             )
             .run("validate --no-data")
-            .exits(0)
-            .pending("finding: a UTF-8 byte order mark reads as \"more than one document\" at 1:1"),
+            .exits(0),
         case("scale_of_forty_decimals", Yaml)
             .with_data()
             .replace(SALES, "    scale: 2\n", "    scale: 40\n")
@@ -176,28 +175,24 @@ pub fn cases() -> Vec<Case> {
         case("non_utf8_bytes_are_located", Yaml)
             .generate(SALES, sales_with_a_latin1_byte)
             .run("validate --no-data")
-            .exits(1)
-            .pending("finding: non-UTF-8 bytes are still located at 1:1 (`cannot read: stream did not contain valid UTF-8`); the byte is at 5:19, and no merged fix locates it"),
+            .exits(1),
         case("yaml_brackets_nested_100000_deep", Yaml)
             .generate("metrics/deep.yaml", || nested("[", "]", 100_000))
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: YAML nesting depth (52 s today)"),
+            .exits(1),
         case("yaml_maps_nested_100000_deep", Yaml)
             .generate("metrics/deep.yaml", || nested("{a: ", "}", 100_000))
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: YAML nesting depth (past 60 s today)"),
+            .exits(1),
         case("yaml_file_of_100_mib", Yaml)
             .generate("metrics/huge.yaml", huge_description)
             .run("validate --no-data")
-            .exits(1)
-            .pending("limits: YAML file size limit"),
+            .exits(1),
     ]
 }
 
 /// The sample's sales.yaml with `é` in bookings' label written in Latin-1
-/// (one byte 0xE9): line 5, column 19.
+/// (one byte 0xE9): line 5, column 22 (`    label: Bookings r` is 21 characters).
 fn sales_with_a_latin1_byte() -> Vec<u8> {
     let text = std::fs::read_to_string(super::common::repo().join(SALES)).unwrap();
     let text = text.replacen(
