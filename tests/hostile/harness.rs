@@ -229,6 +229,8 @@ impl Case {
         self.slow = true;
         self
     }
+    // No case is pending today; kept for the next finding.
+    #[allow(dead_code)]
     pub fn pending(mut self, why: &'static str) -> Case {
         self.pending = Some(why);
         self
