@@ -94,6 +94,7 @@ impl Catalog {
         if let Some(problem) = crate::currency::check_base(&files.project) {
             diags.push(problem);
         }
+        diags.extend(engine_problems(&files.project));
         let mut sources = BTreeMap::new();
         let mut entities: BTreeMap<String, EntityId> = BTreeMap::new();
         let mut systems: BTreeMap<&str, usize> = BTreeMap::new();
@@ -489,6 +490,45 @@ impl Catalog {
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default()
     }
+}
+
+/// The most partitions a plan may be split into: past a few per core only
+/// overhead grows (20,000 took the whole machine's memory).
+pub const MAX_TARGET_PARTITIONS: usize = 256;
+
+/// The highest `engine.max_buckets` canon accepts: a hundred thousand
+/// buckets (270 years of days) already take seconds to plan and run.
+pub const MAX_BUCKETS_CEILING: u64 = 100_000;
+
+/// canon.yaml `engine:` settings outside what canon can run with.
+fn engine_problems(project: &SourceFile<crate::spec::ProjectSpec>) -> Vec<Diagnostic> {
+    let engine = &project.spec.engine;
+    let mut out = Vec::new();
+    if let Some(n) = engine.target_partitions
+        && !(1..=MAX_TARGET_PARTITIONS).contains(&n)
+    {
+        out.push(diag(
+            project.at(&yaml_path!["engine", "target_partitions"]),
+            format!("engine.target_partitions must be 1 to {MAX_TARGET_PARTITIONS} (the default is twice the machine's cores)"),
+        ));
+    }
+    match engine.max_buckets {
+        Some(0) => out.push(diag(
+            project.at(&yaml_path!["engine", "max_buckets"]),
+            "engine.max_buckets must be at least 1 (it bounds the buckets of one request)"
+                .to_string(),
+        )),
+        Some(n) if n > MAX_BUCKETS_CEILING => out.push(diag(
+            project.at(&yaml_path!["engine", "max_buckets"]),
+            format!(
+                "engine.max_buckets must be at most {} (the default is {}; it bounds the buckets of one request)",
+                crate::decimal::Dec::from_int(MAX_BUCKETS_CEILING as i64).grouped(),
+                crate::decimal::Dec::from_int(crate::compile::DEFAULT_MAX_BUCKETS as i64).grouped()
+            ),
+        )),
+        _ => {}
+    }
+    out
 }
 
 fn diag(location: Location, message: String) -> Diagnostic {

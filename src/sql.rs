@@ -208,13 +208,16 @@ pub fn tsv(batches: &[RecordBatch]) -> Result<String> {
     Ok(out)
 }
 
-/// Why `statement` nests expressions deeper than `canon sql` allows, checked
-/// on the parser's tree before DataFusion plans it.
+/// Why `statement` nests expressions deeper, or reads more relations, than
+/// `canon sql` allows, checked on the parser's tree before DataFusion plans
+/// it.
 fn too_deep(statement: &datafusion::sql::parser::Statement) -> Option<String> {
-    use crate::compile::limits::{AD_HOC, depth_problem};
+    use crate::compile::limits::{AD_HOC, depth_problem, relations_problem};
     use datafusion::sql::parser::Statement;
     match statement {
-        Statement::Statement(s) => depth_problem(s.as_ref(), &AD_HOC),
+        Statement::Statement(s) => {
+            depth_problem(s.as_ref(), &AD_HOC).or_else(|| relations_problem(s.as_ref(), &AD_HOC))
+        }
         Statement::Explain(e) => too_deep(&e.statement),
         // Refused as writes or settings before they are planned.
         _ => None,

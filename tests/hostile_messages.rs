@@ -107,16 +107,18 @@ fn failed_cast_names_the_metric_and_its_expression() {
 }
 
 // Each amount times 10^33 is past the 38 digits (2 decimals) of money:
-// D2's EUR 1000.00 × 10^33 at 0.800000 is 1.25 × 10^36 USD, above
-// 10^36 − 0.01 (the float literal makes it 1249999…684.80). The query
-// fails, and measure.expr, the expression computing the value, is blamed.
+// D2's EUR 1000.00 × 10^33 = 10^36 does not fit DECIMAL(38, 2), whose
+// largest value is 10^36 − 0.01 (the float literal makes the product a
+// float, so the cast written to make it a decimal is what fails; a float
+// measure alone is refused before any data is read). The query fails, and
+// measure.expr, the expression computing the value, is blamed.
 #[test]
 fn a_decimal_overflow_points_at_the_measure() {
     let (p, data) = (project(), company());
     edit(
         &p.path().join("metrics/sales.yaml"),
         BOOKINGS_MEASURE,
-        "      expr: \"amount * 1000000000000000000000000000000000\"\n",
+        "      expr: \"CAST(amount * 1000000000000000000000000000000000 AS DECIMAL(38, 2))\"\n",
     );
     let out = canon(
         p.path(),

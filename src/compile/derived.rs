@@ -76,6 +76,25 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
             }
         }
     }
+    // The whole expression over its inputs typed as `evaluate` gives them,
+    // so `validate` refuses what the query would (a subquery, `random()`,
+    // an aggregate) and a value that is not a number.
+    let schema = datafusion::common::DFSchema::try_from(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Decimal128(38, INPUT_SCALE), true))
+            .collect::<Vec<_>>(),
+    ))?;
+    let expr = parse_expr(engine, sql, &schema, &location)?;
+    let ty = datafusion::logical_expr::ExprSchemable::get_type(&expr, &schema)?;
+    if !(ty.is_numeric() || ty == DataType::Null) {
+        return Err(CanonError::definition(
+            location,
+            format!(
+                "`{sql}` is not a number (its type is {ty}): a derived metric's `expr` computes a number from its inputs"
+            ),
+        ));
+    }
     Ok(names)
 }
 

@@ -41,6 +41,13 @@ pub struct TextLimits {
     /// overflowed a 64 MiB stack after 22 s); 128 levels take a tenth of a
     /// second. Checked on the parser's tree, before DataFusion sees it.
     pub depth: usize,
+    /// Query blocks (`SELECT`s): a chain of 3,000 `UNION ALL SELECT 1`
+    /// took 45 s to plan and 6,600 overflowed the stack; a CTE chain of
+    /// 2,200 took 1.6 GB. Unbounded for governed expressions, which may hold
+    /// none at all (see [`meaning_problem`]).
+    pub queries: usize,
+    /// Relations read: 1,000 comma-joined subqueries took 117 s to plan.
+    pub relations: usize,
 }
 
 /// An expression in a definition. The sample's longest is under 200 bytes
@@ -51,6 +58,8 @@ pub const GOVERNED: TextLimits = TextLimits {
     tokens: 2_000,
     brackets: 32,
     depth: 128,
+    queries: usize::MAX,
+    relations: usize::MAX,
 };
 
 /// A statement given to `canon sql`: ad hoc, so roomier, but still bounded
@@ -61,6 +70,8 @@ pub const AD_HOC: TextLimits = TextLimits {
     tokens: 20_000,
     brackets: 64,
     depth: 256,
+    queries: 64,
+    relations: 64,
 };
 
 /// Why `sql` is over `limits`, or None when it is within them. A text the
@@ -76,25 +87,56 @@ pub fn text_problem(sql: &str, limits: &TextLimits) -> Option<String> {
             n(limits.bytes)
         ));
     }
-    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
-    let mut count = 0usize;
+    let tokens: Vec<Token> = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .ok()?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let count = tokens.len();
+    let queries = tokens
+        .iter()
+        .filter(|t| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case("SELECT")))
+        .count();
+    if queries > limits.queries {
+        return Some(format!(
+            "the text has {} SELECTs; {} is limited to {}",
+            n(queries),
+            limits.what,
+            n(limits.queries)
+        ));
+    }
+    // Brackets, and the nesting of data types, which the parser also reads
+    // by recursion: `ARRAY<ARRAY<…>>` (and STRUCT, MAP) and `INT[][]…`
+    // (a run of empty pairs), which 800 levels deep overflowed the stack.
     let mut depth = 0usize;
     let mut deepest = 0usize;
-    for token in &tokens {
+    let mut angles = 0usize;
+    let mut empty_pairs = 0usize;
+    for (i, token) in tokens.iter().enumerate() {
+        let after_type_word = i > 0
+            && matches!(&tokens[i - 1], Token::Word(w)
+                if ["ARRAY", "STRUCT", "MAP"].iter().any(|k| w.value.eq_ignore_ascii_case(k)));
         match token {
-            Token::Whitespace(_) => continue,
-            Token::LParen | Token::LBracket | Token::LBrace => {
-                depth += 1;
-                deepest = deepest.max(depth);
+            Token::LBracket if matches!(tokens.get(i + 1), Some(Token::RBracket)) => {
+                empty_pairs += 1;
+                deepest = deepest.max(depth + angles + empty_pairs);
+                continue;
             }
+            Token::RBracket if i > 0 && matches!(tokens[i - 1], Token::LBracket) => continue,
+            Token::LParen | Token::LBracket | Token::LBrace => depth += 1,
             Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+            Token::Lt if after_type_word => angles += 1,
+            Token::Gt if angles > 0 => angles -= 1,
+            Token::ShiftRight if angles > 0 => angles = angles.saturating_sub(2),
             _ => {}
         }
-        count += 1;
+        empty_pairs = 0;
+        deepest = deepest.max(depth + angles);
     }
     if deepest > limits.brackets {
         return Some(format!(
-            "brackets nest {} deep; {} is limited to {} levels",
+            "brackets (or data types) nest {} deep; {} is limited to {} levels",
             n(deepest),
             limits.what,
             n(limits.brackets)
@@ -142,6 +184,39 @@ pub fn depth_problem(node: &impl Visit, limits: &TextLimits) -> Option<String> {
         format!(
             "the expression nests more than {} levels deep, the limit for {} (each operator of a chain is a level, except AND and OR, whose chains are balanced first)",
             limits.depth, limits.what
+        )
+    })
+}
+
+/// Why the syntax tree `node` reads more relations (tables, subqueries,
+/// table functions) than `limits` allows, or None.
+pub fn relations_problem(node: &impl Visit, limits: &TextLimits) -> Option<String> {
+    struct Relations {
+        seen: usize,
+        limit: usize,
+    }
+    impl Visitor for Relations {
+        type Break = ();
+        fn pre_visit_table_factor(
+            &mut self,
+            _: &datafusion::sql::sqlparser::ast::TableFactor,
+        ) -> ControlFlow<()> {
+            self.seen += 1;
+            if self.seen > self.limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    let mut relations = Relations {
+        seen: 0,
+        limit: limits.relations,
+    };
+    node.visit(&mut relations).is_break().then(|| {
+        format!(
+            "the statement reads more than {} relations, the limit for {}",
+            limits.relations, limits.what
         )
     })
 }
@@ -204,10 +279,55 @@ pub fn meaning_problem(expr: &Expr) -> Option<String> {
     problem
 }
 
+/// Functions declared immutable whose value still depends on where canon
+/// runs.
+const READS_THE_ENVIRONMENT: &[&str] = &["version"];
+
+/// The value of an integer literal.
+fn literal_integer(e: &Expr) -> Option<i64> {
+    use datafusion::common::ScalarValue::*;
+    match e {
+        Expr::Literal(Int64(Some(n)), _) => Some(*n),
+        Expr::Literal(Int32(Some(n)), _) => Some(i64::from(*n)),
+        Expr::Literal(Int16(Some(n)), _) => Some(i64::from(*n)),
+        Expr::Literal(Int8(Some(n)), _) => Some(i64::from(*n)),
+        _ => None,
+    }
+}
+
+/// Functions whose result is as long as their second argument says.
+const SIZED_BY_ARGUMENT: &[&str] = &["lpad", "rpad", "repeat"];
+
+/// The longest result such a function may be asked for.
+const MAX_PADDED: i64 = 10_000;
+
 fn node_problem(e: &Expr) -> Option<String> {
     const SAME: &str = "a governed expression must give the same value for the same row every time";
     const ONE_ROW: &str = "a governed expression reads only the fields of one row";
     Some(match e {
+        // DataFusion declares `version()` immutable, but its value is the
+        // engine's build and platform, which no fingerprint includes.
+        Expr::ScalarFunction(f) if READS_THE_ENVIRONMENT.contains(&f.func.name()) => format!(
+            "calls `{}`, whose value depends on the machine that runs it: {SAME}",
+            f.func.name()
+        ),
+        // A result as long as an argument says: `lpad(name, 21474836)` made
+        // 21 MB per row, past any memory pool (the pool counts operators'
+        // buffers, not a function's output). A literal length up to
+        // MAX_PADDED is allowed.
+        Expr::ScalarFunction(f)
+            if SIZED_BY_ARGUMENT.contains(&f.func.name())
+                && !f
+                    .args
+                    .get(1)
+                    .and_then(literal_integer)
+                    .is_some_and(|n| (0..=MAX_PADDED).contains(&n)) =>
+        {
+            format!(
+                "calls `{}` with a length that is not a number from 0 to {MAX_PADDED}: its result would be as long as the data says",
+                f.func.name()
+            )
+        }
         Expr::ScalarFunction(f) => match f.func.signature().volatility {
             Volatility::Immutable => return None,
             Volatility::Stable => format!(
@@ -270,11 +390,33 @@ mod tests {
     fn bracket_depth_counts_nesting_not_pairs() {
         let deep = format!("{}x{}", "(".repeat(33), ")".repeat(33));
         let m = text_problem(&deep, &GOVERNED).unwrap();
-        assert!(m.starts_with("brackets nest 33 deep;"), "{m}");
+        assert!(
+            m.starts_with("brackets (or data types) nest 33 deep;"),
+            "{m}"
+        );
         assert_eq!(
             text_problem(&format!("{}x{}", "(".repeat(32), ")".repeat(32)), &GOVERNED),
             None
         );
+        // Data types nest as deep as the brackets they are written with.
+        let m = text_problem(
+            &format!("CAST(amount AS INT{}) IS NULL", "[]".repeat(40)),
+            &GOVERNED,
+        )
+        .unwrap();
+        assert!(
+            m.starts_with("brackets (or data types) nest 41 deep;"),
+            "{m}"
+        );
+        let nested = format!("CAST(x AS {}INT{})", "ARRAY<".repeat(40), ">".repeat(40));
+        let m = text_problem(&nested, &GOVERNED).unwrap();
+        assert!(
+            m.starts_with("brackets (or data types) nest 41 deep;"),
+            "{m}"
+        );
+        // A comparison is not a type: 100 of them are one level.
+        let comparisons = vec!["a < b"; 100].join(" AND ");
+        assert_eq!(text_problem(&comparisons, &GOVERNED), None);
         // 100 pairs side by side are one level.
         let wide = vec!["(x)"; 100].join(" + ");
         assert_eq!(text_problem(&wide, &GOVERNED), None);

@@ -138,19 +138,14 @@ pub fn check_bucket_limit(catalog: &crate::catalog::Catalog, request: &Request) 
     let Some(grain) = request.grain else {
         return Ok(());
     };
-    let limit = match catalog.files.project.spec.engine.max_buckets {
-        None => DEFAULT_MAX_BUCKETS,
-        Some(0) => {
-            return Err(CanonError::definition(
-                catalog
-                    .files
-                    .project
-                    .at(&crate::yaml_path!["engine", "max_buckets"]),
-                "engine.max_buckets must be at least 1 (it bounds the buckets of one request)",
-            ));
-        }
-        Some(n) => n,
-    };
+    // canon.yaml's value was checked with the catalog (1 to 100,000).
+    let limit = catalog
+        .files
+        .project
+        .spec
+        .engine
+        .max_buckets
+        .unwrap_or(DEFAULT_MAX_BUCKETS);
     let cal = &catalog.calendar;
     let count = cal.bucket_count(&request.period, grain);
     if count <= limit {
@@ -229,7 +224,11 @@ pub fn parse_scoped(
 ) -> Result<Expr> {
     let located = |message: String| CanonError::definition(location.clone(), message);
     let fail = |e: datafusion::error::DataFusionError| {
-        located(format!("in `{sql}`: {}", clean_message(&e.to_string())))
+        located(format!(
+            "in `{}`: {}",
+            abbreviated(sql),
+            clean_message(&e.to_string())
+        ))
     };
     let mut ast = sql_ast(engine, sql, location)?;
     // A read lock, not `ctx.state()`: that clones the whole session (every
@@ -255,10 +254,15 @@ pub fn parse_scoped(
         .create_logical_expr_from_sql_expr(ast, schema)
         .map_err(fail)?;
     if let Some(why) = limits::meaning_problem(&expr) {
-        return Err(located(format!("`{sql}` {why}")));
+        return Err(located(format!("`{}` {why}", abbreviated(sql))));
     }
-    expr.get_type(schema)
-        .map_err(|e| located(format!("in `{sql}`: {}", clean_message(&e.to_string()))))?;
+    expr.get_type(schema).map_err(|e| {
+        located(format!(
+            "in `{}`: {}",
+            abbreviated(sql),
+            clean_message(&e.to_string())
+        ))
+    })?;
     Ok(expr)
 }
 
@@ -296,7 +300,19 @@ pub fn sql_ast(
     let dialect = state.config().options().sql_parser.dialect;
     let mut ast = state
         .sql_to_expr_with_alias(sql, &dialect)
-        .map_err(|e| located(format!("in `{sql}`: {}", clean_message(&e.to_string()))))?;
+        .map_err(|e| {
+            let message = clean_message(&e.to_string());
+            // sqlparser's own guard on its recursion (NOT NOT …, - - …,
+            // nested calls), in words.
+            let message = if message.contains("RecursionLimitExceeded")
+                || message.contains("recursion limit exceeded")
+            {
+                "the expression nests deeper than the SQL parser allows (50 levels of NOT, unary minus or nested calls)".to_string()
+            } else {
+                message
+            };
+            located(format!("in `{}`: {message}", abbreviated(sql)))
+        })?;
     limits::balance_conditions(&mut ast.expr);
     if let Some(why) = limits::depth_problem(&ast.expr, &limits::GOVERNED) {
         return Err(located(format!("in `{}`: {why}", abbreviated(sql))));

@@ -399,6 +399,14 @@ async fn compile_windows(
                 // A sum or an average of text or dates would fail in the
                 // engine's planner, unlocated; a count counts anything.
                 let ty = value.get_type(&schema)?;
+                if measure.agg != crate::spec::Aggregation::Count && ty.is_floating() {
+                    return Err(CanonError::definition(
+                        loc,
+                        format!(
+                            "`{e}` is a floating-point number ({ty}): a governed sum or average is exact, so cast it, for example `CAST({e} AS DECIMAL(18, 2))`"
+                        ),
+                    ));
+                }
                 if measure.agg != crate::spec::Aggregation::Count
                     && !(ty.is_numeric() || ty == DataType::Null)
                 {

@@ -170,6 +170,32 @@ pub fn cases() -> Vec<Case> {
             .generate(SALES, || sales_with_filter(&format!("is_won AND (1{}) > 0", " + 1".repeat(200))))
             .run("validate --no-data")
             .exits(1),
+        // Data types nest like brackets: 800 `[]` overflowed the parser's
+        // stack when the query ran (validate passed it).
+        case("cast_to_a_type_nested_800_deep", Expressions)
+            .generate(SALES, || sales_with_filter(&format!("is_won AND CAST(amount AS INT{}) IS NULL", "[]".repeat(800))))
+            .run("validate --no-data")
+            .exits(1),
+        case("version_in_a_filter", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND version() LIKE '%x86_64%'\"\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("padding_to_a_length_from_the_data", Expressions)
+            .replace(SALES, BOOKINGS_FILTER, "    filter: \"is_won AND length(lpad(name, 21474836)) > 0\"\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("sum_of_a_floating_point_measure", Expressions)
+            .replace(SALES, "      expr: amount\n", "      expr: amount / 7e0\n")
+            .run("validate --no-data")
+            .exits(1),
+        case("derived_metric_with_random", Expressions)
+            .replace(SALES, "new_bookings / nullif(bookings, 0)", "new_bookings / nullif(bookings, 0) * random()")
+            .run("validate --no-data")
+            .exits(1),
+        case("derived_metric_that_is_text", Expressions)
+            .replace(SALES, "    expr: new_bookings / nullif(bookings, 0)\n", "    expr: \"new_bookings || 'x'\"\n")
+            .run("validate --no-data")
+            .exits(1),
         case("division_by_zero_names_the_metric", Expressions)
             .with_data()
             .replace(SALES, "      expr: amount\n", "      expr: amount / 0\n")

@@ -169,6 +169,32 @@ pub fn cases() -> Vec<Case> {
             ])
             .with_stdout()
             .exits(0),
+        // 3,000 query blocks took 45 s to plan; 6,600 overflowed the stack.
+        case("sql_union_of_three_thousand_selects", Requests)
+            .with_data()
+            .run_args(&["sql", &vec!["SELECT 1 AS n"; 3_000].join(" UNION ALL ")])
+            .exits(2),
+        // 1,000 relations (here plain tables, no SELECT each) took minutes.
+        case("sql_of_a_thousand_comma_joins", Requests)
+            .with_data()
+            .run_args(&[
+                "sql",
+                &format!(
+                    "SELECT 1 AS n FROM {} LIMIT 0",
+                    (0..1_000)
+                        .map(|i| format!("crm.opportunity o{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ])
+            .exits(2),
+        case("sql_cast_to_a_type_nested_3000_deep", Requests)
+            .with_data()
+            .run_args(&[
+                "sql",
+                &format!("SELECT CAST(1 AS INT{}) AS n", "[]".repeat(3_000)),
+            ])
+            .exits(2),
         case("duplicate_slice_in_by", Requests)
             .with_data()
             .run("query bookings --period FY2026-Q1 --by deal_type,deal_type")

@@ -184,6 +184,36 @@ pub fn cases() -> Vec<Case> {
             .generate("metrics/deep.yaml", || nested("{a: ", "}", 100_000))
             .run("validate --no-data")
             .exits(1),
+        // A tab inside a flow sequence: yaml-rust2 refuses the text, which
+        // serde_yaml reads (48 s for this file before the depth was bounded
+        // without yaml-rust2 too).
+        case("yaml_tab_then_brackets_nested_100000_deep", Yaml)
+            .generate("metrics/deep.yaml", || {
+                format!(
+                    "domain: x\ndescription: [\n\t[{}{}]]\n",
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                )
+                .into_bytes()
+            })
+            .run("validate --no-data")
+            .exits(1),
+        case("target_partitions_of_twenty_thousand", Yaml)
+            .replace(
+                "canon.yaml",
+                "  memory_limit: 2GiB\n",
+                "  memory_limit: 2GiB\n  target_partitions: 20000\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        case("max_buckets_past_the_ceiling", Yaml)
+            .replace(
+                "canon.yaml",
+                "  memory_limit: 2GiB\n",
+                "  memory_limit: 2GiB\n  max_buckets: 18446744073709551615\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
         case("yaml_file_of_100_mib", Yaml)
             .generate("metrics/huge.yaml", huge_description)
             .run("validate --no-data")
