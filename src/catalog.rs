@@ -496,6 +496,10 @@ impl Catalog {
 /// overhead grows (20,000 took the whole machine's memory).
 pub const MAX_TARGET_PARTITIONS: usize = 256;
 
+/// Buckets one request may ask for unless canon.yaml's `engine.max_buckets`
+/// says otherwise: ten years of days (3,653 at most) with room to spare.
+pub const DEFAULT_MAX_BUCKETS: u64 = 3_660;
+
 /// The highest `engine.max_buckets` canon accepts: a hundred thousand
 /// buckets (270 years of days) already take seconds to plan and run.
 pub const MAX_BUCKETS_CEILING: u64 = 100_000;
@@ -523,7 +527,7 @@ fn engine_problems(project: &SourceFile<crate::spec::ProjectSpec>) -> Vec<Diagno
             format!(
                 "engine.max_buckets must be at most {} (the default is {}; it bounds the buckets of one request)",
                 crate::decimal::Dec::from_int(MAX_BUCKETS_CEILING as i64).grouped(),
-                crate::decimal::Dec::from_int(crate::compile::DEFAULT_MAX_BUCKETS as i64).grouped()
+                crate::decimal::Dec::from_int(DEFAULT_MAX_BUCKETS as i64).grouped()
             ),
         )),
         _ => {}

@@ -125,10 +125,6 @@ pub async fn plans(
     Ok(out)
 }
 
-/// Buckets one request may ask for unless canon.yaml's `engine.max_buckets`
-/// says otherwise: ten years of days (3,653 at most) with room to spare.
-pub const DEFAULT_MAX_BUCKETS: u64 = 3_660;
-
 /// Refuses a request with more buckets (period × grain) than
 /// `engine.max_buckets`, counted from the period's bounds before any bucket
 /// list or plan exists: a series costs a plan branch, a CASE arm or an
@@ -145,7 +141,7 @@ pub fn check_bucket_limit(catalog: &crate::catalog::Catalog, request: &Request) 
         .spec
         .engine
         .max_buckets
-        .unwrap_or(DEFAULT_MAX_BUCKETS);
+        .unwrap_or(crate::catalog::DEFAULT_MAX_BUCKETS);
     let cal = &catalog.calendar;
     let count = cal.bucket_count(&request.period, grain);
     if count <= limit {

@@ -100,7 +100,7 @@ pub struct EngineSpec {
     pub target_partitions: Option<usize>,
     /// The most buckets (period × grain) one request may ask for; a larger
     /// request is refused before planning, with the count and a coarser
-    /// grain that fits. Default `compile::DEFAULT_MAX_BUCKETS` (ten years
+    /// grain that fits. Default `catalog::DEFAULT_MAX_BUCKETS` (ten years
     /// of days).
     #[serde(default)]
     pub max_buckets: Option<u64>,
