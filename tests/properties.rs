@@ -6,7 +6,7 @@
 //! what make that true for hostile sizes and depths).
 //!
 //! A short run is part of `cargo test`. The long run (docs/testing.md):
-//! `CANON_PROPTEST_CASES=1000000 cargo test --release --test properties`
+//! `CANON_PROPTEST_CASES=1000000 cargo test --test properties`
 //! runs a million cases of each cheap property, and a tenth or a hundredth
 //! of that of the costly ones.
 //! Each property runs on a thread with the binary's own stack size, so a
