@@ -263,6 +263,45 @@ fn balanced(mut terms: Vec<SqlExpr>, op: &BinaryOperator) -> SqlExpr {
     }
 }
 
+/// `expr` with integer `+`, `-` and `*` made exact: DataFusion's integer
+/// arithmetic wraps silently (`60 * 4000000000000000000` gave
+/// 192327041775828992, and an average of such days a wrong number with exit
+/// 0). Each such operation is computed in a 38-digit decimal, whose
+/// arithmetic is checked, and cast back to its integer type, which fails on
+/// a value that does not fit; a value that fits is the same number, of the
+/// same type, as before (division is left alone: it cannot overflow but
+/// once, `MIN / -1`, and as a decimal it would no longer truncate).
+pub fn exact_integer_arithmetic(
+    expr: Expr,
+    schema: &datafusion::common::DFSchema,
+) -> datafusion::error::Result<Expr> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::{BinaryExpr, ExprSchemable, Operator, cast};
+    let wide = datafusion::arrow::datatypes::DataType::Decimal128(38, 0);
+    expr.transform_up(|e| {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
+            return Ok(Transformed::no(e));
+        };
+        if !matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) {
+            return Ok(Transformed::no(e));
+        }
+        let ty = e.get_type(schema)?;
+        if !ty.is_integer()
+            || !left.get_type(schema)?.is_integer()
+            || !right.get_type(schema)?.is_integer()
+        {
+            return Ok(Transformed::no(e));
+        }
+        let exact = datafusion::logical_expr::binary_expr(
+            cast(left.as_ref().clone(), wide.clone()),
+            *op,
+            cast(right.as_ref().clone(), wide.clone()),
+        );
+        Ok(Transformed::yes(cast(exact, ty)))
+    })
+    .map(|t| t.data)
+}
+
 /// Why a planned expression may not be governed, or None when it is a
 /// deterministic scalar expression of one row.
 pub fn meaning_problem(expr: &Expr) -> Option<String> {

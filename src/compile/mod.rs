@@ -252,6 +252,7 @@ pub fn parse_scoped(
     if let Some(why) = limits::meaning_problem(&expr) {
         return Err(located(format!("`{}` {why}", abbreviated(sql))));
     }
+    let expr = limits::exact_integer_arithmetic(expr, schema).map_err(fail)?;
     expr.get_type(schema).map_err(|e| {
         located(format!(
             "in `{}`: {}",

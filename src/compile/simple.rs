@@ -422,7 +422,15 @@ async fn compile_windows(
                         ),
                     ));
                 }
-                value
+                // An integer sum is taken as a 38-digit decimal: DataFusion's
+                // Int64 sum wraps silently past 9.2 × 10^18 (two rows of
+                // 9 × 10^18 summed to a negative number); the same values as
+                // decimals cannot reach the 38 digits.
+                if measure.agg != crate::spec::Aggregation::Count && ty.is_integer() {
+                    cast(value, DataType::Decimal128(38, 0))
+                } else {
+                    value
+                }
             }
             None => lit(1i64),
         };

@@ -196,6 +196,35 @@ pub fn cases() -> Vec<Case> {
             .replace(SALES, "    expr: new_bookings / nullif(bookings, 0)\n", "    expr: \"new_bookings || 'x'\"\n")
             .run("validate --no-data")
             .exits(1),
+        // DataFusion's integer arithmetic wraps: each cycle of ~60 days
+        // times 4 × 10^18 is past 64 bits, and the average came out as
+        // 1,012,109,889,311,239.21 days with exit 0. Now it is computed
+        // exactly and fails where a value does not fit.
+        case("integer_arithmetic_past_64_bits_fails", Expressions)
+            .with_data()
+            .replace(
+                SALES,
+                "      expr: \"CAST(close_date AS BIGINT) - CAST(local_date(created_at) AS BIGINT)\"\n",
+                "      expr: \"(CAST(close_date AS BIGINT) - CAST(local_date(created_at) AS BIGINT)) * 4000000000000000000\"\n",
+            )
+            .run("query avg_sales_cycle_days --period FY2026 --format csv")
+            .exits(1),
+        // Every row is 4 × 10^18 (inside 64 bits), so the average is
+        // exactly 4,000,000,000,000,000,000.00 days; the sum of the rows is
+        // far past 64 bits, where DataFusion's integer sum wraps. The sum is
+        // taken as a 38-digit decimal instead.
+        case("integer_sum_past_64_bits_is_exact", Expressions)
+            .with_data()
+            .replace(
+                SALES,
+                "      expr: \"CAST(close_date AS BIGINT) - CAST(local_date(created_at) AS BIGINT)\"\n",
+                "      expr: \"CAST(close_date AS BIGINT) * 0 + 4000000000000000000\"\n",
+            )
+            // The table groups the digits (a CSV's long number would be
+            // masked as a hash in the snapshot).
+            .run("query avg_sales_cycle_days --period FY2026")
+            .with_stdout()
+            .exits(0),
         case("division_by_zero_names_the_metric", Expressions)
             .with_data()
             .replace(SALES, "      expr: amount\n", "      expr: amount / 0\n")
