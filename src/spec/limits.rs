@@ -28,7 +28,7 @@ pub struct Breach {
 }
 
 /// The first place `text` nests mappings and sequences deeper than
-/// [`MAX_DEPTH`], if any. A text that does not parse is not judged here:
+/// [`MAX_DEPTH`], or carries a tag canon would ignore, if any. A text that does not parse is not judged here:
 /// serde_yaml reports its syntax error with its own location.
 pub fn depth_breach(text: &str) -> Option<Breach> {
     let mut parser = Parser::new_from_str(text);
@@ -54,6 +54,27 @@ pub fn depth_breach(text: &str) -> Option<Breach> {
             // must then be bounded without it.
             Err(_) => return rough_depth_breach(text),
         };
+        let tag = match &event {
+            Event::Scalar(_, _, _, tag)
+            | Event::SequenceStart(_, tag)
+            | Event::MappingStart(_, tag) => tag.as_ref(),
+            _ => None,
+        };
+        if let Some(tag) = tag.filter(|t| !core_tag(t)) {
+            return Some(Breach {
+                line: mark.line().max(1),
+                column: mark.col() + 1,
+                message: format!(
+                    "the tag `{}{}` means nothing to canon, which would read the value as if it were not there: write the value without it",
+                    if tag.handle == "tag:yaml.org,2002:" {
+                        "!!"
+                    } else {
+                        "!"
+                    },
+                    tag.suffix
+                ),
+            });
+        }
         match event {
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 depth += 1;
@@ -66,6 +87,15 @@ pub fn depth_breach(text: &str) -> Option<Breach> {
             _ => {}
         }
     }
+}
+
+/// YAML's core tags (`!!str`, `!!int`, …) and the non-specific `!`, which
+/// say what the value already is; any other tag (`!!binary`, `!custom`)
+/// would be silently dropped by serde_yaml.
+fn core_tag(tag: &yaml_rust2::parser::Tag) -> bool {
+    (tag.handle == "tag:yaml.org,2002:"
+        && ["str", "int", "float", "bool", "null", "map", "seq"].contains(&tag.suffix.as_str()))
+        || (tag.handle.is_empty() && tag.suffix == "!")
 }
 
 /// The first place `text` nests deeper than [`MAX_DEPTH`] by a scan that
@@ -239,6 +269,25 @@ mod tests {
         // Brackets inside quotes and comments are text.
         let text = format!("a: '{}' # {}\n", "[".repeat(100), "{".repeat(100));
         assert_eq!(rough_depth_breach(&text), None);
+    }
+
+    #[test]
+    fn tags_other_than_the_core_ones_are_refused_where_they_are() {
+        assert_eq!(depth_breach("a: !!str 1\nb: !!int 2\nc: ! x\n"), None);
+        // `description: !custom y`: located at its value, `y`, column 22.
+        let breach = depth_breach("domain: x\ndescription: !custom y\n").unwrap();
+        assert_eq!((breach.line, breach.column), (2, 22));
+        assert!(
+            breach.message.starts_with("the tag `!custom`"),
+            "{}",
+            breach.message
+        );
+        let breach = depth_breach("domain: !!binary aGVsbG8=\n").unwrap();
+        assert!(
+            breach.message.starts_with("the tag `!!binary`"),
+            "{}",
+            breach.message
+        );
     }
 
     #[test]

@@ -198,6 +198,16 @@ pub fn cases() -> Vec<Case> {
             })
             .run("validate --no-data")
             .exits(1),
+        // serde_yaml drops a tag it does not know and reads the value as if
+        // the tag were not there.
+        case("unknown_tag_on_a_value", Yaml)
+            .replace(
+                SALES,
+                "    label: Bookings\n",
+                "    label: !custom Bookings\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
         case("target_partitions_of_twenty_thousand", Yaml)
             .replace(
                 "canon.yaml",
