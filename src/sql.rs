@@ -55,16 +55,7 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
             .await
         {
             Ok(config) => config,
-            Err(e) => {
-                let tables = vec![table_read];
-                return Err(tokio::task::spawn_blocking(move || {
-                    crate::run::decode::locate(e.into(), &tables)
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    CanonError::Internal(format!("locating a damaged file: {e}"))
-                }));
-            }
+            Err(e) => return Err(located(e.into(), vec![table_read]).await),
         };
         read.push(table_read);
         ctx.register_table(
@@ -79,7 +70,7 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         CanonError::request(format!("cannot read the SQL: {}", e.strip_backtrace()))
     })?;
     balance(&mut statement);
-    if let Some(why) = too_deep(&statement) {
+    if let Some(why) = beyond_limits(&statement) {
         return Err(CanonError::request(format!("cannot run the SQL: {why}")));
     }
     // Two locks on one door: the statement must be a query (so one the
@@ -119,15 +110,17 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
                     Some(t)
                 })
                 .collect();
-            Err(
-                tokio::task::spawn_blocking(move || crate::run::decode::locate(e.into(), &read))
-                    .await
-                    .unwrap_or_else(|e| {
-                        CanonError::Internal(format!("locating a damaged file: {e}"))
-                    }),
-            )
+            Err(located(e.into(), read).await)
         }
     }
+}
+
+/// `error`, with the damaged file among `tables` named when it is a decode
+/// error (`run::decode::locate`), found off the runtime's threads.
+async fn located(error: CanonError, tables: Vec<crate::run::decode::ReadTable>) -> CanonError {
+    tokio::task::spawn_blocking(move || crate::run::decode::locate(error, &tables))
+        .await
+        .unwrap_or_else(|e| CanonError::Internal(format!("locating a damaged file: {e}")))
 }
 
 fn refused(why: &str) -> CanonError {
@@ -211,14 +204,12 @@ pub fn tsv(batches: &[RecordBatch]) -> Result<String> {
 /// Why `statement` nests expressions deeper, or reads more relations, than
 /// `canon sql` allows, checked on the parser's tree before DataFusion plans
 /// it.
-fn too_deep(statement: &datafusion::sql::parser::Statement) -> Option<String> {
-    use crate::compile::limits::{AD_HOC, depth_problem, relations_problem};
+fn beyond_limits(statement: &datafusion::sql::parser::Statement) -> Option<String> {
+    use crate::compile::limits::{AD_HOC, shape_problem};
     use datafusion::sql::parser::Statement;
     match statement {
-        Statement::Statement(s) => {
-            depth_problem(s.as_ref(), &AD_HOC).or_else(|| relations_problem(s.as_ref(), &AD_HOC))
-        }
-        Statement::Explain(e) => too_deep(&e.statement),
+        Statement::Statement(s) => shape_problem(s.as_ref(), &AD_HOC),
+        Statement::Explain(e) => beyond_limits(&e.statement),
         // Refused as writes or settings before they are planned.
         _ => None,
     }

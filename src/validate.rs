@@ -56,7 +56,7 @@ pub async fn validate(
             continue;
         }
         if metric.kind == MetricKind::Derived {
-            if let Err(e) = crate::compile::derived::inputs(&engine, *id) {
+            if let Err(e) = crate::compile::derived::check(&engine, *id) {
                 note(e, &mut diagnostics)?;
             }
             continue;

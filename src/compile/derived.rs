@@ -76,17 +76,37 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
             }
         }
     }
-    // The whole expression over its inputs typed as `evaluate` gives them,
-    // so `validate` refuses what the query would (a subquery, `random()`,
-    // an aggregate) and a value that is not a number.
+    Ok(names)
+}
+
+/// Checks the whole expression of derived metric `id` without data: over
+/// its inputs typed as [`evaluate`] gives them, so `validate` refuses what
+/// the query would (a subquery, `random()`, an aggregate, a value that is
+/// not a number).
+pub fn check(engine: &Engine, id: MetricId) -> Result<()> {
+    let names = inputs(engine, id)?;
     let schema = datafusion::common::DFSchema::try_from(Schema::new(
         names
             .iter()
             .map(|n| Field::new(n, DataType::Decimal128(38, INPUT_SCALE), true))
             .collect::<Vec<_>>(),
     ))?;
-    let expr = parse_expr(engine, sql, &schema, &location)?;
-    let ty = datafusion::logical_expr::ExprSchemable::get_type(&expr, &schema)?;
+    value_expr(engine, id, &schema).map(|_| ())
+}
+
+/// The metric's `expr` parsed over `schema` (its inputs' values), when it is
+/// a number.
+fn value_expr(
+    engine: &Engine,
+    id: MetricId,
+    schema: &datafusion::common::DFSchema,
+) -> Result<datafusion::logical_expr::Expr> {
+    let catalog = &engine.catalog;
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let location = catalog.metric_at(id, &yaml_path!["expr"]);
+    let sql = metric.expr.as_deref().unwrap_or_default();
+    let expr = parse_expr(engine, sql, schema, &location)?;
+    let ty = datafusion::logical_expr::ExprSchemable::get_type(&expr, schema)?;
     if !(ty.is_numeric() || ty == DataType::Null) {
         return Err(CanonError::definition(
             location,
@@ -95,7 +115,7 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
             ),
         ));
     }
-    Ok(names)
+    Ok(expr)
 }
 
 /// Evaluates the expression per aligned row; returns the headline, the rows
@@ -145,9 +165,7 @@ pub async fn evaluate(
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     let frame = engine.ctx.read_batch(batch)?;
-    let location = catalog.metric_at(id, &yaml_path!["expr"]);
-    let sql = metric.expr.as_deref().unwrap_or_default();
-    let expr = parse_expr(engine, sql, frame.schema(), &location)?;
+    let expr = value_expr(engine, id, frame.schema())?;
     let value = cast(
         round(vec![
             cast(expr, DataType::Decimal128(38, INPUT_SCALE)),

@@ -153,72 +153,61 @@ pub fn text_problem(sql: &str, limits: &TextLimits) -> Option<String> {
     None
 }
 
-/// Why the syntax tree `node` nests expressions deeper than `limits`, or
-/// None. The walk stops one level past the limit, so a tree of any depth
-/// costs at most that much to refuse.
-pub fn depth_problem(node: &impl Visit, limits: &TextLimits) -> Option<String> {
-    struct Depth {
-        now: usize,
-        limit: usize,
+/// Why the syntax tree `node` is beyond `limits` in shape, or None: nested
+/// expressions deeper than `limits.depth`, or more relations (tables,
+/// subqueries, table functions) than `limits.relations`. One walk, which
+/// stops at the first limit passed, so a tree of any size costs at most
+/// that much to refuse.
+pub fn shape_problem(node: &impl Visit, limits: &TextLimits) -> Option<String> {
+    #[derive(Default)]
+    struct Shape {
+        depth: usize,
+        relations: usize,
     }
-    impl Visitor for Depth {
-        type Break = ();
-        fn pre_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
-            self.now += 1;
-            if self.now > self.limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+    struct Walk<'a> {
+        now: Shape,
+        limits: &'a TextLimits,
+    }
+    impl Visitor for Walk<'_> {
+        /// Which limit was passed.
+        type Break = &'static str;
+        fn pre_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<&'static str> {
+            self.now.depth += 1;
+            if self.now.depth > self.limits.depth {
+                return ControlFlow::Break("depth");
             }
-        }
-        fn post_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<()> {
-            self.now -= 1;
             ControlFlow::Continue(())
         }
-    }
-    let mut depth = Depth {
-        now: 0,
-        limit: limits.depth,
-    };
-    node.visit(&mut depth).is_break().then(|| {
-        format!(
-            "the expression nests more than {} levels deep, the limit for {} (each operator of a chain is a level, except AND and OR, whose chains are balanced first)",
-            limits.depth, limits.what
-        )
-    })
-}
-
-/// Why the syntax tree `node` reads more relations (tables, subqueries,
-/// table functions) than `limits` allows, or None.
-pub fn relations_problem(node: &impl Visit, limits: &TextLimits) -> Option<String> {
-    struct Relations {
-        seen: usize,
-        limit: usize,
-    }
-    impl Visitor for Relations {
-        type Break = ();
+        fn post_visit_expr(&mut self, _: &SqlExpr) -> ControlFlow<&'static str> {
+            self.now.depth -= 1;
+            ControlFlow::Continue(())
+        }
         fn pre_visit_table_factor(
             &mut self,
             _: &datafusion::sql::sqlparser::ast::TableFactor,
-        ) -> ControlFlow<()> {
-            self.seen += 1;
-            if self.seen > self.limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+        ) -> ControlFlow<&'static str> {
+            self.now.relations += 1;
+            if self.now.relations > self.limits.relations {
+                return ControlFlow::Break("relations");
             }
+            ControlFlow::Continue(())
         }
     }
-    let mut relations = Relations {
-        seen: 0,
-        limit: limits.relations,
+    let mut walk = Walk {
+        now: Shape::default(),
+        limits,
     };
-    node.visit(&mut relations).is_break().then(|| {
-        format!(
+    match node.visit(&mut walk) {
+        ControlFlow::Continue(()) => None,
+        ControlFlow::Break("relations") => Some(format!(
             "the statement reads more than {} relations, the limit for {}",
             limits.relations, limits.what
-        )
-    })
+        )),
+        ControlFlow::Break(_) => Some(format!(
+            "the expression nests more than {} levels deep, the limit for {} (each operator of a chain is a level, except AND and OR, whose chains are balanced first)",
+            limits.depth, limits.what
+        )),
+    }
 }
 
 /// Rebuilds each chain of AND (and each of OR) in `node` as a balanced

@@ -311,7 +311,7 @@ pub fn sql_ast(
             located(format!("in `{}`: {message}", abbreviated(sql)))
         })?;
     limits::balance_conditions(&mut ast.expr);
-    if let Some(why) = limits::depth_problem(&ast.expr, &limits::GOVERNED) {
+    if let Some(why) = limits::shape_problem(&ast.expr, &limits::GOVERNED) {
         return Err(located(format!("in `{}`: {why}", abbreviated(sql))));
     }
     Ok(ast)

@@ -395,42 +395,7 @@ async fn compile_windows(
         let raw_value = match &measure.expr {
             Some(e) => {
                 let loc = at(&yaml_path!["measure", "expr"]);
-                let value = p(e, &loc)?;
-                // A sum or an average of text or dates would fail in the
-                // engine's planner, unlocated; a count counts anything.
-                let ty = value.get_type(&schema)?;
-                if measure.agg != crate::spec::Aggregation::Count && ty.is_floating() {
-                    return Err(CanonError::definition(
-                        loc,
-                        format!(
-                            "`{e}` is a floating-point number ({ty}): a governed sum or average is exact, so cast it, for example `CAST({e} AS DECIMAL(18, 2))`"
-                        ),
-                    ));
-                }
-                if measure.agg != crate::spec::Aggregation::Count
-                    && !(ty.is_numeric() || ty == DataType::Null)
-                {
-                    return Err(CanonError::definition(
-                        loc,
-                        format!(
-                            "`{e}` is not a number (its type is {ty}): `agg: {}` needs a numeric `measure.expr`",
-                            if measure.agg == crate::spec::Aggregation::Sum {
-                                "sum"
-                            } else {
-                                "avg"
-                            }
-                        ),
-                    ));
-                }
-                // An integer sum is taken as a 38-digit decimal: DataFusion's
-                // Int64 sum wraps silently past 9.2 × 10^18 (two rows of
-                // 9 × 10^18 summed to a negative number); the same values as
-                // decimals cannot reach the 38 digits.
-                if measure.agg != crate::spec::Aggregation::Count && ty.is_integer() {
-                    cast(value, DataType::Decimal128(38, 0))
-                } else {
-                    value
-                }
+                summable(p(e, &loc)?, &schema, measure.agg, e, loc)?
             }
             None => lit(1i64),
         };
@@ -580,6 +545,43 @@ async fn compile_windows(
         exclusions: names,
         buckets,
         detail,
+    })
+}
+
+/// The measured value of a row as `agg` can sum it. A count counts
+/// anything. A sum or average must be of a number (of text or dates it
+/// would fail in the engine's planner, unlocated) that is exact (not a
+/// float); an integer is summed as a 38-digit decimal, because DataFusion's
+/// Int64 sum wraps silently past 9.2 × 10^18 (two rows of 9 × 10^18 summed to
+/// a negative number), and the same values as decimals cannot reach 38 digits.
+fn summable(
+    value: Expr,
+    schema: &DFSchema,
+    agg: crate::spec::Aggregation,
+    sql: &str,
+    loc: Location,
+) -> Result<Expr> {
+    let name = match agg {
+        crate::spec::Aggregation::Count => return Ok(value),
+        crate::spec::Aggregation::Sum => "sum",
+        crate::spec::Aggregation::Avg => "avg",
+    };
+    let ty = value.get_type(schema)?;
+    let refuse = |why: String| Err(CanonError::definition(loc.clone(), why));
+    if ty.is_floating() {
+        return refuse(format!(
+            "`{sql}` is a floating-point number ({ty}): a governed sum or average is exact, so cast it, for example `CAST({sql} AS DECIMAL(18, 2))`"
+        ));
+    }
+    if !(ty.is_numeric() || ty == DataType::Null) {
+        return refuse(format!(
+            "`{sql}` is not a number (its type is {ty}): `agg: {name}` needs a numeric `measure.expr`"
+        ));
+    }
+    Ok(if ty.is_integer() {
+        cast(value, DataType::Decimal128(38, 0))
+    } else {
+        value
     })
 }
 

@@ -33,14 +33,8 @@ pub struct Breach {
 pub fn depth_breach(text: &str) -> Option<Breach> {
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0usize;
-    let breach = |line: usize, col: usize| Breach {
-        line: line.max(1),
-        column: col + 1,
-        message: format!(
-            "mappings and sequences nest more than {MAX_DEPTH} levels deep here; \
-             a definition file is limited to {MAX_DEPTH} levels"
-        ),
-    };
+    // yaml-rust2's marks: 1-based lines (0 before the first), 0-based columns.
+    let breach = |line: usize, col: usize| too_deep(line.max(1), col + 1);
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(next) => next,
@@ -86,6 +80,18 @@ pub fn depth_breach(text: &str) -> Option<Breach> {
             Event::StreamEnd => return None,
             _ => {}
         }
+    }
+}
+
+/// The breach of [`MAX_DEPTH`] at `line`, `column` (1-based).
+fn too_deep(line: usize, column: usize) -> Breach {
+    Breach {
+        line,
+        column,
+        message: format!(
+            "mappings and sequences nest more than {MAX_DEPTH} levels deep here; \
+             a definition file is limited to {MAX_DEPTH} levels"
+        ),
     }
 }
 
@@ -161,14 +167,7 @@ fn rough_depth_breach(text: &str) -> Option<Breach> {
             if let Some(depth) = depth
                 && depth > MAX_DEPTH
             {
-                return Some(Breach {
-                    line: l + 1,
-                    column: c + 1,
-                    message: format!(
-                        "mappings and sequences nest more than {MAX_DEPTH} levels deep here; \
-                         a definition file is limited to {MAX_DEPTH} levels"
-                    ),
-                });
+                return Some(too_deep(l + 1, c + 1));
             }
         }
     }
@@ -198,6 +197,15 @@ pub fn position_of(bytes: &[u8], offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
+    /// A definition whose `description` is `n` nested, closed `[`.
+    fn nested_description(n: usize) -> String {
+        format!(
+            "domain: x\ndescription: {}{}\n",
+            "[".repeat(n),
+            "]".repeat(n)
+        )
+    }
+
     #[test]
     fn the_sample_shape_is_well_inside_the_depth() {
         let text = "metrics:\n  - name: a\n    measure: {agg: sum, expr: amount}\n";
@@ -209,20 +217,12 @@ mod tests {
         // The document's mapping is level 1, so of 65 `[` on line 2 the
         // 64th is level 65: `description: ` is 13 columns, so the first `[`
         // is at column 14 and the 64th at 14 + 63 = 77.
-        let text = format!(
-            "domain: x\ndescription: {}{}\n",
-            "[".repeat(65),
-            "]".repeat(65)
-        );
+        let text = nested_description(65);
         let breach = depth_breach(&text).unwrap();
         assert_eq!((breach.line, breach.column), (2, 77));
         // Exactly 64 (the mapping of the document counts as the first level,
         // so 63 brackets) is accepted.
-        let text = format!(
-            "domain: x\ndescription: {}{}\n",
-            "[".repeat(63),
-            "]".repeat(63)
-        );
+        let text = nested_description(63);
         assert_eq!(depth_breach(&text), None);
     }
 
@@ -239,11 +239,7 @@ mod tests {
     fn past_the_parsers_own_limit_is_a_depth_breach_too() {
         // yaml-rust2 stops at 256 levels before giving any event of them;
         // that is past the limit all the same.
-        let text = format!(
-            "domain: x\ndescription: {}{}\n",
-            "[".repeat(256),
-            "]".repeat(256)
-        );
+        let text = nested_description(256);
         let breach = depth_breach(&text).unwrap();
         assert_eq!(breach.line, 2);
         assert!(breach.message.contains("64 levels"), "{}", breach.message);
