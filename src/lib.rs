@@ -16,7 +16,6 @@ pub mod decimal;
 pub mod error;
 pub mod explain;
 pub mod functions;
-pub mod key_hash;
 pub mod latest;
 pub mod output;
 pub mod protect;

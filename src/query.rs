@@ -90,15 +90,6 @@ pub(crate) struct SimpleOutcome {
     /// A snapshot: each bucket is the state at one day, so buckets do not
     /// add up.
     point_in_time: bool,
-    /// Whether the plan counted the entity's keys (see `repeated`).
-    keys_counted: bool,
-    /// Rows counted beyond one per key, by set of groups (a snapshot's day;
-    /// `None` for a flow's whole request), where there are any: a repeated
-    /// key or a hash collision, which `blame_repeats` tells apart.
-    repeated: BTreeMap<Option<String>, i64>,
-    /// The rows before aggregation, to tell a repeated key from a
-    /// collision.
-    detail: datafusion::prelude::DataFrame,
 }
 
 impl SimpleOutcome {
@@ -227,18 +218,8 @@ async fn compute_metric(
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     // Row-count gates (no row counted twice): the counted rows, the
     // entities looked up, exclusive intervals (quality::gates).
-    // A query whose parts count their own keys (simple and snapshot
-    // metrics) runs only the gates that count cannot stand for.
-    let beside_keys = crate::quality::gates::beside_counted_keys(engine, name).await?;
-    let early_gates = match &beside_keys {
-        Some(gates) => gates.clone(),
-        None => crate::quality::gates::for_query(
-            engine,
-            Some((name, request)),
-            &planned,
-            &planned_links,
-        )?,
-    };
+    let early_gates =
+        crate::quality::gates::for_query(engine, Some((name, request)), &planned, &planned_links)?;
     let (computed, (early_tables, mut matches), mut row_gates) = futures::try_join!(
         compute(engine, id, request),
         gates(engine, &planned, &planned_columns, &planned_links),
@@ -252,17 +233,6 @@ async fn compute_metric(
         cohort_bridge,
         mut row_bridges,
     } = computed;
-    if beside_keys.is_some() {
-        let gates = KeyGates {
-            name,
-            request,
-            planned: &planned,
-            links: &planned_links,
-            ran: &early_gates,
-        };
-        let checks = key_checks(engine, &parts, gates, &row_gates).await?;
-        row_gates.extend(checks);
-    }
     let slices = if metric.kind == MetricKind::Cohort {
         request.by.clone()
     } else {
@@ -430,123 +400,6 @@ async fn compute_metric(
         engine: crate::result::Engine::current(),
         elapsed_ms: started.elapsed().as_millis(),
     })
-}
-
-/// What a query's key counts are judged with.
-struct KeyGates<'a> {
-    name: &'a str,
-    request: &'a Request,
-    /// The tables and links the plans read.
-    planned: &'a [String],
-    links: &'a crate::run::LinkSet,
-    /// The gates already run beside the computation.
-    ran: &'a std::collections::BTreeSet<crate::quality::gates::Gate>,
-}
-
-/// The verdict of each part's own key count: counted once, or the rows
-/// counted twice, blamed. A repeat runs the gates the count stands for (the
-/// counted rows' and every looked-up entity's keys, the rates' intervals),
-/// which name the keys and files as ever. When none of them fails but a
-/// gate run beside the computation did (a filter's lookup), that gate is
-/// the cause, named already: the repeat is a warning that points to it, so
-/// letting that gate through by name lets its consequence through too,
-/// visibly. Otherwise the part's own rows are grouped by key exactly (a
-/// repeat through a join no gate covers), and when that finds none either,
-/// two keys shared a hash and nothing was counted twice.
-async fn key_checks(
-    engine: &Engine,
-    parts: &[SimpleOutcome],
-    gates: KeyGates<'_>,
-    beside: &[crate::quality::TableCheck],
-) -> Result<Vec<crate::quality::TableCheck>> {
-    use crate::quality::gates::{Subject, for_query, run_all};
-    use crate::quality::{Status, uniqueness};
-    let catalog = &engine.catalog;
-    let counted: Vec<&SimpleOutcome> = parts.iter().filter(|p| p.keys_counted).collect();
-    let failed: Vec<String> = beside
-        .iter()
-        .filter(|c| c.status == Status::Error)
-        .map(|c| format!("{}:{}", c.check, c.table))
-        .collect();
-    if counted.iter().any(|p| !p.repeated.is_empty()) {
-        let blame: std::collections::BTreeSet<_> = for_query(
-            engine,
-            Some((gates.name, gates.request)),
-            gates.planned,
-            gates.links,
-        )?
-        .difference(gates.ran)
-        .cloned()
-        .collect();
-        let checks = run_all(engine, &blame, Some(gates.request)).await?;
-        if checks.iter().any(|c| c.status == Status::Error) {
-            return Ok(checks);
-        }
-    }
-    let mut out = Vec::new();
-    for part in counted {
-        let spec = &catalog.files.metrics[part.id.file].spec.metrics[part.id.index];
-        let Some(entity) = spec.entity.as_deref() else {
-            continue;
-        };
-        let subject = Subject::of(catalog, entity)?;
-        let scope = |days: &[chrono::NaiveDate]| match days {
-            [] => format!("rows `{}` counts in {}", spec.name, gates.request.period.label),
-            [d] => format!("rows `{}` counts at {d}", spec.name),
-            [first, .., last] if days.len() > 12 => format!(
-                "rows `{}` counts at {} days from {first} to {last}",
-                spec.name,
-                days.len()
-            ),
-            _ => {
-                let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
-                format!("rows `{}` counts at {}", spec.name, days.join(", "))
-            }
-        };
-        let days: Vec<chrono::NaiveDate> = if part.point_in_time {
-            part.periods.iter().map(|p| p.from).collect()
-        } else {
-            Vec::new()
-        };
-        if part.repeated.is_empty() {
-            out.push(uniqueness::counted_once(&subject, &scope(&days)));
-            continue;
-        }
-        if !failed.is_empty() {
-            let extra: i64 = part.repeated.values().sum();
-            out.push(uniqueness::counted_again_by(
-                &subject,
-                &scope(&days),
-                extra,
-                &failed,
-            ));
-            continue;
-        }
-        for set in part.repeated.keys() {
-            let day = set
-                .as_ref()
-                .and_then(|label| part.periods.iter().find(|p| &p.label == label))
-                .map(|p| p.from)
-                .filter(|_| part.point_in_time);
-            let (rows, scope) = match day {
-                Some(d) => (simple::detail_at(part.detail.clone(), d)?, scope(&[d])),
-                None => (part.detail.clone(), scope(&days)),
-            };
-            let check = uniqueness::check(
-                engine,
-                &subject,
-                rows,
-                datafusion::logical_expr::col("_key"),
-                &format!("{scope}, after every lookup joined"),
-            )
-            .await?;
-            if check.status != Status::Pass {
-                tracing::warn!(table = %check.table, "a key counted twice that no gate over the tables explains");
-            }
-            out.push(check);
-        }
-    }
-    Ok(out)
 }
 
 /// Judges a result's input checks against the engine's clock and sets its
@@ -959,7 +812,7 @@ async fn read_simple(
         ..Acc::ZERO
     };
     let slice_members = match member_slice {
-        Some(slice) => Some(member_counts(plan.groups()?, slice).await?),
+        Some(slice) => Some(member_counts(plan.frame.clone(), slice).await?),
         None => None,
     };
     // A snapshot's exclusions and members are tallied at its last day, the
@@ -970,12 +823,12 @@ async fn read_simple(
         .buckets
         .last()
         .filter(|_| point_in_time && plan.buckets.len() > 1);
-    let slices = if totals_only {
-        Vec::new()
+    let (frame, slices) = if totals_only {
+        (over_all_slices(plan.frame.clone())?, Vec::new())
     } else {
-        plan.slices.clone()
+        (plan.frame.clone(), plan.slices.clone())
     };
-    let batches = plan.frame.clone().collect().await?;
+    let batches = frame.collect().await?;
     let scale = metric.scale.unwrap_or(match plan.agg {
         Aggregation::Avg => AVG_SCALE,
         _ => 0,
@@ -983,19 +836,14 @@ async fn read_simple(
     let mut groups = BTreeMap::new();
     let mut excluded: BTreeMap<String, Acc> = BTreeMap::new();
     let mut missing_rate = 0i64;
-    let mut repeated = BTreeMap::new();
     for batch in &batches {
         read_groups(
             batch,
-            GroupShape {
-                slices: plan.slices.len(),
-                keep_slices: !totals_only,
-                tally_period: last_day.map(|b| b.label.as_str()),
-            },
+            slices.len(),
+            last_day.map(|b| b.label.as_str()),
             &mut groups,
             &mut excluded,
             &mut missing_rate,
-            &mut repeated,
         )?;
     }
     if missing_rate > 0 {
@@ -1053,9 +901,6 @@ async fn read_simple(
         zero,
         members,
         point_in_time,
-        keys_counted: plan.keys_counted,
-        repeated,
-        detail: plan.detail,
     })
 }
 
@@ -1109,6 +954,24 @@ pub(crate) async fn check_whole_accounting_periods(
     Ok(())
 }
 
+/// A simple plan's aggregate summed over its slices: one row per bucket and
+/// exclusion, with the columns `read_groups` reads.
+fn over_all_slices(
+    frame: datafusion::prelude::DataFrame,
+) -> Result<datafusion::prelude::DataFrame> {
+    use datafusion::functions_aggregate::expr_fn::sum;
+    use datafusion::logical_expr::col;
+    Ok(frame.aggregate(
+        vec![col("_period"), col("_exclusion")],
+        vec![
+            sum(col("_rows")).alias("_rows"),
+            sum(col("_sum")).alias("_sum"),
+            sum(col("_count")).alias("_count"),
+            sum(col("_missing_rate")).alias("_missing_rate"),
+        ],
+    )?)
+}
+
 /// Distinct members per exclusion label (null = counted) from a plan's detail.
 async fn member_counts(
     rows: datafusion::prelude::DataFrame,
@@ -1147,29 +1010,17 @@ fn fx_location(catalog: &Catalog) -> DataLocation {
     }
 }
 
-/// How to read a batch of groups.
-struct GroupShape<'a> {
-    /// The plan's slice columns.
-    slices: usize,
-    /// Whether to keep the groups apart by slice (else summed per period).
-    keep_slices: bool,
-    /// Only this period's exclusions are tallied, when given.
-    tally_period: Option<&'a str>,
-}
-
 /// Adds a batch of `_period, slices…, _exclusion, _rows, _sum, _count,
-/// _missing_rate, _whole, _keyed, _keys` rows to `groups` (counted) and
-/// `excluded` (by exclusion), and the rows counted beyond one per key to
-/// `repeated` (from the `_whole` rows, which are not groups).
+/// _missing_rate` groups to `groups` (counted) and `excluded` (by
+/// exclusion; only `tally_period`'s when given).
 fn read_groups(
     batch: &RecordBatch,
-    shape: GroupShape,
+    slices: usize,
+    tally_period: Option<&str>,
     groups: &mut BTreeMap<Key, Acc>,
     excluded: &mut BTreeMap<String, Acc>,
     missing_rate: &mut i64,
-    repeated: &mut BTreeMap<Option<String>, i64>,
 ) -> Result<()> {
-    let slices = shape.slices;
     let strings = |i: usize| batch.column(i).as_string_opt::<i32>();
     let ints = |i: usize| batch.column(i).as_primitive_opt::<Int64Type>();
     let internal = || CanonError::Internal("unexpected result column types".into());
@@ -1183,21 +1034,7 @@ fn read_groups(
     let sum_col = batch.column(slices + 3);
     let count = ints(slices + 4).ok_or_else(internal)?;
     let missing = ints(slices + 5).ok_or_else(internal)?;
-    let whole = batch
-        .column(slices + 6)
-        .as_boolean_opt()
-        .ok_or_else(internal)?;
-    let keyed = ints(slices + 7).ok_or_else(internal)?;
-    let keys = ints(slices + 8).ok_or_else(internal)?;
     for i in 0..batch.num_rows() {
-        if whole.value(i) {
-            let extra = keyed.value(i) - keys.value(i);
-            if extra > 0 {
-                let set = (!period.is_null(i)).then(|| period.value(i).to_string());
-                *repeated.entry(set).or_default() += extra;
-            }
-            continue;
-        }
         let null_scale = match sum_col.data_type() {
             DataType::Decimal128(_, s) => (*s).max(0) as u32,
             _ => 0,
@@ -1231,18 +1068,14 @@ fn read_groups(
         if exclusion.is_null(i) {
             let key = (
                 period.value(i).to_string(),
-                if shape.keep_slices {
-                    slice_cols
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i).to_string()))
-                        .collect()
-                } else {
-                    Vec::new()
-                },
+                slice_cols
+                    .iter()
+                    .map(|c| (!c.is_null(i)).then(|| c.value(i).to_string()))
+                    .collect(),
             );
             let e = groups.entry(key).or_insert(Acc::ZERO);
             *e = e.add(acc);
-        } else if shape.tally_period.is_none_or(|p| p == period.value(i)) {
+        } else if tally_period.is_none_or(|p| p == period.value(i)) {
             let e = excluded
                 .entry(exclusion.value(i).to_string())
                 .or_insert(Acc::ZERO);

@@ -436,84 +436,95 @@ fn an_unknown_gate_or_table_is_a_bad_request() {
 }
 
 // A gate's outcome is remembered under the content hashes of the files it
-// read. arr's filter reads its subscription, so the subscriptions' key is
-// gated beside it over all their rows (its own key count stands for the
-// other gates); a second query over the same files (another day, so the
-// result itself is computed again) takes that outcome from the cache
-// folder. A remembered outcome edited by hand does not verify and is
-// computed again; a changed subscription table is gated afresh.
+// read: a second query over the same files (another period, so the result
+// itself is computed again) takes the account and rate gates from the cache
+// folder and gates only its own counted rows. A remembered outcome edited
+// by hand does not verify and is computed again; a changed rate table is
+// gated afresh.
 #[test]
 fn gate_outcomes_are_remembered_by_the_files_they_read() {
     let data = fixture();
-    write_small_billing(data.path());
     let cache = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
-    let query = |day: &str| {
+    let query = |period: &str| {
         canon_cached(
             &repo(),
             cache.path(),
-            &["query", "arr", "--as-of", day, "--data", d, "-v"],
+            &["query", "bookings", "--period", period, "--data", d, "-v"],
         )
     };
-    let remembered = |out: &std::process::Output| -> bool {
-        stderr(out)
+    // The tables whose gate outcome a run took from the cache folder (its
+    // log, which may be coloured).
+    let remembered = |out: &std::process::Output| -> Vec<&'static str> {
+        let log = stderr(out);
+        let lines: Vec<&str> = log
             .lines()
-            .any(|l| l.contains("gate outcome remembered") && l.contains("billing/subscription"))
+            .filter(|l| l.contains("gate outcome remembered"))
+            .collect();
+        [
+            "crm/account",
+            "crm/dated_conversion_rate",
+            "crm/opportunity",
+        ]
+        .into_iter()
+        .filter(|t| lines.iter().any(|l| l.contains(t)))
+        .collect()
     };
-    let first = query("2025-06-30");
+    let first = query("FY2026-Q1");
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    assert!(!remembered(&first), "{}", stderr(&first));
-    // One gate, the subscriptions'.
+    assert!(remembered(&first).is_empty(), "{}", stderr(&first));
+    // Three gates: deal (counted rows of FY2026-Q1), account, fx_rate.
     let gates = cache.path().join("gates");
     let stored: Vec<_> = std::fs::read_dir(&gates)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored.len(), 3, "{stored:?}");
 
-    let second = query("2025-03-31");
+    let second = query("2025-03");
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
-    assert!(remembered(&second), "{}", stderr(&second));
-    assert_eq!(std::fs::read_dir(&gates).unwrap().count(), 1);
+    assert_eq!(
+        remembered(&second),
+        ["crm/account", "crm/dated_conversion_rate"]
+    );
+    // Only the counted rows of 2025-03 were gated afresh.
+    assert_eq!(std::fs::read_dir(&gates).unwrap().count(), 4);
 
     // An edited outcome (a failing gate turned into a pass, or here the
     // reverse) is not trusted: the gate is computed again and passes.
-    let text = std::fs::read_to_string(&stored[0]).unwrap();
+    let rate_gate = stored
+        .iter()
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("\"check\":\"intervals\"")
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(rate_gate).unwrap();
     let tampered = text.replace("\"status\":\"pass\"", "\"status\":\"error\"");
     assert_ne!(text, tampered);
-    std::fs::write(&stored[0], tampered).unwrap();
-    let third = query("2025-04-30");
+    std::fs::write(rate_gate, tampered).unwrap();
+    let third = query("2025-04");
     assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
     assert!(stderr(&third).contains("ignoring a gate outcome that does not verify"));
-    assert!(!remembered(&third));
+    assert_eq!(remembered(&third), ["crm/account"]);
 
-    // A second subscription lands in a new file: the table's files changed,
-    // so its gate is computed again (and passes: S2 repeats nothing).
+    // A CHF rate lands in a new file: the rate table's files changed, so its
+    // gate is computed again (and passes: CHF overlaps nothing); 2025-03's
+    // counted deals and the accounts are still remembered.
     add_part(
         data.path(),
-        "billing/subscription",
+        "crm/dated_conversion_rate",
         vec![
-            ("id", Col::Str(vec!["S2"])),
-            ("account_id", Col::Str(vec!["B1"])),
-            ("name", Col::Str(vec!["SUB2"])),
-            ("version", Col::Int(vec![1])),
-            ("is_latest_version", Col::Bool(vec![true])),
-            ("original_id", Col::Str(vec!["S2"])),
-            ("status", Col::Str(vec!["Active"])),
-            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
-            ("subscription_end_date", Col::OptDate(vec![None])),
-            ("term_start_date", Col::Date(vec!["2024-01-01"])),
-            ("term_end_date", Col::OptDate(vec![None])),
-            ("cancelled_date", Col::OptDate(vec![None])),
-            ("crm_opportunity_id", Col::OptStr(vec![None])),
-            ("is_deleted", Col::Bool(vec![false])),
+            ("iso_code", Col::Str(vec!["CHF"])),
+            ("conversion_rate", Col::Rate(vec!["0.900000"])),
+            ("start_date", Col::Date(vec!["2024-01-01"])),
+            ("next_start_date", Col::Date(vec!["2027-01-01"])),
         ],
     );
-    let fourth = query("2025-03-31");
+    let fourth = query("2025-03");
     assert_eq!(fourth.status.code(), Some(0), "{}", stderr(&fourth));
-    assert!(!remembered(&fourth), "{}", stderr(&fourth));
-    let fifth = query("2025-05-31");
-    assert!(remembered(&fifth), "{}", stderr(&fifth));
+    assert_eq!(remembered(&fourth), ["crm/account", "crm/opportunity"]);
 }
 
 // Publishing: a blocked metric is in the manifest as blocked, with the key
@@ -745,10 +756,9 @@ fn a_snapshot_is_gated_on_the_rows_in_force_at_its_day() {
 
 // A repeated lookup is blamed on the lookup: S1 twice would make C1 (in
 // force at 2025-06-30, counted only through `subscription.is_latest_version`)
-// two rows of arr. The subscription's gate fails; the charges' own table
-// holds C1 once, so no gate blames the charges. Let through, 2 × 12 ×
-// 100.00 = 2400.00 instead of 1200.00, and arr's own key count says so: C1
-// counted one row too many, a warning naming the gate that was let through.
+// two rows of arr. The subscription's gate fails; the charges' own gate,
+// which joins no link for the metric's filter, passes. Let through,
+// 2 × 12 × 100.00 = 2400.00 instead of 1200.00.
 #[test]
 fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
     let data = fixture();
@@ -812,13 +822,9 @@ fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
         forced["overrides"],
         serde_json::json!(["uniqueness:billing/subscription"])
     );
-    let charges = find(&forced["quality"], "uniqueness", "billing/rate_plan_charge");
-    assert_eq!(charges["status"], "warn", "{charges}");
-    assert!(
-        charges["detail"].as_str().unwrap().contains(
-            "1 row(s) beyond one per `charge_id` of entity `recurring_charge` (rows `arr` counts at 2025-06-30, after every lookup joined), repeated by the failing gate uniqueness:billing/subscription"
-        ),
-        "{charges}"
+    assert_eq!(
+        find(&forced["quality"], "uniqueness", "billing/rate_plan_charge")["status"],
+        "pass"
     );
 }
 
@@ -935,94 +941,4 @@ fn a_reconciliation_over_repeated_rows_stays_blocked_and_says_why() {
         "{reason}"
     );
     assert!(reason.contains("sides (4944.46, 600.75)"), "{reason}");
-}
-
-/// Account rows (id, name, industry) in a second file, as a connector
-/// re-landing them would add.
-fn add_accounts(root: &Path, rows: &[(&'static str, &'static str, &'static str)]) {
-    let n = rows.len();
-    add_part(
-        root,
-        "crm/account",
-        vec![
-            ("id", Col::Str(rows.iter().map(|r| r.0).collect())),
-            ("name", Col::Str(rows.iter().map(|r| r.1).collect())),
-            ("type", Col::Str(vec!["Customer"; n])),
-            ("parent_id", Col::OptStr(vec![None; n])),
-            ("master_record_id", Col::OptStr(vec![None; n])),
-            ("owner_id", Col::Str(vec!["U1"; n])),
-            (
-                "industry",
-                Col::OptStr(rows.iter().map(|r| Some(r.2)).collect()),
-            ),
-            ("billing_country", Col::OptStr(vec![Some("US"); n])),
-            ("website", Col::OptStr(vec![Some("https://example.org"); n])),
-            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; n])),
-            ("is_deleted", Col::Bool(vec![false; n])),
-        ],
-    );
-}
-
-// A metric's own aggregate counts its keys after every lookup has joined,
-// so a repeated looked-up key blocks exactly the results it repeats rows
-// of. A9, an account no deal names, twice: bookings cannot move (3694.46,
-// pass), while `canon check`, over all rows, fails on it.
-#[test]
-fn a_repeated_lookup_no_counted_row_joins_does_not_block() {
-    let data = fixture();
-    add_accounts(
-        data.path(),
-        &[("A9", "Nobody", "Retail"), ("A9", "Nobody", "Retail")],
-    );
-    let q1 = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
-    assert_eq!(q1["value"], "3694.46");
-    assert_eq!(q1["quality_status"], "pass");
-    let own = find(&q1["quality"], "uniqueness", "crm/opportunity");
-    assert!(
-        own["detail"].as_str().unwrap().contains(
-            "each `deal_id` of entity `deal` is counted once (rows `bookings` counts in FY2026-Q1, after every lookup joined)"
-        ),
-        "{own}"
-    );
-    let (out, report) = check(data.path());
-    assert_eq!(out.status.code(), Some(1));
-    let gate = find(&report["tables"], "uniqueness", "crm/account");
-    assert_eq!(gate["status"], "error", "{gate}");
-    assert!(
-        gate["examples"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("account_id=A9: 2 rows, in "),
-        "{gate}"
-    );
-}
-
-// A1 again with another industry: by industry, D1's copies land in two
-// groups (Technology and Finance), so no group repeats a key; the count
-// over the whole request does. Blocked, naming the account; let through,
-// the total is the repeated one of a_duplicated_account_blocks_every_metric_
-// that_looks_it_up: 3694.46 + 1000.00 + 133.35 + 200.00 + 0.00 = 5027.81.
-#[test]
-fn a_key_repeated_across_slices_is_seen() {
-    let data = fixture();
-    add_accounts(data.path(), &[("A1", "Globex", "Finance")]);
-    let out = bookings(data.path(), &["--by", "industry"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    let err = stderr(&out);
-    assert!(err.contains("crm/account uniqueness"), "{err}");
-    assert!(err.contains("account_id=A1: 2 rows, in "), "{err}");
-    let forced = query_json(
-        &repo(),
-        data.path(),
-        &[
-            "bookings",
-            "--period",
-            "FY2026-Q1",
-            "--by",
-            "industry",
-            "--allow",
-            "uniqueness:crm/account",
-        ],
-    );
-    assert_eq!(forced["value"], "5027.81");
 }

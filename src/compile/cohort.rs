@@ -143,11 +143,10 @@ pub async fn compile(
     let at_t = instant(&joint, t)?;
     let cohort_t0 = SimplePlan {
         frame: at_t0.frame.clone().filter(
-            col("_whole")
-                .or(col("_exclusion").is_not_null())
+            col("_exclusion")
+                .is_not_null()
                 .or(col("_sum").gt(lit(0i64))),
         )?,
-        keys_counted: at_t0.keys_counted,
         slices: at_t0.slices.clone(),
         agg: at_t0.agg,
         exclusions: at_t0.exclusions.clone(),
@@ -159,16 +158,15 @@ pub async fn compile(
     // The bridge is grouped by the requested slices; the member key itself
     // may be one of them (a bridge per customer).
     let slices: Vec<String> = request.by.clone();
-    let included = |p: &SimplePlan| -> Result<DataFrame> {
-        Ok(p.groups()?.filter(col("_exclusion").is_null())?)
-    };
+    let included =
+        |f: &DataFrame| -> Result<DataFrame> { Ok(f.clone().filter(col("_exclusion").is_null())?) };
     let mut start_cols = vec![col(key).alias("_member")];
     start_cols.extend(by[1..].iter().map(|s| col(s.as_str())));
     start_cols.push(col("_sum").alias("a"));
-    let start = included(&at_t0)?
+    let start = included(&at_t0.frame)?
         .project(start_cols)?
         .filter(col("a").gt(lit(0i64)))?;
-    let end = included(&at_t)?.group(
+    let end = included(&at_t.frame)?.group(
         vec![col(key).alias("_member_t")],
         vec![sum(col("_sum")).alias("b_sum")],
     )?;
@@ -228,7 +226,6 @@ fn instant(joint: &SimplePlan, day: NaiveDate) -> Result<SimplePlan> {
             .frame
             .clone()
             .filter(col("_period").eq(lit(label.clone())))?,
-        keys_counted: joint.keys_counted,
         slices: joint.slices.clone(),
         agg: joint.agg,
         exclusions: joint.exclusions.clone(),

@@ -236,28 +236,15 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
         lit(0i64).alias("_missing_rate"),
     ])?;
     let value_col = || Expr::Column(Column::from_name("_value"));
-    // Members are one group each: no key counts (`_whole` rows) to add.
-    let frame = rows
-        .group(
-            vec![col("_period"), col("_exclusion")],
-            vec![
-                count(lit(1i64)).alias("_rows"),
-                sum(value_col()).alias("_sum"),
-                count(value_col()).alias("_count"),
-                sum(col("_missing_rate")).alias("_missing_rate"),
-            ],
-        )?
-        .project(vec![
-            col("_period"),
-            col("_exclusion"),
-            col("_rows"),
-            col("_sum"),
-            col("_count"),
-            col("_missing_rate"),
-            lit(false).alias("_whole"),
-            lit(0i64).alias("_keyed"),
-            lit(0i64).alias("_keys"),
-        ])?;
+    let frame = rows.group(
+        vec![col("_period"), col("_exclusion")],
+        vec![
+            count(lit(1i64)).alias("_rows"),
+            sum(value_col()).alias("_sum"),
+            count(value_col()).alias("_count"),
+            sum(col("_missing_rate")).alias("_missing_rate"),
+        ],
+    )?;
     let buckets = match request.grain {
         Some(g) => catalog.calendar.buckets(&request.period, g),
         None => vec![request.period.clone()],
@@ -272,7 +259,6 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
     Ok(SimplePlan {
         detail,
         frame,
-        keys_counted: false,
         slices: Vec::new(),
         agg: Aggregation::Sum,
         exclusions: names,

@@ -34,15 +34,8 @@ pub const MONEY_SCALE: i8 = 2;
 /// A compiled simple metric: the aggregated frame and how to read it.
 pub struct SimplePlan {
     /// Columns: `_period`, one per requested slice, `_exclusion`, `_rows`,
-    /// `_sum`, `_count`, `_missing_rate`, then the key counts of
-    /// [`group_counting_keys`]: `_whole`, `_keyed`, `_keys`. A row with
-    /// `_whole` set counts keys and is not a group: [`SimplePlan::groups`]
-    /// leaves those rows out.
+    /// `_sum`, `_count`, `_missing_rate`.
     pub frame: DataFrame,
-    /// Whether the `_whole` rows count the entity's keys (a simple or
-    /// snapshot metric's rows); a conversion counts members, one group per
-    /// member, and has none.
-    pub keys_counted: bool,
     pub slices: Vec<String>,
     pub agg: Aggregation,
     /// (name, reason) in the metric's order.
@@ -53,13 +46,6 @@ pub struct SimplePlan {
     /// entity's key), `_time`, `_exclusion`, `_value` (converted), `_raw`
     /// (unconverted), `_currency`, `_rate`.
     pub detail: DataFrame,
-}
-
-impl SimplePlan {
-    /// The frame's groups, without the rows that count keys.
-    pub fn groups(&self) -> Result<DataFrame> {
-        Ok(self.frame.clone().filter(!col("_whole"))?)
-    }
 }
 
 /// The time a group of rows is about: a period (flow metrics, bucketed by
@@ -214,11 +200,30 @@ async fn compile_windows(
 
     // Parse once against every link to learn which links are used, then
     // build frames with only those.
-    let full = full_schema(engine, id, entity).await?;
+    let mut full = metric_schema(engine, entity, &all_link_paths(engine, entity)).await?;
+    if let Some(h) = &metric.history {
+        let states = engine
+            .without_noting_links(state_rows(engine, id, h, None))
+            .await;
+        let q = TableReference::bare(h.name.as_str());
+        let fields = states?
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (Some(q.clone()), f.clone()))
+            .collect();
+        full.merge(&DFSchema::new_with_metadata(fields, Default::default())?);
+    }
     let mut links = BTreeSet::new();
     for (sql, loc) in &sources {
         let expr = parse_scoped(engine, sql, &full, Some(entity), loc)?;
-        links.extend(links_read(&expr, entity, state_name.as_deref()));
+        for c in expr.column_refs() {
+            if let Some(path) = c.relation.as_ref().and_then(|r| link_path(r, entity))
+                && Some(&path[0]) != state_name.as_ref()
+            {
+                links.insert(path);
+            }
+        }
     }
 
     let mut names = Vec::new();
@@ -487,15 +492,6 @@ async fn compile_windows(
         select.push(exclusion.alias("_exclusion"));
         select.push(value.alias("_value"));
         select.push(missing_rate.alias("_missing_rate"));
-        let key = Expr::Column(Column::new(Some(entity), &entity_spec.key));
-        select.push(
-            when(
-                key.clone().is_not_null(),
-                crate::key_hash::key_hash(key),
-            )
-            .end()?
-            .alias(KEY_HASH),
-        );
         parts.push(frame.project(select)?);
     }
     let mut detail = detail_parts.remove(0);
@@ -513,17 +509,8 @@ async fn compile_windows(
     }
     group.push(Expr::Column(Column::from_name("_exclusion")));
     let value_col = || Expr::Column(Column::from_name("_value"));
-    // A flow row has one time, so no key may be counted twice over the
-    // whole request; a snapshot's row is counted once per as-of day.
-    let whole = if snapshot {
-        vec![Expr::Column(Column::from_name("_period"))]
-    } else {
-        Vec::new()
-    };
-    let frame = group_counting_keys(
-        rows,
+    let frame = rows.group(
         group,
-        whole,
         vec![
             count(lit(1i64)).alias("_rows"),
             sum(value_col()).alias("_sum"),
@@ -553,171 +540,12 @@ async fn compile_windows(
     };
     Ok(SimplePlan {
         frame,
-        keys_counted: true,
         slices: slices.into_iter().map(|(n, _, _)| n).collect(),
         agg: measure.agg,
         exclusions: names,
         buckets,
         detail,
     })
-}
-
-/// Every field a metric's expressions may read: its entity's, every link's
-/// (as `link.field`) and, with a history, the state's (as `name.field`).
-async fn full_schema(engine: &Engine, id: MetricId, entity: &str) -> Result<DFSchema> {
-    let metric = &engine.catalog.files.metrics[id.file].spec.metrics[id.index];
-    let mut full = metric_schema(engine, entity, &all_link_paths(engine, entity)).await?;
-    if let Some(h) = &metric.history {
-        let states = engine
-            .without_noting_links(state_rows(engine, id, h, None))
-            .await;
-        let q = TableReference::bare(h.name.as_str());
-        let fields = states?
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| (Some(q.clone()), f.clone()))
-            .collect();
-        full.merge(&DFSchema::new_with_metadata(fields, Default::default())?);
-    }
-    Ok(full)
-}
-
-/// The link paths an expression over `entity` reads (not the history's
-/// state, `state`, which is no link).
-fn links_read(
-    expr: &Expr,
-    entity: &str,
-    state: Option<&str>,
-) -> BTreeSet<super::entity::LinkPath> {
-    expr.column_refs()
-        .into_iter()
-        .filter_map(|c| c.relation.as_ref().and_then(|r| link_path(r, entity)))
-        .filter(|path| Some(path[0].as_str()) != state)
-        .collect()
-}
-
-/// The links whose rows decide which of a simple or snapshot metric's rows
-/// are in its aggregate at all: those its `time`, `valid` and `filter` read,
-/// as (entity, link) steps. Every other link (slices, exclusions, the
-/// measure) only labels rows that reach the aggregate, where a repeated
-/// looked-up key shows as a key counted twice ([`group_counting_keys`]); a
-/// repeated key behind one of these could instead pick which copy of a row
-/// survives, unseen, so its entity's key is gated over all its rows.
-pub async fn narrowing_links(engine: &Engine, id: MetricId) -> Result<crate::run::LinkSet> {
-    let catalog = &engine.catalog;
-    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
-    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
-    let Some(entity) = metric.entity.as_deref() else {
-        return Ok(Default::default());
-    };
-    let mut sqls: Vec<(&str, Location)> = Vec::new();
-    if let Some(t) = &metric.time {
-        sqls.push((t, at(&yaml_path!["time"])));
-    }
-    if let Some(v) = &metric.valid {
-        sqls.push((&v.from, at(&yaml_path!["valid", "from"])));
-        if let Some(to) = &v.to {
-            sqls.push((to, at(&yaml_path!["valid", "to"])));
-        }
-    }
-    if let Some(f) = &metric.filter {
-        sqls.push((f, at(&yaml_path!["filter"])));
-    }
-    let full = full_schema(engine, id, entity).await?;
-    let state = metric.history.as_ref().map(|h| h.name.as_str());
-    let mut out = crate::run::LinkSet::new();
-    for (sql, loc) in &sqls {
-        let expr = parse_scoped(engine, sql, &full, Some(entity), loc)?;
-        for path in links_read(&expr, entity, state) {
-            let mut current = entity.to_string();
-            for step in &path {
-                let link = super::entity::find_link(catalog, &current, step)?;
-                out.insert((current.clone(), step.clone()));
-                current = link.entity.clone();
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The column of a metric's rows holding a hash of the counted entity's key
-/// (null when the key is).
-const KEY_HASH: &str = "_kh";
-
-/// The rows' groups (`group` by `aggregates`), and in the same pass the keys
-/// they count: a governed result never counts a row twice silently, so
-/// beside each `whole` set of groups (a flow's request, a snapshot's day)
-/// the plan counts the keyed rows and their distinct key hashes after every
-/// lookup has joined. A key repeated by the counted table, or by a looked-up
-/// entity whose key repeats (an account, a rate whose intervals overlap),
-/// shows as more keyed rows than keys, at the cost of one more hash
-/// aggregate over the rows the metric reads anyway, instead of a second scan
-/// of every table it reads (docs/performance.md).
-///
-/// Two aggregates. The first is `GROUPING SETS ((group…), (whole…, key))`:
-/// the groups, and the rows of each key. The second sums the groups through
-/// unchanged (each is one row) and reduces the keys' rows to their count and
-/// the rows they hold. Plain sums and counts, which spill under the memory
-/// limit: a `count(DISTINCT key)` would hold every key of a set in one
-/// state, which the memory pool cannot spill.
-///
-/// `aggregates` must be `_rows` (rows), `_sum`, `_count` and
-/// `_missing_rate` over the columns `_value` and `_missing_rate`.
-/// Columns: the groups, `_rows`, `_sum`, `_count`, `_missing_rate`, then
-/// `_whole` (true on the rows that count the keys of a whole set, whose
-/// group columns other than `whole`'s are null), `_keyed` and `_keys` (rows
-/// with a key, and distinct keys; 0 on the group rows).
-fn group_counting_keys(
-    rows: DataFrame,
-    group: Vec<Expr>,
-    whole: Vec<Expr>,
-    aggregates: Vec<Expr>,
-) -> Result<DataFrame> {
-    use datafusion::functions_aggregate::expr_fn::grouping;
-    use datafusion::logical_expr::{ExprFunctionExt, GroupingSet};
-    let column = |name: &str| Expr::Column(Column::from_name(name));
-    let names: Vec<String> = group.iter().map(|g| g.schema_name().to_string()).collect();
-    let mut key_set = whole;
-    key_set.push(column(KEY_HASH));
-    let mut first = aggregates;
-    // 0 on the key set's rows, where the key is grouped.
-    first.push(grouping(column(KEY_HASH)).alias("_ungrouped_key"));
-    let by_key = rows.group(
-        vec![Expr::GroupingSet(GroupingSet::GroupingSets(vec![
-            group, key_set,
-        ]))],
-        first,
-    )?;
-    let mut second_group: Vec<Expr> = names.iter().map(|n| column(n)).collect();
-    second_group.push(column("_ungrouped_key").eq(lit(0i32)).alias("_whole"));
-    let keyed = column("_ungrouped_key")
-        .eq(lit(0i32))
-        .and(column(KEY_HASH).is_not_null());
-    let grouped = by_key.group(
-        second_group,
-        vec![
-            sum(column("_rows")).alias("_rows"),
-            sum(column("_sum")).alias("_sum"),
-            sum(column("_count")).alias("_count"),
-            sum(column("_missing_rate")).alias("_missing_rate"),
-            sum(column("_rows"))
-                .filter(keyed.clone())
-                .build()?
-                .alias("_keyed_rows"),
-            count(lit(1i64)).filter(keyed).build()?.alias("_keys"),
-        ],
-    )?;
-    let mut out: Vec<Expr> = names.iter().map(|n| column(n)).collect();
-    for c in ["_rows", "_sum", "_count", "_missing_rate", "_whole"] {
-        out.push(column(c));
-    }
-    out.push(
-        datafusion::functions::expr_fn::coalesce(vec![column("_keyed_rows"), lit(0i64)])
-            .alias("_keyed"),
-    );
-    out.push(column("_keys"));
-    grouped.project(out)
 }
 
 /// The measured value of a row as `agg` can sum it. A count counts

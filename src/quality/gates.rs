@@ -170,36 +170,6 @@ pub fn for_query(
     Ok(out)
 }
 
-/// The gates a query of `name` runs beside its computation when every part
-/// of it is a simple or snapshot metric, whose own aggregate counts the
-/// keys of the rows it counts after every lookup has joined
-/// (`compile::simple::group_counting_keys`): that count sees a repeated
-/// counted row and a repeated looked-up key that repeats a counted row,
-/// which is what `Counted` and the lookup gates are for, so those run only
-/// to blame a repeat (see `query`). What the count cannot see is a repeated
-/// key behind the links that decide which rows are counted at all (a
-/// filter's, a time's), so those entities are still gated over all their
-/// rows. `None` when some part (a conversion) counts members instead: it is
-/// gated by [`for_query`].
-pub async fn beside_counted_keys(engine: &Engine, name: &str) -> Result<Option<BTreeSet<Gate>>> {
-    let catalog = &engine.catalog;
-    let mut out = BTreeSet::new();
-    for part in crate::compile::parts(engine, name)? {
-        let (id, _, spec) = catalog.metric(&part)?;
-        if !matches!(spec.kind, MetricKind::Simple | MetricKind::Snapshot) {
-            return Ok(None);
-        }
-        let narrowing = engine
-            .without_noting_links(crate::compile::simple::narrowing_links(engine, id))
-            .await?;
-        for (entity, link) in narrowing {
-            let link = crate::compile::entity::find_link(catalog, &entity, &link)?;
-            out.extend(lookup_gate(catalog, &link.entity));
-        }
-    }
-    Ok(Some(out))
-}
-
 /// The gates `canon check` runs: every entity a link looks up or a simple
 /// or snapshot metric counts, over all its rows, and every entity with
 /// exclusive intervals.

@@ -15,57 +15,25 @@
 //! repeated key are the rows' files looked up. So a clean table costs one
 //! integer aggregate; measured in docs/performance.md.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::UInt64Array;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, col,
+    lit,
+};
 use datafusion::prelude::DataFrame;
 
 use super::gates::{EXAMPLES, Subject, cell_text, files_of_keys};
 use super::{Status, TableCheck};
 use crate::error::Result;
-use crate::key_hash::key_hash;
 use crate::run::Engine;
 
 /// The gate's name, as `--allow uniqueness:TABLE` names it.
 pub const GATE: &str = "uniqueness";
-
-/// The verdict of a metric's own key count (`compile::simple`'s
-/// `group_counting_keys`) when no key was counted twice: as many distinct
-/// keys as keyed rows in `scope`, after every lookup joined.
-pub fn counted_once(subject: &Subject, scope: &str) -> TableCheck {
-    TableCheck {
-        check: GATE,
-        table: subject.table_key(),
-        column: Some(subject.key.clone()),
-        status: Status::Pass,
-        detail: format!(
-            "each `{}` of entity `{}` is counted once ({scope}, after every lookup joined)",
-            subject.key, subject.entity
-        ),
-        examples: Vec::new(),
-        latest_sync: None,
-    }
-}
-
-/// The verdict of a metric's own key count when it counted `extra` rows
-/// beyond one per key and a gate of `failed` (`GATE:TABLE`, a looked-up
-/// entity whose key repeats) is the cause: a warning that names it, so a
-/// result let through by that gate's name says what it let through.
-pub fn counted_again_by(subject: &Subject, scope: &str, extra: i64, failed: &[String]) -> TableCheck {
-    TableCheck {
-        check: GATE,
-        table: subject.table_key(),
-        column: Some(subject.key.clone()),
-        status: Status::Warn,
-        detail: format!(
-            "{extra} row(s) beyond one per `{}` of entity `{}` ({scope}, after every lookup joined), repeated by the failing gate {}",
-            subject.key,
-            subject.entity,
-            failed.join(", ")
-        ),
-        examples: Vec::new(),
-        latest_sync: None,
-    }
-}
 
 /// Checks that `subject`'s key (`key`, a column of `rows`) is unique over
 /// `rows`, described as `scope` ("all rows", "rows `bookings` counts in
@@ -162,4 +130,96 @@ pub async fn check(
         examples,
         latest_sync: None,
     })
+}
+
+/// `key_hash(key)`: a 64-bit hash of each key (DataFusion's own hashing, the
+/// one its hash joins and aggregates use), for the first pass. Built into
+/// the gate's plan directly and never registered, so definitions cannot
+/// call it.
+fn key_hash(key: Expr) -> Expr {
+    ScalarUDF::new_from_impl(KeyHash {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+    .call(vec![key])
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct KeyHash {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for KeyHash {
+    fn name(&self) -> &str {
+        "canon_key_hash"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut hashes = vec![0u64; args.number_rows];
+        create_hashes(&arrays, &RandomState::default(), &mut hashes)?;
+        Ok(ColumnarValue::Array(Arc::new(UInt64Array::from(hashes))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::prelude::SessionContext;
+
+    /// Equal keys hash equally, whichever batch they come in: the first pass
+    /// could only miss a repeated key if this failed. (Within one gate every
+    /// key has the one type of its column.)
+    #[tokio::test]
+    async fn equal_keys_hash_equally_across_batches() {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)]));
+        let batch = |keys: Vec<Option<&str>>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(keys))]).unwrap()
+        };
+        // "a" twice (in two batches), "b" once, a null.
+        let df = ctx
+            .read_batches(vec![
+                batch(vec![Some("a"), Some("b")]),
+                batch(vec![None, Some("a")]),
+            ])
+            .unwrap();
+        let hashed = df
+            .select(vec![col("k"), key_hash(col("k")).alias("h")])
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut by_key: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        for b in &hashed {
+            let k = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            let h = b.column(1).as_any().downcast_ref::<UInt64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                if !k.is_null(i) {
+                    by_key
+                        .entry(k.value(i).to_string())
+                        .or_default()
+                        .push(h.value(i));
+                }
+            }
+        }
+        // "a": the same hash in both batches.
+        let a = &by_key["a"];
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().all(|h| *h == a[0]), "{a:?}");
+        assert_ne!(by_key["b"][0], a[0]);
+    }
 }
