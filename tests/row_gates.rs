@@ -942,3 +942,59 @@ fn a_reconciliation_over_repeated_rows_stays_blocked_and_says_why() {
     );
     assert!(reason.contains("sides (4944.46, 600.75)"), "{reason}");
 }
+
+/// Account rows (id, name, industry) in a second file, as a connector
+/// re-landing them would add.
+fn add_accounts(root: &Path, rows: &[(&'static str, &'static str, &'static str)]) {
+    let n = rows.len();
+    add_part(
+        root,
+        "crm/account",
+        vec![
+            ("id", Col::Str(rows.iter().map(|r| r.0).collect())),
+            ("name", Col::Str(rows.iter().map(|r| r.1).collect())),
+            ("type", Col::Str(vec!["Customer"; n])),
+            ("parent_id", Col::OptStr(vec![None; n])),
+            ("master_record_id", Col::OptStr(vec![None; n])),
+            ("owner_id", Col::Str(vec!["U1"; n])),
+            (
+                "industry",
+                Col::OptStr(rows.iter().map(|r| Some(r.2)).collect()),
+            ),
+            ("billing_country", Col::OptStr(vec![Some("US"); n])),
+            ("website", Col::OptStr(vec![Some("https://example.org"); n])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; n])),
+            ("is_deleted", Col::Bool(vec![false; n])),
+        ],
+    );
+}
+
+// A1 again with another industry: by industry, D1's copies land in two
+// groups (Technology and Finance), so no group repeats a key; a check per
+// group would miss it. Blocked, naming the account; let through,
+// the total is the repeated one of a_duplicated_account_blocks_every_metric_
+// that_looks_it_up: 3694.46 + 1000.00 + 133.35 + 200.00 + 0.00 = 5027.81.
+#[test]
+fn a_key_repeated_across_slices_is_seen() {
+    let data = fixture();
+    add_accounts(data.path(), &[("A1", "Globex", "Finance")]);
+    let out = bookings(data.path(), &["--by", "industry"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("crm/account uniqueness"), "{err}");
+    assert!(err.contains("account_id=A1: 2 rows, in "), "{err}");
+    let forced = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--by",
+            "industry",
+            "--allow",
+            "uniqueness:crm/account",
+        ],
+    );
+    assert_eq!(forced["value"], "5027.81");
+}
