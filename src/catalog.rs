@@ -471,7 +471,7 @@ impl Catalog {
             None => diags.push(diag(location, format!("unknown metric `{name}`"))),
             Some(id) => {
                 let m = &self.files.metrics[id.file].spec.metrics[id.index];
-                if !crate::compile::is_aggregate(m.kind) {
+                if !m.kind.is_aggregate() {
                     diags.push(diag(
                         location,
                         format!(

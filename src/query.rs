@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use sha2::{Digest, Sha256};
 
@@ -65,7 +64,7 @@ impl Acc {
     }
 }
 
-pub type Key = (String, Vec<Option<String>>);
+pub use crate::compile::Key;
 
 /// A simple metric executed: included groups and what each exclusion removed.
 pub(crate) struct SimpleOutcome {
@@ -210,7 +209,7 @@ async fn compute_metric(
     // computation instead of after it.
     let mut planned = BTreeMap::new();
     for (_, frame) in crate::compile::plans(engine, name, request).await? {
-        scanned_columns(frame.logical_plan(), &mut planned);
+        crate::run::scanned_columns(frame.logical_plan(), &mut planned);
     }
     let planned_columns = planned;
     let planned: Vec<String> = planned_columns.keys().cloned().collect();
@@ -1113,7 +1112,7 @@ async fn lineage(
 ) -> Result<Lineage> {
     let mut columns: BTreeMap<String, BTreeSet<String>> = engine.side_reads();
     for part in parts {
-        scanned_columns(&part.plan, &mut columns);
+        crate::run::scanned_columns(&part.plan, &mut columns);
     }
     let read = engine.sources_read().await?;
     let sources = columns
@@ -1135,23 +1134,6 @@ async fn lineage(
             .map(|p| (p.name.clone(), p.plan.display_indent().to_string()))
             .collect(),
     })
-}
-
-/// `system/table` → the columns the optimized plan reads from it.
-pub fn scanned_columns(plan: &LogicalPlan, out: &mut BTreeMap<String, BTreeSet<String>>) {
-    let _ = plan.apply(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            let key = match (scan.table_name.schema(), scan.table_name.table()) {
-                (Some(s), t) => format!("{s}/{t}"),
-                (None, t) => t.to_string(),
-            };
-            let entry = out.entry(key).or_default();
-            for f in scan.projected_schema.fields() {
-                entry.insert(f.name().clone());
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
 }
 
 /// sha256 over the definitions, the request and the content of every input file.

@@ -100,7 +100,7 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         Err(e) => {
             let mut scanned = std::collections::BTreeMap::new();
             if let Ok(optimized) = state.optimize(&plan) {
-                crate::query::scanned_columns(&optimized, &mut scanned);
+                crate::run::scanned_columns(&optimized, &mut scanned);
             }
             let read: Vec<_> = read
                 .into_iter()

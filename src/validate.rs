@@ -61,7 +61,7 @@ pub async fn validate(
             }
             continue;
         }
-        if !crate::compile::is_aggregate(metric.kind) {
+        if !metric.kind.is_aggregate() {
             continue;
         }
         let request = Request {

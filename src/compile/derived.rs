@@ -13,11 +13,11 @@ use datafusion::functions::expr_fn::round;
 use datafusion::logical_expr::{cast, lit};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
 
+use super::Key;
 use super::parse_expr;
 use crate::catalog::MetricId;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
-use crate::query::Key;
 use crate::run::Engine;
 use crate::yaml_path;
 
@@ -58,7 +58,7 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
         match catalog.metrics.get(name) {
             Some(mid) => {
                 let m = &catalog.files.metrics[mid.file].spec.metrics[mid.index];
-                if !super::is_aggregate(m.kind) {
+                if !m.kind.is_aggregate() {
                     return Err(CanonError::definition(
                         location.clone(),
                         format!(

@@ -187,12 +187,10 @@ pub fn check_bucket_limit(catalog: &crate::catalog::Catalog, request: &Request) 
     )))
 }
 
-/// Whether a metric kind's result has the shape of a simple aggregate, so it
-/// can be a ratio's or derived metric's part.
-pub fn is_aggregate(kind: crate::spec::MetricKind) -> bool {
-    use crate::spec::MetricKind::*;
-    matches!(kind, Simple | Snapshot | Conversion)
-}
+/// A result row's group: its period label and its slice values (null when
+/// a slice has none). Planning names the groups a derived metric combines,
+/// so the type lives here and the query stage reads it.
+pub type Key = (String, Vec<Option<String>>);
 
 /// Parses one YAML SQL fragment against `schema`, blaming `location` for any
 /// error (unknown column, unknown function, a type that does not fit).

@@ -706,7 +706,7 @@ impl Memo {
     fn new(engine: &Engine, kind: &str, rows: &DataFrame) -> Option<Memo> {
         let cache = engine.cache.clone()?;
         let mut tables = BTreeMap::new();
-        crate::query::scanned_columns(rows.logical_plan(), &mut tables);
+        crate::run::scanned_columns(rows.logical_plan(), &mut tables);
         let mut files = Vec::new();
         for key in tables.keys() {
             let (system, table) = key.split_once('/')?;

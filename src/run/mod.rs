@@ -9,6 +9,7 @@
 pub mod decode;
 pub mod files;
 
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -192,7 +193,7 @@ impl Engine {
     /// Records the source columns a side query's plan reads.
     pub fn note_plan_reads(&self, plan: &datafusion::logical_expr::LogicalPlan) {
         let mut reads = self.side_reads.lock().expect("lock");
-        crate::query::scanned_columns(plan, &mut reads);
+        scanned_columns(plan, &mut reads);
     }
 
     /// Records that a plan joined `entity`'s link `link`.
@@ -393,4 +394,25 @@ pub fn declared_schema(spec: &SourceSpec) -> SchemaRef {
             .map(|c| Field::new(&c.name, c.ty.arrow(), true))
             .collect::<Vec<_>>(),
     ))
+}
+
+/// `system/table` → the columns the optimized plan reads from it: what a run
+/// reads, so the run stage owns it (lineage, gates and `canon sql` ask it).
+pub fn scanned_columns(
+    plan: &LogicalPlan,
+    out: &mut std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) {
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let key = match (scan.table_name.schema(), scan.table_name.table()) {
+                (Some(s), t) => format!("{s}/{t}"),
+                (None, t) => t.to_string(),
+            };
+            let entry = out.entry(key).or_default();
+            for f in scan.projected_schema.fields() {
+                entry.insert(f.name().clone());
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
 }

@@ -737,6 +737,16 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
+    /// Whether the kind's result has the shape of a simple aggregate, so it
+    /// can be a ratio's or derived metric's part. A property of the kind, so
+    /// validation (catalog) and planning (compile) read it from here.
+    pub fn is_aggregate(self) -> bool {
+        matches!(
+            self,
+            MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             MetricKind::Simple => "simple",
