@@ -383,22 +383,9 @@ fn only_the_counted_rows_gate_a_flow_metric() {
 #[test]
 fn a_duplicated_account_blocks_every_metric_that_looks_it_up() {
     let data = fixture();
-    add_part(
+    add_accounts(
         data.path(),
-        "crm/account",
-        vec![
-            ("id", Col::Str(vec!["A1"])),
-            ("name", Col::Str(vec!["Globex"])),
-            ("type", Col::Str(vec!["Customer"])),
-            ("parent_id", Col::OptStr(vec![None])),
-            ("master_record_id", Col::OptStr(vec![None])),
-            ("owner_id", Col::Str(vec!["U1"])),
-            ("industry", Col::OptStr(vec![Some("Technology")])),
-            ("billing_country", Col::OptStr(vec![Some("US")])),
-            ("website", Col::OptStr(vec![Some("https://globex.com")])),
-            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"])),
-            ("is_deleted", Col::Bool(vec![false])),
-        ],
+        &[("A1", "Globex", "Technology", "https://globex.com")],
     );
     let out = bookings(data.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
@@ -943,9 +930,11 @@ fn a_reconciliation_over_repeated_rows_stays_blocked_and_says_why() {
     assert!(reason.contains("sides (4944.46, 600.75)"), "{reason}");
 }
 
-/// Account rows (id, name, industry) in a second file, as a connector
+/// Account rows (id, name, industry, website) in a second file, as a connector
 /// re-landing them would add.
-fn add_accounts(root: &Path, rows: &[(&'static str, &'static str, &'static str)]) {
+type AccountRow = (&'static str, &'static str, &'static str, &'static str);
+
+fn add_accounts(root: &Path, rows: &[AccountRow]) {
     let n = rows.len();
     add_part(
         root,
@@ -962,7 +951,10 @@ fn add_accounts(root: &Path, rows: &[(&'static str, &'static str, &'static str)]
                 Col::OptStr(rows.iter().map(|r| Some(r.2)).collect()),
             ),
             ("billing_country", Col::OptStr(vec![Some("US"); n])),
-            ("website", Col::OptStr(vec![Some("https://example.org"); n])),
+            (
+                "website",
+                Col::OptStr(rows.iter().map(|r| Some(r.3)).collect()),
+            ),
             ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"; n])),
             ("is_deleted", Col::Bool(vec![false; n])),
         ],
@@ -977,7 +969,10 @@ fn add_accounts(root: &Path, rows: &[(&'static str, &'static str, &'static str)]
 #[test]
 fn a_key_repeated_across_slices_is_seen() {
     let data = fixture();
-    add_accounts(data.path(), &[("A1", "Globex", "Finance")]);
+    add_accounts(
+        data.path(),
+        &[("A1", "Globex", "Finance", "https://example.org")],
+    );
     let out = bookings(data.path(), &["--by", "industry"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let err = stderr(&out);
