@@ -993,3 +993,46 @@ fn a_key_repeated_across_slices_is_seen() {
     );
     assert_eq!(forced["value"], "5027.81");
 }
+
+// The bridge's two governed sides (bookings, recognized revenue) both look
+// up the CRM accounts; the gate runs once per run and both sides read its
+// outcome. A repeated account blocks the reconciliation, named by table and
+// key, as it blocks bookings alone; let through by name, the sides disagree
+// with the bridge (bookings over the repeated A1 is 5027.81, worked in
+// a_key_repeated_across_slices_is_seen; recognized revenue 600.75 as in
+// a_reconciliation_over_repeated_rows_stays_blocked_and_says_why), and the
+// override both sides used is named once.
+#[test]
+fn a_gate_both_sides_of_a_bridge_share_blocks_the_bridge() {
+    let data = fixture();
+    write_small_billing(data.path());
+    add_accounts(
+        data.path(),
+        &[("A1", "Globex", "Technology", "https://globex.com")],
+    );
+    let reconcile = |extra: &[&str]| {
+        let mut args = vec![
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        canon(&repo(), &args)
+    };
+    let out = reconcile(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("crm/account uniqueness"), "{err}");
+    assert!(err.contains("account_id=A1: 2 rows, in "), "{err}");
+    let out = reconcile(&["--allow", "uniqueness:crm/account"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot be bridged under the override(s) uniqueness:crm/account: "),
+        "{err}"
+    );
+    assert!(err.contains("governed sides (5027.81, 600.75)"), "{err}");
+}

@@ -260,21 +260,42 @@ async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Re
         ms = started_plan.elapsed().as_millis() as u64,
         "gate planned"
     );
-    let memo = Memo::new(engine, kind, &rows);
+    // One outcome per run for one gate over the same rows: the bridge's two
+    // governed sides look up the same accounts.
+    let plan = rows.logical_plan().display_indent().to_string();
+    let once = engine.shared::<tokio::sync::OnceCell<TableCheck>>(&format!(
+        "gate {kind}\n{key}\n{scope}\n{plan}"
+    ));
+    let check = once
+        .get_or_try_init(|| decide(engine, gate, &subject, rows, key, &scope, kind))
+        .await?;
+    Ok(check.clone())
+}
+
+/// A gate's outcome over `rows`: remembered, else computed and remembered.
+async fn decide(
+    engine: &Engine,
+    gate: &Gate,
+    subject: &Subject,
+    rows: DataFrame,
+    key: Expr,
+    scope: &str,
+    kind: &'static str,
+) -> Result<TableCheck> {
+    let catalog = &engine.catalog;
+    let memo = Memo::new(engine, kind, scope, &rows);
     if let Some(check) = memo.as_ref().and_then(|m| m.lookup()) {
         tracing::info!(gate = kind, table = %check.table, "gate outcome remembered");
         return Ok(check);
     }
     let check = match gate {
         Gate::Intervals(_) => {
-            let iv = subject
-                .spec(catalog)
-                .intervals
-                .clone()
-                .ok_or_else(|| CanonError::Internal(format!("`{entity}` has no intervals")))?;
-            super::intervals::check(engine, &subject, rows, &iv.from, &iv.to).await?
+            let iv = subject.spec(catalog).intervals.clone().ok_or_else(|| {
+                CanonError::Internal(format!("`{}` has no intervals", subject.entity))
+            })?;
+            super::intervals::check(engine, subject, rows, &iv.from, &iv.to).await?
         }
-        _ => super::uniqueness::check(engine, &subject, rows, key, &scope).await?,
+        _ => super::uniqueness::check(engine, subject, rows, key, scope).await?,
     };
     if let Some(memo) = memo {
         memo.store(&check).await;
@@ -703,7 +724,7 @@ struct Memo {
 
 impl Memo {
     /// `None` without a cache (`--no-cache`: nothing remembered).
-    fn new(engine: &Engine, kind: &str, rows: &DataFrame) -> Option<Memo> {
+    fn new(engine: &Engine, kind: &str, scope: &str, rows: &DataFrame) -> Option<Memo> {
         let cache = engine.cache.clone()?;
         let mut tables = BTreeMap::new();
         crate::run::scanned_columns(rows.logical_plan(), &mut tables);
@@ -714,7 +735,9 @@ impl Memo {
         }
         let project = &engine.catalog.files;
         let mut h = Sha256::new();
-        h.update(format!("canon gate v{MEMO_FORMAT}\n{kind}\n"));
+        // The scope names the metric in the outcome's detail: two metrics
+        // counting the same rows keep one outcome each.
+        h.update(format!("canon gate v{MEMO_FORMAT}\n{kind}\n{scope}\n"));
         h.update(env!("CARGO_PKG_VERSION"));
         h.update(datafusion::DATAFUSION_VERSION);
         h.update(crate::cache::build_identity());

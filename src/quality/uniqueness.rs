@@ -4,32 +4,39 @@
 //! it.
 //!
 //! Two passes, the second only when the first finds something. The first
-//! groups the rows by a 64-bit hash of the key (`GROUP BY hash HAVING
-//! count(*) > 1`): an integer aggregate, several times cheaper than one over
-//! key strings, and exact in the direction that matters, since two rows with
-//! the same key always have the same hash, so a clean first pass proves the
-//! key unique. A repeated hash is either a repeated key or (about once in
-//! 10^7 tables of a million keys) two keys that collide; the second pass
-//! tells them apart by grouping the key itself (`GROUP BY key HAVING
-//! count(*) > 1`, the first few in key order), and only when it finds a
-//! repeated key are the rows' files looked up. So a clean table costs one
-//! integer aggregate; measured in docs/performance.md.
+//! counts the rows whose 64-bit key hash an earlier row already had
+//! ([`repeated_hashes`], a set of integers per partition, merged at the
+//! end): several times cheaper than grouping key strings, and exact in the
+//! direction that matters, since two rows with the same key always have
+//! the same hash, so a clean first pass proves the key unique. A repeated
+//! hash is either a repeated key or (about once in 10^7 tables of a million
+//! keys) two keys that collide; the second pass tells them apart by
+//! grouping the key itself (`GROUP BY key HAVING count(*) > 1`, the first
+//! few in key order), and only when it finds a repeated key are the rows'
+//! files looked up. So a clean table costs one scan of its key column into
+//! a hash set; measured in docs/performance.md.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::UInt64Array;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt64Array};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
+use datafusion::common::ScalarValue;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::error::Result as DfResult;
 use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, col,
-    lit,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, Signature, Volatility, col, lit,
 };
 use datafusion::prelude::DataFrame;
 
 use super::gates::{EXAMPLES, Subject, cell_text, files_of_keys};
 use super::{Status, TableCheck};
-use crate::error::Result;
+use crate::error::{CanonError, Result};
 use crate::run::Engine;
 
 /// The gate's name, as `--allow uniqueness:TABLE` names it.
@@ -47,14 +54,20 @@ pub async fn check(
     scope: &str,
 ) -> Result<TableCheck> {
     let rows = rows.filter(key.clone().is_not_null())?;
-    let repeated_hashes = rows
+    let repeated = rows
         .clone()
-        .select(vec![key_hash(key.clone()).alias("_h")])?
-        .aggregate(vec![col("_h")], vec![count(lit(1i64)).alias("_n")])?
-        .filter(col("_n").gt(lit(1i64)))?
-        .limit(0, Some(1))?
+        .aggregate(vec![], vec![repeated_hashes(key.clone()).alias("_r")])?
         .collect()
-        .await?;
+        .await?
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_primitive_opt::<UInt64Type>()
+                .map(|a| a.value(0))
+        })
+        // Never read a missing count as "no repeat".
+        .ok_or_else(|| CanonError::Internal("the uniqueness pass returned no count".into()))?;
     let column = Some(subject.key.clone());
     let pass = || TableCheck {
         check: GATE,
@@ -68,7 +81,7 @@ pub async fn check(
         examples: Vec::new(),
         latest_sync: None,
     };
-    if repeated_hashes.iter().all(|b| b.num_rows() == 0) {
+    if repeated == 0 {
         return Ok(pass());
     }
     let dups = rows
@@ -132,94 +145,232 @@ pub async fn check(
     })
 }
 
-/// `key_hash(key)`: a 64-bit hash of each key (DataFusion's own hashing, the
-/// one its hash joins and aggregates use), for the first pass. Built into
-/// the gate's plan directly and never registered, so definitions cannot
-/// call it.
-fn key_hash(key: Expr) -> Expr {
-    ScalarUDF::new_from_impl(KeyHash {
+/// `repeated_hashes(key)`: how many rows (of those with a key) hold a key
+/// hash an earlier row holds; 0 proves the key unique. Each partition keeps
+/// the hashes it has seen in a set of integers (DataFusion's own key
+/// hashing, the one its joins and aggregates use, with a fixed seed, so
+/// partitions agree), and the final step merges the sets. A `GROUP BY
+/// hash` did the same through a repartition and a grouped aggregate, at
+/// several times the CPU and memory (docs/performance.md). Built into the
+/// gate's plan directly and never registered, so definitions cannot call it.
+fn repeated_hashes(key: Expr) -> Expr {
+    AggregateUDF::new_from_impl(RepeatedHashes {
         signature: Signature::any(1, Volatility::Immutable),
     })
     .call(vec![key])
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct KeyHash {
+struct RepeatedHashes {
     signature: Signature,
 }
 
-impl ScalarUDFImpl for KeyHash {
+/// The item of the hashes list in an accumulator's state.
+fn hash_item() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::UInt64, true))
+}
+
+impl AggregateUDFImpl for RepeatedHashes {
     fn name(&self) -> &str {
-        "canon_key_hash"
+        "canon_repeated_hashes"
     }
 
     fn signature(&self) -> &Signature {
         &self.signature
     }
 
-    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
         Ok(DataType::UInt64)
     }
 
-    fn invoke_with_args(
-        &self,
-        args: ScalarFunctionArgs,
-    ) -> datafusion::error::Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let mut hashes = vec![0u64; args.number_rows];
-        create_hashes(&arrays, &RandomState::default(), &mut hashes)?;
-        Ok(ColumnarValue::Array(Arc::new(UInt64Array::from(hashes))))
+    fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        Ok(vec![
+            Arc::new(Field::new(
+                format_state_name(args.name, "hashes"),
+                DataType::List(hash_item()),
+                true,
+            )),
+            Arc::new(Field::new(
+                format_state_name(args.name, "repeated"),
+                DataType::UInt64,
+                true,
+            )),
+        ])
+    }
+
+    fn accumulator(&self, _: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        Ok(Box::<SeenHashes>::default())
+    }
+}
+
+/// A hasher for values that are already hashes: the set's table takes the
+/// key hash as it is instead of hashing it again.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// One partition's hashes seen so far, and how many rows repeated one.
+#[derive(Debug, Default)]
+struct SeenHashes {
+    seen: HashSet<u64, BuildHasherDefault<AlreadyHashed>>,
+    repeated: u64,
+    /// The current batch's hashes, reused from batch to batch.
+    hashes: Vec<u64>,
+}
+
+impl SeenHashes {
+    fn see(&mut self, hash: u64) {
+        if !self.seen.insert(hash) {
+            self.repeated += 1;
+        }
+    }
+}
+
+impl Accumulator for SeenHashes {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let keys = &values[0];
+        self.hashes.clear();
+        self.hashes.resize(keys.len(), 0);
+        create_hashes(
+            std::slice::from_ref(keys),
+            &RandomState::default(),
+            &mut self.hashes,
+        )?;
+        self.seen.reserve(keys.len() - keys.null_count());
+        let hashes = std::mem::take(&mut self.hashes);
+        for (row, hash) in hashes.iter().enumerate() {
+            if keys.is_valid(row) {
+                self.see(*hash);
+            }
+        }
+        self.hashes = hashes;
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        let (lists, repeated) = (
+            states[0].as_list::<i32>(),
+            states[1].as_primitive::<UInt64Type>(),
+        );
+        // Room for every incoming hash at once: one growth, not one per list.
+        self.seen.reserve(lists.values().len());
+        for row in 0..lists.len() {
+            if repeated.is_valid(row) {
+                self.repeated += repeated.value(row);
+            }
+            if lists.is_valid(row) {
+                let hashes = lists.value(row);
+                for hash in hashes.as_primitive::<UInt64Type>().values() {
+                    self.see(*hash);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let hashes: UInt64Array = self.seen.iter().copied().collect();
+        let list = ListArray::new(
+            hash_item(),
+            OffsetBuffer::from_lengths([hashes.len()]),
+            Arc::new(hashes),
+            None,
+        );
+        Ok(vec![
+            ScalarValue::List(Arc::new(list)),
+            ScalarValue::UInt64(Some(self.repeated)),
+        ])
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        Ok(ScalarValue::UInt64(Some(self.repeated)))
+    }
+
+    fn size(&self) -> usize {
+        // A hash set holds, per slot, the value and one control byte.
+        std::mem::size_of_val(self)
+            + self.seen.capacity() * (std::mem::size_of::<u64>() + 1)
+            + self.hashes.capacity() * std::mem::size_of::<u64>()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Array, StringArray};
-    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::Schema;
     use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::prelude::SessionContext;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::{SessionConfig, SessionContext};
 
-    /// Equal keys hash equally, whichever batch they come in: the first pass
-    /// could only miss a repeated key if this failed. (Within one gate every
-    /// key has the one type of its column.)
+    /// The first pass counts every row whose key an earlier row holds,
+    /// wherever the two rows are: the same batch, another batch, another
+    /// partition (merged from the partial sets). It could only miss a
+    /// repeated key if this failed. Nulls are no key.
     #[tokio::test]
-    async fn equal_keys_hash_equally_across_batches() {
-        let ctx = SessionContext::new();
+    async fn repeats_are_counted_across_batches_and_partitions() {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(4));
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)]));
         let batch = |keys: Vec<Option<&str>>| {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(keys))]).unwrap()
         };
-        // "a" twice (in two batches), "b" once, a null.
-        let df = ctx
-            .read_batches(vec![
+        let repeated = |partitions: Vec<Vec<RecordBatch>>| {
+            let ctx = ctx.clone();
+            let schema = schema.clone();
+            async move {
+                let table = MemTable::try_new(schema, partitions).unwrap();
+                let out = ctx
+                    .read_table(Arc::new(table))
+                    .unwrap()
+                    .aggregate(vec![], vec![repeated_hashes(col("k")).alias("r")])
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap();
+                out[0].column(0).as_primitive::<UInt64Type>().value(0)
+            }
+        };
+        // Partition 1: "a", "b" | null, "a"; partition 2: "c", "a" | "b", null.
+        // "a" is held by 3 rows (2 repeats), "b" by 2 (1 repeat), "c" by 1:
+        // 2 + 1 = 3.
+        let spread = vec![
+            vec![
                 batch(vec![Some("a"), Some("b")]),
                 batch(vec![None, Some("a")]),
-            ])
-            .unwrap();
-        let hashed = df
-            .select(vec![col("k"), key_hash(col("k")).alias("h")])
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let mut by_key: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
-        for b in &hashed {
-            let k = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-            let h = b.column(1).as_any().downcast_ref::<UInt64Array>().unwrap();
-            for i in 0..b.num_rows() {
-                if !k.is_null(i) {
-                    by_key
-                        .entry(k.value(i).to_string())
-                        .or_default()
-                        .push(h.value(i));
-                }
-            }
-        }
-        // "a": the same hash in both batches.
-        let a = &by_key["a"];
-        assert_eq!(a.len(), 2);
-        assert!(a.iter().all(|h| *h == a[0]), "{a:?}");
-        assert_ne!(by_key["b"][0], a[0]);
+            ],
+            vec![
+                batch(vec![Some("c"), Some("a")]),
+                batch(vec![Some("b"), None]),
+            ],
+        ];
+        assert_eq!(repeated(spread).await, 3);
+        // Within one batch: "x", "x", "x" is two repeats.
+        assert_eq!(
+            repeated(vec![vec![batch(vec![Some("x"), Some("x"), Some("x")])]]).await,
+            2
+        );
+        // Unique keys and nulls (two nulls are not a repeat): 0.
+        let unique = vec![
+            vec![batch(vec![Some("a"), None])],
+            vec![batch(vec![Some("b"), None])],
+        ];
+        assert_eq!(repeated(unique).await, 0);
+        // No rows at all: 0.
+        assert_eq!(repeated(vec![vec![]]).await, 0);
     }
 }

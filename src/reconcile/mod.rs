@@ -429,7 +429,8 @@ pub async fn run(
         // Sides let through a failing gate by name (repeated rows) are
         // joined again by the bridge, which then cannot tie out: the user's
         // data, not canon's bug.
-        let overrides: Vec<&String> = b_result
+        // One override both sides used is named once.
+        let overrides: std::collections::BTreeSet<&String> = b_result
             .overrides
             .iter()
             .chain(&r_result.overrides)

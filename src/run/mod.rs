@@ -88,6 +88,10 @@ pub struct Engine {
     /// Plans built once per engine and shared by every metric that needs
     /// them (entity frames, merge maps), keyed by what they are.
     plans: Mutex<BTreeMap<String, (Option<LogicalPlan>, LinkSet)>>,
+    /// Values worked out once per run and shared by every computation that
+    /// needs them (a gate the bridge's two governed sides both run), keyed
+    /// by what they are; typed by the stage that stores them.
+    shared: Mutex<BTreeMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Engine {
@@ -113,6 +117,7 @@ impl Engine {
             links_used: Mutex::new(Default::default()),
             recorders: Mutex::new(Vec::new()),
             plans: Mutex::new(BTreeMap::new()),
+            shared: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -183,6 +188,19 @@ impl Engine {
             .expect("lock")
             .insert(key.to_string(), (plan.clone(), links));
         Ok(plan)
+    }
+
+    /// The value this run shares under `key`, created empty on first use (a
+    /// `tokio::sync::OnceCell` lets the first caller compute it while the
+    /// others wait for its outcome). A key first used with another type
+    /// gets a value of its own, unshared: a key names one kind of thing.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self, key: &str) -> Arc<T> {
+        let mut shared = self.shared.lock().expect("lock");
+        let value = shared
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        value.downcast::<T>().unwrap_or_default()
     }
 
     /// A DataFrame over `plan` on this engine's session.
