@@ -17,11 +17,9 @@
 //!   those folders again and compares; a file added, removed or rewritten
 //!   with other bytes misses.
 //!
-//! Content hashes are themselves remembered by file identity (size, mtime,
-//! ctime, inode), so checking an unchanged input costs a `stat`, not a read.
-//! A file whose identity changed is hashed again; when its bytes are the same
-//! its hash, and so the result's fingerprint, is the same and the entry still
-//! serves: the fingerprint is of content, not of timestamps.
+//! Content hashes come from the cache folder's file-hash index
+//! ([`Fingerprints`]), so checking an unchanged input costs a `stat`; a file
+//! rewritten with the same bytes still serves.
 //!
 //! Freshness is not part of the key: it depends on "now", not on the data.
 //! A served result's freshness checks are judged again against the run's
@@ -29,64 +27,27 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::atomic;
 use crate::catalog::Catalog;
-use crate::compile::Request;
 use crate::error::{CanonError, DataLocation, Result};
+use crate::request::Request;
 use crate::result::GovernedResult;
 use crate::run::SourceFacts;
 use crate::run::files;
+use crate::run::fingerprints::{Fingerprints, absolute, build_identity, create_dir};
 
 /// Bumped whenever the stored layout or the meaning of a key changes.
 const FORMAT: u32 = 2;
 
-/// A cache folder: `results/<key>.json` and the file-hash index `files.json`.
+/// The results in a cache folder (`results/<key>.json`), checked against
+/// the folder's file-hash index.
 pub struct Cache {
-    dir: PathBuf,
-    hashes: Mutex<Option<HashIndex>>,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-struct HashIndex {
-    format: u32,
-    /// sha256 of the index's content ([`HashIndex::seal`]): an index edited
-    /// or damaged does not verify and every input is hashed again.
-    #[serde(default)]
-    digest: String,
-    /// Absolute path → the identity it had when hashed, and the hash.
-    files: BTreeMap<String, Hashed>,
-    #[serde(skip)]
-    dirty: bool,
-}
-
-impl HashIndex {
-    /// The digest the index must carry: its format and every file's stamp
-    /// and hash.
-    fn seal(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(format!("canon hash index v{}\n", self.format));
-        h.update(serde_json::to_vec(&self.files).unwrap_or_default());
-        hex::encode(h.finalize())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    bytes: u64,
-    modified_ns: i128,
-    changed_ns: i128,
-    inode: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Hashed {
-    stamp: Stamp,
-    sha256: String,
+    prints: Arc<Fingerprints>,
 }
 
 /// One source table a stored result read: its folder and its files.
@@ -144,48 +105,9 @@ pub struct Served {
 }
 
 impl Cache {
-    /// A cache in `dir` (created on first store).
-    pub fn new(dir: impl Into<PathBuf>) -> Cache {
-        Cache {
-            dir: dir.into(),
-            hashes: Mutex::new(None),
-        }
-    }
-
-    /// A cache in `dir`, which must be canon's: absent, empty, or holding
-    /// only what a cache holds (its tag, `files.json`, `results/`, `gates/`).
-    /// A folder of someone else's files is refused (exit 2), never written into.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Cache> {
-        let dir = dir.into();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            let tagged = std::fs::read_to_string(dir.join(TAG)).is_ok_and(|t| t == TAG_TEXT);
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                // Untagged (written before the tag): canon's names, and a
-                // files.json that is canon's index, not a file of that name.
-                let own = OWN.contains(&name.as_str())
-                    && (name != "files.json"
-                        || std::fs::read(entry.path())
-                            .is_ok_and(|b| serde_json::from_slice::<HashIndex>(&b).is_ok()));
-                if !tagged && !own {
-                    return Err(CanonError::request(format!(
-                        "cache folder {}: refused, it holds {name}, which canon did not write; \
-                         give --cache-dir a folder of its own",
-                        dir.display()
-                    )));
-                }
-            }
-        } else if dir.exists() {
-            return Err(CanonError::request(format!(
-                "cache folder {}: refused, it is not a folder",
-                dir.display()
-            )));
-        }
-        Ok(Cache::new(dir))
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The results of the cache folder whose file-hash index is `prints`.
+    pub fn over(prints: Arc<Fingerprints>) -> Cache {
+        Cache { prints }
     }
 
     /// The key of `metric` under `request` over the data in `root`.
@@ -263,86 +185,21 @@ impl Cache {
             })
             .and_then(|bytes| {
                 let path = self.entry_path(key);
-                create_dir(&self.dir)?;
-                let results = path.parent().unwrap_or(&self.dir);
+                create_dir(self.prints.dir())?;
+                let results = path.parent().unwrap_or(self.prints.dir());
                 std::fs::create_dir_all(results).map_err(|e| CanonError::io(results, e))?;
                 atomic::write_file(&path, &bytes)
             });
-        if let Err(e) = written.and_then(|_| self.persist()) {
+        if let Err(e) = written.and_then(|_| self.prints.persist()) {
             tracing::warn!(error = %e, "could not write the result cache");
         }
     }
 
-    /// The sha256 of a file's content, read from the index when the file's
-    /// identity (size, mtime, ctime, inode) is the one it had when hashed.
-    pub fn sha256(&self, path: &Path) -> Result<String> {
-        let meta = std::fs::metadata(path).map_err(|e| CanonError::io(path, e))?;
-        let stamp = stamp(&meta);
-        let name = absolute(path);
-        let mut guard = self.hashes.lock().expect("lock");
-        let index = guard.get_or_insert_with(|| self.load_index());
-        if let Some(h) = index.files.get(&name).filter(|h| h.stamp == stamp) {
-            return Ok(h.sha256.clone());
-        }
-        let sha256 = files::sha256_file(path)?;
-        index.files.insert(
-            name,
-            Hashed {
-                stamp,
-                sha256: sha256.clone(),
-            },
-        );
-        index.dirty = true;
-        Ok(sha256)
-    }
-
-    /// The sha256 of a file's content when the index already knows it for
-    /// the file's current identity; `None` rather than reading the file.
-    pub fn known_sha256(&self, path: &Path) -> Option<String> {
-        let stamp = stamp(&std::fs::metadata(path).ok()?);
-        let mut guard = self.hashes.lock().expect("lock");
-        let index = guard.get_or_insert_with(|| self.load_index());
-        index
-            .files
-            .get(&absolute(path))
-            .filter(|h| h.stamp == stamp)
-            .map(|h| h.sha256.clone())
-    }
-
-    /// Writes the file-hash index if it learned anything.
-    pub fn persist(&self) -> Result<()> {
-        let mut guard = self.hashes.lock().expect("lock");
-        let Some(index) = guard.as_mut().filter(|i| i.dirty) else {
-            return Ok(());
-        };
-        create_dir(&self.dir)?;
-        index.format = FORMAT;
-        index.digest = index.seal();
-        let bytes = serde_json::to_vec(index)
-            .map_err(|e| CanonError::Internal(format!("cannot encode the hash index: {e}")))?;
-        atomic::write_file(&self.dir.join("files.json"), &bytes)?;
-        index.dirty = false;
-        Ok(())
-    }
-
-    fn load_index(&self) -> HashIndex {
-        let path = self.dir.join("files.json");
-        let Some(index) = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<HashIndex>(&b).ok())
-            .filter(|i| i.format == FORMAT)
-        else {
-            return HashIndex::default();
-        };
-        if index.digest != index.seal() {
-            tracing::warn!(path = %path.display(), "the file-hash index does not verify (edited or damaged): hashing every input again");
-            return HashIndex::default();
-        }
-        index
-    }
-
     fn entry_path(&self, key: &str) -> PathBuf {
-        self.dir.join("results").join(format!("{key}.json"))
+        self.prints
+            .dir()
+            .join("results")
+            .join(format!("{key}.json"))
     }
 
     /// The table's folder still holds exactly these files with these contents.
@@ -359,7 +216,10 @@ impl Cache {
         paths.len() == input.files.len()
             && paths.iter().zip(&input.files).all(|(path, stored)| {
                 absolute(path) == stored.path
-                    && self.sha256(path).is_ok_and(|sha| sha == stored.sha256)
+                    && self
+                        .prints
+                        .sha256(path)
+                        .is_ok_and(|sha| sha == stored.sha256)
             })
     }
 }
@@ -389,66 +249,4 @@ pub fn inputs(
             })
         })
         .collect()
-}
-
-/// The running executable's identity (size and times, one `stat`): a
-/// rebuilt or reinstalled canon is another build. Empty when the platform
-/// cannot tell, and the version numbers alone then key the build.
-pub(crate) fn build_identity() -> String {
-    std::env::current_exe()
-        .and_then(std::fs::metadata)
-        .map(|meta| format!("\n{:?}", stamp(&meta)))
-        .unwrap_or_default()
-}
-
-/// The standard cache-folder tag (bford.info/cachedir): backup tools skip
-/// the folder, and canon knows it as its own.
-const TAG: &str = "CACHEDIR.TAG";
-const TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
-# This file is a cache directory tag created by canon (its result cache).\n";
-
-/// What a cache folder holds (a folder written before the tag existed is
-/// recognised by these names alone).
-const OWN: [&str; 4] = [TAG, "files.json", "results", "gates"];
-
-fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| CanonError::io(dir, e))?;
-    let tag = dir.join(TAG);
-    if !tag.exists() {
-        atomic::write_file(&tag, TAG_TEXT.as_bytes())?;
-    }
-    Ok(())
-}
-
-fn absolute(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
-}
-
-#[cfg(unix)]
-fn stamp(meta: &std::fs::Metadata) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    Stamp {
-        bytes: meta.len(),
-        modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        changed_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-        inode: meta.ino(),
-    }
-}
-
-#[cfg(not(unix))]
-fn stamp(meta: &std::fs::Metadata) -> Stamp {
-    let modified_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i128);
-    Stamp {
-        bytes: meta.len(),
-        modified_ns,
-        changed_ns: 0,
-        inode: 0,
-    }
 }

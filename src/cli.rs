@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::calendar::Grain;
 use crate::catalog::Catalog;
-use crate::compile::Request;
 use crate::error::{CanonError, Result};
 use crate::protect::Protected;
+use crate::request::Request;
 use crate::result::render::{Format, render};
 use crate::run::{DataSource, Engine};
 
@@ -468,7 +468,7 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
         let dir = cache_dir(&engine.catalog, data);
         let root = data_root(&engine.catalog, data.data.as_deref());
         Protected::of_project(&engine.catalog, &root, None).check_cache_dir(&dir)?;
-        engine.cache = Some(Arc::new(crate::cache::Cache::open(dir)?));
+        engine.use_fingerprints(Arc::new(crate::run::fingerprints::Fingerprints::open(dir)?));
     }
     Ok(engine)
 }

@@ -2,8 +2,8 @@
 
 use datafusion::physical_plan::displayable;
 
-use crate::compile::Request;
 use crate::error::Result;
+use crate::request::Request;
 use crate::run::Engine;
 
 /// One text block per compiled part: logical, optimized and physical plan;

@@ -24,6 +24,7 @@ pub mod publish_dir;
 pub mod quality;
 pub mod query;
 pub mod reconcile;
+pub mod request;
 pub mod result;
 pub mod run;
 pub mod sample;

@@ -22,8 +22,8 @@ use datafusion::parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
 use crate::calendar::Period;
-use crate::compile::Request;
 use crate::error::{CanonError, Result};
+use crate::request::Request;
 use crate::result::GovernedResult;
 use crate::result::render::{Format, render};
 use crate::run::Engine;
@@ -106,7 +106,7 @@ pub async fn publish(
         }
     }
     if let crate::run::DataSource::Folder(root) = &engine.data {
-        let cache = engine.cache.as_ref().map(|c| c.dir().to_path_buf());
+        let cache = engine.fingerprints.as_ref().map(|c| c.dir().to_path_buf());
         crate::protect::Protected::of_project(&catalog, root, cache.as_deref()).check_out(out)?;
     }
     let target = crate::publish_dir::Target::claim(out)?;

@@ -12,9 +12,10 @@ use sha2::{Digest, Sha256};
 use crate::cache::Cache;
 use crate::catalog::{Catalog, MetricId};
 use crate::compile::entity::entity_frame;
-use crate::compile::{Request, cohort, derived, simple};
+use crate::compile::{cohort, derived, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, DataLocation, Result};
+use crate::request::Request;
 use crate::result::{
     BridgeLine, CacheNote, DefinitionRef, ExclusionTally, GovernedResult, Lineage, ResultRow,
     Tally, source_lineage,
@@ -139,9 +140,9 @@ impl SimpleOutcome {
 /// Computes `name` for `request` on `engine`.
 pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Result<GovernedResult> {
     let started = Instant::now();
-    let cache = match (&engine.cache, &engine.data) {
-        (Some(cache), DataSource::Folder(root)) => Some((
-            cache,
+    let cache = match (&engine.fingerprints, &engine.data) {
+        (Some(prints), DataSource::Folder(root)) => Some((
+            Cache::over(prints.clone()),
             root,
             Cache::key(&engine.catalog, root, name, request),
         )),

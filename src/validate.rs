@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::compile::Request;
 use crate::error::DataLocation;
 use crate::error::{CanonError, Diagnostic, Result};
+use crate::request::Request;
 use crate::run::decode::decode_file;
 use crate::run::files::{file_schema, schema_problems, source_dir, table_files};
 use crate::run::{DataSource, Engine};

@@ -17,8 +17,8 @@ use super::Request;
 use super::plan::FramePlan;
 use super::simple::{self, SimplePlan};
 use crate::catalog::MetricId;
+use crate::compile::planner::Planner;
 use crate::error::{CanonError, Result};
-use crate::run::Engine;
 use crate::spec::{CohortSpec, MetricKind};
 use crate::yaml_path;
 
@@ -68,7 +68,7 @@ pub const BRIDGE: [&str; 8] = [
     "churned_members",
 ];
 
-pub fn spec(engine: &Engine, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
+pub fn spec(engine: &Planner, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
     let catalog = &engine.catalog;
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let at = |p: &[crate::spec::locate::Step]| catalog.metric_at(id, p);
@@ -104,7 +104,7 @@ pub fn spec(engine: &Engine, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
 /// Compiles a cohort metric. With `cache`, each instant is executed once
 /// and kept in memory (for running); without, nothing executes (for explain).
 pub async fn compile(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     request: &Request,
     cache: bool,

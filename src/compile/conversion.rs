@@ -28,12 +28,12 @@ use super::plan::FramePlan;
 use super::simple::{SimplePlan, bound, bucket_expr, not_a_time, period_filter};
 use super::{Request, parse_scoped};
 use crate::catalog::MetricId;
+use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
-use crate::run::Engine;
 use crate::spec::{Aggregation, ConversionCount};
 use crate::yaml_path;
 
-pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<SimplePlan> {
+pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let at = |p: &[crate::spec::locate::Step]| catalog.metric_at(id, p);
@@ -268,7 +268,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
 
 /// YAML expressions parsed over `schema`, bare names meaning `entity`'s.
 fn over<'a>(
-    engine: &'a Engine,
+    engine: &'a Planner,
     schema: &'a datafusion::common::DFSchema,
     entity: &'a str,
 ) -> impl Fn(&str, &Location) -> Result<Expr> + Copy + 'a {

@@ -16,9 +16,9 @@ use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
 use super::Key;
 use super::parse_expr;
 use crate::catalog::MetricId;
+use crate::compile::planner::Planner;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
-use crate::run::Engine;
 use crate::yaml_path;
 
 /// Decimal places of a derived value unless the metric sets `scale`.
@@ -35,7 +35,7 @@ pub struct Input {
 }
 
 /// The simple metrics a derived metric's expression names, in order of use.
-pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
+pub fn inputs(engine: &Planner, id: MetricId) -> Result<Vec<String>> {
     let catalog = &engine.catalog;
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let location = catalog.metric_at(id, &yaml_path!["expr"]);
@@ -83,7 +83,7 @@ pub fn inputs(engine: &Engine, id: MetricId) -> Result<Vec<String>> {
 /// its inputs typed as [`evaluate`] gives them, so `validate` refuses what
 /// the query would (a subquery, `random()`, an aggregate, a value that is
 /// not a number).
-pub fn check(engine: &Engine, id: MetricId) -> Result<()> {
+pub fn check(engine: &Planner, id: MetricId) -> Result<()> {
     let names = inputs(engine, id)?;
     let schema = datafusion::common::DFSchema::try_from(Schema::new(
         names
@@ -97,7 +97,7 @@ pub fn check(engine: &Engine, id: MetricId) -> Result<()> {
 /// The metric's `expr` parsed over `schema` (its inputs' values), when it is
 /// a number.
 fn value_expr(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     schema: &datafusion::common::DFSchema,
 ) -> Result<datafusion::logical_expr::Expr> {
@@ -121,7 +121,7 @@ fn value_expr(
 /// Evaluates the expression per aligned row; returns the headline, the rows
 /// and the plan text.
 pub async fn evaluate(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     inputs: &[Input],
 ) -> Result<(Option<Dec>, Vec<(Key, Option<Dec>)>, String)> {

@@ -20,8 +20,8 @@ use datafusion::prelude::DataFrame;
 
 use super::parse_expr;
 use super::plan::{self, FramePlan};
+use crate::compile::planner::Planner;
 use crate::error::{CanonError, DataLocation, Result};
-use crate::run::Engine;
 use crate::yaml_path;
 
 /// The entity `name` mapped from its source: one column per field, named
@@ -31,7 +31,7 @@ use crate::yaml_path;
 /// id)`): such *linked fields* are computed after the links they name are
 /// joined, so identity rules (a billing account's customer is its CRM
 /// survivor) are declared once on the entity, not in every metric.
-pub async fn entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+pub async fn entity_frame(engine: &Planner, name: &str) -> Result<DataFrame> {
     Ok(engine.frame(entity_plan(engine, name).await?))
 }
 
@@ -39,7 +39,7 @@ pub async fn entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
 /// taken from it without wrapping it in a DataFrame (which clones the
 /// session).
 pub fn entity_plan<'a>(
-    engine: &'a Engine,
+    engine: &'a Planner,
     name: &'a str,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LogicalPlan>> + Send + 'a>> {
     Box::pin(async move {
@@ -71,7 +71,7 @@ pub fn entity_plan<'a>(
 /// customer. The relation is the same either way (one left join of the
 /// same link, merges resolved the same way).
 fn entity_carrying_plan<'a>(
-    engine: &'a Engine,
+    engine: &'a Planner,
     name: &'a str,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<LogicalPlan>> + Send + 'a>> {
     Box::pin(async move {
@@ -100,7 +100,7 @@ fn is_carried(name: &str) -> bool {
 /// The entity's plain fields only (those that read no link): its source
 /// mapped, without the joins its linked fields need. A link's match rate
 /// counts over this: the same rows as the entity, none of its other joins.
-pub async fn entity_plain_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+pub async fn entity_plain_frame(engine: &Planner, name: &str) -> Result<DataFrame> {
     let build = async {
         let (frame, _) = plain_and_linked(engine, name).await?;
         Ok(Some(frame.into_unoptimized_plan()))
@@ -123,7 +123,7 @@ type LinkedField<'a> = (
 /// The source projected to the entity's plain fields, and its linked fields
 /// still to compute.
 async fn plain_and_linked<'a>(
-    engine: &'a Engine,
+    engine: &'a Planner,
     name: &str,
 ) -> Result<(DataFrame, Vec<LinkedField<'a>>)> {
     let catalog = &engine.catalog;
@@ -158,7 +158,7 @@ async fn plain_and_linked<'a>(
     Ok((source.project(plain)?, linked))
 }
 
-async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
+async fn build_entity_frame(engine: &Planner, name: &str) -> Result<DataFrame> {
     let (_, _, entity) = engine
         .catalog
         .entity(name)
@@ -222,7 +222,7 @@ async fn build_entity_frame(engine: &Engine, name: &str) -> Result<DataFrame> {
 
 /// The first parts of the compound identifiers in a SQL fragment
 /// (`crm.account_id` → `crm`), to tell fields over links from plain ones.
-fn qualifiers_in(engine: &Engine, sql: &str) -> BTreeSet<String> {
+fn qualifiers_in(engine: &Planner, sql: &str) -> BTreeSet<String> {
     use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
     let mut out = BTreeSet::new();
     // Any error is reported where the fragment itself is parsed.
@@ -246,7 +246,7 @@ fn qualifiers_in(engine: &Engine, sql: &str) -> BTreeSet<String> {
 /// the fields of the links its own fields joined (see
 /// [`entity_carrying_plan`]) for later steps of a metric frame.
 async fn join_link(
-    engine: &Engine,
+    engine: &Planner,
     acc: DataFrame,
     (parent_entity, parent_q): (&str, TableReference),
     link: &crate::spec::LinkSpec,
@@ -344,7 +344,7 @@ pub fn link_path(relation: &TableReference, entity: &str) -> Option<LinkPath> {
 /// nobody uses). Linked records that were merged away resolve to their
 /// survivor before the join.
 pub async fn metric_frame(
-    engine: &Engine,
+    engine: &Planner,
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
@@ -365,7 +365,7 @@ pub async fn metric_frame(
 }
 
 async fn build_metric_frame(
-    engine: &Engine,
+    engine: &Planner,
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
@@ -386,7 +386,7 @@ async fn build_metric_frame(
 /// this over the whole entity; a conversion joins it after aggregating
 /// events per foreign key.
 pub async fn with_links(
-    engine: &Engine,
+    engine: &Planner,
     frame: DataFrame,
     entity: &str,
     keep: Vec<Column>,
@@ -448,7 +448,7 @@ pub async fn with_links(
 /// The fields of the entity `link` points at, when `frame` carries them
 /// for the rows under `parent_q` (the parent's plan joined that link).
 async fn carried_link(
-    engine: &Engine,
+    engine: &Planner,
     frame: &DataFrame,
     parent_q: &TableReference,
     link: &crate::spec::LinkSpec,
@@ -468,7 +468,7 @@ fn field_names(schema: &DFSchema) -> Vec<String> {
     schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 
-fn key_of(engine: &Engine, entity: &str) -> Result<String> {
+fn key_of(engine: &Planner, entity: &str) -> Result<String> {
     let (_, _, spec) = engine
         .catalog
         .entity(entity)
@@ -538,7 +538,7 @@ pub(crate) fn find_link<'a>(
 /// dominated compile time, and noted links no plan joins (whose match rates
 /// the result would then report and compute).
 pub async fn metric_schema(
-    engine: &Engine,
+    engine: &Planner,
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DFSchema> {
@@ -590,7 +590,7 @@ pub fn all_link_paths(catalog: &crate::catalog::Catalog, entity: &str) -> BTreeS
 /// For an entity with a merge rule, the id → survivor mapping of every
 /// merged-away record, chains followed to the end. Merge audits are small,
 /// so the chains are resolved here and the mapping joins in the plan.
-async fn survivors(engine: &Engine, entity: &str) -> Result<Option<LogicalPlan>> {
+async fn survivors(engine: &Planner, entity: &str) -> Result<Option<LogicalPlan>> {
     engine
         .memoized_plan(
             &format!("survivors {entity}"),
@@ -599,7 +599,7 @@ async fn survivors(engine: &Engine, entity: &str) -> Result<Option<LogicalPlan>>
         .await
 }
 
-async fn build_survivors(engine: &Engine, entity: &str) -> Result<Option<LogicalPlan>> {
+async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<LogicalPlan>> {
     let (_, model, spec) = engine
         .catalog
         .entity(entity)

@@ -9,8 +9,8 @@ use datafusion::logical_expr::{Expr, JoinType, cast, col, lit, when};
 use datafusion::prelude::DataFrame;
 
 use crate::compile::entity::entity_frame;
+use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
-use crate::run::Engine;
 use crate::spec::ReconciliationSpec;
 use crate::spec::locate::Step;
 use crate::yaml_path;
@@ -26,7 +26,7 @@ use crate::yaml_path;
 /// links is looked up: the others probe with a null key, which is neither
 /// hashed nor matched (most lines carry their deal).
 pub async fn link_rules(
-    engine: &Engine,
+    engine: &Planner,
     mut frame: DataFrame,
     spec: &ReconciliationSpec,
     parse: &dyn Fn(&str, &Location) -> Result<Expr>,

@@ -11,6 +11,7 @@ pub mod entity;
 pub mod limits;
 pub mod link_rules;
 pub mod plan;
+pub mod planner;
 pub mod simple;
 pub mod slicing;
 
@@ -20,46 +21,16 @@ use datafusion::common::{DFSchema, TableReference};
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
 
-use crate::calendar::{Grain, Period};
+use crate::calendar::Grain;
 use crate::error::{CanonError, Location, Result};
-use crate::run::Engine;
+use planner::Planner;
 
-/// What an analyst asked for.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Request {
-    pub period: Period,
-    /// The day a snapshot metric is taken at (end of day in the reporting zone).
-    pub as_of: Option<chrono::NaiveDate>,
-    /// Convert a snapshot's `as_of` money at this day's rates instead of the
-    /// as-of day's (constant currency, as a cohort's T0 is valued at T's rates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rates_as_of: Option<chrono::NaiveDate>,
-    #[serde(
-        serialize_with = "serialize_grain",
-        deserialize_with = "deserialize_grain"
-    )]
-    pub grain: Option<Grain>,
-    pub by: Vec<String>,
-}
-
-fn deserialize_grain<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Grain>, D::Error> {
-    use serde::Deserialize;
-    Option::<String>::deserialize(d)?
-        .map(|name| Grain::parse(&name).map_err(serde::de::Error::custom))
-        .transpose()
-}
-
-fn serialize_grain<S: serde::Serializer>(g: &Option<Grain>, s: S) -> Result<S::Ok, S::Error> {
-    match g {
-        Some(g) => s.serialize_str(g.name()),
-        None => s.serialize_none(),
-    }
-}
+pub use crate::request::Request;
 
 /// Compiles a metric whose result has the shape of a simple aggregate
 /// (simple, snapshot and conversion kinds).
 pub async fn compile_aggregate(
-    engine: &Engine,
+    engine: &Planner,
     id: crate::catalog::MetricId,
     request: &Request,
 ) -> Result<simple::SimplePlan> {
@@ -71,7 +42,7 @@ pub async fn compile_aggregate(
 }
 
 /// The simple metrics a metric is computed from, itself included.
-pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
+pub fn parts(engine: &Planner, name: &str) -> Result<Vec<String>> {
     use crate::spec::MetricKind;
     let (id, _, metric) = engine.catalog.metric(name)?;
     Ok(match metric.kind {
@@ -94,7 +65,7 @@ pub fn parts(engine: &Engine, name: &str) -> Result<Vec<String>> {
 /// will read before it reads a row (entity frames are memoized, so the
 /// computation reuses this work).
 pub async fn plans(
-    engine: &Engine,
+    engine: &Planner,
     name: &str,
     request: &Request,
 ) -> Result<Vec<(String, datafusion::prelude::DataFrame)>> {
@@ -195,7 +166,7 @@ pub type Key = (String, Vec<Option<String>>);
 /// Parses one YAML SQL fragment against `schema`, blaming `location` for any
 /// error (unknown column, unknown function, a type that does not fit).
 pub fn parse_expr(
-    engine: &Engine,
+    engine: &Planner,
     sql: &str,
     schema: &DFSchema,
     location: &Location,
@@ -210,7 +181,7 @@ pub fn parse_expr(
 /// identifiers are qualified in the SQL syntax tree before planning, so no
 /// SQL text is ever rewritten or concatenated.
 pub fn parse_scoped(
-    engine: &Engine,
+    engine: &Planner,
     sql: &str,
     schema: &DFSchema,
     base: Option<&str>,
@@ -280,7 +251,7 @@ pub fn condition(expr: Expr, schema: &DFSchema, sql: &str, location: &Location) 
 /// The syntax tree of one YAML SQL fragment, parsed only once its text is
 /// within [`limits::GOVERNED`] (a tree too deep to walk must never exist).
 pub fn sql_ast(
-    engine: &Engine,
+    engine: &Planner,
     sql: &str,
     location: &Location,
 ) -> Result<datafusion::sql::sqlparser::ast::ExprWithAlias> {

@@ -23,8 +23,8 @@ use super::{Request, parse_scoped};
 use crate::calendar::{Calendar, Period};
 use crate::catalog::Catalog;
 use crate::catalog::MetricId;
+use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
-use crate::run::Engine;
 use crate::spec::{Aggregation, HistorySpec, MetricKind, MetricSpec};
 use crate::yaml_path;
 
@@ -87,7 +87,7 @@ pub fn as_of_days(catalog: &Catalog, request: &Request) -> Vec<(String, NaiveDat
 }
 
 /// Compiles metric `id` (simple or snapshot) for `request`.
-pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result<SimplePlan> {
+pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Result<SimplePlan> {
     compile_windows(engine, id, request, None).await
 }
 
@@ -95,7 +95,7 @@ pub async fn compile(engine: &Engine, id: MetricId, request: &Request) -> Result
 /// `_period` group per instant, instead of the request's as-of days (a
 /// cohort's T0 and T).
 pub async fn compile_days(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     request: &Request,
     days: Vec<(String, NaiveDate)>,
@@ -104,7 +104,7 @@ pub async fn compile_days(
 }
 
 async fn compile_windows(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     request: &Request,
     days: Option<Vec<(String, NaiveDate)>>,
@@ -633,14 +633,14 @@ pub(crate) fn not_a_time(location: &Location, sql: &str, ty: &DataType) -> Canon
 }
 
 /// Every link path of an entity to the depth expressions may name.
-fn all_link_paths(engine: &Engine, entity: &str) -> BTreeSet<super::entity::LinkPath> {
+fn all_link_paths(engine: &Planner, entity: &str) -> BTreeSet<super::entity::LinkPath> {
     super::entity::all_link_paths(&engine.catalog, entity)
 }
 
 /// Joins the dated rate of each row and converts `value` to the base
 /// currency, rounded to the cent per row; also flags rows with no rate.
 async fn convert(
-    engine: &Engine,
+    engine: &Planner,
     frame: DataFrame,
     value: Expr,
     currency: Expr,
@@ -683,7 +683,7 @@ async fn convert(
 /// per entity on or before the end of that day (ties broken by the history
 /// entity's key, highest last).
 async fn state_rows(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     history: &HistorySpec,
     as_of: Option<NaiveDate>,
@@ -731,7 +731,7 @@ async fn state_rows(
 /// the tie-break (the history entity's own key: of two rows at one instant
 /// the higher is the later).
 async fn history_rows(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     history: &HistorySpec,
 ) -> Result<(DataFrame, Expr, Expr, Expr)> {
@@ -779,7 +779,7 @@ const STATE_TO: &str = "_state_to";
 /// (two rows at one instant: the lower key's interval is empty). One sort of
 /// the history, however many days; returns the type of `valid_from`.
 async fn state_intervals(
-    engine: &Engine,
+    engine: &Planner,
     id: MetricId,
     history: &HistorySpec,
     days: &[NaiveDate],
@@ -832,7 +832,7 @@ async fn state_intervals(
 /// The metric frame with each entity's state joined under `history.name`;
 /// an entity with no state (not yet created at D) drops out.
 fn join_state(
-    engine: &Engine,
+    engine: &Planner,
     frame: DataFrame,
     states: DataFrame,
     (entity, id): (&str, MetricId),
@@ -966,7 +966,7 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
 /// (exact and DST-proof, since the boundaries were computed in the reporting
 /// zone). Rows at or past the period's end get null.
 pub(crate) fn bucket_expr(
-    engine: &Engine,
+    engine: &Planner,
     time: &Expr,
     ty: &DataType,
     request: &Request,
@@ -1002,7 +1002,7 @@ pub(crate) fn bucket_expr(
 
 /// The local calendar day of a timestamp in the reporting zone (canon's
 /// `local_date`, bound to canon.yaml's zone); dates pass through.
-pub fn local_day(engine: &Engine, e: Expr, ty: &DataType) -> Result<Expr> {
+pub fn local_day(engine: &Planner, e: Expr, ty: &DataType) -> Result<Expr> {
     match ty {
         DataType::Timestamp(..) => Ok(engine.ctx.udf("local_date")?.call(vec![e])),
         _ => Ok(e),

@@ -6,12 +6,12 @@
 //! only after the data root and earlier metrics were dealt with; a slice
 //! named twice reached the engine as a duplicate column.
 
+use crate::compile::planner::Planner;
 use crate::error::{CanonError, Result};
-use crate::run::Engine;
 
 /// The slices every part of `name` approves, in the first part's order:
 /// what `--by` may name for it.
-pub fn approved(engine: &Engine, name: &str) -> Result<Vec<String>> {
+pub fn approved(engine: &Planner, name: &str) -> Result<Vec<String>> {
     let catalog = &engine.catalog;
     let parts = super::parts(engine, name)?;
     let mut approved: Option<Vec<String>> = None;
@@ -28,7 +28,7 @@ pub fn approved(engine: &Engine, name: &str) -> Result<Vec<String>> {
 
 /// Refuses (exit 2) a `--by` that names a slice `name` does not approve,
 /// with the closest approved one and the list.
-pub fn check(engine: &Engine, name: &str, by: &[String]) -> Result<()> {
+pub fn check(engine: &Planner, name: &str, by: &[String]) -> Result<()> {
     if by.is_empty() {
         return Ok(());
     }

@@ -34,8 +34,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Status, TableCheck};
 use crate::catalog::Catalog;
-use crate::compile::Request;
 use crate::error::{CanonError, Result};
+use crate::request::Request;
 use crate::run::{DataSource, Engine, LinkSet};
 use crate::spec::{EntitySpec, MetricKind, Overlap};
 
@@ -705,7 +705,7 @@ impl Stored {
         h.update(format!(
             "canon gate outcome v{MEMO_FORMAT}\n{}\n{}\n",
             path.file_name().and_then(|n| n.to_str()).unwrap_or(""),
-            crate::cache::build_identity()
+            crate::run::fingerprints::build_identity()
         ));
         h.update(&content);
         hex::encode(h.finalize())
@@ -714,7 +714,7 @@ impl Stored {
 
 /// Where one gate's outcome is remembered: `<cache>/gates/<key>.json`.
 struct Memo {
-    cache: std::sync::Arc<crate::cache::Cache>,
+    cache: std::sync::Arc<crate::run::fingerprints::Fingerprints>,
     /// The key without the file hashes: the gate, its plan, the definitions
     /// and the build.
     stem: String,
@@ -725,7 +725,7 @@ struct Memo {
 impl Memo {
     /// `None` without a cache (`--no-cache`: nothing remembered).
     fn new(engine: &Engine, kind: &str, scope: &str, rows: &DataFrame) -> Option<Memo> {
-        let cache = engine.cache.clone()?;
+        let cache = engine.fingerprints.clone()?;
         let mut tables = BTreeMap::new();
         crate::run::scanned_columns(rows.logical_plan(), &mut tables);
         let mut files = Vec::new();
@@ -740,7 +740,7 @@ impl Memo {
         h.update(format!("canon gate v{MEMO_FORMAT}\n{kind}\n{scope}\n"));
         h.update(env!("CARGO_PKG_VERSION"));
         h.update(datafusion::DATAFUSION_VERSION);
-        h.update(crate::cache::build_identity());
+        h.update(crate::run::fingerprints::build_identity());
         for f in
             std::iter::once(&project.project.sha256).chain(project.models.iter().map(|m| &m.sha256))
         {

@@ -29,9 +29,10 @@ use serde::Serialize;
 
 use crate::calendar::Period;
 use crate::compile::entity::{entity_frame, metric_frame};
-use crate::compile::{Request, parse_scoped, simple};
+use crate::compile::{parse_scoped, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
+use crate::request::Request;
 use crate::result::{DefinitionRef, GovernedResult};
 use crate::run::Engine;
 use crate::spec::ReconciliationSpec;

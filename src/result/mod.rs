@@ -9,8 +9,8 @@ pub mod render;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compile::Request;
 use crate::decimal::Dec;
+use crate::request::Request;
 use crate::run::SourceFacts;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,8 +8,8 @@
 
 pub mod decode;
 pub mod files;
+pub mod fingerprints;
 
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,10 +24,10 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
+use crate::compile::planner::{Planner, SourceRegistry};
 use crate::error::{CanonError, DataLocation, Result};
 use crate::spec::SourceSpec;
 use files::FileFact;
@@ -53,12 +53,14 @@ pub struct SourceFacts {
 /// A file's content hash being computed: (source key, file index, task).
 type PendingHash = (String, usize, tokio::task::JoinHandle<Result<String>>);
 
-/// Identity links as (entity, link name).
-pub type LinkSet = std::collections::BTreeSet<(String, String)>;
+pub use crate::compile::planner::{LinkSet, scanned_columns};
 
+/// The engine a request runs on: the planner (which it derefs to, so
+/// planning functions take it as they are), and what only a run has: the
+/// data, the clock, the overrides, the file-hash index and the facts of the
+/// files read.
 pub struct Engine {
-    pub ctx: SessionContext,
-    pub catalog: Arc<Catalog>,
+    planner: Planner,
     pub data: DataSource,
     /// The run's "now" for freshness: `--now`, else canon.yaml's pinned
     /// `clock`, else the wall clock.
@@ -68,30 +70,33 @@ pub struct Engine {
     /// The gates this run may pass at error, by name (`--allow GATE:TABLE`,
     /// and `--allow-stale`); each one used is recorded in the result.
     pub allow: crate::quality::allow::Allow,
-    /// The result cache and file-hash index; `None` computes every time.
-    pub cache: Option<Arc<crate::cache::Cache>>,
+    /// The cache folder's file-hash index; `None` (`--no-cache`) hashes
+    /// every input and remembers nothing.
+    pub fingerprints: Option<Arc<fingerprints::Fingerprints>>,
     /// The last row counts of the data root's tables (volume gate); `None`
     /// when the run has no data root (validation over empty tables).
     pub volume: Option<Arc<crate::quality::volume::Tracker>>,
+    sources: Arc<Sources>,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Planner;
+
+    fn deref(&self) -> &Planner {
+        &self.planner
+    }
+}
+
+/// The sources a run registered, with their files' facts, and the content
+/// hashes still being computed, off the query's path.
+struct Sources {
+    catalog: Arc<Catalog>,
+    data: DataSource,
+    fingerprints: Mutex<Option<Arc<fingerprints::Fingerprints>>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
-    /// Content hashes still being computed, off the query's path: (source
-    /// key, file index, the hashing task). `sources_read` waits for them.
+    /// (source key, file index, the hashing task); `sources_read` waits for
+    /// them.
     pending_hashes: Mutex<Vec<PendingHash>>,
-    /// Columns read by side queries (identity resolution) that are not part
-    /// of a metric's main plan, so lineage still lists them.
-    side_reads: Mutex<BTreeMap<String, std::collections::BTreeSet<String>>>,
-    /// Identity links joined so far: (entity, link name).
-    links_used: Mutex<LinkSet>,
-    /// Links noted while a memoized plan is being built, one set per build
-    /// in progress (builds nest), so the memo knows exactly what it joins.
-    recorders: Mutex<Vec<LinkSet>>,
-    /// Plans built once per engine and shared by every metric that needs
-    /// them (entity frames, merge maps), keyed by what they are.
-    plans: Mutex<BTreeMap<String, (Option<LogicalPlan>, LinkSet)>>,
-    /// Values worked out once per run and shared by every computation that
-    /// needs them (a gate the bridge's two governed sides both run), keyed
-    /// by what they are; typed by the stage that stores them.
-    shared: Mutex<BTreeMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Engine {
@@ -102,146 +107,42 @@ impl Engine {
             &catalog.files.project.spec.internal_domains,
             catalog.calendar.zone,
         );
+        let sources = Arc::new(Sources {
+            catalog: catalog.clone(),
+            data: data.clone(),
+            fingerprints: Mutex::new(None),
+            registered: Mutex::new(BTreeMap::new()),
+            pending_hashes: Mutex::new(Vec::new()),
+        });
         Ok(Engine {
-            ctx,
+            planner: Planner::new(ctx, catalog.clone(), Box::new(sources.clone())),
             now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
             allow_stale: false,
             allow: Default::default(),
-            cache: None,
+            fingerprints: None,
             volume: None,
-            catalog,
             data,
-            registered: Mutex::new(BTreeMap::new()),
-            pending_hashes: Mutex::new(Vec::new()),
-            side_reads: Mutex::new(BTreeMap::new()),
-            links_used: Mutex::new(Default::default()),
-            recorders: Mutex::new(Vec::new()),
-            plans: Mutex::new(BTreeMap::new()),
-            shared: Mutex::new(BTreeMap::new()),
+            sources,
         })
     }
 
-    /// The source table `system/table` as a DataFrame, registering it first.
-    pub async fn source_frame(&self, system: &str, table: &str) -> Result<DataFrame> {
-        let key = format!("{system}/{table}");
-        let already = self.registered.lock().expect("lock").contains_key(&key);
-        if !already {
-            let (_, spec) = self.catalog.source_by_name(system, table).ok_or_else(|| {
-                CanonError::Internal(format!("source {key} is not in the catalog"))
-            })?;
-            let files = self.register(system, spec)?;
-            self.registered.lock().expect("lock").insert(
-                key,
-                SourceFacts {
-                    system: system.to_string(),
-                    table: table.to_string(),
-                    files,
-                },
-            );
-        }
-        Ok(self
-            .ctx
-            .table(TableReference::partial(system, table))
-            .await?)
-    }
-
-    /// A plan built earlier under `key` (`Some(None)` when it was built as
-    /// "nothing": an entity without merges has no merge map). The links the
-    /// build joined are noted again, as if it had been built now.
-    fn remembered_plan(&self, key: &str) -> Option<Option<LogicalPlan>> {
-        let (plan, links) = self.plans.lock().expect("lock").get(key).cloned()?;
-        for (entity, link) in &links {
-            self.note_link(entity, link);
-        }
-        Some(plan)
-    }
-
-    /// Runs `work` and then forgets the links it noted: for frames built
-    /// only to learn a schema, whose links are not joined into any plan.
-    pub async fn without_noting_links<T>(&self, work: impl std::future::Future<Output = T>) -> T {
-        let before = self.links_used();
-        let out = work.await;
-        *self.links_used.lock().expect("lock") = before;
-        out
-    }
-
-    /// The plan remembered under `key`, else `build`'s, remembered with the
-    /// links its build joined.
-    pub async fn memoized_plan<F>(&self, key: &str, build: F) -> Result<Option<LogicalPlan>>
-    where
-        F: std::future::Future<Output = Result<Option<LogicalPlan>>>,
-    {
-        if let Some(plan) = self.remembered_plan(key) {
-            return Ok(plan);
-        }
-        self.recorders.lock().expect("lock").push(LinkSet::new());
-        let built = build.await;
-        let links = self
-            .recorders
-            .lock()
-            .expect("lock")
-            .pop()
-            .unwrap_or_default();
-        let plan = built?;
-        self.plans
-            .lock()
-            .expect("lock")
-            .insert(key.to_string(), (plan.clone(), links));
-        Ok(plan)
-    }
-
-    /// The value this run shares under `key`, created empty on first use (a
-    /// `tokio::sync::OnceCell` lets the first caller compute it while the
-    /// others wait for its outcome). A key first used with another type
-    /// gets a value of its own, unshared: a key names one kind of thing.
-    pub fn shared<T: Default + Send + Sync + 'static>(&self, key: &str) -> Arc<T> {
-        let mut shared = self.shared.lock().expect("lock");
-        let value = shared
-            .entry(key.to_string())
-            .or_insert_with(|| Arc::new(T::default()))
-            .clone();
-        value.downcast::<T>().unwrap_or_default()
-    }
-
-    /// A DataFrame over `plan` on this engine's session.
-    pub fn frame(&self, plan: LogicalPlan) -> DataFrame {
-        DataFrame::new(self.ctx.state(), plan)
-    }
-
-    /// Records the source columns a side query's plan reads.
-    pub fn note_plan_reads(&self, plan: &datafusion::logical_expr::LogicalPlan) {
-        let mut reads = self.side_reads.lock().expect("lock");
-        scanned_columns(plan, &mut reads);
-    }
-
-    /// Records that a plan joined `entity`'s link `link`.
-    pub fn note_link(&self, entity: &str, link: &str) {
-        let pair = (entity.to_string(), link.to_string());
-        for recorder in self.recorders.lock().expect("lock").iter_mut() {
-            recorder.insert(pair.clone());
-        }
-        self.links_used.lock().expect("lock").insert(pair);
-    }
-
-    /// The links joined so far.
-    pub fn links_used(&self) -> LinkSet {
-        self.links_used.lock().expect("lock").clone()
-    }
-
-    /// Source columns read by side queries so far.
-    pub fn side_reads(&self) -> BTreeMap<String, std::collections::BTreeSet<String>> {
-        self.side_reads.lock().expect("lock").clone()
+    /// Hashes input files through `prints` (the cache folder's index) from
+    /// now on.
+    pub fn use_fingerprints(&mut self, prints: Arc<fingerprints::Fingerprints>) {
+        *self.sources.fingerprints.lock().expect("lock") = Some(prints.clone());
+        self.fingerprints = Some(prints);
     }
 
     /// Every source registered so far with its files, their content hashes
     /// complete.
     pub async fn sources_read(&self) -> Result<BTreeMap<String, SourceFacts>> {
-        let pending = std::mem::take(&mut *self.pending_hashes.lock().expect("lock"));
+        let pending = std::mem::take(&mut *self.sources.pending_hashes.lock().expect("lock"));
         for (key, index, task) in pending {
             let sha256 = task
                 .await
                 .map_err(|e| CanonError::Internal(format!("hashing task failed: {e}")))??;
             if let Some(file) = self
+                .sources
                 .registered
                 .lock()
                 .expect("lock")
@@ -251,7 +152,7 @@ impl Engine {
                 file.sha256 = sha256;
             }
         }
-        Ok(self.registered.lock().expect("lock").clone())
+        Ok(self.sources.registered.lock().expect("lock").clone())
     }
 
     /// `error` as a data error naming the damaged file, column and row
@@ -265,6 +166,7 @@ impl Engine {
             return error;
         }
         let tables: Vec<decode::ReadTable> = self
+            .sources
             .registered
             .lock()
             .expect("lock")
@@ -289,15 +191,20 @@ impl Engine {
             .await
             .unwrap_or_else(|e| CanonError::Internal(format!("locating a damaged file: {e}")))
     }
+}
 
-    fn register(&self, system: &str, spec: &SourceSpec) -> Result<Vec<FileFact>> {
+/// A source is registered the first time a plan needs it, after every one
+/// of its files has been checked against the model.
+impl SourceRegistry for Arc<Sources> {
+    fn register(&self, ctx: &SessionContext, system: &str, spec: &SourceSpec) -> Result<()> {
         let schema = declared_schema(spec);
         let name = TableReference::partial(system, spec.name.as_str());
-        match &self.data {
+        let key = format!("{system}/{}", spec.name);
+        let facts = match &self.data {
             DataSource::Empty => {
                 let table = MemTable::try_new(schema, vec![vec![]])?;
-                self.ctx.register_table(name, Arc::new(table))?;
-                Ok(Vec::new())
+                ctx.register_table(name, Arc::new(table))?;
+                Vec::new()
             }
             DataSource::Folder(root) => {
                 let location = DataLocation {
@@ -310,10 +217,7 @@ impl Engine {
                     .catalog
                     .source_by_name(system, &spec.name)
                     .ok_or_else(|| {
-                        CanonError::Internal(format!(
-                            "source {system}/{} is not in the catalog",
-                            spec.name
-                        ))
+                        CanonError::Internal(format!("source {key} is not in the catalog"))
                     })?;
                 let paths = files::source_files(&self.catalog, root, id)?;
                 let facts = paths
@@ -322,25 +226,34 @@ impl Engine {
                     .collect::<Result<Vec<_>>>()?;
                 // Lineage needs every file's content hash; compute them on
                 // blocking threads while the query plans and runs.
-                let key = format!("{system}/{}", spec.name);
+                let prints = self.fingerprints.lock().expect("lock").clone();
                 let mut pending = self.pending_hashes.lock().expect("lock");
                 for (index, path) in paths.iter().enumerate() {
-                    let (path, cache) = (path.clone(), self.cache.clone());
+                    let (path, prints) = (path.clone(), prints.clone());
                     pending.push((
                         key.clone(),
                         index,
-                        tokio::task::spawn_blocking(move || match cache {
-                            Some(cache) => cache.sha256(&path),
+                        tokio::task::spawn_blocking(move || match prints {
+                            Some(prints) => prints.sha256(&path),
                             None => files::sha256_file(&path),
                         }),
                     ));
                 }
                 drop(pending);
                 let table = ListingTable::try_new(listing_of(&paths)?.with_schema(schema))?;
-                self.ctx.register_table(name, Arc::new(table))?;
-                Ok(facts)
+                ctx.register_table(name, Arc::new(table))?;
+                facts
             }
-        }
+        };
+        self.registered.lock().expect("lock").insert(
+            key,
+            SourceFacts {
+                system: system.to_string(),
+                table: spec.name.clone(),
+                files: facts,
+            },
+        );
+        Ok(())
     }
 }
 
@@ -412,25 +325,4 @@ pub fn declared_schema(spec: &SourceSpec) -> SchemaRef {
             .map(|c| Field::new(&c.name, c.ty.arrow(), true))
             .collect::<Vec<_>>(),
     ))
-}
-
-/// `system/table` → the columns the optimized plan reads from it: what a run
-/// reads, so the run stage owns it (lineage, gates and `canon sql` ask it).
-pub fn scanned_columns(
-    plan: &LogicalPlan,
-    out: &mut std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-) {
-    let _ = plan.apply(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            let key = match (scan.table_name.schema(), scan.table_name.table()) {
-                (Some(s), t) => format!("{s}/{t}"),
-                (None, t) => t.to_string(),
-            };
-            let entry = out.entry(key).or_default();
-            for f in scan.projected_schema.fields() {
-                entry.insert(f.name().clone());
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
 }
