@@ -455,13 +455,13 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             .with_timezone(&chrono::Utc);
     }
     engine.allow_stale = data.allow_stale;
-    engine.allow = crate::quality::allow::Allow::parse(
+    engine.allow = crate::allow::Allow::parse(
         &data.allow,
         data.allow_stale,
         engine.catalog.sources.keys().map(String::as_str),
     )?;
-    engine.volume = Some(Arc::new(crate::quality::volume::Tracker::new(
-        crate::quality::volume::Tracker::state_file(&engine.catalog.files.root),
+    engine.volume = Some(Arc::new(crate::run::row_counts::Tracker::new(
+        crate::run::row_counts::Tracker::state_file(&engine.catalog.files.root),
         &root,
     )));
     if !data.no_cache {

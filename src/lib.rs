@@ -4,6 +4,7 @@
 //! resolved definitions) → `compile` (DataFusion plans for a request) → `run`
 //! (execution and evidence) → `result` (the governed result and its writers).
 
+pub mod allow;
 pub mod atomic;
 pub mod blame;
 pub mod cache;

@@ -40,10 +40,7 @@ impl Protected {
             (configured_root.clone(), "data root".to_string()),
             (data_root.to_path_buf(), "data root".to_string()),
             (configured_cache, "result cache".to_string()),
-            (
-                crate::quality::volume::Tracker::state_dir(&files.root),
-                "volume state".to_string(),
-            ),
+            (state_dir(&files.root), "volume state".to_string()),
         ];
         if let Some(cache) = cache_dir {
             places.push((cache.to_path_buf(), "result cache".to_string()));
@@ -112,6 +109,12 @@ impl Protected {
         }
         Ok(())
     }
+}
+
+/// canon's own state folder in a project, `.canon-state` (the volume
+/// check's last row counts): no writer may land on it.
+pub fn state_dir(project: &Path) -> PathBuf {
+    project.join(".canon-state")
 }
 
 /// `path` made absolute with links and `..` resolved: the nearest existing

@@ -144,7 +144,7 @@ fn volume_allows(engine: &Engine) -> Result<()> {
         .collect();
     let remedies: Vec<String> = blocking
         .iter()
-        .map(|(table, _)| crate::quality::allow::Allow::hint(crate::quality::volume::CHECK, table))
+        .map(|(table, _)| crate::allow::Allow::hint(crate::quality::volume::CHECK, table))
         .collect();
     Err(CanonError::Blocked(format!(
         "publish is blocked: {} table(s) lost more rows than allowed since canon last saw them, or have no readable last count:\n  {}\n(nothing was published; check the extracts, then pass {} to publish over the new counts)",

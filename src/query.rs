@@ -468,7 +468,7 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
                 None => failing.push(format!(
                     "{table} {gate} ({})\n    pass {} to compute it anyway",
                     text("detail"),
-                    crate::quality::allow::Allow::hint(gate, &table)
+                    crate::allow::Allow::hint(gate, &table)
                 )),
             }
         }

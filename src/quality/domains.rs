@@ -74,7 +74,7 @@ pub async fn domain_checks(
     }
     let frame = engine.source_frame(system, table).await?;
     // Every file's dictionaries proving every column inside: no scan.
-    let proven = match super::gates::source_paths(engine, system, table) {
+    let proven = match super::subject::source_paths(engine, system, table) {
         Some(paths) if !paths.is_empty() => {
             let owned: Vec<(String, Vec<String>)> = domains
                 .iter()

@@ -18,7 +18,7 @@ use datafusion::functions_window::expr_fn::lag;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, col};
 use datafusion::prelude::DataFrame;
 
-use super::gates::{EXAMPLES, Subject, cell_text, files_of_keys};
+use super::subject::{EXAMPLES, Subject, cell_text, files_of_keys};
 use super::{Status, TableCheck};
 use crate::error::{CanonError, Result};
 use crate::run::Engine;

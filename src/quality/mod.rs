@@ -5,13 +5,13 @@
 //! cross-system identity rule. `canon check` runs them over every model; a query runs the
 //! table checks on its own inputs and is blocked when one is at error.
 
-pub mod allow;
 pub mod dictionaries;
 pub mod domains;
 pub mod gates;
 pub mod identity_duplication;
 pub mod intervals;
 pub mod match_rates;
+pub mod subject;
 pub mod subscription_deals;
 pub mod thresholds;
 pub mod uniqueness;

@@ -34,7 +34,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::DataFrame;
 
-use super::gates::{EXAMPLES, Subject, cell_text, files_of_keys};
+use super::subject::{EXAMPLES, Subject, cell_text, files_of_keys};
 use super::{Status, TableCheck};
 use crate::error::{CanonError, Result};
 use crate::run::Engine;

@@ -13,11 +13,10 @@
 //! declared in the reconciliation's YAML ([`lines`]); this module computes
 //! the amounts of the vocabulary and the lines from them.
 
-pub mod lines;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use lines::Amount;
+use crate::catalog::lines;
+use crate::spec::amounts::Amount;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};

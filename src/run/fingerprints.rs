@@ -15,6 +15,10 @@ use sha2::{Digest, Sha256};
 use crate::atomic;
 use crate::error::{CanonError, Result};
 
+/// The warnings speak for the cache folder, so they carry its name on
+/// stderr (as they did when the index lived in `cache`).
+const TARGET: &str = "canon::cache";
+
 /// Bumped whenever the index's layout changes.
 const FORMAT: u32 = 2;
 
@@ -170,7 +174,7 @@ impl Fingerprints {
             return HashIndex::default();
         };
         if index.digest != index.seal() {
-            tracing::warn!(path = %path.display(), "the file-hash index does not verify (edited or damaged): hashing every input again");
+            tracing::warn!(target: TARGET, path = %path.display(), "the file-hash index does not verify (edited or damaged): hashing every input again");
             return HashIndex::default();
         }
         index

@@ -9,6 +9,7 @@
 pub mod decode;
 pub mod files;
 pub mod fingerprints;
+pub mod row_counts;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,13 +70,13 @@ pub struct Engine {
     pub allow_stale: bool,
     /// The gates this run may pass at error, by name (`--allow GATE:TABLE`,
     /// and `--allow-stale`); each one used is recorded in the result.
-    pub allow: crate::quality::allow::Allow,
+    pub allow: crate::allow::Allow,
     /// The cache folder's file-hash index; `None` (`--no-cache`) hashes
     /// every input and remembers nothing.
     pub fingerprints: Option<Arc<fingerprints::Fingerprints>>,
     /// The last row counts of the data root's tables (volume gate); `None`
     /// when the run has no data root (validation over empty tables).
-    pub volume: Option<Arc<crate::quality::volume::Tracker>>,
+    pub volume: Option<Arc<row_counts::Tracker>>,
     sources: Arc<Sources>,
 }
 

@@ -6,6 +6,7 @@
 //! checks live in `validate`, which uses [`locate`] to point back at the
 //! offending YAML node.
 
+pub mod amounts;
 pub mod limits;
 pub mod load;
 pub mod locate;
@@ -574,7 +575,7 @@ pub struct LookupSpec {
 /// One line of a bridge, as finance declares it: what it holds and with
 /// which sign it enters the walk from the start (B) to the end (R). The
 /// engine computes the bridge from these declarations and refuses one that
-/// does not tie out (see `reconcile::lines`).
+/// does not tie out (see `catalog::lines`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeLineSpec {
@@ -666,7 +667,7 @@ impl<'de> Deserialize<'de> for BridgeHolds {
                 write!(
                     f,
                     "holds: an amount name or a list of amount names, one of {}",
-                    crate::reconcile::lines::Amount::names().join(", ")
+                    amounts::Amount::names().join(", ")
                 )
             }
             fn visit_str<E: serde::de::Error>(

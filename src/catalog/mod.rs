@@ -5,6 +5,8 @@
 //! systems of record). Checks that need DataFusion (expressions and types)
 //! run in `validate` by compiling every definition over empty tables.
 
+pub mod lines;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -222,7 +224,7 @@ impl Catalog {
         }
         for (fi, f) in catalog.files.metrics.iter().enumerate() {
             for ri in 0..f.spec.reconciliations.len() {
-                crate::reconcile::lines::check(&catalog, fi, ri, &mut diags);
+                lines::check(&catalog, fi, ri, &mut diags);
             }
         }
         if diags.is_empty() {
