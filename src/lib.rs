@@ -1,8 +1,22 @@
 //! canon: governed metrics.
 //!
-//! The pipeline runs one way: `spec` (YAML as written) → `catalog` (checked and
-//! resolved definitions) → `compile` (DataFusion plans for a request) → `run`
-//! (execution and evidence) → `result` (the governed result and its writers).
+//! The pipeline, one stage per layer, each calling only the layers below it
+//! (`src/layers.rs` checks the direction in `cargo test`; docs/architecture.md
+//! has the picture):
+//!
+//! | stage | entry point | what it does |
+//! |---|---|---|
+//! | command line | [`cli::main`] | turns flags into a [`request::Request`] and an engine, renders, sets the exit code |
+//! | orchestration | [`query::run_metric`], [`reconcile::run`], [`publish::publish`], [`validate::validate`], [`explain::explain`], [`sql::run`] | one command each: plan, gate beside the computation, gather evidence |
+//! | results | [`result::GovernedResult`], [`cache::Cache`] | the governed number and its evidence; served again only while its inputs are unchanged |
+//! | quality | [`quality::check_all`], [`quality::gates::run_all`] | freshness, completeness, domains, volume, match rates, no row counted twice |
+//! | run | [`run::Engine::new`] | sources registered from checked files; fingerprints, file facts, row counts |
+//! | planning | [`compile::plans`] over a [`compile::planner::Planner`] | a validated metric and a request → DataFusion plans |
+//! | definitions | [`catalog::Catalog::load`] | YAML loaded, checked and resolved, every error located |
+//! | YAML | [`spec::load::load_project`] | the files as written |
+//!
+//! Beneath them all: the request, the calendar, decimals, errors and the
+//! engine functions canon adds to SQL.
 
 pub mod allow;
 pub mod atomic;
@@ -18,6 +32,8 @@ pub mod error;
 pub mod explain;
 pub mod functions;
 pub mod latest;
+#[cfg(test)]
+mod layers;
 pub mod output;
 pub mod protect;
 pub mod publish;

@@ -5,7 +5,7 @@
 //!
 //! Two passes, the second only when the first finds something. The first
 //! counts the rows whose 64-bit key hash an earlier row already had
-//! ([`repeated_hashes`], a set of integers per partition, merged at the
+//! (`repeated_hashes`, a set of integers per partition, merged at the
 //! end): several times cheaper than grouping key strings, and exact in the
 //! direction that matters, since two rows with the same key always have
 //! the same hash, so a clean first pass proves the key unique. A repeated

@@ -47,7 +47,7 @@ fn dropped(last: i64, rows: i64, max_drop: f64) -> (bool, f64) {
 /// count seen, remembers the counts it does not block on, and returns the
 /// checks and the overrides used (`volume:TABLE`). A drop past the threshold
 /// is a warning: queries go on and say so (on stderr too, once per table and
-/// run), `canon publish` refuses (see [`Tracker::blocking`]).
+/// run), `canon publish` refuses (see [`crate::run::row_counts::Tracker::blocking`]).
 pub fn judge(engine: &Engine, counts: &[(String, i64)]) -> Result<(Vec<TableCheck>, Vec<String>)> {
     let Some(tracker) = &engine.volume else {
         return Ok((Vec::new(), Vec::new()));

@@ -7,10 +7,97 @@ use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArr
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 
+use serde::Serialize;
+
 use super::render::{Format, csv_field};
+use super::{DefinitionRef, GovernedResult};
+use crate::calendar::Period;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
-use crate::reconcile::ReconciliationResult;
+
+/// One line of the bridge: its declared name, sign and amounts, and its
+/// signed value.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeLine {
+    pub line: String,
+    pub label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign: Option<&'static str>,
+    pub holds: Vec<&'static str>,
+    pub value: Dec,
+}
+
+/// One of the period's deals, with its schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct DealDetail {
+    pub deal: String,
+    pub account: Option<String>,
+    pub close_date: String,
+    pub currency: Option<String>,
+    pub amount: Option<Dec>,
+    pub booking: Dec,
+    pub scheduled_total: Dec,
+    pub in_period: Dec,
+    pub before_period: Dec,
+    pub after_period: Dec,
+    pub not_yet_recognized: Dec,
+    pub unscheduled: Dec,
+    pub amount_difference: Dec,
+    pub fx_difference: Dec,
+    /// `scheduled`, or the name of the line holding `bookings_without_lines`.
+    pub category: String,
+}
+
+/// A revenue line recognized in the period that the bridge lists on its own:
+/// recognized from another period's bookings, or belonging to no counted deal.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineDetail {
+    pub line: String,
+    pub deal: Option<String>,
+    pub link: Option<String>,
+    pub amount: Dec,
+    /// The name of the bridge line holding the line's amount.
+    pub category: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchRates {
+    /// Revenue lines recognized in the period that link to a counted deal.
+    pub recognized_lines: i64,
+    pub recognized_lines_linked: i64,
+    /// The period's deals that have revenue lines.
+    pub deals: i64,
+    pub deals_with_lines: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconciliationResult {
+    pub reconciliation: String,
+    pub label: String,
+    pub kind: &'static str,
+    pub definition: DefinitionRef,
+    pub period: Period,
+    pub bridge: Vec<BridgeLine>,
+    /// R − (B + the lines between): zero, or the bridge is refused.
+    pub check: Dec,
+    /// The worst quality status of the two sides and of the deal match
+    /// rates the bridge relies on (pass, warn or error): a bridge over
+    /// inputs that warn must not read as one that passed.
+    pub quality_status: String,
+    /// The overrides the sides were computed with (union, in order).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    pub deals: Vec<DealDetail>,
+    pub lines: Vec<LineDetail>,
+    pub match_rates: MatchRates,
+    /// The match rates the bridge relies on, over its period: revenue lines
+    /// recognized in it linked to a counted deal, the period's counted deals
+    /// with a billing subscription.
+    pub deal_match_rates: Vec<crate::quality::match_rates::DealMatchRate>,
+    /// The two governed results the bridge reconciles, with their lineage.
+    pub sides: Vec<GovernedResult>,
+}
 
 pub fn render(r: &ReconciliationResult, format: Format, detail: bool) -> Result<Vec<u8>> {
     match format {
