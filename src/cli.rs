@@ -209,8 +209,21 @@ pub struct QueryArgs {
     pub out: Option<PathBuf>,
 }
 
+/// One table `canon sample` wrote.
+pub struct SampleTable {
+    pub system: String,
+    pub table: String,
+    pub rows: usize,
+    pub bytes: u64,
+}
+
+/// The sample company's generator, `(out, seed, scale)` → the tables it
+/// wrote. The binary supplies it (crates/canon-sample): the library does not
+/// depend on the generator.
+pub type SampleGenerator = fn(&Path, u64, u32) -> Result<Vec<SampleTable>>;
+
 /// Runs the CLI and returns the process exit code.
-pub fn main() -> i32 {
+pub fn main(sample: SampleGenerator) -> i32 {
     let cli = Cli::parse();
     let filter = if cli.verbose {
         "canon=info"
@@ -242,7 +255,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(dispatch(&cli)) {
+    match runtime.block_on(dispatch(&cli, sample)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
@@ -265,9 +278,9 @@ pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) ->
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-async fn dispatch(cli: &Cli) -> Result<()> {
+async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
     match &cli.command {
-        Command::Sample { out, seed, scale } => sample(out, *seed, *scale),
+        Command::Sample { out, seed, scale } => sample(generator, out, *seed, *scale),
         Command::List => list(&cli.project),
         Command::Sql {
             sql,
@@ -301,16 +314,12 @@ async fn dispatch(cli: &Cli) -> Result<()> {
     }
 }
 
-fn sample(out: &Path, seed: u64, scale: u32) -> Result<()> {
+fn sample(generator: SampleGenerator, out: &Path, seed: u64, scale: u32) -> Result<()> {
     let started = std::time::Instant::now();
-    let report = crate::sample::generate(&crate::sample::SampleOptions {
-        out: out.to_path_buf(),
-        seed,
-        scale,
-    })?;
+    let tables = generator(out, seed, scale)?;
     let mut rows = 0;
     let mut bytes = 0;
-    for t in &report.tables {
+    for t in &tables {
         println!(
             "{:<12} {:<26} {:>12} rows {:>12} bytes",
             t.system, t.table, t.rows, t.bytes
@@ -320,7 +329,7 @@ fn sample(out: &Path, seed: u64, scale: u32) -> Result<()> {
     }
     println!(
         "wrote {} tables, {rows} rows, {bytes} bytes to {} in {:.1} s",
-        report.tables.len(),
+        tables.len(),
         out.display(),
         started.elapsed().as_secs_f64()
     );

@@ -44,7 +44,6 @@ pub mod reconcile;
 pub mod request;
 pub mod result;
 pub mod run;
-pub mod sample;
 pub mod spec;
 pub mod sql;
 pub mod suggest;

@@ -23,7 +23,7 @@ fn main() {
     let command = std::thread::Builder::new()
         .name("canon".to_string())
         .stack_size(canon::cli::MAIN_STACK_BYTES)
-        .spawn(canon::cli::main);
+        .spawn(|| canon::cli::main(generate_sample));
     let code = match command.map(|t| t.join()) {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => 101, // a panic, already printed by the panic hook
@@ -33,4 +33,37 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// `canon sample`: the generator of crates/canon-sample, its errors as
+/// canon's (a bad option or a folder it must not touch exits 2).
+fn generate_sample(
+    out: &std::path::Path,
+    seed: u64,
+    scale: u32,
+) -> canon::error::Result<Vec<canon::cli::SampleTable>> {
+    use canon::error::CanonError;
+    use canon_sample::error::Error;
+    let report = canon_sample::generate(&canon_sample::SampleOptions {
+        out: out.to_path_buf(),
+        seed,
+        scale,
+    })
+    .map_err(|e| match e {
+        Error::Request(message) => CanonError::request(message),
+        Error::Io { path, source } => CanonError::io(path, source),
+        Error::Arrow(e) => CanonError::from(e),
+        Error::Parquet(e) => CanonError::from(e),
+        Error::Internal(message) => CanonError::Internal(message),
+    })?;
+    Ok(report
+        .tables
+        .into_iter()
+        .map(|t| canon::cli::SampleTable {
+            system: t.system,
+            table: t.table,
+            rows: t.rows,
+            bytes: t.bytes,
+        })
+        .collect())
 }

@@ -9,11 +9,12 @@
 //! success. On top of the random accounts, a fixed set of planted scenarios
 //! (test and internal accounts, merge chains, fiscal-year boundaries, missing
 //! amounts, unlinked revenue, ...) has the same ids for every seed and scale;
-//! `docs/sample_company.md` lists them.
+//! `docs/sample_company.md` (in canon's repository) lists them.
 //!
 //! The same seed and scale give byte-identical files: the generator carries
 //! its own PRNG and never reads the clock.
 
+pub mod error;
 mod people;
 mod planted;
 mod rng;
@@ -30,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::{CanonError, Result};
+use crate::error::{Error as CanonError, Result};
 
 use rng::Rng;
 use sim::Sim;
@@ -175,10 +176,11 @@ pub fn generate(opts: &SampleOptions) -> Result<SampleReport> {
     }
     claim(&opts.out)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| CanonError::io(&opts.out, e))?;
-    crate::atomic::write_file(&opts.out.join(MARKER), MARKER_TEXT.as_bytes())?;
-    tracing::info!(seed = opts.seed, scale = opts.scale, out = %opts.out.display(), "simulating the sample company");
+    crate::error::write_file(&opts.out.join(MARKER), MARKER_TEXT.as_bytes())?;
+    tracing::info!(target: "canon::sample", seed = opts.seed, scale = opts.scale, out = %opts.out.display(), "simulating the sample company");
     let sim = build(opts.seed, opts.scale);
     tracing::info!(
+        target: "canon::sample",
         accounts = sim.w.accounts.len(),
         deals = sim.w.opps.len(),
         "simulated the company; writing tables"

@@ -16,7 +16,7 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 
 use super::TableReport;
 use super::rng::mix64;
-use crate::error::{CanonError, Result};
+use crate::error::{Error as CanonError, Result};
 
 /// Rows per row group (and per record batch handed to the writer).
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -251,6 +251,7 @@ pub fn write_table(out: &Path, job: &Job<'_>) -> Result<TableReport> {
     }
     remove_stale_parts(&dir, &written)?;
     tracing::info!(
+        target: "canon::sample",
         system = def.system,
         table = def.table,
         rows = order.len(),
