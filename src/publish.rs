@@ -106,7 +106,7 @@ pub async fn publish(
         }
     }
     if let crate::run::DataSource::Folder(root) = &engine.data {
-        let cache = engine.fingerprints.as_ref().map(|c| c.dir().to_path_buf());
+        let cache = engine.fingerprints().map(|c| c.dir().to_path_buf());
         crate::protect::Protected::of_project(&catalog, root, cache.as_deref()).check_out(out)?;
     }
     let target = crate::publish_dir::Target::claim(out)?;

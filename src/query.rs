@@ -140,7 +140,7 @@ impl SimpleOutcome {
 /// Computes `name` for `request` on `engine`.
 pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Result<GovernedResult> {
     let started = Instant::now();
-    let cache = match (&engine.fingerprints, &engine.data) {
+    let cache = match (engine.fingerprints(), &engine.data) {
         (Some(prints), DataSource::Folder(root)) => Some((
             Cache::over(prints.clone()),
             root,

@@ -494,7 +494,7 @@ struct Memo {
 impl Memo {
     /// `None` without a cache (`--no-cache`: nothing remembered).
     fn new(engine: &Engine, kind: &str, scope: &str, rows: &DataFrame) -> Option<Memo> {
-        let cache = engine.fingerprints.clone()?;
+        let cache = engine.fingerprints()?.clone();
         let mut tables = BTreeMap::new();
         crate::run::scanned_columns(rows.logical_plan(), &mut tables);
         let mut files = Vec::new();

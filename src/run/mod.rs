@@ -72,8 +72,9 @@ pub struct Engine {
     /// and `--allow-stale`); each one used is recorded in the result.
     pub allow: crate::allow::Allow,
     /// The cache folder's file-hash index; `None` (`--no-cache`) hashes
-    /// every input and remembers nothing.
-    pub fingerprints: Option<Arc<fingerprints::Fingerprints>>,
+    /// every input and remembers nothing. Set through `use_fingerprints`,
+    /// which hands it to the source registry too.
+    fingerprints: Option<Arc<fingerprints::Fingerprints>>,
     /// The last row counts of the data root's tables (volume gate); `None`
     /// when the run has no data root (validation over empty tables).
     pub volume: Option<Arc<row_counts::Tracker>>,
@@ -125,6 +126,11 @@ impl Engine {
             data,
             sources,
         })
+    }
+
+    /// The cache folder's file-hash index, when the run has a cache.
+    pub fn fingerprints(&self) -> Option<&Arc<fingerprints::Fingerprints>> {
+        self.fingerprints.as_ref()
     }
 
     /// Hashes input files through `prints` (the cache folder's index) from
