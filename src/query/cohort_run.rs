@@ -1,0 +1,164 @@
+//! Executing a cohort metric: its instants, its bridge and its rows.
+
+use super::*;
+
+/// A cohort's answer: headline value, rows, headline bridge, each row's
+/// bridge, and the two instants' outcomes (exclusions, lineage).
+pub(super) struct CohortAnswer {
+    pub(super) value: Option<Dec>,
+    pub(super) rows: Vec<(Key, Option<Dec>)>,
+    pub(super) bridge: Vec<BridgeLine>,
+    pub(super) row_bridges: BTreeMap<Key, Vec<BridgeLine>>,
+    pub(super) parts: Vec<SimpleOutcome>,
+}
+
+/// Runs a cohort metric.
+pub(super) async fn run_cohort(
+    engine: &Engine,
+    id: MetricId,
+    request: &Request,
+) -> Result<CohortAnswer> {
+    let catalog = engine.catalog.clone();
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let (spec, _) = cohort::spec(engine, id)?;
+    let value_kind = spec.value;
+    let started = Instant::now();
+    let plan = cohort::compile(engine, id, request, true).await?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "cohort compiled");
+    let (t0, t) = (plan.t0, plan.t);
+    let slices = plan.slices.clone();
+    let bridge_batches = plan.bridge.collect().await?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "cohort bridge computed"
+    );
+    let source_plan = plan.source_plan;
+    // Each instant is grouped by the cohort key; when the snapshot's member
+    // is that key's expression, members are counted from the cached groups
+    // instead of executing the instant's plan a second time for its detail.
+    let base = &catalog.files.metrics[plan.base.file].spec.metrics[plan.base.index];
+    let key_is_member = base
+        .slices
+        .iter()
+        .find(|s| s.name() == spec.key)
+        .is_some_and(|s| base.member.as_deref() == Some(s.expr()));
+    let member_slice = key_is_member.then_some(spec.key.as_str());
+    // Only the instants' totals and exclusions are reported (the bridge
+    // has the per-member values), so their groups are summed over members
+    // in the engine instead of read member by member. The exclusions are
+    // the cohort's at T0, the instant that defines it (metrics.md): the
+    // cohort's members are its keys, so they are counted from the key's
+    // groups. T's, over every customer of the snapshot, come second and are
+    // labelled as such.
+    let (mut at_t0, mut at_t) = futures::try_join!(
+        read_simple(
+            engine,
+            plan.base,
+            plan.cohort_t0,
+            Some(spec.key.as_str()),
+            true
+        ),
+        read_simple(engine, plan.base, plan.at_t, member_slice, true)
+    )?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "cohort instants read"
+    );
+    at_t0.name = format!("cohort at T0 = {t0} ({} > 0)", spec.of);
+    at_t.name = format!("{} at T = {t} (every customer, for reference)", spec.of);
+    at_t0.plan = source_plan.clone();
+    at_t.plan = source_plan;
+    let scale = metric.scale.unwrap_or(RATIO_SCALE);
+    let mut rows = Vec::new();
+    let mut total = [Dec::ZERO; 8];
+    for batch in &bridge_batches {
+        for i in 0..batch.num_rows() {
+            let key: Vec<Option<String>> = (0..slices.len())
+                .map(|c| {
+                    let a = batch.column(c).as_string::<i32>();
+                    (!a.is_null(i)).then(|| a.value(i).to_string())
+                })
+                .collect();
+            let mut line = [Dec::ZERO; 8];
+            for (j, v) in line.iter_mut().enumerate() {
+                *v = dec_at(batch.column(slices.len() + j).as_ref(), i)?;
+                total[j] = total[j] + *v;
+            }
+            rows.push(((t.to_string(), key), line));
+        }
+    }
+    // The cohort's T0 tally and the bridge select the same groups (counted,
+    // ARR at T0 > 0): its counted value is the starting ARR, or the evidence
+    // describes another cohort than the number.
+    if !(at_t0.included().contribution(Aggregation::Sum) - total[0]).is_zero() {
+        return Err(CanonError::Internal(format!(
+            "the cohort's T0 tally ({}) differs from the bridge's starting ARR ({})",
+            at_t0.included().contribution(Aggregation::Sum),
+            total[0]
+        )));
+    }
+    let value_of = |b: &[Dec; 8]| -> Option<Dec> {
+        let [start, _, _, _, ending, retained, members, churned_members] = *b;
+        match value_kind {
+            crate::spec::CohortValue::NetRetention => ending.div(start, scale),
+            crate::spec::CohortValue::GrossRetention => retained.div(start, scale),
+            crate::spec::CohortValue::GrossChurn => (start - retained).div(start, scale),
+            crate::spec::CohortValue::LogoChurn => churned_members.div(members, scale),
+        }
+    };
+    let lines = |b: &[Dec; 8]| -> Vec<BridgeLine> {
+        let [
+            start,
+            expansion,
+            contraction,
+            churned,
+            ending,
+            _,
+            members,
+            churned_members,
+        ] = *b;
+        let line = |n: &str, v: Dec| BridgeLine {
+            line: n.to_string(),
+            value: v,
+        };
+        vec![
+            line("starting", start),
+            line("expansion", expansion),
+            line("contraction", Dec::ZERO - contraction),
+            line("churned", Dec::ZERO - churned),
+            line("ending", ending),
+            line("cohort_members", members),
+            line("churned_members", churned_members),
+        ]
+    };
+    let mut out_rows = Vec::new();
+    let mut bridges = BTreeMap::new();
+    for (key, line) in &rows {
+        out_rows.push((key.clone(), value_of(line)));
+        bridges.insert(key.clone(), lines(line));
+    }
+    if slices.is_empty() {
+        out_rows.clear();
+        bridges.clear();
+    }
+    let empty = rows.is_empty();
+    Ok(CohortAnswer {
+        value: if empty { None } else { value_of(&total) },
+        rows: out_rows,
+        bridge: if empty { Vec::new() } else { lines(&total) },
+        row_bridges: bridges,
+        parts: vec![at_t0, at_t],
+    })
+}
+
+/// A decimal or integer cell as a [`Dec`]; null is zero.
+pub(super) fn dec_at(a: &dyn Array, i: usize) -> Result<Dec> {
+    match Dec::from_cell(a, i) {
+        Some(d) => Ok(d),
+        None if a.is_null(i) => Ok(Dec::ZERO),
+        None => Err(CanonError::Internal(format!(
+            "bridge column of type {}",
+            a.data_type()
+        ))),
+    }
+}

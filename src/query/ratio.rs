@@ -1,0 +1,41 @@
+//! Executing a ratio: its numerator and denominator as simple metrics, then
+//! their quotient overall and per group (a group the numerator lacks is 0
+//! over the denominator's value).
+
+use super::*;
+
+/// The value, rows and parts (numerator, denominator) of ratio `metric`.
+pub(super) async fn compute(
+    engine: &Engine,
+    metric: &MetricSpec,
+    request: &Request,
+) -> Result<(Option<Dec>, Vec<(Key, Option<Dec>)>, Vec<SimpleOutcome>)> {
+    let catalog = engine.catalog.clone();
+    let n = component(&catalog, metric.numerator.as_deref())?;
+    let d = component(&catalog, metric.denominator.as_deref())?;
+    let n = run_simple(engine, n, request).await?;
+    let d = run_simple(engine, d, request).await?;
+    let scale = metric.scale.unwrap_or(RATIO_SCALE);
+    let ratio = |a: Option<Dec>, b: Option<Dec>| match (a, b) {
+        (Some(a), Some(b)) => a.div(b, scale),
+        _ => None,
+    };
+    let value = ratio(n.headline(), d.headline());
+    let numerators: BTreeMap<Key, Option<Dec>> = n.rows().into_iter().collect();
+    let rows = d
+        .rows()
+        .into_iter()
+        .map(|(k, dv)| {
+            let nv = numerators.get(&k).copied().flatten().or(Some(Dec::ZERO));
+            let v = ratio(nv, dv);
+            (k, v)
+        })
+        .collect();
+    Ok((value, rows, vec![n, d]))
+}
+
+/// The metric a ratio names as its numerator or denominator.
+fn component(catalog: &Catalog, name: Option<&str>) -> Result<MetricId> {
+    let name = name.ok_or_else(|| CanonError::Internal("ratio without a part".into()))?;
+    Ok(catalog.metric(name)?.0)
+}

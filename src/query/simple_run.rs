@@ -1,0 +1,428 @@
+//! Executing a simple, snapshot or conversion metric's aggregate and
+//! reading its groups, tallies and member counts.
+
+use super::*;
+
+/// Rows, Σ value and count of non-null values of a group.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Acc {
+    pub(super) rows: i64,
+    pub(super) sum: Dec,
+    pub(super) count: i64,
+}
+
+impl Acc {
+    pub(super) const ZERO: Acc = Acc {
+        rows: 0,
+        sum: Dec::ZERO,
+        count: 0,
+    };
+    pub(super) fn add(self, o: Acc) -> Acc {
+        Acc {
+            rows: self.rows + o.rows,
+            sum: self.sum + o.sum,
+            count: self.count + o.count,
+        }
+    }
+    pub(super) fn value(self, agg: Aggregation, scale: u32) -> Option<Dec> {
+        match agg {
+            Aggregation::Sum => Some(self.sum),
+            Aggregation::Count => Some(Dec::from_int(self.count)),
+            Aggregation::Avg => self.sum.div(Dec::from_int(self.count), scale),
+        }
+    }
+    /// What a group contributes to the universe: additive for every aggregation.
+    pub(super) fn contribution(self, agg: Aggregation) -> Dec {
+        match agg {
+            Aggregation::Count => Dec::from_int(self.count),
+            Aggregation::Sum | Aggregation::Avg => self.sum,
+        }
+    }
+}
+
+/// A simple metric executed: included groups and what each exclusion removed.
+pub(crate) struct SimpleOutcome {
+    /// The metric whose definition produced it.
+    pub(super) id: MetricId,
+    /// The metric, or for a cohort's instants `metric at day`.
+    pub(super) name: String,
+    pub(super) agg: Aggregation,
+    pub(super) scale: u32,
+    pub(super) slices: Vec<String>,
+    pub(super) buckets: Vec<String>,
+    /// The same buckets with their dates.
+    pub(super) periods: Vec<crate::calendar::Period>,
+    pub(super) groups: BTreeMap<Key, Acc>,
+    pub(super) excluded: Vec<(String, String, Acc)>,
+    pub(super) plan: LogicalPlan,
+    /// Nothing, at the scale of the summed values (0.00 for money).
+    pub(super) zero: Acc,
+    /// Distinct members per exclusion (None = counted), when the metric
+    /// names its member.
+    pub(super) members: Option<BTreeMap<Option<String>, i64>>,
+    /// A snapshot: each bucket is the state at one day, so buckets do not
+    /// add up.
+    pub(super) point_in_time: bool,
+}
+
+impl SimpleOutcome {
+    /// The counted part of what the headline and the tallies describe: a
+    /// flow over its whole period (the buckets add up); a snapshot as of the
+    /// period's end (ARR by quarter of 2025 is ARR at the end of 2025, not
+    /// the sum of four quarter-ends).
+    pub(super) fn included(&self) -> Acc {
+        match (self.point_in_time, self.buckets.last()) {
+            (true, Some(last)) => self
+                .groups
+                .iter()
+                .filter(|((bucket, _), _)| bucket == last)
+                .fold(self.zero, |a, (_, b)| a.add(*b)),
+            _ => self.groups.values().fold(self.zero, |a, b| a.add(*b)),
+        }
+    }
+
+    /// The headline value.
+    pub(super) fn headline(&self) -> Option<Dec> {
+        self.included().value(self.agg, self.scale)
+    }
+
+    /// Rows of the result in bucket order; with no slices every bucket is
+    /// present, empty ones as 0 (or null for an average).
+    pub(super) fn rows(&self) -> Vec<(Key, Option<Dec>)> {
+        let mut out = Vec::new();
+        for b in &self.buckets {
+            let mut any = false;
+            for (key, acc) in self.groups.range((b.clone(), Vec::new())..) {
+                if &key.0 != b {
+                    break;
+                }
+                any = true;
+                out.push((key.clone(), acc.value(self.agg, self.scale)));
+            }
+            if !any && self.slices.is_empty() {
+                out.push((
+                    (b.clone(), Vec::new()),
+                    self.zero.value(self.agg, self.scale),
+                ));
+            }
+        }
+        out
+    }
+}
+
+pub(super) async fn run_simple(
+    engine: &Engine,
+    id: MetricId,
+    request: &Request,
+) -> Result<SimpleOutcome> {
+    let catalog = engine.catalog.clone();
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    if metric.whole_accounting_periods {
+        check_whole_accounting_periods(engine, metric, request).await?;
+    }
+    let plan = crate::compile::compile_aggregate(engine, id, request).await?;
+    read_simple(engine, id, plan, None, false).await
+}
+
+/// Executes a compiled aggregate and reads its groups and tallies. With
+/// `member_slice`, the frame is grouped by a slice that is the metric's
+/// member, and members are counted from the groups rather than from the
+/// detail plan. With `totals_only`, the groups are summed over the slices in
+/// the engine first (a cohort instant reports totals, not its members).
+pub(super) async fn read_simple(
+    engine: &Engine,
+    id: MetricId,
+    plan: simple::SimplePlan,
+    member_slice: Option<&str>,
+    totals_only: bool,
+) -> Result<SimpleOutcome> {
+    let catalog = engine.catalog.clone();
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let optimized = plan.frame.clone().into_optimized_plan()?;
+    let zero = Acc {
+        sum: Dec::new(
+            0,
+            match optimized
+                .schema()
+                .field_with_unqualified_name("_sum")?
+                .data_type()
+            {
+                DataType::Decimal128(_, s) => (*s).max(0) as u32,
+                _ => 0,
+            },
+        ),
+        ..Acc::ZERO
+    };
+    let slice_members = match member_slice {
+        Some(slice) => Some(member_counts(plan.frame.clone(), slice).await?),
+        None => None,
+    };
+    // A snapshot's exclusions and members are tallied at its last day, the
+    // state its headline is (a charge in force at twelve month-ends is one
+    // charge of the universe, not twelve).
+    let point_in_time = metric.kind == MetricKind::Snapshot;
+    let last_day = plan
+        .buckets
+        .last()
+        .filter(|_| point_in_time && plan.buckets.len() > 1);
+    let (frame, slices) = if totals_only {
+        (over_all_slices(plan.frame.clone())?, Vec::new())
+    } else {
+        (plan.frame.clone(), plan.slices.clone())
+    };
+    let batches = frame.collect().await?;
+    let scale = metric.scale.unwrap_or(match plan.agg {
+        Aggregation::Avg => AVG_SCALE,
+        _ => 0,
+    });
+    let mut groups = BTreeMap::new();
+    let mut excluded: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut missing_rate = 0i64;
+    for batch in &batches {
+        read_groups(
+            batch,
+            slices.len(),
+            last_day.map(|b| b.label.as_str()),
+            &mut groups,
+            &mut excluded,
+            &mut missing_rate,
+        )?;
+    }
+    if missing_rate > 0 {
+        return Err(CanonError::data(
+            fx_location(&catalog),
+            format!(
+                "{missing_rate} row(s) of `{}` are in a currency with no conversion rate in force on their date",
+                metric.name
+            ),
+        ));
+    }
+    let members = match (&metric.member, metric.kind, slice_members) {
+        (_, _, Some(counts)) => Some(counts),
+        // A conversion metric's rows are its members (one group per member
+        // before the count): its member counts are its row counts.
+        (_, MetricKind::Conversion, None) => {
+            let mut counts: BTreeMap<Option<String>, i64> = excluded
+                .iter()
+                .map(|(name, acc)| (Some(name.clone()), acc.rows))
+                .collect();
+            counts.insert(None, groups.values().map(|acc: &Acc| acc.rows).sum());
+            Some(counts)
+        }
+        (Some(_), _, None) => {
+            let detail = match last_day {
+                Some(b) => simple::detail_at(plan.detail.clone(), b.from)?,
+                None => plan.detail.clone(),
+            };
+            Some(member_counts(detail, "_member").await?)
+        }
+        _ => None,
+    };
+    let excluded = plan
+        .exclusions
+        .iter()
+        .map(|(n, r)| {
+            (
+                n.clone(),
+                r.clone(),
+                excluded.get(n).copied().unwrap_or(zero),
+            )
+        })
+        .collect();
+    Ok(SimpleOutcome {
+        id,
+        name: metric.name.clone(),
+        agg: plan.agg,
+        scale,
+        slices,
+        buckets: plan.buckets.iter().map(|b| b.label.clone()).collect(),
+        periods: plan.buckets.clone(),
+        groups,
+        excluded,
+        plan: optimized,
+        zero,
+        members,
+        point_in_time,
+    })
+}
+
+/// A finance metric's period must start where an accounting period starts and
+/// end where one ends, or part of a period's revenue would be silently cut.
+pub(crate) async fn check_whole_accounting_periods(
+    engine: &Engine,
+    metric: &MetricSpec,
+    request: &Request,
+) -> Result<()> {
+    let batches = entity_frame(engine, "accounting_period")
+        .await?
+        .select_columns(&["start_date", "end_date"])?
+        .collect()
+        .await?;
+    let mut starts = BTreeSet::new();
+    let mut ends = BTreeSet::new();
+    for b in &batches {
+        let s = b.column(0).as_primitive::<Date32Type>();
+        let e = b.column(1).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            if !s.is_null(i) && !e.is_null(i) {
+                starts.insert(s.value(i));
+                // end_date is inclusive: the next period starts the day after.
+                ends.insert(e.value(i) + 1);
+            }
+        }
+    }
+    let mut bounds = vec![request.period.from, request.period.to];
+    if let Some(g) = request.grain {
+        for b in engine.catalog.calendar.buckets(&request.period, g) {
+            bounds.push(b.from);
+            bounds.push(b.to);
+        }
+    }
+    for (i, d) in bounds.iter().enumerate() {
+        let day = simple::days_since_epoch(*d);
+        let ok = if i % 2 == 0 {
+            starts.contains(&day)
+        } else {
+            ends.contains(&day)
+        };
+        if !ok {
+            return Err(CanonError::request(format!(
+                "`{}` is computed over whole accounting periods, and {d} is not where one {} (finance/accounting_period)",
+                metric.name,
+                if i % 2 == 0 { "starts" } else { "ends" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A simple plan's aggregate summed over its slices: one row per bucket and
+/// exclusion, with the columns `read_groups` reads.
+pub(super) fn over_all_slices(
+    frame: datafusion::prelude::DataFrame,
+) -> Result<datafusion::prelude::DataFrame> {
+    use datafusion::functions_aggregate::expr_fn::sum;
+    use datafusion::logical_expr::col;
+    Ok(frame.aggregate(
+        vec![col("_period"), col("_exclusion")],
+        vec![
+            sum(col("_rows")).alias("_rows"),
+            sum(col("_sum")).alias("_sum"),
+            sum(col("_count")).alias("_count"),
+            sum(col("_missing_rate")).alias("_missing_rate"),
+        ],
+    )?)
+}
+
+/// Distinct members per exclusion label (null = counted) from a plan's detail.
+pub(super) async fn member_counts(
+    rows: datafusion::prelude::DataFrame,
+    member: &str,
+) -> Result<BTreeMap<Option<String>, i64>> {
+    use datafusion::functions_aggregate::expr_fn::count_distinct;
+    use datafusion::logical_expr::col;
+    let batches = rows
+        .aggregate(
+            vec![col("_exclusion")],
+            vec![count_distinct(col(member)).alias("_members")],
+        )?
+        .collect()
+        .await?;
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let labels = b.column(0).as_string::<i32>();
+        let counts = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let label = (!labels.is_null(i)).then(|| labels.value(i).to_string());
+            out.insert(label, counts.value(i));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn fx_location(catalog: &Catalog) -> DataLocation {
+    match catalog.entity("fx_rate") {
+        Some((_, model, e)) => DataLocation {
+            system: model.spec.system.clone(),
+            table: e.source.clone(),
+            file: None,
+            column: None,
+        },
+        None => DataLocation::default(),
+    }
+}
+
+/// Adds a batch of `_period, slices…, _exclusion, _rows, _sum, _count,
+/// _missing_rate` groups to `groups` (counted) and `excluded` (by
+/// exclusion; only `tally_period`'s when given).
+pub(super) fn read_groups(
+    batch: &RecordBatch,
+    slices: usize,
+    tally_period: Option<&str>,
+    groups: &mut BTreeMap<Key, Acc>,
+    excluded: &mut BTreeMap<String, Acc>,
+    missing_rate: &mut i64,
+) -> Result<()> {
+    let strings = |i: usize| batch.column(i).as_string_opt::<i32>();
+    let ints = |i: usize| batch.column(i).as_primitive_opt::<Int64Type>();
+    let internal = || CanonError::Internal("unexpected result column types".into());
+    let period = strings(0).ok_or_else(internal)?;
+    let slice_cols: Vec<_> = (1..=slices)
+        .map(strings)
+        .collect::<Option<_>>()
+        .ok_or_else(internal)?;
+    let exclusion = strings(slices + 1).ok_or_else(internal)?;
+    let rows = ints(slices + 2).ok_or_else(internal)?;
+    let sum_col = batch.column(slices + 3);
+    let count = ints(slices + 4).ok_or_else(internal)?;
+    let missing = ints(slices + 5).ok_or_else(internal)?;
+    for i in 0..batch.num_rows() {
+        let null_scale = match sum_col.data_type() {
+            DataType::Decimal128(_, s) => (*s).max(0) as u32,
+            _ => 0,
+        };
+        let sum = if sum_col.is_null(i) {
+            Dec::new(0, null_scale)
+        } else {
+            match sum_col.data_type() {
+                DataType::Decimal128(_, s) => Dec::new(
+                    sum_col.as_primitive::<Decimal128Type>().value(i),
+                    (*s).max(0) as u32,
+                ),
+                DataType::Int64 => Dec::from_int(sum_col.as_primitive::<Int64Type>().value(i)),
+                other => {
+                    return Err(CanonError::request(format!(
+                        "a measure must be a decimal or an integer, not {other}; cast it in the metric's `measure.expr`"
+                    )));
+                }
+            }
+        };
+        let acc = Acc {
+            rows: rows.value(i),
+            sum,
+            count: count.value(i),
+        };
+        *missing_rate += if missing.is_null(i) {
+            0
+        } else {
+            missing.value(i)
+        };
+        if exclusion.is_null(i) {
+            let key = (
+                period.value(i).to_string(),
+                slice_cols
+                    .iter()
+                    .map(|c| (!c.is_null(i)).then(|| c.value(i).to_string()))
+                    .collect(),
+            );
+            let e = groups.entry(key).or_insert(Acc::ZERO);
+            *e = e.add(acc);
+        } else if tally_period.is_none_or(|p| p == period.value(i)) {
+            let e = excluded
+                .entry(exclusion.value(i).to_string())
+                .or_insert(Acc::ZERO);
+            *e = e.add(acc);
+        }
+    }
+    Ok(())
+}
