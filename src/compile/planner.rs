@@ -73,13 +73,18 @@ impl Planner {
     /// The source table `system/table` as a DataFrame, registering it first.
     pub async fn source_frame(&self, system: &str, table: &str) -> Result<DataFrame> {
         let key = format!("{system}/{table}");
-        let already = self.registered.lock().expect("lock").contains(&key);
-        if !already {
-            let (_, spec) = self.catalog.source_by_name(system, table).ok_or_else(|| {
-                CanonError::Internal(format!("source {key} is not in the catalog"))
-            })?;
-            self.sources.register(&self.ctx, system, spec)?;
-            self.registered.lock().expect("lock").insert(key);
+        {
+            // Held while registering (no await inside): two computations
+            // of one run (the bridge's sides) asking for one table register
+            // it, check its files and start hashing them once.
+            let mut registered = self.registered.lock().expect("lock");
+            if !registered.contains(&key) {
+                let (_, spec) = self.catalog.source_by_name(system, table).ok_or_else(|| {
+                    CanonError::Internal(format!("source {key} is not in the catalog"))
+                })?;
+                self.sources.register(&self.ctx, system, spec)?;
+                registered.insert(key);
+            }
         }
         Ok(self
             .ctx
