@@ -94,45 +94,125 @@ fn named_unit(segments: &[&str], module: &[String]) -> Option<String> {
         }
         _ => return None,
     };
-    let first = absolute.first()?;
+    // The crate root itself (`use super::*` at the top of `src/query.rs`)
+    // names every module.
+    let Some(first) = absolute.first() else {
+        return Some(String::new());
+    };
     if first == "spec" && absolute.get(1).is_some_and(|s| s == "locate") {
         return Some("spec::locate".into());
     }
     Some(first.clone())
 }
 
-/// Every `crate::…` and `super::…` path in `code`, outside comments, and
-/// whether its line is indented: rustfmt'd code names paths at the file's
-/// top level without indentation, and an indented `super::` is read as
-/// inside an inline module (`mod tests { use super::*; }`), one level down.
-fn paths_in(code: &str) -> Vec<(bool, Vec<&str>)> {
-    let mut out = Vec::new();
-    for line in code.lines() {
-        let indented = line.starts_with(char::is_whitespace);
-        let line = line.split("//").next().unwrap_or("");
-        let bytes = line.as_bytes();
-        for start in ["crate::", "super::"]
-            .iter()
-            .flat_map(|p| line.match_indices(p).map(|(i, _)| i))
-        {
-            // Not the tail of another name (`$crate::`, `my_crate::`).
-            if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
-                continue;
-            }
-            if start > 0 && bytes[start - 1] == b'$' {
-                continue;
-            }
-            let rest = &line[start..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-                .unwrap_or(rest.len());
-            out.push((
-                indented,
-                rest[..end].split("::").filter(|s| !s.is_empty()).collect(),
-            ));
+/// Every `crate::…` and `super::…` path in `code`, outside comments, with
+/// the depth of inline modules it sits in (`mod tests { use super::*; }`
+/// names the file's own module, one level down). A group expands to one
+/// path per member: `crate::{quality::X, run}` names quality and run.
+fn paths_in(code: &str) -> Vec<(usize, Vec<String>)> {
+    let lines: Vec<&str> = code
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect();
+    // Inline modules: `mod NAME {` opens one, a `}` at its indentation closes it.
+    let mut depth_of_line = Vec::with_capacity(lines.len());
+    let mut open: Vec<usize> = Vec::new();
+    for line in &lines {
+        let indent = line.len() - line.trim_start().len();
+        let t = line.trim();
+        if t == "}" && open.last() == Some(&indent) {
+            open.pop();
+        }
+        depth_of_line.push(open.len());
+        let declares = t.strip_prefix("pub ").unwrap_or(t).starts_with("mod ")
+            || (t.starts_with("pub(") && t.contains(") mod "));
+        if declares && t.ends_with('{') {
+            open.push(indent);
         }
     }
-    out
+    let text = lines.join("\n");
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    for prefix in ["crate::", "super::"] {
+        for (start, _) in text.match_indices(prefix) {
+            // Not the tail of another name (`$crate::`, `my_crate::`).
+            if start > 0 {
+                let before = bytes[start - 1];
+                if before.is_ascii_alphanumeric() || before == b'_' || before == b'$' {
+                    continue;
+                }
+            }
+            let line = text[..start].matches('\n').count();
+            for path in parse_path(&text[start..]) {
+                out.push((start, depth_of_line[line], path));
+            }
+        }
+    }
+    out.sort_by_key(|(start, _, _)| *start);
+    out.into_iter().map(|(_, d, p)| (d, p)).collect()
+}
+
+/// The paths a path expression starting at `text` names, its groups
+/// expanded.
+fn parse_path(text: &str) -> Vec<Vec<String>> {
+    let mut segments = Vec::new();
+    let mut rest = text;
+    loop {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if end > 0 {
+            segments.push(rest[..end].to_string());
+        }
+        rest = &rest[end..];
+        let Some(after) = rest.strip_prefix("::") else {
+            return vec![segments];
+        };
+        rest = after.trim_start();
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let mut close = group.len();
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut out = Vec::new();
+            let mut level = 0;
+            let mut item_start = 0;
+            let inner = &group[..close];
+            for (i, c) in inner
+                .char_indices()
+                .chain(std::iter::once((inner.len(), ',')))
+            {
+                match c {
+                    '{' => level += 1,
+                    '}' => level -= 1,
+                    ',' if level == 0 => {
+                        let item = inner[item_start..i].trim();
+                        if !item.is_empty() {
+                            for tail in parse_path(item) {
+                                let mut path = segments.clone();
+                                path.extend(tail);
+                                out.push(path);
+                            }
+                        }
+                        item_start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            return out;
+        }
+    }
 }
 
 /// Whether `file` names `what` outside comments.
@@ -185,14 +265,26 @@ fn every_import_points_down() {
             ));
         }
         let module = module_path(relative);
-        let inline: Vec<String> = module.iter().cloned().chain(["inline".into()]).collect();
         let code = std::fs::read_to_string(file).expect("a source file is readable");
-        for (indented, path) in paths_in(&code) {
-            let at = if indented { &inline } else { &module };
-            let Some(named) = named_unit(&path, at) else {
+        for (depth, path) in paths_in(&code) {
+            let at: Vec<String> = module
+                .iter()
+                .cloned()
+                .chain(std::iter::repeat_n("inline".to_string(), depth))
+                .collect();
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            let Some(named) = named_unit(&path, &at) else {
                 continue;
             };
-            if named == unit || named.is_empty() {
+            if named.is_empty() {
+                wrong.push(format!(
+                    "{}: `{}` names the crate root, so every module",
+                    relative.display(),
+                    path.join("::")
+                ));
+                continue;
+            }
+            if named == unit {
                 continue;
             }
             match layers.get(named.as_str()) {
@@ -219,34 +311,53 @@ fn every_import_points_down() {
     );
 }
 
-/// The checker itself: it sees `crate::` and `super::` paths, resolves
-/// `super::` against the file's place, ignores comments and other crates'
-/// `crate::`, and a back-arrow is reported.
+/// The checker itself: it sees `crate::` and `super::` paths (groups
+/// expanded, over several lines too), resolves `super::` against the
+/// file's place and its inline modules, ignores comments and other crates'
+/// `crate::`.
 #[test]
 fn the_checker_sees_paths_and_resolves_super() {
     let code = "use crate::run::Engine;\n\
                 use super::subject::Subject; // crate::cli in a comment\n\
-                let x = $crate::spec::locate::Step::from(1);\n\
-                datafusion_crate::x; crate::spec::locate::Step;\n    use super::*;";
-    let found: Vec<Vec<&str>> = paths_in(code).into_iter().map(|(_, p)| p).collect();
+                fn f() {\n    let x = $crate::spec::locate::Step::from(1);\n\
+                \x20   datafusion_crate::x; super::quality::check();\n}\n\
+                use crate::{\n    quality::X,\n    run::{self, Engine},\n};\n\
+                mod tests {\n    use super::*;\n}\n";
+    let found = paths_in(code);
+    let paths: Vec<(usize, String)> = found.iter().map(|(d, p)| (*d, p.join("::"))).collect();
     assert_eq!(
-        found,
-        vec![
-            vec!["crate", "run", "Engine"],
-            vec!["super", "subject", "Subject"],
-            vec!["crate", "spec", "locate", "Step"],
-            vec!["super"],
+        paths,
+        [
+            (0, "crate::run::Engine".to_string()),
+            (0, "super::subject::Subject".to_string()),
+            (0, "super::quality::check".to_string()),
+            (0, "crate::quality::X".to_string()),
+            (0, "crate::run::self".to_string()),
+            (0, "crate::run::Engine".to_string()),
+            (1, "super".to_string()),
         ]
     );
-    let indented: Vec<bool> = paths_in(code).into_iter().map(|(i, _)| i).collect();
-    assert_eq!(indented, [false, false, false, true]);
+    // In src/run/mod.rs, `super::quality` inside a function is the crate's
+    // quality, not run's; inside `mod tests`, `super` is run itself.
+    let run = module_path(Path::new("run/mod.rs"));
+    assert_eq!(run, ["run"]);
+    assert_eq!(
+        named_unit(&["super", "quality", "check"], &run),
+        Some("quality".into())
+    );
+    let in_tests = ["run".to_string(), "inline".to_string()];
+    assert_eq!(named_unit(&["super"], &in_tests), Some("run".into()));
+    // `use super::*` at the top of a top-level file is the crate root.
+    assert_eq!(named_unit(&["super"], &run), Some(String::new()));
     let in_quality = module_path(Path::new("quality/gates.rs"));
-    assert_eq!(in_quality, ["quality", "gates"]);
-    assert_eq!(named_unit(&found[1], &in_quality), Some("quality".into()));
-    // `super::` from a top-level module is the crate root: `super::run` is run.
-    let top = module_path(Path::new("query.rs"));
-    assert_eq!(named_unit(&["super", "run"], &top), Some("run".into()));
-    assert_eq!(named_unit(&found[2], &top), Some("spec::locate".into()));
+    assert_eq!(
+        named_unit(&["super", "subject"], &in_quality),
+        Some("quality".into())
+    );
+    assert_eq!(
+        named_unit(&["crate", "spec", "locate", "Step"], &run),
+        Some("spec::locate".into())
+    );
     assert_eq!(unit_of_file(Path::new("spec/locate.rs")), "spec::locate");
     assert_eq!(unit_of_file(Path::new("compile/mod.rs")), "compile");
 }

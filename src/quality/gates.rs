@@ -224,14 +224,23 @@ async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Re
         ms = started_plan.elapsed().as_millis() as u64,
         "gate planned"
     );
+    // What the outcome is of, beyond the rows: two entities over one source
+    // with the same fields have the same plan but not the same key (or
+    // validity fields), and must not share an outcome.
+    let intervals = subject
+        .spec(catalog)
+        .intervals
+        .as_ref()
+        .map(|iv| format!("{} {}", iv.from, iv.to))
+        .unwrap_or_default();
+    let identity = format!("{}\n{key}\n{intervals}\n{scope}", subject.entity);
     // One outcome per run for one gate over the same rows: the bridge's two
     // governed sides look up the same accounts.
     let plan = rows.logical_plan().display_indent().to_string();
-    let once = engine.shared::<tokio::sync::OnceCell<TableCheck>>(&format!(
-        "gate {kind}\n{key}\n{scope}\n{plan}"
-    ));
+    let once = engine
+        .shared::<tokio::sync::OnceCell<TableCheck>>(&format!("gate {kind}\n{identity}\n{plan}"));
     let check = once
-        .get_or_try_init(|| decide(engine, gate, &subject, rows, key, &scope, kind))
+        .get_or_try_init(|| decide(engine, gate, &subject, rows, key, &scope, &identity))
         .await?;
     Ok(check.clone())
 }
@@ -244,10 +253,14 @@ async fn decide(
     rows: DataFrame,
     key: Expr,
     scope: &str,
-    kind: &'static str,
+    identity: &str,
 ) -> Result<TableCheck> {
     let catalog = &engine.catalog;
-    let memo = Memo::new(engine, kind, scope, &rows);
+    let kind = match gate {
+        Gate::Intervals(_) => super::intervals::GATE,
+        _ => super::uniqueness::GATE,
+    };
+    let memo = Memo::new(engine, kind, identity, &rows);
     if let Some(check) = memo.as_ref().and_then(|m| m.lookup()) {
         tracing::info!(gate = kind, table = %check.table, "gate outcome remembered");
         return Ok(check);
@@ -493,7 +506,7 @@ struct Memo {
 
 impl Memo {
     /// `None` without a cache (`--no-cache`: nothing remembered).
-    fn new(engine: &Engine, kind: &str, scope: &str, rows: &DataFrame) -> Option<Memo> {
+    fn new(engine: &Engine, kind: &str, identity: &str, rows: &DataFrame) -> Option<Memo> {
         let cache = engine.fingerprints()?.clone();
         let mut tables = BTreeMap::new();
         crate::run::scanned_columns(rows.logical_plan(), &mut tables);
@@ -504,9 +517,9 @@ impl Memo {
         }
         let project = &engine.catalog.files;
         let mut h = Sha256::new();
-        // The scope names the metric in the outcome's detail: two metrics
-        // counting the same rows keep one outcome each.
-        h.update(format!("canon gate v{MEMO_FORMAT}\n{kind}\n{scope}\n"));
+        // The entity, key, validity fields and scope (which names the metric
+        // in the detail): two gates over the same rows keep one outcome each.
+        h.update(format!("canon gate v{MEMO_FORMAT}\n{kind}\n{identity}\n"));
         h.update(env!("CARGO_PKG_VERSION"));
         h.update(datafusion::DATAFUSION_VERSION);
         h.update(crate::run::fingerprints::build_identity());

@@ -236,7 +236,7 @@ fn table_files(engine: &Engine, subject: &Subject) -> Vec<String> {
 
 /// The Parquet files of `system/table` in a folder data root, as the engine
 /// lists them (`None` for another data source).
-pub fn source_paths(engine: &Engine, system: &str, table: &str) -> Option<Vec<PathBuf>> {
+pub(super) fn source_paths(engine: &Engine, system: &str, table: &str) -> Option<Vec<PathBuf>> {
     let DataSource::Folder(root) = &engine.data else {
         return None;
     };

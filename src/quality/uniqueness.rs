@@ -25,7 +25,7 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
 use datafusion::common::ScalarValue;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
@@ -36,7 +36,7 @@ use datafusion::prelude::DataFrame;
 
 use super::subject::{EXAMPLES, Subject, cell_text, files_of_keys};
 use super::{Status, TableCheck};
-use crate::error::{CanonError, Result};
+use crate::error::Result;
 use crate::run::Engine;
 
 /// The gate's name, as `--allow uniqueness:TABLE` names it.
@@ -54,20 +54,16 @@ pub async fn check(
     scope: &str,
 ) -> Result<TableCheck> {
     let rows = rows.filter(key.clone().is_not_null())?;
-    let repeated = rows
-        .clone()
-        .aggregate(vec![], vec![repeated_hashes(key.clone()).alias("_r")])?
-        .collect()
-        .await?
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .and_then(|b| {
-            b.column(0)
-                .as_primitive_opt::<UInt64Type>()
-                .map(|a| a.value(0))
-        })
-        // Never read a missing count as "no repeat".
-        .ok_or_else(|| CanonError::Internal("the uniqueness pass returned no count".into()))?;
+    // The hash sets cannot spill: past the memory limit the first pass
+    // proves nothing, and the exact pass below (which spills) decides.
+    let repeated = match first_pass(rows.clone(), key.clone()).await {
+        Ok(n) => n,
+        Err(e) if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) => {
+            tracing::info!(table = %subject.table_key(), "key hashes past the memory limit: grouping the keys instead");
+            u64::MAX
+        }
+        Err(e) => return Err(e.into()),
+    };
     let column = Some(subject.key.clone());
     let pass = || TableCheck {
         check: GATE,
@@ -143,6 +139,22 @@ pub async fn check(
         examples,
         latest_sync: None,
     })
+}
+
+/// The first pass: how many rows repeat a key hash of an earlier row.
+async fn first_pass(rows: DataFrame, key: Expr) -> DfResult<u64> {
+    rows.aggregate(vec![], vec![repeated_hashes(key).alias("_r")])?
+        .collect()
+        .await?
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_primitive_opt::<UInt64Type>()
+                .map(|a| a.value(0))
+        })
+        // Never read a missing count as "no repeat".
+        .ok_or_else(|| DataFusionError::Internal("the uniqueness pass returned no count".into()))
 }
 
 /// `repeated_hashes(key)`: how many rows (of those with a key) hold a key
@@ -372,5 +384,34 @@ mod tests {
         assert_eq!(repeated(unique).await, 0);
         // No rows at all: 0.
         assert_eq!(repeated(vec![vec![]]).await, 0);
+    }
+
+    /// Past the memory limit the first pass fails with a resources error
+    /// (its sets cannot spill), which `check` recognises by its root and
+    /// answers with the exact pass instead of failing the query.
+    #[tokio::test]
+    async fn past_the_memory_limit_the_first_pass_says_so() {
+        use datafusion::execution::memory_pool::FairSpillPool;
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(64 * 1024)))
+            .build_arc()
+            .unwrap();
+        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)]));
+        // 200,000 distinct keys: their hashes alone are 1.6 MB, past 64 KiB.
+        let keys: Vec<String> = (0..200_000).map(|i| format!("key-{i}")).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from_iter_values(keys))],
+        )
+        .unwrap();
+        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+        let rows = ctx.read_table(Arc::new(table)).unwrap();
+        let err = first_pass(rows, col("k")).await.unwrap_err();
+        assert!(
+            matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)),
+            "{err}"
+        );
     }
 }

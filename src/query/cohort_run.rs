@@ -24,11 +24,12 @@ pub(super) async fn run_cohort(
     let value_kind = spec.value;
     let started = Instant::now();
     let plan = cohort::compile(engine, id, request, true).await?;
-    tracing::info!(ms = started.elapsed().as_millis() as u64, "cohort compiled");
+    tracing::info!(target: "canon::query", ms = started.elapsed().as_millis() as u64, "cohort compiled");
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();
     let bridge_batches = plan.bridge.collect().await?;
     tracing::info!(
+        target: "canon::query",
         ms = started.elapsed().as_millis() as u64,
         "cohort bridge computed"
     );
@@ -61,6 +62,7 @@ pub(super) async fn run_cohort(
         read_simple(engine, plan.base, plan.at_t, member_slice, true)
     )?;
     tracing::info!(
+        target: "canon::query",
         ms = started.elapsed().as_millis() as u64,
         "cohort instants read"
     );

@@ -348,12 +348,13 @@ pub async fn run(
         // Sides let through a failing gate by name (repeated rows) are
         // joined again by the bridge, which then cannot tie out: the user's
         // data, not canon's bug.
-        // One override both sides used is named once.
-        let overrides: std::collections::BTreeSet<&String> = b_result
-            .overrides
-            .iter()
-            .chain(&r_result.overrides)
-            .collect();
+        // In the order the sides used them; one both used is named once.
+        let mut overrides: Vec<&String> = Vec::new();
+        for o in b_result.overrides.iter().chain(&r_result.overrides) {
+            if !overrides.contains(&o) {
+                overrides.push(o);
+            }
+        }
         if !overrides.is_empty() {
             return Err(CanonError::Blocked(format!(
                 "`{}` cannot be bridged under the override(s) {}: the bridge ({b_line}, {r_line}) and its governed sides ({}, {}) disagree, as the rows the gates found repeated are joined again by the bridge",

@@ -43,7 +43,7 @@ struct Lost {
 }
 
 /// What the state file says of a table's last count.
-pub enum Last {
+pub(crate) enum Last {
     /// The count canon saw last and did not block on.
     Seen(Seen),
     /// None, and the state is whole: the table is seen for the first time.
@@ -75,7 +75,7 @@ pub struct Tracker {
     root: String,
     /// Tables whose drop warned and was not allowed in this run, with the
     /// check's detail: `canon publish` refuses to publish over them.
-    pub warned: Mutex<BTreeMap<String, String>>,
+    pub(crate) warned: Mutex<BTreeMap<String, String>>,
     /// One read-modify-write of the state file at a time within a run
     /// (and a file lock across processes).
     io: Mutex<()>,
@@ -120,7 +120,7 @@ impl Tracker {
     }
 
     /// What the state says of `table`'s last count under this data root.
-    pub fn last(&self, table: &str) -> Last {
+    pub(crate) fn last(&self, table: &str) -> Last {
         match self.load() {
             Loaded::Missing => Last::First,
             Loaded::Damaged(why) => {
@@ -160,7 +160,7 @@ impl Tracker {
     /// A state that cannot be written (a read-only project) does not fail
     /// the run: it says so on stderr, and the next run compares with the
     /// older count.
-    pub fn remember(&self, table: &str, rows: i64) -> Seen {
+    pub(crate) fn remember(&self, table: &str, rows: i64) -> Seen {
         let seen = Seen {
             rows,
             seen_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
