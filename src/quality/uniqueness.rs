@@ -14,7 +14,9 @@
 //! grouping the key itself (`GROUP BY key HAVING count(*) > 1`, the first
 //! few in key order), and only when it finds a repeated key are the rows'
 //! files looked up. So a clean table costs one scan of its key column into
-//! a hash set; measured in docs/performance.md.
+//! a hash set; measured in docs/performance.md. The sets cannot spill: a
+//! first pass that meets the memory limit proves nothing, and the exact
+//! pass (which spills) decides instead.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
