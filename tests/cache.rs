@@ -15,12 +15,6 @@ use datafusion::arrow::datatypes::Decimal128Type;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_company(dir.path());
-    dir
-}
-
 /// `canon query bookings --period FY2026-Q1` over `project` with the cache
 /// in `cache`, as the process left it.
 fn run_bookings(project: &Path, data: &Path, cache: &Path, extra: &[&str]) -> Output {

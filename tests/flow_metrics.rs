@@ -6,12 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_company(dir.path());
-    dir
-}
-
 /// (period, slice values in request order, value) of each row.
 fn rows(result: &Value) -> Vec<(String, Vec<String>, String)> {
     let by: Vec<String> = result["request"]["by"]

@@ -12,13 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The fixture company's data in a temporary folder.
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_company(dir.path());
-    dir
-}
-
 /// A copy of the committed sample company's extracts (every table of every
 /// model, so `canon validate` has all it checks).
 fn sample_copy() -> tempfile::TempDir {

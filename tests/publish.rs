@@ -7,12 +7,6 @@ use common::*;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Decimal128Type;
 
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_company(dir.path());
-    dir
-}
-
 fn publish(data: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "publish",

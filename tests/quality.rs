@@ -4,12 +4,6 @@ mod common;
 
 use common::*;
 
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_company(dir.path());
-    dir
-}
-
 // The fixture's tables were synced at 2026-01-02T06:00:00Z. canon.yaml pins
 // the sample clock at 2026-01-02T08:00:00Z (2 h: pass). At --now
 // 2026-01-04T07:00:00Z they are 49 h old (over the 48 h error threshold):

@@ -19,12 +19,6 @@ use std::path::Path;
 
 use common::*;
 
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_company(dir.path());
-    dir
-}
-
 /// Writes `columns` as `<root>/<table>/part-00001.parquet`.
 fn add_part(root: &Path, table: &str, columns: Vec<(&str, Col)>) {
     let scratch = tempfile::tempdir().unwrap();

@@ -14,12 +14,6 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_company(dir.path());
-    dir
-}
-
 /// Rewrites `<root>/<table>/part-00000.parquet` with its first `n` rows: an
 /// extract that lost the rest.
 fn keep_rows(root: &Path, table: &str, n: usize) {

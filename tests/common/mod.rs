@@ -14,6 +14,15 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::parquet::arrow::ArrowWriter;
 
+/// The fixture company (see [`write_company`]) in a folder of its own. A
+/// test file that needs more (billing, revenue, history) defines its own
+/// `fixture()`, which takes precedence over this one.
+pub fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_company(dir.path());
+    dir
+}
+
 /// The repository root: the project (canon.yaml, models/, metrics/) under test.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
