@@ -215,11 +215,9 @@ fn parse_path(text: &str) -> Vec<Vec<String>> {
     }
 }
 
-/// Whether `file` names `what` outside comments.
-fn code_mentions(file: &Path, what: &str) -> bool {
-    std::fs::read_to_string(file)
-        .expect("a source file is readable")
-        .lines()
+/// Whether `code` names `what` outside comments.
+fn mentions(code: &str, what: &str) -> bool {
+    code.lines()
         .any(|l| l.split("//").next().unwrap_or("").contains(what))
 }
 
@@ -258,14 +256,14 @@ fn every_import_points_down() {
             ));
             continue;
         };
-        if code_mentions(file, "canon_sample") {
+        let code = std::fs::read_to_string(file).expect("a source file is readable");
+        if mentions(&code, "canon_sample") {
             wrong.push(format!(
                 "{}: names the sample generator (canon_sample), which only the binary may call",
                 relative.display()
             ));
         }
         let module = module_path(relative);
-        let code = std::fs::read_to_string(file).expect("a source file is readable");
         for (depth, path) in paths_in(&code) {
             let at: Vec<String> = module
                 .iter()

@@ -673,19 +673,9 @@ fn the_bridge_carries_the_deal_match_rates_it_relies_on() {
     // C1: 12 × 100.00 = 1200.00 (S1, B1 → A1).
     assert_eq!(arr["value"], "1200.00");
     assert_eq!(rates(&arr["quality"]), []);
-    let args = |format: &'static str| {
-        vec![
-            "reconcile",
-            "bookings_to_revenue",
-            "--period",
-            "FY2026-Q1",
-            "--data",
-            data.path().to_str().unwrap(),
-            "--format",
-            format,
-        ]
-    };
-    let out = canon(&repo(), &args("json"));
+    let bridge_as =
+        |format: &str| reconcile(&repo(), data.path(), "FY2026-Q1", &["--format", format]);
+    let out = bridge_as("json");
     assert!(out.status.success(), "{}", stderr(&out));
     let bridge: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -707,7 +697,7 @@ fn the_bridge_carries_the_deal_match_rates_it_relies_on() {
     );
     assert_eq!(bridge["deal_match_rates"][1]["rate"], "0.250000");
     assert_eq!(bridge["deal_match_rates"][1]["scope"], "FY2026-Q1");
-    let text = stdout(&canon(&repo(), &args("table")));
+    let text = stdout(&bridge_as("table"));
     assert!(
         text.contains("revenue_line → counted deal (FY2026-Q1): 3 of 8 = 0.375000  warn")
             && text

@@ -762,18 +762,7 @@ fn a_computed_gap_refuses_the_bridge() {
 fn the_bridge_carries_its_sides_quality_and_overrides() {
     let data = fixture();
     let p = project_copy();
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "reconcile",
-            "bookings_to_revenue",
-            "--period",
-            "FY2026-Q1",
-            "--data",
-            data.path().to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        canon(p.path(), &args)
-    };
+    let run = |extra: &[&str]| reconcile(p.path(), data.path(), "FY2026-Q1", extra);
     let clean = run(&["--format", "json"]);
     assert!(clean.status.success(), "{}", stderr(&clean));
     let r: Value = serde_json::from_slice(&clean.stdout).unwrap();

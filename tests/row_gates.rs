@@ -1004,24 +1004,17 @@ fn a_gate_both_sides_of_a_bridge_share_blocks_the_bridge() {
         data.path(),
         &[("A1", "Globex", "Technology", "https://globex.com")],
     );
-    let reconcile = |extra: &[&str]| {
-        let mut args = vec![
-            "reconcile",
-            "bookings_to_revenue",
-            "--period",
-            "FY2026-Q1",
-            "--data",
-            data.path().to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        canon(&repo(), &args)
-    };
-    let out = reconcile(&[]);
+    let out = reconcile(&repo(), data.path(), "FY2026-Q1", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(err.contains("crm/account uniqueness"), "{err}");
     assert!(err.contains("account_id=A1: 2 rows, in "), "{err}");
-    let out = reconcile(&["--allow", "uniqueness:crm/account"]);
+    let out = reconcile(
+        &repo(),
+        data.path(),
+        "FY2026-Q1",
+        &["--allow", "uniqueness:crm/account"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(

@@ -52,6 +52,16 @@ pub enum Gate {
     Intervals(String),
 }
 
+impl Gate {
+    /// The check it reports as (and `--allow` names).
+    fn check_name(&self) -> &'static str {
+        match self {
+            Gate::Intervals(_) => super::intervals::GATE,
+            Gate::Unique(_) | Gate::Counted(..) => super::uniqueness::GATE,
+        }
+    }
+}
+
 fn exclusive(spec: &EntitySpec) -> bool {
     spec.intervals
         .as_ref()
@@ -203,13 +213,10 @@ pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Res
 async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Result<TableCheck> {
     let started_plan = std::time::Instant::now();
     let catalog = &engine.catalog;
-    let (entity, kind) = match gate {
-        Gate::Unique(e) => (e.clone(), super::uniqueness::GATE),
-        Gate::Intervals(e) => (e.clone(), super::intervals::GATE),
-        Gate::Counted(m, _) => (
-            catalog.metric(m)?.2.entity.clone().unwrap_or_default(),
-            super::uniqueness::GATE,
-        ),
+    let kind = gate.check_name();
+    let entity = match gate {
+        Gate::Unique(e) | Gate::Intervals(e) => e.clone(),
+        Gate::Counted(m, _) => catalog.metric(m)?.2.entity.clone().unwrap_or_default(),
     };
     let subject = Subject::of(catalog, &entity)?;
     let (rows, key, scope) = match gate {
@@ -256,10 +263,7 @@ async fn decide(
     identity: &str,
 ) -> Result<TableCheck> {
     let catalog = &engine.catalog;
-    let kind = match gate {
-        Gate::Intervals(_) => super::intervals::GATE,
-        _ => super::uniqueness::GATE,
-    };
+    let kind = gate.check_name();
     let memo = Memo::new(engine, kind, identity, &rows);
     if let Some(check) = memo.as_ref().and_then(|m| m.lookup()) {
         tracing::info!(gate = kind, table = %check.table, "gate outcome remembered");
@@ -507,7 +511,7 @@ struct Memo {
 impl Memo {
     /// `None` without a cache (`--no-cache`: nothing remembered).
     fn new(engine: &Engine, kind: &str, identity: &str, rows: &DataFrame) -> Option<Memo> {
-        let cache = engine.fingerprints()?.clone();
+        let cache = engine.fingerprints()?;
         let mut tables = BTreeMap::new();
         crate::run::scanned_columns(rows.logical_plan(), &mut tables);
         let mut files = Vec::new();

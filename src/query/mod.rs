@@ -43,7 +43,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Resul
     let started = Instant::now();
     let cache = match (engine.fingerprints(), &engine.data) {
         (Some(prints), DataSource::Folder(root)) => Some((
-            Cache::over(prints.clone()),
+            Cache::over(prints),
             root,
             Cache::key(&engine.catalog, root, name, request),
         )),

@@ -71,10 +71,6 @@ pub struct Engine {
     /// The gates this run may pass at error, by name (`--allow GATE:TABLE`,
     /// and `--allow-stale`); each one used is recorded in the result.
     pub allow: crate::allow::Allow,
-    /// The cache folder's file-hash index; `None` (`--no-cache`) hashes
-    /// every input and remembers nothing. Set through `use_fingerprints`,
-    /// which hands it to the source registry too.
-    fingerprints: Option<Arc<fingerprints::Fingerprints>>,
     /// The last row counts of the data root's tables (volume gate); `None`
     /// when the run has no data root (validation over empty tables).
     pub volume: Option<Arc<row_counts::Tracker>>,
@@ -121,23 +117,23 @@ impl Engine {
             now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
             allow_stale: false,
             allow: Default::default(),
-            fingerprints: None,
             volume: None,
             data,
             sources,
         })
     }
 
-    /// The cache folder's file-hash index, when the run has a cache.
-    pub fn fingerprints(&self) -> Option<&Arc<fingerprints::Fingerprints>> {
-        self.fingerprints.as_ref()
+    /// The cache folder's file-hash index; `None` (`--no-cache`) hashes
+    /// every input and remembers nothing. Held by the source registry,
+    /// which hashes the files it registers through it.
+    pub fn fingerprints(&self) -> Option<Arc<fingerprints::Fingerprints>> {
+        self.sources.fingerprints.lock().expect("lock").clone()
     }
 
     /// Hashes input files through `prints` (the cache folder's index) from
     /// now on.
     pub fn use_fingerprints(&mut self, prints: Arc<fingerprints::Fingerprints>) {
-        *self.sources.fingerprints.lock().expect("lock") = Some(prints.clone());
-        self.fingerprints = Some(prints);
+        *self.sources.fingerprints.lock().expect("lock") = Some(prints);
     }
 
     /// Every source registered so far with its files, their content hashes

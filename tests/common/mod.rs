@@ -37,6 +37,21 @@ pub fn canon(project: &Path, args: &[&str]) -> Output {
         .expect("the canon binary runs")
 }
 
+/// `canon reconcile bookings_to_revenue --period PERIOD --data DATA EXTRA…`
+/// over `project`.
+pub fn reconcile(project: &Path, data: &Path, period: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "reconcile",
+        "bookings_to_revenue",
+        "--period",
+        period,
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    canon(project, &args)
+}
+
 /// Runs the real binary with the result cache in `cache`.
 pub fn canon_cached(project: &Path, cache: &Path, args: &[&str]) -> Output {
     canon_binary_cached(Path::new(env!("CARGO_BIN_EXE_canon")), project, cache, args)
