@@ -688,6 +688,13 @@ fn a_snapshot_is_gated_on_the_rows_in_force_at_its_day() {
     write_small_billing(data.path());
     let clean = query_json(&repo(), data.path(), &["arr", "--as-of", "2024-03-31"]);
     assert_eq!(clean["value"], "600.00");
+    // Unique over every row, so over the rows in force too: the cheaper
+    // judgement (the key column alone) stands for the counted one.
+    let whole = find(&clean["quality"], "uniqueness", "billing/rate_plan_charge");
+    assert!(
+        whole["detail"].as_str().unwrap().contains("(all rows)"),
+        "{whole}"
+    );
     write_charges(
         data.path(),
         &[("C2", "50.00", "2024-01-01", Some("2024-07-01"))],
