@@ -1,0 +1,67 @@
+//! The benchmark harness end to end (issue 6): `benches/run.py` generates a
+//! small company, installs DuckDB into `benches/.venv` itself, and for each of
+//! the six benchmarks checks that canon, the hand-written SQL on DuckDB and
+//! the same SQL on DataFusion give the same number before it times them. Run
+//! here with the debug binary at scale 1 and one run: the timings mean
+//! nothing, the agreement and the report do.
+
+use crate::common::*;
+
+#[test]
+fn the_harness_checks_all_six_benchmarks_agree_and_reports_them() {
+    let work = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("benches/run.py"))
+        .args(["--scale", "1", "--runs", "1"])
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_canon"))
+        .arg("--work")
+        .arg(work.path())
+        .env_remove("CANON_DATA")
+        .env_remove("CANON_PROJECT")
+        .output()
+        .expect("python3 runs the harness");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("results-s1.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["benchmark"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bookings",
+            "open_pipeline",
+            "open_pipeline_monthly",
+            "mqls",
+            "nrr",
+            "bookings_to_revenue"
+        ]
+    );
+    for b in report["benchmarks"].as_array().unwrap() {
+        assert_eq!(b["failed"], serde_json::json!({}), "{b}");
+        for engine in ["canon", "canon_warm", "duckdb", "datafusion"] {
+            assert!(b["median_s"][engine].as_f64().unwrap() > 0.0, "{b}");
+        }
+    }
+    assert!(report["catalog_compile_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["cached_repeat_ms"].as_f64().is_some());
+    // The number all three agreed on is canon's governed answer over the
+    // generated company.
+    let data = work.path().join("s1-seed42");
+    let bookings = query_json(
+        &repo(),
+        &data,
+        &["bookings", "--period", "FY2026-Q3", "--no-cache"],
+    );
+    assert_eq!(report["benchmarks"][0]["value"], bookings["value"]);
+    // The table a newcomer reads.
+    let table = stdout(&out);
+    assert!(table.contains("| canon/DuckDB |"), "{table}");
+    assert!(table.contains("| nrr ("), "{table}");
+    assert!(table.contains("| warm/cold |"), "{table}");
+}

@@ -1,0 +1,199 @@
+//! Conversion metrics (persons, first MQL moment) on a fixture marketing
+//! platform, through the real binary, with every answer worked out by hand.
+
+use crate::common::*;
+
+/// Contacts and their lifecycle history. March 2025 in Los Angeles is
+/// [2025-03-01T08:00Z, 2025-04-01T07:00Z).
+///
+/// | contact | email               | history (UTC)                                          | person / note                   |
+/// |---------|---------------------|--------------------------------------------------------|---------------------------------|
+/// | 1       | alice@corp.com      | lead 02-20; MQL 03-05                                  | alice: first MQL Mar 5          |
+/// | 2       | " Alice@Corp.com "  | MQL 03-10                                              | alice again (same email)        |
+/// | 3       | bob@corp.com        | MQL 03-02  (merged into 4)                             | robert (3 → 4 → 5)              |
+/// | 4       | bob2@corp.com       | (merged into 5)                                        | robert                          |
+/// | 5       | robert@corp.com     | MQL 03-20; SQL 05-25                                   | robert: MQL Mar 2, SQL in 84 d  |
+/// | 6       | (none)              | MQL 03-07; SQL 06-10                                   | own person: SQL after 95 days   |
+/// | 7       | eve@example.com     | MQL 03-08                                              | test_email                      |
+/// | 8       | Tester@corp.com     | MQL 03-09                                              | test_email (local part)         |
+/// | 9       | ian@acme.io         | MQL 03-11                                              | internal_email                  |
+/// | 10      | del@corp.com        | MQL 03-12 (contact deleted)                            | deleted                         |
+/// | 11      | sam@corp.com        | lead 02-01; SQL 03-15 (skips MQL)                      | first MQL = Mar 15, converts    |
+/// | 12      | back@corp.com       | MQL 01-10; lead 02-01 (backwards); MQL 03-18           | first MQL Jan 10: not March     |
+/// | 13      | zed@corp.com        | MQL 03-01T07:30Z (= Feb 28 23:30 in LA)                | February                        |
+/// | 14      | amy@corp.com        | MQL 04-01T06:30Z (= Mar 31 23:30 in LA)                | March                           |
+/// | 15      | ALICE@corp.com      | MQL 03-06 (contact deleted)                            | alice: still counted (policy:   |
+/// |         |                     |                                                        | excluded only if every contact) |
+fn write_marketing(root: &std::path::Path) {
+    let ids: Vec<i64> = (1..=15).collect();
+    let emails = [
+        "alice@corp.com",
+        " Alice@Corp.com ",
+        "bob@corp.com",
+        "bob2@corp.com",
+        "robert@corp.com",
+        "",
+        "eve@example.com",
+        "Tester@corp.com",
+        "ian@acme.io",
+        "del@corp.com",
+        "sam@corp.com",
+        "back@corp.com",
+        "zed@corp.com",
+        "amy@corp.com",
+        "ALICE@corp.com",
+    ];
+    let mut deleted = vec![false; 15];
+    deleted[9] = true;
+    deleted[14] = true;
+    write_table(
+        root,
+        "marketing/contact",
+        vec![
+            ("id", Col::Int(ids.clone())),
+            ("email", Col::OptStr(some(&emails))),
+            ("created_at", Col::Ts(vec!["2025-01-01T00:00:00Z"; 15])),
+            ("lifecyclestage", Col::OptStr(vec![None; 15])),
+            ("is_deleted", Col::Bool(deleted)),
+        ],
+    );
+    write_table(
+        root,
+        "marketing/contact_merge_audit",
+        vec![
+            ("canonical_vid", Col::Int(vec![4, 5])),
+            ("vid_to_merge", Col::Int(vec![3, 4])),
+            (
+                "timestamp",
+                Col::Ts(vec!["2025-03-03T00:00:00Z", "2025-03-04T00:00:00Z"]),
+            ),
+        ],
+    );
+    let h: Vec<(i64, &str, &'static str)> = vec![
+        (1, "lead", "2025-02-20T12:00:00Z"),
+        (1, "marketingqualifiedlead", "2025-03-05T12:00:00Z"),
+        (2, "marketingqualifiedlead", "2025-03-10T12:00:00Z"),
+        (3, "marketingqualifiedlead", "2025-03-02T12:00:00Z"),
+        (5, "marketingqualifiedlead", "2025-03-20T12:00:00Z"),
+        (5, "salesqualifiedlead", "2025-05-25T12:00:00Z"),
+        (6, "marketingqualifiedlead", "2025-03-07T12:00:00Z"),
+        (6, "salesqualifiedlead", "2025-06-10T12:00:00Z"),
+        (7, "marketingqualifiedlead", "2025-03-08T12:00:00Z"),
+        (8, "marketingqualifiedlead", "2025-03-09T12:00:00Z"),
+        (9, "marketingqualifiedlead", "2025-03-11T12:00:00Z"),
+        (10, "marketingqualifiedlead", "2025-03-12T12:00:00Z"),
+        (11, "lead", "2025-02-01T12:00:00Z"),
+        (11, "salesqualifiedlead", "2025-03-15T12:00:00Z"),
+        (12, "marketingqualifiedlead", "2025-01-10T12:00:00Z"),
+        (12, "lead", "2025-02-01T12:00:00Z"),
+        (12, "marketingqualifiedlead", "2025-03-18T12:00:00Z"),
+        (13, "marketingqualifiedlead", "2025-03-01T07:30:00Z"),
+        (14, "marketingqualifiedlead", "2025-04-01T06:30:00Z"),
+        (15, "marketingqualifiedlead", "2025-03-06T12:00:00Z"),
+    ];
+    let stages: Vec<&'static str> = h
+        .iter()
+        .map(|r| match r.1 {
+            "lead" => "lead",
+            "marketingqualifiedlead" => "marketingqualifiedlead",
+            _ => "salesqualifiedlead",
+        })
+        .collect();
+    write_table(
+        root,
+        "marketing/lifecycle_stage_history",
+        vec![
+            ("contact_id", Col::Int(h.iter().map(|r| r.0).collect())),
+            ("value", Col::Str(stages)),
+            ("timestamp", Col::Ts(h.iter().map(|r| r.2).collect())),
+            ("source", Col::OptStr(vec![Some("form"); h.len()])),
+        ],
+    );
+}
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_marketing(dir.path());
+    dir
+}
+
+// MQLs in March 2025 (Los Angeles), one per person:
+//   alice (contacts 1, 2 and the deleted 15: first MQL Mar 5; not excluded as
+//   deleted, since contacts 1 and 2 are not), robert (3 → 4 → 5: first MQL
+//   Mar 2 via merged-away 3), contact 6 (no email, its own person), sam (skipped
+//   MQL: SQL on Mar 15 is his first MQL moment), amy (Mar 31 23:30 in LA) = 5.
+//   Not March: back (first MQL Jan 10; the backwards move and Mar 18 do not
+//   re-qualify), zed (Feb 28 23:30 in LA).
+// Excluded: deleted 1 (contact 10), internal_email 1 (ian@acme.io),
+// test_email 2 (eve@example.com, Tester@corp.com). Universe = 5 + 1 + 1 + 2 = 9.
+#[test]
+fn mqls_count_persons_by_their_first_mql_moment() {
+    let data = fixture();
+    let r = query_json(&repo(), data.path(), &["mqls", "--period", "2025-03"]);
+    assert_eq!(r["kind"], "conversion");
+    assert_eq!(r["value"], "5");
+    assert_eq!(exclusion(&r, "deleted"), (1, "1".into()));
+    assert_eq!(exclusion(&r, "internal_email"), (1, "1".into()));
+    assert_eq!(exclusion(&r, "test_email"), (2, "2".into()));
+    assert_eq!(r["tallies"][0]["universe_rows"], 9);
+    // Rows are persons here: entities = rows.
+    assert_eq!(r["tallies"][0]["included_entities"], 5);
+}
+
+// Of the 5 March MQLs: robert reaches SQL on May 25, 84 days after Mar 2
+// (within 90); sam reaches both at once (0 days); contact 6's SQL on Jun 10
+// is 95 days after Mar 7 (outside); alice and amy never do. 2 / 5 = 0.400000.
+#[test]
+fn mql_to_sql_rate_uses_the_90_day_window() {
+    let data = fixture();
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &["mql_to_sql_rate", "--period", "2025-03"],
+    );
+    assert_eq!(r["value"], "0.400000");
+    let converted = query_json(
+        &repo(),
+        data.path(),
+        &["mqls_converted_90d", "--period", "2025-03"],
+    );
+    assert_eq!(converted["value"], "2");
+}
+
+// February holds zed (Feb 28 23:30 in LA) only; January holds back.
+#[test]
+fn mqls_by_month_follow_the_reporting_zone() {
+    let data = fixture();
+    let r = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "mqls",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2025-04-01",
+            "--grain",
+            "month",
+        ],
+    );
+    let got: Vec<(String, String)> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["period"].as_str().unwrap().to_string(),
+                row["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2025-01".to_string(), "1".to_string()),
+            ("2025-02".to_string(), "1".to_string()),
+            ("2025-03".to_string(), "5".to_string()),
+        ]
+    );
+}

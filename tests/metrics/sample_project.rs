@@ -1,0 +1,106 @@
+//! The committed sample project: its definitions validate against its data,
+//! the README's main command answers, and the data is exactly what the
+//! generator makes (so `canon sample` and `sample_data/` never drift apart).
+
+use crate::common::*;
+
+#[test]
+fn validate_passes_on_the_committed_sample_data_and_models() {
+    let out = canon(&repo(), &["validate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("definitions ok"), "{text}");
+    assert!(text.contains("data ok: 16 tables"), "{text}");
+}
+
+#[test]
+fn the_readme_query_answers_on_the_sample_data() {
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["value"].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
+    // included + Σ excluded = universe, exactly, on real-sized data too.
+    let t = &r["tallies"][0];
+    let cents =
+        |v: &serde_json::Value| -> i128 { v.as_str().unwrap().replace('.', "").parse().unwrap() };
+    let excluded: i128 = r["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| cents(&x["value"]))
+        .sum();
+    assert_eq!(
+        cents(&t["included_value"]) + excluded,
+        cents(&t["universe_value"])
+    );
+    let excluded_rows: i64 = r["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["rows"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        t["included_rows"].as_i64().unwrap() + excluded_rows,
+        t["universe_rows"].as_i64().unwrap()
+    );
+}
+
+#[test]
+fn sample_data_is_what_the_generator_writes() {
+    let fresh = tempfile::tempdir().unwrap();
+    let out = canon(
+        &repo(),
+        &[
+            "sample",
+            "--out",
+            fresh.path().to_str().unwrap(),
+            "--seed",
+            "42",
+            "--scale",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let committed = repo().join("sample_data");
+    let mut checked = 0;
+    // The generator's marker, then every table's files.
+    let marker = ".canon-sample";
+    assert_eq!(
+        std::fs::read(fresh.path().join(marker)).unwrap(),
+        std::fs::read(committed.join(marker)).unwrap()
+    );
+    for system in std::fs::read_dir(fresh.path()).unwrap() {
+        let system = system.unwrap().path();
+        if !system.is_dir() {
+            continue;
+        }
+        for table in std::fs::read_dir(&system).unwrap() {
+            let table = table.unwrap().path();
+            for file in std::fs::read_dir(&table).unwrap() {
+                let file = file.unwrap().path();
+                let rel = file.strip_prefix(fresh.path()).unwrap();
+                let a = std::fs::read(&file).unwrap();
+                let b = std::fs::read(committed.join(rel)).unwrap_or_else(|_| {
+                    panic!("sample_data/{} is missing: regenerate it", rel.display())
+                });
+                assert!(
+                    a == b,
+                    "sample_data/{} differs from the generator's output: regenerate with `canon sample --out sample_data --seed 42 --scale 1`",
+                    rel.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 16);
+}

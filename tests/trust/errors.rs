@@ -1,0 +1,334 @@
+//! Bad input through the real binary: a clear, located message and a
+//! non-zero exit, never a panic and never a written `--out`.
+
+use crate::common::*;
+
+fn project_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(dir.path());
+    dir
+}
+
+fn edit(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn assert_fails(out: &std::process::Output, code: i32, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+}
+
+#[test]
+fn malformed_yaml_names_file_line_and_column() {
+    let p = project_copy();
+    std::fs::write(
+        p.path().join("metrics/broken.yaml"),
+        "domain: x\nmetrics:\n  - name: [oops\n",
+    )
+    .unwrap();
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(&out, 1, &["metrics/broken.yaml:3:11"]);
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_location() {
+    let p = project_copy();
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        "    filter: is_won\n",
+        "    filtre: is_won\n",
+    );
+    let out = canon(p.path(), &["list"]);
+    assert_fails(&out, 1, &["metrics/sales.yaml:", "unknown field `filtre`"]);
+}
+
+#[test]
+fn unknown_column_is_located_in_the_metric() {
+    let p = project_copy();
+    // line 18 of sales.yaml is bookings' `filter: is_won`; the value starts at column 13.
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        "    filter: is_won\n",
+        "    filter: is_wonn\n",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(&out, 1, &["metrics/sales.yaml:18:13", "is_wonn"]);
+}
+
+#[test]
+fn unknown_model_entity_is_reported() {
+    let p = project_copy();
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        "    entity: deal\n",
+        "    entity: deals\n",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "metrics/sales.yaml:16:13",
+            "unknown entity `deals`",
+            "did you mean `deal`",
+        ],
+    );
+}
+
+// Line 48 of finance.yaml is accounting_period's `- {name: start_date}`;
+// the name's value starts at column 16.
+#[test]
+fn an_entity_field_may_not_take_canons_underscore_names() {
+    let p = project_copy();
+    edit(
+        &p.path().join("models/finance.yaml"),
+        "      - {name: start_date}\n",
+        "      - {name: _start_date}\n",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "models/finance.yaml:48:16",
+            "field `_start_date`",
+            "canon's own",
+        ],
+    );
+}
+
+#[test]
+fn an_entity_has_exactly_one_system_of_record() {
+    let p = project_copy();
+    let finance = p.path().join("models/finance.yaml");
+    let text = std::fs::read_to_string(&finance).unwrap();
+    std::fs::write(
+        &finance,
+        text.replace(
+            "  - name: accounting_period\n    description: A monthly period of the books.",
+            "  - name: deal\n    description: A monthly period of the books.",
+        ),
+    )
+    .unwrap();
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "models/finance.yaml:",
+            "entity `deal` already has a system of record",
+        ],
+    );
+}
+
+#[test]
+fn request_errors_exit_2() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    let d = data.path().to_str().unwrap();
+    let out = canon(
+        &repo(),
+        &["query", "bookin", "--period", "2025-03", "--data", d],
+    );
+    assert_fails(
+        &out,
+        2,
+        &["unknown metric `bookin`", "did you mean `bookings`"],
+    );
+    let out = canon(
+        &repo(),
+        &["query", "bookings", "--period", "2025-13", "--data", d],
+    );
+    assert_fails(&out, 2, &["cannot read period `2025-13`"]);
+    let out = canon(
+        &repo(),
+        &[
+            "query", "bookings", "--period", "2025-03", "--by", "region", "--data", d,
+        ],
+    );
+    assert_fails(
+        &out,
+        2,
+        &[
+            "`region` is not an approved slice of `bookings`",
+            "deal_type",
+        ],
+    );
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "2025-03",
+            "--data",
+            "/no/such/folder",
+        ],
+    );
+    assert_fails(&out, 2, &["data root /no/such/folder does not exist"]);
+    // recognized revenue only over whole accounting periods: 2025-02-15 starts none.
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "recognized_revenue",
+            "--from",
+            "2025-02-15",
+            "--to",
+            "2025-04-01",
+            "--data",
+            d,
+        ],
+    );
+    assert_fails(&out, 2, &["whole accounting periods", "2025-02-15"]);
+}
+
+#[test]
+fn a_missing_table_folder_names_the_table() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    std::fs::remove_dir_all(data.path().join("crm/dated_conversion_rate")).unwrap();
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "2025-03",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_fails(&out, 1, &["crm/dated_conversion_rate", "does not exist"]);
+}
+
+#[test]
+fn a_file_whose_schema_does_not_match_names_file_and_column() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    // Rewrite the opportunity table with `amount` as a double instead of money.
+    std::fs::remove_dir_all(data.path().join("crm/opportunity")).unwrap();
+    write_opportunities(data.path(), "crm/opportunity", "amount");
+    let file = data.path().join("crm/opportunity/part-00000.parquet");
+    let batch = {
+        let f = std::fs::File::open(&file).unwrap();
+        let r =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                .unwrap()
+                .build()
+                .unwrap();
+        r.into_iter().next().unwrap().unwrap()
+    };
+    let i = batch.schema().index_of("amount").unwrap();
+    let mut fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[i] = datafusion::arrow::datatypes::Field::new(
+        "amount",
+        datafusion::arrow::datatypes::DataType::Float64,
+        true,
+    );
+    let mut cols = batch.columns().to_vec();
+    cols[i] = datafusion::arrow::compute::cast(
+        &cols[i],
+        &datafusion::arrow::datatypes::DataType::Float64,
+    )
+    .unwrap();
+    let bad = datafusion::arrow::array::RecordBatch::try_new(
+        std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        cols,
+    )
+    .unwrap();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&file).unwrap(),
+        bad.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&bad).unwrap();
+    w.close().unwrap();
+
+    // Outside the data root: an --out inside it is refused before any read.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out_file = out_dir.path().join("result.json");
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "2025-03",
+            "--format",
+            "json",
+            "--out",
+            out_file.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_fails(
+        &out,
+        1,
+        &[
+            "crm/opportunity",
+            "part-00000.parquet",
+            "column `amount`",
+            "Float64",
+            "money",
+        ],
+    );
+    assert!(!out_file.exists(), "a failed run wrote its --out file");
+}
+
+#[test]
+fn a_corrupt_parquet_file_is_a_data_error() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    std::fs::write(
+        data.path().join("crm/account/part-00000.parquet"),
+        b"not parquet at all",
+    )
+    .unwrap();
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "2025-03",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_fails(
+        &out,
+        1,
+        &[
+            "crm/account",
+            "part-00000.parquet",
+            "not a readable Parquet file",
+        ],
+    );
+}
+
+#[test]
+fn a_bad_memory_limit_is_located_in_canon_yaml() {
+    let p = project_copy();
+    // canon.yaml line 32: `  memory_limit: 2GiB`, the value at column 17.
+    edit(
+        &p.path().join("canon.yaml"),
+        "memory_limit: 2GiB",
+        "memory_limit: 2 gigs",
+    );
+    let out = canon(p.path(), &["validate", "--no-data"]);
+    assert_fails(&out, 1, &["canon.yaml:32:17", "`2 gigs` is not a size"]);
+}

@@ -1,0 +1,486 @@
+//! `canon publish` through the real binary: the layout BI tools read, the
+//! atomic swap, and blocked metrics in the manifest.
+
+use crate::common::*;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Decimal128Type;
+
+fn publish(data: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "publish",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--only",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+        "--period",
+        "FY2026-Q2",
+    ];
+    args.extend_from_slice(extra);
+    canon(&repo(), &args)
+}
+
+fn read_parquet(path: &std::path::Path) -> datafusion::arrow::array::RecordBatch {
+    let f = std::fs::File::open(path).unwrap();
+    let r = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap();
+    r.into_iter().next().unwrap().unwrap()
+}
+
+// bookings FY2026-Q1 = 3694.46 (see flow_metrics), FY2026-Q2 = D13 999.00.
+// The published Parquet reads back to the same exact values the query gives.
+#[test]
+fn published_files_round_trip_to_the_query_results() {
+    let data = fixture();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    let o = publish(data.path(), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let batch = read_parquet(&out.join("metrics/bookings.parquet"));
+    let periods = batch.column_by_name("period").unwrap().as_string::<i32>();
+    let values = batch
+        .column_by_name("value")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
+    let got: Vec<(String, i128)> = (0..batch.num_rows())
+        .map(|i| (periods.value(i).to_string(), values.value(i)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("FY2026-Q1".to_string(), 369446),
+            ("FY2026-Q2".to_string(), 99900)
+        ]
+    );
+    let q = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
+    assert_eq!(q["value"], "3694.46");
+    let csv = std::fs::read_to_string(out.join("metrics/bookings.csv")).unwrap();
+    assert!(
+        csv.starts_with("metric,period,period_start,period_end,value,unit\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.46,USD"),
+        "{csv}"
+    );
+    // Exclusions: FY2026-Q1 test_account removed 2 deals, 800.00.
+    let x = read_parquet(&out.join("exclusions.parquet"));
+    let names = x.column_by_name("exclusion").unwrap().as_string::<i32>();
+    let per = x.column_by_name("period").unwrap().as_string::<i32>();
+    let rows = x
+        .column_by_name("rows")
+        .unwrap()
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let vals = x
+        .column_by_name("value")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
+    let test = (0..x.num_rows())
+        .find(|&i| names.value(i) == "test_account" && per.value(i) == "FY2026-Q1")
+        .unwrap();
+    assert_eq!((rows.value(test), vals.value(test)), (2, 80000));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let entry = &manifest["metrics"][0];
+    assert_eq!(entry["status"], "published");
+    assert_eq!(entry["value"], "3694.46");
+    assert_eq!(entry["fingerprint"].as_str().unwrap().len(), 64);
+    assert_eq!(entry["definition"]["file"], "metrics/sales.yaml");
+}
+
+// A publish that fails part-way (a corrupt input file) leaves the previous
+// publication exactly as it was, and no temporary folder behind.
+#[test]
+fn a_failed_publish_leaves_the_old_publication_intact() {
+    let data = fixture();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    assert!(publish(data.path(), &out, &[]).status.success());
+    let before = std::fs::read(out.join("manifest.json")).unwrap();
+    std::fs::write(
+        data.path().join("crm/opportunity/part-00000.parquet"),
+        b"corrupt",
+    )
+    .unwrap();
+    let o = publish(data.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("crm/opportunity"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(leftovers, ["published"]);
+}
+
+// Stale inputs: the metric is published as blocked, with its reason and no value.
+#[test]
+fn blocked_metrics_are_in_the_manifest_without_a_value() {
+    let data = fixture();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    let o = publish(data.path(), &out, &["--now", "2026-01-05T00:00:00Z"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(2 blocked)"), "{}", stdout(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let entry = &manifest["metrics"][0];
+    assert_eq!(entry["status"], "blocked");
+    assert!(
+        entry["reason"].as_str().unwrap().contains("freshness"),
+        "{entry}"
+    );
+    assert!(entry.get("value").is_none());
+    assert!(!out.join("metrics/bookings.parquet").exists());
+}
+
+// No writer lands on what canon did not create: every --out onto the data
+// root, the project, canon.yaml, models/, metrics/ or the cache (existing or
+// not yet, directly, through `..` or through a link) is refused with exit 2
+// before anything is computed, and nothing is touched. The project is a
+// copy, so a failure here cannot damage the repository.
+#[test]
+fn no_out_lands_on_the_project_its_data_or_its_cache() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let p = project.path();
+    let data = p.join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_company(&data);
+    let cache = p.join(".canon-cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::write(cache.join("files.json"), b"{}").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(p.join("canon.yaml"), elsewhere.path().join("link.csv")).unwrap();
+    let before = contents(p);
+    let d = data.to_str().unwrap();
+    let outs: Vec<std::path::PathBuf> = vec![
+        p.join("canon.yaml"),
+        p.to_path_buf(),
+        data.clone(),
+        data.join("crm"),
+        data.join("new.csv"),
+        data.join("crm/opportunity/part-00000.parquet"),
+        p.join("models/crm.yaml"),
+        p.join("metrics"),
+        p.join("metrics/new.csv"),
+        cache.clone(),
+        cache.join("results/new.json"),
+        p.join("sub/../canon.yaml"),
+        #[cfg(unix)]
+        elsewhere.path().join("link.csv"),
+    ];
+    for out in &outs {
+        let o = out.to_str().unwrap();
+        let runs: [Vec<&str>; 3] = [
+            vec![
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--format",
+                "csv",
+                "--out",
+                o,
+            ],
+            vec![
+                "reconcile",
+                "bookings_to_revenue",
+                "--period",
+                "2025-03",
+                "--data",
+                d,
+                "--out",
+                o,
+            ],
+            vec![
+                "publish",
+                "--only",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--out",
+                o,
+            ],
+        ];
+        for args in runs {
+            let r = canon(p, &args);
+            assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+            assert!(stderr(&r).contains("refused"), "{args:?}: {}", stderr(&r));
+            assert_eq!(contents(p), before, "{args:?} changed the project");
+        }
+    }
+    // Outside the project the same commands write.
+    let fine = elsewhere.path().join("bookings.csv");
+    let r = canon(
+        p,
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            d,
+            "--format",
+            "csv",
+            "--out",
+            fine.to_str().unwrap(),
+        ],
+    );
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(std::fs::read_to_string(&fine).unwrap().contains("3694.46"));
+}
+
+// Publish replaces only what it created: a file, a folder with anything in
+// it that is not a canon publication, or a publication with a file added by
+// hand is refused (exit 2) and left exactly as it was.
+#[test]
+fn publish_replaces_only_an_empty_folder_or_its_own_publication() {
+    let data = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.txt");
+    std::fs::write(&file, b"mine").unwrap();
+    let o = publish(data.path(), &file, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a file"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("keep.txt"), b"mine").unwrap();
+    let o = publish(data.path(), &folder, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a canon publication"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(folder.join("keep.txt")).unwrap(), b"mine");
+
+    // An empty folder is taken; then the publication is canon's to replace.
+    let out = dir.path().join("empty");
+    std::fs::create_dir(&out).unwrap();
+    assert!(publish(data.path(), &out, &[]).status.success());
+    assert!(out.join(".canon-publication").is_file());
+    assert!(publish(data.path(), &out, &[]).status.success());
+    // A file added by hand makes it no longer canon's alone.
+    std::fs::write(out.join("metrics/notes.txt"), b"mine").unwrap();
+    let o = publish(data.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("metrics/notes.txt"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(out.join("metrics/notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+/// The Python of benches/.venv with DuckDB installed (by the harness).
+fn duckdb_python() -> std::path::PathBuf {
+    let o = std::process::Command::new("python3")
+        .arg(repo().join("benches/run.py"))
+        .arg("--duckdb-python")
+        .output()
+        .expect("python3 runs the harness");
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::path::PathBuf::from(stdout(&o).lines().last().unwrap().trim())
+}
+
+/// Reads the publication in `dir` as a BI tool would, with DuckDB: every
+/// file its manifest lists must be there, every Parquet file readable.
+/// Returns the periods of the manifest and bookings' (period, value) rows.
+fn read_with_duckdb(python: &std::path::Path, dir: &std::path::Path) -> String {
+    let script = r#"
+import duckdb, json, os, sys
+d = sys.argv[1]
+m = json.load(open(os.path.join(d, "manifest.json")))
+for f in m["files"]:
+    p = os.path.join(d, f)
+    assert os.path.isfile(p), f
+    if f.endswith(".parquet"):
+        duckdb.sql(f"SELECT count(*) FROM read_parquet('{p}')").fetchall()
+rows = duckdb.sql(f"SELECT period, CAST(value AS VARCHAR) FROM read_parquet('{os.path.join(d, 'metrics/bookings.parquet')}') ORDER BY period").fetchall()
+print(json.dumps({"periods": [p["label"] for p in m["periods"]], "bookings": rows}))
+"#;
+    let o = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
+// A publish killed after each of its filesystem steps in turn (the test-only
+// switch CANON_FAULT_KILL_AFTER_STEP=N) leaves a whole publication every
+// time, old or new, readable by DuckDB; the next run cleans up what the
+// killed one left. Old: FY2026-Q1 only (3694.46); new: FY2026-Q1 and
+// FY2026-Q2 (3694.46, 999.00; see the first test).
+#[test]
+fn a_publish_killed_at_any_step_leaves_a_whole_publication() {
+    let python = duckdb_python();
+    let data = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let d = data.path().to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let old_args = [
+        "publish",
+        "--out",
+        o,
+        "--data",
+        d,
+        "--only",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+    ];
+    assert!(canon(&repo(), &old_args).status.success());
+    let old = r#"{"periods": ["FY2026-Q1"], "bookings": [["FY2026-Q1", "3694.46"]]}"#;
+    let new = r#"{"periods": ["FY2026-Q1", "FY2026-Q2"], "bookings": [["FY2026-Q1", "3694.46"], ["FY2026-Q2", "999.00"]]}"#;
+    assert_eq!(read_with_duckdb(&python, &out), old);
+    let mut new_args = old_args.to_vec();
+    new_args.extend(["--period", "FY2026-Q2"]);
+    let mut killed = 0;
+    for n in 1.. {
+        let r = canon_with_env(
+            &repo(),
+            &new_args,
+            &[("CANON_FAULT_KILL_AFTER_STEP", &n.to_string())],
+        );
+        if r.status.success() {
+            break;
+        }
+        assert_eq!(r.status.code(), Some(137), "step {n}: {}", stderr(&r));
+        assert!(
+            stderr(&r).contains(&format!("killed after step {n}")),
+            "{}",
+            stderr(&r)
+        );
+        killed += 1;
+        let seen = read_with_duckdb(&python, &out);
+        assert!(seen == old || seen == new, "after step {n}: {seen}");
+        // Once switched, the new one stays: the next kill is of a publish
+        // over the new publication, which must then stay whole in turn.
+        assert!(n < 40, "the publish never finished");
+    }
+    // Staging, files, sync, switch, parent sync and removal: at least ten
+    // steps were each killed after.
+    assert!(killed >= 10, "only {killed} steps");
+    assert_eq!(read_with_duckdb(&python, &out), new);
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["published"], "a killed run's leftovers stayed");
+}
+
+// The project's configured places stay protected when a run points
+// elsewhere: with --data and --cache-dir overridden, an --out onto the
+// configured data root, the default cache or a model's extract folder
+// outside the data root is still refused. A --cache-dir onto the project's
+// definitions or data, or onto a folder of someone else's files, is refused
+// too, before anything is written.
+#[test]
+fn overrides_do_not_lift_the_protection_of_the_project() {
+    let project = tempfile::tempdir().unwrap();
+    let p = project.path();
+    copy_project(p);
+    // crm/opportunity lives outside the data root.
+    let outside = tempfile::tempdir().unwrap();
+    let crm = std::fs::read_to_string(p.join("models/crm.yaml")).unwrap();
+    let elsewhere_path = outside.path().join("opportunity");
+    assert!(
+        crm.contains("path: crm/opportunity\n"),
+        "the model names its path"
+    );
+    std::fs::write(
+        p.join("models/crm.yaml"),
+        crm.replace(
+            "path: crm/opportunity\n",
+            &format!("path: {}\n", elsewhere_path.display()),
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("sample_data/crm")).unwrap();
+    std::fs::write(p.join("sample_data/crm/keep.txt"), b"mine").unwrap();
+    std::fs::create_dir_all(p.join(".canon-cache")).unwrap();
+    let data = fixture();
+    std::fs::create_dir_all(&elsewhere_path).unwrap();
+    std::fs::copy(
+        data.path().join("crm/opportunity/part-00000.parquet"),
+        elsewhere_path.join("part-00000.parquet"),
+    )
+    .unwrap();
+    let before = contents(p);
+    let before_outside = contents(outside.path());
+    let other_cache = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let c = other_cache.path().to_str().unwrap();
+    for out in [
+        p.join("sample_data/crm/new.csv"),
+        p.join(".canon-cache/files.json"),
+        elsewhere_path.join("part-00000.parquet"),
+    ] {
+        let o = out.to_str().unwrap();
+        let r = canon(
+            p,
+            &[
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--cache-dir",
+                c,
+                "--format",
+                "csv",
+                "--out",
+                o,
+            ],
+        );
+        assert_eq!(r.status.code(), Some(2), "{o}: {}", stderr(&r));
+        assert!(stderr(&r).contains("refused"), "{}", stderr(&r));
+    }
+    let users = tempfile::tempdir().unwrap();
+    std::fs::write(users.path().join("files.json"), b"my notes").unwrap();
+    for cache in [
+        p.join("models"),
+        p.join("sample_data"),
+        users.path().to_path_buf(),
+    ] {
+        let r = canon_with_env(
+            p,
+            &[
+                "query",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                d,
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ],
+            &[("CANON_NO_CACHE", "")],
+        );
+        assert_eq!(r.status.code(), Some(2), "{cache:?}: {}", stderr(&r));
+        assert!(stderr(&r).contains("refused"), "{}", stderr(&r));
+    }
+    assert_eq!(
+        std::fs::read(users.path().join("files.json")).unwrap(),
+        b"my notes"
+    );
+    assert_eq!(contents(p), before);
+    assert_eq!(contents(outside.path()), before_outside);
+}
