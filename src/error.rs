@@ -118,8 +118,29 @@ pub struct DataLocation {
     pub column: Option<String>,
 }
 
+impl DataLocation {
+    /// The whole data root, for problems found across its tables (each
+    /// problem then names its own system/table).
+    pub fn root(root: &std::path::Path) -> DataLocation {
+        DataLocation {
+            system: String::new(),
+            table: String::new(),
+            file: Some(root.display().to_string()),
+            column: None,
+        }
+    }
+}
+
 impl fmt::Display for DataLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.system.is_empty() && self.table.is_empty() {
+            // Problems across the extracts: see [`DataLocation::root`].
+            write!(f, "the data root")?;
+            if let Some(root) = &self.file {
+                write!(f, " {root}")?;
+            }
+            return Ok(());
+        }
         write!(f, "{}/{}", self.system, self.table)?;
         if let Some(file) = &self.file {
             write!(f, " file {file}")?;

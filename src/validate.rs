@@ -193,12 +193,7 @@ fn check_data(catalog: &Catalog, root: &Path, deep: bool) -> Result<(usize, usiz
         Ok((catalog.sources.len(), files))
     } else {
         Err(CanonError::data(
-            DataLocation {
-                system: "*".into(),
-                table: "*".into(),
-                file: Some(root.display().to_string()),
-                column: None,
-            },
+            DataLocation::root(root),
             format!(
                 "{} problem(s) where the extracts do not match their models:\n  {}",
                 problems.len(),

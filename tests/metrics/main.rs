@@ -15,6 +15,7 @@ mod conversion_metrics;
 mod customer_metrics;
 mod flow_metrics;
 mod reconciliation;
+mod renderings;
 mod sample_project;
 mod series;
 mod snapshot_metrics;
