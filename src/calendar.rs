@@ -80,6 +80,17 @@ impl Grain {
 }
 
 impl Calendar {
+    /// A calendar for unit tests elsewhere: `zone`, fiscal years starting
+    /// in `fiscal_start_month`, named by the year they end.
+    #[cfg(test)]
+    pub(crate) fn for_tests(zone: Tz, fiscal_start_month: u32) -> Calendar {
+        Calendar {
+            zone,
+            fiscal_start_month,
+            naming: FiscalNaming::End,
+        }
+    }
+
     /// The calendar canon.yaml declares. A zone or fiscal month that is not
     /// one is a definition error located at its value in canon.yaml; both
     /// are reported when both are wrong.
@@ -122,19 +133,7 @@ impl Calendar {
     /// The UTC instant (microseconds since the epoch) at which local day `d`
     /// starts in the reporting zone.
     pub fn day_start_utc_micros(&self, d: NaiveDate) -> i64 {
-        let midnight = d.and_hms_opt(0, 0, 0).expect("midnight exists");
-        // A zone whose clocks jump over midnight has no local midnight that
-        // day; the earliest instant of the local day is then the jump itself.
-        let instant = match self.zone.from_local_datetime(&midnight) {
-            chrono::LocalResult::Single(t) => t,
-            chrono::LocalResult::Ambiguous(earliest, _) => earliest,
-            chrono::LocalResult::None => self
-                .zone
-                .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
-                .earliest()
-                .expect("an hour after a gap exists"),
-        };
-        instant.timestamp_micros()
+        day_start_utc_micros(self.zone, d)
     }
 
     /// The fiscal year a date belongs to, by the project's naming rule.
@@ -409,6 +408,23 @@ fn parse_quarter(q: &str) -> Option<u32> {
 /// The first period that repeats an earlier one's range, as (earlier,
 /// later) indices: published twice, its rows would be in every file twice
 /// and a reader that sums them would count them twice.
+/// The UTC instant (microseconds since the epoch) at which local day `d`
+/// starts in `zone`.
+pub fn day_start_utc_micros(zone: Tz, d: NaiveDate) -> i64 {
+    let midnight = d.and_hms_opt(0, 0, 0).expect("midnight exists");
+    // A zone whose clocks jump over midnight has no local midnight that
+    // day; the earliest instant of the local day is then the jump itself.
+    let instant = match zone.from_local_datetime(&midnight) {
+        chrono::LocalResult::Single(t) => t,
+        chrono::LocalResult::Ambiguous(earliest, _) => earliest,
+        chrono::LocalResult::None => zone
+            .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+            .earliest()
+            .expect("an hour after a gap exists"),
+    };
+    instant.timestamp_micros()
+}
+
 pub fn repeated_period(periods: &[Period]) -> Option<(usize, usize)> {
     periods.iter().enumerate().find_map(|(j, p)| {
         periods[..j]

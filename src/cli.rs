@@ -12,7 +12,7 @@ use crate::calendar::Grain;
 use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
 use crate::protect::Protected;
-use crate::request::Request;
+use crate::request::{Request, Resolved};
 use crate::result::render::{Format, render};
 use crate::run::{DataSource, Engine};
 
@@ -425,9 +425,9 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
 
 /// The engine for a request, once the request itself has been checked (a
 /// bad metric name or period is reported before the data root is looked at).
-fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Request)> {
+fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
     let catalog = Arc::new(Catalog::load(project)?);
-    let request = request(&catalog, args)?;
+    let request = catalog.resolve(request(&catalog, args)?)?;
     for (i, name) in args.metrics.iter().enumerate() {
         catalog.metric(name)?;
         // A metric asked twice would be computed and printed twice, and a

@@ -3,7 +3,7 @@
 use datafusion::physical_plan::displayable;
 
 use crate::error::Result;
-use crate::request::Request;
+use crate::request::Resolved;
 use crate::run::Engine;
 
 /// One text block per compiled part: logical, optimized and physical plan;
@@ -12,7 +12,7 @@ use crate::run::Engine;
 pub async fn explain(
     engine: &Engine,
     name: &str,
-    request: &Request,
+    request: &Resolved,
     analyze: bool,
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();

@@ -64,13 +64,13 @@ pub async fn validate(
         if !metric.kind.is_aggregate() {
             continue;
         }
-        let request = Request {
+        let request = catalog.resolve(Request {
             period: period.clone(),
             as_of: None,
             rates_as_of: None,
             grain: Some(crate::calendar::Grain::Month),
             by: metric.slices.iter().map(|s| s.name().to_string()).collect(),
-        };
+        })?;
         if let Err(e) = crate::compile::compile_aggregate(&engine, *id, &request).await {
             match e {
                 CanonError::Definition(_) => note(e, &mut diagnostics)?,

@@ -66,6 +66,20 @@ pub struct ResolvedExclusion<'a> {
 }
 
 impl Catalog {
+    /// `request` worked out against the project's calendar, once, for
+    /// every later stage (a series past `engine.max_buckets` is refused
+    /// here, before any bucket exists).
+    pub fn resolve(&self, request: crate::request::Request) -> Result<crate::request::Resolved> {
+        let max_buckets = self
+            .files
+            .project
+            .spec
+            .engine
+            .max_buckets
+            .unwrap_or(DEFAULT_MAX_BUCKETS);
+        crate::request::Resolved::new(&self.calendar, request, max_buckets)
+    }
+
     /// Loads the project at `root` and runs the static checks.
     pub fn load(root: &Path) -> Result<Catalog> {
         let files = load_project(root)?;

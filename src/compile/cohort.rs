@@ -7,27 +7,20 @@
 //! instants per member and sums the bridge: start + expansion − contraction
 //! − churned = ending.
 
-use chrono::{Months, NaiveDate};
+use chrono::NaiveDate;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, JoinType, col, lit, when};
 use datafusion::prelude::DataFrame;
 
-use super::Request;
 use super::plan::FramePlan;
 use super::simple::{self, SimplePlan};
 use crate::catalog::MetricId;
 use crate::compile::planner::Planner;
 use crate::error::{CanonError, Result};
+use crate::request::{Request, Resolved};
 use crate::spec::{CohortSpec, MetricKind};
 use crate::yaml_path;
-
-/// T0 for T: the same day twelve months earlier, or the last day of that
-/// month when it has no such day (2024-02-29 → 2023-02-28).
-pub fn t0_of(t: NaiveDate) -> NaiveDate {
-    t.checked_sub_months(Months::new(12))
-        .expect("a day twelve months earlier")
-}
 
 /// A compiled cohort: the two instants' snapshot plans (cached) and the
 /// bridge plan over them.
@@ -106,14 +99,11 @@ pub fn spec(engine: &Planner, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
 pub async fn compile(
     engine: &Planner,
     id: MetricId,
-    request: &Request,
+    request: &Resolved,
     cache: bool,
 ) -> Result<CohortPlan> {
     let (spec, base) = spec(engine, id)?;
-    let t = request
-        .as_of
-        .unwrap_or_else(|| request.period.to.pred_opt().expect("a last day"));
-    let t0 = t0_of(t);
+    let (t0, t) = (request.t0, request.t);
     if request.grain.is_some() {
         return Err(CanonError::request(
             "a cohort metric is taken at one day: use --as-of D (T0 is twelve months earlier)",
@@ -124,13 +114,13 @@ pub async fn compile(
     // at T's rates; each instant is then that plan's `_period` group.
     let mut by = vec![spec.key.clone()];
     by.extend(request.by.iter().filter(|b| **b != spec.key).cloned());
-    let both = Request {
+    let both = request.narrowed(Request {
         period: Request::day(t),
         as_of: Some(t),
         rates_as_of: Some(t),
         grain: None,
         by: by.clone(),
-    };
+    });
     let days = vec![(t0.to_string(), t0), (t.to_string(), t)];
     let mut joint = simple::compile_days(engine, base, &both, days).await?;
     let source_plan = joint.frame.clone().into_optimized_plan()?;
@@ -237,32 +227,4 @@ fn instant(joint: &SimplePlan, day: NaiveDate) -> Result<SimplePlan> {
             .collect(),
         detail: simple::detail_at(joint.detail.clone(), day)?,
     })
-}
-
-impl Request {
-    /// The one-day period of day `d`.
-    pub fn day(d: NaiveDate) -> crate::calendar::Period {
-        crate::calendar::Period {
-            label: d.to_string(),
-            from: d,
-            to: d.succ_opt().expect("a next day"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
-
-    #[test]
-    fn t0_is_twelve_months_earlier_clamped_to_the_month_end() {
-        assert_eq!(t0_of(d("2025-06-30")), d("2024-06-30"));
-        // 2023 has no Feb 29: the last day of that month.
-        assert_eq!(t0_of(d("2024-02-29")), d("2023-02-28"));
-        assert_eq!(t0_of(d("2025-03-31")), d("2024-03-31"));
-    }
 }

@@ -26,14 +26,14 @@ use datafusion::logical_expr::{Expr, ExprFunctionExt, ExprSchemable, cast, col, 
 use super::entity::{link_path, metric_frame};
 use super::plan::FramePlan;
 use super::simple::{SimplePlan, bound, bucket_expr, not_a_time, period_filter};
-use super::{Request, parse_scoped};
+use super::{Resolved, parse_scoped};
 use crate::catalog::MetricId;
 use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
 use crate::spec::{Aggregation, ConversionCount};
 use crate::yaml_path;
 
-pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Result<SimplePlan> {
+pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let at = |p: &[crate::spec::locate::Step]| catalog.metric_at(id, p);
@@ -140,7 +140,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Resul
             let p = over(engine, &schema, entity);
             let (moment, firsts) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
-            let limit = horizon(&catalog, request, horizon_days, &ty, spec, &at)?;
+            let limit = horizon(request, horizon_days, &ty, spec, &at)?;
             let per_key = base
                 .filter(moment.lt(limit))?
                 .group(
@@ -178,7 +178,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Resul
             let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
             let (moment, mut aggregates) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
-            let limit = horizon(&catalog, request, horizon_days, &ty, spec, &at)?;
+            let limit = horizon(request, horizon_days, &ty, spec, &at)?;
             let events = frame.filter(moment.lt(limit))?;
             let names = exclusion_flags(&exclusions, p, &mut aggregates)?;
             (
@@ -190,7 +190,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Resul
     };
 
     let first = col("_first");
-    let in_period = period_filter(&catalog.calendar, &first, &ty, &request.period)
+    let in_period = period_filter(request, &first, &ty, &request.period)
         .ok_or_else(|| not_a_time(&at(&yaml_path!["conversion", "at"]), &spec.at, &ty))?;
     let members = members.filter(in_period)?;
     let exclusion = if exclusions.is_empty() {
@@ -245,10 +245,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Resul
             sum(col("_missing_rate")).alias("_missing_rate"),
         ],
     )?;
-    let buckets = match request.grain {
-        Some(g) => catalog.calendar.buckets(&request.period, g),
-        None => vec![request.period.clone()],
-    };
+    let buckets = request.buckets.clone();
     let detail = members.project(vec![
         cast(col("_member"), DataType::Utf8).alias("_member"),
         cast(col("_member"), DataType::Utf8).alias("_key"),
@@ -301,14 +298,13 @@ fn first_moments(
 /// Events after the period (plus the window) cannot move a first moment
 /// into the period: a plain range on the raw column, so it prunes.
 fn horizon(
-    catalog: &crate::catalog::Catalog,
-    request: &Request,
+    request: &Resolved,
     days: u64,
     ty: &DataType,
     spec: &crate::spec::ConversionSpec,
     at: &impl Fn(&[crate::spec::locate::Step]) -> Location,
 ) -> Result<Expr> {
-    bound(&catalog.calendar, ty, request.period.to + Days::new(days))
+    bound(request, ty, request.period.to + Days::new(days))
         .ok_or_else(|| not_a_time(&at(&yaml_path!["conversion", "at"]), &spec.at, ty))
 }
 

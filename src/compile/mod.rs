@@ -21,18 +21,17 @@ use datafusion::common::{DFSchema, TableReference};
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
 
-use crate::calendar::Grain;
 use crate::error::{CanonError, Location, Result};
 use planner::Planner;
 
-pub use crate::request::Request;
+pub use crate::request::{Request, Resolved};
 
 /// Compiles a metric whose result has the shape of a simple aggregate
 /// (simple, snapshot and conversion kinds).
 pub async fn compile_aggregate(
     engine: &Planner,
     id: crate::catalog::MetricId,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<simple::SimplePlan> {
     let metric = &engine.catalog.files.metrics[id.file].spec.metrics[id.index];
     match metric.kind {
@@ -67,10 +66,9 @@ pub fn parts(engine: &Planner, name: &str) -> Result<Vec<String>> {
 pub async fn plans(
     engine: &Planner,
     name: &str,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<Vec<(String, datafusion::prelude::DataFrame)>> {
     let (id, _, metric) = engine.catalog.metric(name)?;
-    check_bucket_limit(&engine.catalog, request)?;
     if metric.kind == crate::spec::MetricKind::Cohort {
         let plan = cohort::compile(engine, id, request, false).await?;
         let (t0, t) = (plan.t0, plan.t);
@@ -94,68 +92,6 @@ pub async fn plans(
         out.push((title, plan.frame));
     }
     Ok(out)
-}
-
-/// Refuses a request with more buckets (period × grain) than
-/// `engine.max_buckets`, counted from the period's bounds before any bucket
-/// list or plan exists: a series costs a plan branch, a CASE arm or an
-/// instant per bucket, so an unbounded one is an unbounded cost. The message
-/// gives the count, the limit and the finest coarser grain that fits.
-pub fn check_bucket_limit(catalog: &crate::catalog::Catalog, request: &Request) -> Result<()> {
-    let Some(grain) = request.grain else {
-        return Ok(());
-    };
-    // canon.yaml's value was checked with the catalog (1 to 100,000).
-    let limit = catalog
-        .files
-        .project
-        .spec
-        .engine
-        .max_buckets
-        .unwrap_or(crate::catalog::DEFAULT_MAX_BUCKETS);
-    let cal = &catalog.calendar;
-    let count = cal.bucket_count(&request.period, grain);
-    if count <= limit {
-        return Ok(());
-    }
-    let n = |v: u64| crate::decimal::Dec::from_int(v as i64).grouped();
-    let coarser: &[Grain] = match grain {
-        Grain::Day => &[Grain::Month, Grain::Quarter, Grain::Year],
-        Grain::Month => &[Grain::Quarter, Grain::Year],
-        Grain::Quarter => &[Grain::Year],
-        Grain::FiscalQuarter => &[Grain::FiscalYear],
-        Grain::Year | Grain::FiscalYear => &[],
-    };
-    let counts: Vec<(Grain, u64)> = coarser
-        .iter()
-        .map(|g| (*g, cal.bucket_count(&request.period, *g)))
-        .collect();
-    let advice = match counts.iter().find(|(_, c)| *c <= limit) {
-        Some((g, c)) => format!(
-            "--grain {} gives {} (or narrow the period)",
-            g.name(),
-            n(*c)
-        ),
-        None if counts.is_empty() => {
-            "narrow the period, or raise engine.max_buckets in canon.yaml".to_string()
-        }
-        None => format!(
-            "no coarser grain fits ({}): narrow the period, or raise engine.max_buckets in canon.yaml",
-            counts
-                .iter()
-                .map(|(g, c)| format!("--grain {} gives {}", g.name(), n(*c)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    Err(CanonError::request(format!(
-        "{} {} buckets over {}..{} exceed engine.max_buckets ({}); {advice}",
-        n(count),
-        grain.name(),
-        request.period.from,
-        request.period.to,
-        n(limit)
-    )))
 }
 
 /// A result row's group: its period label and its slice values (null when

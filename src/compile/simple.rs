@@ -19,9 +19,8 @@ use datafusion::prelude::DataFrame;
 
 use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
 use super::plan::FramePlan;
-use super::{Request, parse_scoped};
-use crate::calendar::{Calendar, Period};
-use crate::catalog::Catalog;
+use super::{Request, Resolved, parse_scoped};
+use crate::calendar::Period;
 use crate::catalog::MetricId;
 use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
@@ -68,26 +67,8 @@ enum Window {
     Series(Vec<(String, NaiveDate)>),
 }
 
-/// The as-of days of a snapshot request: `--as-of D`, each bucket's last day
-/// for a series, or the period's last day.
-pub fn as_of_days(catalog: &Catalog, request: &Request) -> Vec<(String, NaiveDate)> {
-    let last = |p: &Period| p.to.pred_opt().expect("a period has a last day");
-    if let Some(d) = request.as_of {
-        return vec![(d.to_string(), d)];
-    }
-    match request.grain {
-        Some(g) => catalog
-            .calendar
-            .buckets(&request.period, g)
-            .iter()
-            .map(|b| (b.label.clone(), last(b)))
-            .collect(),
-        None => vec![(request.period.label.clone(), last(&request.period))],
-    }
-}
-
 /// Compiles metric `id` (simple or snapshot) for `request`.
-pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Result<SimplePlan> {
+pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Result<SimplePlan> {
     compile_windows(engine, id, request, None).await
 }
 
@@ -97,7 +78,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Request) -> Resul
 pub async fn compile_days(
     engine: &Planner,
     id: MetricId,
-    request: &Request,
+    request: &Resolved,
     days: Vec<(String, NaiveDate)>,
 ) -> Result<SimplePlan> {
     compile_windows(engine, id, request, Some(days)).await
@@ -106,7 +87,7 @@ pub async fn compile_days(
 async fn compile_windows(
     engine: &Planner,
     id: MetricId,
-    request: &Request,
+    request: &Resolved,
     days: Option<Vec<(String, NaiveDate)>>,
 ) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
@@ -128,7 +109,7 @@ async fn compile_windows(
                 "a snapshot metric needs `history` (latest row on or before D), `valid` (from <= D < to) or both",
             ));
         }
-        let days = days.unwrap_or_else(|| as_of_days(&catalog, request));
+        let days = days.unwrap_or_else(|| request.as_of_days.clone());
         if days.len() > 1 {
             vec![Window::Series(days)]
         } else {
@@ -203,7 +184,7 @@ async fn compile_windows(
     let mut full = metric_schema(engine, entity, &all_link_paths(engine, entity)).await?;
     if let Some(h) = &metric.history {
         let states = engine
-            .without_noting_links(state_rows(engine, id, h, None))
+            .without_noting_links(state_rows(engine, id, h, None, request))
             .await;
         let q = TableReference::bare(h.name.as_str());
         let fields = states?
@@ -242,17 +223,17 @@ async fn compile_windows(
         let mut state_bounds = None;
         match (&metric.history, window) {
             (Some(h), Window::AsOf { day, .. }) => {
-                let states = state_rows(engine, id, h, Some(*day)).await?;
+                let states = state_rows(engine, id, h, Some(*day), request).await?;
                 frame = join_state(engine, frame, states, (entity, id), h)?;
             }
             (Some(h), Window::Series(days)) => {
                 let each: Vec<NaiveDate> = days.iter().map(|(_, d)| *d).collect();
-                let (states, ty) = state_intervals(engine, id, h, &each).await?;
+                let (states, ty) = state_intervals(engine, id, h, &each, request).await?;
                 frame = join_state(engine, frame, states, (entity, id), h)?;
                 let ends = each
                     .iter()
                     .map(|d| {
-                        bound_value(&catalog.calendar, &ty, next_day(*d)).ok_or_else(|| {
+                        bound_value(request, &ty, next_day(*d)).ok_or_else(|| {
                             not_a_time(
                                 &at(&yaml_path!["history", "valid_from"]),
                                 &h.valid_from,
@@ -291,7 +272,7 @@ async fn compile_windows(
                 let ends = days
                     .iter()
                     .map(|d| {
-                        bound_value(&catalog.calendar, &ty, next_day(*d))
+                        bound_value(request, &ty, next_day(*d))
                             .ok_or_else(|| not_a_time(&loc, sql, &ty))
                     })
                     .collect::<Result<_>>()?;
@@ -303,7 +284,7 @@ async fn compile_windows(
                 let time_sql = metric.time.as_deref().ok_or_else(|| need("time"))?;
                 let time = p(time_sql, &at(&yaml_path!["time"]))?;
                 let ty = time.get_type(&schema)?;
-                let range = period_filter(&catalog.calendar, &time, &ty, &request.period)
+                let range = period_filter(request, &time, &ty, &request.period)
                     .ok_or_else(|| not_a_time(&at(&yaml_path!["time"]), time_sql, &ty))?;
                 let label = bucket_expr(engine, &time, &ty, request)?;
                 (range, label, time)
@@ -533,10 +514,7 @@ async fn compile_windows(
             })
             .collect()
     } else {
-        match request.grain {
-            Some(g) => catalog.calendar.buckets(&request.period, g),
-            None => vec![request.period.clone()],
-        }
+        request.buckets.clone()
     };
     Ok(SimplePlan {
         frame,
@@ -687,6 +665,7 @@ async fn state_rows(
     id: MetricId,
     history: &HistorySpec,
     as_of: Option<NaiveDate>,
+    request: &Resolved,
 ) -> Result<DataFrame> {
     let catalog = &engine.catalog;
     let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
@@ -696,7 +675,7 @@ async fn state_rows(
         return Ok(frame.filter(predicate)?);
     };
     let ty = valid_from.get_type(&schema)?;
-    let end = bound(&catalog.calendar, &ty, next_day(day)).ok_or_else(|| {
+    let end = bound(request, &ty, next_day(day)).ok_or_else(|| {
         not_a_time(
             &at(&yaml_path!["history", "valid_from"]),
             &history.valid_from,
@@ -783,6 +762,7 @@ async fn state_intervals(
     id: MetricId,
     history: &HistorySpec,
     days: &[NaiveDate],
+    request: &Resolved,
 ) -> Result<(DataFrame, DataType)> {
     use datafusion::functions_window::expr_fn::lead;
     use datafusion::logical_expr::ExprFunctionExt;
@@ -801,8 +781,8 @@ async fn state_intervals(
     let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
         return Err(CanonError::Internal("a series of no days".into()));
     };
-    let first_end = bound(&catalog.calendar, &ty, next_day(*first)).ok_or_else(bad)?;
-    let last_end = bound(&catalog.calendar, &ty, next_day(*last)).ok_or_else(bad)?;
+    let first_end = bound(request, &ty, next_day(*first)).ok_or_else(bad)?;
+    let last_end = bound(request, &ty, next_day(*last)).ok_or_else(bad)?;
     // Rows from the last day's end on are never a state of the series; left
     // out before the window, the row before them ends open instead of at
     // them, which pairs it with the same days.
@@ -913,27 +893,28 @@ fn money(e: Expr) -> Expr {
 /// `[from, to)` on the raw column: dates compared as dates, timestamps with
 /// the instants at which the local days start, so Parquet statistics prune.
 pub(crate) fn period_filter(
-    cal: &Calendar,
+    request: &Resolved,
     time: &Expr,
     ty: &DataType,
     period: &Period,
 ) -> Option<Expr> {
-    let from = bound(cal, ty, period.from)?;
-    let to = bound(cal, ty, period.to)?;
+    let from = bound(request, ty, period.from)?;
+    let to = bound(request, ty, period.to)?;
     Some(time.clone().gt_eq(from).and(time.clone().lt(to)))
 }
 
-/// The literal a time column is compared with at the start of local day `d`.
-pub(crate) fn bound(cal: &Calendar, ty: &DataType, d: NaiveDate) -> Option<Expr> {
-    bound_value(cal, ty, d).map(lit)
+/// The literal a time column is compared with at the start of local day `d`
+/// (in `request`'s reporting zone).
+pub(crate) fn bound(request: &Resolved, ty: &DataType, d: NaiveDate) -> Option<Expr> {
+    bound_value(request, ty, d).map(lit)
 }
 
 /// [`bound`]'s value.
-fn bound_value(cal: &Calendar, ty: &DataType, d: NaiveDate) -> Option<ScalarValue> {
+fn bound_value(request: &Resolved, ty: &DataType, d: NaiveDate) -> Option<ScalarValue> {
     match ty {
         DataType::Date32 => Some(ScalarValue::Date32(Some(days_since_epoch(d)))),
         DataType::Timestamp(TimeUnit::Microsecond, tz) => Some(ScalarValue::TimestampMicrosecond(
-            Some(cal.day_start_utc_micros(d)),
+            Some(request.day_start_utc_micros(d)),
             tz.clone(),
         )),
         _ => None,
@@ -969,14 +950,13 @@ pub(crate) fn bucket_expr(
     engine: &Planner,
     time: &Expr,
     ty: &DataType,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<Expr> {
-    let cal = &engine.catalog.calendar;
     let Some(grain) = request.grain else {
         return Ok(lit(request.period.label.clone()));
     };
     let at = |d: NaiveDate| {
-        bound(cal, ty, d)
+        bound(request, ty, d)
             .ok_or_else(|| CanonError::Internal(format!("time of type {ty} reached bucketing")))
     };
     if grain == crate::calendar::Grain::Day {
@@ -984,9 +964,9 @@ pub(crate) fn bucket_expr(
         return Ok(when(time.clone().lt(at(request.period.to)?), day)
             .otherwise(lit(ScalarValue::Utf8(None)))?);
     }
-    let buckets = cal.buckets(&request.period, grain);
+    let buckets = &request.buckets;
     let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
-    for b in &buckets {
+    for b in buckets {
         let cond = time.clone().lt(at(b.to)?);
         let label = lit(b.label.clone());
         case = Some(match case {

@@ -35,7 +35,7 @@ use super::subject::{Subject, source_paths};
 use super::{Status, TableCheck};
 use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
-use crate::request::Request;
+use crate::request::Resolved;
 use crate::run::{Engine, LinkSet};
 use crate::spec::{EntitySpec, MetricKind, Overlap};
 
@@ -83,7 +83,7 @@ fn lookup_gate(catalog: &Catalog, entity: &str) -> Option<Gate> {
 /// the interval entities whose tables are among `tables`.
 pub fn for_query(
     engine: &Engine,
-    metric: Option<(&str, &Request)>,
+    metric: Option<(&str, &Resolved)>,
     tables: &[String],
     links: &LinkSet,
 ) -> Result<BTreeSet<Gate>> {
@@ -92,16 +92,9 @@ pub fn for_query(
     if let Some((name, request)) = metric {
         let (_, _, spec) = catalog.metric(name)?;
         let days: Vec<chrono::NaiveDate> = if spec.kind == MetricKind::Cohort {
-            let t = request
-                .as_of
-                .or_else(|| request.period.to.pred_opt())
-                .unwrap_or(request.period.to);
-            vec![crate::compile::cohort::t0_of(t), t]
+            vec![request.t0, request.t]
         } else {
-            crate::compile::simple::as_of_days(catalog, request)
-                .into_iter()
-                .map(|(_, d)| d)
-                .collect()
+            request.as_of_days.iter().map(|(_, d)| *d).collect()
         };
         for part in crate::compile::parts(engine, name)? {
             let (_, _, spec) = catalog.metric(&part)?;
@@ -174,7 +167,7 @@ pub fn for_catalog(catalog: &Catalog) -> BTreeSet<Gate> {
 pub async fn run_all(
     engine: &Engine,
     gates: &BTreeSet<Gate>,
-    request: Option<&Request>,
+    request: Option<&Resolved>,
 ) -> Result<Vec<TableCheck>> {
     // A counted gate is covered by a lookup gate over all the entity's rows.
     let whole: BTreeSet<String> = gates
@@ -208,7 +201,7 @@ pub async fn run_all(
 async fn run_first_whole(
     engine: &Engine,
     gate: &Gate,
-    request: Option<&Request>,
+    request: Option<&Resolved>,
 ) -> Result<TableCheck> {
     if let Gate::Counted(metric, days) = gate
         && !days.is_empty()
@@ -223,7 +216,7 @@ async fn run_first_whole(
 }
 
 /// One gate: its rows planned, then its outcome remembered or computed.
-pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Result<TableCheck> {
+pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Resolved>) -> Result<TableCheck> {
     let started = std::time::Instant::now();
     let check = run_gate(engine, gate, request).await?;
     tracing::info!(
@@ -235,7 +228,7 @@ pub async fn run(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Res
     Ok(check)
 }
 
-async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Request>) -> Result<TableCheck> {
+async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Resolved>) -> Result<TableCheck> {
     let started_plan = std::time::Instant::now();
     let catalog = &engine.catalog;
     let kind = gate.check_name();
@@ -336,7 +329,7 @@ async fn counted_rows(
     engine: &Engine,
     subject: &Subject,
     name: &str,
-    request: Option<&Request>,
+    request: Option<&Resolved>,
     days: &[chrono::NaiveDate],
 ) -> Result<(DataFrame, Expr, String)> {
     use crate::compile::entity::{all_link_paths, link_path, metric_frame, metric_schema};
@@ -419,17 +412,13 @@ async fn counted_rows(
     };
     if let Some((sql, request)) = time
         && let Some(t) = parse(sql, &at(&yaml_path!["time"]))
-        && let Some(range) = period_filter(
-            &catalog.calendar,
-            &t,
-            &t.get_type(&schema)?,
-            &request.period,
-        )
+        && let Some(range) = period_filter(request, &t, &t.get_type(&schema)?, &request.period)
     {
         and(range);
         scope = format!("rows `{name}` counts in {}", request.period.label);
     }
     if let Some(v) = valid
+        && let Some(request) = request
         && let Some(from) = parse(&v.from, &at(&yaml_path!["valid", "from"]))
     {
         let to =
@@ -447,12 +436,10 @@ async fn counted_rows(
         let first = days.iter().min();
         let last = days.iter().max();
         let bounds = first.zip(last).and_then(|(first, last)| {
-            let started = from
-                .clone()
-                .lt(bound(&catalog.calendar, &from_ty, next_day(*last))?);
+            let started = from.clone().lt(bound(request, &from_ty, next_day(*last))?);
             match (&to, &to_ty) {
                 (Some(to), Some(ty)) => {
-                    let end = bound(&catalog.calendar, ty, next_day(*first))?;
+                    let end = bound(request, ty, next_day(*first))?;
                     Some(started.and(to.clone().is_null().or(to.clone().gt_eq(end))))
                 }
                 _ => Some(started),

@@ -50,7 +50,7 @@ use crate::compile::entity::entity_frame;
 use crate::compile::{parse_expr, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
-use crate::request::Request;
+use crate::request::{Request, Resolved};
 use crate::run::Engine;
 use crate::spec::ReconciliationSpec;
 use crate::yaml_path;
@@ -137,7 +137,7 @@ pub async fn check_all(engine: &Engine) -> Result<Vec<DealMatchRate>> {
 pub async fn of_bridge(
     engine: &Engine,
     name: &str,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<Vec<DealMatchRate>> {
     let mut out = Vec::new();
     let Some(spec) = reconciliation(engine, name) else {
@@ -297,30 +297,15 @@ fn deal_links(engine: &Engine, spec: &ReconciliationSpec) -> Result<Vec<DealLink
 /// The scope of `canon check`'s rates.
 const ALL_PERIODS: &str = "all periods";
 
-/// The whole of time, as the reconciliation reads a metric "in some period".
-fn all_time() -> Request {
-    Request {
-        period: Period {
-            label: "all time".into(),
-            from: chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("date"),
-            to: chrono::NaiveDate::from_ymd_opt(3000, 1, 1).expect("date"),
-        },
-        as_of: None,
-        rates_as_of: None,
-        grain: None,
-        by: Vec::new(),
-    }
-}
-
 /// `_deal` (text): each deal the bookings metric counts in `request`'s
 /// period (`None`: in some period), once.
 async fn counted_deals(
     engine: &Engine,
     bookings: &str,
-    request: Option<&Request>,
+    request: Option<&Resolved>,
 ) -> Result<DataFrame> {
     let (id, _, _) = engine.catalog.metric(bookings)?;
-    let all = all_time();
+    let all = engine.catalog.resolve(Request::all_time())?;
     let detail = simple::compile(engine, id, request.unwrap_or(&all))
         .await?
         .detail;
@@ -452,7 +437,7 @@ async fn revenue_lines(
         .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
     let table = format!("{}/{}", model.spec.system, line_spec.source);
     // The revenue metric's counted lines, with the entity's fields.
-    let counted = simple::compile(engine, r_id, &all_time())
+    let counted = simple::compile(engine, r_id, &catalog.resolve(Request::all_time())?)
         .await?
         .detail
         .filter(col("_exclusion").is_null())?
@@ -510,7 +495,7 @@ async fn won_deals(
     spec: &ReconciliationSpec,
     link: &DealLink,
     thresholds: &Thresholds,
-    request: Option<&Request>,
+    request: Option<&Resolved>,
 ) -> Result<DealMatchRate> {
     let scope = request.map_or(ALL_PERIODS, |r| r.period.label.as_str());
     let catalog = &engine.catalog;

@@ -16,7 +16,7 @@ pub(super) struct CohortAnswer {
 pub(super) async fn run_cohort(
     engine: &Engine,
     id: MetricId,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<CohortAnswer> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];

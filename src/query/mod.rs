@@ -15,7 +15,7 @@ use crate::compile::entity::entity_frame;
 use crate::compile::{cohort, derived, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, DataLocation, Result};
-use crate::request::Request;
+use crate::request::Resolved;
 use crate::result::{
     BridgeLine, CacheNote, DefinitionRef, ExclusionTally, GovernedResult, Lineage, ResultRow,
     Tally, source_lineage,
@@ -39,7 +39,7 @@ use cohort_run::run_cohort;
 use simple_run::{SimpleOutcome, read_simple, run_simple};
 
 /// Computes `name` for `request` on `engine`.
-pub async fn run_metric(engine: &Engine, name: &str, request: &Request) -> Result<GovernedResult> {
+pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Result<GovernedResult> {
     let started = Instant::now();
     let cache = match (engine.fingerprints(), &engine.data) {
         (Some(prints), DataSource::Folder(root)) => Some((
@@ -100,7 +100,7 @@ fn verifies(engine: &Engine, name: &str, result: &GovernedResult) -> bool {
 async fn compute_metric(
     engine: &Engine,
     name: &str,
-    request: &Request,
+    request: &Resolved,
     started: Instant,
 ) -> Result<GovernedResult> {
     let catalog = engine.catalog.clone();
@@ -283,7 +283,7 @@ async fn compute_metric(
         kind: metric.kind.name().to_string(),
         description: metric.description.trim().to_string(),
         definition: definitions[0].clone(),
-        request: request.clone(),
+        request: request.request().clone(),
         value,
         unit: metric.unit.clone(),
         rows,
@@ -401,7 +401,7 @@ struct Computed {
 }
 
 /// Executes metric `id` by its kind.
-async fn compute(engine: &Engine, id: MetricId, request: &Request) -> Result<Computed> {
+async fn compute(engine: &Engine, id: MetricId, request: &Resolved) -> Result<Computed> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let mut derived_plan = None;
@@ -542,12 +542,12 @@ async fn lineage(
 }
 
 /// sha256 over the definitions, the request and the content of every input file.
-fn fingerprint(definitions: &[DefinitionRef], request: &Request, lineage: &Lineage) -> String {
+fn fingerprint(definitions: &[DefinitionRef], request: &Resolved, lineage: &Lineage) -> String {
     let mut h = Sha256::new();
     for d in definitions {
         h.update(d.sha256.as_bytes());
     }
-    h.update(serde_json::to_vec(request).unwrap_or_default());
+    h.update(serde_json::to_vec(request.request()).unwrap_or_default());
     for s in &lineage.sources {
         for f in &s.files {
             h.update(f.sha256.as_bytes());

@@ -8,7 +8,7 @@ use super::*;
 pub(super) async fn compute(
     engine: &Engine,
     metric: &MetricSpec,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<(Option<Dec>, Vec<(Key, Option<Dec>)>, Vec<SimpleOutcome>)> {
     let catalog = engine.catalog.clone();
     let n = component(&catalog, metric.numerator.as_deref())?;

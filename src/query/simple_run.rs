@@ -113,7 +113,7 @@ impl SimpleOutcome {
 pub(super) async fn run_simple(
     engine: &Engine,
     id: MetricId,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<SimpleOutcome> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
@@ -251,7 +251,7 @@ pub(super) async fn read_simple(
 pub(crate) async fn check_whole_accounting_periods(
     engine: &Engine,
     metric: &MetricSpec,
-    request: &Request,
+    request: &Resolved,
 ) -> Result<()> {
     let batches = entity_frame(engine, "accounting_period")
         .await?
@@ -272,8 +272,8 @@ pub(crate) async fn check_whole_accounting_periods(
         }
     }
     let mut bounds = vec![request.period.from, request.period.to];
-    if let Some(g) = request.grain {
-        for b in engine.catalog.calendar.buckets(&request.period, g) {
+    if request.grain.is_some() {
+        for b in &request.buckets {
             bounds.push(b.from);
             bounds.push(b.to);
         }

@@ -61,25 +61,18 @@ pub async fn run(
     let declared = lines::resolve(spec, &at_recon).map_err(CanonError::Definition)?;
     let started = std::time::Instant::now();
     let lap = |what: &str| tracing::info!(ms = started.elapsed().as_millis() as u64, "{what}");
-    let request = Request {
+    let request = catalog.resolve(Request {
         period: period.clone(),
         as_of: None,
         rates_as_of: None,
         grain: None,
         by: Vec::new(),
-    };
+    })?;
 
     // The booking side per deal, over all time: a deal is counted when
     // bookings counts it in some period.
     let (b_id, _, b_metric) = catalog.metric(&spec.bookings)?;
-    let all_time = Request {
-        period: Period {
-            label: "all time".into(),
-            from: NaiveDate::from_ymd_opt(1900, 1, 1).expect("date"),
-            to: NaiveDate::from_ymd_opt(3000, 1, 1).expect("date"),
-        },
-        ..request.clone()
-    };
+    let all_time = catalog.resolve(Request::all_time())?;
     let deals = simple::compile(engine, b_id, &all_time).await?.detail;
     let deal_entity = b_metric
         .entity
