@@ -64,13 +64,19 @@ pub async fn validate(
         if !metric.kind.is_aggregate() {
             continue;
         }
-        let request = catalog.resolve(Request {
-            period: period.clone(),
-            as_of: None,
-            rates_as_of: None,
-            grain: Some(crate::calendar::Grain::Month),
-            by: metric.slices.iter().map(|s| s.name().to_string()).collect(),
-        })?;
+        // Twelve month buckets whatever engine.max_buckets says: the limit
+        // bounds what an analyst asks for, not this check.
+        let request = crate::request::Resolved::new(
+            &catalog.calendar,
+            Request {
+                period: period.clone(),
+                as_of: None,
+                rates_as_of: None,
+                grain: Some(crate::calendar::Grain::Month),
+                by: metric.slices.iter().map(|s| s.name().to_string()).collect(),
+            },
+            u64::MAX,
+        )?;
         if let Err(e) = crate::compile::compile_aggregate(&engine, *id, &request).await {
             match e {
                 CanonError::Definition(_) => note(e, &mut diagnostics)?,

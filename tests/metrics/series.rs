@@ -530,6 +530,21 @@ fn a_daily_open_pipeline_over_a_year_answers() {
     }
 }
 
+// max_buckets bounds what an analyst asks for, not canon's own checks:
+// `validate` compiles every metric by month over FY2026 (twelve buckets),
+// and still passes with a limit of 5.
+#[test]
+fn max_buckets_does_not_bound_validate() {
+    let project = project_with_engine("engine:\n  memory_limit: 2GiB\n  max_buckets: 5\n");
+    let data = repo().join("sample_data");
+    let out = canon(
+        project.path(),
+        &["validate", "--data", data.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("definitions ok"), "{}", stdout(&out));
+}
+
 // max_buckets: 12 in canon.yaml. A quarter by day (90 buckets) is refused and
 // told that --grain month gives 3; a year by month (12) is exactly the limit
 // and answers; thirteen months are one too many.
