@@ -427,7 +427,7 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
 /// bad metric name or period is reported before the data root is looked at).
 fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
     let catalog = Arc::new(Catalog::load(project)?);
-    let request = catalog.resolve(request(&catalog, args)?)?;
+    let request = request(&catalog, args)?;
     for (i, name) in args.metrics.iter().enumerate() {
         catalog.metric(name)?;
         // A metric asked twice would be computed and printed twice, and a
@@ -438,6 +438,7 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
             )));
         }
     }
+    let request = catalog.resolve(request)?;
     check_out(&catalog, &args.data, args.out.as_deref())?;
     if let Some(out) = &args.out {
         crate::output::writable_file(out)?;
