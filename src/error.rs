@@ -187,7 +187,7 @@ pub enum CanonError {
 
     /// The query engine failed while planning or executing.
     #[error("query engine: {0}")]
-    Engine(#[from] datafusion::error::DataFusionError),
+    Engine(datafusion::error::DataFusionError),
 
     /// A metric's inputs fail a quality gate: no number is given without
     /// an explicit override (`--allow-stale`).
@@ -245,6 +245,32 @@ impl CanonError {
             location,
             message: message.into(),
         }])
+    }
+}
+
+/// canon's own errors raised inside the engine (a merge map worked out when
+/// its scan runs, `compile::survivors`) come back as themselves, with their
+/// location and exit code; the engine's own stay engine errors.
+impl From<datafusion::error::DataFusionError> for CanonError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as E;
+        match e {
+            E::External(inner) => match inner.downcast::<CanonError>() {
+                Ok(canon) => *canon,
+                Err(other) => CanonError::Engine(E::External(other)),
+            },
+            E::Context(what, inner) => match CanonError::from(*inner) {
+                CanonError::Engine(inner) => CanonError::Engine(E::Context(what, Box::new(inner))),
+                canon => canon,
+            },
+            // Shared by the partitions that met it (a join's build side):
+            // ours when no other partition still holds it.
+            E::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+                Ok(inner) => CanonError::from(inner),
+                Err(shared) => CanonError::Engine(E::Shared(shared)),
+            },
+            other => CanonError::Engine(other),
+        }
     }
 }
 

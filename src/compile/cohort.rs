@@ -94,14 +94,36 @@ pub fn spec(engine: &Planner, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
     Ok((spec, base))
 }
 
-/// Compiles a cohort metric. With `cache`, each instant is executed once
-/// and kept in memory (for running); without, nothing executes (for explain).
-pub async fn compile(
-    engine: &Planner,
-    id: MetricId,
-    request: &Resolved,
-    cache: bool,
-) -> Result<CohortPlan> {
+/// A cohort's two instants as one plan, before the bridge is built over it.
+pub struct Instants {
+    pub base: MetricId,
+    pub t0: NaiveDate,
+    pub t: NaiveDate,
+    /// Both instants, one `_period` group each, grouped by the cohort key
+    /// and the requested slices, at T's rates. Running, the run stage
+    /// executes it once and caches it (the bridge and both instants'
+    /// tallies read it) before building the bridge over it; planning never
+    /// executes it.
+    pub joint: SimplePlan,
+    /// The instants' optimized plan, for lineage (a cached frame's plan
+    /// names no source).
+    pub source_plan: datafusion::logical_expr::LogicalPlan,
+    key: String,
+    /// The key, then the requested slices other than the key.
+    by: Vec<String>,
+    /// The requested slices (the bridge's groups).
+    slices: Vec<String>,
+}
+
+/// Compiles a cohort metric: its instants and the bridge over them, nothing
+/// executed.
+pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Result<CohortPlan> {
+    bridge(instants(engine, id, request).await?)
+}
+
+/// Plans a cohort's instants, T0 and T, as one scan of the sources (see
+/// simple::Window::Series).
+pub async fn instants(engine: &Planner, id: MetricId, request: &Resolved) -> Result<Instants> {
     let (spec, base) = spec(engine, id)?;
     let (t0, t) = (request.t0, request.t);
     if request.grain.is_some() {
@@ -109,9 +131,6 @@ pub async fn compile(
             "a cohort metric is taken at one day: use --as-of D (T0 is twelve months earlier)",
         ));
     }
-    // Both instants in one plan (one scan of the sources, see
-    // simple::Window::Series), grouped by the key and the requested slices,
-    // at T's rates; each instant is then that plan's `_period` group.
     let mut by = vec![spec.key.clone()];
     by.extend(request.by.iter().filter(|b| **b != spec.key).cloned());
     let both = request.narrowed(Request {
@@ -122,13 +141,33 @@ pub async fn compile(
         by: by.clone(),
     });
     let days = vec![(t0.to_string(), t0), (t.to_string(), t)];
-    let mut joint = simple::compile_days(engine, base, &both, days).await?;
+    let joint = simple::compile_days(engine, base, &both, days).await?;
     let source_plan = joint.frame.clone().into_optimized_plan()?;
-    // Executed once and cached: the bridge and both instants' exclusion
-    // tallies read it.
-    if cache {
-        joint.frame = joint.frame.cache().await?;
-    }
+    Ok(Instants {
+        base,
+        t0,
+        t,
+        joint,
+        source_plan,
+        key: spec.key.clone(),
+        by,
+        slices: request.by.clone(),
+    })
+}
+
+/// The bridge per member over a cohort's instants (cached or not), and
+/// each instant's plan.
+pub fn bridge(instants: Instants) -> Result<CohortPlan> {
+    let Instants {
+        base,
+        t0,
+        t,
+        joint,
+        source_plan,
+        key,
+        by,
+        slices,
+    } = instants;
     let at_t0 = instant(&joint, t0)?;
     let at_t = instant(&joint, t)?;
     let cohort_t0 = SimplePlan {
@@ -144,10 +183,9 @@ pub async fn compile(
         detail: at_t0.detail.clone(),
     };
 
-    let key = spec.key.as_str();
+    let key = key.as_str();
     // The bridge is grouped by the requested slices; the member key itself
     // may be one of them (a bridge per customer).
-    let slices: Vec<String> = request.by.clone();
     let included =
         |f: &DataFrame| -> Result<DataFrame> { Ok(f.clone().filter(col("_exclusion").is_null())?) };
     let mut start_cols = vec![col(key).alias("_member")];

@@ -3,14 +3,10 @@
 //! the headline), so `new_bookings / nullif(bookings, 0)` is planned and
 //! typed like any other expression.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Schema};
-use datafusion::functions::expr_fn::round;
-use datafusion::logical_expr::{cast, lit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
 
 use super::Key;
@@ -24,8 +20,9 @@ use crate::yaml_path;
 /// Decimal places of a derived value unless the metric sets `scale`.
 pub const DERIVED_SCALE: u32 = 6;
 /// Scale at which inputs enter the expression, so divisions keep precision.
-const INPUT_SCALE: i8 = 10;
-const TOTAL: &str = "\u{0}total";
+pub const INPUT_SCALE: i8 = 10;
+/// The key of the headline among a derived metric's aligned rows.
+pub const TOTAL: &str = "\u{0}total";
 
 /// One input metric's result.
 pub struct Input {
@@ -96,7 +93,7 @@ pub fn check(engine: &Planner, id: MetricId) -> Result<()> {
 
 /// The metric's `expr` parsed over `schema` (its inputs' values), when it is
 /// a number.
-fn value_expr(
+pub fn value_expr(
     engine: &Planner,
     id: MetricId,
     schema: &datafusion::common::DFSchema,
@@ -116,91 +113,4 @@ fn value_expr(
         ));
     }
     Ok(expr)
-}
-
-/// Evaluates the expression per aligned row; returns the headline, the rows
-/// and the plan text.
-pub async fn evaluate(
-    engine: &Planner,
-    id: MetricId,
-    inputs: &[Input],
-) -> Result<(Option<Dec>, Vec<(Key, Option<Dec>)>, String)> {
-    let catalog = &engine.catalog;
-    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
-    let scale = metric.scale.unwrap_or(DERIVED_SCALE);
-    // Every key any input has, in input order, then the headline.
-    let mut keys: Vec<Key> = Vec::new();
-    let mut known = BTreeSet::new();
-    for input in inputs {
-        for (k, _) in &input.rows {
-            if known.insert(k.clone()) {
-                keys.push(k.clone());
-            }
-        }
-    }
-    keys.push((TOTAL.to_string(), Vec::new()));
-    let mut fields = vec![Field::new("_row", DataType::UInt32, false)];
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(datafusion::arrow::array::UInt32Array::from(
-        (0..keys.len() as u32).collect::<Vec<_>>(),
-    ))];
-    for input in inputs {
-        let by_key: BTreeMap<&Key, Option<Dec>> = input.rows.iter().map(|(k, v)| (k, *v)).collect();
-        let values: Decimal128Array = keys
-            .iter()
-            .map(|k| {
-                let v = if k.0 == TOTAL {
-                    input.total
-                } else {
-                    by_key.get(k).copied().flatten()
-                };
-                v.map(|d| d.rescale(INPUT_SCALE as u32).units)
-            })
-            .collect();
-        fields.push(Field::new(
-            &input.name,
-            DataType::Decimal128(38, INPUT_SCALE),
-            true,
-        ));
-        columns.push(Arc::new(values.with_precision_and_scale(38, INPUT_SCALE)?));
-    }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    let frame = engine.ctx.read_batch(batch)?;
-    let expr = value_expr(engine, id, frame.schema())?;
-    let value = cast(
-        round(vec![
-            cast(expr, DataType::Decimal128(38, INPUT_SCALE)),
-            lit(scale as i64),
-        ]),
-        DataType::Decimal128(38, scale as i8),
-    );
-    let frame = frame.select(vec![
-        datafusion::logical_expr::col("_row"),
-        value.alias("value"),
-    ])?;
-    let plan = frame
-        .clone()
-        .into_optimized_plan()?
-        .display_indent()
-        .to_string();
-    let mut out: Vec<Option<Dec>> = vec![None; keys.len()];
-    for batch in frame.collect().await? {
-        let rows = batch
-            .column(0)
-            .as_primitive::<datafusion::arrow::datatypes::UInt32Type>();
-        let values = batch.column(1).as_primitive::<Decimal128Type>();
-        for i in 0..batch.num_rows() {
-            if !values.is_null(i) {
-                out[rows.value(i) as usize] = Some(Dec::new(values.value(i), scale));
-            }
-        }
-    }
-    let total = out.pop().flatten();
-    Ok((
-        total,
-        keys.into_iter()
-            .zip(out)
-            .filter(|(k, _)| k.0 != TOTAL)
-            .collect(),
-        plan,
-    ))
 }

@@ -8,11 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::FieldRef;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{Column, DFSchema, TableReference};
-use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::datasource::provider_as_source;
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
@@ -629,49 +628,15 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
         ),
         (None, None) => return Ok(None),
     };
+    // Planned now, run when a plan that joins the map runs (survivors.rs).
     engine.note_plan_reads(&pairs.clone().into_optimized_plan()?);
-    let pairs = pairs.collect().await?;
-    let mut next: BTreeMap<String, String> = BTreeMap::new();
-    for batch in &pairs {
-        let ids = batch.column(0).as_any().downcast_ref::<StringArray>();
-        let intos = batch.column(1).as_any().downcast_ref::<StringArray>();
-        let (Some(ids), Some(intos)) = (ids, intos) else {
-            return Err(CanonError::Internal("merge pairs are not strings".into()));
-        };
-        for i in 0..ids.len() {
-            if !ids.is_null(i) && !intos.is_null(i) {
-                next.insert(ids.value(i).to_string(), intos.value(i).to_string());
-            }
-        }
-    }
     let location = DataLocation {
         system: model.spec.system.clone(),
         table: spec.source.clone(),
         file: None,
         column: Some(column),
     };
-    let resolved = resolve_chains(&next).map_err(|id| {
-        CanonError::data(
-            location,
-            format!("merge chain starting at `{id}` loops back on itself"),
-        )
-    })?;
-    let (ids, survivors): (Vec<&str>, Vec<&str>) = resolved
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .unzip();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("survivor", DataType::Utf8, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from(ids)),
-            Arc::new(StringArray::from(survivors)),
-        ],
-    )?;
-    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    let table = super::survivors::Survivors::new(pairs.into_unoptimized_plan(), location);
     let plan = LogicalPlanBuilder::scan(
         format!("{entity}_survivors"),
         provider_as_source(Arc::new(table)),
@@ -694,49 +659,4 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
         plan,
         vec![typed("id"), typed("survivor")],
     )?))
-}
-
-/// Follows every `id → into` edge to the record that was not merged away.
-/// Returns the id that starts a cycle when the chains loop.
-pub fn resolve_chains(next: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    for start in next.keys() {
-        let mut current = start;
-        let mut steps = 0;
-        while let Some(n) = next.get(current) {
-            current = n;
-            steps += 1;
-            if steps > next.len() {
-                return Err(start.clone());
-            }
-        }
-        out.insert(start.clone(), current.clone());
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chains_resolve_to_the_survivor() {
-        // A merged into B, later B into C: both resolve to C.
-        let next: BTreeMap<String, String> = [("A", "B"), ("B", "C")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let r = resolve_chains(&next).unwrap();
-        assert_eq!(r["A"], "C");
-        assert_eq!(r["B"], "C");
-    }
-
-    #[test]
-    fn a_loop_is_reported() {
-        let next: BTreeMap<String, String> = [("A", "B"), ("B", "A")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        assert!(resolve_chains(&next).is_err());
-    }
 }

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod planner;
 pub mod simple;
 pub mod slicing;
+pub mod survivors;
 
 use std::ops::ControlFlow;
 
@@ -70,7 +71,7 @@ pub async fn plans(
 ) -> Result<Vec<(String, datafusion::prelude::DataFrame)>> {
     let (id, _, metric) = engine.catalog.metric(name)?;
     if metric.kind == crate::spec::MetricKind::Cohort {
-        let plan = cohort::compile(engine, id, request, false).await?;
+        let plan = cohort::compile(engine, id, request).await?;
         let (t0, t) = (plan.t0, plan.t);
         return Ok(vec![
             (

@@ -23,7 +23,11 @@ pub(super) async fn run_cohort(
     let (spec, _) = cohort::spec(engine, id)?;
     let value_kind = spec.value;
     let started = Instant::now();
-    let plan = cohort::compile(engine, id, request, true).await?;
+    // The instants are executed once and cached (an explicit step of the
+    // run, not of planning): the bridge and both instants' tallies read them.
+    let mut instants = cohort::instants(engine, id, request).await?;
+    instants.joint.frame = instants.joint.frame.cache().await?;
+    let plan = cohort::bridge(instants)?;
     tracing::info!(target: "canon::query", ms = started.elapsed().as_millis() as u64, "cohort compiled");
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();

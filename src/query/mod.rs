@@ -32,6 +32,7 @@ pub use crate::compile::Key;
 
 // Execution by kind; each module reads this one's imports (`use super::*`).
 mod cohort_run;
+mod derived_run;
 mod ratio;
 mod simple_run;
 
@@ -435,7 +436,7 @@ async fn compute(engine: &Engine, id: MetricId, request: &Resolved) -> Result<Co
                     rows: p.rows(),
                 })
                 .collect();
-            let (value, rows, plan) = derived::evaluate(engine, id, &inputs).await?;
+            let (value, rows, plan) = derived_run::evaluate(engine, id, &inputs).await?;
             derived_plan = Some(plan);
             (value, rows, parts)
         }

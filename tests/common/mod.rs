@@ -330,6 +330,13 @@ pub fn write_company(root: &Path) {
 }
 
 pub fn write_accounts(root: &Path, table: &str) {
+    // A6 was merged into A8, later A8 into A1: both resolve to A1.
+    write_accounts_merged(root, table, ["", "", "", "", "", "A8", "A1"]);
+}
+
+/// The fixture's accounts A1..A6, A8 with `master_record_id` as given (an
+/// empty string is none).
+pub fn write_accounts_merged(root: &Path, table: &str, master_record_id: [&'static str; 7]) {
     write_table(
         root,
         table,
@@ -352,10 +359,7 @@ pub fn write_accounts(root: &Path, table: &str) {
             ),
             ("type", Col::Str(vec!["Customer"; 7])),
             ("parent_id", Col::OptStr(vec![None; 7])),
-            (
-                "master_record_id",
-                Col::OptStr(some(&["", "", "", "", "", "A8", "A1"])),
-            ),
+            ("master_record_id", Col::OptStr(some(&master_record_id))),
             ("owner_id", Col::Str(vec!["U1"; 7])),
             (
                 "industry",

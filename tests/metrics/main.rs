@@ -14,6 +14,7 @@ mod bench_harness;
 mod conversion_metrics;
 mod customer_metrics;
 mod flow_metrics;
+mod planning;
 mod reconciliation;
 mod renderings;
 mod sample_project;

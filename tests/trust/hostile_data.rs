@@ -713,3 +713,32 @@ fn an_empty_file_is_named() {
     std::fs::write(opportunity(data.path()).join("part-00001.parquet"), b"").unwrap();
     query_fails_naming(data.path(), "empty_file");
 }
+
+// A merge chain that loops (A6 → A8 → A1 → A6) has no survivor: every
+// metric that joins accounts is refused with a data error naming the table
+// and the merge field. The map is worked out when a plan is turned into an
+// execution plan (compile::survivors), so `explain`, which shows the
+// physical plan, reports the same error.
+#[test]
+fn a_merge_chain_that_loops_is_a_located_data_error() {
+    let data = fixture();
+    write_accounts_merged(
+        data.path(),
+        "crm/account",
+        ["A6", "", "", "", "", "A8", "A1"],
+    );
+    let d = data.path().to_str().unwrap();
+    let out = canon(
+        &repo(),
+        &["query", "bookings", "--period", "FY2026-Q1", "--data", d],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = redact(&error_of(&out), &[(data.path(), "[DATA]")]);
+    insta::assert_snapshot!(err);
+    let plans = canon(
+        &repo(),
+        &["explain", "bookings", "--period", "FY2026-Q1", "--data", d],
+    );
+    assert_eq!(plans.status.code(), Some(1), "{}", stderr(&plans));
+    assert_eq!(redact(&error_of(&plans), &[(data.path(), "[DATA]")]), err);
+}
