@@ -11,7 +11,7 @@
 //! | results | [`result::GovernedResult`], [`cache::Cache`] | the governed number and its evidence; served again only while its inputs are unchanged |
 //! | quality | [`quality::check_all`], [`quality::gates::run_all`] | freshness, completeness, domains, volume, match rates, no row counted twice |
 //! | run | [`run::Engine::new`] | sources registered from checked files; fingerprints, file facts, row counts |
-//! | planning | [`compile::plans`] over a [`compile::planner::Planner`] | a validated metric and a request → DataFusion plans |
+//! | planning | [`compile::plan_metric`] over a [`compile::planner::Planner`] | a validated metric and a resolved request → a [`compile::MetricPlan`] of DataFusion plans, nothing read |
 //! | definitions | [`catalog::Catalog::load`] | YAML loaded, checked and resolved, every error located |
 //! | YAML | [`spec::load::load_project`] | the files as written |
 //!

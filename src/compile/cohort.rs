@@ -95,6 +95,7 @@ pub fn spec(engine: &Planner, id: MetricId) -> Result<(&CohortSpec, MetricId)> {
 }
 
 /// A cohort's two instants as one plan, before the bridge is built over it.
+#[derive(Clone)]
 pub struct Instants {
     pub base: MetricId,
     pub t0: NaiveDate,

@@ -77,7 +77,7 @@ pub fn inputs(engine: &Planner, id: MetricId) -> Result<Vec<String>> {
 }
 
 /// Checks the whole expression of derived metric `id` without data: over
-/// its inputs typed as [`evaluate`] gives them, so `validate` refuses what
+/// its inputs typed as the run stage's evaluation (`query::derived_run`) gives them, so `validate` refuses what
 /// the query would (a subquery, `random()`, an aggregate, a value that is
 /// not a number).
 pub fn check(engine: &Planner, id: MetricId) -> Result<()> {

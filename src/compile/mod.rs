@@ -35,6 +35,8 @@ pub async fn compile_aggregate(
     request: &Resolved,
 ) -> Result<simple::SimplePlan> {
     let metric = &engine.catalog.files.metrics[id.file].spec.metrics[id.index];
+    // Once per metric and request (tests/metrics/planning.rs counts it).
+    tracing::debug!(metric = %metric.name, "aggregate planned");
     match metric.kind {
         crate::spec::MetricKind::Conversion => conversion::compile(engine, id, request).await,
         _ => simple::compile(engine, id, request).await,
@@ -59,40 +61,94 @@ pub fn parts(engine: &Planner, name: &str) -> Result<Vec<String>> {
     })
 }
 
-/// Every plan a metric runs, titled, nothing executed: a cohort's instants
-/// (uncached) and its per-member bridge, else one aggregate per part. What
-/// `explain` shows, and how a query learns the tables and identity links it
-/// will read before it reads a row (entity frames are memoized, so the
-/// computation reuses this work).
+/// One aggregate a metric runs: a simple, snapshot or conversion metric,
+/// itself or a part of a ratio or derived metric.
+#[derive(Clone)]
+pub struct Part {
+    pub id: crate::catalog::MetricId,
+    pub name: String,
+    pub plan: simple::SimplePlan,
+}
+
+/// Everything a metric runs for a request, planned once and nothing
+/// executed: the query's gates start from it (the tables and links it
+/// reads), the run stage executes it, `explain` shows it.
+#[derive(Clone)]
+pub enum MetricPlan {
+    /// One aggregate per part: the metric itself (simple, snapshot,
+    /// conversion), a ratio's numerator then denominator, or a derived
+    /// metric's inputs in order of use.
+    Parts(Vec<Part>),
+    /// A cohort's instants; the run stage caches them and builds the bridge
+    /// over them ([`cohort::bridge`]).
+    Cohort(Box<cohort::Instants>),
+}
+
+/// Plans metric `name` for `request`.
+pub async fn plan_metric(engine: &Planner, name: &str, request: &Resolved) -> Result<MetricPlan> {
+    let (id, _, metric) = engine.catalog.metric(name)?;
+    if metric.kind == crate::spec::MetricKind::Cohort {
+        return Ok(MetricPlan::Cohort(Box::new(
+            cohort::instants(engine, id, request).await?,
+        )));
+    }
+    let mut out = Vec::new();
+    for part in parts(engine, name)? {
+        let (id, _, _) = engine.catalog.metric(&part)?;
+        out.push(Part {
+            id,
+            plan: compile_aggregate(engine, id, request).await?,
+            name: part,
+        });
+    }
+    Ok(MetricPlan::Parts(out))
+}
+
+impl MetricPlan {
+    /// Every plan, titled: a cohort's instants and its per-member bridge,
+    /// else one aggregate per part. What `explain` shows and what a query
+    /// learns its tables and identity links from before it reads a row.
+    pub fn titled(
+        &self,
+        name: &str,
+        request: &Resolved,
+    ) -> Result<Vec<(String, datafusion::prelude::DataFrame)>> {
+        Ok(match self {
+            MetricPlan::Cohort(instants) => {
+                let plan = cohort::bridge(instants.as_ref().clone())?;
+                let (t0, t) = (plan.t0, plan.t);
+                vec![
+                    (
+                        format!("{name}: snapshot at T0 = {t0} and T = {t}"),
+                        plan.instants,
+                    ),
+                    (format!("{name}: bridge per member"), plan.bridge),
+                ]
+            }
+            MetricPlan::Parts(parts) => parts
+                .iter()
+                .map(|part| {
+                    let title = if part.name == name {
+                        format!("{name} ({})", request.period.label)
+                    } else {
+                        format!("{name}: part `{}` ({})", part.name, request.period.label)
+                    };
+                    (title, part.plan.frame.clone())
+                })
+                .collect(),
+        })
+    }
+}
+
+/// [`plan_metric`]'s plans, titled (see [`MetricPlan::titled`]).
 pub async fn plans(
     engine: &Planner,
     name: &str,
     request: &Resolved,
 ) -> Result<Vec<(String, datafusion::prelude::DataFrame)>> {
-    let (id, _, metric) = engine.catalog.metric(name)?;
-    if metric.kind == crate::spec::MetricKind::Cohort {
-        let plan = cohort::compile(engine, id, request).await?;
-        let (t0, t) = (plan.t0, plan.t);
-        return Ok(vec![
-            (
-                format!("{name}: snapshot at T0 = {t0} and T = {t}"),
-                plan.instants,
-            ),
-            (format!("{name}: bridge per member"), plan.bridge),
-        ]);
-    }
-    let mut out = Vec::new();
-    for part in parts(engine, name)? {
-        let (id, _, _) = engine.catalog.metric(&part)?;
-        let plan = compile_aggregate(engine, id, request).await?;
-        let title = if part == name {
-            format!("{name} ({})", request.period.label)
-        } else {
-            format!("{name}: part `{part}` ({})", request.period.label)
-        };
-        out.push((title, plan.frame));
-    }
-    Ok(out)
+    plan_metric(engine, name, request)
+        .await?
+        .titled(name, request)
 }
 
 /// A result row's group: its period label and its slice values (null when

@@ -31,6 +31,7 @@ use crate::yaml_path;
 pub const MONEY_SCALE: i8 = 2;
 
 /// A compiled simple metric: the aggregated frame and how to read it.
+#[derive(Clone)]
 pub struct SimplePlan {
     /// Columns: `_period`, one per requested slice, `_exclusion`, `_rows`,
     /// `_sum`, `_count`, `_missing_rate`.

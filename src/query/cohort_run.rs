@@ -16,7 +16,7 @@ pub(super) struct CohortAnswer {
 pub(super) async fn run_cohort(
     engine: &Engine,
     id: MetricId,
-    request: &Resolved,
+    mut instants: cohort::Instants,
 ) -> Result<CohortAnswer> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
@@ -25,10 +25,9 @@ pub(super) async fn run_cohort(
     let started = Instant::now();
     // The instants are executed once and cached (an explicit step of the
     // run, not of planning): the bridge and both instants' tallies read them.
-    let mut instants = cohort::instants(engine, id, request).await?;
     instants.joint.frame = instants.joint.frame.cache().await?;
     let plan = cohort::bridge(instants)?;
-    tracing::info!(target: "canon::query", ms = started.elapsed().as_millis() as u64, "cohort compiled");
+    tracing::info!(target: "canon::query", ms = started.elapsed().as_millis() as u64, "cohort instants cached");
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();
     let bridge_batches = plan.bridge.collect().await?;

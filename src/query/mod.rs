@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::Cache;
 use crate::catalog::{Catalog, MetricId};
 use crate::compile::entity::entity_frame;
-use crate::compile::{cohort, derived, simple};
+use crate::compile::{MetricPlan, Part, cohort, derived, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, DataLocation, Result};
 use crate::request::Resolved;
@@ -37,7 +37,7 @@ mod ratio;
 mod simple_run;
 
 use cohort_run::run_cohort;
-use simple_run::{SimpleOutcome, read_simple, run_simple};
+use simple_run::{SimpleOutcome, read_simple, run_part};
 
 /// Computes `name` for `request` on `engine`.
 pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Result<GovernedResult> {
@@ -110,8 +110,9 @@ async fn compute_metric(
     // computation reuses the work): the tables and cross-system links the
     // metric reads are then known, and their gates run beside the
     // computation instead of after it.
+    let plan = crate::compile::plan_metric(engine, name, request).await?;
     let mut planned = BTreeMap::new();
-    for (_, frame) in crate::compile::plans(engine, name, request).await? {
+    for (_, frame) in plan.titled(name, request)? {
         crate::run::scanned_columns(frame.logical_plan(), &mut planned);
     }
     let planned_columns = planned;
@@ -123,7 +124,7 @@ async fn compute_metric(
     let early_gates =
         crate::quality::gates::for_query(engine, Some((name, request)), &planned, &planned_links)?;
     let (computed, (early_tables, mut matches), mut row_gates) = futures::try_join!(
-        compute(engine, id, request),
+        compute(engine, id, request, plan),
         gates(engine, &planned, &planned_columns, &planned_links),
         crate::quality::gates::run_all(engine, &early_gates, Some(request))
     )?;
@@ -401,32 +402,32 @@ struct Computed {
     row_bridges: BTreeMap<Key, Vec<BridgeLine>>,
 }
 
-/// Executes metric `id` by its kind.
-async fn compute(engine: &Engine, id: MetricId, request: &Resolved) -> Result<Computed> {
+/// Executes metric `id`'s plan by its kind.
+async fn compute(
+    engine: &Engine,
+    id: MetricId,
+    request: &Resolved,
+    plan: MetricPlan,
+) -> Result<Computed> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let mut derived_plan = None;
     let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
     let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
-    let (value, rows, parts) = match metric.kind {
-        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
-            let o = run_simple(engine, id, request).await?;
-            let value = o.headline();
-            let rows = o.rows();
-            (value, rows, vec![o])
-        }
-        MetricKind::Ratio => ratio::compute(engine, metric, request).await?,
-        MetricKind::Cohort => {
-            let answer = run_cohort(engine, id, request).await?;
+    let (value, rows, parts) = match (metric.kind, plan) {
+        (MetricKind::Cohort, MetricPlan::Cohort(instants)) => {
+            let answer = run_cohort(engine, id, *instants).await?;
             cohort_bridge = answer.bridge;
             row_bridges = answer.row_bridges;
             (answer.value, answer.rows, answer.parts)
         }
-        MetricKind::Derived => {
+        (MetricKind::Ratio, MetricPlan::Parts(parts)) => {
+            ratio::compute(engine, metric, request, parts).await?
+        }
+        (MetricKind::Derived, MetricPlan::Parts(planned)) => {
             let mut parts = Vec::new();
-            for input in derived::inputs(engine, id)? {
-                let (input_id, _, _) = catalog.metric(&input)?;
-                parts.push(run_simple(engine, input_id, request).await?);
+            for part in planned {
+                parts.push(run_part(engine, part, request).await?);
             }
             let inputs: Vec<derived::Input> = parts
                 .iter()
@@ -439,6 +440,22 @@ async fn compute(engine: &Engine, id: MetricId, request: &Resolved) -> Result<Co
             let (value, rows, plan) = derived_run::evaluate(engine, id, &inputs).await?;
             derived_plan = Some(plan);
             (value, rows, parts)
+        }
+        (
+            MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion,
+            MetricPlan::Parts(parts),
+        ) if parts.len() == 1 => {
+            let part = parts.into_iter().next().expect("one part");
+            let o = run_part(engine, part, request).await?;
+            let value = o.headline();
+            let rows = o.rows();
+            (value, rows, vec![o])
+        }
+        (kind, _) => {
+            return Err(CanonError::Internal(format!(
+                "a {} metric was planned as another kind",
+                kind.name()
+            )));
         }
     };
     Ok(Computed {

@@ -9,12 +9,14 @@ pub(super) async fn compute(
     engine: &Engine,
     metric: &MetricSpec,
     request: &Resolved,
+    parts: Vec<Part>,
 ) -> Result<(Option<Dec>, Vec<(Key, Option<Dec>)>, Vec<SimpleOutcome>)> {
-    let catalog = engine.catalog.clone();
-    let n = component(&catalog, metric.numerator.as_deref())?;
-    let d = component(&catalog, metric.denominator.as_deref())?;
-    let n = run_simple(engine, n, request).await?;
-    let d = run_simple(engine, d, request).await?;
+    // Planned as [numerator, denominator] (compile::parts).
+    let [n, d]: [Part; 2] = parts
+        .try_into()
+        .map_err(|_| CanonError::Internal("a ratio without both parts".into()))?;
+    let n = run_part(engine, n, request).await?;
+    let d = run_part(engine, d, request).await?;
     let scale = metric.scale.unwrap_or(RATIO_SCALE);
     let ratio = |a: Option<Dec>, b: Option<Dec>| match (a, b) {
         (Some(a), Some(b)) => a.div(b, scale),
@@ -32,10 +34,4 @@ pub(super) async fn compute(
         })
         .collect();
     Ok((value, rows, vec![n, d]))
-}
-
-/// The metric a ratio names as its numerator or denominator.
-fn component(catalog: &Catalog, name: Option<&str>) -> Result<MetricId> {
-    let name = name.ok_or_else(|| CanonError::Internal("ratio without a part".into()))?;
-    Ok(catalog.metric(name)?.0)
 }

@@ -110,18 +110,20 @@ impl SimpleOutcome {
     }
 }
 
-pub(super) async fn run_simple(
+/// Executes one planned aggregate (a metric, or a part of a ratio or
+/// derived metric), after checking that a finance metric's period is made
+/// of whole accounting periods.
+pub(super) async fn run_part(
     engine: &Engine,
-    id: MetricId,
+    part: Part,
     request: &Resolved,
 ) -> Result<SimpleOutcome> {
     let catalog = engine.catalog.clone();
-    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let metric = &catalog.files.metrics[part.id.file].spec.metrics[part.id.index];
     if metric.whole_accounting_periods {
         check_whole_accounting_periods(engine, metric, request).await?;
     }
-    let plan = crate::compile::compile_aggregate(engine, id, request).await?;
-    read_simple(engine, id, plan, None, false).await
+    read_simple(engine, part.id, part.plan, None, false).await
 }
 
 /// Executes a compiled aggregate and reads its groups and tallies. With

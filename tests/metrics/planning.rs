@@ -70,3 +70,32 @@ fn every_metric_plans_the_same_without_data() {
         );
     }
 }
+
+/// How many times `args` planned an aggregate, from canon's debug log.
+fn aggregates_planned(args: &[&str]) -> usize {
+    let data = repo().join("sample_data");
+    let mut all = args.to_vec();
+    all.extend(["--data", data.to_str().unwrap(), "--format", "json"]);
+    let out = canon_with_env(&repo(), &all, &[("RUST_LOG", "canon::compile=debug")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stderr(&out).matches("aggregate planned").count()
+}
+
+// A metric is planned once per request: its gates start from the plan its
+// computation then runs (it was planned twice, once for each).
+#[test]
+fn a_query_plans_its_metric_once() {
+    assert_eq!(
+        aggregates_planned(&["query", "bookings", "--period", "FY2026-Q1"]),
+        1
+    );
+    assert_eq!(
+        aggregates_planned(&["query", "arr", "--as-of", "2025-06-30"]),
+        1
+    );
+    // A ratio: its numerator and its denominator, once each.
+    assert_eq!(
+        aggregates_planned(&["query", "win_rate", "--period", "FY2026-Q1"]),
+        2
+    );
+}
