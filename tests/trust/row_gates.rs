@@ -1028,3 +1028,63 @@ fn a_gate_both_sides_of_a_bridge_share_blocks_the_bridge() {
     );
     assert!(err.contains("governed sides (5027.81, 600.75)"), "{err}");
 }
+
+// Two entities over one source with the same fields have the same rows
+// (one plan), not the same key: `account` (keyed by account_id, unique) and
+// `account_by_owner` (the same fields keyed by owner_id, which all seven
+// fixture accounts share: U1), looked up by a link from sales_rep. Each
+// keeps its own outcome, computed (first run) and remembered (second run,
+// same cache folder): account_id passes, owner_id is held by 7 rows.
+#[test]
+fn two_entities_over_one_source_keep_their_own_gate_outcomes() {
+    let account = "  - name: account\n    description: A company the business sells to; merged-away records resolve to their survivor.\n    source: account\n    key: account_id\n    merged_into: merged_into_id\n";
+    let crm = std::fs::read_to_string(repo().join("models/crm.yaml")).unwrap();
+    let start = crm.find(account).expect("the account entity");
+    let end = start + account.len() + crm[start + account.len()..].find("  - name: ").unwrap();
+    let fields = &crm[start + account.len()..end];
+    let by_owner = format!(
+        "  - name: account_by_owner\n    description: Accounts by owner.\n    source: account\n    key: owner_id\n{fields}"
+    );
+    let rep = "  - name: sales_rep\n    description: A person who owns deals and accounts.\n    source: user\n    key: user_id\n    fields:\n      - {name: user_id, expr: id}\n      - {name: name}\n      - {name: email}\n      - {name: department}\n      - {name: is_active}\n";
+    let project = project_with_crm(
+        rep,
+        &format!(
+            "{by_owner}{rep}    links:\n      - {{name: owned_accounts, entity: account_by_owner, field: user_id}}\n"
+        ),
+    );
+    let data = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    for run in ["computed", "remembered"] {
+        let out = canon_cached(
+            project.path(),
+            cache.path(),
+            &["check", "--data", d, "--format", "json"],
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{run}: {e}: {}", stderr(&out)));
+        let key = |column: &str| {
+            report["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| {
+                    c["check"] == "uniqueness"
+                        && c["table"] == "crm/account"
+                        && c["column"] == column
+                })
+                .unwrap_or_else(|| panic!("{run}: no uniqueness of {column} in {report}"))
+                .clone()
+        };
+        assert_eq!(key("account_id")["status"], "pass", "{run}");
+        let owner = key("owner_id");
+        assert_eq!(owner["status"], "error", "{run}: {owner}");
+        assert!(
+            owner["detail"]
+                .as_str()
+                .unwrap()
+                .contains("owner_id=U1: 7 rows"),
+            "{run}: {owner}"
+        );
+    }
+}
