@@ -13,7 +13,6 @@ use crate::request::Request;
 use crate::run::decode::decode_file;
 use crate::run::files::{file_schema, schema_problems, source_dir, table_files};
 use crate::run::{DataSource, Engine};
-use crate::spec::MetricKind;
 use crate::yaml_path;
 
 /// Checks the whole project; all definition problems are reported at once.
@@ -49,18 +48,10 @@ pub async fn validate(
     let period = catalog.calendar.parse_period("FY2026")?;
     for (name, id) in &catalog.metrics {
         let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
-        if metric.kind == MetricKind::Cohort {
-            if let Err(e) = crate::compile::cohort::spec(&engine, *id) {
-                note(e, &mut diagnostics)?;
-            }
-            continue;
+        if let Err(e) = crate::compile::kind_of(metric.kind).check(&engine, *id) {
+            note(e, &mut diagnostics)?;
         }
-        if metric.kind == MetricKind::Derived {
-            if let Err(e) = crate::compile::derived::check(&engine, *id) {
-                note(e, &mut diagnostics)?;
-            }
-            continue;
-        }
+        // An aggregate is checked by planning it (over no data).
         if !metric.kind.is_aggregate() {
             continue;
         }
@@ -77,7 +68,7 @@ pub async fn validate(
             },
             u64::MAX,
         )?;
-        if let Err(e) = crate::compile::compile_aggregate(&engine, *id, &request).await {
+        if let Err(e) = crate::compile::plan_metric(&engine, name, &request).await {
             match e {
                 CanonError::Definition(_) => note(e, &mut diagnostics)?,
                 other => {

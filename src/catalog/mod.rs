@@ -5,6 +5,7 @@
 //! systems of record). Checks that need DataFusion (expressions and types)
 //! run in `validate` by compiling every definition over empty tables.
 
+mod kinds;
 pub mod lines;
 
 use std::collections::BTreeMap;
@@ -15,8 +16,8 @@ use crate::error::{CanonError, Diagnostic, Location, Result};
 use crate::spec::load::{ProjectFiles, SourceFile, load_project};
 use crate::spec::locate::Step;
 use crate::spec::{
-    ColumnSpec, EntitySpec, ExclusionRef, ExclusionSpec, MetricFileSpec, MetricKind, MetricSpec,
-    ModelFileSpec, SourceSpec,
+    ColumnSpec, EntitySpec, ExclusionRef, ExclusionSpec, MetricFileSpec, MetricSpec, ModelFileSpec,
+    SourceSpec,
 };
 use crate::suggest::did_you_mean;
 use crate::yaml_path;
@@ -393,74 +394,7 @@ impl Catalog {
                 format!("unknown system of record `{}`", m.system),
             ));
         }
-        match m.kind {
-            MetricKind::Simple | MetricKind::Snapshot => {
-                match &m.entity {
-                    None => diags.push(diag(
-                        at(&[]),
-                        format!("a {} metric needs `entity` and `measure`", m.kind.name()),
-                    )),
-                    Some(e) => match self.entity(e) {
-                        None => diags.push(diag(
-                            at(&yaml_path!["entity"]),
-                            format!("unknown entity `{e}`{}", self.entity_hint(e)),
-                        )),
-                        Some((_, model, _)) if model.spec.system != m.system => diags.push(diag(
-                            at(&yaml_path!["system"]),
-                            format!(
-                                "metric says its system of record is `{}` but entity `{e}` comes from `{}`",
-                                m.system, model.spec.system
-                            ),
-                        )),
-                        Some(_) => {}
-                    },
-                }
-                if m.kind == MetricKind::Simple && m.time.is_none() {
-                    diags.push(diag(at(&[]), "a simple metric needs `time`".into()));
-                }
-                if m.kind == MetricKind::Snapshot && m.history.is_none() && m.valid.is_none() {
-                    diags.push(diag(
-                        at(&[]),
-                        "a snapshot metric needs `history` (latest row on or before D), `valid` (from <= D < to) or both".into(),
-                    ));
-                }
-                if m.measure.is_none() {
-                    diags.push(diag(
-                        at(&[]),
-                        format!("a {} metric needs `measure`", m.kind.name()),
-                    ));
-                }
-            }
-            MetricKind::Ratio => {
-                for (key, value) in [("numerator", &m.numerator), ("denominator", &m.denominator)] {
-                    match value {
-                        None => diags.push(diag(at(&[]), format!("a ratio metric needs `{key}`"))),
-                        Some(name) => self.check_component(name, at(&yaml_path![key]), diags),
-                    }
-                }
-            }
-            MetricKind::Conversion => {
-                if m.conversion.is_none() || m.entity.is_none() {
-                    diags.push(diag(
-                        at(&[]),
-                        "a conversion metric needs `entity` and `conversion`".into(),
-                    ));
-                }
-            }
-            MetricKind::Cohort => {
-                if m.cohort.is_none() {
-                    diags.push(diag(
-                        at(&[]),
-                        "a cohort metric needs `cohort` (of, key, value)".into(),
-                    ));
-                }
-            }
-            MetricKind::Derived => {
-                if m.expr.is_none() {
-                    diags.push(diag(at(&[]), "a derived metric needs `expr`".into()));
-                }
-            }
-        }
+        kinds::check(self, m, &at, diags);
         for (xi, x) in m.exclusions.iter().enumerate() {
             if let ExclusionRef::Named(name) = x
                 && !self.exclusions.contains_key(name)
@@ -482,25 +416,7 @@ impl Catalog {
         }
     }
 
-    fn check_component(&self, name: &str, location: Location, diags: &mut Vec<Diagnostic>) {
-        match self.metrics.get(name) {
-            None => diags.push(diag(location, format!("unknown metric `{name}`"))),
-            Some(id) => {
-                let m = &self.files.metrics[id.file].spec.metrics[id.index];
-                if !m.kind.is_aggregate() {
-                    diags.push(diag(
-                        location,
-                        format!(
-                            "`{name}` is a {} metric; a ratio's parts must be simple, snapshot or conversion metrics",
-                            m.kind.name()
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-
-    fn entity_hint(&self, name: &str) -> String {
+    pub(crate) fn entity_hint(&self, name: &str) -> String {
         let known: Vec<&str> = self.entities.keys().map(String::as_str).collect();
         did_you_mean(name, &known)
             .map(|s| format!(" (did you mean `{s}`?)"))
@@ -551,7 +467,7 @@ fn engine_problems(project: &SourceFile<crate::spec::ProjectSpec>) -> Vec<Diagno
     out
 }
 
-fn diag(location: Location, message: String) -> Diagnostic {
+pub(crate) fn diag(location: Location, message: String) -> Diagnostic {
     Diagnostic { location, message }
 }
 

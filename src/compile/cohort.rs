@@ -116,6 +116,37 @@ pub struct Instants {
     slices: Vec<String>,
 }
 
+/// A cohort (`kind: cohort`).
+pub struct Cohort;
+
+#[async_trait::async_trait(?Send)]
+impl super::kind::Kind for Cohort {
+    /// The snapshot it values its members with.
+    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>> {
+        Ok(vec![spec(planner, id)?.0.of.clone()])
+    }
+
+    fn check(&self, planner: &Planner, id: MetricId) -> Result<()> {
+        spec(planner, id).map(|_| ())
+    }
+
+    async fn plan(
+        &self,
+        planner: &Planner,
+        id: MetricId,
+        request: &Resolved,
+    ) -> Result<super::MetricPlan> {
+        Ok(super::MetricPlan::Cohort(Box::new(
+            instants(planner, id, request).await?,
+        )))
+    }
+
+    /// T0 and T.
+    fn instants(&self, request: &Resolved) -> Vec<NaiveDate> {
+        vec![request.t0, request.t]
+    }
+}
+
 /// Compiles a cohort metric: its instants and the bridge over them, nothing
 /// executed.
 pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Result<CohortPlan> {

@@ -33,6 +33,35 @@ use crate::error::{CanonError, Location, Result};
 use crate::spec::{Aggregation, ConversionCount};
 use crate::yaml_path;
 
+/// A conversion (`kind: conversion`): members counted at their first
+/// moment in the period. Its events are not gated (a repeated event cannot
+/// count a member twice).
+pub struct Conversion;
+
+#[async_trait::async_trait(?Send)]
+impl super::kind::Kind for Conversion {
+    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>> {
+        Ok(vec![
+            planner.catalog.files.metrics[id.file].spec.metrics[id.index]
+                .name
+                .clone(),
+        ])
+    }
+
+    async fn plan(
+        &self,
+        planner: &Planner,
+        id: MetricId,
+        request: &Resolved,
+    ) -> Result<super::MetricPlan> {
+        Ok(super::itself(
+            planner,
+            id,
+            compile(planner, id, request).await?,
+        ))
+    }
+}
+
 pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Result<SimplePlan> {
     let catalog = engine.catalog.clone();
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];

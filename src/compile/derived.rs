@@ -31,6 +31,30 @@ pub struct Input {
     pub rows: Vec<(Key, Option<Dec>)>,
 }
 
+/// A derived metric (`kind: derived`): an expression over its inputs'
+/// results, evaluated by the run stage (`query/derived_run.rs`).
+pub struct Derived;
+
+#[async_trait::async_trait(?Send)]
+impl super::kind::Kind for Derived {
+    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>> {
+        inputs(planner, id)
+    }
+
+    fn check(&self, planner: &Planner, id: MetricId) -> Result<()> {
+        check(planner, id)
+    }
+
+    async fn plan(
+        &self,
+        planner: &Planner,
+        id: MetricId,
+        request: &super::Resolved,
+    ) -> Result<super::MetricPlan> {
+        super::parts_planned(planner, &inputs(planner, id)?, request).await
+    }
+}
+
 /// The simple metrics a derived metric's expression names, in order of use.
 pub fn inputs(engine: &Planner, id: MetricId) -> Result<Vec<String>> {
     let catalog = &engine.catalog;

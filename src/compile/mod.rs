@@ -8,12 +8,15 @@ pub mod cohort;
 pub mod conversion;
 pub mod derived;
 pub mod entity;
+pub mod kind;
 pub mod limits;
 pub mod link_rules;
 pub mod plan;
 pub mod planner;
+pub mod ratio;
 pub mod simple;
 pub mod slicing;
+pub mod snapshot;
 pub mod survivors;
 
 use std::ops::ControlFlow;
@@ -27,38 +30,11 @@ use planner::Planner;
 
 pub use crate::request::{Request, Resolved};
 
-/// Compiles a metric whose result has the shape of a simple aggregate
-/// (simple, snapshot and conversion kinds).
-pub async fn compile_aggregate(
-    engine: &Planner,
-    id: crate::catalog::MetricId,
-    request: &Resolved,
-) -> Result<simple::SimplePlan> {
-    let metric = &engine.catalog.files.metrics[id.file].spec.metrics[id.index];
-    // Once per metric and request (tests/metrics/planning.rs counts it).
-    tracing::debug!(metric = %metric.name, "aggregate planned");
-    match metric.kind {
-        crate::spec::MetricKind::Conversion => conversion::compile(engine, id, request).await,
-        _ => simple::compile(engine, id, request).await,
-    }
-}
-
-/// The simple metrics a metric is computed from, itself included.
+/// The aggregate metrics a metric is computed from, itself for an
+/// aggregate kind (see [`kind::Kind::parts`]).
 pub fn parts(engine: &Planner, name: &str) -> Result<Vec<String>> {
-    use crate::spec::MetricKind;
     let (id, _, metric) = engine.catalog.metric(name)?;
-    Ok(match metric.kind {
-        MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion => {
-            vec![metric.name.clone()]
-        }
-        MetricKind::Ratio => [&metric.numerator, &metric.denominator]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-        MetricKind::Cohort => vec![cohort::spec(engine, id)?.0.of.clone()],
-        MetricKind::Derived => derived::inputs(engine, id)?,
-    })
+    kind_of(metric.kind).parts(engine, id)
 }
 
 /// One aggregate a metric runs: a simple, snapshot or conversion metric,
@@ -84,24 +60,10 @@ pub enum MetricPlan {
     Cohort(Box<cohort::Instants>),
 }
 
-/// Plans metric `name` for `request`.
+/// Plans metric `name` for `request`, by its kind's module.
 pub async fn plan_metric(engine: &Planner, name: &str, request: &Resolved) -> Result<MetricPlan> {
     let (id, _, metric) = engine.catalog.metric(name)?;
-    if metric.kind == crate::spec::MetricKind::Cohort {
-        return Ok(MetricPlan::Cohort(Box::new(
-            cohort::instants(engine, id, request).await?,
-        )));
-    }
-    let mut out = Vec::new();
-    for part in parts(engine, name)? {
-        let (id, _, _) = engine.catalog.metric(&part)?;
-        out.push(Part {
-            id,
-            plan: compile_aggregate(engine, id, request).await?,
-            name: part,
-        });
-    }
-    Ok(MetricPlan::Parts(out))
+    kind_of(metric.kind).plan(engine, id, request).await
 }
 
 impl MetricPlan {
@@ -149,6 +111,56 @@ pub async fn plans(
     plan_metric(engine, name, request)
         .await?
         .titled(name, request)
+}
+
+/// The module of `kind`: the one dispatch on a metric's kind in planning.
+pub fn kind_of(kind: crate::spec::MetricKind) -> &'static dyn kind::Kind {
+    use crate::spec::MetricKind;
+    match kind {
+        MetricKind::Simple => &simple::Flow,
+        MetricKind::Snapshot => &snapshot::Snapshot,
+        MetricKind::Conversion => &conversion::Conversion,
+        MetricKind::Ratio => &ratio::Ratio,
+        MetricKind::Cohort => &cohort::Cohort,
+        MetricKind::Derived => &derived::Derived,
+    }
+}
+
+/// An aggregate kind's plan: one part, itself.
+pub(crate) fn itself(
+    planner: &Planner,
+    id: crate::catalog::MetricId,
+    plan: simple::SimplePlan,
+) -> MetricPlan {
+    let name = planner.catalog.files.metrics[id.file].spec.metrics[id.index]
+        .name
+        .clone();
+    // Once per metric and request (tests/metrics/planning.rs counts it).
+    tracing::debug!(metric = %name, "aggregate planned");
+    MetricPlan::Parts(vec![Part { id, name, plan }])
+}
+
+/// The metrics named `names` planned each by its own kind, as the parts of
+/// a ratio or a derived metric (each an aggregate).
+pub(crate) async fn parts_planned(
+    planner: &Planner,
+    names: &[String],
+    request: &Resolved,
+) -> Result<MetricPlan> {
+    let mut out = Vec::new();
+    for name in names {
+        let (id, _, metric) = planner.catalog.metric(name)?;
+        match kind_of(metric.kind).plan(planner, id, request).await? {
+            MetricPlan::Parts(parts) if parts.len() == 1 => out.extend(parts),
+            _ => {
+                return Err(CanonError::Internal(format!(
+                    "part `{name}` is a {} metric, not an aggregate",
+                    metric.kind.name()
+                )));
+            }
+        }
+    }
+    Ok(MetricPlan::Parts(out))
 }
 
 /// A result row's group: its period label and its slice values (null when
@@ -308,4 +320,59 @@ fn clean_message(message: &str) -> String {
     }
     let m = m.split("\nValid fields are").next().unwrap_or(m);
     m.to_string()
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use crate::calendar::Calendar;
+    use crate::spec::MetricKind;
+    use chrono::NaiveDate;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    // What each kind tells the key-uniqueness gate, for --as-of 2025-06-30:
+    // a snapshot counts its rows at the asked instants, a flow in its period
+    // (no day), a cohort asks for T0 = 2024-06-30 and T; a conversion, a
+    // ratio, a cohort and a derived metric count no rows of their own.
+    #[test]
+    fn each_kind_says_which_rows_it_counts_and_when() {
+        let cal = Calendar::for_tests(chrono_tz::UTC, 1);
+        let request = Resolved::new(
+            &cal,
+            Request {
+                period: cal.parse_period("2025-06").unwrap(),
+                as_of: Some(d("2025-06-30")),
+                rates_as_of: None,
+                grain: None,
+                by: Vec::new(),
+            },
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            kind_of(MetricKind::Snapshot).instants(&request),
+            [d("2025-06-30")]
+        );
+        let cohort = kind_of(MetricKind::Cohort).instants(&request);
+        assert_eq!(cohort, [d("2024-06-30"), d("2025-06-30")]);
+        assert_eq!(
+            kind_of(MetricKind::Snapshot).counted_at(&cohort),
+            Some(cohort.clone())
+        );
+        assert_eq!(
+            kind_of(MetricKind::Simple).counted_at(&cohort),
+            Some(vec![])
+        );
+        for kind in [
+            MetricKind::Conversion,
+            MetricKind::Ratio,
+            MetricKind::Cohort,
+            MetricKind::Derived,
+        ] {
+            assert_eq!(kind_of(kind).counted_at(&cohort), None, "{kind:?}");
+        }
+    }
 }

@@ -68,6 +68,37 @@ enum Window {
     Series(Vec<(String, NaiveDate)>),
 }
 
+/// A flow (`kind: simple`): the rows whose time is in the period.
+pub struct Flow;
+
+#[async_trait::async_trait(?Send)]
+impl super::kind::Kind for Flow {
+    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>> {
+        Ok(vec![
+            planner.catalog.files.metrics[id.file].spec.metrics[id.index]
+                .name
+                .clone(),
+        ])
+    }
+
+    async fn plan(
+        &self,
+        planner: &Planner,
+        id: MetricId,
+        request: &Resolved,
+    ) -> Result<super::MetricPlan> {
+        Ok(super::itself(
+            planner,
+            id,
+            compile(planner, id, request).await?,
+        ))
+    }
+
+    fn counted_at(&self, _instants: &[NaiveDate]) -> Option<Vec<NaiveDate>> {
+        Some(Vec::new())
+    }
+}
+
 /// Compiles metric `id` (simple or snapshot) for `request`.
 pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Result<SimplePlan> {
     compile_windows(engine, id, request, None).await

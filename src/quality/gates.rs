@@ -91,33 +91,22 @@ pub fn for_query(
     let mut out = BTreeSet::new();
     if let Some((name, request)) = metric {
         let (_, _, spec) = catalog.metric(name)?;
-        let days: Vec<chrono::NaiveDate> = if spec.kind == MetricKind::Cohort {
-            vec![request.t0, request.t]
-        } else {
-            request.as_of_days.iter().map(|(_, d)| *d).collect()
-        };
+        // The days the metric asked for counts at (a cohort's T0 and T),
+        // and each part's counted rows at them, as its kind says.
+        let instants = crate::compile::kind_of(spec.kind).instants(request);
         for part in crate::compile::parts(engine, name)? {
             let (_, _, spec) = catalog.metric(&part)?;
             let Some(entity) = spec.entity.as_deref() else {
                 continue;
             };
-            match spec.kind {
-                MetricKind::Simple | MetricKind::Snapshot => {
-                    match catalog.entity(entity).map(|(_, _, e)| exclusive(e)) {
-                        Some(true) => out.insert(Gate::Intervals(entity.to_string())),
-                        Some(false) => out.insert(Gate::Counted(
-                            part.clone(),
-                            if spec.kind == MetricKind::Snapshot {
-                                days.clone()
-                            } else {
-                                Vec::new()
-                            },
-                        )),
-                        None => false,
-                    };
-                }
-                _ => {}
-            }
+            let Some(days) = crate::compile::kind_of(spec.kind).counted_at(&instants) else {
+                continue;
+            };
+            match catalog.entity(entity).map(|(_, _, e)| exclusive(e)) {
+                Some(true) => out.insert(Gate::Intervals(entity.to_string())),
+                Some(false) => out.insert(Gate::Counted(part.clone(), days)),
+                None => false,
+            };
         }
     }
     for (entity, link) in links {
@@ -153,7 +142,7 @@ pub fn for_catalog(catalog: &Catalog) -> BTreeSet<Gate> {
     }
     for file in &catalog.files.metrics {
         for m in &file.spec.metrics {
-            if matches!(m.kind, MetricKind::Simple | MetricKind::Snapshot)
+            if crate::compile::kind_of(m.kind).counted_at(&[]).is_some()
                 && let Some(e) = &m.entity
             {
                 out.extend(lookup_gate(catalog, e));

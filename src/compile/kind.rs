@@ -1,0 +1,50 @@
+//! What a metric kind is to planning and to the gates, and the one place a
+//! kind picks its module (`compile::kind_of`).
+//!
+//! Each kind's module implements [`Kind`]: `simple.rs` (flows), `snapshot.rs`,
+//! `conversion.rs`, `ratio.rs`, `cohort.rs`, `derived.rs`; `compile::kind_of`
+//! picks one. Adding a kind is its module, its arm in `kind_of`, its
+//! definition checks in `catalog::kinds` (beneath planning, so every
+//! command checks them on load) and its execution arm in `query::compute`.
+
+use chrono::NaiveDate;
+
+use super::planner::Planner;
+use super::{MetricPlan, Resolved};
+use crate::catalog::MetricId;
+use crate::error::Result;
+
+/// A metric kind's planning.
+#[async_trait::async_trait(?Send)]
+pub trait Kind: Sync {
+    /// The aggregate metrics it is computed from, in order: itself for an
+    /// aggregate kind (simple, snapshot, conversion).
+    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>>;
+
+    /// What planning checks of its definition beyond the catalog, without
+    /// data (`validate`): a cohort's snapshot and key, a derived metric's
+    /// whole expression. An aggregate kind is checked by planning it.
+    fn check(&self, _planner: &Planner, _id: MetricId) -> Result<()> {
+        Ok(())
+    }
+
+    /// Its plan for `request`, nothing executed.
+    async fn plan(&self, planner: &Planner, id: MetricId, request: &Resolved)
+    -> Result<MetricPlan>;
+
+    /// The days a metric of this kind, as asked, counts its parts' rows at:
+    /// a snapshot's as-of days (a flow has none: its period); a cohort's T0
+    /// and T.
+    fn instants(&self, request: &Resolved) -> Vec<NaiveDate> {
+        request.as_of_days.iter().map(|(_, d)| *d).collect()
+    }
+
+    /// When this kind counts rows of its entity (the key-uniqueness gate
+    /// judges them), the days it counts them at, given the `instants` of
+    /// the metric asked for; `None` when it counts none of its own (a
+    /// conversion counts first moments; a ratio, cohort or derived metric
+    /// counts through its parts).
+    fn counted_at(&self, _instants: &[NaiveDate]) -> Option<Vec<NaiveDate>> {
+        None
+    }
+}
