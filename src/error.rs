@@ -187,7 +187,7 @@ pub enum CanonError {
 
     /// The query engine failed while planning or executing.
     #[error("query engine: {0}")]
-    Engine(datafusion::error::DataFusionError),
+    Engine(#[source] datafusion::error::DataFusionError),
 
     /// A metric's inputs fail a quality gate: no number is given without
     /// an explicit override (`--allow-stale`).

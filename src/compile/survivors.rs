@@ -52,9 +52,10 @@ impl Survivors {
             let ids = batch.column(0).as_any().downcast_ref::<StringArray>();
             let intos = batch.column(1).as_any().downcast_ref::<StringArray>();
             let (Some(ids), Some(intos)) = (ids, intos) else {
-                return Err(DataFusionError::Internal(
+                // canon's own fault, not the engine's.
+                return Err(DataFusionError::External(Box::new(CanonError::Internal(
                     "merge pairs are not strings".into(),
-                ));
+                ))));
             };
             for i in 0..ids.len() {
                 if !ids.is_null(i) && !intos.is_null(i) {

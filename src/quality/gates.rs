@@ -168,19 +168,58 @@ pub async fn run_all(
         .collect();
     let mut work = Vec::new();
     for gate in gates {
-        if let Gate::Counted(m, _) = gate
+        if let Gate::Counted(m, days) = gate
             && let Ok((_, _, spec)) = engine.catalog.metric(m)
             && spec.entity.as_ref().is_some_and(|e| whole.contains(e))
+            && !counted_through_join(engine, m, request, days).await?
         {
             continue;
         }
         work.push(run_first_whole(engine, gate, request));
     }
-    futures::future::try_join_all(work).await
+    let mut checks = futures::future::try_join_all(work).await?;
+    // Two snapshot parts over one entity may both stand on its all-rows
+    // outcome: reported once.
+    let mut seen = BTreeSet::new();
+    checks.retain(|c| seen.insert((c.check, c.table.clone(), c.column.clone(), c.detail.clone())));
+    Ok(checks)
+}
+
+/// Whether the rows `metric` counts come through a join (a linked field
+/// of its entity, a link its time or validity reads, a merge map): a join
+/// can repeat a row whose key is unique among the entity's own rows, so
+/// then only a gate over the counted rows themselves vouches for them,
+/// never one over the entity's rows. Planned only, links not noted.
+async fn counted_through_join(
+    engine: &Engine,
+    metric: &str,
+    request: Option<&Resolved>,
+    days: &[chrono::NaiveDate],
+) -> Result<bool> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::LogicalPlan;
+    let catalog = &engine.catalog;
+    let entity = catalog.metric(metric)?.2.entity.clone().unwrap_or_default();
+    let subject = Subject::of(catalog, &entity)?;
+    let (rows, _, _) = engine
+        .without_noting_links(counted_rows(engine, &subject, metric, request, days))
+        .await?;
+    let mut join = false;
+    rows.logical_plan().apply(|node| {
+        Ok(if matches!(node, LogicalPlan::Join(_)) {
+            join = true;
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(join)
 }
 
 /// A snapshot's counted rows are judged over every row of its entity
-/// first: keys unique over all rows are unique over any of them, and the
+/// first, when they are the entity's own rows (no join, which could repeat
+/// a row: [`counted_through_join`]): keys unique over all rows are unique
+/// over any of them, and the
 /// key column alone costs less to read than the validity columns that pick
 /// the rows in force (a snapshot's interval filter prunes little; nrr −5 %,
 /// docs/performance.md). Only when all rows repeat a key is the counted
@@ -195,6 +234,7 @@ async fn run_first_whole(
     if let Gate::Counted(metric, days) = gate
         && !days.is_empty()
         && let Some(entity) = engine.catalog.metric(metric)?.2.entity.clone()
+        && !counted_through_join(engine, metric, request, days).await?
     {
         let whole = run(engine, &Gate::Unique(entity), request).await?;
         if whole.status == Status::Pass {

@@ -1088,3 +1088,73 @@ fn two_entities_over_one_source_keep_their_own_gate_outcomes() {
         );
     }
 }
+
+// A snapshot whose counted rows come through a join is judged over the
+// joined rows, never over its entity's own rows alone: a join can repeat a
+// row whose key is unique in its table. Here recurring_charge is given a
+// field read through its subscription link, and S1 lands twice. Allowing
+// the repeated subscription (--allow uniqueness:billing/subscription) lets
+// that lookup through, but C1, joined to both S1 rows, is counted twice
+// (ARR 2 × 12 × 100.00 = 2400.00 instead of 1200.00): the counted gate on
+// the charges still blocks it. (Keys unique over all charges, C1 and C2,
+// proved nothing about the joined rows.)
+#[test]
+fn a_snapshot_counted_through_a_join_is_judged_on_the_joined_rows() {
+    let charge_fields = "      - {name: charge_id, expr: id}\n";
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let billing = project.path().join("models/billing.yaml");
+    let text = std::fs::read_to_string(&billing).unwrap();
+    assert!(text.contains(charge_fields));
+    std::fs::write(
+        &billing,
+        text.replacen(
+            charge_fields,
+            &format!(
+                "{charge_fields}      - {{name: subscription_status, expr: subscription.status}}\n"
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let data = fixture();
+    write_small_billing(data.path());
+    add_part(
+        data.path(),
+        "billing/subscription",
+        vec![
+            ("id", Col::Str(vec!["S1"])),
+            ("account_id", Col::Str(vec!["B1"])),
+            ("name", Col::Str(vec!["SUB1"])),
+            ("version", Col::Int(vec![1])),
+            ("is_latest_version", Col::Bool(vec![true])),
+            ("original_id", Col::Str(vec!["S1"])),
+            ("status", Col::Str(vec!["Active"])),
+            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
+            ("subscription_end_date", Col::OptDate(vec![None])),
+            ("term_start_date", Col::Date(vec!["2024-01-01"])),
+            ("term_end_date", Col::OptDate(vec![None])),
+            ("cancelled_date", Col::OptDate(vec![None])),
+            ("crm_opportunity_id", Col::OptStr(vec![None])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    let d = data.path().to_str().unwrap();
+    let out = canon(
+        project.path(),
+        &[
+            "query",
+            "arr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            d,
+            "--allow",
+            "uniqueness:billing/subscription",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("billing/rate_plan_charge uniqueness"), "{err}");
+    assert!(err.contains("charge_id=C1: 2 rows"), "{err}");
+}
