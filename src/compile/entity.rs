@@ -603,54 +603,79 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
         .catalog
         .entity(entity)
         .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
-    // The merge pairs: from a field of the entity itself (CRM accounts carry
-    // master_record_id), or from a merge audit entity (HubSpot contacts).
-    let (pairs, column) = match (&spec.merged_into, &spec.merges) {
-        (Some(merged_into), _) => (
-            entity_frame(engine, entity)
-                .await?
-                .filter(col(merged_into.as_str()).is_not_null())?
-                .select(vec![
-                    cast(col(spec.key.as_str()), DataType::Utf8).alias("id"),
-                    cast(col(merged_into.as_str()), DataType::Utf8).alias("into"),
-                ])?,
-            merged_into.clone(),
-        ),
-        (None, Some(audit)) => (
-            entity_frame(engine, &audit.entity)
-                .await?
-                .filter(col(audit.into.as_str()).is_not_null())?
-                .select(vec![
-                    cast(col(audit.from.as_str()), DataType::Utf8).alias("id"),
-                    cast(col(audit.into.as_str()), DataType::Utf8).alias("into"),
-                ])?,
-            audit.into.clone(),
-        ),
-        (None, None) => return Ok(None),
-    };
-    // Planned now, run when a plan that joins the map runs (survivors.rs).
-    engine.note_plan_reads(&pairs.clone().into_optimized_plan()?);
-    let location = DataLocation {
-        system: model.spec.system.clone(),
-        table: spec.source.clone(),
-        file: None,
-        column: Some(column),
-    };
-    let table = super::survivors::Survivors::new(pairs.into_unoptimized_plan(), location);
-    let plan = LogicalPlanBuilder::scan(
-        format!("{entity}_survivors"),
-        provider_as_source(Arc::new(table)),
-        None,
-    )?
-    .build()?;
-    // Typed like the entity's key; the audit's text ids become that type here,
-    // on the small side.
+    // The ids typed like the entity's key first, and only then as text for
+    // following the chains: audit ids "042" and "42" name one integer
+    // record. The ids as written come along, so an id that is not of the
+    // key's type is reported, not left unmerged (survivors.rs).
     let key_type = entity_plan(engine, entity)
         .await?
         .schema()
         .field_with_unqualified_name(&spec.key)?
         .data_type()
         .clone();
+    let as_key = |e: Expr| match key_type {
+        DataType::Utf8 => cast(e, DataType::Utf8),
+        _ => cast(
+            datafusion::logical_expr::try_cast(e, key_type.clone()),
+            DataType::Utf8,
+        ),
+    };
+    // From a field of the entity itself (CRM accounts carry
+    // master_record_id), or from a merge audit entity (HubSpot contacts).
+    let (pairs, column, (system, table)) = match (&spec.merged_into, &spec.merges) {
+        (Some(merged_into), _) => (
+            entity_frame(engine, entity)
+                .await?
+                .filter(col(merged_into.as_str()).is_not_null())?
+                .select(vec![
+                    as_key(col(spec.key.as_str())).alias("id"),
+                    as_key(col(merged_into.as_str())).alias("into"),
+                    cast(col(spec.key.as_str()), DataType::Utf8).alias("id_as_written"),
+                    cast(col(merged_into.as_str()), DataType::Utf8).alias("into_as_written"),
+                ])?,
+            merged_into.clone(),
+            (model.spec.system.clone(), spec.source.clone()),
+        ),
+        (None, Some(audit)) => {
+            let (_, audit_model, audit_spec) = engine
+                .catalog
+                .entity(&audit.entity)
+                .ok_or_else(|| CanonError::Internal(format!("unknown entity {}", audit.entity)))?;
+            (
+                entity_frame(engine, &audit.entity)
+                    .await?
+                    .filter(col(audit.into.as_str()).is_not_null())?
+                    .select(vec![
+                        as_key(col(audit.from.as_str())).alias("id"),
+                        as_key(col(audit.into.as_str())).alias("into"),
+                        cast(col(audit.from.as_str()), DataType::Utf8).alias("id_as_written"),
+                        cast(col(audit.into.as_str()), DataType::Utf8).alias("into_as_written"),
+                    ])?,
+                audit.into.clone(),
+                (audit_model.spec.system.clone(), audit_spec.source.clone()),
+            )
+        }
+        (None, None) => return Ok(None),
+    };
+    // Planned now, run when a plan that joins the map runs (survivors.rs).
+    engine.note_plan_reads(&pairs.clone().into_optimized_plan()?);
+    let location = DataLocation {
+        system,
+        table,
+        file: None,
+        column: Some(column),
+    };
+    let table = super::survivors::Survivors::new(
+        pairs.into_unoptimized_plan(),
+        location,
+        format!("{key_type}"),
+    );
+    let plan = LogicalPlanBuilder::scan(
+        format!("{entity}_survivors"),
+        provider_as_source(Arc::new(table)),
+        None,
+    )?
+    .build()?;
     let typed = |c: &str| match key_type {
         DataType::Utf8 => col(c),
         _ => datafusion::logical_expr::try_cast(col(c), key_type.clone()).alias(c),

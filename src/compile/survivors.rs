@@ -27,21 +27,32 @@ use crate::error::{CanonError, DataLocation};
 /// The merge map of one entity; see the module documentation.
 #[derive(Debug)]
 pub struct Survivors {
-    /// `(id, into)` pairs, both text: one row per merged-away record.
+    /// `(id, into, id_as_written, into_as_written)`, all text: one row per
+    /// merged-away record, its ids typed like the entity's key (null when
+    /// they are not of that type) and as written.
     pairs: LogicalPlan,
-    /// Where a loop in the chains is reported (the merge column).
+    /// Where a bad merge is reported (the merge column's table).
     location: DataLocation,
+    /// The type of the entity's key, for the message.
+    key_type: String,
     /// The map, once a scan has worked it out.
     map: tokio::sync::OnceCell<RecordBatch>,
 }
 
 impl Survivors {
-    pub fn new(pairs: LogicalPlan, location: DataLocation) -> Survivors {
+    pub fn new(pairs: LogicalPlan, location: DataLocation, key_type: String) -> Survivors {
         Survivors {
             pairs,
             location,
+            key_type,
             map: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// canon's data error at the merge column, through the engine.
+    fn bad(&self, message: String) -> DataFusionError {
+        // Back to canon's own error at the command line (error.rs).
+        DataFusionError::External(Box::new(CanonError::data(self.location.clone(), message)))
     }
 
     /// Runs the pairs and follows every chain to its survivor.
@@ -49,26 +60,47 @@ impl Survivors {
         let plan = state.create_physical_plan(&self.pairs).await?;
         let mut next: BTreeMap<String, String> = BTreeMap::new();
         for batch in collect(plan, state.task_ctx()).await? {
-            let ids = batch.column(0).as_any().downcast_ref::<StringArray>();
-            let intos = batch.column(1).as_any().downcast_ref::<StringArray>();
-            let (Some(ids), Some(intos)) = (ids, intos) else {
+            let text = |i: usize| batch.column(i).as_any().downcast_ref::<StringArray>();
+            let (Some(ids), Some(intos), Some(ids_written), Some(intos_written)) =
+                (text(0), text(1), text(2), text(3))
+            else {
                 // canon's own fault, not the engine's.
                 return Err(DataFusionError::External(Box::new(CanonError::Internal(
                     "merge pairs are not strings".into(),
                 ))));
             };
             for i in 0..ids.len() {
-                if !ids.is_null(i) && !intos.is_null(i) {
-                    next.insert(ids.value(i).to_string(), intos.value(i).to_string());
+                for (typed, written) in [(ids, ids_written), (intos, intos_written)] {
+                    if typed.is_null(i) && !written.is_null(i) {
+                        return Err(self.bad(format!(
+                            "merge id `{}` is not a {} like the key it names, so its record cannot be merged",
+                            written.value(i),
+                            self.key_type
+                        )));
+                    }
+                }
+                if ids.is_null(i) || intos.is_null(i) {
+                    continue;
+                }
+                let (id, into) = (ids.value(i), intos.value(i));
+                match next.get(id) {
+                    Some(other) if other != into => {
+                        let (a, b) = (other.as_str().min(into), other.as_str().max(into));
+                        return Err(self.bad(format!(
+                            "`{id}` is merged into two records, `{a}` and `{b}`: which one survives is not known"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        next.insert(id.to_string(), into.to_string());
+                    }
                 }
             }
         }
         let resolved = resolve_chains(&next).map_err(|id| {
-            // Back to canon's own error at the command line (error.rs).
-            DataFusionError::External(Box::new(CanonError::data(
-                self.location.clone(),
-                format!("merge chain starting at `{id}` loops back on itself"),
-            )))
+            self.bad(format!(
+                "merge chain starting at `{id}` loops back on itself"
+            ))
         })?;
         let (ids, survivors): (Vec<&str>, Vec<&str>) = resolved
             .iter()

@@ -714,6 +714,18 @@ pub fn canon_with_env(project: &Path, args: &[&str], env: &[(&str, &str)]) -> Ou
     c.output().expect("the canon binary runs")
 }
 
+/// A second part file (`part-00001.parquet`) of `table` beside the one
+/// `write_table` wrote: rows a connector re-landing them would add.
+pub fn add_part(root: &Path, table: &str, columns: Vec<(&str, Col)>) {
+    let scratch = tempfile::tempdir().unwrap();
+    write_table(scratch.path(), table, columns);
+    std::fs::rename(
+        scratch.path().join(table).join("part-00000.parquet"),
+        root.join(table).join("part-00001.parquet"),
+    )
+    .unwrap();
+}
+
 /// Every file under `dir` with its bytes: what a refused write must leave
 /// exactly as it was.
 pub fn contents(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {

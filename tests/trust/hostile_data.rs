@@ -742,3 +742,36 @@ fn a_merge_chain_that_loops_is_a_located_data_error() {
     assert_eq!(plans.status.code(), Some(1), "{}", stderr(&plans));
     assert_eq!(redact(&error_of(&plans), &[(data.path(), "[DATA]")]), err);
 }
+
+// A record merged into two others (A6 into A8 in one file, into A1 in a
+// second) has no known survivor: refused with a data error naming the
+// table, the merge field and both candidates, never resolved by whichever
+// row came last.
+#[test]
+fn a_record_merged_into_two_survivors_is_a_located_data_error() {
+    let data = fixture();
+    add_part(
+        data.path(),
+        "crm/account",
+        vec![
+            ("id", Col::Str(vec!["A6"])),
+            ("name", Col::Str(vec!["Test Legacy Co"])),
+            ("type", Col::Str(vec!["Customer"])),
+            ("parent_id", Col::OptStr(vec![None])),
+            ("master_record_id", Col::OptStr(vec![Some("A1")])),
+            ("owner_id", Col::Str(vec!["U1"])),
+            ("industry", Col::OptStr(vec![Some("Retail")])),
+            ("billing_country", Col::OptStr(vec![Some("US")])),
+            ("website", Col::OptStr(vec![None])),
+            ("created_date", Col::Ts(vec!["2024-01-01T00:00:00Z"])),
+            ("is_deleted", Col::Bool(vec![true])),
+        ],
+    );
+    let d = data.path().to_str().unwrap();
+    let out = canon(
+        &repo(),
+        &["query", "bookings", "--period", "FY2026-Q1", "--data", d],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    insta::assert_snapshot!(redact(&error_of(&out), &[(data.path(), "[DATA]")]));
+}

@@ -17,17 +17,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-/// Writes `columns` as `<root>/<table>/part-00001.parquet`.
-fn add_part(root: &Path, table: &str, columns: Vec<(&str, Col)>) {
-    let scratch = tempfile::tempdir().unwrap();
-    write_table(scratch.path(), table, columns);
-    std::fs::rename(
-        scratch.path().join(table).join("part-00000.parquet"),
-        root.join(table).join("part-00001.parquet"),
-    )
-    .unwrap();
-}
-
 /// One EUR rate row.
 fn eur_rate(root: &Path, rate: &'static str, from: &'static str, to: &'static str) {
     add_part(
