@@ -295,6 +295,6 @@ fn instant(joint: &SimplePlan, day: NaiveDate) -> Result<SimplePlan> {
             .filter(|b| b.label == label)
             .cloned()
             .collect(),
-        detail: simple::detail_at(joint.detail.clone(), day)?,
+        detail: super::snapshot::detail_at(joint.detail.clone(), day)?,
     })
 }

@@ -23,9 +23,10 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::functions_aggregate::expr_fn::{bool_and, count, min, sum};
 use datafusion::logical_expr::{Expr, ExprFunctionExt, ExprSchemable, cast, col, lit, when};
 
+use super::bounds::{bound, not_a_time, period_filter};
 use super::entity::{link_path, metric_frame};
 use super::plan::FramePlan;
-use super::simple::{SimplePlan, bound, bucket_expr, not_a_time, period_filter};
+use super::simple::{SimplePlan, bucket_expr};
 use super::{Resolved, parse_scoped};
 use crate::catalog::MetricId;
 use crate::compile::planner::Planner;

@@ -4,6 +4,7 @@
 //! over (never pasted into a query), and a parse or type error is reported at
 //! the YAML node it came from.
 
+pub mod bounds;
 pub mod cohort;
 pub mod conversion;
 pub mod derived;
@@ -124,6 +125,16 @@ pub fn kind_of(kind: crate::spec::MetricKind) -> &'static dyn kind::Kind {
         MetricKind::Cohort => &cohort::Cohort,
         MetricKind::Derived => &derived::Derived,
     }
+}
+
+/// A simple or snapshot metric's aggregate, compiled by the window
+/// compiler the two kinds share (`simple.rs`).
+pub(crate) async fn aggregate(
+    planner: &Planner,
+    id: crate::catalog::MetricId,
+    request: &Resolved,
+) -> Result<simple::SimplePlan> {
+    simple::compile(planner, id, request).await
 }
 
 /// An aggregate kind's plan: one part, itself.

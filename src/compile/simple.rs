@@ -9,22 +9,26 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::round;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col, lit, when};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, lit, when};
 use datafusion::prelude::DataFrame;
 
+use super::bounds::{bound, bound_value, days_since_epoch, next_day, not_a_time, period_filter};
 use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
 use super::plan::FramePlan;
+use super::snapshot::{
+    SERIES, STATE_FROM, STATE_TO, in_force, join_state, series_table, state_intervals, state_rows,
+};
 use super::{Request, Resolved, parse_scoped};
 use crate::calendar::Period;
 use crate::catalog::MetricId;
 use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
-use crate::spec::{Aggregation, HistorySpec, MetricKind, MetricSpec};
+use crate::spec::{Aggregation, MetricKind, MetricSpec};
 use crate::yaml_path;
 
 /// Scale at which converted money is kept: cents.
@@ -598,50 +602,6 @@ fn summable(
 /// The rate date keyword of snapshot metrics: convert at the as-of day.
 pub const AS_OF: &str = "as_of";
 
-/// The relation of a series' table of days.
-const SERIES: &str = "_series";
-
-/// One row per as-of day of a series: `_label`, `_day`, and the bound each
-/// validity or state column is compared with (`_from_end`, `_to_end`,
-/// `_state_end`: the start of the next local day, typed like the column).
-fn series_table(
-    days: &[(String, NaiveDate)],
-    bounds: Vec<(&str, Vec<ScalarValue>)>,
-) -> Result<datafusion::arrow::record_batch::RecordBatch> {
-    use datafusion::arrow::array::{ArrayRef, Date32Array, StringArray};
-    let mut columns: Vec<(&str, ArrayRef)> = vec![
-        (
-            "_label",
-            std::sync::Arc::new(StringArray::from_iter_values(
-                days.iter().map(|(l, _)| l.as_str()),
-            )),
-        ),
-        (
-            "_day",
-            std::sync::Arc::new(Date32Array::from_iter_values(
-                days.iter().map(|(_, d)| days_since_epoch(*d)),
-            )),
-        ),
-    ];
-    for (name, values) in bounds {
-        columns.push((name, ScalarValue::iter_to_array(values)?));
-    }
-    Ok(datafusion::arrow::record_batch::RecordBatch::try_from_iter(
-        columns,
-    )?)
-}
-
-pub(crate) fn next_day(d: NaiveDate) -> NaiveDate {
-    d.succ_opt().expect("a next day")
-}
-
-pub(crate) fn not_a_time(location: &Location, sql: &str, ty: &DataType) -> CanonError {
-    CanonError::definition(
-        location.clone(),
-        format!("`{sql}` is {ty}; a metric's time must be a date or a timestamp"),
-    )
-}
-
 /// Every link path of an entity to the depth expressions may name.
 fn all_link_paths(engine: &Planner, entity: &str) -> BTreeSet<super::entity::LinkPath> {
     super::entity::all_link_paths(&engine.catalog, entity)
@@ -687,189 +647,6 @@ async fn convert(
     )
     .otherwise(lit(0i64))?;
     Ok((frame, converted, missing))
-}
-
-/// The history rows that are states, and with `as_of` only the latest one
-/// per entity on or before the end of that day (ties broken by the history
-/// entity's key, highest last).
-async fn state_rows(
-    engine: &Planner,
-    id: MetricId,
-    history: &HistorySpec,
-    as_of: Option<NaiveDate>,
-    request: &Resolved,
-) -> Result<DataFrame> {
-    let catalog = &engine.catalog;
-    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
-    let (frame, valid_from, predicate, tie) = history_rows(engine, id, history).await?;
-    let schema = frame.schema().clone();
-    let Some(day) = as_of else {
-        return Ok(frame.filter(predicate)?);
-    };
-    let ty = valid_from.get_type(&schema)?;
-    let end = bound(request, &ty, next_day(day)).ok_or_else(|| {
-        not_a_time(
-            &at(&yaml_path!["history", "valid_from"]),
-            &history.valid_from,
-            &ty,
-        )
-    })?;
-    // The latest row per entity, as one hash aggregate (see crate::latest):
-    // every field is the value of the row with the greatest (valid_from,
-    // history key); the entity's key is the group.
-    let latest: Vec<Expr> = schema
-        .fields()
-        .iter()
-        .filter(|f| f.name() != &history.key)
-        .map(|f| {
-            crate::latest::latest_by(col(f.name().as_str()), valid_from.clone(), tie.clone())
-                .alias(f.name())
-        })
-        .collect();
-    let columns: Vec<Expr> = schema
-        .fields()
-        .iter()
-        .map(|f| col(f.name().as_str()))
-        .collect();
-    frame
-        .filter(predicate.and(valid_from.lt(end)))?
-        .group(vec![col(history.key.as_str())], latest)?
-        .project(columns)
-}
-
-/// A history's entity rows with what picks its states: the `valid_from`
-/// expression, the `filter` (rows that are states; `true` without one) and
-/// the tie-break (the history entity's own key: of two rows at one instant
-/// the higher is the later).
-async fn history_rows(
-    engine: &Planner,
-    id: MetricId,
-    history: &HistorySpec,
-) -> Result<(DataFrame, Expr, Expr, Expr)> {
-    let catalog = &engine.catalog;
-    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
-    let (_, _, spec) = catalog.entity(&history.entity).ok_or_else(|| {
-        CanonError::definition(
-            at(&yaml_path!["history", "entity"]),
-            format!("unknown entity `{}`", history.entity),
-        )
-    })?;
-    let frame = entity_frame(engine, &history.entity).await?;
-    let schema = frame.schema().clone();
-    let valid_from = super::parse_expr(
-        engine,
-        &history.valid_from,
-        &schema,
-        &at(&yaml_path!["history", "valid_from"]),
-    )?;
-    super::parse_expr(
-        engine,
-        &history.key,
-        &schema,
-        &at(&yaml_path!["history", "key"]),
-    )?;
-    let mut predicate = lit(true);
-    if let Some(f) = &history.filter {
-        predicate = super::parse_expr(engine, f, &schema, &at(&yaml_path!["history", "filter"]))?;
-    }
-    Ok((frame, valid_from, predicate, col(spec.key.as_str())))
-}
-
-/// The columns a state interval adds to its history row: when it starts
-/// (the history's `valid_from`) and when the next state starts (null for
-/// the latest).
-const STATE_FROM: &str = "_state_from";
-const STATE_TO: &str = "_state_to";
-
-/// Every state that holds at one of `days`, with the interval it holds over:
-/// `_state_from` (its `valid_from`) and `_state_to`, the `valid_from` of the
-/// entity's next state in the order `state_rows` picks the latest by
-/// (`valid_from`, then the history key; nulls first), null for the last. The
-/// state at day D is then the row with `_state_from < end(D)` and
-/// `_state_to` null or `>= end(D)`: exactly the row `state_rows` picks at D
-/// (two rows at one instant: the lower key's interval is empty). One sort of
-/// the history, however many days; returns the type of `valid_from`.
-async fn state_intervals(
-    engine: &Planner,
-    id: MetricId,
-    history: &HistorySpec,
-    days: &[NaiveDate],
-    request: &Resolved,
-) -> Result<(DataFrame, DataType)> {
-    use datafusion::functions_window::expr_fn::lead;
-    use datafusion::logical_expr::ExprFunctionExt;
-    let catalog = &engine.catalog;
-    let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
-    let (frame, valid_from, predicate, tie) = history_rows(engine, id, history).await?;
-    let schema = frame.schema().clone();
-    let ty = valid_from.get_type(&schema)?;
-    let bad = || {
-        not_a_time(
-            &at(&yaml_path!["history", "valid_from"]),
-            &history.valid_from,
-            &ty,
-        )
-    };
-    let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
-        return Err(CanonError::Internal("a series of no days".into()));
-    };
-    let first_end = bound(request, &ty, next_day(*first)).ok_or_else(bad)?;
-    let last_end = bound(request, &ty, next_day(*last)).ok_or_else(bad)?;
-    // Rows from the last day's end on are never a state of the series; left
-    // out before the window, the row before them ends open instead of at
-    // them, which pairs it with the same days.
-    let next = lead(valid_from.clone(), Some(1), None)
-        .partition_by(vec![col(history.key.as_str())])
-        .order_by(vec![
-            valid_from.clone().sort(true, true),
-            tie.sort(true, true),
-        ])
-        .build()?;
-    let columns: Vec<Expr> = schema
-        .fields()
-        .iter()
-        .map(|f| col(f.name().as_str()))
-        .chain([valid_from.clone().alias(STATE_FROM), col(STATE_TO)])
-        .collect();
-    let to = col(STATE_TO);
-    let states = frame
-        .filter(predicate.and(valid_from.clone().lt(last_end)))?
-        .window(vec![next.alias(STATE_TO)])?
-        // States that ended before the first day's end hold at no day.
-        .filter(to.clone().is_null().or(to.gt_eq(first_end)))?
-        .project(columns)?;
-    Ok((states, ty))
-}
-
-/// The metric frame with each entity's state joined under `history.name`;
-/// an entity with no state (not yet created at D) drops out.
-fn join_state(
-    engine: &Planner,
-    frame: DataFrame,
-    states: DataFrame,
-    (entity, id): (&str, MetricId),
-    history: &HistorySpec,
-) -> Result<DataFrame> {
-    let (_, _, spec) = engine
-        .catalog
-        .entity(entity)
-        .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
-    let key = match &history.on {
-        Some(on) => parse_scoped(
-            engine,
-            on,
-            frame.schema(),
-            Some(entity),
-            &engine.catalog.metric_at(id, &yaml_path!["history", "on"]),
-        )?,
-        None => Expr::Column(Column::new(Some(entity), &spec.key)),
-    };
-    let state_key = Expr::Column(Column::new(Some(history.name.as_str()), &history.key));
-    Ok(frame.join_on(
-        states.alias(&history.name)?,
-        JoinType::Inner,
-        [key.eq(state_key)],
-    )?)
 }
 
 /// The approved slices the request asks for, with their expressions.
@@ -920,57 +697,6 @@ fn money(e: Expr) -> Expr {
         round(vec![e, lit(i64::from(MONEY_SCALE))]),
         DataType::Decimal128(38, MONEY_SCALE),
     )
-}
-
-/// `[from, to)` on the raw column: dates compared as dates, timestamps with
-/// the instants at which the local days start, so Parquet statistics prune.
-pub(crate) fn period_filter(
-    request: &Resolved,
-    time: &Expr,
-    ty: &DataType,
-    period: &Period,
-) -> Option<Expr> {
-    let from = bound(request, ty, period.from)?;
-    let to = bound(request, ty, period.to)?;
-    Some(time.clone().gt_eq(from).and(time.clone().lt(to)))
-}
-
-/// The literal a time column is compared with at the start of local day `d`
-/// (in `request`'s reporting zone).
-pub(crate) fn bound(request: &Resolved, ty: &DataType, d: NaiveDate) -> Option<Expr> {
-    bound_value(request, ty, d).map(lit)
-}
-
-/// [`bound`]'s value.
-fn bound_value(request: &Resolved, ty: &DataType, d: NaiveDate) -> Option<ScalarValue> {
-    match ty {
-        DataType::Date32 => Some(ScalarValue::Date32(Some(days_since_epoch(d)))),
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => Some(ScalarValue::TimestampMicrosecond(
-            Some(request.day_start_utc_micros(d)),
-            tz.clone(),
-        )),
-        _ => None,
-    }
-}
-
-/// In force at a day: started before the day ends (`from < from_end`) and,
-/// with an end column, not ended by then (missing, or `to >= to_end`).
-fn in_force(from: &Expr, from_end: Expr, to: Option<(&Expr, Expr)>) -> Expr {
-    let started = from.clone().lt(from_end);
-    match to {
-        Some((to, to_end)) => started.and(to.clone().is_null().or(to.clone().gt_eq(to_end))),
-        None => started,
-    }
-}
-
-/// A snapshot's detail rows at one of its days (a snapshot's `_time` is
-/// the day its row is in force at).
-pub fn detail_at(detail: DataFrame, day: NaiveDate) -> Result<DataFrame> {
-    Ok(detail.filter(col("_time").eq(lit(ScalarValue::Date32(Some(days_since_epoch(day))))))?)
-}
-
-pub fn days_since_epoch(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
 /// The period label of each row. By day it is the row's local day as text

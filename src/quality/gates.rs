@@ -361,8 +361,8 @@ async fn counted_rows(
     request: Option<&Resolved>,
     days: &[chrono::NaiveDate],
 ) -> Result<(DataFrame, Expr, String)> {
+    use crate::compile::bounds::{bound, next_day, period_filter};
     use crate::compile::entity::{all_link_paths, link_path, metric_frame, metric_schema};
-    use crate::compile::simple::{bound, next_day, period_filter};
     use crate::yaml_path;
     use datafusion::logical_expr::ExprSchemable;
     let catalog = &engine.catalog;

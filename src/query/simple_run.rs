@@ -213,7 +213,7 @@ pub(super) async fn read_simple(
         }
         (Some(_), _, None) => {
             let detail = match last_day {
-                Some(b) => simple::detail_at(plan.detail.clone(), b.from)?,
+                Some(b) => crate::compile::snapshot::detail_at(plan.detail.clone(), b.from)?,
                 None => plan.detail.clone(),
             };
             Some(member_counts(detail, "_member").await?)
@@ -281,7 +281,7 @@ pub(crate) async fn check_whole_accounting_periods(
         }
     }
     for (i, d) in bounds.iter().enumerate() {
-        let day = simple::days_since_epoch(*d);
+        let day = crate::compile::bounds::days_since_epoch(*d);
         let ok = if i % 2 == 0 {
             starts.contains(&day)
         } else {

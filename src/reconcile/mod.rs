@@ -152,7 +152,11 @@ pub async fn run(
         linked_deal.alias("_linked"),
         link_kind.alias("_link"),
     ])?;
-    let day = |x: NaiveDate| lit(ScalarValue::Date32(Some(simple::days_since_epoch(x))));
+    let day = |x: NaiveDate| {
+        lit(ScalarValue::Date32(Some(
+            crate::compile::bounds::days_since_epoch(x),
+        )))
+    };
     let (from, to) = (day(period.from), day(period.to));
     let zero = || lit(ScalarValue::Decimal128(Some(0), 38, 2));
     let money = |e: Expr| cast(e, DataType::Decimal128(38, 2));
