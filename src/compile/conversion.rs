@@ -41,14 +41,6 @@ pub struct Conversion;
 
 #[async_trait::async_trait(?Send)]
 impl super::kind::Kind for Conversion {
-    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>> {
-        Ok(vec![
-            planner.catalog.files.metrics[id.file].spec.metrics[id.index]
-                .name
-                .clone(),
-        ])
-    }
-
     async fn plan(
         &self,
         planner: &Planner,

@@ -620,6 +620,15 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
             DataType::Utf8,
         ),
     };
+    // (id, into) typed like the key, then as written.
+    let pair = |from: &str, into: &str| {
+        vec![
+            as_key(col(from)).alias("id"),
+            as_key(col(into)).alias("into"),
+            cast(col(from), DataType::Utf8).alias("id_as_written"),
+            cast(col(into), DataType::Utf8).alias("into_as_written"),
+        ]
+    };
     // From a field of the entity itself (CRM accounts carry
     // master_record_id), or from a merge audit entity (HubSpot contacts).
     let (pairs, column, (system, table)) = match (&spec.merged_into, &spec.merges) {
@@ -627,12 +636,7 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
             entity_frame(engine, entity)
                 .await?
                 .filter(col(merged_into.as_str()).is_not_null())?
-                .select(vec![
-                    as_key(col(spec.key.as_str())).alias("id"),
-                    as_key(col(merged_into.as_str())).alias("into"),
-                    cast(col(spec.key.as_str()), DataType::Utf8).alias("id_as_written"),
-                    cast(col(merged_into.as_str()), DataType::Utf8).alias("into_as_written"),
-                ])?,
+                .select(pair(&spec.key, merged_into))?,
             merged_into.clone(),
             (model.spec.system.clone(), spec.source.clone()),
         ),
@@ -645,12 +649,7 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
                 entity_frame(engine, &audit.entity)
                     .await?
                     .filter(col(audit.into.as_str()).is_not_null())?
-                    .select(vec![
-                        as_key(col(audit.from.as_str())).alias("id"),
-                        as_key(col(audit.into.as_str())).alias("into"),
-                        cast(col(audit.from.as_str()), DataType::Utf8).alias("id_as_written"),
-                        cast(col(audit.into.as_str()), DataType::Utf8).alias("into_as_written"),
-                    ])?,
+                    .select(pair(&audit.from, &audit.into))?,
                 audit.into.clone(),
                 (audit_model.spec.system.clone(), audit_spec.source.clone()),
             )

@@ -18,8 +18,14 @@ use crate::error::Result;
 #[async_trait::async_trait(?Send)]
 pub trait Kind: Sync {
     /// The aggregate metrics it is computed from, in order: itself for an
-    /// aggregate kind (simple, snapshot, conversion).
-    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>>;
+    /// aggregate kind (simple, snapshot, conversion), the default.
+    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>> {
+        Ok(vec![
+            planner.catalog.files.metrics[id.file].spec.metrics[id.index]
+                .name
+                .clone(),
+        ])
+    }
 
     /// What planning checks of its definition beyond the catalog, without
     /// data (`validate`): a cohort's snapshot and key, a derived metric's

@@ -28,14 +28,6 @@ pub struct Snapshot;
 
 #[async_trait::async_trait(?Send)]
 impl Kind for Snapshot {
-    fn parts(&self, planner: &Planner, id: MetricId) -> Result<Vec<String>> {
-        Ok(vec![
-            planner.catalog.files.metrics[id.file].spec.metrics[id.index]
-                .name
-                .clone(),
-        ])
-    }
-
     async fn plan(
         &self,
         planner: &Planner,

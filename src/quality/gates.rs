@@ -168,14 +168,17 @@ pub async fn run_all(
         .collect();
     let mut work = Vec::new();
     for gate in gates {
-        if let Gate::Counted(m, days) = gate
-            && let Ok((_, _, spec)) = engine.catalog.metric(m)
-            && spec.entity.as_ref().is_some_and(|e| whole.contains(e))
-            && !counted_through_join(engine, m, request, days).await?
-        {
-            continue;
+        // Whether the entity's all-rows outcome can stand for a counted
+        // gate (its rows are the entity's own), worked out once per gate.
+        let mut own_rows = false;
+        if let Gate::Counted(m, days) = gate {
+            let entity = engine.catalog.metric(m)?.2.entity.clone();
+            own_rows = !counted_through_join(engine, m, request, days).await?;
+            if own_rows && entity.is_some_and(|e| whole.contains(&e)) {
+                continue;
+            }
         }
-        work.push(run_first_whole(engine, gate, request));
+        work.push(run_first_whole(engine, gate, request, own_rows));
     }
     let mut checks = futures::future::try_join_all(work).await?;
     // Two snapshot parts over one entity may both stand on its all-rows
@@ -217,8 +220,8 @@ async fn counted_through_join(
 }
 
 /// A snapshot's counted rows are judged over every row of its entity
-/// first, when they are the entity's own rows (no join, which could repeat
-/// a row: [`counted_through_join`]): keys unique over all rows are unique
+/// first, when they are the entity's own rows (`own_rows`: no join, which
+/// could repeat a row, [`counted_through_join`]): keys unique over all rows are unique
 /// over any of them, and the
 /// key column alone costs less to read than the validity columns that pick
 /// the rows in force (a snapshot's interval filter prunes little; nrr −5 %,
@@ -230,11 +233,12 @@ async fn run_first_whole(
     engine: &Engine,
     gate: &Gate,
     request: Option<&Resolved>,
+    own_rows: bool,
 ) -> Result<TableCheck> {
     if let Gate::Counted(metric, days) = gate
+        && own_rows
         && !days.is_empty()
         && let Some(entity) = engine.catalog.metric(metric)?.2.entity.clone()
-        && !counted_through_join(engine, metric, request, days).await?
     {
         let whole = run(engine, &Gate::Unique(entity), request).await?;
         if whole.status == Status::Pass {
