@@ -17,6 +17,26 @@ use std::path::Path;
 
 use crate::common::*;
 
+/// `canon publish --only ONLY --period FY2026-Q1 EXTRA…` of `data` into
+/// `out` (exit 0 asserted): the manifest it wrote.
+fn published(data: &Path, out: &Path, only: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "publish",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--only",
+        only,
+        "--period",
+        "FY2026-Q1",
+    ];
+    args.extend_from_slice(extra);
+    let run = canon(&repo(), &args);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
 /// One EUR rate row.
 fn eur_rate(root: &Path, rate: &'static str, from: &'static str, to: &'static str) {
     add_part(
@@ -504,25 +524,8 @@ fn the_manifest_records_a_block_or_the_override() {
     duplicate_d2(data.path());
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("published");
-    let publish = |extra: &[&str]| {
-        let mut args = vec![
-            "publish",
-            "--out",
-            out.to_str().unwrap(),
-            "--data",
-            data.path().to_str().unwrap(),
-            "--only",
-            "bookings",
-            "--period",
-            "FY2026-Q1",
-        ];
-        args.extend_from_slice(extra);
-        let run = canon(&repo(), &args);
-        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-        manifest["metrics"][0].clone()
-    };
+    let publish =
+        |extra: &[&str]| published(data.path(), &out, "bookings", extra)["metrics"][0].clone();
     let blocked = publish(&[]);
     assert_eq!(blocked["status"], "blocked");
     assert!(blocked.get("value").is_none());
@@ -578,6 +581,26 @@ fn an_interval_field_must_be_a_field_of_the_entity() {
 /// and two recurring USD charges: C1 100.00 a month over [2025-01-01, open),
 /// C2 50.00 over [2024-01-01, 2024-07-01). `extra` adds charges in a second
 /// file (a re-landed row).
+/// Subscription S1 of billing account B1, active since 2024-01-01.
+fn subscription_s1() -> Vec<(&'static str, Col)> {
+    vec![
+        ("id", Col::Str(vec!["S1"])),
+        ("account_id", Col::Str(vec!["B1"])),
+        ("name", Col::Str(vec!["SUB1"])),
+        ("version", Col::Int(vec![1])),
+        ("is_latest_version", Col::Bool(vec![true])),
+        ("original_id", Col::Str(vec!["S1"])),
+        ("status", Col::Str(vec!["Active"])),
+        ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
+        ("subscription_end_date", Col::OptDate(vec![None])),
+        ("term_start_date", Col::Date(vec!["2024-01-01"])),
+        ("term_end_date", Col::OptDate(vec![None])),
+        ("cancelled_date", Col::OptDate(vec![None])),
+        ("crm_opportunity_id", Col::OptStr(vec![None])),
+        ("is_deleted", Col::Bool(vec![false])),
+    ]
+}
+
 fn write_small_billing(root: &Path) {
     write_table(
         root,
@@ -593,26 +616,7 @@ fn write_small_billing(root: &Path) {
             ("is_deleted", Col::Bool(vec![false])),
         ],
     );
-    write_table(
-        root,
-        "billing/subscription",
-        vec![
-            ("id", Col::Str(vec!["S1"])),
-            ("account_id", Col::Str(vec!["B1"])),
-            ("name", Col::Str(vec!["SUB1"])),
-            ("version", Col::Int(vec![1])),
-            ("is_latest_version", Col::Bool(vec![true])),
-            ("original_id", Col::Str(vec!["S1"])),
-            ("status", Col::Str(vec!["Active"])),
-            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
-            ("subscription_end_date", Col::OptDate(vec![None])),
-            ("term_start_date", Col::Date(vec!["2024-01-01"])),
-            ("term_end_date", Col::OptDate(vec![None])),
-            ("cancelled_date", Col::OptDate(vec![None])),
-            ("crm_opportunity_id", Col::OptStr(vec![None])),
-            ("is_deleted", Col::Bool(vec![false])),
-        ],
-    );
+    write_table(root, "billing/subscription", subscription_s1());
     write_charges(
         root,
         &[
@@ -738,26 +742,7 @@ fn a_snapshot_is_gated_on_the_rows_in_force_at_its_day() {
 fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
     let data = fixture();
     write_small_billing(data.path());
-    add_part(
-        data.path(),
-        "billing/subscription",
-        vec![
-            ("id", Col::Str(vec!["S1"])),
-            ("account_id", Col::Str(vec!["B1"])),
-            ("name", Col::Str(vec!["SUB1"])),
-            ("version", Col::Int(vec![1])),
-            ("is_latest_version", Col::Bool(vec![true])),
-            ("original_id", Col::Str(vec!["S1"])),
-            ("status", Col::Str(vec!["Active"])),
-            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
-            ("subscription_end_date", Col::OptDate(vec![None])),
-            ("term_start_date", Col::Date(vec!["2024-01-01"])),
-            ("term_end_date", Col::OptDate(vec![None])),
-            ("cancelled_date", Col::OptDate(vec![None])),
-            ("crm_opportunity_id", Col::OptStr(vec![None])),
-            ("is_deleted", Col::Bool(vec![false])),
-        ],
-    );
+    add_part(data.path(), "billing/subscription", subscription_s1());
     let out = canon(
         &repo(),
         &[
@@ -881,23 +866,7 @@ fn a_reconciliation_over_repeated_rows_stays_blocked_and_says_why() {
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("published");
     let publish = |extra: &[&str]| {
-        let mut args = vec![
-            "publish",
-            "--out",
-            out.to_str().unwrap(),
-            "--data",
-            data.path().to_str().unwrap(),
-            "--only",
-            "bookings_to_revenue",
-            "--period",
-            "FY2026-Q1",
-        ];
-        args.extend_from_slice(extra);
-        let run = canon(&repo(), &args);
-        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-        manifest["reconciliations"][0].clone()
+        published(data.path(), &out, "bookings_to_revenue", extra)["reconciliations"][0].clone()
     };
     let blocked = publish(&[]);
     assert_eq!(blocked["status"], "blocked", "{blocked}");
@@ -1108,26 +1077,7 @@ fn a_snapshot_counted_through_a_join_is_judged_on_the_joined_rows() {
     .unwrap();
     let data = fixture();
     write_small_billing(data.path());
-    add_part(
-        data.path(),
-        "billing/subscription",
-        vec![
-            ("id", Col::Str(vec!["S1"])),
-            ("account_id", Col::Str(vec!["B1"])),
-            ("name", Col::Str(vec!["SUB1"])),
-            ("version", Col::Int(vec![1])),
-            ("is_latest_version", Col::Bool(vec![true])),
-            ("original_id", Col::Str(vec!["S1"])),
-            ("status", Col::Str(vec!["Active"])),
-            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
-            ("subscription_end_date", Col::OptDate(vec![None])),
-            ("term_start_date", Col::Date(vec!["2024-01-01"])),
-            ("term_end_date", Col::OptDate(vec![None])),
-            ("cancelled_date", Col::OptDate(vec![None])),
-            ("crm_opportunity_id", Col::OptStr(vec![None])),
-            ("is_deleted", Col::Bool(vec![false])),
-        ],
-    );
+    add_part(data.path(), "billing/subscription", subscription_s1());
     let d = data.path().to_str().unwrap();
     let out = canon(
         project.path(),
