@@ -5,21 +5,20 @@
 //!
 //! Two passes, the second only when the first finds something. The first
 //! counts the rows whose 64-bit key hash an earlier row already had
-//! (`repeated_hashes`, a set of integers per partition, merged at the
-//! end): several times cheaper than grouping key strings, and exact in the
-//! direction that matters, since two rows with the same key always have
-//! the same hash, so a clean first pass proves the key unique. A repeated
-//! hash is either a repeated key or (about once in 10^7 tables of a million
-//! keys) two keys that collide; the second pass tells them apart by
-//! grouping the key itself (`GROUP BY key HAVING count(*) > 1`, the first
-//! few in key order), and only when it finds a repeated key are the rows'
-//! files looked up. So a clean table costs one scan of its key column into
-//! a hash set; measured in docs/performance.md. The sets cannot spill: a
-//! first pass that meets the memory limit proves nothing, and the exact
-//! pass (which spills) decides instead.
+//! (`repeated_hashes`: each partition's hashes sorted, the partitions'
+//! sorted hashes merged at the end): several times cheaper than grouping
+//! key strings, and exact in the direction that matters, since two rows
+//! with the same key always have the same hash, so a clean first pass
+//! proves the key unique. A repeated hash is either a repeated key or
+//! (about once in 10^7 tables of a million keys) two keys that collide;
+//! the second pass tells them apart by grouping the key itself (`GROUP BY
+//! key HAVING count(*) > 1`, the first few in key order), and only when it
+//! finds a repeated key are the rows' files looked up. So a clean table
+//! costs one scan of its key column and a sort of its hashes; measured in
+//! docs/performance.md. The hashes cannot spill: a first pass that meets
+//! the memory limit proves nothing, and the exact pass (which spills)
+//! decides instead.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt64Array};
@@ -161,9 +160,9 @@ async fn first_pass(rows: DataFrame, key: Expr) -> DfResult<u64> {
 
 /// `repeated_hashes(key)`: how many rows (of those with a key) hold a key
 /// hash an earlier row holds; 0 proves the key unique. Each partition keeps
-/// the hashes it has seen in a set of integers (DataFusion's own key
-/// hashing, the one its joins and aggregates use, with a fixed seed, so
-/// partitions agree), and the final step merges the sets. A `GROUP BY
+/// the hashes of its rows (DataFusion's own key hashing, the one its joins
+/// and aggregates use, with a fixed seed, so partitions agree) and sorts
+/// them when done, and the final step merges the sorted lists. A `GROUP BY
 /// hash` did the same through a repartition and a grouped aggregate, at
 /// several times the CPU and memory (docs/performance.md). Built into the
 /// gate's plan directly and never registered, so definitions cannot call it.
@@ -217,62 +216,90 @@ impl AggregateUDFImpl for RepeatedHashes {
     }
 }
 
-/// A hasher for values that are already hashes: the set's table takes the
-/// key hash as it is instead of hashing it again.
-#[derive(Default)]
-struct AlreadyHashed(u64);
-
-impl Hasher for AlreadyHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// One partition's hashes seen so far, and how many rows repeated one.
+/// One partition's key hashes, kept in arrival order and sorted once when
+/// the partition is done, then merged with the other partitions' sorted
+/// hashes: appending is a sequential write and a sort brings equal hashes
+/// together in cache-friendly passes, where a hash set probes a table of
+/// several megabytes at random for every row and rebuilds it as it grows
+/// (nrr's 807 k charge ids: docs/performance.md).
 #[derive(Debug, Default)]
 struct SeenHashes {
-    seen: HashSet<u64, BuildHasherDefault<AlreadyHashed>>,
-    repeated: u64,
-    /// The current batch's hashes, reused from batch to batch.
+    /// Hashes not yet settled: this partition's rows, in arrival order.
     hashes: Vec<u64>,
+    /// Other partitions' hashes, each sorted and distinct (final step).
+    runs: Vec<Vec<u64>>,
+    /// Rows found holding a hash an earlier row holds, so far.
+    repeated: u64,
 }
 
 impl SeenHashes {
-    fn see(&mut self, hash: u64) {
-        if !self.seen.insert(hash) {
-            self.repeated += 1;
+    /// Sorts the hashes, counts each one beyond the first of its kind as a
+    /// repeat (within the hashes and across the runs) and keeps one of
+    /// each: what is left in `hashes` is every distinct hash seen, in order.
+    fn settle(&mut self) {
+        self.hashes.sort_unstable();
+        let before = self.hashes.len();
+        self.hashes.dedup();
+        self.repeated += (before - self.hashes.len()) as u64;
+        for run in std::mem::take(&mut self.runs) {
+            let (merged, repeated) = merge_distinct(&self.hashes, &run);
+            self.hashes = merged;
+            self.repeated += repeated;
         }
     }
+}
+
+/// Two sorted lists of distinct hashes as one, and how many hashes both
+/// held (each a row that repeats a row of the other partition).
+fn merge_distinct(a: &[u64], b: &[u64]) -> (Vec<u64>, u64) {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j, mut both) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                merged.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                merged.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                merged.push(a[i]);
+                both += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    (merged, both)
 }
 
 impl Accumulator for SeenHashes {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         let keys = &values[0];
-        self.hashes.clear();
-        self.hashes.resize(keys.len(), 0);
+        let start = self.hashes.len();
+        self.hashes.resize(start + keys.len(), 0);
         create_hashes(
             std::slice::from_ref(keys),
             &RandomState::default(),
-            &mut self.hashes,
+            &mut self.hashes[start..],
         )?;
-        self.seen.reserve(keys.len() - keys.null_count());
-        let hashes = std::mem::take(&mut self.hashes);
-        for (row, hash) in hashes.iter().enumerate() {
-            if keys.is_valid(row) {
-                self.see(*hash);
+        if keys.null_count() > 0 {
+            // A row with no key is no key: its hash is dropped.
+            let mut row = 0;
+            let mut kept = start;
+            while row < keys.len() {
+                if keys.is_valid(row) {
+                    self.hashes[kept] = self.hashes[start + row];
+                    kept += 1;
+                }
+                row += 1;
             }
+            self.hashes.truncate(kept);
         }
-        self.hashes = hashes;
         Ok(())
     }
 
@@ -281,24 +308,25 @@ impl Accumulator for SeenHashes {
             states[0].as_list::<i32>(),
             states[1].as_primitive::<UInt64Type>(),
         );
-        // Room for every incoming hash at once: one growth, not one per list.
-        self.seen.reserve(lists.values().len());
         for row in 0..lists.len() {
             if repeated.is_valid(row) {
                 self.repeated += repeated.value(row);
             }
             if lists.is_valid(row) {
                 let hashes = lists.value(row);
-                for hash in hashes.as_primitive::<UInt64Type>().values() {
-                    self.see(*hash);
-                }
+                // A partial state's hashes are sorted and distinct (`state`).
+                self.runs
+                    .push(hashes.as_primitive::<UInt64Type>().values().to_vec());
             }
         }
         Ok(())
     }
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        let hashes: UInt64Array = self.seen.iter().copied().collect();
+        // The distinct hashes go on as a copy, so a second call (which
+        // DataFusion does not make) would still see every hash.
+        self.settle();
+        let hashes = UInt64Array::from(self.hashes.clone());
         let list = ListArray::new(
             hash_item(),
             OffsetBuffer::from_lengths([hashes.len()]),
@@ -312,14 +340,15 @@ impl Accumulator for SeenHashes {
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        self.settle();
         Ok(ScalarValue::UInt64(Some(self.repeated)))
     }
 
     fn size(&self) -> usize {
-        // A hash set holds, per slot, the value and one control byte.
-        std::mem::size_of_val(self)
-            + self.seen.capacity() * (std::mem::size_of::<u64>() + 1)
-            + self.hashes.capacity() * std::mem::size_of::<u64>()
+        // The hashes, and as much again for what settling needs at its
+        // peak: a merge's output, or the state's copy.
+        let held = self.hashes.capacity() + self.runs.iter().map(Vec::capacity).sum::<usize>();
+        std::mem::size_of_val(self) + 2 * held * std::mem::size_of::<u64>()
     }
 }
 
@@ -386,6 +415,27 @@ mod tests {
         assert_eq!(repeated(unique).await, 0);
         // No rows at all: 0.
         assert_eq!(repeated(vec![vec![]]).await, 0);
+    }
+
+    /// Settling counts repeats within the partition's own hashes and
+    /// across the other partitions' sorted runs, whatever order they came
+    /// in, and leaves every distinct hash once, in order.
+    #[test]
+    fn settling_counts_every_repeat_once() {
+        let mut seen = SeenHashes {
+            hashes: vec![5, 3, 5, 1, 3, 3],
+            runs: vec![vec![1, 4], vec![2, 4, 5]],
+            repeated: 0,
+        };
+        seen.settle();
+        // Own hashes: 3 three times (2 repeats), 5 twice (1) → [1, 3, 5].
+        // Run [1, 4]: 1 again (1) → [1, 3, 4, 5]. Run [2, 4, 5]: 4 and 5
+        // again (2) → [1, 2, 3, 4, 5]. 2 + 1 + 1 + 2 = 6.
+        assert_eq!(seen.repeated, 6);
+        assert_eq!(seen.hashes, vec![1, 2, 3, 4, 5]);
+        // Settling again changes nothing.
+        seen.settle();
+        assert_eq!((seen.repeated, seen.hashes.len()), (6, 5));
     }
 
     /// Past the memory limit the first pass fails with a resources error
