@@ -17,7 +17,7 @@ pub async fn explain(
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (title, frame) in crate::compile::plans(engine, name, request).await? {
-        out.push(block(&title, frame, analyze).await?);
+        out.push(block(&title, engine.bound(frame), analyze).await?);
     }
     Ok(out)
 }

@@ -34,7 +34,7 @@ pub async fn validate(
         }
     };
     for name in catalog.entities.keys() {
-        if let Err(e) = crate::compile::entity::entity_frame(&engine, name).await {
+        if let Err(e) = engine.entity_frame(name).await {
             note(e, &mut diagnostics)?;
         }
     }

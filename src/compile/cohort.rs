@@ -116,6 +116,16 @@ pub struct Instants {
     slices: Vec<String>,
 }
 
+impl Instants {
+    /// The same instants with their frames passed through `bind`.
+    pub fn bound(self, bind: &dyn Fn(DataFrame) -> DataFrame) -> Instants {
+        Instants {
+            joint: self.joint.bound(bind),
+            ..self
+        }
+    }
+}
+
 /// A cohort (`kind: cohort`).
 pub struct Cohort;
 

@@ -7,6 +7,7 @@
 pub mod bounds;
 pub mod cohort;
 pub mod conversion;
+pub mod declared;
 pub mod derived;
 pub mod entity;
 pub mod kind;
@@ -59,6 +60,28 @@ pub enum MetricPlan {
     /// A cohort's instants; the run stage caches them and builds the bridge
     /// over them ([`cohort::bridge`]).
     Cohort(Box<cohort::Instants>),
+}
+
+impl MetricPlan {
+    /// The same plan with its frames passed through `bind`: the run stage
+    /// binds them to its data (`Engine::bound`), planning never runs them.
+    pub fn bound(
+        self,
+        bind: &dyn Fn(datafusion::prelude::DataFrame) -> datafusion::prelude::DataFrame,
+    ) -> MetricPlan {
+        match self {
+            MetricPlan::Parts(parts) => MetricPlan::Parts(
+                parts
+                    .into_iter()
+                    .map(|p| Part {
+                        plan: p.plan.bound(bind),
+                        ..p
+                    })
+                    .collect(),
+            ),
+            MetricPlan::Cohort(instants) => MetricPlan::Cohort(Box::new(instants.bound(bind))),
+        }
+    }
 }
 
 /// Plans metric `name` for `request`, by its kind's module.
@@ -214,7 +237,7 @@ pub fn parse_scoped(
     let mut ast = sql_ast(engine, sql, location)?;
     // A read lock, not `ctx.state()`: that clones the whole session (every
     // function registry), which dominated compile time.
-    let state_ref = engine.ctx.state_ref();
+    let state_ref = engine.planning.state_ref();
     let state = state_ref.read();
     if let Some(base) = base {
         let _ = visit_expressions_mut(&mut ast.expr, |e| {
@@ -277,7 +300,7 @@ pub fn sql_ast(
     }
     // A read lock, not `ctx.state()`: that clones the whole session (every
     // function registry), which dominated compile time.
-    let state_ref = engine.ctx.state_ref();
+    let state_ref = engine.planning.state_ref();
     let state = state_ref.read();
     let dialect = state.config().options().sql_parser.dialect;
     let mut ast = state

@@ -1,11 +1,13 @@
-//! What planning needs and nothing more: the session plans are built on,
-//! the catalog, the source tables on demand, and the plans already built.
+//! What planning needs and nothing more: the session plans are built on
+//! (functions, configuration, and the sources as declared tables), the
+//! catalog, and the plans already built.
 //!
 //! Planning sits beneath the run stage: it never reads files or holds the
-//! cache. How a source becomes a table (checked files, content hashes, or an
-//! empty table of its declared schema) is the run stage's business, handed
-//! in as a [`SourceRegistry`]; the run stage's `Engine` derefs to this, so
-//! every planning function takes a `&Planner` and a run passes its engine.
+//! cache. Its session knows each source only as a [`DeclaredTable`] (the
+//! model's schema), so a plan built here reads nothing until a session
+//! that binds sources to their checked files runs it (the run stage's);
+//! the run stage's `Engine` derefs to this, so every planning function
+//! takes a `&Planner` and a run passes its engine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -15,24 +17,20 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
 
+use super::declared::{DeclaredTable, declared_schema};
 use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
-use crate::spec::SourceSpec;
 
 /// Identity links as (entity, link name).
 pub type LinkSet = BTreeSet<(String, String)>;
 
-/// Makes the source `system/spec.name` a table of `ctx`, the first time a
-/// plan needs it.
-pub trait SourceRegistry: Send + Sync {
-    fn register(&self, ctx: &SessionContext, system: &str, spec: &SourceSpec) -> Result<()>;
-}
-
 /// The planning context; see the module documentation.
 pub struct Planner {
-    pub ctx: SessionContext,
+    /// The session plans are built on: it has no bindings, so a plan run on
+    /// it fails instead of reading (see [`super::declared`]).
+    pub planning: SessionContext,
     pub catalog: Arc<Catalog>,
-    sources: Box<dyn SourceRegistry>,
+    /// The sources declared on the planning session so far.
     registered: Mutex<BTreeSet<String>>,
     /// Columns read by side queries (identity resolution) that are not part
     /// of a metric's main plan, so lineage still lists them.
@@ -52,15 +50,10 @@ pub struct Planner {
 }
 
 impl Planner {
-    pub fn new(
-        ctx: SessionContext,
-        catalog: Arc<Catalog>,
-        sources: Box<dyn SourceRegistry>,
-    ) -> Planner {
+    pub fn new(planning: SessionContext, catalog: Arc<Catalog>) -> Planner {
         Planner {
-            ctx,
+            planning,
             catalog,
-            sources,
             registered: Mutex::new(BTreeSet::new()),
             side_reads: Mutex::new(BTreeMap::new()),
             links_used: Mutex::new(LinkSet::new()),
@@ -70,26 +63,28 @@ impl Planner {
         }
     }
 
-    /// The source table `system/table` as a DataFrame, registering it first.
+    /// The source table `system/table` as a DataFrame over its declared
+    /// table, declared on the planning session the first time.
     pub async fn source_frame(&self, system: &str, table: &str) -> Result<DataFrame> {
         let key = format!("{system}/{table}");
+        let name = TableReference::partial(system, table);
         {
-            // Held while registering (no await inside): two computations
-            // of one run (the bridge's sides) asking for one table register
-            // it, check its files and start hashing them once.
             let mut registered = self.registered.lock().expect("lock");
             if !registered.contains(&key) {
                 let (_, spec) = self.catalog.source_by_name(system, table).ok_or_else(|| {
                     CanonError::Internal(format!("source {key} is not in the catalog"))
                 })?;
-                self.sources.register(&self.ctx, system, spec)?;
+                let declared = DeclaredTable {
+                    system: system.to_string(),
+                    table: spec.name.clone(),
+                    schema: declared_schema(spec),
+                };
+                self.planning
+                    .register_table(name.clone(), Arc::new(declared))?;
                 registered.insert(key);
             }
         }
-        Ok(self
-            .ctx
-            .table(TableReference::partial(system, table))
-            .await?)
+        Ok(self.planning.table(name).await?)
     }
 
     /// A plan built earlier under `key` (`Some(None)` when it was built as
@@ -150,9 +145,10 @@ impl Planner {
         value.downcast::<T>().unwrap_or_default()
     }
 
-    /// A DataFrame over `plan` on this session.
+    /// A DataFrame over `plan` on the planning session (to build on, not
+    /// to run: the run stage's `Engine::frame` runs plans).
     pub fn frame(&self, plan: LogicalPlan) -> DataFrame {
-        DataFrame::new(self.ctx.state(), plan)
+        DataFrame::new(self.planning.state(), plan)
     }
 
     /// Records the source columns a side query's plan reads.

@@ -52,6 +52,18 @@ pub struct SimplePlan {
     pub detail: DataFrame,
 }
 
+impl SimplePlan {
+    /// The same plan with its frames passed through `bind` (the run stage
+    /// binds them to its data before running them).
+    pub fn bound(self, bind: &dyn Fn(DataFrame) -> DataFrame) -> SimplePlan {
+        SimplePlan {
+            frame: bind(self.frame),
+            detail: bind(self.detail),
+            ..self
+        }
+    }
+}
+
 /// The time a group of rows is about: a period (flow metrics, bucketed by
 /// grain) or one as-of day (snapshot metrics, one window per day of a series).
 #[derive(Debug, Clone)]
@@ -387,7 +399,7 @@ async fn compile_windows(
                 }
                 let table = series_table(days, bounds)?;
                 frame = frame.join_on(
-                    engine.ctx.read_batch(table)?.alias(SERIES)?,
+                    engine.planning.read_batch(table)?.alias(SERIES)?,
                     JoinType::Inner,
                     [on],
                 )?;
@@ -734,7 +746,7 @@ pub(crate) fn bucket_expr(
 /// `local_date`, bound to canon.yaml's zone); dates pass through.
 pub fn local_day(engine: &Planner, e: Expr, ty: &DataType) -> Result<Expr> {
     match ty {
-        DataType::Timestamp(..) => Ok(engine.ctx.udf("local_date")?.call(vec![e])),
+        DataType::Timestamp(..) => Ok(engine.planning.udf("local_date")?.call(vec![e])),
         _ => Ok(e),
     }
 }

@@ -326,7 +326,7 @@ async fn offending_files(
     let mut out = Vec::new();
     for file in &facts.files {
         let rows = engine
-            .ctx
+            .session()
             .read_parquet(
                 file.path.as_str(),
                 ParquetReadOptions::default().schema(&schema),

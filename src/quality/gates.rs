@@ -339,14 +339,14 @@ async fn decide(
 /// (one scan of its source, no joins) when they hold the key, else the
 /// whole entity.
 async fn entity_rows(engine: &Engine, subject: &Subject) -> Result<DataFrame> {
-    let plain = crate::compile::entity::entity_plain_frame(engine, &subject.entity).await?;
+    let plain = engine.entity_plain_frame(&subject.entity).await?;
     if plain
         .schema()
         .has_column_with_unqualified_name(&subject.key)
     {
         Ok(plain)
     } else {
-        crate::compile::entity::entity_frame(engine, &subject.entity).await
+        engine.entity_frame(&subject.entity).await
     }
 }
 
@@ -428,7 +428,7 @@ async fn counted_rows(
         }
         None => Vec::new(),
     };
-    let mut rows = metric_frame(engine, entity, &links).await?;
+    let mut rows = engine.bound(metric_frame(engine, entity, &links).await?);
     let schema = rows.schema().clone();
     let parse = |sql: &str, loc: &crate::error::Location| -> Option<Expr> {
         readable

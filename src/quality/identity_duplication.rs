@@ -22,7 +22,6 @@ use serde::Serialize;
 
 use super::Status;
 use super::thresholds::{Thresholds, share_above};
-use crate::compile::entity::entity_frame;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
 use crate::run::Engine;
@@ -119,13 +118,14 @@ async fn duplication(
     if !has(identity.field) || !identity.needs.iter().all(|f| has(f)) {
         return Ok(None);
     }
-    let mut rows = entity_frame(engine, identity.entity).await?;
+    let mut rows = engine.entity_frame(identity.entity).await?;
     // Survivors only: a merged-away record is its survivor, not a copy.
     if let Some(merged_into) = spec.merged_into.as_deref().filter(|f| has(f)) {
         rows = rows.filter(col(merged_into).is_null())?;
     }
     if let Some(merges) = &spec.merges {
-        let merged = entity_frame(engine, &merges.entity)
+        let merged = engine
+            .entity_frame(&merges.entity)
             .await?
             .filter(col(merges.from.as_str()).is_not_null())?
             .aggregate(

@@ -46,7 +46,6 @@ use serde::Serialize;
 use super::Status;
 use super::thresholds::{Thresholds, share_below};
 use crate::calendar::Period;
-use crate::compile::entity::entity_frame;
 use crate::compile::{parse_expr, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
@@ -306,9 +305,11 @@ async fn counted_deals(
 ) -> Result<DataFrame> {
     let (id, _, _) = engine.catalog.metric(bookings)?;
     let all = engine.catalog.resolve(Request::all_time())?;
-    let detail = simple::compile(engine, id, request.unwrap_or(&all))
-        .await?
-        .detail;
+    let detail = engine.bound(
+        simple::compile(engine, id, request.unwrap_or(&all))
+            .await?
+            .detail,
+    );
     Ok(detail
         .filter(col("_exclusion").is_null())?
         .aggregate(vec![col("_key").alias("_deal")], vec![])?)
@@ -437,12 +438,15 @@ async fn revenue_lines(
         .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
     let table = format!("{}/{}", model.spec.system, line_spec.source);
     // The revenue metric's counted lines, with the entity's fields.
-    let counted = simple::compile(engine, r_id, &catalog.resolve(Request::all_time())?)
-        .await?
-        .detail
+    let counted = engine
+        .bound(
+            simple::compile(engine, r_id, &catalog.resolve(Request::all_time())?)
+                .await?
+                .detail,
+        )
         .filter(col("_exclusion").is_null())?
         .select(vec![col("_key").alias("_line")])?;
-    let lines = entity_frame(engine, &entity).await?;
+    let lines = engine.entity_frame(&entity).await?;
     let key = cast(col(line_spec.key.as_str()), DataType::Utf8);
     let frame = counted.join_on(lines, JoinType::Inner, [col("_line").eq(key)])?;
     let at = |path: &[crate::spec::locate::Step]| {
@@ -460,6 +464,7 @@ async fn revenue_lines(
         &at,
     )
     .await?;
+    let frame = engine.bound(frame);
     let linked: Vec<Expr> = links.into_iter().map(|(_, e)| e).collect();
     let linked = match linked.len() {
         0 => lit(ScalarValue::Utf8(None)),
@@ -505,7 +510,7 @@ async fn won_deals(
         .entity(&deal)
         .map(|(_, m, e)| format!("{}/{}", m.spec.system, e.source))
         .unwrap_or_default();
-    let mut rows = entity_frame(engine, &link.entity).await?;
+    let mut rows = engine.entity_frame(&link.entity).await?;
     // A soft-deleted record sells nothing.
     if rows.schema().has_column_with_unqualified_name("is_deleted") {
         rows = rows.filter(!coalesce(vec![col("is_deleted"), lit(false)]))?;

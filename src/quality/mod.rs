@@ -81,19 +81,21 @@ pub async fn identity_match_rates(
         let paths = [vec![link_name.clone()]].into_iter().collect();
         // Over the entity's plain fields when the link leaves from one: the
         // same rows without the joins of the entity's own linked fields.
-        let plain = crate::compile::entity::entity_plain_frame(engine, &entity).await?;
-        let frame = if plain.schema().has_column_with_unqualified_name(&link.field) {
-            crate::compile::entity::with_links(
-                engine,
-                plain.alias(&entity)?,
-                &entity,
-                Vec::new(),
-                &paths,
-            )
-            .await?
-        } else {
-            metric_frame(engine, &entity, &paths).await?
-        };
+        let plain = engine.entity_plain_frame(&entity).await?;
+        let frame = engine.bound(
+            if plain.schema().has_column_with_unqualified_name(&link.field) {
+                crate::compile::entity::with_links(
+                    engine,
+                    plain.alias(&entity)?,
+                    &entity,
+                    Vec::new(),
+                    &paths,
+                )
+                .await?
+            } else {
+                metric_frame(engine, &entity, &paths).await?
+            },
+        );
         let matched = Expr::Column(datafusion::common::Column::new(
             Some(link_name.as_str()),
             &target.key,

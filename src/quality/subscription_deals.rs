@@ -16,7 +16,6 @@ use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::{Expr, ExprSchemable, cast, col, lit};
 use datafusion::prelude::DataFrame;
 
-use crate::compile::entity::entity_frame;
 use crate::compile::parse_expr;
 use crate::error::{CanonError, Location, Result};
 use crate::run::Engine;
@@ -33,7 +32,7 @@ pub async fn expected(engine: &Engine, deal: &str) -> Result<Option<DataFrame>> 
     let (_, _, spec) = catalog
         .entity(deal)
         .ok_or_else(|| CanonError::Internal(format!("unknown entity {deal}")))?;
-    let entity = entity_frame(engine, deal).await?;
+    let entity = engine.entity_frame(deal).await?;
     let location = catalog
         .files
         .project

@@ -60,7 +60,7 @@ pub(super) async fn evaluate(
         columns.push(Arc::new(values.with_precision_and_scale(38, INPUT_SCALE)?));
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    let frame = engine.ctx.read_batch(batch)?;
+    let frame = engine.session().read_batch(batch)?;
     let expr = value_expr(engine, id, frame.schema())?;
     let value = cast(
         round(vec![

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::Cache;
 use crate::catalog::{Catalog, MetricId};
-use crate::compile::entity::entity_frame;
 use crate::compile::{MetricPlan, Part, cohort, derived, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, DataLocation, Result};
@@ -110,7 +109,9 @@ async fn compute_metric(
     // computation reuses the work): the tables and cross-system links the
     // metric reads are then known, and their gates run beside the
     // computation instead of after it.
-    let plan = crate::compile::plan_metric(engine, name, request).await?;
+    let plan = crate::compile::plan_metric(engine, name, request)
+        .await?
+        .bound(&|f| engine.bound(f));
     let mut planned = BTreeMap::new();
     for (_, frame) in plan.titled(name, request)? {
         crate::run::scanned_columns(frame.logical_plan(), &mut planned);

@@ -255,7 +255,8 @@ pub(crate) async fn check_whole_accounting_periods(
     metric: &MetricSpec,
     request: &Resolved,
 ) -> Result<()> {
-    let batches = entity_frame(engine, "accounting_period")
+    let batches = engine
+        .entity_frame("accounting_period")
         .await?
         .select_columns(&["start_date", "end_date"])?
         .collect()

@@ -26,7 +26,7 @@ use datafusion::functions::expr_fn::{coalesce, round};
 use datafusion::logical_expr::{Expr, JoinType, cast, col, lit, when};
 
 use crate::calendar::Period;
-use crate::compile::entity::{entity_frame, metric_frame};
+use crate::compile::entity::metric_frame;
 use crate::compile::{parse_scoped, simple};
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
@@ -73,7 +73,7 @@ pub async fn run(
     // bookings counts it in some period.
     let (b_id, _, b_metric) = catalog.metric(&spec.bookings)?;
     let all_time = catalog.resolve(Request::all_time())?;
-    let deals = simple::compile(engine, b_id, &all_time).await?.detail;
+    let deals = engine.bound(simple::compile(engine, b_id, &all_time).await?.detail);
     let deal_entity = b_metric
         .entity
         .clone()
@@ -84,7 +84,7 @@ pub async fn run(
     let (_, _, deal_spec) = catalog
         .entity(&deal_entity)
         .ok_or_else(|| CanonError::Internal("unknown deal entity".into()))?;
-    let accounts = entity_frame(engine, &deal_entity).await?.select(vec![
+    let accounts = engine.entity_frame(&deal_entity).await?.select(vec![
         cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_deal_key"),
         col("account_id").alias("_account"),
     ])?;
@@ -107,7 +107,7 @@ pub async fn run(
         .ok_or_else(|| CanonError::Internal("revenue without a measure".into()))?;
     let mut links = BTreeSet::new();
     links.insert(vec!["period".to_string()]);
-    let frame = metric_frame(engine, &line_entity, &links).await?;
+    let frame = engine.bound(metric_frame(engine, &line_entity, &links).await?);
     let schema = frame.schema().clone();
     let r_at = |p: &[crate::spec::locate::Step]| catalog.metric_at(r_id, p);
     let p = |sql: &str, loc: &crate::error::Location| {
@@ -132,6 +132,7 @@ pub async fn run(
         &at_recon,
     )
     .await?;
+    let frame = engine.bound(frame);
     let linked_deal = coalesce(link_exprs.iter().map(|(_, e)| e.clone()).collect());
     let mut link_kind = when(lit(false), lit(ScalarValue::Utf8(None)));
     for (n, e) in &link_exprs {
@@ -266,7 +267,7 @@ pub async fn run(
         ]))?;
     // Every deal the CRM knows, to tell an unknown deal from one bookings
     // does not count (the detail's reasons only).
-    let known = entity_frame(engine, &deal_entity).await?.select(vec![
+    let known = engine.entity_frame(&deal_entity).await?.select(vec![
         cast(col(deal_spec.key.as_str()), DataType::Utf8).alias("_known"),
     ])?;
     let outside = joined

@@ -1,10 +1,14 @@
 //! The engine a request runs on: a DataFusion session configured for the
-//! machine, with the project's source tables registered on demand.
+//! machine, on which plans built over declared tables (compile) read the
+//! project's source files.
 //!
-//! A source is registered the first time a plan needs it, after every one of
-//! its files has been checked against the model, so a query fails with the
-//! file and column at fault before it reads a row, and a broken table that
-//! the request does not touch does not stop it.
+//! A source is bound to its files the first time a plan that reads it runs
+//! (`SourceBinder for Sources`), after every one of its files has been
+//! checked against the model, so a query fails with the file and column at
+//! fault before it reads a row, and a broken table that the request does not
+//! touch does not stop it. Plans are built on a second session configured
+//! alike but without the bindings (`Engine::new`), so planning cannot read
+//! a row; `Engine::bound` moves a plan onto the session that reads.
 
 pub mod decode;
 pub mod files;
@@ -15,21 +19,26 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemorySchemaProvider;
-use datafusion::common::TableReference;
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
-use crate::compile::planner::{Planner, SourceRegistry};
+pub use crate::compile::declared::declared_schema;
+use crate::compile::declared::{Bindings, DeclaredTable, SourceBinder};
+use crate::compile::planner::Planner;
+use crate::compile::survivors::Survivors;
 use crate::error::{CanonError, DataLocation, Result};
-use crate::spec::SourceSpec;
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use files::FileFact;
 
 /// Where the extracts come from.
@@ -61,6 +70,9 @@ pub use crate::compile::planner::{LinkSet, scanned_columns};
 /// files read.
 pub struct Engine {
     planner: Planner,
+    /// The session plans run on: the planning session's configuration and
+    /// functions, with the sources bound to their files.
+    exec: SessionContext,
     pub data: DataSource,
     /// The run's "now" for freshness: `--now`, else canon.yaml's pinned
     /// `clock`, else the wall clock.
@@ -91,6 +103,8 @@ struct Sources {
     data: DataSource,
     fingerprints: Mutex<Option<Arc<fingerprints::Fingerprints>>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
+    /// The tables reading each source bound so far, by `system/table`.
+    providers: Mutex<BTreeMap<String, Arc<dyn TableProvider>>>,
     /// (source key, file index, the hashing task); `sources_read` waits for
     /// them.
     pending_hashes: Mutex<Vec<PendingHash>>,
@@ -98,21 +112,29 @@ struct Sources {
 
 impl Engine {
     pub fn new(catalog: Arc<Catalog>, data: DataSource) -> Result<Engine> {
-        let ctx = session(&catalog)?;
-        crate::functions::register(
-            &ctx,
-            &catalog.files.project.spec.internal_domains,
-            catalog.calendar.zone,
-        );
         let sources = Arc::new(Sources {
             catalog: catalog.clone(),
             data: data.clone(),
             fingerprints: Mutex::new(None),
             registered: Mutex::new(BTreeMap::new()),
+            providers: Mutex::new(BTreeMap::new()),
             pending_hashes: Mutex::new(Vec::new()),
         });
+        // Two sessions configured alike: plans are built on the first,
+        // which knows sources only as declared tables, and run on the
+        // second, whose bindings read them from their checked files.
+        let planning = session(&catalog)?;
+        let exec = session_with(&catalog, Some(Bindings(sources.clone())))?;
+        for ctx in [&planning, &exec] {
+            crate::functions::register(
+                ctx,
+                &catalog.files.project.spec.internal_domains,
+                catalog.calendar.zone,
+            );
+        }
         Ok(Engine {
-            planner: Planner::new(ctx, catalog.clone(), Box::new(sources.clone())),
+            planner: Planner::new(planning, catalog.clone()),
+            exec,
             now: catalog.clock()?.unwrap_or_else(chrono::Utc::now),
             allow_stale: false,
             allow: Default::default(),
@@ -120,6 +142,60 @@ impl Engine {
             data,
             sources,
         })
+    }
+
+    /// The session plans run on (for a table of values canon made, or a
+    /// file read on its own).
+    pub fn session(&self) -> &SessionContext {
+        &self.exec
+    }
+
+    /// A DataFrame that runs `plan` (built by planning, over declared
+    /// tables) on this run's data.
+    pub fn frame(&self, plan: LogicalPlan) -> DataFrame {
+        self.bind_sources(&plan);
+        DataFrame::new(self.exec.state(), plan)
+    }
+
+    /// Binds every declared source `plan` scans (in subqueries and merge
+    /// maps too) now, before the plan runs beside others: its files are
+    /// checked while nothing else waits, where a binding inside a scan
+    /// holds the lock every other scan of the run needs. A source that fails to bind is left to its scan,
+    /// which fails with the same located error.
+    fn bind_sources(&self, plan: &LogicalPlan) {
+        // Binding starts the files' hashing on the runtime's blocking
+        // threads; outside a runtime the scans bind instead (they run in one).
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let mut declared = Vec::new();
+        collect_declared(plan, &mut declared);
+        for (system, table) in declared {
+            let _ = self.sources.provider(&system, &table);
+        }
+    }
+
+    /// `frame`, built on the planning session, as one that runs on this
+    /// run's data.
+    pub fn bound(&self, frame: DataFrame) -> DataFrame {
+        self.frame(frame.into_unoptimized_plan())
+    }
+
+    /// The source table `system/table`, to run on this run's data.
+    pub async fn source_frame(&self, system: &str, table: &str) -> Result<DataFrame> {
+        Ok(self.bound(self.planner.source_frame(system, table).await?))
+    }
+
+    /// Entity `name`'s rows (survivors of merges, links resolved), to run
+    /// on this run's data; see [`crate::compile::entity::entity_frame`].
+    pub async fn entity_frame(&self, name: &str) -> Result<DataFrame> {
+        Ok(self.bound(crate::compile::entity::entity_frame(self, name).await?))
+    }
+
+    /// Entity `name`'s own rows, before merges; see
+    /// [`crate::compile::entity::entity_plain_frame`].
+    pub async fn entity_plain_frame(&self, name: &str) -> Result<DataFrame> {
+        Ok(self.bound(crate::compile::entity::entity_plain_frame(self, name).await?))
     }
 
     /// The cache folder's file-hash index; `None` (`--no-cache`) hashes
@@ -195,18 +271,42 @@ impl Engine {
     }
 }
 
-/// A source is registered the first time a plan needs it, after every one
-/// of its files has been checked against the model.
-impl SourceRegistry for Arc<Sources> {
-    fn register(&self, ctx: &SessionContext, system: &str, spec: &SourceSpec) -> Result<()> {
-        let schema = declared_schema(spec);
-        let name = TableReference::partial(system, spec.name.as_str());
-        let key = format!("{system}/{}", spec.name);
-        let facts = match &self.data {
-            DataSource::Empty => {
-                ctx.register_table(name, Arc::new(NoRows { schema }))?;
-                Vec::new()
+/// The declared sources `plan` scans, as (system, table), looking into
+/// subqueries and into the plans merge maps run.
+fn collect_declared(plan: &LogicalPlan, out: &mut Vec<(String, String)>) {
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+        {
+            if let Some(declared) = provider.downcast_ref::<DeclaredTable>() {
+                out.push((declared.system.clone(), declared.table.clone()));
+            } else if let Some(survivors) = provider.downcast_ref::<Survivors>() {
+                collect_declared(survivors.pairs(), out);
             }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+}
+
+/// A source is bound the first time a plan that reads it runs, after every
+/// one of its files has been checked against the model.
+impl SourceBinder for Sources {
+    fn provider(&self, system: &str, table: &str) -> Result<Arc<dyn TableProvider>> {
+        let key = format!("{system}/{table}");
+        // Held while binding (no await inside): two computations of one run
+        // (the bridge's sides) reading one table check its files and start
+        // hashing them once.
+        let mut providers = self.providers.lock().expect("lock");
+        if let Some(provider) = providers.get(&key) {
+            return Ok(provider.clone());
+        }
+        let (id, spec) = self
+            .catalog
+            .source_by_name(system, table)
+            .ok_or_else(|| CanonError::Internal(format!("source {key} is not in the catalog")))?;
+        let schema = declared_schema(spec);
+        let (provider, facts): (Arc<dyn TableProvider>, Vec<FileFact>) = match &self.data {
+            DataSource::Empty => (Arc::new(NoRows { schema }), Vec::new()),
             DataSource::Folder(root) => {
                 let location = DataLocation {
                     system: system.to_string(),
@@ -214,12 +314,6 @@ impl SourceRegistry for Arc<Sources> {
                     file: None,
                     column: None,
                 };
-                let (id, _) = self
-                    .catalog
-                    .source_by_name(system, &spec.name)
-                    .ok_or_else(|| {
-                        CanonError::Internal(format!("source {key} is not in the catalog"))
-                    })?;
                 let paths = files::source_files(&self.catalog, root, id)?;
                 let facts = paths
                     .iter()
@@ -242,19 +336,19 @@ impl SourceRegistry for Arc<Sources> {
                 }
                 drop(pending);
                 let table = ListingTable::try_new(listing_of(&paths)?.with_schema(schema))?;
-                ctx.register_table(name, Arc::new(table))?;
-                facts
+                (Arc::new(table), facts)
             }
         };
         self.registered.lock().expect("lock").insert(
-            key,
+            key.clone(),
             SourceFacts {
                 system: system.to_string(),
                 table: spec.name.clone(),
                 files: facts,
             },
         );
-        Ok(())
+        providers.insert(key, provider.clone());
+        Ok(provider)
     }
 }
 
@@ -323,6 +417,12 @@ pub fn listing_of(paths: &[PathBuf]) -> Result<ListingTableConfig> {
 /// A DataFusion session configured for this machine, with one schema per
 /// system of the catalog (`crm`, `billing`, …) for its tables.
 pub fn session(catalog: &Catalog) -> Result<SessionContext> {
+    session_with(catalog, None)
+}
+
+/// [`session`], with `bindings` to read sources through when plans over
+/// declared tables run on it.
+fn session_with(catalog: &Catalog, bindings: Option<Bindings>) -> Result<SessionContext> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let settings = &catalog.files.project.spec.engine;
     // Twice the cores by default: a hash join's build, a single file's
@@ -350,6 +450,9 @@ pub fn session(catalog: &Catalog) -> Result<SessionContext> {
         // Fair shares: several spilling operators of one plan each get theirs.
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
     }
+    if let Some(bindings) = bindings {
+        config = config.with_extension(Arc::new(bindings));
+    }
     let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
     let df_catalog = ctx
         .catalog("datafusion")
@@ -360,16 +463,4 @@ pub fn session(catalog: &Catalog) -> Result<SessionContext> {
             .map_err(CanonError::Engine)?;
     }
     Ok(ctx)
-}
-
-/// The Arrow schema a model declares for a source. Columns are nullable in
-/// the table schema so that completeness is measured by the quality checks
-/// instead of failing the read.
-pub fn declared_schema(spec: &SourceSpec) -> SchemaRef {
-    Arc::new(Schema::new(
-        spec.columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.ty.arrow(), true))
-            .collect::<Vec<_>>(),
-    ))
 }

@@ -99,3 +99,61 @@ fn a_query_plans_its_metric_once() {
         2
     );
 }
+
+/// A plan is built over the sources as declared (their models' schemas)
+/// and reads nothing where it was built: run on the planning session it
+/// fails, naming the source; bound to the run's data by the engine it
+/// gives the governed number. So no planning step can read a row, with or
+/// without data present.
+#[test]
+fn plans_read_nothing_until_the_run_binds_them() {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Decimal128Type;
+    let catalog = Arc::new(Catalog::load(&repo()).unwrap());
+    let engine = Engine::new(
+        catalog.clone(),
+        DataSource::Folder(repo().join("sample_data")),
+    )
+    .unwrap();
+    let period = catalog.calendar.parse_period("FY2026-Q1").unwrap();
+    let resolved = catalog
+        .resolve(Request {
+            period,
+            as_of: None,
+            rates_as_of: None,
+            grain: None,
+            by: Vec::new(),
+        })
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, frame) = rt
+        .block_on(canon::compile::plans(&engine, "bookings", &resolved))
+        .unwrap()
+        .remove(0);
+    let unbound = rt.block_on(frame.clone().collect()).unwrap_err();
+    assert!(
+        unbound
+            .to_string()
+            .contains("read by the planning session, which reads no data"),
+        "{unbound}"
+    );
+    // Bound: the rows counted (no exclusion) sum to FY2026-Q1's bookings on
+    // the sample, 8,783,667.28: the universe of 186 rows, 8,967,067.28, less
+    // 4 excluded rows, 183,400.00 (tests/hostile/snapshots/
+    // cache_entry_edited_by_hand.snap, the query through the binary).
+    let batches = rt.block_on(engine.bound(frame).collect()).unwrap();
+    let mut counted = 0i128;
+    for b in &batches {
+        let exclusion = b.column_by_name("_exclusion").unwrap();
+        let sum = b
+            .column_by_name("_sum")
+            .unwrap()
+            .as_primitive::<Decimal128Type>();
+        for row in 0..b.num_rows() {
+            if exclusion.is_null(row) {
+                counted += sum.value(row);
+            }
+        }
+    }
+    assert_eq!(counted, 878_366_728);
+}
