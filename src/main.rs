@@ -18,6 +18,21 @@ fn main() {
     // bridge −5%, mqls −3%; peak resident memory within a few percent.
     // SAFETY: sets a plain integer option before any thread is started.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // No transparent huge pages for this process: mimalloc commits its
+    // arenas up front, and every thread's heap touching a fresh 2 MiB region
+    // had the kernel zero all of it (clear_page_erms was up to 45 % of
+    // samples in perf), at a cost that grows with the host's uptime. With
+    // 4 KiB pages only what is touched is zeroed: same binary, medians of 7
+    // alternating runs at scale 200, mqls 4.44 → 3.77 s, the bridge 1.56 →
+    // 1.38 s, open_pipeline 1.49 → 1.35 s, nrr 0.40 → 0.37 s, bookings
+    // unchanged (docs/performance.md). Best effort: a kernel without the
+    // option runs as before.
+    #[cfg(target_os = "linux")]
+    // SAFETY: a process-wide flag with plain integer arguments, set before
+    // any thread is started; a failure only leaves the default.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     // The command runs on a thread with a stack of known size, not on the
     // main thread, whose size the platform (and `ulimit -s`) decides.
     let command = std::thread::Builder::new()
