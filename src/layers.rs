@@ -359,3 +359,38 @@ fn the_checker_sees_paths_and_resolves_super() {
     assert_eq!(unit_of_file(Path::new("spec/locate.rs")), "spec::locate");
     assert_eq!(unit_of_file(Path::new("compile/mod.rs")), "compile");
 }
+
+/// A metric's kind is named (`MetricKind::…`) only where definitions are
+/// read and checked (spec, catalog) and in planning (compile, whose
+/// `kind_of` is the one dispatch): the stages above run a plan by its shape
+/// and ask the kind through `compile::kind::Kind`. So adding a kind touches
+/// its module and that dispatch, and this fails the day a stage above
+/// starts matching on kinds again.
+#[test]
+fn only_definitions_and_planning_name_a_metric_kind() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    // Spelled in two halves so this file does not name it.
+    let needle = ["Metric", "Kind::"].concat();
+    let mut offenders = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).expect("under src");
+        let unit = unit_of_file(relative);
+        if ["spec", "catalog", "compile"].contains(&unit.as_str()) {
+            continue;
+        }
+        let code = std::fs::read_to_string(&file).expect("readable source");
+        for (n, line) in code.lines().enumerate() {
+            let code_part = line.split("//").next().unwrap_or("");
+            if code_part.contains(&needle) {
+                offenders.push(format!("{}:{}: {}", relative.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "a stage above planning names a metric kind:\n{}",
+        offenders.join("\n")
+    );
+}

@@ -41,6 +41,10 @@ pub struct Conversion;
 
 #[async_trait::async_trait(?Send)]
 impl super::kind::Kind for Conversion {
+    fn counts_members(&self) -> bool {
+        true
+    }
+
     async fn plan(
         &self,
         planner: &Planner,

@@ -51,7 +51,9 @@ impl super::kind::Kind for Derived {
         id: MetricId,
         request: &super::Resolved,
     ) -> Result<super::MetricPlan> {
-        super::parts_planned(planner, &inputs(planner, id)?, request).await
+        Ok(super::MetricPlan::Derived(
+            super::parts_planned(planner, &inputs(planner, id)?, request).await?,
+        ))
     }
 }
 

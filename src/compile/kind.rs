@@ -3,9 +3,11 @@
 //!
 //! Each kind's module implements [`Kind`]: `simple.rs` (flows), `snapshot.rs`,
 //! `conversion.rs`, `ratio.rs`, `cohort.rs`, `derived.rs`; `compile::kind_of`
-//! picks one. Adding a kind is its module, its arm in `kind_of`, its
+//! picks one. Adding a kind is its module, its arm in `kind_of` and its
 //! definition checks in `catalog::kinds` (beneath planning, so every
-//! command checks them on load) and its execution arm in `query::compute`.
+//! command checks them on load); the run stage runs its plan by the plan's
+//! shape (`MetricPlan`), and asks the questions below of the kind instead
+//! of naming it.
 
 use chrono::NaiveDate;
 
@@ -52,5 +54,25 @@ pub trait Kind: Sync {
     /// counts through its parts).
     fn counted_at(&self, _instants: &[NaiveDate]) -> Option<Vec<NaiveDate>> {
         None
+    }
+
+    /// Whether its `time` puts the rows it counts in the requested period
+    /// (a flow); the gates then judge only the period's rows.
+    fn counts_in_period(&self) -> bool {
+        false
+    }
+
+    /// Whether its exclusions and members are tallied at its last day when
+    /// it is asked at several (a snapshot: a charge in force at twelve
+    /// month-ends is one charge of the universe, not twelve).
+    fn tallied_at_last_day(&self) -> bool {
+        false
+    }
+
+    /// Whether each row it counts is a member (a conversion counts members
+    /// that reached a stage), so its members are its rows and its headline
+    /// adds up over them.
+    fn counts_members(&self) -> bool {
+        false
     }
 }

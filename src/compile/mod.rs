@@ -50,35 +50,49 @@ pub struct Part {
 
 /// Everything a metric runs for a request, planned once and nothing
 /// executed: the query's gates start from it (the tables and links it
-/// reads), the run stage executes it, `explain` shows it.
+/// reads), the run stage executes it by its shape, `explain` shows it. A
+/// kind plans into one of these shapes; a new kind that runs like an
+/// existing one adds no shape (and no arm to the run stage).
 #[derive(Clone)]
 pub enum MetricPlan {
-    /// One aggregate per part: the metric itself (simple, snapshot,
-    /// conversion), a ratio's numerator then denominator, or a derived
-    /// metric's inputs in order of use.
-    Parts(Vec<Part>),
+    /// One aggregate, the metric itself (simple, snapshot, conversion).
+    Aggregate(Box<Part>),
+    /// A ratio's numerator, then its denominator, each an aggregate.
+    Ratio(Vec<Part>),
+    /// A derived metric's inputs in order of use, each an aggregate; the
+    /// run stage evaluates its expression over their results.
+    Derived(Vec<Part>),
     /// A cohort's instants; the run stage caches them and builds the bridge
     /// over them ([`cohort::bridge`]).
     Cohort(Box<cohort::Instants>),
 }
 
 impl MetricPlan {
+    /// Its aggregates (none for a cohort, whose instants are one plan).
+    pub fn parts(&self) -> &[Part] {
+        match self {
+            MetricPlan::Aggregate(part) => std::slice::from_ref(part.as_ref()),
+            MetricPlan::Ratio(parts) | MetricPlan::Derived(parts) => parts,
+            MetricPlan::Cohort(_) => &[],
+        }
+    }
+
     /// The same plan with its frames passed through `bind`: the run stage
     /// binds them to its data (`Engine::bound`), planning never runs them.
     pub fn bound(
         self,
         bind: &dyn Fn(datafusion::prelude::DataFrame) -> datafusion::prelude::DataFrame,
     ) -> MetricPlan {
+        let part = |p: Part| Part {
+            plan: p.plan.bound(bind),
+            ..p
+        };
         match self {
-            MetricPlan::Parts(parts) => MetricPlan::Parts(
-                parts
-                    .into_iter()
-                    .map(|p| Part {
-                        plan: p.plan.bound(bind),
-                        ..p
-                    })
-                    .collect(),
-            ),
+            MetricPlan::Aggregate(p) => MetricPlan::Aggregate(Box::new(part(*p))),
+            MetricPlan::Ratio(parts) => MetricPlan::Ratio(parts.into_iter().map(part).collect()),
+            MetricPlan::Derived(parts) => {
+                MetricPlan::Derived(parts.into_iter().map(part).collect())
+            }
             MetricPlan::Cohort(instants) => MetricPlan::Cohort(Box::new(instants.bound(bind))),
         }
     }
@@ -111,7 +125,8 @@ impl MetricPlan {
                     (format!("{name}: bridge per member"), plan.bridge),
                 ]
             }
-            MetricPlan::Parts(parts) => parts
+            plan => plan
+                .parts()
                 .iter()
                 .map(|part| {
                     let title = if part.name == name {
@@ -171,7 +186,7 @@ pub(crate) fn itself(
         .clone();
     // Once per metric and request (tests/metrics/planning.rs counts it).
     tracing::debug!(metric = %name, "aggregate planned");
-    MetricPlan::Parts(vec![Part { id, name, plan }])
+    MetricPlan::Aggregate(Box::new(Part { id, name, plan }))
 }
 
 /// The metrics named `names` planned each by its own kind, as the parts of
@@ -180,12 +195,12 @@ pub(crate) async fn parts_planned(
     planner: &Planner,
     names: &[String],
     request: &Resolved,
-) -> Result<MetricPlan> {
+) -> Result<Vec<Part>> {
     let mut out = Vec::new();
     for name in names {
         let (id, _, metric) = planner.catalog.metric(name)?;
         match kind_of(metric.kind).plan(planner, id, request).await? {
-            MetricPlan::Parts(parts) if parts.len() == 1 => out.extend(parts),
+            MetricPlan::Aggregate(part) => out.push(*part),
             _ => {
                 return Err(CanonError::Internal(format!(
                     "part `{name}` is a {} metric, not an aggregate",
@@ -194,7 +209,7 @@ pub(crate) async fn parts_planned(
             }
         }
     }
-    Ok(MetricPlan::Parts(out))
+    Ok(out)
 }
 
 /// A result row's group: its period label and its slice values (null when

@@ -33,6 +33,8 @@ impl Kind for Ratio {
         id: MetricId,
         request: &Resolved,
     ) -> Result<MetricPlan> {
-        parts_planned(planner, &self.parts(planner, id)?, request).await
+        Ok(MetricPlan::Ratio(
+            parts_planned(planner, &self.parts(planner, id)?, request).await?,
+        ))
     }
 }

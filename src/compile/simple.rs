@@ -105,6 +105,10 @@ impl super::kind::Kind for Flow {
     fn counted_at(&self, _instants: &[NaiveDate]) -> Option<Vec<NaiveDate>> {
         Some(Vec::new())
     }
+
+    fn counts_in_period(&self) -> bool {
+        true
+    }
 }
 
 /// Compiles metric `id` (simple or snapshot) for `request`.

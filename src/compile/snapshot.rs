@@ -45,6 +45,10 @@ impl Kind for Snapshot {
     fn counted_at(&self, instants: &[NaiveDate]) -> Option<Vec<NaiveDate>> {
         Some(instants.to_vec())
     }
+
+    fn tallied_at_last_day(&self) -> bool {
+        true
+    }
 }
 
 /// The relation of a series' table of days.

@@ -37,7 +37,7 @@ use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
 use crate::request::Resolved;
 use crate::run::{Engine, LinkSet};
-use crate::spec::{EntitySpec, MetricKind, Overlap};
+use crate::spec::{EntitySpec, Overlap};
 
 /// One row-count gate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -373,7 +373,7 @@ async fn counted_rows(
     let entity = subject.entity.as_str();
     let (id, _, metric) = catalog.metric(name)?;
     let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
-    let flow = metric.kind == MetricKind::Simple;
+    let flow = crate::compile::kind_of(metric.kind).counts_in_period();
     let mut sqls: Vec<(&str, crate::error::Location)> = Vec::new();
     let time = metric.time.as_deref().filter(|_| flow).zip(request);
     if let Some((t, _)) = time {

@@ -20,7 +20,7 @@ use crate::result::{
     Tally, source_lineage,
 };
 use crate::run::{DataSource, Engine};
-use crate::spec::{Aggregation, MetricKind, MetricSpec};
+use crate::spec::{Aggregation, MetricSpec};
 
 /// Decimal places of a ratio, as metrics.md presents them.
 pub const RATIO_SCALE: u32 = 6;
@@ -124,6 +124,9 @@ async fn compute_metric(
     // entities looked up, exclusive intervals (quality::gates).
     let early_gates =
         crate::quality::gates::for_query(engine, Some((name, request)), &planned, &planned_links)?;
+    // A cohort's rows are grouped by the requested slices (its bridge's
+    // groups); every other result by its first part's.
+    let cohort = matches!(plan, MetricPlan::Cohort(_));
     let (computed, (early_tables, mut matches), mut row_gates) = futures::try_join!(
         compute(engine, id, request, plan),
         gates(engine, &planned, &planned_columns, &planned_links),
@@ -137,7 +140,7 @@ async fn compute_metric(
         cohort_bridge,
         mut row_bridges,
     } = computed;
-    let slices = if metric.kind == MetricKind::Cohort {
+    let slices = if cohort {
         request.by.clone()
     } else {
         parts[0].slices.clone()
@@ -403,7 +406,8 @@ struct Computed {
     row_bridges: BTreeMap<Key, Vec<BridgeLine>>,
 }
 
-/// Executes metric `id`'s plan by its kind.
+/// Executes metric `id`'s plan by its shape (never by its kind: a kind is
+/// planning's business, `compile::kind_of`).
 async fn compute(
     engine: &Engine,
     id: MetricId,
@@ -415,17 +419,15 @@ async fn compute(
     let mut derived_plan = None;
     let mut cohort_bridge: Vec<BridgeLine> = Vec::new();
     let mut row_bridges: BTreeMap<Key, Vec<BridgeLine>> = BTreeMap::new();
-    let (value, rows, parts) = match (metric.kind, plan) {
-        (MetricKind::Cohort, MetricPlan::Cohort(instants)) => {
+    let (value, rows, parts) = match plan {
+        MetricPlan::Cohort(instants) => {
             let answer = run_cohort(engine, id, *instants).await?;
             cohort_bridge = answer.bridge;
             row_bridges = answer.row_bridges;
             (answer.value, answer.rows, answer.parts)
         }
-        (MetricKind::Ratio, MetricPlan::Parts(parts)) => {
-            ratio::compute(engine, metric, request, parts).await?
-        }
-        (MetricKind::Derived, MetricPlan::Parts(planned)) => {
+        MetricPlan::Ratio(parts) => ratio::compute(engine, metric, request, parts).await?,
+        MetricPlan::Derived(planned) => {
             let mut parts = Vec::new();
             for part in planned {
                 parts.push(run_part(engine, part, request).await?);
@@ -442,21 +444,11 @@ async fn compute(
             derived_plan = Some(plan);
             (value, rows, parts)
         }
-        (
-            MetricKind::Simple | MetricKind::Snapshot | MetricKind::Conversion,
-            MetricPlan::Parts(parts),
-        ) if parts.len() == 1 => {
-            let part = parts.into_iter().next().expect("one part");
-            let o = run_part(engine, part, request).await?;
+        MetricPlan::Aggregate(part) => {
+            let o = run_part(engine, *part, request).await?;
             let value = o.headline();
             let rows = o.rows();
             (value, rows, vec![o])
-        }
-        (kind, _) => {
-            return Err(CanonError::Internal(format!(
-                "a {} metric was planned as another kind",
-                kind.name()
-            )));
         }
     };
     Ok(Computed {

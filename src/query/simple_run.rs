@@ -162,7 +162,8 @@ pub(super) async fn read_simple(
     // A snapshot's exclusions and members are tallied at its last day, the
     // state its headline is (a charge in force at twelve month-ends is one
     // charge of the universe, not twelve).
-    let point_in_time = metric.kind == MetricKind::Snapshot;
+    let kind = crate::compile::kind_of(metric.kind);
+    let point_in_time = kind.tallied_at_last_day();
     let last_day = plan
         .buckets
         .last()
@@ -199,11 +200,11 @@ pub(super) async fn read_simple(
             ),
         ));
     }
-    let members = match (&metric.member, metric.kind, slice_members) {
+    let members = match (&metric.member, kind.counts_members(), slice_members) {
         (_, _, Some(counts)) => Some(counts),
         // A conversion metric's rows are its members (one group per member
         // before the count): its member counts are its row counts.
-        (_, MetricKind::Conversion, None) => {
+        (_, true, None) => {
             let mut counts: BTreeMap<Option<String>, i64> = excluded
                 .iter()
                 .map(|(name, acc)| (Some(name.clone()), acc.rows))

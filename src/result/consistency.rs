@@ -13,7 +13,7 @@
 
 use crate::decimal::Dec;
 use crate::result::GovernedResult;
-use crate::spec::{Aggregation, MetricKind, MetricSpec};
+use crate::spec::{Aggregation, MetricSpec};
 
 /// Whether the result's numbers agree with each other; the first
 /// disagreement otherwise, in words.
@@ -93,7 +93,7 @@ pub fn check(result: &GovernedResult, additive: bool) -> Result<(), String> {
 /// Whether the metric's headline is the sum of what it counts: a sum or a
 /// count, or a conversion (it counts members).
 pub fn additive(metric: &MetricSpec) -> bool {
-    metric.kind == MetricKind::Conversion
+    crate::compile::kind_of(metric.kind).counts_members()
         || metric
             .measure
             .as_ref()
