@@ -31,7 +31,7 @@ use crate::yaml_path;
 /// joined, so identity rules (a billing account's customer is its CRM
 /// survivor) are declared once on the entity, not in every metric.
 pub async fn entity_frame(engine: &Planner, name: &str) -> Result<DataFrame> {
-    Ok(engine.frame(entity_plan(engine, name).await?))
+    Ok(engine.planned_frame(entity_plan(engine, name).await?))
 }
 
 /// [`entity_frame`]'s plan, built once per engine: joins and schemas are
@@ -108,7 +108,7 @@ pub async fn entity_plain_frame(engine: &Planner, name: &str) -> Result<DataFram
         .memoized_plan(&format!("entity plain {name}"), build)
         .await?
         .ok_or_else(|| CanonError::Internal(format!("entity `{name}` built no plan")))?;
-    Ok(engine.frame(plan))
+    Ok(engine.planned_frame(plan))
 }
 
 /// A linked field: its spec, SQL, location and the qualifiers it reads.
@@ -360,7 +360,7 @@ pub async fn metric_frame(
         .memoized_plan(&format!("metric frame {entity} {links:?}"), build)
         .await?
         .ok_or_else(|| CanonError::Internal(format!("no metric frame over `{entity}`")))?;
-    Ok(engine.frame(plan))
+    Ok(engine.planned_frame(plan))
 }
 
 async fn build_metric_frame(
@@ -368,7 +368,7 @@ async fn build_metric_frame(
     entity: &str,
     links: &BTreeSet<LinkPath>,
 ) -> Result<DataFrame> {
-    let base = engine.frame(entity_carrying_plan(engine, entity).await?);
+    let base = engine.planned_frame(entity_carrying_plan(engine, entity).await?);
     let base_fields: Vec<Column> = base
         .schema()
         .fields()
@@ -656,8 +656,10 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
         }
         (None, None) => return Ok(None),
     };
-    // Planned now, run when a plan that joins the map runs (survivors.rs).
-    engine.note_plan_reads(&pairs.clone().into_optimized_plan()?);
+    // Planned now, run when a plan that joins the map runs (survivors.rs);
+    // what it reads goes into the lineage of the results that join it.
+    let mut reads = BTreeMap::new();
+    super::planner::scanned_columns(&pairs.clone().into_optimized_plan()?, &mut reads);
     let location = DataLocation {
         system,
         table,
@@ -666,6 +668,7 @@ async fn build_survivors(engine: &Planner, entity: &str) -> Result<Option<Logica
     };
     let table = super::survivors::Survivors::new(
         pairs.into_unoptimized_plan(),
+        reads,
         location,
         format!("{key_type}"),
     );

@@ -13,13 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::common::TableReference;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::declared::{DeclaredTable, declared_schema};
+use super::survivors::Survivors;
 use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
+use datafusion::catalog::default_table_source::source_as_provider;
 
 /// Identity links as (entity, link name).
 pub type LinkSet = BTreeSet<(String, String)>;
@@ -32,14 +34,15 @@ pub struct Planner {
     pub catalog: Arc<Catalog>,
     /// The sources declared on the planning session so far.
     registered: Mutex<BTreeSet<String>>,
-    /// Columns read by side queries (identity resolution) that are not part
-    /// of a metric's main plan, so lineage still lists them.
-    side_reads: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Identity links joined so far: (entity, link name).
     links_used: Mutex<LinkSet>,
-    /// Links noted while a memoized plan is being built, one set per build
-    /// in progress (builds nest), so the memo knows exactly what it joins.
-    recorders: Mutex<Vec<LinkSet>>,
+    /// Links noted while a memoized plan is being built or a metric planned
+    /// and run, one set per recording in progress (they nest, and a
+    /// command's computations run side by side), each found again by its
+    /// number, so the memo and the metric know what they join.
+    recorders: Mutex<Vec<(u64, LinkSet)>>,
+    /// The number of the next recording.
+    next_recorder: std::sync::atomic::AtomicU64,
     /// Plans built once per engine and shared by every metric that needs
     /// them (entity frames, merge maps), keyed by what they are.
     plans: Mutex<BTreeMap<String, (Option<LogicalPlan>, LinkSet)>>,
@@ -55,9 +58,9 @@ impl Planner {
             planning,
             catalog,
             registered: Mutex::new(BTreeSet::new()),
-            side_reads: Mutex::new(BTreeMap::new()),
             links_used: Mutex::new(LinkSet::new()),
             recorders: Mutex::new(Vec::new()),
+            next_recorder: std::sync::atomic::AtomicU64::new(0),
             plans: Mutex::new(BTreeMap::new()),
             shared: Mutex::new(BTreeMap::new()),
         }
@@ -116,14 +119,7 @@ impl Planner {
         if let Some(plan) = self.remembered_plan(key) {
             return Ok(plan);
         }
-        self.recorders.lock().expect("lock").push(LinkSet::new());
-        let built = build.await;
-        let links = self
-            .recorders
-            .lock()
-            .expect("lock")
-            .pop()
-            .unwrap_or_default();
+        let (built, links) = self.recording_links(build).await;
         let plan = built?;
         self.plans
             .lock()
@@ -145,22 +141,42 @@ impl Planner {
         value.downcast::<T>().unwrap_or_default()
     }
 
-    /// A DataFrame over `plan` on the planning session (to build on, not
-    /// to run: the run stage's `Engine::frame` runs plans).
-    pub fn frame(&self, plan: LogicalPlan) -> DataFrame {
+    /// A DataFrame over `plan` on the planning session, to build on, not to
+    /// run (the run stage's `Engine::frame` is the one that runs).
+    pub fn planned_frame(&self, plan: LogicalPlan) -> DataFrame {
         DataFrame::new(self.planning.state(), plan)
     }
 
-    /// Records the source columns a side query's plan reads.
-    pub fn note_plan_reads(&self, plan: &LogicalPlan) {
-        let mut reads = self.side_reads.lock().expect("lock");
-        scanned_columns(plan, &mut reads);
+    /// Runs `work` and returns, beside its outcome, the links noted while it
+    /// ran (plans remembered from earlier included): what a metric's plan
+    /// and computation join, not what the command's other metrics joined
+    /// before it. Work running beside it (the bridge's two sides) notes
+    /// into its recording too: a superset, never a link missed.
+    pub async fn recording_links<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, LinkSet) {
+        let id = self
+            .next_recorder
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.recorders
+            .lock()
+            .expect("lock")
+            .push((id, LinkSet::new()));
+        let out = work.await;
+        let mut recorders = self.recorders.lock().expect("lock");
+        let links = recorders
+            .iter()
+            .position(|(r, _)| *r == id)
+            .map(|at| recorders.remove(at).1)
+            .unwrap_or_default();
+        (out, links)
     }
 
     /// Records that a plan joined `entity`'s link `link`.
     pub fn note_link(&self, entity: &str, link: &str) {
         let pair = (entity.to_string(), link.to_string());
-        for recorder in self.recorders.lock().expect("lock").iter_mut() {
+        for (_, recorder) in self.recorders.lock().expect("lock").iter_mut() {
             recorder.insert(pair.clone());
         }
         self.links_used.lock().expect("lock").insert(pair);
@@ -170,18 +186,24 @@ impl Planner {
     pub fn links_used(&self) -> LinkSet {
         self.links_used.lock().expect("lock").clone()
     }
-
-    /// Source columns read by side queries so far.
-    pub fn side_reads(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.side_reads.lock().expect("lock").clone()
-    }
 }
 
 /// `system/table` → the columns the plan reads from it (lineage, the gates'
-/// remembered outcomes and `canon sql` ask it of optimized plans).
+/// remembered outcomes and `canon sql` ask it of optimized plans), with
+/// what the merge maps it joins read to work themselves out.
 pub fn scanned_columns(plan: &LogicalPlan, out: &mut BTreeMap<String, BTreeSet<String>>) {
-    let _ = plan.apply(|node| {
+    let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(survivors) = provider.downcast_ref::<Survivors>()
+            {
+                for (table, columns) in survivors.reads() {
+                    out.entry(table.clone())
+                        .or_default()
+                        .extend(columns.iter().cloned());
+                }
+                return Ok(TreeNodeRecursion::Continue);
+            }
             let key = match (scan.table_name.schema(), scan.table_name.table()) {
                 (Some(s), t) => format!("{s}/{t}"),
                 (None, t) => t.to_string(),

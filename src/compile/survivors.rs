@@ -10,7 +10,7 @@
 //! every later scan of the run. Merge audits are small, so the chains are
 //! resolved in Rust, not in the plan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
@@ -31,6 +31,9 @@ pub struct Survivors {
     /// merged-away record, its ids typed like the entity's key (null when
     /// they are not of that type) and as written.
     pairs: LogicalPlan,
+    /// The source columns working the map out reads (`system/table` →
+    /// columns), for the lineage of every result whose plan joins it.
+    reads: BTreeMap<String, BTreeSet<String>>,
     /// Where a bad merge is reported (the merge column's table).
     location: DataLocation,
     /// The type of the entity's key, for the message.
@@ -40,9 +43,15 @@ pub struct Survivors {
 }
 
 impl Survivors {
-    pub fn new(pairs: LogicalPlan, location: DataLocation, key_type: String) -> Survivors {
+    pub fn new(
+        pairs: LogicalPlan,
+        reads: BTreeMap<String, BTreeSet<String>>,
+        location: DataLocation,
+        key_type: String,
+    ) -> Survivors {
         Survivors {
             pairs,
+            reads,
             location,
             key_type,
             map: tokio::sync::OnceCell::new(),
@@ -53,6 +62,11 @@ impl Survivors {
     /// The plan of the merge pairs this map is worked out from.
     pub fn pairs(&self) -> &LogicalPlan {
         &self.pairs
+    }
+
+    /// The source columns working the map out reads.
+    pub fn reads(&self) -> &BTreeMap<String, BTreeSet<String>> {
+        &self.reads
     }
 
     fn bad(&self, message: String) -> DataFusionError {

@@ -109,16 +109,16 @@ async fn compute_metric(
     // computation reuses the work): the tables and cross-system links the
     // metric reads are then known, and their gates run beside the
     // computation instead of after it.
-    let plan = crate::compile::plan_metric(engine, name, request)
-        .await?
-        .bound(&|f| engine.bound(f));
+    let (plan, planned_links) = engine
+        .recording_links(crate::compile::plan_metric(engine, name, request))
+        .await;
+    let plan = plan?.bound(&|f| engine.bound(f));
     let mut planned = BTreeMap::new();
     for (_, frame) in plan.titled(name, request)? {
         crate::run::scanned_columns(frame.logical_plan(), &mut planned);
     }
     let planned_columns = planned;
     let planned: Vec<String> = planned_columns.keys().cloned().collect();
-    let planned_links = engine.links_used();
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     // Row-count gates (no row counted twice): the counted rows, the
     // entities looked up, exclusive intervals (quality::gates).
@@ -127,11 +127,16 @@ async fn compute_metric(
     // A cohort's rows are grouped by the requested slices (its bridge's
     // groups); every other result by its first part's.
     let cohort = matches!(plan, MetricPlan::Cohort(_));
-    let (computed, (early_tables, mut matches), mut row_gates) = futures::try_join!(
-        compute(engine, id, request, plan),
-        gates(engine, &planned, &planned_columns, &planned_links),
-        crate::quality::gates::run_all(engine, &early_gates, Some(request))
-    )?;
+    let (outcome, run_links) = engine
+        .recording_links(async {
+            futures::try_join!(
+                compute(engine, id, request, plan),
+                gates(engine, &planned, &planned_columns, &planned_links),
+                crate::quality::gates::run_all(engine, &early_gates, Some(request))
+            )
+        })
+        .await;
+    let (computed, (early_tables, mut matches), mut row_gates) = outcome?;
     let Computed {
         value,
         rows,
@@ -228,11 +233,9 @@ async fn compute_metric(
         .filter(|k| !planned.contains(k))
         .cloned()
         .collect();
-    let late_links = engine
-        .links_used()
-        .difference(&planned_links)
-        .cloned()
-        .collect();
+    // Links joined while it ran that its plans did not join (side
+    // queries), not the links of the command's other metrics.
+    let late_links = run_links.difference(&planned_links).cloned().collect();
     // The columns the optimized plans read (the early gates judged the
     // domains of every column the unoptimized plans scan, a superset).
     let read_columns: BTreeMap<String, BTreeSet<String>> = lineage
@@ -526,7 +529,9 @@ async fn lineage(
     parts: &[SimpleOutcome],
     definitions: Vec<crate::result::DefinitionRef>,
 ) -> Result<Lineage> {
-    let mut columns: BTreeMap<String, BTreeSet<String>> = engine.side_reads();
+    // Only what this result's own plans read (merge maps included), never
+    // what other metrics of the same command read.
+    let mut columns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for part in parts {
         crate::run::scanned_columns(&part.plan, &mut columns);
     }

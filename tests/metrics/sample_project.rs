@@ -104,3 +104,68 @@ fn sample_data_is_what_the_generator_writes() {
     }
     assert_eq!(checked, 16);
 }
+
+/// A result's evidence depends on its metric and request only, never on
+/// what else the command computed: `bookings` asked beside `mqls` (whose
+/// contacts are merged through marketing/contact_merge_audit) has the
+/// lineage, gates and fingerprint it has alone. It used to inherit the
+/// merge audit from `mqls` (one list of side reads per run), and through the
+/// cache a later `query bookings` was blocked on that table's freshness.
+#[test]
+fn a_result_s_evidence_does_not_depend_on_the_other_metrics_asked() {
+    let ask = |metrics: &[&str]| -> serde_json::Value {
+        let mut args = vec!["query"];
+        args.extend(metrics);
+        args.extend(["--period", "FY2026-Q1", "--no-cache", "--format", "json"]);
+        let out = canon(&repo(), &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let sources = |r: &serde_json::Value| -> Vec<String> {
+        r["lineage"]["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}/{}",
+                    s["system"].as_str().unwrap(),
+                    s["table"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let checked = |r: &serde_json::Value| -> Vec<String> {
+        let mut tables: Vec<String> = r["quality"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["table"].as_str().unwrap_or("").to_string())
+            .collect();
+        tables.sort();
+        tables.dedup();
+        tables
+    };
+    let alone = ask(&["bookings"]);
+    let both = ask(&["mqls", "bookings"]);
+    let results = both.as_array().expect("two results");
+    let beside = results.iter().find(|r| r["metric"] == "bookings").unwrap();
+    let mqls = results.iter().find(|r| r["metric"] == "mqls").unwrap();
+    assert_eq!(
+        sources(&alone),
+        [
+            "crm/account",
+            "crm/dated_conversion_rate",
+            "crm/opportunity"
+        ]
+    );
+    assert_eq!(sources(beside), sources(&alone));
+    assert_eq!(checked(beside), checked(&alone));
+    assert_eq!(beside["fingerprint"], alone["fingerprint"]);
+    // mqls's own merge audit is still in its own lineage.
+    assert!(
+        sources(mqls).contains(&"marketing/contact_merge_audit".to_string()),
+        "{:?}",
+        sources(mqls)
+    );
+}
