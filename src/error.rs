@@ -264,13 +264,35 @@ impl From<datafusion::error::DataFusionError> for CanonError {
                 canon => canon,
             },
             // Shared by the partitions that met it (a join's build side):
-            // ours when no other partition still holds it.
+            // ours when no other partition still holds it, else a copy of
+            // the located data error inside it.
             E::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
                 Ok(inner) => CanonError::from(inner),
-                Err(shared) => CanonError::Engine(E::Shared(shared)),
+                Err(shared) => {
+                    data_error_in(&shared).unwrap_or(CanonError::Engine(E::Shared(shared)))
+                }
             },
             other => CanonError::Engine(other),
         }
+    }
+}
+
+/// A copy of canon's located data error inside `e`, found by reference (an
+/// error other partitions still hold cannot be taken apart).
+fn data_error_in(e: &datafusion::error::DataFusionError) -> Option<CanonError> {
+    use datafusion::error::DataFusionError as E;
+    match e {
+        E::External(inner) => match inner.downcast_ref::<CanonError>() {
+            Some(CanonError::Data { location, message }) => Some(CanonError::Data {
+                location: location.clone(),
+                message: message.clone(),
+            }),
+            Some(_) => None,
+            None => inner.downcast_ref::<E>().and_then(data_error_in),
+        },
+        E::Context(_, inner) => data_error_in(inner),
+        E::Shared(inner) => data_error_in(inner),
+        _ => None,
     }
 }
 
