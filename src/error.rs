@@ -309,3 +309,45 @@ impl From<datafusion::parquet::errors::ParquetError> for CanonError {
 }
 
 pub type Result<T, E = CanonError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::error::DataFusionError as E;
+
+    /// canon's located data error, raised inside the engine and shared by
+    /// the partitions of a join's build side, comes back as itself whether
+    /// or not another partition still holds it; an engine error stays one.
+    #[test]
+    fn a_data_error_shared_by_partitions_comes_back_located() {
+        let data = || {
+            E::External(Box::new(CanonError::data(
+                DataLocation {
+                    system: "crm".into(),
+                    table: "account".into(),
+                    file: None,
+                    column: Some("merged_into_id".into()),
+                },
+                "merge chain starting at `A1` loops back on itself",
+            )))
+        };
+        let expected = "data error in crm/account column `merged_into_id`: merge chain starting at `A1` loops back on itself";
+        // Held by this error alone: taken apart.
+        let alone = CanonError::from(E::Shared(std::sync::Arc::new(data())));
+        assert!(matches!(alone, CanonError::Data { .. }), "{alone:?}");
+        assert_eq!(alone.to_string(), expected);
+        // Still held by another partition, and under a context: copied.
+        let shared = std::sync::Arc::new(E::Context("join".into(), Box::new(data())));
+        let _other_partition = shared.clone();
+        let copied = CanonError::from(E::Shared(shared));
+        assert!(matches!(copied, CanonError::Data { .. }), "{copied:?}");
+        assert_eq!(copied.to_string(), expected);
+        // The engine's own error, shared: still the engine's.
+        let engine = std::sync::Arc::new(E::Plan("no such column".into()));
+        let _held = engine.clone();
+        assert!(matches!(
+            CanonError::from(E::Shared(engine)),
+            CanonError::Engine(_)
+        ));
+    }
+}
