@@ -58,17 +58,12 @@ impl Survivors {
         }
     }
 
-    /// canon's data error at the merge column, through the engine.
-    /// The plan of the merge pairs this map is worked out from.
-    pub fn pairs(&self) -> &LogicalPlan {
-        &self.pairs
-    }
-
     /// The source columns working the map out reads.
     pub fn reads(&self) -> &BTreeMap<String, BTreeSet<String>> {
         &self.reads
     }
 
+    /// canon's data error at the merge column, through the engine.
     fn bad(&self, message: String) -> DataFusionError {
         // Back to canon's own error at the command line (error.rs).
         DataFusionError::External(Box::new(CanonError::data(self.location.clone(), message)))

@@ -366,7 +366,7 @@ async fn counted_rows(
     days: &[chrono::NaiveDate],
 ) -> Result<(DataFrame, Expr, String)> {
     use crate::compile::bounds::{bound, next_day, period_filter};
-    use crate::compile::entity::{all_link_paths, link_path, metric_frame, metric_schema};
+    use crate::compile::entity::{all_link_paths, link_path, metric_schema};
     use crate::yaml_path;
     use datafusion::logical_expr::ExprSchemable;
     let catalog = &engine.catalog;
@@ -428,7 +428,7 @@ async fn counted_rows(
         }
         None => Vec::new(),
     };
-    let mut rows = engine.bound(metric_frame(engine, entity, &links).await?);
+    let mut rows = engine.metric_frame(entity, &links).await?;
     let schema = rows.schema().clone();
     let parse = |sql: &str, loc: &crate::error::Location| -> Option<Expr> {
         readable

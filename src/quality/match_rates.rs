@@ -46,7 +46,7 @@ use serde::Serialize;
 use super::Status;
 use super::thresholds::{Thresholds, share_below};
 use crate::calendar::Period;
-use crate::compile::{parse_expr, simple};
+use crate::compile::parse_expr;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
 use crate::request::{Request, Resolved};
@@ -305,11 +305,7 @@ async fn counted_deals(
 ) -> Result<DataFrame> {
     let (id, _, _) = engine.catalog.metric(bookings)?;
     let all = engine.catalog.resolve(Request::all_time())?;
-    let detail = engine.bound(
-        simple::compile(engine, id, request.unwrap_or(&all))
-            .await?
-            .detail,
-    );
+    let detail = engine.metric_detail(id, request.unwrap_or(&all)).await?;
     Ok(detail
         .filter(col("_exclusion").is_null())?
         .aggregate(vec![col("_key").alias("_deal")], vec![])?)
@@ -439,11 +435,8 @@ async fn revenue_lines(
     let table = format!("{}/{}", model.spec.system, line_spec.source);
     // The revenue metric's counted lines, with the entity's fields.
     let counted = engine
-        .bound(
-            simple::compile(engine, r_id, &catalog.resolve(Request::all_time())?)
-                .await?
-                .detail,
-        )
+        .metric_detail(r_id, &catalog.resolve(Request::all_time())?)
+        .await?
         .filter(col("_exclusion").is_null())?
         .select(vec![col("_key").alias("_line")])?;
     let lines = engine.entity_frame(&entity).await?;

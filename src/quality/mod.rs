@@ -23,7 +23,6 @@ use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::{Expr, col, lit};
 use serde::Serialize;
 
-use crate::compile::entity::metric_frame;
 use crate::decimal::Dec;
 use crate::error::Result;
 use crate::run::Engine;
@@ -82,8 +81,8 @@ pub async fn identity_match_rates(
         // Over the entity's plain fields when the link leaves from one: the
         // same rows without the joins of the entity's own linked fields.
         let plain = engine.entity_plain_frame(&entity).await?;
-        let frame = engine.bound(
-            if plain.schema().has_column_with_unqualified_name(&link.field) {
+        let frame = if plain.schema().has_column_with_unqualified_name(&link.field) {
+            engine.bound(
                 crate::compile::entity::with_links(
                     engine,
                     plain.alias(&entity)?,
@@ -91,11 +90,11 @@ pub async fn identity_match_rates(
                     Vec::new(),
                     &paths,
                 )
-                .await?
-            } else {
-                metric_frame(engine, &entity, &paths).await?
-            },
-        );
+                .await?,
+            )
+        } else {
+            engine.metric_frame(&entity, &paths).await?
+        };
         let matched = Expr::Column(datafusion::common::Column::new(
             Some(link_name.as_str()),
             &target.key,

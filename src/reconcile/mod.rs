@@ -26,8 +26,7 @@ use datafusion::functions::expr_fn::{coalesce, round};
 use datafusion::logical_expr::{Expr, JoinType, cast, col, lit, when};
 
 use crate::calendar::Period;
-use crate::compile::entity::metric_frame;
-use crate::compile::{parse_scoped, simple};
+use crate::compile::parse_scoped;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
 use crate::request::Request;
@@ -73,7 +72,7 @@ pub async fn run(
     // bookings counts it in some period.
     let (b_id, _, b_metric) = catalog.metric(&spec.bookings)?;
     let all_time = catalog.resolve(Request::all_time())?;
-    let deals = engine.bound(simple::compile(engine, b_id, &all_time).await?.detail);
+    let deals = engine.metric_detail(b_id, &all_time).await?;
     let deal_entity = b_metric
         .entity
         .clone()
@@ -107,7 +106,7 @@ pub async fn run(
         .ok_or_else(|| CanonError::Internal("revenue without a measure".into()))?;
     let mut links = BTreeSet::new();
     links.insert(vec!["period".to_string()]);
-    let frame = engine.bound(metric_frame(engine, &line_entity, &links).await?);
+    let frame = engine.metric_frame(&line_entity, &links).await?;
     let schema = frame.schema().clone();
     let r_at = |p: &[crate::spec::locate::Step]| catalog.metric_at(r_id, p);
     let p = |sql: &str, loc: &crate::error::Location| {

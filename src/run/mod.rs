@@ -33,12 +33,9 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
 pub use crate::compile::declared::declared_schema;
-use crate::compile::declared::{Bindings, DeclaredTable, SourceBinder};
+use crate::compile::declared::{Bindings, SourceBinder};
 use crate::compile::planner::Planner;
-use crate::compile::survivors::Survivors;
 use crate::error::{CanonError, DataLocation, Result};
-use datafusion::catalog::default_table_source::source_as_provider;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use files::FileFact;
 
 /// Where the extracts come from.
@@ -168,10 +165,14 @@ impl Engine {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
-        let mut declared = Vec::new();
-        collect_declared(plan, &mut declared);
-        for (system, table) in declared {
-            let _ = self.sources.provider(&system, &table);
+        // The sources it scans, merge maps' reads included; other scans
+        // (a merge map, a series of days) have no `system/` and are skipped.
+        let mut read = BTreeMap::new();
+        scanned_columns(plan, &mut read);
+        for key in read.keys() {
+            if let Some((system, table)) = key.split_once('/') {
+                let _ = self.sources.provider(system, table);
+            }
         }
     }
 
@@ -196,6 +197,31 @@ impl Engine {
     /// [`crate::compile::entity::entity_plain_frame`].
     pub async fn entity_plain_frame(&self, name: &str) -> Result<DataFrame> {
         Ok(self.bound(crate::compile::entity::entity_plain_frame(self, name).await?))
+    }
+
+    /// Entity `entity`'s rows with the links `links` joined, to run on this
+    /// run's data; see [`crate::compile::entity::metric_frame`].
+    pub async fn metric_frame(
+        &self,
+        entity: &str,
+        links: &std::collections::BTreeSet<crate::compile::entity::LinkPath>,
+    ) -> Result<DataFrame> {
+        Ok(self.bound(crate::compile::entity::metric_frame(self, entity, links).await?))
+    }
+
+    /// Flow or snapshot metric `id`'s rows before aggregation (the
+    /// `detail` of [`crate::compile::simple::SimplePlan`]), to run on this
+    /// run's data: the deals or lines a reconciliation drills into.
+    pub async fn metric_detail(
+        &self,
+        id: crate::catalog::MetricId,
+        request: &crate::request::Resolved,
+    ) -> Result<DataFrame> {
+        Ok(self.bound(
+            crate::compile::simple::compile(self, id, request)
+                .await?
+                .detail,
+        ))
     }
 
     /// The cache folder's file-hash index; `None` (`--no-cache`) hashes
@@ -269,23 +295,6 @@ impl Engine {
             .await
             .unwrap_or_else(|e| CanonError::Internal(format!("locating a damaged file: {e}")))
     }
-}
-
-/// The declared sources `plan` scans, as (system, table), looking into
-/// subqueries and into the plans merge maps run.
-fn collect_declared(plan: &LogicalPlan, out: &mut Vec<(String, String)>) {
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && let Ok(provider) = source_as_provider(&scan.source)
-        {
-            if let Some(declared) = provider.downcast_ref::<DeclaredTable>() {
-                out.push((declared.system.clone(), declared.table.clone()));
-            } else if let Some(survivors) = provider.downcast_ref::<Survivors>() {
-                collect_declared(survivors.pairs(), out);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
 }
 
 /// A source is bound the first time a plan that reads it runs, after every

@@ -744,3 +744,34 @@ pub fn contents(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// `canon publish --out OUT --data DATA --only ONLY EXTRA…` in `project`.
+pub fn publish_only(project: &Path, data: &Path, out: &Path, only: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "publish",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--only",
+        only,
+    ];
+    args.extend_from_slice(extra);
+    canon(project, &args)
+}
+
+/// The `system/table` of every source in a result's lineage, in its order.
+pub fn lineage_tables(result: &serde_json::Value) -> Vec<String> {
+    result["lineage"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{}",
+                s["system"].as_str().unwrap(),
+                s["table"].as_str().unwrap()
+            )
+        })
+        .collect()
+}

@@ -287,16 +287,7 @@ fn lineage_names_definition_files_and_columns() {
     assert_eq!(r["definition"]["version"], 1);
     assert_eq!(r["definition"]["sha256"].as_str().unwrap().len(), 64);
     let sources = r["lineage"]["sources"].as_array().unwrap();
-    let tables: Vec<String> = sources
-        .iter()
-        .map(|s| {
-            format!(
-                "{}/{}",
-                s["system"].as_str().unwrap(),
-                s["table"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let tables = lineage_tables(&r);
     assert_eq!(
         tables,
         [

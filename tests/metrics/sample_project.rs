@@ -121,20 +121,7 @@ fn a_result_s_evidence_does_not_depend_on_the_other_metrics_asked() {
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let sources = |r: &serde_json::Value| -> Vec<String> {
-        r["lineage"]["sources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}/{}",
-                    s["system"].as_str().unwrap(),
-                    s["table"].as_str().unwrap()
-                )
-            })
-            .collect()
-    };
+    let sources = lineage_tables;
     let checked = |r: &serde_json::Value| -> Vec<String> {
         let mut tables: Vec<String> = r["quality"]
             .as_array()

@@ -6,21 +6,14 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Decimal128Type;
 
 fn publish(data: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "publish",
-        "--out",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--only",
+    let periods = ["--period", "FY2026-Q1", "--period", "FY2026-Q2"];
+    publish_only(
+        &repo(),
+        data,
+        out,
         "bookings",
-        "--period",
-        "FY2026-Q1",
-        "--period",
-        "FY2026-Q2",
-    ];
-    args.extend_from_slice(extra);
-    canon(&repo(), &args)
+        &[&periods[..], extra].concat(),
+    )
 }
 
 fn read_parquet(path: &std::path::Path) -> datafusion::arrow::array::RecordBatch {

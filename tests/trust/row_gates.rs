@@ -20,19 +20,13 @@ use crate::common::*;
 /// `canon publish --only ONLY --period FY2026-Q1 EXTRA…` of `data` into
 /// `out` (exit 0 asserted): the manifest it wrote.
 fn published(data: &Path, out: &Path, only: &str, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "publish",
-        "--out",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--only",
+    let run = publish_only(
+        &repo(),
+        data,
+        out,
         only,
-        "--period",
-        "FY2026-Q1",
-    ];
-    args.extend_from_slice(extra);
-    let run = canon(&repo(), &args);
+        &[&["--period", "FY2026-Q1"], extra].concat(),
+    );
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
 }

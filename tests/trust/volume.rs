@@ -70,19 +70,13 @@ fn volume(r: &serde_json::Value, table: &str) -> serde_json::Value {
 }
 
 fn publish(project: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "publish",
-        "--out",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--only",
+    publish_only(
+        project,
+        data,
+        out,
         "bookings",
-        "--period",
-        "FY2026-Q1",
-    ];
-    args.extend_from_slice(extra);
-    canon(project, &args)
+        &[&["--period", "FY2026-Q1"], extra].concat(),
+    )
 }
 
 // bookings FY2026-Q1 over the fixture's 15 deals is 3694.46 (tests/trust/quality.rs).
