@@ -264,8 +264,8 @@ pub fn main(sample: SampleGenerator) -> i32 {
     }
 }
 
-/// The stack of each engine worker thread.
-pub const WORKER_STACK_BYTES: usize = 16 << 20;
+/// The stack of each engine worker thread (the checks' threads have the same).
+pub use crate::run::WORKER_STACK_BYTES;
 
 /// The stack of the thread that runs a command (see `main.rs`): planning and
 /// DataFusion's optimizer recurse over plans on it.

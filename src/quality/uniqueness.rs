@@ -5,8 +5,8 @@
 //!
 //! Two passes, the second only when the first finds something. The first
 //! counts the rows whose 64-bit key hash an earlier row already had
-//! (`repeated_hashes`: each partition's hashes sorted, the partitions'
-//! sorted hashes merged at the end): several times cheaper than grouping
+//! (`repeated_hashes`: the partitions' hashes gathered, and the few that
+//! share a place in a bitmap sorted, [`count_repeats`]): several times cheaper than grouping
 //! key strings, and exact in the direction that matters, since two rows
 //! with the same key always have the same hash, so a clean first pass
 //! proves the key unique. A repeated hash is either a repeated key or
@@ -14,7 +14,7 @@
 //! the second pass tells them apart by grouping the key itself (`GROUP BY
 //! key HAVING count(*) > 1`, the first few in key order), and only when it
 //! finds a repeated key are the rows' files looked up. So a clean table
-//! costs one scan of its key column and a sort of its hashes; measured in
+//! costs one scan of its key column and two passes over its hashes; measured in
 //! docs/performance.md. The hashes cannot spill: a first pass that meets
 //! the memory limit proves nothing, and the exact pass (which spills)
 //! decides instead.
@@ -54,9 +54,12 @@ pub async fn check(
     key: Expr,
     scope: &str,
 ) -> Result<TableCheck> {
-    let rows = rows.filter(key.clone().is_not_null())?;
-    // The hash sets cannot spill: past the memory limit the first pass
-    // proves nothing, and the exact pass below (which spills) decides.
+    // The first pass reads the rows as they are: it passes over a row with
+    // no key itself, where a filter on the key pushed into the Parquet scan
+    // had the reader decode the key column twice (once to filter, once to
+    // hash: nrr's gates −N % CPU, docs/performance.md). The hashes cannot
+    // spill: past the memory limit the first pass proves nothing, and the
+    // exact pass below (which spills) decides.
     let repeated = match first_pass(rows.clone(), key.clone()).await {
         Ok(n) => n,
         Err(e) if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) => {
@@ -82,6 +85,7 @@ pub async fn check(
         return Ok(pass());
     }
     let dups = rows
+        .filter(key.clone().is_not_null())?
         .select(vec![key.alias("_key")])?
         .aggregate(vec![col("_key")], vec![count(lit(1i64)).alias("_n")])?
         .filter(col("_n").gt(lit(1i64)))?;
@@ -144,8 +148,7 @@ pub async fn check(
 
 /// The first pass: how many rows repeat a key hash of an earlier row.
 async fn first_pass(rows: DataFrame, key: Expr) -> DfResult<u64> {
-    rows.aggregate(vec![], vec![repeated_hashes(key).alias("_r")])?
-        .collect()
+    crate::run::background::collect(rows.aggregate(vec![], vec![repeated_hashes(key).alias("_r")])?)
         .await?
         .iter()
         .find(|b| b.num_rows() > 0)
@@ -161,8 +164,8 @@ async fn first_pass(rows: DataFrame, key: Expr) -> DfResult<u64> {
 /// `repeated_hashes(key)`: how many rows (of those with a key) hold a key
 /// hash an earlier row holds; 0 proves the key unique. Each partition keeps
 /// the hashes of its rows (DataFusion's own key hashing, the one its joins
-/// and aggregates use, with a fixed seed, so partitions agree) and sorts
-/// them when done, and the final step merges the sorted lists. A `GROUP BY
+/// and aggregates use, with a fixed seed, so partitions agree), and the
+/// final step counts the repeats among them all. A `GROUP BY
 /// hash` did the same through a repartition and a grouped aggregate, at
 /// several times the CPU and memory (docs/performance.md). Built into the
 /// gate's plan directly and never registered, so definitions cannot call it.
@@ -197,18 +200,14 @@ impl AggregateUDFImpl for RepeatedHashes {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
-        Ok(vec![
+        let list = |name| {
             Arc::new(Field::new(
-                format_state_name(args.name, "hashes"),
+                format_state_name(args.name, name),
                 DataType::List(hash_item()),
                 true,
-            )),
-            Arc::new(Field::new(
-                format_state_name(args.name, "repeated"),
-                DataType::UInt64,
-                true,
-            )),
-        ])
+            ))
+        };
+        Ok(vec![list("hashes"), list("bucket_lengths")])
     }
 
     fn accumulator(&self, _: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
@@ -216,139 +215,169 @@ impl AggregateUDFImpl for RepeatedHashes {
     }
 }
 
-/// One partition's key hashes, kept in arrival order and sorted once when
-/// the partition is done, then merged with the other partitions' sorted
-/// hashes: appending is a sequential write and a sort brings equal hashes
-/// together in cache-friendly passes, where a hash set probes a table of
-/// several megabytes at random for every row and rebuilds it as it grows
-/// (nrr's 807 k charge ids: docs/performance.md).
-#[derive(Debug, Default)]
+/// How many leading bits of a hash pick its bucket: 256 buckets, so a
+/// million keys make buckets of about 4,000 hashes, whose bitmaps
+/// ([`count_repeats`]) fit in a core's first-level cache.
+const BUCKET_BITS: u32 = 8;
+
+/// The key hashes seen, by bucket (their leading bits): equal hashes
+/// always share a bucket, so the final step counts repeats bucket by
+/// bucket, each small enough to stay in cache, where one bitmap over all
+/// of nrr's 807 k charges did not (docs/performance.md).
+#[derive(Debug)]
 struct SeenHashes {
-    /// Hashes not yet settled: this partition's rows, in arrival order.
-    hashes: Vec<u64>,
-    /// Other partitions' hashes, each sorted and distinct (final step).
-    runs: Vec<Vec<u64>>,
-    /// Rows found holding a hash an earlier row holds, so far.
-    repeated: u64,
+    buckets: Vec<Vec<u64>>,
+    /// The current batch's hashes, before they are spread to buckets.
+    batch: Vec<u64>,
+}
+
+impl Default for SeenHashes {
+    fn default() -> Self {
+        SeenHashes {
+            buckets: vec![Vec::new(); 1 << BUCKET_BITS],
+            batch: Vec::new(),
+        }
+    }
 }
 
 impl SeenHashes {
-    /// Sorts the hashes, counts each one beyond the first of its kind as a
-    /// repeat (within the hashes and across the runs) and keeps one of
-    /// each: what is left in `hashes` is every distinct hash seen, in order.
-    fn settle(&mut self) {
-        self.hashes.sort_unstable();
-        let before = self.hashes.len();
-        self.hashes.dedup();
-        self.repeated += (before - self.hashes.len()) as u64;
-        for run in std::mem::take(&mut self.runs) {
-            let (merged, repeated) = merge_distinct(&self.hashes, &run);
-            self.hashes = merged;
-            self.repeated += repeated;
-        }
+    fn bucket_of(hash: u64) -> usize {
+        (hash >> (64 - BUCKET_BITS)) as usize
+    }
+
+    fn held(&self) -> usize {
+        self.buckets.iter().map(Vec::len).sum()
     }
 }
 
-/// Two sorted lists of distinct hashes as one, and how many hashes both
-/// held (each a row that repeats a row of the other partition).
-fn merge_distinct(a: &[u64], b: &[u64]) -> (Vec<u64>, u64) {
-    let mut merged = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j, mut both) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => {
-                merged.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                merged.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                merged.push(a[i]);
-                both += 1;
-                i += 1;
-                j += 1;
-            }
-        }
+/// How many of `hashes` equal an earlier one; `skip` leading bits, which
+/// they all share, are passed over. Two passes over a pair of bitmaps
+/// indexed by a hash's next bits, about 16 bits per hash: the first marks
+/// the places met twice, the second keeps the hashes at those places (a
+/// few percent of them), and only those few are sorted to count exact
+/// repeats. Every hash that repeats lands at a place met twice, so none is
+/// missed; a place shared by different hashes only costs a place in the
+/// sort. Sorting all the hashes (and merging the partitions' sorted lists)
+/// did the same at about three times the CPU on nrr's 807 k charges
+/// (docs/performance.md).
+fn count_repeats(hashes: &[u64], skip: u32) -> u64 {
+    if hashes.len() < 2 {
+        return 0;
     }
-    merged.extend_from_slice(&a[i..]);
-    merged.extend_from_slice(&b[j..]);
-    (merged, both)
+    let bits = (hashes.len() * 16).next_power_of_two().max(64);
+    let shift = 64 - bits.trailing_zeros();
+    let place = |h: u64| {
+        let at = ((h << skip) >> shift) as usize;
+        (at / 64, 1u64 << (at % 64))
+    };
+    let mut met = vec![0u64; bits / 64];
+    let mut met_again = vec![0u64; bits / 64];
+    for &h in hashes {
+        let (word, bit) = place(h);
+        met_again[word] |= met[word] & bit;
+        met[word] |= bit;
+    }
+    let mut shared: Vec<u64> = hashes
+        .iter()
+        .copied()
+        .filter(|&h| {
+            let (word, bit) = place(h);
+            met_again[word] & bit != 0
+        })
+        .collect();
+    shared.sort_unstable();
+    let before = shared.len();
+    shared.dedup();
+    (before - shared.len()) as u64
 }
 
 impl Accumulator for SeenHashes {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         let keys = &values[0];
-        let start = self.hashes.len();
-        self.hashes.resize(start + keys.len(), 0);
+        self.batch.clear();
+        self.batch.resize(keys.len(), 0);
         create_hashes(
             std::slice::from_ref(keys),
             &RandomState::default(),
-            &mut self.hashes[start..],
+            &mut self.batch,
         )?;
-        if keys.null_count() > 0 {
-            // A row with no key is no key: its hash is dropped.
-            let mut row = 0;
-            let mut kept = start;
-            while row < keys.len() {
-                if keys.is_valid(row) {
-                    self.hashes[kept] = self.hashes[start + row];
-                    kept += 1;
+        // A row with no key is no key: its hash is dropped.
+        match keys.logical_nulls() {
+            None => {
+                for &hash in &self.batch {
+                    self.buckets[Self::bucket_of(hash)].push(hash);
                 }
-                row += 1;
             }
-            self.hashes.truncate(kept);
+            Some(nulls) => {
+                for (&hash, valid) in self.batch.iter().zip(nulls.iter()) {
+                    if valid {
+                        self.buckets[Self::bucket_of(hash)].push(hash);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
-        let (lists, repeated) = (
-            states[0].as_list::<i32>(),
-            states[1].as_primitive::<UInt64Type>(),
-        );
+        // A partial state is its hashes bucket after bucket, and each
+        // bucket's length (`state`).
+        let (lists, lengths) = (states[0].as_list::<i32>(), states[1].as_list::<i32>());
         for row in 0..lists.len() {
-            if repeated.is_valid(row) {
-                self.repeated += repeated.value(row);
+            if !lists.is_valid(row) || !lengths.is_valid(row) {
+                continue;
             }
-            if lists.is_valid(row) {
-                let hashes = lists.value(row);
-                // A partial state's hashes are sorted and distinct (`state`).
-                self.runs
-                    .push(hashes.as_primitive::<UInt64Type>().values().to_vec());
+            let (hashes, lengths) = (lists.value(row), lengths.value(row));
+            let hashes = hashes.as_primitive::<UInt64Type>().values();
+            let lengths = lengths.as_primitive::<UInt64Type>().values();
+            if lengths.len() != self.buckets.len()
+                || lengths.iter().sum::<u64>() != hashes.len() as u64
+            {
+                return Err(DataFusionError::Internal(
+                    "a partial key-hash state does not add up".into(),
+                ));
+            }
+            let mut start = 0;
+            for (bucket, &length) in self.buckets.iter_mut().zip(lengths) {
+                let end = start + length as usize;
+                bucket.extend_from_slice(&hashes[start..end]);
+                start = end;
             }
         }
         Ok(())
     }
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        // The distinct hashes go on as a copy, so a second call (which
-        // DataFusion does not make) would still see every hash.
-        self.settle();
-        let hashes = UInt64Array::from(self.hashes.clone());
-        let list = ListArray::new(
-            hash_item(),
-            OffsetBuffer::from_lengths([hashes.len()]),
-            Arc::new(hashes),
-            None,
-        );
-        Ok(vec![
-            ScalarValue::List(Arc::new(list)),
-            ScalarValue::UInt64(Some(self.repeated)),
-        ])
+        // The hashes go on as a copy, so a second call (which DataFusion
+        // does not make) would still see every hash.
+        let list = |values: Vec<u64>| {
+            let values = UInt64Array::from(values);
+            ScalarValue::List(Arc::new(ListArray::new(
+                hash_item(),
+                OffsetBuffer::from_lengths([values.len()]),
+                Arc::new(values),
+                None,
+            )))
+        };
+        let lengths = self.buckets.iter().map(|b| b.len() as u64).collect();
+        Ok(vec![list(self.buckets.concat()), list(lengths)])
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        self.settle();
-        Ok(ScalarValue::UInt64(Some(self.repeated)))
+        let repeats = self
+            .buckets
+            .iter()
+            .map(|bucket| count_repeats(bucket, BUCKET_BITS))
+            .sum();
+        Ok(ScalarValue::UInt64(Some(repeats)))
     }
 
     fn size(&self) -> usize {
-        // The hashes, and as much again for what settling needs at its
-        // peak: a merge's output, or the state's copy.
-        let held = self.hashes.capacity() + self.runs.iter().map(Vec::capacity).sum::<usize>();
-        std::mem::size_of_val(self) + 2 * held * std::mem::size_of::<u64>()
+        // The hashes, and as much again for the state's copy (counting
+        // needs far less: one bucket's bitmaps at a time).
+        let capacity: usize = self.buckets.iter().map(Vec::capacity).sum();
+        std::mem::size_of_val(self)
+            + (capacity + self.held() + self.batch.capacity()) * std::mem::size_of::<u64>()
     }
 }
 
@@ -417,25 +446,26 @@ mod tests {
         assert_eq!(repeated(vec![vec![]]).await, 0);
     }
 
-    /// Settling counts repeats within the partition's own hashes and
-    /// across the other partitions' sorted runs, whatever order they came
-    /// in, and leaves every distinct hash once, in order.
+    /// Counting finds every repeat, however the hashes are ordered, and
+    /// counts none for different hashes that share a bitmap place (the
+    /// same top bits).
     #[test]
-    fn settling_counts_every_repeat_once() {
-        let mut seen = SeenHashes {
-            hashes: vec![5, 3, 5, 1, 3, 3],
-            runs: vec![vec![1, 4], vec![2, 4, 5]],
-            repeated: 0,
-        };
-        seen.settle();
-        // Own hashes: 3 three times (2 repeats), 5 twice (1) → [1, 3, 5].
-        // Run [1, 4]: 1 again (1) → [1, 3, 4, 5]. Run [2, 4, 5]: 4 and 5
-        // again (2) → [1, 2, 3, 4, 5]. 2 + 1 + 1 + 2 = 6.
-        assert_eq!(seen.repeated, 6);
-        assert_eq!(seen.hashes, vec![1, 2, 3, 4, 5]);
-        // Settling again changes nothing.
-        seen.settle();
-        assert_eq!((seen.repeated, seen.hashes.len()), (6, 5));
+    fn counting_finds_each_repeat_and_only_repeats() {
+        // 5 three times (2 repeats), 9 twice (1), 7 once: 3.
+        assert_eq!(count_repeats(&[5, 9, 7, 5, 9, 5], 0), 3);
+        // Six hashes give 128 places, indexed by the top 7 bits: these
+        // share place 64 and differ below it. None repeats.
+        let top = 1u64 << 63;
+        assert_eq!(count_repeats(&[top | 1, top | 2, top | 3, 4, 5, 6], 0), 0);
+        // The same with one of them twice, far apart: 1.
+        let twice = [top | 1, top | 2, 4, 5, top | 3, top | 2];
+        assert_eq!(count_repeats(&twice, 0), 1);
+        // Skipping the leading bit (a bucket's), the places come from the
+        // next 7: top | 1 and 1 then share place 0 and stay different.
+        assert_eq!(count_repeats(&[top | 1, 1, top | 1], 1), 1);
+        // Too few to repeat.
+        assert_eq!(count_repeats(&[], 0), 0);
+        assert_eq!(count_repeats(&[u64::MAX], 0), 0);
     }
 
     /// Past the memory limit the first pass fails with a resources error

@@ -10,6 +10,7 @@
 //! alike but without the bindings (`Engine::new`), so planning cannot read
 //! a row; `Engine::bound` moves a plan onto the session that reads.
 
+pub mod background;
 pub mod decode;
 pub mod files;
 pub mod fingerprints;
@@ -37,6 +38,12 @@ use crate::compile::declared::{Bindings, SourceBinder};
 use crate::compile::planner::Planner;
 use crate::error::{CanonError, DataLocation, Result};
 use files::FileFact;
+
+/// The stack of each engine worker thread: plans are walked recursively,
+/// and definitions and `canon sql` are bounded (compile::limits) well
+/// inside this, with room for a debug build's larger frames (tokio's
+/// default is 2 MiB).
+pub const WORKER_STACK_BYTES: usize = 16 << 20;
 
 /// Where the extracts come from.
 #[derive(Debug, Clone)]
