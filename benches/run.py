@@ -16,6 +16,11 @@ benchmark, first checks that canon, DuckDB and DataFusion give the same number
 - canon warm: the same with a cache folder that remembers the input files'
   hashes and the gates' outcomes but not the result (its `results/` is
   emptied before each run): the number is computed, the gates are not;
+- canon without row gates: the same binary, cold, with its row-count gates
+  skipped (`CANON_BENCH_SKIP_ROW_GATES`, which only a `--features
+  bench-switches` build, as this harness builds, obeys): what the gates cost
+  (issue 13 allows them 10 % cold); left out, with a note, for a binary
+  without the switch;
 - with `--baseline BINARY`: another canon build, cold, on the same command (a
   build without a change, to measure what the change costs);
 - DuckDB: the hand-written SQL of benches/sql/<bench>.sql in a fresh DuckDB
@@ -154,8 +159,10 @@ def run(cmd: list, **kw) -> subprocess.CompletedProcess:
 
 
 def build() -> None:
-    say("== building the release binary (cargo build --release)")
-    run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    say("== building the release binary (cargo build --release --features bench-switches)")
+    # bench-switches only adds CANON_BENCH_SKIP_ROW_GATES (the gates-off column);
+    # with it unset the binary computes exactly what the plain build does.
+    run(["cargo", "build", "--release", "--quiet", "--features", "bench-switches"], cwd=ROOT)
 
 
 def ensure_data(work: Path, scale: int, seed: int) -> Path:
@@ -242,6 +249,21 @@ def canon_env(cache_dir: str | None = None) -> dict:
     if cache_dir:
         env["CANON_CACHE_DIR"] = cache_dir
     return env
+
+
+ROW_GATES = {"uniqueness", "intervals"}
+
+
+def row_gates(out: bytes) -> int:
+    """How many row-count gate outcomes a canon JSON document reports."""
+    def walk(x) -> int:
+        if isinstance(x, dict):
+            own = 1 if x.get("check") in ROW_GATES and "status" in x else 0
+            return own + sum(walk(v) for v in x.values())
+        if isinstance(x, list):
+            return sum(walk(v) for v in x)
+        return 0
+    return walk(json.loads(out))
 
 
 def canon_answer(bench: dict, out: bytes):
@@ -398,11 +420,14 @@ def main() -> None:
                        lambda out: json.loads(out)["seconds"]),
             "datafusion": (df_cmd, env, lambda out: tsv_answer(bench, out.decode()), None),
         }
+        no_gates_env = {**env, "CANON_BENCH_SKIP_ROW_GATES": "1"}
+        engines["canon_no_row_gates"] = (
+            canon_cmd, no_gates_env, lambda out: canon_answer(bench, out), None)
         if args.baseline:
             base_cmd = [args.baseline.resolve(), *canon_cmd[1:]]
             engines["baseline"] = (base_cmd, env, lambda out: canon_answer(bench, out), None)
         say(f"== {name} ({bench['what']}): checking that all three agree")
-        answers, failures = {}, {}
+        answers, failures, notes = {}, {}, []
         for engine, (cmd, engine_env, answer, _) in engines.items():
             try:
                 answers[engine] = answer(Child.run(cmd, engine_env)[2])
@@ -411,6 +436,17 @@ def main() -> None:
                     raise SystemExit(str(e))
                 failures[engine] = e.first_line()
                 say(f"   {engine} failed: {failures[engine]}")
+        # The gates-off run must really have skipped them, and the cold run run them.
+        if "canon_no_row_gates" in answers:
+            gated = row_gates(Child.run(canon_cmd, env)[2])
+            skipped = row_gates(Child.run(canon_cmd, no_gates_env)[2])
+            if not gated:
+                raise SystemExit(f"{name}: canon reported no row-count gate")
+            if skipped:
+                del answers["canon_no_row_gates"]
+                notes.append("no row-gates-off column: this binary ignores "
+                             "CANON_BENCH_SKIP_ROW_GATES (build it with --features bench-switches)")
+                say(f"   {notes[-1]}")
         want = answers["canon"]
         for engine, got in answers.items():
             if got != want:
@@ -441,10 +477,12 @@ def main() -> None:
             "runs_s": timings,
             "peak_mib": {k: v / 1024 for k, v in peaks.items()},
             "failed": failures,
+            "notes": notes,
             "canon_over_duckdb": ratio("duckdb"),
             "canon_over_datafusion": ratio("datafusion"),
             "warm_over_cold": med["canon_warm"] / med["canon"] if "canon_warm" in med else None,
             "canon_over_baseline": ratio("baseline"),
+            "canon_over_no_row_gates": ratio("canon_no_row_gates"),
         })
         shutil.rmtree(warm_dir, ignore_errors=True)
 
@@ -513,8 +551,8 @@ def table(r: dict) -> str:
         "",
         "canon cold (nothing remembered) and warm (input hashes and gate outcomes remembered, result computed):",
         "",
-        "| benchmark | cold s | warm s | warm/cold | baseline s | cold/baseline |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| benchmark | cold s | warm s | warm/cold | row gates off s | cold/gates off | baseline s | cold/baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for b in r["benchmarks"]:
         s = b["median_s"]
@@ -522,11 +560,14 @@ def table(r: dict) -> str:
         rat = lambda x: f"{x:.2f}" if x is not None else "-"
         lines.append(
             f"| {b['benchmark']} | {sec('canon')} | {sec('canon_warm')} | {rat(b.get('warm_over_cold'))} "
+            f"| {sec('canon_no_row_gates')} | {rat(b.get('canon_over_no_row_gates'))} "
             f"| {sec('baseline')} | {rat(b.get('canon_over_baseline'))} |"
         )
     for b in r["benchmarks"]:
         for engine, why in b.get("failed", {}).items():
             lines.append(f"\n{b['benchmark']}: {engine} failed: {why}")
+        for note in b.get("notes", []):
+            lines.append(f"\n{b['benchmark']}: {note}")
     lines += [
         "",
         f"whole-catalog load + validate + compile: {r['catalog_compile_ms'] or float('nan'):.1f} ms in-process "
