@@ -1,6 +1,7 @@
-//! Ad-hoc SQL over the extracts, outside governance: every source table is
-//! registered as `system.table` straight from its folder (schema read from
-//! the files, no checks against the models, no hashing, no gates) on a
+//! Ad-hoc SQL over the extracts, outside governance: each source table the
+//! statement names is registered as `system.table` straight from its folder
+//! (schema read from the files, no checks against the models, no hashing,
+//! no gates), so a damaged or missing table elsewhere does not stop it, on a
 //! session configured as the engine's. For exploring the data, and as the
 //! benchmark harness's "DataFusion by hand" baseline, which is why it adds
 //! nothing of canon's own between the SQL and the engine. It is read-only:
@@ -27,42 +28,6 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         return Err(CanonError::request(format!("cannot run the SQL: {why}")));
     }
     let ctx = crate::run::session(catalog)?;
-    let mut read = Vec::new();
-    for key in catalog.sources.keys() {
-        let (system, table) = key.split_once('/').unwrap_or((key, ""));
-        let Some((id, _)) = catalog.source_by_name(system, table) else {
-            continue;
-        };
-        if !crate::run::files::source_dir(catalog, root, id)?.is_dir() {
-            continue;
-        }
-        // The same files a governed query reads, with the schema they hold.
-        let paths = crate::run::files::source_files(catalog, root, id)?;
-        let table_read = crate::run::decode::ReadTable {
-            location: crate::error::DataLocation {
-                system: system.to_string(),
-                table: table.to_string(),
-                file: None,
-                column: None,
-            },
-            files: paths.clone(),
-            columns: None,
-        };
-        // A file whose footer cannot be read fails here, before any query:
-        // named like a file that fails while the query runs.
-        let config = match crate::run::listing_of(&paths)?
-            .infer_schema(&ctx.state())
-            .await
-        {
-            Ok(config) => config,
-            Err(e) => return Err(located(e.into(), vec![table_read]).await),
-        };
-        read.push(table_read);
-        ctx.register_table(
-            TableReference::partial(system, table),
-            Arc::new(ListingTable::try_new(config)?),
-        )?;
-    }
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     // A statement that does not parse is the request's fault (exit 2).
@@ -80,6 +45,58 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
     if !reads_only(&statement) {
         return Err(refused("only queries are run"));
     }
+    // Only the tables the statement names are opened: a damaged file or a
+    // missing folder of another table is none of this query's business,
+    // and one it names is reported as that table's (system/table, file).
+    let mut read = Vec::new();
+    for reference in state.resolve_table_references(&statement)? {
+        let (system, table) = match &reference {
+            TableReference::Partial { schema, table } => (schema.as_ref(), table.as_ref()),
+            TableReference::Full {
+                catalog: c,
+                schema,
+                table,
+            } if c.as_ref() == "datafusion" => (schema.as_ref(), table.as_ref()),
+            // Not a source (the engine says it is not found).
+            _ => continue,
+        };
+        let Some((id, _)) = catalog.source_by_name(system, table) else {
+            continue;
+        };
+        if read.iter().any(|t: &crate::run::decode::ReadTable| {
+            t.location.system == system && t.location.table == table
+        }) {
+            continue;
+        }
+        // The same files a governed query reads, with the schema they hold;
+        // a missing folder is the data's fault, named as a query names it.
+        let paths = crate::run::files::source_files(catalog, root, id)?;
+        let table_read = crate::run::decode::ReadTable {
+            location: crate::error::DataLocation {
+                system: system.to_string(),
+                table: table.to_string(),
+                file: None,
+                column: None,
+            },
+            files: paths.clone(),
+            columns: None,
+        };
+        // A file whose footer cannot be read fails here, before the query
+        // runs: named like a file that fails while the query runs.
+        let config = match crate::run::listing_of(&paths)?
+            .infer_schema(&ctx.state())
+            .await
+        {
+            Ok(config) => config,
+            Err(e) => return Err(located(e.into(), vec![table_read]).await),
+        };
+        read.push(table_read);
+        ctx.register_table(
+            TableReference::partial(system, table),
+            Arc::new(ListingTable::try_new(config)?),
+        )?;
+    }
+    let state = ctx.state();
     let plan = state.statement_to_plan(statement).await?;
     read_only().verify_plan(&plan).map_err(|e| {
         refused(

@@ -54,6 +54,61 @@ fn sql_over_an_unknown_table_fails_clearly() {
     assert!(!stderr(&o).contains("panicked"));
 }
 
+// A statement opens only the tables it names: a damaged file or a missing
+// folder elsewhere in the data root does not stop it, and one it names is
+// reported as that table's (system/table, file), exit 1.
+#[test]
+fn sql_reads_only_the_tables_it_names() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    let d = data.path().to_str().unwrap();
+    let rates = data.path().join("crm/dated_conversion_rate");
+    for f in std::fs::read_dir(&rates).unwrap() {
+        std::fs::write(f.unwrap().path(), b"not parquet").unwrap();
+    }
+    std::fs::remove_dir_all(data.path().join("crm/account")).unwrap();
+    // The fixture has deals D1..D15, in a CTE and a subquery too.
+    for sql in [
+        "SELECT count(*) AS n FROM crm.opportunity",
+        "WITH o AS (SELECT * FROM crm.opportunity) SELECT count(*) AS n FROM (SELECT id FROM o)",
+    ] {
+        let o = canon(&repo(), &["sql", "--data", d, sql]);
+        assert!(o.status.success(), "{sql}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "n\n15\n", "{sql}");
+    }
+    let o = canon(
+        &repo(),
+        &[
+            "sql",
+            "--data",
+            d,
+            "SELECT count(*) FROM crm.dated_conversion_rate",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("crm/dated_conversion_rate file") && stderr(&o).contains("damaged"),
+        "{}",
+        stderr(&o)
+    );
+    // Named inside a join's subquery: still found, and named.
+    let o = canon(
+        &repo(),
+        &[
+            "sql",
+            "--data",
+            d,
+            "SELECT count(*) FROM crm.opportunity o WHERE o.account_id IN (SELECT id FROM crm.account)",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("crm/account") && stderr(&o).contains("does not exist"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // `canon sql` is read-only by the engine's own statement options, not by
 // matching text: every spelling of a write is refused with exit 2 and
 // leaves the extracts and the target paths untouched.
