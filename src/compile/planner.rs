@@ -26,6 +26,11 @@ use datafusion::catalog::default_table_source::source_as_provider;
 /// Identity links as (entity, link name).
 pub type LinkSet = BTreeSet<(String, String)>;
 
+tokio::task_local! {
+    /// The link recordings enclosing the current work, innermost last.
+    static RECORDINGS: Vec<u64>;
+}
+
 /// The planning context; see the module documentation.
 pub struct Planner {
     /// The session plans are built on: it has no bindings, so a plan run on
@@ -150,8 +155,11 @@ impl Planner {
     /// Runs `work` and returns, beside its outcome, the links noted while it
     /// ran (plans remembered from earlier included): what a metric's plan
     /// and computation join, not what the command's other metrics joined
-    /// before it. Work running beside it (the bridge's two sides) notes
-    /// into its recording too: a superset, never a link missed.
+    /// before it or beside it (the bridge's two sides run together). Each
+    /// recording is known to the work it wraps only (a task-local list of
+    /// the recordings enclosing it), so work polled beside it notes into
+    /// its own. Links are noted while plans are built, in the caller's
+    /// futures, never in tasks spawned apart from them.
     pub async fn recording_links<T>(
         &self,
         work: impl std::future::Future<Output = T>,
@@ -163,7 +171,9 @@ impl Planner {
             .lock()
             .expect("lock")
             .push((id, LinkSet::new()));
-        let out = work.await;
+        let mut enclosing = RECORDINGS.try_with(Vec::clone).unwrap_or_default();
+        enclosing.push(id);
+        let out = RECORDINGS.scope(enclosing, work).await;
         let mut recorders = self.recorders.lock().expect("lock");
         let links = recorders
             .iter()
@@ -173,11 +183,15 @@ impl Planner {
         (out, links)
     }
 
-    /// Records that a plan joined `entity`'s link `link`.
+    /// Records that a plan joined `entity`'s link `link`, in the
+    /// recordings enclosing the work that joined it.
     pub fn note_link(&self, entity: &str, link: &str) {
         let pair = (entity.to_string(), link.to_string());
-        for (_, recorder) in self.recorders.lock().expect("lock").iter_mut() {
-            recorder.insert(pair.clone());
+        let enclosing = RECORDINGS.try_with(Vec::clone).unwrap_or_default();
+        for (id, recorder) in self.recorders.lock().expect("lock").iter_mut() {
+            if enclosing.contains(id) {
+                recorder.insert(pair.clone());
+            }
         }
         self.links_used.lock().expect("lock").insert(pair);
     }

@@ -156,3 +156,67 @@ fn a_result_s_evidence_does_not_depend_on_the_other_metrics_asked() {
         sources(mqls)
     );
 }
+
+/// The bridge's two governed sides run side by side, and each carries the
+/// checks its metric has when asked alone. Both sides used to note their
+/// joins into each other's recording, so bookings was gated on the
+/// accounting periods' keys and recognized revenue on the CRM accounts'
+/// (a duplicated CRM account blocked the revenue side, which reads none).
+#[test]
+fn each_side_of_the_bridge_is_checked_as_its_metric_alone() {
+    let checks = |r: &serde_json::Value| -> Vec<String> {
+        let mut out: Vec<String> = r["quality"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}:{}",
+                    c["table"].as_str().unwrap(),
+                    c["check"].as_str().unwrap()
+                )
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = canon(&repo(), args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let bridge = json(&[
+        "reconcile",
+        "bookings_to_revenue",
+        "--period",
+        "FY2026-Q1",
+        "--no-cache",
+        "--format",
+        "json",
+    ]);
+    let sides = bridge["sides"].as_array().expect("two sides");
+    assert_eq!(sides.len(), 2);
+    for side in sides {
+        let metric = side["metric"].as_str().unwrap();
+        let alone = json(&[
+            "query",
+            metric,
+            "--period",
+            "FY2026-Q1",
+            "--no-cache",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(checks(side), checks(&alone), "{metric}");
+    }
+    let revenue = sides
+        .iter()
+        .find(|s| s["metric"] == "recognized_revenue")
+        .unwrap();
+    assert!(
+        !checks(revenue).iter().any(|c| c.starts_with("crm/")),
+        "{:?}",
+        checks(revenue)
+    );
+}
