@@ -453,6 +453,14 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
 /// An engine over the run's data root, with its clock and overrides. A
 /// missing data root is the request's fault (exit 2), checked here once.
 fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
+    // A result computed without its row gates is not governed: never
+    // remembered, so never served to a later run.
+    if crate::quality::gates::bench_skips_row_gates() && !data.no_cache {
+        return Err(CanonError::request(
+            "CANON_BENCH_SKIP_ROW_GATES=1 skips the row-count gates and needs --no-cache: \
+             a result without them must not be cached or served",
+        ));
+    }
     let root = existing_data_root(&catalog, data.data.as_deref())?;
     let mut engine = Engine::new(catalog, DataSource::Folder(root.clone()))?;
     if let Some(now) = &data.now {
@@ -514,6 +522,11 @@ async fn publish(
     only: &[String],
     data: &DataArgs,
 ) -> Result<()> {
+    if crate::quality::gates::bench_skips_row_gates() {
+        return Err(CanonError::request(
+            "CANON_BENCH_SKIP_ROW_GATES=1 skips the row-count gates: nothing is published without them",
+        ));
+    }
     let catalog = Arc::new(Catalog::load(project)?);
     let wanted: Vec<String> = if periods.is_empty() {
         catalog

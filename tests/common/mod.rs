@@ -65,7 +65,9 @@ pub fn canon_binary_cached(binary: &Path, project: &Path, cache: &Path, args: &[
         .expect("the canon binary runs")
 }
 
-fn command(project: &Path, args: &[&str]) -> Command {
+/// The canon under test over `project` with a clean environment, to add
+/// to (an environment variable) before it runs.
+pub fn command(project: &Path, args: &[&str]) -> Command {
     command_of(Path::new(env!("CARGO_BIN_EXE_canon")), project, args)
 }
 

@@ -1091,3 +1091,30 @@ fn a_snapshot_counted_through_a_join_is_judged_on_the_joined_rows() {
     assert!(err.contains("billing/rate_plan_charge uniqueness"), "{err}");
     assert!(err.contains("charge_id=C1: 2 rows"), "{err}");
 }
+
+/// The benchmark harness's switch that skips the row-count gates exists
+/// only in a `bench-switches` build: this binary (the tests' plain build)
+/// still blocks a duplicated deal with the variable set, and publishes
+/// nothing past it.
+#[test]
+fn the_bench_switch_does_nothing_in_a_plain_build() {
+    let data = tempfile::tempdir().unwrap();
+    write_company(data.path());
+    duplicate_d2(data.path());
+    let out = command(
+        &repo(),
+        &["query", "bookings", "--period", "FY2026-Q1", "--no-cache"],
+    )
+    .arg("--data")
+    .arg(data.path())
+    .env("CANON_BENCH_SKIP_ROW_GATES", "1")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("crm/opportunity") && stderr(&out).contains("id=D2"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("skipped"), "{}", stderr(&out));
+}
