@@ -8,7 +8,7 @@ One command does everything (see README.md, "Benchmarks"):
 It builds the release binary, generates the sample company at the scale (once,
 into bench-data/), installs DuckDB into benches/.venv, and then, for each
 benchmark, first checks that canon, DuckDB and DataFusion give the same number
-(and stops loudly if not), then times:
+to the cent (and stops loudly if not), then times:
 
 - canon: the release binary's `canon query` (or `reconcile`), a cold process,
   cache off (`--no-cache`: nothing remembered, every gate computed), wall time
@@ -23,11 +23,19 @@ benchmark, first checks that canon, DuckDB and DataFusion give the same number
   without the switch;
 - with `--baseline BINARY`: another canon build, cold, on the same command (a
   build without a change, to measure what the change costs);
-- DuckDB: the hand-written SQL of benches/sql/<bench>.sql in a fresh DuckDB
-  connection (views over the same Parquet files), wall time of connect + query,
-  measured inside the process so Python's start-up is not counted against it;
-- DataFusion: the same SQL through `canon sql`, a cold process with no canon
-  logic between the SQL and the engine.
+- DuckDB: the hand-written SQL of benches/sql/duckdb/<bench>.sql in a fresh
+  DuckDB connection (views over the same Parquet files), wall time of connect +
+  query, measured inside the process so Python's start-up is not counted
+  against it;
+- DataFusion: the hand-written SQL of benches/sql/datafusion/<bench>.sql
+  through `canon sql`, a cold process with no canon logic between the SQL and
+  the engine.
+
+Each engine has its own reference SQL, the fastest formulation an expert in
+that engine would write (each file lists the formulations tried and their
+times); both compute exactly the governed definition, and the check before
+timing holds them to canon's answer to the cent. A missing file stops the
+harness before anything runs.
 
 It prints medians over --runs runs, the ratios canon/DuckDB and
 canon/DataFusion, each one's peak resident memory, the time to load, validate
@@ -195,13 +203,32 @@ def ensure_duckdb() -> Path:
     return python
 
 
-def sql_text(bench: dict) -> str:
-    text = (BENCHES / "sql" / f"{bench['name']}.sql").read_text()
+# The engines that run hand-written SQL, each from its own folder under benches/sql/.
+SQL_ENGINES = ("duckdb", "datafusion")
+
+
+def sql_path(bench: dict, engine: str) -> Path:
+    return BENCHES / "sql" / engine / f"{bench['name']}.sql"
+
+
+def check_sql_files(benches: list) -> None:
+    """Every benchmark needs one reference SQL per engine: stop before anything runs if one is
+    missing."""
+    missing = [shown(sql_path(b, e)) for b in benches for e in SQL_ENGINES
+               if not sql_path(b, e).is_file()]
+    if missing:
+        raise SystemExit("missing reference SQL (one file per engine and benchmark): "
+                         + ", ".join(missing))
+
+
+def sql_text(bench: dict, engine: str) -> str:
+    path = sql_path(bench, engine)
+    text = path.read_text()
     for name, value in bench["params"].items():
         text = text.replace("{" + name + "}", value)
     missing = sorted(set(re.findall(r"\{([a-z_0-9]+)\}", text)))
     if missing:
-        raise SystemExit(f"{bench['name']}.sql needs parameters the harness does not provide: {missing}")
+        raise SystemExit(f"{shown(path)} needs parameters the harness does not provide: {missing}")
     return text
 
 
@@ -382,6 +409,9 @@ def main() -> None:
         print(ensure_duckdb())
         return
 
+    benches = [b for b in BENCHMARKS if not args.only or b["name"] in args.only]
+    check_sql_files(benches)
+
     global CANON
     if args.binary:
         CANON = args.binary.resolve()
@@ -393,19 +423,22 @@ def main() -> None:
     driver = Path(tempfile.mkdtemp()) / "duckdb_query.py"
     driver.write_text(DUCKDB_DRIVER)
     env = canon_env()
-    benches = [b for b in BENCHMARKS if not args.only or b["name"] in args.only]
     results = []
     for bench in benches:
         name = bench["name"]
-        sql_file = Path(tempfile.mkdtemp()) / f"{name}.sql"
-        sql_file.write_text(sql_text(bench))
+        sql_dir = Path(tempfile.mkdtemp())
+        sql_files = {}
+        for engine in SQL_ENGINES:
+            sql_files[engine] = sql_dir / f"{name}.{engine}.sql"
+            sql_files[engine].write_text(sql_text(bench, engine))
         # Cache off for every benchmark, the reconciliation too: its two
         # governed sides would otherwise be served from the result cache.
         canon_cmd = [CANON, *bench["canon"], "--data", data, "--format", "json", "--no-cache"]
         # The raw baseline without canon.yaml's memory pool: DataFusion's hash
         # joins cannot spill, and a hand-written plan may not fit in it.
-        df_cmd = [CANON, "sql", "--data", data, "--file", sql_file, "--memory-limit", "none"]
-        duck_cmd = [python, driver, data, sql_file]
+        df_cmd = [CANON, "sql", "--data", data, "--file", sql_files["datafusion"],
+                  "--memory-limit", "none"]
+        duck_cmd = [python, driver, data, sql_files["duckdb"]]
 
         # Each engine: its command, environment, how to read its answer and
         # which time to count (DuckDB reports its own, without Python's start).
@@ -426,7 +459,7 @@ def main() -> None:
         if args.baseline:
             base_cmd = [args.baseline.resolve(), *canon_cmd[1:]]
             engines["baseline"] = (base_cmd, env, lambda out: canon_answer(bench, out), None)
-        say(f"== {name} ({bench['what']}): checking that all three agree")
+        say(f"== {name} ({bench['what']}): checking that all three agree to the cent")
         answers, failures, notes = {}, {}, []
         for engine, (cmd, engine_env, answer, _) in engines.items():
             try:

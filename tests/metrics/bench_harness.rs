@@ -1,9 +1,9 @@
 //! The benchmark harness end to end (issue 6): `benches/run.py` generates a
 //! small company, installs DuckDB into `benches/.venv` itself, and for each of
-//! the six benchmarks checks that canon, the hand-written SQL on DuckDB and
-//! the same SQL on DataFusion give the same number before it times them. Run
-//! here with the debug binary at scale 1 and one run: the timings mean
-//! nothing, the agreement and the report do.
+//! the six benchmarks checks that canon and the hand-written SQL of each engine
+//! (`benches/sql/duckdb/`, `benches/sql/datafusion/`) give the same number to
+//! the cent before it times them. Run here with the debug binary at scale 1
+//! and one run: the timings mean nothing, the agreement and the report do.
 
 use crate::common::*;
 
