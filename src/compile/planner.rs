@@ -173,7 +173,9 @@ impl Planner {
             .push((id, LinkSet::new()));
         let mut enclosing = RECORDINGS.try_with(Vec::clone).unwrap_or_default();
         enclosing.push(id);
-        let out = RECORDINGS.scope(enclosing, work).await;
+        // Boxed: the wrapped work (a whole metric's plan and run) stays off the
+        // caller's stack, which tests and library callers size themselves.
+        let out = RECORDINGS.scope(enclosing, Box::pin(work)).await;
         let mut recorders = self.recorders.lock().expect("lock");
         let links = recorders
             .iter()
