@@ -455,11 +455,17 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
 fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
     // A result computed without its row gates is not governed: never
     // remembered, so never served to a later run.
-    if crate::quality::gates::bench_skips_row_gates() && !data.no_cache {
-        return Err(CanonError::request(
-            "CANON_BENCH_SKIP_ROW_GATES=1 skips the row-count gates and needs --no-cache: \
-             a result without them must not be cached or served",
-        ));
+    if crate::quality::gates::bench_skips_row_gates() {
+        if !data.no_cache {
+            return Err(CanonError::request(
+                "CANON_BENCH_SKIP_ROW_GATES=1 skips the row-count gates and needs --no-cache: \
+                 a result without them must not be cached or served",
+            ));
+        }
+        // Once per run, where the switch is taken, not once per set of gates.
+        tracing::warn!(
+            "CANON_BENCH_SKIP_ROW_GATES=1 (a bench-switches build): the row-count gates are skipped, so no result of this run is governed"
+        );
     }
     let root = existing_data_root(&catalog, data.data.as_deref())?;
     let mut engine = Engine::new(catalog, DataSource::Folder(root.clone()))?;

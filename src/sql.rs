@@ -48,33 +48,34 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
     // Only the tables the statement names are opened: a damaged file or a
     // missing folder of another table is none of this query's business,
     // and one it names is reported as that table's (system/table, file).
-    let mut read = Vec::new();
-    for reference in state.resolve_table_references(&statement)? {
-        let (system, table) = match &reference {
-            TableReference::Partial { schema, table } => (schema.as_ref(), table.as_ref()),
+    // `crm.x` and `datafusion.crm.x` name one table: opened once.
+    let named: std::collections::BTreeSet<(String, String)> = state
+        .resolve_table_references(&statement)?
+        .into_iter()
+        .filter_map(|reference| match reference {
+            TableReference::Partial { schema, table } => Some((schema, table)),
             TableReference::Full {
                 catalog: c,
                 schema,
                 table,
-            } if c.as_ref() == "datafusion" => (schema.as_ref(), table.as_ref()),
+            } if c.as_ref() == "datafusion" => Some((schema, table)),
             // Not a source (the engine says it is not found).
-            _ => continue,
-        };
+            _ => None,
+        })
+        .map(|(schema, table)| (schema.to_string(), table.to_string()))
+        .collect();
+    let mut read = Vec::new();
+    for (system, table) in &named {
         let Some((id, _)) = catalog.source_by_name(system, table) else {
             continue;
         };
-        if read.iter().any(|t: &crate::run::decode::ReadTable| {
-            t.location.system == system && t.location.table == table
-        }) {
-            continue;
-        }
         // The same files a governed query reads, with the schema they hold;
         // a missing folder is the data's fault, named as a query names it.
         let paths = crate::run::files::source_files(catalog, root, id)?;
         let table_read = crate::run::decode::ReadTable {
             location: crate::error::DataLocation {
-                system: system.to_string(),
-                table: table.to_string(),
+                system: system.clone(),
+                table: table.clone(),
                 file: None,
                 column: None,
             },
@@ -92,7 +93,7 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         };
         read.push(table_read);
         ctx.register_table(
-            TableReference::partial(system, table),
+            TableReference::partial(system.as_str(), table.as_str()),
             Arc::new(ListingTable::try_new(config)?),
         )?;
     }
