@@ -10,6 +10,7 @@ pub mod conversion;
 pub mod declared;
 pub mod derived;
 pub mod entity;
+pub mod instants;
 pub mod kind;
 pub mod limits;
 pub mod link_rules;

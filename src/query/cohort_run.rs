@@ -136,6 +136,10 @@ pub(super) async fn run_cohort(
             line("churned_members", churned_members),
         ]
     };
+    // In key order, as a simple metric's rows are: the engine's groups come
+    // in whatever order its partitions finish, and a BI tool diffing two
+    // publications must not see rows move.
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out_rows = Vec::new();
     let mut bridges = BTreeMap::new();
     for (key, line) in &rows {
