@@ -14,7 +14,7 @@ use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::{coalesce, round};
 use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, lit, when};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col, lit, when};
 use datafusion::prelude::DataFrame;
 
 use super::bounds::{bound, bound_value, days_since_epoch, next_day, not_a_time, period_filter};
@@ -652,6 +652,19 @@ async fn convert(
         other => other,
     })?;
     let fx_col = |n: &str| Expr::Column(Column::new(Some("_fx"), n));
+    // Positions compare days as days: rates valid over timestamps are
+    // joined by the day itself.
+    let dated = ["valid_from", "valid_to"].iter().all(|f| {
+        fx.schema()
+            .field_with_unqualified_name(f)
+            .is_ok_and(|f| f.data_type() == &DataType::Date32)
+    });
+    let rate_date = match rate_date {
+        RateDate::SeriesDay(_) if !dated => {
+            RateDate::Day(Expr::Column(Column::new(Some(SERIES), "_day")))
+        }
+        other => other,
+    };
     let frame = match rate_date {
         RateDate::Day(day) => frame.join_on(
             fx.alias("_fx")?,
@@ -663,30 +676,29 @@ async fn convert(
             ],
         )?,
         RateDate::SeriesDay(days) => {
-            const DAYS: &str = "_fx_days";
-            let d = |n: &str| Expr::Column(Column::new(Some(DAYS), n));
-            let r = |n: &str| Expr::Column(Column::new(Some("_rate"), n));
+            // The positions of the days each rate is in force on
+            // (`valid_from <= day < valid_to`: the days before `valid_from`
+            // are the ones whose next day is at or before it), one row per
+            // (rate, day); the small table is the join's build side.
+            let next_days: Vec<ScalarValue> = days
+                .iter()
+                .map(|(_, d)| ScalarValue::Date32(Some(days_since_epoch(next_day(*d)))))
+                .collect();
+            let span = instants::span(
+                instants::position(col("valid_from"), &next_days),
+                instants::position(col("valid_to"), &next_days),
+            );
             let by_day = fx
-                .alias("_rate")?
-                .join_on(
-                    engine
-                        .planning
-                        .read_batch(series_table(days)?)?
-                        .alias(DAYS)?,
-                    JoinType::Inner,
-                    [
-                        r("valid_from").lt_eq(d("_day")),
-                        d("_day").lt(r("valid_to")),
-                    ],
-                )?
+                .with_column(AT_DAY, span)?
+                .unnest_columns(&[AT_DAY])?
                 .select(vec![
-                    r("currency").alias("currency"),
-                    r("rate").alias("rate"),
-                    d(SERIES_POSITION).alias(SERIES_POSITION),
+                    col("currency"),
+                    col("rate"),
+                    col(AT_DAY).alias(SERIES_POSITION),
                 ])?;
-            frame.join_on(
-                by_day.alias("_fx")?,
-                JoinType::Left,
+            by_day.alias("_fx")?.join_on(
+                frame,
+                JoinType::Right,
                 [
                     currency.clone().eq(fx_col("currency")),
                     Expr::Column(Column::new_unqualified(AT_DAY)).eq(fx_col(SERIES_POSITION)),
