@@ -32,7 +32,12 @@ use datafusion::logical_expr::{
 
 /// `latest_by(value, at, tie)` as an expression.
 pub fn latest_by(value: Expr, at: Expr, tie: Expr) -> Expr {
-    AggregateUDF::new_from_impl(LatestBy::new()).call(vec![value, at, tie])
+    udaf().call(vec![value, at, tie])
+}
+
+/// The aggregate, for a session's function registry.
+pub fn udaf() -> AggregateUDF {
+    AggregateUDF::new_from_impl(LatestBy::new())
 }
 
 /// The aggregate function itself; see the module documentation.

@@ -135,6 +135,13 @@ impl Engine {
                 &catalog.files.project.spec.internal_domains,
                 catalog.calendar.zone,
             );
+            // What plans call besides: known by name to the session that
+            // runs them, so a plan can be written out by name and read back
+            // (on a cluster's executors too).
+            for f in crate::compile::instants::udfs() {
+                ctx.register_udf(f);
+            }
+            ctx.register_udaf(crate::latest::udaf());
         }
         Ok(Engine {
             planner: Planner::new(planning, catalog.clone()),

@@ -157,3 +157,100 @@ fn plans_read_nothing_until_the_run_binds_them() {
     }
     assert_eq!(counted, 878_366_728);
 }
+
+/// Every function a plan calls is known by name to the session that runs
+/// it: a plan written out (to a cache, to a cluster's executors) names its
+/// functions and is read back through that registry. canon's own
+/// functions (series_position, series_span, series_bucket, latest_by, the
+/// project's domain and date functions) are registered beside DataFusion's;
+/// one added to a plan and not registered fails here. Planned for one
+/// instant, for a monthly series (positions, spans, buckets) and for a
+/// flow period, over every metric of the sample.
+#[test]
+fn every_function_a_plan_calls_is_registered_by_name() {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    use std::collections::BTreeSet;
+    let catalog = Arc::new(Catalog::load(&repo()).unwrap());
+    let engine = Engine::new(catalog.clone(), DataSource::Empty).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2025, 9, 30).unwrap();
+    let requests = [
+        Request {
+            period: catalog.calendar.parse_period("2025-09-30").unwrap(),
+            as_of: Some(day),
+            rates_as_of: None,
+            grain: None,
+            by: Vec::new(),
+        },
+        Request {
+            period: catalog.calendar.parse_period("2025").unwrap(),
+            as_of: None,
+            rates_as_of: None,
+            grain: Some(canon::calendar::Grain::Month),
+            by: Vec::new(),
+        },
+    ];
+    let mut called = BTreeSet::new();
+    for request in &requests {
+        let resolved = catalog.resolve(request.clone()).unwrap();
+        for name in catalog.metrics.keys() {
+            // A flow refuses --as-of; a cohort a grain: the requests that
+            // plan are the ones that matter.
+            let Ok(planned) = rt.block_on(canon::compile::plans(&engine, name, &resolved)) else {
+                continue;
+            };
+            for (_, frame) in planned {
+                frame
+                    .logical_plan()
+                    .apply(|node| {
+                        node.apply_expressions(|e| {
+                            e.apply(|e| {
+                                match e {
+                                    Expr::ScalarFunction(f) => {
+                                        called.insert(("scalar", f.name().to_string()));
+                                    }
+                                    Expr::AggregateFunction(f) => {
+                                        called.insert(("aggregate", f.func.name().to_string()));
+                                    }
+                                    Expr::WindowFunction(f) => {
+                                        called.insert(("window", f.fun.name().to_string()));
+                                    }
+                                    _ => {}
+                                }
+                                Ok(TreeNodeRecursion::Continue)
+                            })
+                        })
+                    })
+                    .unwrap();
+            }
+        }
+    }
+    for own in [
+        "series_position",
+        "series_span",
+        "series_bucket",
+        "url_domain",
+    ] {
+        assert!(
+            called.contains(&("scalar", own.to_string())),
+            "{own} not called: {called:?}"
+        );
+    }
+    assert!(
+        called.contains(&("aggregate", "latest_by".to_string())),
+        "{called:?}"
+    );
+    let state = engine.session().state();
+    for (kind, name) in &called {
+        let known = match *kind {
+            "scalar" => state.scalar_functions().contains_key(name),
+            "aggregate" => state.aggregate_functions().contains_key(name),
+            _ => state.window_functions().contains_key(name),
+        };
+        assert!(
+            known,
+            "the {kind} function `{name}` is not registered by name"
+        );
+    }
+}
