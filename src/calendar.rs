@@ -405,26 +405,28 @@ fn parse_quarter(q: &str) -> Option<u32> {
     (1..=4).contains(&n).then_some(n)
 }
 
-/// The first period that repeats an earlier one's range, as (earlier,
-/// later) indices: published twice, its rows would be in every file twice
-/// and a reader that sums them would count them twice.
 /// The UTC instant (microseconds since the epoch) at which local day `d`
 /// starts in `zone`.
 pub fn day_start_utc_micros(zone: Tz, d: NaiveDate) -> i64 {
     let midnight = d.and_hms_opt(0, 0, 0).expect("midnight exists");
     // A zone whose clocks jump over midnight has no local midnight that
-    // day; the earliest instant of the local day is then the jump itself.
-    let instant = match zone.from_local_datetime(&midnight) {
-        chrono::LocalResult::Single(t) => t,
-        chrono::LocalResult::Ambiguous(earliest, _) => earliest,
-        chrono::LocalResult::None => zone
-            .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
-            .earliest()
-            .expect("an hour after a gap exists"),
-    };
-    instant.timestamp_micros()
+    // day; the earliest instant of the local day is then the jump itself,
+    // the first local time that exists. A zone that skipped a whole day
+    // (Pacific/Apia skipped 2011-12-30) finds it on the next day: the
+    // skipped day starts when the next one does, and holds no instant.
+    for quarter_hours in 0..=(48 * 4) {
+        let local = midnight + chrono::Duration::minutes(15 * quarter_hours);
+        if let Some(t) = zone.from_local_datetime(&local).earliest() {
+            return t.timestamp_micros();
+        }
+    }
+    // No zone has skipped two days; if one did, its UTC midnight.
+    midnight.and_utc().timestamp_micros()
 }
 
+/// The first period that repeats an earlier one's range, as (earlier,
+/// later) indices: published twice, its rows would be in every file twice
+/// and a reader that sums them would count them twice.
 pub fn repeated_period(periods: &[Period]) -> Option<(usize, usize)> {
     periods.iter().enumerate().find_map(|(j, p)| {
         periods[..j]
@@ -556,6 +558,24 @@ mod tests {
         assert_eq!(
             c.day_start_utc_micros(d("2025-07-01")),
             1_751_353_200_000_000
+        );
+    }
+
+    #[test]
+    fn a_day_a_zone_skipped_starts_when_the_next_does() {
+        // Samoa went from 2011-12-29 24:00 (UTC−10) straight to 2011-12-31
+        // 00:00 (UTC+14): both are 2011-12-30 10:00 UTC, so the skipped
+        // day 2011-12-30 starts and ends at that instant (it used to panic).
+        let apia: Tz = "Pacific/Apia".parse().unwrap();
+        let ten_utc = 1_325_239_200_000_000; // 2011-12-30T10:00:00Z
+        assert_eq!(day_start_utc_micros(apia, d("2011-12-30")), ten_utc);
+        assert_eq!(day_start_utc_micros(apia, d("2011-12-31")), ten_utc);
+        // And a gap that swallows midnight (Santiago, 2022-09-11: 00:00 →
+        // 01:00, UTC−4 → UTC−3) starts the day at the jump, 04:00 UTC.
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        assert_eq!(
+            day_start_utc_micros(santiago, d("2022-09-11")),
+            1_662_868_800_000_000
         );
     }
 
