@@ -167,6 +167,9 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let (moment, firsts) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
+            let period_end = horizon(request, 1, &ty, spec, &at)?;
+            let mut firsts = firsts;
+            firsts.push(min(moment.clone()).alias(SEEN));
             let per_key = base
                 .filter(moment.lt(limit))?
                 .group(
@@ -178,8 +181,10 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             if window.is_some() {
                 keep.push(Column::new(Some(entity), "_first_then"));
             }
-            let frame =
-                super::entity::with_links(engine, per_key, entity, keep.clone(), &links).await?;
+            let seen = Column::new(Some(entity), SEEN);
+            let mut kept = keep.clone();
+            kept.push(seen.clone());
+            let frame = super::entity::with_links(engine, per_key, entity, kept, &links).await?;
             let schema = frame.schema().clone();
             let p = over(engine, &schema, entity);
             let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
@@ -190,7 +195,12 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
                     min(Expr::Column(c)).alias(name)
                 })
                 .collect();
-            let names = exclusion_flags(&exclusions, p, &mut aggregates)?;
+            let names = exclusion_flags(
+                &exclusions,
+                p,
+                Expr::Column(seen).lt(period_end),
+                &mut aggregates,
+            )?;
             (
                 frame.group(vec![member.alias("_member")], aggregates)?,
                 ty,
@@ -205,8 +215,9 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let (moment, mut aggregates) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
-            let events = frame.filter(moment.lt(limit))?;
-            let names = exclusion_flags(&exclusions, p, &mut aggregates)?;
+            let period_end = horizon(request, 1, &ty, spec, &at)?;
+            let events = frame.filter(moment.clone().lt(limit))?;
+            let names = exclusion_flags(&exclusions, p, moment.lt(period_end), &mut aggregates)?;
             (
                 events.group(vec![member.alias("_member")], aggregates)?,
                 ty,
@@ -335,22 +346,39 @@ fn horizon(
 }
 
 /// One `bool_and` per exclusion (an exclusion holds for a member when it
-/// holds on every row of the member), appended to `aggregates`; returns the
-/// exclusions' names and reasons.
+/// holds on every row of the member `seen` keeps), appended to
+/// `aggregates`; returns the exclusions' names and reasons. `seen` keeps
+/// the rows (contacts) with an event before the period's end: a
+/// conversion reads events up to its window past the period, and a
+/// contact first seen there (a non-deleted duplicate created after a
+/// deleted one qualified) must not lift an exclusion the period's own
+/// count applies. Without it `mqls_converted_90d` counted persons `mqls`
+/// excluded, and `mql_to_sql_rate`'s numerator was not a subset of its
+/// denominator (3 persons in FY2026-Q3 at scale 200: 0.422335 against the
+/// definition's 0.422316; found by the benchmark harness's hand SQL).
 fn exclusion_flags(
     exclusions: &[crate::catalog::ResolvedExclusion<'_>],
     p: impl Fn(&str, &Location) -> Result<Expr>,
+    seen: Expr,
     aggregates: &mut Vec<Expr>,
 ) -> Result<Vec<(String, String)>> {
     let mut names = Vec::new();
     for (i, x) in exclusions.iter().enumerate() {
         let w = p(&x.spec.when, &x.when_location)?;
         let holds = datafusion::functions::expr_fn::coalesce(vec![w, lit(false)]);
-        aggregates.push(bool_and(holds).alias(format!("_x{i}")));
+        aggregates.push(
+            bool_and(holds)
+                .filter(seen.clone())
+                .build()?
+                .alias(format!("_x{i}")),
+        );
         names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
     }
     Ok(names)
 }
+
+/// A key's earliest event: whether its contact was seen by the period's end.
+const SEEN: &str = "_seen";
 
 /// `days` days as an interval to add to a moment of type `ty`.
 fn window_interval(ty: &DataType, days: u32) -> Expr {
