@@ -8,7 +8,8 @@ One command does everything (see README.md, "Benchmarks"):
 It builds the release binary, generates the sample company at the scale (once,
 into bench-data/), installs DuckDB into benches/.venv, and then, for each
 benchmark, first checks that canon, DuckDB and DataFusion give the same number
-to the cent (and stops loudly if not), then times:
+to the cent (a series instant by instant, a sliced result as rows of slice value
+and value sorted by slice; and stops loudly if not), then times:
 
 - canon: the release binary's `canon query` (or `reconcile`), a cold process,
   cache off (`--no-cache`: nothing remembered, every gate computed), wall time
@@ -89,19 +90,39 @@ def period_params(start: str, end: str) -> dict:
     }
 
 
+def instant_row(label: str, d: dt.date) -> str:
+    """One instant of a series as a VALUES row: its period label, the day, and the instant its
+    local day ends (written CAST('...+00:00' AS TIMESTAMP WITH TIME ZONE), UTC in both engines)."""
+    end = local_day_start_utc(d + dt.timedelta(days=1))
+    return f"('{label}', DATE '{d}', CAST('{end}+00:00' AS TIMESTAMP WITH TIME ZONE))"
+
+
 def month_ends_params(year: int) -> dict:
     """The 12 month ends of `year` as a VALUES list (period label, the day, the instant its
     local day ends), and the last instant."""
-    rows, last_end = [], ""
+    rows = []
     for month in range(1, 13):
         nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
-        end = nxt - dt.timedelta(days=1)
-        last_end = local_day_start_utc(nxt)
-        rows.append(
-            f"('{year}-{month:02d}', DATE '{end}', "
-            f"CAST('{last_end}+00:00' AS TIMESTAMP WITH TIME ZONE))"
-        )
-    return {"year": str(year), "instants": ", ".join(rows), "last_end_ts": last_end}
+        rows.append(instant_row(f"{year}-{month:02d}", nxt - dt.timedelta(days=1)))
+    return {"year": str(year), "instants": ", ".join(rows),
+            "last_end_ts": local_day_start_utc(dt.date(year + 1, 1, 1))}
+
+
+def days_params(start: str, end: str) -> dict:
+    """Every day of [start, end) as a VALUES list like month_ends_params' (the period label is
+    the day), the number of the instant after the last one when they are numbered from 1
+    ({after_last}), the instants the first and the last local day end ({first_end_ts},
+    {last_end_ts}), and the range itself ({from}, {to})."""
+    first, stop = day(start), day(end)
+    days = [first + dt.timedelta(days=i) for i in range((stop - first).days)]
+    return {
+        "from": start,
+        "to": end,
+        "instants": ", ".join(instant_row(str(d), d) for d in days),
+        "after_last": str(len(days) + 1),
+        "first_end_ts": local_day_start_utc(days[0] + dt.timedelta(days=1)),
+        "last_end_ts": local_day_start_utc(stop),
+    }
 
 
 def as_of_params(as_of: str, **extra: str) -> dict:
@@ -110,6 +131,17 @@ def as_of_params(as_of: str, **extra: str) -> dict:
     for name, value in extra.items():
         p[name] = value
         p[f"{name}_end_ts"] = local_day_start_utc(day(value) + dt.timedelta(days=1))
+    return p
+
+
+def conversion_params(start: str, end: str, within_days: int) -> dict:
+    """A period's parameters plus the horizons up to which canon reads a conversion's events
+    (src/compile/conversion.rs `horizon`): the start of the local day after {to}, the period's
+    exclusive end ({reached_horizon_ts}: a count of first moments, e.g. mqls), and of the local
+    day within_days days later ({converted_horizon_ts}: a count of conversions within a window)."""
+    p = period_params(start, end)
+    p["reached_horizon_ts"] = local_day_start_utc(day(end) + dt.timedelta(days=1))
+    p["converted_horizon_ts"] = local_day_start_utc(day(end) + dt.timedelta(days=within_days + 1))
     return p
 
 
@@ -154,6 +186,34 @@ BENCHMARKS = [
         "canon": ["reconcile", "bookings_to_revenue", "--period", "FY2026-Q3"],
         "params": period_params("2025-08-01", "2025-11-01"),
         "bridge": True,
+    },
+    {
+        "name": "arr_monthly",
+        "what": "at each month end of 2025",
+        "canon": ["query", "arr", "--from", "2025-01-01", "--to", "2026-01-01", "--grain", "month"],
+        "params": month_ends_params(2025),
+        "series": True,
+    },
+    {
+        "name": "open_pipeline_daily_quarter",
+        "what": "at each day of 2025-07-01..2025-10-01",
+        "canon": ["query", "open_pipeline", "--from", "2025-07-01", "--to", "2025-10-01",
+                  "--grain", "day"],
+        "params": days_params("2025-07-01", "2025-10-01"),
+        "series": True,
+    },
+    {
+        "name": "nrr_by_country",
+        "what": "as of 2025-12-31 by country",
+        "canon": ["query", "nrr", "--as-of", "2025-12-31", "--by", "country"],
+        "params": as_of_params("2025-12-31", t0="2024-12-31"),
+        "sliced": "country",
+    },
+    {
+        "name": "mql_to_sql_rate",
+        "what": "fiscal quarter FY2026-Q3",
+        "canon": ["query", "mql_to_sql_rate", "--period", "FY2026-Q3"],
+        "params": conversion_params("2025-08-01", "2025-11-01", 90),
     },
 ]
 
@@ -293,13 +353,34 @@ def row_gates(out: bytes) -> int:
     return walk(json.loads(out))
 
 
+# A sliced benchmark's rows whose slice value is null: canon's JSON writes null and its table
+# "(none)" (src/result/render.rs); the reference SQL writes COALESCE(slice, '(none)'), since
+# `canon sql`'s tab-separated output cannot tell a null from an empty string.
+NO_SLICE = "(none)"
+
+
+def number(text):
+    """A value as a Decimal; None for a null (a ratio over nothing: canon's JSON null, DuckDB's
+    None, an empty cell of `canon sql`)."""
+    return None if text is None or text == "" else Decimal(text)
+
+
+def by_slice(pairs) -> list:
+    """A sliced answer, (slice value, value) per row, compared as a list sorted by slice value:
+    canon does not promise an order for sliced rows."""
+    return sorted((((NO_SLICE if k is None else k), v) for k, v in pairs),
+                  key=lambda kv: (kv[0], str(kv[1])))
+
+
 def canon_answer(bench: dict, out: bytes):
     doc = json.loads(out)
     if bench.get("bridge"):
         return [(line["line"], Decimal(line["value"])) for line in bridge_lines(doc)]
     if bench.get("series"):
-        return [(row["period"], Decimal(row["value"])) for row in doc["rows"]]
-    return Decimal(doc["value"])
+        return [(row["period"], number(row["value"])) for row in doc["rows"]]
+    if bench.get("sliced"):
+        return by_slice((row[bench["sliced"]], number(row["value"])) for row in doc["rows"])
+    return number(doc["value"])
 
 
 def bridge_lines(doc: dict) -> list:
@@ -310,17 +391,31 @@ def bridge_lines(doc: dict) -> list:
 
 
 def tsv_answer(bench: dict, text: str):
-    rows = [line.split("\t") for line in text.strip().splitlines()]
+    # One line per row after the header; a row of one null value is an empty line, so only the
+    # newline that ends the output is dropped.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    rows = [line.split("\t") for line in lines]
+    if not rows:
+        # `canon sql` prints nothing at all, not even the header, for no rows (e.g. a sliced
+        # answer with no cohort at small scale)
+        if bench.get("bridge") or bench.get("series") or bench.get("sliced"):
+            return []
+        raise SystemExit(f"{bench['name']}: expected one row, got none")
     header, body = rows[0], rows[1:]
     if bench.get("bridge"):
         li, vi = header.index("line"), header.index("value")
         return [(r[li], Decimal(r[vi])) for r in body]
     if bench.get("series"):
         pi, vi = header.index("period"), header.index("value")
-        return [(r[pi], Decimal(r[vi])) for r in body]
+        return [(r[pi], number(r[vi])) for r in body]
+    if bench.get("sliced"):
+        si, vi = header.index(bench["sliced"]), header.index("value")
+        return by_slice((r[si], number(r[vi])) for r in body)
     if len(body) != 1:
         raise SystemExit(f"{bench['name']}: expected one row, got {len(body)}")
-    return Decimal(body[0][header.index("value")])
+    return number(body[0][header.index("value")])
 
 
 DUCKDB_DRIVER = r"""
@@ -356,10 +451,18 @@ def duckdb_answer(bench: dict, doc: dict):
         return [(r[li], Decimal(r[vi])) for r in rows]
     if bench.get("series"):
         pi, vi = names.index("period"), names.index("value")
-        return [(r[pi], Decimal(r[vi])) for r in rows]
+        return [(r[pi], number(r[vi])) for r in rows]
+    if bench.get("sliced"):
+        si, vi = names.index(bench["sliced"]), names.index("value")
+        return by_slice((r[si], number(r[vi])) for r in rows)
     if len(rows) != 1:
         raise SystemExit(f"{bench['name']}: DuckDB returned {len(rows)} rows, expected one")
-    return Decimal(rows[0][names.index("value")])
+    return number(rows[0][names.index("value")])
+
+
+def shown_value(v) -> str | None:
+    """A value as the results file keeps it: canon's plain digits, null for a null."""
+    return None if v is None else str(v)
 
 
 def median(xs: list) -> float:
@@ -504,8 +607,9 @@ def main() -> None:
         results.append({
             "benchmark": name,
             "what": bench["what"],
-            "value": ([[l, str(v)] for l, v in want] if bench.get("bridge") or bench.get("series")
-                      else str(want)),
+            "value": ([[l, shown_value(v)] for l, v in want]
+                      if bench.get("bridge") or bench.get("series") or bench.get("sliced")
+                      else shown_value(want)),
             "median_s": med,
             "runs_s": timings,
             "peak_mib": {k: v / 1024 for k, v in peaks.items()},
