@@ -398,8 +398,8 @@ def tsv_answer(bench: dict, text: str):
         lines.pop()
     rows = [line.split("\t") for line in lines]
     if not rows:
-        # `canon sql` prints nothing at all, not even the header, for no rows (e.g. a sliced
-        # answer with no cohort at small scale)
+        # no output at all: what `canon sql` printed for no rows before it printed the header
+        # alone (a `--binary` older than that; e.g. a sliced answer with no cohort at small scale)
         if bench.get("bridge") or bench.get("series") or bench.get("sliced"):
             return []
         raise SystemExit(f"{bench['name']}: expected one row, got none")

@@ -111,6 +111,11 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
         .collect()
         .await
     {
+        // An empty result is still its columns: a header line with no rows,
+        // not nothing (a reader of the TSV cannot tell nothing from an error).
+        Ok(batches) if batches.is_empty() => Ok(vec![RecordBatch::new_empty(Arc::new(
+            plan.schema().as_arrow().clone(),
+        ))]),
         Ok(batches) => Ok(batches),
         // A damaged file is named (the engine's decode error does not): the
         // files of the tables the plan scans are decoded again, the columns

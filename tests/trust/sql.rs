@@ -34,6 +34,20 @@ fn sql_reads_every_table_as_system_dot_table() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "n\n15\n");
+    // No rows is still the header: the columns, nothing under them (it
+    // used to print nothing at all, which a reader cannot tell from a
+    // failure that wrote nothing).
+    let o = canon(
+        &repo(),
+        &[
+            "sql",
+            "--data",
+            d,
+            "SELECT iso_code, conversion_rate FROM crm.dated_conversion_rate WHERE iso_code = 'XXX'",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "iso_code\tconversion_rate\n");
 }
 
 #[test]
