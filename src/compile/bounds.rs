@@ -55,6 +55,18 @@ pub(crate) fn bound_value(request: &Resolved, ty: &DataType, d: NaiveDate) -> Op
     }
 }
 
+/// The bound each of `days` ends at (the start of the next local day),
+/// typed like a column of type `ty`: what a series' positions count.
+pub(crate) fn day_ends(
+    request: &Resolved,
+    ty: &DataType,
+    days: &[NaiveDate],
+) -> Option<Vec<ScalarValue>> {
+    days.iter()
+        .map(|d| bound_value(request, ty, next_day(*d)))
+        .collect()
+}
+
 pub fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }

@@ -17,7 +17,7 @@ use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col, lit, when};
 use datafusion::prelude::DataFrame;
 
-use super::bounds::{bound, bound_value, days_since_epoch, next_day, not_a_time, period_filter};
+use super::bounds::{bound, day_ends, days_since_epoch, next_day, not_a_time, period_filter};
 use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
 use super::instants;
 use super::plan::FramePlan;
@@ -312,13 +312,8 @@ async fn compile_windows(
                 let loc = at(&yaml_path!["valid", key]);
                 let e = p(sql, &loc)?;
                 let ty = e.get_type(&schema)?;
-                let ends = days
-                    .iter()
-                    .map(|d| {
-                        bound_value(request, &ty, next_day(*d))
-                            .ok_or_else(|| not_a_time(&loc, sql, &ty))
-                    })
-                    .collect::<Result<_>>()?;
+                let ends =
+                    day_ends(request, &ty, days).ok_or_else(|| not_a_time(&loc, sql, &ty))?;
                 Ok((e, ends))
             };
         // Which rows the window holds.

@@ -14,7 +14,7 @@ use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, col, lit, when};
 use datafusion::prelude::DataFrame;
 
-use super::bounds::{bound, bound_value, days_since_epoch, next_day, not_a_time};
+use super::bounds::{bound, day_ends, days_since_epoch, next_day, not_a_time};
 use super::entity::entity_frame;
 use super::kind::Kind;
 use super::plan::FramePlan;
@@ -244,18 +244,13 @@ pub(super) async fn state_spans(
     let (frame, valid_from, predicate, tie) = history_rows(engine, id, history).await?;
     let schema = frame.schema().clone();
     let ty = valid_from.get_type(&schema)?;
-    let ends = days
-        .iter()
-        .map(|d| {
-            bound_value(request, &ty, next_day(*d)).ok_or_else(|| {
-                not_a_time(
-                    &at(&yaml_path!["history", "valid_from"]),
-                    &history.valid_from,
-                    &ty,
-                )
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let ends = day_ends(request, &ty, days).ok_or_else(|| {
+        not_a_time(
+            &at(&yaml_path!["history", "valid_from"]),
+            &history.valid_from,
+            &ty,
+        )
+    })?;
     let Some(last_end) = ends.last().cloned() else {
         return Err(CanonError::Internal("a series of no days".into()));
     };
