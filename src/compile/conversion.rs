@@ -145,6 +145,13 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
         [Some(link)] if events_read_only_their_own => Some(link.clone()),
         _ => None,
     };
+    // The linked entity's frame qualifies its own fields by its name and its
+    // links' by theirs: a link of it named like it would be read ambiguously,
+    // so such a definition takes the general path.
+    let through = through.filter(|link| {
+        super::entity::find_link(&catalog, entity, link)
+            .is_ok_and(|l| !links.iter().any(|p| p.len() > 1 && p[1] == l.entity))
+    });
 
     let horizon_days = window.as_ref().map_or(0, |(_, d)| u64::from(*d)) + 1;
     let (members, ty, names) = match through {
@@ -152,13 +159,18 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             // The member and every exclusion are fields of one linked
             // entity (a person is a contact's), and the moments are the
             // event's own: the events are first reduced to one row per
-            // foreign key (min moments), and only those rows are joined to
-            // the link and grouped by member. min of mins and AND of ANDs
-            // are the same numbers as over the event rows, and an
-            // exclusion judged on every event row of a member is judged
-            // on every contact with an event, as each row carries its
-            // contact's fields.
-            let fk = &super::entity::find_link(&catalog, entity, &link)?.field;
+            // foreign key (min moments), the member and each exclusion's
+            // test are worked out on the linked entity's rows, and only
+            // those (key, member, flags) are joined to the reduced events
+            // and grouped by member. min of mins and AND of ANDs are the
+            // same numbers as over the event rows, and an exclusion judged
+            // on every event row of a member is judged on every contact
+            // with an event, as each row carries its contact's fields.
+            // Testing before the join keeps the join's build side to a key,
+            // a member and a flag per exclusion: with the contact's fields
+            // it held 868 MB at scale 200 and made both aggregates spill.
+            let link_spec = super::entity::find_link(&catalog, entity, &link)?;
+            let fk = &link_spec.field;
             let base = super::entity::entity_frame(engine, entity)
                 .await?
                 .alias(entity)?;
@@ -169,7 +181,9 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
             let period_end = horizon(request, 1, &ty, spec, &at)?;
             let mut firsts = firsts;
-            firsts.push(min(moment.clone()).alias(SEEN));
+            if window.is_some() {
+                firsts.push(min(moment.clone()).alias(SEEN));
+            }
             let per_key = base
                 .filter(moment.lt(limit))?
                 .group(
@@ -177,28 +191,79 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
                     firsts,
                 )?
                 .alias(entity)?;
-            let mut keep = vec![Column::new(Some(entity), "_first")];
-            if window.is_some() {
-                keep.push(Column::new(Some(entity), "_first_then"));
-            }
-            let seen = Column::new(Some(entity), SEEN);
-            let mut kept = keep.clone();
-            kept.push(seen.clone());
-            let frame = super::entity::with_links(engine, per_key, entity, kept, &links).await?;
-            let schema = frame.schema().clone();
-            let p = over(engine, &schema, entity);
-            let member = p(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
-            let mut aggregates: Vec<Expr> = keep
-                .into_iter()
-                .map(|c| {
-                    let name = c.name.clone();
-                    min(Expr::Column(c)).alias(name)
-                })
+
+            let target = link_spec.entity.as_str();
+            let beyond: BTreeSet<super::entity::LinkPath> = links
+                .iter()
+                .filter(|p| p.len() > 1)
+                .map(|p| p[1..].to_vec())
                 .collect();
+            let linked = metric_frame(engine, target, &beyond).await?;
+            let onto = |sql: &str, loc: &Location| -> Result<(Expr, Expr)> {
+                let e = parse_scoped(engine, sql, &full, Some(entity), loc)?;
+                Ok((
+                    onto_linked(e.clone(), entity, target)?,
+                    over_nulls(e, &full)?,
+                ))
+            };
+            let (member, member_unmatched) =
+                onto(&spec.member, &at(&yaml_path!["conversion", "member"]))?;
+            let (_, _, target_spec) = catalog
+                .entity(target)
+                .ok_or_else(|| CanonError::Internal(format!("unknown entity {target}")))?;
+            // A text member is copied out of the views it was computed as:
+            // a view keeps the whole buffer it points into (the lower-cased
+            // emails) alive in the join's build side, which held 705 MB
+            // for 254 MB of members at scale 200.
+            let member_type = match member.get_type(linked.schema())? {
+                DataType::Utf8View => DataType::Utf8,
+                other => other,
+            };
+            let mut tested = vec![
+                Expr::Column(Column::new(Some(target), &target_spec.key)).alias(LINKED_KEY),
+                cast(member, member_type.clone()).alias("_member"),
+            ];
+            let mut unmatched = Vec::new();
+            for (i, x) in exclusions.iter().enumerate() {
+                let (w, w_unmatched) = onto(&x.spec.when, &x.when_location)?;
+                tested.push(holds(w).alias(format!("_h{i}")));
+                unmatched.push(holds(w_unmatched));
+            }
+            engine.note_link(entity, &link);
+            let frame = super::entity::join_resolved(
+                engine,
+                per_key,
+                datafusion::common::TableReference::bare(entity),
+                link_spec,
+                (linked.project(tested)?.into_unoptimized_plan(), LINKED_KEY),
+                datafusion::common::TableReference::bare(LINKED),
+                std::slice::from_ref(&link),
+            )
+            .await?;
+            let linked_col = |name: &str| Expr::Column(Column::new(Some(LINKED), name));
+            // A key with no linked row (an unknown contact) has every linked
+            // field null: its member and tests are the expressions over nulls.
+            let member = match folded(engine, member_unmatched)? {
+                Expr::Literal(v, _) if v.is_null() => linked_col("_member"),
+                other => when(linked_col(LINKED_KEY).is_null(), cast(other, member_type))
+                    .otherwise(linked_col("_member"))?,
+            };
+            let mut aggregates = vec![min(col_of(entity, "_first")).alias("_first")];
+            if window.is_some() {
+                aggregates.push(min(col_of(entity, "_first_then")).alias("_first_then"));
+            }
             let names = exclusion_flags(
                 &exclusions,
-                p,
-                Expr::Column(seen).lt(period_end),
+                |i, _| {
+                    let h = linked_col(&format!("_h{i}"));
+                    Ok(datafusion::functions::expr_fn::coalesce(vec![
+                        h,
+                        unmatched[i].clone(),
+                    ]))
+                },
+                window
+                    .is_some()
+                    .then(|| col_of(entity, SEEN).lt(period_end)),
                 &mut aggregates,
             )?;
             (
@@ -217,7 +282,12 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
             let period_end = horizon(request, 1, &ty, spec, &at)?;
             let events = frame.filter(moment.clone().lt(limit))?;
-            let names = exclusion_flags(&exclusions, p, moment.lt(period_end), &mut aggregates)?;
+            let names = exclusion_flags(
+                &exclusions,
+                |_, x| Ok(holds(p(&x.spec.when, &x.when_location)?)),
+                window.is_some().then(|| moment.lt(period_end)),
+                &mut aggregates,
+            )?;
             (
                 events.group(vec![member.alias("_member")], aggregates)?,
                 ty,
@@ -356,26 +426,98 @@ fn horizon(
 /// excluded, and `mql_to_sql_rate`'s numerator was not a subset of its
 /// denominator (3 persons in FY2026-Q3 at scale 200: 0.422335 against the
 /// definition's 0.422316; found by the benchmark harness's hand SQL).
+/// Without a window every row read is before the period's end, and `seen`
+/// is `None`.
 fn exclusion_flags(
     exclusions: &[crate::catalog::ResolvedExclusion<'_>],
-    p: impl Fn(&str, &Location) -> Result<Expr>,
-    seen: Expr,
+    holds: impl Fn(usize, &crate::catalog::ResolvedExclusion<'_>) -> Result<Expr>,
+    seen: Option<Expr>,
     aggregates: &mut Vec<Expr>,
 ) -> Result<Vec<(String, String)>> {
     let mut names = Vec::new();
     for (i, x) in exclusions.iter().enumerate() {
-        let w = p(&x.spec.when, &x.when_location)?;
-        let holds = datafusion::functions::expr_fn::coalesce(vec![w, lit(false)]);
-        aggregates.push(
-            bool_and(holds)
-                .filter(seen.clone())
-                .build()?
-                .alias(format!("_x{i}")),
-        );
+        let all = bool_and(holds(i, x)?);
+        let all = match &seen {
+            Some(seen) => all.filter(seen.clone()).build()?,
+            None => all,
+        };
+        aggregates.push(all.alias(format!("_x{i}")));
         names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
     }
     Ok(names)
 }
+
+/// Whether an exclusion's test holds on a row: a null test does not.
+fn holds(when: Expr) -> Expr {
+    datafusion::functions::expr_fn::coalesce(vec![when, lit(false)])
+}
+
+/// `expr`, parsed over the event entity's frame, over the frame of the
+/// entity its (only) link points at: `contact.x` is that entity's own `x`,
+/// `contact.company.y` its link `company`'s `y`.
+fn onto_linked(expr: Expr, entity: &str, target: &str) -> Result<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    Ok(expr
+        .transform(|e| {
+            let Expr::Column(c) = &e else {
+                return Ok(Transformed::no(e));
+            };
+            let path = c.relation.as_ref().and_then(|r| link_path(r, entity));
+            let relation = match path.as_deref() {
+                Some([_]) => datafusion::common::TableReference::bare(target),
+                Some([_, rest @ ..]) => super::entity::qualifier(rest),
+                _ => return Ok(Transformed::no(e)),
+            };
+            Ok(Transformed::yes(Expr::Column(Column::new(
+                Some(relation),
+                c.name.clone(),
+            ))))
+        })?
+        .data)
+}
+
+/// `expr` with every column a typed null: its value on a row whose link
+/// matched nothing.
+fn over_nulls(expr: Expr, schema: &datafusion::common::DFSchema) -> Result<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    Ok(expr
+        .transform(|e| {
+            let Expr::Column(c) = &e else {
+                return Ok(Transformed::no(e));
+            };
+            let ty = schema.qualified_field_from_column(c)?.1.data_type().clone();
+            Ok(Transformed::yes(lit(ScalarValue::try_from(&ty)?)))
+        })?
+        .data)
+}
+
+/// A constant expression folded to its value by the planning session's
+/// optimizer (which types it first, as it does every plan): from a plan of
+/// one empty row, so nothing is read.
+fn folded(engine: &Planner, expr: Expr) -> Result<Expr> {
+    use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+    let plan = LogicalPlanBuilder::empty(true)
+        .project(vec![expr.clone().alias("_value")])?
+        .build()?;
+    let optimized = engine.planning.state().optimize(&plan)?;
+    Ok(match optimized {
+        LogicalPlan::Projection(p) => match p.expr.as_slice() {
+            [Expr::Alias(a)] => (*a.expr).clone(),
+            _ => expr,
+        },
+        _ => expr,
+    })
+}
+
+/// A column of relation `q`.
+fn col_of(q: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(q), name))
+}
+
+/// The linked entity's tested rows, while joined to the reduced events:
+/// their relation and key column.
+const LINKED: &str = "_linked";
+const LINKED_KEY: &str = "_linked_key";
 
 /// A key's earliest event: whether its contact was seen by the period's end.
 const SEEN: &str = "_seen";

@@ -267,6 +267,32 @@ async fn join_link(
         .into_iter()
         .filter(|f| !is_carried(f))
         .collect();
+    let acc = join_resolved(
+        engine,
+        acc,
+        parent_q,
+        link,
+        (target, &target_spec.key),
+        q,
+        path,
+    )
+    .await?;
+    Ok((acc, target_fields))
+}
+
+/// Left-joins `target` (rows of the entity `link` points at, keyed by the
+/// column `key`) to `acc` under qualifier `q`, the foreign key first
+/// followed along the entity's merge chains to its survivor. A conversion
+/// joins a projection of the linked entity this way (`compile::conversion`).
+pub(crate) async fn join_resolved(
+    engine: &Planner,
+    acc: DataFrame,
+    parent_q: TableReference,
+    link: &crate::spec::LinkSpec,
+    (target, key): (LogicalPlan, &str),
+    q: TableReference,
+    path: &[String],
+) -> Result<DataFrame> {
     let fk = Expr::Column(Column::new(Some(parent_q), &link.field));
     let mut acc = acc;
     let key_expr = match survivors(engine, &link.entity).await? {
@@ -275,7 +301,7 @@ async fn join_link(
             // compares the foreign key as it is (no cast of the large side).
             let key_type = target
                 .schema()
-                .field_with_unqualified_name(&target_spec.key)?
+                .field_with_unqualified_name(key)?
                 .data_type()
                 .clone();
             let fk_type = fk.get_type(acc.schema())?;
@@ -298,12 +324,11 @@ async fn join_link(
         }
         None => fk,
     };
-    let acc = acc.join_plan(
+    acc.join_plan(
         plan::alias(target, q.clone())?,
         JoinType::Left,
-        vec![key_expr.eq(Expr::Column(Column::new(Some(q), &target_spec.key)))],
-    )?;
-    Ok((acc, target_fields))
+        vec![key_expr.eq(Expr::Column(Column::new(Some(q), key)))],
+    )
 }
 
 /// A path of links from a metric's entity: `["account"]` is `account.x`,

@@ -14,6 +14,7 @@ pub mod background;
 pub mod decode;
 pub mod files;
 pub mod fingerprints;
+pub mod memory;
 pub mod row_counts;
 
 use std::collections::BTreeMap;
@@ -27,7 +28,6 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -470,8 +470,8 @@ fn session_with(catalog: &Catalog, bindings: Option<Bindings>) -> Result<Session
     options.optimizer.hash_join_single_partition_threshold_rows = 50_000;
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(bytes) = catalog.memory_limit()? {
-        // Fair shares: several spilling operators of one plan each get theirs.
-        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+        // Shared fairly among the operators that hold memory (memory.rs).
+        runtime = runtime.with_memory_pool(Arc::new(memory::SharedPool::new(bytes)));
     }
     if let Some(bindings) = bindings {
         config = config.with_extension(Arc::new(bindings));
