@@ -36,6 +36,10 @@ use crate::yaml_path;
 /// The column a series' row gets for the position of the day it holds at
 /// (joined to the days' table's `_k`).
 const AT_DAY: &str = "_at_day";
+/// A series row's exclusion and slices, worked out before it is paired with
+/// its days.
+const ROW_EXCLUSION: &str = "_row_exclusion";
+const ROW_SLICE: &str = "_row_slice";
 
 /// Scale at which converted money is kept: cents.
 pub const MONEY_SCALE: i8 = 2;
@@ -316,6 +320,36 @@ async fn compile_windows(
                     day_ends(request, &ty, days).ok_or_else(|| not_a_time(&loc, sql, &ty))?;
                 Ok((e, ends))
             };
+        // The first exclusion a row matches, or null when it is counted.
+        names.clear();
+        let mut exclusion = if exclusions.is_empty() {
+            lit(ScalarValue::Utf8(None))
+        } else {
+            let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =
+                None;
+            for x in &exclusions {
+                let w = super::condition(
+                    p(&x.spec.when, &x.when_location)?,
+                    &schema,
+                    &x.spec.when,
+                    &x.when_location,
+                )?;
+                let label = lit(x.spec.name.clone());
+                case = Some(match case {
+                    None => when(w, label),
+                    Some(mut c) => c.when(w, label),
+                });
+                names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
+            }
+            let mut case = case.expect("at least one exclusion");
+            case.otherwise(lit(ScalarValue::Utf8(None)))?
+        };
+
+        let mut slice_values = slices
+            .iter()
+            .map(|(_, sql, loc)| Ok(cast(p(sql, loc)?, DataType::Utf8)))
+            .collect::<Result<Vec<Expr>>>()?;
+
         // Which rows the window holds.
         let (mut predicate, label, time_value) = match window {
             Window::Period => {
@@ -394,6 +428,17 @@ async fn compile_windows(
                 // one partition DataFusion otherwise built its hash table
                 // from the (row, day) pairs (1.8 GB for a daily year at
                 // scale 200, past the memory limit).
+                // What depends on the row alone (its exclusion, its
+                // slices) is worked out once per row, before the row is
+                // paired with its days: a twelve-month series pairs each
+                // row with five days on average.
+                frame = frame.with_column(ROW_EXCLUSION, exclusion)?;
+                exclusion = Expr::Column(Column::new_unqualified(ROW_EXCLUSION));
+                for (i, value) in slice_values.iter_mut().enumerate() {
+                    let name = format!("{ROW_SLICE}{i}");
+                    frame = frame.with_column(&name, value.clone())?;
+                    *value = Expr::Column(Column::new_unqualified(name));
+                }
                 let at_day = Expr::Column(Column::new_unqualified(AT_DAY));
                 frame = engine
                     .planning
@@ -471,34 +516,9 @@ async fn compile_windows(
             }
         };
 
-        // The first exclusion a row matches, or null when it is counted.
-        names.clear();
-        let exclusion = if exclusions.is_empty() {
-            lit(ScalarValue::Utf8(None))
-        } else {
-            let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =
-                None;
-            for x in &exclusions {
-                let w = super::condition(
-                    p(&x.spec.when, &x.when_location)?,
-                    &schema,
-                    &x.spec.when,
-                    &x.when_location,
-                )?;
-                let label = lit(x.spec.name.clone());
-                case = Some(match case {
-                    None => when(w, label),
-                    Some(mut c) => c.when(w, label),
-                });
-                names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
-            }
-            let mut case = case.expect("at least one exclusion");
-            case.otherwise(lit(ScalarValue::Utf8(None)))?
-        };
-
         let mut select = vec![label.alias("_period")];
-        for (name, sql, loc) in &slices {
-            select.push(cast(p(sql, loc)?, DataType::Utf8).alias(name));
+        for ((name, _, _), value) in slices.iter().zip(slice_values) {
+            select.push(value.alias(name));
         }
         let (_, _, entity_spec) = catalog
             .entity(entity)
