@@ -533,3 +533,50 @@ fn window_interval(ty: &DataType, days: u32) -> Expr {
         ))),
     }
 }
+
+/// Whether conversion `denominator` counts exactly the members `numerator`
+/// is counted among: the same entity, member, moments, stage and
+/// exclusions, the numerator counting those that converted within a window
+/// and the denominator every one that reached the stage. Then the
+/// numerator's plan already holds the denominator's members, one row each
+/// with its exclusion: the same members (a member's first moment in the
+/// period is the same over the numerator's later horizon, which only adds
+/// events after the period), and the same exclusions (the numerator judges
+/// them on the contacts seen by the period's end, the rows the denominator
+/// reads). A ratio of the two (mql_to_sql_rate) runs one plan, not two.
+pub fn counts_members_of(
+    catalog: &crate::catalog::Catalog,
+    numerator: MetricId,
+    denominator: MetricId,
+) -> bool {
+    let metric = |id: MetricId| &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let (n, d) = (metric(numerator), metric(denominator));
+    let (Some(nc), Some(dc)) = (&n.conversion, &d.conversion) else {
+        return false;
+    };
+    let exclusions = |id: MetricId| -> Vec<(String, String, String)> {
+        catalog
+            .exclusions_of(id)
+            .iter()
+            .map(|x| {
+                (
+                    x.spec.name.clone(),
+                    x.spec.when.clone(),
+                    x.spec.reason.clone(),
+                )
+            })
+            .collect()
+    };
+    n.kind == crate::spec::MetricKind::Conversion
+        && d.kind == crate::spec::MetricKind::Conversion
+        && n.entity == d.entity
+        && (&nc.member, &nc.at, &nc.reaches) == (&dc.member, &dc.at, &dc.reaches)
+        && nc.count == ConversionCount::Converted
+        && nc.then.is_some()
+        && nc.within_days.is_some()
+        && dc.count == ConversionCount::Reached
+        && n.filter.is_none()
+        && d.filter.is_none()
+        && n.whole_accounting_periods == d.whole_accounting_periods
+        && exclusions(numerator) == exclusions(denominator)
+}

@@ -324,3 +324,123 @@ fn an_event_of_an_unknown_contact_takes_its_definitions_over_null_fields() {
     // no entity, and would count 0 here).
     assert_eq!(exclusion_entities(&r, "no_contact"), 1);
 }
+
+/// The tallies of `metric`'s exclusions in a ratio's JSON result, by name:
+/// (rows, value).
+fn part_tallies(result: &serde_json::Value, metric: &str) -> Vec<(String, i64, String)> {
+    result["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["metric"] == metric)
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                x["rows"].as_i64().unwrap(),
+                x["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+// mql_to_sql_rate counts its denominator (mqls) from its numerator's
+// members, in one plan (compile::conversion::counts_members_of): the
+// denominator's tallies in the ratio must be those mqls gives alone —
+// deleted 1 (del, contact 10), internal_email 1 (ian), test_email 2 (eve,
+// Tester), each a member counted once (value = rows) — not the numerator's
+// (deleted 0 converted, ...).
+#[test]
+fn a_ratio_counts_its_denominator_from_the_numerators_members_with_the_same_tallies() {
+    let data = fixture();
+    let rate = query_json(
+        &repo(),
+        data.path(),
+        &["mql_to_sql_rate", "--period", "2025-03"],
+    );
+    let alone = query_json(&repo(), data.path(), &["mqls", "--period", "2025-03"]);
+    let expected = vec![
+        ("deleted".to_string(), 1, "1".to_string()),
+        ("internal_email".to_string(), 1, "1".to_string()),
+        ("test_email".to_string(), 2, "2".to_string()),
+    ];
+    assert_eq!(part_tallies(&rate, "mqls"), expected);
+    assert_eq!(
+        alone["exclusions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (
+                x["name"].as_str().unwrap().to_string(),
+                x["rows"].as_i64().unwrap(),
+                x["value"].as_str().unwrap().to_string()
+            ))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(alone["value"], "5");
+    assert_eq!(rate["value"], "0.400000");
+}
+
+// A denominator that is not the numerator's twin runs its own plan:
+// mqls without the test_email exclusion counts eve and Tester too, 5 + 2 =
+// 7 in March; of them robert and sam convert (eve and Tester never reach
+// SQL), and the numerator still excludes test emails: 2 / 7 = 0.285714.
+// Counted from the numerator's members it would be 2 / 5 = 0.400000.
+#[test]
+fn a_ratio_whose_denominator_differs_from_its_numerator_runs_both() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let path = project.path().join("metrics/marketing.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        r#"
+  - name: mqls_test_emails_counted
+    label: MQLs, test emails counted
+    kind: conversion
+    version: 1
+    status: draft
+    owner: Tests
+    system: marketing
+    unit: persons
+    description: mqls without the test_email exclusion.
+    entity: lifecycle_event
+    conversion:
+      member: contact.person_id
+      at: at
+      reaches: "stage IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')"
+      count: reached
+    exclusions:
+      - name: deleted
+        reason: The surviving contact is soft-deleted in the marketing platform.
+        when: contact.is_deleted
+      - internal_email
+
+  - name: mql_to_sql_rate_test_emails_counted
+    label: MQL to SQL rate over every MQL
+    kind: ratio
+    version: 1
+    status: draft
+    owner: Tests
+    system: marketing
+    unit: ratio
+    description: mqls_converted_90d over mqls_test_emails_counted.
+    numerator: mqls_converted_90d
+    denominator: mqls_test_emails_counted
+"#,
+    );
+    std::fs::write(&path, text).unwrap();
+    let data = fixture();
+    let r = query_json(
+        project.path(),
+        data.path(),
+        &["mql_to_sql_rate_test_emails_counted", "--period", "2025-03"],
+    );
+    assert_eq!(r["value"], "0.285714");
+    assert_eq!(
+        part_tallies(&r, "mqls_test_emails_counted"),
+        vec![
+            ("deleted".to_string(), 1, "1".to_string()),
+            ("internal_email".to_string(), 1, "1".to_string()),
+        ]
+    );
+}
