@@ -7,6 +7,7 @@
 //! nothing of canon's own between the SQL and the engine. It is read-only:
 //! a query cannot write into the extracts or over the project's files.
 
+use crate::run::memory::WithinMemory;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -108,7 +109,7 @@ pub async fn run(catalog: &Catalog, root: &Path, sql: &str) -> Result<Vec<Record
     match ctx
         .execute_logical_plan(plan.clone())
         .await?
-        .collect()
+        .collect_within_memory()
         .await
     {
         // An empty result is still its columns: a header line with no rows,

@@ -12,6 +12,7 @@
 //! ranked by count in the engine so only the first few values come back.
 //! Null is not a violation: completeness judges required columns.
 
+use crate::run::memory::WithinMemory;
 use std::collections::BTreeSet;
 
 use datafusion::arrow::array::AsArray;
@@ -266,7 +267,7 @@ async fn violations(
             col("_distinct"),
         ])?;
     let mut out: Vec<(usize, Violations)> = Vec::new();
-    for b in ranked.collect().await? {
+    for b in ranked.collect_within_memory().await? {
         let internal = || CanonError::Internal("accepted_values: unexpected column types".into());
         let column = b
             .column(0)
@@ -333,7 +334,7 @@ async fn offending_files(
             )
             .await?
             .filter(outside(column, accepted))?
-            .count()
+            .count_within_memory()
             .await? as i64;
         if rows > 0 {
             out.push((file.path.clone(), rows));

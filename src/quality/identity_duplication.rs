@@ -13,6 +13,7 @@
 //! surviving records count: not merged away by the entity's own identity
 //! rule (`merged_into` or a merge audit) and not soft-deleted.
 
+use crate::run::memory::WithinMemory;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::functions::expr_fn::coalesce;
@@ -157,7 +158,7 @@ async fn duplication(
                 count_distinct(col(identity.field)).alias("_identities"),
             ],
         )?
-        .collect()
+        .collect_within_memory()
         .await?;
     let (mut n, mut distinct) = (0i64, 0i64);
     for b in &batches {

@@ -12,6 +12,7 @@
 //! Empty intervals (`to ≤ from`) hold on no day and are left out; a missing
 //! `to` is open-ended and overlaps every later row of its key.
 
+use crate::run::memory::WithinMemory;
 use datafusion::arrow::array::Array;
 use datafusion::common::Column;
 use datafusion::functions_window::expr_fn::lag;
@@ -85,7 +86,7 @@ pub async fn check(
             col("_from").sort(true, true),
         ])?
         .limit(0, Some(EXAMPLES))?
-        .collect()
+        .collect_within_memory()
         .await?;
     let column = Some(format!("{}, {from}, {to}", subject.key));
     let mut found = Vec::new();
@@ -116,7 +117,7 @@ pub async fn check(
             latest_sync: None,
         });
     }
-    let total = pairs.count().await?;
+    let total = pairs.count_within_memory().await?;
     let keys: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
     let starts: Vec<String> = found
         .iter()

@@ -34,6 +34,7 @@
 //! all-period rates cost a pass over every revenue line of all time, which
 //! measured as more than half of a cold bridge at scale 200.
 
+use crate::run::memory::WithinMemory;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::ScalarValue;
@@ -352,7 +353,7 @@ async fn tally(frame: DataFrame) -> Result<(i64, i64)> {
                 count(col("_matched")).alias("_hits"),
             ],
         )?
-        .collect()
+        .collect_within_memory()
         .await?;
     let (mut rows, mut hits) = (0, 0);
     for b in &batches {

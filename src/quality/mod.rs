@@ -17,6 +17,7 @@ pub mod thresholds;
 pub mod uniqueness;
 pub mod volume;
 
+use crate::run::memory::WithinMemory;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use datafusion::functions_aggregate::expr_fn::{count, max};
@@ -108,7 +109,7 @@ pub async fn identity_match_rates(
                 ],
             )?
             .select(vec![col("rows"), col("matched")])?
-            .collect()
+            .collect_within_memory()
             .await?;
         let (mut rows, mut hit) = (0i64, 0i64);
         for b in &batches {
@@ -235,7 +236,7 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
     let stats = frame
         .clone()
         .aggregate(vec![], aggregates)?
-        .collect()
+        .collect_within_memory()
         .await?;
     let mut out = Vec::new();
     let Some(b) = stats.first().filter(|b| b.num_rows() == 1) else {
@@ -287,7 +288,7 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
             .filter(present)?
             .aggregate(keys, vec![count(lit(1i64)).alias("_n")])?
             .filter(col("_n").gt(lit(1i64)))?;
-        let total = dups.clone().count().await?;
+        let total = dups.clone().count_within_memory().await?;
         let mut examples = Vec::new();
         if total > 0 {
             // The first ten keys in order, so a rerun shows the same ones.
@@ -296,7 +297,12 @@ pub async fn table_checks(engine: &Engine, key: &str, keys: bool) -> Result<Vec<
                 .iter()
                 .map(|k| col(k.as_str()).sort(true, true))
                 .collect();
-            for batch in dups.sort(order)?.limit(0, Some(10))?.collect().await? {
+            for batch in dups
+                .sort(order)?
+                .limit(0, Some(10))?
+                .collect_within_memory()
+                .await?
+            {
                 for r in 0..batch.num_rows() {
                     let mut parts = Vec::new();
                     for (k, name) in source.primary_key.iter().enumerate() {

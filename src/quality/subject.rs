@@ -2,6 +2,7 @@
 //! offending keys and the files that hold their rows. Shared by the gates'
 //! checks (`uniqueness`, `intervals`) and the value domains.
 
+use crate::run::memory::WithinMemory;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -185,7 +186,7 @@ async fn files_by_scan(
             group,
             vec![datafusion::functions_aggregate::expr_fn::count(lit(1i64)).alias("_n")],
         )?
-        .collect()
+        .collect_within_memory()
         .await?;
     let mut out = KeyFiles {
         by_key: BTreeMap::new(),

@@ -19,6 +19,7 @@
 //! the memory limit proves nothing, and the exact pass (which spills)
 //! decides instead.
 
+use crate::run::memory::WithinMemory;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt64Array};
@@ -93,7 +94,7 @@ pub async fn check(
         .clone()
         .sort(vec![col("_key").sort(true, true)])?
         .limit(0, Some(EXAMPLES))?
-        .collect()
+        .collect_within_memory()
         .await?;
     let mut found: Vec<(String, i64)> = Vec::new();
     for b in &first {
@@ -110,7 +111,7 @@ pub async fn check(
         return Ok(pass());
     }
     // Only now, with something to show: how many, and in which files.
-    let total = dups.count().await?;
+    let total = dups.count_within_memory().await?;
     let keys: Vec<String> = found.iter().map(|(k, _)| k.clone()).collect();
     let files = files_of_keys(engine, subject, &keys, None).await?;
     let examples: Vec<String> = found
@@ -411,7 +412,7 @@ mod tests {
                     .unwrap()
                     .aggregate(vec![], vec![repeated_hashes(col("k")).alias("r")])
                     .unwrap()
-                    .collect()
+                    .collect_within_memory()
                     .await
                     .unwrap();
                 out[0].column(0).as_primitive::<UInt64Type>().value(0)

@@ -1,6 +1,7 @@
 //! Executing a cohort metric: its instants, its bridge and its rows.
 
 use super::*;
+use crate::run::memory::WithinMemory;
 
 /// A cohort's answer: headline value, rows, headline bridge, each row's
 /// bridge, and the two instants' outcomes (exclusions, lineage).
@@ -30,7 +31,7 @@ pub(super) async fn run_cohort(
     tracing::info!(target: "canon::query", ms = started.elapsed().as_millis() as u64, "cohort instants cached");
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();
-    let bridge_batches = plan.bridge.collect().await?;
+    let bridge_batches = plan.bridge.collect_within_memory().await?;
     tracing::info!(
         target: "canon::query",
         ms = started.elapsed().as_millis() as u64,

@@ -4,6 +4,7 @@
 //! sources), so this is a step of the run, after planning; the expression
 //! itself is planned and typed by `compile::derived`.
 
+use crate::run::memory::WithinMemory;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Decimal128Array};
@@ -79,7 +80,7 @@ pub(super) async fn evaluate(
         .display_indent()
         .to_string();
     let mut out: Vec<Option<Dec>> = vec![None; keys.len()];
-    for batch in frame.collect().await? {
+    for batch in frame.collect_within_memory().await? {
         let rows = batch
             .column(0)
             .as_primitive::<datafusion::arrow::datatypes::UInt32Type>();

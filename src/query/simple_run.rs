@@ -2,6 +2,7 @@
 //! reading its groups, tallies and member counts.
 
 use super::*;
+use crate::run::memory::WithinMemory;
 
 /// Rows, Σ value and count of non-null values of a group.
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +174,7 @@ pub(super) async fn read_simple(
     } else {
         (plan.frame.clone(), plan.slices.clone())
     };
-    let batches = frame.collect().await?;
+    let batches = frame.collect_within_memory().await?;
     let scale = metric.scale.unwrap_or(match plan.agg {
         Aggregation::Avg => AVG_SCALE,
         _ => 0,
@@ -260,7 +261,7 @@ pub(crate) async fn check_whole_accounting_periods(
         .entity_frame("accounting_period")
         .await?
         .select_columns(&["start_date", "end_date"])?
-        .collect()
+        .collect_within_memory()
         .await?;
     let mut starts = BTreeSet::new();
     let mut ends = BTreeSet::new();
@@ -330,7 +331,7 @@ pub(super) async fn member_counts(
             vec![col("_exclusion")],
             vec![count_distinct(col(member)).alias("_members")],
         )?
-        .collect()
+        .collect_within_memory()
         .await?;
     let mut out = BTreeMap::new();
     for b in &batches {

@@ -13,6 +13,7 @@
 //! declared in the reconciliation's YAML ([`lines`]); this module computes
 //! the amounts of the vocabulary and the lines from them.
 
+use crate::run::memory::WithinMemory;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::lines;
@@ -316,7 +317,7 @@ pub async fn run(
     )?;
     lap("both sides and the bridge computed");
     let line_rows = if detail {
-        outside.collect().await?
+        outside.collect_within_memory().await?
     } else {
         Vec::new()
     };
