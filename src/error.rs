@@ -186,7 +186,7 @@ pub enum CanonError {
     },
 
     /// The query engine failed while planning or executing.
-    #[error("query engine: {0}")]
+    #[error("query engine: {0}{hint}", hint = past_the_memory_limit(.0))]
     Engine(#[source] datafusion::error::DataFusionError),
 
     /// A metric's inputs fail a quality gate: no number is given without
@@ -245,6 +245,19 @@ impl CanonError {
             location,
             message: message.into(),
         }])
+    }
+}
+
+/// What to do when the engine ran out of its memory: DataFusion's message
+/// names its own settings (`datafusion.runtime.memory_limit`), which a
+/// canon user does not set.
+fn past_the_memory_limit(e: &datafusion::error::DataFusionError) -> &'static str {
+    match e.find_root() {
+        datafusion::error::DataFusionError::ResourcesExhausted(_) => {
+            "\n  (past the memory limit: raise `engine.memory_limit` in canon.yaml, or pass \
+             --memory-limit to canon sql; DataFusion's setting names above do not apply to canon)"
+        }
+        _ => "",
     }
 }
 

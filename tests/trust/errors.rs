@@ -332,3 +332,40 @@ fn a_bad_memory_limit_is_located_in_canon_yaml() {
     let out = canon(p.path(), &["validate", "--no-data"]);
     assert_fails(&out, 1, &["canon.yaml:32:17", "`2 gigs` is not a size"]);
 }
+
+// Past the memory limit the engine's message names DataFusion's own
+// settings (`datafusion.runtime.memory_limit`), which a canon user does not
+// set: the error says which setting of canon's to raise. At 1 MiB a sort's
+// 10 MiB merge reservation cannot fit, whatever the pool does.
+#[test]
+fn past_the_memory_limit_the_error_names_canons_setting() {
+    let p = project_copy();
+    edit(
+        &p.path().join("canon.yaml"),
+        "memory_limit: 2GiB",
+        "memory_limit: 1MiB",
+    );
+    let data = repo().join("sample_data");
+    let out = canon(
+        p.path(),
+        &[
+            "query",
+            "open_pipeline",
+            "--grain",
+            "month",
+            "--period",
+            "2025",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_fails(
+        &out,
+        1,
+        &[
+            "metric `open_pipeline`",
+            "Resources exhausted",
+            "raise `engine.memory_limit` in canon.yaml",
+        ],
+    );
+}
