@@ -492,7 +492,14 @@ pub async fn check_all(engine: &Engine) -> Result<CheckReport> {
                 examples: Vec::new(),
                 latest_sync: None,
             }),
-            Err(e) => return Err(e),
+            // Which table's checks stopped (an engine error names none).
+            Err(e) => {
+                return Err(crate::error::CanonError::Context {
+                    context: format!("checking {key}"),
+                    source: Box::new(e),
+                    hint: String::new(),
+                });
+            }
         }
     }
     for (name, id) in &catalog.entities {

@@ -369,3 +369,35 @@ fn past_the_memory_limit_the_error_names_canons_setting() {
         ],
     );
 }
+
+// canon check past the memory limit says which table's checks stopped
+// (the engine's message names none) and which setting to raise.
+#[test]
+fn check_past_the_memory_limit_names_the_table_it_was_checking() {
+    let p = project_copy();
+    edit(
+        &p.path().join("canon.yaml"),
+        "memory_limit: 2GiB",
+        "memory_limit: 1MiB",
+    );
+    let data = repo().join("sample_data");
+    let out = canon(p.path(), &["check", "--data", data.to_str().unwrap()]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "error: checking ",
+            "raise `engine.memory_limit` in canon.yaml",
+        ],
+    );
+    let err = stderr(&out);
+    let table = err
+        .split("error: checking ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_default();
+    assert!(
+        table.contains('/') && !table.contains(' '),
+        "a system/table after `checking`: {err}"
+    );
+}
