@@ -16,10 +16,38 @@ pub async fn explain(
     analyze: bool,
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
+    let shared = counted_from_numerator(engine, name)?;
     for (title, frame) in crate::compile::plans(engine, name, request).await? {
+        let title = match &shared {
+            Some((denominator, numerator)) if title.contains(&format!("part `{denominator}`")) => {
+                format!(
+                    "{title}: not run — counted from the members of `{numerator}`'s plan \
+                     (compile::conversion::counts_members_of)"
+                )
+            }
+            _ => title,
+        };
         out.push(block(&title, engine.bound(frame), analyze).await?);
     }
     Ok(out)
+}
+
+/// For a ratio whose denominator is counted from its numerator's members
+/// (`query::ratio`), (denominator, numerator): its own plan is shown but
+/// does not run.
+fn counted_from_numerator(engine: &Engine, name: &str) -> Result<Option<(String, String)>> {
+    let catalog = &engine.catalog;
+    let (_, _, metric) = catalog.metric(name)?;
+    let (Some(n), Some(d)) = (&metric.numerator, &metric.denominator) else {
+        return Ok(None);
+    };
+    let (Ok((n_id, _, _)), Ok((d_id, _, _))) = (catalog.metric(n), catalog.metric(d)) else {
+        return Ok(None);
+    };
+    Ok(
+        crate::compile::conversion::counts_members_of(catalog, n_id, d_id)
+            .then(|| (d.clone(), n.clone())),
+    )
 }
 
 async fn block(

@@ -379,6 +379,26 @@ fn a_ratio_counts_its_denominator_from_the_numerators_members_with_the_same_tall
     );
     assert_eq!(alone["value"], "5");
     assert_eq!(rate["value"], "0.400000");
+    // explain shows the denominator's own plan, saying it does not run.
+    let explained = canon(
+        &repo(),
+        &[
+            "explain",
+            "mql_to_sql_rate",
+            "--period",
+            "2025-03",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&explained);
+    assert!(
+        text.contains(
+            "== mql_to_sql_rate: part `mqls` (2025-03): not run — counted from the members of `mqls_converted_90d`'s plan"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("== mql_to_sql_rate: part `mqls_converted_90d` (2025-03) =="));
 }
 
 // A denominator that is not the numerator's twin runs its own plan:
