@@ -28,20 +28,41 @@ pub fn url_domain(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_string())
 }
 
-/// The domain of an email address, lower-cased and trimmed.
+/// The domain of an email address, lower-cased and trimmed. (Lower-casing
+/// moves no `@`, so only the domain is lower-cased: one allocation a row.)
 pub fn email_domain(email: &str) -> Option<String> {
-    let e = email.trim().to_ascii_lowercase();
-    let (_, domain) = e.rsplit_once('@')?;
-    (!domain.is_empty()).then(|| domain.to_string())
+    let (_, domain) = email.trim().rsplit_once('@')?;
+    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
 }
 
 /// True when `domain` is one of `internal` or a subdomain of one.
 pub fn is_internal(domain: &str, internal: &[String]) -> bool {
-    let d = domain.trim().to_ascii_lowercase();
-    internal.iter().any(|i| {
-        let i = i.to_ascii_lowercase();
-        d == i || d.ends_with(&format!(".{i}"))
-    })
+    InternalDomains::new(internal).hold(domain)
+}
+
+/// canon.yaml's `internal_domains`, lower-cased once, so a row is tested
+/// without allocating (4.4 M contacts a query at scale 200).
+struct InternalDomains(Vec<String>);
+
+impl InternalDomains {
+    fn new(internal: &[String]) -> Self {
+        InternalDomains(internal.iter().map(|i| i.to_ascii_lowercase()).collect())
+    }
+
+    /// `domain` (any case, spaces around) is one of them or a subdomain of one.
+    fn hold(&self, domain: &str) -> bool {
+        let d = domain.trim().as_bytes();
+        self.0.iter().any(|i| {
+            let i = i.as_bytes();
+            if d.len() == i.len() {
+                d.eq_ignore_ascii_case(i)
+            } else {
+                d.len() > i.len()
+                    && d[d.len() - i.len() - 1] == b'.'
+                    && d[d.len() - i.len()..].eq_ignore_ascii_case(i)
+            }
+        })
+    }
 }
 
 fn string_to_string(name: &str, f: fn(&str) -> Option<String>) -> ScalarUDF {
@@ -60,6 +81,7 @@ fn string_to_string(name: &str, f: fn(&str) -> Option<String>) -> ScalarUDF {
 }
 
 fn internal_domain_udf(internal: Vec<String>) -> ScalarUDF {
+    let internal = InternalDomains::new(&internal);
     create_udf(
         "is_internal_domain",
         vec![DataType::Utf8],
@@ -69,7 +91,7 @@ fn internal_domain_udf(internal: Vec<String>) -> ScalarUDF {
             let arrays = ColumnarValue::values_to_arrays(args)?;
             let input = as_string_array(&arrays[0])?;
             let out: BooleanArray = (0..input.len())
-                .map(|i| (!input.is_null(i)).then(|| is_internal(input.value(i), &internal)))
+                .map(|i| (!input.is_null(i)).then(|| internal.hold(input.value(i))))
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
         }),
@@ -154,5 +176,20 @@ mod tests {
         assert!(is_internal("eu.acme.io", &internal));
         assert!(!is_internal("notacme.io", &internal));
         assert!(!is_internal("acme.io.evil.com", &internal));
+        // Any case, spaces around, either side.
+        assert!(is_internal(" EU.Acme.IO ", &internal));
+        assert!(is_internal("acme.io", &["ACME.io".to_string()]));
+        assert!(!is_internal("io", &internal));
+        assert!(!is_internal("xacme.io", &internal));
+        assert!(!is_internal("", &internal));
+    }
+
+    #[test]
+    fn an_email_domain_is_after_the_last_at_lower_cased() {
+        assert_eq!(email_domain(" Bob@Corp.COM ").as_deref(), Some("corp.com"));
+        assert_eq!(email_domain("a@b@Acme.io").as_deref(), Some("acme.io"));
+        assert_eq!(email_domain("no-at-sign"), None);
+        assert_eq!(email_domain("trailing@"), None);
+        assert_eq!(email_domain("  "), None);
     }
 }
