@@ -63,6 +63,14 @@ impl Survivors {
         &self.reads
     }
 
+    /// The plan of the merge pairs, where a bad merge is reported and the
+    /// key's type: what [`Survivors::new`] was given, so a plan that joins
+    /// the map can be written out and read back (run::wire). The map
+    /// itself is not: it is worked out where the plan runs.
+    pub fn parts(&self) -> (&LogicalPlan, &DataLocation, &str) {
+        (&self.pairs, &self.location, &self.key_type)
+    }
+
     /// canon's data error at the merge column, through the engine.
     fn bad(&self, message: String) -> DataFusionError {
         // Back to canon's own error at the command line (error.rs).

@@ -16,6 +16,7 @@ pub mod files;
 pub mod fingerprints;
 pub mod memory;
 pub mod row_counts;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -20,3 +20,4 @@ mod renderings;
 mod sample_project;
 mod series;
 mod snapshot_metrics;
+mod wire;

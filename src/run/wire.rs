@@ -1,0 +1,197 @@
+//! Plans on the wire: canon's logical plans written out with DataFusion's
+//! protobuf format and read back on another session of the same project
+//! (a cluster's executors, a plan cache).
+//!
+//! DataFusion writes the plan's nodes, expressions and functions (by name:
+//! the session that reads a plan back registers canon's functions as every
+//! engine does) itself; [`PlanCodec`] writes the tables it does not know:
+//!
+//! - a [`DeclaredTable`] by its `system/table` (its schema travels with the
+//!   scan), bound to its files where the plan runs, as on one machine;
+//! - a merge map ([`Survivors`]) by the plan of its pairs (written out
+//!   through this codec too), where a bad merge is reported and the key's
+//!   type: the map is worked out where the plan runs;
+//! - an in-memory table (a series' days) by its rows, as Arrow IPC.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion_proto::bytes::{
+    logical_plan_from_bytes_with_extension_codec, logical_plan_to_bytes_with_extension_codec,
+};
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+
+use crate::compile::declared::DeclaredTable;
+use crate::compile::survivors::Survivors;
+use crate::error::DataLocation;
+
+/// A table of a plan as written out; see the module documentation.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum WireTable {
+    Declared {
+        system: String,
+        table: String,
+    },
+    Survivors {
+        /// The pairs' plan, protobuf bytes in hex.
+        pairs: String,
+        reads: BTreeMap<String, std::collections::BTreeSet<String>>,
+        system: String,
+        table: String,
+        column: Option<String>,
+        key_type: String,
+    },
+    Rows {
+        /// Arrow IPC stream, in hex.
+        ipc: String,
+    },
+}
+
+/// canon's codec for the tables DataFusion's protobuf format does not know.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PlanCodec;
+
+fn wire_error(message: String) -> DataFusionError {
+    DataFusionError::Internal(format!("plan on the wire: {message}"))
+}
+
+/// `plan` as bytes, canon's tables included.
+pub fn plan_to_bytes(plan: &LogicalPlan) -> DfResult<Vec<u8>> {
+    Ok(logical_plan_to_bytes_with_extension_codec(plan, &PlanCodec)?.to_vec())
+}
+
+/// A plan written by [`plan_to_bytes`], read back with the functions of
+/// `ctx`'s session.
+pub fn plan_from_bytes(bytes: &[u8], ctx: &TaskContext) -> DfResult<LogicalPlan> {
+    logical_plan_from_bytes_with_extension_codec(bytes, ctx, &PlanCodec)
+}
+
+fn rows_to_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> DfResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut out, schema)?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    drop(writer);
+    Ok(out)
+}
+
+fn rows_from_ipc(bytes: &[u8]) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
+}
+
+impl LogicalExtensionCodec for PlanCodec {
+    fn try_decode(
+        &self,
+        _buf: &[u8],
+        _inputs: &[LogicalPlan],
+        _ctx: &TaskContext,
+    ) -> DfResult<Extension> {
+        Err(wire_error("canon's plans have no extension nodes".into()))
+    }
+
+    fn try_encode(&self, node: &Extension, _buf: &mut Vec<u8>) -> DfResult<()> {
+        Err(wire_error(format!(
+            "extension node {} cannot be written",
+            node.node.name()
+        )))
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        _table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        let wire: WireTable =
+            serde_json::from_slice(buf).map_err(|e| wire_error(format!("a table: {e}")))?;
+        Ok(match wire {
+            WireTable::Declared { system, table } => Arc::new(DeclaredTable {
+                system,
+                table,
+                schema,
+            }),
+            WireTable::Survivors {
+                pairs,
+                reads,
+                system,
+                table,
+                column,
+                key_type,
+            } => {
+                let bytes =
+                    hex::decode(pairs).map_err(|e| wire_error(format!("merge pairs: {e}")))?;
+                let pairs = plan_from_bytes(&bytes, ctx)?;
+                let location = DataLocation {
+                    system,
+                    table,
+                    file: None,
+                    column,
+                };
+                Arc::new(Survivors::new(pairs, reads, location, key_type))
+            }
+            WireTable::Rows { ipc } => {
+                let bytes = hex::decode(ipc).map_err(|e| wire_error(format!("rows: {e}")))?;
+                let (_, batches) = rows_from_ipc(&bytes)?;
+                Arc::new(MemTable::try_new(schema, vec![batches])?)
+            }
+        })
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> DfResult<()> {
+        let wire = if let Some(declared) = node.downcast_ref::<DeclaredTable>() {
+            WireTable::Declared {
+                system: declared.system.clone(),
+                table: declared.table.clone(),
+            }
+        } else if let Some(survivors) = node.downcast_ref::<Survivors>() {
+            let (pairs, location, key_type) = survivors.parts();
+            WireTable::Survivors {
+                pairs: hex::encode(plan_to_bytes(pairs)?),
+                reads: survivors.reads().clone(),
+                system: location.system.clone(),
+                table: location.table.clone(),
+                column: location.column.clone(),
+                key_type: key_type.to_string(),
+            }
+        } else if let Some(memory) = node.downcast_ref::<MemTable>() {
+            let mut batches = Vec::new();
+            for partition in &memory.batches {
+                let rows = partition
+                    .try_read()
+                    .map_err(|_| wire_error(format!("{table_ref}'s rows are being written")))?;
+                batches.extend(rows.iter().cloned());
+            }
+            WireTable::Rows {
+                ipc: hex::encode(rows_to_ipc(&memory.schema(), &batches)?),
+            }
+        } else {
+            return Err(wire_error(format!(
+                "{table_ref} is a table canon cannot write out"
+            )));
+        };
+        serde_json::to_writer(buf, &wire).map_err(|e| wire_error(format!("a table: {e}")))
+    }
+}
