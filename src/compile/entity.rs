@@ -407,8 +407,9 @@ async fn build_metric_frame(
 /// `frame` — rows of `entity` under its own name, carrying at least the
 /// foreign keys `links` leave from — with the link paths in `links`
 /// joined, projected to `keep` and every linked field. A metric frame is
-/// this over the whole entity; a conversion joins it after aggregating
-/// events per foreign key.
+/// this over the whole entity; the match-rate checks join it to an
+/// entity's plain rows. (A conversion joins a projection of its linked
+/// entity instead: [`join_resolved`].)
 pub async fn with_links(
     engine: &Planner,
     frame: DataFrame,

@@ -229,53 +229,41 @@ pub trait WithinMemory {
 
 impl WithinMemory for DataFrame {
     async fn collect_within_memory(self) -> Result<Vec<RecordBatch>> {
-        let Some(pool) = optimistic(&self) else {
-            return self.collect().await;
-        };
-        match self.clone().collect().await {
-            Err(e) if past_the_limit(&e) => {
-                share_fairly(&pool, &e);
-                self.collect().await
-            }
-            other => other,
-        }
+        within_memory(self, DataFrame::collect).await
     }
 
     async fn count_within_memory(self) -> Result<usize> {
-        let Some(pool) = optimistic(&self) else {
-            return self.count().await;
-        };
-        match self.clone().count().await {
-            Err(e) if past_the_limit(&e) => {
-                share_fairly(&pool, &e);
-                self.count().await
-            }
-            other => other,
-        }
+        within_memory(self, DataFrame::count).await
     }
 }
 
-/// The session's pool, when it is a [`SharedPool`] still sharing
-/// optimistically.
-fn optimistic(frame: &DataFrame) -> Option<std::sync::Arc<dyn MemoryPool>> {
+/// `run(frame)`, and once more with fair parts when it failed for memory
+/// while the session's [`SharedPool`] shared optimistically.
+async fn within_memory<T, F, Fut>(frame: DataFrame, run: F) -> Result<T>
+where
+    F: Fn(DataFrame) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
     let pool = frame.task_ctx().memory_pool().clone();
-    let shared = pool.downcast_ref::<SharedPool>()?;
-    (!shared.is_fair()).then(|| pool.clone())
+    let Some(shared) = pool.downcast_ref::<SharedPool>().filter(|p| !p.is_fair()) else {
+        return run(frame).await;
+    };
+    match run(frame.clone()).await {
+        Err(e) if past_the_limit(&e) => {
+            tracing::info!(
+                error = %e,
+                "past engine.memory_limit with memory shared among the operators that need it: \
+                 running again with an equal part for every operator"
+            );
+            shared.share_fairly();
+            run(frame).await
+        }
+        other => other,
+    }
 }
 
 fn past_the_limit(e: &DataFusionError) -> bool {
     matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
-}
-
-fn share_fairly(pool: &std::sync::Arc<dyn MemoryPool>, e: &DataFusionError) {
-    tracing::info!(
-        error = %e,
-        "past engine.memory_limit with memory shared among the operators that need it: \
-         running again with an equal part for every operator"
-    );
-    if let Some(shared) = pool.downcast_ref::<SharedPool>() {
-        shared.share_fairly();
-    }
 }
 
 #[cfg(test)]
