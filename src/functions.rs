@@ -12,7 +12,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Arr
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::cast::as_string_array;
 use datafusion::error::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+};
 use datafusion::prelude::SessionContext;
 
 /// The host of a web address, lower-cased, without scheme, `www.`, port or path:
@@ -42,6 +44,7 @@ pub fn is_internal(domain: &str, internal: &[String]) -> bool {
 
 /// canon.yaml's `internal_domains`, lower-cased once, so a row is tested
 /// without allocating (4.4 M contacts a query at scale 200).
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct InternalDomains(Vec<String>);
 
 impl InternalDomains {
@@ -80,44 +83,148 @@ fn string_to_string(name: &str, f: fn(&str) -> Option<String>) -> ScalarUDF {
     )
 }
 
-fn internal_domain_udf(internal: Vec<String>) -> ScalarUDF {
-    let internal = InternalDomains::new(&internal);
-    create_udf(
-        "is_internal_domain",
-        vec![DataType::Utf8],
-        DataType::Boolean,
-        Volatility::Immutable,
-        Arc::new(move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let input = as_string_array(&arrays[0])?;
-            let out: BooleanArray = (0..input.len())
-                .map(|i| (!input.is_null(i)).then(|| internal.hold(input.value(i))))
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
-        }),
-    )
+/// `is_internal_domain(domain)`, bound to canon.yaml's internal domains.
+/// A type of its own (not a closure) so that a plan written out carries the
+/// list it was built with (run::wire): read back under another canon.yaml,
+/// it computes what it computed where it was planned.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IsInternalDomain {
+    /// As canon.yaml spells them (what goes over the wire).
+    internal: Vec<String>,
+    lowered: InternalDomains,
+    signature: Signature,
 }
 
-/// `local_date(ts)`: the calendar day of an instant in the reporting zone.
-fn local_date_udf(zone: Tz) -> ScalarUDF {
-    create_udf(
-        "local_date",
-        vec![DataType::Timestamp(
-            TimeUnit::Microsecond,
-            Some("UTC".into()),
-        )],
-        DataType::Date32,
-        Volatility::Immutable,
-        Arc::new(move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let input = arrays[0].as_primitive::<TimestampMicrosecondType>();
-            let out: Date32Array = input
-                .iter()
-                .map(|v| v.and_then(|micros| local_day_number(micros, zone)))
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
-        }),
-    )
+impl IsInternalDomain {
+    fn new(internal: Vec<String>) -> Self {
+        IsInternalDomain {
+            lowered: InternalDomains::new(&internal),
+            internal,
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for IsInternalDomain {
+    fn name(&self) -> &str {
+        "is_internal_domain"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let input = as_string_array(&arrays[0])?;
+        let out: BooleanArray = (0..input.len())
+            .map(|i| (!input.is_null(i)).then(|| self.lowered.hold(input.value(i))))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    }
+}
+
+/// `local_date(ts)`: the calendar day of an instant in the reporting zone
+/// (bound to canon.yaml's zone, carried with a plan like [`IsInternalDomain`]'s list).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LocalDate {
+    zone: Tz,
+    signature: Signature,
+}
+
+impl LocalDate {
+    fn new(zone: Tz) -> Self {
+        LocalDate {
+            zone,
+            signature: Signature::exact(
+                vec![DataType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                )],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for LocalDate {
+    fn name(&self) -> &str {
+        "local_date"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Date32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let input = arrays[0].as_primitive::<TimestampMicrosecondType>();
+        let out: Date32Array = input
+            .iter()
+            .map(|v| v.and_then(|micros| local_day_number(micros, self.zone)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    }
+}
+
+/// The project settings a function is bound to, as they travel with a plan
+/// (run::wire): the functions themselves are known by name everywhere, but
+/// `is_internal_domain` and `local_date` compute with canon.yaml's
+/// settings, and a plan must compute the same wherever it runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "function", rename_all = "snake_case")]
+pub enum BoundFunction {
+    IsInternalDomain { internal_domains: Vec<String> },
+    LocalDate { zone: String },
+}
+
+impl BoundFunction {
+    /// The settings `udf` is bound to; `None` for a function bound to none.
+    pub fn of(udf: &ScalarUDF) -> Option<Self> {
+        let inner = udf.inner();
+        if let Some(f) = inner.downcast_ref::<IsInternalDomain>() {
+            Some(BoundFunction::IsInternalDomain {
+                internal_domains: f.internal.clone(),
+            })
+        } else {
+            inner
+                .downcast_ref::<LocalDate>()
+                .map(|f| BoundFunction::LocalDate {
+                    zone: f.zone.name().to_string(),
+                })
+        }
+    }
+
+    /// The function, bound to these settings.
+    pub fn udf(&self) -> std::result::Result<ScalarUDF, String> {
+        Ok(match self {
+            BoundFunction::IsInternalDomain { internal_domains } => {
+                ScalarUDF::new_from_impl(IsInternalDomain::new(internal_domains.clone()))
+            }
+            BoundFunction::LocalDate { zone } => {
+                let zone: Tz = zone
+                    .parse()
+                    .map_err(|_| format!("local_date's zone {zone:?} is not a known time zone"))?;
+                ScalarUDF::new_from_impl(LocalDate::new(zone))
+            }
+        })
+    }
+
+    /// The name of the function these settings are for.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BoundFunction::IsInternalDomain { .. } => "is_internal_domain",
+            BoundFunction::LocalDate { .. } => "local_date",
+        }
+    }
 }
 
 /// Days since 1970-01-01 of the local date of `micros` in `zone`.
@@ -133,8 +240,10 @@ pub fn local_day_number(micros: i64, zone: Tz) -> Option<i32> {
 pub fn register(ctx: &SessionContext, internal_domains: &[String], zone: Tz) {
     ctx.register_udf(string_to_string("url_domain", url_domain));
     ctx.register_udf(string_to_string("email_domain", email_domain));
-    ctx.register_udf(internal_domain_udf(internal_domains.to_vec()));
-    ctx.register_udf(local_date_udf(zone));
+    ctx.register_udf(ScalarUDF::new_from_impl(IsInternalDomain::new(
+        internal_domains.to_vec(),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(LocalDate::new(zone)));
 }
 
 #[cfg(test)]

@@ -98,6 +98,32 @@ impl TableProvider for DeclaredTable {
             .0
             .provider(&self.system, &self.table)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // A plan read back from the wire was built with the writer's
+        // declaration; the scan's projection and filters are positions and
+        // names in it. Run over another declaration (a cluster's executors
+        // with other models) they would read other columns without an error.
+        if provider.schema().fields() != self.schema.fields() {
+            let names = |s: &SchemaRef| {
+                s.fields()
+                    .iter()
+                    .map(|f| format!("{} {}", f.name(), f.data_type()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(DataFusionError::External(Box::new(CanonError::Data {
+                location: crate::error::DataLocation {
+                    system: self.system.clone(),
+                    table: self.table.clone(),
+                    file: None,
+                    column: None,
+                },
+                message: format!(
+                    "the plan was built for a declaration of this table ({}) that is not this project's ({}): plan and run with the same models",
+                    names(&self.schema),
+                    names(&provider.schema())
+                ),
+            })));
+        }
         provider.scan(state, projection, filters, limit).await
     }
 }

@@ -1,6 +1,7 @@
-//! Plans on the wire: canon's logical plans written out with DataFusion's
-//! protobuf format and read back on another session of the same project
-//! (a cluster's executors, a plan cache).
+//! Plans on the wire: canon's logical plans, and the physical plans a
+//! session makes of them, written out with DataFusion's protobuf format and
+//! read back on another session (a cluster's scheduler and executors, a
+//! plan cache).
 //!
 //! DataFusion writes the plan's nodes, expressions and functions (by name:
 //! the session that reads a plan back registers canon's functions as every
@@ -11,7 +12,11 @@
 //! - a merge map ([`Survivors`]) by the plan of its pairs (written out
 //!   through this codec too), where a bad merge is reported and the key's
 //!   type: the map is worked out where the plan runs;
-//! - an in-memory table (a series' days) by its rows, as Arrow IPC.
+//! - an in-memory table (a series' days) by its rows, as Arrow IPC;
+//! - a function bound to canon.yaml's settings (`is_internal_domain`'s
+//!   list, `local_date`'s zone) with those settings ([`BoundFunction`]), so
+//!   that a plan read back under another canon.yaml computes what it
+//!   computed where it was built, rather than quietly taking the reader's.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -26,15 +31,21 @@ use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::{Extension, LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::bytes::{
     logical_plan_from_bytes_with_extension_codec, logical_plan_to_bytes_with_extension_codec,
 };
+use datafusion_proto::bytes::{
+    physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
+};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
 use crate::compile::declared::DeclaredTable;
 use crate::compile::survivors::Survivors;
 use crate::error::DataLocation;
+use crate::functions::BoundFunction;
 
 /// A table of a plan as written out; see the module documentation.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -78,6 +89,85 @@ pub fn plan_from_bytes(bytes: &[u8], ctx: &TaskContext) -> DfResult<LogicalPlan>
     logical_plan_from_bytes_with_extension_codec(bytes, ctx, &PlanCodec)
 }
 
+/// A function with the settings it is bound to; one bound to none is
+/// written by name alone (and found by name in the reading session).
+fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+    match BoundFunction::of(node) {
+        Some(bound) => serde_json::to_writer(buf, &bound)
+            .map_err(|e| wire_error(format!("function {}: {e}", node.name()))),
+        None => Ok(()),
+    }
+}
+
+fn decode_udf(name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+    let bound: BoundFunction =
+        serde_json::from_slice(buf).map_err(|e| wire_error(format!("function {name}: {e}")))?;
+    if bound.name() != name {
+        return Err(wire_error(format!(
+            "function {name} was written with the settings of {}",
+            bound.name()
+        )));
+    }
+    Ok(Arc::new(bound.udf().map_err(wire_error)?))
+}
+
+/// canon's codec for physical plans: the plans a session has made of the
+/// logical ones, as a cluster's scheduler sends stages to its executors.
+/// Bound to their files by then, a plan's tables are DataFusion's own
+/// (Parquet scans of the files it read, a merge map or a series' days as
+/// memory scans), and so are its operators; what DataFusion cannot write
+/// is a function's settings, written as for logical plans.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PhysicalCodec;
+
+impl PhysicalExtensionCodec for PhysicalCodec {
+    fn try_decode(
+        &self,
+        _buf: &[u8],
+        _inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Err(wire_error(
+            "canon's physical plans have no extension nodes".into(),
+        ))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        _buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        Err(wire_error(format!(
+            "operator {} cannot be written",
+            node.name()
+        )))
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+        decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        encode_udf(node, buf)
+    }
+}
+
+/// A physical plan as bytes, functions' settings included.
+pub fn physical_plan_to_bytes(plan: Arc<dyn ExecutionPlan>) -> DfResult<Vec<u8>> {
+    Ok(physical_plan_to_bytes_with_extension_codec(plan, &PhysicalCodec)?.to_vec())
+}
+
+/// A plan written by [`physical_plan_to_bytes`], read back with the
+/// functions of `ctx`'s session, ready to execute there.
+pub fn physical_plan_from_bytes(
+    bytes: &[u8],
+    ctx: &TaskContext,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    physical_plan_from_bytes_with_extension_codec(bytes, ctx, &PhysicalCodec)
+}
+
 fn rows_to_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> DfResult<Vec<u8>> {
     let mut out = Vec::new();
     let mut writer = StreamWriter::try_new(&mut out, schema)?;
@@ -111,6 +201,14 @@ impl LogicalExtensionCodec for PlanCodec {
             "extension node {} cannot be written",
             node.node.name()
         )))
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+        decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        encode_udf(node, buf)
     }
 
     fn try_decode_table_provider(

@@ -1,7 +1,7 @@
 //! Every plan canon builds can be written out with DataFusion's protobuf
-//! format and read back on another session of the same project (issue 16:
-//! the same plans run on a cluster): its declared tables, merge maps, a
-//! series' days, its functions and aggregates. Read back, a plan shows the
+//! format and read back on another session (issue 16: the same plans run on
+//! a cluster): its declared tables, merge maps, a series' days, its
+//! functions (with the settings they are bound to) and aggregates. Read back, a plan shows the
 //! same (its schemas too), optimizes the same where it runs and, run over
 //! the sample data, gives the same rows.
 
@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use canon::catalog::Catalog;
 use canon::request::Request;
-use canon::run::wire::{plan_from_bytes, plan_to_bytes};
+use canon::run::wire::{
+    physical_plan_from_bytes, physical_plan_to_bytes, plan_from_bytes, plan_to_bytes,
+};
 use canon::run::{DataSource, Engine};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
@@ -43,10 +45,29 @@ fn every_plan_round_trips_through_protobuf() {
 fn round_trip_every_plan() {
     let catalog = Arc::new(Catalog::load(&repo()).unwrap());
     let data = || DataSource::Folder(repo().join("sample_data"));
-    // Where plans are built, and a fresh engine of the same project where
-    // they are read back and run (another machine's).
+    // Where plans are built, and a fresh engine where they are read back and
+    // run (another machine's), whose canon.yaml has another reporting zone
+    // and other internal domains: a plan computes with the settings it was
+    // built with (avg_sales_cycle_days takes local_date of a creation
+    // instant, mqls and nrr leave internal contacts and accounts out), not
+    // with the reader's.
+    let elsewhere = tempfile::tempdir().unwrap();
+    copy_project(elsewhere.path());
+    let yaml = std::fs::read_to_string(elsewhere.path().join("canon.yaml")).unwrap();
+    let yaml = yaml
+        .replace(
+            "reporting_zone: America/Los_Angeles",
+            "reporting_zone: Asia/Tokyo",
+        )
+        .replace(
+            "internal_domains: [acme.io]",
+            "internal_domains: [example.invalid]",
+        );
+    std::fs::write(elsewhere.path().join("canon.yaml"), yaml).unwrap();
+    let there_catalog = Arc::new(Catalog::load(elsewhere.path()).unwrap());
+    assert_eq!(there_catalog.calendar.zone, chrono_tz::Asia::Tokyo);
     let here = Engine::new(catalog.clone(), data()).unwrap();
-    let there = Engine::new(catalog.clone(), data()).unwrap();
+    let there = Engine::new(there_catalog, data()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(canon::run::WORKER_STACK_BYTES)
@@ -156,21 +177,46 @@ fn round_trip_every_plan() {
                         continue;
                     }
                 }
+                // The physical plan made here (bound to the sample's files),
+                // written out and run there as an executor would.
+                let physical = rt
+                    .block_on(here.bound(frame.clone()).create_physical_plan())
+                    .and_then(physical_plan_to_bytes)
+                    .and_then(|b| physical_plan_from_bytes(&b, &there.session().task_ctx()));
+                let physical = match physical {
+                    Ok(p) => p,
+                    Err(e) => {
+                        failures.push(format!("{what}: physical plan: {e}"));
+                        continue;
+                    }
+                };
                 let ran = rt.block_on(here.bound(frame).collect());
                 let ran_back = rt.block_on(there.frame(back).collect());
-                match (ran, ran_back) {
-                    (Ok(a), Ok(b)) => {
+                let ran_physical = rt.block_on(datafusion::physical_plan::collect(
+                    physical,
+                    there.session().task_ctx(),
+                ));
+                match (ran, ran_back, ran_physical) {
+                    (Ok(a), Ok(b), Ok(c)) => {
                         rows_compared += a.iter().map(|b| b.num_rows()).sum::<usize>();
                         if rows(&a) != rows(&b) {
                             failures.push(format!("{what}: rows differ"));
                             continue;
                         }
+                        if rows(&a) != rows(&c) {
+                            failures.push(format!("{what}: the physical plan's rows differ"));
+                            continue;
+                        }
                     }
-                    (Err(e), _) => {
+                    (_, _, Err(e)) => {
+                        failures.push(format!("{what}: the physical plan read back fails: {e}"));
+                        continue;
+                    }
+                    (Err(e), _, _) => {
                         failures.push(format!("{what}: the plan as built fails: {e}"));
                         continue;
                     }
-                    (_, Err(e)) => {
+                    (_, Err(e), _) => {
                         failures.push(format!("{what}: the plan read back fails: {e}"));
                         continue;
                     }
@@ -207,4 +253,69 @@ fn round_trip_every_plan() {
             "{kind} not round-tripped: {round_tripped:?}"
         );
     }
+}
+
+/// A plan read back where one of its sources is declared otherwise (a
+/// cluster's executors with other models) is refused, naming the table,
+/// rather than run over the columns that now sit at its positions. Here
+/// crm/opportunity's `is_closed` and `is_won` swap places: bookings' plan
+/// reads `is_won` by its position in the writer's declaration, which is
+/// `is_closed` in the reader's, and would count closed-lost deals.
+#[test]
+fn a_plan_read_where_its_sources_are_declared_otherwise_is_refused() {
+    std::thread::Builder::new()
+        .stack_size(canon::run::WORKER_STACK_BYTES)
+        .spawn(|| {
+            let catalog = Arc::new(Catalog::load(&repo()).unwrap());
+            let data = || DataSource::Folder(repo().join("sample_data"));
+            let elsewhere = tempfile::tempdir().unwrap();
+            copy_project(elsewhere.path());
+            let models = elsewhere.path().join("models/crm.yaml");
+            let yaml = std::fs::read_to_string(&models).unwrap();
+            let closed =
+                "      - {name: is_closed, type: bool, description: Closed (won or lost)}\n";
+            let won = "      - {name: is_won, type: bool, description: Closed won}\n";
+            assert!(yaml.contains(&format!("{closed}{won}")));
+            std::fs::write(
+                &models,
+                yaml.replace(&format!("{closed}{won}"), &format!("{won}{closed}")),
+            )
+            .unwrap();
+            let here = Engine::new(catalog.clone(), data()).unwrap();
+            let there =
+                Engine::new(Arc::new(Catalog::load(elsewhere.path()).unwrap()), data()).unwrap();
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let request = Request {
+                period: catalog.calendar.parse_period("FY2026-Q1").unwrap(),
+                as_of: None,
+                rates_as_of: None,
+                grain: None,
+                by: Vec::new(),
+            };
+            let resolved = catalog.resolve(request).unwrap();
+            let planned = rt
+                .block_on(canon::compile::plans(&here, "bookings", &resolved))
+                .unwrap();
+            let (_, frame) = planned.into_iter().next().unwrap();
+            let bytes = plan_to_bytes(frame.logical_plan()).unwrap();
+            let back = plan_from_bytes(&bytes, &there.planning.task_ctx()).unwrap();
+            let err = rt
+                .block_on(there.frame(back).collect())
+                .expect_err("run over another declaration")
+                .to_string();
+            assert!(
+                err.contains("crm/opportunity")
+                    && err.contains("not this project's")
+                    && err.contains("is_closed Boolean, is_won Boolean")
+                    && err.contains("is_won Boolean, is_closed Boolean"),
+                "{err}"
+            );
+            // Where the declarations agree it runs (the same plan on an
+            // engine of the writer's project).
+            let back = plan_from_bytes(&bytes, &here.planning.task_ctx()).unwrap();
+            assert!(rt.block_on(here.frame(back).collect()).is_ok());
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }
