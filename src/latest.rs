@@ -125,7 +125,7 @@ impl AggregateUDFImpl for LatestBy {
 }
 
 /// Nulls first in ascending order is "null is lowest".
-const NULLS_LOWEST: SortOptions = SortOptions {
+pub(crate) const NULLS_LOWEST: SortOptions = SortOptions {
     descending: false,
     nulls_first: true,
 };
@@ -215,13 +215,13 @@ struct LatestGroups {
 /// for 140 MB of a twelve-month open_pipeline series at scale 200), and the
 /// memory pool made the aggregate spill 300 MB it never held.
 #[derive(Default)]
-struct Held {
-    buffers: std::collections::HashSet<usize>,
-    bytes: usize,
+pub(crate) struct Held {
+    pub(crate) buffers: std::collections::HashSet<usize>,
+    pub(crate) bytes: usize,
 }
 
 impl Held {
-    fn add(&mut self, array: &dyn Array) {
+    pub(crate) fn add(&mut self, array: &dyn Array) {
         self.add_data(&array.to_data());
     }
 
@@ -237,7 +237,7 @@ impl Held {
         }
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.buffers.clear();
         self.bytes = 0;
     }

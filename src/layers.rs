@@ -47,6 +47,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("error", 5),
     ("spec::locate", 3),
     ("yaml_path", 3),
+    // A series' spans, kept as latest_by keeps rows.
+    ("latest_spans", 2),
     ("decimal", 1),
     ("functions", 1),
     ("latest", 1),

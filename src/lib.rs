@@ -32,6 +32,7 @@ pub mod error;
 pub mod explain;
 pub mod functions;
 pub mod latest;
+pub mod latest_spans;
 #[cfg(test)]
 mod layers;
 pub mod output;

@@ -61,62 +61,12 @@ pub fn span(lo: Expr, hi: Expr) -> Expr {
     ScalarUDF::new_from_impl(SeriesSpan::new()).call(vec![lo, hi])
 }
 
-/// `series_bucket(key)`: one of [`BUCKETS`] buckets by a fixed hash of
-/// the key, so that the rows of one entity share a bucket.
-pub fn bucket(key: Expr) -> Expr {
-    ScalarUDF::new_from_impl(SeriesBucket::new()).call(vec![key])
-}
-
-/// How many buckets `series_bucket` spreads keys over.
-pub const BUCKETS: u64 = 64;
-
 /// Every function of this module, for a session's function registry.
 pub fn udfs() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::new_from_impl(SeriesPosition::new()),
         ScalarUDF::new_from_impl(SeriesSpan::new()),
-        ScalarUDF::new_from_impl(SeriesBucket::new()),
     ]
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SeriesBucket {
-    signature: Signature,
-}
-
-impl SeriesBucket {
-    fn new() -> Self {
-        SeriesBucket {
-            signature: Signature::any(1, Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for SeriesBucket {
-    fn name(&self) -> &str {
-        "series_bucket"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Int64)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        use datafusion::common::hash_utils::{RandomState, create_hashes};
-        let [key] = args.args.as_slice() else {
-            return exec_err!("series_bucket takes one key");
-        };
-        let keys = key.to_array(args.number_rows)?;
-        let mut hashes = vec![0u64; keys.len()];
-        // A fixed seed: the same key gets the same bucket in every process.
-        create_hashes([&keys], &RandomState::with_seed(0), &mut hashes)?;
-        let buckets: Int64Array = hashes.iter().map(|h| (h % BUCKETS) as i64).collect();
-        Ok(ColumnarValue::Array(Arc::new(buckets)))
-    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

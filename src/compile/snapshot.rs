@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, col, lit, when};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, col, lit};
 use datafusion::prelude::DataFrame;
 
 use super::bounds::{bound, day_ends, days_since_epoch, next_day, not_a_time};
@@ -224,11 +224,11 @@ async fn history_rows(
 /// `state_rows` picks at D: the latest by (`valid_from`, history key) of
 /// the rows before D's end. A row before D's end has a position at most
 /// D's; so of each entity's rows with one position only the latest can be
-/// a state at any day (one hash aggregate, as `state_rows`), and it holds
-/// from its position until the entity's next position (the last up to the
-/// series' end). Only those rows are sorted for the LEAD window: 1.7 M of
-/// the 4.4 M history rows of a twelve-month series at scale 200, where
-/// sorting them all spilled.
+/// a state at any day, and it holds from its position until the entity's
+/// next position (the last up to the series' end): one hash aggregate by
+/// the entity that keeps those rows and emits them as spans
+/// ([`crate::latest_spans`]). Grouped by (entity, position) instead, the
+/// next position took a sort and a LEAD window over every group.
 pub(super) async fn state_spans(
     engine: &Planner,
     id: MetricId,
@@ -237,8 +237,6 @@ pub(super) async fn state_spans(
     used: &BTreeSet<String>,
     request: &Resolved,
 ) -> Result<DataFrame> {
-    use datafusion::functions_window::expr_fn::lead;
-    use datafusion::logical_expr::ExprFunctionExt;
     let catalog = &engine.catalog;
     let at = |path: &[crate::spec::locate::Step]| catalog.metric_at(id, path);
     let (frame, valid_from, predicate, tie) = history_rows(engine, id, history).await?;
@@ -254,53 +252,42 @@ pub(super) async fn state_spans(
     let Some(last_end) = ends.last().cloned() else {
         return Err(CanonError::Internal("a series of no days".into()));
     };
-    // The next position of the same entity, by a LEAD over the rows in
-    // (key, position) order within a few buckets of entities rather than
-    // one window per entity: with a window per entity (933 K deals at scale
-    // 200) DataFusion's per-partition work cost 1.6 s for 1.7 M rows. The
-    // buckets spread the sort and the window over the cores, and the
-    // repartition by bucket copies the aggregate's output into batches of
-    // their own: sorted as slices of one large output, each slice was
-    // counted as the whole and the sort spilled 56 times even under 4 GiB.
-    let order = vec![
-        col(history.key.as_str()).sort(true, true),
-        col(STATE_FROM).sort(true, true),
-    ];
-    let bucket = vec![super::instants::bucket(col(history.key.as_str()))];
-    let next_key = lead(col(history.key.as_str()), Some(1), None)
-        .partition_by(bucket.clone())
-        .order_by(order.clone())
-        .build()?;
-    let next_position = lead(col(STATE_FROM), Some(1), None)
-        .partition_by(bucket)
-        .order_by(order)
-        .build()?;
-    let next = when(
-        col(NEXT_KEY).eq(col(history.key.as_str())),
-        col(NEXT_POSITION),
-    )
-    .otherwise(lit(ends.len() as i64))?;
+    // Per entity, its states with the run of positions each holds over
+    // (crate::latest_spans): one aggregate by the entity, each group's spans
+    // unnested into one row each.
+    use crate::latest_spans::{FROM, STATE, TO, latest_spans};
+    use datafusion::functions::core::expr_fn::{coalesce, get_field, named_struct};
     let fields = kept(&schema, history, used);
-    let columns: Vec<Expr> = std::iter::once(history.key.as_str())
-        .chain(fields.iter().map(String::as_str))
-        .chain([STATE_FROM, STATE_TO])
-        .map(col)
-        .collect();
+    let value = if fields.is_empty() {
+        lit(true)
+    } else {
+        named_struct(
+            fields
+                .iter()
+                .flat_map(|f| [lit(f.as_str()), col(f.as_str())])
+                .collect(),
+        )
+    };
     // Rows from the last day's end on are a state at no day of the series.
     let position = super::instants::position(valid_from.clone(), &ends);
-    latest_rows(
-        frame.filter(predicate.and(valid_from.clone().lt(lit(last_end))))?,
-        vec![col(history.key.as_str()), position.alias(STATE_FROM)],
-        &fields,
-        valid_from,
-        tie,
-    )?
-    .window(vec![
-        next_key.alias(NEXT_KEY),
-        next_position.alias(NEXT_POSITION),
-    ])?
-    .with_column(STATE_TO, next)?
-    .project(columns)
+    let span = |part: &str| get_field(col(SPANS), part);
+    let mut columns = vec![col(history.key.as_str())];
+    columns.extend(
+        fields
+            .iter()
+            .map(|f| get_field(span(STATE), f.as_str()).alias(f)),
+    );
+    columns.push(span(FROM).alias(STATE_FROM));
+    // The last span holds to the series' end.
+    columns.push(coalesce(vec![span(TO), lit(ends.len() as i64)]).alias(STATE_TO));
+    Ok(frame
+        .filter(predicate.and(valid_from.clone().lt(lit(last_end))))?
+        .aggregate(
+            vec![col(history.key.as_str())],
+            vec![latest_spans(position, value, valid_from, tie).alias(SPANS)],
+        )?
+        .unnest_columns(&[SPANS])?
+        .select(columns)?)
 }
 
 /// The metric frame with each entity's state joined under `history.name`;
@@ -354,5 +341,5 @@ pub fn detail_at(detail: DataFrame, day: NaiveDate) -> Result<DataFrame> {
 /// first day of a series it is the state at, and of the first it is not.
 pub(super) const STATE_FROM: &str = "_state_from";
 pub(super) const STATE_TO: &str = "_state_to";
-const NEXT_KEY: &str = "_next_key";
-const NEXT_POSITION: &str = "_next_position";
+/// An entity's spans, while they are being picked.
+const SPANS: &str = "_spans";

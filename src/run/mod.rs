@@ -143,6 +143,7 @@ impl Engine {
                 ctx.register_udf(f);
             }
             ctx.register_udaf(crate::latest::udaf());
+            ctx.register_udaf(crate::latest_spans::udaf());
         }
         Ok(Engine {
             planner: Planner::new(planning, catalog.clone()),

@@ -161,10 +161,10 @@ fn plans_read_nothing_until_the_run_binds_them() {
 /// Every function a plan calls is known by name to the session that runs
 /// it: a plan written out (to a cache, to a cluster's executors) names its
 /// functions and is read back through that registry. canon's own
-/// functions (series_position, series_span, series_bucket, latest_by, the
+/// functions (series_position, series_span, latest_by, latest_spans, the
 /// project's domain and date functions) are registered beside DataFusion's;
 /// one added to a plan and not registered fails here. Planned for one
-/// instant, for a monthly series (positions, spans, buckets) and for a
+/// instant, for a monthly series (positions, spans) and for a
 /// flow period, over every metric of the sample.
 #[test]
 fn every_function_a_plan_calls_is_registered_by_name() {
@@ -226,21 +226,18 @@ fn every_function_a_plan_calls_is_registered_by_name() {
             }
         }
     }
-    for own in [
-        "series_position",
-        "series_span",
-        "series_bucket",
-        "url_domain",
-    ] {
+    for own in ["series_position", "series_span", "url_domain"] {
         assert!(
             called.contains(&("scalar", own.to_string())),
             "{own} not called: {called:?}"
         );
     }
-    assert!(
-        called.contains(&("aggregate", "latest_by".to_string())),
-        "{called:?}"
-    );
+    for own in ["latest_by", "latest_spans"] {
+        assert!(
+            called.contains(&("aggregate", own.to_string())),
+            "{own} not called: {called:?}"
+        );
+    }
     let state = engine.session().state();
     for (kind, name) in &called {
         let known = match *kind {
