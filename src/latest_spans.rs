@@ -150,6 +150,7 @@ impl AggregateUDFImpl for LatestSpans {
             stored_rows: 0,
             spans: Vec::new(),
             entries: 0,
+            capacity: 0,
             held: Held::default(),
         }))
     }
@@ -170,11 +171,13 @@ struct SpanGroups {
     /// The (position, value, at, tie) columns of the batches rows are kept from.
     batches: Vec<[ArrayRef; 4]>,
     stored_rows: usize,
-    /// Per group, one entry per position it has a row at (in the order first
-    /// seen: a group has a few).
+    /// Per group, one entry per position it has a row at, in position order.
     spans: Vec<Vec<Entry>>,
     /// Entries over every group.
     entries: usize,
+    /// Entries the groups' vectors have room for (what they hold in memory:
+    /// a first push makes room for four).
+    capacity: usize,
     /// The memory the kept batches hold.
     held: Held,
 }
@@ -216,16 +219,25 @@ impl SpanGroups {
             }
             let p = positions.value(i);
             let group = &mut self.spans[g];
-            match group.iter_mut().find(|e| e.position == p) {
-                None => {
-                    group.push(Entry {
-                        position: p,
-                        batch: here,
-                        row: i,
-                    });
+            // Kept in position order: a lookup is a binary search (a daily
+            // series over years gives an entity thousands of positions), and
+            // histories mostly arrive in time order, so an insert appends.
+            match group.binary_search_by_key(&p, |e| e.position) {
+                Err(at_index) => {
+                    let before = group.capacity();
+                    group.insert(
+                        at_index,
+                        Entry {
+                            position: p,
+                            batch: here,
+                            row: i,
+                        },
+                    );
+                    self.capacity += group.capacity() - before;
                     self.entries += 1;
                 }
-                Some(best) => {
+                Ok(found) => {
+                    let best = &mut group[found];
                     let b = best.batch;
                     if comparators[b].is_none() {
                         let [_, _, b_at, b_tie] = &batches[b];
@@ -292,9 +304,9 @@ impl SpanGroups {
         let taken = emit_to.take_needed(&mut self.spans);
         let mut lengths = Vec::with_capacity(taken.len());
         let mut flat = Vec::with_capacity(taken.iter().map(Vec::len).sum());
-        for mut group in taken {
-            group.sort_unstable_by_key(|e| e.position);
+        for group in taken {
             lengths.push(group.len());
+            self.capacity -= group.capacity();
             flat.extend(group);
         }
         self.entries -= flat.len();
@@ -342,6 +354,11 @@ impl GroupsAccumulator for SpanGroups {
             })
             .collect::<Result<Vec<ListArray>>>()?;
         let offsets = lists[0].value_offsets();
+        // The four lists are one group's entries each: alike, or they
+        // would pair one row's position with another's value.
+        if lists[1..].iter().any(|l| l.value_offsets() != offsets) {
+            return exec_err!("latest_spans' state lists are not aligned");
+        }
         let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
         let mut groups = Vec::with_capacity(last - first);
         for (i, &g) in group_indices.iter().enumerate() {
@@ -430,7 +447,7 @@ impl GroupsAccumulator for SpanGroups {
         self.held.bytes
             + self.held.buffers.capacity() * std::mem::size_of::<usize>()
             + self.spans.capacity() * std::mem::size_of::<Vec<Entry>>()
-            + self.entries * std::mem::size_of::<Entry>()
+            + self.capacity * std::mem::size_of::<Entry>()
     }
 }
 
@@ -578,6 +595,7 @@ mod tests {
             stored_rows: 0,
             spans: Vec::new(),
             entries: 0,
+            capacity: 0,
             held: Held::default(),
         }
     }
@@ -610,6 +628,10 @@ mod tests {
             2,
         )
         .unwrap();
+        // What the groups hold in memory is counted: each vector has room
+        // for four entries after its first (Rust's smallest growth).
+        assert_eq!((acc.entries, acc.capacity), (3, 8));
+        assert!(acc.size() >= 8 * std::mem::size_of::<Entry>());
         let first = acc.evaluate(EmitTo::First(1)).unwrap();
         let deal0 = Int64Array::from(vec![0]);
         // In position order: [1, 3) holds 10, [3, end) holds 30.
@@ -622,8 +644,33 @@ mod tests {
             spans_of(&Int64Array::from(vec![1]), rest.as_ref()),
             vec![(1, vec![(0, None, 2)])]
         );
-        assert_eq!(acc.entries, 0);
+        assert_eq!((acc.entries, acc.capacity), (0, 0));
         assert!(acc.batches.is_empty());
+    }
+
+    /// A state whose four lists do not hold the same entries is refused,
+    /// not merged with one row's position paired with another's value.
+    #[test]
+    fn misaligned_state_lists_are_refused() {
+        let mut acc = accumulator();
+        let list = |v: ArrayRef, lengths: Vec<usize>| -> ArrayRef {
+            let item = Arc::new(Field::new_list_field(v.data_type().clone(), true));
+            Arc::new(
+                ListArray::try_new(item, OffsetBuffer::from_lengths(lengths), v, None).unwrap(),
+            )
+        };
+        let [p, v, a, t]: [ArrayRef; 4] =
+            columns(vec![0, 1], vec![5, 6], vec![1, 2], vec!["a", "b"])
+                .try_into()
+                .unwrap();
+        let state = vec![
+            list(p, vec![2, 0]),
+            list(v, vec![1, 1]),
+            list(a, vec![2, 0]),
+            list(t, vec![2, 0]),
+        ];
+        let err = acc.merge_batch(&state, &[0, 1], 2).unwrap_err();
+        assert!(err.to_string().contains("not aligned"), "{err}");
     }
 
     #[test]

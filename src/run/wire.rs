@@ -100,6 +100,13 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
 }
 
 fn decode_udf(name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+    // DataFusion asks the codec, with nothing written, for a function its
+    // registry does not know.
+    if buf.is_empty() {
+        return Err(wire_error(format!(
+            "function {name} is not known here: the plan was written by another version of canon"
+        )));
+    }
     let bound: BoundFunction =
         serde_json::from_slice(buf).map_err(|e| wire_error(format!("function {name}: {e}")))?;
     if bound.name() != name {
@@ -291,5 +298,41 @@ impl LogicalExtensionCodec for PlanCodec {
             )));
         };
         serde_json::to_writer(buf, &wire).map_err(|e| wire_error(format!("a table: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan naming a function this engine does not register (one written
+    /// by another version of canon) says so, not a JSON parser's "EOF".
+    #[test]
+    fn an_unknown_function_is_named() {
+        let err = decode_udf("series_bucket", &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("function series_bucket is not known here"),
+            "{err}"
+        );
+    }
+
+    /// A function's settings round-trip, and settings written for one
+    /// function are not taken for another's.
+    #[test]
+    fn bound_settings_round_trip_and_stay_with_their_function() {
+        let bound = BoundFunction::LocalDate {
+            zone: "Asia/Tokyo".into(),
+        };
+        let mut buf = Vec::new();
+        encode_udf(&bound.udf().unwrap(), &mut buf).unwrap();
+        let back = decode_udf("local_date", &buf).unwrap();
+        assert_eq!(BoundFunction::of(&back), Some(bound));
+        let err = decode_udf("is_internal_domain", &buf)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("settings of local_date"), "{err}");
+        let bad = br#"{"function":"local_date","zone":"Mars/Olympus"}"#;
+        let err = decode_udf("local_date", bad).unwrap_err().to_string();
+        assert!(err.contains("not a known time zone"), "{err}");
     }
 }
