@@ -31,12 +31,6 @@ pub(super) async fn run_cohort(
     tracing::info!(target: "canon::query", ms = started.elapsed().as_millis() as u64, "cohort instants cached");
     let (t0, t) = (plan.t0, plan.t);
     let slices = plan.slices.clone();
-    let bridge_batches = plan.bridge.collect_within_memory().await?;
-    tracing::info!(
-        target: "canon::query",
-        ms = started.elapsed().as_millis() as u64,
-        "cohort bridge computed"
-    );
     let source_plan = plan.source_plan;
     // Each instant is grouped by the cohort key; when the snapshot's member
     // is that key's expression, members are counted from the cached groups
@@ -54,8 +48,10 @@ pub(super) async fn run_cohort(
     // the cohort's at T0, the instant that defines it (metrics.md): the
     // cohort's members are its keys, so they are counted from the key's
     // groups. T's, over every customer of the snapshot, come second and are
-    // labelled as such.
-    let (mut at_t0, mut at_t) = futures::try_join!(
+    // labelled as such. The bridge and both readings are small plans over
+    // the cached instants: run side by side.
+    let (bridge_batches, mut at_t0, mut at_t) = futures::try_join!(
+        async { Ok::<_, CanonError>(plan.bridge.collect_within_memory().await?) },
         read_simple(
             engine,
             plan.base,
@@ -68,7 +64,7 @@ pub(super) async fn run_cohort(
     tracing::info!(
         target: "canon::query",
         ms = started.elapsed().as_millis() as u64,
-        "cohort instants read"
+        "cohort bridge computed, instants read"
     );
     at_t0.name = format!("cohort at T0 = {t0} ({} > 0)", spec.of);
     at_t.name = format!("{} at T = {t} (every customer, for reference)", spec.of);
