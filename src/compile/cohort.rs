@@ -223,6 +223,7 @@ pub fn bridge(instants: Instants) -> Result<CohortPlan> {
         exclusions: at_t0.exclusions.clone(),
         buckets: at_t0.buckets.clone(),
         detail: at_t0.detail.clone(),
+        members: at_t0.members,
     };
 
     let key = key.as_str();
@@ -306,5 +307,6 @@ fn instant(joint: &SimplePlan, day: NaiveDate) -> Result<SimplePlan> {
             .cloned()
             .collect(),
         detail: super::snapshot::detail_at(joint.detail.clone(), day)?,
+        members: joint.members,
     })
 }

@@ -367,6 +367,8 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
         agg: Aggregation::Sum,
         exclusions: names,
         buckets,
+        // A conversion's groups are its members: counted from its rows.
+        members: false,
     })
 }
 

@@ -169,7 +169,9 @@ pub(super) async fn read_simple(
         .buckets
         .last()
         .filter(|_| point_in_time && plan.buckets.len() > 1);
-    let (frame, slices) = if totals_only {
+    // Without slices the frame is already over all of them (and keeps its
+    // `_members`, which summing over slices would not).
+    let (frame, slices) = if totals_only && !plan.slices.is_empty() {
         (over_all_slices(plan.frame.clone())?, Vec::new())
     } else {
         (plan.frame.clone(), plan.slices.clone())
@@ -212,6 +214,15 @@ pub(super) async fn read_simple(
                 .collect();
             counts.insert(None, groups.values().map(|acc: &Acc| acc.rows).sum());
             Some(counts)
+        }
+        // Counted in the run that computed the groups: one group per
+        // (period, exclusion), so the members of the tallied period (the last
+        // day's for a snapshot series, the only one otherwise) are its groups'.
+        (Some(_), _, None) if plan.members && (last_day.is_some() || plan.buckets.len() == 1) => {
+            Some(members_of_groups(
+                &batches,
+                last_day.map(|b| b.label.as_str()),
+            )?)
         }
         (Some(_), _, None) => {
             let detail = match last_day {
@@ -317,6 +328,44 @@ pub(super) fn over_all_slices(
             sum(col("_missing_rate")).alias("_missing_rate"),
         ],
     )?)
+}
+
+/// Distinct members per exclusion label (null = counted) from a plan's
+/// groups' `_members` (`SimplePlan::members`), of `period`'s groups only
+/// when given (else every group's: one period).
+fn members_of_groups(
+    batches: &[RecordBatch],
+    period: Option<&str>,
+) -> Result<BTreeMap<Option<String>, i64>> {
+    let internal = || CanonError::Internal("unexpected member count columns".into());
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let column = |name: &str| {
+            b.schema()
+                .index_of(name)
+                .ok()
+                .map(|i| b.column(i).clone())
+                .ok_or_else(internal)
+        };
+        let periods = column("_period")?;
+        let labels = column("_exclusion")?;
+        let members = column("_members")?;
+        let (Some(periods), Some(labels), Some(members)) = (
+            periods.as_string_opt::<i32>(),
+            labels.as_string_opt::<i32>(),
+            members.as_primitive_opt::<Int64Type>(),
+        ) else {
+            return Err(internal());
+        };
+        for i in 0..b.num_rows() {
+            if period.is_some_and(|p| periods.value(i) != p) {
+                continue;
+            }
+            let label = (!labels.is_null(i)).then(|| labels.value(i).to_string());
+            *out.entry(label).or_insert(0) += members.value(i);
+        }
+    }
+    Ok(out)
 }
 
 /// Distinct members per exclusion label (null = counted) from a plan's detail.
