@@ -476,14 +476,21 @@ async fn gates(
     Vec<Vec<crate::quality::TableCheck>>,
     Vec<crate::quality::MatchRate>,
 )> {
-    let none = BTreeSet::new();
+    let none = &BTreeSet::new();
+    let started = Instant::now();
+    // Each step's time on stderr with -v: they run beside the computation
+    // and are the governed answer's cost over a bare plan.
     futures::try_join!(
-        futures::future::try_join_all(tables.iter().map(|key| table_gates(
-            engine,
-            key,
-            columns.get(key).unwrap_or(&none)
-        ))),
-        crate::quality::identity_match_rates(engine, links)
+        futures::future::try_join_all(tables.iter().map(|key| async move {
+            let checks = table_gates(engine, key, columns.get(key).unwrap_or(none)).await;
+            tracing::info!(table = %key, ms = started.elapsed().as_millis() as u64, "table checked");
+            checks
+        })),
+        async {
+            let rates = crate::quality::identity_match_rates(engine, links).await;
+            tracing::info!(ms = started.elapsed().as_millis() as u64, "match rates computed");
+            rates
+        }
     )
 }
 
