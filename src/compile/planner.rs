@@ -220,6 +220,13 @@ pub fn scanned_columns(plan: &LogicalPlan, out: &mut BTreeMap<String, BTreeSet<S
                 }
                 return Ok(TreeNodeRecursion::Continue);
             }
+            // A table of values canon made (a series' days) is no source.
+            if source_as_provider(&scan.source).is_ok_and(|p| {
+                p.downcast_ref::<datafusion::datasource::MemTable>()
+                    .is_some()
+            }) {
+                return Ok(TreeNodeRecursion::Continue);
+            }
             let key = match (scan.table_name.schema(), scan.table_name.table()) {
                 (Some(s), t) => format!("{s}/{t}"),
                 (None, t) => t.to_string(),

@@ -251,3 +251,37 @@ fn every_function_a_plan_calls_is_registered_by_name() {
         );
     }
 }
+
+/// The tables a plan is said to read (for its gates, lineage and the
+/// gates' remembered outcomes) are sources of the catalog, never a table
+/// of values canon made: a monthly series' days are an in-memory table,
+/// which DataFusion names `?table?`.
+#[test]
+fn the_tables_a_series_reads_are_sources_only() {
+    let catalog = Arc::new(Catalog::load(&repo()).unwrap());
+    let engine = Engine::new(catalog.clone(), DataSource::Empty).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let request = Request {
+        period: catalog.calendar.parse_period("2025").unwrap(),
+        as_of: None,
+        rates_as_of: None,
+        grain: Some(canon::calendar::Grain::Month),
+        by: Vec::new(),
+    };
+    let resolved = catalog.resolve(request).unwrap();
+    let mut read = std::collections::BTreeMap::new();
+    for (_, frame) in rt
+        .block_on(canon::compile::plans(&engine, "open_pipeline", &resolved))
+        .unwrap()
+    {
+        canon::run::scanned_columns(frame.logical_plan(), &mut read);
+    }
+    assert!(read.contains_key("crm/opportunity_history"), "{read:?}");
+    for table in read.keys() {
+        let (system, name) = table.split_once('/').unwrap_or((table, ""));
+        assert!(
+            catalog.source_by_name(system, name).is_some(),
+            "{table} is not a source: {read:?}"
+        );
+    }
+}
