@@ -111,15 +111,15 @@ impl AggregateUDFImpl for LatestBy {
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(LatestGroups {
-            types: args
-                .expr_fields
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect(),
-            batches: Vec::new(),
-            stored_rows: 0,
+            kept: KeptRows::new(
+                args.expr_fields
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect(),
+                1,
+                2,
+            ),
             best: Vec::new(),
-            held: Held::default(),
         }))
     }
 }
@@ -197,15 +197,10 @@ impl Accumulator for LatestRow {
 
 /// Many groups: per group, where its best row is among the kept batches.
 struct LatestGroups {
-    /// value, at, tie types.
-    types: Vec<DataType>,
     /// The (value, at, tie) columns of the batches rows are kept from.
-    batches: Vec<[ArrayRef; 3]>,
-    stored_rows: usize,
+    kept: KeptRows,
     /// Per group: (batch, row) of its best row, if it has one.
     best: Vec<Option<(usize, usize)>>,
-    /// The memory the kept batches hold.
-    held: Held,
 }
 
 /// The memory behind a set of arrays, each buffer counted once. A final
@@ -215,13 +210,13 @@ struct LatestGroups {
 /// for 140 MB of a twelve-month open_pipeline series at scale 200), and the
 /// memory pool made the aggregate spill 300 MB it never held.
 #[derive(Default)]
-pub(crate) struct Held {
-    pub(crate) buffers: std::collections::HashSet<usize>,
-    pub(crate) bytes: usize,
+struct Held {
+    buffers: std::collections::HashSet<usize>,
+    bytes: usize,
 }
 
 impl Held {
-    pub(crate) fn add(&mut self, array: &dyn Array) {
+    fn add(&mut self, array: &dyn Array) {
         self.add_data(&array.to_data());
     }
 
@@ -237,9 +232,133 @@ impl Held {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.buffers.clear();
         self.bytes = 0;
+    }
+}
+
+/// The batches an accumulator keeps rows of, referred to as (batch, row)
+/// rather than copied value by value (`latest_by`, and `latest_spans` in
+/// crate::latest_spans), with the memory they hold counted once per buffer
+/// and their rows compared by `(at, tie)`.
+pub(crate) struct KeptRows {
+    /// Each column's type, in the accumulator's order.
+    types: Vec<DataType>,
+    /// Where `at` and `tie` are among the columns.
+    at: usize,
+    tie: usize,
+    batches: Vec<Vec<ArrayRef>>,
+    rows: usize,
+    held: Held,
+}
+
+impl KeptRows {
+    pub(crate) fn new(types: Vec<DataType>, at: usize, tie: usize) -> Self {
+        KeptRows {
+            types,
+            at,
+            tie,
+            batches: Vec::new(),
+            rows: 0,
+            held: Held::default(),
+        }
+    }
+
+    /// Keeps `columns` (one batch); its number.
+    pub(crate) fn push(&mut self, columns: &[ArrayRef]) -> usize {
+        for c in columns {
+            self.held.add(c.as_ref());
+        }
+        self.rows += columns.first().map_or(0, |c| c.len());
+        self.batches.push(columns.to_vec());
+        self.batches.len() - 1
+    }
+
+    /// The rows kept over every batch.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Column `c` of the rows at `indices` (batch, row); the batch number
+    /// one past the last kept is a row of nulls.
+    pub(crate) fn gather(&self, c: usize, indices: &[(usize, usize)]) -> Result<ArrayRef> {
+        let nulls = new_null_array(&self.types[c], 1);
+        let mut arrays: Vec<&dyn Array> = self.batches.iter().map(|b| b[c].as_ref()).collect();
+        arrays.push(nulls.as_ref());
+        Ok(interleave(&arrays, indices)?)
+    }
+
+    /// Keeps only the rows at `indices`, as one batch in that order (row
+    /// `k` is `indices[k]`): the caller renumbers what it refers to.
+    pub(crate) fn compact(&mut self, indices: &[(usize, usize)]) -> Result<()> {
+        let columns = (0..self.types.len())
+            .map(|c| self.gather(c, indices))
+            .collect::<Result<Vec<_>>>()?;
+        self.clear();
+        self.push(&columns);
+        Ok(())
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.batches.clear();
+        self.held.clear();
+        self.rows = 0;
+    }
+
+    /// The memory the kept batches hold.
+    pub(crate) fn size(&self) -> usize {
+        self.held.bytes + self.held.buffers.capacity() * std::mem::size_of::<usize>()
+    }
+
+    /// Compares the rows of kept batch `here` with the other kept rows.
+    pub(crate) fn comparing(&self, here: usize) -> Later<'_> {
+        Later {
+            kept: self,
+            here,
+            made: (0..self.batches.len()).map(|_| None).collect(),
+        }
+    }
+}
+
+/// Whether a row of one kept batch is later by `(at, tie)` than a kept row
+/// (nulls lowest), with the comparators to each other batch made on first use.
+pub(crate) struct Later<'a> {
+    kept: &'a KeptRows,
+    here: usize,
+    made: Vec<Option<(DynComparator, DynComparator)>>,
+}
+
+impl Later<'_> {
+    /// Row `i` of the batch compared is later than row `r` of batch `b`.
+    pub(crate) fn than(&mut self, i: usize, (b, r): (usize, usize)) -> Result<bool> {
+        if self.made[b].is_none() {
+            let (here, there) = (&self.kept.batches[self.here], &self.kept.batches[b]);
+            let (at, tie) = (self.kept.at, self.kept.tie);
+            self.made[b] = Some((
+                make_comparator(here[at].as_ref(), there[at].as_ref(), NULLS_LOWEST)?,
+                make_comparator(here[tie].as_ref(), there[tie].as_ref(), NULLS_LOWEST)?,
+            ));
+        }
+        let (cmp_at, cmp_tie) = self.made[b].as_ref().expect("made above");
+        Ok(cmp_at(i, r).then_with(|| cmp_tie(i, r)) == Ordering::Greater)
+    }
+}
+
+/// A FILTER clause on `name`, refused when DataFusion skips a partial
+/// aggregate and asks for each row as its own state: a filtered row has no
+/// state to stand for "no row", and canon never writes one.
+pub(crate) fn refuse_filter(name: &str, filter: Option<&BooleanArray>) -> Result<()> {
+    match filter {
+        Some(_) => datafusion::common::not_impl_err!(
+            "{name} with a FILTER clause cannot skip partial aggregation"
+        ),
+        None => Ok(()),
     }
 }
 
@@ -252,17 +371,8 @@ impl LatestGroups {
         total_groups: usize,
     ) -> Result<()> {
         self.best.resize(total_groups, None);
-        let (at, tie) = (&columns[1], &columns[2]);
-        let here = self.batches.len();
-        self.batches
-            .push([columns[0].clone(), at.clone(), tie.clone()]);
-        for c in &columns[..3] {
-            self.held.add(c.as_ref());
-        }
-        self.stored_rows += at.len();
-        // Comparators from this batch to each kept batch, made on first use.
-        let mut comparators: Vec<Option<(DynComparator, DynComparator)>> =
-            (0..=here).map(|_| None).collect();
+        let here = self.kept.push(&columns[..3]);
+        let mut later = self.kept.comparing(here);
         for (i, &g) in groups.iter().enumerate() {
             if let Some(f) = filter
                 && !(f.is_valid(i) && f.value(i))
@@ -271,23 +381,13 @@ impl LatestGroups {
             }
             let better = match self.best[g] {
                 None => true,
-                Some((b, r)) => {
-                    if comparators[b].is_none() {
-                        let [_, b_at, b_tie] = &self.batches[b];
-                        comparators[b] = Some((
-                            make_comparator(at.as_ref(), b_at.as_ref(), NULLS_LOWEST)?,
-                            make_comparator(tie.as_ref(), b_tie.as_ref(), NULLS_LOWEST)?,
-                        ));
-                    }
-                    let (cmp_at, cmp_tie) = comparators[b].as_ref().expect("made above");
-                    cmp_at(i, r).then_with(|| cmp_tie(i, r)) == Ordering::Greater
-                }
+                Some(kept) => later.than(i, kept)?,
             };
             if better {
                 self.best[g] = Some((here, i));
             }
         }
-        if self.stored_rows > 2 * self.best.len() + 8192 {
+        if self.kept.rows() > 2 * self.best.len() + 8192 {
             self.compact()?;
         }
         Ok(())
@@ -296,33 +396,28 @@ impl LatestGroups {
     /// The (value, at, tie) columns of the groups' best rows, in group
     /// order (null for a group without one).
     fn gather(&self, groups: &[Option<(usize, usize)>]) -> Result<[ArrayRef; 3]> {
-        let nulls: Vec<ArrayRef> = self.types.iter().map(|t| new_null_array(t, 1)).collect();
-        let null_row = self.batches.len();
-        let indices: Vec<(usize, usize)> =
-            groups.iter().map(|b| b.unwrap_or((null_row, 0))).collect();
-        let column = |c: usize| -> Result<ArrayRef> {
-            let mut arrays: Vec<&dyn Array> = self.batches.iter().map(|b| b[c].as_ref()).collect();
-            arrays.push(nulls[c].as_ref());
-            Ok(interleave(&arrays, &indices)?)
-        };
-        Ok([column(0)?, column(1)?, column(2)?])
+        let indices = Self::indices(&self.kept, groups);
+        Ok([
+            self.kept.gather(0, &indices)?,
+            self.kept.gather(1, &indices)?,
+            self.kept.gather(2, &indices)?,
+        ])
+    }
+
+    /// Where each group's best row is; the null row for a group without one.
+    fn indices(kept: &KeptRows, groups: &[Option<(usize, usize)>]) -> Vec<(usize, usize)> {
+        let null_row = kept.batches.len();
+        groups.iter().map(|b| b.unwrap_or((null_row, 0))).collect()
     }
 
     /// Replaces the kept batches by one holding only the current bests.
     fn compact(&mut self) -> Result<()> {
-        let gathered = self.gather(&self.best)?;
-        self.best = self
-            .best
-            .iter()
-            .enumerate()
-            .map(|(g, b)| b.map(|_| (0, g)))
-            .collect();
-        self.stored_rows = gathered[0].len();
-        self.held.clear();
-        for c in &gathered {
-            self.held.add(c.as_ref());
+        self.kept.compact(&Self::indices(&self.kept, &self.best))?;
+        for (g, b) in self.best.iter_mut().enumerate() {
+            if b.is_some() {
+                *b = Some((0, g));
+            }
         }
-        self.batches = vec![gathered];
         Ok(())
     }
 
@@ -330,9 +425,7 @@ impl LatestGroups {
         let taken = emit_to.take_needed(&mut self.best);
         let out = self.gather(&taken)?;
         if self.best.is_empty() {
-            self.batches.clear();
-            self.held.clear();
-            self.stored_rows = 0;
+            self.kept.clear();
         }
         Ok(out)
     }
@@ -381,18 +474,12 @@ impl GroupsAccumulator for LatestGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        if opt_filter.is_some() {
-            return datafusion::common::not_impl_err!(
-                "latest_by with a FILTER clause cannot skip partial aggregation"
-            );
-        }
+        refuse_filter("latest_by", opt_filter)?;
         Ok(values[..3].to_vec())
     }
 
     fn size(&self) -> usize {
-        self.held.bytes
-            + self.held.buffers.capacity() * std::mem::size_of::<usize>()
-            + self.best.capacity() * std::mem::size_of::<Option<(usize, usize)>>()
+        self.kept.size() + self.best.capacity() * std::mem::size_of::<Option<(usize, usize)>>()
     }
 }
 
@@ -534,11 +621,8 @@ mod tests {
     fn compaction_keeps_each_groups_best() {
         // Two groups, many rows: compaction runs and the bests survive it.
         let mut acc = LatestGroups {
-            types: vec![DataType::Int64, DataType::Int64, DataType::Utf8],
-            batches: Vec::new(),
-            stored_rows: 0,
+            kept: KeptRows::new(vec![DataType::Int64, DataType::Int64, DataType::Utf8], 1, 2),
             best: Vec::new(),
-            held: Held::default(),
         };
         for round in 0..10i64 {
             let n = 2000usize;
@@ -560,6 +644,6 @@ mod tests {
         let out = acc.evaluate(EmitTo::All).unwrap();
         let out = out.as_primitive::<Int64Type>();
         assert_eq!(out.values().to_vec(), vec![91_998, 91_999]);
-        assert!(acc.batches.is_empty());
+        assert!(acc.kept.is_empty());
     }
 }

@@ -27,15 +27,12 @@
 //! per group (positions, values, ats, ties), so the final aggregate merges
 //! per-partition spans as it merges rows.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DynComparator, Int64Array, ListArray, StructArray,
-    make_comparator,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type};
 use datafusion::common::{Result, exec_err, not_impl_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -45,7 +42,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::latest::{Held, NULLS_LOWEST};
+use crate::latest::{KeptRows, refuse_filter};
 
 /// The fields of each span the aggregate emits.
 pub const FROM: &str = "from";
@@ -140,19 +137,12 @@ impl AggregateUDFImpl for LatestSpans {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(SpanGroups {
-            types: args
-                .expr_fields
+        Ok(Box::new(SpanGroups::new(
+            args.expr_fields
                 .iter()
                 .map(|f| f.data_type().clone())
                 .collect(),
-            batches: Vec::new(),
-            stored_rows: 0,
-            spans: Vec::new(),
-            entries: 0,
-            capacity: 0,
-            held: Held::default(),
-        }))
+        )))
     }
 }
 
@@ -166,11 +156,8 @@ struct Entry {
 
 /// Per group, its positions' latest rows among the kept batches.
 struct SpanGroups {
-    /// position, value, at, tie types.
-    types: Vec<DataType>,
     /// The (position, value, at, tie) columns of the batches rows are kept from.
-    batches: Vec<[ArrayRef; 4]>,
-    stored_rows: usize,
+    kept: KeptRows,
     /// Per group, one entry per position it has a row at, in position order.
     spans: Vec<Vec<Entry>>,
     /// Entries over every group.
@@ -178,11 +165,19 @@ struct SpanGroups {
     /// Entries the groups' vectors have room for (what they hold in memory:
     /// a first push makes room for four).
     capacity: usize,
-    /// The memory the kept batches hold.
-    held: Held,
 }
 
 impl SpanGroups {
+    /// `types`: of the position, value, at and tie.
+    fn new(types: Vec<DataType>) -> Self {
+        SpanGroups {
+            kept: KeptRows::new(types, 2, 3),
+            spans: Vec::new(),
+            entries: 0,
+            capacity: 0,
+        }
+    }
+
     fn offer(
         &mut self,
         columns: &[ArrayRef],
@@ -190,24 +185,15 @@ impl SpanGroups {
         filter: Option<&BooleanArray>,
         total_groups: usize,
     ) -> Result<()> {
-        let [position, value, at, tie] = columns else {
+        let [position, _, _, _] = columns else {
             return exec_err!("latest_spans takes a position, a value, an at and a tie");
         };
         let Some(positions) = position.as_primitive_opt::<Int64Type>() else {
             return exec_err!("latest_spans' positions must be Int64");
         };
         self.spans.resize_with(total_groups, Vec::new);
-        let here = self.batches.len();
-        self.batches
-            .push([position.clone(), value.clone(), at.clone(), tie.clone()]);
-        for c in columns {
-            self.held.add(c.as_ref());
-        }
-        self.stored_rows += position.len();
-        let batches = &self.batches;
-        // Comparators from this batch to each kept batch, made on first use.
-        let mut comparators: Vec<Option<(DynComparator, DynComparator)>> =
-            (0..=here).map(|_| None).collect();
+        let here = self.kept.push(columns);
+        let mut later = self.kept.comparing(here);
         for (i, &g) in groups.iter().enumerate() {
             if let Some(f) = filter
                 && !(f.is_valid(i) && f.value(i))
@@ -238,35 +224,17 @@ impl SpanGroups {
                 }
                 Ok(found) => {
                     let best = &mut group[found];
-                    let b = best.batch;
-                    if comparators[b].is_none() {
-                        let [_, _, b_at, b_tie] = &batches[b];
-                        comparators[b] = Some((
-                            make_comparator(at.as_ref(), b_at.as_ref(), NULLS_LOWEST)?,
-                            make_comparator(tie.as_ref(), b_tie.as_ref(), NULLS_LOWEST)?,
-                        ));
-                    }
-                    let (cmp_at, cmp_tie) = comparators[b].as_ref().expect("made above");
-                    if cmp_at(i, best.row).then_with(|| cmp_tie(i, best.row)) == Ordering::Greater {
+                    if later.than(i, (best.batch, best.row))? {
                         best.batch = here;
                         best.row = i;
                     }
                 }
             }
         }
-        if self.stored_rows > 2 * self.entries + 8192 {
+        if self.kept.rows() > 2 * self.entries + 8192 {
             self.compact()?;
         }
         Ok(())
-    }
-
-    /// Column `c` of the rows at `indices` (batch, row).
-    fn gather(&self, c: usize, indices: &[(usize, usize)]) -> Result<ArrayRef> {
-        if self.batches.is_empty() {
-            return Ok(datafusion::arrow::array::new_empty_array(&self.types[c]));
-        }
-        let arrays: Vec<&dyn Array> = self.batches.iter().map(|b| b[c].as_ref()).collect();
-        Ok(interleave(&arrays, indices)?)
     }
 
     /// Replaces the kept batches by one holding only the entries' rows.
@@ -277,24 +245,11 @@ impl SpanGroups {
             .flatten()
             .map(|e| (e.batch, e.row))
             .collect();
-        let columns = [
-            self.gather(0, &indices)?,
-            self.gather(1, &indices)?,
-            self.gather(2, &indices)?,
-            self.gather(3, &indices)?,
-        ];
-        let mut row = 0;
-        for e in self.spans.iter_mut().flatten() {
+        self.kept.compact(&indices)?;
+        for (row, e) in self.spans.iter_mut().flatten().enumerate() {
             e.batch = 0;
             e.row = row;
-            row += 1;
         }
-        self.stored_rows = row;
-        self.held.clear();
-        for c in &columns {
-            self.held.add(c.as_ref());
-        }
-        self.batches = vec![columns];
         Ok(())
     }
 
@@ -315,9 +270,7 @@ impl SpanGroups {
 
     fn release_if_empty(&mut self) {
         if self.spans.is_empty() {
-            self.batches.clear();
-            self.held.clear();
-            self.stored_rows = 0;
+            self.kept.clear();
         }
     }
 }
@@ -375,7 +328,7 @@ impl GroupsAccumulator for SpanGroups {
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let (flat, offsets) = self.take(emit_to);
         let indices: Vec<(usize, usize)> = flat.iter().map(|e| (e.batch, e.row)).collect();
-        let state = self.gather(1, &indices)?;
+        let state = self.kept.gather(1, &indices)?;
         let from = Int64Array::from_iter_values(flat.iter().map(|e| e.position));
         // The next span's start within the same group; the last holds to
         // the series' end.
@@ -386,15 +339,13 @@ impl GroupsAccumulator for SpanGroups {
                 to.push((k + 1 < end).then(|| flat[k + 1].position));
             }
         }
+        let fields = span_fields(state.data_type());
         let spans = StructArray::try_new(
-            span_fields(&self.types[1]),
+            fields.clone(),
             vec![Arc::new(from), Arc::new(Int64Array::from(to)), state],
             None,
         )?;
-        let item = Arc::new(Field::new_list_field(
-            DataType::Struct(span_fields(&self.types[1])),
-            true,
-        ));
+        let item = Arc::new(Field::new_list_field(DataType::Struct(fields), true));
         self.release_if_empty();
         Ok(Arc::new(ListArray::try_new(
             item,
@@ -409,7 +360,7 @@ impl GroupsAccumulator for SpanGroups {
         let indices: Vec<(usize, usize)> = flat.iter().map(|e| (e.batch, e.row)).collect();
         let mut out = Vec::with_capacity(4);
         for c in 0..4 {
-            let values = self.gather(c, &indices)?;
+            let values = self.kept.gather(c, &indices)?;
             let item = Arc::new(Field::new_list_field(values.data_type().clone(), true));
             out.push(
                 Arc::new(ListArray::try_new(item, offsets.clone(), values, None)?) as ArrayRef,
@@ -428,11 +379,7 @@ impl GroupsAccumulator for SpanGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        if opt_filter.is_some() {
-            return not_impl_err!(
-                "latest_spans with a FILTER clause cannot skip partial aggregation"
-            );
-        }
+        refuse_filter("latest_spans", opt_filter)?;
         values
             .iter()
             .map(|v| {
@@ -444,8 +391,7 @@ impl GroupsAccumulator for SpanGroups {
     }
 
     fn size(&self) -> usize {
-        self.held.bytes
-            + self.held.buffers.capacity() * std::mem::size_of::<usize>()
+        self.kept.size()
             + self.spans.capacity() * std::mem::size_of::<Vec<Entry>>()
             + self.capacity * std::mem::size_of::<Entry>()
     }
@@ -584,20 +530,12 @@ mod tests {
     }
 
     fn accumulator() -> SpanGroups {
-        SpanGroups {
-            types: vec![
-                DataType::Int64,
-                DataType::Int64,
-                DataType::Int64,
-                DataType::Utf8,
-            ],
-            batches: Vec::new(),
-            stored_rows: 0,
-            spans: Vec::new(),
-            entries: 0,
-            capacity: 0,
-            held: Held::default(),
-        }
+        SpanGroups::new(vec![
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Utf8,
+        ])
     }
 
     fn columns(pos: Vec<i64>, value: Vec<i64>, at: Vec<i64>, tie: Vec<&str>) -> Vec<ArrayRef> {
@@ -645,7 +583,7 @@ mod tests {
             vec![(1, vec![(0, None, 2)])]
         );
         assert_eq!((acc.entries, acc.capacity), (0, 0));
-        assert!(acc.batches.is_empty());
+        assert!(acc.kept.is_empty());
     }
 
     /// A state whose four lists do not hold the same entries is refused,
@@ -693,7 +631,7 @@ mod tests {
                     .collect(),
             );
             acc.update_batch(&cols, &vec![0; n], None, 1).unwrap();
-            assert!(acc.stored_rows <= 2 * acc.entries + 8192);
+            assert!(acc.kept.rows() <= 2 * acc.entries + 8192);
         }
         let out = acc.evaluate(EmitTo::All).unwrap();
         assert_eq!(

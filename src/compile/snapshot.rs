@@ -150,17 +150,12 @@ fn latest_rows(
     valid_from: Expr,
     tie: Expr,
 ) -> Result<DataFrame> {
-    use datafusion::functions::core::expr_fn::{get_field, named_struct};
     if fields.is_empty() {
         return Ok(frame.aggregate(group, vec![])?);
     }
-    let pairs = fields
-        .iter()
-        .flat_map(|f| [lit(f.as_str()), col(f.as_str())])
-        .collect();
     let grouped = frame.aggregate(
         group,
-        vec![crate::latest::latest_by(named_struct(pairs), valid_from, tie).alias(LATEST)],
+        vec![crate::latest::latest_by(fields_struct(fields), valid_from, tie).alias(LATEST)],
     )?;
     let mut columns: Vec<Expr> = grouped
         .schema()
@@ -169,12 +164,25 @@ fn latest_rows(
         .filter(|f| f.name() != LATEST)
         .map(|f| col(f.name().as_str()))
         .collect();
-    columns.extend(
+    columns.extend(fields_out_of(col(LATEST), fields));
+    grouped.project(columns)
+}
+
+/// The struct of a history row's `fields`, picked as one value.
+fn fields_struct(fields: &[String]) -> Expr {
+    datafusion::functions::core::expr_fn::named_struct(
         fields
             .iter()
-            .map(|f| get_field(col(LATEST), f.as_str()).alias(f)),
-    );
-    grouped.project(columns)
+            .flat_map(|f| [lit(f.as_str()), col(f.as_str())])
+            .collect(),
+    )
+}
+
+/// The `fields` of a [`fields_struct`] under their own names.
+fn fields_out_of(picked: Expr, fields: &[String]) -> impl Iterator<Item = Expr> + '_ {
+    fields.iter().map(move |f| {
+        datafusion::functions::core::expr_fn::get_field(picked.clone(), f.as_str()).alias(f)
+    })
 }
 
 /// The struct of a latest row's fields, while it is being picked.
@@ -256,27 +264,18 @@ pub(super) async fn state_spans(
     // (crate::latest_spans): one aggregate by the entity, each group's spans
     // unnested into one row each.
     use crate::latest_spans::{FROM, STATE, TO, latest_spans};
-    use datafusion::functions::core::expr_fn::{coalesce, get_field, named_struct};
+    use datafusion::functions::core::expr_fn::{coalesce, get_field};
     let fields = kept(&schema, history, used);
     let value = if fields.is_empty() {
         lit(true)
     } else {
-        named_struct(
-            fields
-                .iter()
-                .flat_map(|f| [lit(f.as_str()), col(f.as_str())])
-                .collect(),
-        )
+        fields_struct(&fields)
     };
     // Rows from the last day's end on are a state at no day of the series.
     let position = super::instants::position(valid_from.clone(), &ends);
     let span = |part: &str| get_field(col(SPANS), part);
     let mut columns = vec![col(history.key.as_str())];
-    columns.extend(
-        fields
-            .iter()
-            .map(|f| get_field(span(STATE), f.as_str()).alias(f)),
-    );
+    columns.extend(fields_out_of(span(STATE), &fields));
     columns.push(span(FROM).alias(STATE_FROM));
     // The last span holds to the series' end.
     columns.push(coalesce(vec![span(TO), lit(ends.len() as i64)]).alias(STATE_TO));

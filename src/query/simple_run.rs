@@ -330,9 +330,10 @@ pub(super) fn over_all_slices(
     )?)
 }
 
-/// Distinct members per exclusion label (null = counted) from a plan's
-/// groups' `_members` (`SimplePlan::members`), of `period`'s groups only
-/// when given (else every group's: one period).
+/// Distinct members per exclusion label (null = counted) from groups'
+/// `_members` (`SimplePlan::members`, or [`member_counts`]' groups by
+/// label), of `period`'s groups only when given (else every group's: one
+/// period).
 fn members_of_groups(
     batches: &[RecordBatch],
     period: Option<&str>,
@@ -347,18 +348,26 @@ fn members_of_groups(
                 .map(|i| b.column(i).clone())
                 .ok_or_else(internal)
         };
-        let periods = column("_period")?;
+        let periods = match period {
+            Some(p) => Some((p, column("_period")?)),
+            None => None,
+        };
         let labels = column("_exclusion")?;
         let members = column("_members")?;
-        let (Some(periods), Some(labels), Some(members)) = (
-            periods.as_string_opt::<i32>(),
+        let (Some(labels), Some(members)) = (
             labels.as_string_opt::<i32>(),
             members.as_primitive_opt::<Int64Type>(),
         ) else {
             return Err(internal());
         };
         for i in 0..b.num_rows() {
-            if period.is_some_and(|p| periods.value(i) != p) {
+            if let Some((p, periods)) = &periods
+                && periods
+                    .as_string_opt::<i32>()
+                    .ok_or_else(internal)?
+                    .value(i)
+                    != *p
+            {
                 continue;
             }
             let label = (!labels.is_null(i)).then(|| labels.value(i).to_string());
@@ -382,16 +391,7 @@ pub(super) async fn member_counts(
         )?
         .collect_within_memory()
         .await?;
-    let mut out = BTreeMap::new();
-    for b in &batches {
-        let labels = b.column(0).as_string::<i32>();
-        let counts = b.column(1).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            let label = (!labels.is_null(i)).then(|| labels.value(i).to_string());
-            out.insert(label, counts.value(i));
-        }
-    }
-    Ok(out)
+    members_of_groups(&batches, None)
 }
 
 pub(super) fn fx_location(catalog: &Catalog) -> DataLocation {

@@ -777,3 +777,19 @@ pub fn lineage_tables(result: &serde_json::Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// A request over `period` (its parsed period), at the snapshot day `as_of`
+/// and by `grain` when given: what `canon query` builds from its flags.
+pub fn request(
+    period: canon::calendar::Period,
+    as_of: Option<chrono::NaiveDate>,
+    grain: Option<canon::calendar::Grain>,
+) -> canon::request::Request {
+    canon::request::Request {
+        period,
+        as_of,
+        rates_as_of: None,
+        grain,
+        by: Vec::new(),
+    }
+}

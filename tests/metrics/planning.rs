@@ -43,13 +43,7 @@ fn plans(data: DataSource, request: &Request) -> Vec<(String, String, String)> {
 fn every_metric_plans_the_same_without_data() {
     let catalog = Catalog::load(&repo()).unwrap();
     let period = catalog.calendar.parse_period("FY2026-Q1").unwrap();
-    let request = Request {
-        period,
-        as_of: None,
-        rates_as_of: None,
-        grain: None,
-        by: Vec::new(),
-    };
+    let request = request(period, None, None);
     let without = plans(DataSource::Empty, &request);
     let with = plans(DataSource::Folder(repo().join("sample_data")), &request);
     // Every metric planned (21 in the sample; a cohort plans its instants
@@ -116,15 +110,7 @@ fn plans_read_nothing_until_the_run_binds_them() {
     )
     .unwrap();
     let period = catalog.calendar.parse_period("FY2026-Q1").unwrap();
-    let resolved = catalog
-        .resolve(Request {
-            period,
-            as_of: None,
-            rates_as_of: None,
-            grain: None,
-            by: Vec::new(),
-        })
-        .unwrap();
+    let resolved = catalog.resolve(request(period, None, None)).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (_, frame) = rt
         .block_on(canon::compile::plans(&engine, "bookings", &resolved))
@@ -176,20 +162,16 @@ fn every_function_a_plan_calls_is_registered_by_name() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let day = chrono::NaiveDate::from_ymd_opt(2025, 9, 30).unwrap();
     let requests = [
-        Request {
-            period: catalog.calendar.parse_period("2025-09-30").unwrap(),
-            as_of: Some(day),
-            rates_as_of: None,
-            grain: None,
-            by: Vec::new(),
-        },
-        Request {
-            period: catalog.calendar.parse_period("2025").unwrap(),
-            as_of: None,
-            rates_as_of: None,
-            grain: Some(canon::calendar::Grain::Month),
-            by: Vec::new(),
-        },
+        request(
+            catalog.calendar.parse_period("2025-09-30").unwrap(),
+            Some(day),
+            None,
+        ),
+        request(
+            catalog.calendar.parse_period("2025").unwrap(),
+            None,
+            Some(canon::calendar::Grain::Month),
+        ),
     ];
     let mut called = BTreeSet::new();
     for request in &requests {
@@ -261,13 +243,11 @@ fn the_tables_a_series_reads_are_sources_only() {
     let catalog = Arc::new(Catalog::load(&repo()).unwrap());
     let engine = Engine::new(catalog.clone(), DataSource::Empty).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let request = Request {
-        period: catalog.calendar.parse_period("2025").unwrap(),
-        as_of: None,
-        rates_as_of: None,
-        grain: Some(canon::calendar::Grain::Month),
-        by: Vec::new(),
-    };
+    let request = request(
+        catalog.calendar.parse_period("2025").unwrap(),
+        None,
+        Some(canon::calendar::Grain::Month),
+    );
     let resolved = catalog.resolve(request).unwrap();
     let mut read = std::collections::BTreeMap::new();
     for (_, frame) in rt

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use canon::catalog::Catalog;
-use canon::request::Request;
 use canon::run::wire::{
     physical_plan_from_bytes, physical_plan_to_bytes, plan_from_bytes, plan_to_bytes,
 };
@@ -77,33 +76,27 @@ fn round_trip_every_plan() {
     let requests = [
         (
             "instant",
-            Request {
-                period: catalog.calendar.parse_period("2025-09-30").unwrap(),
-                as_of: Some(day),
-                rates_as_of: None,
-                grain: None,
-                by: Vec::new(),
-            },
+            request(
+                catalog.calendar.parse_period("2025-09-30").unwrap(),
+                Some(day),
+                None,
+            ),
         ),
         (
             "period",
-            Request {
-                period: catalog.calendar.parse_period("FY2026-Q1").unwrap(),
-                as_of: None,
-                rates_as_of: None,
-                grain: None,
-                by: Vec::new(),
-            },
+            request(
+                catalog.calendar.parse_period("FY2026-Q1").unwrap(),
+                None,
+                None,
+            ),
         ),
         (
             "monthly",
-            Request {
-                period: catalog.calendar.parse_period("2025").unwrap(),
-                as_of: None,
-                rates_as_of: None,
-                grain: Some(canon::calendar::Grain::Month),
-                by: Vec::new(),
-            },
+            request(
+                catalog.calendar.parse_period("2025").unwrap(),
+                None,
+                Some(canon::calendar::Grain::Month),
+            ),
         ),
     ];
     let mut failures = Vec::new();
@@ -285,13 +278,11 @@ fn a_plan_read_where_its_sources_are_declared_otherwise_is_refused() {
             let there =
                 Engine::new(Arc::new(Catalog::load(elsewhere.path()).unwrap()), data()).unwrap();
             let rt = tokio::runtime::Runtime::new().unwrap();
-            let request = Request {
-                period: catalog.calendar.parse_period("FY2026-Q1").unwrap(),
-                as_of: None,
-                rates_as_of: None,
-                grain: None,
-                by: Vec::new(),
-            };
+            let request = request(
+                catalog.calendar.parse_period("FY2026-Q1").unwrap(),
+                None,
+                None,
+            );
             let resolved = catalog.resolve(request).unwrap();
             let planned = rt
                 .block_on(canon::compile::plans(&here, "bookings", &resolved))
