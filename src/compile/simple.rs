@@ -61,7 +61,8 @@ pub struct SimplePlan {
     /// (unconverted), `_currency`, `_rate`.
     pub detail: DataFrame,
     /// Whether `frame` also has `_members`, the distinct members of each
-    /// group: so a metric with a member and no slice asked counts them in
+    /// group of the tallied period (a snapshot's last day, a flow's only
+    /// bucket; 0 in other periods): so a metric with a member and no slice asked counts them in
     /// the run that computes it, instead of running `detail` again (a
     /// second execution of every scan and join: half of arr_monthly's time).
     /// With slices a member may be in several groups, and the counts are
@@ -237,7 +238,35 @@ async fn compile_windows(
         sources.push((x.spec.when.clone(), x.when_location.clone()));
     }
     let slices = requested_slices(metric, request, &catalog, id)?;
-    let members = metric.member.is_some() && slices.is_empty();
+    // The periods answered: a snapshot's days, a flow's buckets.
+    let buckets: Vec<Period> = if snapshot {
+        windows
+            .iter()
+            .flat_map(|w| match w {
+                Window::AsOf { label, day } => vec![(label.clone(), *day)],
+                Window::Series(days) => days.clone(),
+                Window::Period => Vec::new(),
+            })
+            .map(|(label, day)| Period {
+                label,
+                from: day,
+                to: next_day(day),
+            })
+            .collect()
+    } else {
+        request.buckets.clone()
+    };
+    // The members are tallied for one period: a snapshot's last day (the
+    // state its headline is), a flow's only bucket; a flow over several
+    // buckets counts them from `detail`, over the whole period. Of a
+    // snapshot series only the last day's are counted (a twelve-month arr
+    // counted the distinct customers of all twelve, a tenth of its plan's
+    // CPU, to read one).
+    let members = metric.member.is_some() && slices.is_empty() && (snapshot || buckets.len() == 1);
+    let tallied_day = buckets
+        .last()
+        .filter(|_| snapshot && buckets.len() > 1)
+        .map(|b| b.label.clone());
     for (_, sql, loc) in &slices {
         sources.push((sql.clone(), loc.clone()));
     }
@@ -524,7 +553,7 @@ async fn compile_windows(
             }
         };
 
-        let mut select = vec![label.alias("_period")];
+        let mut select = vec![label.clone().alias("_period")];
         for ((name, _, _), value) in slices.iter().zip(slice_values) {
             select.push(value.alias(name));
         }
@@ -549,7 +578,12 @@ async fn compile_windows(
         select.push(value.alias("_value"));
         select.push(missing_rate.alias("_missing_rate"));
         if members {
-            select.push(member_expr.alias("_member"));
+            let member = match &tallied_day {
+                Some(day) => when(label.clone().eq(lit(day.as_str())), member_expr)
+                    .otherwise(lit(ScalarValue::Utf8(None)))?,
+                None => member_expr,
+            };
+            select.push(member.alias("_member"));
         }
         parts.push(frame.project(select)?);
     }
@@ -583,23 +617,6 @@ async fn compile_windows(
         );
     }
     let frame = rows.group(group, aggregates)?;
-    let buckets = if snapshot {
-        windows
-            .iter()
-            .flat_map(|w| match w {
-                Window::AsOf { label, day } => vec![(label.clone(), *day)],
-                Window::Series(days) => days.clone(),
-                Window::Period => Vec::new(),
-            })
-            .map(|(label, day)| Period {
-                label,
-                from: day,
-                to: next_day(day),
-            })
-            .collect()
-    } else {
-        request.buckets.clone()
-    };
     Ok(SimplePlan {
         frame,
         slices: slices.into_iter().map(|(n, _, _)| n).collect(),

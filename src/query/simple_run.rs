@@ -218,12 +218,10 @@ pub(super) async fn read_simple(
         // Counted in the run that computed the groups: one group per
         // (period, exclusion), so the members of the tallied period (the last
         // day's for a snapshot series, the only one otherwise) are its groups'.
-        (Some(_), _, None) if plan.members && (last_day.is_some() || plan.buckets.len() == 1) => {
-            Some(members_of_groups(
-                &batches,
-                last_day.map(|b| b.label.as_str()),
-            )?)
-        }
+        (Some(_), _, None) if plan.members => Some(members_of_groups(
+            &batches,
+            last_day.map(|b| b.label.as_str()),
+        )?),
         (Some(_), _, None) => {
             let detail = match last_day {
                 Some(b) => crate::compile::snapshot::detail_at(plan.detail.clone(), b.from)?,
