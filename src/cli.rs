@@ -67,6 +67,10 @@ pub enum Command {
         #[arg(long)]
         analyze: bool,
     },
+    /// Draw what a metric is made of: the metrics it is computed from, its
+    /// exclusions, the entities and identity rules, the source tables,
+    /// columns and files it reads (Mermaid, Graphviz DOT or JSON).
+    Lineage(LineageArgs),
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
     /// Run the data-quality checks over every model: freshness, primary keys,
@@ -147,6 +151,42 @@ pub struct DataArgs {
     /// `.canon-cache` in the project).
     #[arg(long, env = "CANON_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LineageArgs {
+    /// The metric (see `canon list`).
+    pub metric: String,
+    /// mermaid (a Markdown page or review comment renders it), dot
+    /// (Graphviz) or json.
+    #[arg(long, value_enum, default_value = "mermaid")]
+    pub format: LineageFormat,
+    /// The period the metric is planned for (default: the current month).
+    /// What it reads does not depend on the period; a fiscal period may add
+    /// the accounting calendar.
+    #[arg(long, conflicts_with = "as_of")]
+    pub period: Option<String>,
+    /// Plan a snapshot as of the end of this day instead.
+    #[arg(long = "as-of")]
+    pub as_of: Option<String>,
+    /// Approved slices, comma separated: the columns they read are shown too.
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    /// Data root whose files are listed (default: canon.yaml's data_root).
+    /// Without one the graph stops at the columns, and says so.
+    #[arg(long, env = "CANON_DATA")]
+    pub data: Option<PathBuf>,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// How `canon lineage` draws its graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineageFormat {
+    Mermaid,
+    Dot,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -303,6 +343,7 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
         } => validate(&cli.project, data, *no_data, *deep).await,
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
+        Command::Lineage(args) => lineage(&cli.project, args).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
         Command::Check { data, format } => check(&cli.project, data, *format).await,
         Command::Publish {
@@ -728,6 +769,61 @@ async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> 
         }
     }
     emit(out.as_bytes(), args.out.as_deref(), Format::Table)
+}
+
+async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    catalog.metric(&args.metric)?;
+    let query = QueryArgs {
+        metrics: vec![args.metric.clone()],
+        period: match (&args.period, &args.as_of) {
+            (None, None) => Some(chrono::Utc::now().format("%Y-%m").to_string()),
+            (p, _) => p.clone(),
+        },
+        from: None,
+        to: None,
+        as_of: args.as_of.clone(),
+        grain: None,
+        by: args.by.clone(),
+        data: DataArgs {
+            data: args.data.clone(),
+            now: None,
+            allow_stale: false,
+            allow: Vec::new(),
+            no_cache: true,
+            cache_dir: None,
+        },
+        format: None,
+        out: None,
+    };
+    let request = catalog.resolve(request(&catalog, &query)?)?;
+    if let Some(out) = &args.out {
+        crate::output::writable_file(out)?;
+    }
+    // The files are listed when the data root is there; the plan needs none.
+    let root = data_root(&catalog, args.data.as_deref());
+    let data = if root.is_dir() {
+        DataSource::Folder(root)
+    } else {
+        DataSource::Empty
+    };
+    let engine = Engine::new(catalog, data)?;
+    crate::compile::slicing::check(&engine, &args.metric, &request.by)?;
+    let graph = crate::lineage::lineage(&engine, &args.metric, &request).await?;
+    let text = match args.format {
+        LineageFormat::Mermaid => crate::lineage::render::mermaid(&graph),
+        LineageFormat::Dot => crate::lineage::render::dot(&graph),
+        LineageFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&graph)
+                .map_err(|e| CanonError::Internal(format!("lineage as JSON: {e}")))?;
+            s.push('\n');
+            s
+        }
+    };
+    for note in &graph.notes {
+        eprintln!("note: {note}");
+    }
+    emit(text.as_bytes(), args.out.as_deref(), Format::Table)
 }
 
 async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("query", 60),
     ("validate", 60),
     ("explain", 60),
+    ("lineage", 60),
     ("sql", 60),
     ("output", 60),
     // Results and their evidence: the result cache over the governed

@@ -7,7 +7,7 @@
 //! | stage | entry point | what it does |
 //! |---|---|---|
 //! | command line | [`cli::main`] | turns flags into a [`request::Request`], resolved once ([`catalog::Catalog::resolve`] → [`request::Resolved`]), and an engine; renders, sets the exit code |
-//! | orchestration | [`query::run_metric`], [`reconcile::run`], [`publish::publish`], [`validate::validate`], [`explain::explain`], [`sql::run`] | one command each: plan, gate beside the computation, gather evidence |
+//! | orchestration | [`query::run_metric`], [`reconcile::run`], [`publish::publish`], [`validate::validate`], [`explain::explain`], [`lineage::lineage`], [`sql::run`] | one command each: plan, gate beside the computation, gather evidence |
 //! | results | [`result::GovernedResult`], [`cache::Cache`] | the governed number and its evidence; served again only while its inputs are unchanged |
 //! | quality | [`quality::check_all`], [`quality::gates::run_all`] | freshness, completeness, domains, volume, match rates, no row counted twice |
 //! | run | [`run::Engine::new`] | sources registered from checked files; fingerprints, file facts, row counts |
@@ -35,6 +35,7 @@ pub mod latest;
 pub mod latest_spans;
 #[cfg(test)]
 mod layers;
+pub mod lineage;
 pub mod output;
 pub mod protect;
 pub mod publish;

@@ -14,6 +14,7 @@ mod bench_harness;
 mod conversion_metrics;
 mod customer_metrics;
 mod flow_metrics;
+mod lineage;
 mod planning;
 mod reconciliation;
 mod renderings;
