@@ -53,6 +53,10 @@ pub enum Command {
         /// column and row group.
         #[arg(long, conflicts_with = "no_data")]
         deep: bool,
+        /// Governance warnings are errors: a certified metric whose sign-off
+        /// is stale or missing (for CI on the definitions' repository).
+        #[arg(long)]
+        strict: bool,
     },
     /// List the metric catalog.
     List,
@@ -71,6 +75,20 @@ pub enum Command {
     /// exclusions, the entities and identity rules, the source tables,
     /// columns and files it reads (Mermaid, Graphviz DOT or JSON).
     Lineage(LineageArgs),
+    /// Record that a metric's definition as it is now was approved: its
+    /// version and the sha256 of its closure (the metric, its exclusions,
+    /// the entities, sources and settings it reads) go into signoffs.yaml.
+    Signoff {
+        /// The metrics approved (see `canon list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        metrics: Vec<String>,
+        /// Every certified metric.
+        #[arg(long)]
+        all: bool,
+        /// Who approves (a person, or a review such as `RevOps review 2026-12`).
+        #[arg(long)]
+        by: String,
+    },
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
     /// Run the data-quality checks over every model: freshness, primary keys,
@@ -340,10 +358,12 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
             data,
             no_data,
             deep,
-        } => validate(&cli.project, data, *no_data, *deep).await,
+            strict,
+        } => validate(&cli.project, data, (*no_data, *deep, *strict)).await,
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
         Command::Lineage(args) => lineage(&cli.project, args).await,
+        Command::Signoff { metrics, all, by } => signoff(&cli.project, metrics, *all, by).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
         Command::Check { data, format } => check(&cli.project, data, *format).await,
         Command::Publish {
@@ -736,7 +756,12 @@ async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
     for name in &args.metrics {
         tracing::info!(metric = %name, period = %request.period.label, "computing");
         match crate::query::run_metric(&engine, name, &request).await {
-            Ok(result) => results.push(result),
+            Ok(result) => {
+                if let Some(w) = result.lifecycle.as_ref().and_then(|l| l.warning(name)) {
+                    eprintln!("warning: {w}");
+                }
+                results.push(result)
+            }
             Err(e) => return Err(engine.located(e, None).await),
         }
     }
@@ -826,6 +851,38 @@ async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
     emit(text.as_bytes(), args.out.as_deref(), Format::Table)
 }
 
+async fn signoff(project: &Path, metrics: &[String], all: bool, by: &str) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let names: Vec<String> = if all {
+        catalog
+            .metrics
+            .keys()
+            .filter(|n| {
+                catalog
+                    .metric(n)
+                    .is_ok_and(|(_, _, m)| m.status == crate::spec::MetricStatus::Certified)
+            })
+            .cloned()
+            .collect()
+    } else {
+        metrics.to_vec()
+    };
+    // The wall clock, even under a pinned `clock` (the sample's extract
+    // time says nothing of when anyone approved anything).
+    for s in crate::lifecycle::sign(catalog.clone(), &names, by, chrono::Utc::now()).await? {
+        println!(
+            "signed off {} v{} (closure {}) by {} at {}",
+            s.metric,
+            s.version,
+            &s.closure_sha256[..12],
+            s.by,
+            s.at
+        );
+    }
+    println!("wrote {}", catalog.files.project.spec.signoffs);
+    Ok(())
+}
+
 async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
     let catalog = Arc::new(Catalog::load(project)?);
     let period = match (&args.period, &args.from, &args.to) {
@@ -857,11 +914,15 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
     emit(&bytes, args.out.as_deref(), format)
 }
 
-async fn validate(project: &Path, data: &DataArgs, no_data: bool, deep: bool) -> Result<()> {
+async fn validate(
+    project: &Path,
+    data: &DataArgs,
+    (no_data, deep, strict): (bool, bool, bool),
+) -> Result<()> {
     let started = std::time::Instant::now();
     let catalog = Arc::new(Catalog::load(project)?);
     let root = (!no_data).then(|| data_root(&catalog, data.data.as_deref()));
-    let report = crate::validate::validate(catalog, root.as_deref(), deep).await?;
+    let report = crate::validate::validate(catalog, root.as_deref(), deep, strict).await?;
     print!("{report}");
     println!(
         "loaded, checked and compiled in {:.1} ms",

@@ -18,7 +18,6 @@ const LAYERS: &[(&str, u32)] = &[
     ("query", 60),
     ("validate", 60),
     ("explain", 60),
-    ("lineage", 60),
     ("sql", 60),
     ("output", 60),
     // Results and their evidence: the result cache over the governed
@@ -26,6 +25,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("cache", 53),
     ("result", 52),
     ("quality", 51),
+    // What a metric is made of (its lineage and definition closure), and
+    // whether its sign-off approves it as it is.
+    ("lifecycle", 46),
+    ("lineage", 45),
     // Execution: sources registered from checked files, file facts,
     // fingerprints, the memory of row counts.
     ("run", 40),

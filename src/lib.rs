@@ -35,6 +35,7 @@ pub mod latest;
 pub mod latest_spans;
 #[cfg(test)]
 mod layers;
+pub mod lifecycle;
 pub mod lineage;
 pub mod output;
 pub mod protect;

@@ -104,6 +104,14 @@ pub async fn publish(
                 "--only {name}: not a metric or reconciliation"
             )));
         }
+        if let Ok((_, _, m)) = catalog.metric(name)
+            && m.status != MetricStatus::Certified
+        {
+            return Err(CanonError::request(format!(
+                "--only {name}: `{name}` is {}, and publish carries certified metrics only",
+                m.status.name()
+            )));
+        }
     }
     if let crate::run::DataSource::Folder(root) = &engine.data {
         let cache = engine.fingerprints().map(|c| c.dir().to_path_buf());
@@ -168,9 +176,25 @@ async fn build(
     let mut files = Vec::new();
     let mut entries = Vec::new();
     let mut exclusion_rows: Vec<ExclusionRow> = Vec::new();
+    let judge = crate::lifecycle::Judge::new(engine.catalog.clone())?;
     for name in catalog.metrics.keys() {
         let (_, _, spec) = catalog.metric(name)?;
         if spec.status != MetricStatus::Certified || !wanted(name) {
+            continue;
+        }
+        // A certified number is published only as the definition its
+        // sign-off approved: otherwise blocked, with the reason, in every
+        // period (never left out silently).
+        let lifecycle = judge.lifecycle(name).await?;
+        if let Some(why) = lifecycle.blocked_reason(name) {
+            tracing::warn!(metric = %name, "{why}");
+            for period in periods {
+                entries.push(ManifestEntry::blocked(
+                    name,
+                    period,
+                    &CanonError::Blocked(why.clone()),
+                ));
+            }
             continue;
         }
         let mut results: Vec<GovernedResult> = Vec::new();

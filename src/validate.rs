@@ -17,10 +17,15 @@ use crate::yaml_path;
 
 /// Checks the whole project; all definition problems are reported at once.
 /// With `deep`, every file's pages are decoded too, not only its footer read.
+///
+/// A certified metric whose sign-off is stale or missing is a warning in
+/// the report, and with `strict` an error located at its sign-off (or its
+/// status when it has none).
 pub async fn validate(
     catalog: Arc<Catalog>,
     data_root: Option<&Path>,
     deep: bool,
+    strict: bool,
 ) -> Result<String> {
     let engine = Engine::new(catalog.clone(), DataSource::Empty)?;
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
@@ -85,6 +90,10 @@ pub async fn validate(
     if !diagnostics.is_empty() {
         return Err(CanonError::Definition(diagnostics));
     }
+    let governance = governance_problems(&catalog).await?;
+    if strict && !governance.is_empty() {
+        return Err(CanonError::Definition(governance));
+    }
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -94,6 +103,24 @@ pub async fn validate(
         catalog.entities.len(),
         catalog.metrics.len()
     );
+    let certified = catalog
+        .metrics
+        .keys()
+        .filter(|n| {
+            catalog
+                .metric(n)
+                .is_ok_and(|(_, _, m)| m.status == crate::spec::MetricStatus::Certified)
+        })
+        .count();
+    if governance.is_empty() {
+        let _ = writeln!(
+            report,
+            "sign-offs ok: every certified metric ({certified}) is signed off as it is defined now"
+        );
+    }
+    for d in &governance {
+        let _ = writeln!(report, "warning: {}: {}", d.location, d.message);
+    }
     if let Some(root) = data_root {
         if !root.is_dir() {
             return Err(CanonError::request(format!(
@@ -125,6 +152,33 @@ pub async fn validate(
         );
     }
     Ok(report)
+}
+
+/// The certified metrics whose sign-off does not approve them as they are,
+/// each located at its sign-off, or at its status when it has none.
+async fn governance_problems(catalog: &Arc<Catalog>) -> Result<Vec<Diagnostic>> {
+    let judge = crate::lifecycle::Judge::new(catalog.clone())?;
+    let mut out = Vec::new();
+    for (name, id) in &catalog.metrics {
+        let lifecycle = judge.lifecycle(name).await?;
+        let Some(why) = lifecycle.blocked_reason(name) else {
+            continue;
+        };
+        let location = catalog
+            .files
+            .signoffs
+            .as_ref()
+            .and_then(|f| {
+                let i = f.spec.signoffs.iter().position(|s| &s.metric == name)?;
+                Some(f.at(&yaml_path!["signoffs", i, "closure_sha256"]))
+            })
+            .unwrap_or_else(|| catalog.metric_at(*id, &yaml_path!["status"]));
+        out.push(Diagnostic {
+            location,
+            message: why,
+        });
+    }
+    Ok(out)
 }
 
 /// Every file of every source against its model; all mismatches at once, each

@@ -6,6 +6,7 @@
 //! run in `validate` by compiling every definition over empty tables.
 
 mod kinds;
+mod lifecycle;
 pub mod lines;
 
 use std::collections::BTreeMap;
@@ -242,6 +243,7 @@ impl Catalog {
                 lines::check(&catalog, fi, ri, &mut diags);
             }
         }
+        lifecycle::check(&catalog, &mut diags);
         if diags.is_empty() {
             Ok(catalog)
         } else {

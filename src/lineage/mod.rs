@@ -13,6 +13,7 @@
 //! The graph is plain data ([`Graph`], serialized as `--format json`);
 //! [`render`] draws it as Mermaid or Graphviz DOT.
 
+pub mod closure;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -61,13 +61,21 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
             computed_ms: Some(result.elapsed_ms),
         };
         gate(engine, &mut result)?;
+        result.lifecycle = Some(crate::lifecycle::of(engine.catalog.clone(), name).await?);
         result.elapsed_ms = started.elapsed().as_millis();
         tracing::info!(metric = %name, "served from cache");
         return Ok(result);
     }
-    let mut result = compute_metric(engine, name, request, started)
-        .await
-        .map_err(|e| crate::blame::in_metric(&engine.catalog, name, &request.by, e))?;
+    let (result, lifecycle) = futures::try_join!(
+        async {
+            compute_metric(engine, name, request, started)
+                .await
+                .map_err(|e| crate::blame::in_metric(&engine.catalog, name, &request.by, e))
+        },
+        crate::lifecycle::of(engine.catalog.clone(), name)
+    )?;
+    let mut result = result;
+    result.lifecycle = Some(lifecycle);
     gate(engine, &mut result)?;
     if let Some((cache, root, key)) = cache {
         result.cache.status = "miss".into();
@@ -304,6 +312,8 @@ async fn compute_metric(
         // Both set by `gate`.
         quality_status: String::new(),
         overrides: Vec::new(),
+        // Set by `run_metric`, on every run.
+        lifecycle: None,
         now: engine.now.to_rfc3339(),
         fingerprint,
         cache: CacheNote::off(),

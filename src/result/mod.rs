@@ -175,6 +175,11 @@ pub struct GovernedResult {
     /// Explicit overrides the run was made with (e.g. `allow_stale`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// Whether the definition is certified and its sign-off current, or a
+    /// draft, or deprecated (and what replaces it); judged on every run,
+    /// a cached result's included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::lifecycle::Lifecycle>,
     /// The "now" freshness was judged against.
     pub now: String,
     pub fingerprint: String,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::limits;
 use super::locate::{LazyIndex, Step};
-use super::{MetricFileSpec, ModelFileSpec, ProjectSpec};
+use super::{MetricFileSpec, ModelFileSpec, ProjectSpec, SignoffFileSpec};
 use crate::error::{CanonError, Diagnostic, Location, Result};
 
 /// One YAML file, parsed, with what later stages need to point back into it.
@@ -37,6 +37,8 @@ pub struct ProjectFiles {
     pub project: SourceFile<ProjectSpec>,
     pub models: Vec<SourceFile<ModelFileSpec>>,
     pub metrics: Vec<SourceFile<MetricFileSpec>>,
+    /// canon.yaml's `signoffs` file, when it exists.
+    pub signoffs: Option<SourceFile<SignoffFileSpec>>,
 }
 
 /// Reads canon.yaml and every YAML file under its models/ and metrics/
@@ -71,6 +73,11 @@ pub fn load_project(root: &Path) -> Result<ProjectFiles> {
         .iter()
         .filter_map(|p| read_yaml::<MetricFileSpec>(root, p, &mut diagnostics))
         .collect();
+    let signoffs_path = root.join(&project.spec.signoffs);
+    let signoffs = signoffs_path
+        .exists()
+        .then(|| read_yaml::<SignoffFileSpec>(root, &signoffs_path, &mut diagnostics))
+        .flatten();
     if !diagnostics.is_empty() {
         return Err(CanonError::Definition(diagnostics));
     }
@@ -79,6 +86,7 @@ pub fn load_project(root: &Path) -> Result<ProjectFiles> {
         project,
         models,
         metrics,
+        signoffs,
     })
 }
 

@@ -63,6 +63,37 @@ pub struct ProjectSpec {
     /// rates (`quality::thresholds` holds the defaults).
     #[serde(default)]
     pub quality: QualitySpec,
+    /// The file of sign-offs, relative to canon.yaml (default
+    /// `signoffs.yaml`): who approved which closure of each certified metric.
+    #[serde(default = "default_signoffs_file")]
+    pub signoffs: String,
+}
+
+fn default_signoffs_file() -> String {
+    "signoffs.yaml".into()
+}
+
+/// `signoffs.yaml`: one sign-off per metric, written by `canon signoff` and
+/// reviewed with the definition change it approves.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignoffFileSpec {
+    #[serde(default)]
+    pub signoffs: Vec<SignoffSpec>,
+}
+
+/// Who approved a metric's definition, when, and exactly what: the version
+/// and the sha256 of its closure (`lineage::closure`). A definition whose
+/// closure no longer hashes to this has a stale sign-off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignoffSpec {
+    pub metric: String,
+    pub version: u32,
+    pub closure_sha256: String,
+    pub by: String,
+    /// RFC 3339.
+    pub at: String,
 }
 
 /// canon.yaml `quality:`: when a rate of `canon check` warns. Each is a
@@ -786,6 +817,9 @@ pub struct MetricSpec {
     pub kind: MetricKind,
     pub version: u32,
     pub status: MetricStatus,
+    /// A deprecated metric's replacement, which queries of it name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
     pub owner: String,
     pub description: String,
     /// The system of record whose entities the metric reads (`crm`, `finance`, ...).

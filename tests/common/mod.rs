@@ -651,10 +651,11 @@ pub fn write_finance(root: &Path) {
     );
 }
 
-/// A copy of the repository's project (canon.yaml, models/, metrics/) in a
-/// temporary folder, for tests that change a definition.
+/// A copy of the repository's project (canon.yaml, signoffs.yaml, models/,
+/// metrics/) in a temporary folder, for tests that change a definition.
 pub fn copy_project(to: &Path) {
     std::fs::copy(repo().join("canon.yaml"), to.join("canon.yaml")).unwrap();
+    std::fs::copy(repo().join("signoffs.yaml"), to.join("signoffs.yaml")).unwrap();
     for dir in ["models", "metrics"] {
         std::fs::create_dir_all(to.join(dir)).unwrap();
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {

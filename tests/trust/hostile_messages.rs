@@ -226,6 +226,9 @@ fn a_failed_publish_names_the_metric_and_publishes_nothing() {
         BOOKINGS_MEASURE,
         "      expr: amount / 0\n",
     );
+    // Approved as it is, so publish computes it instead of blocking it.
+    let signed = canon(p.path(), &["signoff", "bookings", "--by", "test"]);
+    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
     let out = canon(
         p.path(),
         &[

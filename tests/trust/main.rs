@@ -17,6 +17,7 @@ mod domains;
 mod errors;
 mod hostile_data;
 mod hostile_messages;
+mod lifecycle;
 mod publish;
 mod quality;
 mod row_gates;

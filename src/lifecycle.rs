@@ -1,0 +1,219 @@
+//! Whether a metric's number may be relied on as governed: its status
+//! (draft → certified → deprecated), the replacement a deprecated metric
+//! names, and for a certified metric whether its sign-off approves the
+//! definition as it is now (the sha256 of its closure, `lineage::closure`).
+//!
+//! Queries say so on stderr and in the result; `canon publish` carries
+//! certified metrics only and publishes one whose sign-off is stale or
+//! missing as blocked, never leaving it out silently; `canon signoff`
+//! records a sign-off in the project's sign-off file.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::error::{CanonError, Result};
+use crate::lineage::closure::{closure, planner};
+use crate::run::Engine;
+use crate::spec::{MetricStatus, SignoffFileSpec, SignoffSpec};
+
+/// A metric's lifecycle, as a result carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// `draft`, `certified` or `deprecated`.
+    pub status: String,
+    /// A deprecated metric's replacement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+    /// A certified metric's sign-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signoff: Option<Signoff>,
+}
+
+/// A certified metric's sign-off against its definition now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signoff {
+    /// `current` (the closure and version approved are today's), `stale`
+    /// (the definition changed since) or `missing`.
+    pub state: String,
+    /// The sha256 of the metric's closure now.
+    pub closure_sha256: String,
+    /// What was approved, by whom and when (none when missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<SignoffSpec>,
+}
+
+impl Lifecycle {
+    /// What a reader of metric `name`'s number must be told, if anything.
+    pub fn warning(&self, name: &str) -> Option<String> {
+        match (self.status.as_str(), &self.replaced_by, &self.signoff) {
+            ("draft", _, _) => Some(format!(
+                "`{name}` is a draft: its definition is not certified, and publish does not carry it"
+            )),
+            ("deprecated", Some(r), _) => {
+                Some(format!("`{name}` is deprecated: use `{r}` instead"))
+            }
+            (_, _, Some(s)) if s.state != "current" => self.blocked_reason(name),
+            _ => None,
+        }
+    }
+
+    /// Why `canon publish` shows certified metric `name` as blocked: its
+    /// sign-off does not approve its definition as it is now.
+    pub fn blocked_reason(&self, name: &str) -> Option<String> {
+        let s = self.signoff.as_ref()?;
+        match (&s.approved, s.state.as_str()) {
+            (_, "current") => None,
+            (Some(a), _) => Some(format!(
+                "sign-off stale: `{name}`'s definition changed since {} approved version {} on {} (closure {} now, {} approved); review it with `canon diff`, then `canon signoff {name} --by NAME`",
+                a.by,
+                a.version,
+                a.at,
+                short(&s.closure_sha256),
+                short(&a.closure_sha256)
+            )),
+            (None, _) => Some(format!(
+                "sign-off missing: certified metric `{name}` has no sign-off; `canon signoff {name} --by NAME` records one"
+            )),
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// Judges metrics' lifecycles in one catalog, planning their closures on
+/// one engine of its own (without data).
+pub struct Judge {
+    engine: Engine,
+}
+
+impl Judge {
+    pub fn new(catalog: Arc<Catalog>) -> Result<Judge> {
+        Ok(Judge {
+            engine: planner(catalog)?,
+        })
+    }
+
+    /// Metric `name`'s lifecycle (a certified metric's closure is planned to
+    /// judge its sign-off).
+    pub async fn lifecycle(&self, name: &str) -> Result<Lifecycle> {
+        of_on(&self.engine, name).await
+    }
+
+    /// The sha256 of metric `name`'s closure now.
+    pub async fn closure_sha256(&self, name: &str) -> Result<String> {
+        Ok(closure(&self.engine, name).await?.sha256())
+    }
+}
+
+/// Metric `name`'s lifecycle in `catalog`.
+pub async fn of(catalog: Arc<Catalog>, name: &str) -> Result<Lifecycle> {
+    Judge::new(catalog)?.lifecycle(name).await
+}
+
+async fn of_on(engine: &Engine, name: &str) -> Result<Lifecycle> {
+    let catalog = engine.catalog.clone();
+    let (_, _, m) = catalog.metric(name)?;
+    let signoff = match m.status {
+        MetricStatus::Certified => {
+            let sha = closure(engine, name).await?.sha256();
+            let approved = recorded(&catalog, name).cloned();
+            let current = approved
+                .as_ref()
+                .is_some_and(|a| a.closure_sha256 == sha && a.version == m.version);
+            Some(Signoff {
+                state: match (&approved, current) {
+                    (_, true) => "current",
+                    (Some(_), false) => "stale",
+                    (None, _) => "missing",
+                }
+                .to_string(),
+                closure_sha256: sha,
+                approved,
+            })
+        }
+        _ => None,
+    };
+    Ok(Lifecycle {
+        status: m.status.name().to_string(),
+        replaced_by: m.replaced_by.clone(),
+        signoff,
+    })
+}
+
+/// The sign-off recorded for metric `name`, if any.
+pub fn recorded<'a>(catalog: &'a Catalog, name: &str) -> Option<&'a SignoffSpec> {
+    catalog
+        .files
+        .signoffs
+        .as_ref()?
+        .spec
+        .signoffs
+        .iter()
+        .find(|s| s.metric == name)
+}
+
+/// Records `by`'s sign-off of each of `names` as defined now, at `at`,
+/// in the project's sign-off file (replacing each one's earlier sign-off;
+/// the others are kept), written atomically. A deprecated metric is not
+/// signed off: it is on its way out.
+pub async fn sign(
+    catalog: Arc<Catalog>,
+    names: &[String],
+    by: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<SignoffSpec>> {
+    if by.trim().is_empty() {
+        return Err(CanonError::request(
+            "--by names who approves the definition (a person or a review)",
+        ));
+    }
+    let mut file: SignoffFileSpec = catalog
+        .files
+        .signoffs
+        .as_ref()
+        .map(|f| f.spec.clone())
+        .unwrap_or_default();
+    let judge = Judge::new(catalog.clone())?;
+    let mut signed = Vec::new();
+    for name in names {
+        let (_, _, m) = catalog.metric(name)?;
+        if m.status == MetricStatus::Deprecated {
+            return Err(CanonError::request(format!(
+                "`{name}` is deprecated{}: a deprecated metric is not signed off",
+                m.replaced_by
+                    .as_ref()
+                    .map(|r| format!(" (replaced by `{r}`)"))
+                    .unwrap_or_default()
+            )));
+        }
+        let spec = SignoffSpec {
+            metric: name.clone(),
+            version: m.version,
+            closure_sha256: judge.closure_sha256(name).await?,
+            by: by.trim().to_string(),
+            at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        file.signoffs.retain(|s| &s.metric != name);
+        file.signoffs.push(spec.clone());
+        signed.push(spec);
+    }
+    file.signoffs.sort_by(|a, b| a.metric.cmp(&b.metric));
+    let yaml = serde_yaml::to_string(&file)
+        .map_err(|e| CanonError::Internal(format!("writing sign-offs: {e}")))?;
+    let text = format!(
+        "# Sign-offs of metric definitions: who approved which version, and the sha256 of the\n\
+         # definition's closure they approved (the metric, its exclusions, the entities, sources\n\
+         # and settings it reads). Written by `canon signoff`; review changes to it like any\n\
+         # definition change. Comments other than this one are not kept.\n{yaml}"
+    );
+    let path = catalog
+        .files
+        .root
+        .join(&catalog.files.project.spec.signoffs);
+    crate::atomic::write_file(&path, text.as_bytes())?;
+    Ok(signed)
+}

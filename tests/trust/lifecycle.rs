@@ -1,0 +1,269 @@
+//! A metric's lifecycle through the real binary (issue 17 item 5): a
+//! certified number is published only as the definition its sign-off
+//! approved; a change anywhere in its closure (here a shared exclusion in
+//! metrics/exclusions.yaml) makes the sign-off stale, which queries say and
+//! publish shows as blocked; `canon signoff` approves the definition again;
+//! drafts and deprecated metrics say what they are.
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn sample_data() -> std::path::PathBuf {
+    repo().join("sample_data")
+}
+
+fn edit(project: &Path, file: &str, from: &str, to: &str) {
+    let path = project.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no `{from}`");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn query(project: &Path, metric: &str) -> (serde_json::Value, String) {
+    let data = sample_data();
+    let out = canon(
+        project,
+        &[
+            "query",
+            metric,
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "json",
+            "--no-cache",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (serde_json::from_str(&stdout(&out)).unwrap(), stderr(&out))
+}
+
+fn published(project: &Path, only: &str) -> serde_json::Value {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("pub");
+    let o = publish_only(project, &sample_data(), &out, only, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn statuses(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// The committed sample is signed off as it is: every certified metric's
+// sign-off is current (a definition change without `canon signoff` fails
+// here first).
+#[test]
+fn the_sample_is_signed_off_as_it_is() {
+    let (r, err) = query(&repo(), "bookings");
+    assert_eq!(r["lifecycle"]["status"], "certified");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
+    assert!(!err.contains("warning"), "{err}");
+}
+
+// test_account is shared: bookings names it, mqls does not (its exclusions
+// are deleted, test_email, internal_email), so changing it makes bookings'
+// sign-off stale and leaves mqls' current.
+#[test]
+fn a_changed_shared_exclusion_makes_the_signoff_stale_and_publish_blocks_the_metric() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    edit(
+        project.path(),
+        "metrics/exclusions.yaml",
+        "strpos(lower(account.name), 'test') > 0",
+        "strpos(lower(account.name), 'tst') > 0",
+    );
+    let (r, err) = query(project.path(), "bookings");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "stale", "{r}");
+    assert!(
+        err.contains("warning: sign-off stale: `bookings`'s definition changed since Acme metrics council (sample) approved version 1"),
+        "{err}"
+    );
+    let (r, _) = query(project.path(), "mqls");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
+
+    // Blocked in each of the four configured periods, with the reason.
+    let m = published(project.path(), "bookings");
+    assert_eq!(statuses(&m), ["blocked"; 4]);
+    assert!(
+        m["metrics"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("sign-off stale: `bookings`'s definition changed"),
+        "{m}"
+    );
+    assert_eq!(
+        statuses(&published(project.path(), "mqls")),
+        ["published"; 4]
+    );
+
+    // Approved again, it is current and published; the other sign-offs are kept.
+    let out = canon(project.path(), &["signoff", "bookings", "--by", "Jane Doe"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("signed off bookings v1 (closure "),
+        "{}",
+        stdout(&out)
+    );
+    let (r, err) = query(project.path(), "bookings");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
+    assert_eq!(r["lifecycle"]["signoff"]["approved"]["by"], "Jane Doe");
+    assert!(!err.contains("warning"), "{err}");
+    let file = std::fs::read_to_string(project.path().join("signoffs.yaml")).unwrap();
+    assert_eq!(file.matches("- metric: ").count(), 20, "{file}");
+    assert_eq!(
+        statuses(&published(project.path(), "bookings")),
+        ["published"; 4]
+    );
+}
+
+// A change outside the closure (the support desk's ticket entity, which no
+// sales metric reads) leaves bookings' sign-off current; a version bump
+// alone makes it stale (a new version is approved anew).
+#[test]
+fn only_what_the_metric_reads_and_its_version_count() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    edit(
+        project.path(),
+        "models/support.yaml",
+        "description: A customer company in the support desk;",
+        "description: (edited) A customer company in the support desk;",
+    );
+    let (r, _) = query(project.path(), "bookings");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
+    edit(
+        project.path(),
+        "metrics/sales.yaml",
+        "version: 1",
+        "version: 2",
+    );
+    let (r, _) = query(project.path(), "bookings");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "stale", "{r}");
+}
+
+#[test]
+fn a_certified_metric_without_a_signoff_is_blocked_as_missing() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    std::fs::remove_file(project.path().join("signoffs.yaml")).unwrap();
+    let (r, err) = query(project.path(), "bookings");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "missing", "{r}");
+    assert!(
+        err.contains("warning: sign-off missing: certified metric `bookings` has no sign-off"),
+        "{err}"
+    );
+    let m = published(project.path(), "bookings");
+    assert_eq!(statuses(&m), ["blocked"; 4]);
+}
+
+// new_business_share is the sample's draft.
+#[test]
+fn drafts_and_deprecated_metrics_say_so_and_are_not_published() {
+    let (r, err) = query(&repo(), "new_business_share");
+    assert_eq!(r["lifecycle"]["status"], "draft");
+    assert!(r["lifecycle"].get("signoff").is_none(), "{r}");
+    assert!(
+        err.contains("warning: `new_business_share` is a draft: its definition is not certified, and publish does not carry it"),
+        "{err}"
+    );
+
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let sales = std::fs::read_to_string(project.path().join("metrics/sales.yaml")).unwrap();
+    // closed_deals (certified) deprecated in favour of won_deals.
+    let at = sales.find("- name: closed_deals").unwrap();
+    let status = at + sales[at..].find("status: certified").unwrap();
+    let edited = format!(
+        "{}status: deprecated\n    replaced_by: won_deals{}",
+        &sales[..status],
+        &sales[status + "status: certified".len()..]
+    );
+    std::fs::write(project.path().join("metrics/sales.yaml"), edited).unwrap();
+    let (r, err) = query(project.path(), "closed_deals");
+    assert_eq!(r["lifecycle"]["status"], "deprecated");
+    assert_eq!(r["lifecycle"]["replaced_by"], "won_deals");
+    assert!(
+        err.contains("warning: `closed_deals` is deprecated: use `won_deals` instead"),
+        "{err}"
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = publish_only(
+        project.path(),
+        &sample_data(),
+        &out_dir.path().join("p"),
+        "closed_deals",
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--only closed_deals: `closed_deals` is deprecated, and publish carries certified metrics only"),
+        "{}",
+        stderr(&o)
+    );
+    let o = canon(project.path(), &["signoff", "closed_deals", "--by", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("`closed_deals` is deprecated (replaced by `won_deals`): a deprecated metric is not signed off"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `canon validate --no-data`'s stderr on the sample with `file`'s `from`
+/// replaced by `to`.
+fn refused(file: &str, from: &str, to: &str) -> String {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    edit(project.path(), file, from, to);
+    let out = canon(project.path(), &["validate", "--no-data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    stderr(&out)
+}
+
+#[test]
+fn lifecycle_rules_and_the_signoff_file_are_checked_with_locations() {
+    let sales_deprecated = refused(
+        "metrics/sales.yaml",
+        "status: certified",
+        "status: deprecated",
+    );
+    let replaced_unknown = refused(
+        "metrics/sales.yaml",
+        "status: certified",
+        "status: deprecated\n    replaced_by: bookngs",
+    );
+    let draft_replaced = refused(
+        "metrics/sales.yaml",
+        "status: certified",
+        "status: certified\n    replaced_by: won_deals",
+    );
+    let no_description = refused(
+        "metrics/sales.yaml",
+        "description: >\n      Σ amount in USD of won deals whose close_date is in the period. Each deal converts at the\n      corporate rate in force on its close_date, rounded to the cent per deal (half away from\n      zero); USD amounts are not rounded again. Every sum after that is exact.",
+        "description: \" \"",
+    );
+    let unknown = refused("signoffs.yaml", "- metric: arr\n", "- metric: ar\n");
+    let bad_sha = refused("signoffs.yaml", "closure_sha256: ", "closure_sha256: XYZ");
+    let bad_time = refused("signoffs.yaml", "at: 2", "at: yesterday 2");
+    insta::assert_snapshot!(
+        [
+            sales_deprecated,
+            replaced_unknown,
+            draft_replaced,
+            no_description,
+            unknown,
+            bad_sha,
+            bad_time
+        ]
+        .join("\n---\n")
+    );
+}
