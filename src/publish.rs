@@ -268,6 +268,34 @@ async fn build(
         .filter(|n| wanted(n))
         .collect();
     for name in names {
+        // A bridge ties its two governed sides: while either one's sign-off
+        // does not approve it as it is, neither does the bridge.
+        let sides = catalog
+            .files
+            .metrics
+            .iter()
+            .flat_map(|f| f.spec.reconciliations.iter())
+            .find(|r| r.name == name)
+            .map(|r| [r.bookings.clone(), r.revenue.clone()])
+            .unwrap_or_default();
+        let mut unapproved = None;
+        for side in sides.iter().filter(|s| !s.is_empty()) {
+            if let Some(why) = judge.lifecycle(side).await?.blocked_reason(side) {
+                unapproved = Some(format!("its side `{side}`: {why}"));
+                break;
+            }
+        }
+        if let Some(why) = unapproved {
+            tracing::warn!(reconciliation = %name, "{why}");
+            for period in periods {
+                reconciliations.push(ManifestEntry::blocked(
+                    &name,
+                    period,
+                    &CanonError::Blocked(why.clone()),
+                ));
+            }
+            continue;
+        }
         for period in periods {
             match crate::reconcile::run(engine, &name, period, true).await {
                 Ok(r) => {

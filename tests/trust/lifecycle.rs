@@ -104,6 +104,22 @@ fn a_changed_shared_exclusion_makes_the_signoff_stale_and_publish_blocks_the_met
         statuses(&published(project.path(), "mqls")),
         ["published"; 4]
     );
+    // The bridge over bookings is blocked with it.
+    let m = published(project.path(), "bookings_to_revenue");
+    let bridge: Vec<&str> = m["reconciliations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(bridge, ["blocked"; 4], "{m}");
+    assert!(
+        m["reconciliations"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("its side `bookings`: sign-off stale"),
+        "{m}"
+    );
 
     // Approved again, it is current and published; the other sign-offs are kept.
     let out = canon(project.path(), &["signoff", "bookings", "--by", "Jane Doe"]);
