@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::calendar::Grain;
 use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
 use crate::protect::Protected;
@@ -88,6 +87,19 @@ pub enum Command {
         /// Who approves (a person, or a review such as `RevOps review 2026-12`).
         #[arg(long)]
         by: String,
+    },
+    /// Run the definition tests of `<metrics>/tests/*.yaml`: fixture
+    /// companies and the values their metrics must give, worked by hand.
+    /// Exits 1 when a test fails.
+    Test {
+        /// Only the tests of these metrics or reconciliations.
+        #[arg(long = "only", value_name = "NAME")]
+        only: Vec<String>,
+        /// Also drop each exclusion and negate each filter of every certified
+        /// metric in turn: some test must fail each time (exits 1 when a
+        /// change survives).
+        #[arg(long)]
+        mutate: bool,
     },
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
@@ -363,6 +375,7 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
         Command::Lineage(args) => lineage(&cli.project, args).await,
+        Command::Test { only, mutate } => test(&cli.project, only, *mutate).await,
         Command::Signoff { metrics, all, by } => signoff(&cli.project, metrics, *all, by).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
         Command::Check { data, format } => check(&cli.project, data, *format).await,
@@ -690,60 +703,15 @@ async fn check(project: &Path, data: &DataArgs, format: Option<Format>) -> Resul
 }
 
 fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
-    let cal = &catalog.calendar;
-    let as_of = args
-        .as_of
-        .as_deref()
-        .map(|d| {
-            chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
-                CanonError::request(format!("cannot read --as-of `{d}`: use a day, 2025-06-30"))
-            })
-        })
-        .transpose()?;
-    let period = match (&args.period, &args.from, &args.to, as_of) {
-        (Some(p), _, _, None) => cal.parse_period(p)?,
-        (None, Some(f), Some(t), None) => cal.parse_period(&format!("{f}..{t}"))?,
-        (None, None, None, Some(d)) => cal.parse_period(&d.to_string())?,
-        (_, _, _, Some(_)) => {
-            return Err(CanonError::request(
-                "--as-of names one day; for a series use --from D --to D --grain month",
-            ));
-        }
-        _ => {
-            return Err(CanonError::request(
-                "say which period: --period FY2026-Q1 (or 2025-03, 2025, FY2026, 2025-02-01..2025-05-01), --from D --to D, or --as-of D for a snapshot",
-            ));
-        }
-    };
-    let grain = args.grain.as_deref().map(Grain::parse).transpose()?;
-    Ok(Request {
-        period,
-        as_of,
-        rates_as_of: None,
-        grain,
-        by: slices(&args.by)?,
-    })
-}
-
-/// `--by`'s slice names, trimmed: an empty one (`--by deal_type,`) or one
-/// named twice (the engine would see a duplicate column) is refused.
-fn slices(by: &[String]) -> Result<Vec<String>> {
-    let written = by.join(",");
-    let mut out: Vec<String> = Vec::new();
-    for s in by.iter().map(|s| s.trim()) {
-        if s.is_empty() {
-            return Err(CanonError::request(format!(
-                "--by `{written}` has an empty slice name: separate names by single commas, e.g. --by deal_type,country"
-            )));
-        }
-        if out.iter().any(|o| o == s) {
-            return Err(CanonError::request(format!(
-                "--by `{written}` names slice `{s}` twice: name each slice once"
-            )));
-        }
-        out.push(s.to_string());
+    crate::request::Asked {
+        period: args.period.clone(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        as_of: args.as_of.clone(),
+        grain: args.grain.clone(),
+        by: args.by.clone(),
     }
-    Ok(out)
+    .request(&catalog.calendar)
 }
 
 /// Every format a governed result or a bridge is written in.
@@ -799,29 +767,16 @@ async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> 
 async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
     let catalog = Arc::new(Catalog::load(project)?);
     catalog.metric(&args.metric)?;
-    let query = QueryArgs {
-        metrics: vec![args.metric.clone()],
+    let asked = crate::request::Asked {
         period: match (&args.period, &args.as_of) {
             (None, None) => Some(chrono::Utc::now().format("%Y-%m").to_string()),
             (p, _) => p.clone(),
         },
-        from: None,
-        to: None,
         as_of: args.as_of.clone(),
-        grain: None,
         by: args.by.clone(),
-        data: DataArgs {
-            data: args.data.clone(),
-            now: None,
-            allow_stale: false,
-            allow: Vec::new(),
-            no_cache: true,
-            cache_dir: None,
-        },
-        format: None,
-        out: None,
+        ..Default::default()
     };
-    let request = catalog.resolve(request(&catalog, &query)?)?;
+    let request = catalog.resolve(asked.request(&catalog.calendar)?)?;
     if let Some(out) = &args.out {
         crate::output::writable_file(out)?;
     }
@@ -849,6 +804,55 @@ async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
         eprintln!("note: {note}");
     }
     emit(text.as_bytes(), args.out.as_deref(), Format::Table)
+}
+
+async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let files = crate::testing::load(&catalog)?;
+    let known = crate::testing::tested(&files);
+    for name in only {
+        if !known.contains(name) {
+            return Err(CanonError::request(format!(
+                "--only {name}: no test names `{name}` (tests name: {})",
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    if files.is_empty() {
+        println!(
+            "no definition tests in {} (see README, \"Testing definitions\")",
+            crate::testing::folder(&catalog).display()
+        );
+        return Ok(());
+    }
+    let scratch = tempfile::tempdir().map_err(|e| CanonError::io(std::env::temp_dir(), e))?;
+    let wanted = |t: &crate::testing::spec::TestSpec| {
+        only.is_empty()
+            || t.metric
+                .as_ref()
+                .or(t.reconciliation.as_ref())
+                .is_some_and(|n| only.contains(n))
+    };
+    let outcomes = crate::testing::run(catalog.clone(), &files, &wanted, scratch.path()).await?;
+    print!("{}", crate::testing::render(&outcomes));
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    if failed > 0 {
+        return Err(CanonError::Blocked(format!(
+            "{failed} definition test(s) failed"
+        )));
+    }
+    if mutate {
+        println!("mutants (each exclusion dropped, each filter negated, in turn):");
+        let mutants = crate::testing::mutate::run(catalog, &files, scratch.path()).await?;
+        print!("{}", crate::testing::mutate::render(&mutants));
+        let survived = mutants.iter().filter(|m| m.killed_by.is_none()).count();
+        if survived > 0 {
+            return Err(CanonError::Blocked(format!(
+                "{survived} mutant(s) survived: no test notices those rules being lost"
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn signoff(project: &Path, metrics: &[String], all: bool, by: &str) -> Result<()> {

@@ -14,6 +14,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("cli", 90),
     // Orchestration: the commands, each over the stages below.
     ("publish", 80),
+    // Definition tests: fixture companies run through query and reconcile.
+    ("testing", 75),
     ("reconcile", 70),
     ("query", 60),
     ("validate", 60),

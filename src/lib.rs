@@ -50,4 +50,5 @@ pub mod run;
 pub mod spec;
 pub mod sql;
 pub mod suggest;
+pub mod testing;
 pub mod validate;

@@ -10,6 +10,77 @@ use chrono_tz::Tz;
 use crate::calendar::{Calendar, Grain, Period};
 use crate::error::{CanonError, Result};
 
+/// A request as written (the command line's flags, a definition test's
+/// keys), before it is read against the calendar.
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    pub period: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub as_of: Option<String>,
+    pub grain: Option<String>,
+    pub by: Vec<String>,
+}
+
+impl Asked {
+    /// The request it asks for, or why it cannot be read.
+    pub fn request(&self, cal: &Calendar) -> Result<Request> {
+        let as_of = self
+            .as_of
+            .as_deref()
+            .map(|d| {
+                NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                    CanonError::request(format!("cannot read --as-of `{d}`: use a day, 2025-06-30"))
+                })
+            })
+            .transpose()?;
+        let period = match (&self.period, &self.from, &self.to, as_of) {
+            (Some(p), _, _, None) => cal.parse_period(p)?,
+            (None, Some(f), Some(t), None) => cal.parse_period(&format!("{f}..{t}"))?,
+            (None, None, None, Some(d)) => cal.parse_period(&d.to_string())?,
+            (_, _, _, Some(_)) => {
+                return Err(CanonError::request(
+                    "--as-of names one day; for a series use --from D --to D --grain month",
+                ));
+            }
+            _ => {
+                return Err(CanonError::request(
+                    "say which period: --period FY2026-Q1 (or 2025-03, 2025, FY2026, 2025-02-01..2025-05-01), --from D --to D, or --as-of D for a snapshot",
+                ));
+            }
+        };
+        let grain = self.grain.as_deref().map(Grain::parse).transpose()?;
+        Ok(Request {
+            period,
+            as_of,
+            rates_as_of: None,
+            grain,
+            by: slices(&self.by)?,
+        })
+    }
+}
+
+/// `--by`'s slice names, trimmed: an empty one (`--by deal_type,`) or one
+/// named twice (the engine would see a duplicate column) is refused.
+fn slices(by: &[String]) -> Result<Vec<String>> {
+    let written = by.join(",");
+    let mut out: Vec<String> = Vec::new();
+    for s in by.iter().map(|s| s.trim()) {
+        if s.is_empty() {
+            return Err(CanonError::request(format!(
+                "--by `{written}` has an empty slice name: separate names by single commas, e.g. --by deal_type,country"
+            )));
+        }
+        if out.iter().any(|o| o == s) {
+            return Err(CanonError::request(format!(
+                "--by `{written}` names slice `{s}` twice: name each slice once"
+            )));
+        }
+        out.push(s.to_string());
+    }
+    Ok(out)
+}
+
 /// What an analyst asked for.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Request {

@@ -619,7 +619,9 @@ fn date_string(days: i32) -> String {
         .to_string()
 }
 
-fn find<'a>(
+/// Reconciliation `name`: (metrics file, index, spec), or an unknown-name
+/// request error.
+pub fn find<'a>(
     catalog: &'a crate::catalog::Catalog,
     name: &str,
 ) -> Result<(usize, usize, &'a ReconciliationSpec)> {
