@@ -136,11 +136,12 @@ def as_of_params(as_of: str, **extra: str) -> dict:
 
 def conversion_params(start: str, end: str, within_days: int) -> dict:
     """A period's parameters plus the horizons up to which canon reads a conversion's events
-    (src/compile/conversion.rs `horizon`): the start of the local day after {to}, the period's
-    exclusive end ({reached_horizon_ts}: a count of first moments, e.g. mqls), and of the local
-    day within_days days later ({converted_horizon_ts}: a count of conversions within a window)."""
+    (src/compile/conversion.rs `horizon`): the period's exclusive end, the start of the local
+    day {to} ({reached_horizon_ts}: a count of first moments, e.g. mqls, and the contacts its
+    exclusions are judged on), and the start of the local day within_days + 1 days after it
+    ({converted_horizon_ts}: a count of conversions within a window)."""
     p = period_params(start, end)
-    p["reached_horizon_ts"] = local_day_start_utc(day(end) + dt.timedelta(days=1))
+    p["reached_horizon_ts"] = local_day_start_utc(day(end))
     p["converted_horizon_ts"] = local_day_start_utc(day(end) + dt.timedelta(days=within_days + 1))
     return p
 

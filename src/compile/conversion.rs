@@ -153,7 +153,12 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             .is_ok_and(|l| !links.iter().any(|p| p.len() > 1 && p[1] == l.entity))
     });
 
-    let horizon_days = window.as_ref().map_or(0, |(_, d)| u64::from(*d)) + 1;
+    // Events read: those before the period's end (a first moment after it
+    // is not in the period, and the exclusions are judged on the contacts
+    // seen by then); with a window, up to the window past it, plus a day,
+    // so a moment 90 × 24 hours after one just before the end is read even
+    // when a daylight-saving change shortens the local days between.
+    let horizon_days = window.as_ref().map_or(0, |(_, d)| u64::from(*d) + 1);
     let (members, ty, names) = match through {
         Some(link) => {
             // The member and every exclusion are fields of one linked
@@ -179,7 +184,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let (moment, firsts) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
-            let period_end = horizon(request, 1, &ty, spec, &at)?;
+            let period_end = horizon(request, 0, &ty, spec, &at)?;
             let mut firsts = firsts;
             if window.is_some() {
                 firsts.push(min(moment.clone()).alias(SEEN));
@@ -280,7 +285,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let (moment, mut aggregates) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
-            let period_end = horizon(request, 1, &ty, spec, &at)?;
+            let period_end = horizon(request, 0, &ty, spec, &at)?;
             let events = frame.filter(moment.clone().lt(limit))?;
             let names = exclusion_flags(
                 &exclusions,
@@ -404,8 +409,10 @@ fn first_moments(
     Ok((moment, aggregates))
 }
 
-/// Events after the period (plus the window) cannot move a first moment
-/// into the period: a plain range on the raw column, so it prunes.
+/// The start of the local day `days` after the period's exclusive end
+/// (0: the end itself). Events after the period (plus the window) cannot
+/// move a first moment into the period: a plain range on the raw column,
+/// so it prunes.
 fn horizon(
     request: &Resolved,
     days: u64,
@@ -429,7 +436,9 @@ fn horizon(
 /// denominator (3 persons in FY2026-Q3 at scale 200: 0.422335 against the
 /// definition's 0.422316; found by the benchmark harness's hand SQL).
 /// Without a window every row read is before the period's end, and `seen`
-/// is `None`.
+/// is `None`. (Until 2026-12-04 "the period's end" was the start of the day
+/// after it, so a duplicate contact first seen on that day lifted an
+/// exclusion the period's own count applied; found by a definition test.)
 fn exclusion_flags(
     exclusions: &[crate::catalog::ResolvedExclusion<'_>],
     holds: impl Fn(usize, &crate::catalog::ResolvedExclusion<'_>) -> Result<Expr>,

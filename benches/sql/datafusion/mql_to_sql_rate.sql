@@ -13,12 +13,12 @@
 --   test_email: each holds for a person only when it holds on every one of its contacts with
 --   events) are mqls.sql's. The denominator is mqls: the persons whose first MQL moment falls in
 --   P and no exclusion holds, judged, as mqls judges them, on the contacts with an event before
---   the start of the local day after {to} ({reached_horizon_ts} UTC).
+--   the period's end, the start of the local day {to} ({reached_horizon_ts} UTC).
 -- * The numerator: of those persons, the ones whose first moment at salesqualifiedlead or later
 --   (the earliest timestamp, over all the person's contacts, of an event at salesqualifiedlead,
 --   opportunity or customer) comes within 90 days (inclusive; 90 x 24 h) after their first MQL
 --   moment: a person who skipped MQL reaches both at once and converts. Events are read up to
---   the start of the local day 90 days after the day after {to} ({converted_horizon_ts} UTC,
+--   the start of the local day 91 days after {to} ({converted_horizon_ts} UTC,
 --   canon's horizon for the window), which no moment that matters can pass.
 -- * value = numerator / denominator rounded half away from zero to 6 decimals, exactly, on the
 --   two integer counts; NULL when the denominator is 0.

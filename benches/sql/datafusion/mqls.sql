@@ -21,10 +21,10 @@
 --   deleted duplicate contact still counts. internal_email: email domain (after the last '@' of
 --   lower(trim(email))) is acme.io or a subdomain (canon.yaml internal_domains). test_email:
 --   that domain is example.com, or the local part (before the first '@') contains 'test'.
--- * Like canon, only events before the start of the local day AFTER {to} are read (a horizon
---   that cannot move a first moment into the period, but does decide which rows the per-person
---   exclusions are judged on). It is written {to_ts} + 1 day (24 h), exact unless a DST change
---   falls on the day {to}.
+-- * Like canon, only events before the period's end {to_ts} are read (a horizon that cannot
+--   move a first moment into the period, and decides which rows the per-person exclusions are
+--   judged on: the contacts seen by the period's end). Until 2026-12-04 canon read one local
+--   day more, so a duplicate contact first seen that day lifted an exclusion.
 -- * DuckDB: timestamp columns are TIMESTAMPTZ; the TIMESTAMP literals are UTC only when the
 --   session runs with SET TimeZone = 'UTC'.
 -- Rewritten without changing the definition: MIN and the three all-rows tests are the same over
@@ -80,7 +80,7 @@ per_contact AS (
         MIN(CASE WHEN value IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')
                  THEN timestamp END) AS first_mql
     FROM marketing.lifecycle_stage_history
-    WHERE timestamp < TIMESTAMP '{to_ts}' + INTERVAL '1' DAY
+    WHERE timestamp < TIMESTAMP '{to_ts}'
     GROUP BY contact_id
 ),
 event AS (
