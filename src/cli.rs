@@ -101,6 +101,29 @@ pub enum Command {
         #[arg(long)]
         mutate: bool,
     },
+    /// What a change to the definitions does to the numbers: the metrics
+    /// whose definition closure changed, their numbers before and after on
+    /// the same data, per exclusion, and a waterfall per changed element.
+    /// Exits 1 when a certified metric changed without a version bump or a
+    /// new sign-off.
+    Diff {
+        /// A git revision or a project folder to compare with (default: the
+        /// merge-base of HEAD with main).
+        #[arg(long)]
+        base: Option<String>,
+        /// Periods to compute (repeatable; default canon.yaml's publish.periods).
+        #[arg(long = "period")]
+        periods: Vec<String>,
+        /// Data root both sides are computed over (default: canon.yaml's data_root).
+        #[arg(long, env = "CANON_DATA")]
+        data: Option<PathBuf>,
+        /// md (default: a review comment) or json.
+        #[arg(long, value_enum, default_value = "md")]
+        format: DiffFormat,
+        /// Write to this file (atomically) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
     /// Run the data-quality checks over every model: freshness, primary keys,
@@ -209,6 +232,13 @@ pub struct LineageArgs {
     /// Write to this file (atomically) instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// How `canon diff` writes its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Md,
+    Json,
 }
 
 /// How `canon lineage` draws its graph.
@@ -375,6 +405,22 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
         Command::Lineage(args) => lineage(&cli.project, args).await,
+        Command::Diff {
+            base,
+            periods,
+            data,
+            format,
+            out,
+        } => {
+            diff(
+                &cli.project,
+                base.as_deref(),
+                periods,
+                data.as_deref(),
+                (*format, out.as_deref()),
+            )
+            .await
+        }
         Command::Test { only, mutate } => test(&cli.project, only, *mutate).await,
         Command::Signoff { metrics, all, by } => signoff(&cli.project, metrics, *all, by).await,
         Command::Reconcile(args) => reconcile(&cli.project, args).await,
@@ -806,6 +852,54 @@ async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
     emit(text.as_bytes(), args.out.as_deref(), Format::Table)
 }
 
+async fn diff(
+    project: &Path,
+    base: Option<&str>,
+    periods: &[String],
+    data: Option<&Path>,
+    (format, out): (DiffFormat, Option<&Path>),
+) -> Result<()> {
+    let head = Arc::new(Catalog::load(project)?);
+    let periods = crate::diff::periods(&head, periods)?;
+    let root = existing_data_root(&head, data)?;
+    if let Some(out) = out {
+        crate::output::writable_file(out)?;
+    }
+    let base = crate::diff::base::resolve(project, base)?;
+    let base_catalog = Arc::new(Catalog::load(&base.root).map_err(|e| {
+        CanonError::request(format!(
+            "the base project ({}) does not load: {e}",
+            base.shown
+        ))
+    })?);
+    let d = crate::diff::diff(
+        base_catalog,
+        head,
+        (base.shown.clone(), "the working tree".to_string()),
+        &periods,
+        &root,
+    )
+    .await?;
+    let text = match format {
+        DiffFormat::Md => crate::diff::render::markdown(&d),
+        DiffFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&d)
+                .map_err(|e| CanonError::Internal(format!("the diff as JSON: {e}")))?;
+            s.push('\n');
+            s
+        }
+    };
+    emit(text.as_bytes(), out, Format::Table)?;
+    if !d.problems.is_empty() {
+        return Err(CanonError::Blocked(format!(
+            "{} problem(s): {}",
+            d.problems.len(),
+            d.problems.join("; ")
+        )));
+    }
+    Ok(())
+}
+
 async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
     let catalog = Arc::new(Catalog::load(project)?);
     let files = crate::testing::load(&catalog)?;
@@ -833,7 +927,8 @@ async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
                 .or(t.reconciliation.as_ref())
                 .is_some_and(|n| only.contains(n))
     };
-    let outcomes = crate::testing::run(catalog.clone(), &files, &wanted, scratch.path()).await?;
+    let outcomes =
+        crate::testing::run(catalog.clone(), &files, &wanted, scratch.path(), None).await?;
     print!("{}", crate::testing::render(&outcomes));
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
     if failed > 0 {
@@ -926,7 +1021,10 @@ async fn validate(
     let started = std::time::Instant::now();
     let catalog = Arc::new(Catalog::load(project)?);
     let root = (!no_data).then(|| data_root(&catalog, data.data.as_deref()));
-    let report = crate::validate::validate(catalog, root.as_deref(), deep, strict).await?;
+    // The definition tests are checked (and named) with the definitions.
+    let tested = crate::testing::tested(&crate::testing::load(&catalog)?);
+    let report =
+        crate::validate::validate(catalog, root.as_deref(), deep, (strict, &tested)).await?;
     print!("{report}");
     println!(
         "loaded, checked and compiled in {:.1} ms",

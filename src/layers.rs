@@ -17,6 +17,8 @@ const LAYERS: &[(&str, u32)] = &[
     // Definition tests: fixture companies run through query and reconcile.
     ("testing", 75),
     ("reconcile", 70),
+    // What a change to the definitions does to the numbers.
+    ("diff", 65),
     ("query", 60),
     ("validate", 60),
     ("explain", 60),

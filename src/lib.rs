@@ -28,6 +28,7 @@ pub mod cli;
 pub mod compile;
 pub mod currency;
 pub mod decimal;
+pub mod diff;
 pub mod error;
 pub mod explain;
 pub mod functions;

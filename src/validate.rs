@@ -18,14 +18,16 @@ use crate::yaml_path;
 /// Checks the whole project; all definition problems are reported at once.
 /// With `deep`, every file's pages are decoded too, not only its footer read.
 ///
-/// A certified metric whose sign-off is stale or missing is a warning in
+/// Governance: a certified metric whose sign-off is stale or missing, or
+/// that no definition test names (`tested`: the metrics and
+/// reconciliations the project's tests name, `canon test`), is a warning in
 /// the report, and with `strict` an error located at its sign-off (or its
-/// status when it has none).
+/// status).
 pub async fn validate(
     catalog: Arc<Catalog>,
     data_root: Option<&Path>,
     deep: bool,
-    strict: bool,
+    (strict, tested): (bool, &std::collections::BTreeSet<String>),
 ) -> Result<String> {
     let engine = Engine::new(catalog.clone(), DataSource::Empty)?;
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
@@ -90,7 +92,7 @@ pub async fn validate(
     if !diagnostics.is_empty() {
         return Err(CanonError::Definition(diagnostics));
     }
-    let governance = governance_problems(&catalog).await?;
+    let governance = governance_problems(&catalog, tested).await?;
     if strict && !governance.is_empty() {
         return Err(CanonError::Definition(governance));
     }
@@ -115,7 +117,7 @@ pub async fn validate(
     if governance.is_empty() {
         let _ = writeln!(
             report,
-            "sign-offs ok: every certified metric ({certified}) is signed off as it is defined now"
+            "governance ok: every certified metric ({certified}) is signed off as it is defined now, and tested"
         );
     }
     for d in &governance {
@@ -155,11 +157,26 @@ pub async fn validate(
 }
 
 /// The certified metrics whose sign-off does not approve them as they are,
-/// each located at its sign-off, or at its status when it has none.
-async fn governance_problems(catalog: &Arc<Catalog>) -> Result<Vec<Diagnostic>> {
+/// each located at its sign-off, or at its status when it has none; and
+/// those no test names, at their status.
+async fn governance_problems(
+    catalog: &Arc<Catalog>,
+    tested: &std::collections::BTreeSet<String>,
+) -> Result<Vec<Diagnostic>> {
     let judge = crate::lifecycle::Judge::new(catalog.clone())?;
     let mut out = Vec::new();
     for (name, id) in &catalog.metrics {
+        let certified = catalog.files.metrics[id.file].spec.metrics[id.index].status
+            == crate::spec::MetricStatus::Certified;
+        if certified && !tested.contains(name) {
+            out.push(Diagnostic {
+                location: catalog.metric_at(*id, &yaml_path!["status"]),
+                message: format!(
+                    "certified metric `{name}` has no definition test: add one to {}/tests/ (`canon test`)",
+                    catalog.files.project.spec.metrics
+                ),
+            });
+        }
         let lifecycle = judge.lifecycle(name).await?;
         let Some(why) = lifecycle.blocked_reason(name) else {
             continue;

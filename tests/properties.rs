@@ -341,7 +341,12 @@ fn mutated_sample_validates_or_is_located(
         .enable_all()
         .build()
         .unwrap();
-    match runtime.block_on(canon::validate::validate(catalog, None, false, false)) {
+    match runtime.block_on(canon::validate::validate(
+        catalog,
+        None,
+        false,
+        (false, &Default::default()),
+    )) {
         Ok(_) => Ok(()),
         Err(e) => definition_error(e),
     }

@@ -76,9 +76,23 @@ impl Closure {
 /// Whether element `key` says who governs a metric rather than what it
 /// computes.
 pub fn is_governance(key: &str) -> bool {
+    field_in(key, &GOVERNANCE)
+}
+
+/// Fields of a metric that describe it without changing what it computes:
+/// its governance, version, name for people and description.
+const DESCRIPTIVE: [&str; 5] = ["status", "owner", "version", "label", "description"];
+
+/// Whether a change of element `key` can change a number (everything but a
+/// metric's descriptive fields).
+pub fn computes(key: &str) -> bool {
+    !field_in(key, &DESCRIPTIVE)
+}
+
+fn field_in(key: &str, fields: &[&str]) -> bool {
     key.strip_prefix("metric ")
         .and_then(|k| k.rsplit_once('.'))
-        .is_some_and(|(_, field)| GOVERNANCE.contains(&field))
+        .is_some_and(|(_, field)| fields.contains(&field))
 }
 
 /// An engine to plan closures on: no data (nothing is read, no file

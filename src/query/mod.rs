@@ -61,7 +61,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
             computed_ms: Some(result.elapsed_ms),
         };
         gate(engine, &mut result)?;
-        result.lifecycle = Some(crate::lifecycle::of(engine.catalog.clone(), name).await?);
+        result.lifecycle = Some(lifecycle(engine, name).await?);
         result.elapsed_ms = started.elapsed().as_millis();
         tracing::info!(metric = %name, "served from cache");
         return Ok(result);
@@ -72,7 +72,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
                 .await
                 .map_err(|e| crate::blame::in_metric(&engine.catalog, name, &request.by, e))
         },
-        crate::lifecycle::of(engine.catalog.clone(), name)
+        lifecycle(engine, name)
     )?;
     let mut result = result;
     result.lifecycle = Some(lifecycle);
@@ -83,6 +83,16 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
         cache.store(&key, inputs, &result);
     }
     Ok(result)
+}
+
+/// Metric `name`'s lifecycle, judged once per engine (a command that
+/// computes a metric for several periods plans its closure once).
+async fn lifecycle(engine: &Engine, name: &str) -> Result<crate::lifecycle::Lifecycle> {
+    let cell = engine
+        .shared::<tokio::sync::OnceCell<crate::lifecycle::Lifecycle>>(&format!("lifecycle {name}"));
+    cell.get_or_try_init(|| crate::lifecycle::of(engine.catalog.clone(), name))
+        .await
+        .cloned()
 }
 
 /// Whether a stored result's numbers agree with each other (see

@@ -73,12 +73,37 @@ pub fn metric(metric: &str, expect: &ExpectSpec, got: &Json) -> Vec<String> {
             .cloned()
             .unwrap_or(Json::Null);
         for (field, v) in &expect.tallies {
-            same(
-                &format!("tallies.{field}"),
-                v,
-                &own[field.as_str()],
-                &mut out,
-            );
+            match v {
+                // Another tally, by its label (a cohort's instant at T).
+                Yaml::Mapping(fields) => {
+                    let Some(tally) = tallies.iter().find(|t| t["metric"] == field.as_str()) else {
+                        out.push(format!(
+                            "tallies.{field}: the result has no such tally (it has: {})",
+                            tallies
+                                .iter()
+                                .filter_map(|t| t["metric"].as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                        continue;
+                    };
+                    for (k, v) in fields {
+                        let k = yaml_text(k);
+                        same(
+                            &format!("tallies.{field}.{k}"),
+                            v,
+                            &tally[k.as_str()],
+                            &mut out,
+                        );
+                    }
+                }
+                v => same(
+                    &format!("tallies.{field}"),
+                    v,
+                    &own[field.as_str()],
+                    &mut out,
+                ),
+            }
         }
     }
     if let Some(rows) = &expect.rows {
@@ -87,6 +112,11 @@ pub fn metric(metric: &str, expect: &ExpectSpec, got: &Json) -> Vec<String> {
             got["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]),
             &mut out,
         );
+    }
+    // A cohort metric's bridge.
+    bridge(expect, got, &mut out);
+    if expect.check.is_some() {
+        out.push("check: a metric has no check (a reconciliation's bridge does)".into());
     }
     out
 }
@@ -97,12 +127,29 @@ pub fn reconciliation(expect: &ExpectSpec, got: &Json) -> Vec<String> {
     if let Some(v) = &expect.check {
         same("check", v, &got["check"], &mut out);
     }
+    bridge(expect, got, &mut out);
+    let given = [
+        ("value", expect.value.is_some()),
+        ("exclusions", !expect.exclusions.is_empty()),
+        ("tallies", !expect.tallies.is_empty()),
+        ("rows", expect.rows.is_some()),
+    ];
+    for (key, _) in given.iter().filter(|(_, g)| *g) {
+        out.push(format!(
+            "{key}: a reconciliation is checked by its `bridge` lines and `check`"
+        ));
+    }
+    out
+}
+
+/// The bridge's lines (a reconciliation's, or a cohort metric's), by name.
+fn bridge(expect: &ExpectSpec, got: &Json, out: &mut Vec<String>) {
     let lines = got["bridge"].as_array().cloned().unwrap_or_default();
     for (line, v) in &expect.bridge {
         match lines.iter().find(|l| l["line"] == line.as_str()) {
-            Some(l) => same(&format!("bridge.{line}"), v, &l["value"], &mut out),
+            Some(l) => same(&format!("bridge.{line}"), v, &l["value"], out),
             None => out.push(format!(
-                "bridge.{line}: the bridge has no such line (it has: {})",
+                "bridge.{line}: the result has no such bridge line (it has: {})",
                 lines
                     .iter()
                     .filter_map(|l| l["line"].as_str())
@@ -111,7 +158,6 @@ pub fn reconciliation(expect: &ExpectSpec, got: &Json) -> Vec<String> {
             )),
         }
     }
-    out
 }
 
 /// Each expected row must be a row of the result, and the result has no

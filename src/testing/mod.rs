@@ -136,12 +136,14 @@ pub fn tested(files: &[TestFile]) -> std::collections::BTreeSet<String> {
 }
 
 /// Runs the tests of `files` that `wanted` keeps against `catalog`, each
-/// file over its own fixture company written under `scratch`.
+/// file over its own fixture company written under `scratch`; with
+/// `first_failure`, stops at the first test that fails (a mutant needs one).
 pub async fn run(
     catalog: Arc<Catalog>,
     files: &[TestFile],
     wanted: &dyn Fn(&TestSpec) -> bool,
     scratch: &Path,
+    first_failure: Option<&dyn Fn(&Outcome) -> bool>,
 ) -> Result<Vec<Outcome>> {
     let mut out = Vec::new();
     for (n, file) in files.iter().enumerate() {
@@ -186,12 +188,17 @@ pub async fn run(
                     None => vec![format!("the run failed: {e}")],
                 },
             };
-            out.push(Outcome {
+            let outcome = Outcome {
                 file: file.source.display_path.clone(),
                 name,
                 at,
                 failures,
-            });
+            };
+            let stop = first_failure.is_some_and(|fails| fails(&outcome));
+            out.push(outcome);
+            if stop {
+                return Ok(out);
+            }
         }
     }
     Ok(out)

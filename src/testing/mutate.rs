@@ -3,7 +3,9 @@
 //! negated); the tests of that metric (and of the metrics and
 //! reconciliations computed from it) run against it, and at least one must
 //! fail: the mutant is *killed*. A mutant that survives is a rule no test
-//! would notice being lost.
+//! would notice being lost. A dropped exclusion's own expectations (its
+//! rows and value) do not count: they fail by construction, so a test kills
+//! that mutant only when another number it checks moves.
 
 use std::sync::Arc;
 
@@ -74,12 +76,24 @@ pub async fn run(
                             .or(t.reconciliation.as_ref())
                             .is_some_and(|n| readers.contains(n))
                     };
+                    // A dropped exclusion's own expectations cannot hold (it
+                    // has no tally any more): only a test whose numbers move
+                    // notices the rule being lost.
+                    let dropped = mutant.change.strip_prefix("drop exclusion ");
+                    let about_dropped = |line: &String| {
+                        dropped.is_some_and(|x| {
+                            line.starts_with(&format!("exclusions.{x}"))
+                                || line.starts_with(&format!("exclusions.{name}/{x}"))
+                        })
+                    };
+                    let kills = |o: &Outcome| o.failures.iter().any(|f| !about_dropped(f));
                     let outcomes: Vec<Outcome> =
-                        super::run(Arc::new(changed), files, &wanted, scratch).await?;
+                        super::run(Arc::new(changed), files, &wanted, scratch, Some(&kills))
+                            .await?;
                     mutant.tests = outcomes.len();
                     mutant.killed_by = outcomes
                         .iter()
-                        .find(|o| !o.passed())
+                        .find(|o| kills(o))
                         .map(|o| format!("{} ({})", o.name, o.at));
                 }
             }

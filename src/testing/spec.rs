@@ -107,13 +107,14 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub exclusions: BTreeMap<String, ExclusionExpect>,
     /// Fields of the metric's own tally: universe_rows, universe_value,
-    /// included_rows, included_value, included_entities.
+    /// included_rows, included_value, included_entities; a mapping under a
+    /// tally's label checks that tally (a cohort's instant at T).
     #[serde(default)]
     pub tallies: BTreeMap<String, serde_yaml::Value>,
     /// Every row of the result (period, slices, value), in any order.
     #[serde(default)]
     pub rows: Option<Vec<BTreeMap<String, serde_yaml::Value>>>,
-    /// A reconciliation's lines by name.
+    /// A reconciliation's lines, or a cohort metric's bridge, by name.
     #[serde(default)]
     pub bridge: BTreeMap<String, serde_yaml::Value>,
     /// A reconciliation's check.

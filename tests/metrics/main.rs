@@ -13,6 +13,7 @@ mod common;
 mod bench_harness;
 mod conversion_metrics;
 mod customer_metrics;
+mod definition_tests;
 mod flow_metrics;
 mod lineage;
 mod planning;
