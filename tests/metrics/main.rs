@@ -14,6 +14,7 @@ mod bench_harness;
 mod conversion_metrics;
 mod customer_metrics;
 mod definition_tests;
+mod diff;
 mod flow_metrics;
 mod lineage;
 mod planning;

@@ -1,0 +1,274 @@
+//! `canon diff` through the real binary, on the fixture company whose
+//! bookings are worked by hand in flow_metrics.rs (FY2026-Q1: 3694.46).
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The head: the sample definitions with bookings changed (v2: the
+/// internal_account exclusion dropped, and only deals of 1000 or more).
+fn changed_project(version_bump: bool) -> tempfile::TempDir {
+    let head = tempfile::tempdir().unwrap();
+    copy_project(head.path());
+    let sales = head.path().join("metrics/sales.yaml");
+    edit(
+        &sales,
+        "    exclusions: [deleted, test_account, internal_account, missing_amount]\n",
+        "    exclusions: [deleted, test_account, missing_amount]\n",
+    );
+    edit(
+        &sales,
+        "    filter: is_won\n",
+        "    filter: is_won AND amount >= 1000\n",
+    );
+    if version_bump {
+        edit(&sales, "    version: 1\n", "    version: 2\n");
+    }
+    head
+}
+
+fn diff(head: &Path, data: &Path, format: &str) -> std::process::Output {
+    let base = repo();
+    canon(
+        head,
+        &[
+            "diff",
+            "--base",
+            base.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            format,
+        ],
+    )
+}
+
+// Base bookings FY2026-Q1 = 3694.46 (D1 1000.00, D2 1250.00, D3 1111.11,
+// D4 133.35, D9 200.00, D11 0.00). The waterfall applies the changed fields
+// in order:
+//   exclusions without internal_account: D7 Acme Internal 700.00 counts:
+//     3694.46 + 700.00 = 4394.46 (+700.00)
+//   filter amount >= 1000: only D1 1000.00, D2 EUR 1000 → 1250.00, D3 EUR
+//     1000 → 1111.11 remain: 3361.11 (4394.46 − 1033.35)
+// so 3694.46 → 3361.11, Δ −333.35. Exclusions that move: internal_account
+// (1 / 700.00 → none), deleted (D10 400.00 is under 1000: 1 → 0),
+// test_account (D5 500.00, D6 300.00: 2 → 0), missing_amount (D8's null
+// amount fails the filter: 1 → 0).
+#[test]
+fn a_changed_definition_shows_its_numbers_per_exclusion_and_a_waterfall() {
+    let data = fixture();
+    let head = changed_project(true);
+    let signed = canon(head.path(), &["signoff", "bookings", "--by", "reviewer"]);
+    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    let out = diff(head.path(), data.path(), "json");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let d: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let bookings = d["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "bookings")
+        .unwrap();
+    assert_eq!(bookings["change"], "changed");
+    assert_eq!(bookings["version"], serde_json::json!([1, 2]));
+    let elements: Vec<&str> = bookings["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["element"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        elements,
+        [
+            "metric bookings.exclusions",
+            "metric bookings.filter",
+            "metric bookings.version"
+        ]
+    );
+    let p = &bookings["periods"][0];
+    assert_eq!(p["period"], "FY2026-Q1");
+    assert_eq!(p["base"]["value"], "3694.46");
+    assert_eq!(p["head"]["value"], "3361.11");
+    assert_eq!(p["delta"], "-333.35");
+    let steps: Vec<(String, String, String)> = p["waterfall"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["elements"][0].as_str().unwrap().to_string(),
+                s["value"]["value"].as_str().unwrap().to_string(),
+                s["delta"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (
+                "metric bookings.exclusions".to_string(),
+                "4394.46".to_string(),
+                "700.00".to_string()
+            ),
+            (
+                "metric bookings.filter".to_string(),
+                "3361.11".to_string(),
+                "-1033.35".to_string()
+            ),
+        ]
+    );
+    let exclusions: Vec<(String, serde_json::Value, serde_json::Value)> = p["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["exclusion"].as_str().unwrap().to_string(),
+                x["base_rows"].clone(),
+                x["head_rows"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        exclusions,
+        [
+            ("deleted".into(), 1.into(), 0.into()),
+            ("internal_account".into(), 1.into(), serde_json::Value::Null),
+            ("missing_amount".into(), 1.into(), 0.into()),
+            ("test_account".into(), 2.into(), 0.into()),
+        ]
+    );
+    assert_eq!(d["problems"], serde_json::json!([]));
+    // What a reviewer reads (new_business_share, the draft ratio over
+    // bookings, moves with it).
+    let md = diff(head.path(), data.path(), "md");
+    let text = stdout(&md).replace(repo().to_str().unwrap(), "[REPO]");
+    insta::assert_snapshot!(text);
+}
+
+// The same change without a version bump or a new sign-off cannot land.
+#[test]
+fn a_certified_change_without_a_version_bump_or_a_signoff_fails() {
+    let data = fixture();
+    let head = changed_project(false);
+    let out = diff(head.path(), data.path(), "json");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let d: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let problems: Vec<&str> = d["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(
+        problems[0],
+        "certified metric `bookings` changed (metric bookings.exclusions, metric bookings.filter) without a version bump (still v1)"
+    );
+    assert!(
+        problems[1].starts_with("sign-off stale: `bookings`'s definition changed"),
+        "{}",
+        problems[1]
+    );
+    assert!(
+        stderr(&out).contains("error: 2 problem(s): certified metric `bookings` changed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// With no change, nothing differs (against a git revision: the default
+// base is the merge-base with main, here the one commit).
+#[test]
+fn against_a_git_revision_the_unchanged_project_has_no_differences() {
+    let data = fixture();
+    let head = tempfile::tempdir().unwrap();
+    copy_project(head.path());
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(head.path())
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "definitions"]);
+    let run = |project: &Path| {
+        canon(
+            project,
+            &[
+                "diff",
+                "--data",
+                data.path().to_str().unwrap(),
+                "--period",
+                "FY2026-Q1",
+            ],
+        )
+    };
+    let out = run(head.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("No metric's definition closure changed."),
+        "{}",
+        stdout(&out)
+    );
+    // An uncommitted change to a shared exclusion shows in every metric
+    // that names it, against the committed definitions.
+    edit(
+        &head.path().join("metrics/exclusions.yaml"),
+        "strpos(lower(account.name), 'test') > 0",
+        "strpos(lower(account.name), 'tst') > 0",
+    );
+    let out = run(head.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("### `bookings` (certified, v1): changed"),
+        "{text}"
+    );
+    assert!(text.contains("| exclusion test_account: when | ` strpos(lower(account.name), 'test') > 0 ` | ` strpos(lower(account.name), 'tst') > 0 ` |"), "{text}");
+    // test_account's D5 Test Corp 500.00 and D6 Contest Ltd 300.00 count
+    // when `tst` is searched for instead: 3694.46 + 800.00 = 4494.46.
+    assert!(
+        text.contains("| FY2026-Q1 | 3,694.46 | 4,494.46 | +800.00 |"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_base_that_is_neither_a_folder_nor_a_revision_is_refused() {
+    let head = tempfile::tempdir().unwrap();
+    copy_project(head.path());
+    let out = canon(
+        head.path(),
+        &[
+            "diff",
+            "--base",
+            "no-such-ref",
+            "--data",
+            repo().join("sample_data").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not in a git repository"),
+        "{}",
+        stderr(&out)
+    );
+}
