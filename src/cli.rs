@@ -124,6 +124,18 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// How a published number changed between publications, and whether
+    /// its definition or its data moved it (the publication's history).
+    History {
+        /// The metric (see `canon list`).
+        metric: String,
+        /// The published period (FY2026-Q1, 2025-03, …).
+        #[arg(long)]
+        period: String,
+        /// The publication folder (default: `published` in the project).
+        #[arg(long)]
+        publication: Option<PathBuf>,
+    },
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
     /// Run the data-quality checks over every model: freshness, primary keys,
@@ -405,6 +417,11 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
         Command::Lineage(args) => lineage(&cli.project, args).await,
+        Command::History {
+            metric,
+            period,
+            publication,
+        } => history(&cli.project, metric, period, publication.as_deref()),
         Command::Diff {
             base,
             periods,
@@ -700,7 +717,33 @@ async fn publish(
         periods.len(),
         out.display()
     );
+    for w in &manifest.warnings {
+        eprintln!("warning: {w}");
+    }
     Ok(())
+}
+
+fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path>) -> Result<()> {
+    let catalog = Catalog::load(project)?;
+    catalog.metric(metric)?;
+    let label = catalog.calendar.parse_period(period)?.label;
+    let dir = publication
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| project.join("published"));
+    if !dir.join(crate::publish_dir::MARKER).is_file() {
+        return Err(CanonError::request(format!(
+            "{} is not a canon publication (pass --publication DIR, the folder `canon publish --out` wrote)",
+            dir.display()
+        )));
+    }
+    let rows = crate::history::read(&dir)?;
+    let text = crate::history::explain(
+        &rows,
+        metric,
+        &label,
+        &dir.join(crate::history::FILE).display().to_string(),
+    );
+    emit(text.as_bytes(), None, Format::Table)
 }
 
 /// A command's failure as the user should read it: a damaged input file

@@ -26,6 +26,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("output", 60),
     // Results and their evidence: the result cache over the governed
     // result, which carries the quality checks' findings.
+    // The history of published numbers, read back by publish and history.
+    ("history", 56),
     ("cache", 53),
     ("result", 52),
     ("quality", 51),

@@ -32,6 +32,7 @@ pub mod diff;
 pub mod error;
 pub mod explain;
 pub mod functions;
+pub mod history;
 pub mod latest;
 pub mod latest_spans;
 #[cfg(test)]

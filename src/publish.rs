@@ -75,6 +75,10 @@ impl ManifestEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
     pub generated_at: String,
+    /// What the history says about the numbers just published: restated
+    /// closed periods, unusual moves (`history::judge`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub now: String,
     pub engine: crate::result::Engine,
     pub periods: Vec<Period>,
@@ -118,9 +122,12 @@ pub async fn publish(
         crate::protect::Protected::of_project(&catalog, root, cache.as_deref()).check_out(out)?;
     }
     let target = crate::publish_dir::Target::claim(out)?;
+    // The history so far, carried into the new publication (a history that
+    // does not read stops the publish before anything is staged).
+    let history = crate::history::read(out)?;
     let tmp = target.staging()?;
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
-    let result = build(engine, &catalog, &tmp, periods, &wanted)
+    let result = build(engine, &catalog, &tmp, periods, &wanted, history)
         .await
         .and_then(|manifest| volume_allows(engine).map(|()| manifest));
     match result {
@@ -168,7 +175,11 @@ async fn build(
     dir: &Path,
     periods: &[Period],
     wanted: &dyn Fn(&str) -> bool,
+    mut history: Vec<crate::history::Row>,
 ) -> Result<Manifest> {
+    let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let closed = crate::history::closed(engine, periods).await?;
+    let mut warnings = Vec::new();
     for sub in crate::publish_dir::PUBLICATION_FOLDERS {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| CanonError::io(&d, e))?;
@@ -222,6 +233,30 @@ async fn build(
                             value: x.value,
                         });
                     }
+                    let mut row = crate::history::Row {
+                        metric: name.clone(),
+                        period: period.label.clone(),
+                        slice: None,
+                        value: r.value,
+                        definition_version: r.definition.version,
+                        definition_sha256: r
+                            .lifecycle
+                            .as_ref()
+                            .and_then(|l| l.signoff.as_ref())
+                            .map(|s| s.closure_sha256.clone())
+                            .unwrap_or_default(),
+                        inputs_sha256: crate::history::inputs_sha256(&r.lineage),
+                        fingerprint: r.fingerprint.clone(),
+                        published_at: generated_at.clone(),
+                        warnings: Vec::new(),
+                    };
+                    row.warnings = crate::history::judge(
+                        &history,
+                        &row,
+                        closed.get(&period.label).copied().unwrap_or(false),
+                    );
+                    warnings.extend(row.warnings.iter().cloned());
+                    history.push(row);
                     entries.push(ManifestEntry {
                         metric: name.clone(),
                         period: period.label.clone(),
@@ -339,8 +374,15 @@ async fn build(
             }
         }
     }
+    write(
+        dir,
+        crate::history::FILE,
+        &crate::history::to_jsonl(&history)?,
+    )?;
+    files.push(crate::history::FILE.into());
     let manifest = Manifest {
-        generated_at: chrono::Utc::now().to_rfc3339(),
+        generated_at,
+        warnings,
         now: engine.now.to_rfc3339(),
         engine: crate::result::Engine::current(),
         periods: periods.to_vec(),

@@ -253,7 +253,13 @@ fn only_publication_files(dir: &Path) -> bool {
                 .and_then(|r| r.strip_prefix('/'))
                 .is_some_and(|f| !f.contains('/') && exts.iter().any(|e| f.ends_with(e)))
         };
-        [MARKER, "manifest.json", "exclusions.parquet"].contains(&rel.as_str())
+        [
+            MARKER,
+            "manifest.json",
+            "exclusions.parquet",
+            "history.jsonl",
+        ]
+        .contains(&rel.as_str())
             || PUBLICATION_FOLDERS.contains(&rel.as_str())
             || in_folder("metrics", &[".parquet", ".csv"])
             || in_folder("reconciliation", &[".parquet"])

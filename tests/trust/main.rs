@@ -15,6 +15,7 @@ mod common;
 mod cache;
 mod domains;
 mod errors;
+mod history;
 mod hostile_data;
 mod hostile_messages;
 mod lifecycle;

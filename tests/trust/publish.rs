@@ -290,7 +290,8 @@ fn duckdb_python() -> std::path::PathBuf {
 
 /// Reads the publication in `dir` as a BI tool would, with DuckDB: every
 /// file its manifest lists must be there, every Parquet file readable.
-/// Returns the periods of the manifest and bookings' (period, value) rows.
+/// Returns the periods of the manifest, bookings' (period, value) rows, and
+/// whether the history holds every number the manifest published.
 fn read_with_duckdb(python: &std::path::Path, dir: &std::path::Path) -> String {
     let script = r#"
 import duckdb, json, os, sys
@@ -302,7 +303,12 @@ for f in m["files"]:
     if f.endswith(".parquet"):
         duckdb.sql(f"SELECT count(*) FROM read_parquet('{p}')").fetchall()
 rows = duckdb.sql(f"SELECT period, CAST(value AS VARCHAR) FROM read_parquet('{os.path.join(d, 'metrics/bookings.parquet')}') ORDER BY period").fetchall()
-print(json.dumps({"periods": [p["label"] for p in m["periods"]], "bookings": rows}))
+# The history is whole (every line reads) and holds every number the
+# manifest says was published, with its fingerprint.
+history = [json.loads(l) for l in open(os.path.join(d, "history.jsonl")) if l.strip()]
+seen = {(h["metric"], h["period"], h["fingerprint"]) for h in history}
+whole = all((e["metric"], e["period"], e["fingerprint"]) in seen for e in m["metrics"] if e["status"] == "published")
+print(json.dumps({"periods": [p["label"] for p in m["periods"]], "bookings": rows, "history_whole": whole}))
 "#;
     let o = std::process::Command::new(python)
         .arg("-c")
@@ -339,8 +345,8 @@ fn a_publish_killed_at_any_step_leaves_a_whole_publication() {
         "FY2026-Q1",
     ];
     assert!(canon(&repo(), &old_args).status.success());
-    let old = r#"{"periods": ["FY2026-Q1"], "bookings": [["FY2026-Q1", "3694.46"]]}"#;
-    let new = r#"{"periods": ["FY2026-Q1", "FY2026-Q2"], "bookings": [["FY2026-Q1", "3694.46"], ["FY2026-Q2", "999.00"]]}"#;
+    let old = r#"{"periods": ["FY2026-Q1"], "bookings": [["FY2026-Q1", "3694.46"]], "history_whole": true}"#;
+    let new = r#"{"periods": ["FY2026-Q1", "FY2026-Q2"], "bookings": [["FY2026-Q1", "3694.46"], ["FY2026-Q2", "999.00"]], "history_whole": true}"#;
     assert_eq!(read_with_duckdb(&python, &out), old);
     let mut new_args = old_args.to_vec();
     new_args.extend(["--period", "FY2026-Q2"]);
@@ -371,6 +377,13 @@ fn a_publish_killed_at_any_step_leaves_a_whole_publication() {
     // steps were each killed after.
     assert!(killed >= 10, "only {killed} steps");
     assert_eq!(read_with_duckdb(&python, &out), new);
+    // The first publication's row was carried into every one after it: 1,
+    // then 2 more per publication that switched in (1 + 2k, k ≥ 1).
+    let rows = std::fs::read_to_string(out.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(rows >= 3 && rows % 2 == 1, "{rows} history rows");
     let left: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

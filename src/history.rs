@@ -1,0 +1,369 @@
+//! The history of published numbers: every publication appends one row per
+//! metric and period it published to `history.jsonl`, kept inside the
+//! publication and carried into the next one (so the atomic switch that
+//! replaces a publication replaces its history with a longer one, never a
+//! shorter one). `canon history` reads it back: how one number changed
+//! between publications, and whether its definition (the closure's sha256)
+//! or its data (the inputs' sha256) moved it.
+//!
+//! Two warnings are judged as a row is appended, printed by publish and
+//! kept in the manifest and the row: a *restated closed period* (a number
+//! of a period whose accounting periods are all closed, finance's
+//! `is_closed`, that differs from its last publication), and an *unusual
+//! move* (a number outside median ± 3 MAD of its own last 8 publications,
+//! when there are at least 4), the mark a broken extract leaves before a
+//! board deck does.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Period;
+use crate::decimal::Dec;
+use crate::error::{CanonError, Result};
+use crate::run::Engine;
+
+/// The file, inside a publication.
+pub const FILE: &str = "history.jsonl";
+
+/// How many past publications the unusual-move check looks at, and how
+/// many it needs.
+const WINDOW: usize = 8;
+const AT_LEAST: usize = 4;
+
+/// One published number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    pub metric: String,
+    pub period: String,
+    /// The slice (`country=DE`); publications carry totals, so none today.
+    #[serde(default)]
+    pub slice: Option<String>,
+    pub value: Option<Dec>,
+    pub definition_version: u32,
+    /// The sha256 of the definition's closure (what a sign-off approves).
+    pub definition_sha256: String,
+    /// The sha256 of the input files' contents, in lineage order.
+    pub inputs_sha256: String,
+    /// The result's fingerprint (definitions, request and inputs).
+    pub fingerprint: String,
+    pub published_at: String,
+    /// The warnings judged when it was published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The history in publication `dir` (none when it has no history yet).
+/// A line that does not read is an error naming it: the history is never
+/// dropped or rewritten short.
+pub fn read(dir: &Path) -> Result<Vec<Row>> {
+    let path = dir.join(FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CanonError::io(&path, e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                CanonError::request(format!(
+                    "{}:{}: a history row does not read ({e}); canon keeps the history whole: restore the line, then publish again",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Rows as JSON Lines.
+pub fn to_jsonl(rows: &[Row]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for r in rows {
+        serde_json::to_writer(&mut out, r)
+            .map_err(|e| CanonError::Internal(format!("a history row as JSON: {e}")))?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// The sha256 of the input files a result read (their own hashes, in
+/// lineage order): the data a number was computed over.
+pub fn inputs_sha256(lineage: &crate::result::Lineage) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for s in &lineage.sources {
+        for f in &s.files {
+            h.update(f.sha256.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// The warnings for `new`, given the rows published before it (oldest
+/// first) and whether its period is closed in the books.
+pub fn judge(before: &[Row], new: &Row, closed: bool) -> Vec<String> {
+    let same: Vec<&Row> = before
+        .iter()
+        .filter(|r| r.metric == new.metric && r.period == new.period && r.slice == new.slice)
+        .collect();
+    let mut out = Vec::new();
+    if let Some(last) = same.last()
+        && closed
+        && last.value != new.value
+    {
+        out.push(format!(
+            "restated closed period: `{}` for {} was {} when published at {}, now {} (its accounting periods are closed)",
+            new.metric,
+            new.period,
+            shown(last.value),
+            last.published_at,
+            shown(new.value)
+        ));
+    }
+    let recent: Vec<Dec> = same
+        .iter()
+        .rev()
+        .take(WINDOW)
+        .filter_map(|r| r.value)
+        .collect();
+    if let (Some(v), true) = (new.value, recent.len() >= AT_LEAST)
+        && let Some((median, mad)) = unusual(&recent, v)
+    {
+        out.push(format!(
+            "unusual move: `{}` for {} is {}, outside median ± 3 MAD of its last {} publications ({} ± 3 × {})",
+            new.metric,
+            new.period,
+            v.grouped(),
+            recent.len(),
+            median,
+            mad
+        ));
+    }
+    out
+}
+
+/// When `v` lies outside median ± 3 MAD of `values`: (median, MAD) as text.
+/// Exact: values on one scale as integers, doubled so a median of two is
+/// whole.
+fn unusual(values: &[Dec], v: Dec) -> Option<(String, String)> {
+    let scale = values
+        .iter()
+        .chain([&v])
+        .map(|d| d.scale)
+        .max()
+        .unwrap_or(0);
+    let units = |d: Dec| d.rescale(scale).units;
+    // 2 × the median of xs.
+    let median2 = |mut xs: Vec<i128>| -> i128 {
+        xs.sort_unstable();
+        let n = xs.len();
+        if n % 2 == 1 {
+            2 * xs[n / 2]
+        } else {
+            xs[n / 2 - 1] + xs[n / 2]
+        }
+    };
+    let m2 = median2(values.iter().map(|d| units(*d)).collect());
+    // Deviations doubled; their median doubled again: 4 × MAD.
+    let mad4 = median2(values.iter().map(|d| (2 * units(*d) - m2).abs()).collect());
+    let off4 = 2 * (2 * units(v) - m2).abs();
+    let outside = if mad4 == 0 { off4 > 0 } else { off4 > 3 * mad4 };
+    outside.then(|| {
+        (
+            Dec::new(m2, scale)
+                .div(Dec::from_int(2), scale)
+                .map(Dec::grouped)
+                .unwrap_or_default(),
+            Dec::new(mad4, scale)
+                .div(Dec::from_int(4), scale + 1)
+                .map(Dec::grouped)
+                .unwrap_or_default(),
+        )
+    })
+}
+
+fn shown(v: Option<Dec>) -> String {
+    v.map(Dec::grouped).unwrap_or_else(|| "no value".into())
+}
+
+/// Which of `periods` are closed in the books: every accounting period
+/// (the `accounting_period` entity: start_date, end_date inclusive,
+/// is_closed) that overlaps it is closed, and there is at least one. A
+/// project without such an entity closes nothing.
+pub async fn closed(engine: &Engine, periods: &[Period]) -> Result<BTreeMap<String, bool>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Date32Type;
+    let mut out: BTreeMap<String, bool> =
+        periods.iter().map(|p| (p.label.clone(), false)).collect();
+    let Some((_, _, spec)) = engine.catalog.entity("accounting_period") else {
+        return Ok(out);
+    };
+    let has = |f: &str| spec.fields.iter().any(|x| x.name == f);
+    if !(has("start_date") && has("end_date") && has("is_closed")) {
+        return Ok(out);
+    }
+    let frame = engine
+        .entity_frame("accounting_period")
+        .await?
+        .select_columns(&["start_date", "end_date", "is_closed"])?;
+    let batches = crate::run::memory::WithinMemory::collect_within_memory(frame).await?;
+    let mut books = Vec::new();
+    for b in &batches {
+        let (Some(start), Some(end), Some(is_closed)) = (
+            b.column(0).as_primitive_opt::<Date32Type>(),
+            b.column(1).as_primitive_opt::<Date32Type>(),
+            b.column(2).as_boolean_opt(),
+        ) else {
+            return Ok(out);
+        };
+        for i in 0..b.num_rows() {
+            if start.is_null(i) || end.is_null(i) {
+                continue;
+            }
+            let day = |v: i32| chrono::NaiveDate::from_num_days_from_ce_opt(v + 719_163);
+            if let (Some(s), Some(e)) = (day(start.value(i)), day(end.value(i))) {
+                books.push((s, e, !is_closed.is_null(i) && is_closed.value(i)));
+            }
+        }
+    }
+    for p in periods {
+        let overlapping: Vec<bool> = books
+            .iter()
+            .filter(|(s, e, _)| *s < p.to && *e >= p.from)
+            .map(|(_, _, c)| *c)
+            .collect();
+        out.insert(
+            p.label.clone(),
+            !overlapping.is_empty() && overlapping.iter().all(|c| *c),
+        );
+    }
+    Ok(out)
+}
+
+/// `canon history`: one number's publications, oldest first, each with its
+/// change from the one before and what moved it.
+pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> String {
+    let mine: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.metric == metric && r.period == period && r.slice.is_none())
+        .collect();
+    let mut out = format!(
+        "{metric} {period}: {} publication(s) in {shown_path}\n",
+        mine.len()
+    );
+    if mine.is_empty() {
+        return out;
+    }
+    out.push_str(&format!(
+        "{:<26} {:>18} {:>16}  {:<18} {:<12} {}\n",
+        "published at", "value", "change", "definition", "inputs", "moved by"
+    ));
+    let mut previous: Option<&Row> = None;
+    for r in &mine {
+        let (change, moved) = match previous {
+            None => (String::new(), String::new()),
+            Some(p) => {
+                let change = match (p.value, r.value) {
+                    (Some(a), Some(b)) if a == b => "0".to_string(),
+                    (Some(a), Some(b)) => {
+                        let d = b - a;
+                        let g = d.grouped();
+                        if g.starts_with('-') {
+                            g
+                        } else {
+                            format!("+{g}")
+                        }
+                    }
+                    _ => "—".to_string(),
+                };
+                let definition = p.definition_sha256 != r.definition_sha256
+                    || p.definition_version != r.definition_version;
+                let data = p.inputs_sha256 != r.inputs_sha256;
+                let moved = match (p.value == r.value, definition, data) {
+                    (true, _, _) => "",
+                    (false, true, true) => "definition and data",
+                    (false, true, false) => "definition",
+                    (false, false, true) => "data",
+                    (false, false, false) => "neither (the engine?)",
+                };
+                (change, moved.to_string())
+            }
+        };
+        out.push_str(&format!(
+            "{:<26} {:>18} {:>16}  v{:<3}{:<14} {:<12} {}\n",
+            r.published_at,
+            shown(r.value),
+            change,
+            r.definition_version,
+            &r.definition_sha256[..r.definition_sha256.len().min(12)],
+            &r.inputs_sha256[..r.inputs_sha256.len().min(10)],
+            moved
+        ));
+        for w in &r.warnings {
+            out.push_str(&format!("{:<26} warning: {w}\n", ""));
+        }
+        previous = Some(r);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(value: &str) -> Row {
+        Row {
+            metric: "bookings".into(),
+            period: "FY2026-Q1".into(),
+            slice: None,
+            value: Some(value.parse().unwrap()),
+            definition_version: 1,
+            definition_sha256: "d".into(),
+            inputs_sha256: "i".into(),
+            fingerprint: "f".into(),
+            published_at: "t".into(),
+            warnings: vec![],
+        }
+    }
+
+    // Past values 100, 102, 98, 101, 99: median 100, deviations 0, 2, 2,
+    // 1, 1 → MAD 1. 103 is 3 from the median (not beyond 3 × 1): usual;
+    // 103.01 is beyond it.
+    #[test]
+    fn an_unusual_move_is_beyond_three_mads_of_its_own_history() {
+        let past: Vec<Row> = ["100.00", "102.00", "98.00", "101.00", "99.00"]
+            .iter()
+            .map(|v| row(v))
+            .collect();
+        assert!(judge(&past, &row("103.00"), false).is_empty());
+        assert_eq!(
+            judge(&past, &row("103.01"), false),
+            [
+                "unusual move: `bookings` for FY2026-Q1 is 103.01, outside median ± 3 MAD of its last 5 publications (100.00 ± 3 × 1.000)"
+            ]
+        );
+        // Three past values are too few to judge.
+        assert!(judge(&past[..3], &row("500.00"), false).is_empty());
+        // A value that never moved: any move is unusual.
+        let flat: Vec<Row> = (0..4).map(|_| row("10.00")).collect();
+        assert_eq!(judge(&flat, &row("10.01"), false).len(), 1);
+        assert!(judge(&flat, &row("10.00"), false).is_empty());
+    }
+
+    #[test]
+    fn a_closed_period_that_changes_is_a_restatement() {
+        let past = vec![row("100.00")];
+        assert_eq!(
+            judge(&past, &row("90.00"), true),
+            [
+                "restated closed period: `bookings` for FY2026-Q1 was 100.00 when published at t, now 90.00 (its accounting periods are closed)"
+            ]
+        );
+        assert!(judge(&past, &row("90.00"), false).is_empty());
+        assert!(judge(&past, &row("100.00"), true).is_empty());
+    }
+}

@@ -1,0 +1,173 @@
+//! The history of published numbers (issue 17 item 6), through the real
+//! binary on the fixture company: every publish appends its numbers to the
+//! publication's history.jsonl; `canon history` says how a number changed
+//! and whether its data or its definition moved it; a restated closed
+//! period is a warning (the fixture's books close Feb–Apr 2025, so
+//! FY2026-Q1 is closed).
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn publish(project: &Path, data: &Path, out: &Path) -> std::process::Output {
+    publish_only(project, data, out, "bookings", &["--period", "FY2026-Q1"])
+}
+
+fn history(project: &Path, out: &Path) -> String {
+    let o = canon(
+        project,
+        &[
+            "history",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--publication",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout(&o)
+}
+
+/// A won deal D99 (USD 100.00, closed 2025-03-05 on Globex): one more
+/// counted deal in FY2026-Q1.
+fn add_deal(data: &Path) {
+    add_part(
+        data,
+        "crm/opportunity",
+        vec![
+            ("id", Col::Str(vec!["D99"])),
+            ("account_id", Col::Str(vec!["A1"])),
+            ("owner_id", Col::Str(vec!["U1"])),
+            ("name", Col::Str(vec!["deal"])),
+            ("type", Col::Str(vec!["New Business"])),
+            ("stage_name", Col::Str(vec!["Closed Won"])),
+            ("forecast_category", Col::Str(vec!["Closed"])),
+            ("probability", Col::Double(vec![100.0])),
+            ("amount", Col::Money(vec![Some("100.00")])),
+            ("currency_iso_code", Col::Str(vec!["USD"])),
+            ("close_date", Col::Date(vec!["2025-03-05"])),
+            ("created_date", Col::Ts(vec!["2025-02-01T18:00:00Z"])),
+            ("is_closed", Col::Bool(vec![true])),
+            ("is_won", Col::Bool(vec![true])),
+            ("is_deleted", Col::Bool(vec![false])),
+            ("lead_source", Col::OptStr(vec![Some("Web")])),
+        ],
+    );
+}
+
+// Publication 1: bookings FY2026-Q1 = 3694.46 (flow_metrics.rs).
+// Publication 2, with D99: 3694.46 + 100.00 = 3794.46, moved by the data; a
+// restatement of a closed period. Publication 3, the definition changed
+// (v2, only deals of 1000 or more: D1 1000.00 + D2 1250.00 + D3 1111.11 =
+// 3361.11; D99 is under 1000): moved by the definition.
+#[test]
+fn each_publish_appends_and_history_says_what_moved_a_number() {
+    let data = fixture();
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+
+    add_deal(data.path());
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let restated =
+        "warning: restated closed period: `bookings` for FY2026-Q1 was 3,694.46 when published at ";
+    assert!(stderr(&o).contains(restated), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(
+        manifest["warnings"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("now 3,794.46 (its accounting periods are closed)"),
+        "{manifest}"
+    );
+    assert!(
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .contains(&"history.jsonl".into())
+    );
+
+    let sales = project.path().join("metrics/sales.yaml");
+    let text = std::fs::read_to_string(&sales).unwrap();
+    let text = text
+        .replacen(
+            "    filter: is_won\n",
+            "    filter: is_won AND amount >= 1000\n",
+            1,
+        )
+        .replacen("    version: 1\n", "    version: 2\n", 1);
+    std::fs::write(&sales, text).unwrap();
+    let signed = canon(project.path(), &["signoff", "bookings", "--by", "reviewer"]);
+    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let h = history(project.path(), &out);
+    let lines: Vec<&str> = h.lines().collect();
+    assert!(
+        lines[0].starts_with("bookings FY2026-Q1: 3 publication(s) in "),
+        "{h}"
+    );
+    let cells = |l: &str| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    // value, change, version+definition, inputs, moved by
+    assert!(cells(lines[2]).starts_with("3,694.46 v1"), "{h}");
+    assert!(cells(lines[3]).starts_with("3,794.46 +100.00 v1"), "{h}");
+    assert!(cells(lines[3]).ends_with(" data"), "{h}");
+    assert!(lines[4].contains("warning: restated closed period"), "{h}");
+    assert!(cells(lines[5]).starts_with("3,361.11 -433.35 v2"), "{h}");
+    assert!(cells(lines[5]).ends_with(" definition"), "{h}");
+}
+
+// A history that does not read stops the publish before anything changes:
+// canon never rewrites it short.
+#[test]
+fn a_damaged_history_stops_the_publish_and_is_kept() {
+    let data = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(&repo(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let path = out.join("history.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{not json\n");
+    std::fs::write(&path, &text).unwrap();
+    let before = contents(&out);
+    let o = publish(&repo(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("history.jsonl:2: a history row does not read"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(contents(&out), before);
+}
+
+#[test]
+fn history_of_a_folder_that_is_not_a_publication_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = canon(
+        &repo(),
+        &[
+            "history",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--publication",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is not a canon publication"),
+        "{}",
+        stderr(&o)
+    );
+}
