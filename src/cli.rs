@@ -136,6 +136,21 @@ pub enum Command {
         #[arg(long)]
         publication: Option<PathBuf>,
     },
+    /// Write the catalog as a static site (no server, no network): per metric
+    /// its definition, sign-off, exclusions with their latest tallies, lineage
+    /// diagram, last 8 published periods and input quality; an index with search.
+    Docs {
+        /// The folder to write (new, empty, or an earlier site).
+        #[arg(long)]
+        out: PathBuf,
+        /// A publication (`canon publish --out`) whose numbers the pages show
+        /// (default: `published` in the project, when it is one).
+        #[arg(long)]
+        publication: Option<PathBuf>,
+        /// Data root whose files the lineage lists (default: canon.yaml's data_root).
+        #[arg(long, env = "CANON_DATA")]
+        data: Option<PathBuf>,
+    },
     /// Bridge one governed quantity to another (bookings to recognized revenue).
     Reconcile(ReconcileArgs),
     /// Run the data-quality checks over every model: freshness, primary keys,
@@ -417,6 +432,11 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
         Command::Query(args) => query(&cli.project, args).await,
         Command::Explain { query, analyze } => explain(&cli.project, query, *analyze).await,
         Command::Lineage(args) => lineage(&cli.project, args).await,
+        Command::Docs {
+            out,
+            publication,
+            data,
+        } => docs(&cli.project, out, publication.as_deref(), data.as_deref()).await,
         Command::History {
             metric,
             period,
@@ -990,6 +1010,48 @@ async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
             )));
         }
     }
+    Ok(())
+}
+
+async fn docs(
+    project: &Path,
+    out: &Path,
+    publication: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<()> {
+    let catalog = Arc::new(Catalog::load(project)?);
+    let root = data_root(&catalog, data);
+    let cache = cache_dir(
+        &catalog,
+        &DataArgs {
+            data: None,
+            now: None,
+            allow_stale: false,
+            allow: Vec::new(),
+            no_cache: false,
+            cache_dir: None,
+        },
+    );
+    Protected::of_project(&catalog, &root, Some(&cache)).check_out(out)?;
+    let default = project.join("published");
+    let publication = publication.or_else(|| {
+        default
+            .join(crate::publish_dir::MARKER)
+            .is_file()
+            .then_some(default.as_path())
+    });
+    let data = if root.is_dir() {
+        DataSource::Folder(root)
+    } else {
+        DataSource::Empty
+    };
+    let engine = Engine::new(catalog, data)?;
+    let pages = crate::docs::build(&engine, publication, out).await?;
+    println!(
+        "wrote {pages} page(s) to {} (open {})",
+        out.display(),
+        out.join("index.html").display()
+    );
     Ok(())
 }
 

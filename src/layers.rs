@@ -20,6 +20,8 @@ const LAYERS: &[(&str, u32)] = &[
     // What a change to the definitions does to the numbers.
     ("diff", 65),
     ("query", 60),
+    // The catalog as a static site, over lineage, lifecycle and a publication.
+    ("docs", 60),
     ("validate", 60),
     ("explain", 60),
     ("sql", 60),

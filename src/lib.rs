@@ -29,6 +29,7 @@ pub mod compile;
 pub mod currency;
 pub mod decimal;
 pub mod diff;
+pub mod docs;
 pub mod error;
 pub mod explain;
 pub mod functions;

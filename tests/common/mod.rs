@@ -652,20 +652,26 @@ pub fn write_finance(root: &Path) {
 }
 
 /// A copy of the repository's project (canon.yaml, signoffs.yaml, models/,
-/// metrics/ without its tests/) in a temporary folder, for tests that
-/// change a definition.
+/// metrics/ with its definition tests) in a temporary folder, for tests
+/// that change a definition.
 pub fn copy_project(to: &Path) {
     std::fs::copy(repo().join("canon.yaml"), to.join("canon.yaml")).unwrap();
     std::fs::copy(repo().join("signoffs.yaml"), to.join("signoffs.yaml")).unwrap();
     for dir in ["models", "metrics"] {
         std::fs::create_dir_all(to.join(dir)).unwrap();
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let p = entry.unwrap().path();
-            // Not metrics/tests/ (the definition tests): tests that want
-            // them copy them.
-            if p.is_file() {
-                std::fs::copy(&p, to.join(dir).join(p.file_name().unwrap())).unwrap();
-            }
+        copy_tree(&repo().join(dir), &to.join(dir));
+    }
+}
+
+/// Copies folder `from` to `to`, files and folders alike.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(p.file_name().unwrap()));
+        } else {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
         }
     }
 }

@@ -155,6 +155,9 @@ pub fn cases() -> Vec<Case> {
             })
             .run("query bookings --period FY2026-Q1 --format csv")
             .with_stdout()
+            // Planned twice: for the answer, and for the definition's closure
+            // (its sign-off), each parsing the 490 terms.
+            .slow()
             .exits(0),
         // 480 terms `deal_id = 'Dn'` joined by OR (1,923 tokens): balanced,
         // 10 levels deep.

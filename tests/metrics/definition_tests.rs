@@ -10,23 +10,7 @@ use crate::common::*;
 fn project_with_tests() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_project(dir.path());
-    copy_tree(
-        &repo().join("metrics/tests"),
-        &dir.path().join("metrics/tests"),
-    );
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            copy_tree(&p, &to.join(p.file_name().unwrap()));
-        } else {
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-        }
-    }
 }
 
 fn edit(path: &Path, from: &str, to: &str) {

@@ -15,6 +15,7 @@ mod conversion_metrics;
 mod customer_metrics;
 mod definition_tests;
 mod diff;
+mod docs;
 mod flow_metrics;
 mod lineage;
 mod planning;
