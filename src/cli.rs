@@ -672,6 +672,20 @@ fn cache_dir(catalog: &Catalog, data: &DataArgs) -> PathBuf {
 
 /// Refuses an `--out` that would land on the project's definitions, data
 /// or cache (exit 2), before anything is computed.
+/// Refuses an `--out` onto the project's definitions, data or caches (for
+/// commands without the data flags of a query).
+fn protect_out(catalog: &Catalog, data: Option<&Path>, out: &Path) -> Result<()> {
+    let args = DataArgs {
+        data: data.map(Path::to_path_buf),
+        now: None,
+        allow_stale: false,
+        allow: Vec::new(),
+        no_cache: false,
+        cache_dir: None,
+    };
+    check_out(catalog, &args, Some(out))
+}
+
 fn check_out(catalog: &Catalog, data: &DataArgs, out: Option<&Path>) -> Result<()> {
     let Some(out) = out else { return Ok(()) };
     let root = data_root(catalog, data.data.as_deref());
@@ -887,6 +901,7 @@ async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
     };
     let request = catalog.resolve(asked.request(&catalog.calendar)?)?;
     if let Some(out) = &args.out {
+        protect_out(&catalog, args.data.as_deref(), out)?;
         crate::output::writable_file(out)?;
     }
     // The files are listed when the data root is there; the plan needs none.
@@ -926,9 +941,14 @@ async fn diff(
     let periods = crate::diff::periods(&head, periods)?;
     let root = existing_data_root(&head, data)?;
     if let Some(out) = out {
+        protect_out(&head, data, out)?;
         crate::output::writable_file(out)?;
     }
     let base = crate::diff::base::resolve(project, base)?;
+    if let (Some(out), Ok(base_catalog)) = (out, Catalog::load(&base.root)) {
+        // Nor over the base project's definitions, when it is a folder.
+        protect_out(&base_catalog, data, out)?;
+    }
     let base_catalog = Arc::new(Catalog::load(&base.root).map_err(|e| {
         CanonError::request(format!(
             "the base project ({}) does not load: {e}",
@@ -983,8 +1003,11 @@ async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
         return Ok(());
     }
     let scratch = tempfile::tempdir().map_err(|e| CanonError::io(std::env::temp_dir(), e))?;
+    // With --mutate every test runs first: the mutants run against all of
+    // them, and a kill only counts from a test that passes as defined.
     let wanted = |t: &crate::testing::spec::TestSpec| {
         only.is_empty()
+            || mutate
             || t.metric
                 .as_ref()
                 .or(t.reconciliation.as_ref())
@@ -1021,18 +1044,7 @@ async fn docs(
 ) -> Result<()> {
     let catalog = Arc::new(Catalog::load(project)?);
     let root = data_root(&catalog, data);
-    let cache = cache_dir(
-        &catalog,
-        &DataArgs {
-            data: None,
-            now: None,
-            allow_stale: false,
-            allow: Vec::new(),
-            no_cache: false,
-            cache_dir: None,
-        },
-    );
-    Protected::of_project(&catalog, &root, Some(&cache)).check_out(out)?;
+    protect_out(&catalog, data, out)?;
     let default = project.join("published");
     let publication = publication.or_else(|| {
         default

@@ -171,6 +171,11 @@ pub async fn sign(
             "--by names who approves the definition (a person or a review)",
         ));
     }
+    if by.chars().count() > 200 || by.contains(['\n', '\r']) {
+        return Err(CanonError::request(
+            "--by is a name on one line of at most 200 characters",
+        ));
+    }
     let mut file: SignoffFileSpec = catalog
         .files
         .signoffs
@@ -201,6 +206,9 @@ pub async fn sign(
         file.signoffs.push(spec.clone());
         signed.push(spec);
     }
+    // Sign-offs of metrics that are gone are dropped (validate warns of them).
+    file.signoffs
+        .retain(|s| catalog.metrics.contains_key(&s.metric));
     file.signoffs.sort_by(|a, b| a.metric.cmp(&b.metric));
     let yaml = serde_yaml::to_string(&file)
         .map_err(|e| CanonError::Internal(format!("writing sign-offs: {e}")))?;

@@ -18,7 +18,8 @@ pub struct Protected {
 }
 
 impl Protected {
-    /// The project's definitions (canon.yaml, models/, metrics/), its data
+    /// The project's definitions (canon.yaml, the sign-offs, models/,
+    /// metrics/ and its tests), its data
     /// (the configured data root and the run's, and every source folder in
     /// them: a model's `path` may lead elsewhere) and its caches (the
     /// configured one and the run's), whatever the run overrides.
@@ -35,6 +36,7 @@ impl Protected {
             .join(spec.cache_dir.as_deref().unwrap_or(".canon-cache"));
         let mut places = vec![
             (files.root.join("canon.yaml"), "canon.yaml".to_string()),
+            (files.root.join(&spec.signoffs), "sign-off file".to_string()),
             (files.root.join(&spec.models), "models folder".to_string()),
             (files.root.join(&spec.metrics), "metrics folder".to_string()),
             (configured_root.clone(), "data root".to_string()),

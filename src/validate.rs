@@ -165,6 +165,19 @@ async fn governance_problems(
 ) -> Result<Vec<Diagnostic>> {
     let judge = crate::lifecycle::Judge::new(catalog.clone())?;
     let mut out = Vec::new();
+    if let Some(file) = &catalog.files.signoffs {
+        for (i, s) in file.spec.signoffs.iter().enumerate() {
+            if !catalog.metrics.contains_key(&s.metric) {
+                out.push(Diagnostic {
+                    location: file.at(&yaml_path!["signoffs", i, "metric"]),
+                    message: format!(
+                        "a sign-off of `{}`, which no metric is any more: `canon signoff` drops it",
+                        s.metric
+                    ),
+                });
+            }
+        }
+    }
     for (name, id) in &catalog.metrics {
         let certified = catalog.files.metrics[id.file].spec.metrics[id.index].status
             == crate::spec::MetricStatus::Certified;

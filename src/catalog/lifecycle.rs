@@ -7,8 +7,9 @@
 //! - A deprecated metric names its replacement (`replaced_by`), an existing
 //!   metric that is not deprecated itself, so every query of it can point
 //!   its reader to the number to use; no other metric names one.
-//! - `signoffs.yaml` holds at most one sign-off per metric, of a metric the
-//!   catalog has, with a sha256, a signer and an RFC 3339 time.
+//! - `signoffs.yaml` holds at most one sign-off per metric, with a sha256, a
+//!   signer and an RFC 3339 time (one of a metric that is gone is a
+//!   warning of `canon validate`, dropped by the next `canon signoff`).
 
 use std::collections::BTreeMap;
 
@@ -50,22 +51,40 @@ pub(super) fn check(catalog: &Catalog, diags: &mut Vec<Diagnostic>) {
             (_, None) => {}
         }
     }
+    // canon.yaml's `signoffs`: a YAML file of the project, beside the
+    // definitions (canon signoff writes it), never inside a folder the
+    // loader reads as definitions.
+    let spec = &catalog.files.project.spec;
+    let path = std::path::Path::new(&spec.signoffs);
+    let climbs = path.as_os_str().is_empty()
+        || path
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)));
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let in_definitions = [&spec.models, &spec.metrics]
+        .iter()
+        .any(|d| path.starts_with(d.as_str()));
+    if climbs || !yaml || in_definitions {
+        diags.push(diag(
+            catalog.files.project.at(&yaml_path!["signoffs"]),
+            format!(
+                "signoffs `{}` must be a .yaml file inside the project, outside the models and metrics folders (e.g. signoffs.yaml)",
+                spec.signoffs
+            ),
+        ));
+    }
     let Some(file) = &catalog.files.signoffs else {
         return;
     };
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, s) in file.spec.signoffs.iter().enumerate() {
         let at = |key: &str| file.at(&yaml_path!["signoffs", i, key]);
-        if !catalog.metrics.contains_key(&s.metric) {
-            let known: Vec<&str> = catalog.metrics.keys().map(String::as_str).collect();
-            let hint = did_you_mean(&s.metric, &known)
-                .map(|k| format!(" (did you mean `{k}`?)"))
-                .unwrap_or_default();
-            diags.push(diag(
-                at("metric"),
-                format!("a sign-off of unknown metric `{}`{hint}", s.metric),
-            ));
-        }
+        // A sign-off of a metric that is gone is not an error here (every
+        // command would stop until someone edited the file): validate warns,
+        // and `canon signoff` drops it.
         if let Some(first) = seen.insert(&s.metric, i) {
             diags.push(diag(
                 at("metric"),

@@ -17,25 +17,43 @@ pub fn apply(target: &mut ProjectFiles, from: &ProjectFiles, key: &str) -> Resul
             let (metric, field) = name
                 .rsplit_once('.')
                 .ok_or_else(|| CanonError::Internal(format!("closure element `{key}`")))?;
-            let Some(t) = target
-                .metrics
-                .iter_mut()
-                .flat_map(|f| f.spec.metrics.iter_mut())
-                .find(|m| m.name == metric)
-            else {
-                return Err(CanonError::Internal(format!(
-                    "no metric `{metric}` to change"
-                )));
-            };
-            let value = from
-                .metrics
-                .iter()
-                .flat_map(|f| f.spec.metrics.iter())
-                .find(|m| m.name == metric)
-                .map(json)
-                .transpose()?
-                .and_then(|v| v.get(field).cloned());
-            *t = with_field(json(t)?, field, value)?;
+            let source = from.metrics.iter().find_map(|f| {
+                f.spec
+                    .metrics
+                    .iter()
+                    .find(|m| m.name == metric)
+                    .map(|m| (f.display_path.clone(), m.clone()))
+            });
+            let at = target.metrics.iter().enumerate().find_map(|(fi, f)| {
+                f.spec
+                    .metrics
+                    .iter()
+                    .position(|m| m.name == metric)
+                    .map(|mi| (fi, mi))
+            });
+            match (at, source) {
+                // A field of a metric both sides have.
+                (Some((fi, mi)), Some((_, m))) => {
+                    let t = &mut target.metrics[fi].spec.metrics[mi];
+                    *t = with_field(json(t)?, field, json(&m)?.get(field).cloned())?;
+                }
+                // A metric the head adds (or renamed to): all of it at once.
+                (None, Some((path, m))) => {
+                    let file = target
+                        .metrics
+                        .iter()
+                        .position(|f| f.display_path == path)
+                        .unwrap_or(0);
+                    if let Some(f) = target.metrics.get_mut(file) {
+                        f.spec.metrics.push(m);
+                    }
+                }
+                // A metric the head removes (or renamed away).
+                (Some((fi, mi)), None) => {
+                    target.metrics[fi].spec.metrics.remove(mi);
+                }
+                (None, None) => {}
+            }
         }
         "exclusion" => {
             let found = |files: &ProjectFiles| {

@@ -53,18 +53,21 @@ pub fn resolve(project: &Path, base: Option<&str>) -> Result<Base> {
         ))
     })?;
     let scratch = tempfile::tempdir().map_err(|e| CanonError::io(std::env::temp_dir(), e))?;
-    let mut ls = vec!["ls-tree", "-r", "--name-only", commit.as_str()];
+    // NUL-separated: names are given as they are (not quoted, as git
+    // quotes names with bytes outside ASCII).
+    let mut ls = vec!["ls-tree", "-r", "-z", "--name-only", commit.as_str()];
     if !prefix.is_empty() {
         ls.extend(["--", prefix.as_str()]);
     }
     let listed = git(Path::new(&top), &ls)?;
+    let listed: Vec<&str> = listed.split('\0').filter(|l| !l.is_empty()).collect();
     let project_spec = format!("{prefix}canon.yaml");
-    if !listed.lines().any(|l| l == project_spec) {
+    if !listed.iter().any(|l| *l == project_spec) {
         return Err(CanonError::request(format!(
             "--base {revision}: the project has no canon.yaml at {commit:.12} ({project_spec})"
         )));
     }
-    for path in listed.lines() {
+    for path in listed {
         let relative = &path[prefix.len()..];
         if !wanted(relative) {
             continue;

@@ -167,9 +167,9 @@ pub async fn diff(
             let computes_differently = elements
                 .iter()
                 .any(|e| crate::lineage::closure::computes(&e.element));
-            if bs == MetricStatus::Certified && computes_differently && bv == hv {
+            if bs == MetricStatus::Certified && computes_differently && hv <= bv {
                 problems.push(format!(
-                    "certified metric `{name}` changed ({}) without a version bump (still v{hv})",
+                    "certified metric `{name}` changed ({}) without a version bump (v{bv} → v{hv})",
                     elements
                         .iter()
                         .map(|e| e.element.as_str())

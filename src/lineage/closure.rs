@@ -20,9 +20,11 @@
 //! - `settings FIELD`: the canon.yaml settings numbers depend on (zone,
 //!   fiscal calendar, base currency, internal domains).
 //!
-//! The hash leaves out `status` and `owner` (who owns a metric or whether it
-//! is certified does not change what it computes, and certifying must not
-//! make its own sign-off stale); the version is in it.
+//! The hash leaves out `status`, `owner` and `replaced_by` (who owns a
+//! metric or whether it is certified does not change what it computes, and
+//! certifying must not make its own sign-off stale), and the prose of the
+//! models and shared exclusions (descriptions, reasons); the version and
+//! the metric's own description are in it.
 
 use std::collections::BTreeMap;
 
@@ -38,7 +40,7 @@ use crate::run::{DataSource, Engine};
 use crate::spec::ExclusionRef;
 
 /// Fields of a metric that say who governs it, not what it computes.
-const GOVERNANCE: [&str; 2] = ["status", "owner"];
+const GOVERNANCE: [&str; 3] = ["status", "owner", "replaced_by"];
 
 /// The settings of canon.yaml a number depends on.
 const SETTINGS: [&str; 5] = [
@@ -81,7 +83,14 @@ pub fn is_governance(key: &str) -> bool {
 
 /// Fields of a metric that describe it without changing what it computes:
 /// its governance, version, name for people and description.
-const DESCRIPTIVE: [&str; 5] = ["status", "owner", "version", "label", "description"];
+const DESCRIPTIVE: [&str; 6] = [
+    "status",
+    "owner",
+    "replaced_by",
+    "version",
+    "label",
+    "description",
+];
 
 /// Whether a change of element `key` can change a number (everything but a
 /// metric's descriptive fields).
@@ -128,14 +137,14 @@ pub async fn closure(engine: &Engine, name: &str) -> Result<Closure> {
                 NodeKind::Metric => metric_elements(&catalog, id, &mut elements)?,
                 NodeKind::Entity => {
                     if let Some((_, _, spec)) = catalog.entity(id) {
-                        elements.insert(format!("entity {id}"), json(spec)?);
+                        elements.insert(format!("entity {id}"), prose_free(json(spec)?));
                     }
                 }
                 NodeKind::Source => {
                     if let Some((system, table)) = id.split_once('/')
                         && let Some((_, spec)) = catalog.source_by_name(system, table)
                     {
-                        elements.insert(format!("source {id}"), json(spec)?);
+                        elements.insert(format!("source {id}"), prose_free(json(spec)?));
                     }
                 }
                 _ => {}
@@ -175,10 +184,30 @@ fn metric_elements(
             && let Some(id) = catalog.exclusions.get(shared)
         {
             let spec = &catalog.files.metrics[id.file].spec.exclusions[id.index];
-            out.insert(format!("exclusion {shared}"), json(spec)?);
+            out.insert(format!("exclusion {shared}"), prose_free(json(spec)?));
         }
     }
     Ok(())
+}
+
+/// An entity's, source's or shared exclusion's definition without its
+/// prose (`description`, `reason`, at any depth): rewording a model's
+/// documentation changes no number and needs no new sign-off. A metric's
+/// own description stays in its closure: it says what the number means.
+fn prose_free(mut value: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("description");
+                map.remove("reason");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut value);
+    value
 }
 
 fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {

@@ -97,12 +97,20 @@ pub fn metric(metric: &str, expect: &ExpectSpec, got: &Json) -> Vec<String> {
                         );
                     }
                 }
-                v => same(
-                    &format!("tallies.{field}"),
-                    v,
-                    &own[field.as_str()],
-                    &mut out,
-                ),
+                v => match own.get(field.as_str()) {
+                    Some(got) => same(&format!("tallies.{field}"), v, got, &mut out),
+                    None => out.push(format!(
+                        "tallies.{field}: the tally has no such field (it has: {})",
+                        own.as_object()
+                            .map(|o| o
+                                .keys()
+                                .filter(|k| k.as_str() != "metric")
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_default()
+                    )),
+                },
             }
         }
     }

@@ -51,12 +51,33 @@ pub fn write(
         }
     }
     for (key, id) in &catalog.sources {
-        let (_, source) = catalog.source(*id);
+        let (model, source) = catalog.source(*id);
+        // Written under `root` only: a model's path that is absolute or
+        // climbs out (`..`) would have the fixture overwrite real extracts.
+        if !inside(Path::new(&source.path)) {
+            problems.push(Diagnostic {
+                location: model.at(&yaml_path!["sources", id.index, "path"]),
+                message: format!(
+                    "source {key}: path `{}` is not a relative path inside the data root; canon test writes fixtures only under its own",
+                    source.path
+                ),
+            });
+            continue;
+        }
         let rows = match company.tables.get(key) {
             Some(table) => {
                 let mut rows = Vec::new();
                 if let Some(csv) = &table.csv {
                     let at = file.at(&yaml_path!["company", "tables", key.as_str(), "csv"]);
+                    if !inside(Path::new(csv)) {
+                        problems.push(Diagnostic {
+                            location: at,
+                            message: format!(
+                                "csv `{csv}` is not a relative path inside the tests folder"
+                            ),
+                        });
+                        continue;
+                    }
                     match read_csv(&dir.join(csv), &file.display_path.with_file_name(csv), &at) {
                         Ok(r) => rows.extend(r),
                         Err(d) => {
@@ -119,6 +140,18 @@ pub fn write(
     } else {
         Err(CanonError::Definition(problems))
     }
+}
+
+/// Whether `path` is relative and never climbs (`..`): joined to a folder
+/// it stays inside it (links aside, which read_csv's file check refuses).
+fn inside(path: &Path) -> bool {
+    !path.as_os_str().is_empty()
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
 }
 
 /// A YAML scalar as the text a column is read from (none for null).
@@ -261,10 +294,24 @@ fn write_parquet(dir: &Path, batch: &RecordBatch) -> Result<()> {
 /// (`""` is a quote inside), an empty unquoted cell is null. `shown` is the
 /// path errors name; `at` where the test file names the CSV.
 fn read_csv(path: &Path, shown: &Path, at: &Location) -> std::result::Result<Vec<Row>, Diagnostic> {
+    // A regular file, not a link (which could lead anywhere), a folder or
+    // a pipe (which would block the read).
+    let regular = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    if !regular {
+        return Err(Diagnostic {
+            location: at.clone(),
+            message: format!(
+                "{} is not a regular file (missing, a link, a folder or a pipe)",
+                shown.display()
+            ),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|e| Diagnostic {
         location: at.clone(),
         message: format!("cannot read {}: {e}", path.display()),
     })?;
+    // A byte order mark some editors write is not part of the header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
     let records = parse_csv(&text).map_err(|(line, why)| Diagnostic {
         location: Location::new(shown.to_path_buf(), line, 1),
         message: why,
@@ -277,6 +324,14 @@ fn read_csv(path: &Path, shown: &Path, at: &Location) -> std::result::Result<Vec
         .into_iter()
         .map(|h| h.unwrap_or_default().trim().to_string())
         .collect();
+    for (i, h) in header.iter().enumerate() {
+        if header[..i].contains(h) {
+            return Err(Diagnostic {
+                location: Location::new(shown.to_path_buf(), 1, 1),
+                message: format!("column `{h}` is named twice in the header"),
+            });
+        }
+    }
     let mut rows = Vec::new();
     for (line, cells) in records {
         if cells.len() != header.len() {

@@ -78,6 +78,14 @@ pub fn load(catalog: &Catalog) -> Result<Vec<TestFile>> {
             .strip_prefix(&catalog.files.root)
             .unwrap_or(&path)
             .to_path_buf();
+        // A pipe would block the read, a folder is not a file.
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            problems.push(Diagnostic {
+                location: Location::new(shown, 1, 1),
+                message: "is not a regular file (a folder or a pipe): a test file is YAML".into(),
+            });
+            continue;
+        }
         let bytes = std::fs::read(&path).map_err(|e| CanonError::io(&path, e))?;
         match parse_definition::<TestFileSpec>(shown, bytes) {
             Ok(source) => {
@@ -101,6 +109,12 @@ pub fn load(catalog: &Catalog) -> Result<Vec<TestFile>> {
 fn check_names(catalog: &Catalog, file: &SourceFile<TestFileSpec>, problems: &mut Vec<Diagnostic>) {
     for (i, t) in file.spec.tests.iter().enumerate() {
         let at = |key: &str| file.at(&yaml_path!["tests", i, key]);
+        if t.expect.is_empty() {
+            problems.push(Diagnostic {
+                location: at("expect"),
+                message: "the test expects nothing: give a value, exclusions, tallies, rows, a bridge, a check or an error".into(),
+            });
+        }
         match (&t.metric, &t.reconciliation) {
             (Some(m), None) => {
                 if let Err(e) = catalog.metric(m) {

@@ -101,7 +101,7 @@ pub struct TestSpec {
 #[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
     /// The headline (a decimal string, or null for no value).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub value: Option<serde_yaml::Value>,
     /// By exclusion name (`part/name` for a ratio's or derived metric's part).
     #[serde(default)]
@@ -118,7 +118,7 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub bridge: BTreeMap<String, serde_yaml::Value>,
     /// A reconciliation's check.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub check: Option<serde_yaml::Value>,
     /// The run must fail with an error containing this text.
     #[serde(default)]
@@ -130,6 +130,25 @@ pub struct ExpectSpec {
 pub struct ExclusionExpect {
     #[serde(default)]
     pub rows: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub value: Option<serde_yaml::Value>,
+}
+
+/// A key that is given is `Some`, even when its value is null (`value:
+/// null` expects no value; a missing key checks nothing).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_yaml::Value>, D::Error> {
+    serde_yaml::Value::deserialize(d).map(Some)
+}
+
+impl ExpectSpec {
+    /// Whether it expects anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_none()
+            && self.exclusions.is_empty()
+            && self.tallies.is_empty()
+            && self.rows.is_none()
+            && self.bridge.is_empty()
+            && self.check.is_none()
+            && self.error.is_none()
+    }
 }

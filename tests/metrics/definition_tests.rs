@@ -97,3 +97,61 @@ fn a_certified_metric_without_a_test_is_a_warning_and_an_error_when_strict() {
         stderr(&out)
     );
 }
+
+// A model whose source path is absolute (or climbs out with `..`) would
+// have the fixture written over real extracts: refused, located, nothing
+// written there.
+#[test]
+fn a_fixture_is_never_written_outside_its_own_data_root() {
+    let p = project_with_tests();
+    let victim = tempfile::tempdir().unwrap();
+    let target = victim.path().join("user");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("part-00000.parquet"), "not a fixture").unwrap();
+    edit(
+        &p.path().join("models/crm.yaml"),
+        "path: crm/user",
+        &format!("path: {}", target.display()),
+    );
+    let out = canon(p.path(), &["test", "--only", "bookings"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("is not a relative path inside the data root; canon test writes fixtures only under its own"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("part-00000.parquet")).unwrap(),
+        "not a fixture"
+    );
+}
+
+// `value: null` expects no value (it is not "unchecked"); a test that
+// expects nothing is refused.
+#[test]
+fn a_null_expectation_is_checked_and_an_empty_one_refused() {
+    let p = project_with_tests();
+    let sales = p.path().join("metrics/tests/sales.yaml");
+    edit(
+        &sales,
+        "      value: \"3694.46\"\n      exclusions:",
+        "      value: null\n      exclusions:",
+    );
+    let out = canon(p.path(), &["test", "--only", "bookings"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("value: expected null, got 3694.46"),
+        "{}",
+        stdout(&out)
+    );
+    let mut text = std::fs::read_to_string(&sales).unwrap();
+    text.push_str("  - metric: bookings\n    period: FY2026-Q1\n    expect: {}\n");
+    std::fs::write(&sales, text).unwrap();
+    let out = canon(p.path(), &["test", "--only", "bookings"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the test expects nothing: give a value, exclusions, tallies, rows, a bridge, a check or an error"),
+        "{}",
+        stderr(&out)
+    );
+}

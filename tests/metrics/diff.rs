@@ -171,7 +171,7 @@ fn a_certified_change_without_a_version_bump_or_a_signoff_fails() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert_eq!(
         problems[0],
-        "certified metric `bookings` changed (metric bookings.exclusions, metric bookings.filter) without a version bump (still v1)"
+        "certified metric `bookings` changed (metric bookings.exclusions, metric bookings.filter) without a version bump (v1 → v1)"
     );
     assert!(
         problems[1].starts_with("sign-off stale: `bookings`'s definition changed"),
@@ -271,4 +271,62 @@ fn a_base_that_is_neither_a_folder_nor_a_revision_is_refused() {
         "{}",
         stderr(&out)
     );
+}
+
+// A metric the head adds, read by another's changed expression: the
+// waterfall brings the new metric in whole (it crashed with "no metric to
+// change"). new_business_share = new_bookings / bookings_all, bookings_all a
+// copy of bookings: the same 2583.35 / 3694.46 = 0.699250 before and after.
+// Deprecating won_deals (replaced by closed_deals) changes no number: no
+// version bump asked of it or of win_rate.
+#[test]
+fn an_added_metric_and_a_deprecation_are_diffed_without_crashing() {
+    let data = fixture();
+    let head = tempfile::tempdir().unwrap();
+    copy_project(head.path());
+    let sales = head.path().join("metrics/sales.yaml");
+    let text = std::fs::read_to_string(&sales).unwrap();
+    let start = text.find("  - name: bookings\n").unwrap();
+    let end = text.find("  - name: new_bookings\n").unwrap();
+    let copy = text[start..end]
+        .replacen("  - name: bookings\n", "  - name: bookings_all\n", 1)
+        .replacen("    slices: &deal_slices\n", "    slices:\n", 1)
+        .replacen("status: certified", "status: draft", 1);
+    let mut text = format!("{}{}{}", &text[..end], copy, &text[end..]);
+    let share = text.find("  - name: new_business_share").unwrap();
+    let rest = text[share..].replacen(
+        "expr: new_bookings / nullif(bookings, 0)",
+        "expr: new_bookings / nullif(bookings_all, 0)",
+        1,
+    );
+    text = format!("{}{}", &text[..share], rest);
+    let won = text.find("  - name: won_deals").unwrap();
+    let rest = text[won..].replacen(
+        "status: certified",
+        "status: deprecated\n    replaced_by: closed_deals",
+        1,
+    );
+    text = format!("{}{}", &text[..won], rest);
+    std::fs::write(&sales, text).unwrap();
+    let out = diff(head.path(), data.path(), "json");
+    let d: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    let changed: Vec<&str> = d["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert!(changed.contains(&"bookings_all"), "{changed:?}");
+    let share = d["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "new_business_share")
+        .unwrap();
+    assert_eq!(share["periods"][0]["base"]["value"], "0.699250", "{share}");
+    assert_eq!(share["periods"][0]["head"]["value"], "0.699250", "{share}");
+    let problems = d["problems"].to_string();
+    assert!(!problems.contains("win_rate"), "{problems}");
+    assert!(!problems.contains("won_deals` changed"), "{problems}");
 }

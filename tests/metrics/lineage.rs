@@ -269,3 +269,42 @@ fn bookings_drawn_for_mermaid_and_graphviz() {
         insta::assert_snapshot!(name, stdout(&out));
     }
 }
+
+// --out never lands on the project's definitions, sign-offs or data.
+#[test]
+fn lineage_and_diff_refuse_to_write_over_the_project() {
+    let p = tempfile::tempdir().unwrap();
+    copy_project(p.path());
+    let data = repo().join("sample_data");
+    for target in ["signoffs.yaml", "canon.yaml", "metrics/sales.yaml"] {
+        let path = p.path().join(target);
+        let before = std::fs::read(&path).unwrap();
+        for args in [
+            vec!["lineage", "bookings"],
+            vec![
+                "diff",
+                "--base",
+                repo().to_str().unwrap(),
+                "--period",
+                "FY2026-Q1",
+            ],
+        ] {
+            let mut all = args.clone();
+            all.extend([
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                path.to_str().unwrap(),
+            ]);
+            let out = canon(p.path(), &all);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?} --out {target}: {}",
+                stderr(&out)
+            );
+            assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+            assert_eq!(std::fs::read(&path).unwrap(), before, "{target} changed");
+        }
+    }
+}

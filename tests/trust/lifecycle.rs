@@ -234,13 +234,14 @@ fn drafts_and_deprecated_metrics_say_so_and_are_not_published() {
     );
 }
 
-/// `canon validate --no-data`'s stderr on the sample with `file`'s `from`
-/// replaced by `to`.
+/// `canon validate --no-data --strict`'s stderr on the sample with
+/// `file`'s `from` replaced by `to` (a sign-off of a metric that is gone is
+/// a warning, an error under --strict).
 fn refused(file: &str, from: &str, to: &str) -> String {
     let project = tempfile::tempdir().unwrap();
     copy_project(project.path());
     edit(project.path(), file, from, to);
-    let out = canon(project.path(), &["validate", "--no-data"]);
+    let out = canon(project.path(), &["validate", "--no-data", "--strict"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     stderr(&out)
 }
@@ -269,7 +270,7 @@ fn lifecycle_rules_and_the_signoff_file_are_checked_with_locations() {
     );
     let unknown = refused("signoffs.yaml", "- metric: arr\n", "- metric: ar\n");
     let bad_sha = refused("signoffs.yaml", "closure_sha256: ", "closure_sha256: XYZ");
-    let bad_time = refused("signoffs.yaml", "at: 2", "at: yesterday 2");
+    let bad_time = refused("signoffs.yaml", "at: 2", "at: yesterday #2");
     insta::assert_snapshot!(
         [
             sales_deprecated,
