@@ -1070,15 +1070,26 @@ async fn docs(
 async fn signoff(project: &Path, metrics: &[String], all: bool, by: &str) -> Result<()> {
     let catalog = Arc::new(Catalog::load(project)?);
     let names: Vec<String> = if all {
+        // Every certified metric and reconciliation.
+        let certified = crate::spec::MetricStatus::Certified;
         catalog
             .metrics
             .keys()
             .filter(|n| {
                 catalog
                     .metric(n)
-                    .is_ok_and(|(_, _, m)| m.status == crate::spec::MetricStatus::Certified)
+                    .is_ok_and(|(_, _, m)| m.status == certified)
             })
             .cloned()
+            .chain(
+                catalog
+                    .files
+                    .metrics
+                    .iter()
+                    .flat_map(|f| f.spec.reconciliations.iter())
+                    .filter(|r| r.status == certified)
+                    .map(|r| r.name.clone()),
+            )
             .collect()
     } else {
         metrics.to_vec()

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::error::{CanonError, Result};
-use crate::lineage::closure::{closure, planner};
+use crate::lineage::closure::{closure, planner, reconciliation_closure};
 use crate::run::Engine;
 use crate::spec::{MetricStatus, SignoffFileSpec, SignoffSpec};
 
@@ -74,7 +74,7 @@ impl Lifecycle {
                 short(&a.closure_sha256)
             )),
             (None, _) => Some(format!(
-                "sign-off missing: certified metric `{name}` has no sign-off; `canon signoff {name} --by NAME` records one"
+                "sign-off missing: certified `{name}` has no sign-off; `canon signoff {name} --by NAME` records one"
             )),
         }
     }
@@ -97,16 +97,35 @@ impl Judge {
         })
     }
 
-    /// Metric `name`'s lifecycle (a certified metric's closure is planned to
-    /// judge its sign-off).
+    /// Metric or reconciliation `name`'s lifecycle (a certified one's
+    /// closure is planned to judge its sign-off).
     pub async fn lifecycle(&self, name: &str) -> Result<Lifecycle> {
         of_on(&self.engine, name).await
     }
 
-    /// The sha256 of metric `name`'s closure now.
+    /// The sha256 of metric or reconciliation `name`'s closure now.
     pub async fn closure_sha256(&self, name: &str) -> Result<String> {
-        Ok(closure(&self.engine, name).await?.sha256())
+        match reconciliation_closure(&self.engine, name).await? {
+            Some(c) => Ok(c.sha256()),
+            None => Ok(closure(&self.engine, name).await?.sha256()),
+        }
     }
+}
+
+/// A governed definition's lifecycle facts: a metric's, or a
+/// reconciliation's (which has no replacement).
+fn governed(catalog: &Catalog, name: &str) -> Result<(MetricStatus, u32, Option<String>)> {
+    if let Some(r) = catalog
+        .files
+        .metrics
+        .iter()
+        .flat_map(|f| f.spec.reconciliations.iter())
+        .find(|r| r.name == name)
+    {
+        return Ok((r.status, r.version, None));
+    }
+    let (_, _, m) = catalog.metric(name)?;
+    Ok((m.status, m.version, m.replaced_by.clone()))
 }
 
 /// Metric `name`'s lifecycle in `catalog`.
@@ -116,14 +135,17 @@ pub async fn of(catalog: Arc<Catalog>, name: &str) -> Result<Lifecycle> {
 
 async fn of_on(engine: &Engine, name: &str) -> Result<Lifecycle> {
     let catalog = engine.catalog.clone();
-    let (_, _, m) = catalog.metric(name)?;
-    let signoff = match m.status {
+    let (status, version, replaced_by) = governed(&catalog, name)?;
+    let signoff = match status {
         MetricStatus::Certified => {
-            let sha = closure(engine, name).await?.sha256();
+            let sha = match reconciliation_closure(engine, name).await? {
+                Some(c) => c.sha256(),
+                None => closure(engine, name).await?.sha256(),
+            };
             let approved = recorded(&catalog, name).cloned();
             let current = approved
                 .as_ref()
-                .is_some_and(|a| a.closure_sha256 == sha && a.version == m.version);
+                .is_some_and(|a| a.closure_sha256 == sha && a.version == version);
             Some(Signoff {
                 state: match (&approved, current) {
                     (_, true) => "current",
@@ -138,8 +160,8 @@ async fn of_on(engine: &Engine, name: &str) -> Result<Lifecycle> {
         _ => None,
     };
     Ok(Lifecycle {
-        status: m.status.name().to_string(),
-        replaced_by: m.replaced_by.clone(),
+        status: status.name().to_string(),
+        replaced_by,
         signoff,
     })
 }
@@ -185,11 +207,11 @@ pub async fn sign(
     let judge = Judge::new(catalog.clone())?;
     let mut signed = Vec::new();
     for name in names {
-        let (_, _, m) = catalog.metric(name)?;
-        if m.status == MetricStatus::Deprecated {
+        let (status, version, replaced_by) = governed(&catalog, name)?;
+        if status == MetricStatus::Deprecated {
             return Err(CanonError::request(format!(
                 "`{name}` is deprecated{}: a deprecated metric is not signed off",
-                m.replaced_by
+                replaced_by
                     .as_ref()
                     .map(|r| format!(" (replaced by `{r}`)"))
                     .unwrap_or_default()
@@ -197,7 +219,7 @@ pub async fn sign(
         }
         let spec = SignoffSpec {
             metric: name.clone(),
-            version: m.version,
+            version,
             closure_sha256: judge.closure_sha256(name).await?,
             by: by.trim().to_string(),
             at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -208,7 +230,7 @@ pub async fn sign(
     }
     // Sign-offs of metrics that are gone are dropped (validate warns of them).
     file.signoffs
-        .retain(|s| catalog.metrics.contains_key(&s.metric));
+        .retain(|s| governed(&catalog, &s.metric).is_ok());
     file.signoffs.sort_by(|a, b| a.metric.cmp(&b.metric));
     let yaml = serde_yaml::to_string(&file)
         .map_err(|e| CanonError::Internal(format!("writing sign-offs: {e}")))?;

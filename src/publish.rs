@@ -313,8 +313,12 @@ async fn build(
             .find(|r| r.name == name)
             .map(|r| [r.bookings.clone(), r.revenue.clone()])
             .unwrap_or_default();
-        let mut unapproved = None;
-        for side in sides.iter().filter(|s| !s.is_empty()) {
+        // Its own sign-off first (its link rules and lines), then its sides'.
+        let mut unapproved = judge.lifecycle(&name).await?.blocked_reason(&name);
+        for side in sides
+            .iter()
+            .filter(|s| !s.is_empty() && unapproved.is_none())
+        {
             if let Some(why) = judge.lifecycle(side).await?.blocked_reason(side) {
                 unapproved = Some(format!("its side `{side}`: {why}"));
                 break;

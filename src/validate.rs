@@ -165,15 +165,48 @@ async fn governance_problems(
 ) -> Result<Vec<Diagnostic>> {
     let judge = crate::lifecycle::Judge::new(catalog.clone())?;
     let mut out = Vec::new();
+    let reconciliations: Vec<&crate::spec::ReconciliationSpec> = catalog
+        .files
+        .metrics
+        .iter()
+        .flat_map(|f| f.spec.reconciliations.iter())
+        .collect();
     if let Some(file) = &catalog.files.signoffs {
         for (i, s) in file.spec.signoffs.iter().enumerate() {
-            if !catalog.metrics.contains_key(&s.metric) {
+            let known = catalog.metrics.contains_key(&s.metric)
+                || reconciliations.iter().any(|r| r.name == s.metric);
+            if !known {
                 out.push(Diagnostic {
                     location: file.at(&yaml_path!["signoffs", i, "metric"]),
                     message: format!(
                         "a sign-off of `{}`, which no metric is any more: `canon signoff` drops it",
                         s.metric
                     ),
+                });
+            }
+        }
+    }
+    // A certified reconciliation is governed as a metric is: tested, and
+    // signed off as it is (its links, lines and both sides).
+    for f in &catalog.files.metrics {
+        for (ri, r) in f.spec.reconciliations.iter().enumerate() {
+            if r.status != crate::spec::MetricStatus::Certified {
+                continue;
+            }
+            let status = f.at(&yaml_path!["reconciliations", ri, "status"]);
+            if !tested.contains(&r.name) {
+                out.push(Diagnostic {
+                    location: status.clone(),
+                    message: format!(
+                        "certified reconciliation `{}` has no definition test: add one to {}/tests/ (`canon test`)",
+                        r.name, catalog.files.project.spec.metrics
+                    ),
+                });
+            }
+            if let Some(why) = judge.lifecycle(&r.name).await?.blocked_reason(&r.name) {
+                out.push(Diagnostic {
+                    location: status,
+                    message: why,
                 });
             }
         }

@@ -201,6 +201,80 @@ pub async fn diff(
             periods,
         });
     }
+    // Reconciliations: their definitions (link rules, lines) and the
+    // closures of the metrics they bridge; their sides' numbers are the
+    // metrics' above.
+    let recs = |c: &Catalog| -> Vec<(String, MetricStatus, u32)> {
+        c.files
+            .metrics
+            .iter()
+            .flat_map(|f| f.spec.reconciliations.iter())
+            .map(|r| (r.name.clone(), r.status, r.version))
+            .collect()
+    };
+    let (base_recs, head_recs) = (recs(&base), recs(&head));
+    let names: std::collections::BTreeSet<&String> = base_recs
+        .iter()
+        .chain(head_recs.iter())
+        .map(|(n, _, _)| n)
+        .collect();
+    for name in names {
+        let b = crate::lineage::closure::reconciliation_closure(&base_planner, name).await?;
+        let a = crate::lineage::closure::reconciliation_closure(&head_planner, name).await?;
+        let (change, elements) = match (&b, &a) {
+            (Some(b), Some(a)) => {
+                let changed: Vec<ElementChange> = changed_elements(b, a)
+                    .into_iter()
+                    .filter(|e| !only_entered_or_left(e, &base, &head))
+                    .collect();
+                if changed.is_empty() {
+                    continue;
+                }
+                ("changed", changed)
+            }
+            (None, Some(a)) => ("added", changed_elements(&empty(name), a)),
+            (Some(b), None) => ("removed", changed_elements(b, &empty(name))),
+            (None, None) => continue,
+        };
+        let spec_of = |list: &[(String, MetricStatus, u32)]| {
+            list.iter()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, s, v)| (*v, *s))
+        };
+        let (base_spec, head_spec) = (spec_of(&base_recs), spec_of(&head_recs));
+        if let (Some((bv, bs)), Some((hv, _))) = (base_spec, head_spec)
+            && bs == MetricStatus::Certified
+            && hv <= bv
+            && elements
+                .iter()
+                .any(|e| crate::lineage::closure::computes(&e.element))
+        {
+            problems.push(format!(
+                "certified reconciliation `{name}` changed ({}) without a version bump (v{bv} → v{hv})",
+                elements
+                    .iter()
+                    .map(|e| e.element.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if head_spec.is_some_and(|(_, s)| s == MetricStatus::Certified)
+            && let Some(why) = judge.lifecycle(name).await?.blocked_reason(name)
+        {
+            problems.push(why);
+        }
+        metrics.push(MetricDiff {
+            metric: name.clone(),
+            change: change.to_string(),
+            status: head_spec
+                .or(base_spec)
+                .map(|(_, s)| s.name().to_string())
+                .unwrap_or_default(),
+            version: (base_spec.map(|s| s.0), head_spec.map(|s| s.0)),
+            elements,
+            periods: Vec::new(),
+        });
+    }
     Ok(Diff {
         base: base_shown,
         head: head_shown,

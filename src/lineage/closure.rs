@@ -100,8 +100,40 @@ pub fn computes(key: &str) -> bool {
 
 fn field_in(key: &str, fields: &[&str]) -> bool {
     key.strip_prefix("metric ")
+        .or_else(|| key.strip_prefix("reconciliation "))
         .and_then(|k| k.rsplit_once('.'))
         .is_some_and(|(_, field)| fields.contains(&field))
+}
+
+/// The closure of reconciliation `name`: each field of its definition
+/// (`reconciliation NAME.FIELD`: its link rules, lines, version …) and the
+/// closures of the two metrics it bridges. None when it is not one.
+pub async fn reconciliation_closure(engine: &Engine, name: &str) -> Result<Option<Closure>> {
+    let catalog = engine.catalog.clone();
+    let Some(spec) = catalog
+        .files
+        .metrics
+        .iter()
+        .flat_map(|f| f.spec.reconciliations.iter())
+        .find(|r| r.name == name)
+    else {
+        return Ok(None);
+    };
+    let mut elements = BTreeMap::new();
+    if let serde_json::Value::Object(fields) = json(spec)? {
+        for (field, value) in fields {
+            elements.insert(format!("reconciliation {name}.{field}"), value);
+        }
+    }
+    for side in [&spec.bookings, &spec.revenue] {
+        if catalog.metric(side).is_ok() {
+            elements.extend(closure(engine, side).await?.elements);
+        }
+    }
+    Ok(Some(Closure {
+        metric: name.to_string(),
+        elements,
+    }))
 }
 
 /// An engine to plan closures on: no data (nothing is read, no file

@@ -29,6 +29,13 @@ fn changed_project(version_bump: bool) -> tempfile::TempDir {
     );
     if version_bump {
         edit(&sales, "    version: 1\n", "    version: 2\n");
+        // The bridge over bookings changes with it (its closure holds
+        // bookings'): a new version of it too.
+        edit(
+            &head.path().join("metrics/reconciliation.yaml"),
+            "    version: 2\n",
+            "    version: 3\n",
+        );
     }
     head
 }
@@ -66,7 +73,16 @@ fn diff(head: &Path, data: &Path, format: &str) -> std::process::Output {
 fn a_changed_definition_shows_its_numbers_per_exclusion_and_a_waterfall() {
     let data = fixture();
     let head = changed_project(true);
-    let signed = canon(head.path(), &["signoff", "bookings", "--by", "reviewer"]);
+    let signed = canon(
+        head.path(),
+        &[
+            "signoff",
+            "bookings",
+            "bookings_to_revenue",
+            "--by",
+            "reviewer",
+        ],
+    );
     assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
     let out = diff(head.path(), data.path(), "json");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -168,7 +184,9 @@ fn a_certified_change_without_a_version_bump_or_a_signoff_fails() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    assert_eq!(problems.len(), 2, "{problems:?}");
+    // bookings' and the bridge's over it (both certified, neither bumped
+    // nor signed off again).
+    assert_eq!(problems.len(), 4, "{problems:?}");
     assert_eq!(
         problems[0],
         "certified metric `bookings` changed (metric bookings.exclusions, metric bookings.filter) without a version bump (v1 → v1)"
@@ -179,7 +197,17 @@ fn a_certified_change_without_a_version_bump_or_a_signoff_fails() {
         problems[1]
     );
     assert!(
-        stderr(&out).contains("error: 2 problem(s): certified metric `bookings` changed"),
+        problems[2].starts_with("certified reconciliation `bookings_to_revenue` changed"),
+        "{}",
+        problems[2]
+    );
+    assert!(
+        problems[3].starts_with("sign-off stale: `bookings_to_revenue`"),
+        "{}",
+        problems[3]
+    );
+    assert!(
+        stderr(&out).contains("error: 4 problem(s): certified metric `bookings` changed"),
         "{}",
         stderr(&out)
     );

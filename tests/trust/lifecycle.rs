@@ -104,7 +104,8 @@ fn a_changed_shared_exclusion_makes_the_signoff_stale_and_publish_blocks_the_met
         statuses(&published(project.path(), "mqls")),
         ["published"; 4]
     );
-    // The bridge over bookings is blocked with it.
+    // The bridge over bookings is blocked with it (its closure holds
+    // bookings': its own sign-off is stale too).
     let m = published(project.path(), "bookings_to_revenue");
     let bridge: Vec<&str> = m["reconciliations"]
         .as_array()
@@ -117,7 +118,7 @@ fn a_changed_shared_exclusion_makes_the_signoff_stale_and_publish_blocks_the_met
         m["reconciliations"][0]["reason"]
             .as_str()
             .unwrap()
-            .starts_with("its side `bookings`: sign-off stale"),
+            .starts_with("sign-off stale: `bookings_to_revenue`'s definition changed"),
         "{m}"
     );
 
@@ -134,7 +135,8 @@ fn a_changed_shared_exclusion_makes_the_signoff_stale_and_publish_blocks_the_met
     assert_eq!(r["lifecycle"]["signoff"]["approved"]["by"], "Jane Doe");
     assert!(!err.contains("warning"), "{err}");
     let file = std::fs::read_to_string(project.path().join("signoffs.yaml")).unwrap();
-    assert_eq!(file.matches("- metric: ").count(), 20, "{file}");
+    // 20 certified metrics and the bridge.
+    assert_eq!(file.matches("- metric: ").count(), 21, "{file}");
     assert_eq!(
         statuses(&published(project.path(), "bookings")),
         ["published"; 4]
@@ -174,7 +176,7 @@ fn a_certified_metric_without_a_signoff_is_blocked_as_missing() {
     let (r, err) = query(project.path(), "bookings");
     assert_eq!(r["lifecycle"]["signoff"]["state"], "missing", "{r}");
     assert!(
-        err.contains("warning: sign-off missing: certified metric `bookings` has no sign-off"),
+        err.contains("warning: sign-off missing: certified `bookings` has no sign-off"),
         "{err}"
     );
     let m = published(project.path(), "bookings");
@@ -282,5 +284,56 @@ fn lifecycle_rules_and_the_signoff_file_are_checked_with_locations() {
             bad_time
         ]
         .join("\n---\n")
+    );
+}
+
+// A certified reconciliation is governed like a metric: dropping its
+// subscription link rule (so lines reach deals only by opportunity id) is a
+// change without a version bump, its sign-off goes stale, and publish
+// blocks the bridge.
+#[test]
+fn a_changed_reconciliation_is_governed_like_a_metric() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    edit(
+        project.path(),
+        "metrics/reconciliation.yaml",
+        "      - name: subscription\n        lookup: {entity: subscription, key: original_id, from: subscription_original_id, value: deal_id}\n",
+        "",
+    );
+    let data = sample_data();
+    let out = canon(
+        project.path(),
+        &[
+            "diff",
+            "--base",
+            repo().to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let d: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let problems = d["problems"].to_string();
+    assert!(
+        problems.contains("certified reconciliation `bookings_to_revenue` changed (reconciliation bookings_to_revenue.links) without a version bump (v2 → v2)"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("sign-off stale: `bookings_to_revenue`"),
+        "{problems}"
+    );
+    let m = published(project.path(), "bookings_to_revenue");
+    let reason = m["reconciliations"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.starts_with("sign-off stale: `bookings_to_revenue`"),
+        "{m}"
     );
 }
