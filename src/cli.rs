@@ -905,6 +905,10 @@ async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
         crate::output::writable_file(out)?;
     }
     // The files are listed when the data root is there; the plan needs none.
+    // A data root named on the command line must exist.
+    if args.data.is_some() {
+        existing_data_root(&catalog, args.data.as_deref())?;
+    }
     let root = data_root(&catalog, args.data.as_deref());
     let data = if root.is_dir() {
         DataSource::Folder(root)

@@ -192,6 +192,18 @@ pub async fn diff(
         } else {
             Vec::new()
         };
+        // A diff that shows no number at all is no review of the numbers.
+        if let Some(first) = periods.first()
+            && periods.iter().all(|p| {
+                matches!(p.base, Outcome::Failed(_)) && matches!(p.head, Outcome::Failed(_))
+            })
+            && let Outcome::Failed(why) = &first.base
+        {
+            problems.push(format!(
+                "`{name}`: no number could be computed on either side, in any period (e.g. {}: {why})",
+                first.period
+            ));
+        }
         metrics.push(MetricDiff {
             metric: name.clone(),
             change: change.to_string(),

@@ -358,3 +358,29 @@ fn an_added_metric_and_a_deprecation_are_diffed_without_crashing() {
     assert!(!problems.contains("win_rate"), "{problems}");
     assert!(!problems.contains("won_deals` changed"), "{problems}");
 }
+
+// Over a data root without the extracts nothing can be computed: the diff
+// says so and fails, instead of passing with "failed" in every cell.
+#[test]
+fn a_diff_without_a_single_number_fails() {
+    let empty = tempfile::tempdir().unwrap();
+    let head = changed_project(true);
+    let signed = canon(
+        head.path(),
+        &[
+            "signoff",
+            "bookings",
+            "bookings_to_revenue",
+            "--by",
+            "reviewer",
+        ],
+    );
+    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    let out = diff(head.path(), empty.path(), "json");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("`bookings`: no number could be computed on either side, in any period (e.g. FY2026-Q1: "),
+        "{}",
+        stderr(&out)
+    );
+}

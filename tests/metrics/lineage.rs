@@ -222,19 +222,18 @@ fn a_cohort_reads_through_its_base_metric() {
 // missing, and stderr says why.
 #[test]
 fn without_data_the_graph_stops_at_the_columns_and_says_so() {
-    let empty = tempfile::tempdir().unwrap();
-    let missing = empty.path().join("nowhere");
-    let out = canon(
-        &repo(),
-        &[
-            "lineage",
-            "bookings",
-            "--format",
-            "json",
-            "--data",
-            missing.to_str().unwrap(),
-        ],
-    );
+    // canon.yaml's data root is not there (a reviewer's checkout without
+    // the extracts): the graph stops at the columns.
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let yaml = project.path().join("canon.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replace("data_root: sample_data", "data_root: nowhere"),
+    )
+    .unwrap();
+    let out = canon(project.path(), &["lineage", "bookings", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let g: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(
@@ -251,6 +250,13 @@ fn without_data_the_graph_stops_at_the_columns_and_says_so() {
         "{g}"
     );
     assert!(stderr(&out).contains("no data root: the files are not listed"));
+    // A --data that is not there is a mistake on the command line.
+    let missing = project.path().join("also-nowhere");
+    let out = canon(
+        project.path(),
+        &["lineage", "bookings", "--data", missing.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]
