@@ -198,12 +198,6 @@ pub async fn sign(
             "--by is a name on one line of at most 200 characters",
         ));
     }
-    let mut file: SignoffFileSpec = catalog
-        .files
-        .signoffs
-        .as_ref()
-        .map(|f| f.spec.clone())
-        .unwrap_or_default();
     let judge = Judge::new(catalog.clone())?;
     let mut signed = Vec::new();
     for name in names {
@@ -224,9 +218,31 @@ pub async fn sign(
             by: by.trim().to_string(),
             at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        file.signoffs.retain(|s| &s.metric != name);
-        file.signoffs.push(spec.clone());
         signed.push(spec);
+    }
+    let path = catalog
+        .files
+        .root
+        .join(&catalog.files.project.spec.signoffs);
+    // Two sign-offs at once must both be kept: the file is read again and
+    // written under an exclusive lock (on canon.yaml, which every project
+    // has), so one run's entry is never written over by another's copy.
+    let _lock = lock(&catalog.files.root.join("canon.yaml"))?;
+    let mut file: SignoffFileSpec = match std::fs::read(&path) {
+        Ok(bytes) => {
+            crate::spec::load::parse_definition::<SignoffFileSpec>(
+                catalog.files.project.spec.signoffs.clone().into(),
+                bytes,
+            )
+            .map_err(|d| CanonError::Definition(vec![d]))?
+            .spec
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SignoffFileSpec::default(),
+        Err(e) => return Err(CanonError::io(&path, e)),
+    };
+    for spec in &signed {
+        file.signoffs.retain(|s| s.metric != spec.metric);
+        file.signoffs.push(spec.clone());
     }
     // Sign-offs of metrics that are gone are dropped (validate warns of them).
     file.signoffs
@@ -240,10 +256,17 @@ pub async fn sign(
          # and settings it reads). Written by `canon signoff`; review changes to it like any\n\
          # definition change. Comments other than this one are not kept.\n{yaml}"
     );
-    let path = catalog
-        .files
-        .root
-        .join(&catalog.files.project.spec.signoffs);
     crate::atomic::write_file(&path, text.as_bytes())?;
     Ok(signed)
+}
+
+/// An exclusive advisory lock on `path`, held until the file is dropped.
+fn lock(path: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::File::open(path).map_err(|e| CanonError::io(path, e))?;
+    // SAFETY: flock on a descriptor this function owns; no memory involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(CanonError::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(file)
 }

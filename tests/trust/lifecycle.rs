@@ -337,3 +337,36 @@ fn a_changed_reconciliation_is_governed_like_a_metric() {
         "{m}"
     );
 }
+
+// Two sign-offs at once both land (each reads the file again under a lock
+// before writing; before, one run's copy could write over the other's).
+#[test]
+fn concurrent_signoffs_keep_both_entries() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    for round in 0..6 {
+        let (a, b) = (format!("A{round}"), format!("B{round}"));
+        let spawn = |metric: &str, by: &str| {
+            command(project.path(), &["signoff", metric, "--by", by])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let (mut one, mut two) = (spawn("bookings", &a), spawn("won_deals", &b));
+        assert!(one.wait().unwrap().success() && two.wait().unwrap().success());
+        let file = std::fs::read_to_string(project.path().join("signoffs.yaml")).unwrap();
+        let by_of = |metric: &str| {
+            let at = file.find(&format!("- metric: {metric}\n")).unwrap();
+            file[at..]
+                .lines()
+                .find(|l| l.trim_start().starts_with("by: "))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(by_of("bookings"), format!("by: {a}"), "{file}");
+        assert_eq!(by_of("won_deals"), format!("by: {b}"), "{file}");
+        assert_eq!(file.matches("- metric: ").count(), 21, "{file}");
+    }
+}
