@@ -1087,10 +1087,7 @@ async fn signoff(project: &Path, metrics: &[String], all: bool, by: &str) -> Res
             .cloned()
             .chain(
                 catalog
-                    .files
-                    .metrics
-                    .iter()
-                    .flat_map(|f| f.spec.reconciliations.iter())
+                    .reconciliations()
                     .filter(|r| r.status == certified)
                     .map(|r| r.name.clone()),
             )

@@ -115,13 +115,7 @@ impl Judge {
 /// A governed definition's lifecycle facts: a metric's, or a
 /// reconciliation's (which has no replacement).
 fn governed(catalog: &Catalog, name: &str) -> Result<(MetricStatus, u32, Option<String>)> {
-    if let Some(r) = catalog
-        .files
-        .metrics
-        .iter()
-        .flat_map(|f| f.spec.reconciliations.iter())
-        .find(|r| r.name == name)
-    {
+    if let Some(r) = catalog.reconciliation(name) {
         return Ok((r.status, r.version, None));
     }
     let (_, _, m) = catalog.metric(name)?;

@@ -306,11 +306,7 @@ async fn build(
         // A bridge ties its two governed sides: while either one's sign-off
         // does not approve it as it is, neither does the bridge.
         let sides = catalog
-            .files
-            .metrics
-            .iter()
-            .flat_map(|f| f.spec.reconciliations.iter())
-            .find(|r| r.name == name)
+            .reconciliation(&name)
             .map(|r| [r.bookings.clone(), r.revenue.clone()])
             .unwrap_or_default();
         // Its own sign-off first (its link rules and lines), then its sides'.

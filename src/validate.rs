@@ -165,16 +165,10 @@ async fn governance_problems(
 ) -> Result<Vec<Diagnostic>> {
     let judge = crate::lifecycle::Judge::new(catalog.clone())?;
     let mut out = Vec::new();
-    let reconciliations: Vec<&crate::spec::ReconciliationSpec> = catalog
-        .files
-        .metrics
-        .iter()
-        .flat_map(|f| f.spec.reconciliations.iter())
-        .collect();
     if let Some(file) = &catalog.files.signoffs {
         for (i, s) in file.spec.signoffs.iter().enumerate() {
             let known = catalog.metrics.contains_key(&s.metric)
-                || reconciliations.iter().any(|r| r.name == s.metric);
+                || catalog.reconciliation(&s.metric).is_some();
             if !known {
                 out.push(Diagnostic {
                     location: file.at(&yaml_path!["signoffs", i, "metric"]),

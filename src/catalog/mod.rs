@@ -327,6 +327,19 @@ impl Catalog {
         Ok((id, file, &file.spec.metrics[id.index]))
     }
 
+    /// Every reconciliation of the metrics files, in file order.
+    pub fn reconciliations(&self) -> impl Iterator<Item = &crate::spec::ReconciliationSpec> {
+        self.files
+            .metrics
+            .iter()
+            .flat_map(|f| f.spec.reconciliations.iter())
+    }
+
+    /// Reconciliation `name`, if the project has one.
+    pub fn reconciliation(&self, name: &str) -> Option<&crate::spec::ReconciliationSpec> {
+        self.reconciliations().find(|r| r.name == name)
+    }
+
     /// The exclusions of a metric in order, shared ones resolved.
     pub fn exclusions_of(&self, id: MetricId) -> Vec<ResolvedExclusion<'_>> {
         let file = &self.files.metrics[id.file];

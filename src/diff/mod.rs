@@ -217,10 +217,7 @@ pub async fn diff(
     // closures of the metrics they bridge; their sides' numbers are the
     // metrics' above.
     let recs = |c: &Catalog| -> Vec<(String, MetricStatus, u32)> {
-        c.files
-            .metrics
-            .iter()
-            .flat_map(|f| f.spec.reconciliations.iter())
+        c.reconciliations()
             .map(|r| (r.name.clone(), r.status, r.version))
             .collect()
     };

@@ -110,13 +110,7 @@ fn field_in(key: &str, fields: &[&str]) -> bool {
 /// closures of the two metrics it bridges. None when it is not one.
 pub async fn reconciliation_closure(engine: &Engine, name: &str) -> Result<Option<Closure>> {
     let catalog = engine.catalog.clone();
-    let Some(spec) = catalog
-        .files
-        .metrics
-        .iter()
-        .flat_map(|f| f.spec.reconciliations.iter())
-        .find(|r| r.name == name)
-    else {
+    let Some(spec) = catalog.reconciliation(name) else {
         return Ok(None);
     };
     let mut elements = BTreeMap::new();

@@ -663,6 +663,14 @@ pub fn copy_project(to: &Path) {
     }
 }
 
+/// Replaces the first `from` in the file at `path` by `to` (which must be
+/// there: a test that edits nothing proves nothing).
+pub fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
 /// Copies folder `from` to `to`, files and folders alike.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -3,20 +3,12 @@
 //! hand) pass, every mutant of every certified metric is killed, and a
 //! wrong expectation or a broken fixture is reported readably, located.
 
-use std::path::Path;
-
 use crate::common::*;
 
 fn project_with_tests() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_project(dir.path());
     dir
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has no `{from}`", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 #[test]
@@ -47,7 +39,7 @@ fn the_sample_definitions_pass_their_tests_and_every_mutant_is_killed() {
 #[test]
 fn a_wrong_expectation_fails_with_the_difference_and_where_it_is() {
     let p = project_with_tests();
-    edit(
+    replace_in(
         &p.path().join("metrics/tests/sales.yaml"),
         "      value: \"3694.46\"\n      exclusions:",
         "      value: \"3694.47\"\n      exclusions:",
@@ -61,12 +53,12 @@ fn a_wrong_expectation_fails_with_the_difference_and_where_it_is() {
 fn a_broken_fixture_is_refused_with_locations() {
     let p = project_with_tests();
     let sales = p.path().join("metrics/tests/sales.yaml");
-    edit(
+    replace_in(
         &sales,
         "    crm/user: {csv: sales/crm_user.csv}\n",
         "    crm/user: {csv: sales/crm_user.csv}\n    crm/oportunity:\n      rows: [{id: X}]\n    crm/dated_conversion_rate:\n      rows:\n        - {iso_code: EUR, conversion_rate: \"0.8000001\", start_date: 2024-01-01, next_start_date: 2025-01-01, _fivetran_synced: 2026-01-02T06:00:00Z}\n        - {iso_code: GBP, conversion_rate: \"0.75\", start_date: soon, next_start_date: 2025-01-01, _fivetran_synced: 2026-01-02T06:00:00Z, colour: red}\n",
     );
-    edit(
+    replace_in(
         &sales,
         "    crm/dated_conversion_rate: {csv: sales/crm_dated_conversion_rate.csv}\n",
         "",
@@ -108,7 +100,7 @@ fn a_fixture_is_never_written_outside_its_own_data_root() {
     let target = victim.path().join("user");
     std::fs::create_dir_all(&target).unwrap();
     std::fs::write(target.join("part-00000.parquet"), "not a fixture").unwrap();
-    edit(
+    replace_in(
         &p.path().join("models/crm.yaml"),
         "path: crm/user",
         &format!("path: {}", target.display()),
@@ -132,7 +124,7 @@ fn a_fixture_is_never_written_outside_its_own_data_root() {
 fn a_null_expectation_is_checked_and_an_empty_one_refused() {
     let p = project_with_tests();
     let sales = p.path().join("metrics/tests/sales.yaml");
-    edit(
+    replace_in(
         &sales,
         "      value: \"3694.46\"\n      exclusions:",
         "      value: null\n      exclusions:",

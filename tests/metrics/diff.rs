@@ -5,33 +5,27 @@ use std::path::Path;
 
 use crate::common::*;
 
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has no `{from}`", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
 /// The head: the sample definitions with bookings changed (v2: the
 /// internal_account exclusion dropped, and only deals of 1000 or more).
 fn changed_project(version_bump: bool) -> tempfile::TempDir {
     let head = tempfile::tempdir().unwrap();
     copy_project(head.path());
     let sales = head.path().join("metrics/sales.yaml");
-    edit(
+    replace_in(
         &sales,
         "    exclusions: [deleted, test_account, internal_account, missing_amount]\n",
         "    exclusions: [deleted, test_account, missing_amount]\n",
     );
-    edit(
+    replace_in(
         &sales,
         "    filter: is_won\n",
         "    filter: is_won AND amount >= 1000\n",
     );
     if version_bump {
-        edit(&sales, "    version: 1\n", "    version: 2\n");
+        replace_in(&sales, "    version: 1\n", "    version: 2\n");
         // The bridge over bookings changes with it (its closure holds
         // bookings'): a new version of it too.
-        edit(
+        replace_in(
             &head.path().join("metrics/reconciliation.yaml"),
             "    version: 2\n",
             "    version: 3\n",
@@ -258,7 +252,7 @@ fn against_a_git_revision_the_unchanged_project_has_no_differences() {
     );
     // An uncommitted change to a shared exclusion shows in every metric
     // that names it, against the committed definitions.
-    edit(
+    replace_in(
         &head.path().join("metrics/exclusions.yaml"),
         "strpos(lower(account.name), 'test') > 0",
         "strpos(lower(account.name), 'tst') > 0",

@@ -14,10 +14,7 @@ fn sample_data() -> std::path::PathBuf {
 }
 
 fn edit(project: &Path, file: &str, from: &str, to: &str) {
-    let path = project.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no `{from}`");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    replace_in(&project.join(file), from, to);
 }
 
 fn query(project: &Path, metric: &str) -> (serde_json::Value, String) {
