@@ -8,6 +8,7 @@
 //! missing as blocked, never leaving it out silently; `canon signoff`
 //! records a sign-off in the project's sign-off file.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -88,28 +89,88 @@ fn short(sha: &str) -> &str {
 /// one engine of its own (without data).
 pub struct Judge {
     engine: Engine,
+    /// Closure hashes already worked out for exactly these definitions and
+    /// this build (`closures/<key>.json` in the project's cache folder):
+    /// planning a closure costs as much as planning the metric, so a query
+    /// or `validate` on unchanged definitions reads them instead.
+    known: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    store: PathBuf,
 }
 
 impl Judge {
     pub fn new(catalog: Arc<Catalog>) -> Result<Judge> {
+        let store = closures_file(&catalog);
+        let known = std::fs::read(&store)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         Ok(Judge {
             engine: planner(catalog)?,
+            known: std::sync::Mutex::new(known),
+            store,
         })
     }
 
     /// Metric or reconciliation `name`'s lifecycle (a certified one's
     /// closure is planned to judge its sign-off).
     pub async fn lifecycle(&self, name: &str) -> Result<Lifecycle> {
-        of_on(&self.engine, name).await
+        self.judge(name).await
     }
 
     /// The sha256 of metric or reconciliation `name`'s closure now.
     pub async fn closure_sha256(&self, name: &str) -> Result<String> {
-        match reconciliation_closure(&self.engine, name).await? {
-            Some(c) => Ok(c.sha256()),
-            None => Ok(closure(&self.engine, name).await?.sha256()),
+        if let Some(sha) = self.known.lock().expect("lock").get(name) {
+            return Ok(sha.clone());
         }
+        let sha = match reconciliation_closure(&self.engine, name).await? {
+            Some(c) => c.sha256(),
+            None => closure(&self.engine, name).await?.sha256(),
+        };
+        let all = {
+            let mut known = self.known.lock().expect("lock");
+            known.insert(name.to_string(), sha.clone());
+            serde_json::to_vec(&*known).unwrap_or_default()
+        };
+        // A cache: a folder that cannot be written only costs the planning.
+        if let Some(dir) = self.store.parent()
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let _ = crate::atomic::write_file(&self.store, &all);
+        }
+        Ok(sha)
     }
+}
+
+/// Where the closure hashes of these definitions and this build are kept:
+/// keyed by every definition file's content and the build, so a changed
+/// definition (or canon) never reads another's.
+fn closures_file(catalog: &Catalog) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let files = &catalog.files;
+    let mut h = Sha256::new();
+    h.update(format!(
+        "canon closures v1\n{}\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    h.update(crate::run::fingerprints::build_identity());
+    let definitions = std::iter::once((&files.project.display_path, &files.project.sha256))
+        .chain(files.models.iter().map(|f| (&f.display_path, &f.sha256)))
+        .chain(files.metrics.iter().map(|f| (&f.display_path, &f.sha256)));
+    for (path, sha) in definitions {
+        h.update(format!("\n{}\n{sha}", path.display()));
+    }
+    files
+        .root
+        .join(
+            files
+                .project
+                .spec
+                .cache_dir
+                .as_deref()
+                .unwrap_or(".canon-cache"),
+        )
+        .join("closures")
+        .join(format!("{}.json", hex::encode(h.finalize())))
 }
 
 /// A governed definition's lifecycle facts: a metric's, or a
@@ -127,37 +188,36 @@ pub async fn of(catalog: Arc<Catalog>, name: &str) -> Result<Lifecycle> {
     Judge::new(catalog)?.lifecycle(name).await
 }
 
-async fn of_on(engine: &Engine, name: &str) -> Result<Lifecycle> {
-    let catalog = engine.catalog.clone();
-    let (status, version, replaced_by) = governed(&catalog, name)?;
-    let signoff = match status {
-        MetricStatus::Certified => {
-            let sha = match reconciliation_closure(engine, name).await? {
-                Some(c) => c.sha256(),
-                None => closure(engine, name).await?.sha256(),
-            };
-            let approved = recorded(&catalog, name).cloned();
-            let current = approved
-                .as_ref()
-                .is_some_and(|a| a.closure_sha256 == sha && a.version == version);
-            Some(Signoff {
-                state: match (&approved, current) {
-                    (_, true) => "current",
-                    (Some(_), false) => "stale",
-                    (None, _) => "missing",
-                }
-                .to_string(),
-                closure_sha256: sha,
-                approved,
-            })
-        }
-        _ => None,
-    };
-    Ok(Lifecycle {
-        status: status.name().to_string(),
-        replaced_by,
-        signoff,
-    })
+impl Judge {
+    async fn judge(&self, name: &str) -> Result<Lifecycle> {
+        let catalog = self.engine.catalog.clone();
+        let (status, version, replaced_by) = governed(&catalog, name)?;
+        let signoff = match status {
+            MetricStatus::Certified => {
+                let sha = self.closure_sha256(name).await?;
+                let approved = recorded(&catalog, name).cloned();
+                let current = approved
+                    .as_ref()
+                    .is_some_and(|a| a.closure_sha256 == sha && a.version == version);
+                Some(Signoff {
+                    state: match (&approved, current) {
+                        (_, true) => "current",
+                        (Some(_), false) => "stale",
+                        (None, _) => "missing",
+                    }
+                    .to_string(),
+                    closure_sha256: sha,
+                    approved,
+                })
+            }
+            _ => None,
+        };
+        Ok(Lifecycle {
+            status: status.name().to_string(),
+            replaced_by,
+            signoff,
+        })
+    }
 }
 
 /// The sign-off recorded for metric `name`, if any.

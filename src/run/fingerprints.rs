@@ -199,7 +199,7 @@ const TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 
 /// What a cache folder holds (a folder written before the tag existed is
 /// recognised by these names alone).
-const OWN: [&str; 4] = [TAG, "files.json", "results", "gates"];
+const OWN: [&str; 5] = [TAG, "files.json", "results", "gates", "closures"];
 
 pub(crate) fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| CanonError::io(dir, e))?;
