@@ -705,18 +705,7 @@ async fn publish(
         ));
     }
     let catalog = Arc::new(Catalog::load(project)?);
-    let wanted: Vec<String> = if periods.is_empty() {
-        catalog
-            .files
-            .project
-            .spec
-            .publish
-            .as_ref()
-            .map(|p| p.periods.clone())
-            .unwrap_or_default()
-    } else {
-        periods.to_vec()
-    };
+    let wanted = catalog.periods_or_published(periods);
     if wanted.is_empty() {
         return Err(CanonError::request(
             "no periods to publish: pass --period P (repeatable) or set publish.periods in canon.yaml",

@@ -211,13 +211,7 @@ async fn build(
         let mut results: Vec<GovernedResult> = Vec::new();
         for period in periods {
             tracing::info!(metric = %name, period = %period.label, "publishing");
-            let request = catalog.resolve(Request {
-                period: period.clone(),
-                as_of: None,
-                rates_as_of: None,
-                grain: None,
-                by: Vec::new(),
-            })?;
+            let request = catalog.resolve(Request::of_period(period.clone()))?;
             match crate::query::run_metric(engine, name, &request).await {
                 Ok(r) => {
                     for x in &r.exclusions {

@@ -114,6 +114,18 @@ fn serialize_grain<S: serde::Serializer>(g: &Option<Grain>, s: S) -> Result<S::O
 }
 
 impl Request {
+    /// Period `period` and nothing else asked (no as-of, grain or slice):
+    /// what publish, the bridge and diff compute per period.
+    pub fn of_period(period: Period) -> Request {
+        Request {
+            period,
+            as_of: None,
+            rates_as_of: None,
+            grain: None,
+            by: Vec::new(),
+        }
+    }
+
     /// The whole of time (1900 to 3000) with nothing else asked: how the
     /// reconciliation reads a metric "in some period".
     pub fn all_time() -> Request {

@@ -327,6 +327,21 @@ impl Catalog {
         Ok((id, file, &file.spec.metrics[id.index]))
     }
 
+    /// The periods a command asked for, else canon.yaml's `publish.periods`
+    /// (empty when neither names any: the command says what to pass).
+    pub fn periods_or_published(&self, asked: &[String]) -> Vec<String> {
+        if !asked.is_empty() {
+            return asked.to_vec();
+        }
+        self.files
+            .project
+            .spec
+            .publish
+            .as_ref()
+            .map(|p| p.periods.clone())
+            .unwrap_or_default()
+    }
+
     /// Every reconciliation of the metrics files, in file order.
     pub fn reconciliations(&self) -> impl Iterator<Item = &crate::spec::ReconciliationSpec> {
         self.files

@@ -140,20 +140,9 @@ pub async fn diff(
             Ok(_) => Some(closure(&head_planner, name).await?),
             Err(_) => None,
         };
-        let (change, elements) = match (&before, &after) {
-            (Some(b), Some(a)) => {
-                let changed = changed_elements(b, a)
-                    .into_iter()
-                    .filter(|e| !only_entered_or_left(e, &base, &head))
-                    .collect::<Vec<_>>();
-                if changed.is_empty() {
-                    continue;
-                }
-                ("changed", changed)
-            }
-            (None, Some(a)) => ("added", changed_elements(&empty(name), a)),
-            (Some(b), None) => ("removed", changed_elements(b, &empty(name))),
-            (None, None) => continue,
+        let Some((change, elements)) = compare(before.as_ref(), after.as_ref(), &base, &head)
+        else {
+            continue;
         };
         let spec_of = |c: &Catalog| c.metric(name).ok().map(|(_, _, m)| (m.version, m.status));
         let (base_spec, head_spec) = (spec_of(&base), spec_of(&head));
@@ -161,28 +150,10 @@ pub async fn diff(
             .or(base_spec)
             .map(|(_, s)| s.name().to_string())
             .unwrap_or_default();
-        if change == "changed"
-            && let (Some((bv, bs)), Some((hv, _))) = (base_spec, head_spec)
-        {
-            let computes_differently = elements
-                .iter()
-                .any(|e| crate::lineage::closure::computes(&e.element));
-            if bs == MetricStatus::Certified && computes_differently && hv <= bv {
-                problems.push(format!(
-                    "certified metric `{name}` changed ({}) without a version bump (v{bv} → v{hv})",
-                    elements
-                        .iter()
-                        .map(|e| e.element.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        if head_spec.is_some_and(|(_, s)| s == MetricStatus::Certified)
-            && let Some(why) = judge.lifecycle(name).await?.blocked_reason(name)
-        {
-            problems.push(why);
-        }
+        problems.extend(
+            governance_problems(("metric", name), &elements, (base_spec, head_spec), &judge)
+                .await?,
+        );
         let periods = if change == "changed" {
             let mut out = Vec::new();
             for period in periods {
@@ -230,20 +201,8 @@ pub async fn diff(
     for name in names {
         let b = crate::lineage::closure::reconciliation_closure(&base_planner, name).await?;
         let a = crate::lineage::closure::reconciliation_closure(&head_planner, name).await?;
-        let (change, elements) = match (&b, &a) {
-            (Some(b), Some(a)) => {
-                let changed: Vec<ElementChange> = changed_elements(b, a)
-                    .into_iter()
-                    .filter(|e| !only_entered_or_left(e, &base, &head))
-                    .collect();
-                if changed.is_empty() {
-                    continue;
-                }
-                ("changed", changed)
-            }
-            (None, Some(a)) => ("added", changed_elements(&empty(name), a)),
-            (Some(b), None) => ("removed", changed_elements(b, &empty(name))),
-            (None, None) => continue,
+        let Some((change, elements)) = compare(b.as_ref(), a.as_ref(), &base, &head) else {
+            continue;
         };
         let spec_of = |list: &[(String, MetricStatus, u32)]| {
             list.iter()
@@ -251,27 +210,15 @@ pub async fn diff(
                 .map(|(_, s, v)| (*v, *s))
         };
         let (base_spec, head_spec) = (spec_of(&base_recs), spec_of(&head_recs));
-        if let (Some((bv, bs)), Some((hv, _))) = (base_spec, head_spec)
-            && bs == MetricStatus::Certified
-            && hv <= bv
-            && elements
-                .iter()
-                .any(|e| crate::lineage::closure::computes(&e.element))
-        {
-            problems.push(format!(
-                "certified reconciliation `{name}` changed ({}) without a version bump (v{bv} → v{hv})",
-                elements
-                    .iter()
-                    .map(|e| e.element.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if head_spec.is_some_and(|(_, s)| s == MetricStatus::Certified)
-            && let Some(why) = judge.lifecycle(name).await?.blocked_reason(name)
-        {
-            problems.push(why);
-        }
+        problems.extend(
+            governance_problems(
+                ("reconciliation", name),
+                &elements,
+                (base_spec, head_spec),
+                &judge,
+            )
+            .await?,
+        );
         metrics.push(MetricDiff {
             metric: name.clone(),
             change: change.to_string(),
@@ -328,6 +275,67 @@ fn definition(catalog: &Catalog, key: &str) -> Option<serde_json::Value> {
         }
         _ => None,
     }
+}
+
+/// How a governed definition's closures differ: `changed` (with the
+/// elements that differ, none when only entering or leaving), `added` or
+/// `removed`; none when they are the same.
+fn compare(
+    before: Option<&Closure>,
+    after: Option<&Closure>,
+    base: &Catalog,
+    head: &Catalog,
+) -> Option<(&'static str, Vec<ElementChange>)> {
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            let changed: Vec<ElementChange> = changed_elements(b, a)
+                .into_iter()
+                .filter(|e| !only_entered_or_left(e, base, head))
+                .collect();
+            (!changed.is_empty()).then_some(("changed", changed))
+        }
+        (None, Some(a)) => Some(("added", changed_elements(&empty(&a.metric), a))),
+        (Some(b), None) => Some(("removed", changed_elements(b, &empty(&b.metric)))),
+        (None, None) => None,
+    }
+}
+
+/// A governed definition's (version, status) on one side.
+type Governed = (u32, MetricStatus);
+
+/// What keeps a changed certified definition (`kind` metric or
+/// reconciliation) from landing: a change to what it computes without a
+/// version bump (base and head (version, status)), and a sign-off that does
+/// not approve the head.
+async fn governance_problems(
+    (kind, name): (&str, &str),
+    elements: &[ElementChange],
+    (base_spec, head_spec): (Option<Governed>, Option<Governed>),
+    judge: &crate::lifecycle::Judge,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if let (Some((bv, bs)), Some((hv, _))) = (base_spec, head_spec)
+        && bs == MetricStatus::Certified
+        && hv <= bv
+        && elements
+            .iter()
+            .any(|e| crate::lineage::closure::computes(&e.element))
+    {
+        out.push(format!(
+            "certified {kind} `{name}` changed ({}) without a version bump (v{bv} → v{hv})",
+            elements
+                .iter()
+                .map(|e| e.element.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if head_spec.is_some_and(|(_, s)| s == MetricStatus::Certified)
+        && let Some(why) = judge.lifecycle(name).await?.blocked_reason(name)
+    {
+        out.push(why);
+    }
+    Ok(out)
 }
 
 fn empty(name: &str) -> Closure {
@@ -440,13 +448,7 @@ type Run = std::result::Result<crate::result::GovernedResult, String>;
 /// (nothing cached), or why there is none.
 async fn run(catalog: Arc<Catalog>, name: &str, period: &Period, data: &Path) -> Result<Run> {
     let engine = Engine::new(catalog.clone(), DataSource::Folder(data.to_path_buf()))?;
-    let request = catalog.resolve(Request {
-        period: period.clone(),
-        as_of: None,
-        rates_as_of: None,
-        grain: None,
-        by: Vec::new(),
-    })?;
+    let request = catalog.resolve(Request::of_period(period.clone()))?;
     Ok(crate::query::run_metric(&engine, name, &request)
         .await
         .map_err(|e| e.to_string()))
@@ -495,18 +497,7 @@ fn exclusion_diffs(before: &Run, after: &Run) -> Vec<ExclusionDiff> {
 /// The periods a diff computes: those asked, else canon.yaml's
 /// `publish.periods`.
 pub fn periods(catalog: &Catalog, asked: &[String]) -> Result<Vec<Period>> {
-    let names: Vec<String> = if asked.is_empty() {
-        catalog
-            .files
-            .project
-            .spec
-            .publish
-            .as_ref()
-            .map(|p| p.periods.clone())
-            .unwrap_or_default()
-    } else {
-        asked.to_vec()
-    };
+    let names = catalog.periods_or_published(asked);
     if names.is_empty() {
         return Err(CanonError::request(
             "say which periods to compare: --period P (repeatable), or publish.periods in canon.yaml",

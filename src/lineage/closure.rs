@@ -244,10 +244,7 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
 /// the period), sliced by `slices`.
 fn request(catalog: &Catalog, slices: Vec<String>) -> Result<Request> {
     Ok(Request {
-        period: catalog.calendar.parse_period("2025-01")?,
-        as_of: None,
-        rates_as_of: None,
-        grain: None,
         by: slices,
+        ..Request::of_period(catalog.calendar.parse_period("2025-01")?)
     })
 }

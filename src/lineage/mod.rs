@@ -258,32 +258,33 @@ pub async fn lineage(engine: &Engine, name: &str, request: &Resolved) -> Result<
         let Some((_, _, spec)) = catalog.entity(&entity) else {
             continue;
         };
-        if let Some(field) = &spec.merged_into {
+        // One merge rule per entity: by a field of its own, or by an audit
+        // entity's rows (which the rule then reads).
+        let audit = spec.merges.as_ref().map(|a| a.entity.clone());
+        let how = match (&spec.merged_into, &spec.merges) {
+            (Some(field), _) => Some(format!(
+                "a record merged away names its survivor in {field}"
+            )),
+            (None, Some(a)) => Some(format!(
+                "{}.{} was merged into {}.{}",
+                a.entity, a.from, a.entity, a.into
+            )),
+            (None, None) => None,
+        };
+        let how = how.map(|h| (h, audit));
+        if let Some((how, audit)) = how {
             let rule = format!("identity:{entity}.merges");
             g.node(
                 &rule,
                 NodeKind::IdentityRule,
                 format!("{entity} merges"),
-                Some(format!(
-                    "a record merged away names its survivor in {field}; chains are followed to the survivor"
-                )),
+                Some(format!("{how}; chains are followed to the survivor")),
             );
             g.edge(&entity_id(&entity), &rule, "identity");
-        }
-        if let Some(audit) = &spec.merges {
-            let rule = format!("identity:{entity}.merges");
-            g.node(
-                &rule,
-                NodeKind::IdentityRule,
-                format!("{entity} merges"),
-                Some(format!(
-                    "{}.{} was merged into {}.{}; chains are followed to the survivor",
-                    audit.entity, audit.from, audit.entity, audit.into
-                )),
-            );
-            g.entity(&catalog, &audit.entity);
-            g.edge(&entity_id(&entity), &rule, "identity");
-            g.edge(&rule, &entity_id(&audit.entity), "merges from");
+            if let Some(audit) = audit {
+                g.entity(&catalog, &audit);
+                g.edge(&rule, &entity_id(&audit), "merges from");
+            }
         }
     }
 

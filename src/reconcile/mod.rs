@@ -61,13 +61,7 @@ pub async fn run(
     let declared = lines::resolve(spec, &at_recon).map_err(CanonError::Definition)?;
     let started = std::time::Instant::now();
     let lap = |what: &str| tracing::info!(ms = started.elapsed().as_millis() as u64, "{what}");
-    let request = catalog.resolve(Request {
-        period: period.clone(),
-        as_of: None,
-        rates_as_of: None,
-        grain: None,
-        by: Vec::new(),
-    })?;
+    let request = catalog.resolve(Request::of_period(period.clone()))?;
 
     // The booking side per deal, over all time: a deal is counted when
     // bookings counts it in some period.
