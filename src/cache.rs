@@ -19,7 +19,9 @@
 //!
 //! Content hashes come from the cache folder's file-hash index
 //! ([`Fingerprints`]), so checking an unchanged input costs a `stat`; a file
-//! rewritten with the same bytes still serves.
+//! rewritten with the same bytes still serves. In an object store a table's
+//! prefix is listed again and each object compared by ETag, version and
+//! size (one LIST per table read; no object is downloaded).
 //!
 //! Freshness is not part of the key: it depends on "now", not on the data.
 //! A served result's freshness checks are judged again against the run's
@@ -37,9 +39,10 @@ use crate::catalog::Catalog;
 use crate::error::{CanonError, DataLocation, Result};
 use crate::request::Request;
 use crate::result::GovernedResult;
-use crate::run::SourceFacts;
-use crate::run::files;
+use crate::run::files::{self, FileFact};
 use crate::run::fingerprints::{Fingerprints, absolute, build_identity, create_dir};
+use crate::run::store::StoreRoot;
+use crate::run::{DataSource, SourceFacts};
 
 /// Bumped whenever the stored layout or the meaning of a key changes.
 const FORMAT: u32 = 2;
@@ -111,7 +114,7 @@ impl Cache {
     }
 
     /// The key of `metric` under `request` over the data in `root`.
-    pub fn key(catalog: &Catalog, root: &Path, metric: &str, request: &Request) -> String {
+    pub fn key(catalog: &Catalog, root: &DataSource, metric: &str, request: &Request) -> String {
         let files = &catalog.files;
         let mut h = Sha256::new();
         h.update(format!("canon result cache v{FORMAT}\n"));
@@ -124,8 +127,7 @@ impl Cache {
         for (path, sha) in definitions {
             h.update(format!("\n{}\n{sha}", path.display()));
         }
-        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
-        h.update(format!("\n{}\n{metric}\n", root.display()));
+        h.update(format!("\n{}\n{metric}\n", root_name(root)));
         h.update(serde_json::to_vec(request).unwrap_or_default());
         hex::encode(h.finalize())
     }
@@ -133,7 +135,7 @@ impl Cache {
     /// The stored result under `key`, if every file it read is unchanged
     /// (listed again under the data root `root`, the one the key names).
     /// A missing, unreadable or outdated entry is a miss, never an error.
-    pub fn lookup(&self, key: &str, root: &Path) -> Option<Served> {
+    pub async fn lookup(&self, key: &str, catalog: &Catalog, root: &DataSource) -> Option<Served> {
         let path = self.entry_path(key);
         let text = std::fs::read(&path).ok()?;
         let entry: Entry = match serde_json::from_slice(&text) {
@@ -155,7 +157,12 @@ impl Cache {
             return None;
         }
         for input in &entry.inputs {
-            if !self.unchanged(input, root) {
+            let unchanged = match root {
+                DataSource::Folder(root) => self.unchanged(input, root),
+                DataSource::Store(store) => unchanged_objects(input, store, catalog).await,
+                DataSource::Empty => false,
+            };
+            if !unchanged {
                 tracing::info!(table = %format!("{}/{}", input.system, input.table), "cache miss: input changed");
                 return None;
             }
@@ -224,26 +231,70 @@ impl Cache {
     }
 }
 
+/// The table's prefix in the store still holds exactly these objects with
+/// these ETags, versions and sizes.
+async fn unchanged_objects(input: &InputTable, store: &StoreRoot, catalog: &Catalog) -> bool {
+    let Some((id, _)) = catalog.source_by_name(&input.system, &input.table) else {
+        return false;
+    };
+    let Ok(objects) = store.table_objects(catalog, id).await else {
+        return false;
+    };
+    objects.len() == input.files.len()
+        && objects.iter().zip(&input.files).all(|(meta, stored)| {
+            store.name(&meta.location) == stored.path
+                && FileFact::object_identity(
+                    meta.e_tag.as_deref(),
+                    meta.version.as_deref(),
+                    meta.size,
+                ) == stored.sha256
+        })
+}
+
+/// How a cache key names the data root: a folder's absolute path (a run
+/// from another folder reads the same files), or a store's URL.
+fn root_name(root: &DataSource) -> String {
+    match root {
+        DataSource::Folder(root) => std::path::absolute(root)
+            .unwrap_or_else(|_| root.to_path_buf())
+            .display()
+            .to_string(),
+        DataSource::Store(store) => store.url().to_string(),
+        DataSource::Empty => String::new(),
+    }
+}
+
 /// The tables a computation read, as a cache entry records them.
 pub fn inputs(
-    root: &Path,
+    root: &DataSource,
     catalog: &Catalog,
     read: &BTreeMap<String, SourceFacts>,
 ) -> Vec<InputTable> {
     read.values()
         .filter_map(|facts| {
-            let (_, spec) = catalog.source_by_name(&facts.system, &facts.table)?;
+            let (id, spec) = catalog.source_by_name(&facts.system, &facts.table)?;
+            let (dir, local) = match root {
+                // Absolute: a run from another folder checks the same files.
+                DataSource::Folder(root) => (absolute(&root.join(&spec.path)), true),
+                DataSource::Store(store) => {
+                    (store.name(&store.table_prefix(catalog, id).ok()?), false)
+                }
+                DataSource::Empty => return None,
+            };
             Some(InputTable {
                 system: facts.system.clone(),
                 table: facts.table.clone(),
-                // Absolute: a run from another folder checks the same files.
-                dir: absolute(&root.join(&spec.path)),
+                dir,
                 files: facts
                     .files
                     .iter()
                     .map(|f| InputFile {
-                        path: absolute(Path::new(&f.path)),
-                        sha256: f.sha256.clone(),
+                        path: if local {
+                            absolute(Path::new(&f.path))
+                        } else {
+                            f.path.clone()
+                        },
+                        sha256: f.identity(),
                     })
                     .collect(),
             })

@@ -552,13 +552,34 @@ fn list(project: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The run's data root as given: `--data`, CANON_DATA, else canon.yaml's
+/// `data_root` (a folder relative to the project, or a store's URL).
 fn data_root(catalog: &Catalog, data: Option<&Path>) -> PathBuf {
+    let configured = &catalog.files.project.spec.data_root;
     match data {
         Some(d) => d.to_path_buf(),
-        None => catalog
-            .files
-            .root
-            .join(&catalog.files.project.spec.data_root),
+        None if store_url(Path::new(configured)).is_some() => PathBuf::from(configured),
+        None => catalog.files.root.join(configured),
+    }
+}
+
+/// The URL a data root names, when it is in an object store (`s3://…`).
+fn store_url(root: &Path) -> Option<&str> {
+    root.to_str().filter(|r| crate::run::store::is_url(r))
+}
+
+/// The run's data: a folder that must exist, or a store whose root answers
+/// (see [`crate::run::store::StoreRoot::probe`]); either fault is the
+/// request's (exit 2), reported before anything is planned.
+async fn data_source(catalog: &Catalog, data: Option<&Path>) -> Result<DataSource> {
+    let root = data_root(catalog, data);
+    match store_url(&root) {
+        Some(url) => {
+            let store = crate::run::store::StoreRoot::open(url)?;
+            store.probe().await?;
+            Ok(DataSource::Store(Arc::new(store)))
+        }
+        None => Ok(DataSource::Folder(existing_data_root(catalog, data)?)),
     }
 }
 
@@ -566,6 +587,13 @@ fn data_root(catalog: &Catalog, data: Option<&Path>) -> PathBuf {
 /// fault (exit 2).
 fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf> {
     let root = data_root(catalog, data);
+    if let Some(url) = store_url(&root) {
+        return Err(CanonError::request(format!(
+            "data root {url}: this command reads a local folder only (query, reconcile, publish, \
+             check, lineage and validate read object stores); copy the extracts to a folder, \
+             or pass --data DIR"
+        )));
+    }
     if !root.is_dir() {
         return Err(CanonError::request(format!(
             "data root {} {} (set --data DIR, CANON_DATA or data_root in canon.yaml)",
@@ -582,7 +610,7 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
 
 /// The engine for a request, once the request itself has been checked (a
 /// bad metric name or period is reported before the data root is looked at).
-fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
+async fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
     let catalog = Arc::new(Catalog::load(project)?);
     let request = request(&catalog, args)?;
     for (i, name) in args.metrics.iter().enumerate() {
@@ -600,7 +628,7 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
     if let Some(out) = &args.out {
         crate::output::writable_file(out)?;
     }
-    let engine = configured(catalog, &args.data)?;
+    let engine = configured(catalog, &args.data).await?;
     for name in &args.metrics {
         crate::compile::slicing::check(&engine, name, &request.by)?;
     }
@@ -609,7 +637,7 @@ fn engine(project: &Path, args: &QueryArgs) -> Result<(Engine, Resolved)> {
 
 /// An engine over the run's data root, with its clock and overrides. A
 /// missing data root is the request's fault (exit 2), checked here once.
-fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
+async fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
     // A result computed without its row gates is not governed: never
     // remembered, so never served to a later run.
     if crate::quality::gates::bench_skips_row_gates() {
@@ -624,8 +652,18 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             "CANON_BENCH_SKIP_ROW_GATES=1 (a bench-switches build): the row-count gates are skipped, so no result of this run is governed"
         );
     }
-    let root = existing_data_root(&catalog, data.data.as_deref())?;
-    let mut engine = Engine::new(catalog, DataSource::Folder(root.clone()))?;
+    let source = data_source(&catalog, data.data.as_deref()).await?;
+    let volume = crate::run::row_counts::Tracker::state_file(&catalog.files.root);
+    let volume = match &source {
+        DataSource::Store(store) => {
+            crate::run::row_counts::Tracker::named(volume, store.url().to_string())
+        }
+        DataSource::Folder(root) => crate::run::row_counts::Tracker::new(volume, root),
+        DataSource::Empty => {
+            return Err(CanonError::Internal("a run without a data root".into()));
+        }
+    };
+    let mut engine = Engine::new(catalog, source)?;
     if let Some(now) = &data.now {
         engine.now = chrono::DateTime::parse_from_rfc3339(now)
             .map_err(|e| {
@@ -641,10 +679,7 @@ fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
         data.allow_stale,
         engine.catalog.sources.keys().map(String::as_str),
     )?;
-    engine.volume = Some(Arc::new(crate::run::row_counts::Tracker::new(
-        crate::run::row_counts::Tracker::state_file(&engine.catalog.files.root),
-        &root,
-    )));
+    engine.volume = Some(Arc::new(volume));
     if !data.no_cache {
         let dir = cache_dir(&engine.catalog, data);
         let root = data_root(&engine.catalog, data.data.as_deref());
@@ -688,6 +723,15 @@ fn protect_out(catalog: &Catalog, data: Option<&Path>, out: &Path) -> Result<()>
 
 fn check_out(catalog: &Catalog, data: &DataArgs, out: Option<&Path>) -> Result<()> {
     let Some(out) = out else { return Ok(()) };
+    if let Some(url) = store_url(out) {
+        // Written as a path, `s3://b/x` would be a local folder `s3:`; and a
+        // publication's guarantees (a complete version switched in by one
+        // rename, never half written) rest on a local file system.
+        return Err(CanonError::request(format!(
+            "--out {url}: canon writes to a local path only; write it here and copy it to the \
+             store (e.g. `aws s3 sync`), so readers never see a half-written publication"
+        )));
+    }
     let root = data_root(catalog, data.data.as_deref());
     Protected::of_project(catalog, &root, Some(&cache_dir(catalog, data))).check_out(out)
 }
@@ -722,7 +766,7 @@ async fn publish(
         )));
     }
     check_out(&catalog, data, Some(out))?;
-    let engine = configured(catalog, data)?;
+    let engine = configured(catalog, data).await?;
     let manifest = match crate::publish::publish(&engine, out, &periods, only).await {
         Ok(manifest) => manifest,
         Err(e) => return Err(engine.located(e, None).await),
@@ -783,7 +827,7 @@ async fn failure(
 async fn check(project: &Path, data: &DataArgs, format: Option<Format>) -> Result<()> {
     let format = crate::output::resolve("check", format, None, &[Format::Table, Format::Json])?;
     let catalog = Arc::new(Catalog::load(project)?);
-    let engine = configured(catalog, data)?;
+    let engine = configured(catalog, data).await?;
     let report = match crate::quality::check_all(&engine).await {
         Ok(report) => report,
         Err(e) => {
@@ -830,7 +874,7 @@ fn request(catalog: &Catalog, args: &QueryArgs) -> Result<Request> {
 const EVERY_FORMAT: &[Format] = &[Format::Table, Format::Json, Format::Csv, Format::Parquet];
 
 async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
-    let (engine, request) = engine(project, args)?;
+    let (engine, request) = engine(project, args).await?;
     let format = crate::output::resolve("query", args.format, args.out.as_deref(), EVERY_FORMAT)?;
     let mut results = Vec::new();
     for name in &args.metrics {
@@ -850,7 +894,7 @@ async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
 }
 
 async fn explain(project: &Path, args: &QueryArgs, analyze: bool) -> Result<()> {
-    let (engine, request) = engine(project, args)?;
+    let (engine, request) = engine(project, args).await?;
     // Plans are text: the table format, to stdout or --out.
     crate::output::resolve(
         "explain",
@@ -895,11 +939,10 @@ async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
     }
     // The files are listed when the data root is there; the plan needs none.
     // A data root named on the command line must exist.
-    if args.data.is_some() {
-        existing_data_root(&catalog, args.data.as_deref())?;
-    }
     let root = data_root(&catalog, args.data.as_deref());
-    let data = if root.is_dir() {
+    let data = if args.data.is_some() || store_url(&root).is_some() {
+        data_source(&catalog, args.data.as_deref()).await?
+    } else if root.is_dir() {
         DataSource::Folder(root)
     } else {
         DataSource::Empty
@@ -1045,7 +1088,17 @@ async fn docs(
             .is_file()
             .then_some(default.as_path())
     });
-    let data = if root.is_dir() {
+    let data = if store_url(&root).is_some() {
+        // The pages list a store's objects when it answers; an answer that
+        // does not come is not a reason to leave the definitions unpublished.
+        match data_source(&catalog, data).await {
+            Ok(source) => source,
+            Err(e) => {
+                eprintln!("warning: the data root's objects are not listed: {e}");
+                DataSource::Empty
+            }
+        }
+    } else if root.is_dir() {
         DataSource::Folder(root)
     } else {
         DataSource::Empty
@@ -1117,7 +1170,7 @@ async fn reconcile(project: &Path, args: &ReconcileArgs) -> Result<()> {
     }
     let format =
         crate::output::resolve("reconcile", args.format, args.out.as_deref(), EVERY_FORMAT)?;
-    let engine = configured(catalog, &args.data)?;
+    let engine = configured(catalog, &args.data).await?;
     let result = match crate::reconcile::run(&engine, &args.name, &period, args.detail).await {
         Ok(result) => result,
         Err(e) => {

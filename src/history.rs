@@ -97,7 +97,7 @@ pub fn inputs_sha256(lineage: &crate::result::Lineage) -> String {
     let mut h = Sha256::new();
     for s in &lineage.sources {
         for f in &s.files {
-            h.update(f.sha256.as_bytes());
+            h.update(f.identity().as_bytes());
         }
     }
     hex::encode(h.finalize())

@@ -117,9 +117,16 @@ pub async fn publish(
             )));
         }
     }
-    if let crate::run::DataSource::Folder(root) = &engine.data {
+    let root = match &engine.data {
+        crate::run::DataSource::Folder(root) => Some(root.clone()),
+        // A store's objects cannot be under a local `out`; the project's
+        // definitions and caches still can.
+        crate::run::DataSource::Store(store) => Some(std::path::PathBuf::from(store.url())),
+        crate::run::DataSource::Empty => None,
+    };
+    if let Some(root) = root {
         let cache = engine.fingerprints().map(|c| c.dir().to_path_buf());
-        crate::protect::Protected::of_project(&catalog, root, cache.as_deref()).check_out(out)?;
+        crate::protect::Protected::of_project(&catalog, &root, cache.as_deref()).check_out(out)?;
     }
     let target = crate::publish_dir::Target::claim(out)?;
     // The history so far, carried into the new publication (a history that

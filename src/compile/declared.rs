@@ -36,9 +36,11 @@ pub fn declared_schema(spec: &SourceSpec) -> SchemaRef {
 
 /// What binds a declared source to the table that reads its data: the run
 /// stage, which checks the source's files against the model first.
+#[async_trait::async_trait]
 pub trait SourceBinder: Send + Sync {
-    /// The table reading `system/table`'s data, with the declared schema.
-    fn provider(&self, system: &str, table: &str) -> Result<Arc<dyn TableProvider>>;
+    /// The table reading `system/table`'s data, with the declared schema
+    /// (asynchronous: an object store is listed and its footers read).
+    async fn provider(&self, system: &str, table: &str) -> Result<Arc<dyn TableProvider>>;
 }
 
 /// A session's bindings (a session config extension): present on the
@@ -97,6 +99,7 @@ impl TableProvider for DeclaredTable {
         let provider = bindings
             .0
             .provider(&self.system, &self.table)
+            .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         // A plan read back from the wire was built with the writer's
         // declaration; the scan's projection and filters are positions and

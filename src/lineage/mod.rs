@@ -182,13 +182,10 @@ pub async fn lineage(engine: &Engine, name: &str, request: &Resolved) -> Result<
     // Sources, their columns, the entities mapped from them, and for each
     // aggregate the entities it reads that no link reaches.
     let mut notes = Vec::new();
-    let root = match &engine.data {
-        DataSource::Folder(root) => Some(root.clone()),
-        DataSource::Empty => {
-            notes.push("no data root: the files are not listed".to_string());
-            None
-        }
-    };
+    let listed = !matches!(engine.data, DataSource::Empty);
+    if !listed {
+        notes.push("no data root: the files are not listed".to_string());
+    }
     for (part, tables) in &reads {
         let (_, _, metric) = catalog.metric(part)?;
         let own = metric.entity.clone();
@@ -200,8 +197,13 @@ pub async fn lineage(engine: &Engine, name: &str, request: &Resolved) -> Result<
             let source = format!("source:{table}");
             if !g.has(&source) {
                 g.node(&source, NodeKind::Source, table.clone(), None);
-                if let Some(root) = &root {
-                    g.files(&catalog, root, system, name_of_table, &mut notes);
+                if listed {
+                    match files_of(engine, system, name_of_table).await {
+                        Ok(files) => g.files(system, name_of_table, files),
+                        Err(e) => {
+                            notes.push(format!("{system}/{name_of_table}: files not listed: {e}"))
+                        }
+                    }
                 }
             }
             for c in columns {
@@ -450,37 +452,17 @@ impl Builder {
 
     /// Source `system/table`'s files under `root`, or a note saying why
     /// they cannot be listed.
-    fn files(
-        &mut self,
-        catalog: &Catalog,
-        root: &std::path::Path,
-        system: &str,
-        table: &str,
-        notes: &mut Vec<String>,
-    ) {
-        let Some((id, _)) = catalog.source_by_name(system, table) else {
-            return;
-        };
-        match crate::run::files::source_files(catalog, root, id) {
-            Ok(files) => {
-                for f in files {
-                    let shown = f
-                        .strip_prefix(root)
-                        .unwrap_or(&f)
-                        .to_string_lossy()
-                        .replace('\\', "/");
-                    let bytes = std::fs::metadata(&f).map(|m| m.len()).ok();
-                    let node = format!("file:{shown}");
-                    self.node(
-                        &node,
-                        NodeKind::File,
-                        shown,
-                        bytes.map(|b| format!("{b} bytes")),
-                    );
-                    self.edge(&format!("source:{system}/{table}"), &node, "file");
-                }
-            }
-            Err(e) => notes.push(format!("{system}/{table}: files not listed: {e}")),
+    /// The file nodes of source `system/table`: (name, detail) each.
+    fn files(&mut self, system: &str, table: &str, files: Vec<(String, String)>) {
+        for (shown, detail) in files {
+            let node = format!("file:{shown}");
+            self.node(
+                &node,
+                NodeKind::File,
+                shown,
+                (!detail.is_empty()).then_some(detail),
+            );
+            self.edge(&format!("source:{system}/{table}"), &node, "file");
         }
     }
 
@@ -507,6 +489,51 @@ impl Builder {
             nodes,
             edges,
             notes,
+        }
+    }
+}
+
+/// The files of source `system/table` in the run's data root, as lineage
+/// draws them: a folder's files by their path under the root with their
+/// size; a store's objects by URL with their size and ETag (or version).
+async fn files_of(engine: &Engine, system: &str, table: &str) -> Result<Vec<(String, String)>> {
+    let Some((id, _)) = engine.catalog.source_by_name(system, table) else {
+        return Ok(Vec::new());
+    };
+    match &engine.data {
+        DataSource::Empty => Ok(Vec::new()),
+        DataSource::Folder(root) => {
+            let files = crate::run::files::source_files(&engine.catalog, root, id)?;
+            Ok(files
+                .into_iter()
+                .map(|f| {
+                    let shown = f
+                        .strip_prefix(root)
+                        .unwrap_or(&f)
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    let detail = std::fs::metadata(&f)
+                        .map(|m| format!("{} bytes", m.len()))
+                        .unwrap_or_default();
+                    (shown, detail)
+                })
+                .collect())
+        }
+        DataSource::Store(store) => {
+            let objects = store.table_objects(&engine.catalog, id).await?;
+            Ok(objects
+                .iter()
+                .map(|o| {
+                    let mut detail = format!("{} bytes", o.size);
+                    if let Some(etag) = &o.e_tag {
+                        detail.push_str(&format!(", ETag {etag}"));
+                    }
+                    if let Some(version) = &o.version {
+                        detail.push_str(&format!(", version {version}"));
+                    }
+                    (store.name(&o.location), detail)
+                })
+                .collect())
         }
     }
 }

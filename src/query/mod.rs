@@ -42,16 +42,17 @@ use simple_run::{SimpleOutcome, read_simple, run_part};
 pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Result<GovernedResult> {
     let started = Instant::now();
     let cache = match (engine.fingerprints(), &engine.data) {
-        (Some(prints), DataSource::Folder(root)) => Some((
+        (Some(_), DataSource::Empty) | (None, _) => None,
+        (Some(prints), root) => Some((
             Cache::over(prints),
             root,
             Cache::key(&engine.catalog, root, name, request),
         )),
-        _ => None,
     };
     if let Some((cache, root, key)) = &cache
         && let Some(served) = cache
-            .lookup(key, root)
+            .lookup(key, &engine.catalog, root)
+            .await
             .filter(|s| verifies(engine, name, &s.result))
     {
         let mut result = served.result;
@@ -593,7 +594,7 @@ fn fingerprint(definitions: &[DefinitionRef], request: &Resolved, lineage: &Line
     h.update(serde_json::to_vec(request.request()).unwrap_or_default());
     for s in &lineage.sources {
         for f in &s.files {
-            h.update(f.sha256.as_bytes());
+            h.update(f.identity().as_bytes());
         }
     }
     hex::encode(h.finalize())

@@ -19,10 +19,44 @@ use crate::yaml_path;
 /// One Parquet file of a source table, as lineage reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileFact {
+    /// A local file's path, or an object's URL (`s3://bucket/key`).
     pub path: String,
     pub bytes: u64,
     pub rows: i64,
+    /// The content hash of a local file; empty for an object in a store,
+    /// which is known by its ETag and version instead (reading its bytes to
+    /// hash them would download the data twice).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
+    /// An object's ETag, as its store gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// An object's version, where its store keeps versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl FileFact {
+    /// What the file's content is known by: its sha256, or for an object its
+    /// ETag, version and size. Two runs that see the same identity read the
+    /// same bytes (the cache, the result's fingerprint and the history's
+    /// inputs hash rely on it).
+    pub fn identity(&self) -> String {
+        if self.sha256.is_empty() {
+            Self::object_identity(self.etag.as_deref(), self.version.as_deref(), self.bytes)
+        } else {
+            self.sha256.clone()
+        }
+    }
+
+    /// An object's identity: what [`Self::identity`] gives for it.
+    pub fn object_identity(etag: Option<&str>, version: Option<&str>, bytes: u64) -> String {
+        format!(
+            "etag:{} version:{} bytes:{bytes}",
+            etag.unwrap_or("-"),
+            version.unwrap_or("-")
+        )
+    }
 }
 
 /// The folder of source `id` under the data root `root`, which must resolve
@@ -227,10 +261,12 @@ pub fn inspect(path: &Path, source: &SourceSpec, location: &DataLocation) -> Res
         bytes,
         rows,
         sha256: String::new(),
+        etag: None,
+        version: None,
     })
 }
 
-fn check_schema(
+pub(super) fn check_schema(
     schema: &Schema,
     source: &SourceSpec,
     here: &dyn Fn(Option<&str>) -> DataLocation,

@@ -16,6 +16,7 @@ pub mod files;
 pub mod fingerprints;
 pub mod memory;
 pub mod row_counts;
+pub mod store;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::catalog::Catalog;
 pub use crate::compile::declared::declared_schema;
@@ -51,6 +53,8 @@ pub const WORKER_STACK_BYTES: usize = 16 << 20;
 pub enum DataSource {
     /// A folder of `<system>/<table>/*.parquet`.
     Folder(PathBuf),
+    /// The same layout under a prefix of an object store (`s3://…`).
+    Store(Arc<store::StoreRoot>),
     /// No data: every source is an empty table of its declared schema. Used by
     /// validation, which compiles every definition without reading a row.
     Empty,
@@ -63,6 +67,9 @@ pub struct SourceFacts {
     pub table: String,
     pub files: Vec<FileFact>,
 }
+
+/// A source's table, bound once (see `Sources::providers`).
+type Binding = Arc<tokio::sync::OnceCell<Arc<dyn TableProvider>>>;
 
 /// A file's content hash being computed: (source key, file index, task).
 type PendingHash = (String, usize, tokio::task::JoinHandle<Result<String>>);
@@ -108,8 +115,10 @@ struct Sources {
     data: DataSource,
     fingerprints: Mutex<Option<Arc<fingerprints::Fingerprints>>>,
     registered: Mutex<BTreeMap<String, SourceFacts>>,
-    /// The tables reading each source bound so far, by `system/table`.
-    providers: Mutex<BTreeMap<String, Arc<dyn TableProvider>>>,
+    /// The tables reading each source, by `system/table`: bound once, by
+    /// the first plan that reads it (others reading it at the same time
+    /// wait for that binding).
+    providers: Mutex<BTreeMap<String, Binding>>,
     /// (source key, file index, the hashing task); `sources_read` waits for
     /// them.
     pending_hashes: Mutex<Vec<PendingHash>>,
@@ -130,6 +139,9 @@ impl Engine {
         // second, whose bindings read them from their checked files.
         let planning = session(&catalog)?;
         let exec = session_with(&catalog, Some(Bindings(sources.clone())))?;
+        if let DataSource::Store(root) = &data {
+            root.register(&exec);
+        }
         for ctx in [&planning, &exec] {
             crate::functions::register(
                 ctx,
@@ -178,7 +190,12 @@ impl Engine {
     fn bind_sources(&self, plan: &LogicalPlan) {
         // Binding starts the files' hashing on the runtime's blocking
         // threads; outside a runtime the scans bind instead (they run in one).
-        if tokio::runtime::Handle::try_current().is_err() {
+        // An object store's tables are listed and their footers read over
+        // the network: their scans bind them, concurrently, without a
+        // thread waiting.
+        if tokio::runtime::Handle::try_current().is_err()
+            || !matches!(self.sources.data, DataSource::Folder(_))
+        {
             return;
         }
         // The sources it scans, merge maps' reads included; other scans
@@ -187,7 +204,10 @@ impl Engine {
         scanned_columns(plan, &mut read);
         for key in read.keys() {
             if let Some((system, table)) = key.split_once('/') {
-                let _ = self.sources.provider(system, table);
+                // A folder's binding never waits on anything but a binding
+                // of the same table on another thread: it runs to its end
+                // in one poll.
+                let _ = futures::executor::block_on(self.sources.provider(system, table));
             }
         }
     }
@@ -282,7 +302,9 @@ impl Engine {
     /// only (what the engine may have read), to find it. Any other error is
     /// returned as it is. See [`decode::locate`].
     pub async fn located(&self, error: CanonError, only: Option<&str>) -> CanonError {
-        if !decode::is_decode_error(&error) {
+        // An object is not read again to find the damaged part: the error
+        // names the engine's failure as it is.
+        if !decode::is_decode_error(&error) || !matches!(self.data, DataSource::Folder(_)) {
             return error;
         }
         let tables: Vec<decode::ReadTable> = self
@@ -315,30 +337,42 @@ impl Engine {
 
 /// A source is bound the first time a plan that reads it runs, after every
 /// one of its files has been checked against the model.
+#[async_trait::async_trait]
 impl SourceBinder for Sources {
-    fn provider(&self, system: &str, table: &str) -> Result<Arc<dyn TableProvider>> {
+    async fn provider(&self, system: &str, table: &str) -> Result<Arc<dyn TableProvider>> {
         let key = format!("{system}/{table}");
-        // Held while binding (no await inside): two computations of one run
-        // (the bridge's sides) reading one table check its files and start
-        // hashing them once.
-        let mut providers = self.providers.lock().expect("lock");
-        if let Some(provider) = providers.get(&key) {
-            return Ok(provider.clone());
-        }
+        // Two computations of one run (the bridge's sides) reading one
+        // table check its files and start hashing them once.
+        let cell = self
+            .providers
+            .lock()
+            .expect("lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.bind(&key, system, table))
+            .await
+            .cloned()
+    }
+}
+
+impl Sources {
+    /// Lists and checks `system/table`'s files, and the table that reads them.
+    async fn bind(&self, key: &str, system: &str, table: &str) -> Result<Arc<dyn TableProvider>> {
         let (id, spec) = self
             .catalog
             .source_by_name(system, table)
             .ok_or_else(|| CanonError::Internal(format!("source {key} is not in the catalog")))?;
         let schema = declared_schema(spec);
+        let location = DataLocation {
+            system: system.to_string(),
+            table: spec.name.clone(),
+            file: None,
+            column: None,
+        };
         let (provider, facts): (Arc<dyn TableProvider>, Vec<FileFact>) = match &self.data {
             DataSource::Empty => (Arc::new(NoRows { schema }), Vec::new()),
             DataSource::Folder(root) => {
-                let location = DataLocation {
-                    system: system.to_string(),
-                    table: spec.name.clone(),
-                    file: None,
-                    column: None,
-                };
                 let paths = files::source_files(&self.catalog, root, id)?;
                 let facts = paths
                     .iter()
@@ -351,7 +385,7 @@ impl SourceBinder for Sources {
                 for (index, path) in paths.iter().enumerate() {
                     let (path, prints) = (path.clone(), prints.clone());
                     pending.push((
-                        key.clone(),
+                        key.to_string(),
                         index,
                         tokio::task::spawn_blocking(move || match prints {
                             Some(prints) => prints.sha256(&path),
@@ -363,16 +397,33 @@ impl SourceBinder for Sources {
                 let table = ListingTable::try_new(listing_of(&paths)?.with_schema(schema))?;
                 (Arc::new(table), facts)
             }
+            DataSource::Store(root) => {
+                let objects = root.table_objects(&self.catalog, id).await?;
+                // Footers read a few at a time: one round trip or two each.
+                let reads = objects.into_iter().map(|meta| {
+                    let (root, spec, location) = (root.clone(), spec.clone(), location.clone());
+                    async move { root.inspect(&meta, &spec, &location).await }
+                });
+                let facts: Vec<FileFact> = futures::stream::iter(reads)
+                    .buffered(8)
+                    .try_collect()
+                    .await?;
+                let urls = facts
+                    .iter()
+                    .map(|f| Ok(ListingTableUrl::parse(&f.path)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let table = ListingTable::try_new(listing_of_urls(urls).with_schema(schema))?;
+                (Arc::new(table), facts)
+            }
         };
         self.registered.lock().expect("lock").insert(
-            key.clone(),
+            key.to_string(),
             SourceFacts {
                 system: system.to_string(),
                 table: spec.name.clone(),
                 files: facts,
             },
         );
-        providers.insert(key, provider.clone());
         Ok(provider)
     }
 }
@@ -434,9 +485,14 @@ pub fn listing_of(paths: &[PathBuf]) -> Result<ListingTableConfig> {
             Ok(ListingTableUrl::parse(p.display().to_string())?)
         })
         .collect::<Result<Vec<_>>>()?;
+    Ok(listing_of_urls(urls))
+}
+
+/// A listing over exactly the files or objects `urls`.
+fn listing_of_urls(urls: Vec<ListingTableUrl>) -> ListingTableConfig {
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    Ok(ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options))
+    ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options)
 }
 
 /// A DataFusion session configured for this machine, with one schema per

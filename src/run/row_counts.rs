@@ -87,9 +87,14 @@ impl Tracker {
     /// The tracker of the data root `data_root`, with its state in `file`.
     pub fn new(file: PathBuf, data_root: &Path) -> Tracker {
         let root = std::fs::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
+        Self::named(file, root.display().to_string())
+    }
+
+    /// The tracker of the data root named `root` (an object store's URL).
+    pub fn named(file: PathBuf, root: String) -> Tracker {
         Tracker {
             file,
-            root: root.display().to_string(),
+            root,
             warned: Mutex::new(BTreeMap::new()),
             io: Mutex::new(()),
             damage_logged: AtomicBool::new(false),
@@ -221,9 +226,11 @@ impl Tracker {
             }
         };
         state.format = FORMAT;
-        state
-            .roots
-            .retain(|root, _| root == &self.root || Path::new(root).exists());
+        state.roots.retain(|root, _| {
+            // A folder that is gone is forgotten; a store's root cannot
+            // be judged gone from here, and is kept.
+            root == &self.root || crate::run::store::is_url(root) || Path::new(root).exists()
+        });
         state
             .roots
             .entry(self.root.clone())
