@@ -90,6 +90,13 @@ impl StoreRoot {
             ))
         };
         let parsed = url::Url::parse(text).map_err(|e| bad(format!("not a URL: {e}")))?;
+        let known = ["s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss"];
+        if !known.contains(&parsed.scheme()) {
+            return Err(bad(format!(
+                "`{}://` is not a store canon reads data from",
+                parsed.scheme()
+            )));
+        }
         let (scheme, prefix) = object_store::ObjectStoreScheme::parse(&parsed)
             .map_err(|e| bad(format!("not an object-store URL: {e}")))?;
         let prefix = ObjectPath::parse(prefix.as_ref())

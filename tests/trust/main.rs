@@ -19,6 +19,7 @@ mod history;
 mod hostile_data;
 mod hostile_messages;
 mod lifecycle;
+mod object_stores;
 mod publish;
 mod quality;
 mod row_gates;

@@ -1,0 +1,524 @@
+//! Data roots in an object store, through the real binary, against a real
+//! S3-compatible server on loopback (moto, started by each test: see
+//! `tests/object_store/s3_server.py`; installed into `target/s3-venv` when
+//! this machine's Python lacks it).
+//!
+//! The sample company uploaded to a bucket must publish exactly what it
+//! publishes from disk (every certified metric for every configured period,
+//! and the bookings-to-revenue bridge); the store's faults must be clear
+//! errors within 30 s; a model's path may not climb out of the prefix; and
+//! nothing is written to a bucket.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BUCKET: &str = "acme";
+const ROOT: &str = "s3://acme/extracts";
+
+/// A Python with moto's server: this machine's when it has it, else a
+/// virtual environment made once under target/ (pinned moto, from PyPI).
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let has_moto = |python: &Path| {
+            Command::new(python)
+                .args(["-c", "import moto.server, boto3"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let system = PathBuf::from("python3");
+        if has_moto(&system) {
+            return system;
+        }
+        let venv = repo().join("target").join("s3-venv");
+        let python = venv.join("bin").join("python");
+        if !has_moto(&python) {
+            let made = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .expect("python3 runs");
+            assert!(made.success(), "python3 -m venv {}", venv.display());
+            let installed = Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "moto[server]==5.2.1"])
+                .status()
+                .expect("pip runs");
+            assert!(
+                installed.success(),
+                "pip install moto[server] into {}",
+                venv.display()
+            );
+        }
+        python
+    })
+}
+
+/// A moto server on a free loopback port, stopped when dropped.
+struct S3 {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3 {
+    /// `open`: any credentials, the sample company under `acme/extracts/`.
+    fn with_sample() -> S3 {
+        let data = repo().join("sample_data");
+        S3::start(&["open", data.to_str().unwrap(), BUCKET, "extracts"])
+    }
+
+    /// `locked`: every access key refused.
+    fn locked() -> S3 {
+        S3::start(&["locked"])
+    }
+
+    fn start(args: &[&str]) -> S3 {
+        let mut child = Command::new(python())
+            .arg(repo().join("tests/object_store/s3_server.py"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the S3 server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the S3 server said {line:?}, not its endpoint: {e}"));
+        S3 {
+            child,
+            endpoint: ready["endpoint"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// `canon ARGS` in `project` with this server's endpoint and `key`.
+    fn canon(&self, project: &Path, key: &str, args: &[&str]) -> Output {
+        canon_s3(project, &self.endpoint, key, args)
+    }
+
+    /// The bucket, as the test's own client (to change objects under a run).
+    fn store(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("canon")
+            .with_secret_access_key("canon")
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `canon ARGS` over `project` against the endpoint `endpoint`, with the
+/// access key `key`, nothing else of this machine's AWS settings.
+fn canon_s3(project: &Path, endpoint: &str, key: &str, args: &[&str]) -> Output {
+    let mut c = command(project, args);
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ALLOW_HTTP",
+        "AWS_ENDPOINT",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", key)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("the canon binary runs")
+}
+
+fn put(store: &object_store::aws::AmazonS3, key: &str, bytes: Vec<u8>) {
+    use object_store::ObjectStoreExt;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(store.put(&object_store::path::Path::from(key), bytes.into()))
+        .unwrap();
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(dir.path());
+    dir
+}
+
+/// A manifest without what names where the data was read (paths, content
+/// hashes or ETags, and the fingerprints over them) and when it was written.
+fn without_places(mut manifest: serde_json::Value) -> serde_json::Value {
+    manifest["generated_at"] = serde_json::Value::Null;
+    for kind in ["metrics", "reconciliations"] {
+        for entry in manifest[kind].as_array_mut().unwrap() {
+            if let Some(sources) = entry
+                .pointer_mut("/lineage/sources")
+                .and_then(|s| s.as_array_mut())
+            {
+                for source in sources {
+                    source["files"] = serde_json::Value::Null;
+                }
+            }
+            entry["fingerprint"] = serde_json::Value::Null;
+        }
+    }
+    manifest
+}
+
+// The sample company, uploaded to a bucket, publishes byte for byte the
+// numbers it publishes from disk: every certified metric for the four
+// configured periods (metrics/*.csv and *.parquet), the exclusions, and the
+// bookings-to-revenue bridge with its detail, and the same manifest but for
+// where the data was read. The lineage names each object by URL with its
+// ETag, and no sha256 (nothing was downloaded to hash it).
+#[test]
+fn the_sample_company_in_a_bucket_publishes_what_it_publishes_from_disk() {
+    let s3 = S3::with_sample();
+    let project = project();
+    let (local, remote) = (project.path().join("local"), project.path().join("remote"));
+    let from_disk = canon(
+        project.path(),
+        &[
+            "publish",
+            "--out",
+            local.to_str().unwrap(),
+            "--data",
+            repo().join("sample_data").to_str().unwrap(),
+        ],
+    );
+    assert!(from_disk.status.success(), "{}", stderr(&from_disk));
+    let from_bucket = s3.canon(
+        project.path(),
+        "canon",
+        &[
+            "publish",
+            "--out",
+            remote.to_str().unwrap(),
+            "--data",
+            ROOT,
+            "--no-cache",
+        ],
+    );
+    assert!(from_bucket.status.success(), "{}", stderr(&from_bucket));
+    assert!(
+        stdout(&from_bucket).starts_with(
+            "published 80 metric result(s) (0 blocked) and 4 reconciliation(s) for 4 period(s)"
+        ),
+        "{}",
+        stdout(&from_bucket)
+    );
+
+    let (disk, bucket) = (contents(&local), contents(&remote));
+    let names = |c: &[(String, Vec<u8>)], root: &Path| -> Vec<String> {
+        c.iter()
+            .map(|(p, _)| p.strip_prefix(root.to_str().unwrap()).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&disk, &local), names(&bucket, &remote));
+    let mut compared = 0;
+    for ((name, a), (_, b)) in disk.iter().zip(&bucket) {
+        if name.ends_with("manifest.json") || name.ends_with("history.jsonl") {
+            continue;
+        }
+        assert!(a == b, "{name} differs between the disk and the bucket");
+        compared += 1;
+    }
+    // 20 certified metrics × (csv + parquet), exclusions.parquet, the
+    // bridge and detail of 4 periods, and the publication's marker.
+    assert_eq!(compared, 20 * 2 + 1 + 4 * 2 + 1);
+    let bookings = std::fs::read_to_string(remote.join("metrics/bookings.csv")).unwrap();
+    assert!(
+        bookings.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,8783667.28,USD"),
+        "{bookings}"
+    );
+
+    let read = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+    };
+    let (disk_manifest, bucket_manifest) = (read(&local), read(&remote));
+    assert_eq!(
+        without_places(disk_manifest.clone()),
+        without_places(bucket_manifest.clone())
+    );
+    let file = &bucket_manifest["metrics"][0]["lineage"]["sources"][0]["files"][0];
+    let path = file["path"].as_str().unwrap();
+    assert!(path.starts_with("s3://acme/extracts/"), "{file}");
+    assert!(path.ends_with("/part-00000.parquet"), "{file}");
+    assert!(
+        file["etag"].as_str().is_some_and(|e| !e.is_empty()),
+        "{file}"
+    );
+    assert!(file.get("sha256").is_none(), "{file}");
+    let disk_file = &disk_manifest["metrics"][0]["lineage"]["sources"][0]["files"][0];
+    assert_eq!(disk_file["bytes"], file["bytes"]);
+    assert_eq!(disk_file["rows"], file["rows"]);
+}
+
+// A repeated query is served from the result cache, checked by listing the
+// tables' prefixes again (ETag, version and size); objects outside the
+// table (`_SUCCESS`, a `.staging/` folder) change nothing; a new part file
+// under a table's prefix is a miss, and its rows are counted.
+#[test]
+fn the_cache_serves_a_bucket_until_an_object_of_a_table_changes() {
+    let s3 = S3::with_sample();
+    let project = project();
+    let query = |s3: &S3| -> serde_json::Value {
+        let cache = project.path().join("cache");
+        let mut c = command(
+            project.path(),
+            &[
+                "query",
+                "closed_deals",
+                "--period",
+                "FY2026-Q1",
+                "--format",
+                "json",
+                "--data",
+                ROOT,
+            ],
+        );
+        c.env("AWS_ENDPOINT_URL", &s3.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "canon")
+            .env("AWS_SECRET_ACCESS_KEY", "canon")
+            .env("AWS_REGION", "us-east-1")
+            .env("CANON_CACHE_DIR", &cache);
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = query(&s3);
+    assert_eq!(first["cache"]["status"], "miss");
+    let second = query(&s3);
+    assert_eq!(second["cache"]["status"], "hit");
+    assert_eq!(first["value"], second["value"]);
+
+    let store = s3.store();
+    let part =
+        std::fs::read(repo().join("sample_data/crm/opportunity/part-00000.parquet")).unwrap();
+    put(&store, "extracts/crm/opportunity/_SUCCESS", Vec::new());
+    put(
+        &store,
+        "extracts/crm/opportunity/.staging/part-00009.parquet",
+        part.clone(),
+    );
+    let third = query(&s3);
+    assert_eq!(
+        third["cache"]["status"], "hit",
+        "objects outside the table are not inputs"
+    );
+
+    // The same deals landed twice: the table's rows double, so the number
+    // must be computed again (here the uniqueness gate, or the count, moves).
+    put(&store, "extracts/crm/opportunity/part-00001.parquet", part);
+    let cache = project.path().join("cache");
+    let mut c = command(
+        project.path(),
+        &[
+            "query",
+            "closed_deals",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "json",
+            "--data",
+            ROOT,
+        ],
+    );
+    c.env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "canon")
+        .env("AWS_SECRET_ACCESS_KEY", "canon")
+        .env("AWS_REGION", "us-east-1")
+        .env("CANON_CACHE_DIR", &cache);
+    let out = c.output().unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !text.contains("\"status\": \"hit\""),
+        "a changed table must not be served from the cache: {text}"
+    );
+    assert!(
+        text.contains("part-00001.parquet"),
+        "the new part file is read (and named): {text}"
+    );
+}
+
+/// Runs `canon query bookings` against `endpoint` and returns (exit code,
+/// stderr, seconds taken).
+fn failing_query(endpoint: &str, key: &str, root: &str) -> (i32, String, f64) {
+    let project = project();
+    let started = Instant::now();
+    let out = canon_s3(
+        project.path(),
+        endpoint,
+        key,
+        &["query", "bookings", "--period", "FY2026-Q1", "--data", root],
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        stderr(&out),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+// The store's faults, each a clear error naming the data root and what to
+// do, exit 2, within 30 s (object_store's own retries would take minutes).
+#[test]
+fn a_missing_bucket_an_unknown_key_and_a_dead_endpoint_are_clear_errors_within_30_s() {
+    let s3 = S3::with_sample();
+    let (code, err, secs) = failing_query(&s3.endpoint, "canon", "s3://no-such-bucket/extracts");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("data root s3://no-such-bucket/extracts: cannot read")
+            && err.contains("the bucket `no-such-bucket` does not exist"),
+        "{err}"
+    );
+    assert!(secs < 30.0, "{secs} s");
+
+    let (code, err, _) = failing_query(&s3.endpoint, "canon", "s3://acme/no/such/prefix");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("data root s3://acme/no/such/prefix holds no objects"),
+        "{err}"
+    );
+
+    let locked = S3::locked();
+    let (code, err, secs) = failing_query(&locked.endpoint, "AKIAUNKNOWN", ROOT);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("access refused: check the credentials in the environment (AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert!(secs < 30.0, "{secs} s");
+
+    // Nothing listens: refused at once, retried twice.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, err, secs) = failing_query(&format!("http://127.0.0.1:{port}"), "canon", ROOT);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the store's endpoint does not answer"),
+        "{err}"
+    );
+    assert!(secs < 30.0, "{secs} s");
+
+    // A server that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().take(4) {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(40));
+    });
+    let (code, err, secs) = failing_query(&format!("http://127.0.0.1:{port}"), "canon", ROOT);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("did not answer within 20 s"), "{err}");
+    assert!(secs < 30.0, "{secs} s");
+    drop(held);
+}
+
+// A model's path that climbs out of the data root's prefix (`..`) is
+// refused before anything is listed, located in the model (exit 2); an
+// `--out` in a bucket is refused without writing anything, here or there.
+#[test]
+fn a_path_out_of_the_prefix_and_an_out_in_a_bucket_are_refused() {
+    let s3 = S3::with_sample();
+    let project = project();
+    replace_in(
+        &project.path().join("models/crm.yaml"),
+        "path: crm/opportunity\n",
+        "path: crm/../../private/opportunity\n",
+    );
+    let out = s3.canon(
+        project.path(),
+        "canon",
+        &["query", "bookings", "--period", "FY2026-Q1", "--data", ROOT],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("models/crm.yaml:"), "{err}");
+    assert!(
+        err.contains("path `crm/../../private/opportunity` does not name a prefix inside the data root s3://acme/extracts"),
+        "{err}"
+    );
+
+    let project = self::project();
+    let before = contents(project.path());
+    let out = s3.canon(
+        project.path(),
+        "canon",
+        &["publish", "--out", "s3://acme/published", "--data", ROOT],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--out s3://acme/published: canon writes to a local path only"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(contents(project.path()), before, "nothing written here");
+    assert!(!Path::new("s3:").exists());
+}
+
+// validate reads every object's footer against its model; lineage names
+// each object by URL with its size and ETag.
+#[test]
+fn validate_and_lineage_read_a_bucket() {
+    let s3 = S3::with_sample();
+    let project = project();
+    let out = s3.canon(project.path(), "canon", &["validate", "--data", ROOT]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 16 tables in the sample company's models, one part file each.
+    assert!(
+        stdout(&out).contains(
+            "data ok: 16 tables, 16 objects under s3://acme/extracts match their models (footers read)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = s3.canon(
+        project.path(),
+        "canon",
+        &[
+            "lineage",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "json",
+            "--data",
+            ROOT,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let graph: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["label"] == "s3://acme/extracts/crm/opportunity/part-00000.parquet")
+        .unwrap_or_else(|| panic!("no node for the opportunity object: {graph}"));
+    let size = std::fs::metadata(repo().join("sample_data/crm/opportunity/part-00000.parquet"))
+        .unwrap()
+        .len();
+    let detail = file["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("{size} bytes, ETag \"")),
+        "{detail}"
+    );
+}
