@@ -1,7 +1,9 @@
 //! Data roots in an object store, through the real binary, against a real
 //! S3-compatible server on loopback (moto, started by each test: see
-//! `tests/object_store/s3_server.py`; installed into `target/s3-venv` when
-//! this machine's Python lacks it).
+//! `tests/object_store/s3_server.py`) and Azure's emulator (Azurite, from
+//! npm). What they need is installed under target/ when this machine lacks
+//! it: moto and azure-storage-blob into `target/s3-venv`, Azurite into
+//! `target/azurite`.
 //!
 //! The sample company uploaded to a bucket must publish exactly what it
 //! publishes from disk (every certified metric for every configured period,
@@ -27,7 +29,7 @@ fn python() -> &'static Path {
     PYTHON.get_or_init(|| {
         let has_moto = |python: &Path| {
             Command::new(python)
-                .args(["-c", "import moto.server, boto3"])
+                .args(["-c", "import moto.server, boto3, azure.storage.blob"])
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
@@ -47,13 +49,10 @@ fn python() -> &'static Path {
             assert!(made.success(), "python3 -m venv {}", venv.display());
             let installed = Command::new(&python)
                 .args(["-m", "pip", "install", "-q", "moto[server]==5.2.1"])
+                .arg("azure-storage-blob==12.31.1")
                 .status()
                 .expect("pip runs");
-            assert!(
-                installed.success(),
-                "pip install moto[server] into {}",
-                venv.display()
-            );
+            assert!(installed.success(), "pip install into {}", venv.display());
         }
         python
     })
@@ -177,6 +176,71 @@ fn without_places(mut manifest: serde_json::Value) -> serde_json::Value {
     manifest
 }
 
+/// The sample company published from disk, once for the tests that compare
+/// a store's publication with it.
+fn disk_publication() -> &'static Path {
+    static PUBLISHED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &PUBLISHED
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            copy_project(dir.path());
+            let out = dir.path().join("published");
+            let from_disk = canon(
+                dir.path(),
+                &[
+                    "publish",
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--data",
+                    repo().join("sample_data").to_str().unwrap(),
+                ],
+            );
+            assert!(from_disk.status.success(), "{}", stderr(&from_disk));
+            (dir, out)
+        })
+        .1
+}
+
+fn read_manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Asserts the publication in `remote` (computed from a store) is the one in
+/// `local` (from disk): every file byte for byte but the manifest and the
+/// history (20 certified metrics as CSV and Parquet, the exclusions, the
+/// bridge and its detail for 4 periods, the marker), the bookings of
+/// FY2026-Q1 as the sample gives them, and the manifest equal but for where
+/// the data was read. Returns the store's manifest.
+fn assert_same_publication(local: &Path, remote: &Path) -> serde_json::Value {
+    let (disk, store) = (contents(local), contents(remote));
+    let names = |c: &[(String, Vec<u8>)], root: &Path| -> Vec<String> {
+        c.iter()
+            .map(|(p, _)| p.strip_prefix(root.to_str().unwrap()).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&disk, local), names(&store, remote));
+    let mut compared = 0;
+    for ((name, a), (_, b)) in disk.iter().zip(&store) {
+        if name.ends_with("manifest.json") || name.ends_with("history.jsonl") {
+            continue;
+        }
+        assert!(a == b, "{name} differs between the disk and the store");
+        compared += 1;
+    }
+    assert_eq!(compared, 20 * 2 + 1 + 4 * 2 + 1);
+    let bookings = std::fs::read_to_string(remote.join("metrics/bookings.csv")).unwrap();
+    assert!(
+        bookings.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,8783667.28,USD"),
+        "{bookings}"
+    );
+    let (disk_manifest, store_manifest) = (read_manifest(local), read_manifest(remote));
+    assert_eq!(
+        without_places(disk_manifest),
+        without_places(store_manifest.clone())
+    );
+    store_manifest
+}
+
 // The sample company, uploaded to a bucket, publishes byte for byte the
 // numbers it publishes from disk: every certified metric for the four
 // configured periods (metrics/*.csv and *.parquet), the exclusions, and the
@@ -187,18 +251,7 @@ fn without_places(mut manifest: serde_json::Value) -> serde_json::Value {
 fn the_sample_company_in_a_bucket_publishes_what_it_publishes_from_disk() {
     let s3 = S3::with_sample();
     let project = project();
-    let (local, remote) = (project.path().join("local"), project.path().join("remote"));
-    let from_disk = canon(
-        project.path(),
-        &[
-            "publish",
-            "--out",
-            local.to_str().unwrap(),
-            "--data",
-            repo().join("sample_data").to_str().unwrap(),
-        ],
-    );
-    assert!(from_disk.status.success(), "{}", stderr(&from_disk));
+    let (local, remote) = (disk_publication(), project.path().join("remote"));
     let from_bucket = s3.canon(
         project.path(),
         "canon",
@@ -220,38 +273,8 @@ fn the_sample_company_in_a_bucket_publishes_what_it_publishes_from_disk() {
         stdout(&from_bucket)
     );
 
-    let (disk, bucket) = (contents(&local), contents(&remote));
-    let names = |c: &[(String, Vec<u8>)], root: &Path| -> Vec<String> {
-        c.iter()
-            .map(|(p, _)| p.strip_prefix(root.to_str().unwrap()).unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(names(&disk, &local), names(&bucket, &remote));
-    let mut compared = 0;
-    for ((name, a), (_, b)) in disk.iter().zip(&bucket) {
-        if name.ends_with("manifest.json") || name.ends_with("history.jsonl") {
-            continue;
-        }
-        assert!(a == b, "{name} differs between the disk and the bucket");
-        compared += 1;
-    }
-    // 20 certified metrics × (csv + parquet), exclusions.parquet, the
-    // bridge and detail of 4 periods, and the publication's marker.
-    assert_eq!(compared, 20 * 2 + 1 + 4 * 2 + 1);
-    let bookings = std::fs::read_to_string(remote.join("metrics/bookings.csv")).unwrap();
-    assert!(
-        bookings.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,8783667.28,USD"),
-        "{bookings}"
-    );
-
-    let read = |dir: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
-    };
-    let (disk_manifest, bucket_manifest) = (read(&local), read(&remote));
-    assert_eq!(
-        without_places(disk_manifest.clone()),
-        without_places(bucket_manifest.clone())
-    );
+    let bucket_manifest = assert_same_publication(local, &remote);
+    let disk_manifest = read_manifest(local);
     let file = &bucket_manifest["metrics"][0]["lineage"]["sources"][0]["files"][0];
     let path = file["path"].as_str().unwrap();
     assert!(path.starts_with("s3://acme/extracts/"), "{file}");
@@ -520,5 +543,125 @@ fn validate_and_lineage_read_a_bucket() {
     assert!(
         detail.starts_with(&format!("{size} bytes, ETag \"")),
         "{detail}"
+    );
+}
+
+/// Azurite's blob service, installed once under target/azurite (pinned,
+/// from npm).
+fn azurite_blob() -> &'static Path {
+    static AZURITE: OnceLock<PathBuf> = OnceLock::new();
+    AZURITE.get_or_init(|| {
+        let prefix = repo().join("target").join("azurite");
+        let bin = prefix.join("node_modules/.bin/azurite-blob");
+        if !bin.exists() {
+            let installed = Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg("azurite@3.35.0")
+                .status()
+                .expect("npm runs (Node.js is on the machine)");
+            assert!(
+                installed.success(),
+                "npm install azurite into {}",
+                prefix.display()
+            );
+        }
+        bin
+    })
+}
+
+/// Azurite on a free loopback port, with its own storage folder; stopped
+/// when dropped.
+struct Azurite {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    url: String,
+    _storage: tempfile::TempDir,
+}
+
+impl Azurite {
+    fn start() -> Azurite {
+        let storage = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(azurite_blob())
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(storage.path())
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Azurite starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Azurite did not listen within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Azurite {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _storage: storage,
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The sample company in an Azure container (Azurite) publishes byte for
+// byte what it publishes from disk, as from S3.
+#[test]
+fn the_sample_company_in_an_azure_container_publishes_what_it_publishes_from_disk() {
+    let azurite = Azurite::start();
+    let uploaded = Command::new(python())
+        .arg(repo().join("tests/object_store/azure_upload.py"))
+        .arg(format!("{}/devstoreaccount1", azurite.url))
+        .arg(repo().join("sample_data"))
+        .args(["acme", "extracts"])
+        .status()
+        .unwrap();
+    assert!(uploaded.success());
+    let project = project();
+    let (local, remote) = (disk_publication(), project.path().join("remote"));
+    let mut c = command(
+        project.path(),
+        &[
+            "publish",
+            "--out",
+            remote.to_str().unwrap(),
+            "--data",
+            "az://acme/extracts",
+            "--no-cache",
+        ],
+    );
+    let from_azure = c
+        .env("AZURE_STORAGE_USE_EMULATOR", "true")
+        .env("AZURITE_BLOB_STORAGE_URL", &azurite.url)
+        .output()
+        .unwrap();
+    assert!(from_azure.status.success(), "{}", stderr(&from_azure));
+    let manifest = assert_same_publication(local, &remote);
+    let file = &manifest["metrics"][0]["lineage"]["sources"][0]["files"][0];
+    assert!(
+        file["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("az://acme/extracts/"),
+        "{file}"
+    );
+    assert!(
+        file["etag"].as_str().is_some_and(|e| !e.is_empty()),
+        "{file}"
     );
 }
