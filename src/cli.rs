@@ -590,7 +590,7 @@ fn existing_data_root(catalog: &Catalog, data: Option<&Path>) -> Result<PathBuf>
     if let Some(url) = store_url(&root) {
         return Err(CanonError::request(format!(
             "data root {url}: this command reads a local folder only (query, reconcile, publish, \
-             check, lineage and validate read object stores); copy the extracts to a folder, \
+             check, explain, lineage, docs and validate read object stores); copy the extracts to a folder, \
              or pass --data DIR"
         )));
     }

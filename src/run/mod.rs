@@ -302,9 +302,28 @@ impl Engine {
     /// only (what the engine may have read), to find it. Any other error is
     /// returned as it is. See [`decode::locate`].
     pub async fn located(&self, error: CanonError, only: Option<&str>) -> CanonError {
-        // An object is not read again to find the damaged part: the error
-        // names the engine's failure as it is.
-        if !decode::is_decode_error(&error) || !matches!(self.data, DataSource::Folder(_)) {
+        if let DataSource::Store(store) = &self.data {
+            let read: Vec<(DataLocation, Vec<String>)> = self
+                .sources
+                .registered
+                .lock()
+                .expect("lock")
+                .values()
+                .map(|facts| {
+                    (
+                        DataLocation {
+                            system: facts.system.clone(),
+                            table: facts.table.clone(),
+                            file: None,
+                            column: None,
+                        },
+                        facts.files.iter().map(|f| f.path.clone()).collect(),
+                    )
+                })
+                .collect();
+            return store.located(error, &read);
+        }
+        if !decode::is_decode_error(&error) {
             return error;
         }
         let tables: Vec<decode::ReadTable> = self
@@ -400,7 +419,7 @@ impl Sources {
             DataSource::Store(root) => {
                 let objects = root.table_objects(&self.catalog, id).await?;
                 // Footers read a few at a time: one round trip or two each.
-                let reads = objects.into_iter().map(|meta| {
+                let reads = objects.iter().cloned().map(|meta| {
                     let (root, spec, location) = (root.clone(), spec.clone(), location.clone());
                     async move { root.inspect(&meta, &spec, &location).await }
                 });
@@ -408,9 +427,19 @@ impl Sources {
                     .buffered(8)
                     .try_collect()
                     .await?;
-                let urls = facts
+                let urls = objects
                     .iter()
-                    .map(|f| Ok(ListingTableUrl::parse(&f.path)?))
+                    .map(|meta| {
+                        root.engine_url(meta).map_err(|why| {
+                            CanonError::data(
+                                DataLocation {
+                                    file: Some(root.name(&meta.location)),
+                                    ..location.clone()
+                                },
+                                format!("cannot be read: {why}; rename the object"),
+                            )
+                        })
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 let table = ListingTable::try_new(listing_of_urls(urls).with_schema(schema))?;
                 (Arc::new(table), facts)

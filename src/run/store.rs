@@ -21,7 +21,7 @@ use std::time::Duration;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use datafusion::parquet::file::metadata::ParquetMetaDataReader;
 use datafusion::prelude::SessionContext;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, RetryConfig};
 
@@ -49,6 +49,9 @@ pub struct StoreRoot {
     base: url::Url,
     prefix: ObjectPath,
     store: Arc<dyn ObjectStore>,
+    /// What the engine reads through: only the objects canon listed and
+    /// checked, each at the ETag (and version) it checked.
+    pinned: Arc<PinnedReads>,
 }
 
 impl std::fmt::Debug for StoreRoot {
@@ -59,11 +62,20 @@ impl std::fmt::Debug for StoreRoot {
 
 /// The timeouts every request to a store runs with: an endpoint that does
 /// not accept connections fails within seconds; a request that connects is
-/// given object_store's usual 30 s to finish (a ranged read of a large
-/// column chunk over a slow link takes a while). [`StoreRoot::probe`] has
-/// its own deadline.
+/// given 5 minutes to finish by default, since the limit covers the whole
+/// body and a ranged read of a large column chunk over a slow link takes a
+/// while (`CANON_STORE_TIMEOUT`, e.g. `90s` or `10m`, sets it).
+/// [`StoreRoot::probe`] has its own deadline, so a store that does not
+/// answer at all is still reported within seconds.
 const CONNECT_TIMEOUT: &str = "3s";
-const REQUEST_TIMEOUT: &str = "30s";
+const REQUEST_TIMEOUT: &str = "5m";
+
+fn request_timeout() -> String {
+    std::env::var("CANON_STORE_TIMEOUT")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| REQUEST_TIMEOUT.to_string())
+}
 
 /// How long the first question to a store may take in all, retries
 /// included, before the run stops with an error naming the endpoint.
@@ -89,7 +101,29 @@ impl StoreRoot {
                  or az://CONTAINER/PREFIX, or give a local folder)"
             ))
         };
+        // The store's own configuration: its settings, not the URL's form.
+        let unconfigured = |why: String| {
+            CanonError::request(format!(
+                "data root `{text}`: cannot configure its store: {why} (see the environment \
+                 variables in README, \"Data in object stores\")"
+            ))
+        };
         let parsed = url::Url::parse(text).map_err(|e| bad(format!("not a URL: {e}")))?;
+        if !parsed.username().is_empty()
+            || parsed.password().is_some()
+            || parsed.port().is_some()
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            // Said without the text: it may hold a password.
+            return Err(CanonError::request(format!(
+                "data root {}://{}/…: a store's URL is scheme://BUCKET/PREFIX only, without a \
+                 user, password, port, `?query` or `#fragment`; credentials and the endpoint \
+                 come from the environment (AWS_*, GOOGLE_*, AZURE_*)",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or("")
+            )));
+        }
         let known = ["s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss"];
         if !known.contains(&parsed.scheme()) {
             return Err(bad(format!(
@@ -109,14 +143,15 @@ impl StoreRoot {
         let store: Arc<dyn ObjectStore> = match scheme {
             object_store::ObjectStoreScheme::AmazonS3 => {
                 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as Key};
-                AmazonS3Builder::from_env()
-                    .with_url(text)
-                    .with_allow_http(plain_http_allowed("AWS"))
+                let builder = AmazonS3Builder::from_env().with_url(text);
+                let endpoint = builder.get_config_value(&Key::Endpoint);
+                builder
+                    .with_allow_http(plain_http_allowed("AWS", endpoint.as_deref()))
                     .with_config(
                         Key::Client(ClientConfigKey::ConnectTimeout),
                         CONNECT_TIMEOUT,
                     )
-                    .with_config(Key::Client(ClientConfigKey::Timeout), REQUEST_TIMEOUT)
+                    .with_config(Key::Client(ClientConfigKey::Timeout), request_timeout())
                     .with_retry(retries())
                     .build()
                     .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
@@ -129,21 +164,22 @@ impl StoreRoot {
                         Key::Client(ClientConfigKey::ConnectTimeout),
                         CONNECT_TIMEOUT,
                     )
-                    .with_config(Key::Client(ClientConfigKey::Timeout), REQUEST_TIMEOUT)
+                    .with_config(Key::Client(ClientConfigKey::Timeout), request_timeout())
                     .with_retry(retries())
                     .build()
                     .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
             object_store::ObjectStoreScheme::MicrosoftAzure => {
                 use object_store::azure::{AzureConfigKey as Key, MicrosoftAzureBuilder};
-                MicrosoftAzureBuilder::from_env()
-                    .with_url(text)
-                    .with_allow_http(plain_http_allowed("AZURE"))
+                let builder = MicrosoftAzureBuilder::from_env().with_url(text);
+                let endpoint = builder.get_config_value(&Key::Endpoint);
+                builder
+                    .with_allow_http(plain_http_allowed("AZURE", endpoint.as_deref()))
                     .with_config(
                         Key::Client(ClientConfigKey::ConnectTimeout),
                         CONNECT_TIMEOUT,
                     )
-                    .with_config(Key::Client(ClientConfigKey::Timeout), REQUEST_TIMEOUT)
+                    .with_config(Key::Client(ClientConfigKey::Timeout), request_timeout())
                     .with_retry(retries())
                     .build()
                     .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
@@ -155,16 +191,21 @@ impl StoreRoot {
                 )));
             }
         }
-        .map_err(|e| bad(format!("cannot configure its store: {e}")))?;
+        .map_err(|e| unconfigured(e.to_string()))?;
         let url = match prefix.as_ref() {
             "" => base.as_str().trim_end_matches('/').to_string(),
             p => format!("{}/{p}", base.as_str().trim_end_matches('/')),
         };
+        let pinned = Arc::new(PinnedReads {
+            inner: store.clone(),
+            pins: std::sync::RwLock::new(std::collections::HashMap::new()),
+        });
         Ok(StoreRoot {
             url,
             base,
             prefix,
             store,
+            pinned,
         })
     }
 
@@ -181,7 +222,33 @@ impl StoreRoot {
     /// Makes the store known to `ctx`'s engine, which reads the objects a
     /// source's listing names through it.
     pub fn register(&self, ctx: &SessionContext) {
-        ctx.register_object_store(&self.base, self.store.clone());
+        ctx.register_object_store(&self.base, self.pinned.clone());
+    }
+
+    /// The URL the engine reads the object at `location` by, and the pin
+    /// that holds it to what canon checked. Each segment of the key is
+    /// percent-encoded, so a key with `#`, `?` or `%` names that object and
+    /// no other (the engine decodes the URL back to the key); a key that
+    /// would not come back the same is refused, never read as another.
+    pub fn engine_url(
+        &self,
+        meta: &ObjectMeta,
+    ) -> std::result::Result<datafusion::datasource::listing::ListingTableUrl, String> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| format!("{} cannot hold a path", self.base))?
+            .clear()
+            .extend(meta.location.as_ref().split('/'));
+        let listed = datafusion::datasource::listing::ListingTableUrl::try_new(url, None)
+            .map_err(|e| e.to_string())?;
+        if listed.prefix() != &meta.location {
+            return Err(format!(
+                "its name does not survive the engine's URL (read back as `{}`)",
+                listed.prefix()
+            ));
+        }
+        self.pinned.pin(meta);
+        Ok(listed)
     }
 
     /// Asks the store for the root's first level, so that an endpoint that
@@ -239,6 +306,15 @@ impl StoreRoot {
                     credentials_hint(self.base.scheme())
                 )
             }
+            _ if text.contains("invalid path") => "an object under it has a name canon's store \
+                 client cannot represent (an empty segment `//`, a `.` or `..` segment, or a \
+                 trailing `/`): rename or remove that object"
+                .to_string(),
+            _ if text.contains("changed after canon checked it") => {
+                "an object changed while canon read it: run again once the extracts are \
+                 written"
+                    .to_string()
+            }
             _ if text.contains("builder error") => "the endpoint is plain http, which canon \
                  allows only on this machine's loopback: set AWS_ALLOW_HTTP=true (or \
                  AZURE_ALLOW_HTTP=true) to read from it anyway"
@@ -264,28 +340,36 @@ impl StoreRoot {
     /// path's own segments: no `..`, `.`, empty segment or leading `/`.
     pub fn table_prefix(&self, catalog: &Catalog, id: SourceId) -> Result<ObjectPath> {
         let (model, spec) = catalog.source(id);
-        let outside = spec.path.starts_with('/')
-            || spec
-                .path
-                .split('/')
-                .any(|s| s == ".." || s == "." || s.is_empty());
-        if outside {
-            return Err(CanonError::request(format!(
-                "{}: source {}/{}: path `{}` does not name a prefix inside the data root {}: \
-                 a source's path in an object store is relative segments, without `..`, `.` \
-                 or empty ones",
+        // As on disk: `./crm/x`, `crm//x` and `crm/x/` name the folder `crm/x`.
+        let segments: Vec<&str> = spec
+            .path
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect();
+        let refuse = |why: &str| {
+            CanonError::request(format!(
+                "{}: source {}/{}: path `{}` does not name a prefix inside the data root {}: {why}",
                 model.at(&yaml_path!["sources", id.index, "path"]),
                 model.spec.system,
                 spec.name,
                 spec.path,
                 self.url
-            )));
+            ))
+        };
+        if spec.path.starts_with('/') || segments.contains(&"..") {
+            return Err(refuse(
+                "a source's path in an object store is relative, without `..`",
+            ));
         }
-        let mut prefix = self.prefix.clone();
-        for segment in spec.path.split('/') {
-            prefix = prefix.join(segment);
+        if segments.is_empty() {
+            return Err(refuse("it names no folder"));
         }
-        Ok(prefix)
+        // The key as written (a `*` or `%` in a folder name is that character).
+        let key = match self.prefix.as_ref() {
+            "" => segments.join("/"),
+            root => format!("{root}/{}", segments.join("/")),
+        };
+        ObjectPath::parse(&key).map_err(|e| refuse(&e.to_string()))
     }
 
     /// The objects of source `id`, sorted by name: every `.parquet` object
@@ -368,6 +452,70 @@ impl StoreRoot {
         })
     }
 
+    /// A run's failure as the data root's, when the store failed under the
+    /// engine (a refused or failed read, an object changed since canon
+    /// checked it) or an object did not decode: located at the table (and
+    /// object) it names among `read` (each table's location and object
+    /// URLs), with what to do, instead of being blamed on the definition
+    /// being computed. Any other error is returned as it is.
+    pub fn located(&self, error: CanonError, read: &[(DataLocation, Vec<String>)]) -> CanonError {
+        let engine = {
+            let mut e = &error;
+            while let CanonError::Context { source, .. } = e {
+                e = source;
+            }
+            match e {
+                CanonError::Engine(engine) => engine,
+                _ => return error,
+            }
+        };
+        let mut link: Option<&(dyn std::error::Error + 'static)> = Some(engine);
+        let mut damaged = false;
+        while let Some(e) = link {
+            if let Some(store) = e.downcast_ref::<object_store::Error>() {
+                let path = match store {
+                    object_store::Error::NotFound { path, .. }
+                    | object_store::Error::Precondition { path, .. }
+                    | object_store::Error::PermissionDenied { path, .. }
+                    | object_store::Error::Unauthenticated { path, .. } => Some(path.as_str()),
+                    _ => None,
+                };
+                let url = path.map(|p| self.name(&ObjectPath::from(p)));
+                let location = url
+                    .as_ref()
+                    .and_then(|url| {
+                        read.iter()
+                            .find(|(_, files)| files.contains(url))
+                            .map(|(l, _)| DataLocation {
+                                file: Some(url.clone()),
+                                ..l.clone()
+                            })
+                    })
+                    .unwrap_or_else(|| DataLocation::root(std::path::Path::new(&self.url)));
+                let what = url.unwrap_or_else(|| self.url.clone());
+                return CanonError::data(location, self.explain(store, &what));
+            }
+            if e.downcast_ref::<datafusion::parquet::errors::ParquetError>()
+                .is_some()
+            {
+                damaged = true;
+            }
+            link = e.source();
+        }
+        if damaged {
+            return CanonError::data(
+                DataLocation::root(std::path::Path::new(&self.url)),
+                format!(
+                    "an object the engine read does not decode (damaged Parquet?): {engine}\n  \
+                     (`canon validate --data {}` checks every footer; copy the extracts to a \
+                     folder and run `canon validate --deep` there to find the damaged page)",
+                    self.url
+                ),
+            );
+        }
+        error
+    }
+
     /// An object's Parquet footer, read with one ranged GET of its last
     /// 64 KiB (footers are rarely larger), and a second for the rest of a
     /// larger one.
@@ -434,18 +582,15 @@ enum Footer {
 
 /// Plain http for a store's endpoint: when the environment allows it
 /// (`AWS_ALLOW_HTTP=true`, `AZURE_ALLOW_HTTP=true`, read by the builder
-/// too), or when the endpoint is on this machine's loopback (a local
-/// S3-compatible server or emulator), where nothing crosses a network.
-fn plain_http_allowed(vendor: &str) -> bool {
-    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if set(&format!("{vendor}_ALLOW_HTTP")).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return true;
-    }
-    ["ENDPOINT_URL", "ENDPOINT", "ENDPOINT_URL_S3"]
-        .iter()
-        .filter_map(|k| set(&format!("{vendor}_{k}")))
-        .any(|endpoint| {
-            url::Url::parse(&endpoint).is_ok_and(|u| {
+/// too), or when the endpoint the store will use is on this machine's
+/// loopback (a local S3-compatible server or emulator), where nothing
+/// crosses a network.
+fn plain_http_allowed(vendor: &str, endpoint: Option<&str>) -> bool {
+    let allowed =
+        std::env::var(format!("{vendor}_ALLOW_HTTP")).is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    allowed
+        || endpoint.is_some_and(|endpoint| {
+            url::Url::parse(endpoint).is_ok_and(|u| {
                 u.scheme() == "http"
                     && match u.host() {
                         Some(url::Host::Domain(d)) => d == "localhost",
@@ -457,10 +602,138 @@ fn plain_http_allowed(vendor: &str) -> bool {
         })
 }
 
+/// An object's pin: the ETag and version canon checked.
+type Pin = (Option<String>, Option<String>);
+
+/// The store the engine reads a data root through: read-only, and only the
+/// objects canon listed and checked, each at the ETag and version it
+/// checked (`If-Match` on every read). An object rewritten between canon's
+/// check and the engine's read fails the run (the store answers 412)
+/// instead of computing over bytes the evidence does not describe; a
+/// listing, or a read of any other object, is refused, so the engine can
+/// never fall back to reading what canon did not list.
+#[derive(Debug)]
+struct PinnedReads {
+    inner: Arc<dyn ObjectStore>,
+    pins: std::sync::RwLock<std::collections::HashMap<ObjectPath, Pin>>,
+}
+
+impl PinnedReads {
+    fn pin(&self, meta: &ObjectMeta) {
+        self.pins.write().expect("lock").insert(
+            meta.location.clone(),
+            (meta.e_tag.clone(), meta.version.clone()),
+        );
+    }
+
+    fn refused(what: &str) -> object_store::Error {
+        object_store::Error::NotSupported {
+            source: format!("canon's engine {what}: it reads only the objects canon listed").into(),
+        }
+    }
+}
+
+impl std::fmt::Display for PinnedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pinned reads of {}", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for PinnedReads {
+    async fn put_opts(
+        &self,
+        _: &ObjectPath,
+        _: object_store::PutPayload,
+        _: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        Err(Self::refused("does not write to a data root"))
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        _: &ObjectPath,
+        _: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        Err(Self::refused("does not write to a data root"))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        mut options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        let pin = self.pins.read().expect("lock").get(location).cloned();
+        let Some((etag, version)) = pin else {
+            return Err(object_store::Error::Generic {
+                store: "canon",
+                source: format!("{location} is not one of the objects canon listed and checked")
+                    .into(),
+            });
+        };
+        if options.if_match.is_none() {
+            options.if_match = etag.clone();
+        }
+        if options.version.is_none() {
+            options.version = version;
+        }
+        self.inner
+            .get_opts(location, options)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::Precondition { path, .. } => {
+                    object_store::Error::Precondition {
+                        source: format!(
+                            "the object changed after canon checked it (ETag {}): run again \
+                             once the extracts are written",
+                            etag.as_deref().unwrap_or("-")
+                        )
+                        .into(),
+                        path,
+                    }
+                }
+                other => other,
+            })
+    }
+
+    fn delete_stream(
+        &self,
+        _: futures::stream::BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectPath>> {
+        futures::stream::once(async { Err(Self::refused("does not delete from a data root")) })
+            .boxed()
+    }
+
+    fn list(
+        &self,
+        _: Option<&ObjectPath>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+        futures::stream::once(async { Err(Self::refused("does not list")) }).boxed()
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        _: Option<&ObjectPath>,
+    ) -> object_store::Result<object_store::ListResult> {
+        Err(Self::refused("does not list"))
+    }
+
+    async fn copy_opts(
+        &self,
+        _: &ObjectPath,
+        _: &ObjectPath,
+        _: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        Err(Self::refused("does not write to a data root"))
+    }
+}
+
 fn credentials_hint(scheme: &str) -> &'static str {
     match scheme {
         "gs" => "GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_SERVICE_ACCOUNT",
-        "s3" | "s3a" => "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE",
+        "s3" | "s3a" => {
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (AWS_PROFILE is not read)"
+        }
         _ => "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY",
     }
 }
@@ -468,6 +741,7 @@ fn credentials_hint(scheme: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
 
     #[test]
     fn urls_and_folders_are_told_apart() {
@@ -488,6 +762,121 @@ mod tests {
             root.name(&ObjectPath::from("crm/deals/part-0.parquet")),
             "s3://acme-extracts/crm/deals/part-0.parquet"
         );
+    }
+
+    fn meta(key: &str) -> ObjectMeta {
+        ObjectMeta {
+            location: ObjectPath::parse(key).unwrap(),
+            last_modified: chrono::Utc::now(),
+            size: 10,
+            e_tag: Some("\"e1\"".into()),
+            version: None,
+        }
+    }
+
+    // The engine decodes the URL it is given back to a key: `#`, `?`, `%`
+    // and spaces in a key must come back as themselves, so the object read
+    // is the object listed (a raw `#` would cut the key short, a raw `%41`
+    // would be read as `A`).
+    #[test]
+    fn every_key_comes_back_from_the_engines_url_as_itself() {
+        let root = StoreRoot::open("s3://b/ex").unwrap();
+        for key in [
+            "ex/crm/opportunity/part-00000.parquet",
+            "ex/crm/opportunity/a#1 %20b?.parquet",
+            "ex/crm/opportunity/%41.parquet",
+            "ex/crm/opp*/[x]+ü.parquet",
+        ] {
+            let url = root.engine_url(&meta(key)).unwrap();
+            assert_eq!(url.prefix().as_ref(), key);
+        }
+    }
+
+    // What the engine reads through: the object canon checked, or an error.
+    #[tokio::test]
+    async fn the_engine_reads_only_pinned_objects_at_the_etag_canon_checked() {
+        let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let key = ObjectPath::from("ex/crm/account/part-0.parquet");
+        inner.put(&key, "first".into()).await.unwrap();
+        let checked = inner.head(&key).await.unwrap();
+        let pinned = PinnedReads {
+            inner: inner.clone(),
+            pins: Default::default(),
+        };
+        pinned.pin(&checked);
+        let read = pinned.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&read[..], b"first");
+
+        // Rewritten after canon checked it: refused, not read.
+        inner.put(&key, "second".into()).await.unwrap();
+        let e = pinned.get_range(&key, 0..3).await.unwrap_err();
+        assert!(matches!(e, object_store::Error::Precondition { .. }), "{e}");
+        assert!(
+            e.to_string().contains("changed after canon checked it"),
+            "{e}"
+        );
+
+        // Never listed, never written, nothing canon did not list read.
+        let other = ObjectPath::from("ex/crm/account/_staging.parquet");
+        inner.put(&other, "x".into()).await.unwrap();
+        assert!(pinned.get(&other).await.is_err());
+        assert!(pinned.list(None).next().await.unwrap().is_err());
+        assert!(pinned.list_with_delimiter(None).await.is_err());
+        assert!(pinned.put(&key, "third".into()).await.is_err());
+        assert!(pinned.delete(&key).await.is_err());
+        assert_eq!(
+            &inner.get(&key).await.unwrap().bytes().await.unwrap()[..],
+            b"second"
+        );
+    }
+
+    // A store's failure under the engine is the data's, located at the
+    // table and object, not blamed on the definition being computed.
+    #[test]
+    fn a_failed_read_is_located_at_its_object() {
+        let root = StoreRoot::open("s3://b/ex").unwrap();
+        let failure = datafusion::error::DataFusionError::ObjectStore(Box::new(
+            object_store::Error::Precondition {
+                path: "ex/crm/account/part-0.parquet".into(),
+                source: "the object changed after canon checked it (ETag \"e1\")".into(),
+            },
+        ));
+        let error = CanonError::Context {
+            context: "metric `bookings`".into(),
+            source: Box::new(CanonError::Engine(failure)),
+            hint: String::new(),
+        };
+        let read = vec![(
+            DataLocation {
+                system: "crm".into(),
+                table: "account".into(),
+                file: None,
+                column: None,
+            },
+            vec!["s3://b/ex/crm/account/part-0.parquet".to_string()],
+        )];
+        let located = root.located(error, &read).to_string();
+        assert!(
+            located.starts_with(
+                "data error in crm/account file s3://b/ex/crm/account/part-0.parquet: "
+            ),
+            "{located}"
+        );
+        assert!(
+            located.contains("an object changed while canon read it"),
+            "{located}"
+        );
+    }
+
+    #[test]
+    fn a_url_with_credentials_or_a_port_is_refused_without_echoing_it() {
+        let e = StoreRoot::open("s3://user:secret@b/ex")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without a user, password, port"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+        assert!(StoreRoot::open("s3://b:9000/ex").is_err());
+        assert!(StoreRoot::open("s3://b/ex?versionId=1").is_err());
     }
 
     #[test]
