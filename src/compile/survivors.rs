@@ -77,6 +77,16 @@ impl Survivors {
         DataFusionError::External(Box::new(CanonError::data(self.location.clone(), message)))
     }
 
+    /// The map, worked out on `state` once (the pairs run there): its rows,
+    /// for a plan that carries the map instead of the pairs' sources.
+    pub async fn worked_out(&self, state: &dyn Session) -> DfResult<RecordBatch> {
+        Ok(self
+            .map
+            .get_or_try_init(|| self.work_out(state))
+            .await?
+            .clone())
+    }
+
     /// Runs the pairs and follows every chain to its survivor.
     async fn work_out(&self, state: &dyn Session) -> DfResult<RecordBatch> {
         let plan = state.create_physical_plan(&self.pairs).await?;

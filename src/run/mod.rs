@@ -212,6 +212,77 @@ impl Engine {
         }
     }
 
+    /// `plan` with nothing of canon's project left to bind where it runs:
+    /// every declared source it reads (in subqueries too) replaced by the
+    /// table that reads its checked files or objects, every merge map by
+    /// its worked-out rows. Such a plan runs on a session that knows neither
+    /// the models nor the data root (a cluster's scheduler and executors:
+    /// DataFusion's protobuf format writes a listing and a table of rows
+    /// itself), while its lineage, gates and cache stay here, where the
+    /// binding recorded them.
+    pub async fn self_contained(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        use crate::compile::declared::DeclaredTable;
+        use crate::compile::survivors::Survivors;
+        use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
+        use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+        // The tables to replace, found first: binding them and working the
+        // maps out wait on I/O, the rewrite does not.
+        let mut declared = std::collections::BTreeSet::new();
+        let mut maps: Vec<Arc<dyn TableProvider>> = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+            {
+                if let Some(d) = provider.downcast_ref::<DeclaredTable>() {
+                    declared.insert((d.system.clone(), d.table.clone()));
+                } else if provider.downcast_ref::<Survivors>().is_some() {
+                    maps.push(provider);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let mut bound = BTreeMap::new();
+        for (system, table) in declared {
+            let provider = self.sources.provider(&system, &table).await?;
+            bound.insert((system, table), provider);
+        }
+        // A map by the address of its table (one map may be scanned twice).
+        let address = |p: &Arc<dyn TableProvider>| Arc::as_ptr(p) as *const () as usize;
+        let state = self.exec.state();
+        let mut worked: BTreeMap<usize, Arc<dyn TableProvider>> = BTreeMap::new();
+        for map in maps {
+            if worked.contains_key(&address(&map)) {
+                continue;
+            }
+            let Some(survivors) = map.downcast_ref::<Survivors>() else {
+                continue;
+            };
+            let rows = survivors.worked_out(&state).await?;
+            let table =
+                datafusion::datasource::MemTable::try_new(survivors.schema(), vec![vec![rows]])?;
+            worked.insert(address(&map), Arc::new(table));
+        }
+        let rewritten = plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::TableScan(mut scan) = node else {
+                return Ok(Transformed::no(node));
+            };
+            let replacement = source_as_provider(&scan.source).ok().and_then(|p| match p
+                .downcast_ref::<DeclaredTable>(
+            ) {
+                Some(d) => bound.get(&(d.system.clone(), d.table.clone())).cloned(),
+                None => worked.get(&address(&p)).cloned(),
+            });
+            match replacement {
+                Some(table) => {
+                    scan.source = provider_as_source(table);
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+            }
+        })?;
+        Ok(rewritten.data)
+    }
+
     /// `frame`, built on the planning session, as one that runs on this
     /// run's data.
     pub fn bound(&self, frame: DataFrame) -> DataFrame {

@@ -105,6 +105,7 @@ fn round_trip_every_plan() {
     // the plans gave.
     let mut tables = std::collections::BTreeSet::new();
     let mut rows_compared = 0;
+    let mut self_contained = 0;
     for (label, request) in &requests {
         let resolved = catalog.resolve(request.clone()).unwrap();
         for name in catalog.metrics.keys() {
@@ -200,6 +201,43 @@ fn round_trip_every_plan() {
                             failures.push(format!("{what}: the physical plan's rows differ"));
                             continue;
                         }
+                        // Self-contained (a cluster's form): no declared
+                        // table or merge map left, so it runs read back on
+                        // the session that plans (no models bound, no data
+                        // root), with the same rows.
+                        let contained = rt
+                            .block_on(here.self_contained(plan.clone()))
+                            .map_err(|e| e.to_string())
+                            .and_then(|p| plan_to_bytes(&p).map_err(|e| e.to_string()));
+                        let contained = match contained {
+                            Ok(bytes) => bytes,
+                            Err(e) => {
+                                failures.push(format!("{what}: self-contained: {e}"));
+                                continue;
+                            }
+                        };
+                        for kind in ["declared", "survivors"] {
+                            let marker = format!("{{\"kind\":\"{kind}\"");
+                            if contained
+                                .windows(marker.len())
+                                .any(|w| w == marker.as_bytes())
+                            {
+                                failures.push(format!("{what}: self-contained still has {kind}"));
+                            }
+                        }
+                        let ran_contained = plan_from_bytes(&contained, &there.planning.task_ctx())
+                            .map(|p| {
+                                datafusion::prelude::DataFrame::new(there.planning.state(), p)
+                            });
+                        match ran_contained.map(|f| rt.block_on(f.collect())) {
+                            Ok(Ok(d)) if rows(&a) == rows(&d) => self_contained += 1,
+                            Ok(Ok(_)) => {
+                                failures.push(format!("{what}: self-contained rows differ"))
+                            }
+                            Ok(Err(e)) | Err(e) => {
+                                failures.push(format!("{what}: self-contained fails: {e}"))
+                            }
+                        }
                     }
                     (_, _, Err(e)) => {
                         failures.push(format!("{what}: the physical plan read back fails: {e}"));
@@ -231,6 +269,11 @@ fn round_trip_every_plan() {
         "tables written"
     );
     assert!(rows_compared > 0, "no rows compared");
+    assert_eq!(
+        self_contained,
+        round_tripped.len(),
+        "every plan ran self-contained"
+    );
     eprintln!("rows compared: {rows_compared}");
     // An instant, a period and a monthly series of every kind planned.
     for kind in [
