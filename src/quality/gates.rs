@@ -328,7 +328,7 @@ async fn decide(
 ) -> Result<TableCheck> {
     let catalog = &engine.catalog;
     let kind = gate.check_name();
-    let memo = Memo::new(engine, kind, identity, &rows);
+    let memo = Memo::new(engine, kind, identity, &rows).await;
     if let Some(check) = memo.as_ref().and_then(|m| m.lookup()) {
         tracing::info!(gate = kind, table = %check.table, "gate outcome remembered");
         return Ok(check);
@@ -562,20 +562,43 @@ struct Memo {
     /// The key without the file hashes: the gate, its plan, the definitions
     /// and the build.
     stem: String,
-    /// Every file of every table the gate's plan scans.
-    files: Vec<PathBuf>,
+    /// Every file or object of every table the gate's plan scans.
+    files: Vec<MemoInput>,
+}
+
+/// An input of a remembered gate outcome: a local file, whose content hash
+/// the cache's index knows by the file's identity, or an object of a
+/// store, known by its ETag, version and size since canon listed it.
+#[derive(Clone)]
+enum MemoInput {
+    File(PathBuf),
+    Object { url: String, identity: String },
 }
 
 impl Memo {
     /// `None` without a cache (`--no-cache`: nothing remembered).
-    fn new(engine: &Engine, kind: &str, identity: &str, rows: &DataFrame) -> Option<Memo> {
+    async fn new(engine: &Engine, kind: &str, identity: &str, rows: &DataFrame) -> Option<Memo> {
         let cache = engine.fingerprints()?;
         let mut tables = BTreeMap::new();
         crate::run::scanned_columns(rows.logical_plan(), &mut tables);
         let mut files = Vec::new();
         for key in tables.keys() {
             let (system, table) = key.split_once('/')?;
-            files.extend(source_paths(engine, system, table)?);
+            match engine.data {
+                crate::run::DataSource::Store(_) => {
+                    let objects = engine.object_identities(system, table).await.ok()?;
+                    files.extend(
+                        objects
+                            .into_iter()
+                            .map(|(url, identity)| MemoInput::Object { url, identity }),
+                    );
+                }
+                _ => files.extend(
+                    source_paths(engine, system, table)?
+                        .into_iter()
+                        .map(MemoInput::File),
+                ),
+            }
         }
         let project = &engine.catalog.files;
         let mut h = Sha256::new();
@@ -602,7 +625,11 @@ impl Memo {
         let mut h = Sha256::new();
         h.update(&self.stem);
         for (file, sha) in self.files.iter().zip(hashes) {
-            h.update(format!("\n{}\n{sha}", file.display()));
+            let name = match file {
+                MemoInput::File(path) => path.display().to_string(),
+                MemoInput::Object { url, .. } => url.clone(),
+            };
+            h.update(format!("\n{name}\n{sha}"));
         }
         self.cache
             .dir()
@@ -616,7 +643,10 @@ impl Memo {
         let hashes: Vec<String> = self
             .files
             .iter()
-            .map(|f| self.cache.known_sha256(f))
+            .map(|f| match f {
+                MemoInput::File(path) => self.cache.known_sha256(path),
+                MemoInput::Object { identity, .. } => Some(identity.clone()),
+            })
             .collect::<Option<_>>()?;
         let path = self.path(&hashes);
         let stored: Stored = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
@@ -654,7 +684,10 @@ impl Memo {
         let hashes = tokio::task::spawn_blocking(move || {
             files
                 .iter()
-                .map(|f| cache.sha256(f))
+                .map(|f| match f {
+                    MemoInput::File(path) => cache.sha256(path),
+                    MemoInput::Object { identity, .. } => Ok(identity.clone()),
+                })
                 .collect::<Result<Vec<_>>>()
         })
         .await;

@@ -212,6 +212,28 @@ impl Engine {
         }
     }
 
+    /// The objects of `system/table` in a store data root, bound now if
+    /// they are not yet, each with its URL and identity (ETag, version and
+    /// size: [`FileFact::identity`]).
+    pub async fn object_identities(
+        &self,
+        system: &str,
+        table: &str,
+    ) -> Result<Vec<(String, String)>> {
+        self.sources.provider(system, table).await?;
+        let registered = self.sources.registered.lock().expect("lock");
+        Ok(registered
+            .get(&format!("{system}/{table}"))
+            .map(|facts| {
+                facts
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.identity()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `plan` with nothing of canon's project left to bind where it runs:
     /// every declared source it reads (in subqueries too) replaced by the
     /// table that reads its checked files or objects, every merge map by

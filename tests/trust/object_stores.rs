@@ -799,3 +799,63 @@ fn a_store_that_goes_away_mid_run_fails_the_run_as_the_datas_fault() {
     );
     assert!(!out_dir.join("manifest.json").exists());
 }
+
+// Gate outcomes over a bucket are remembered under the objects' ETags, as
+// over a folder under the files' content hashes: a query of another period
+// (its own result computed again) takes the account and rate gates from the
+// cache folder. A second part file landing under the account table (the
+// same accounts again) changes its objects: its gate is judged afresh, and
+// it now fails on the duplicated keys instead of passing from memory.
+#[test]
+fn gate_outcomes_over_a_bucket_are_remembered_by_the_objects_etags() {
+    let s3 = S3::with_sample();
+    let project = project();
+    let cache = project.path().join("cache");
+    let query = |period: &str| -> (bool, Vec<&'static str>, String) {
+        let mut c = command(
+            project.path(),
+            &[
+                "query", "bookings", "--period", period, "--data", ROOT, "-v",
+            ],
+        );
+        c.env("AWS_ENDPOINT_URL", &s3.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "canon")
+            .env("AWS_SECRET_ACCESS_KEY", "canon")
+            .env("AWS_REGION", "us-east-1")
+            .env("CANON_CACHE_DIR", &cache);
+        let out = c.output().unwrap();
+        let log = format!("{}{}", stdout(&out), stderr(&out));
+        let remembered = [
+            "crm/account",
+            "crm/dated_conversion_rate",
+            "crm/opportunity",
+        ]
+        .into_iter()
+        .filter(|t| {
+            log.lines()
+                .any(|l| l.contains("gate outcome remembered") && l.contains(t))
+        })
+        .collect();
+        (out.status.success(), remembered, log)
+    };
+    let (ok, remembered, log) = query("FY2026-Q1");
+    assert!(ok && remembered.is_empty(), "{log}");
+    let (ok, remembered, log) = query("2025-03");
+    assert!(ok, "{log}");
+    assert_eq!(
+        remembered,
+        ["crm/account", "crm/dated_conversion_rate"],
+        "{log}"
+    );
+
+    let accounts =
+        std::fs::read(repo().join("sample_data/crm/account/part-00000.parquet")).unwrap();
+    put(
+        &s3.store(),
+        "extracts/crm/account/part-00001.parquet",
+        accounts,
+    );
+    let (_, remembered, log) = query("2025-04");
+    assert_eq!(remembered, ["crm/dated_conversion_rate"], "{log}");
+    assert!(log.contains("crm/account"), "{log}");
+}
