@@ -204,6 +204,46 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         scale: u32,
     },
+    /// Run a Ballista scheduler or executor that knows canon's functions
+    /// and codecs (a build with the `cluster` feature).
+    #[cfg(feature = "cluster")]
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
+    },
+}
+
+/// The processes of a canon cluster.
+#[cfg(feature = "cluster")]
+#[derive(Debug, Subcommand)]
+pub enum ClusterRole {
+    /// The scheduler clients send plans to (`--cluster df://HOST:PORT`).
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// An executor that runs the stages its scheduler gives it.
+    Executor {
+        /// The scheduler to serve.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: std::net::SocketAddr,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Port of its Arrow Flight service (shuffle reads).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Port of its gRPC service.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Folder for shuffle files.
+        #[arg(long)]
+        work_dir: PathBuf,
+        /// Tasks run at once (default: the machine's cores).
+        #[arg(long)]
+        cores: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,6 +271,11 @@ pub struct DataArgs {
     /// `.canon-cache` in the project).
     #[arg(long, env = "CANON_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Run the plans on the Ballista cluster whose scheduler is at this
+    /// address (`df://HOST:PORT`); the data root must be in an object store
+    /// the executors can read. Needs a build with the `cluster` feature.
+    #[arg(long, env = "CANON_CLUSTER", value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -408,6 +453,8 @@ pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) ->
 async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
     match &cli.command {
         Command::Sample { out, seed, scale } => sample(generator, out, *seed, *scale),
+        #[cfg(feature = "cluster")]
+        Command::Cluster { role } => cluster(role).await,
         Command::List => list(&cli.project),
         Command::Sql {
             sql,
@@ -673,6 +720,15 @@ async fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             })?
             .with_timezone(&chrono::Utc);
     }
+    if let Some(url) = &data.cluster {
+        #[cfg(feature = "cluster")]
+        crate::cluster::use_cluster(&mut engine, url).await?;
+        #[cfg(not(feature = "cluster"))]
+        return Err(CanonError::request(format!(
+            "--cluster {url}: this canon was built without the cluster feature \
+             (cargo build --release --features cluster --target-dir target/cluster)"
+        )));
+    }
     engine.allow_stale = data.allow_stale;
     engine.allow = crate::allow::Allow::parse(
         &data.allow,
@@ -717,6 +773,7 @@ fn protect_out(catalog: &Catalog, data: Option<&Path>, out: &Path) -> Result<()>
         allow: Vec::new(),
         no_cache: false,
         cache_dir: None,
+        cluster: None,
     };
     check_out(catalog, &args, Some(out))
 }
@@ -1219,6 +1276,34 @@ fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 Err(e) => Err(CanonError::io("<stdout>", e)),
             }
+        }
+    }
+}
+
+/// Runs a cluster process until it is stopped.
+#[cfg(feature = "cluster")]
+async fn cluster(role: &ClusterRole) -> Result<()> {
+    match role {
+        ClusterRole::Scheduler { bind } => crate::cluster::scheduler(*bind).await,
+        ClusterRole::Executor {
+            scheduler,
+            bind,
+            port,
+            grpc_port,
+            work_dir,
+            cores,
+        } => {
+            std::fs::create_dir_all(work_dir).map_err(|e| CanonError::io(work_dir, e))?;
+            crate::cluster::executor(crate::cluster::ExecutorPlace {
+                bind: *bind,
+                port: *port,
+                grpc_port: *grpc_port,
+                scheduler: *scheduler,
+                work_dir: work_dir.display().to_string(),
+                cores: cores
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            })
+            .await
         }
     }
 }

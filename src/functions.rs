@@ -235,6 +235,16 @@ pub fn local_day_number(micros: i64, zone: Tz) -> Option<i32> {
     i32::try_from((local - epoch).num_days()).ok()
 }
 
+/// The function `name` among those bound to no setting (`url_domain`,
+/// `email_domain`): what a cluster's processes register by name.
+pub fn stateless(name: &str) -> Option<ScalarUDF> {
+    match name {
+        "url_domain" => Some(string_to_string("url_domain", url_domain)),
+        "email_domain" => Some(string_to_string("email_domain", email_domain)),
+        _ => None,
+    }
+}
+
 /// Registers `url_domain`, `email_domain`, `is_internal_domain` (bound to the
 /// project's internal domains) and `local_date` (bound to its reporting zone).
 pub fn register(ctx: &SessionContext, internal_domains: &[String], zone: Tz) {

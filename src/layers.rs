@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     // The command line.
     ("cli", 90),
+    // canon's plans on a Ballista cluster (the `cluster` feature): codecs,
+    // the scheduler and executor processes, the client's session.
+    ("cluster", 85),
     // Orchestration: the commands, each over the stages below.
     ("publish", 80),
     // Definition tests: fixture companies run through query and reconcile.

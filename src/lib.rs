@@ -25,6 +25,8 @@ pub mod cache;
 pub mod calendar;
 pub mod catalog;
 pub mod cli;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod compile;
 pub mod currency;
 pub mod decimal;

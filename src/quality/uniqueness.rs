@@ -171,10 +171,15 @@ async fn first_pass(rows: DataFrame, key: Expr) -> DfResult<u64> {
 /// several times the CPU and memory (docs/performance.md). Built into the
 /// gate's plan directly and never registered, so definitions cannot call it.
 fn repeated_hashes(key: Expr) -> Expr {
+    repeated_hashes_udaf().call(vec![key])
+}
+
+/// The aggregate behind [`repeated_hashes`], for a cluster's codec to read
+/// a gate's plan back with (it is registered nowhere).
+pub fn repeated_hashes_udaf() -> AggregateUDF {
     AggregateUDF::new_from_impl(RepeatedHashes {
         signature: Signature::any(1, Volatility::Immutable),
     })
-    .call(vec![key])
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -68,6 +68,10 @@ pub struct SourceFacts {
     pub files: Vec<FileFact>,
 }
 
+/// See [`Engine::source_urls`].
+pub type SourceUrls =
+    Arc<dyn Fn(&str, &str) -> datafusion::error::Result<Vec<String>> + Send + Sync>;
+
 /// A source's table, bound once (see `Sources::providers`).
 type Binding = Arc<tokio::sync::OnceCell<Arc<dyn TableProvider>>>;
 
@@ -210,6 +214,36 @@ impl Engine {
                 let _ = futures::executor::block_on(self.sources.provider(system, table));
             }
         }
+    }
+
+    /// Lists the files or objects `system/table` is bound to, binding it on
+    /// first use: for a codec writing a plan where nothing can be awaited
+    /// (it blocks its worker thread while binding, so it needs a runtime
+    /// with worker threads, as the command line's).
+    pub fn source_urls(&self) -> SourceUrls {
+        let sources = self.sources.clone();
+        Arc::new(move |system: &str, table: &str| {
+            let provider = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(sources.provider(system, table))
+            })
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            let listing = provider.downcast_ref::<ListingTable>().ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(format!(
+                    "{system}/{table} is not bound to files"
+                ))
+            })?;
+            Ok(listing
+                .table_paths()
+                .iter()
+                .map(|u| u.as_str().to_string())
+                .collect())
+        })
+    }
+
+    /// Runs this engine's plans on `session` from now on (a cluster's,
+    /// whose codec binds sources through [`Self::source_urls`]).
+    pub fn run_on(&mut self, session: SessionContext) {
+        self.exec = session;
     }
 
     /// The objects of `system/table` in a store data root, bound now if
@@ -611,7 +645,7 @@ pub fn listing_of(paths: &[PathBuf]) -> Result<ListingTableConfig> {
 }
 
 /// A listing over exactly the files or objects `urls`.
-fn listing_of_urls(urls: Vec<ListingTableUrl>) -> ListingTableConfig {
+pub(crate) fn listing_of_urls(urls: Vec<ListingTableUrl>) -> ListingTableConfig {
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options)

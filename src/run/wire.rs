@@ -68,6 +68,33 @@ enum WireTable {
         /// Arrow IPC stream, in hex.
         ipc: String,
     },
+    /// A source bound to its files or objects where the plan was made (a
+    /// self-contained plan, a cluster's), read where it runs through that
+    /// session's object stores.
+    Files {
+        urls: Vec<String>,
+    },
+}
+
+/// Writes a table of exactly the files or objects `urls` (a source bound
+/// where the plan was made).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) fn encode_files(urls: Vec<String>, buf: &mut Vec<u8>) -> DfResult<()> {
+    serde_json::to_writer(buf, &WireTable::Files { urls })
+        .map_err(|e| wire_error(format!("a table: {e}")))
+}
+
+/// Writes a table of rows (a merge map worked out where the plan was made).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) fn encode_rows(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    buf: &mut Vec<u8>,
+) -> DfResult<()> {
+    let wire = WireTable::Rows {
+        ipc: hex::encode(rows_to_ipc(schema, batches)?),
+    };
+    serde_json::to_writer(buf, &wire).map_err(|e| wire_error(format!("a table: {e}")))
 }
 
 /// canon's codec for the tables DataFusion's protobuf format does not know.
@@ -91,7 +118,7 @@ pub fn plan_from_bytes(bytes: &[u8], ctx: &TaskContext) -> DfResult<LogicalPlan>
 
 /// A function with the settings it is bound to; one bound to none is
 /// written by name alone (and found by name in the reading session).
-fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+pub(crate) fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
     match BoundFunction::of(node) {
         Some(bound) => serde_json::to_writer(buf, &bound)
             .map_err(|e| wire_error(format!("function {}: {e}", node.name()))),
@@ -99,7 +126,7 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
     }
 }
 
-fn decode_udf(name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+pub(crate) fn decode_udf(name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
     // DataFusion asks the codec, with nothing written, for a function its
     // registry does not know.
     if buf.is_empty() {
@@ -256,6 +283,15 @@ impl LogicalExtensionCodec for PlanCodec {
                 let bytes = hex::decode(ipc).map_err(|e| wire_error(format!("rows: {e}")))?;
                 let (_, batches) = rows_from_ipc(&bytes)?;
                 Arc::new(MemTable::try_new(schema, vec![batches])?)
+            }
+            WireTable::Files { urls } => {
+                let urls = urls
+                    .iter()
+                    .map(datafusion::datasource::listing::ListingTableUrl::parse)
+                    .collect::<DfResult<Vec<_>>>()?;
+                Arc::new(datafusion::datasource::listing::ListingTable::try_new(
+                    super::listing_of_urls(urls).with_schema(schema),
+                )?)
             }
         })
     }

@@ -1,0 +1,171 @@
+"""canon's plans on a Ballista cluster, end to end on loopback.
+
+    python3 .ci/cluster_test.py CLUSTER_CANON [PLAIN_CANON]
+
+Starts an S3-compatible server (moto, tests/object_store/s3_server.py) with
+the sample company under s3://acme/extracts, a scheduler and two executors
+as separate processes of CLUSTER_CANON (a build with the `cluster`
+feature), then computes bookings, open_pipeline and mqls for FY2026-Q1
+twice: on this machine from the committed sample_data/ (PLAIN_CANON,
+default: CLUSTER_CANON), and on the cluster from the bucket (`--cluster
+df://127.0.0.1:PORT`). Every number and exclusion tally must be equal.
+Exits non-zero, with what differed, otherwise. Every process is stopped at
+the end.
+
+Not yet checked, because they do not finish on the cluster (issue 18's
+notes): nrr and the bookings-to-revenue bridge. The scheduler spends
+minutes in DataFusion's sort enforcement planning their jobs (seen with
+gdb); `--bridge` runs the bridge anyway, `--metric nrr` adds nrr.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METRICS = ["bookings", "open_pipeline", "mqls"]
+PERIOD = "FY2026-Q1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port: int, what: str, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{what} did not listen on {port} within {seconds} s")
+
+
+def python_with_moto() -> str:
+    """This machine's python when it has moto, else the tests' venv."""
+    ok = subprocess.run(
+        [sys.executable, "-c", "import moto.server, boto3"], stderr=subprocess.DEVNULL
+    ).returncode == 0
+    if ok:
+        return sys.executable
+    venv = os.path.join(ROOT, "target", "s3-venv")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "moto[server]==5.2.1"], check=True)
+    return python
+
+
+def numbers(result: dict) -> dict:
+    """What must agree: the value, and each exclusion's rows and value."""
+    return {
+        "value": result.get("value"),
+        "exclusions": [
+            (x.get("name"), x.get("rows"), x.get("value")) for x in result.get("exclusions", [])
+        ],
+    }
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    bridge = "--bridge" in args
+    metrics = list(METRICS)
+    while "--metric" in args:
+        i = args.index("--metric")
+        metrics.append(args[i + 1])
+        del args[i : i + 2]
+    args = [a for a in args if a != "--bridge"]
+    cluster_canon = os.path.abspath(args[0])
+    plain_canon = os.path.abspath(args[1]) if len(args) > 1 else cluster_canon
+    work = tempfile.mkdtemp(prefix="canon-cluster-")
+    procs = []
+    started = time.time()
+    try:
+        s3 = subprocess.Popen(
+            [python_with_moto(), os.path.join(ROOT, "tests/object_store/s3_server.py"), "open",
+             os.path.join(ROOT, "sample_data"), "acme", "extracts"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        procs.append(s3)
+        endpoint = json.loads(s3.stdout.readline())["endpoint"]
+        env = dict(os.environ)
+        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "CANON_DATA", "CANON_CLUSTER"]:
+            env.pop(var, None)
+        env.update(
+            AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="canon", AWS_SECRET_ACCESS_KEY="canon",
+            AWS_REGION="us-east-1", CANON_NO_CACHE="1",
+        )
+        scheduler = free_port()
+        log = open(os.path.join(work, "cluster.log"), "w")
+        procs.append(subprocess.Popen(
+            [cluster_canon, "cluster", "scheduler", "--bind", f"127.0.0.1:{scheduler}"],
+            env=env, stdout=log, stderr=log,
+        ))
+        wait_for(scheduler, "the scheduler")
+        for i in range(2):
+            flight, grpc = free_port(), free_port()
+            procs.append(subprocess.Popen(
+                [cluster_canon, "cluster", "executor", "--scheduler", f"127.0.0.1:{scheduler}",
+                 "--port", str(flight), "--grpc-port", str(grpc),
+                 "--work-dir", os.path.join(work, f"executor-{i}"), "--cores", "1"],
+                env=env, stdout=log, stderr=log,
+            ))
+            wait_for(flight, f"executor {i}")
+        time.sleep(2)  # the executors register with the scheduler
+        print(f"cluster up in {time.time() - started:.1f} s (scheduler :{scheduler}, 2 executors)")
+
+        def run(canon: str, args: list, remote: bool) -> dict:
+            data = ["--data", "s3://acme/extracts", "--cluster", f"df://127.0.0.1:{scheduler}"] \
+                if remote else ["--data", os.path.join(ROOT, "sample_data")]
+            out = subprocess.run(
+                [canon, "--project", ROOT, *args, "--format", "json", *data],
+                env=env, capture_output=True, text=True, timeout=300,
+            )
+            if out.returncode != 0:
+                where = "cluster" if remote else "local"
+                sys.exit(f"{where} run of {' '.join(args)} failed:\n{out.stderr}")
+            return json.loads(out.stdout)
+
+        failures = []
+        for metric in metrics:
+            t = time.time()
+            local = run(plain_canon, ["query", metric, "--period", PERIOD], False)
+            remote = run(cluster_canon, ["query", metric, "--period", PERIOD], True)
+            a, b = numbers(local), numbers(remote)
+            status = "same" if a == b else "DIFFERENT"
+            print(f"{metric:15} {a['value']:>20} local  {b['value']:>20} cluster  {status}"
+                  f"  ({time.time() - t:.1f} s)")
+            if a != b:
+                failures.append(f"{metric}: local {a} vs cluster {b}")
+        if bridge:
+            t = time.time()
+            command = ["reconcile", "bookings_to_revenue", "--period", PERIOD]
+            local, remote = run(plain_canon, command, False), run(cluster_canon, command, True)
+            same = all(local.get(k) == remote.get(k) for k in ["bridge", "check", "deals", "lines"])
+            lines = len(local.get("bridge") or [])
+            print(f"{'bridge':15} {lines:>17} lines, {'same' if same else 'DIFFERENT'}"
+                  f"  ({time.time() - t:.1f} s)")
+            if not same:
+                failures.append(f"bridge: local {local.get('bridge')} vs cluster {remote.get('bridge')}")
+        if failures:
+            log.flush()
+            print(open(os.path.join(work, "cluster.log")).read()[-4000:])
+            sys.exit("the cluster's numbers differ from the local ones:\n" + "\n".join(failures))
+        print(f"cluster check passed in {time.time() - started:.1f} s")
+    finally:
+        for p in reversed(procs):
+            p.kill()
+            p.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

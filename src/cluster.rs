@@ -1,0 +1,394 @@
+//! canon's plans on an Apache DataFusion Ballista cluster (the `cluster`
+//! feature; docs/cluster-design.md).
+//!
+//! The client binds every source a plan reads before the plan leaves it
+//! (its files or objects, listed and checked against the models here, as
+//! on one machine), so the scheduler and the executors know nothing of the
+//! project: they read the objects a plan names through stores built from
+//! their own environment, and canon's functions reach them by name (the
+//! stateless ones) or with the settings they are bound to, written in the
+//! plan ([`crate::functions::BoundFunction`]). Lineage, fingerprints,
+//! gates and the cache stay with the client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{FunctionRegistry, TaskContext};
+use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use object_store::ObjectStore;
+
+use crate::compile::declared::DeclaredTable;
+use crate::compile::survivors::Survivors;
+use crate::error::{CanonError, Result};
+use crate::run::wire::{PlanCodec, decode_udf, encode_files, encode_rows, encode_udf};
+use crate::run::{DataSource, Engine};
+
+/// The URLs of the files or objects a declared source is bound to, where
+/// the plan is made (the client).
+pub type BindSource = crate::run::SourceUrls;
+/// A merge map's rows, worked out where the plan is made.
+pub type WorkOut = Arc<dyn Fn(&Survivors) -> DfResult<(SchemaRef, RecordBatch)> + Send + Sync>;
+
+/// canon's logical codec on a cluster: Ballista's own nodes and file
+/// formats through Ballista's codec, canon's tables and bound functions
+/// through canon's. On the client it writes a declared source as the
+/// objects it is bound to and a merge map as its rows (`bind`, `work_out`),
+/// so nothing that needs the project reaches the scheduler.
+#[derive(Clone, Default)]
+pub struct ClusterLogicalCodec {
+    ballista: Arc<BallistaLogicalExtensionCodec>,
+    bind: Option<BindSource>,
+    work_out: Option<WorkOut>,
+}
+
+impl std::fmt::Debug for ClusterLogicalCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterLogicalCodec")
+    }
+}
+
+impl LogicalExtensionCodec for ClusterLogicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> DfResult<Extension> {
+        self.ballista.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.ballista.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        PlanCodec.try_decode_table_provider(buf, table_ref, schema, ctx)
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> DfResult<()> {
+        if let (Some(bind), Some(declared)) = (&self.bind, node.downcast_ref::<DeclaredTable>()) {
+            return encode_files(bind(&declared.system, &declared.table)?, buf);
+        }
+        if let (Some(work_out), Some(map)) = (&self.work_out, node.downcast_ref::<Survivors>()) {
+            let (schema, rows) = work_out(map)?;
+            return encode_rows(&schema, &[rows], buf);
+        }
+        PlanCodec.try_encode_table_provider(table_ref, node, buf)
+    }
+
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn FileFormatFactory>> {
+        self.ballista.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> DfResult<()> {
+        self.ballista.try_encode_file_format(buf, node)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+        decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        encode_udf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, _buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
+        unregistered_udaf(name)
+    }
+}
+
+/// canon's physical codec on a cluster: Ballista's shuffle and stage nodes
+/// through Ballista's codec, canon's bound functions through canon's.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterPhysicalCodec {
+    ballista: Arc<BallistaPhysicalExtensionCodec>,
+}
+
+impl PhysicalExtensionCodec for ClusterPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.ballista.try_decode(buf, inputs, ctx, proto_converter)
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        self.ballista.try_encode(node, buf, proto_converter)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+        decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        encode_udf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, _buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
+        unregistered_udaf(name)
+    }
+}
+
+/// The aggregates canon builds into plans without registering them (so no
+/// definition can call them): the uniqueness gate's.
+fn unregistered_udaf(name: &str) -> DfResult<Arc<AggregateUDF>> {
+    match name {
+        "canon_repeated_hashes" => Ok(Arc::new(crate::quality::uniqueness::repeated_hashes_udaf())),
+        _ => Err(DataFusionError::NotImplemented(format!(
+            "aggregate function {name} is not known here"
+        ))),
+    }
+}
+
+/// The object stores of a scheduler or an executor: a bucket's store built
+/// from this process's environment the first time a plan names it (as the
+/// client built its own), local files as DataFusion reads them.
+#[derive(Debug, Default)]
+struct EnvStores {
+    local: DefaultObjectStoreRegistry,
+    made: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl ObjectStoreRegistry for EnvStores {
+    fn register_store(
+        &self,
+        url: &url::Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.local.register_store(url, store)
+    }
+
+    fn get_store(&self, url: &url::Url) -> DfResult<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.local.get_store(url) {
+            return Ok(store);
+        }
+        let base = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+        if let Some(store) = self.made.read().expect("lock").get(&base) {
+            return Ok(store.clone());
+        }
+        let store = crate::run::store::StoreRoot::open(&base)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .store();
+        self.made.write().expect("lock").insert(base, store.clone());
+        Ok(store)
+    }
+}
+
+/// canon's functions known by name where plans run: the stateless ones
+/// and the aggregates. `local_date` and `is_internal_domain` are not: they
+/// arrive with the settings the client bound them to, so a plan never
+/// computes with a scheduler's or an executor's zone or domains.
+fn register_functions(state: &mut SessionState) -> DfResult<()> {
+    for name in ["url_domain", "email_domain"] {
+        let udf = crate::functions::stateless(name).ok_or_else(|| {
+            DataFusionError::Internal(format!("canon function {name} is missing"))
+        })?;
+        state.register_udf(Arc::new(udf))?;
+    }
+    for f in crate::compile::instants::udfs() {
+        state.register_udf(Arc::new(f))?;
+    }
+    let aggregates: [AggregateUDF; 2] = [crate::latest::udaf(), crate::latest_spans::udaf()];
+    for f in aggregates {
+        state.register_udaf(Arc::new(f))?;
+    }
+    Ok(())
+}
+
+fn runtime(work_dir: Option<&str>) -> DfResult<Arc<RuntimeEnv>> {
+    let mut builder =
+        RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(EnvStores::default()));
+    if let Some(dir) = work_dir {
+        builder = builder.with_temp_file_path(dir);
+    }
+    builder.build_arc()
+}
+
+/// The session a scheduler plans each job on.
+fn scheduler_state(config: SessionConfig) -> DfResult<SessionState> {
+    let mut state = SessionStateBuilder::new_from_existing(
+        ballista_core::utils::default_session_builder(config)?,
+    )
+    .with_runtime_env(runtime(None)?)
+    .build();
+    register_functions(&mut state)?;
+    Ok(state)
+}
+
+/// Runs a scheduler listening on `address` until the process is stopped.
+pub async fn scheduler(address: SocketAddr) -> Result<()> {
+    let mut config = ballista_scheduler::config::SchedulerConfig::default()
+        .with_hostname(address.ip().to_string())
+        .with_port(address.port())
+        .with_override_session_builder(Arc::new(scheduler_state));
+    config.bind_host = address.ip().to_string();
+    config.override_logical_codec = Some(Arc::new(ClusterLogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(ClusterPhysicalCodec::default()));
+    let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(cluster_error)?;
+    ballista_scheduler::scheduler_process::start_server(cluster, address, Arc::new(config))
+        .await
+        .map_err(cluster_error)
+}
+
+/// Where an executor listens and which scheduler it serves.
+pub struct ExecutorPlace {
+    pub bind: std::net::IpAddr,
+    pub port: u16,
+    pub grpc_port: u16,
+    pub scheduler: SocketAddr,
+    pub work_dir: String,
+    pub cores: usize,
+}
+
+/// Runs an executor until the process is stopped.
+pub async fn executor(place: ExecutorPlace) -> Result<()> {
+    let mut state =
+        ballista_core::utils::default_session_builder(SessionConfig::new_with_ballista())
+            .map_err(CanonError::Engine)?;
+    register_functions(&mut state).map_err(CanonError::Engine)?;
+    let registry = ballista_core::registry::BallistaFunctionRegistry::from(&state);
+    let work_dir = place.work_dir.clone();
+    let config = ballista_executor::executor_process::ExecutorProcessConfig {
+        bind_host: place.bind.to_string(),
+        port: place.port,
+        grpc_port: place.grpc_port,
+        scheduler_host: place.scheduler.ip().to_string(),
+        scheduler_port: place.scheduler.port(),
+        work_dir: Some(place.work_dir),
+        vcores: place.cores,
+        override_logical_codec: Some(Arc::new(ClusterLogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(ClusterPhysicalCodec::default())),
+        override_function_registry: Some(Arc::new(registry)),
+        override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
+            runtime(Some(&work_dir))
+        })),
+        ..Default::default()
+    };
+    ballista_executor::executor_process::start_executor_process(Arc::new(config))
+        .await
+        .map_err(cluster_error)
+}
+
+/// A session whose plans run on the cluster at `url` (`df://HOST:PORT`):
+/// the client's configuration (canon's settings after Ballista's defaults),
+/// its functions, and a codec that binds sources with `bind` and works
+/// merge maps out with `work_out` as a plan is written.
+pub async fn remote(
+    url: &str,
+    local: &SessionContext,
+    bind: BindSource,
+    work_out: WorkOut,
+) -> Result<SessionContext> {
+    let mut config = SessionConfig::new_with_ballista();
+    // canon's engine options (partitions, join thresholds, pushdown).
+    for entry in local.state().config().options().entries() {
+        if let Some(value) = entry.value {
+            let _ = config.options_mut().set(&entry.key, &value);
+        }
+    }
+    let codec = ClusterLogicalCodec {
+        ballista: Arc::default(),
+        bind: Some(bind),
+        work_out: Some(work_out),
+    };
+    // Ballista's adaptive planner re-optimizes a stage plan after every
+    // stage; on canon's plans (many joins and sorts) it spent minutes in
+    // DataFusion's sort enforcement for one query. The static planner
+    // plans each job once.
+    let config = config
+        .with_ballista_adaptive_query_planner(false)
+        .with_ballista_logical_extension_codec(Arc::new(codec))
+        .with_ballista_physical_extension_codec(Arc::new(ClusterPhysicalCodec::default()));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
+    let ctx = SessionContext::remote_with_state(url, state)
+        .await
+        .map_err(|e| {
+            CanonError::request(format!(
+                "--cluster {url}: cannot reach the scheduler: {e} (start one with `canon cluster scheduler`)"
+            ))
+        })?;
+    // Ballista's session replaces the function lists: canon's again.
+    for udf in local.state().scalar_functions().values() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    for udaf in local.state().aggregate_functions().values() {
+        ctx.register_udaf(udaf.as_ref().clone());
+    }
+    Ok(ctx)
+}
+
+/// Runs `engine`'s plans on the Ballista cluster at `url` from now on. The
+/// sources stay bound here: a plan leaves with its sources written as the
+/// objects they were bound to and its merge maps as their rows, worked out
+/// on this machine.
+pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
+    if !matches!(engine.data, DataSource::Store(_)) {
+        return Err(CanonError::request(format!(
+            "--cluster {url}: the data root must be in an object store (s3://, gs://, az://) \
+             that the executors read: they cannot read this machine's folders"
+        )));
+    }
+    let local = engine.session().state();
+    let work_out: WorkOut = Arc::new(move |map: &Survivors| {
+        let rows = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(map.worked_out(&local))
+        })?;
+        Ok((map.schema(), rows))
+    });
+    let session = remote(url, engine.session(), engine.source_urls(), work_out).await?;
+    engine.run_on(session);
+    Ok(())
+}
+
+fn cluster_error(e: ballista_core::error::BallistaError) -> CanonError {
+    CanonError::Engine(DataFusionError::External(Box::new(e)))
+}
