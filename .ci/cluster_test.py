@@ -13,9 +13,9 @@ Exits non-zero, with what differed, otherwise. Every process is stopped at
 the end.
 
 Not yet checked, because they do not finish on the cluster (issue 18's
-notes): nrr and the bookings-to-revenue bridge. The scheduler spends
-minutes in DataFusion's sort enforcement planning their jobs (seen with
-gdb); `--bridge` runs the bridge anyway, `--metric nrr` adds nrr.
+notes): nrr and the bookings-to-revenue bridge. Half of the jobs an nrr
+query submits never finish while the executors sit idle (not yet
+understood); `--bridge` runs the bridge anyway, `--metric nrr` adds nrr.
 """
 
 import json
