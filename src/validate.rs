@@ -255,11 +255,6 @@ async fn governance_problems(
     Ok(out)
 }
 
-/// Every file of every source against its model; all mismatches at once, each
-/// with the file and column at fault and the model line that declares it.
-/// With `deep`, every file is also decoded (every column of every row
-/// group), and each file that does not decode is a problem naming the
-/// column and row group where the reader says.
 /// [`check_data`] for a data root in an object store: every table listed,
 /// every object's footer read and checked against its model (no page is
 /// decoded), every problem at once.
@@ -267,25 +262,12 @@ async fn check_store(
     catalog: &Catalog,
     store: &crate::run::store::StoreRoot,
 ) -> Result<(usize, usize)> {
-    let outside: Vec<String> = catalog
-        .sources
-        .values()
-        .filter_map(|id| store.table_prefix(catalog, *id).err())
-        .map(|e| e.to_string())
-        .collect();
-    if !outside.is_empty() {
-        return Err(CanonError::request(outside.join("\n")));
-    }
+    refuse_outside(catalog, |id| store.table_prefix(catalog, id).err())?;
     let mut problems = Vec::new();
     let mut files = 0;
     for id in catalog.sources.values() {
         let (model, source) = catalog.source(*id);
-        let location = DataLocation {
-            system: model.spec.system.clone(),
-            table: source.name.clone(),
-            file: None,
-            column: None,
-        };
+        let location = catalog.source_location(*id);
         let objects = match store.table_objects(catalog, *id).await {
             Ok(o) => o,
             Err(e) => {
@@ -303,11 +285,41 @@ async fn check_store(
             }
         }
     }
+    verdict(catalog, Path::new(store.url()), files, problems)
+}
+
+/// A source folder or prefix outside the data root (`outside(id)` says
+/// why) is refused before any is listed (exit 2), every such path at once.
+fn refuse_outside(
+    catalog: &Catalog,
+    outside: impl Fn(crate::catalog::SourceId) -> Option<CanonError>,
+) -> Result<()> {
+    let refused: Vec<String> = catalog
+        .sources
+        .values()
+        .filter_map(|id| outside(*id))
+        .map(|e| e.to_string())
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CanonError::request(refused.join("\n")))
+    }
+}
+
+/// (tables, files) checked when there is no problem; else every problem at
+/// once, as a data error of the data root `root`.
+fn verdict(
+    catalog: &Catalog,
+    root: &Path,
+    files: usize,
+    problems: Vec<String>,
+) -> Result<(usize, usize)> {
     if problems.is_empty() {
         Ok((catalog.sources.len(), files))
     } else {
         Err(CanonError::data(
-            DataLocation::root(Path::new(store.url())),
+            DataLocation::root(root),
             format!(
                 "{} problem(s) where the extracts do not match their models:\n  {}",
                 problems.len(),
@@ -317,28 +329,18 @@ async fn check_store(
     }
 }
 
+/// Every file of every source against its model; all mismatches at once, each
+/// with the file and column at fault and the model line that declares it.
+/// With `deep`, every file is also decoded (every column of every row
+/// group), and each file that does not decode is a problem naming the
+/// column and row group where the reader says.
 fn check_data(catalog: &Catalog, root: &Path, deep: bool) -> Result<(usize, usize)> {
-    // A source folder outside the data root is refused before any is listed
-    // (exit 2), every such path at once.
-    let outside: Vec<String> = catalog
-        .sources
-        .values()
-        .filter_map(|id| source_dir(catalog, root, *id).err())
-        .map(|e| e.to_string())
-        .collect();
-    if !outside.is_empty() {
-        return Err(CanonError::request(outside.join("\n")));
-    }
+    refuse_outside(catalog, |id| source_dir(catalog, root, id).err())?;
     let mut problems = Vec::new();
     let mut files = 0;
     for (key, id) in &catalog.sources {
         let (model, source) = catalog.source(*id);
-        let location = DataLocation {
-            system: model.spec.system.clone(),
-            table: source.name.clone(),
-            file: None,
-            column: None,
-        };
+        let location = catalog.source_location(*id);
         let paths = match table_files(root, &source_dir(catalog, root, *id)?, &location) {
             Ok(p) => p,
             Err(e) => {
@@ -371,16 +373,5 @@ fn check_data(catalog: &Catalog, root: &Path, deep: bool) -> Result<(usize, usiz
             }
         }
     }
-    if problems.is_empty() {
-        Ok((catalog.sources.len(), files))
-    } else {
-        Err(CanonError::data(
-            DataLocation::root(root),
-            format!(
-                "{} problem(s) where the extracts do not match their models:\n  {}",
-                problems.len(),
-                problems.join("\n  ")
-            ),
-        ))
-    }
+    verdict(catalog, root, files, problems)
 }

@@ -296,6 +296,17 @@ impl Catalog {
         (file, &file.spec.sources[id.index])
     }
 
+    /// Where source `id`'s data errors are reported: its system and table.
+    pub fn source_location(&self, id: SourceId) -> crate::error::DataLocation {
+        let (model, spec) = self.source(id);
+        crate::error::DataLocation {
+            system: model.spec.system.clone(),
+            table: spec.name.clone(),
+            file: None,
+            column: None,
+        }
+    }
+
     pub fn source_by_name(&self, system: &str, table: &str) -> Option<(SourceId, &SourceSpec)> {
         let id = *self.sources.get(&format!("{system}/{table}"))?;
         Some((id, self.source(id).1))

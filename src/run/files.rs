@@ -88,14 +88,11 @@ pub fn source_dir(catalog: &Catalog, root: &Path, id: SourceId) -> Result<PathBu
 /// The files of source `id` under the data root `root`: [`source_dir`],
 /// then [`table_files`]. Every command that reads a table lists it here.
 pub fn source_files(catalog: &Catalog, root: &Path, id: SourceId) -> Result<Vec<PathBuf>> {
-    let (model, spec) = catalog.source(id);
-    let location = DataLocation {
-        system: model.spec.system.clone(),
-        table: spec.name.clone(),
-        file: None,
-        column: None,
-    };
-    table_files(root, &source_dir(catalog, root, id)?, &location)
+    table_files(
+        root,
+        &source_dir(catalog, root, id)?,
+        &catalog.source_location(id),
+    )
 }
 
 /// Lists the `.parquet` files under `dir` (recursively, sorted), so that a

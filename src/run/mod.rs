@@ -510,12 +510,7 @@ impl Sources {
             .source_by_name(system, table)
             .ok_or_else(|| CanonError::Internal(format!("source {key} is not in the catalog")))?;
         let schema = declared_schema(spec);
-        let location = DataLocation {
-            system: system.to_string(),
-            table: spec.name.clone(),
-            file: None,
-            column: None,
-        };
+        let location = self.catalog.source_location(id);
         let (provider, facts): (Arc<dyn TableProvider>, Vec<FileFact>) = match &self.data {
             DataSource::Empty => (Arc::new(NoRows { schema }), Vec::new()),
             DataSource::Folder(root) => {

@@ -376,13 +376,7 @@ impl StoreRoot {
     /// under its prefix whose name, and every folder of which under the
     /// prefix, starts with neither `.` nor `_`. This list is the table.
     pub async fn table_objects(&self, catalog: &Catalog, id: SourceId) -> Result<Vec<ObjectMeta>> {
-        let (model, spec) = catalog.source(id);
-        let location = DataLocation {
-            system: model.spec.system.clone(),
-            table: spec.name.clone(),
-            file: None,
-            column: None,
-        };
+        let location = catalog.source_location(id);
         let prefix = self.table_prefix(catalog, id)?;
         let named = self.name(&prefix);
         let listed: Vec<ObjectMeta> = self

@@ -102,6 +102,11 @@ impl S3 {
         canon_s3(project, &self.endpoint, key, args)
     }
 
+    /// [`command_s3`] with this server's endpoint and the key `canon`.
+    fn command(&self, project: &Path, args: &[&str]) -> Command {
+        command_s3(project, &self.endpoint, "canon", args)
+    }
+
     /// The bucket, as the test's own client (to change objects under a run).
     fn store(&self) -> object_store::aws::AmazonS3 {
         object_store::aws::AmazonS3Builder::new()
@@ -124,8 +129,9 @@ impl Drop for S3 {
 }
 
 /// `canon ARGS` over `project` against the endpoint `endpoint`, with the
-/// access key `key`, nothing else of this machine's AWS settings.
-fn canon_s3(project: &Path, endpoint: &str, key: &str, args: &[&str]) -> Output {
+/// access key `key`, nothing else of this machine's AWS settings: to add to
+/// (a cache folder, pipes) before it runs.
+fn command_s3(project: &Path, endpoint: &str, key: &str, args: &[&str]) -> Command {
     let mut c = command(project, args);
     for var in [
         "AWS_PROFILE",
@@ -138,7 +144,13 @@ fn canon_s3(project: &Path, endpoint: &str, key: &str, args: &[&str]) -> Output 
     c.env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", key)
-        .env("AWS_REGION", "us-east-1")
+        .env("AWS_REGION", "us-east-1");
+    c
+}
+
+/// [`command_s3`], run.
+fn canon_s3(project: &Path, endpoint: &str, key: &str, args: &[&str]) -> Output {
+    command_s3(project, endpoint, key, args)
         .output()
         .expect("the canon binary runs")
 }
@@ -297,9 +309,8 @@ fn the_sample_company_in_a_bucket_publishes_what_it_publishes_from_disk() {
 fn the_cache_serves_a_bucket_until_an_object_of_a_table_changes() {
     let s3 = S3::with_sample();
     let project = project();
-    let query = |s3: &S3| -> serde_json::Value {
-        let cache = project.path().join("cache");
-        let mut c = command(
+    let run = || -> Output {
+        let mut c = s3.command(
             project.path(),
             &[
                 "query",
@@ -312,18 +323,17 @@ fn the_cache_serves_a_bucket_until_an_object_of_a_table_changes() {
                 ROOT,
             ],
         );
-        c.env("AWS_ENDPOINT_URL", &s3.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "canon")
-            .env("AWS_SECRET_ACCESS_KEY", "canon")
-            .env("AWS_REGION", "us-east-1")
-            .env("CANON_CACHE_DIR", &cache);
-        let out = c.output().unwrap();
+        c.env("CANON_CACHE_DIR", project.path().join("cache"));
+        c.output().unwrap()
+    };
+    let query = || -> serde_json::Value {
+        let out = run();
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let first = query(&s3);
+    let first = query();
     assert_eq!(first["cache"]["status"], "miss");
-    let second = query(&s3);
+    let second = query();
     assert_eq!(second["cache"]["status"], "hit");
     assert_eq!(first["value"], second["value"]);
 
@@ -336,7 +346,7 @@ fn the_cache_serves_a_bucket_until_an_object_of_a_table_changes() {
         "extracts/crm/opportunity/.staging/part-00009.parquet",
         part.clone(),
     );
-    let third = query(&s3);
+    let third = query();
     assert_eq!(
         third["cache"]["status"], "hit",
         "objects outside the table are not inputs"
@@ -345,26 +355,7 @@ fn the_cache_serves_a_bucket_until_an_object_of_a_table_changes() {
     // The same deals landed twice: the table's rows double, so the number
     // must be computed again (here the uniqueness gate, or the count, moves).
     put(&store, "extracts/crm/opportunity/part-00001.parquet", part);
-    let cache = project.path().join("cache");
-    let mut c = command(
-        project.path(),
-        &[
-            "query",
-            "closed_deals",
-            "--period",
-            "FY2026-Q1",
-            "--format",
-            "json",
-            "--data",
-            ROOT,
-        ],
-    );
-    c.env("AWS_ENDPOINT_URL", &s3.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "canon")
-        .env("AWS_SECRET_ACCESS_KEY", "canon")
-        .env("AWS_REGION", "us-east-1")
-        .env("CANON_CACHE_DIR", &cache);
-    let out = c.output().unwrap();
+    let out = run();
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(
         !text.contains("\"status\": \"hit\""),
@@ -761,7 +752,7 @@ fn a_store_that_goes_away_mid_run_fails_the_run_as_the_datas_fault() {
     let s3 = S3::with_sample();
     let project = project();
     let out_dir = project.path().join("published");
-    let mut c = command(
+    let mut c = s3.command(
         project.path(),
         &[
             "publish",
@@ -772,12 +763,7 @@ fn a_store_that_goes_away_mid_run_fails_the_run_as_the_datas_fault() {
             "--no-cache",
         ],
     );
-    c.env("AWS_ENDPOINT_URL", &s3.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "canon")
-        .env("AWS_SECRET_ACCESS_KEY", "canon")
-        .env("AWS_REGION", "us-east-1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = c.spawn().unwrap();
     // A publish over moto takes tens of seconds: the server dies inside it.
     std::thread::sleep(Duration::from_secs(4));
@@ -812,17 +798,13 @@ fn gate_outcomes_over_a_bucket_are_remembered_by_the_objects_etags() {
     let project = project();
     let cache = project.path().join("cache");
     let query = |period: &str| -> (bool, Vec<&'static str>, String) {
-        let mut c = command(
+        let mut c = s3.command(
             project.path(),
             &[
                 "query", "bookings", "--period", period, "--data", ROOT, "-v",
             ],
         );
-        c.env("AWS_ENDPOINT_URL", &s3.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "canon")
-            .env("AWS_SECRET_ACCESS_KEY", "canon")
-            .env("AWS_REGION", "us-east-1")
-            .env("CANON_CACHE_DIR", &cache);
+        c.env("CANON_CACHE_DIR", &cache);
         let out = c.output().unwrap();
         let log = format!("{}{}", stdout(&out), stderr(&out));
         let remembered = [
