@@ -5,17 +5,16 @@
 Starts an S3-compatible server (moto, tests/object_store/s3_server.py) with
 the sample company under s3://acme/extracts, a scheduler and two executors
 as separate processes of CLUSTER_CANON (a build with the `cluster`
-feature), then computes bookings, open_pipeline and mqls for FY2026-Q1
-twice: on this machine from the committed sample_data/ (PLAIN_CANON,
-default: CLUSTER_CANON), and on the cluster from the bucket (`--cluster
-df://127.0.0.1:PORT`). Every number and exclusion tally must be equal.
-Exits non-zero, with what differed, otherwise. Every process is stopped at
-the end.
+feature), then computes bookings, open_pipeline, mqls and nrr for FY2026-Q1
+and the bookings-to-revenue bridge twice: on this machine from the
+committed sample_data/ (PLAIN_CANON, default: CLUSTER_CANON), and on the
+cluster from the bucket (`--cluster df://127.0.0.1:PORT`). Every number,
+exclusion tally and bridge line must be equal, and `publish` of bookings,
+nrr and the bridge from the bucket must write the same files on the
+cluster as on this machine (but for the stamps of when). Exits non-zero, with what
+differed, otherwise. Every process is stopped at the end.
 
-Not yet checked, because they do not finish on the cluster (issue 18's
-notes): nrr and the bookings-to-revenue bridge. Half of the jobs an nrr
-query submits never finish while the executors sit idle (not yet
-understood); `--bridge` runs the bridge anyway, `--metric nrr` adds nrr.
+`--metric NAME` adds a metric to the four.
 """
 
 import json
@@ -28,7 +27,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METRICS = ["bookings", "open_pipeline", "mqls"]
+METRICS = ["bookings", "open_pipeline", "mqls", "nrr"]
 PERIOD = "FY2026-Q1"
 
 
@@ -74,15 +73,35 @@ def numbers(result: dict) -> dict:
     }
 
 
+def published_files(folder: str) -> dict:
+    """Every published file's bytes (by sha256), but the stamps of when:
+    the manifest's `generated_at` and the history's `published_at`."""
+    import hashlib
+    files = {}
+    for base, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(base, name)
+            data = open(path, "rb").read()
+            if name == "manifest.json":
+                manifest = json.loads(data)
+                manifest.pop("generated_at", None)
+                data = json.dumps(manifest, sort_keys=True).encode()
+            elif name == "history.jsonl":
+                rows = [json.loads(line) for line in data.splitlines()]
+                for row in rows:
+                    row.pop("published_at", None)
+                data = json.dumps(rows, sort_keys=True).encode()
+            files[os.path.relpath(path, folder)] = hashlib.sha256(data).hexdigest()
+    return files
+
+
 def main() -> None:
     args = sys.argv[1:]
-    bridge = "--bridge" in args
     metrics = list(METRICS)
     while "--metric" in args:
         i = args.index("--metric")
         metrics.append(args[i + 1])
         del args[i : i + 2]
-    args = [a for a in args if a != "--bridge"]
     cluster_canon = os.path.abspath(args[0])
     plain_canon = os.path.abspath(args[1]) if len(args) > 1 else cluster_canon
     work = tempfile.mkdtemp(prefix="canon-cluster-")
@@ -145,16 +164,38 @@ def main() -> None:
                   f"  ({time.time() - t:.1f} s)")
             if a != b:
                 failures.append(f"{metric}: local {a} vs cluster {b}")
-        if bridge:
-            t = time.time()
-            command = ["reconcile", "bookings_to_revenue", "--period", PERIOD]
-            local, remote = run(plain_canon, command, False), run(cluster_canon, command, True)
-            same = all(local.get(k) == remote.get(k) for k in ["bridge", "check", "deals", "lines"])
-            lines = len(local.get("bridge") or [])
-            print(f"{'bridge':15} {lines:>17} lines, {'same' if same else 'DIFFERENT'}"
-                  f"  ({time.time() - t:.1f} s)")
-            if not same:
-                failures.append(f"bridge: local {local.get('bridge')} vs cluster {remote.get('bridge')}")
+        t = time.time()
+        command = ["reconcile", "bookings_to_revenue", "--period", PERIOD]
+        local, remote = run(plain_canon, command, False), run(cluster_canon, command, True)
+        keys = ["bridge", "check", "deals", "lines", "match_rates", "deal_match_rates"]
+        same = all(local.get(k) == remote.get(k) for k in keys)
+        lines = len(local.get("bridge") or [])
+        if lines == 0 or not local.get("deals"):
+            failures.append("bridge: the local run gave no bridge lines or deals to compare")
+        print(f"{'bridge':15} {lines:>17} lines, {'same' if same else 'DIFFERENT'}"
+              f"  ({time.time() - t:.1f} s)")
+        if not same:
+            failures.append(f"bridge: local {local.get('bridge')} vs cluster {remote.get('bridge')}")
+        t = time.time()
+        published = {}
+        for where, remote in [("local", False), ("cluster", True)]:
+            out = os.path.join(work, f"published-{where}")
+            command = ["publish", "--out", out, "--period", PERIOD, "--only", "bookings",
+                       "--only", "nrr", "--only", "bookings_to_revenue"]
+            cluster = ["--cluster", f"df://127.0.0.1:{scheduler}"] if remote else []
+            done = subprocess.run(
+                [cluster_canon, "--project", ROOT, *command, "--data", "s3://acme/extracts",
+                 *cluster], env=env, capture_output=True, text=True, timeout=600,
+            )
+            if done.returncode != 0:
+                sys.exit(f"{where} publish failed:\n{done.stderr}")
+            published[where] = published_files(out)
+        a, b = published["local"], published["cluster"]
+        same = a == b and len(a) > 3
+        print(f"{'publish':15} {len(a):>17} files, {'same' if same else 'DIFFERENT'}"
+              f"  ({time.time() - t:.1f} s)")
+        if not same:
+            failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
         if failures:
             log.flush()
             print(open(os.path.join(work, "cluster.log")).read()[-4000:])

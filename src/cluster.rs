@@ -325,13 +325,7 @@ pub async fn remote(
     bind: BindSource,
     work_out: WorkOut,
 ) -> Result<SessionContext> {
-    let mut config = SessionConfig::new_with_ballista();
-    // canon's engine options (partitions, join thresholds, pushdown).
-    for entry in local.state().config().options().entries() {
-        if let Some(value) = entry.value {
-            let _ = config.options_mut().set(&entry.key, &value);
-        }
-    }
+    let config = with_canon_options(SessionConfig::new_with_ballista(), local);
     let codec = ClusterLogicalCodec {
         ballista: Arc::default(),
         bind: Some(bind),
@@ -364,6 +358,37 @@ pub async fn remote(
         ctx.register_udaf(udaf.as_ref().clone());
     }
     Ok(ctx)
+}
+
+/// Ballista's session configuration with the engine options canon sets on
+/// one machine (partitions, Parquet filter pushdown), except those Ballista
+/// sets itself: its defaults are restrictions a cluster needs (dynamic
+/// filters, which cannot cross a stage boundary and left jobs hanging when
+/// canon's were copied over them; broadcast thresholds; sort-merge joins
+/// that spill), so Ballista's value wins wherever it differs from
+/// DataFusion's default.
+fn with_canon_options(mut config: SessionConfig, local: &SessionContext) -> SessionConfig {
+    let datafusion: HashMap<String, Option<String>> = SessionConfig::new()
+        .options()
+        .entries()
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
+    let ballista: HashMap<String, Option<String>> = config
+        .options()
+        .entries()
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
+    for entry in local.state().config().options().entries() {
+        let default = datafusion.get(&entry.key);
+        let canon_sets = default != Some(&entry.value);
+        let ballista_sets = ballista.get(&entry.key) != default;
+        if let (true, false, Some(value)) = (canon_sets, ballista_sets, &entry.value) {
+            let _ = config.options_mut().set(&entry.key, value);
+        }
+    }
+    config
 }
 
 /// Runs `engine`'s plans on the Ballista cluster at `url` from now on. The
