@@ -11,8 +11,12 @@ committed sample_data/ (PLAIN_CANON, default: CLUSTER_CANON), and on the
 cluster from the bucket (`--cluster df://127.0.0.1:PORT`). Every number,
 exclusion tally and bridge line must be equal, and `publish` of bookings,
 nrr and the bridge from the bucket must write the same files on the
-cluster as on this machine (but for the stamps of when). Exits non-zero, with what
-differed, otherwise. Every process is stopped at the end.
+cluster as on this machine (but for the stamps of when). Then the guards:
+a job on executors that never answer fails at CANON_CLUSTER_TIMEOUT, and
+an object rewritten after canon listed it, before the executors read it,
+fails the run instead of giving a number over other bytes. Exits
+non-zero, with what differed, otherwise. Every process is stopped at the
+end.
 
 `--metric NAME` adds a metric to the four.
 """
@@ -20,6 +24,7 @@ differed, otherwise. Every process is stopped at the end.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -93,6 +98,64 @@ def published_files(folder: str) -> dict:
                 data = json.dumps(rows, sort_keys=True).encode()
             files[os.path.relpath(path, folder)] = hashlib.sha256(data).hexdigest()
     return files
+
+
+def guards(cluster_canon, plain_canon, env, scheduler, executors, endpoint, work) -> list:
+    """A stalled job and an object rewritten while the executors read it:
+    each must fail the run with a clear error, never hang or answer."""
+    failures = []
+    command = [cluster_canon, "--project", ROOT, "query", "bookings", "--period", PERIOD,
+               "--data", "s3://acme/extracts", "--cluster", f"df://127.0.0.1:{scheduler}"]
+
+    def pause(stop: bool) -> None:
+        for p in executors:
+            p.send_signal(signal.SIGSTOP if stop else signal.SIGCONT)
+
+    # Executors that never answer: the job's deadline, not a wait forever.
+    t = time.time()
+    pause(True)
+    try:
+        out = subprocess.run(command, env={**env, "CANON_CLUSTER_TIMEOUT": "3"},
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        pause(False)
+    stalled = out.returncode != 0 and "did not finish within 3 s" in out.stderr
+    print(f"{'stalled job':15} {'fails' if stalled else 'DID NOT FAIL'} after "
+          f"{time.time() - t:.1f} s (CANON_CLUSTER_TIMEOUT=3)")
+    if not stalled:
+        failures.append(f"a stalled job: exit {out.returncode}, {out.stderr[-600:]}")
+
+    # crm/opportunity rewritten (another company's extract, same columns)
+    # after canon listed it and before the executors read it.
+    other = os.path.join(work, "other-company")
+    subprocess.run([plain_canon, "sample", "--out", other, "--seed", "7", "--scale", "1"],
+                   check=True, capture_output=True)
+    key = "extracts/crm/opportunity/part-00000.parquet"
+
+    def upload(path: str) -> None:
+        subprocess.run([python_with_moto(), "-c", (
+            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], "
+            "aws_access_key_id='canon', aws_secret_access_key='canon', region_name='us-east-1')"
+            ".upload_file(sys.argv[2], 'acme', sys.argv[3])"), endpoint, path, key], check=True)
+
+    t = time.time()
+    pause(True)
+    try:
+        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        time.sleep(5)  # listed and submitted; the job waits for the executors
+        upload(os.path.join(other, "crm/opportunity/part-00000.parquet"))
+    finally:
+        pause(False)
+    _, err = run.communicate(timeout=300)
+    upload(os.path.join(ROOT, "sample_data/crm/opportunity/part-00000.parquet"))
+    caught = run.returncode != 0 and "changed while the cluster read it" in err \
+        and "crm/opportunity" in err
+    print(f"{'object rewritten':15} {'fails' if caught else 'NOT CAUGHT'} "
+          f"({time.time() - t:.1f} s)")
+    if not caught:
+        failures.append(f"an object rewritten mid-run: exit {run.returncode}, {err[-600:]}")
+    return failures
 
 
 def main() -> None:
@@ -196,6 +259,8 @@ def main() -> None:
               f"  ({time.time() - t:.1f} s)")
         if not same:
             failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
+        executors = procs[2:]
+        failures += guards(cluster_canon, plain_canon, env, scheduler, executors, endpoint, work)
         if failures:
             log.flush()
             print(open(os.path.join(work, "cluster.log")).read()[-4000:])

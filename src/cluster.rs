@@ -13,22 +13,26 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use ballista::prelude::SessionContextExt;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{FunctionRegistry, TaskContext};
 use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
@@ -38,7 +42,7 @@ use crate::compile::declared::DeclaredTable;
 use crate::compile::survivors::Survivors;
 use crate::error::{CanonError, Result};
 use crate::run::wire::{PlanCodec, decode_udf, encode_files, encode_rows, encode_udf};
-use crate::run::{DataSource, Engine};
+use crate::run::{DataSource, Engine, ObjectsUnchanged};
 
 /// The URLs of the files or objects a declared source is bound to, where
 /// the plan is made (the client).
@@ -409,9 +413,180 @@ pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
         })?;
         Ok((map.schema(), rows))
     });
+    let deadline = job_deadline()?;
     let session = remote(url, engine.session(), engine.source_urls(), work_out).await?;
-    engine.run_on(session);
+    let state = session.state();
+    let guarded = GuardedJobs {
+        ballista: state.query_planner().clone(),
+        unchanged: ObjectsUnchangedDebug(engine.objects_unchanged()),
+        deadline,
+    };
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(Arc::new(guarded))
+        .build();
+    engine.run_on(SessionContext::new_with_state(state));
     Ok(())
+}
+
+/// How long one job may take on the cluster before canon gives up on it:
+/// `CANON_CLUSTER_TIMEOUT` seconds, one hour by default. A scheduler that
+/// fails a job's bookkeeping can leave the job running forever with every
+/// executor idle (Ballista 55 did, when dynamic filters reached it), and a
+/// client waiting on it would wait forever too.
+fn job_deadline() -> Result<Duration> {
+    match std::env::var("CANON_CLUSTER_TIMEOUT") {
+        Err(_) => Ok(Duration::from_secs(3600)),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+            _ => Err(CanonError::request(format!(
+                "CANON_CLUSTER_TIMEOUT={text}: expected a whole number of seconds above 0"
+            ))),
+        },
+    }
+}
+
+/// Ballista's planner for the client's jobs, each job guarded by
+/// [`GuardedJob`].
+#[derive(Debug)]
+struct GuardedJobs {
+    ballista: Arc<dyn QueryPlanner + Send + Sync>,
+    unchanged: ObjectsUnchangedDebug,
+    deadline: Duration,
+}
+
+#[async_trait::async_trait]
+impl QueryPlanner for GuardedJobs {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let job = self.ballista.create_physical_plan(plan, session).await?;
+        Ok(Arc::new(GuardedJob {
+            properties: job.properties().clone(),
+            job,
+            plan: plan.clone(),
+            unchanged: self.unchanged.clone(),
+            deadline: self.deadline,
+        }))
+    }
+}
+
+/// One job on the cluster, guarded twice: it fails when it has not
+/// finished within the deadline (instead of waiting on a stalled job
+/// forever), and, once its last batch has arrived, when an object it read
+/// is no longer the one canon listed ([`Engine::objects_unchanged`]: the
+/// executors read without canon's pins).
+#[derive(Debug)]
+struct GuardedJob {
+    job: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+    plan: LogicalPlan,
+    unchanged: ObjectsUnchangedDebug,
+    deadline: Duration,
+}
+
+/// [`ObjectsUnchanged`], printable.
+#[derive(Clone)]
+struct ObjectsUnchangedDebug(ObjectsUnchanged);
+
+impl std::fmt::Debug for ObjectsUnchangedDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObjectsUnchanged")
+    }
+}
+
+impl DisplayAs for GuardedJob {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "GuardedJob: deadline={}s", self.deadline.as_secs())
+    }
+}
+
+impl ExecutionPlan for GuardedJob {
+    fn name(&self) -> &str {
+        "GuardedJob"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.job]
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_plan::PhysicalExpr>,
+        ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion>,
+    ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion> {
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let job = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("a guarded job needs its job".into()))?;
+        Ok(Arc::new(GuardedJob {
+            properties: job.properties().clone(),
+            job,
+            plan: self.plan.clone(),
+            unchanged: self.unchanged.clone(),
+            deadline: self.deadline,
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        use futures::StreamExt;
+        let batches = self.job.execute(partition, context)?;
+        let schema = batches.schema();
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let limit = self.deadline.as_secs();
+        let check = self.unchanged.0.clone();
+        let plan = self.plan.clone();
+        let guarded = futures::stream::unfold(Some(batches), move |reading| {
+            let check = check.clone();
+            let plan = plan.clone();
+            async move {
+                let mut batches = reading?;
+                match tokio::time::timeout_at(deadline, batches.next()).await {
+                    Ok(Some(Ok(batch))) => Some((Ok(batch), Some(batches))),
+                    // A job that failed over objects rewritten under it
+                    // failed for that (a footer where the listed size
+                    // said, from other bytes): said so, at their table.
+                    Ok(Some(Err(e))) => match check(&plan).await {
+                        Ok(()) => Some((Err(e), None)),
+                        Err(changed) => {
+                            Some((Err(DataFusionError::External(Box::new(changed))), None))
+                        }
+                    },
+                    Ok(None) => match check(&plan).await {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
+                    },
+                    Err(_) => Some((
+                        Err(DataFusionError::External(Box::new(CanonError::request(
+                            format!(
+                                "a job on the cluster did not finish within {limit} s \
+                             (CANON_CLUSTER_TIMEOUT): it may have stalled on the scheduler, \
+                             whose log says why, and may still be running there"
+                            ),
+                        )))),
+                        None,
+                    )),
+                }
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded)))
+    }
 }
 
 fn cluster_error(e: ballista_core::error::BallistaError) -> CanonError {

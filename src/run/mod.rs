@@ -60,6 +60,25 @@ pub enum DataSource {
     Empty,
 }
 
+/// The declared sources (`system`, `table`) `plan` scans, in subqueries
+/// too; a merge map's own reads are not among them.
+fn declared_sources(plan: &LogicalPlan) -> Result<std::collections::BTreeSet<(String, String)>> {
+    use crate::compile::declared::DeclaredTable;
+    use datafusion::catalog::default_table_source::source_as_provider;
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut declared = std::collections::BTreeSet::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(d) = provider.downcast_ref::<DeclaredTable>()
+        {
+            declared.insert((d.system.clone(), d.table.clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(declared)
+}
+
 /// The facts of one source table a run read.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SourceFacts {
@@ -71,6 +90,11 @@ pub struct SourceFacts {
 /// See [`Engine::source_urls`].
 pub type SourceUrls =
     Arc<dyn Fn(&str, &str) -> datafusion::error::Result<Vec<String>> + Send + Sync>;
+
+/// See [`Engine::objects_unchanged`].
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub type ObjectsUnchanged =
+    Arc<dyn Fn(&LogicalPlan) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
 
 /// A source's table, bound once (see `Sources::providers`).
 type Binding = Arc<tokio::sync::OnceCell<Arc<dyn TableProvider>>>;
@@ -240,6 +264,42 @@ impl Engine {
         })
     }
 
+    /// Checks, once a plan has run where canon's pinned reads do not reach
+    /// (a cluster's executors), that every object of every source the plan
+    /// reads directly still is the one canon listed, checked and reports in
+    /// lineage; a rewritten or deleted object fails the run as a data error
+    /// at its table. Merge maps are worked out here, through the pins.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub fn objects_unchanged(&self) -> ObjectsUnchanged {
+        let sources = self.sources.clone();
+        Arc::new(move |plan: &LogicalPlan| {
+            let sources = sources.clone();
+            let declared = declared_sources(plan);
+            Box::pin(async move {
+                let DataSource::Store(root) = &sources.data else {
+                    return Ok(());
+                };
+                for (system, table) in declared? {
+                    let files = sources
+                        .registered
+                        .lock()
+                        .expect("lock")
+                        .get(&format!("{system}/{table}"))
+                        .map(|facts| facts.files.clone())
+                        .unwrap_or_default();
+                    if let Err(message) = root.still_as_listed(&files).await {
+                        let location = match sources.catalog.source_by_name(&system, &table) {
+                            Some((id, _)) => sources.catalog.source_location(id),
+                            None => DataLocation::root(std::path::Path::new(root.url())),
+                        };
+                        return Err(CanonError::data(location, message));
+                    }
+                }
+                Ok(())
+            })
+        })
+    }
+
     /// Runs this engine's plans on `session` from now on (a cluster's,
     /// whose codec binds sources through [`Self::source_urls`]).
     pub fn run_on(&mut self, session: SessionContext) {
@@ -283,17 +343,14 @@ impl Engine {
         use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
         // The tables to replace, found first: binding them and working the
         // maps out wait on I/O, the rewrite does not.
-        let mut declared = std::collections::BTreeSet::new();
+        let declared = declared_sources(&plan)?;
         let mut maps: Vec<Arc<dyn TableProvider>> = Vec::new();
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
+                && provider.downcast_ref::<Survivors>().is_some()
             {
-                if let Some(d) = provider.downcast_ref::<DeclaredTable>() {
-                    declared.insert((d.system.clone(), d.table.clone()));
-                } else if provider.downcast_ref::<Survivors>().is_some() {
-                    maps.push(provider);
-                }
+                maps.push(provider);
             }
             Ok(TreeNodeRecursion::Continue)
         })?;

@@ -556,6 +556,47 @@ impl StoreRoot {
         ParquetMetaDataReader::decode_metadata(&bytes).map_err(|e| Footer::Damaged(e.to_string()))
     }
 
+    /// Whether every object of `files` still has the ETag and version canon
+    /// listed, by one HEAD each (16 at a time): for reads canon could not
+    /// pin, a cluster's executors', which read through stores of their own
+    /// (and `If-Match` does not travel in a physical plan). Called once the
+    /// reads are over, so an object rewritten while they ran is caught;
+    /// `Err` names the first object found changed or gone.
+    pub async fn still_as_listed(&self, files: &[FileFact]) -> std::result::Result<(), String> {
+        let base = format!("{}/", self.base.as_str().trim_end_matches('/'));
+        let mut heads = futures::stream::iter(files.iter().cloned().map(|file| {
+            let location = file.path.strip_prefix(&base).map(ObjectPath::from);
+            async move {
+                let Some(location) = location else {
+                    return Err(format!("{} is not in {}", file.path, self.url));
+                };
+                let now = self.store.head(&location).await;
+                let changed = |now: &str| {
+                    format!(
+                        "{} changed while the cluster read it (canon listed {}, the store now has {now}): run again once the extracts are written",
+                        file.path,
+                        file.identity()
+                    )
+                };
+                match now {
+                    Ok(meta) if meta.e_tag == file.etag && meta.version == file.version => Ok(()),
+                    Ok(meta) => Err(changed(&FileFact::object_identity(
+                        meta.e_tag.as_deref(),
+                        meta.version.as_deref(),
+                        meta.size,
+                    ))),
+                    Err(object_store::Error::NotFound { .. }) => Err(changed("no such object")),
+                    Err(e) => Err(self.explain(&e, &file.path)),
+                }
+            }
+        }))
+        .buffer_unordered(16);
+        while let Some(checked) = heads.next().await {
+            checked?;
+        }
+        Ok(())
+    }
+
     /// The URL of the object at `location`, as lineage and messages name it.
     pub fn name(&self, location: &ObjectPath) -> String {
         format!(
@@ -822,6 +863,57 @@ mod tests {
             &inner.get(&key).await.unwrap().bytes().await.unwrap()[..],
             b"second"
         );
+    }
+
+    // What a cluster's executors read canon cannot pin: once a job is over,
+    // each object it read must still be the one canon listed.
+    #[tokio::test]
+    async fn an_object_rewritten_or_deleted_after_listing_is_caught() {
+        let mut root = StoreRoot::open("s3://b/ex").unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        root.store = store.clone();
+        let keys = [
+            "ex/crm/account/part-0.parquet",
+            "ex/crm/account/part-1.parquet",
+        ];
+        let mut listed = Vec::new();
+        for key in keys {
+            let key = ObjectPath::from(key);
+            store.put(&key, "first".into()).await.unwrap();
+            let meta = store.head(&key).await.unwrap();
+            listed.push(FileFact {
+                path: root.name(&key),
+                bytes: meta.size,
+                rows: 1,
+                sha256: String::new(),
+                etag: meta.e_tag,
+                version: meta.version,
+            });
+        }
+        root.still_as_listed(&listed).await.unwrap();
+
+        // Rewritten (InMemory's ETags count writes: "0", "1", then "2").
+        let second = ObjectPath::from(keys[1]);
+        store.put(&second, "second".into()).await.unwrap();
+        let e = root.still_as_listed(&listed).await.unwrap_err();
+        assert_eq!(
+            e,
+            "s3://b/ex/crm/account/part-1.parquet changed while the cluster read it (canon \
+             listed etag:1 version:- bytes:5, the store now has etag:2 version:- bytes:6): run \
+             again once the extracts are written"
+        );
+
+        // Deleted.
+        store.put(&second, "first".into()).await.unwrap();
+        listed[1].etag = store.head(&second).await.unwrap().e_tag;
+        root.still_as_listed(&listed).await.unwrap();
+        store.delete(&ObjectPath::from(keys[0])).await.unwrap();
+        let e = root.still_as_listed(&listed).await.unwrap_err();
+        assert!(
+            e.contains("part-0.parquet changed while the cluster read it"),
+            "{e}"
+        );
+        assert!(e.contains("the store now has no such object"), "{e}");
     }
 
     // A store's failure under the engine is the data's, located at the
