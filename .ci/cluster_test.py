@@ -21,51 +21,20 @@ end.
 `--metric NAME` adds a metric to the four.
 """
 
+import hashlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "object_store"))
+from loopback import BUCKET_URL, Loopback  # noqa: E402
+
 METRICS = ["bookings", "open_pipeline", "mqls", "nrr"]
 PERIOD = "FY2026-Q1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port: int, what: str, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    sys.exit(f"{what} did not listen on {port} within {seconds} s")
-
-
-def python_with_moto() -> str:
-    """This machine's python when it has moto, else the tests' venv."""
-    ok = subprocess.run(
-        [sys.executable, "-c", "import moto.server, boto3"], stderr=subprocess.DEVNULL
-    ).returncode == 0
-    if ok:
-        return sys.executable
-    venv = os.path.join(ROOT, "target", "s3-venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([python, "-m", "pip", "install", "-q", "moto[server]==5.2.1"], check=True)
-    return python
 
 
 def numbers(result: dict) -> dict:
@@ -81,7 +50,6 @@ def numbers(result: dict) -> dict:
 def published_files(folder: str) -> dict:
     """Every published file's bytes (by sha256), but the stamps of when:
     the manifest's `generated_at` and the history's `published_at`."""
-    import hashlib
     files = {}
     for base, _, names in os.walk(folder):
         for name in names:
@@ -100,15 +68,16 @@ def published_files(folder: str) -> dict:
     return files
 
 
-def guards(cluster_canon, plain_canon, env, scheduler, executors, endpoint, work) -> list:
+def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int) -> list:
     """A stalled job and an object rewritten while the executors read it:
     each must fail the run with a clear error, never hang or answer."""
     failures = []
+    env = loop.env
     command = [cluster_canon, "--project", ROOT, "query", "bookings", "--period", PERIOD,
-               "--data", "s3://acme/extracts", "--cluster", f"df://127.0.0.1:{scheduler}"]
+               "--data", BUCKET_URL, "--cluster", f"df://127.0.0.1:{scheduler}"]
 
     def pause(stop: bool) -> None:
-        for p in executors:
+        for p in loop.executors:
             p.send_signal(signal.SIGSTOP if stop else signal.SIGCONT)
 
     # Executors that never answer: the job's deadline, not a wait forever.
@@ -127,16 +96,10 @@ def guards(cluster_canon, plain_canon, env, scheduler, executors, endpoint, work
 
     # crm/opportunity rewritten (another company's extract, same columns)
     # after canon listed it and before the executors read it.
-    other = os.path.join(work, "other-company")
+    other = os.path.join(loop.work, "other-company")
     subprocess.run([plain_canon, "sample", "--out", other, "--seed", "7", "--scale", "1"],
                    check=True, capture_output=True)
     key = "extracts/crm/opportunity/part-00000.parquet"
-
-    def upload(path: str) -> None:
-        subprocess.run([python_with_moto(), "-c", (
-            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], "
-            "aws_access_key_id='canon', aws_secret_access_key='canon', region_name='us-east-1')"
-            ".upload_file(sys.argv[2], 'acme', sys.argv[3])"), endpoint, path, key], check=True)
 
     t = time.time()
     pause(True)
@@ -144,11 +107,11 @@ def guards(cluster_canon, plain_canon, env, scheduler, executors, endpoint, work
         run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
         time.sleep(5)  # listed and submitted; the job waits for the executors
-        upload(os.path.join(other, "crm/opportunity/part-00000.parquet"))
+        loop.upload(os.path.join(other, "crm/opportunity/part-00000.parquet"), key)
     finally:
         pause(False)
     _, err = run.communicate(timeout=300)
-    upload(os.path.join(ROOT, "sample_data/crm/opportunity/part-00000.parquet"))
+    loop.upload(os.path.join(ROOT, "sample_data/crm/opportunity/part-00000.parquet"), key)
     caught = run.returncode != 0 and "changed while the cluster read it" in err \
         and "crm/opportunity" in err
     print(f"{'object rewritten':15} {'fails' if caught else 'NOT CAUGHT'} "
@@ -167,45 +130,14 @@ def main() -> None:
         del args[i : i + 2]
     cluster_canon = os.path.abspath(args[0])
     plain_canon = os.path.abspath(args[1]) if len(args) > 1 else cluster_canon
-    work = tempfile.mkdtemp(prefix="canon-cluster-")
-    procs = []
     started = time.time()
-    try:
-        s3 = subprocess.Popen(
-            [python_with_moto(), os.path.join(ROOT, "tests/object_store/s3_server.py"), "open",
-             os.path.join(ROOT, "sample_data"), "acme", "extracts"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        procs.append(s3)
-        endpoint = json.loads(s3.stdout.readline())["endpoint"]
-        env = dict(os.environ)
-        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "CANON_DATA", "CANON_CLUSTER"]:
-            env.pop(var, None)
-        env.update(
-            AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="canon", AWS_SECRET_ACCESS_KEY="canon",
-            AWS_REGION="us-east-1", CANON_NO_CACHE="1",
-        )
-        scheduler = free_port()
-        log = open(os.path.join(work, "cluster.log"), "w")
-        procs.append(subprocess.Popen(
-            [cluster_canon, "cluster", "scheduler", "--bind", f"127.0.0.1:{scheduler}"],
-            env=env, stdout=log, stderr=log,
-        ))
-        wait_for(scheduler, "the scheduler")
-        for i in range(2):
-            flight, grpc = free_port(), free_port()
-            procs.append(subprocess.Popen(
-                [cluster_canon, "cluster", "executor", "--scheduler", f"127.0.0.1:{scheduler}",
-                 "--port", str(flight), "--grpc-port", str(grpc),
-                 "--work-dir", os.path.join(work, f"executor-{i}"), "--cores", "1"],
-                env=env, stdout=log, stderr=log,
-            ))
-            wait_for(flight, f"executor {i}")
-        time.sleep(2)  # the executors register with the scheduler
+    with Loopback(os.path.join(ROOT, "sample_data")) as loop:
+        env = loop.env
+        scheduler = loop.start_cluster(cluster_canon)
         print(f"cluster up in {time.time() - started:.1f} s (scheduler :{scheduler}, 2 executors)")
 
         def run(canon: str, args: list, remote: bool) -> dict:
-            data = ["--data", "s3://acme/extracts", "--cluster", f"df://127.0.0.1:{scheduler}"] \
+            data = ["--data", BUCKET_URL, "--cluster", f"df://127.0.0.1:{scheduler}"] \
                 if remote else ["--data", os.path.join(ROOT, "sample_data")]
             out = subprocess.run(
                 [canon, "--project", ROOT, *args, "--format", "json", *data],
@@ -242,13 +174,13 @@ def main() -> None:
         t = time.time()
         published = {}
         for where, remote in [("local", False), ("cluster", True)]:
-            out = os.path.join(work, f"published-{where}")
+            out = os.path.join(loop.work, f"published-{where}")
             command = ["publish", "--out", out, "--period", PERIOD, "--only", "bookings",
                        "--only", "nrr", "--only", "bookings_to_revenue"]
             cluster = ["--cluster", f"df://127.0.0.1:{scheduler}"] if remote else []
             done = subprocess.run(
-                [cluster_canon, "--project", ROOT, *command, "--data", "s3://acme/extracts",
-                 *cluster], env=env, capture_output=True, text=True, timeout=600,
+                [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL, *cluster],
+                env=env, capture_output=True, text=True, timeout=600,
             )
             if done.returncode != 0:
                 sys.exit(f"{where} publish failed:\n{done.stderr}")
@@ -259,18 +191,11 @@ def main() -> None:
               f"  ({time.time() - t:.1f} s)")
         if not same:
             failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
-        executors = procs[2:]
-        failures += guards(cluster_canon, plain_canon, env, scheduler, executors, endpoint, work)
+        failures += guards(loop, cluster_canon, plain_canon, scheduler)
         if failures:
-            log.flush()
-            print(open(os.path.join(work, "cluster.log")).read()[-4000:])
-            sys.exit("the cluster's numbers differ from the local ones:\n" + "\n".join(failures))
-        print(f"cluster check passed in {time.time() - started:.1f} s")
-    finally:
-        for p in reversed(procs):
-            p.kill()
-            p.wait()
-        shutil.rmtree(work, ignore_errors=True)
+            print(loop.log_tail())
+            sys.exit("the cluster check failed:\n" + "\n".join(failures))
+    print(f"cluster check passed in {time.time() - started:.1f} s")
 
 
 if __name__ == "__main__":
