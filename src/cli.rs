@@ -225,12 +225,17 @@ pub enum ClusterRole {
     },
     /// An executor that runs the stages its scheduler gives it.
     Executor {
-        /// The scheduler to serve.
+        /// The scheduler to serve, as HOST:PORT (a name or an address).
         #[arg(long, default_value = "127.0.0.1:50050")]
-        scheduler: std::net::SocketAddr,
-        /// Address to listen on.
+        scheduler: String,
+        /// Address to listen on (0.0.0.0 to serve other machines).
         #[arg(long, default_value = "127.0.0.1")]
         bind: std::net::IpAddr,
+        /// The name or address the scheduler and other executors reach this
+        /// one by (default: the address the scheduler sees it connect from;
+        /// set it behind NAT or in containers).
+        #[arg(long)]
+        external_host: Option<String>,
         /// Port of its Arrow Flight service (shuffle reads).
         #[arg(long, default_value_t = 50051)]
         port: u16,
@@ -1288,17 +1293,28 @@ async fn cluster(role: &ClusterRole) -> Result<()> {
         ClusterRole::Executor {
             scheduler,
             bind,
+            external_host,
             port,
             grpc_port,
             work_dir,
             cores,
         } => {
+            let (host, port_text) = scheduler.rsplit_once(':').ok_or_else(|| {
+                CanonError::request(format!("--scheduler {scheduler}: expected HOST:PORT"))
+            })?;
+            let scheduler_port = port_text.parse::<u16>().map_err(|_| {
+                CanonError::request(format!(
+                    "--scheduler {scheduler}: `{port_text}` is not a port number"
+                ))
+            })?;
             std::fs::create_dir_all(work_dir).map_err(|e| CanonError::io(work_dir, e))?;
             crate::cluster::executor(crate::cluster::ExecutorPlace {
                 bind: *bind,
+                external_host: external_host.clone(),
                 port: *port,
                 grpc_port: *grpc_port,
-                scheduler: *scheduler,
+                scheduler_host: host.to_string(),
+                scheduler_port,
                 work_dir: work_dir.display().to_string(),
                 cores: cores
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),

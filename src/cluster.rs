@@ -283,9 +283,12 @@ pub async fn scheduler(address: SocketAddr) -> Result<()> {
 /// Where an executor listens and which scheduler it serves.
 pub struct ExecutorPlace {
     pub bind: std::net::IpAddr,
+    /// How others reach it; `None`: the address the scheduler sees.
+    pub external_host: Option<String>,
     pub port: u16,
     pub grpc_port: u16,
-    pub scheduler: SocketAddr,
+    pub scheduler_host: String,
+    pub scheduler_port: u16,
     pub work_dir: String,
     pub cores: usize,
 }
@@ -302,8 +305,9 @@ pub async fn executor(place: ExecutorPlace) -> Result<()> {
         bind_host: place.bind.to_string(),
         port: place.port,
         grpc_port: place.grpc_port,
-        scheduler_host: place.scheduler.ip().to_string(),
-        scheduler_port: place.scheduler.port(),
+        external_host: place.external_host,
+        scheduler_host: place.scheduler_host,
+        scheduler_port: place.scheduler_port,
         work_dir: Some(place.work_dir),
         vcores: place.cores,
         override_logical_codec: Some(Arc::new(ClusterLogicalCodec::default())),
