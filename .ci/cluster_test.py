@@ -121,6 +121,33 @@ def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int)
     return failures
 
 
+def refusals(canon: str, work: str) -> list:
+    """Processes started wrongly: each refuses with a clear error and exit 2,
+    never a panic or a process that waits."""
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    executor = [canon, "cluster", "executor", "--work-dir", os.path.join(work, "refused")]
+    cases = [
+        (executor + ["--cores", "0"], "--cores 0: an executor needs at least one task slot"),
+        (executor + ["--memory-limit", "lots"], "--memory-limit `lots` is not a size"),
+        (executor + ["--scheduler", "sched.internal"], "--scheduler sched.internal: expected HOST:PORT"),
+        (executor + ["--scheduler", "127.0.0.1:1"], "cannot reach the scheduler at 127.0.0.1:1"),
+        ([canon, "cluster", "scheduler", "--bind", f"127.0.0.1:{port}"],
+         f"the scheduler cannot serve on 127.0.0.1:{port}"),
+    ]
+    failures = []
+    for command, expected in cases:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if out.returncode != 2 or expected not in out.stderr:
+            failures.append(f"{' '.join(command[1:])}: exit {out.returncode}, {out.stderr[-300:]}")
+    taken.close()
+    print(f"{'refusals':15} {len(cases) - len(failures)} of {len(cases)} clear")
+    return failures
+
+
 def main() -> None:
     args = sys.argv[1:]
     metrics = list(METRICS)
@@ -192,6 +219,7 @@ def main() -> None:
         if not same:
             failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
         failures += guards(loop, cluster_canon, plain_canon, scheduler)
+        failures += refusals(cluster_canon, loop.work)
         if failures:
             print(loop.log_tail())
             sys.exit("the cluster check failed:\n" + "\n".join(failures))

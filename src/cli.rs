@@ -248,6 +248,11 @@ pub enum ClusterRole {
         /// Tasks run at once (default: the machine's cores).
         #[arg(long)]
         cores: Option<usize>,
+        /// Memory its tasks share before they spill to the work folder
+        /// (`8GiB`), split evenly among the task slots (default: 70% of the
+        /// machine's or the container's memory).
+        #[arg(long)]
+        memory_limit: Option<String>,
     },
 }
 
@@ -1298,7 +1303,21 @@ async fn cluster(role: &ClusterRole) -> Result<()> {
             grpc_port,
             work_dir,
             cores,
+            memory_limit,
         } => {
+            if *cores == Some(0) {
+                return Err(CanonError::request(
+                    "--cores 0: an executor needs at least one task slot",
+                ));
+            }
+            let memory_limit = match memory_limit {
+                None => None,
+                Some(text) => Some(crate::catalog::parse_bytes(text).ok_or_else(|| {
+                    CanonError::request(format!(
+                        "--memory-limit `{text}` is not a size: write it as 512MiB, 8GiB or 1500MB"
+                    ))
+                })? as u64),
+            };
             let (host, port_text) = scheduler.rsplit_once(':').ok_or_else(|| {
                 CanonError::request(format!("--scheduler {scheduler}: expected HOST:PORT"))
             })?;
@@ -1318,6 +1337,7 @@ async fn cluster(role: &ClusterRole) -> Result<()> {
                 work_dir: work_dir.display().to_string(),
                 cores: cores
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                memory_limit,
             })
             .await
         }

@@ -277,7 +277,7 @@ pub async fn scheduler(address: SocketAddr) -> Result<()> {
         .map_err(cluster_error)?;
     ballista_scheduler::scheduler_process::start_server(cluster, address, Arc::new(config))
         .await
-        .map_err(cluster_error)
+        .map_err(|e| CanonError::request(format!("the scheduler cannot serve on {address}: {e}")))
 }
 
 /// Where an executor listens and which scheduler it serves.
@@ -291,6 +291,9 @@ pub struct ExecutorPlace {
     pub scheduler_port: u16,
     pub work_dir: String,
     pub cores: usize,
+    /// Bytes its tasks share before spilling; `None`: Ballista's default
+    /// (70% of the machine's or the container's memory).
+    pub memory_limit: Option<u64>,
 }
 
 /// Runs an executor until the process is stopped.
@@ -310,6 +313,7 @@ pub async fn executor(place: ExecutorPlace) -> Result<()> {
         scheduler_port: place.scheduler_port,
         work_dir: Some(place.work_dir),
         vcores: place.cores,
+        memory_pool_size: place.memory_limit,
         override_logical_codec: Some(Arc::new(ClusterLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(ClusterPhysicalCodec::default())),
         override_function_registry: Some(Arc::new(registry)),
@@ -318,9 +322,18 @@ pub async fn executor(place: ExecutorPlace) -> Result<()> {
         })),
         ..Default::default()
     };
+    let scheduler = format!("{}:{}", config.scheduler_host, config.scheduler_port);
     ballista_executor::executor_process::start_executor_process(Arc::new(config))
         .await
-        .map_err(cluster_error)
+        .map_err(|e| match e.to_string() {
+            text if text.contains("Could not connect to scheduler") => {
+                CanonError::request(format!(
+                    "cannot reach the scheduler at {scheduler} (start it with `canon cluster \
+                     scheduler`, or pass --scheduler HOST:PORT): {text}"
+                ))
+            }
+            _ => cluster_error(e),
+        })
 }
 
 /// A session whose plans run on the cluster at `url` (`df://HOST:PORT`):

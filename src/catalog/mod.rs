@@ -741,7 +741,7 @@ fn check_entity(
 }
 
 /// `2GiB`, `512 MiB`, `1500MB`, `1048576` → bytes.
-fn parse_bytes(text: &str) -> Option<usize> {
+pub(crate) fn parse_bytes(text: &str) -> Option<usize> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
