@@ -14,7 +14,10 @@ nrr and the bridge from the bucket must write the same files on the
 cluster as on this machine (but for the stamps of when). Then the guards:
 a job on executors that never answer fails at CANON_CLUSTER_TIMEOUT, and
 an object rewritten after canon listed it, before the executors read it,
-fails the run instead of giving a number over other bytes. Exits
+fails the run instead of giving a number over other bytes; wrong starts
+(bad ports, IPv6, unreachable or malformed --cluster, a huge
+CANON_CLUSTER_TIMEOUT) are refused clearly; a versioned bucket gives the
+local number; a cluster run writes nothing to the result cache. Exits
 non-zero, with what differed, otherwise. Every process is stopped at the
 end.
 
@@ -31,7 +34,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "object_store"))
-from loopback import BUCKET_URL, Loopback  # noqa: E402
+from loopback import BUCKET_URL, Loopback, free_port  # noqa: E402
 
 METRICS = ["bookings", "open_pipeline", "mqls", "nrr"]
 PERIOD = "FY2026-Q1"
@@ -121,9 +124,11 @@ def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int)
     return failures
 
 
-def refusals(canon: str, work: str) -> list:
-    """Processes started wrongly: each refuses with a clear error and exit 2,
-    never a panic or a process that waits."""
+def refusals(canon: str, loop: Loopback) -> list:
+    """Processes started or pointed wrongly: each refuses with a clear error
+    and exit 2, never a panic, a process that waits, or an error blamed on a
+    metric's definition."""
+    work = loop.work
     import socket
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -135,14 +140,26 @@ def refusals(canon: str, work: str) -> list:
         (executor + ["--memory-limit", "lots"], "--memory-limit `lots` is not a size"),
         (executor + ["--scheduler", "sched.internal"], "--scheduler sched.internal: expected HOST:PORT"),
         (executor + ["--scheduler", "127.0.0.1:1"], "cannot reach the scheduler at 127.0.0.1:1"),
+        (executor + ["--bind", "::1"], "register by IPv4 address or host name only"),
+        (executor + ["--port", "0"], "--port and --grpc-port need fixed ports"),
         ([canon, "cluster", "scheduler", "--bind", f"127.0.0.1:{port}"],
          f"the scheduler cannot serve on 127.0.0.1:{port}"),
     ]
+    query = [canon, "--project", ROOT, "query", "bookings", "--period", PERIOD,
+             "--data", BUCKET_URL, "--cluster"]
+    nobody = free_port()
+    cases += [
+        (query + [f"df://127.0.0.1:{nobody}"], "cannot reach the scheduler"),
+        (query + [f"http://127.0.0.1:{nobody}"], "expected df://HOST:PORT"),
+        (query + [f"df://127.0.0.1:{nobody}/jobs?x=1"], "expected df://HOST:PORT"),
+        (["env", "CANON_CLUSTER_TIMEOUT=18446744073709551615"] + query
+         + [f"df://127.0.0.1:{nobody}"], "expected a whole number of seconds from 1"),
+    ]
     failures = []
     for command, expected in cases:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(command, env=loop.env, capture_output=True, text=True, timeout=60)
         if out.returncode != 2 or expected not in out.stderr:
-            failures.append(f"{' '.join(command[1:])}: exit {out.returncode}, {out.stderr[-300:]}")
+            failures.append(f"{' '.join(command)}: exit {out.returncode}, {out.stderr[-300:]}")
     taken.close()
     print(f"{'refusals':15} {len(cases) - len(failures)} of {len(cases)} clear")
     return failures
@@ -219,7 +236,31 @@ def main() -> None:
         if not same:
             failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
         failures += guards(loop, cluster_canon, plain_canon, scheduler)
-        failures += refusals(cluster_canon, loop.work)
+        failures += refusals(cluster_canon, loop)
+        # A versioned bucket: HEAD gives versions its listing does not.
+        t = time.time()
+        versioned = loop.versioned_bucket("acme-versioned")
+        remote = subprocess.run(
+            [cluster_canon, "--project", ROOT, "query", "bookings", "--period", PERIOD,
+             "--format", "json", "--data", versioned, "--cluster", f"df://127.0.0.1:{scheduler}"],
+            env=env, capture_output=True, text=True, timeout=300)
+        value = json.loads(remote.stdout).get("value") if remote.returncode == 0 else None
+        expected = run(plain_canon, ["query", "bookings", "--period", PERIOD], False)["value"]
+        print(f"{'versioned':15} {str(value):>20} cluster  {expected:>20} local  "
+              f"{'same' if value == expected else 'DIFFERENT'}  ({time.time() - t:.1f} s)")
+        if value != expected:
+            failures.append(f"a versioned bucket: exit {remote.returncode}, {remote.stderr[-600:]}")
+        # A cluster's number is never cached, so never served to a local run.
+        cache = os.path.join(loop.work, "cache")
+        cached = subprocess.run(
+            [cluster_canon, "--project", ROOT, "query", "bookings", "--period", PERIOD,
+             "--data", BUCKET_URL, "--cluster", f"df://127.0.0.1:{scheduler}", "--cache-dir",
+             cache], env={k: v for k, v in env.items() if k != "CANON_NO_CACHE"},
+            capture_output=True, text=True, timeout=300)
+        written = [f for _, _, files in os.walk(cache) for f in files]
+        print(f"{'cache':15} {len(written)} files written by a cluster run (exit {cached.returncode})")
+        if cached.returncode != 0 or written:
+            failures.append(f"a cluster run wrote the cache: {written} {cached.stderr[-300:]}")
         if failures:
             print(loop.log_tail())
             sys.exit("the cluster check failed:\n" + "\n".join(failures))

@@ -25,7 +25,8 @@ process with the cache off, in four ways:
 Every way must give the disk run's number (a bridge: its lines); a
 difference stops the script. It prints a table (wall seconds, peak resident
 MiB of the client, and for the cluster the executors' and the scheduler's
-peaks) and writes bench-data/scale-results.json. One 2-core machine cannot
+peaks) and writes bench-data/scale-s<scale>.json (`--table` prints every
+scale measured so far). One 2-core machine cannot
 show a cluster's speed-up: the cluster column is the overhead of
 distribution (a scheduler round trip per job, shuffles through local disk,
 Flight transfers), not what more machines would give.
@@ -38,6 +39,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,12 +60,29 @@ CGROUP = "/sys/fs/cgroup/memory/canon-scale"
 
 
 def answer(doc: dict):
-    """What must agree across the ways: a query's value, a bridge's lines."""
-    return doc.get("bridge") if "bridge" in doc else doc.get("value")
+    """What must agree across the ways: the value, and the lines of a
+    bridge (the reconciliation's, or nrr's)."""
+    return [doc.get("value"), doc.get("bridge")]
 
 
-def timed(command: list, env: dict, project: str, cgroup: bool = False) -> dict:
-    """Runs one canon command; its wall time, peak RSS and answer."""
+def shown(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "answer"}
+
+
+def timed(command: list, env: dict, project: str, cgroup: bool = False, runs: int = 1) -> dict:
+    """Runs one canon command `runs` times: the median wall time, the
+    largest peak RSS, and the answer (which must be the same every time)."""
+    results = [once(command, env, project, cgroup) for _ in range(runs)]
+    for r in results:
+        if "failed" in r or r.get("answer") != results[0].get("answer"):
+            return r
+    return {"seconds": statistics.median(r["seconds"] for r in results),
+            "peak_mib": max(r["peak_mib"] for r in results), "runs": runs,
+            "answer": results[0]["answer"]}
+
+
+def once(command: list, env: dict, project: str, cgroup: bool) -> dict:
+    """Runs one canon command once; its wall time, peak RSS and answer."""
     stats = tempfile.NamedTemporaryFile(suffix=".time", delete=False).name
     full = ["/usr/bin/time", "-f", "%e %M", "-o", stats, *command[:1], "--project", project,
             *command[1:], "--format", "json", "--no-cache"]
@@ -88,18 +107,27 @@ def timed(command: list, env: dict, project: str, cgroup: bool = False) -> dict:
     return result
 
 
-def capped_project(cap_gib: float) -> str:
-    """A copy of the project whose engine.memory_limit is 3/4 of the cap,
-    leaving the rest for what the engine's pool does not count."""
-    folder = tempfile.mkdtemp(prefix="canon-capped-")
+def project_copy(memory_limit: str | None = None) -> str:
+    """A copy of the project (its state, the volume gate's last counts, is
+    then the copy's: runs over other scales and a bucket named like the
+    tests' must not touch the project's own), with engine.memory_limit
+    set to `memory_limit` if given."""
+    folder = tempfile.mkdtemp(prefix="canon-scale-")
     for name in ["models", "metrics"]:
         shutil.copytree(os.path.join(ROOT, name), os.path.join(folder, name))
     text = open(os.path.join(ROOT, "canon.yaml")).read()
-    limit = f"memory_limit: {int(cap_gib * 1024 * 3 / 4)}MiB"
-    if "memory_limit: 2GiB" not in text:
-        sys.exit("canon.yaml no longer says `memory_limit: 2GiB`: update benches/scale.py")
-    open(os.path.join(folder, "canon.yaml"), "w").write(text.replace("memory_limit: 2GiB", limit))
+    if memory_limit:
+        if "memory_limit: 2GiB" not in text:
+            sys.exit("canon.yaml no longer says `memory_limit: 2GiB`: update benches/scale.py")
+        text = text.replace("memory_limit: 2GiB", f"memory_limit: {memory_limit}")
+    open(os.path.join(folder, "canon.yaml"), "w").write(text)
     return folder
+
+
+def capped_project(cap_gib: float) -> str:
+    """A copy of the project whose engine.memory_limit is 3/4 of the cap,
+    leaving the rest for what the engine's pool does not count."""
+    return project_copy(f"{int(cap_gib * 1024 * 3 / 4)}MiB")
 
 
 def make_cgroup(cap_gib: float) -> bool:
@@ -137,13 +165,20 @@ def main() -> None:
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/cluster/release/canon"))
     ap.add_argument("--cap-gib", type=float, default=2.0)
     ap.add_argument("--only", nargs="+", help="run only these workloads")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs of each way (median time, largest peak); a capped run runs once")
+    ap.add_argument("--table", action="store_true",
+                    help="only print the table of every scale measured so far")
     args = ap.parse_args()
+    if args.table:
+        return print_table(saved())
     if not os.path.exists(args.binary):
         subprocess.run(["cargo", "build", "--release", "--features", "cluster",
                         "--target-dir", "target/cluster"], cwd=ROOT, check=True)
     binary = os.path.abspath(args.binary)
     workloads = [w for w in WORKLOADS if not args.only or w[0] in args.only]
     capped = capped_project(args.cap_gib) if make_cgroup(args.cap_gib) else None
+    project = project_copy()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CANON_", "AWS_"))}
     results = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": f"{os.cpu_count()} cores", "cap_gib": args.cap_gib, "scales": []}
@@ -152,38 +187,53 @@ def main() -> None:
         row = {"scale": scale, "data_mib": round(folder_mib(data)), "workloads": {}}
         results["scales"].append(row)
         for name, command in workloads:
-            disk = timed([binary, *command, "--data", data], env, ROOT)
-            print(f"s{scale} {name:14} disk    {disk}", flush=True)
+            disk = timed([binary, *command, "--data", data], env, project, runs=args.runs)
+            print(f"s{scale} {name:14} disk    {shown(disk)}", flush=True)
             row["workloads"][name] = {"disk": disk}
             if capped:
                 cap = timed([binary, *command, "--data", data], env, capped, cgroup=True)
-                print(f"s{scale} {name:14} capped  {cap}", flush=True)
+                print(f"s{scale} {name:14} capped  {shown(cap)}", flush=True)
                 row["workloads"][name]["capped"] = cap
         started = time.time()
         with Loopback(data) as loop:
             row["upload_s"] = round(time.time() - started, 1)
             print(f"s{scale} uploaded {row['data_mib']} MiB to moto in {row['upload_s']} s")
             for name, command in workloads:
-                bucket = timed([binary, *command, "--data", BUCKET_URL], loop.env, ROOT)
-                print(f"s{scale} {name:14} bucket  {bucket}", flush=True)
+                bucket = timed([binary, *command, "--data", BUCKET_URL], loop.env, project,
+                               runs=args.runs)
+                print(f"s{scale} {name:14} bucket  {shown(bucket)}", flush=True)
                 scheduler = loop.start_cluster(binary)
                 cluster = timed([binary, *command, "--data", BUCKET_URL, "--cluster",
-                                 f"df://127.0.0.1:{scheduler}"], loop.env, ROOT)
+                                 f"df://127.0.0.1:{scheduler}"], loop.env, project, runs=args.runs)
                 cluster["executor_peak_mib"] = [round(peak_rss_mib(p.pid)) for p in loop.executors]
                 cluster["scheduler_peak_mib"] = round(peak_rss_mib(loop.cluster[0].pid))
                 loop.stop_cluster()
-                print(f"s{scale} {name:14} cluster {cluster}", flush=True)
+                print(f"s{scale} {name:14} cluster {shown(cluster)}", flush=True)
                 row["workloads"][name].update(bucket=bucket, cluster=cluster)
         for name, ways in row["workloads"].items():
             expected = ways["disk"].get("answer")
             for way, result in ways.items():
                 if "answer" in result and result["answer"] != expected:
                     sys.exit(f"s{scale} {name}: {way} gave {result['answer']}, disk {expected}")
-        out = os.path.join(ROOT, "bench-data", "scale-results.json")
-        json.dump(results, open(out, "w"), indent=1)
-    print_table(results)
-    if capped:
-        shutil.rmtree(capped, ignore_errors=True)
+        json.dump({**results, "scales": [row]}, open(result_file(scale), "w"), indent=1)
+    print_table(saved())
+    for folder in [capped, project]:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def result_file(scale: int) -> str:
+    return os.path.join(ROOT, "bench-data", f"scale-s{scale}.json")
+
+
+def saved() -> dict:
+    """Every scale measured so far (bench-data/scale-s<scale>.json)."""
+    rows = []
+    folder = os.path.join(ROOT, "bench-data")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.startswith("scale-s") and name.endswith(".json"):
+            rows += json.load(open(os.path.join(folder, name)))["scales"]
+    return {"scales": sorted(rows, key=lambda r: r["scale"])}
 
 
 def print_table(results: dict) -> None:

@@ -730,7 +730,13 @@ async fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
             })?
             .with_timezone(&chrono::Utc);
     }
-    if let Some(url) = &data.cluster {
+    // CANON_CLUSTER= (empty) means no cluster, as an unset variable does.
+    let cluster = data
+        .cluster
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    if let Some(url) = cluster {
         #[cfg(feature = "cluster")]
         crate::cluster::use_cluster(&mut engine, url).await?;
         #[cfg(not(feature = "cluster"))]
@@ -746,7 +752,11 @@ async fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
         engine.catalog.sources.keys().map(String::as_str),
     )?;
     engine.volume = Some(Arc::new(volume));
-    if !data.no_cache {
+    // A run on a cluster neither reads nor writes the result cache: a
+    // number a cluster computed is never served to a run on one machine
+    // (Ballista's recovery from a lost executor is not yet trusted here:
+    // docs/cluster-design.md).
+    if !data.no_cache && cluster.is_none() {
         let dir = cache_dir(&engine.catalog, data);
         let root = data_root(&engine.catalog, data.data.as_deref());
         Protected::of_project(&engine.catalog, &root, None).check_cache_dir(&dir)?;
@@ -1305,6 +1315,23 @@ async fn cluster(role: &ClusterRole) -> Result<()> {
             cores,
             memory_limit,
         } => {
+            if bind.is_ipv6() || scheduler.contains('[') || scheduler.matches(':').count() > 1 {
+                return Err(CanonError::request(format!(
+                    "--bind {bind} --scheduler {scheduler}: Ballista 55's executors register \
+                     by IPv4 address or host name only; use those"
+                )));
+            }
+            if scheduler.contains("://") {
+                return Err(CanonError::request(format!(
+                    "--scheduler {scheduler}: expected HOST:PORT, without a scheme"
+                )));
+            }
+            if *port == 0 || *grpc_port == 0 {
+                return Err(CanonError::request(
+                    "--port and --grpc-port need fixed ports: the scheduler and the other \
+                     executors connect to them",
+                ));
+            }
             if *cores == Some(0) {
                 return Err(CanonError::request(
                     "--cores 0: an executor needs at least one task slot",
@@ -1321,11 +1348,15 @@ async fn cluster(role: &ClusterRole) -> Result<()> {
             let (host, port_text) = scheduler.rsplit_once(':').ok_or_else(|| {
                 CanonError::request(format!("--scheduler {scheduler}: expected HOST:PORT"))
             })?;
-            let scheduler_port = port_text.parse::<u16>().map_err(|_| {
-                CanonError::request(format!(
-                    "--scheduler {scheduler}: `{port_text}` is not a port number"
-                ))
-            })?;
+            let scheduler_port = port_text
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    CanonError::request(format!(
+                        "--scheduler {scheduler}: `{port_text}` is not a port number"
+                    ))
+                })?;
             std::fs::create_dir_all(work_dir).map_err(|e| CanonError::io(work_dir, e))?;
             crate::cluster::executor(crate::cluster::ExecutorPlace {
                 bind: *bind,

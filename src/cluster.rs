@@ -42,7 +42,7 @@ use crate::compile::declared::DeclaredTable;
 use crate::compile::survivors::Survivors;
 use crate::error::{CanonError, Result};
 use crate::run::wire::{PlanCodec, decode_udf, encode_files, encode_rows, encode_udf};
-use crate::run::{DataSource, Engine, ObjectsUnchanged};
+use crate::run::{DataSource, Engine, ObjectsUnchanged, declared_sources};
 
 /// The URLs of the files or objects a declared source is bound to, where
 /// the plan is made (the client).
@@ -270,6 +270,13 @@ pub async fn scheduler(address: SocketAddr) -> Result<()> {
         .with_port(address.port())
         .with_override_session_builder(Arc::new(scheduler_state));
     config.bind_host = address.ip().to_string();
+    // A job runs clean or fails: no task retried, no stage resubmitted.
+    // Ballista's recovery after an executor is lost mid-job (a stage and its
+    // map stage resubmitted after a failed shuffle fetch) gave wrong numbers
+    // with exit 0 in a hostile review (nineteenth session); the client runs
+    // the query again instead.
+    config.task_max_failures = 1;
+    config.stage_max_failures = 1;
     config.override_logical_codec = Some(Arc::new(ClusterLogicalCodec::default()));
     config.override_physical_codec = Some(Arc::new(ClusterPhysicalCodec::default()));
     let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
@@ -358,6 +365,7 @@ pub async fn remote(
     // plans each job once.
     let config = config
         .with_ballista_adaptive_query_planner(false)
+        .with_ballista_shuffle_reader_force_remote_read(true)
         .with_ballista_logical_extension_codec(Arc::new(codec))
         .with_ballista_physical_extension_codec(Arc::new(ClusterPhysicalCodec::default()));
     let state = SessionStateBuilder::new()
@@ -431,10 +439,12 @@ pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
         Ok((map.schema(), rows))
     });
     let deadline = job_deadline()?;
+    reachable_scheduler(url).await?;
     let session = remote(url, engine.session(), engine.source_urls(), work_out).await?;
     let state = session.state();
     let guarded = GuardedJobs {
         ballista: state.query_planner().clone(),
+        bind: BindSourceDebug(engine.source_urls()),
         unchanged: ObjectsUnchangedDebug(engine.objects_unchanged()),
         deadline,
     };
@@ -451,14 +461,48 @@ pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
 /// executor idle (Ballista 55 did, when dynamic filters reached it), and a
 /// client waiting on it would wait forever too.
 fn job_deadline() -> Result<Duration> {
+    const LONGEST: u64 = 30 * 24 * 3600;
     match std::env::var("CANON_CLUSTER_TIMEOUT") {
-        Err(_) => Ok(Duration::from_secs(3600)),
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        Ok(text) if !text.trim().is_empty() => match text.trim().parse::<u64>() {
+            Ok(seconds) if (1..=LONGEST).contains(&seconds) => Ok(Duration::from_secs(seconds)),
             _ => Err(CanonError::request(format!(
-                "CANON_CLUSTER_TIMEOUT={text}: expected a whole number of seconds above 0"
+                "CANON_CLUSTER_TIMEOUT={text}: expected a whole number of seconds from 1 to \
+                 {LONGEST} (30 days)"
             ))),
         },
+        // Unset or empty: one hour.
+        _ => Ok(Duration::from_secs(3600)),
+    }
+}
+
+/// The scheduler's address in `url` (`df://HOST:PORT`, nothing else), and
+/// whether something listens there, asked before any plan is written: a
+/// cluster that cannot be reached is said so, not blamed on the first
+/// metric's definition.
+async fn reachable_scheduler(url: &str) -> Result<()> {
+    let refused = |why: String| CanonError::request(format!("--cluster {url}: {why}"));
+    let parsed = url::Url::parse(url).map_err(|e| refused(format!("not a URL ({e})")))?;
+    if parsed.scheme() != "df"
+        || !parsed.path().trim_matches('/').is_empty()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+    {
+        return Err(refused("expected df://HOST:PORT, nothing more".into()));
+    }
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port()) else {
+        return Err(refused("expected df://HOST:PORT, with the port".into()));
+    };
+    let connect = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port));
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(refused(format!(
+            "cannot reach the scheduler: {e} (start one with `canon cluster scheduler`)"
+        ))),
+        Err(_) => Err(refused(
+            "the scheduler did not answer within 5 s (start one with `canon cluster scheduler`)"
+                .into(),
+        )),
     }
 }
 
@@ -467,6 +511,7 @@ fn job_deadline() -> Result<Duration> {
 #[derive(Debug)]
 struct GuardedJobs {
     ballista: Arc<dyn QueryPlanner + Send + Sync>,
+    bind: BindSourceDebug,
     unchanged: ObjectsUnchangedDebug,
     deadline: Duration,
 }
@@ -478,6 +523,15 @@ impl QueryPlanner for GuardedJobs {
         plan: &LogicalPlan,
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        // Every source bound here first, so a source that fails (a damaged
+        // footer, a missing column) fails as the located data error it is:
+        // bound while Ballista writes the plan, the error would come back as
+        // its text inside "failed to serialize logical plan".
+        let declared =
+            declared_sources(plan).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        for (system, table) in declared {
+            (self.bind)(&system, &table)?;
+        }
         let job = self.ballista.create_physical_plan(plan, session).await?;
         Ok(Arc::new(GuardedJob {
             properties: job.properties().clone(),
@@ -501,6 +555,23 @@ struct GuardedJob {
     plan: LogicalPlan,
     unchanged: ObjectsUnchangedDebug,
     deadline: Duration,
+}
+
+/// [`BindSource`], printable.
+struct BindSourceDebug(BindSource);
+
+impl std::ops::Deref for BindSourceDebug {
+    type Target = BindSource;
+
+    fn deref(&self) -> &BindSource {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for BindSourceDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BindSource")
+    }
 }
 
 /// [`ObjectsUnchanged`], printable.

@@ -62,7 +62,9 @@ pub enum DataSource {
 
 /// The declared sources (`system`, `table`) `plan` scans, in subqueries
 /// too; a merge map's own reads are not among them.
-fn declared_sources(plan: &LogicalPlan) -> Result<std::collections::BTreeSet<(String, String)>> {
+pub fn declared_sources(
+    plan: &LogicalPlan,
+) -> Result<std::collections::BTreeSet<(String, String)>> {
     use crate::compile::declared::DeclaredTable;
     use datafusion::catalog::default_table_source::source_as_provider;
     use datafusion::common::tree_node::TreeNodeRecursion;

@@ -579,7 +579,15 @@ impl StoreRoot {
                     )
                 };
                 match now {
-                    Ok(meta) if meta.e_tag == file.etag && meta.version == file.version => Ok(()),
+                    // A listing carries no versions on some stores (S3)
+                    // where a HEAD does: a version is compared only when
+                    // canon listed one.
+                    Ok(meta)
+                        if meta.e_tag == file.etag
+                            && (file.version.is_none() || meta.version == file.version) =>
+                    {
+                        Ok(())
+                    }
                     Ok(meta) => Err(changed(&FileFact::object_identity(
                         meta.e_tag.as_deref(),
                         meta.version.as_deref(),

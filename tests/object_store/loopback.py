@@ -134,6 +134,24 @@ class Loopback:
             ".upload_file(sys.argv[2], 'acme', sys.argv[3])"), self.endpoint, path, key],
             check=True)
 
+    def versioned_bucket(self, bucket: str) -> str:
+        """`bucket`, with versioning on, holding the data under `extracts`
+        as s3://acme does; returns its data root URL."""
+        subprocess.run([self.python, "-c", (
+            "import boto3, os, sys\n"
+            "s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='canon',"
+            " aws_secret_access_key='canon', region_name='us-east-1')\n"
+            "s3.create_bucket(Bucket=sys.argv[2])\n"
+            "s3.put_bucket_versioning(Bucket=sys.argv[2],"
+            " VersioningConfiguration={'Status': 'Enabled'})\n"
+            "for folder, _, files in os.walk(sys.argv[3]):\n"
+            "    for name in files:\n"
+            "        path = os.path.join(folder, name)\n"
+            "        key = 'extracts/' + os.path.relpath(path, sys.argv[3])\n"
+            "        s3.upload_file(path, sys.argv[2], key)\n"),
+            self.endpoint, bucket, self.data_dir], check=True)
+        return f"s3://{bucket}/extracts"
+
     def log_tail(self, chars: int = 4000) -> str:
         self.log.flush()
         return open(os.path.join(self.work, "cluster.log")).read()[-chars:]
