@@ -390,7 +390,7 @@ pub async fn remote(
 }
 
 /// Ballista's session configuration with the engine options canon sets on
-/// one machine (partitions, Parquet filter pushdown), except those Ballista
+/// one machine (Parquet filter pushdown), except those Ballista
 /// sets itself: its defaults are restrictions a cluster needs (dynamic
 /// filters, which cannot cross a stage boundary and left jobs hanging when
 /// canon's were copied over them; broadcast thresholds; sort-merge joins
