@@ -16,7 +16,8 @@ a job on executors that never answer fails at CANON_CLUSTER_TIMEOUT, and
 an object rewritten after canon listed it, before the executors read it,
 fails the run instead of giving a number over other bytes; wrong starts
 (bad ports, IPv6, unreachable or malformed --cluster, a huge
-CANON_CLUSTER_TIMEOUT) are refused clearly; a versioned bucket gives the
+CANON_CLUSTER_TIMEOUT) are refused clearly; an executor killed mid-query
+fails the run or leaves the number right; a versioned bucket gives the
 local number; a cluster run writes nothing to the result cache. Exits
 non-zero, with what differed, otherwise. Every process is stopped at the
 end.
@@ -165,6 +166,37 @@ def refusals(canon: str, loop: Loopback) -> list:
     return failures
 
 
+def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
+    """An executor killed mid-query: the run fails, or gives the local
+    number; never another number (Ballista's recovery gave grr 0.885295
+    for 0.877106, exit 0, before retries were turned off). Each trial on a
+    cluster of its own, after a warm-up run."""
+    command = ["query", "grr", "--as-of", "2025-12-31", "--format", "json"]
+    local = subprocess.run([plain_canon, "--project", ROOT, *command, "--data",
+                            os.path.join(ROOT, "sample_data")], env=loop.env,
+                           capture_output=True, text=True, timeout=300)
+    expected = json.loads(local.stdout)["value"]
+    failures, seen = [], []
+    for delay in [3.0, 4.0]:
+        scheduler = loop.start_cluster(cluster_canon)
+        run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
+               "--cluster", f"df://127.0.0.1:{scheduler}"]
+        env = {**loop.env, "CANON_CLUSTER_TIMEOUT": "40"}
+        subprocess.run(run, env=env, capture_output=True, timeout=300)
+        query = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        time.sleep(delay)
+        loop.executors[0].kill()
+        out, err = query.communicate(timeout=300)
+        loop.stop_cluster()
+        value = json.loads(out).get("value") if query.returncode == 0 and out.strip() else None
+        seen.append(f"{delay} s: " + ("failed" if value is None else str(value)))
+        if value is not None and value != expected:
+            failures.append(f"executor killed at {delay} s: grr {value}, locally {expected}")
+    print(f"{'executor killed':15} {', '.join(seen)} (local {expected})")
+    return failures
+
+
 def main() -> None:
     args = sys.argv[1:]
     metrics = list(METRICS)
@@ -237,6 +269,9 @@ def main() -> None:
             failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
         failures += guards(loop, cluster_canon, plain_canon, scheduler)
         failures += refusals(cluster_canon, loop)
+        loop.stop_cluster()
+        failures += kills(loop, cluster_canon, plain_canon)
+        scheduler = loop.start_cluster(cluster_canon)
         # A versioned bucket: HEAD gives versions its listing does not.
         t = time.time()
         versioned = loop.versioned_bucket("acme-versioned")
