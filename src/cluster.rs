@@ -42,7 +42,7 @@ use crate::compile::declared::DeclaredTable;
 use crate::compile::survivors::Survivors;
 use crate::error::{CanonError, Result};
 use crate::run::wire::{PlanCodec, decode_udf, encode_files, encode_rows, encode_udf};
-use crate::run::{DataSource, Engine, ObjectsUnchanged, declared_sources};
+use crate::run::{DataSource, DeclaredSources, Engine, ObjectsUnchanged, declared_sources};
 
 /// The URLs of the files or objects a declared source is bound to, where
 /// the plan is made (the client).
@@ -444,8 +444,8 @@ pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
     let state = session.state();
     let guarded = GuardedJobs {
         ballista: state.query_planner().clone(),
-        bind: BindSourceDebug(engine.source_urls()),
-        unchanged: ObjectsUnchangedDebug(engine.objects_unchanged()),
+        bind: Opaque(engine.source_urls()),
+        unchanged: Opaque(engine.objects_unchanged()),
         deadline,
     };
     let state = SessionStateBuilder::new_from_existing(state)
@@ -511,8 +511,8 @@ async fn reachable_scheduler(url: &str) -> Result<()> {
 #[derive(Debug)]
 struct GuardedJobs {
     ballista: Arc<dyn QueryPlanner + Send + Sync>,
-    bind: BindSourceDebug,
-    unchanged: ObjectsUnchangedDebug,
+    bind: Opaque<BindSource>,
+    unchanged: Opaque<ObjectsUnchanged>,
     deadline: Duration,
 }
 
@@ -529,14 +529,14 @@ impl QueryPlanner for GuardedJobs {
         // its text inside "failed to serialize logical plan".
         let declared =
             declared_sources(plan).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        for (system, table) in declared {
-            (self.bind)(&system, &table)?;
+        for (system, table) in &declared {
+            (self.bind)(system, table)?;
         }
         let job = self.ballista.create_physical_plan(plan, session).await?;
         Ok(Arc::new(GuardedJob {
             properties: job.properties().clone(),
             job,
-            plan: plan.clone(),
+            declared: Arc::new(declared),
             unchanged: self.unchanged.clone(),
             deadline: self.deadline,
         }))
@@ -552,35 +552,28 @@ impl QueryPlanner for GuardedJobs {
 struct GuardedJob {
     job: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
-    plan: LogicalPlan,
-    unchanged: ObjectsUnchangedDebug,
+    /// The sources the job reads, found once when it was planned.
+    declared: Arc<DeclaredSources>,
+    unchanged: Opaque<ObjectsUnchanged>,
     deadline: Duration,
 }
 
-/// [`BindSource`], printable.
-struct BindSourceDebug(BindSource);
+/// A closure the planner holds, printed by its type's name only (the
+/// planner and the job must be `Debug`).
+#[derive(Clone)]
+struct Opaque<T>(T);
 
-impl std::ops::Deref for BindSourceDebug {
-    type Target = BindSource;
+impl<T> std::ops::Deref for Opaque<T> {
+    type Target = T;
 
-    fn deref(&self) -> &BindSource {
+    fn deref(&self) -> &T {
         &self.0
     }
 }
 
-impl std::fmt::Debug for BindSourceDebug {
+impl<T> std::fmt::Debug for Opaque<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BindSource")
-    }
-}
-
-/// [`ObjectsUnchanged`], printable.
-#[derive(Clone)]
-struct ObjectsUnchangedDebug(ObjectsUnchanged);
-
-impl std::fmt::Debug for ObjectsUnchangedDebug {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ObjectsUnchanged")
+        f.write_str(std::any::type_name::<T>())
     }
 }
 
@@ -622,7 +615,7 @@ impl ExecutionPlan for GuardedJob {
         Ok(Arc::new(GuardedJob {
             properties: job.properties().clone(),
             job,
-            plan: self.plan.clone(),
+            declared: self.declared.clone(),
             unchanged: self.unchanged.clone(),
             deadline: self.deadline,
         }))
@@ -639,10 +632,10 @@ impl ExecutionPlan for GuardedJob {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let limit = self.deadline.as_secs();
         let check = self.unchanged.0.clone();
-        let plan = self.plan.clone();
+        let declared = self.declared.clone();
         let guarded = futures::stream::unfold(Some(batches), move |reading| {
             let check = check.clone();
-            let plan = plan.clone();
+            let declared = declared.clone();
             async move {
                 let mut batches = reading?;
                 match tokio::time::timeout_at(deadline, batches.next()).await {
@@ -650,13 +643,13 @@ impl ExecutionPlan for GuardedJob {
                     // A job that failed over objects rewritten under it
                     // failed for that (a footer where the listed size
                     // said, from other bytes): said so, at their table.
-                    Ok(Some(Err(e))) => match check(&plan).await {
+                    Ok(Some(Err(e))) => match check(&declared).await {
                         Ok(()) => Some((Err(e), None)),
                         Err(changed) => {
                             Some((Err(DataFusionError::External(Box::new(changed))), None))
                         }
                     },
-                    Ok(None) => match check(&plan).await {
+                    Ok(None) => match check(&declared).await {
                         Ok(()) => None,
                         Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
                     },

@@ -60,15 +60,16 @@ pub enum DataSource {
     Empty,
 }
 
-/// The declared sources (`system`, `table`) `plan` scans, in subqueries
-/// too; a merge map's own reads are not among them.
-pub fn declared_sources(
-    plan: &LogicalPlan,
-) -> Result<std::collections::BTreeSet<(String, String)>> {
+/// Declared sources, each as (`system`, `table`).
+pub type DeclaredSources = std::collections::BTreeSet<(String, String)>;
+
+/// The declared sources `plan` scans, in subqueries too; a merge map's own
+/// reads are not among them.
+pub fn declared_sources(plan: &LogicalPlan) -> Result<DeclaredSources> {
     use crate::compile::declared::DeclaredTable;
     use datafusion::catalog::default_table_source::source_as_provider;
     use datafusion::common::tree_node::TreeNodeRecursion;
-    let mut declared = std::collections::BTreeSet::new();
+    let mut declared = DeclaredSources::new();
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = source_as_provider(&scan.source)
@@ -96,7 +97,7 @@ pub type SourceUrls =
 /// See [`Engine::objects_unchanged`].
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub type ObjectsUnchanged =
-    Arc<dyn Fn(&LogicalPlan) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
+    Arc<dyn Fn(&DeclaredSources) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
 
 /// A source's table, bound once (see `Sources::providers`).
 type Binding = Arc<tokio::sync::OnceCell<Arc<dyn TableProvider>>>;
@@ -267,21 +268,22 @@ impl Engine {
     }
 
     /// Checks, once a plan has run where canon's pinned reads do not reach
-    /// (a cluster's executors), that every object of every source the plan
-    /// reads directly still is the one canon listed, checked and reports in
-    /// lineage; a rewritten or deleted object fails the run as a data error
-    /// at its table. Merge maps are worked out here, through the pins.
+    /// (a cluster's executors), that every object of the `declared` sources
+    /// it read directly ([`declared_sources`]) still is the one canon
+    /// listed, checked and reports in lineage; a rewritten or deleted object
+    /// fails the run as a data error at its table. Merge maps are worked out
+    /// here, through the pins.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub fn objects_unchanged(&self) -> ObjectsUnchanged {
         let sources = self.sources.clone();
-        Arc::new(move |plan: &LogicalPlan| {
+        Arc::new(move |declared: &DeclaredSources| {
             let sources = sources.clone();
-            let declared = declared_sources(plan);
+            let declared = declared.clone();
             Box::pin(async move {
                 let DataSource::Store(root) = &sources.data else {
                     return Ok(());
                 };
-                for (system, table) in declared? {
+                for (system, table) in declared {
                     let files = sources
                         .registered
                         .lock()
