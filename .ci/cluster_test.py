@@ -19,11 +19,13 @@ fails the run instead of giving a number over other bytes; wrong starts
 CANON_CLUSTER_TIMEOUT) are refused clearly; a versioned bucket gives the
 local number; a cluster run writes nothing to the result cache.
 
-`--kills` adds the trial of an executor killed mid-query, which must fail
-the run or leave the number right. It does not hold yet (a KNOWN DEFECT,
-issue 18's notes): even with Ballista's retries off, a kill 4 s into a grr
-query has given 0.907200 or 0.889383 for 0.877106 with exit 0. It is left
-out of CI until that is fixed, not weakened to pass. Exits
+Then executors killed: one killed between two jobs (the scheduler finds it
+gone when it launches the next job's tasks and Ballista reschedules them)
+must make that run fail with canon's refusal, and the run after it give the
+local number; one killed 3 s and 4 s into a grr query must fail the run
+within 90 s (no CANON_CLUSTER_TIMEOUT set) or leave the number right. Before
+canon's scheduler refused recovered jobs (src/cluster/clean_jobs.rs), such a
+kill gave grr 0.907200 or 0.889383 for 0.877106 with exit 0. Exits
 non-zero, with what differed, otherwise. Every process is stopped at the
 end.
 
@@ -172,40 +174,76 @@ def refusals(canon: str, loop: Loopback) -> list:
 
 
 def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
-    """An executor killed mid-query: the run fails, or gives the local
-    number; never another number (Ballista's recovery gave grr 0.885295
-    for 0.877106, exit 0, before retries were turned off). Each trial on a
-    cluster of its own, after a warm-up run."""
+    """Executors killed: runs fail clearly or give the local number, never
+    another number. Each trial on a cluster of its own, after a warm-up."""
+    failures = []
+    # Killed between jobs: Ballista finds it gone when it launches the next
+    # job's tasks, removes it and reruns them elsewhere; canon's scheduler
+    # refuses that job's answer, and the next run is clean.
+    t = time.time()
+    command = ["query", "bookings", "--period", PERIOD, "--format", "json"]
+    local = subprocess.run([plain_canon, "--project", ROOT, *command, "--data",
+                            os.path.join(ROOT, "sample_data")], env=loop.env,
+                           capture_output=True, text=True, timeout=300)
+    expected = json.loads(local.stdout)["value"]
+    scheduler = loop.start_cluster(cluster_canon)
+    run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
+           "--cluster", f"df://127.0.0.1:{scheduler}"]
+    subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
+    loop.executors[0].kill()
+    loop.executors[0].wait()
+    refused = subprocess.run(run, env=loop.env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(run, env=loop.env, capture_output=True, text=True, timeout=300)
+    loop.stop_cluster()
+    said = "the cluster failed: canon refuses this job's answer: an executor was lost"
+    if refused.returncode != 1 or said not in refused.stderr:
+        failures.append(f"killed between jobs: exit {refused.returncode}, "
+                        f"{refused.stdout[-300:]} {refused.stderr[-600:]}")
+    value = json.loads(again.stdout).get("value") if again.returncode == 0 else None
+    if value != expected:
+        failures.append(f"the run after the refused one: exit {again.returncode}, {value} "
+                        f"for {expected}: {again.stderr[-600:]}")
+    print(f"{'killed between':15} refused (exit {refused.returncode}), then {value} "
+          f"(local {expected})  ({time.time() - t:.1f} s)")
+
+    # Killed mid-query.
     command = ["query", "grr", "--as-of", "2025-12-31", "--format", "json"]
     local = subprocess.run([plain_canon, "--project", ROOT, *command, "--data",
                             os.path.join(ROOT, "sample_data")], env=loop.env,
                            capture_output=True, text=True, timeout=300)
     expected = json.loads(local.stdout)["value"]
-    failures, seen = [], []
+    seen = []
     for delay in [3.0, 4.0]:
         scheduler = loop.start_cluster(cluster_canon)
         run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
                "--cluster", f"df://127.0.0.1:{scheduler}"]
-        env = {**loop.env, "CANON_CLUSTER_TIMEOUT": "40"}
-        subprocess.run(run, env=env, capture_output=True, timeout=300)
-        query = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
+        t = time.time()
+        query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         loop.executors[0].kill()
-        out, err = query.communicate(timeout=300)
+        try:
+            out, err = query.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            query.kill()
+            out, err = query.communicate()
+            failures.append(f"executor killed at {delay} s: the run still waits after 90 s")
+        took = time.time() - t
         loop.stop_cluster()
         value = json.loads(out).get("value") if query.returncode == 0 and out.strip() else None
-        seen.append(f"{delay} s: " + ("failed" if value is None else str(value)))
+        seen.append(f"{delay} s: " + ("failed" if value is None else str(value))
+                    + f" in {took:.0f} s")
         if value is not None and value != expected:
             failures.append(f"executor killed at {delay} s: grr {value}, locally {expected}")
-    print(f"{'executor killed':15} {', '.join(seen)} (local {expected})")
+        if value is None and "the cluster failed" not in err:
+            failures.append(f"executor killed at {delay} s: unclear failure: {err[-600:]}")
+    print(f"{'killed mid-job':15} {', '.join(seen)} (local {expected})")
     return failures
 
 
 def main() -> None:
     args = sys.argv[1:]
-    kill_trials = "--kills" in args
-    args = [a for a in args if a != "--kills"]
     metrics = list(METRICS)
     while "--metric" in args:
         i = args.index("--metric")
@@ -276,10 +314,9 @@ def main() -> None:
             failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
         failures += guards(loop, cluster_canon, plain_canon, scheduler)
         failures += refusals(cluster_canon, loop)
-        if kill_trials:
-            loop.stop_cluster()
-            failures += kills(loop, cluster_canon, plain_canon)
-            scheduler = loop.start_cluster(cluster_canon)
+        loop.stop_cluster()
+        failures += kills(loop, cluster_canon, plain_canon)
+        scheduler = loop.start_cluster(cluster_canon)
         # A versioned bucket: HEAD gives versions its listing does not.
         t = time.time()
         versioned = loop.versioned_bucket("acme-versioned")

@@ -189,6 +189,14 @@ pub enum CanonError {
     #[error("query engine: {0}{hint}", hint = past_the_memory_limit(.0))]
     Engine(#[source] datafusion::error::DataFusionError),
 
+    /// The cluster could not give a job's answer (`--cluster`): it stalled
+    /// past its deadline, an executor it needed was unreachable, or the
+    /// scheduler refused an answer Ballista recovered. Not a fault of the
+    /// definitions or the data, so not placed in them; running again on a
+    /// healthy cluster is the remedy.
+    #[error("the cluster failed: {0}")]
+    Cluster(String),
+
     /// A metric's inputs fail a quality gate: no number is given without
     /// an explicit override (`--allow-stale`).
     #[error("{0}")]
