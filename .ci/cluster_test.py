@@ -23,7 +23,8 @@ Then executors killed: one killed between two jobs (the scheduler finds it
 gone when it launches the next job's tasks and Ballista reschedules them)
 must make that run fail with canon's refusal, and the run after it give the
 local number; one killed 3 s and 4 s into a grr query must fail the run
-within 90 s (no CANON_CLUSTER_TIMEOUT set) or leave the number right. Before
+within 90 s (no CANON_CLUSTER_TIMEOUT set) or leave the number right; the
+scheduler killed mid-query must fail the run as the cluster's failure. Before
 canon's scheduler refused recovered jobs (src/cluster/clean_jobs.rs), such a
 kill gave grr 0.907200 or 0.889383 for 0.877106 with exit 0. Exits
 non-zero, with what differed, otherwise. Every process is stopped at the
@@ -239,6 +240,26 @@ def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
         if value is None and "the cluster failed" not in err:
             failures.append(f"executor killed at {delay} s: unclear failure: {err[-600:]}")
     print(f"{'killed mid-job':15} {', '.join(seen)} (local {expected})")
+
+    # The scheduler killed mid-query: the client's connection breaks; a
+    # cluster failure, not an engine error placed in grr's definition.
+    scheduler = loop.start_cluster(cluster_canon)
+    run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
+           "--cluster", f"df://127.0.0.1:{scheduler}"]
+    subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
+    query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    loop.cluster[0].kill()
+    out, err = query.communicate(timeout=90)
+    loop.stop_cluster()
+    value = json.loads(out).get("value") if query.returncode == 0 and out.strip() else None
+    clear = value == expected or (query.returncode == 1 and "error: the cluster failed" in err
+                                  and "customers.yaml" not in err)
+    print(f"{'scheduler killed':15} exit {query.returncode}, "
+          f"{'a cluster failure' if clear else 'UNCLEAR'}")
+    if not clear:
+        failures.append(f"scheduler killed mid-job: exit {query.returncode}, {err[-600:]}")
     return failures
 
 

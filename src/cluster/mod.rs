@@ -703,6 +703,14 @@ fn job_failure(e: DataFusionError) -> DataFusionError {
     .any(|m| message.contains(m))
     {
         format!("a task could not reach an executor (it may have stopped): {message}")
+    } else if ["h2 protocol error", "Stream closed without job completing"]
+        .iter()
+        .any(|m| message.contains(m))
+    {
+        format!(
+            "the connection to the cluster broke while the job ran (its scheduler or an \
+             executor may have stopped): {message}"
+        )
     } else {
         return e;
     };
