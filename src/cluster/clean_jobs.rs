@@ -6,17 +6,18 @@
 //! `.ci/cluster_test.py` got grr 0.907200 where the data give 0.877106,
 //! with exit 0 (nineteenth session). Where in Ballista that answer went
 //! wrong is not known; what canon can know is that recovery happened. So
-//! the scheduler fails a finished job, and the client reports the failure
-//! and exits non-zero, when either
+//! the scheduler fails a finished job when either
 //! - an executor was lost (removed for any reason) after the job was
 //!   accepted and before it finished, or
 //! - any of its stages ran more than once, or holds a task that failed or
 //!   was reset (every recovery leaves one of these in the job's graph).
 //!
-//! A clean run of the same query again gives the governed number; a wrong
-//! one never leaves the scheduler. Both checks sit where every status a
-//! client receives passes ([`JobState::save_job`]: Ballista's clients
-//! follow their job by subscription, which that call feeds).
+//! Both checks sit where every status a client receives passes
+//! ([`JobState::save_job`]: Ballista's clients follow their job by
+//! subscription, which that call feeds). The client runs a refused job
+//! once more from the start (`GuardedJob`) and fails the run if that is
+//! refused too: a clean run gives the governed number; a recovered one
+//! never leaves the scheduler.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,7 +85,14 @@ pub(super) fn recovered(graph: &ExecutionGraphBox) -> Option<String> {
 
 /// How the message of a job failed for having been recovered starts (the
 /// client finds it in Ballista's error).
-pub(super) const REFUSAL: &str = "canon refuses this job's answer";
+const REFUSAL: &str = "canon refuses this job's answer";
+
+/// The scheduler's refusal inside a failed job's error, if that is why
+/// it failed.
+pub(super) fn refused(e: &datafusion::error::DataFusionError) -> Option<String> {
+    let message = e.to_string();
+    message.find(REFUSAL).map(|at| message[at..].to_owned())
+}
 
 /// The message of a job failed for having been recovered.
 fn refusal(why: &str) -> String {

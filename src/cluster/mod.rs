@@ -642,47 +642,95 @@ impl ExecutionPlan for GuardedJob {
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         use futures::StreamExt;
-        let batches = self.job.execute(partition, context)?;
+        let batches = self.job.execute(partition, context.clone())?;
         let schema = batches.schema();
         let deadline = tokio::time::Instant::now() + self.deadline;
         let limit = self.deadline.as_secs();
         let check = self.unchanged.0.clone();
         let declared = self.declared.clone();
-        let guarded = futures::stream::unfold(Some(batches), move |reading| {
+        let job = self.job.clone();
+        let reading = Reading {
+            batches,
+            answered: false,
+            rerun: false,
+        };
+        let guarded = futures::stream::unfold(Some(reading), move |reading| {
             let check = check.clone();
             let declared = declared.clone();
+            let job = job.clone();
+            let context = context.clone();
             async move {
-                let mut batches = reading?;
-                match tokio::time::timeout_at(deadline, batches.next()).await {
-                    Ok(Some(Ok(batch))) => Some((Ok(batch), Some(batches))),
-                    // A job that failed over objects rewritten under it
-                    // failed for that (a footer where the listed size
-                    // said, from other bytes): said so, at their table.
-                    Ok(Some(Err(e))) => match check(&declared).await {
-                        Ok(()) => Some((Err(job_failure(e)), None)),
-                        Err(changed) => {
-                            Some((Err(DataFusionError::External(Box::new(changed))), None))
+                let mut reading = reading?;
+                loop {
+                    let next = tokio::time::timeout_at(deadline, reading.batches.next()).await;
+                    return match next {
+                        Ok(Some(Ok(batch))) => {
+                            reading.answered = true;
+                            Some((Ok(batch), Some(reading)))
                         }
-                    },
-                    Ok(None) => match check(&declared).await {
-                        Ok(()) => None,
-                        Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
-                    },
-                    Err(_) => Some((
-                        Err(DataFusionError::External(Box::new(CanonError::Cluster(
-                            format!(
-                                "a job on the cluster did not finish within {limit} s \
-                             (CANON_CLUSTER_TIMEOUT): it may have stalled on the scheduler, \
-                             whose log says why, and may still be running there"
-                            ),
-                        )))),
-                        None,
-                    )),
+                        // A job the scheduler refused for having been
+                        // recovered (an executor lost) is run once more,
+                        // from scratch, before any of its answer was read:
+                        // a clean run of the same plan is the answer.
+                        Ok(Some(Err(e)))
+                            if !reading.answered
+                                && !reading.rerun
+                                && clean_jobs::refused(&e).is_some() =>
+                        {
+                            tracing::warn!(
+                                "Ballista recovered a job after a failure (an executor lost or a \
+                                 task run again); canon refused its answer and runs the job \
+                                 again from the start"
+                            );
+                            match job.execute(partition, context.clone()) {
+                                Ok(batches) => {
+                                    reading = Reading {
+                                        batches,
+                                        answered: false,
+                                        rerun: true,
+                                    };
+                                    continue;
+                                }
+                                Err(e) => Some((Err(job_failure(e)), None)),
+                            }
+                        }
+                        // A job that failed over objects rewritten under it
+                        // failed for that (a footer where the listed size
+                        // said, from other bytes): said so, at their table.
+                        Ok(Some(Err(e))) => match check(&declared).await {
+                            Ok(()) => Some((Err(job_failure(e)), None)),
+                            Err(changed) => {
+                                Some((Err(DataFusionError::External(Box::new(changed))), None))
+                            }
+                        },
+                        Ok(None) => match check(&declared).await {
+                            Ok(()) => None,
+                            Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
+                        },
+                        Err(_) => Some((
+                            Err(DataFusionError::External(Box::new(CanonError::Cluster(
+                                format!(
+                                    "a job on the cluster did not finish within {limit} s \
+                                 (CANON_CLUSTER_TIMEOUT): it may have stalled on the scheduler, \
+                                 whose log says why, and may still be running there"
+                                ),
+                            )))),
+                            None,
+                        )),
+                    };
                 }
             }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded)))
     }
+}
+
+/// A job's answer being read: whether any of it has arrived (a job is run
+/// again only before), and whether this is already the job run again.
+struct Reading {
+    batches: SendableRecordBatchStream,
+    answered: bool,
+    rerun: bool,
 }
 
 /// A failed job's error as the user should read it: the cluster's own
@@ -692,8 +740,8 @@ impl ExecutionPlan for GuardedJob {
 /// stay engine errors, for canon to place in the definition that failed.
 fn job_failure(e: DataFusionError) -> DataFusionError {
     let message = e.to_string();
-    let said = if let Some(at) = message.find(clean_jobs::REFUSAL) {
-        message[at..].to_owned()
+    let said = if let Some(refusal) = clean_jobs::refused(&e) {
+        refusal
     } else if [
         "tcp connect error",
         "Error connecting to Ballista",
