@@ -39,6 +39,8 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use object_store::ObjectStore;
 
 mod clean_jobs;
+#[cfg(test)]
+mod tests;
 
 use crate::compile::declared::DeclaredTable;
 use crate::compile::survivors::Survivors;

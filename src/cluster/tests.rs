@@ -1,0 +1,203 @@
+//! How a guarded job reads its job's answer: a job the scheduler refused
+//! is run once more, never twice and never after part of its answer was
+//! read; the cluster's failures are the cluster's, an engine error stays
+//! the engine's. The job is a scripted plan: each call of `execute` plays
+//! the next script.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use datafusion::arrow::array::Int64Array;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::Partitioning;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use futures::TryStreamExt;
+
+use super::*;
+
+/// What one run of the job sends: batches of one number, or errors.
+type Script = Vec<DfResult<i64>>;
+
+#[derive(Debug)]
+struct Scripted {
+    runs: Mutex<VecDeque<Script>>,
+    properties: Arc<PlanProperties>,
+    started: Mutex<usize>,
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]))
+}
+
+impl Scripted {
+    fn new(runs: Vec<Script>) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            runs: Mutex::new(runs.into()),
+            properties: Arc::new(PlanProperties::new(
+                EquivalenceProperties::new(schema()),
+                Partitioning::UnknownPartitioning(1),
+                EmissionType::Incremental,
+                Boundedness::Bounded,
+            )),
+            started: Mutex::new(0),
+        })
+    }
+
+    fn started(&self) -> usize {
+        *self.started.lock().unwrap()
+    }
+}
+
+impl DisplayAs for Scripted {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Scripted")
+    }
+}
+
+impl ExecutionPlan for Scripted {
+    fn name(&self) -> &str {
+        "Scripted"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_plan::PhysicalExpr>,
+        ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion>,
+    ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion> {
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, _: usize, _: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        *self.started.lock().unwrap() += 1;
+        let script = self.runs.lock().unwrap().pop_front().ok_or_else(|| {
+            DataFusionError::Internal("the job was run more often than scripted".into())
+        })?;
+        let items = script.into_iter().map(|item| {
+            item.map(|n| {
+                RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![n]))]).unwrap()
+            })
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema(),
+            futures::stream::iter(items),
+        )))
+    }
+}
+
+/// The numbers a guarded run of `job` answers, or its error's text and
+/// whether it is the cluster's failure.
+async fn guarded(job: Arc<Scripted>) -> std::result::Result<Vec<i64>, (String, bool)> {
+    let unchanged: ObjectsUnchanged = Arc::new(|_| Box::pin(async { Ok(()) }));
+    let guard = GuardedJob {
+        properties: job.properties().clone(),
+        job,
+        declared: Arc::new(DeclaredSources::new()),
+        unchanged: Opaque(unchanged),
+        deadline: Duration::from_secs(30),
+    };
+    let stream = guard
+        .execute(0, Arc::new(TaskContext::default()))
+        .map_err(|e| (e.to_string(), false))?;
+    match stream.try_collect::<Vec<_>>().await {
+        Ok(batches) => Ok(batches
+            .iter()
+            .flat_map(|b| {
+                let n = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                n.values().to_vec()
+            })
+            .collect()),
+        Err(e) => {
+            let cluster = matches!(
+                &e,
+                DataFusionError::External(inner)
+                    if matches!(inner.downcast_ref::<CanonError>(), Some(CanonError::Cluster(_)))
+            );
+            Err((e.to_string(), cluster))
+        }
+    }
+}
+
+/// The scheduler's refusal as Ballista's client hands it over.
+fn refused() -> DfResult<i64> {
+    Err(DataFusionError::Execution(
+        "Job abc failed: canon refuses this job's answer: an executor was lost while it ran".into(),
+    ))
+}
+
+#[tokio::test]
+async fn a_refused_job_is_run_again_and_its_clean_run_answers() {
+    let job = Scripted::new(vec![vec![refused()], vec![Ok(41), Ok(1)]]);
+    assert_eq!(guarded(job.clone()).await, Ok(vec![41, 1]));
+    assert_eq!(job.started(), 2);
+}
+
+#[tokio::test]
+async fn a_job_refused_twice_is_the_clusters_failure() {
+    let job = Scripted::new(vec![vec![refused()], vec![refused()]]);
+    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
+    assert!(cluster, "{said}");
+    assert!(
+        said.contains("the cluster failed: canon refuses this job's answer: an executor was lost"),
+        "{said}"
+    );
+    assert_eq!(job.started(), 2);
+}
+
+#[tokio::test]
+async fn a_job_refused_after_part_of_its_answer_was_read_is_not_run_again() {
+    // A rerun would send the first batch twice (7 + 7 + 8 instead of 7 + 8).
+    let job = Scripted::new(vec![vec![Ok(7), refused()], vec![Ok(7), Ok(8)]]);
+    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
+    assert!(cluster, "{said}");
+    assert_eq!(job.started(), 1);
+}
+
+#[tokio::test]
+async fn an_engine_error_is_not_run_again_and_stays_the_engines() {
+    let job = Scripted::new(vec![
+        vec![Err(DataFusionError::Execution(
+            "Divide by zero error".into(),
+        ))],
+        vec![Ok(1)],
+    ]);
+    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
+    assert!(!cluster, "{said}");
+    assert!(said.contains("Divide by zero error"), "{said}");
+    assert_eq!(job.started(), 1);
+}
+
+#[tokio::test]
+async fn an_executor_out_of_reach_is_the_clusters_failure_and_not_run_again() {
+    let job = Scripted::new(vec![
+        vec![Err(DataFusionError::Execution(
+            "Error connecting to Ballista scheduler or executor at http://127.0.0.1:1: \
+             tcp connect error"
+                .into(),
+        ))],
+        vec![Ok(1)],
+    ]);
+    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
+    assert!(cluster, "{said}");
+    assert!(
+        said.contains("a task could not reach an executor"),
+        "{said}"
+    );
+    assert_eq!(job.started(), 1);
+}
