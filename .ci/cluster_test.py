@@ -14,7 +14,8 @@ nrr and the bridge from the bucket must write the same files on the
 cluster as on this machine (but for the stamps of when). Then the guards:
 a job on executors that never answer fails at CANON_CLUSTER_TIMEOUT, and
 an object rewritten after canon listed it, before the executors read it,
-fails the run instead of giving a number over other bytes; wrong starts
+fails the run instead of giving a number over other bytes, and a damaged
+data page an executor cannot decode is a data error, not the definition's; wrong starts
 (bad ports, IPv6, unreachable or malformed --cluster, a huge
 CANON_CLUSTER_TIMEOUT) are refused clearly; a versioned bucket gives the
 local number; a cluster run writes nothing to the result cache.
@@ -83,8 +84,9 @@ def published_files(folder: str) -> dict:
 
 
 def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int) -> list:
-    """A stalled job and an object rewritten while the executors read it:
-    each must fail the run with a clear error, never hang or answer."""
+    """A stalled job, an object rewritten while the executors read it and a
+    damaged data page: each must fail the run with a clear error, never hang
+    or answer."""
     failures = []
     env = loop.env
     command = [cluster_canon, "--project", ROOT, "query", "bookings", "--period", PERIOD,
@@ -132,6 +134,33 @@ def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int)
           f"({time.time() - t:.1f} s)")
     if not caught:
         failures.append(f"an object rewritten mid-run: exit {run.returncode}, {err[-600:]}")
+
+    # A damaged data page (the footer intact, so the client's checks pass):
+    # the executor's decode error is the data's fault, a data error at the
+    # data root as on one machine reading the store, not an engine error
+    # placed in arr's definition (metrics/customers.yaml).
+    key = "extracts/billing/rate_plan_charge/part-00000.parquet"
+    good = os.path.join(ROOT, "sample_data/billing/rate_plan_charge/part-00000.parquet")
+    damaged = os.path.join(loop.work, "damaged.parquet")
+    data = bytearray(open(good, "rb").read())
+    for i in range(len(data) // 3, len(data) // 3 + 2000):
+        data[i] ^= 0x5A
+    open(damaged, "wb").write(bytes(data))
+    t = time.time()
+    loop.upload(damaged, key)
+    try:
+        out = subprocess.run(
+            [cluster_canon, "--project", ROOT, "query", "arr", "--as-of", "2025-12-31",
+             "--data", BUCKET_URL, "--cluster", f"df://127.0.0.1:{scheduler}"],
+            env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        loop.upload(good, key)
+    located = out.returncode == 1 and "data error in the data root" in out.stderr \
+        and "does not decode" in out.stderr and "customers.yaml" not in out.stderr
+    print(f"{'damaged page':15} {'a data error' if located else 'NOT LOCATED'} "
+          f"({time.time() - t:.1f} s)")
+    if not located:
+        failures.append(f"a damaged page: exit {out.returncode}, {out.stderr[-600:]}")
     return failures
 
 

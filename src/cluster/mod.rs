@@ -739,7 +739,8 @@ struct Reading {
 /// failures (an answer the scheduler refused, an executor that could not
 /// be reached) are the cluster's, said without Ballista's wrapping and not
 /// placed in a definition; the engine's (a division by zero, a bad cast)
-/// stay engine errors, for canon to place in the definition that failed.
+/// stay engine errors, for canon to place in the definition that failed,
+/// and an object an executor could not decode is the data's.
 fn job_failure(e: DataFusionError) -> DataFusionError {
     let message = e.to_string();
     let said = if let Some(refusal) = clean_jobs::refused(&e) {
@@ -761,6 +762,19 @@ fn job_failure(e: DataFusionError) -> DataFusionError {
             "the connection to the cluster broke while the job ran (its scheduler or an \
              executor may have stopped): {message}"
         )
+    } else if ["ParquetError(", "Parquet error"]
+        .iter()
+        .any(|m| message.contains(m))
+    {
+        // An executor could not decode an object it read: the data's
+        // fault, not the definition's. Ballista hands the reader's error
+        // over as text; typed again, it is located like a local run's
+        // (`run::store`: a data error at the data root, exit 1).
+        return DataFusionError::External(Box::new(
+            datafusion::parquet::errors::ParquetError::General(format!(
+                "on an executor: {message}"
+            )),
+        ));
     } else {
         return e;
     };

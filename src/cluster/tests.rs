@@ -101,18 +101,23 @@ impl ExecutionPlan for Scripted {
     }
 }
 
-/// The numbers a guarded run of `job` answers, or its error's text and
-/// whether it is the cluster's failure.
-async fn guarded(job: Arc<Scripted>) -> std::result::Result<Vec<i64>, (String, bool)> {
+/// `job` guarded as the client guards a cluster's job, over objects that
+/// never change.
+fn guard(job: Arc<Scripted>) -> GuardedJob {
     let unchanged: ObjectsUnchanged = Arc::new(|_| Box::pin(async { Ok(()) }));
-    let guard = GuardedJob {
+    GuardedJob {
         properties: job.properties().clone(),
         job,
         declared: Arc::new(DeclaredSources::new()),
         unchanged: Opaque(unchanged),
         deadline: Duration::from_secs(30),
-    };
-    let stream = guard
+    }
+}
+
+/// The numbers a guarded run of `job` answers, or its error's text and
+/// whether it is the cluster's failure.
+async fn guarded(job: Arc<Scripted>) -> std::result::Result<Vec<i64>, (String, bool)> {
+    let stream = guard(job)
         .execute(0, Arc::new(TaskContext::default()))
         .map_err(|e| (e.to_string(), false))?;
     match stream.try_collect::<Vec<_>>().await {
@@ -198,6 +203,31 @@ async fn an_executor_out_of_reach_is_the_clusters_failure_and_not_run_again() {
     assert!(
         said.contains("a task could not reach an executor"),
         "{said}"
+    );
+    assert_eq!(job.started(), 1);
+}
+
+#[tokio::test]
+async fn an_object_an_executor_cannot_decode_is_the_datas_fault_and_not_run_again() {
+    // As Ballista's client hands over a task's decode error (a damaged page
+    // in billing/rate_plan_charge, the nineteenth session's hostile review).
+    let job = Scripted::new(vec![
+        vec![Err(DataFusionError::Execution(
+            "Job 038J8NJBG0000 failed: Job failed due to stage 1 failed: Task failed due to \
+             runtime execution error: DataFusionError(Shared(External(ArrowError(ParquetError(\
+             \"Parquet error: dictionary key beyond bounds of dictionary: 0..3635\")))))"
+                .into(),
+        ))],
+        vec![Ok(1)],
+    ]);
+    let stream = guard(job.clone())
+        .execute(0, Arc::new(TaskContext::default()))
+        .unwrap();
+    let e = stream.try_collect::<Vec<_>>().await.unwrap_err();
+    // What the client's `located` looks for to make it a data error.
+    assert!(
+        crate::run::decode::is_decode_error(&CanonError::Engine(e)),
+        "a decode error"
     );
     assert_eq!(job.started(), 1);
 }
