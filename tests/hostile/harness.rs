@@ -650,8 +650,9 @@ pub fn strip_ansi(text: &str) -> String {
 }
 
 /// Masks what changes from run to run: a duration (`391.9 ms`, `0.7 s`)
-/// becomes `[T] ms` / `[T] s`, an instant of the wall clock (within a day
-/// of now: the data's own instants are years away) `[NOW]`, and the process
+/// becomes `[T] ms` / `[T] s`, an instant of the wall clock printed by this
+/// run ([`this_run`]: the data's own instants are years away, the sign-offs'
+/// are the project's) `[NOW]`, and the process
 /// id in a temporary file's name (`.x.csv.tmp-4242`) or under `/proc`
 /// (`/proc/self` resolves to `/proc/4242`) `[PID]`, and a hash
 /// (12 or more lowercase hex digits: a cache entry's name is keyed by the
@@ -680,8 +681,21 @@ fn mask_hashes(text: &str) -> String {
     out
 }
 
+/// The instants of the wall clock a run of these tests can print: from a
+/// quarter of an hour before the first output was masked (the tests' own
+/// start, with room) to a quarter of an hour after now. A wider window
+/// ("within a day of now") also masked the committed sign-offs' instant
+/// (signoffs.yaml) on the day they were signed, and those snapshots then
+/// failed every day after.
+fn this_run(t: chrono::NaiveDateTime) -> bool {
+    static START: std::sync::OnceLock<chrono::NaiveDateTime> = std::sync::OnceLock::new();
+    let margin = chrono::Duration::minutes(15);
+    let now = chrono::Utc::now().naive_utc();
+    let start = *START.get_or_init(|| now - margin);
+    start <= t && t <= now + margin
+}
+
 fn mask_now(text: &str) -> String {
-    let now = chrono::Utc::now().date_naive();
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     // `YYYY-MM-DDTHH:MM:SS`, then fraction and zone if any.
@@ -692,7 +706,7 @@ fn mask_now(text: &str) -> String {
             .filter(|_| i >= 10)
             .and_then(|c| chrono::NaiveDateTime::parse_from_str(c, "%Y-%m-%dT%H:%M:%S").ok());
         match instant {
-            Some(t) if (t.date() - now).num_days().abs() <= 1 => {
+            Some(t) if this_run(t) => {
                 out.push_str(&rest[..start]);
                 out.push_str("[NOW]");
                 rest = zone_tail(&rest[start + 19..]);
