@@ -87,11 +87,10 @@ pub(super) fn recovered(graph: &ExecutionGraphBox) -> Option<String> {
 /// client finds it in Ballista's error).
 const REFUSAL: &str = "canon refuses this job's answer";
 
-/// The scheduler's refusal inside a failed job's error, if that is why
-/// it failed.
-pub(super) fn refused(e: &datafusion::error::DataFusionError) -> Option<String> {
-    let message = e.to_string();
-    message.find(REFUSAL).map(|at| message[at..].to_owned())
+/// The scheduler's refusal inside a failed job's error message, if that
+/// is why it failed.
+pub(super) fn refused(message: &str) -> Option<&str> {
+    message.find(REFUSAL).map(|at| &message[at..])
 }
 
 /// The message of a job failed for having been recovered.

@@ -653,8 +653,7 @@ impl ExecutionPlan for GuardedJob {
         let job = self.job.clone();
         let reading = Reading {
             batches,
-            answered: false,
-            rerun: false,
+            may_rerun: true,
         };
         let guarded = futures::stream::unfold(Some(reading), move |reading| {
             let check = check.clone();
@@ -667,7 +666,7 @@ impl ExecutionPlan for GuardedJob {
                     let next = tokio::time::timeout_at(deadline, reading.batches.next()).await;
                     return match next {
                         Ok(Some(Ok(batch))) => {
-                            reading.answered = true;
+                            reading.may_rerun = false;
                             Some((Ok(batch), Some(reading)))
                         }
                         // A job the scheduler refused for having been
@@ -675,9 +674,8 @@ impl ExecutionPlan for GuardedJob {
                         // from scratch, before any of its answer was read:
                         // a clean run of the same plan is the answer.
                         Ok(Some(Err(e)))
-                            if !reading.answered
-                                && !reading.rerun
-                                && clean_jobs::refused(&e).is_some() =>
+                            if reading.may_rerun
+                                && clean_jobs::refused(&e.to_string()).is_some() =>
                         {
                             tracing::warn!(
                                 "Ballista recovered a job after a failure (an executor lost or a \
@@ -688,8 +686,7 @@ impl ExecutionPlan for GuardedJob {
                                 Ok(batches) => {
                                     reading = Reading {
                                         batches,
-                                        answered: false,
-                                        rerun: true,
+                                        may_rerun: false,
                                     };
                                     continue;
                                 }
@@ -727,12 +724,11 @@ impl ExecutionPlan for GuardedJob {
     }
 }
 
-/// A job's answer being read: whether any of it has arrived (a job is run
-/// again only before), and whether this is already the job run again.
+/// A job's answer being read, and whether the job may still be run again:
+/// only once, and only before any of its answer has arrived.
 struct Reading {
     batches: SendableRecordBatchStream,
-    answered: bool,
-    rerun: bool,
+    may_rerun: bool,
 }
 
 /// A failed job's error as the user should read it: the cluster's own
@@ -743,8 +739,8 @@ struct Reading {
 /// and an object an executor could not decode is the data's.
 fn job_failure(e: DataFusionError) -> DataFusionError {
     let message = e.to_string();
-    let said = if let Some(refusal) = clean_jobs::refused(&e) {
-        refusal
+    let said = if let Some(refusal) = clean_jobs::refused(&message) {
+        refusal.to_owned()
     } else if [
         "tcp connect error",
         "Error connecting to Ballista",

@@ -114,29 +114,28 @@ fn guard(job: Arc<Scripted>) -> GuardedJob {
     }
 }
 
-/// The numbers a guarded run of `job` answers, or its error's text and
-/// whether it is the cluster's failure.
-async fn guarded(job: Arc<Scripted>) -> std::result::Result<Vec<i64>, (String, bool)> {
-    let stream = guard(job)
-        .execute(0, Arc::new(TaskContext::default()))
-        .map_err(|e| (e.to_string(), false))?;
-    match stream.try_collect::<Vec<_>>().await {
-        Ok(batches) => Ok(batches
-            .iter()
-            .flat_map(|b| {
-                let n = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                n.values().to_vec()
-            })
-            .collect()),
-        Err(e) => {
-            let cluster = matches!(
-                &e,
-                DataFusionError::External(inner)
-                    if matches!(inner.downcast_ref::<CanonError>(), Some(CanonError::Cluster(_)))
-            );
-            Err((e.to_string(), cluster))
-        }
-    }
+/// The numbers a guarded run of `job` answers, or its error.
+async fn guarded(job: Arc<Scripted>) -> DfResult<Vec<i64>> {
+    let batches = guard(job)
+        .execute(0, Arc::new(TaskContext::default()))?
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(batches
+        .iter()
+        .flat_map(|b| {
+            let n = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            n.values().to_vec()
+        })
+        .collect())
+}
+
+/// Whether a guarded job's error is the cluster's failure.
+fn is_cluster(e: &DataFusionError) -> bool {
+    matches!(
+        e,
+        DataFusionError::External(inner)
+            if matches!(inner.downcast_ref::<CanonError>(), Some(CanonError::Cluster(_)))
+    )
 }
 
 /// The scheduler's refusal as Ballista's client hands it over.
@@ -149,15 +148,16 @@ fn refused() -> DfResult<i64> {
 #[tokio::test]
 async fn a_refused_job_is_run_again_and_its_clean_run_answers() {
     let job = Scripted::new(vec![vec![refused()], vec![Ok(41), Ok(1)]]);
-    assert_eq!(guarded(job.clone()).await, Ok(vec![41, 1]));
+    assert_eq!(guarded(job.clone()).await.unwrap(), vec![41, 1]);
     assert_eq!(job.started(), 2);
 }
 
 #[tokio::test]
 async fn a_job_refused_twice_is_the_clusters_failure() {
     let job = Scripted::new(vec![vec![refused()], vec![refused()]]);
-    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
-    assert!(cluster, "{said}");
+    let e = guarded(job.clone()).await.unwrap_err();
+    let said = e.to_string();
+    assert!(is_cluster(&e), "{said}");
     assert!(
         said.contains("the cluster failed: canon refuses this job's answer: an executor was lost"),
         "{said}"
@@ -169,8 +169,9 @@ async fn a_job_refused_twice_is_the_clusters_failure() {
 async fn a_job_refused_after_part_of_its_answer_was_read_is_not_run_again() {
     // A rerun would send the first batch twice (7 + 7 + 8 instead of 7 + 8).
     let job = Scripted::new(vec![vec![Ok(7), refused()], vec![Ok(7), Ok(8)]]);
-    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
-    assert!(cluster, "{said}");
+    let e = guarded(job.clone()).await.unwrap_err();
+    let said = e.to_string();
+    assert!(is_cluster(&e), "{said}");
     assert_eq!(job.started(), 1);
 }
 
@@ -182,8 +183,9 @@ async fn an_engine_error_is_not_run_again_and_stays_the_engines() {
         ))],
         vec![Ok(1)],
     ]);
-    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
-    assert!(!cluster, "{said}");
+    let e = guarded(job.clone()).await.unwrap_err();
+    let said = e.to_string();
+    assert!(!is_cluster(&e), "{said}");
     assert!(said.contains("Divide by zero error"), "{said}");
     assert_eq!(job.started(), 1);
 }
@@ -198,8 +200,9 @@ async fn an_executor_out_of_reach_is_the_clusters_failure_and_not_run_again() {
         ))],
         vec![Ok(1)],
     ]);
-    let (said, cluster) = guarded(job.clone()).await.unwrap_err();
-    assert!(cluster, "{said}");
+    let e = guarded(job.clone()).await.unwrap_err();
+    let said = e.to_string();
+    assert!(is_cluster(&e), "{said}");
     assert!(
         said.contains("a task could not reach an executor"),
         "{said}"
@@ -220,10 +223,7 @@ async fn an_object_an_executor_cannot_decode_is_the_datas_fault_and_not_run_agai
         ))],
         vec![Ok(1)],
     ]);
-    let stream = guard(job.clone())
-        .execute(0, Arc::new(TaskContext::default()))
-        .unwrap();
-    let e = stream.try_collect::<Vec<_>>().await.unwrap_err();
+    let e = guarded(job.clone()).await.unwrap_err();
     // What the client's `located` looks for to make it a data error.
     assert!(
         crate::run::decode::is_decode_error(&CanonError::Engine(e)),
