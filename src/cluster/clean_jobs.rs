@@ -18,10 +18,23 @@
 //! once more from the start (`GuardedJob`) and fails the run if that is
 //! refused too: a clean run gives the governed number; a recovered one
 //! never leaves the scheduler.
+//!
+//! And since a job running when an executor is lost will be refused
+//! anyway, the scheduler does not let Ballista recover it at all: it
+//! cancels every running job the moment the executor is removed, before
+//! Ballista's own handling of the loss, and the cancelled job fails with
+//! the refusal. Recovery was not only wasted work: when it rolls back a
+//! stage that was running on a surviving executor, Ballista 55 cancels
+//! that task and never gives its slot back (the cancelled task's status
+//! is ignored and refunds nothing), so a one-slot executor took no task
+//! again and every job waited forever (the CI kill trial hung so at
+//! 84284d8). A cancelled job's slots are refunded when it is cancelled.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures::future::BoxFuture;
 
 use ballista_core::error::Result;
 use ballista_core::serde::protobuf::job_status::Status;
@@ -40,20 +53,128 @@ use ballista_scheduler::state::task_manager::JobInfoCache;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// Ballista's in-memory cluster, with canon's rule on what a finished job
-/// may answer.
-pub(super) fn clean_jobs(cluster: BallistaCluster) -> BallistaCluster {
-    let losses = Arc::new(AtomicU64::new(0));
-    BallistaCluster::new(
+/// may answer, and the ledger through which the scheduler, once built,
+/// is handed the means to cancel jobs ([`Ledger::cancel_with`]).
+pub(super) fn clean_jobs(cluster: BallistaCluster) -> (BallistaCluster, Arc<Ledger>) {
+    let ledger = Arc::new(Ledger::default());
+    let cluster = BallistaCluster::new(
         Arc::new(CountedLosses {
             inner: cluster.cluster_state(),
-            losses: losses.clone(),
+            ledger: ledger.clone(),
         }),
         Arc::new(CleanJobs {
             inner: cluster.job_state(),
-            losses,
-            accepted: Mutex::default(),
+            ledger: ledger.clone(),
         }),
-    )
+    );
+    (cluster, ledger)
+}
+
+/// Cancels one job on the scheduler (posts Ballista's `JobCancel`).
+type Cancel = Box<dyn Fn(JobId) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What canon's scheduler knows of its executors' losses and its jobs.
+#[derive(Default)]
+pub(super) struct Ledger {
+    /// Executors removed since the scheduler started.
+    losses: AtomicU64,
+    /// Each unfinished job: the count of losses when it was accepted (or,
+    /// once its graph was submitted, when it was submitted: before then no
+    /// executor can have run any of it), and whether it was submitted.
+    jobs: Mutex<HashMap<JobId, Unfinished>>,
+    /// Jobs canon cancelled because an executor was lost while they ran.
+    cancelled: Mutex<HashSet<JobId>>,
+    cancel: OnceLock<Cancel>,
+}
+
+#[derive(Clone, Copy)]
+struct Unfinished {
+    losses: u64,
+    submitted: bool,
+}
+
+impl Ledger {
+    /// Gives the ledger the scheduler's way to cancel a job; until then an
+    /// executor's loss cancels nothing and the running jobs are refused
+    /// when they finish.
+    pub(super) fn cancel_with(&self, cancel: Cancel) {
+        let _ = self.cancel.set(cancel);
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Unfinished>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cancelled(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
+        self.cancelled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn accepted(&self, job_id: &JobId) {
+        let losses = self.losses.load(Ordering::SeqCst);
+        self.jobs().entry(job_id.clone()).or_insert(Unfinished {
+            losses,
+            submitted: false,
+        });
+    }
+
+    fn submitted(&self, job_id: &JobId) {
+        let losses = self.losses.load(Ordering::SeqCst);
+        self.jobs().insert(
+            job_id.clone(),
+            Unfinished {
+                losses,
+                submitted: true,
+            },
+        );
+    }
+
+    /// Counts an executor lost and returns the jobs that were running
+    /// then, each noted as cancelled for it.
+    fn executor_lost(&self) -> Vec<JobId> {
+        let jobs = self.jobs();
+        self.losses.fetch_add(1, Ordering::SeqCst);
+        let running: Vec<JobId> = jobs
+            .iter()
+            .filter(|(_, job)| job.submitted)
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.cancelled().extend(running.iter().cloned());
+        running
+    }
+
+    async fn cancel(&self, jobs: Vec<JobId>) {
+        if let Some(cancel) = self.cancel.get() {
+            for job in jobs {
+                tracing::warn!(job = %job, "an executor was lost: canon cancels the job");
+                cancel(job).await;
+            }
+        }
+    }
+
+    /// Forgets a job that will not finish through [`Self::finished`].
+    fn forget(&self, job_id: &JobId) {
+        self.jobs().remove(job_id);
+        self.cancelled().remove(job_id);
+    }
+
+    /// Why a job that just finished (`successful` or not) must fail with
+    /// canon's refusal; `None` when its own status stands.
+    fn finished(&self, job_id: &JobId, successful: bool) -> Option<String> {
+        let at_start = self.jobs().remove(job_id);
+        let cancelled = self.cancelled().remove(job_id);
+        let lost = self.losses.load(Ordering::SeqCst) - at_start.map_or(0, |job| job.losses);
+        // A job this scheduler did not see accepted is judged as if it
+        // were accepted before any loss: refused after any.
+        let refused = if successful { lost > 0 } else { cancelled };
+        if !refused {
+            return None;
+        }
+        Some(if lost > 1 {
+            "executors were lost while it ran".to_owned()
+        } else {
+            "an executor was lost while it ran".to_owned()
+        })
+    }
 }
 
 /// Why a job that finished was failed instead, or `None` for a clean run.
@@ -96,16 +217,17 @@ pub(super) fn refused(message: &str) -> Option<&str> {
 /// The message of a job failed for having been recovered.
 fn refusal(why: &str) -> String {
     format!(
-        "{REFUSAL}: {why}. Ballista recovered part of the job after a failure, and such \
-         recoveries have given wrong numbers; run the query again on a cluster whose \
+        "{REFUSAL}: {why}. canon does not let Ballista recover a job after a failure (such \
+         recoveries have given wrong numbers); run the query again on a cluster whose \
          executors stay up"
     )
 }
 
-/// Ballista's cluster state, counting the executors it removes.
+/// Ballista's cluster state, counting the executors it removes and
+/// cancelling the jobs running when one is.
 struct CountedLosses {
     inner: Arc<dyn ClusterState>,
-    losses: Arc<AtomicU64>,
+    ledger: Arc<Ledger>,
 }
 
 #[async_trait::async_trait]
@@ -154,10 +276,15 @@ impl ClusterState for CountedLosses {
     }
 
     /// Every way Ballista loses an executor (heartbeats stopped, a launch
-    /// failed, the executor said it stops) comes through here.
+    /// failed, the executor said it stops) comes through here, before
+    /// Ballista posts the loss to its event loop: the cancellations posted
+    /// here are handled first, so no running job is left for Ballista to
+    /// roll back (and leak a surviving executor's slot in doing so).
     async fn remove_executor(&self, executor_id: &str) -> Result<()> {
-        self.losses.fetch_add(1, Ordering::SeqCst);
-        self.inner.remove_executor(executor_id).await
+        let running = self.ledger.executor_lost();
+        let removed = self.inner.remove_executor(executor_id).await;
+        self.ledger.cancel(running).await;
+        removed
     }
 
     fn executor_heartbeats(&self) -> HashMap<String, ExecutorHeartbeat> {
@@ -173,47 +300,25 @@ impl ClusterState for CountedLosses {
     }
 }
 
-/// Ballista's job state, failing a job that finished after a recovery.
+/// Ballista's job state, failing a job that finished after a recovery or
+/// was cancelled for an executor's loss.
 struct CleanJobs {
     inner: Arc<dyn JobState>,
-    losses: Arc<AtomicU64>,
-    /// Each running job's count of executor losses when it was accepted.
-    accepted: Mutex<HashMap<JobId, u64>>,
+    ledger: Arc<Ledger>,
 }
 
 impl CleanJobs {
-    fn note_accepted(&self, job_id: &JobId) {
-        let losses = self.losses.load(Ordering::SeqCst);
-        let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-        accepted.entry(job_id.clone()).or_insert(losses);
-    }
-
-    /// Why `graph`, finished, must not answer; `None` when it may.
+    /// Why `graph`, finished, must fail with canon's refusal; `None` when
+    /// its own status stands.
     fn refuse(&self, job_id: &JobId, graph: &ExecutionGraphBox) -> Option<String> {
-        let finished = matches!(
-            graph.status().status,
-            Some(Status::Successful(_) | Status::Failed(_))
-        );
-        if !finished {
-            return None;
-        }
-        let at_acceptance = {
-            let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-            accepted.remove(job_id)
+        let successful = match graph.status().status {
+            Some(Status::Successful(_)) => true,
+            Some(Status::Failed(_)) => false,
+            _ => return None,
         };
-        if !matches!(graph.status().status, Some(Status::Successful(_))) {
-            return None;
-        }
-        // A job this scheduler did not see accepted is judged as if it
-        // were accepted before any loss: refused after any.
-        let lost = self.losses.load(Ordering::SeqCst) - at_acceptance.unwrap_or(0);
-        if lost > 0 {
-            let executors = if lost == 1 {
-                "an executor was"
-            } else {
-                "executors were"
-            };
-            return Some(format!("{executors} lost while it ran"));
+        let lost = self.ledger.finished(job_id, successful);
+        if lost.is_some() || !successful {
+            return lost;
         }
         recovered(graph)
     }
@@ -222,7 +327,7 @@ impl CleanJobs {
 #[async_trait::async_trait]
 impl JobState for CleanJobs {
     fn accept_job(&self, job_id: &JobId, job_name: &str, queued_at: u64) -> Result<()> {
-        self.note_accepted(job_id);
+        self.ledger.accepted(job_id);
         self.inner.accept_job(job_id, job_name, queued_at)
     }
 
@@ -236,7 +341,7 @@ impl JobState for CleanJobs {
         graph: &ExecutionGraphBox,
         subscriber: Option<JobStatusSubscriber>,
     ) -> Result<()> {
-        self.note_accepted(&job_id);
+        self.ledger.submitted(&job_id);
         self.inner.submit_job(job_id, graph, subscriber).await
     }
 
@@ -270,18 +375,12 @@ impl JobState for CleanJobs {
     }
 
     async fn fail_unscheduled_job(&self, job_id: &JobId, reason: String) -> Result<()> {
-        self.accepted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(job_id);
+        self.ledger.forget(job_id);
         self.inner.fail_unscheduled_job(job_id, reason).await
     }
 
     async fn remove_job(&self, job_id: &JobId) -> Result<()> {
-        self.accepted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(job_id);
+        self.ledger.forget(job_id);
         self.inner.remove_job(job_id).await
     }
 
@@ -309,5 +408,86 @@ impl JobState for CleanJobs {
 
     fn produce_config(&self) -> SessionConfig {
         self.inner.produce_config()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> JobId {
+        JobId::new(id)
+    }
+
+    /// A ledger whose cancellations are recorded, as the scheduler's
+    /// `cancel_job` would receive them.
+    fn recording() -> (Ledger, Arc<Mutex<Vec<String>>>) {
+        let ledger = Ledger::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        ledger.cancel_with(Box::new(move |job: JobId| {
+            sink.lock().unwrap().push(job.as_str().to_owned());
+            Box::pin(async {})
+        }));
+        (ledger, seen)
+    }
+
+    #[tokio::test]
+    async fn a_loss_cancels_the_running_jobs_and_their_failure_is_the_refusal() {
+        let (ledger, seen) = recording();
+        ledger.accepted(&job("running"));
+        ledger.submitted(&job("running"));
+        // Accepted, still being planned: no executor has run any of it.
+        ledger.accepted(&job("planning"));
+        let running = ledger.executor_lost();
+        ledger.cancel(running).await;
+        assert_eq!(*seen.lock().unwrap(), vec!["running".to_owned()]);
+        // Ballista fails the cancelled job ("Cancelled"); canon says why.
+        assert_eq!(
+            ledger.finished(&job("running"), false).as_deref(),
+            Some("an executor was lost while it ran")
+        );
+        // The job planned during the loss runs on what is left, clean.
+        ledger.submitted(&job("planning"));
+        assert_eq!(ledger.finished(&job("planning"), true), None);
+    }
+
+    #[tokio::test]
+    async fn a_running_job_that_finishes_before_its_cancellation_is_refused() {
+        let (ledger, _) = recording();
+        ledger.accepted(&job("a"));
+        ledger.submitted(&job("a"));
+        ledger.executor_lost();
+        ledger.executor_lost();
+        assert_eq!(
+            ledger.finished(&job("a"), true).as_deref(),
+            Some("executors were lost while it ran")
+        );
+    }
+
+    #[test]
+    fn failures_canon_did_not_cause_keep_their_own_reason() {
+        let ledger = Ledger::default();
+        ledger.accepted(&job("a"));
+        ledger.submitted(&job("a"));
+        // No loss: a failure (a division by zero, a user's cancel) stands,
+        // and a success answers.
+        assert_eq!(ledger.finished(&job("a"), false), None);
+        ledger.accepted(&job("b"));
+        ledger.submitted(&job("b"));
+        assert_eq!(ledger.finished(&job("b"), true), None);
+        // A job submitted after a loss is not refused for it.
+        ledger.executor_lost();
+        ledger.accepted(&job("c"));
+        ledger.submitted(&job("c"));
+        assert_eq!(ledger.finished(&job("c"), true), None);
+        // Nor is a job canon had cancelled and then forgot (removed).
+        ledger.accepted(&job("d"));
+        ledger.submitted(&job("d"));
+        ledger.executor_lost();
+        ledger.forget(&job("d"));
+        ledger.accepted(&job("e"));
+        ledger.submitted(&job("e"));
+        assert_eq!(ledger.finished(&job("e"), false), None);
     }
 }

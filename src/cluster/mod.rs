@@ -297,10 +297,32 @@ pub async fn scheduler(address: SocketAddr) -> Result<()> {
     let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
         .await
         .map_err(cluster_error)?;
-    let cluster = clean_jobs::clean_jobs(cluster);
-    ballista_scheduler::scheduler_process::start_server(cluster, address, Arc::new(config))
+    let (cluster, ledger) = clean_jobs::clean_jobs(cluster);
+    let cannot_serve =
+        |e| CanonError::request(format!("the scheduler cannot serve on {address}: {e}"));
+    let config = Arc::new(config);
+    config.validate().map_err(cannot_serve)?;
+    tracing::info!("canon's Ballista scheduler listening on {address}");
+    let server = ballista_scheduler::scheduler_process::create_scheduler::<
+        datafusion_proto::protobuf::LogicalPlanNode,
+        datafusion_proto::protobuf::PhysicalPlanNode,
+    >(cluster, config)
+    .await
+    .map_err(cannot_serve)?;
+    // The scheduler cancels the jobs running when an executor is lost
+    // (`clean_jobs`) through its own event loop.
+    let jobs = server.clone();
+    ledger.cancel_with(Box::new(move |job| {
+        let jobs = jobs.clone();
+        Box::pin(async move {
+            if let Err(e) = jobs.cancel_job(job.clone()).await {
+                tracing::error!(job = %job, "canon could not cancel the job: {e}");
+            }
+        })
+    }));
+    ballista_scheduler::scheduler_process::start_grpc_service(address, server)
         .await
-        .map_err(|e| CanonError::request(format!("the scheduler cannot serve on {address}: {e}")))
+        .map_err(cannot_serve)
 }
 
 /// Where an executor listens and which scheduler it serves.
@@ -678,9 +700,8 @@ impl ExecutionPlan for GuardedJob {
                                 && clean_jobs::refused(&e.to_string()).is_some() =>
                         {
                             tracing::warn!(
-                                "Ballista recovered a job after a failure (an executor lost or a \
-                                 task run again); canon refused its answer and runs the job \
-                                 again from the start"
+                                "a job on the cluster lost an executor or ran a task again; \
+                                 canon refused its answer and runs the job again from the start"
                             );
                             match job.execute(partition, context.clone()) {
                                 Ok(batches) => {
