@@ -280,7 +280,14 @@ impl ClusterState for CountedLosses {
     /// Ballista posts the loss to its event loop: the cancellations posted
     /// here are handled first, so no running job is left for Ballista to
     /// roll back (and leak a surviving executor's slot in doing so).
+    ///
+    /// Only an executor still registered counts: Ballista may remove one
+    /// twice (a launch failure, then its heartbeat's expiry), and the
+    /// second removal must not cancel the jobs rerun on the executors left.
     async fn remove_executor(&self, executor_id: &str) -> Result<()> {
+        if self.inner.get_executor_heartbeat(executor_id).is_none() {
+            return self.inner.remove_executor(executor_id).await;
+        }
         let running = self.ledger.executor_lost();
         let removed = self.inner.remove_executor(executor_id).await;
         self.ledger.cancel(running).await;
@@ -463,6 +470,42 @@ mod tests {
             ledger.finished(&job("a"), true).as_deref(),
             Some("executors were lost while it ran")
         );
+    }
+
+    #[tokio::test]
+    async fn an_executor_removed_twice_is_lost_once() {
+        use ballista_scheduler::cluster::memory::InMemoryClusterState;
+        let (ledger, seen) = recording();
+        let ledger = Arc::new(ledger);
+        let cluster = CountedLosses {
+            inner: Arc::new(InMemoryClusterState::default()),
+            ledger: ledger.clone(),
+        };
+        let metadata = ExecutorMetadata {
+            id: "e1".into(),
+            host: "127.0.0.1".into(),
+            port: 1,
+            grpc_port: 2,
+            specification: Default::default(),
+            os_info: Default::default(),
+        };
+        let data = ExecutorData {
+            executor_id: "e1".into(),
+            total_vcores: 1,
+            available_vcores: 1,
+        };
+        cluster.register_executor(metadata, data).await.unwrap();
+        ledger.accepted(&job("first"));
+        ledger.submitted(&job("first"));
+        cluster.remove_executor("e1").await.unwrap();
+        // The job run again on the executors left is not cancelled by a
+        // second removal of the same executor, nor of one never known.
+        ledger.accepted(&job("rerun"));
+        ledger.submitted(&job("rerun"));
+        cluster.remove_executor("e1").await.unwrap();
+        cluster.remove_executor("never-registered").await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec!["first".to_owned()]);
+        assert_eq!(ledger.finished(&job("rerun"), true), None);
     }
 
     #[test]
