@@ -23,7 +23,8 @@ use crate::run::{DataSource, Engine};
     long_about = None,
     after_help = "Exit codes: 0 success (warnings on stderr); 1 a problem in the definitions \
         (file:line:column) or the data (system/table, file, column), a metric blocked by a \
-        quality gate, or a file that cannot be read or written; 2 a bad request (an unknown \
+        quality gate (publish: after writing a publication holding blocked results), or a file \
+        that cannot be read or written; 2 a bad request (an unknown \
         name, a period or flag that does not parse, a refused --out, no canon.yaml)."
 )]
 pub struct Cli {
@@ -864,7 +865,47 @@ async fn publish(
     for w in &manifest.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(())
+    blocked_publication(&manifest, out)
+}
+
+/// A publication holding blocked results was written (a BI tool sees each
+/// as blocked, with its reason and no value) and still fails the command
+/// (exit 1, as a blocked query does), so a scheduled publish does not
+/// pass a blocked number by in silence.
+fn blocked_publication(manifest: &crate::publish::Manifest, out: &Path) -> Result<()> {
+    const SHOWN: usize = 3;
+    let blocked: Vec<_> = manifest.blocked().collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    let mut said = blocked
+        .iter()
+        .take(SHOWN)
+        .map(|e| {
+            let reason = e.reason.as_deref().unwrap_or("no reason recorded");
+            format!(
+                "\n  {} {}: {}",
+                e.metric,
+                e.period,
+                reason.replace('\n', "\n    ")
+            )
+        })
+        .collect::<String>();
+    if blocked.len() > SHOWN {
+        said.push_str(&format!(
+            "\n  and {} more (manifest.json)",
+            blocked.len() - SHOWN
+        ));
+    }
+    let count = match blocked.len() {
+        1 => "1 result in it is".to_owned(),
+        n => format!("{n} results in it are"),
+    };
+    Err(CanonError::Blocked(format!(
+        "published to {}, but {count} blocked (in its manifest with status \"blocked\", the \
+         reason and no value):{said}",
+        out.display(),
+    )))
 }
 
 fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path>) -> Result<()> {

@@ -87,6 +87,16 @@ pub struct Manifest {
     pub files: Vec<String>,
 }
 
+impl Manifest {
+    /// The results published as blocked (metrics, then reconciliations).
+    pub fn blocked(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.metrics
+            .iter()
+            .chain(&self.reconciliations)
+            .filter(|e| e.status == "blocked")
+    }
+}
+
 /// Publishes into `out`; returns the manifest. `only`, when not empty,
 /// limits the publication to those metrics and reconciliations.
 pub async fn publish(

@@ -782,6 +782,22 @@ pub fn publish_only(project: &Path, data: &Path, out: &Path, only: &str, extra: 
     canon(project, &args)
 }
 
+/// The manifest of a publication `publish` wrote to `out`, checking its
+/// exit code: written either way, exit 1 when any result in it is
+/// blocked, 0 otherwise.
+pub fn written_manifest(run: &Output, out: &Path) -> serde_json::Value {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let blocked = manifest.to_string().contains(r#""status":"blocked""#);
+    assert_eq!(
+        run.status.code(),
+        Some(if blocked { 1 } else { 0 }),
+        "{}",
+        stderr(run)
+    );
+    manifest
+}
+
 /// The `system/table` of every source in a result's lineage, in its order.
 pub fn lineage_tables(result: &serde_json::Value) -> Vec<String> {
     result["lineage"]["sources"]

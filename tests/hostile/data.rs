@@ -144,6 +144,13 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .run("query bookings --period FY2026-Q1 --now 2026-01-10T00:00:00Z")
             .exits(1),
+        case("stale_extracts_publish_blocked_and_exit_1", Data)
+            .with_data()
+            .run(
+                "publish --out {case}/published --only bookings --period FY2026-Q1 \
+                 --now 2026-01-10T00:00:00Z",
+            )
+            .exits(1),
         case("shrunk_table_blocks_publish", Data)
             .with_data()
             .before(BOOKINGS)

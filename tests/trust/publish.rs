@@ -118,8 +118,13 @@ fn blocked_metrics_are_in_the_manifest_without_a_value() {
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("published");
     let o = publish(data.path(), &out, &["--now", "2026-01-05T00:00:00Z"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    // Written, and still a failure a scheduler notices: exit 1, each
+    // blocked result named.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stdout(&o).contains("(2 blocked)"), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("but 2 results in it are blocked"), "{err}");
+    assert!(err.contains("\n  bookings "), "{err}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let entry = &manifest["metrics"][0];
