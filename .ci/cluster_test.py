@@ -21,21 +21,22 @@ CANON_CLUSTER_TIMEOUT) are refused clearly; a versioned bucket gives the
 local number; a cluster run writes nothing to the result cache.
 
 Then executors killed: one killed between two jobs (the scheduler finds it
-gone when it launches the next job's tasks and Ballista reschedules them):
-canon's scheduler must refuse that job and the client run it again (with a
-warning), giving the local number; one killed 3 s and 4 s into a grr query must fail the run
-clearly or give the local number, within 300 s (no CANON_CLUSTER_TIMEOUT set, so a hang would
-wait an hour): most such kills fail a stage within ~15 s, and some are refused jobs run again on
-the surviving executor, which takes longer on a loaded machine (94 s once under CI load); the
-scheduler killed mid-query must fail the run as the cluster's failure. After each mid-query
-kill, and after one executor is frozen (SIGSTOP) 3 s into grr, the executor left must still
-answer bookings: Ballista 55's recovery from the loss leaked
-its one task slot, and the run and every later job waited forever (CI at 84284d8); canon's
-scheduler now cancels the running jobs when an executor is lost. Before
-canon's scheduler refused recovered jobs (src/cluster/clean_jobs.rs), such a
-kill gave grr 0.907200 or 0.889383 for 0.877106 with exit 0. Exits
-non-zero, with what differed, otherwise. Every process is stopped at the
-end.
+gone when it launches the next job's tasks): canon's scheduler must refuse
+that job and the client run it again (with a warning), giving the local
+number. One killed 3 s and 4 s into a grr query, and one frozen (SIGSTOP)
+3 s into it, must fail the run clearly or give the local number, within
+300 s (no CANON_CLUSTER_TIMEOUT set, so a hang would wait an hour); after
+each, the executor left must still answer bookings. Ballista 55's recovery
+from a lost executor leaked the surviving executor's one task slot, and the
+run and every later job waited forever (CI at 84284d8, and 2 of 2 frozen
+trials); canon's scheduler now cancels the running jobs when an executor is
+lost and the client runs them again. Before canon's scheduler refused
+recovered jobs (src/cluster/clean_jobs.rs), such a kill gave grr 0.907200 or
+0.889383 for 0.877106 with exit 0. Every executor killed 3 s into grr must
+fail the run as the cluster's failure within 200 s (Ballista's grace for an
+executor to come back is 30 s here), and the scheduler killed mid-query too.
+Exits non-zero, with what differed, otherwise. Every process is stopped at
+the end.
 
 `--metric NAME` adds a metric to the four.
 """
@@ -209,6 +210,24 @@ def refusals(canon: str, loop: Loopback) -> list:
     return failures
 
 
+def log_mark(loop: Loopback) -> int:
+    """Where the cluster's log ends now."""
+    loop.log.flush()
+    return os.path.getsize(os.path.join(loop.work, "cluster.log"))
+
+
+def what_the_cluster_said(loop: Loopback, mark: int, lines: int = 60) -> str:
+    """The warnings, errors and job events the cluster logged since
+    `mark`: what CI prints when a trial hangs."""
+    loop.log.flush()
+    with open(os.path.join(loop.work, "cluster.log"), errors="replace") as log:
+        log.seek(mark)
+        said = [line.rstrip()[:400] for line in log
+                if any(k in line for k in (" WARN ", " ERROR ", "Removing executor",
+                                           "Job cancelled", "Roll back", "Reset "))]
+    return "\n".join(said[-lines:])
+
+
 def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
     """Executors killed: runs fail clearly or give the local number, never
     another number. Each trial on a cluster of its own, after a warm-up."""
@@ -258,6 +277,7 @@ def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
                "--cluster", f"df://127.0.0.1:{scheduler}"]
         subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
         t = time.time()
+        mark = log_mark(loop)
         query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
@@ -271,6 +291,8 @@ def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
             query.kill()
             out, err = query.communicate()
             failures.append(f"executor {how} at {delay} s: the run still waits after 300 s")
+            print(f"executor {how} at {delay} s: the run still waits; the client said:\n"
+                  f"{err[-2000:]}\nthe cluster said:\n{what_the_cluster_said(loop, mark)}")
         took = time.time() - t
         # The executor left still takes work. Ballista 55 rolling back a
         # stage that ran on it leaked its one task slot, and every later
@@ -297,6 +319,35 @@ def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
         if value is None and "the cluster failed" not in err:
             failures.append(f"executor {how} at {delay} s: unclear failure: {err[-600:]}")
     print(f"{'lost mid-job':15} {', '.join(seen)} (local {expected})")
+
+    # Every executor killed mid-query: nothing is left to run a job again,
+    # so the run fails as the cluster's failure once Ballista's grace for
+    # an executor to come back (30 s) has passed, not at the deadline.
+    scheduler = loop.start_cluster(cluster_canon)
+    run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
+           "--cluster", f"df://127.0.0.1:{scheduler}"]
+    subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
+    t = time.time()
+    mark = log_mark(loop)
+    query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    for executor in loop.executors:
+        executor.kill()
+    try:
+        out, err = query.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        query.kill()
+        out, err = query.communicate()
+        failures.append("every executor killed: the run still waits after 200 s")
+        print(f"every executor killed: the run still waits; the client said:\n{err[-2000:]}\n"
+              f"the cluster said:\n{what_the_cluster_said(loop, mark)}")
+    loop.stop_cluster()
+    clear = query.returncode == 1 and "error: the cluster failed" in err
+    print(f"{'none left':15} exit {query.returncode} in {time.time() - t:.0f} s, "
+          f"{'a cluster failure' if clear else 'UNCLEAR'}")
+    if not clear and query.returncode is not None and query.returncode >= 0:
+        failures.append(f"every executor killed: exit {query.returncode}, {err[-600:]}")
 
     # The scheduler killed mid-query: the client's connection breaks; a
     # cluster failure, not an engine error placed in grr's definition.

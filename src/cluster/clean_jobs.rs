@@ -38,8 +38,8 @@ use futures::future::BoxFuture;
 
 use ballista_core::error::Result;
 use ballista_core::serde::protobuf::job_status::Status;
-use ballista_core::serde::protobuf::task_status;
 use ballista_core::serde::protobuf::{ExecutorHeartbeat, JobStatus};
+use ballista_core::serde::protobuf::{executor_status, task_status};
 use ballista_core::serde::scheduler::{ExecutorData, ExecutorMetadata};
 use ballista_core::{JobId, JobStatusSubscriber};
 use ballista_scheduler::cluster::{
@@ -82,9 +82,19 @@ pub(super) struct Ledger {
     /// once its graph was submitted, when it was submitted: before then no
     /// executor can have run any of it), and whether it was submitted.
     jobs: Mutex<HashMap<JobId, Unfinished>>,
-    /// Jobs canon cancelled because an executor was lost while they ran.
-    cancelled: Mutex<HashSet<JobId>>,
+    /// Jobs canon cancelled, and why: an executor was lost while they ran
+    /// (the client may run them again), or the cluster has had no executor
+    /// for its grace (the run fails).
+    cancelled: Mutex<HashMap<JobId, Cancelled>>,
+    /// Executors counted lost, until they register again.
+    claimed: Mutex<HashSet<String>>,
     cancel: OnceLock<Cancel>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cancelled {
+    ExecutorLost,
+    NoExecutor,
 }
 
 #[derive(Clone, Copy)]
@@ -105,21 +115,26 @@ impl Ledger {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cancelled(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
+    fn cancelled(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Cancelled>> {
         self.cancelled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn accepted(&self, job_id: &JobId) {
+        // The count is read under the jobs' lock, which a loss holds while
+        // it counts: a job is either counted before the loss and cancelled
+        // by it, or after it.
+        let mut jobs = self.jobs();
         let losses = self.losses.load(Ordering::SeqCst);
-        self.jobs().entry(job_id.clone()).or_insert(Unfinished {
+        jobs.entry(job_id.clone()).or_insert(Unfinished {
             losses,
             submitted: false,
         });
     }
 
     fn submitted(&self, job_id: &JobId) {
+        let mut jobs = self.jobs();
         let losses = self.losses.load(Ordering::SeqCst);
-        self.jobs().insert(
+        jobs.insert(
             job_id.clone(),
             Unfinished {
                 losses,
@@ -128,24 +143,72 @@ impl Ledger {
         );
     }
 
-    /// Counts an executor lost and returns the jobs that were running
-    /// then, each noted as cancelled for it.
-    fn executor_lost(&self) -> Vec<JobId> {
+    /// Whether `executor` is lost now for the first time since it
+    /// registered: Ballista may remove one twice (a launch failure, then
+    /// its heartbeat's expiry, or both at once), and a second removal must
+    /// not cancel the jobs rerun on the executors left.
+    fn claim(&self, executor: &str) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(executor.to_owned())
+    }
+
+    /// `executor` registered (again): its next loss counts.
+    fn registered(&self, executor: &str) {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(executor);
+    }
+
+    /// Counts an executor lost and, when executors are left to rerun them
+    /// (`survivors`), returns the jobs that were running then, each noted
+    /// as cancelled for it. With none left there is no slot to leak:
+    /// Ballista fails the running jobs itself when no executor comes back
+    /// within its grace period (`NO_EXECUTOR_GRACE` in the scheduler's setup), where a job canon
+    /// cancelled and the client ran again would wait for its deadline.
+    fn executor_lost(&self, survivors: bool) -> Vec<JobId> {
         let jobs = self.jobs();
         self.losses.fetch_add(1, Ordering::SeqCst);
+        if !survivors {
+            return Vec::new();
+        }
         let running: Vec<JobId> = jobs
             .iter()
             .filter(|(_, job)| job.submitted)
             .map(|(id, _)| id.clone())
             .collect();
-        self.cancelled().extend(running.iter().cloned());
+        self.cancelled().extend(
+            running
+                .iter()
+                .map(|job| (job.clone(), Cancelled::ExecutorLost)),
+        );
         running
     }
 
-    async fn cancel(&self, jobs: Vec<JobId>) {
+    /// The submitted jobs not yet cancelled, each noted as cancelled for
+    /// want of an executor (the cluster has had none for its grace).
+    fn stranded(&self) -> Vec<JobId> {
+        let jobs = self.jobs();
+        let mut cancelled = self.cancelled();
+        let stranded: Vec<JobId> = jobs
+            .iter()
+            .filter(|(id, job)| job.submitted && !cancelled.contains_key(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        cancelled.extend(
+            stranded
+                .iter()
+                .map(|job| (job.clone(), Cancelled::NoExecutor)),
+        );
+        stranded
+    }
+
+    async fn cancel(&self, jobs: Vec<JobId>, why: &str) {
         if let Some(cancel) = self.cancel.get() {
             for job in jobs {
-                tracing::warn!(job = %job, "an executor was lost: canon cancels the job");
+                tracing::warn!(job = %job, "{why}: canon cancels the job");
                 cancel(job).await;
             }
         }
@@ -157,24 +220,76 @@ impl Ledger {
         self.cancelled().remove(job_id);
     }
 
-    /// Why a job that just finished (`successful` or not) must fail with
-    /// canon's refusal; `None` when its own status stands.
+    /// The message a job that just finished (`successful` or not) must
+    /// fail with instead of its own status: canon's refusal (the client
+    /// may run the job again) or, for a job cancelled for want of an
+    /// executor, [`NO_EXECUTOR`]; `None` when its own status stands.
     fn finished(&self, job_id: &JobId, successful: bool) -> Option<String> {
         let at_start = self.jobs().remove(job_id);
         let cancelled = self.cancelled().remove(job_id);
         let lost = self.losses.load(Ordering::SeqCst) - at_start.map_or(0, |job| job.losses);
         // A job this scheduler did not see accepted is judged as if it
         // were accepted before any loss: refused after any.
-        let refused = if successful { lost > 0 } else { cancelled };
+        let refused = match (successful, cancelled) {
+            (true, _) => lost > 0,
+            (false, Some(Cancelled::ExecutorLost)) => true,
+            (false, Some(Cancelled::NoExecutor)) => return Some(NO_EXECUTOR.to_owned()),
+            (false, None) => false,
+        };
         if !refused {
             return None;
         }
-        Some(if lost > 1 {
-            "executors were lost while it ran".to_owned()
+        Some(refusal(if lost > 1 {
+            "executors were lost while it ran"
         } else {
-            "an executor was lost while it ran".to_owned()
-        })
+            "an executor was lost while it ran"
+        }))
     }
+}
+
+/// How the message of a job canon cancelled for want of an executor
+/// starts (the client finds it in Ballista's error, and fails the run as
+/// the cluster's failure).
+pub(super) const NO_EXECUTOR: &str = "canon cancelled this job: the cluster has had no executor \
+     to run it for the grace an executor has to register (start executors, or check why they \
+     stopped)";
+
+/// Cancels the submitted jobs once the cluster has had no live executor
+/// for `grace`. Ballista fails the jobs running when its last executor is
+/// lost (after the same grace), but not a job submitted afterwards (a
+/// client running a refused job again): that one would wait on an empty
+/// cluster for the client's deadline, an hour by default.
+pub(super) async fn watch_for_an_empty_cluster(
+    ledger: Arc<Ledger>,
+    cluster: Arc<dyn ClusterState>,
+    every: std::time::Duration,
+    grace: std::time::Duration,
+) {
+    let mut empty_since: Option<std::time::Instant> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        if any_active(&cluster) {
+            empty_since = None;
+            continue;
+        }
+        let since = *empty_since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= grace {
+            let stranded = ledger.stranded();
+            ledger
+                .cancel(stranded, "the cluster has had no executor")
+                .await;
+        }
+    }
+}
+
+/// Whether any executor the cluster knows says it is active.
+fn any_active(cluster: &Arc<dyn ClusterState>) -> bool {
+    cluster.executor_heartbeats().values().any(|beat| {
+        matches!(
+            beat.status.as_ref().and_then(|s| s.status.as_ref()),
+            Some(executor_status::Status::Active(_))
+        )
+    })
 }
 
 /// Why a job that finished was failed instead, or `None` for a clean run.
@@ -256,6 +371,7 @@ impl ClusterState for CountedLosses {
         metadata: ExecutorMetadata,
         spec: ExecutorData,
     ) -> Result<()> {
+        self.ledger.registered(&metadata.id);
         self.inner.register_executor(metadata, spec).await
     }
 
@@ -281,16 +397,16 @@ impl ClusterState for CountedLosses {
     /// here are handled first, so no running job is left for Ballista to
     /// roll back (and leak a surviving executor's slot in doing so).
     ///
-    /// Only an executor still registered counts: Ballista may remove one
-    /// twice (a launch failure, then its heartbeat's expiry), and the
-    /// second removal must not cancel the jobs rerun on the executors left.
+    /// Only an executor registered and not yet counted lost counts
+    /// ([`Ledger::claim`]).
     async fn remove_executor(&self, executor_id: &str) -> Result<()> {
-        if self.inner.get_executor_heartbeat(executor_id).is_none() {
+        let known = self.inner.get_executor_heartbeat(executor_id).is_some();
+        if !known || !self.ledger.claim(executor_id) {
             return self.inner.remove_executor(executor_id).await;
         }
-        let running = self.ledger.executor_lost();
         let removed = self.inner.remove_executor(executor_id).await;
-        self.ledger.cancel(running).await;
+        let running = self.ledger.executor_lost(any_active(&self.inner));
+        self.ledger.cancel(running, "an executor was lost").await;
         removed
     }
 
@@ -315,19 +431,19 @@ struct CleanJobs {
 }
 
 impl CleanJobs {
-    /// Why `graph`, finished, must fail with canon's refusal; `None` when
-    /// its own status stands.
+    /// The message `graph`, finished, must fail with instead of its own
+    /// status; `None` when that stands.
     fn refuse(&self, job_id: &JobId, graph: &ExecutionGraphBox) -> Option<String> {
         let successful = match graph.status().status {
             Some(Status::Successful(_)) => true,
             Some(Status::Failed(_)) => false,
             _ => return None,
         };
-        let lost = self.ledger.finished(job_id, successful);
-        if lost.is_some() || !successful {
-            return lost;
+        let verdict = self.ledger.finished(job_id, successful);
+        if verdict.is_some() || !successful {
+            return verdict;
         }
-        recovered(graph)
+        recovered(graph).map(|why| refusal(&why))
     }
 }
 
@@ -371,8 +487,7 @@ impl JobState for CleanJobs {
     async fn save_job(&self, job_id: &JobId, graph: &ExecutionGraphBox) -> Result<()> {
         match self.refuse(job_id, graph) {
             None => self.inner.save_job(job_id, graph).await,
-            Some(why) => {
-                let message = refusal(&why);
+            Some(message) => {
                 tracing::warn!(job = %job_id, "{message}");
                 let mut failed = graph.cloned();
                 failed.fail_job(message);
@@ -421,6 +536,7 @@ impl JobState for CleanJobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn job(id: &str) -> JobId {
         JobId::new(id)
@@ -446,13 +562,14 @@ mod tests {
         ledger.submitted(&job("running"));
         // Accepted, still being planned: no executor has run any of it.
         ledger.accepted(&job("planning"));
-        let running = ledger.executor_lost();
-        ledger.cancel(running).await;
+        let running = ledger.executor_lost(true);
+        ledger.cancel(running, "an executor was lost").await;
         assert_eq!(*seen.lock().unwrap(), vec!["running".to_owned()]);
         // Ballista fails the cancelled job ("Cancelled"); canon says why.
-        assert_eq!(
-            ledger.finished(&job("running"), false).as_deref(),
-            Some("an executor was lost while it ran")
+        let said = ledger.finished(&job("running"), false).unwrap();
+        assert!(
+            said.starts_with("canon refuses this job's answer: an executor was lost while it ran"),
+            "{said}"
         );
         // The job planned during the loss runs on what is left, clean.
         ledger.submitted(&job("planning"));
@@ -464,25 +581,32 @@ mod tests {
         let (ledger, _) = recording();
         ledger.accepted(&job("a"));
         ledger.submitted(&job("a"));
-        ledger.executor_lost();
-        ledger.executor_lost();
-        assert_eq!(
-            ledger.finished(&job("a"), true).as_deref(),
-            Some("executors were lost while it ran")
+        ledger.executor_lost(true);
+        ledger.executor_lost(true);
+        let said = ledger.finished(&job("a"), true).unwrap();
+        assert!(
+            said.starts_with("canon refuses this job's answer: executors were lost while it ran"),
+            "{said}"
         );
     }
 
-    #[tokio::test]
-    async fn an_executor_removed_twice_is_lost_once() {
+    /// Ballista's in-memory cluster state with `executors` registered,
+    /// behind canon's count of losses.
+    async fn cluster(ledger: Arc<Ledger>, executors: &[&str]) -> CountedLosses {
         use ballista_scheduler::cluster::memory::InMemoryClusterState;
-        let (ledger, seen) = recording();
-        let ledger = Arc::new(ledger);
         let cluster = CountedLosses {
             inner: Arc::new(InMemoryClusterState::default()),
-            ledger: ledger.clone(),
+            ledger,
         };
+        for id in executors {
+            register(&cluster, id).await;
+        }
+        cluster
+    }
+
+    async fn register(cluster: &CountedLosses, id: &str) {
         let metadata = ExecutorMetadata {
-            id: "e1".into(),
+            id: id.into(),
             host: "127.0.0.1".into(),
             port: 1,
             grpc_port: 2,
@@ -490,22 +614,90 @@ mod tests {
             os_info: Default::default(),
         };
         let data = ExecutorData {
-            executor_id: "e1".into(),
+            executor_id: id.into(),
             total_vcores: 1,
             available_vcores: 1,
         };
         cluster.register_executor(metadata, data).await.unwrap();
-        ledger.accepted(&job("first"));
-        ledger.submitted(&job("first"));
+    }
+
+    fn running(ledger: &Ledger, id: &str) {
+        ledger.accepted(&job(id));
+        ledger.submitted(&job(id));
+    }
+
+    #[tokio::test]
+    async fn an_executor_removed_twice_is_lost_once() {
+        let (ledger, seen) = recording();
+        let ledger = Arc::new(ledger);
+        let cluster = cluster(ledger.clone(), &["e1", "e2"]).await;
+        running(&ledger, "first");
         cluster.remove_executor("e1").await.unwrap();
-        // The job run again on the executors left is not cancelled by a
+        // Ballista saves the cancelled job as failed: canon's refusal.
+        assert!(ledger.finished(&job("first"), false).is_some());
+        // The job run again on the executor left is not cancelled by a
         // second removal of the same executor, nor of one never known.
-        ledger.accepted(&job("rerun"));
-        ledger.submitted(&job("rerun"));
+        running(&ledger, "rerun");
         cluster.remove_executor("e1").await.unwrap();
         cluster.remove_executor("never-registered").await.unwrap();
         assert_eq!(*seen.lock().unwrap(), vec!["first".to_owned()]);
-        assert_eq!(ledger.finished(&job("rerun"), true), None);
+        // Registered again, its next loss counts.
+        register(&cluster, "e1").await;
+        cluster.remove_executor("e1").await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec!["first".to_owned(), "rerun".to_owned()]
+        );
+        assert!(ledger.finished(&job("rerun"), false).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_last_executor_lost_cancels_nothing_and_ballista_fails_the_jobs() {
+        let (ledger, seen) = recording();
+        let ledger = Arc::new(ledger);
+        let cluster = cluster(ledger.clone(), &["only"]).await;
+        running(&ledger, "a");
+        cluster.remove_executor("only").await.unwrap();
+        // A cancelled job run again would wait on an empty cluster for
+        // the client's deadline; Ballista fails it within its grace.
+        assert!(seen.lock().unwrap().is_empty());
+        assert_eq!(ledger.finished(&job("a"), false), None);
+    }
+
+    #[tokio::test]
+    async fn jobs_on_a_cluster_without_executors_fail_after_the_grace_and_are_not_run_again() {
+        // Real time, scaled down: a tick every 20 ms, a grace of 400 ms.
+        let tick = Duration::from_millis(20);
+        let (ledger, seen) = recording();
+        let ledger = Arc::new(ledger);
+        let cluster = Arc::new(cluster(ledger.clone(), &["only"]).await);
+        let watch = tokio::spawn(watch_for_an_empty_cluster(
+            ledger.clone(),
+            cluster.clone(),
+            tick,
+            tick * 20,
+        ));
+        running(&ledger, "before");
+        // An executor is up: nothing is cancelled however long it runs.
+        tokio::time::sleep(tick * 40).await;
+        assert!(seen.lock().unwrap().is_empty());
+        cluster.remove_executor("only").await.unwrap();
+        // A job run again after the last executor was lost.
+        running(&ledger, "rerun");
+        tokio::time::sleep(tick * 5).await;
+        assert!(seen.lock().unwrap().is_empty(), "within the grace");
+        tokio::time::sleep(tick * 30).await;
+        let mut cancelled = seen.lock().unwrap().clone();
+        cancelled.sort();
+        assert_eq!(cancelled, ["before", "rerun"]);
+        // Its failure says so, and is not a refusal (not run again).
+        let said = ledger.finished(&job("rerun"), false).unwrap();
+        assert!(said.starts_with(NO_EXECUTOR), "{said}");
+        assert!(refused(&said).is_none(), "{said}");
+        // Later ticks do not cancel them again.
+        tokio::time::sleep(tick * 5).await;
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        watch.abort();
     }
 
     #[test]
@@ -520,14 +712,14 @@ mod tests {
         ledger.submitted(&job("b"));
         assert_eq!(ledger.finished(&job("b"), true), None);
         // A job submitted after a loss is not refused for it.
-        ledger.executor_lost();
+        ledger.executor_lost(true);
         ledger.accepted(&job("c"));
         ledger.submitted(&job("c"));
         assert_eq!(ledger.finished(&job("c"), true), None);
         // Nor is a job canon had cancelled and then forgot (removed).
         ledger.accepted(&job("d"));
         ledger.submitted(&job("d"));
-        ledger.executor_lost();
+        ledger.executor_lost(true);
         ledger.forget(&job("d"));
         ledger.accepted(&job("e"));
         ledger.submitted(&job("e"));

@@ -275,6 +275,11 @@ fn scheduler_state(config: SessionConfig) -> DfResult<SessionState> {
 /// Six missed beats before a busy executor is wrongly counted lost.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const EXECUTOR_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Ballista keeps the running jobs of a cluster that lost its
+/// last executor, waiting for one to register, before it fails them
+/// (Ballista's 180 s; no shorter than [`EXECUTOR_TIMEOUT`], as Ballista
+/// advises, so an executor removed by one failed launch can come back).
+const NO_EXECUTOR_GRACE: Duration = EXECUTOR_TIMEOUT;
 
 /// Runs a scheduler listening on `address` until the process is stopped.
 pub async fn scheduler(address: SocketAddr) -> Result<()> {
@@ -292,6 +297,7 @@ pub async fn scheduler(address: SocketAddr) -> Result<()> {
     config.stage_max_failures = 1;
     config.executor_timeout_seconds = EXECUTOR_TIMEOUT.as_secs();
     config.expire_dead_executor_interval_seconds = HEARTBEAT.as_secs();
+    config.no_executors_grace_period_seconds = NO_EXECUTOR_GRACE.as_secs();
     config.override_logical_codec = Some(Arc::new(ClusterLogicalCodec::default()));
     config.override_physical_codec = Some(Arc::new(ClusterPhysicalCodec::default()));
     let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
@@ -303,6 +309,7 @@ pub async fn scheduler(address: SocketAddr) -> Result<()> {
     let config = Arc::new(config);
     config.validate().map_err(cannot_serve)?;
     tracing::info!("canon's Ballista scheduler listening on {address}");
+    let members = cluster.cluster_state();
     let server = ballista_scheduler::scheduler_process::create_scheduler::<
         datafusion_proto::protobuf::LogicalPlanNode,
         datafusion_proto::protobuf::PhysicalPlanNode,
@@ -320,6 +327,12 @@ pub async fn scheduler(address: SocketAddr) -> Result<()> {
             }
         })
     }));
+    tokio::spawn(clean_jobs::watch_for_an_empty_cluster(
+        ledger,
+        members,
+        HEARTBEAT,
+        NO_EXECUTOR_GRACE,
+    ));
     ballista_scheduler::scheduler_process::start_grpc_service(address, server)
         .await
         .map_err(cannot_serve)
@@ -771,6 +784,10 @@ fn job_failure(e: DataFusionError) -> DataFusionError {
     .any(|m| message.contains(m))
     {
         format!("a task could not reach an executor (it may have stopped): {message}")
+    } else if message.contains("all executors were lost") {
+        format!("the cluster has no executor left: {message}")
+    } else if let Some(at) = message.find(clean_jobs::NO_EXECUTOR) {
+        message[at..].to_owned()
     } else if ["h2 protocol error", "Stream closed without job completing"]
         .iter()
         .any(|m| message.contains(m))
