@@ -228,6 +228,35 @@ def what_the_cluster_said(loop: Loopback, mark: int, lines: int = 60) -> str:
     return "\n".join(said[-lines:])
 
 
+def harmed_run(loop: Loopback, cluster_canon: str, command: list, delay: float, harm,
+               limit: int, what: str, failures: list):
+    """Starts a cluster, warms it up with `command`, runs `command` on it
+    again and calls `harm(loop)` `delay` s into that run; waits up to
+    `limit` s (a run still waiting then is killed and counted a failure,
+    with what the client and the cluster said printed). Returns the run's
+    exit code, stdout, stderr, its seconds and the scheduler's port; the
+    cluster is left up for the caller to stop."""
+    scheduler = loop.start_cluster(cluster_canon)
+    run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
+           "--cluster", f"df://127.0.0.1:{scheduler}"]
+    subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
+    t = time.time()
+    mark = log_mark(loop)
+    query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    harm(loop)
+    try:
+        out, err = query.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        query.kill()
+        out, err = query.communicate()
+        failures.append(f"{what}: the run still waits after {limit} s")
+        print(f"{what}: the run still waits; the client said:\n{err[-2000:]}\n"
+              f"the cluster said:\n{what_the_cluster_said(loop, mark)}")
+    return query.returncode, out, err, time.time() - t, scheduler
+
+
 def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
     """Executors killed: runs fail clearly or give the local number, never
     another number. Each trial on a cluster of its own, after a warm-up."""
@@ -271,29 +300,12 @@ def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
     # answers nothing, so tasks on the other executor that fetch its
     # output are still running when it is counted lost, 30 s later: the
     # case in which Ballista's rollback leaked the other executor's slot).
+    harms = {"killed": lambda loop: loop.executors[0].kill(),
+             "frozen": lambda loop: loop.executors[0].send_signal(signal.SIGSTOP)}
     for how, delay in [("killed", 3.0), ("killed", 4.0), ("frozen", 3.0)]:
-        scheduler = loop.start_cluster(cluster_canon)
-        run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
-               "--cluster", f"df://127.0.0.1:{scheduler}"]
-        subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
-        t = time.time()
-        mark = log_mark(loop)
-        query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-        time.sleep(delay)
-        if how == "killed":
-            loop.executors[0].kill()
-        else:
-            loop.executors[0].send_signal(signal.SIGSTOP)
-        try:
-            out, err = query.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            query.kill()
-            out, err = query.communicate()
-            failures.append(f"executor {how} at {delay} s: the run still waits after 300 s")
-            print(f"executor {how} at {delay} s: the run still waits; the client said:\n"
-                  f"{err[-2000:]}\nthe cluster said:\n{what_the_cluster_said(loop, mark)}")
-        took = time.time() - t
+        code, out, err, took, scheduler = harmed_run(
+            loop, cluster_canon, command, delay, harms[how], 300,
+            f"executor {how} at {delay} s", failures)
         # The executor left still takes work. Ballista 55 rolling back a
         # stage that ran on it leaked its one task slot, and every later
         # job on this cluster waited forever (CI at 84284d8); canon's
@@ -311,7 +323,7 @@ def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
         except subprocess.TimeoutExpired:
             failures.append(f"executor {how} at {delay} s: the executor left answers no job")
         loop.stop_cluster()
-        value = json.loads(out).get("value") if query.returncode == 0 and out.strip() else None
+        value = json.loads(out).get("value") if code == 0 and out.strip() else None
         seen.append(f"{how} {delay} s: " + ("failed" if value is None else str(value))
                     + f" in {took:.0f} s")
         if value is not None and value != expected:
@@ -323,51 +335,32 @@ def kills(loop: Loopback, cluster_canon: str, plain_canon: str) -> list:
     # Every executor killed mid-query: nothing is left to run a job again,
     # so the run fails as the cluster's failure once Ballista's grace for
     # an executor to come back (30 s) has passed, not at the deadline.
-    scheduler = loop.start_cluster(cluster_canon)
-    run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
-           "--cluster", f"df://127.0.0.1:{scheduler}"]
-    subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
-    t = time.time()
-    mark = log_mark(loop)
-    query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
-    for executor in loop.executors:
-        executor.kill()
-    try:
-        out, err = query.communicate(timeout=200)
-    except subprocess.TimeoutExpired:
-        query.kill()
-        out, err = query.communicate()
-        failures.append("every executor killed: the run still waits after 200 s")
-        print(f"every executor killed: the run still waits; the client said:\n{err[-2000:]}\n"
-              f"the cluster said:\n{what_the_cluster_said(loop, mark)}")
+    def kill_every_executor(loop):
+        for executor in loop.executors:
+            executor.kill()
+    code, out, err, took, _ = harmed_run(loop, cluster_canon, command, 3.0,
+                                         kill_every_executor, 200, "every executor killed",
+                                         failures)
     loop.stop_cluster()
-    clear = query.returncode == 1 and "error: the cluster failed" in err
-    print(f"{'none left':15} exit {query.returncode} in {time.time() - t:.0f} s, "
+    clear = code == 1 and "error: the cluster failed" in err
+    print(f"{'none left':15} exit {code} in {took:.0f} s, "
           f"{'a cluster failure' if clear else 'UNCLEAR'}")
-    if not clear and query.returncode is not None and query.returncode >= 0:
-        failures.append(f"every executor killed: exit {query.returncode}, {err[-600:]}")
+    if not clear and code is not None and code >= 0:
+        failures.append(f"every executor killed: exit {code}, {err[-600:]}")
 
     # The scheduler killed mid-query: the client's connection breaks; a
     # cluster failure, not an engine error placed in grr's definition.
-    scheduler = loop.start_cluster(cluster_canon)
-    run = [cluster_canon, "--project", ROOT, *command, "--data", BUCKET_URL,
-           "--cluster", f"df://127.0.0.1:{scheduler}"]
-    subprocess.run(run, env=loop.env, capture_output=True, timeout=300)
-    query = subprocess.Popen(run, env=loop.env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
-    loop.cluster[0].kill()
-    out, err = query.communicate(timeout=90)
+    code, out, err, _, _ = harmed_run(loop, cluster_canon, command, 2.0,
+                                      lambda loop: loop.cluster[0].kill(), 90,
+                                      "scheduler killed", failures)
     loop.stop_cluster()
-    value = json.loads(out).get("value") if query.returncode == 0 and out.strip() else None
-    clear = value == expected or (query.returncode == 1 and "error: the cluster failed" in err
+    value = json.loads(out).get("value") if code == 0 and out.strip() else None
+    clear = value == expected or (code == 1 and "error: the cluster failed" in err
                                   and "customers.yaml" not in err)
-    print(f"{'scheduler killed':15} exit {query.returncode}, "
+    print(f"{'scheduler killed':15} exit {code}, "
           f"{'a cluster failure' if clear else 'UNCLEAR'}")
     if not clear:
-        failures.append(f"scheduler killed mid-job: exit {query.returncode}, {err[-600:]}")
+        failures.append(f"scheduler killed mid-job: exit {code}, {err[-600:]}")
     return failures
 
 

@@ -166,43 +166,35 @@ impl Ledger {
     /// (`survivors`), returns the jobs that were running then, each noted
     /// as cancelled for it. With none left there is no slot to leak:
     /// Ballista fails the running jobs itself when no executor comes back
-    /// within its grace period (`NO_EXECUTOR_GRACE` in the scheduler's setup), where a job canon
-    /// cancelled and the client ran again would wait for its deadline.
+    /// within its grace period (`NO_EXECUTOR_GRACE` in the scheduler's
+    /// setup), where a job canon cancelled and the client ran again would
+    /// wait for its deadline.
     fn executor_lost(&self, survivors: bool) -> Vec<JobId> {
         let jobs = self.jobs();
         self.losses.fetch_add(1, Ordering::SeqCst);
         if !survivors {
             return Vec::new();
         }
-        let running: Vec<JobId> = jobs
-            .iter()
-            .filter(|(_, job)| job.submitted)
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.cancelled().extend(
-            running
-                .iter()
-                .map(|job| (job.clone(), Cancelled::ExecutorLost)),
-        );
-        running
+        self.note_cancelled(&jobs, Cancelled::ExecutorLost)
     }
 
     /// The submitted jobs not yet cancelled, each noted as cancelled for
     /// want of an executor (the cluster has had none for its grace).
     fn stranded(&self) -> Vec<JobId> {
-        let jobs = self.jobs();
+        self.note_cancelled(&self.jobs(), Cancelled::NoExecutor)
+    }
+
+    /// The submitted jobs of `jobs` not yet cancelled, each noted as
+    /// cancelled for `why`.
+    fn note_cancelled(&self, jobs: &HashMap<JobId, Unfinished>, why: Cancelled) -> Vec<JobId> {
         let mut cancelled = self.cancelled();
-        let stranded: Vec<JobId> = jobs
+        let running: Vec<JobId> = jobs
             .iter()
             .filter(|(id, job)| job.submitted && !cancelled.contains_key(*id))
             .map(|(id, _)| id.clone())
             .collect();
-        cancelled.extend(
-            stranded
-                .iter()
-                .map(|job| (job.clone(), Cancelled::NoExecutor)),
-        );
-        stranded
+        cancelled.extend(running.iter().map(|job| (job.clone(), why)));
+        running
     }
 
     async fn cancel(&self, jobs: Vec<JobId>, why: &str) {
