@@ -17,6 +17,7 @@ pub mod link_rules;
 pub mod plan;
 pub mod planner;
 pub mod ratio;
+mod series_ranges;
 pub mod simple;
 pub mod slicing;
 pub mod snapshot;

@@ -55,6 +55,30 @@ pub struct Planner {
     /// needs them (a gate the bridge's two governed sides both run), keyed
     /// by what they are; typed by the stage that stores them.
     shared: Mutex<BTreeMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// How a snapshot series' groups are aggregated; see [`SeriesPlan`].
+    pub series_plan: SeriesPlan,
+}
+
+/// Two plans of a snapshot series of more than two instants that give the
+/// same groups. `Ranges` (the default) aggregates each row's run of
+/// instants once per rate run and expands only the distinct runs
+/// ([`super::series_ranges`]); `Expand` pairs every row with every instant
+/// it holds at before aggregating, as canon did before. `Expand` is kept so
+/// tests can prove the two equal and the benchmark can measure both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeriesPlan {
+    #[default]
+    Ranges,
+    Expand,
+}
+
+/// Whether this run plans series by pairing (`SeriesPlan::Expand`): only a
+/// `bench-switches` build (the benchmark harness's, to time both plans on
+/// one binary) with `CANON_BENCH_SERIES_PLAN=expand`. Both plans give the
+/// same groups, so the results stay governed.
+pub fn bench_expands_series() -> bool {
+    cfg!(feature = "bench-switches")
+        && std::env::var_os("CANON_BENCH_SERIES_PLAN").is_some_and(|v| v == "expand")
 }
 
 impl Planner {
@@ -68,6 +92,7 @@ impl Planner {
             next_recorder: std::sync::atomic::AtomicU64::new(0),
             plans: Mutex::new(BTreeMap::new()),
             shared: Mutex::new(BTreeMap::new()),
+            series_plan: SeriesPlan::default(),
         }
     }
 

@@ -21,6 +21,8 @@ use super::bounds::{bound, day_ends, days_since_epoch, next_day, not_a_time, per
 use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
 use super::instants;
 use super::plan::FramePlan;
+use super::planner::SeriesPlan;
+use super::series_ranges::{self, Conversion};
 use super::snapshot::{
     SERIES, SERIES_POSITION, STATE_FROM, STATE_TO, in_force, join_state, series_table, state_rows,
     state_spans,
@@ -99,6 +101,20 @@ enum Window {
     /// twelve month-ends, a year of days or a cohort's two instants then
     /// reads and links its sources once, not once per day.
     Series(Vec<(String, NaiveDate)>),
+}
+
+/// A series' rows before they are paired with their instants
+/// ([`series_ranges`]): filtered, each with its exclusion and slice columns,
+/// its run of instants, its measured value and how it converts (none when
+/// only the pairing plan can convert it).
+struct SeriesRows {
+    rows: DataFrame,
+    run: (Expr, Expr),
+    days: Vec<(String, NaiveDate)>,
+    exclusion: Expr,
+    slices: Vec<Expr>,
+    value: Option<Expr>,
+    conversion: Option<Conversion>,
 }
 
 /// A flow (`kind: simple`): the rows whose time is in the period.
@@ -311,6 +327,9 @@ async fn compile_windows(
     // the schema stays equal; parsing was a fifth of whole-catalog compile.
     let parsed: std::cell::RefCell<(Option<DFSchema>, std::collections::HashMap<String, Expr>)> =
         Default::default();
+    // A series' rows before they are paired with their instants, with
+    // their runs and how their values convert, for the ranges plan.
+    let mut series: Option<SeriesRows> = None;
     for window in &windows {
         let mut frame = metric_frame(engine, entity, &links).await?;
         // With a history, the state of each row at the day, or for a series
@@ -476,6 +495,15 @@ async fn compile_windows(
                     frame = frame.with_column(&name, value.clone())?;
                     *value = Expr::Column(Column::new_unqualified(name));
                 }
+                series = Some(SeriesRows {
+                    rows: frame.clone(),
+                    run: (lo.clone(), hi.clone()),
+                    days: days.clone(),
+                    exclusion: exclusion.clone(),
+                    slices: slice_values.clone(),
+                    value: None,
+                    conversion: None,
+                });
                 let at_day = Expr::Column(Column::new_unqualified(AT_DAY));
                 frame = engine
                     .planning
@@ -495,6 +523,9 @@ async fn compile_windows(
             let loc = at(&yaml_path!["filter"]);
             predicate = predicate.and(super::condition(p(f, &loc)?, &schema, f, &loc)?);
         }
+        if let Some(s) = series.as_mut() {
+            s.rows = s.rows.clone().filter(predicate.clone())?;
+        }
         frame = frame.filter(predicate)?;
 
         // The measured value of each row, converted to the base currency.
@@ -506,6 +537,12 @@ async fn compile_windows(
             None => lit(1i64),
         };
         let raw_for_detail = raw_value.clone();
+        if let Some(s) = series.as_mut() {
+            s.value = Some(raw_value.clone());
+            if measure.currency.is_none() {
+                s.conversion = Some(Conversion::None);
+            }
+        }
         let member_expr = match &metric.member {
             Some(m) => cast(p(m, &at(&yaml_path!["member"]))?, DataType::Utf8),
             None => lit(ScalarValue::Utf8(None)),
@@ -539,6 +576,26 @@ async fn compile_windows(
                         RateDate::Day(local_day(engine, e, &ty)?)
                     }
                 };
+                if let Some(s) = series.as_mut() {
+                    s.conversion = match &rate_date {
+                        RateDate::Day(day) => Some(Conversion::PerRow {
+                            currency: currency.clone(),
+                            day: day.clone(),
+                        }),
+                        RateDate::SeriesDay(_) => {
+                            let loc = at(&yaml_path!["measure", "currency"]);
+                            match fx_frame(engine, &loc).await? {
+                                (fx, true) => Some(Conversion::PerInstant {
+                                    currency: currency.clone(),
+                                    fx,
+                                    base: catalog.files.project.spec.base_currency.clone(),
+                                }),
+                                // Each instant's own day joins the rates.
+                                (_, false) => None,
+                            }
+                        }
+                    };
+                }
                 let (joined, converted, missing) = convert(
                     engine,
                     frame,
@@ -616,7 +673,38 @@ async fn compile_windows(
             .alias("_members"),
         );
     }
-    let frame = rows.group(group, aggregates)?;
+    let ranges =
+        series.filter(|s| engine.series_plan == SeriesPlan::Ranges && !members && s.days.len() > 2);
+    let frame = match ranges {
+        Some(SeriesRows {
+            rows: series_rows,
+            run,
+            days,
+            exclusion,
+            slices: slice_columns,
+            value: Some(value),
+            conversion: Some(conversion),
+        }) => {
+            let named: Vec<(String, Expr)> = slices
+                .iter()
+                .map(|(n, _, _)| n.clone())
+                .zip(slice_columns)
+                .collect();
+            series_ranges::series_groups(
+                engine,
+                series_rows,
+                run,
+                value,
+                conversion,
+                exclusion,
+                &named,
+                &days,
+                &at(&yaml_path!["measure", "currency"]),
+            )
+            .await?
+        }
+        _ => rows.group(group, aggregates)?,
+    };
     Ok(SimplePlan {
         frame,
         slices: slices.into_iter().map(|(n, _, _)| n).collect(),
@@ -674,7 +762,7 @@ fn all_link_paths(engine: &Planner, entity: &str) -> BTreeSet<super::entity::Lin
 }
 
 /// The day a row's rate is the rate in force on.
-enum RateDate<'a> {
+pub(super) enum RateDate<'a> {
     /// A date expression over the row (or a literal).
     Day(Expr),
     /// The day of the series the row is paired with (its `AT_DAY`
@@ -687,9 +775,28 @@ enum RateDate<'a> {
     SeriesDay(&'a [(String, NaiveDate)]),
 }
 
+/// The rates' frame, and whether their validity is held as dates:
+/// positions compare days as days, so rates valid over timestamps are
+/// joined by each instant's day itself.
+async fn fx_frame(engine: &Planner, location: &Location) -> Result<(DataFrame, bool)> {
+    let fx = entity_frame(engine, "fx_rate").await.map_err(|e| match e {
+        CanonError::Request(_) => CanonError::definition(
+            location.clone(),
+            "currency conversion needs an `fx_rate` entity (fields currency, rate, valid_from, valid_to) in models/",
+        ),
+        other => other,
+    })?;
+    let dated = ["valid_from", "valid_to"].iter().all(|f| {
+        fx.schema()
+            .field_with_unqualified_name(f)
+            .is_ok_and(|f| f.data_type() == &DataType::Date32)
+    });
+    Ok((fx, dated))
+}
+
 /// Joins the dated rate of each row and converts `value` to the base
 /// currency, rounded to the cent per row; also flags rows with no rate.
-async fn convert(
+pub(super) async fn convert(
     engine: &Planner,
     frame: DataFrame,
     value: Expr,
@@ -698,21 +805,8 @@ async fn convert(
     location: &Location,
 ) -> Result<(DataFrame, Expr, Expr)> {
     let base_currency = engine.catalog.files.project.spec.base_currency.clone();
-    let fx = entity_frame(engine, "fx_rate").await.map_err(|e| match e {
-        CanonError::Request(_) => CanonError::definition(
-            location.clone(),
-            "currency conversion needs an `fx_rate` entity (fields currency, rate, valid_from, valid_to) in models/",
-        ),
-        other => other,
-    })?;
+    let (fx, dated) = fx_frame(engine, location).await?;
     let fx_col = |n: &str| Expr::Column(Column::new(Some("_fx"), n));
-    // Positions compare days as days: rates valid over timestamps are
-    // joined by the day itself.
-    let dated = ["valid_from", "valid_to"].iter().all(|f| {
-        fx.schema()
-            .field_with_unqualified_name(f)
-            .is_ok_and(|f| f.data_type() == &DataType::Date32)
-    });
     let rate_date = match rate_date {
         RateDate::SeriesDay(_) if !dated => {
             RateDate::Day(Expr::Column(Column::new(Some(SERIES), "_day")))
@@ -817,7 +911,7 @@ pub(crate) fn requested_slices(
 
 /// Money rounded to the cent (half away from zero) in a type wide enough for
 /// any sum. A value already in cents is unchanged.
-fn money(e: Expr) -> Expr {
+pub(super) fn money(e: Expr) -> Expr {
     cast(
         round(vec![e, lit(i64::from(MONEY_SCALE))]),
         DataType::Decimal128(38, MONEY_SCALE),

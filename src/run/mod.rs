@@ -156,6 +156,11 @@ struct Sources {
 }
 
 impl Engine {
+    /// Plans snapshot series as `plan` from now on (see [`SeriesPlan`]).
+    pub fn set_series_plan(&mut self, plan: crate::compile::planner::SeriesPlan) {
+        self.planner.series_plan = plan;
+    }
+
     pub fn new(catalog: Arc<Catalog>, data: DataSource) -> Result<Engine> {
         let sources = Arc::new(Sources {
             catalog: catalog.clone(),

@@ -23,5 +23,6 @@ mod reconciliation;
 mod renderings;
 mod sample_project;
 mod series;
+mod series_plans;
 mod snapshot_metrics;
 mod wire;

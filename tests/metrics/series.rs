@@ -43,7 +43,7 @@ type HistoryRow = (
 /// | D12  | A2          | USD | 02-20T12 Negotiation 300; 03-01T20 Closed Won (leaves)         |
 /// | D5   | A3 test     | USD | 02-26T09 Proposal 500 (= Feb 26 01:00 LA)                      |
 /// | D10  | A3, deleted | USD | 02-20T12 Proposal 400 (the deal is deleted)                    |
-fn fixture() -> tempfile::TempDir {
+pub(super) fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_company(dir.path());
     std::fs::remove_dir_all(dir.path().join("crm/opportunity_history")).unwrap();
