@@ -722,9 +722,7 @@ async fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
         }
     };
     let mut engine = Engine::new(catalog, source)?;
-    if crate::compile::planner::bench_expands_series() {
-        engine.set_series_plan(crate::compile::planner::SeriesPlan::Expand);
-    }
+    engine.set_series_plan(crate::compile::planner::bench_series_plan());
     if let Some(now) = &data.now {
         engine.now = chrono::DateTime::parse_from_rfc3339(now)
             .map_err(|e| {

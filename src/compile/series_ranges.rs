@@ -37,7 +37,7 @@
 use chrono::NaiveDate;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::functions_aggregate::expr_fn::sum;
-use datafusion::logical_expr::{Expr, JoinType, cast, col, lit, when};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col, lit, when};
 use datafusion::prelude::DataFrame;
 
 use super::bounds::{days_since_epoch, next_day};
@@ -100,7 +100,10 @@ pub(super) async fn series_groups(
         .collect();
     let group_cols = || group_names.iter().map(|n| c(n)).collect::<Vec<_>>();
     // One row per metric row holding at some instant: its run, its groups,
-    // its value and currency.
+    // its value and currency (worked out only for those rows, as the pairing
+    // plan does after pairing: a value that cannot be computed on a row
+    // holding at no instant is no error in either plan).
+    let rows = rows.filter(lo.clone().lt(hi.clone()))?;
     let mut select = vec![run_end(lo).alias(A), run_end(hi).alias(B)];
     for ((_, e), n) in slices.iter().zip(&group_names) {
         select.push(e.clone().alias(n));
@@ -109,7 +112,7 @@ pub(super) async fn series_groups(
     let pieces = match conversion {
         Conversion::None => {
             select.push(value.alias(V));
-            let rows = rows.select(select)?.filter(c(A).lt(c(B)))?;
+            let rows = rows.select(select)?;
             with_counts(rows, &group_names, lit(1i64), lit(0i64))?
         }
         Conversion::PerRow { currency, day } => {
@@ -125,7 +128,7 @@ pub(super) async fn series_groups(
             .await?;
             select.push(converted.alias(V));
             select.push(missing.alias(M));
-            let rows = joined.select(select)?.filter(c(A).lt(c(B)))?;
+            let rows = joined.select(select)?;
             let mut out = vec![c(A), c(B)];
             out.extend(group_cols());
             out.push(c(V));
@@ -137,10 +140,13 @@ pub(super) async fn series_groups(
         Conversion::PerInstant { currency, fx, base } => {
             select.push(value.alias(RAW));
             select.push(currency.alias(CUR));
-            let rows = rows.select(select)?.filter(c(A).lt(c(B)))?;
+            let rows = rows.select(select)?;
             per_instant(rows, fx, &base, days, &group_names)?
         }
     };
+    // `_sum` typed as the pairing plan's one sum types it, not as a sum of
+    // sums (DataFusion widens a Decimal128(p, s) sum to p + 10 digits).
+    let sum_type = sum(c(V)).get_type(pieces.schema())?;
     // Summed per (run, groups), then each run's sums at each of its instants.
     let mut keys = vec![c(A), c(B)];
     keys.extend(group_cols());
@@ -169,15 +175,24 @@ pub(super) async fn series_groups(
         group.push(c(n).alias(name));
     }
     group.push(c(group_names.last().expect("the exclusion")).alias("_exclusion"));
-    Ok(at.aggregate(
-        group,
-        vec![
-            sum(c(R)).alias("_rows"),
-            sum(c(V)).alias("_sum"),
-            sum(c(C)).alias("_count"),
-            sum(c(M)).alias("_missing_rate"),
-        ],
-    )?)
+    let mut out: Vec<Expr> = std::iter::once("_period")
+        .chain(slices.iter().map(|(name, _)| name.as_str()))
+        .chain(["_exclusion", "_rows"])
+        .map(c)
+        .collect();
+    out.push(cast(c("_sum"), sum_type).alias("_sum"));
+    out.extend(["_count", "_missing_rate"].map(c));
+    Ok(at
+        .aggregate(
+            group,
+            vec![
+                sum(c(R)).alias("_rows"),
+                sum(c(V)).alias("_sum"),
+                sum(c(C)).alias("_count"),
+                sum(c(M)).alias("_missing_rate"),
+            ],
+        )?
+        .select(out)?)
 }
 
 /// A run's end typed as nullable, in the logical plan as in the physical
@@ -216,15 +231,14 @@ fn with_counts(rows: DataFrame, group_names: &[String], r: Expr, m: Expr) -> Res
 /// daily quarter took twice as long).
 ///
 /// Each currency's rate rows inside the series are completed into tiles
-/// that cover every position once: a rate's run, and the runs between them
-/// (and before the first, after the last) with no rate. A row to convert (a
-/// value, a currency that is not the base) is cut at its currency's tiles:
-/// one piece per tile it overlaps, its value converted at the tile's rate,
-/// and missing where the tile has none (a rate row with a null rate is such
-/// a tile too, as the pairing plan flagged it). A row in a currency with no
-/// rate in the series matches no tile and is one piece, missing throughout.
-/// Every other row is one piece: the base amount rounded, else null (no
-/// currency, or no value).
+/// that cover every position: a rate's run, and the runs between them (and
+/// before the first, after the last) with no rate. A row with a currency is
+/// cut at its currency's tiles, one piece per tile it overlaps: at each
+/// instant it then has one piece per rate in force, or one without a rate,
+/// exactly the pairs the pairing plan's right join made (base-currency rows
+/// included, should the rates hold the base currency too). A row with no
+/// currency, or in a currency with no rate in the series, matches no tile
+/// and is one piece. Each piece is valued and flagged as a pair is.
 fn per_instant(
     rows: DataFrame,
     fx: DataFrame,
@@ -327,23 +341,10 @@ fn per_instant(
             .select(tile(c(rhi), lit(n), no_rate()))?
             .filter(c(rlo).lt(c(rhi)))?,
         )?;
-    let to_convert = "_to_convert";
-    let rows = rows.with_column(
-        to_convert,
-        c(CUR)
-            .is_not_null()
-            .and(c(CUR).not_eq(lit(base)))
-            .and(c(RAW).is_not_null()),
-    )?;
     let joined = rows.join_on(
         tiles,
         JoinType::Left,
-        [
-            c(CUR).eq(c(fx_cur)),
-            c(to_convert),
-            c(rlo).lt(c(B)),
-            c(A).lt(c(rhi)),
-        ],
+        [c(CUR).eq(c(fx_cur)), c(rlo).lt(c(B)), c(A).lt(c(rhi))],
     )?;
     let later = |a: Expr, b: Expr| {
         when(b.clone().gt(a.clone()), b)
@@ -355,10 +356,17 @@ fn per_instant(
             .otherwise(a)
             .expect("a CASE with an ELSE")
     };
-    let value = when(c(to_convert), super::simple::money(c(RAW) / c(rate)))
-        .when(c(CUR).eq(lit(base)), super::simple::money(c(RAW)))
-        .end()?;
-    let missing = when(c(to_convert).and(c(rate).is_null()), lit(1i64)).otherwise(lit(0i64))?;
+    // Valued and flagged as the pairing plan's `convert` values and flags
+    // each pair: the base amount whatever the rate, else converted at the
+    // tile's rate (null without one: no currency, no tile, a gap).
+    let is_base = c(CUR).eq(lit(base));
+    let value = when(is_base.clone(), super::simple::money(c(RAW)))
+        .otherwise(super::simple::money(c(RAW) / c(rate)))?;
+    let missing = when(
+        c(RAW).is_not_null().and(!is_base).and(c(rate).is_null()),
+        lit(1i64),
+    )
+    .otherwise(lit(0i64))?;
     // A row with no tile keeps its own run (the comparisons with a null
     // tile are not true).
     let mut out = vec![

@@ -21,7 +21,6 @@ use super::bounds::{bound, day_ends, days_since_epoch, next_day, not_a_time, per
 use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
 use super::instants;
 use super::plan::FramePlan;
-use super::planner::SeriesPlan;
 use super::series_ranges::{self, Conversion};
 use super::snapshot::{
     SERIES, SERIES_POSITION, STATE_FROM, STATE_TO, in_force, join_state, series_table, state_rows,
@@ -673,8 +672,10 @@ async fn compile_windows(
             .alias("_members"),
         );
     }
-    let ranges =
-        series.filter(|s| engine.series_plan == SeriesPlan::Ranges && !members && s.days.len() > 2);
+    let ranges = series.filter(|s| {
+        let days: Vec<NaiveDate> = s.days.iter().map(|(_, d)| *d).collect();
+        !members && engine.series_plan.ranges_for(&days)
+    });
     let frame = match ranges {
         Some(SeriesRows {
             rows: series_rows,

@@ -14,7 +14,7 @@ use crate::common::*;
 const HANG: Duration = Duration::from_secs(60);
 
 /// (id, deal, created_date, stage, amount, probability, forecast category, deleted)
-type HistoryRow = (
+pub(super) type HistoryRow = (
     &'static str,
     &'static str,
     &'static str,
@@ -44,11 +44,16 @@ type HistoryRow = (
 /// | D5   | A3 test     | USD | 02-26T09 Proposal 500 (= Feb 26 01:00 LA)                      |
 /// | D10  | A3, deleted | USD | 02-20T12 Proposal 400 (the deal is deleted)                    |
 pub(super) fn fixture() -> tempfile::TempDir {
+    fixture_with(|_| {})
+}
+
+/// The fixture with its history rows changed by `amend` first.
+pub(super) fn fixture_with(amend: impl Fn(&mut Vec<HistoryRow>)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_company(dir.path());
     std::fs::remove_dir_all(dir.path().join("crm/opportunity_history")).unwrap();
     #[rustfmt::skip]
-    let rows: Vec<HistoryRow> = vec![
+    let mut rows: Vec<HistoryRow> = vec![
         ("H2a", "D2", "2025-02-20T12:00:00Z", "Discovery", "1000.00", 20.0, "Pipeline", false),
         ("H2b", "D2", "2025-02-26T20:00:00Z", "Proposal", "1200.00", 50.0, "BestCase", false),
         ("H2c", "D2", "2025-03-03T10:00:00Z", "Negotiation", "1500.00", 70.0, "Commit", false),
@@ -63,6 +68,7 @@ pub(super) fn fixture() -> tempfile::TempDir {
         ("H5", "D5", "2025-02-26T09:00:00Z", "Proposal", "500.00", 50.0, "BestCase", false),
         ("H10", "D10", "2025-02-20T12:00:00Z", "Proposal", "400.00", 40.0, "BestCase", false),
     ];
+    amend(&mut rows);
     write_table(
         dir.path(),
         "crm/opportunity_history",

@@ -62,8 +62,26 @@ fn computed(
     request.rates_as_of = rates_as_of.map(|d| d.parse().unwrap());
     let resolved = catalog.resolve(request).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // The types of the planned groups' columns (read by position), which
+    // the two plans must also share.
+    let types: Vec<String> = rt
+        .block_on(canon::compile::plans(&engine, metric, &resolved))
+        .unwrap()
+        .iter()
+        .flat_map(|(title, frame)| {
+            frame
+                .schema()
+                .fields()
+                .iter()
+                .map(move |f| format!("{title}.{}: {}", f.name(), f.data_type()))
+        })
+        .collect();
     rt.block_on(canon::query::run_metric(&engine, metric, &resolved))
-        .map(|r| answer(&r))
+        .map(|r| {
+            let mut a = answer(&r);
+            a["types"] = types.into();
+            a
+        })
         .map_err(|e| e.to_string())
 }
 
@@ -168,35 +186,57 @@ fn fixture_data() -> tempfile::TempDir {
 /// The fixture with EUR's rates leaving Feb 27 and 28 uncovered (0.8 until
 /// 2025-02-27, 0.9 from 2025-03-01), and GBP's rates `gbp` or none.
 fn with_a_rate_gap(gbp: bool) -> tempfile::TempDir {
-    with_eur_until("2025-02-27", gbp)
+    let mut rates = vec![
+        ("EUR", "0.800000", "2024-01-01", "2025-02-27"),
+        ("EUR", "0.900000", "2025-03-01", "2027-01-01"),
+        ("JPY", "150.000000", "2024-01-01", "2027-01-01"),
+    ];
+    if gbp {
+        rates.push(("GBP", "0.750000", "2024-01-01", "2027-01-01"));
+    }
+    with_rates(fixture_data(), rates)
 }
 
-/// The fixture with EUR at 0.8 until `until`, 0.9 from 2025-03-01 (a gap
-/// before it, or days with both), and GBP's rates `gbp` or none.
-fn with_eur_until(until: &'static str, gbp: bool) -> tempfile::TempDir {
-    let dir = fixture_data();
+/// `dir` with these rates: (currency, rate, start_date, next_start_date).
+fn with_rates(
+    dir: tempfile::TempDir,
+    rates: Vec<(&'static str, &'static str, &'static str, &'static str)>,
+) -> tempfile::TempDir {
     std::fs::remove_dir_all(dir.path().join("crm/dated_conversion_rate")).unwrap();
-    let mut codes = vec!["EUR", "EUR", "JPY"];
-    let mut rates = vec!["0.800000", "0.900000", "150.000000"];
-    let mut starts = vec!["2024-01-01", "2025-03-01", "2024-01-01"];
-    let mut ends = vec![until, "2027-01-01", "2027-01-01"];
-    if gbp {
-        codes.push("GBP");
-        rates.push("0.750000");
-        starts.push("2024-01-01");
-        ends.push("2027-01-01");
-    }
     write_table(
         dir.path(),
         "crm/dated_conversion_rate",
         vec![
-            ("iso_code", Col::Str(codes)),
-            ("conversion_rate", Col::Rate(rates)),
-            ("start_date", Col::Date(starts)),
-            ("next_start_date", Col::Date(ends)),
+            ("iso_code", Col::Str(rates.iter().map(|r| r.0).collect())),
+            (
+                "conversion_rate",
+                Col::Rate(rates.iter().map(|r| r.1).collect()),
+            ),
+            ("start_date", Col::Date(rates.iter().map(|r| r.2).collect())),
+            (
+                "next_start_date",
+                Col::Date(rates.iter().map(|r| r.3).collect()),
+            ),
         ],
     );
     dir
+}
+
+/// The fixture's rates with EUR at 0.8 until `until` (past 2025-03-01: both
+/// EUR rates in force until then) and `more`.
+fn overlapping(
+    dir: tempfile::TempDir,
+    until: &'static str,
+    more: &[(&'static str, &'static str, &'static str, &'static str)],
+) -> tempfile::TempDir {
+    let mut rates = vec![
+        ("EUR", "0.800000", "2024-01-01", until),
+        ("EUR", "0.900000", "2025-03-01", "2027-01-01"),
+        ("GBP", "0.750000", "2024-01-01", "2027-01-01"),
+        ("JPY", "150.000000", "2024-01-01", "2027-01-01"),
+    ];
+    rates.extend_from_slice(more);
+    with_rates(dir, rates)
 }
 
 // The pairs with no rate, counted alike by both plans (LA days Feb 25..Mar 4):
@@ -251,14 +291,26 @@ fn both_series_plans_answer_alike_on_the_sample() {
 
 // Two EUR rates in force on Mar 1 and 2 (0.8 until 2025-03-03, 0.9 from
 // 2025-03-01): the `intervals` gate blocks such rates, and computed anyway
-// (`--allow intervals:crm/dated_conversion_rate`) both plans count each EUR deal once per rate, as the
-// pairing plan always did. Mar 1: D2 1200/0.8 = 1500.00 and 1200/0.9 =
-// 1333.33, D3 125.01 and 111.12, D15 900.00, D4 200.00 → 4169.46; Mar 3 has
-// one rate again: 1666.67 + 111.12 + 900.00 + 200.00 = 2877.79.
+// (`--allow intervals:crm/dated_conversion_rate`) both plans count each EUR
+// deal once per rate, as the pairing plan always did. Mar 1: D2 1200/0.8 =
+// 1500.00 and 1200/0.9 = 1333.33, D3 125.01 and 111.12, D15 900.00, D4
+// 200.00 → 4169.46; Mar 3 has one rate again: 1666.67 + 111.12 + 900.00 +
+// 200.00 = 2877.79.
+//
+// So does a deal with no amount in an overlapped currency (a review's
+// finding: the ranges plan first counted it once): D3 without an amount, EUR
+// doubled until 2025-03-06, at Mar 4: D2 1500/0.8 = 1875.00 and 1500/0.9 =
+// 1666.67, D15 900.00, D4 200.00 → 4641.67; D3 is `missing_amount` twice
+// (one pair per rate), its value 0.00.
+//
+// And base-currency deals when the rates hold the base currency twice
+// (USD 1.0 from 2024-01-01 and from 2025-03-01): from Mar 1 each USD deal
+// counts twice. Mar 1: D2 1333.33, D3 111.12, D15 900.00 × 2, D4 200.00 →
+// 3444.45; Feb 28 has one USD rate: 3025.01 as without them.
 #[test]
 fn overlapping_rates_computed_anyway_count_alike_in_both_plans() {
-    let data = with_eur_until("2025-03-03", true);
     let days = ("2025-02-25", "2025-03-05", "day");
+    let data = overlapping(fixture_data(), "2025-03-03", &[]);
     let blocked = both(data.path(), "open_pipeline", days, &[], None);
     assert!(
         blocked.unwrap_err().contains("intervals"),
@@ -267,4 +319,30 @@ fn overlapping_rates_computed_anyway_count_alike_in_both_plans() {
     let r = both_allowing(data.path(), "open_pipeline", days, &[], None, true).unwrap();
     assert_eq!(at(&r, "2025-03-01"), "4169.46");
     assert_eq!(at(&r, "2025-03-03"), "2877.79");
+
+    let no_amount = super::series::fixture_with(|rows| {
+        rows.iter_mut().find(|r| r.0 == "H3a").unwrap().4 = "";
+    });
+    let data = overlapping(no_amount, "2025-03-06", &[]);
+    let r = both_allowing(data.path(), "open_pipeline", days, &[], None, true).unwrap();
+    assert_eq!(at(&r, "2025-03-04"), "4641.67");
+    let missing = r["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "missing_amount")
+        .unwrap();
+    assert_eq!(
+        (&missing["rows"], &missing["value"]),
+        (&2.into(), &"0.00".into())
+    );
+
+    let usd = [
+        ("USD", "1.000000", "2024-01-01", "2027-01-01"),
+        ("USD", "1.000000", "2025-03-01", "2027-01-01"),
+    ];
+    let data = overlapping(fixture_data(), "2025-03-01", &usd);
+    let r = both_allowing(data.path(), "open_pipeline", days, &[], None, true).unwrap();
+    assert_eq!(at(&r, "2025-02-28"), "3025.01");
+    assert_eq!(at(&r, "2025-03-01"), "3444.45");
 }
