@@ -154,16 +154,36 @@ struct Entry {
     row: usize,
 }
 
+/// One group's entries in position order: the first inline, so that a
+/// group with one position (most entities of a long series: everything
+/// before its first instant is position 0) costs no allocation and one
+/// memory access, not a vector's two.
+#[derive(Debug, Default)]
+struct Group {
+    head: Option<Entry>,
+    tail: Vec<Entry>,
+}
+
+impl Group {
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.head.iter().chain(&self.tail)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.head.iter_mut().chain(&mut self.tail)
+    }
+}
+
 /// Per group, its positions' latest rows among the kept batches.
 struct SpanGroups {
     /// The (position, value, at, tie) columns of the batches rows are kept from.
     kept: KeptRows,
     /// Per group, one entry per position it has a row at, in position order.
-    spans: Vec<Vec<Entry>>,
+    spans: Vec<Group>,
     /// Entries over every group.
     entries: usize,
-    /// Entries the groups' vectors have room for (what they hold in memory:
-    /// a first push makes room for four).
+    /// Entries the groups' vectors (beyond each first) have room for (what
+    /// they hold in memory: a first push makes room for four).
     capacity: usize,
 }
 
@@ -191,7 +211,7 @@ impl SpanGroups {
         let Some(positions) = position.as_primitive_opt::<Int64Type>() else {
             return exec_err!("latest_spans' positions must be Int64");
         };
-        self.spans.resize_with(total_groups, Vec::new);
+        self.spans.resize_with(total_groups, Group::default);
         let here = self.kept.push(columns);
         let mut later = self.kept.comparing(here);
         for (i, &g) in groups.iter().enumerate() {
@@ -204,31 +224,45 @@ impl SpanGroups {
                 continue;
             }
             let p = positions.value(i);
+            let entry = Entry {
+                position: p,
+                batch: here,
+                row: i,
+            };
             let group = &mut self.spans[g];
-            // Kept in position order: a lookup is a binary search (a daily
-            // series over years gives an entity thousands of positions), and
-            // histories mostly arrive in time order, so an insert appends.
-            match group.binary_search_by_key(&p, |e| e.position) {
-                Err(at_index) => {
-                    let before = group.capacity();
-                    group.insert(
-                        at_index,
-                        Entry {
-                            position: p,
-                            batch: here,
-                            row: i,
-                        },
-                    );
-                    self.capacity += group.capacity() - before;
+            let best = match &mut group.head {
+                None => {
+                    group.head = Some(entry);
                     self.entries += 1;
+                    continue;
                 }
-                Ok(found) => {
-                    let best = &mut group[found];
-                    if later.than(i, (best.batch, best.row))? {
-                        best.batch = here;
-                        best.row = i;
+                Some(head) if head.position == p => head,
+                Some(head) if p < head.position => {
+                    let second = std::mem::replace(head, entry);
+                    let before = group.tail.capacity();
+                    group.tail.insert(0, second);
+                    self.capacity += group.tail.capacity() - before;
+                    self.entries += 1;
+                    continue;
+                }
+                // Kept in position order: a lookup is a binary search (a
+                // daily series over years gives an entity thousands of
+                // positions), and histories mostly arrive in time order, so
+                // an insert appends.
+                Some(_) => match group.tail.binary_search_by_key(&p, |e| e.position) {
+                    Err(at_index) => {
+                        let before = group.tail.capacity();
+                        group.tail.insert(at_index, entry);
+                        self.capacity += group.tail.capacity() - before;
+                        self.entries += 1;
+                        continue;
                     }
-                }
+                    Ok(found) => &mut group.tail[found],
+                },
+            };
+            if later.than(i, (best.batch, best.row))? {
+                best.batch = here;
+                best.row = i;
             }
         }
         if self.kept.rows() > 2 * self.entries + 8192 {
@@ -242,11 +276,11 @@ impl SpanGroups {
         let indices: Vec<(usize, usize)> = self
             .spans
             .iter()
-            .flatten()
+            .flat_map(Group::iter)
             .map(|e| (e.batch, e.row))
             .collect();
         self.kept.compact(&indices)?;
-        for (row, e) in self.spans.iter_mut().flatten().enumerate() {
+        for (row, e) in self.spans.iter_mut().flat_map(Group::iter_mut).enumerate() {
             e.batch = 0;
             e.row = row;
         }
@@ -258,11 +292,11 @@ impl SpanGroups {
     fn take(&mut self, emit_to: EmitTo) -> (Vec<Entry>, OffsetBuffer<i32>) {
         let taken = emit_to.take_needed(&mut self.spans);
         let mut lengths = Vec::with_capacity(taken.len());
-        let mut flat = Vec::with_capacity(taken.iter().map(Vec::len).sum());
+        let mut flat = Vec::with_capacity(taken.iter().map(|g| g.iter().count()).sum());
         for group in taken {
-            lengths.push(group.len());
-            self.capacity -= group.capacity();
-            flat.extend(group);
+            lengths.push(group.iter().count());
+            self.capacity -= group.tail.capacity();
+            flat.extend(group.iter());
         }
         self.entries -= flat.len();
         (flat, OffsetBuffer::from_lengths(lengths))
@@ -392,7 +426,7 @@ impl GroupsAccumulator for SpanGroups {
 
     fn size(&self) -> usize {
         self.kept.size()
-            + self.spans.capacity() * std::mem::size_of::<Vec<Entry>>()
+            + self.spans.capacity() * std::mem::size_of::<Group>()
             + self.capacity * std::mem::size_of::<Entry>()
     }
 }
@@ -566,10 +600,11 @@ mod tests {
             2,
         )
         .unwrap();
-        // What the groups hold in memory is counted: each vector has room
-        // for four entries after its first (Rust's smallest growth).
-        assert_eq!((acc.entries, acc.capacity), (3, 8));
-        assert!(acc.size() >= 8 * std::mem::size_of::<Entry>());
+        // What the groups hold in memory is counted: group 0's first entry
+        // is inline and its second in a vector with room for four (Rust's
+        // smallest growth); group 1's one entry is inline.
+        assert_eq!((acc.entries, acc.capacity), (3, 4));
+        assert!(acc.size() >= 4 * std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<Group>());
         let first = acc.evaluate(EmitTo::First(1)).unwrap();
         let deal0 = Int64Array::from(vec![0]);
         // In position order: [1, 3) holds 10, [3, end) holds 30.
