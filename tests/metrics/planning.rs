@@ -181,6 +181,12 @@ fn every_function_a_plan_calls_is_registered_by_name() {
             None,
             Some(canon::calendar::Grain::Month),
         ),
+        // A dense series, planned by rate runs (compile::series_ranges).
+        request(
+            catalog.calendar.parse_period("2025-09").unwrap(),
+            None,
+            Some(canon::calendar::Grain::Day),
+        ),
     ];
     let mut called = BTreeSet::new();
     for request in &requests {
@@ -230,6 +236,11 @@ fn every_function_a_plan_calls_is_registered_by_name() {
             "{own} not called: {called:?}"
         );
     }
+    // The rate tiles' running max, an aggregate over a window.
+    assert!(
+        called.contains(&("aggregate", "max".to_string())),
+        "max not called: {called:?}"
+    );
     for own in ["latest_by", "latest_spans"] {
         assert!(
             called.contains(&("aggregate", own.to_string())),

@@ -98,6 +98,17 @@ fn round_trip_every_plan() {
                 Some(canon::calendar::Grain::Month),
             ),
         ),
+        // A dense series: a snapshot by day is planned by rate runs
+        // (compile::series_ranges: a left join with a filter, windows over
+        // the rates), which must round-trip too.
+        (
+            "daily",
+            request(
+                catalog.calendar.parse_period("2025-09").unwrap(),
+                None,
+                Some(canon::calendar::Grain::Day),
+            ),
+        ),
     ];
     let mut failures = Vec::new();
     let mut round_tripped = Vec::new();
