@@ -7,6 +7,7 @@
 pub mod bounds;
 pub mod cohort;
 pub mod conversion;
+mod currency;
 pub mod declared;
 pub mod derived;
 pub mod entity;

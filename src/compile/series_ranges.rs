@@ -51,7 +51,7 @@ pub(super) enum Conversion {
     /// No currency: the value as it is.
     None,
     /// At a rate that depends on the row alone (`--rates-as-of`, a date
-    /// field of the row): converted once per row, by [`super::simple`]'s
+    /// field of the row): converted once per row, by [`super::currency`]'s
     /// conversion.
     PerRow { currency: Expr, day: Expr },
     /// At the rate in force on each instant's day (`rate_date: as_of`, with
@@ -117,12 +117,12 @@ pub(super) async fn series_groups(
         }
         Conversion::PerRow { currency, day } => {
             // The pairing plan's conversion, once per row.
-            let (joined, converted, missing) = super::simple::convert(
+            let (joined, converted, missing) = super::currency::convert(
                 engine,
                 rows,
                 value,
                 currency,
-                super::simple::RateDate::Day(day),
+                super::currency::RateDate::Day(day),
                 location,
             )
             .await?;
@@ -360,8 +360,8 @@ fn per_instant(
     // each pair: the base amount whatever the rate, else converted at the
     // tile's rate (null without one: no currency, no tile, a gap).
     let is_base = c(CUR).eq(lit(base));
-    let value = when(is_base.clone(), super::simple::money(c(RAW)))
-        .otherwise(super::simple::money(c(RAW) / c(rate)))?;
+    let value = when(is_base.clone(), super::currency::money(c(RAW)))
+        .otherwise(super::currency::money(c(RAW) / c(rate)))?;
     let missing = when(
         c(RAW).is_not_null().and(!is_base).and(c(rate).is_null()),
         lit(1i64),

@@ -12,13 +12,14 @@ use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::execution::FunctionRegistry;
-use datafusion::functions::expr_fn::{coalesce, round};
+use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col, lit, when};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, lit, when};
 use datafusion::prelude::DataFrame;
 
 use super::bounds::{bound, day_ends, days_since_epoch, next_day, not_a_time, period_filter};
-use super::entity::{entity_frame, link_path, metric_frame, metric_schema};
+use super::currency::{AT_DAY, RateDate, convert, fx_frame};
+use super::entity::{link_path, metric_frame, metric_schema};
 use super::instants;
 use super::plan::FramePlan;
 use super::series_ranges::{self, Conversion};
@@ -34,16 +35,12 @@ use crate::error::{CanonError, Location, Result};
 use crate::spec::{Aggregation, MetricKind, MetricSpec};
 use crate::yaml_path;
 
-/// The column a series' row gets for the position of the day it holds at
-/// (joined to the days' table's `_k`).
-const AT_DAY: &str = "_at_day";
 /// A series row's exclusion and slices, worked out before it is paired with
 /// its days.
 const ROW_EXCLUSION: &str = "_row_exclusion";
 const ROW_SLICE: &str = "_row_slice";
 
-/// Scale at which converted money is kept: cents.
-pub const MONEY_SCALE: i8 = 2;
+pub use super::currency::MONEY_SCALE;
 
 /// A compiled simple metric: the aggregated frame and how to read it.
 #[derive(Clone)]
@@ -762,113 +759,6 @@ fn all_link_paths(engine: &Planner, entity: &str) -> BTreeSet<super::entity::Lin
     super::entity::all_link_paths(&engine.catalog, entity)
 }
 
-/// The day a row's rate is the rate in force on.
-pub(super) enum RateDate<'a> {
-    /// A date expression over the row (or a literal).
-    Day(Expr),
-    /// The day of the series the row is paired with (its `AT_DAY`
-    /// position): the rates are paired with the series' days first (a few
-    /// hundred rates by a few days), and each row finds its rate by an
-    /// equi-join on (currency, position). Joined on currency alone, with the
-    /// day's range as the join's filter, every row of a twelve-month series
-    /// was compared with each of its currency's rates (0.55 s of 2.7 at
-    /// scale 200).
-    SeriesDay(&'a [(String, NaiveDate)]),
-}
-
-/// The rates' frame, and whether their validity is held as dates:
-/// positions compare days as days, so rates valid over timestamps are
-/// joined by each instant's day itself.
-async fn fx_frame(engine: &Planner, location: &Location) -> Result<(DataFrame, bool)> {
-    let fx = entity_frame(engine, "fx_rate").await.map_err(|e| match e {
-        CanonError::Request(_) => CanonError::definition(
-            location.clone(),
-            "currency conversion needs an `fx_rate` entity (fields currency, rate, valid_from, valid_to) in models/",
-        ),
-        other => other,
-    })?;
-    let dated = ["valid_from", "valid_to"].iter().all(|f| {
-        fx.schema()
-            .field_with_unqualified_name(f)
-            .is_ok_and(|f| f.data_type() == &DataType::Date32)
-    });
-    Ok((fx, dated))
-}
-
-/// Joins the dated rate of each row and converts `value` to the base
-/// currency, rounded to the cent per row; also flags rows with no rate.
-pub(super) async fn convert(
-    engine: &Planner,
-    frame: DataFrame,
-    value: Expr,
-    currency: Expr,
-    rate_date: RateDate<'_>,
-    location: &Location,
-) -> Result<(DataFrame, Expr, Expr)> {
-    let base_currency = engine.catalog.files.project.spec.base_currency.clone();
-    let (fx, dated) = fx_frame(engine, location).await?;
-    let fx_col = |n: &str| Expr::Column(Column::new(Some("_fx"), n));
-    let rate_date = match rate_date {
-        RateDate::SeriesDay(_) if !dated => {
-            RateDate::Day(Expr::Column(Column::new(Some(SERIES), "_day")))
-        }
-        other => other,
-    };
-    let frame = match rate_date {
-        RateDate::Day(day) => frame.join_on(
-            fx.alias("_fx")?,
-            JoinType::Left,
-            [
-                currency.clone().eq(fx_col("currency")),
-                fx_col("valid_from").lt_eq(day.clone()),
-                day.lt(fx_col("valid_to")),
-            ],
-        )?,
-        RateDate::SeriesDay(days) => {
-            // The positions of the days each rate is in force on
-            // (`valid_from <= day < valid_to`: the days before `valid_from`
-            // are the ones whose next day is at or before it), one row per
-            // (rate, day); the small table is the join's build side.
-            let next_days: Vec<ScalarValue> = days
-                .iter()
-                .map(|(_, d)| ScalarValue::Date32(Some(days_since_epoch(next_day(*d)))))
-                .collect();
-            let span = instants::span(
-                instants::position(col("valid_from"), &next_days),
-                instants::position(col("valid_to"), &next_days),
-            );
-            let by_day = fx
-                .with_column(AT_DAY, span)?
-                .unnest_columns(&[AT_DAY])?
-                .select(vec![
-                    col("currency"),
-                    col("rate"),
-                    col(AT_DAY).alias(SERIES_POSITION),
-                ])?;
-            by_day.alias("_fx")?.join_on(
-                frame,
-                JoinType::Right,
-                [
-                    currency.clone().eq(fx_col("currency")),
-                    Expr::Column(Column::new_unqualified(AT_DAY)).eq(fx_col(SERIES_POSITION)),
-                ],
-            )?
-        }
-    };
-    let is_base = currency.eq(lit(base_currency));
-    let converted = when(is_base.clone(), money(value.clone()))
-        .otherwise(money(value.clone() / fx_col("rate")))?;
-    let missing = when(
-        value
-            .is_not_null()
-            .and(!is_base)
-            .and(fx_col("rate").is_null()),
-        lit(1i64),
-    )
-    .otherwise(lit(0i64))?;
-    Ok((frame, converted, missing))
-}
-
 /// The approved slices the request asks for, with their expressions.
 pub(crate) fn requested_slices(
     metric: &MetricSpec,
@@ -908,15 +798,6 @@ pub(crate) fn requested_slices(
             ))
         })
         .collect()
-}
-
-/// Money rounded to the cent (half away from zero) in a type wide enough for
-/// any sum. A value already in cents is unchanged.
-pub(super) fn money(e: Expr) -> Expr {
-    cast(
-        round(vec![e, lit(i64::from(MONEY_SCALE))]),
-        DataType::Decimal128(38, MONEY_SCALE),
-    )
 }
 
 /// The period label of each row. By day it is the row's local day as text
