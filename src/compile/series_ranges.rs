@@ -26,11 +26,13 @@
 //! (blocked by the `intervals` gate unless allowed) count a row once per
 //! rate on the days they share, as the pairing plan did.
 //!
-//! The pairing plan stays for what it alone can do: a series of one or two
-//! instants (a cohort's T0 and T: nothing to save), the distinct members
-//! counted at the last instant (`SimplePlan::members`), rates whose validity
-//! is held as timestamps (joined by each instant's own day), and `detail`,
-//! the per-row drill-down. Only built-in operators and the registered
+//! The pairing plan stays where this one saves nothing or cannot go: a
+//! series of one or two instants (a cohort's T0 and T) or of instants more
+//! than a week apart on average (month ends: with monthly rates each instant
+//! has its own rate; see `SeriesPlan::Auto`), the distinct members counted
+//! at the last instant (`SimplePlan::members`), rates whose validity is held
+//! as timestamps (joined by each instant's own day), and `detail`, the
+//! per-row drill-down. Only built-in operators and the registered
 //! `series_position` and `series_span` are used, so the plan is serialized
 //! to a cluster like any other.
 
