@@ -165,6 +165,10 @@ struct Group {
 }
 
 impl Group {
+    fn len(&self) -> usize {
+        usize::from(self.head.is_some()) + self.tail.len()
+    }
+
     fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.head.iter().chain(&self.tail)
     }
@@ -292,9 +296,9 @@ impl SpanGroups {
     fn take(&mut self, emit_to: EmitTo) -> (Vec<Entry>, OffsetBuffer<i32>) {
         let taken = emit_to.take_needed(&mut self.spans);
         let mut lengths = Vec::with_capacity(taken.len());
-        let mut flat = Vec::with_capacity(taken.iter().map(|g| g.iter().count()).sum());
+        let mut flat = Vec::with_capacity(taken.iter().map(Group::len).sum());
         for group in taken {
-            lengths.push(group.iter().count());
+            lengths.push(group.len());
             self.capacity -= group.tail.capacity();
             flat.extend(group.iter());
         }

@@ -91,14 +91,8 @@ pub(super) async fn convert(
             // (`valid_from <= day < valid_to`: the days before `valid_from`
             // are the ones whose next day is at or before it), one row per
             // (rate, day); the small table is the join's build side.
-            let next_days: Vec<ScalarValue> = days
-                .iter()
-                .map(|(_, d)| ScalarValue::Date32(Some(days_since_epoch(next_day(*d)))))
-                .collect();
-            let span = instants::span(
-                instants::position(col("valid_from"), &next_days),
-                instants::position(col("valid_to"), &next_days),
-            );
+            let (from, to) = rate_run(days);
+            let span = instants::span(from, to);
             let by_day = fx
                 .with_column(AT_DAY, span)?
                 .unnest_columns(&[AT_DAY])?
@@ -117,18 +111,37 @@ pub(super) async fn convert(
             )?
         }
     };
-    let is_base = currency.eq(lit(base_currency));
+    let (converted, missing) = valued(value, currency, fx_col("rate"), &base_currency)?;
+    Ok((frame, converted, missing))
+}
+
+/// A value in `currency` at `rate`, in the base currency and rounded to the
+/// cent (the base amount whatever the rate; null without a rate), and 1
+/// where a value to convert has no rate, else 0.
+pub(super) fn valued(value: Expr, currency: Expr, rate: Expr, base: &str) -> Result<(Expr, Expr)> {
+    let is_base = currency.eq(lit(base));
     let converted = when(is_base.clone(), money(value.clone()))
-        .otherwise(money(value.clone() / fx_col("rate")))?;
+        .otherwise(money(value.clone() / rate.clone()))?;
     let missing = when(
-        value
-            .is_not_null()
-            .and(!is_base)
-            .and(fx_col("rate").is_null()),
+        value.is_not_null().and(!is_base).and(rate.is_null()),
         lit(1i64),
     )
     .otherwise(lit(0i64))?;
-    Ok((frame, converted, missing))
+    Ok((converted, missing))
+}
+
+/// A rate row's run of positions in the series at `days`: `[from, to)` are
+/// the days with `valid_from <= day < valid_to` (the days before
+/// `valid_from` are the ones whose next day is at or before it).
+pub(super) fn rate_run(days: &[(String, NaiveDate)]) -> (Expr, Expr) {
+    let next_days: Vec<ScalarValue> = days
+        .iter()
+        .map(|(_, d)| ScalarValue::Date32(Some(days_since_epoch(next_day(*d)))))
+        .collect();
+    (
+        instants::position(col("valid_from"), &next_days),
+        instants::position(col("valid_to"), &next_days),
+    )
 }
 
 /// Money rounded to the cent (half away from zero) in a type wide enough for

@@ -61,6 +61,16 @@ pub fn span(lo: Expr, hi: Expr) -> Expr {
     ScalarUDF::new_from_impl(SeriesSpan::new()).call(vec![lo, hi])
 }
 
+/// The later of two positions (`b` when `a < b`, else `a`).
+pub fn later(a: Expr, b: Expr) -> Result<Expr> {
+    datafusion::logical_expr::when(a.clone().lt(b.clone()), b).otherwise(a)
+}
+
+/// The earlier of two positions (`b` when `a > b`, else `a`).
+pub fn earlier(a: Expr, b: Expr) -> Result<Expr> {
+    datafusion::logical_expr::when(a.clone().gt(b.clone()), b).otherwise(a)
+}
+
 /// Every function of this module, for a session's function registry.
 pub fn udfs() -> Vec<ScalarUDF> {
     vec![

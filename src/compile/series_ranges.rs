@@ -42,7 +42,6 @@ use datafusion::functions_aggregate::expr_fn::sum;
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, cast, col, lit, when};
 use datafusion::prelude::DataFrame;
 
-use super::bounds::{days_since_epoch, next_day};
 use super::instants;
 use super::planner::Planner;
 use super::snapshot::{SERIES, SERIES_POSITION, series_table};
@@ -130,14 +129,7 @@ pub(super) async fn series_groups(
             .await?;
             select.push(converted.alias(V));
             select.push(missing.alias(M));
-            let rows = joined.select(select)?;
-            let mut out = vec![c(A), c(B)];
-            out.extend(group_cols());
-            out.push(c(V));
-            out.push(lit(1i64).alias(R));
-            out.push(counted(c(V)).alias(C));
-            out.push(c(M));
-            rows.select(out)?
+            with_counts(joined.select(select)?, &group_names, lit(1i64), c(M))?
         }
         Conversion::PerInstant { currency, fx, base } => {
             select.push(value.alias(RAW));
@@ -218,7 +210,7 @@ fn counted(e: Expr) -> Expr {
 /// value counted), `M` (missing).
 fn with_counts(rows: DataFrame, group_names: &[String], r: Expr, m: Expr) -> Result<DataFrame> {
     let c = |n: &str| Expr::Column(Column::new_unqualified(n));
-    let mut out = vec![run_end(c(A)).alias(A), run_end(c(B)).alias(B)];
+    let mut out = vec![c(A), c(B)];
     out.extend(group_names.iter().map(|n| c(n)));
     out.push(c(V));
     out.push(r.alias(R));
@@ -257,12 +249,6 @@ fn per_instant(
     let n = days.len() as i64;
     let (rlo, rhi, rate, fx_cur) = ("_rate_from", "_rate_to", "_rate", "_rate_currency");
     let (before, through) = ("_rate_covered_before", "_rate_covered_through");
-    // Each rate row's run of positions (`valid_from <= day < valid_to`, as
-    // the pairing plan joined them), only those inside the series.
-    let next_days: Vec<ScalarValue> = days
-        .iter()
-        .map(|(_, d)| ScalarValue::Date32(Some(days_since_epoch(next_day(*d)))))
-        .collect();
     // The end of the positions the currency's runs cover up to (before or
     // through) each run, in order of their starts: a running max, so that
     // overlapping rates (which the `intervals` gate blocks) leave no false gap.
@@ -291,12 +277,15 @@ fn per_instant(
         .partition_by(vec![c(fx_cur)])
         .build()?)
     };
+    // Each rate row's run of positions, as the pairing plan joined them,
+    // only those inside the series.
+    let (from, to) = super::currency::rate_run(days);
     let runs = fx
         .select(vec![
             col("currency").alias(fx_cur),
             col("rate").alias(rate),
-            instants::position(col("valid_from"), &next_days).alias(rlo),
-            instants::position(col("valid_to"), &next_days).alias(rhi),
+            from.alias(rlo),
+            to.alias(rhi),
         ])?
         .filter(c(rlo).lt(c(rhi)))?
         .window(vec![
@@ -348,32 +337,14 @@ fn per_instant(
         JoinType::Left,
         [c(CUR).eq(c(fx_cur)), c(rlo).lt(c(B)), c(A).lt(c(rhi))],
     )?;
-    let later = |a: Expr, b: Expr| {
-        when(b.clone().gt(a.clone()), b)
-            .otherwise(a)
-            .expect("a CASE with an ELSE")
-    };
-    let earlier = |a: Expr, b: Expr| {
-        when(b.clone().lt(a.clone()), b)
-            .otherwise(a)
-            .expect("a CASE with an ELSE")
-    };
-    // Valued and flagged as the pairing plan's `convert` values and flags
-    // each pair: the base amount whatever the rate, else converted at the
-    // tile's rate (null without one: no currency, no tile, a gap).
-    let is_base = c(CUR).eq(lit(base));
-    let value = when(is_base.clone(), super::currency::money(c(RAW)))
-        .otherwise(super::currency::money(c(RAW) / c(rate)))?;
-    let missing = when(
-        c(RAW).is_not_null().and(!is_base).and(c(rate).is_null()),
-        lit(1i64),
-    )
-    .otherwise(lit(0i64))?;
+    // Valued and flagged as the pairing plan values and flags each pair
+    // (null without a rate: no currency, no tile, a gap).
+    let (value, missing) = super::currency::valued(c(RAW), c(CUR), c(rate), base)?;
     // A row with no tile keeps its own run (the comparisons with a null
     // tile are not true).
     let mut out = vec![
-        run_end(later(c(A), c(rlo))).alias(A),
-        run_end(earlier(c(B), c(rhi))).alias(B),
+        run_end(instants::later(c(A), c(rlo))?).alias(A),
+        run_end(instants::earlier(c(B), c(rhi))?).alias(B),
     ];
     out.extend(group_names.iter().map(|n| c(n)));
     out.push(value.clone().alias(V));

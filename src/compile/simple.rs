@@ -443,8 +443,7 @@ async fn compile_windows(
                 // and the earliest of their ends.
                 let mut lo = lit(0i64);
                 let mut hi = lit(days.len() as i64);
-                let later = |a: Expr, b: Expr| when(a.clone().lt(b.clone()), b).otherwise(a);
-                let earlier = |a: Expr, b: Expr| when(a.clone().gt(b.clone()), b).otherwise(a);
+                let (later, earlier) = (instants::later, instants::earlier);
                 if let Some(v) = &metric.valid {
                     let (from, from_ends) = validity(&v.from, "from", &each)?;
                     let to =

@@ -326,16 +326,7 @@ fn overlapping_rates_computed_anyway_count_alike_in_both_plans() {
     let data = overlapping(no_amount, "2025-03-06", &[]);
     let r = both_allowing(data.path(), "open_pipeline", days, &[], None, true).unwrap();
     assert_eq!(at(&r, "2025-03-04"), "4641.67");
-    let missing = r["exclusions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "missing_amount")
-        .unwrap();
-    assert_eq!(
-        (&missing["rows"], &missing["value"]),
-        (&2.into(), &"0.00".into())
-    );
+    assert_eq!(exclusion(&r, "missing_amount"), (2, "0.00".into()));
 
     let usd = [
         ("USD", "1.000000", "2024-01-01", "2027-01-01"),
