@@ -275,7 +275,8 @@ pub struct DataArgs {
     /// override used is recorded in the result and the publish manifest.
     #[arg(long = "allow", value_name = "GATE:TABLE")]
     pub allow: Vec<String>,
-    /// Compute every result afresh: neither read nor write the result cache.
+    /// Compute every result afresh: neither read nor write the result cache
+    /// (nor the closure hashes sign-offs are judged against).
     #[arg(long, env = "CANON_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
     /// The result cache folder (default: canon.yaml's cache_dir, else

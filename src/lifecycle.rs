@@ -94,10 +94,13 @@ pub struct Judge {
     /// planning a closure costs as much as planning the metric, so a query
     /// or `validate` on unchanged definitions reads them instead.
     known: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
-    store: PathBuf,
+    /// Where they are kept; `None` for a judge that remembers nothing.
+    store: Option<PathBuf>,
 }
 
 impl Judge {
+    /// A judge that reads and keeps closure hashes in the project's cache
+    /// folder.
     pub fn new(catalog: Arc<Catalog>) -> Result<Judge> {
         let store = closures_file(&catalog);
         let known = std::fs::read(&store)
@@ -107,7 +110,19 @@ impl Judge {
         Ok(Judge {
             engine: planner(catalog)?,
             known: std::sync::Mutex::new(known),
-            store,
+            store: Some(store),
+        })
+    }
+
+    /// A judge that plans every closure it is asked for and keeps nothing:
+    /// what a run with `--no-cache` uses, so that a run told to remember
+    /// nothing reads nothing an earlier run left (the benchmark's cold runs
+    /// included).
+    pub fn afresh(catalog: Arc<Catalog>) -> Result<Judge> {
+        Ok(Judge {
+            engine: planner(catalog)?,
+            known: std::sync::Mutex::new(Default::default()),
+            store: None,
         })
     }
 
@@ -132,10 +147,11 @@ impl Judge {
             serde_json::to_vec(&*known).unwrap_or_default()
         };
         // A cache: a folder that cannot be written only costs the planning.
-        if let Some(dir) = self.store.parent()
+        if let Some(store) = &self.store
+            && let Some(dir) = store.parent()
             && std::fs::create_dir_all(dir).is_ok()
         {
-            let _ = crate::atomic::write_file(&self.store, &all);
+            let _ = crate::atomic::write_file(store, &all);
         }
         Ok(sha)
     }
@@ -183,9 +199,15 @@ fn governed(catalog: &Catalog, name: &str) -> Result<(MetricStatus, u32, Option<
     Ok((m.status, m.version, m.replaced_by.clone()))
 }
 
-/// Metric `name`'s lifecycle in `catalog`.
-pub async fn of(catalog: Arc<Catalog>, name: &str) -> Result<Lifecycle> {
-    Judge::new(catalog)?.lifecycle(name).await
+/// Metric `name`'s lifecycle in `catalog`; `remember`: whether its closure
+/// hash may be read from and kept in the project's cache folder.
+pub async fn of(catalog: Arc<Catalog>, name: &str, remember: bool) -> Result<Lifecycle> {
+    let judge = if remember {
+        Judge::new(catalog)?
+    } else {
+        Judge::afresh(catalog)?
+    };
+    judge.lifecycle(name).await
 }
 
 impl Judge {

@@ -87,11 +87,13 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
 }
 
 /// Metric `name`'s lifecycle, judged once per engine (a command that
-/// computes a metric for several periods plans its closure once).
+/// computes a metric for several periods plans its closure once). An engine
+/// without the result cache (`--no-cache`) keeps no closure hash either.
 async fn lifecycle(engine: &Engine, name: &str) -> Result<crate::lifecycle::Lifecycle> {
     let cell = engine
         .shared::<tokio::sync::OnceCell<crate::lifecycle::Lifecycle>>(&format!("lifecycle {name}"));
-    cell.get_or_try_init(|| crate::lifecycle::of(engine.catalog.clone(), name))
+    let remember = engine.fingerprints().is_some();
+    cell.get_or_try_init(|| crate::lifecycle::of(engine.catalog.clone(), name, remember))
         .await
         .cloned()
 }

@@ -366,3 +366,57 @@ fn concurrent_signoffs_keep_both_entries() {
         assert_eq!(file.matches("- metric: ").count(), 21, "{file}");
     }
 }
+
+// `--no-cache` remembers nothing, the closure hashes a sign-off is judged
+// against included: such a run neither leaves them in the project's cache
+// folder nor reads one an earlier run left. A kept hash that no longer
+// matches the definition (planted here) is believed by a run that
+// remembers, and ignored by one that does not.
+#[test]
+fn no_cache_neither_reads_nor_keeps_closure_hashes() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let closures = project.path().join(".canon-cache").join("closures");
+    let (r, _) = query(project.path(), "bookings");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
+    assert!(!closures.exists(), "a --no-cache run kept closure hashes");
+
+    // A run that remembers (its result cache elsewhere; the closure hashes
+    // stay in the project's cache folder) keeps bookings' closure hash ...
+    let cache = tempfile::tempdir().unwrap();
+    let data = sample_data();
+    let args = [
+        "query",
+        "bookings",
+        "--period",
+        "FY2026-Q1",
+        "--format",
+        "json",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let out = canon_cached(project.path(), cache.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let kept: Vec<_> = std::fs::read_dir(&closures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let memo: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&kept[0]).unwrap()).unwrap();
+    assert!(memo.contains_key("bookings"), "{memo:?}");
+
+    // ... which, altered, a run that remembers believes (the answer is
+    // cached too, so it is computed under another period) ...
+    std::fs::write(&kept[0], r#"{"bookings": "0000000000000000"}"#).unwrap();
+    let mut other = args;
+    other[3] = "FY2026-Q2";
+    let out = canon_cached(project.path(), cache.path(), &other);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "stale", "{r}");
+
+    // ... and a --no-cache run does not read.
+    let (r, _) = query(project.path(), "bookings");
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
+}
