@@ -325,6 +325,47 @@ fn an_event_of_an_unknown_contact_takes_its_definitions_over_null_fields() {
     assert_eq!(exclusion_entities(&r, "no_contact"), 1);
 }
 
+// The governed mqls on the same events: the unknown contacts 98 and 99 are
+// no person. Before unknown_contact (mqls v1) their events were grouped as
+// one null member and counted: 5 + 1 = 6 persons in March, and the rate's
+// denominator with them. Now that member is excluded: value 5, the
+// exclusion 1 row worth 1, one member group (both contacts' events form
+// it); universe 5 counted + 1 unknown + 1 deleted + 1 internal + 2 test =
+// 10 rows.
+#[test]
+fn the_events_of_unknown_contacts_are_no_person() {
+    let data = fixture();
+    add_part(
+        data.path(),
+        "marketing/lifecycle_stage_history",
+        vec![
+            ("contact_id", Col::Int(vec![98, 99])),
+            (
+                "value",
+                Col::Str(vec!["marketingqualifiedlead", "marketingqualifiedlead"]),
+            ),
+            (
+                "timestamp",
+                Col::Ts(vec!["2025-03-03T12:00:00Z", "2025-03-04T12:00:00Z"]),
+            ),
+            ("source", Col::OptStr(vec![Some("form"); 2])),
+        ],
+    );
+    let r = query_json(&repo(), data.path(), &["mqls", "--period", "2025-03"]);
+    assert_eq!(r["value"], "5");
+    assert_eq!(exclusion(&r, "unknown_contact"), (1, "1".into()));
+    assert_eq!(exclusion_entities(&r, "unknown_contact"), 1);
+    assert_eq!(r["tallies"][0]["universe_rows"], 10, "{r}");
+    assert_eq!(r["tallies"][0]["included_entities"], 5, "{r}");
+    // The rate's denominator is the same 5 (robert and sam convert).
+    let rate = query_json(
+        &repo(),
+        data.path(),
+        &["mql_to_sql_rate", "--period", "2025-03"],
+    );
+    assert_eq!(rate["value"], "0.400000");
+}
+
 /// The tallies of `metric`'s exclusions in a ratio's JSON result, by name:
 /// (rows, value).
 fn part_tallies(result: &serde_json::Value, metric: &str) -> Vec<(String, i64, String)> {
@@ -358,7 +399,9 @@ fn a_ratio_counts_its_denominator_from_the_numerators_members_with_the_same_tall
         &["mql_to_sql_rate", "--period", "2025-03"],
     );
     let alone = query_json(&repo(), data.path(), &["mqls", "--period", "2025-03"]);
+    // Every contact of the fixture is known: unknown_contact removes nothing.
     let expected = vec![
+        ("unknown_contact".to_string(), 0, "0".to_string()),
         ("deleted".to_string(), 1, "1".to_string()),
         ("internal_email".to_string(), 1, "1".to_string()),
         ("test_email".to_string(), 2, "2".to_string()),

@@ -11,8 +11,9 @@
 -- * Identity: a lifecycle event's contact resolves through marketing.contact_merge_audit
 --   (vid_to_merge -> canonical_vid, chains followed transitively, recursive CTE) to its
 --   surviving contact; the person is lower(trim(email)) of that surviving contact, or
---   'contact:<id>' when the email is missing/empty. An event whose contact is unknown has a NULL
---   person and, like in canon, forms one NULL group of its own.
+--   'contact:<id>' when the email is missing/empty. An event whose contact is unknown (the
+--   contact table has no row for its surviving contact) belongs to no person and is not counted:
+--   canon's unknown_contact exclusion (mqls v2; v1 counted such events as one more person).
 -- * First MQL moment: min(timestamp) over all events of the person whose stage is
 --   marketingqualifiedlead or later (salesqualifiedlead, opportunity, customer); counted when it
 --   falls in [from_ts, to_ts). One row per person.
@@ -96,7 +97,8 @@ member AS (
         MIN(CASE WHEN c.internal THEN 1 ELSE 0 END) AS all_internal,
         MIN(CASE WHEN c.test THEN 1 ELSE 0 END) AS all_test
     FROM event ev
-    LEFT JOIN contact c ON c.contact_id = ev.contact_id
+    -- (an event whose contact is unknown belongs to no person: unknown_contact)
+    JOIN contact c ON c.contact_id = ev.contact_id
     GROUP BY c.person_id
 )
 SELECT COUNT(*) AS value

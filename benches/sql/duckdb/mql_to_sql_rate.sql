@@ -22,15 +22,13 @@
 --   canon's horizon for the window), which no moment that matters can pass.
 -- * value = numerator / denominator rounded half away from zero to 6 decimals, exactly, on the
 --   two integer counts; NULL when the denominator is 0.
--- * canon's answer at scale 200 is NOT this one (reported, not matched): canon computes the
---   numerator as the metric mqls_converted_90d on its own, reading events up to its own horizon,
---   and so judges the exclusions on every contact with an event before
---   {converted_horizon_ts}: a person whose only non-deleted duplicate contact appears after the
---   period is excluded by mqls but counted by the numerator (carlos.miller57@yahoo.com: contact
---   3746844, deleted, reached MQL 2025-08-22 and SQL 2025-08-24; the duplicate 4344047 was
---   created 2025-12-12). In FY2026-Q3 at scale 200, 8 persons, 3 of them converted: canon answers
---   67446 / 159698 = 0.422335, "among persons counted by mqls in the period" is 67443 / 159698 =
---   0.422316. At scale 1 the two agree.
+-- * Until 2026-12-04 canon's numerator judged the exclusions on every contact with an event
+--   before its own horizon, so a person whose only non-deleted duplicate contact appeared after
+--   the period was excluded by mqls but counted by the numerator (FY2026-Q3 at scale 200:
+--   0.422335 against this file's 0.422316). canon now judges both on the contacts seen by the
+--   period's end and agrees: 67443 / 159698 = 0.422316.
+-- * An event whose contact is unknown belongs to no person: canon's unknown_contact exclusion
+--   (mqls and mqls_converted_90d v2; v1 counted such events as one more person).
 -- Written for DuckDB: the candidate persons (those with a contact whose own first MQL moment is
 -- in P) are found from the MQL-or-later events alone (4.1 M of the 9.4 M rows, one aggregate per
 -- contact id as recorded, which also gives the SQL-or-later moment: those stages are among
@@ -43,7 +41,7 @@
 -- run alternately in one session by the harness's own driver/command, each round started on an
 -- idle machine; a shared 2-core VM with other work running at times, 2026-12-04: compare the
 -- times within a list, not across days).
--- "same" = the answer equal to the others' (0.422316), and so not to canon's (see above).
+-- "same" = the answer equal to the others' (0.422316, canon's too since 2026-12-04).
 --   1. one pass: every contact's events reduced to one row per contact id as recorded (first MQL
 --      and SQL moments, an event before {reached_horizon_ts}), survivors, every person grouped:
 --      3.639 s, same
@@ -143,12 +141,6 @@ member AS (
     SELECT pm.person_id, pm.first_mql, pm.first_sql, pf.all_deleted, pf.all_internal, pf.all_test
     FROM person_moment pm
     JOIN person_flag pf ON pf.person_id = pm.person_id
-    UNION ALL
-    -- the events of contacts the contact table does not know: one NULL person, no exclusion holds
-    SELECT NULL, MIN(r.first_mql), MIN(r.first_sql), 0, 0, 0
-    FROM resolved r
-    WHERE NOT EXISTS (SELECT 1 FROM contact_person c WHERE c.contact_id = r.contact_id)
-    HAVING COUNT(*) > 0
 ),
 counted AS (
     -- the persons mqls counts in the period, and those of them that converted within 90 days

@@ -11,8 +11,9 @@
 -- * Identity: a lifecycle event's contact resolves through marketing.contact_merge_audit
 --   (vid_to_merge -> canonical_vid, chains followed transitively, recursive CTE) to its
 --   surviving contact; the person is lower(trim(email)) of that surviving contact, or
---   'contact:<id>' when the email is missing/empty. An event whose contact is unknown has a NULL
---   person and, like in canon, forms one NULL group of its own.
+--   'contact:<id>' when the email is missing/empty. An event whose contact is unknown (the
+--   contact table has no row for its surviving contact) belongs to no person and is not counted:
+--   canon's unknown_contact exclusion (mqls v2; v1 counted such events as one more person).
 -- * First MQL moment: min(timestamp) over all events of the person whose stage is
 --   marketingqualifiedlead or later (salesqualifiedlead, opportunity, customer); counted when it
 --   falls in [from_ts, to_ts). One row per person.
@@ -35,8 +36,7 @@
 -- exactly when the email ends in '@example.com'.
 -- Written for DuckDB: only candidate persons are grouped, those with a contact whose own first
 -- moment falls in the period (a person's first moment can only be in the period if one of its
--- contacts' is); every contact with events of those persons is then read. The events of contacts
--- the contact table does not know are one NULL person with no exclusion, as in the join above.
+-- contacts' is); every contact with events of those persons is then read.
 --
 -- Formulations tried (median of 5 runs at scale 200, bench-data/s200-seed42, every formulation
 -- run alternately in one session by the harness's own driver/command; a shared 2-core VM with
@@ -113,12 +113,6 @@ member AS (
     JOIN candidate k ON k.person_id = c.person_id
     JOIN event ev ON ev.contact_id = c.contact_id
     GROUP BY c.person_id
-    UNION ALL
-    -- the events of contacts the contact table does not know: one NULL person, no exclusion holds
-    SELECT NULL, MIN(ev.first_mql), 0, 0, 0
-    FROM event ev
-    WHERE NOT EXISTS (SELECT 1 FROM contact c WHERE c.contact_id = ev.contact_id)
-    HAVING COUNT(*) > 0
 )
 SELECT COUNT(*) AS value
 FROM member
