@@ -132,7 +132,8 @@ fn arr_runs_from_the_charge_through_billing_to_the_surviving_crm_account() {
         [
             "exclusion:arr/deleted",
             "exclusion:arr/internal_account",
-            "exclusion:arr/test_account"
+            "exclusion:arr/test_account",
+            "exclusion:arr/unknown_customer"
         ]
     );
     let columns: Vec<String> = targets(&g, "source:billing/rate_plan_charge", "column")

@@ -18,7 +18,8 @@
 --   name)) contains 'test'), internal_account (url_domain of the CRM survivor's website is
 --   acme.io or a subdomain of it: trimmed, lower-cased, http(s):// and www. dropped, cut at the
 --   first / : ? #). All three are the billing account's, so they are judged once per billing
---   account; the charges of a billing account billing does not know are counted.
+--   account. A charge whose billing account billing does not know belongs to no customer and is
+--   not counted (canon's unknown_customer exclusion, arr v3; v2 counted it).
 -- * Money: 12 * mrr in the charge's transaction_currency; USD as it is, any other currency / the
 --   crm.dated_conversion_rate row in force on D (start_date <= D < next_start_date; none: a NULL
 --   value, which the sum skips), rounded to the cent per charge, half away from zero. Exact in
@@ -99,7 +100,7 @@ customer AS (
 ),
 excluded AS (
     -- the billing accounts whose charges an exclusion removes (deleted, test_account,
-    -- internal_account); a charge of an unknown billing account is counted
+    -- internal_account); a charge of an unknown billing account is left out below
     SELECT billing_account_id
     FROM customer
     WHERE COALESCE(is_deleted, FALSE)
@@ -126,6 +127,8 @@ charge AS (
       AND sub.is_latest_version
       AND NOT sub.is_deleted
       AND sub.account_id NOT IN (SELECT billing_account_id FROM excluded)
+      -- (a charge of an unknown billing account belongs to no customer: unknown_customer)
+      AND sub.account_id IN (SELECT id FROM billing.account)
 ),
 instant_rate AS (
     -- each instant once per currency: USD (the base currency, never converted, with or without

@@ -17,9 +17,10 @@
 --   the billing account itself ('billing:<id>'); deleted / test_account / internal_account judged
 --   on the billing account and its customer (a NULL test does not hold).
 -- * Country: the slice `country` = subscription.billing_account.crm.country, the billing_country
---   of the customer's CRM survivor, so one per customer; none for a billing-only customer and
---   for the charges whose billing account billing does not know (one NULL customer, whose ending
---   ARR is 0, as in nrr.sql). A null country is written '(none)', as canon's table writes it
+--   of the customer's CRM survivor, so one per customer; none for a billing-only customer. The
+--   charges whose billing account billing does not know belong to no customer and are left out
+--   (canon's unknown_customer exclusion, nrr v3; v2 made them one NULL customer whose ending ARR
+--   was always 0). A null country is written '(none)', as canon's table writes it
 --   (`canon sql` prints a null as an empty cell).
 -- * Per country: the cohort = its customers with ARR at T0 > 0 (canon groups T0's ARR by
 --   customer and country, T's by customer, and joins them on the customer); NRR = Σ ending / Σ
@@ -134,7 +135,8 @@ by_customer AS (
            SUM(CASE WHEN c.at_t0 THEN c.cents END) AS a,
            SUM(CASE WHEN c.at_t THEN c.cents END) AS b
     FROM charge_usd c
-    LEFT JOIN customer cu ON cu.billing_account_id = c.account_id
+    -- (a charge of an unknown billing account belongs to no customer: unknown_customer)
+    JOIN customer cu ON cu.billing_account_id = c.account_id
     WHERE (c.at_t0 OR c.at_t)
       AND NOT COALESCE(cu.is_deleted, FALSE)
       AND NOT COALESCE(STRPOS(LOWER(cu.customer_name), 'test') > 0, FALSE)
@@ -142,9 +144,7 @@ by_customer AS (
     GROUP BY cu.customer_id, cu.country
 ),
 cohort AS (
-    -- (charges whose billing account is unknown form one NULL customer, whose ending ARR is 0
-    -- as in the two-sided form, where a NULL customer never matches itself)
-    SELECT country, a, CASE WHEN customer_id IS NULL THEN 0 ELSE COALESCE(b, 0) END AS b
+    SELECT country, a, COALESCE(b, 0) AS b
     FROM by_customer
     WHERE a > 0
 ),

@@ -18,7 +18,8 @@
 --   name)) contains 'test'), internal_account (url_domain of the CRM survivor's website is
 --   acme.io or a subdomain of it: trimmed, lower-cased, http(s):// and www. dropped, cut at the
 --   first / : ? #). All three are the billing account's, so they are judged once per billing
---   account; the charges of a billing account billing does not know are counted.
+--   account. A charge whose billing account billing does not know belongs to no customer and is
+--   not counted (canon's unknown_customer exclusion, arr v3; v2 counted it).
 -- * Money: 12 * mrr in the charge's transaction_currency; USD as it is, any other currency / the
 --   crm.dated_conversion_rate row in force on D (start_date <= D < next_start_date; none: a NULL
 --   value, which the sum skips), rounded to the cent per charge, half away from zero. Exact in
@@ -98,14 +99,15 @@ customer AS (
     LEFT JOIN crm_survivor s ON s.id = ba.crm_id
     LEFT JOIN crm_host ca ON ca.id = COALESCE(s.survivor, ba.crm_id)
 ),
-excluded AS (
-    -- the billing accounts whose charges an exclusion removes (deleted, test_account,
-    -- internal_account); a charge of an unknown billing account is counted
+counted AS (
+    -- the billing accounts whose charges count: billing knows them (a charge of an unknown
+    -- billing account belongs to no customer: unknown_customer) and no exclusion removes them
+    -- (deleted, test_account, internal_account)
     SELECT billing_account_id
     FROM customer
-    WHERE COALESCE(is_deleted, FALSE)
-       OR COALESCE(STRPOS(LOWER(customer_name), 'test') > 0, FALSE)
-       OR COALESCE(domain = 'acme.io' OR domain LIKE '%.acme.io', FALSE)
+    WHERE NOT (COALESCE(is_deleted, FALSE)
+               OR COALESCE(STRPOS(LOWER(customer_name), 'test') > 0, FALSE)
+               OR COALESCE(domain = 'acme.io' OR domain LIKE '%.acme.io', FALSE))
 ),
 instants AS (
     SELECT * FROM (VALUES {instants}) AS t(period, as_of, end_ts)
@@ -155,7 +157,7 @@ charge_usd AS (
 per_instant AS (
     SELECT period, SUM(cents) AS cents
     FROM charge_usd
-    WHERE account_id NOT IN (SELECT billing_account_id FROM excluded)
+    WHERE account_id IN (SELECT billing_account_id FROM counted)
     GROUP BY period
 )
 SELECT i.period,

@@ -17,9 +17,10 @@
 --   the billing account itself ('billing:<id>'); deleted / test_account / internal_account judged
 --   on the billing account and its customer (a NULL test does not hold).
 -- * Country: the slice `country` = subscription.billing_account.crm.country, the billing_country
---   of the customer's CRM survivor, so one per customer; none for a billing-only customer and
---   for the charges whose billing account billing does not know (one NULL customer, whose ending
---   ARR is 0, as in nrr.sql). A null country is written '(none)', as canon's table writes it
+--   of the customer's CRM survivor, so one per customer; none for a billing-only customer. The
+--   charges whose billing account billing does not know belong to no customer and are left out
+--   (canon's unknown_customer exclusion, nrr v3; v2 made them one NULL customer whose ending ARR
+--   was always 0). A null country is written '(none)', as canon's table writes it
 --   (`canon sql` prints a null as an empty cell).
 -- * Per country: the cohort = its customers with ARR at T0 > 0 (canon groups T0's ARR by
 --   customer and country, T's by customer, and joins them on the customer); NRR = Σ ending / Σ
@@ -141,7 +142,8 @@ by_customer AS (
     -- the customer-level exclusions, then ARR per customer at T0 (a) and T (b)
     SELECT cu.customer_id, SUM(ba.a) AS a, SUM(ba.b) AS b
     FROM by_account ba
-    LEFT JOIN customer cu ON cu.billing_account_id = ba.account_id
+    -- (a charge of an unknown billing account belongs to no customer: unknown_customer)
+    JOIN customer cu ON cu.billing_account_id = ba.account_id
     WHERE NOT COALESCE(cu.is_deleted, FALSE)
       AND NOT COALESCE(STRPOS(LOWER(cu.customer_name), 'test') > 0, FALSE)
       AND NOT COALESCE(cu.domain = 'acme.io' OR cu.domain LIKE '%.acme.io', FALSE)
@@ -152,9 +154,7 @@ customer_country AS (
     SELECT DISTINCT customer_id, country FROM customer
 ),
 cohort AS (
-    -- (charges whose billing account is unknown form one NULL customer, whose ending ARR is 0
-    -- as in the two-sided form, where a NULL customer never matches itself; its country is none)
-    SELECT cc.country, c.a, CASE WHEN c.customer_id IS NULL THEN 0 ELSE COALESCE(c.b, 0) END AS b
+    SELECT cc.country, c.a, COALESCE(c.b, 0) AS b
     FROM by_customer c
     LEFT JOIN customer_country cc ON cc.customer_id = c.customer_id
     WHERE c.a > 0
