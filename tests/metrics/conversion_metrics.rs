@@ -320,8 +320,8 @@ fn an_event_of_an_unknown_contact_takes_its_definitions_over_null_fields() {
     );
     assert_eq!(r["value"], "9");
     assert_eq!(exclusion(&r, "no_contact"), (1, "1".into()));
-    // One distinct member removed: 'unknown contact' (a null member is
-    // no entity, and would count 0 here).
+    // One distinct member removed: 'unknown contact' (a null member, as in
+    // the governed mqls below, is one member group too).
     assert_eq!(exclusion_entities(&r, "no_contact"), 1);
 }
 
