@@ -21,14 +21,9 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 /// The host of a web address, lower-cased, without scheme, `www.`, port or path:
-/// `https://www.Acme.io/x` → `acme.io`.
-pub fn url_domain(url: &str) -> Option<String> {
-    url_domain_of(url).map(Cow::into_owned)
-}
-
-/// [`url_domain`], borrowing the host when the address is already in lower
-/// case (most are), so a column is computed without a copy per row.
-fn url_domain_of(url: &str) -> Option<Cow<'_, str>> {
+/// `https://www.Acme.io/x` → `acme.io`. Borrowed when the address is already
+/// in lower case (most are), so a column is computed without a copy per row.
+pub fn url_domain(url: &str) -> Option<Cow<'_, str>> {
     fn host(s: &str) -> Option<&str> {
         let s = s
             .strip_prefix("https://")
@@ -44,14 +39,10 @@ fn url_domain_of(url: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The domain of an email address, lower-cased and trimmed. (Lower-casing
-/// moves no `@`, so only the domain is lower-cased.)
-pub fn email_domain(email: &str) -> Option<String> {
-    email_domain_of(email).map(Cow::into_owned)
-}
-
-/// [`email_domain`], borrowing the domain when it is already in lower case.
-fn email_domain_of(email: &str) -> Option<Cow<'_, str>> {
+/// The domain of an email address, lower-cased and trimmed (lower-casing
+/// moves no `@`, so only the domain is lower-cased); borrowed when it is
+/// already in lower case.
+pub fn email_domain(email: &str) -> Option<Cow<'_, str>> {
     let (_, domain) = email.trim().rsplit_once('@')?;
     (!domain.is_empty()).then(|| lowered(domain))
 }
@@ -276,8 +267,8 @@ pub fn local_day_number(micros: i64, zone: Tz) -> Option<i32> {
 /// `email_domain`): what a cluster's processes register by name.
 pub fn stateless(name: &str) -> Option<ScalarUDF> {
     match name {
-        "url_domain" => Some(string_to_string("url_domain", url_domain_of)),
-        "email_domain" => Some(string_to_string("email_domain", email_domain_of)),
+        "url_domain" => Some(string_to_string("url_domain", url_domain)),
+        "email_domain" => Some(string_to_string("email_domain", email_domain)),
         _ => None,
     }
 }
@@ -285,8 +276,8 @@ pub fn stateless(name: &str) -> Option<ScalarUDF> {
 /// Registers `url_domain`, `email_domain`, `is_internal_domain` (bound to the
 /// project's internal domains) and `local_date` (bound to its reporting zone).
 pub fn register(ctx: &SessionContext, internal_domains: &[String], zone: Tz) {
-    ctx.register_udf(string_to_string("url_domain", url_domain_of));
-    ctx.register_udf(string_to_string("email_domain", email_domain_of));
+    ctx.register_udf(string_to_string("url_domain", url_domain));
+    ctx.register_udf(string_to_string("email_domain", email_domain));
     ctx.register_udf(ScalarUDF::new_from_impl(IsInternalDomain::new(
         internal_domains.to_vec(),
     )));

@@ -114,6 +114,17 @@ impl Judge {
         })
     }
 
+    /// The judge for a run on `engine`: one that remembers when the run
+    /// uses the result cache, else [`Judge::afresh`] (`--no-cache` keeps no
+    /// closure hash either).
+    pub fn for_run(engine: &Engine) -> Result<Judge> {
+        if engine.fingerprints().is_some() {
+            Judge::new(engine.catalog.clone())
+        } else {
+            Judge::afresh(engine.catalog.clone())
+        }
+    }
+
     /// A judge that plans every closure it is asked for and keeps nothing:
     /// what a run with `--no-cache` uses, so that a run told to remember
     /// nothing reads nothing an earlier run left (the benchmark's cold runs
@@ -199,15 +210,9 @@ fn governed(catalog: &Catalog, name: &str) -> Result<(MetricStatus, u32, Option<
     Ok((m.status, m.version, m.replaced_by.clone()))
 }
 
-/// Metric `name`'s lifecycle in `catalog`; `remember`: whether its closure
-/// hash may be read from and kept in the project's cache folder.
-pub async fn of(catalog: Arc<Catalog>, name: &str, remember: bool) -> Result<Lifecycle> {
-    let judge = if remember {
-        Judge::new(catalog)?
-    } else {
-        Judge::afresh(catalog)?
-    };
-    judge.lifecycle(name).await
+/// Metric `name`'s lifecycle for a run on `engine` (see [`Judge::for_run`]).
+pub async fn of(engine: &Engine, name: &str) -> Result<Lifecycle> {
+    Judge::for_run(engine)?.lifecycle(name).await
 }
 
 impl Judge {

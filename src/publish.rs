@@ -204,12 +204,7 @@ async fn build(
     let mut files = Vec::new();
     let mut entries = Vec::new();
     let mut exclusion_rows: Vec<ExclusionRow> = Vec::new();
-    // `--no-cache` keeps no closure hash either (as a query).
-    let judge = if engine.fingerprints().is_some() {
-        crate::lifecycle::Judge::new(engine.catalog.clone())?
-    } else {
-        crate::lifecycle::Judge::afresh(engine.catalog.clone())?
-    };
+    let judge = crate::lifecycle::Judge::for_run(engine)?;
     for name in catalog.metrics.keys() {
         let (_, _, spec) = catalog.metric(name)?;
         if spec.status != MetricStatus::Certified || !wanted(name) {

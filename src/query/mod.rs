@@ -92,8 +92,7 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
 async fn lifecycle(engine: &Engine, name: &str) -> Result<crate::lifecycle::Lifecycle> {
     let cell = engine
         .shared::<tokio::sync::OnceCell<crate::lifecycle::Lifecycle>>(&format!("lifecycle {name}"));
-    let remember = engine.fingerprints().is_some();
-    cell.get_or_try_init(|| crate::lifecycle::of(engine.catalog.clone(), name, remember))
+    cell.get_or_try_init(|| crate::lifecycle::of(engine, name))
         .await
         .cloned()
 }

@@ -247,6 +247,27 @@ fn mqls_by_month_follow_the_reporting_zone() {
     );
 }
 
+/// MQL events of contacts 98 (March 3) and 99 (March 4), which the contact
+/// table does not have.
+fn add_unknown_contacts(root: &std::path::Path) {
+    add_part(
+        root,
+        "marketing/lifecycle_stage_history",
+        vec![
+            ("contact_id", Col::Int(vec![98, 99])),
+            (
+                "value",
+                Col::Str(vec!["marketingqualifiedlead", "marketingqualifiedlead"]),
+            ),
+            (
+                "timestamp",
+                Col::Ts(vec!["2025-03-03T12:00:00Z", "2025-03-04T12:00:00Z"]),
+            ),
+            ("source", Col::OptStr(vec![Some("form"); 2])),
+        ],
+    );
+}
+
 /// A conversion whose member and exclusion test say what to do with an event
 /// whose contact is not in the extract: the member is 'unknown contact' and
 /// the exclusion `no_contact` holds (its test is true over the missing
@@ -297,22 +318,7 @@ fn an_event_of_an_unknown_contact_takes_its_definitions_over_null_fields() {
     let project = tempfile::tempdir().unwrap();
     unknown_contact_project(project.path());
     let data = fixture();
-    add_part(
-        data.path(),
-        "marketing/lifecycle_stage_history",
-        vec![
-            ("contact_id", Col::Int(vec![98, 99])),
-            (
-                "value",
-                Col::Str(vec!["marketingqualifiedlead", "marketingqualifiedlead"]),
-            ),
-            (
-                "timestamp",
-                Col::Ts(vec!["2025-03-03T12:00:00Z", "2025-03-04T12:00:00Z"]),
-            ),
-            ("source", Col::OptStr(vec![Some("form"); 2])),
-        ],
-    );
+    add_unknown_contacts(data.path());
     let r = query_json(
         project.path(),
         data.path(),
@@ -335,22 +341,7 @@ fn an_event_of_an_unknown_contact_takes_its_definitions_over_null_fields() {
 #[test]
 fn the_events_of_unknown_contacts_are_no_person() {
     let data = fixture();
-    add_part(
-        data.path(),
-        "marketing/lifecycle_stage_history",
-        vec![
-            ("contact_id", Col::Int(vec![98, 99])),
-            (
-                "value",
-                Col::Str(vec!["marketingqualifiedlead", "marketingqualifiedlead"]),
-            ),
-            (
-                "timestamp",
-                Col::Ts(vec!["2025-03-03T12:00:00Z", "2025-03-04T12:00:00Z"]),
-            ),
-            ("source", Col::OptStr(vec![Some("form"); 2])),
-        ],
-    );
+    add_unknown_contacts(data.path());
     let r = query_json(&repo(), data.path(), &["mqls", "--period", "2025-03"]);
     assert_eq!(r["value"], "5");
     assert_eq!(exclusion(&r, "unknown_contact"), (1, "1".into()));

@@ -18,21 +18,32 @@ fn edit(project: &Path, file: &str, from: &str, to: &str) {
 }
 
 fn query(project: &Path, metric: &str) -> (serde_json::Value, String) {
+    query_in(project, metric, "FY2026-Q1", None)
+}
+
+/// `metric` over `period` as JSON: afresh (`--no-cache`), or with the result
+/// cache in `cache`.
+fn query_in(
+    project: &Path,
+    metric: &str,
+    period: &str,
+    cache: Option<&Path>,
+) -> (serde_json::Value, String) {
     let data = sample_data();
-    let out = canon(
-        project,
-        &[
-            "query",
-            metric,
-            "--period",
-            "FY2026-Q1",
-            "--format",
-            "json",
-            "--no-cache",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-    );
+    let args = [
+        "query",
+        metric,
+        "--period",
+        period,
+        "--format",
+        "json",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let out = match cache {
+        Some(cache) => canon_cached(project, cache, &args),
+        None => canon(project, &[&args[..], &["--no-cache"]].concat()),
+    };
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     (serde_json::from_str(&stdout(&out)).unwrap(), stderr(&out))
 }
@@ -384,19 +395,7 @@ fn no_cache_neither_reads_nor_keeps_closure_hashes() {
     // A run that remembers (its result cache elsewhere; the closure hashes
     // stay in the project's cache folder) keeps bookings' closure hash ...
     let cache = tempfile::tempdir().unwrap();
-    let data = sample_data();
-    let args = [
-        "query",
-        "bookings",
-        "--period",
-        "FY2026-Q1",
-        "--format",
-        "json",
-        "--data",
-        data.to_str().unwrap(),
-    ];
-    let out = canon_cached(project.path(), cache.path(), &args);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    query_in(project.path(), "bookings", "FY2026-Q1", Some(cache.path()));
     let kept: Vec<_> = std::fs::read_dir(&closures)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -409,11 +408,7 @@ fn no_cache_neither_reads_nor_keeps_closure_hashes() {
     // ... which, altered, a run that remembers believes (the answer is
     // cached too, so it is computed under another period) ...
     std::fs::write(&kept[0], r#"{"bookings": "0000000000000000"}"#).unwrap();
-    let mut other = args;
-    other[3] = "FY2026-Q2";
-    let out = canon_cached(project.path(), cache.path(), &other);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (r, _) = query_in(project.path(), "bookings", "FY2026-Q2", Some(cache.path()));
     assert_eq!(r["lifecycle"]["signoff"]["state"], "stale", "{r}");
 
     // ... and a --no-cache run does not read.
