@@ -305,21 +305,21 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
     let in_period = period_filter(request, &first, &ty, &request.period)
         .ok_or_else(|| not_a_time(&at(&yaml_path!["conversion", "at"]), &spec.at, &ty))?;
     let members = members.filter(in_period)?;
-    let exclusion = if exclusions.is_empty() {
-        lit(ScalarValue::Utf8(None))
-    } else {
-        let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
-        for (i, x) in exclusions.iter().enumerate() {
-            let label = lit(x.spec.name.clone());
-            let w = col(format!("_x{i}").as_str());
-            case = Some(match case {
-                None => when(w, label),
-                Some(mut c) => c.when(w, label),
-            });
-        }
-        let mut case = case.expect("at least one exclusion");
-        case.otherwise(lit(ScalarValue::Utf8(None)))?
-    };
+    // The declared exclusions in order, then a member that is null: events
+    // no exclusion removed and that belong to nobody. Grouped, they would
+    // be one member counted; labelled, the run stage blocks the result
+    // (query::simple_run) so the definition says what they are.
+    let mut branches = exclusions
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (col(format!("_x{i}").as_str()), x.spec.name.as_str()))
+        .chain([(col("_member").is_null(), NO_MEMBER)]);
+    let (w, label) = branches.next().expect("the null member's branch");
+    let mut case = when(w, lit(label));
+    for (w, label) in branches {
+        case.when(w, lit(label));
+    }
+    let exclusion = case.otherwise(lit(ScalarValue::Utf8(None)))?;
     let value = match &window {
         None => lit(1i64),
         Some((_, days)) => {
@@ -524,6 +524,11 @@ fn folded(engine: &Planner, expr: Expr) -> Result<Expr> {
 fn col_of(q: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(q), name))
 }
+
+/// The exclusion label of a conversion's null member, when no declared
+/// exclusion removed it: not a name a definition can give an exclusion
+/// (names are identifiers), read by the run stage to block the result.
+pub const NO_MEMBER: &str = "(no member)";
 
 /// The linked entity's tested rows, while joined to the reduced events:
 /// their relation and key column.

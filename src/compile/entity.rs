@@ -557,6 +557,30 @@ pub(crate) fn find_link<'a>(
     })
 }
 
+/// The test that holds on `entity`'s rows whose linked row is missing, for
+/// the first linked field `expr` reads: `contact.person_id` over lifecycle
+/// events gives `contact.contact_id IS NULL`. A hint for an error that asks
+/// a definition to exclude such rows; `None` when `expr` reads no link.
+pub(crate) fn missing_link_test(
+    catalog: &crate::catalog::Catalog,
+    entity: &str,
+    expr: &str,
+) -> Option<String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    expr.split(|c: char| !word(c))
+        .filter(|t| t.contains('.') && t.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .find_map(|token| {
+            let path: Vec<&str> = token.split('.').collect();
+            let links = &path[..path.len() - 1];
+            let mut at = entity;
+            for link in links {
+                at = find_link(catalog, at, link).ok()?.entity.as_str();
+            }
+            let (_, _, target) = catalog.entity(at)?;
+            Some(format!("{}.{} IS NULL", links.join("."), target.key))
+        })
+}
+
 /// The schema `metric_frame(engine, entity, links)` has, without building
 /// its joins: what a metric's expressions are parsed against to learn which
 /// links they use. Building every link's join only to read its columns

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::run::memory::WithinMemory;
+use datafusion::functions_aggregate::expr_fn::sum;
+use datafusion::logical_expr::col;
 
 /// A cohort's answer: headline value, rows, headline bridge, each row's
 /// bridge, and the two instants' outcomes (exclusions, lineage).
@@ -50,8 +52,19 @@ pub(super) async fn run_cohort(
     // groups. T's, over every customer of the snapshot, come second and are
     // labelled as such. The bridge and both readings are small plans over
     // the cached instants: run side by side.
-    let (bridge_batches, mut at_t0, mut at_t) = futures::try_join!(
+    let nobody = plan
+        .cohort_t0
+        .frame
+        .clone()
+        .filter(
+            col("_exclusion")
+                .is_null()
+                .and(col(spec.key.as_str()).is_null()),
+        )?
+        .aggregate(vec![], vec![sum(col("_sum")).alias("_sum")])?;
+    let (bridge_batches, nobody, mut at_t0, mut at_t) = futures::try_join!(
         async { Ok::<_, CanonError>(plan.bridge.collect_within_memory().await?) },
+        async { Ok::<_, CanonError>(nobody.collect_within_memory().await?) },
         read_simple(
             engine,
             plan.base,
@@ -66,6 +79,14 @@ pub(super) async fn run_cohort(
         ms = started.elapsed().as_millis() as u64,
         "cohort bridge computed, instants read"
     );
+    if let Some(held) = nobody
+        .iter()
+        .find(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
+        .map(|b| dec_at(b.column(0).as_ref(), 0))
+        .transpose()?
+    {
+        return Err(keyless_cohort(&catalog, id, plan.base, t0, held));
+    }
     at_t0.name = format!("cohort at T0 = {t0} ({} > 0)", spec.of);
     at_t.name = format!("{} at T = {t} (every customer, for reference)", spec.of);
     at_t0.plan = source_plan.clone();
@@ -155,6 +176,45 @@ pub(super) async fn run_cohort(
         row_bridges: bridges,
         parts: vec![at_t0, at_t],
     })
+}
+
+/// A cohort whose T0 counts value under no member (the snapshot's key slice
+/// is null on counted rows): that member is never matched at T, so it would
+/// be churned in every bridge, silently (arr v2's charges of billing
+/// accounts billing does not have made nrr 0.666667 for 1.000000). Blocked
+/// until the snapshot's definition excludes such rows or names them.
+fn keyless_cohort(
+    catalog: &Catalog,
+    id: MetricId,
+    base: MetricId,
+    t0: chrono::NaiveDate,
+    held: Dec,
+) -> CanonError {
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let snapshot = &catalog.files.metrics[base.file].spec.metrics[base.index];
+    let key = metric.cohort.as_ref().map_or("", |c| c.key.as_str());
+    let (at, expr): (_, String) = snapshot
+        .slices
+        .iter()
+        .position(|s| s.name() == key)
+        .map(|i| {
+            (
+                catalog.metric_at(base, &crate::yaml_path!["slices", i]),
+                snapshot.slices[i].expr().to_string(),
+            )
+        })
+        .unwrap_or_else(|| (catalog.metric_at(base, &[]), String::new()));
+    let test = snapshot
+        .entity
+        .as_deref()
+        .and_then(|e| crate::compile::entity::missing_link_test(catalog, e, &expr));
+    CanonError::Blocked(format!(
+        "`{}` is blocked: at T0 ({t0}) `{}` counts {held} under no `{key}` (`{expr}` is null on those rows) and no exclusion of `{}` removes them; a member that is nobody can never be matched at T, so it would count as churned.\n  {at}: {}",
+        metric.name,
+        snapshot.name,
+        snapshot.name,
+        super::simple_run::exclude_hint(&format!("`{}`", snapshot.name), test),
+    ))
 }
 
 /// A decimal or integer cell as a [`Dec`]; null is zero.

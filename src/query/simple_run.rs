@@ -194,6 +194,9 @@ pub(super) async fn read_simple(
             &mut missing_rate,
         )?;
     }
+    if let Some(nobody) = excluded.remove(crate::compile::conversion::NO_MEMBER) {
+        return Err(no_member(&catalog, id, nobody.rows));
+    }
     if missing_rate > 0 {
         return Err(CanonError::data(
             fx_location(&catalog),
@@ -257,6 +260,43 @@ pub(super) async fn read_simple(
         members,
         point_in_time,
     })
+}
+
+/// A conversion whose events include some of no member (its `member` is
+/// null on them) that no exclusion removes: grouped by member they are one
+/// member more, a person who is nobody, so the result is blocked until the
+/// definition says what they are (an exclusion, or a member that names
+/// them). mqls v1 counted the events of unknown contacts so.
+fn no_member(catalog: &Catalog, id: MetricId, periods: i64) -> CanonError {
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let member = metric.conversion.as_ref().map_or("", |c| c.member.as_str());
+    let at = catalog.metric_at(id, &crate::yaml_path!["conversion", "member"]);
+    let test = metric
+        .entity
+        .as_deref()
+        .and_then(|e| crate::compile::entity::missing_link_test(catalog, e, member));
+    CanonError::Blocked(format!(
+        "`{}` is blocked: some of its events have no member (`{member}` is null on them{}) and no exclusion of the metric removes them; counted, they would be one more member who is nobody.\n  {at}: {}",
+        metric.name,
+        if periods > 1 {
+            format!(", in {periods} periods")
+        } else {
+            String::new()
+        },
+        exclude_hint("the metric", test),
+    ))
+}
+
+/// What to add to a definition whose rows have a null member: an exclusion,
+/// with its test when the member is a linked entity's field (the linked
+/// row missing is the usual cause), or an expression that names them.
+pub(super) fn exclude_hint(whose: &str, test: Option<String>) -> String {
+    match test {
+        Some(test) => format!(
+            "add an exclusion to {whose} for them (if their linked row is missing: `when: {test}`), or an expression that names them"
+        ),
+        None => format!("add an exclusion to {whose} for them, or an expression that names them"),
+    }
 }
 
 /// A finance metric's period must start where an accounting period starts and

@@ -357,6 +357,72 @@ fn the_events_of_unknown_contacts_are_no_person() {
     assert_eq!(rate["value"], "0.400000");
 }
 
+/// A user's conversion that counts the persons of MQL events with no
+/// exclusion at all: nothing in its definition says what an event of a
+/// contact the contact table does not have is.
+fn unguarded_project(root: &std::path::Path) {
+    copy_project(root);
+    let path = root.join("metrics/marketing.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        r#"
+  - name: mqls_unguarded
+    label: MQLs, no exclusion
+    kind: conversion
+    version: 1
+    status: draft
+    owner: Tests
+    system: marketing
+    unit: persons
+    description: mqls without its exclusions.
+    entity: lifecycle_event
+    conversion:
+      member: contact.person_id
+      at: at
+      reaches: "stage IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')"
+      count: reached
+"#,
+    );
+    std::fs::write(&path, text).unwrap();
+}
+
+// A conversion whose member is null on some events no exclusion removes is
+// blocked, not counted. Without the unknown contacts: March 2025's persons
+// with no exclusion = mqls' 5 + del, ian, eve, Tester = 9. With the events
+// of contacts 98 and 99 (no contact row, so no person): grouped by member
+// they were one more "person", 10, silently (mqls v1's defect, in any
+// user's definition). Now the run stops and says where to fix it: the
+// definition's `conversion.member`, line 95 (the metric appended to the
+// copy of marketing.yaml).
+#[test]
+fn a_conversion_with_members_that_are_nobody_is_blocked() {
+    let project = tempfile::tempdir().unwrap();
+    unguarded_project(project.path());
+    let data = fixture();
+    let r = query_json(
+        project.path(),
+        data.path(),
+        &["mqls_unguarded", "--period", "2025-03"],
+    );
+    assert_eq!(r["value"], "9");
+
+    add_unknown_contacts(data.path());
+    let out = canon(
+        project.path(),
+        &[
+            "query",
+            "mqls_unguarded",
+            "--period",
+            "2025-03",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty(), "no number: {}", stdout(&out));
+    insta::assert_snapshot!(stderr(&out));
+}
+
 /// The tallies of `metric`'s exclusions in a ratio's JSON result, by name:
 /// (rows, value).
 fn part_tallies(result: &serde_json::Value, metric: &str) -> Vec<(String, i64, String)> {

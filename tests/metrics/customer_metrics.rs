@@ -702,6 +702,89 @@ fn nrr_with_its_bridge_at_constant_currency() {
     assert_eq!(t0["included_value"], "3673.33");
 }
 
+// A cohort over a snapshot that counts value under no customer is blocked.
+// The cohort company plus subscription S9 of billing account BX, which
+// billing/account does not have, with charge C16: 12 × 50.00 = 600.00 in
+// force at both instants. With arr's `unknown_customer` (v3) it is excluded
+// and nrr is the fixture's 0.943740 (nrr_with_its_bridge_at_constant_currency).
+// A copy of the project without that exclusion (arr as v2 was) groups it
+// under a null customer: in the cohort at T0 with 600.00, matched by nothing
+// at T, so churned: nrr would be 3466.67 / (3673.33 + 600.00) = 0.811234,
+// silently. Now the run stops and names the slice to fix and the test to
+// exclude with.
+#[test]
+fn a_cohort_with_value_under_no_member_is_blocked() {
+    let data = cohort_fixture();
+    add_part(
+        data.path(),
+        "billing/subscription",
+        vec![
+            ("id", Col::Str(vec!["S9"])),
+            ("account_id", Col::Str(vec!["BX"])),
+            ("name", Col::Str(vec!["S9"])),
+            ("version", Col::Int(vec![1])),
+            ("is_latest_version", Col::Bool(vec![true])),
+            ("original_id", Col::Str(vec!["S9"])),
+            ("status", Col::Str(vec!["Active"])),
+            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
+            ("subscription_end_date", Col::OptDate(vec![None])),
+            ("term_start_date", Col::Date(vec!["2024-01-01"])),
+            ("term_end_date", Col::OptDate(vec![None])),
+            ("cancelled_date", Col::OptDate(vec![None])),
+            ("crm_opportunity_id", Col::OptStr(vec![None])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    add_part(
+        data.path(),
+        "billing/rate_plan_charge",
+        vec![
+            ("id", Col::Str(vec!["C16"])),
+            ("subscription_id", Col::Str(vec!["S9"])),
+            ("name", Col::Str(vec!["Platform"])),
+            ("charge_type", Col::Str(vec!["Recurring"])),
+            ("effective_start_date", Col::Date(vec!["2024-01-01"])),
+            ("effective_end_date", Col::OptDate(vec![None])),
+            ("mrr", Col::Money(vec![Some("50.00")])),
+            ("tcv", Col::Money(vec![Some("0.00")])),
+            ("transaction_currency", Col::Str(vec!["USD"])),
+            ("is_deleted", Col::Bool(vec![false])),
+        ],
+    );
+    let governed = query_json(&repo(), data.path(), &["nrr", "--as-of", "2025-06-30"]);
+    assert_eq!(governed["value"], "0.943740");
+    assert_eq!(
+        tally_of(
+            &governed,
+            "cohort at T0 = 2024-06-30 (arr > 0)",
+            "unknown_customer"
+        ),
+        (1, "600.00".to_string(), 0)
+    );
+
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let yaml = project.path().join("metrics/customers.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let from = text.find("      - name: unknown_customer").unwrap();
+    let to = from + text[from..].find("IS NULL\n").unwrap() + "IS NULL\n".len();
+    std::fs::write(&yaml, format!("{}{}", &text[..from], &text[to..])).unwrap();
+    let out = canon(
+        project.path(),
+        &[
+            "query",
+            "nrr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty(), "no number: {}", stdout(&out));
+    insta::assert_snapshot!(stderr(&out));
+}
+
 fn deletions_fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_company(dir.path());
