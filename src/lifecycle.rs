@@ -102,7 +102,13 @@ impl Judge {
     /// A judge that reads and keeps closure hashes in the project's cache
     /// folder.
     pub fn new(catalog: Arc<Catalog>) -> Result<Judge> {
-        let store = closures_file(&catalog);
+        let folder = default_cache_folder(&catalog);
+        Judge::keeping_in(catalog, &folder)
+    }
+
+    /// A judge that reads and keeps closure hashes in cache folder `folder`.
+    fn keeping_in(catalog: Arc<Catalog>, folder: &std::path::Path) -> Result<Judge> {
+        let store = closures_file(&catalog, folder);
         let known = std::fs::read(&store)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -114,14 +120,15 @@ impl Judge {
         })
     }
 
-    /// The judge for a run on `engine`: one that remembers when the run
-    /// uses the result cache, else [`Judge::afresh`] (`--no-cache` keeps no
-    /// closure hash either).
+    /// The judge for a run on `engine`: one that remembers, in the run's
+    /// cache folder (`--cache-dir` included), when the run uses the result
+    /// cache, else [`Judge::afresh`] (`--no-cache` keeps no closure hash
+    /// either). Until 2026-12-06 the hashes went to the project's default
+    /// folder whatever `--cache-dir` said.
     pub fn for_run(engine: &Engine) -> Result<Judge> {
-        if engine.fingerprints().is_some() {
-            Judge::new(engine.catalog.clone())
-        } else {
-            Judge::afresh(engine.catalog.clone())
+        match engine.fingerprints() {
+            Some(cache) => Judge::keeping_in(engine.catalog.clone(), cache.dir()),
+            None => Judge::afresh(engine.catalog.clone()),
         }
     }
 
@@ -168,10 +175,24 @@ impl Judge {
     }
 }
 
-/// Where the closure hashes of these definitions and this build are kept:
-/// keyed by every definition file's content and the build, so a changed
-/// definition (or canon) never reads another's.
-fn closures_file(catalog: &Catalog) -> PathBuf {
+/// The project's cache folder when no run names one: canon.yaml's
+/// `cache_dir`, else `.canon-cache`.
+fn default_cache_folder(catalog: &Catalog) -> PathBuf {
+    let files = &catalog.files;
+    files.root.join(
+        files
+            .project
+            .spec
+            .cache_dir
+            .as_deref()
+            .unwrap_or(".canon-cache"),
+    )
+}
+
+/// Where the closure hashes of these definitions and this build are kept in
+/// cache folder `folder`: keyed by every definition file's content and the
+/// build, so a changed definition (or canon) never reads another's.
+fn closures_file(catalog: &Catalog, folder: &std::path::Path) -> PathBuf {
     use sha2::{Digest, Sha256};
     let files = &catalog.files;
     let mut h = Sha256::new();
@@ -186,16 +207,7 @@ fn closures_file(catalog: &Catalog) -> PathBuf {
     for (path, sha) in definitions {
         h.update(format!("\n{}\n{sha}", path.display()));
     }
-    files
-        .root
-        .join(
-            files
-                .project
-                .spec
-                .cache_dir
-                .as_deref()
-                .unwrap_or(".canon-cache"),
-        )
+    folder
         .join("closures")
         .join(format!("{}.json", hex::encode(h.finalize())))
 }

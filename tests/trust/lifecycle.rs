@@ -392,11 +392,14 @@ fn no_cache_neither_reads_nor_keeps_closure_hashes() {
     assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
     assert!(!closures.exists(), "a --no-cache run kept closure hashes");
 
-    // A run that remembers (its result cache elsewhere; the closure hashes
-    // stay in the project's cache folder) keeps bookings' closure hash ...
+    // A run that remembers, its cache in a folder of its own
+    // (`--cache-dir`), keeps bookings' closure hash there, and nothing in
+    // the project's cache folder (until 2026-12-06 the hashes went there
+    // whatever --cache-dir said) ...
     let cache = tempfile::tempdir().unwrap();
     query_in(project.path(), "bookings", "FY2026-Q1", Some(cache.path()));
-    let kept: Vec<_> = std::fs::read_dir(&closures)
+    assert!(!closures.exists(), "closure hashes outside --cache-dir");
+    let kept: Vec<_> = std::fs::read_dir(cache.path().join("closures"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
