@@ -437,6 +437,17 @@ impl Catalog {
         }
         kinds::check(self, m, &at, diags);
         for (xi, x) in m.exclusions.iter().enumerate() {
+            let name = match x {
+                ExclusionRef::Named(name) | ExclusionRef::Inline(ExclusionSpec { name, .. }) => {
+                    name
+                }
+            };
+            if name == crate::spec::NO_MEMBER {
+                diags.push(diag(
+                    at(&yaml_path!["exclusions", xi]),
+                    format!("`{name}` is the label canon gives a conversion's members that are nobody: name the exclusion otherwise"),
+                ));
+            }
             if let ExclusionRef::Named(name) = x
                 && !self.exclusions.contains_key(name)
             {

@@ -31,7 +31,7 @@ use super::{Resolved, parse_scoped};
 use crate::catalog::MetricId;
 use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
-use crate::spec::{Aggregation, ConversionCount};
+use crate::spec::{Aggregation, ConversionCount, NO_MEMBER};
 use crate::yaml_path;
 
 /// A conversion (`kind: conversion`): members counted at their first
@@ -524,11 +524,6 @@ fn folded(engine: &Planner, expr: Expr) -> Result<Expr> {
 fn col_of(q: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(q), name))
 }
-
-/// The exclusion label of a conversion's null member, when no declared
-/// exclusion removed it: not a name a definition can give an exclusion
-/// (names are identifiers), read by the run stage to block the result.
-pub const NO_MEMBER: &str = "(no member)";
 
 /// The linked entity's tested rows, while joined to the reduced events:
 /// their relation and key column.

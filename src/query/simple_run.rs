@@ -194,7 +194,7 @@ pub(super) async fn read_simple(
             &mut missing_rate,
         )?;
     }
-    if let Some(nobody) = excluded.remove(crate::compile::conversion::NO_MEMBER) {
+    if let Some(nobody) = excluded.remove(crate::spec::NO_MEMBER) {
         return Err(no_member(&catalog, id, nobody.rows));
     }
     if missing_rate > 0 {

@@ -1014,6 +1014,11 @@ pub enum ExclusionRef {
     Inline(ExclusionSpec),
 }
 
+/// The label a conversion gives its members that are nobody (a null member
+/// no declared exclusion removed), so the run stage can block the result:
+/// reserved, no exclusion may be named so.
+pub const NO_MEMBER: &str = "(no member)";
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExclusionSpec {

@@ -19,6 +19,21 @@ pub fn cases() -> Vec<Case> {
             .replace(SALES, "    filter: is_won\n", "    filtre: is_won\n")
             .run("list")
             .exits(1),
+        // The label canon gives a conversion's members that are nobody:
+        // an exclusion so named would be taken for them (and block).
+        case("exclusion_named_like_the_null_member_label", Yaml)
+            .replace(
+                "metrics/marketing.yaml",
+                "  - name: test_email\n",
+                "  - name: \"(no member)\"\n",
+            )
+            .replace(
+                "metrics/marketing.yaml",
+                "      - test_email\n",
+                "      - \"(no member)\"\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
         case("version_is_not_a_number", Yaml)
             .replace(SALES, "    version: 1\n", "    version: one\n")
             .run("validate --no-data")
