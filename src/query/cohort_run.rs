@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::run::memory::WithinMemory;
-use datafusion::functions_aggregate::expr_fn::sum;
-use datafusion::logical_expr::col;
+use datafusion::functions_aggregate::expr_fn::{count, min, sum};
+use datafusion::logical_expr::{col, lit};
 
 /// A cohort's answer: headline value, rows, headline bridge, each row's
 /// bridge, and the two instants' outcomes (exclusions, lineage).
@@ -62,9 +62,43 @@ pub(super) async fn run_cohort(
                 .and(col(spec.key.as_str()).is_null()),
         )?
         .aggregate(vec![], vec![sum(col("_sum")).alias("_sum")])?;
-    let (bridge_batches, nobody, mut at_t0, mut at_t) = futures::try_join!(
+    // A bridge by slices compares each (member, slice values) group at T0
+    // with the member's whole value at T: right only when the slices name
+    // one value per member at T0 (a customer's country). A slice that
+    // varies within a member (a charge's product) would start a member
+    // several times, each against its whole value at T. Counted here: the
+    // members with more than one counted group at T0, and one of them.
+    let others: Vec<&String> = slices.iter().filter(|s| **s != spec.key).collect();
+    let split = (!others.is_empty())
+        .then(|| -> Result<_> {
+            Ok(plan
+                .at_t0
+                .frame
+                .clone()
+                .filter(col("_exclusion").is_null())?
+                .aggregate(
+                    vec![col(spec.key.as_str())],
+                    vec![count(lit(1i64)).alias("_groups")],
+                )?
+                .filter(col("_groups").gt(lit(1i64)))?
+                .aggregate(
+                    vec![],
+                    vec![
+                        count(lit(1i64)).alias("_members"),
+                        min(col(spec.key.as_str())).alias("_example"),
+                    ],
+                )?)
+        })
+        .transpose()?;
+    let (bridge_batches, nobody, split, mut at_t0, mut at_t) = futures::try_join!(
         async { Ok::<_, CanonError>(plan.bridge.collect_within_memory().await?) },
         async { Ok::<_, CanonError>(nobody.collect_within_memory().await?) },
+        async {
+            match split {
+                Some(s) => Ok::<_, CanonError>(s.collect_within_memory().await?),
+                None => Ok(Vec::new()),
+            }
+        },
         read_simple(
             engine,
             plan.base,
@@ -86,6 +120,25 @@ pub(super) async fn run_cohort(
         .transpose()?
     {
         return Err(keyless_cohort(&catalog, id, plan.base, t0, held));
+    }
+    if let Some(b) = split.iter().find(|b| b.num_rows() > 0) {
+        let members = b.column(0).as_primitive::<Int64Type>().value(0);
+        if members > 0 {
+            let example = b.column(1).as_string::<i32>().value(0).to_string();
+            let by = others
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = match members {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            return Err(CanonError::request(format!(
+                "`{}` cannot be taken by {by}: at T0 ({t0}) {} `{example}`{more} counts value under more than one value of {by}, and a cohort's bridge compares each {}'s value at T0 with its whole value at T; slice it by what has one value per {}",
+                metric.name, spec.key, spec.key, spec.key,
+            )));
+        }
     }
     at_t0.name = format!("cohort at T0 = {t0} ({} > 0)", spec.of);
     at_t.name = format!("{} at T = {t} (every customer, for reference)", spec.of);

@@ -785,6 +785,49 @@ fn a_cohort_with_value_under_no_member_is_blocked() {
     insta::assert_snapshot!(stderr(&out));
 }
 
+// A cohort is sliced by its members: each (customer, slice values) group at
+// T0 is compared with the customer's whole value at T. A slice that varies
+// within a customer would start it several times against its whole value.
+// On the cohort company, A1 holds billing accounts B1 (C1: 12 × 100.00 =
+// 1200.00 at T0) and B7 (C3: 12 × 20.00 = 240.00), and at T 2040.00 in all;
+// sliced by billing account, B1's 1200.00 and B7's 240.00 would each be
+// bridged to 2040.00 (A1's ending counted twice: 4080.00 for 1440.00). Such
+// a request is refused (exit 2), naming the slice and a member split by it;
+// by country (one per customer) it is answered.
+#[test]
+fn a_cohort_by_a_slice_that_splits_its_members_is_refused() {
+    let data = cohort_fixture();
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    replace_in(
+        &project.path().join("metrics/customers.yaml"),
+        "      - {name: industry, expr: subscription.billing_account.crm.industry}\n",
+        "      - {name: industry, expr: subscription.billing_account.crm.industry}\n      - {name: billing_account, expr: subscription.billing_account_id}\n",
+    );
+    let by_country = query_json(
+        project.path(),
+        data.path(),
+        &["nrr", "--as-of", "2025-06-30", "--by", "country"],
+    );
+    assert_eq!(by_country["value"], "0.943740");
+    let out = canon(
+        project.path(),
+        &[
+            "query",
+            "nrr",
+            "--as-of",
+            "2025-06-30",
+            "--by",
+            "billing_account",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty(), "no number: {}", stdout(&out));
+    insta::assert_snapshot!(stderr(&out));
+}
+
 fn deletions_fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_company(dir.path());
