@@ -272,12 +272,22 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
                 &mut aggregates,
             )?;
             (
-                frame.group(vec![member.alias("_member")], aggregates)?,
+                frame.group(
+                    vec![
+                        nobody_apart(&member, col_of(entity, fk))?,
+                        member.alias("_member"),
+                    ],
+                    aggregates,
+                )?,
                 ty,
                 names,
             )
         }
         None => {
+            let (_, _, event_spec) = catalog
+                .entity(entity)
+                .ok_or_else(|| CanonError::Internal(format!("unknown entity {entity}")))?;
+            let event_key = event_spec.key.clone();
             let frame = metric_frame(engine, entity, &links).await?;
             let schema = frame.schema().clone();
             let p = over(engine, &schema, entity);
@@ -294,7 +304,13 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
                 &mut aggregates,
             )?;
             (
-                events.group(vec![member.alias("_member")], aggregates)?,
+                events.group(
+                    vec![
+                        nobody_apart(&member, col_of(entity, &event_key))?,
+                        member.alias("_member"),
+                    ],
+                    aggregates,
+                )?,
                 ty,
                 names,
             )
@@ -422,6 +438,18 @@ fn horizon(
 ) -> Result<Expr> {
     bound(request, ty, request.period.to + Days::new(days))
         .ok_or_else(|| not_a_time(&at(&yaml_path!["conversion", "at"]), &spec.at, ty))
+}
+
+/// A second grouping key that keeps the events of no member apart, one group
+/// per `apart` value (the contact an event names, or the event itself):
+/// null for every event of a member. Grouped by the null member alone, all
+/// of them were one group with one first moment, the earliest, so an
+/// unknown contact first qualifying in June was in no period's tally (nor
+/// was the result blocked in June: see query::simple_run).
+fn nobody_apart(member: &Expr, apart: Expr) -> Result<Expr> {
+    Ok(when(member.clone().is_null(), cast(apart, DataType::Utf8))
+        .otherwise(lit(ScalarValue::Utf8(None)))?
+        .alias("_nobody"))
 }
 
 /// One `bool_and` per exclusion (an exclusion holds for a member when it

@@ -257,16 +257,12 @@ fn keyless_cohort(
             )
         })
         .unwrap_or_else(|| (catalog.metric_at(base, &[]), String::new()));
-    let test = snapshot
-        .entity
-        .as_deref()
-        .and_then(|e| crate::compile::entity::missing_link_test(catalog, e, &expr));
     CanonError::Blocked(format!(
         "`{}` is blocked: at T0 ({t0}) `{}` counts {held} under no `{key}` (`{expr}` is null on those rows) and no exclusion of `{}` removes them; a member that is nobody can never be matched at T, so it would count as churned.\n  {at}: {}",
         metric.name,
         snapshot.name,
         snapshot.name,
-        super::simple_run::exclude_hint(&format!("`{}`", snapshot.name), test),
+        super::simple_run::exclude_hint(catalog, base, &format!("`{}`", snapshot.name), &expr),
     ))
 }
 

@@ -263,34 +263,42 @@ pub(super) async fn read_simple(
 }
 
 /// A conversion whose events include some of no member (its `member` is
-/// null on them) that no exclusion removes: grouped by member they are one
-/// member more, a person who is nobody, so the result is blocked until the
-/// definition says what they are (an exclusion, or a member that names
-/// them). mqls v1 counted the events of unknown contacts so.
-fn no_member(catalog: &Catalog, id: MetricId, periods: i64) -> CanonError {
+/// null on them) that no exclusion removes: grouped by member each would be
+/// a member more, a person who is nobody, so the result is blocked until
+/// the definition says what they are (an exclusion, or a member that names
+/// them). mqls v1 counted the events of unknown contacts so. `nobody` is how
+/// many such members the period holds (one per unknown contact: see
+/// compile::conversion's `_nobody`).
+fn no_member(catalog: &Catalog, id: MetricId, nobody: i64) -> CanonError {
     let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
     let member = metric.conversion.as_ref().map_or("", |c| c.member.as_str());
     let at = catalog.metric_at(id, &crate::yaml_path!["conversion", "member"]);
-    let test = metric
-        .entity
-        .as_deref()
-        .and_then(|e| crate::compile::entity::missing_link_test(catalog, e, member));
     CanonError::Blocked(format!(
-        "`{}` is blocked: some of its events have no member (`{member}` is null on them{}) and no exclusion of the metric removes them; counted, they would be one more member who is nobody.\n  {at}: {}",
+        "`{}` is blocked: {nobody} of the members it would count {} nobody (`{member}` is null on their events) and no exclusion of the metric removes them.\n  {at}: {}",
         metric.name,
-        if periods > 1 {
-            format!(", in {periods} periods")
-        } else {
-            String::new()
-        },
-        exclude_hint("the metric", test),
+        if nobody == 1 { "is" } else { "are" },
+        exclude_hint(catalog, id, "the metric", member),
     ))
 }
 
-/// What to add to a definition whose rows have a null member: an exclusion,
-/// with its test when the member is a linked entity's field (the linked
-/// row missing is the usual cause), or an expression that names them.
-pub(super) fn exclude_hint(whose: &str, test: Option<String>) -> String {
+/// What to add to metric `id`'s definition when `expr` (its member, or its
+/// cohort key) is null on rows it counts: an exclusion, with its test when
+/// `expr` reads a linked entity and the metric does not test that already
+/// (a missing linked row is the usual cause), or an expression that names
+/// them.
+pub(super) fn exclude_hint(catalog: &Catalog, id: MetricId, whose: &str, expr: &str) -> String {
+    let metric = &catalog.files.metrics[id.file].spec.metrics[id.index];
+    let has = |test: &str| {
+        catalog
+            .exclusions_of(id)
+            .iter()
+            .any(|x| x.spec.when.split_whitespace().eq(test.split_whitespace()))
+    };
+    let test = metric
+        .entity
+        .as_deref()
+        .and_then(|e| crate::compile::entity::missing_link_test(catalog, e, expr))
+        .filter(|t| !has(t));
     match test {
         Some(test) => format!(
             "add an exclusion to {whose} for them (if their linked row is missing: `when: {test}`), or an expression that names them"

@@ -334,19 +334,20 @@ fn an_event_of_an_unknown_contact_takes_its_definitions_over_null_fields() {
 // The governed mqls on the same events: the unknown contacts 98 and 99 are
 // no person. Before unknown_contact (mqls v1) their events were grouped as
 // one null member and counted: 5 + 1 = 6 persons in March, and the rate's
-// denominator with them. Now that member is excluded: value 5, the
-// exclusion 1 row worth 1, one member group (both contacts' events form
-// it); universe 5 counted + 1 unknown + 1 deleted + 1 internal + 2 test =
-// 10 rows.
+// denominator with them. Now they are excluded, each unknown contact on
+// its own (their events are kept apart by contact, so each is tallied at
+// its own first moment: both in March here): value 5, the exclusion 2 rows
+// worth 2, two entities; universe 5 counted + 2 unknown + 1 deleted + 1
+// internal + 2 test = 11 rows.
 #[test]
 fn the_events_of_unknown_contacts_are_no_person() {
     let data = fixture();
     add_unknown_contacts(data.path());
     let r = query_json(&repo(), data.path(), &["mqls", "--period", "2025-03"]);
     assert_eq!(r["value"], "5");
-    assert_eq!(exclusion(&r, "unknown_contact"), (1, "1".into()));
-    assert_eq!(exclusion_entities(&r, "unknown_contact"), 1);
-    assert_eq!(r["tallies"][0]["universe_rows"], 10, "{r}");
+    assert_eq!(exclusion(&r, "unknown_contact"), (2, "2".into()));
+    assert_eq!(exclusion_entities(&r, "unknown_contact"), 2);
+    assert_eq!(r["tallies"][0]["universe_rows"], 11, "{r}");
     assert_eq!(r["tallies"][0]["included_entities"], 5, "{r}");
     // The rate's denominator is the same 5 (robert and sam convert).
     let rate = query_json(
@@ -421,6 +422,51 @@ fn a_conversion_with_members_that_are_nobody_is_blocked() {
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(stdout(&out).is_empty(), "no number: {}", stdout(&out));
     insta::assert_snapshot!(stderr(&out));
+
+    // With the missing contact excluded but a member that is null on a
+    // known contact too (contact 6 has no email), it is still blocked, and
+    // the hint does not suggest the exclusion the metric already has.
+    let yaml = project.path().join("metrics/marketing.yaml");
+    let mut text = std::fs::read_to_string(&yaml).unwrap();
+    text.push_str(
+        r#"
+  - name: mqls_by_email
+    label: MQLs by raw email
+    kind: conversion
+    version: 1
+    status: draft
+    owner: Tests
+    system: marketing
+    unit: persons
+    description: Persons as raw emails; events of unknown contacts excluded.
+    entity: lifecycle_event
+    conversion:
+      member: contact.email
+      at: at
+      reaches: "stage IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')"
+      count: reached
+    exclusions:
+      - name: unknown_contact
+        reason: Not in the contacts.
+        when: contact.contact_id IS NULL
+"#,
+    );
+    std::fs::write(&yaml, text).unwrap();
+    let out = canon(
+        project.path(),
+        &[
+            "query",
+            "mqls_by_email",
+            "--period",
+            "2025-03",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("`mqls_by_email` is blocked: 1 of the members it would count is nobody (`contact.email` is null"), "{err}");
+    assert!(!err.contains("contact.contact_id IS NULL"), "{err}");
 }
 
 /// The tallies of `metric`'s exclusions in a ratio's JSON result, by name:
