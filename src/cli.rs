@@ -771,17 +771,9 @@ async fn configured(catalog: Arc<Catalog>, data: &DataArgs) -> Result<Engine> {
 /// The result cache folder: --cache-dir, canon.yaml's cache_dir, else
 /// `.canon-cache` in the project.
 fn cache_dir(catalog: &Catalog, data: &DataArgs) -> PathBuf {
-    let project = &catalog.files;
-    data.cache_dir.clone().unwrap_or_else(|| {
-        project.root.join(
-            project
-                .project
-                .spec
-                .cache_dir
-                .as_deref()
-                .unwrap_or(".canon-cache"),
-        )
-    })
+    data.cache_dir
+        .clone()
+        .unwrap_or_else(|| catalog.configured_cache_folder())
 }
 
 /// Refuses an `--out` that would land on the project's definitions, data

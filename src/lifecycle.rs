@@ -102,7 +102,7 @@ impl Judge {
     /// A judge that reads and keeps closure hashes in the project's cache
     /// folder.
     pub fn new(catalog: Arc<Catalog>) -> Result<Judge> {
-        let folder = default_cache_folder(&catalog);
+        let folder = catalog.configured_cache_folder();
         Judge::keeping_in(catalog, &folder)
     }
 
@@ -173,20 +173,6 @@ impl Judge {
         }
         Ok(sha)
     }
-}
-
-/// The project's cache folder when no run names one: canon.yaml's
-/// `cache_dir`, else `.canon-cache`.
-fn default_cache_folder(catalog: &Catalog) -> PathBuf {
-    let files = &catalog.files;
-    files.root.join(
-        files
-            .project
-            .spec
-            .cache_dir
-            .as_deref()
-            .unwrap_or(".canon-cache"),
-    )
 }
 
 /// Where the closure hashes of these definitions and this build are kept in

@@ -31,9 +31,7 @@ impl Protected {
         let files = &catalog.files;
         let spec = &files.project.spec;
         let configured_root = files.root.join(&spec.data_root);
-        let configured_cache = files
-            .root
-            .join(spec.cache_dir.as_deref().unwrap_or(".canon-cache"));
+        let configured_cache = catalog.configured_cache_folder();
         let mut places = vec![
             (files.root.join("canon.yaml"), "canon.yaml".to_string()),
             (files.root.join(&spec.signoffs), "sign-off file".to_string()),

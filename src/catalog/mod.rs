@@ -10,7 +10,7 @@ mod lifecycle;
 pub mod lines;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::calendar::Calendar;
 use crate::error::{CanonError, Diagnostic, Location, Result};
@@ -310,6 +310,21 @@ impl Catalog {
     pub fn source_by_name(&self, system: &str, table: &str) -> Option<(SourceId, &SourceSpec)> {
         let id = *self.sources.get(&format!("{system}/{table}"))?;
         Some((id, self.source(id).1))
+    }
+
+    /// The project's cache folder when a run names none: canon.yaml's
+    /// `cache_dir`, else `.canon-cache`, in the project. (`--cache-dir`
+    /// overrides it for a run.)
+    pub fn configured_cache_folder(&self) -> PathBuf {
+        let files = &self.files;
+        files.root.join(
+            files
+                .project
+                .spec
+                .cache_dir
+                .as_deref()
+                .unwrap_or(".canon-cache"),
+        )
     }
 
     pub fn entity(

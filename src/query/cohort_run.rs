@@ -4,6 +4,7 @@ use super::*;
 use crate::run::memory::WithinMemory;
 use datafusion::functions_aggregate::expr_fn::{count, min, sum};
 use datafusion::logical_expr::{col, lit};
+use datafusion::prelude::DataFrame;
 
 /// A cohort's answer: headline value, rows, headline bridge, each row's
 /// bridge, and the two instants' outcomes (exclusions, lineage).
@@ -44,6 +45,13 @@ pub(super) async fn run_cohort(
         .find(|s| s.name() == spec.key)
         .is_some_and(|s| base.member.as_deref() == Some(s.expr()));
     let member_slice = key_is_member.then_some(spec.key.as_str());
+    // The cohort's guards, read with the rest: value at T0 under no member,
+    // and slices that split a member (each blocks the result).
+    let others: Vec<&String> = slices.iter().filter(|s| **s != spec.key).collect();
+    let nobody = held_by_nobody(&plan.cohort_t0, &spec.key)?;
+    let split = (!others.is_empty())
+        .then(|| split_members(&plan.at_t0, &spec.key))
+        .transpose()?;
     // Only the instants' totals and exclusions are reported (the bridge
     // has the per-member values), so their groups are summed over members
     // in the engine instead of read member by member. The exclusions are
@@ -52,44 +60,6 @@ pub(super) async fn run_cohort(
     // groups. T's, over every customer of the snapshot, come second and are
     // labelled as such. The bridge and both readings are small plans over
     // the cached instants: run side by side.
-    let nobody = plan
-        .cohort_t0
-        .frame
-        .clone()
-        .filter(
-            col("_exclusion")
-                .is_null()
-                .and(col(spec.key.as_str()).is_null()),
-        )?
-        .aggregate(vec![], vec![sum(col("_sum")).alias("_sum")])?;
-    // A bridge by slices compares each (member, slice values) group at T0
-    // with the member's whole value at T: right only when the slices name
-    // one value per member at T0 (a customer's country). A slice that
-    // varies within a member (a charge's product) would start a member
-    // several times, each against its whole value at T. Counted here: the
-    // members with more than one counted group at T0, and one of them.
-    let others: Vec<&String> = slices.iter().filter(|s| **s != spec.key).collect();
-    let split = (!others.is_empty())
-        .then(|| -> Result<_> {
-            Ok(plan
-                .at_t0
-                .frame
-                .clone()
-                .filter(col("_exclusion").is_null())?
-                .aggregate(
-                    vec![col(spec.key.as_str())],
-                    vec![count(lit(1i64)).alias("_groups")],
-                )?
-                .filter(col("_groups").gt(lit(1i64)))?
-                .aggregate(
-                    vec![],
-                    vec![
-                        count(lit(1i64)).alias("_members"),
-                        min(col(spec.key.as_str())).alias("_example"),
-                    ],
-                )?)
-        })
-        .transpose()?;
     let (bridge_batches, nobody, split, mut at_t0, mut at_t) = futures::try_join!(
         async { Ok::<_, CanonError>(plan.bridge.collect_within_memory().await?) },
         async { Ok::<_, CanonError>(nobody.collect_within_memory().await?) },
@@ -113,32 +83,25 @@ pub(super) async fn run_cohort(
         ms = started.elapsed().as_millis() as u64,
         "cohort bridge computed, instants read"
     );
-    if let Some(held) = nobody
-        .iter()
-        .find(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
+    if let Some(held) = answered(&nobody)
         .map(|b| dec_at(b.column(0).as_ref(), 0))
         .transpose()?
     {
         return Err(keyless_cohort(&catalog, id, plan.base, t0, held));
     }
-    if let Some(b) = split.iter().find(|b| b.num_rows() > 0) {
-        let members = b.column(0).as_primitive::<Int64Type>().value(0);
-        if members > 0 {
-            let example = b.column(1).as_string::<i32>().value(0).to_string();
-            let by = others
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let more = match members {
-                1 => String::new(),
-                n => format!(" and {} more", n - 1),
-            };
-            return Err(CanonError::request(format!(
-                "`{}` cannot be taken by {by}: at T0 ({t0}) {} `{example}`{more} counts value under more than one value of {by}, and a cohort's bridge compares each {}'s value at T0 with its whole value at T; slice it by what has one value per {}",
-                metric.name, spec.key, spec.key, spec.key,
-            )));
-        }
+    if let Some(b) = answered(&split)
+        && let Some(members) = b
+            .column(0)
+            .as_primitive_opt::<Int64Type>()
+            .map(|a| a.value(0))
+        && members > 0
+    {
+        let example = b
+            .column(1)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| CanonError::Internal("a cohort key that is not text".into()))?
+            .value(0);
+        return Err(split_by(metric, &spec.key, &others, t0, example, members));
     }
     at_t0.name = format!("cohort at T0 = {t0} ({} > 0)", spec.of);
     at_t.name = format!("{} at T = {t} (every customer, for reference)", spec.of);
@@ -229,6 +192,71 @@ pub(super) async fn run_cohort(
         row_bridges: bridges,
         parts: vec![at_t0, at_t],
     })
+}
+
+/// The value the cohort at T0 counts under a null key (no row when there is
+/// none): a plan over the cached instants.
+fn held_by_nobody(cohort_t0: &simple::SimplePlan, key: &str) -> Result<DataFrame> {
+    Ok(cohort_t0
+        .frame
+        .clone()
+        .filter(col("_exclusion").is_null().and(col(key).is_null()))?
+        .aggregate(vec![], vec![sum(col("_sum")).alias("_sum")])?)
+}
+
+/// How many members have more than one counted group at T0, and the first
+/// of them: a bridge by slices compares each (member, slice values) group
+/// at T0 with the member's whole value at T, right only when the slices
+/// name one value per member (a customer's country, not a charge's
+/// product, which would start a member once per value against its whole
+/// value at T).
+fn split_members(at_t0: &simple::SimplePlan, key: &str) -> Result<DataFrame> {
+    Ok(at_t0
+        .frame
+        .clone()
+        .filter(col("_exclusion").is_null())?
+        .aggregate(vec![col(key)], vec![count(lit(1i64)).alias("_groups")])?
+        .filter(col("_groups").gt(lit(1i64)))?
+        .aggregate(
+            vec![],
+            vec![
+                count(lit(1i64)).alias("_members"),
+                min(col(key)).alias("_example"),
+            ],
+        )?)
+}
+
+/// The batch of a one-row answer whose first cell is not null (an
+/// aggregate over no rows gives null).
+fn answered(batches: &[RecordBatch]) -> Option<&RecordBatch> {
+    batches
+        .iter()
+        .find(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
+}
+
+/// A cohort asked by slices that split `members` of its members at T0
+/// (`example` the first): refused, it has no right answer.
+fn split_by(
+    metric: &MetricSpec,
+    key: &str,
+    others: &[&String],
+    t0: chrono::NaiveDate,
+    example: &str,
+    members: i64,
+) -> CanonError {
+    let by = others
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = match members {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    CanonError::request(format!(
+        "`{}` cannot be taken by {by}: at T0 ({t0}) {key} `{example}`{more} counts value under more than one value of {by}, and a cohort's bridge compares each {key}'s value at T0 with its whole value at T; slice it by what has one value per {key}",
+        metric.name,
+    ))
 }
 
 /// A cohort whose T0 counts value under no member (the snapshot's key slice

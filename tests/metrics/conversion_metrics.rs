@@ -275,31 +275,48 @@ fn add_unknown_contacts(root: &std::path::Path) {
 /// MQLs on March 3 and March 4.
 fn unknown_contact_project(root: &std::path::Path) {
     copy_project(root);
+    add_mql_conversion(
+        root,
+        "mqls_with_unknown_contacts",
+        "\"coalesce(contact.person_id, 'unknown contact')\"",
+        NO_CONTACT,
+    );
+}
+
+/// An exclusion of the events whose contact is not in the extract.
+const NO_CONTACT: &str = "
+      - name: no_contact
+        reason: The event's contact is not in the extract.
+        when: contact.contact_id IS NULL";
+
+/// Appends to the project's metrics/marketing.yaml a draft conversion
+/// `name` counting the persons `member` names by their first moment at MQL
+/// or later, with `exclusions` (YAML list items; none when empty).
+fn add_mql_conversion(root: &std::path::Path, name: &str, member: &str, exclusions: &str) {
     let path = root.join("metrics/marketing.yaml");
     let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(
+    text.push_str(&format!(
         r#"
-  - name: mqls_with_unknown_contacts
-    label: MQLs, unknown contacts named
+  - name: {name}
+    label: {name}
     kind: conversion
     version: 1
     status: draft
     owner: Tests
     system: marketing
     unit: persons
-    description: mqls without its exclusions, naming the events of unknown contacts.
+    description: A test's conversion.
     entity: lifecycle_event
     conversion:
-      member: "coalesce(contact.person_id, 'unknown contact')"
+      member: {member}
       at: at
       reaches: "stage IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')"
       count: reached
-    exclusions:
-      - name: no_contact
-        reason: The event's contact is not in the extract.
-        when: contact.contact_id IS NULL
-"#,
-    );
+"#
+    ));
+    if !exclusions.is_empty() {
+        text.push_str(&format!("    exclusions:{exclusions}\n"));
+    }
     std::fs::write(&path, text).unwrap();
 }
 
@@ -363,28 +380,7 @@ fn the_events_of_unknown_contacts_are_no_person() {
 /// contact the contact table does not have is.
 fn unguarded_project(root: &std::path::Path) {
     copy_project(root);
-    let path = root.join("metrics/marketing.yaml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(
-        r#"
-  - name: mqls_unguarded
-    label: MQLs, no exclusion
-    kind: conversion
-    version: 1
-    status: draft
-    owner: Tests
-    system: marketing
-    unit: persons
-    description: mqls without its exclusions.
-    entity: lifecycle_event
-    conversion:
-      member: contact.person_id
-      at: at
-      reaches: "stage IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')"
-      count: reached
-"#,
-    );
-    std::fs::write(&path, text).unwrap();
+    add_mql_conversion(root, "mqls_unguarded", "contact.person_id", "");
 }
 
 // A conversion whose member is null on some events no exclusion removes is
@@ -426,32 +422,7 @@ fn a_conversion_with_members_that_are_nobody_is_blocked() {
     // With the missing contact excluded but a member that is null on a
     // known contact too (contact 6 has no email), it is still blocked, and
     // the hint does not suggest the exclusion the metric already has.
-    let yaml = project.path().join("metrics/marketing.yaml");
-    let mut text = std::fs::read_to_string(&yaml).unwrap();
-    text.push_str(
-        r#"
-  - name: mqls_by_email
-    label: MQLs by raw email
-    kind: conversion
-    version: 1
-    status: draft
-    owner: Tests
-    system: marketing
-    unit: persons
-    description: Persons as raw emails; events of unknown contacts excluded.
-    entity: lifecycle_event
-    conversion:
-      member: contact.email
-      at: at
-      reaches: "stage IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')"
-      count: reached
-    exclusions:
-      - name: unknown_contact
-        reason: Not in the contacts.
-        when: contact.contact_id IS NULL
-"#,
-    );
-    std::fs::write(&yaml, text).unwrap();
+    add_mql_conversion(project.path(), "mqls_by_email", "contact.email", NO_CONTACT);
     let out = canon(
         project.path(),
         &[

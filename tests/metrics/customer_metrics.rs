@@ -470,8 +470,7 @@ fn write_cohort_billing_with(root: &std::path::Path, deletions: bool) {
             ("is_deleted", Col::Bool(account_deleted)),
         ],
     );
-    // (id, billing account, original id, version, latest, deleted)
-    let mut subs: Vec<(&str, &str, &str, i64, bool, bool)> = vec![
+    let mut subs: Vec<Subscription> = vec![
         ("S1", "B1", "S1", 1, true, false),
         ("S2", "B2", "S2", 1, true, false),
         ("S3", "B3", "S3", 1, true, false),
@@ -488,40 +487,7 @@ fn write_cohort_billing_with(root: &std::path::Path, deletions: bool) {
             ("S11", "B9", "S11", 1, true, false),
         ]);
     }
-    let m = subs.len();
-    write_table(
-        root,
-        "billing/subscription",
-        vec![
-            ("id", Col::Str(subs.iter().map(|s| s.0).collect())),
-            ("account_id", Col::Str(subs.iter().map(|s| s.1).collect())),
-            ("name", Col::Str(subs.iter().map(|s| s.2).collect())),
-            ("version", Col::Int(subs.iter().map(|s| s.3).collect())),
-            (
-                "is_latest_version",
-                Col::Bool(subs.iter().map(|s| s.4).collect()),
-            ),
-            ("original_id", Col::Str(subs.iter().map(|s| s.2).collect())),
-            ("status", Col::Str(vec!["Active"; m])),
-            ("subscription_start_date", Col::Date(vec!["2024-01-01"; m])),
-            ("subscription_end_date", Col::OptDate(vec![None; m])),
-            ("term_start_date", Col::Date(vec!["2024-01-01"; m])),
-            ("term_end_date", Col::OptDate(vec![None; m])),
-            ("cancelled_date", Col::OptDate(vec![None; m])),
-            ("crm_opportunity_id", Col::OptStr(vec![None; m])),
-            ("is_deleted", Col::Bool(subs.iter().map(|s| s.5).collect())),
-        ],
-    );
-    // (id, subscription, mrr, currency, from, to, deleted)
-    type Charge = (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        Option<&'static str>,
-        bool,
-    );
+    write_table(root, "billing/subscription", subscription_columns(&subs));
     let mut c: Vec<Charge> = vec![
         (
             "C1",
@@ -575,31 +541,72 @@ fn write_cohort_billing_with(root: &std::path::Path, deletions: bool) {
             ("C15", "S11", "0.00", "USD", "2024-01-01", None, false),
         ]);
     }
-    write_table(
-        root,
-        "billing/rate_plan_charge",
-        vec![
-            ("id", Col::Str(c.iter().map(|r| r.0).collect())),
-            ("subscription_id", Col::Str(c.iter().map(|r| r.1).collect())),
-            ("name", Col::Str(vec!["Platform"; c.len()])),
-            ("charge_type", Col::Str(vec!["Recurring"; c.len()])),
-            (
-                "effective_start_date",
-                Col::Date(c.iter().map(|r| r.4).collect()),
-            ),
-            (
-                "effective_end_date",
-                Col::OptDate(c.iter().map(|r| r.5).collect()),
-            ),
-            ("mrr", Col::Money(c.iter().map(|r| Some(r.2)).collect())),
-            ("tcv", Col::Money(c.iter().map(|_| Some("0.00")).collect())),
-            (
-                "transaction_currency",
-                Col::Str(c.iter().map(|r| r.3).collect()),
-            ),
-            ("is_deleted", Col::Bool(c.iter().map(|r| r.6).collect())),
-        ],
-    );
+    write_table(root, "billing/rate_plan_charge", charge_columns(&c));
+}
+
+/// A cohort company subscription: (id, billing account, original id,
+/// version, latest, deleted).
+type Subscription = (&'static str, &'static str, &'static str, i64, bool, bool);
+
+/// A cohort company charge: (id, subscription, mrr, currency, from, to,
+/// deleted).
+type Charge = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    bool,
+);
+
+/// billing/subscription's columns for `subs` (active, from 2024-01-01).
+fn subscription_columns(subs: &[Subscription]) -> Vec<(&'static str, Col)> {
+    let m = subs.len();
+    vec![
+        ("id", Col::Str(subs.iter().map(|s| s.0).collect())),
+        ("account_id", Col::Str(subs.iter().map(|s| s.1).collect())),
+        ("name", Col::Str(subs.iter().map(|s| s.2).collect())),
+        ("version", Col::Int(subs.iter().map(|s| s.3).collect())),
+        (
+            "is_latest_version",
+            Col::Bool(subs.iter().map(|s| s.4).collect()),
+        ),
+        ("original_id", Col::Str(subs.iter().map(|s| s.2).collect())),
+        ("status", Col::Str(vec!["Active"; m])),
+        ("subscription_start_date", Col::Date(vec!["2024-01-01"; m])),
+        ("subscription_end_date", Col::OptDate(vec![None; m])),
+        ("term_start_date", Col::Date(vec!["2024-01-01"; m])),
+        ("term_end_date", Col::OptDate(vec![None; m])),
+        ("cancelled_date", Col::OptDate(vec![None; m])),
+        ("crm_opportunity_id", Col::OptStr(vec![None; m])),
+        ("is_deleted", Col::Bool(subs.iter().map(|s| s.5).collect())),
+    ]
+}
+
+/// billing/rate_plan_charge's columns for `c` (recurring "Platform" charges).
+fn charge_columns(c: &[Charge]) -> Vec<(&'static str, Col)> {
+    vec![
+        ("id", Col::Str(c.iter().map(|r| r.0).collect())),
+        ("subscription_id", Col::Str(c.iter().map(|r| r.1).collect())),
+        ("name", Col::Str(vec!["Platform"; c.len()])),
+        ("charge_type", Col::Str(vec!["Recurring"; c.len()])),
+        (
+            "effective_start_date",
+            Col::Date(c.iter().map(|r| r.4).collect()),
+        ),
+        (
+            "effective_end_date",
+            Col::OptDate(c.iter().map(|r| r.5).collect()),
+        ),
+        ("mrr", Col::Money(c.iter().map(|r| Some(r.2)).collect())),
+        ("tcv", Col::Money(c.iter().map(|_| Some("0.00")).collect())),
+        (
+            "transaction_currency",
+            Col::Str(c.iter().map(|r| r.3).collect()),
+        ),
+        ("is_deleted", Col::Bool(c.iter().map(|r| r.6).collect())),
+    ]
 }
 
 fn cohort_fixture() -> tempfile::TempDir {
@@ -718,38 +725,12 @@ fn a_cohort_with_value_under_no_member_is_blocked() {
     add_part(
         data.path(),
         "billing/subscription",
-        vec![
-            ("id", Col::Str(vec!["S9"])),
-            ("account_id", Col::Str(vec!["BX"])),
-            ("name", Col::Str(vec!["S9"])),
-            ("version", Col::Int(vec![1])),
-            ("is_latest_version", Col::Bool(vec![true])),
-            ("original_id", Col::Str(vec!["S9"])),
-            ("status", Col::Str(vec!["Active"])),
-            ("subscription_start_date", Col::Date(vec!["2024-01-01"])),
-            ("subscription_end_date", Col::OptDate(vec![None])),
-            ("term_start_date", Col::Date(vec!["2024-01-01"])),
-            ("term_end_date", Col::OptDate(vec![None])),
-            ("cancelled_date", Col::OptDate(vec![None])),
-            ("crm_opportunity_id", Col::OptStr(vec![None])),
-            ("is_deleted", Col::Bool(vec![false])),
-        ],
+        subscription_columns(&[("S9", "BX", "S9", 1, true, false)]),
     );
     add_part(
         data.path(),
         "billing/rate_plan_charge",
-        vec![
-            ("id", Col::Str(vec!["C16"])),
-            ("subscription_id", Col::Str(vec!["S9"])),
-            ("name", Col::Str(vec!["Platform"])),
-            ("charge_type", Col::Str(vec!["Recurring"])),
-            ("effective_start_date", Col::Date(vec!["2024-01-01"])),
-            ("effective_end_date", Col::OptDate(vec![None])),
-            ("mrr", Col::Money(vec![Some("50.00")])),
-            ("tcv", Col::Money(vec![Some("0.00")])),
-            ("transaction_currency", Col::Str(vec!["USD"])),
-            ("is_deleted", Col::Bool(vec![false])),
-        ],
+        charge_columns(&[("C16", "S9", "50.00", "USD", "2024-01-01", None, false)]),
     );
     let governed = query_json(&repo(), data.path(), &["nrr", "--as-of", "2025-06-30"]);
     assert_eq!(governed["value"], "0.943740");
