@@ -301,7 +301,7 @@ fn arr_counts_latest_versions_at_the_day_with_customer_exclusions() {
     assert_eq!(exclusion(&r, "internal_account"), (0, "0.00".into()));
     assert_eq!(r["tallies"][0]["universe_rows"], 6);
     assert_eq!(r["tallies"][0]["universe_value"], "4200.12");
-    assert_eq!(r["definition"]["version"], 3); // v3: unknown_customer
+    assert_eq!(r["definition"]["version"], 4); // v3: unknown_customer; v4: its reason
     // Entities removed, by customer: deleted = A2 (B6); test = billing:B4 and
     // A3. Counted customers: A1 and billing:B3.
     assert_eq!(exclusion_entities(&r, "deleted"), 1);
@@ -913,7 +913,7 @@ fn nrr_tallies_the_cohorts_exclusions_at_t0() {
     let data = deletions_fixture();
     let r = query_json(&repo(), data.path(), &["nrr", "--as-of", "2025-06-30"]);
     assert_eq!(r["value"], "0.943740");
-    assert_eq!(r["definition"]["version"], 3); // v3: unknown_customer
+    assert_eq!(r["definition"]["version"], 4); // v3: unknown_customer; v4: its reason
     assert_eq!(
         bridge(&r)[0],
         ("starting".to_string(), "3673.33".to_string())
