@@ -44,7 +44,7 @@ use datafusion::prelude::DataFrame;
 
 use super::instants;
 use super::planner::Planner;
-use super::snapshot::{SERIES, SERIES_POSITION, series_table};
+use super::snapshot::{SERIES, SERIES_POSITION, labelled_by_position, series_table};
 use crate::error::{Location, Result};
 
 /// How the rows' values are converted to the base currency.
@@ -164,7 +164,7 @@ pub(super) async fn series_groups(
             JoinType::Inner,
             [w(SERIES_POSITION).eq(c(K))],
         )?;
-    let mut group = vec![w("_label").alias("_period")];
+    let mut group = vec![w(SERIES_POSITION).alias("_period")];
     for ((name, _), n) in slices.iter().zip(&group_names) {
         group.push(c(n).alias(name));
     }
@@ -176,7 +176,7 @@ pub(super) async fn series_groups(
         .collect();
     out.push(cast(c("_sum"), sum_type).alias("_sum"));
     out.extend(["_count", "_missing_rate"].map(c));
-    Ok(at
+    let groups = at
         .aggregate(
             group,
             vec![
@@ -186,7 +186,8 @@ pub(super) async fn series_groups(
                 sum(c(M)).alias("_missing_rate"),
             ],
         )?
-        .select(out)?)
+        .select(out)?;
+    labelled_by_position(engine, groups, days)
 }
 
 /// A run's end typed as nullable, in the logical plan as in the physical

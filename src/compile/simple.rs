@@ -24,8 +24,8 @@ use super::instants;
 use super::plan::FramePlan;
 use super::series_ranges::{self, Conversion};
 use super::snapshot::{
-    SERIES, SERIES_POSITION, STATE_FROM, STATE_TO, in_force, join_state, series_table, state_rows,
-    state_spans,
+    SERIES, SERIES_POSITION, STATE_FROM, STATE_TO, in_force, join_state, labelled_by_position,
+    series_table, state_rows, state_spans,
 };
 use super::{Request, Resolved, parse_scoped};
 use crate::calendar::Period;
@@ -511,7 +511,9 @@ async fn compile_windows(
                         JoinType::Inner,
                         [w(SERIES_POSITION).eq(at_day)],
                     )?;
-                (lit(true), w("_label"), w("_day"))
+                // Grouped by the day's position; labelled after the
+                // aggregate (`labelled_by_position`).
+                (lit(true), w(SERIES_POSITION), w("_day"))
             }
         };
         if let Some(f) = &metric.filter {
@@ -631,7 +633,7 @@ async fn compile_windows(
         select.push(missing_rate.alias("_missing_rate"));
         if members {
             let member = match &tallied_day {
-                Some(day) => when(label.clone().eq(lit(day.as_str())), member_expr)
+                Some(day) => when(label.clone().eq(period_key(window, day)?), member_expr)
                     .otherwise(lit(ScalarValue::Utf8(None)))?,
                 None => member_expr,
             };
@@ -700,7 +702,13 @@ async fn compile_windows(
             )
             .await?
         }
-        _ => rows.group(group, aggregates)?,
+        _ => {
+            let groups = rows.group(group, aggregates)?;
+            match windows.as_slice() {
+                [Window::Series(days)] => labelled_by_position(engine, groups, days)?,
+                _ => groups,
+            }
+        }
     };
     Ok(SimplePlan {
         frame,
@@ -710,6 +718,21 @@ async fn compile_windows(
         buckets,
         detail,
         members,
+    })
+}
+
+/// What a row's `_period` holds for the period labelled `label` before
+/// aggregation: a series' rows hold their day's position (labelled after
+/// the aggregate), the other windows the label itself.
+fn period_key(window: &Window, label: &str) -> Result<Expr> {
+    Ok(match window {
+        Window::Series(days) => {
+            let position = days.iter().position(|(l, _)| l == label).ok_or_else(|| {
+                CanonError::Internal(format!("{label} is not a day of the series"))
+            })?;
+            lit(position as i64)
+        }
+        _ => lit(label),
     })
 }
 
