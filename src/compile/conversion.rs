@@ -325,17 +325,13 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
     // no exclusion removed and that belong to nobody. Grouped, they would
     // be one member counted; labelled, the run stage blocks the result
     // (query::simple_run) so the definition says what they are.
-    let mut branches = exclusions
+    let branches = exclusions
         .iter()
         .enumerate()
-        .map(|(i, x)| (col(format!("_x{i}").as_str()), x.spec.name.as_str()))
-        .chain([(col("_member").is_null(), NO_MEMBER)]);
-    let (w, label) = branches.next().expect("the null member's branch");
-    let mut case = when(w, lit(label));
-    for (w, label) in branches {
-        case.when(w, lit(label));
-    }
-    let exclusion = case.otherwise(lit(ScalarValue::Utf8(None)))?;
+        .map(|(i, x)| (col(format!("_x{i}").as_str()), lit(x.spec.name.as_str())))
+        .chain([(col("_member").is_null(), lit(NO_MEMBER))]);
+    let exclusion = super::first_that_holds(branches)?
+        .ok_or_else(|| CanonError::Internal("no exclusion branch".into()))?;
     let value = match &window {
         None => lit(1i64),
         Some((_, days)) => {

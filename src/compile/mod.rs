@@ -305,6 +305,26 @@ pub fn condition(expr: Expr, schema: &DFSchema, sql: &str, location: &Location) 
     }
 }
 
+/// The label of the first of `branches` whose condition holds, null when
+/// none does; `None` without branches. A row's exclusion, its bucket of a
+/// period and a revenue line's link rule are each the first of several
+/// tests in their declared order: one CASE, built here.
+pub(crate) fn first_that_holds(
+    branches: impl IntoIterator<Item = (Expr, Expr)>,
+) -> Result<Option<Expr>> {
+    let mut branches = branches.into_iter();
+    let Some((test, label)) = branches.next() else {
+        return Ok(None);
+    };
+    let mut case = datafusion::logical_expr::when(test, label);
+    for (test, label) in branches {
+        case.when(test, label);
+    }
+    Ok(Some(case.otherwise(datafusion::logical_expr::lit(
+        datafusion::common::ScalarValue::Utf8(None),
+    ))?))
+}
+
 /// The syntax tree of one YAML SQL fragment, parsed only once its text is
 /// within [`limits::GOVERNED`] (a tree too deep to walk must never exist).
 pub fn sql_ast(

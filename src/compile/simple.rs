@@ -374,28 +374,19 @@ async fn compile_windows(
             };
         // The first exclusion a row matches, or null when it is counted.
         names.clear();
-        let mut exclusion = if exclusions.is_empty() {
-            lit(ScalarValue::Utf8(None))
-        } else {
-            let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =
-                None;
-            for x in &exclusions {
-                let w = super::condition(
-                    p(&x.spec.when, &x.when_location)?,
-                    &schema,
-                    &x.spec.when,
-                    &x.when_location,
-                )?;
-                let label = lit(x.spec.name.clone());
-                case = Some(match case {
-                    None => when(w, label),
-                    Some(mut c) => c.when(w, label),
-                });
-                names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
-            }
-            let mut case = case.expect("at least one exclusion");
-            case.otherwise(lit(ScalarValue::Utf8(None)))?
-        };
+        let mut branches = Vec::new();
+        for x in &exclusions {
+            let test = super::condition(
+                p(&x.spec.when, &x.when_location)?,
+                &schema,
+                &x.spec.when,
+                &x.when_location,
+            )?;
+            branches.push((test, lit(x.spec.name.clone())));
+            names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
+        }
+        let mut exclusion =
+            super::first_that_holds(branches)?.unwrap_or(lit(ScalarValue::Utf8(None)));
 
         let mut slice_values = slices
             .iter()
@@ -845,20 +836,12 @@ pub(crate) fn bucket_expr(
         return Ok(when(time.clone().lt(at(request.period.to)?), day)
             .otherwise(lit(ScalarValue::Utf8(None)))?);
     }
-    let buckets = &request.buckets;
-    let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
-    for b in buckets {
-        let cond = time.clone().lt(at(b.to)?);
-        let label = lit(b.label.clone());
-        case = Some(match case {
-            None => when(cond, label),
-            Some(mut c) => c.when(cond, label),
-        });
-    }
-    match case {
-        Some(mut c) => Ok(c.otherwise(lit(ScalarValue::Utf8(None)))?),
-        None => Ok(lit(request.period.label.clone())),
-    }
+    let branches = request
+        .buckets
+        .iter()
+        .map(|b| Ok((time.clone().lt(at(b.to)?), lit(b.label.clone()))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(super::first_that_holds(branches)?.unwrap_or(lit(request.period.label.clone())))
 }
 
 /// The local calendar day of a timestamp in the reporting zone (canon's

@@ -128,11 +128,12 @@ pub async fn run(
     .await?;
     let frame = engine.bound(frame);
     let linked_deal = coalesce(link_exprs.iter().map(|(_, e)| e.clone()).collect());
-    let mut link_kind = when(lit(false), lit(ScalarValue::Utf8(None)));
-    for (n, e) in &link_exprs {
-        link_kind = link_kind.when(e.clone().is_not_null(), lit(n.clone()));
-    }
-    let link_kind = link_kind.otherwise(lit(ScalarValue::Utf8(None)))?;
+    let link_kind = crate::compile::first_that_holds(
+        link_exprs
+            .iter()
+            .map(|(n, e)| (e.clone().is_not_null(), lit(n.clone()))),
+    )?
+    .unwrap_or(lit(ScalarValue::Utf8(None)));
     let line_time = p(&time_sql, &r_at(&yaml_path!["time"]))?;
     let lines = frame.select(vec![
         cast(
