@@ -108,18 +108,7 @@ pub fn write_billing(root: &std::path::Path) {
             ),
         ],
     );
-    // (id, subscription, type, mrr, currency, from, to, deleted)
-    type Charge = (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        Option<&'static str>,
-        bool,
-    );
-    let c: Vec<Charge> = vec![
+    let c: Vec<TypedCharge> = vec![
         (
             "C1",
             "S1v1",
@@ -251,31 +240,45 @@ pub fn write_billing(root: &std::path::Path) {
             true,
         ),
     ];
-    write_table(
-        root,
-        "billing/rate_plan_charge",
-        vec![
-            ("id", Col::Str(c.iter().map(|r| r.0).collect())),
-            ("subscription_id", Col::Str(c.iter().map(|r| r.1).collect())),
-            ("name", Col::Str(vec!["Platform"; c.len()])),
-            ("charge_type", Col::Str(c.iter().map(|r| r.2).collect())),
-            (
-                "effective_start_date",
-                Col::Date(c.iter().map(|r| r.5).collect()),
-            ),
-            (
-                "effective_end_date",
-                Col::OptDate(c.iter().map(|r| r.6).collect()),
-            ),
-            ("mrr", Col::Money(c.iter().map(|r| Some(r.3)).collect())),
-            ("tcv", Col::Money(c.iter().map(|_| Some("0.00")).collect())),
-            (
-                "transaction_currency",
-                Col::Str(c.iter().map(|r| r.4).collect()),
-            ),
-            ("is_deleted", Col::Bool(c.iter().map(|r| r.7).collect())),
-        ],
-    );
+    write_table(root, "billing/rate_plan_charge", typed_charge_columns(&c));
+}
+
+/// A billing charge of any type: (id, subscription, type, mrr, currency,
+/// from, to, deleted).
+type TypedCharge = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    bool,
+);
+
+/// billing/rate_plan_charge's columns for `c` ("Platform" charges).
+fn typed_charge_columns(c: &[TypedCharge]) -> Vec<(&'static str, Col)> {
+    vec![
+        ("id", Col::Str(c.iter().map(|r| r.0).collect())),
+        ("subscription_id", Col::Str(c.iter().map(|r| r.1).collect())),
+        ("name", Col::Str(vec!["Platform"; c.len()])),
+        ("charge_type", Col::Str(c.iter().map(|r| r.2).collect())),
+        (
+            "effective_start_date",
+            Col::Date(c.iter().map(|r| r.5).collect()),
+        ),
+        (
+            "effective_end_date",
+            Col::OptDate(c.iter().map(|r| r.6).collect()),
+        ),
+        ("mrr", Col::Money(c.iter().map(|r| Some(r.3)).collect())),
+        ("tcv", Col::Money(c.iter().map(|_| Some("0.00")).collect())),
+        (
+            "transaction_currency",
+            Col::Str(c.iter().map(|r| r.4).collect()),
+        ),
+        ("is_deleted", Col::Bool(c.iter().map(|r| r.7).collect())),
+    ]
 }
 
 fn fixture() -> tempfile::TempDir {
@@ -586,27 +589,13 @@ fn subscription_columns(subs: &[Subscription]) -> Vec<(&'static str, Col)> {
 
 /// billing/rate_plan_charge's columns for `c` (recurring "Platform" charges).
 fn charge_columns(c: &[Charge]) -> Vec<(&'static str, Col)> {
-    vec![
-        ("id", Col::Str(c.iter().map(|r| r.0).collect())),
-        ("subscription_id", Col::Str(c.iter().map(|r| r.1).collect())),
-        ("name", Col::Str(vec!["Platform"; c.len()])),
-        ("charge_type", Col::Str(vec!["Recurring"; c.len()])),
-        (
-            "effective_start_date",
-            Col::Date(c.iter().map(|r| r.4).collect()),
-        ),
-        (
-            "effective_end_date",
-            Col::OptDate(c.iter().map(|r| r.5).collect()),
-        ),
-        ("mrr", Col::Money(c.iter().map(|r| Some(r.2)).collect())),
-        ("tcv", Col::Money(c.iter().map(|_| Some("0.00")).collect())),
-        (
-            "transaction_currency",
-            Col::Str(c.iter().map(|r| r.3).collect()),
-        ),
-        ("is_deleted", Col::Bool(c.iter().map(|r| r.6).collect())),
-    ]
+    let typed: Vec<TypedCharge> = c
+        .iter()
+        .map(|&(id, sub, mrr, currency, from, to, deleted)| {
+            (id, sub, "Recurring", mrr, currency, from, to, deleted)
+        })
+        .collect();
+    typed_charge_columns(&typed)
 }
 
 fn cohort_fixture() -> tempfile::TempDir {
