@@ -730,15 +730,31 @@ impl ExecutionPlan for GuardedJob {
                         // A job that failed over objects rewritten under it
                         // failed for that (a footer where the listed size
                         // said, from other bytes): said so, at their table.
+                        // A store that did not answer the check says nothing
+                        // about the failure: the job's own error stands.
                         Ok(Some(Err(e))) => match check(&declared).await {
-                            Ok(()) => Some((Err(job_failure(e)), None)),
-                            Err(changed) => {
-                                Some((Err(DataFusionError::External(Box::new(changed))), None))
+                            Err(unverified) if unverified.changed => Some((
+                                Err(DataFusionError::External(Box::new(unverified.error))),
+                                None,
+                            )),
+                            Err(unanswered) => {
+                                tracing::warn!(
+                                    "a job on the cluster failed, and whether the objects it \
+                                     read changed could not be checked: {}",
+                                    unanswered.error
+                                );
+                                Some((Err(job_failure(e)), None))
                             }
+                            Ok(()) => Some((Err(job_failure(e)), None)),
                         },
+                        // A finished job's answer stands only when every
+                        // object it read is vouched for.
                         Ok(None) => match check(&declared).await {
                             Ok(()) => None,
-                            Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
+                            Err(unverified) => Some((
+                                Err(DataFusionError::External(Box::new(unverified.error))),
+                                None,
+                            )),
                         },
                         Err(_) => Some((
                             Err(DataFusionError::External(Box::new(CanonError::Cluster(

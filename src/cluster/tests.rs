@@ -101,22 +101,47 @@ impl ExecutionPlan for Scripted {
     }
 }
 
-/// `job` guarded as the client guards a cluster's job, over objects that
-/// never change.
-fn guard(job: Arc<Scripted>) -> GuardedJob {
-    let unchanged: ObjectsUnchanged = Arc::new(|_| Box::pin(async { Ok(()) }));
+/// `job` guarded as the client guards a cluster's job, its objects checked
+/// afterwards by `check`.
+fn guard(job: Arc<Scripted>, check: ObjectsUnchanged) -> GuardedJob {
     GuardedJob {
         properties: job.properties().clone(),
         job,
         declared: Arc::new(DeclaredSources::new()),
-        unchanged: Opaque(unchanged),
+        unchanged: Opaque(check),
         deadline: Duration::from_secs(30),
     }
 }
 
+/// A check of the objects read that finds them as listed.
+fn unchanged() -> ObjectsUnchanged {
+    Arc::new(|_| Box::pin(async { Ok(()) }))
+}
+
+/// A check of the objects read that finds one changed (`changed`) or gets
+/// no answer from the store, with `message`.
+fn unverified(changed: bool, message: &'static str) -> ObjectsUnchanged {
+    Arc::new(move |_| {
+        Box::pin(async move {
+            Err(crate::run::ObjectsUnverified {
+                changed,
+                error: CanonError::data(
+                    crate::error::DataLocation::root(std::path::Path::new("s3://acme/extracts")),
+                    message,
+                ),
+            })
+        })
+    })
+}
+
 /// The numbers a guarded run of `job` answers, or its error.
 async fn guarded(job: Arc<Scripted>) -> DfResult<Vec<i64>> {
-    let batches = guard(job)
+    guarded_checked(job, unchanged()).await
+}
+
+/// The same, with the objects read checked by `check`.
+async fn guarded_checked(job: Arc<Scripted>, check: ObjectsUnchanged) -> DfResult<Vec<i64>> {
+    let batches = guard(job, check)
         .execute(0, Arc::new(TaskContext::default()))?
         .try_collect::<Vec<_>>()
         .await?;
@@ -230,4 +255,58 @@ async fn an_object_an_executor_cannot_decode_is_the_datas_fault_and_not_run_agai
         "a decode error"
     );
     assert_eq!(job.started(), 1);
+}
+
+fn divide_by_zero() -> DfResult<i64> {
+    Err(DataFusionError::Execution("Divide by zero error".into()))
+}
+
+#[tokio::test]
+async fn a_failed_job_whose_store_does_not_answer_the_check_keeps_its_own_error() {
+    // The store unreachable after the job failed says nothing about why it
+    // failed: the engine's error is the one to read, not the HEAD's.
+    let job = Scripted::new(vec![vec![divide_by_zero()]]);
+    let check = unverified(false, "cannot reach the store: connection refused");
+    let said = guarded_checked(job.clone(), check)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(said.contains("Divide by zero error"), "{said}");
+    assert!(!said.contains("cannot reach the store"), "{said}");
+    assert_eq!(job.started(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_job_over_a_changed_object_fails_for_the_change() {
+    let job = Scripted::new(vec![vec![divide_by_zero()]]);
+    let check = unverified(true, "part-0.parquet changed while the cluster read it");
+    let e = guarded_checked(job.clone(), check).await.unwrap_err();
+    let said = e.to_string();
+    assert!(said.contains("changed while the cluster read it"), "{said}");
+    assert!(!said.contains("Divide by zero"), "{said}");
+    assert!(
+        matches!(&e, DataFusionError::External(inner)
+            if matches!(inner.downcast_ref::<CanonError>(), Some(CanonError::Data { .. }))),
+        "a data error: {said}"
+    );
+}
+
+#[tokio::test]
+async fn a_finished_job_is_not_answered_unless_its_objects_are_vouched_for() {
+    // Changed or unanswered, the answer (41 + 1) is withheld.
+    for (changed, message) in [
+        (true, "part-0.parquet changed while the cluster read it"),
+        (false, "cannot reach the store: connection refused"),
+    ] {
+        let job = Scripted::new(vec![vec![Ok(41), Ok(1)]]);
+        let e = guarded_checked(job, unverified(changed, message))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(message), "{e}");
+    }
+    let job = Scripted::new(vec![vec![Ok(41), Ok(1)]]);
+    assert_eq!(
+        guarded_checked(job, unchanged()).await.unwrap(),
+        vec![41, 1]
+    );
 }

@@ -96,8 +96,26 @@ pub type SourceUrls =
 
 /// See [`Engine::objects_unchanged`].
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-pub type ObjectsUnchanged =
-    Arc<dyn Fn(&DeclaredSources) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
+pub type ObjectsUnchanged = Arc<
+    dyn Fn(
+            &DeclaredSources,
+        )
+            -> futures::future::BoxFuture<'static, std::result::Result<(), ObjectsUnverified>>
+        + Send
+        + Sync,
+>;
+
+/// Why [`Engine::objects_unchanged`] could not vouch for the objects a job
+/// read: the data error at the table, and whether an object did change
+/// (then whatever the job answered or failed with came from other bytes)
+/// or the store did not answer (then the job's own failure is the one to
+/// report, and a finished job's answer is still not vouched for).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+#[derive(Debug)]
+pub struct ObjectsUnverified {
+    pub changed: bool,
+    pub error: CanonError,
+}
 
 /// A source's table, bound once (see `Sources::providers`).
 type Binding = Arc<tokio::sync::OnceCell<Arc<dyn TableProvider>>>;
@@ -288,6 +306,7 @@ impl Engine {
                 let DataSource::Store(root) = &sources.data else {
                     return Ok(());
                 };
+                let mut unanswered = None;
                 for (system, table) in declared {
                     let files = sources
                         .registered
@@ -296,15 +315,24 @@ impl Engine {
                         .get(&format!("{system}/{table}"))
                         .map(|facts| facts.files.clone())
                         .unwrap_or_default();
-                    if let Err(message) = root.still_as_listed(&files).await {
+                    if let Err(unverified) = root.still_as_listed(&files).await {
                         let location = match sources.catalog.source_by_name(&system, &table) {
                             Some((id, _)) => sources.catalog.source_location(id),
                             None => DataLocation::root(std::path::Path::new(root.url())),
                         };
-                        return Err(CanonError::data(location, message));
+                        let found = ObjectsUnverified {
+                            changed: matches!(unverified, store::Unverified::Changed(_)),
+                            error: CanonError::data(location, unverified.message()),
+                        };
+                        // A changed object anywhere outranks a HEAD left
+                        // unanswered at another table.
+                        if found.changed {
+                            return Err(found);
+                        }
+                        unanswered = unanswered.or(Some(found));
                     }
                 }
-                Ok(())
+                unanswered.map_or(Ok(()), Err)
             })
         })
     }

@@ -560,15 +560,20 @@ impl StoreRoot {
     /// listed, by one HEAD each (16 at a time): for reads canon could not
     /// pin, a cluster's executors', which read through stores of their own
     /// (and `If-Match` does not travel in a physical plan). Called once the
-    /// reads are over, so an object rewritten while they ran is caught;
-    /// `Err` names the first object found changed or gone.
-    pub async fn still_as_listed(&self, files: &[FileFact]) -> std::result::Result<(), String> {
+    /// reads are over, so an object rewritten while they ran is caught.
+    /// `Err` names an object found changed or gone when there is one, and
+    /// only otherwise a HEAD that could not be answered: the two mean
+    /// different things to a job that failed ([`Unverified`]).
+    pub async fn still_as_listed(&self, files: &[FileFact]) -> std::result::Result<(), Unverified> {
         let base = format!("{}/", self.base.as_str().trim_end_matches('/'));
         let mut heads = futures::stream::iter(files.iter().cloned().map(|file| {
             let location = file.path.strip_prefix(&base).map(ObjectPath::from);
             async move {
                 let Some(location) = location else {
-                    return Err(format!("{} is not in {}", file.path, self.url));
+                    return Err(Unverified::Unanswered(format!(
+                        "{} is not in {}",
+                        file.path, self.url
+                    )));
                 };
                 let now = self.store.head(&location).await;
                 let changed = |now: &str| {
@@ -588,21 +593,28 @@ impl StoreRoot {
                     {
                         Ok(())
                     }
-                    Ok(meta) => Err(changed(&FileFact::object_identity(
+                    Ok(meta) => Err(Unverified::Changed(changed(&FileFact::object_identity(
                         meta.e_tag.as_deref(),
                         meta.version.as_deref(),
                         meta.size,
-                    ))),
-                    Err(object_store::Error::NotFound { .. }) => Err(changed("no such object")),
-                    Err(e) => Err(self.explain(&e, &file.path)),
+                    )))),
+                    Err(object_store::Error::NotFound { .. }) => {
+                        Err(Unverified::Changed(changed("no such object")))
+                    }
+                    Err(e) => Err(Unverified::Unanswered(self.explain(&e, &file.path))),
                 }
             }
         }))
         .buffer_unordered(16);
+        let mut unanswered = None;
         while let Some(checked) = heads.next().await {
-            checked?;
+            match checked {
+                Ok(()) => {}
+                Err(changed @ Unverified::Changed(_)) => return Err(changed),
+                Err(other) => unanswered = unanswered.or(Some(other)),
+            }
         }
-        Ok(())
+        unanswered.map_or(Ok(()), Err)
     }
 
     /// The URL of the object at `location`, as lineage and messages name it.
@@ -781,6 +793,27 @@ fn credentials_hint(scheme: &str) -> &'static str {
     }
 }
 
+/// Why objects read where canon's pins do not reach could not be vouched
+/// for ([`StoreRoot::still_as_listed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// An object is no longer the one canon listed (rewritten or deleted):
+    /// whatever was read from it, answer or failure, came from other bytes.
+    Changed(String),
+    /// The store did not answer a HEAD (unreachable, access refused): the
+    /// objects may be unchanged, so this says nothing about why a job
+    /// failed, though it leaves a finished job's answer unvouched for.
+    Unanswered(String),
+}
+
+impl Unverified {
+    pub fn message(&self) -> &str {
+        match self {
+            Unverified::Changed(m) | Unverified::Unanswered(m) => m,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -906,9 +939,35 @@ mod tests {
         let e = root.still_as_listed(&listed).await.unwrap_err();
         assert_eq!(
             e,
-            "s3://b/ex/crm/account/part-1.parquet changed while the cluster read it (canon \
-             listed etag:1 version:- bytes:5, the store now has etag:2 version:- bytes:6): run \
-             again once the extracts are written"
+            Unverified::Changed(
+                "s3://b/ex/crm/account/part-1.parquet changed while the cluster read it (canon \
+                 listed etag:1 version:- bytes:5, the store now has etag:2 version:- bytes:6): \
+                 run again once the extracts are written"
+                    .into()
+            )
+        );
+
+        // A HEAD that gets no answer says nothing of the others: a changed
+        // object is reported before it, wherever it comes in the list.
+        let mut outside = listed[0].clone();
+        outside.path = "s3://elsewhere/crm/account/part-9.parquet".into();
+        let mut with_unanswered = vec![outside.clone()];
+        with_unanswered.extend(listed.iter().cloned());
+        with_unanswered.push(outside.clone());
+        let e = root.still_as_listed(&with_unanswered).await.unwrap_err();
+        assert!(
+            matches!(&e, Unverified::Changed(m) if m.contains("part-1.parquet")),
+            "{e:?}"
+        );
+        let e = root
+            .still_as_listed(&[listed[0].clone(), outside])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            Unverified::Unanswered(
+                "s3://elsewhere/crm/account/part-9.parquet is not in s3://b/ex".into()
+            )
         );
 
         // Deleted.
@@ -917,6 +976,8 @@ mod tests {
         root.still_as_listed(&listed).await.unwrap();
         store.delete(&ObjectPath::from(keys[0])).await.unwrap();
         let e = root.still_as_listed(&listed).await.unwrap_err();
+        assert!(matches!(e, Unverified::Changed(_)), "{e:?}");
+        let e = e.message();
         assert!(
             e.contains("part-0.parquet changed while the cluster read it"),
             "{e}"
