@@ -12,7 +12,8 @@ cluster from the bucket (`--cluster df://127.0.0.1:PORT`). Every number,
 exclusion tally and bridge line must be equal, and `publish` of bookings,
 nrr and the bridge from the bucket must write the same files on the
 cluster as on this machine (but for the stamps of when). Then the guards:
-a job on executors that never answer fails at CANON_CLUSTER_TIMEOUT, and
+a job on executors that never answer fails at CANON_CLUSTER_TIMEOUT and is
+cancelled on the scheduler, and
 an object rewritten after canon listed it, before the executors read it,
 fails the run instead of giving a number over other bytes, and a damaged
 data page an executor cannot decode is a data error, not the definition's; wrong starts
@@ -44,6 +45,7 @@ the end.
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,9 +112,19 @@ def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int)
     finally:
         pause(False)
     stalled = out.returncode != 0 and "did not finish within 3 s" in out.stderr
+    # ... and the scheduler told to stop it, not left holding it: the job
+    # the client names is the one the scheduler's log says it cancelled.
+    named = re.search(r"canon had the scheduler cancel it \(job (\S+)\)", out.stderr)
+    cancelled = False
+    for _ in range(50):
+        if named and f"Job cancelled: [{named.group(1)}]" in loop.log_tail(200_000):
+            cancelled = True
+            break
+        time.sleep(0.1)
     print(f"{'stalled job':15} {'fails' if stalled else 'DID NOT FAIL'} after "
-          f"{time.time() - t:.1f} s (CANON_CLUSTER_TIMEOUT=3)")
-    if not stalled:
+          f"{time.time() - t:.1f} s (CANON_CLUSTER_TIMEOUT=3), "
+          f"{'cancelled' if cancelled else 'NOT CANCELLED'} on the scheduler")
+    if not stalled or not cancelled:
         failures.append(f"a stalled job: exit {out.returncode}, {out.stderr[-600:]}")
 
     # crm/opportunity rewritten (another company's extract, same columns)

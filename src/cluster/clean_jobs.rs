@@ -457,6 +457,18 @@ impl JobState for CleanJobs {
         subscriber: Option<JobStatusSubscriber>,
     ) -> Result<()> {
         self.ledger.submitted(&job_id);
+        // The client learns its job's id from the first status it is sent,
+        // which Ballista sends only once the job's state next changes: a
+        // job that never starts (no free executor) would leave the client
+        // unable to cancel it at its deadline. Told now.
+        if let Some(subscriber) = &subscriber
+            && matches!(
+                graph.status().status,
+                None | Some(Status::Queued(_) | Status::Running(_))
+            )
+        {
+            let _ = subscriber.try_send(graph.status().clone());
+        }
         self.inner.submit_job(job_id, graph, subscriber).await
     }
 

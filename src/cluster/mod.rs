@@ -491,13 +491,14 @@ pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
         Ok((map.schema(), rows))
     });
     let deadline = job_deadline()?;
-    reachable_scheduler(url).await?;
+    let endpoint = reachable_scheduler(url).await?;
     let session = remote(url, engine.session(), engine.source_urls(), work_out).await?;
     let state = session.state();
     let guarded = GuardedJobs {
         ballista: state.query_planner().clone(),
         bind: Opaque(engine.source_urls()),
         unchanged: Opaque(engine.objects_unchanged()),
+        cancel: Opaque(cancel_on(endpoint)),
         deadline,
     };
     let state = SessionStateBuilder::new_from_existing(state)
@@ -530,8 +531,8 @@ fn job_deadline() -> Result<Duration> {
 /// The scheduler's address in `url` (`df://HOST:PORT`, nothing else), and
 /// whether something listens there, asked before any plan is written: a
 /// cluster that cannot be reached is said so, not blamed on the first
-/// metric's definition.
-async fn reachable_scheduler(url: &str) -> Result<()> {
+/// metric's definition. Its gRPC endpoint, `http://HOST:PORT`.
+async fn reachable_scheduler(url: &str) -> Result<String> {
     let refused = |why: String| CanonError::request(format!("--cluster {url}: {why}"));
     let parsed = url::Url::parse(url).map_err(|e| refused(format!("not a URL ({e})")))?;
     if parsed.scheme() != "df"
@@ -547,7 +548,7 @@ async fn reachable_scheduler(url: &str) -> Result<()> {
     };
     let connect = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port));
     match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => Ok(format!("http://{host}:{port}")),
         Ok(Err(e)) => Err(refused(format!(
             "cannot reach the scheduler: {e} (start one with `canon cluster scheduler`)"
         ))),
@@ -565,6 +566,7 @@ struct GuardedJobs {
     ballista: Arc<dyn QueryPlanner + Send + Sync>,
     bind: Opaque<BindSource>,
     unchanged: Opaque<ObjectsUnchanged>,
+    cancel: Opaque<CancelJob>,
     deadline: Duration,
 }
 
@@ -590,6 +592,7 @@ impl QueryPlanner for GuardedJobs {
             job,
             declared: Arc::new(declared),
             unchanged: self.unchanged.clone(),
+            cancel: self.cancel.clone(),
             deadline: self.deadline,
         }))
     }
@@ -607,7 +610,61 @@ struct GuardedJob {
     /// The sources the job reads, found once when it was planned.
     declared: Arc<DeclaredSources>,
     unchanged: Opaque<ObjectsUnchanged>,
+    /// Run when the deadline passes, so the scheduler stops the job too
+    /// rather than keep its executors' slots for an answer no one reads.
+    cancel: Opaque<CancelJob>,
     deadline: Duration,
+}
+
+/// Cancels a job on the scheduler: `Ok` with the job's id once the
+/// scheduler has cancelled it, `Err` saying why it could not be.
+type CancelJob = Arc<
+    dyn Fn(
+            Arc<dyn ExecutionPlan>,
+        ) -> futures::future::BoxFuture<'static, std::result::Result<String, String>>
+        + Send
+        + Sync,
+>;
+
+/// Cancels Ballista jobs through the scheduler at `endpoint`
+/// (`http://HOST:PORT`): the job a [`DistributedQueryExec`] last submitted,
+/// once the scheduler has accepted it.
+fn cancel_on(endpoint: String) -> CancelJob {
+    use ballista_core::execution_plans::DistributedQueryExec;
+    use ballista_core::serde::protobuf::CancelJobParams;
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    Arc::new(move |job: Arc<dyn ExecutionPlan>| {
+        let endpoint = endpoint.clone();
+        Box::pin(async move {
+            let exec = job
+                .downcast_ref::<DistributedQueryExec<datafusion_proto::protobuf::LogicalPlanNode>>()
+                .ok_or_else(|| format!("{} is not a job canon can cancel", job.name()))?;
+            let id = exec
+                .job_id()
+                .map(|id| id.to_string())
+                .ok_or("the scheduler had not told its id yet")?;
+            let ask = async {
+                let mut scheduler = SchedulerGrpcClient::connect(endpoint)
+                    .await
+                    .map_err(|e| format!("cannot reach the scheduler: {e}"))?;
+                scheduler
+                    .cancel_job(CancelJobParams { job_id: id.clone() })
+                    .await
+                    .map(|answer| answer.into_inner().cancelled)
+                    .map_err(|e| e.message().to_string())
+            };
+            match tokio::time::timeout(Duration::from_secs(10), ask).await {
+                Ok(Ok(true)) => Ok(id),
+                Ok(Ok(false)) => Err(format!(
+                    "the scheduler did not cancel job {id} (it knows no such running job)"
+                )),
+                Ok(Err(why)) => Err(format!("job {id}: {why}")),
+                Err(_) => Err(format!(
+                    "job {id}: the scheduler did not answer within 10 s"
+                )),
+            }
+        })
+    })
 }
 
 /// A closure the planner holds, printed by its type's name only (the
@@ -669,6 +726,7 @@ impl ExecutionPlan for GuardedJob {
             job,
             declared: self.declared.clone(),
             unchanged: self.unchanged.clone(),
+            cancel: self.cancel.clone(),
             deadline: self.deadline,
         }))
     }
@@ -684,6 +742,7 @@ impl ExecutionPlan for GuardedJob {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let limit = self.deadline.as_secs();
         let check = self.unchanged.0.clone();
+        let cancel = self.cancel.0.clone();
         let declared = self.declared.clone();
         let job = self.job.clone();
         let reading = Reading {
@@ -692,6 +751,7 @@ impl ExecutionPlan for GuardedJob {
         };
         let guarded = futures::stream::unfold(Some(reading), move |reading| {
             let check = check.clone();
+            let cancel = cancel.clone();
             let declared = declared.clone();
             let job = job.clone();
             let context = context.clone();
@@ -756,16 +816,28 @@ impl ExecutionPlan for GuardedJob {
                                 None,
                             )),
                         },
-                        Err(_) => Some((
-                            Err(DataFusionError::External(Box::new(CanonError::Cluster(
-                                format!(
-                                    "a job on the cluster did not finish within {limit} s \
-                                 (CANON_CLUSTER_TIMEOUT): it may have stalled on the scheduler, \
-                                 whose log says why, and may still be running there"
+                        Err(_) => {
+                            let cancelled = match cancel(job.clone()).await {
+                                Ok(id) => format!(
+                                    "canon had the scheduler cancel it (job {id}); the \
+                                     scheduler's log says where it stalled"
                                 ),
-                            )))),
-                            None,
-                        )),
+                                Err(why) => format!(
+                                    "it may have stalled on the scheduler, whose log says why, \
+                                     and may still be running there: canon could not cancel it \
+                                     ({why})"
+                                ),
+                            };
+                            Some((
+                                Err(DataFusionError::External(Box::new(CanonError::Cluster(
+                                    format!(
+                                        "a job on the cluster did not finish within {limit} s \
+                                         (CANON_CLUSTER_TIMEOUT): {cancelled}"
+                                    ),
+                                )))),
+                                None,
+                            ))
+                        }
                     };
                 }
             }

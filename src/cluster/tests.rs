@@ -24,6 +24,9 @@ struct Scripted {
     runs: Mutex<VecDeque<Script>>,
     properties: Arc<PlanProperties>,
     started: Mutex<usize>,
+    /// Whether each run, once its script is played, waits forever (a job
+    /// stalled on the scheduler) instead of ending.
+    stalls: bool,
 }
 
 fn schema() -> SchemaRef {
@@ -41,7 +44,15 @@ impl Scripted {
                 Boundedness::Bounded,
             )),
             started: Mutex::new(0),
+            stalls: false,
         })
+    }
+
+    /// A job that plays `script` and then never finishes.
+    fn stalling(script: Script) -> Arc<Scripted> {
+        let mut job = Arc::into_inner(Scripted::new(vec![script])).expect("one owner");
+        job.stalls = true;
+        Arc::new(job)
     }
 
     fn started(&self) -> usize {
@@ -94,10 +105,15 @@ impl ExecutionPlan for Scripted {
                 RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![n]))]).unwrap()
             })
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            schema(),
-            futures::stream::iter(items),
-        )))
+        let played = futures::stream::iter(items);
+        Ok(if self.stalls {
+            Box::pin(RecordBatchStreamAdapter::new(
+                schema(),
+                futures::StreamExt::chain(played, futures::stream::pending()),
+            ))
+        } else {
+            Box::pin(RecordBatchStreamAdapter::new(schema(), played))
+        })
     }
 }
 
@@ -109,6 +125,9 @@ fn guard(job: Arc<Scripted>, check: ObjectsUnchanged) -> GuardedJob {
         job,
         declared: Arc::new(DeclaredSources::new()),
         unchanged: Opaque(check),
+        cancel: Opaque(Arc::new(|_| {
+            Box::pin(async { Err("no scheduler in this test".to_string()) })
+        })),
         deadline: Duration::from_secs(30),
     }
 }
@@ -308,5 +327,60 @@ async fn a_finished_job_is_not_answered_unless_its_objects_are_vouched_for() {
     assert_eq!(
         guarded_checked(job, unchanged()).await.unwrap(),
         vec![41, 1]
+    );
+}
+
+/// `job` guarded with a deadline of a tenth of a second and `cancel` for
+/// the scheduler's cancellation; the error it fails with.
+async fn past_its_deadline(job: Arc<Scripted>, cancel: CancelJob) -> DfResult<Vec<RecordBatch>> {
+    let guarded = GuardedJob {
+        cancel: Opaque(cancel),
+        deadline: Duration::from_millis(100),
+        ..guard(job, unchanged())
+    };
+    guarded
+        .execute(0, Arc::new(TaskContext::default()))?
+        .try_collect::<Vec<_>>()
+        .await
+}
+
+#[tokio::test]
+async fn a_job_past_its_deadline_is_cancelled_on_the_scheduler() {
+    // Part of its answer arrived, then nothing: the deadline still holds.
+    let asked = Arc::new(Mutex::new(0));
+    let counted = asked.clone();
+    let cancel: CancelJob = Arc::new(move |_| {
+        *counted.lock().unwrap() += 1;
+        Box::pin(async { Ok("job-7".to_string()) })
+    });
+    let e = past_its_deadline(Scripted::stalling(vec![Ok(3)]), cancel)
+        .await
+        .unwrap_err();
+    let said = e.to_string();
+    assert!(is_cluster(&e), "{said}");
+    assert!(
+        said.contains("did not finish within 0 s (CANON_CLUSTER_TIMEOUT)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("canon had the scheduler cancel it (job job-7)"),
+        "{said}"
+    );
+    assert_eq!(*asked.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_job_past_its_deadline_that_cannot_be_cancelled_says_it_may_still_run() {
+    let cancel: CancelJob = Arc::new(|_| {
+        Box::pin(async { Err("cannot reach the scheduler: connection refused".to_string()) })
+    });
+    let said = past_its_deadline(Scripted::stalling(vec![]), cancel)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(said.contains("may still be running there"), "{said}");
+    assert!(
+        said.contains("canon could not cancel it (cannot reach the scheduler: connection refused)"),
+        "{said}"
     );
 }
