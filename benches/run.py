@@ -5,13 +5,13 @@ One command does everything (see README.md, "Benchmarks"):
 
     python3 benches/run.py --scale 200
 
-It builds the release binary, generates the sample company at the scale (once,
+It builds canon (the shipped `dist` profile), generates the sample company at the scale (once,
 into bench-data/), installs DuckDB into benches/.venv, and then, for each
 benchmark, first checks that canon, DuckDB and DataFusion give the same number
 to the cent (a series instant by instant, a sliced result as rows of slice value
 and value sorted by slice; and stops loudly if not), then times:
 
-- canon: the release binary's `canon query` (or `reconcile`), a cold process,
+- canon: the built binary's `canon query` (or `reconcile`), a cold process,
   cache off (`--no-cache`: nothing remembered, every gate computed), wall time
   of the whole process;
 - canon warm: the same with a cache folder that remembers the input files'
@@ -67,7 +67,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
 VENV = BENCHES / ".venv"
 DUCKDB_VERSION = "2.0.0"
-CANON = ROOT / "target" / "release" / "canon"
+# The shipped build (Cargo.toml's `dist` profile: whole-program optimization),
+# unless --profile release asks for the quicker build to iterate with.
+PROFILE = "dist"
+CANON = ROOT / "target" / PROFILE / "canon"
 ZONE = ZoneInfo("America/Los_Angeles")
 
 
@@ -228,10 +231,11 @@ def run(cmd: list, **kw) -> subprocess.CompletedProcess:
 
 
 def build() -> None:
-    say("== building the release binary (cargo build --release --features bench-switches)")
+    say(f"== building canon (cargo build --profile {PROFILE} --features bench-switches)")
     # bench-switches only adds CANON_BENCH_SKIP_ROW_GATES (the gates-off column);
     # with it unset the binary computes exactly what the plain build does.
-    run(["cargo", "build", "--release", "--quiet", "--features", "bench-switches"], cwd=ROOT)
+    run(["cargo", "build", "--profile", PROFILE, "--quiet", "--features", "bench-switches"],
+        cwd=ROOT)
 
 
 def ensure_data(work: Path, scale: int, seed: int) -> Path:
@@ -496,9 +500,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--runs", type=int, default=5, help="timed runs per engine and benchmark")
     ap.add_argument("--only", action="append", help="run only these benchmarks (repeatable)")
-    ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
+    ap.add_argument("--profile", choices=["dist", "release"], default="dist",
+                    help="the cargo profile to build and time: dist (default) is the shipped "
+                         "build, with whole-program optimization (a cold build takes longer, "
+                         "each change relinks for minutes); release is the quicker one to "
+                         "iterate with (about 5-10 %% slower)")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the binary already built with --profile")
     ap.add_argument("--binary", type=Path,
-                    help="time this canon binary instead of building the release one "
+                    help="time this canon binary instead of building one "
                          "(the tests check the harness end to end with the debug build)")
     ap.add_argument("--baseline", type=Path,
                     help="also time this canon binary, cold (e.g. a build before a change), "
@@ -516,7 +526,9 @@ def main() -> None:
     benches = [b for b in BENCHMARKS if not args.only or b["name"] in args.only]
     check_sql_files(benches)
 
-    global CANON
+    global CANON, PROFILE
+    PROFILE = args.profile
+    CANON = ROOT / "target" / PROFILE / "canon"
     if args.binary:
         CANON = args.binary.resolve()
     elif not args.no_build:
@@ -654,6 +666,7 @@ def main() -> None:
         "runs": args.runs,
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
+        "canon_binary": str(CANON.relative_to(ROOT)) if CANON.is_relative_to(ROOT) else str(CANON),
         "benchmarks": results,
         "catalog_compile_ms": median(compile_ms) if compile_ms else None,
         "catalog_compile_process_s": median(compile_wall),
