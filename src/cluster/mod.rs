@@ -498,7 +498,7 @@ pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
         ballista: state.query_planner().clone(),
         bind: Opaque(engine.source_urls()),
         unchanged: Opaque(engine.objects_unchanged()),
-        cancel: Opaque(cancel_on(endpoint)),
+        jobs: Opaque(jobs_on(endpoint)),
         deadline,
     };
     let state = SessionStateBuilder::new_from_existing(state)
@@ -566,7 +566,7 @@ struct GuardedJobs {
     ballista: Arc<dyn QueryPlanner + Send + Sync>,
     bind: Opaque<BindSource>,
     unchanged: Opaque<ObjectsUnchanged>,
-    cancel: Opaque<CancelJob>,
+    jobs: Opaque<SchedulerJobs>,
     deadline: Duration,
 }
 
@@ -592,7 +592,7 @@ impl QueryPlanner for GuardedJobs {
             job,
             declared: Arc::new(declared),
             unchanged: self.unchanged.clone(),
-            cancel: self.cancel.clone(),
+            jobs: self.jobs.clone(),
             deadline: self.deadline,
         }))
     }
@@ -610,39 +610,46 @@ struct GuardedJob {
     /// The sources the job reads, found once when it was planned.
     declared: Arc<DeclaredSources>,
     unchanged: Opaque<ObjectsUnchanged>,
-    /// Run when the deadline passes, so the scheduler stops the job too
+    /// Used when the deadline passes, so the scheduler stops the job too
     /// rather than keep its executors' slots for an answer no one reads.
-    cancel: Opaque<CancelJob>,
+    jobs: Opaque<SchedulerJobs>,
     deadline: Duration,
 }
 
-/// Cancels a job on the scheduler: `Ok` with the job's id once the
-/// scheduler has cancelled it, `Err` saying why it could not be.
+/// How a guarded job reaches its jobs on the scheduler, to cancel one at
+/// its deadline.
+#[derive(Clone)]
+struct SchedulerJobs {
+    /// The scheduler's id of the job `plan` last submitted, once the
+    /// scheduler has told it.
+    id_of: fn(&dyn ExecutionPlan) -> Option<String>,
+    /// Cancels the job with this id: `Err` says why it could not be.
+    cancel: CancelJob,
+}
+
 type CancelJob = Arc<
-    dyn Fn(
-            Arc<dyn ExecutionPlan>,
-        ) -> futures::future::BoxFuture<'static, std::result::Result<String, String>>
+    dyn Fn(String) -> futures::future::BoxFuture<'static, std::result::Result<(), String>>
         + Send
         + Sync,
 >;
 
-/// Cancels Ballista jobs through the scheduler at `endpoint`
-/// (`http://HOST:PORT`): the job a [`DistributedQueryExec`] last submitted,
-/// once the scheduler has accepted it.
-fn cancel_on(endpoint: String) -> CancelJob {
+/// The Ballista job a [`DistributedQueryExec`] submitted, once the
+/// scheduler has told its id. (Ballista keeps the first id it is told: a
+/// job run again from the same plan keeps its first run's id.)
+fn ballista_job_id(job: &dyn ExecutionPlan) -> Option<String> {
     use ballista_core::execution_plans::DistributedQueryExec;
+    job.downcast_ref::<DistributedQueryExec<datafusion_proto::protobuf::LogicalPlanNode>>()?
+        .job_id()
+        .map(|id| id.to_string())
+}
+
+/// Ballista's jobs through the scheduler at `endpoint` (`http://HOST:PORT`).
+fn jobs_on(endpoint: String) -> SchedulerJobs {
     use ballista_core::serde::protobuf::CancelJobParams;
     use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-    Arc::new(move |job: Arc<dyn ExecutionPlan>| {
+    let cancel: CancelJob = Arc::new(move |id: String| {
         let endpoint = endpoint.clone();
         Box::pin(async move {
-            let exec = job
-                .downcast_ref::<DistributedQueryExec<datafusion_proto::protobuf::LogicalPlanNode>>()
-                .ok_or_else(|| format!("{} is not a job canon can cancel", job.name()))?;
-            let id = exec
-                .job_id()
-                .map(|id| id.to_string())
-                .ok_or("the scheduler had not told its id yet")?;
             let ask = async {
                 let mut scheduler = SchedulerGrpcClient::connect(endpoint)
                     .await
@@ -654,7 +661,7 @@ fn cancel_on(endpoint: String) -> CancelJob {
                     .map_err(|e| e.message().to_string())
             };
             match tokio::time::timeout(Duration::from_secs(10), ask).await {
-                Ok(Ok(true)) => Ok(id),
+                Ok(Ok(true)) => Ok(()),
                 Ok(Ok(false)) => Err(format!(
                     "the scheduler did not cancel job {id} (it knows no such running job)"
                 )),
@@ -664,7 +671,11 @@ fn cancel_on(endpoint: String) -> CancelJob {
                 )),
             }
         })
-    })
+    });
+    SchedulerJobs {
+        id_of: ballista_job_id,
+        cancel,
+    }
 }
 
 /// A closure the planner holds, printed by its type's name only (the
@@ -726,7 +737,7 @@ impl ExecutionPlan for GuardedJob {
             job,
             declared: self.declared.clone(),
             unchanged: self.unchanged.clone(),
-            cancel: self.cancel.clone(),
+            jobs: self.jobs.clone(),
             deadline: self.deadline,
         }))
     }
@@ -742,16 +753,17 @@ impl ExecutionPlan for GuardedJob {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let limit = self.deadline.as_secs();
         let check = self.unchanged.0.clone();
-        let cancel = self.cancel.0.clone();
+        let jobs = self.jobs.0.clone();
         let declared = self.declared.clone();
         let job = self.job.clone();
         let reading = Reading {
             batches,
             may_rerun: true,
+            first_run: None,
         };
         let guarded = futures::stream::unfold(Some(reading), move |reading| {
             let check = check.clone();
-            let cancel = cancel.clone();
+            let jobs = jobs.clone();
             let declared = declared.clone();
             let job = job.clone();
             let context = context.clone();
@@ -776,11 +788,13 @@ impl ExecutionPlan for GuardedJob {
                                 "a job on the cluster lost an executor or ran a task again; \
                                  canon refused its answer and runs the job again from the start"
                             );
+                            let first_run = (jobs.id_of)(job.as_ref());
                             match job.execute(partition, context.clone()) {
                                 Ok(batches) => {
                                     reading = Reading {
                                         batches,
                                         may_rerun: false,
+                                        first_run,
                                     };
                                     continue;
                                 }
@@ -817,7 +831,17 @@ impl ExecutionPlan for GuardedJob {
                             )),
                         },
                         Err(_) => {
-                            let cancelled = match cancel(job.clone()).await {
+                            let cancelled = match (jobs.id_of)(job.as_ref()) {
+                                // Still the first run's id: the run again
+                                // has not been told its own.
+                                Some(id) if Some(&id) == reading.first_run.as_ref() => {
+                                    Err("the scheduler had not told the id of the job run again"
+                                        .to_string())
+                                }
+                                Some(id) => (jobs.cancel)(id.clone()).await.map(|()| id),
+                                None => Err("the scheduler had not told its id yet".to_string()),
+                            };
+                            let cancelled = match cancelled {
                                 Ok(id) => format!(
                                     "canon had the scheduler cancel it (job {id}); the \
                                      scheduler's log says where it stalled"
@@ -851,6 +875,8 @@ impl ExecutionPlan for GuardedJob {
 struct Reading {
     batches: SendableRecordBatchStream,
     may_rerun: bool,
+    /// The scheduler's id of the first run, when this is the run again.
+    first_run: Option<String>,
 }
 
 /// A failed job's error as the user should read it: the cluster's own

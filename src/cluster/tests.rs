@@ -125,9 +125,10 @@ fn guard(job: Arc<Scripted>, check: ObjectsUnchanged) -> GuardedJob {
         job,
         declared: Arc::new(DeclaredSources::new()),
         unchanged: Opaque(check),
-        cancel: Opaque(Arc::new(|_| {
-            Box::pin(async { Err("no scheduler in this test".to_string()) })
-        })),
+        jobs: Opaque(SchedulerJobs {
+            id_of: |_| None,
+            cancel: Arc::new(|_| Box::pin(async { Err("no scheduler in this test".to_string()) })),
+        }),
         deadline: Duration::from_secs(30),
     }
 }
@@ -330,11 +331,11 @@ async fn a_finished_job_is_not_answered_unless_its_objects_are_vouched_for() {
     );
 }
 
-/// `job` guarded with a deadline of a tenth of a second and `cancel` for
-/// the scheduler's cancellation; the error it fails with.
-async fn past_its_deadline(job: Arc<Scripted>, cancel: CancelJob) -> DfResult<Vec<RecordBatch>> {
+/// `job` guarded with a deadline of a tenth of a second and `jobs` for
+/// the scheduler's; the error it fails with.
+async fn past_its_deadline(job: Arc<Scripted>, jobs: SchedulerJobs) -> DfResult<Vec<RecordBatch>> {
     let guarded = GuardedJob {
-        cancel: Opaque(cancel),
+        jobs: Opaque(jobs),
         deadline: Duration::from_millis(100),
         ..guard(job, unchanged())
     };
@@ -344,16 +345,28 @@ async fn past_its_deadline(job: Arc<Scripted>, cancel: CancelJob) -> DfResult<Ve
         .await
 }
 
+/// A scheduler whose job is always `job-7` (as Ballista's client keeps the
+/// first id it is told), and the ids it was asked to cancel.
+fn job_seven(
+    answer: std::result::Result<(), &'static str>,
+) -> (SchedulerJobs, Arc<Mutex<Vec<String>>>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let noted = asked.clone();
+    let jobs = SchedulerJobs {
+        id_of: |_| Some("job-7".to_string()),
+        cancel: Arc::new(move |id| {
+            noted.lock().unwrap().push(id);
+            Box::pin(async move { answer.map_err(str::to_string) })
+        }),
+    };
+    (jobs, asked)
+}
+
 #[tokio::test]
 async fn a_job_past_its_deadline_is_cancelled_on_the_scheduler() {
     // Part of its answer arrived, then nothing: the deadline still holds.
-    let asked = Arc::new(Mutex::new(0));
-    let counted = asked.clone();
-    let cancel: CancelJob = Arc::new(move |_| {
-        *counted.lock().unwrap() += 1;
-        Box::pin(async { Ok("job-7".to_string()) })
-    });
-    let e = past_its_deadline(Scripted::stalling(vec![Ok(3)]), cancel)
+    let (jobs, asked) = job_seven(Ok(()));
+    let e = past_its_deadline(Scripted::stalling(vec![Ok(3)]), jobs)
         .await
         .unwrap_err();
     let said = e.to_string();
@@ -366,15 +379,13 @@ async fn a_job_past_its_deadline_is_cancelled_on_the_scheduler() {
         said.contains("canon had the scheduler cancel it (job job-7)"),
         "{said}"
     );
-    assert_eq!(*asked.lock().unwrap(), 1);
+    assert_eq!(*asked.lock().unwrap(), ["job-7"]);
 }
 
 #[tokio::test]
 async fn a_job_past_its_deadline_that_cannot_be_cancelled_says_it_may_still_run() {
-    let cancel: CancelJob = Arc::new(|_| {
-        Box::pin(async { Err("cannot reach the scheduler: connection refused".to_string()) })
-    });
-    let said = past_its_deadline(Scripted::stalling(vec![]), cancel)
+    let (jobs, _) = job_seven(Err("cannot reach the scheduler: connection refused"));
+    let said = past_its_deadline(Scripted::stalling(vec![]), jobs)
         .await
         .unwrap_err()
         .to_string();
@@ -383,4 +394,39 @@ async fn a_job_past_its_deadline_that_cannot_be_cancelled_says_it_may_still_run(
         said.contains("canon could not cancel it (cannot reach the scheduler: connection refused)"),
         "{said}"
     );
+
+    // Nor one whose id the scheduler has not told.
+    let jobs = SchedulerJobs {
+        id_of: |_| None,
+        ..job_seven(Ok(())).0
+    };
+    let said = past_its_deadline(Scripted::stalling(vec![]), jobs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        said.contains("the scheduler had not told its id yet"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id() {
+    // The first run was refused and is over; cancelling its id would stop
+    // nothing, and saying the job was cancelled would be false.
+    let job = Scripted::new(vec![vec![refused()], vec![]]);
+    let mut stalling = Arc::into_inner(job).expect("one owner");
+    stalling.stalls = true;
+    let (jobs, asked) = job_seven(Ok(()));
+    let said = past_its_deadline(Arc::new(stalling), jobs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        said.contains(
+            "canon could not cancel it (the scheduler had not told the id of the job run again)"
+        ),
+        "{said}"
+    );
+    assert!(asked.lock().unwrap().is_empty());
 }
