@@ -113,11 +113,15 @@ def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int)
         pause(False)
     stalled = out.returncode != 0 and "did not finish within 3 s" in out.stderr
     # ... and the scheduler told to stop it, not left holding it: the job
-    # the client names is the one the scheduler's log says it cancelled.
-    named = re.search(r"canon had the scheduler cancel it \(job (\S+)\)", out.stderr)
+    # the client names is the one the scheduler's log says it cancelled,
+    # found among its active jobs (its tasks cancelled, not just the
+    # request logged).
+    named = re.search(r"canon asked the scheduler to cancel it \(job (\S+)\)", out.stderr)
     cancelled = False
     for _ in range(50):
-        if named and f"Job cancelled: [{named.group(1)}]" in loop.log_tail(200_000):
+        log = loop.log_tail(200_000)
+        if named and f"Job cancelled: [{named.group(1)}]" in log \
+                and f"running tasks for job {named.group(1)}" in log:
             cancelled = True
             break
         time.sleep(0.1)

@@ -587,9 +587,15 @@ impl QueryPlanner for GuardedJobs {
             (self.bind)(system, table)?;
         }
         let job = self.ballista.create_physical_plan(plan, session).await?;
+        // Planned twice: Ballista's client keeps the first job id it is
+        // told in the plan that submitted the job, so a run again from the
+        // same plan could not be named for cancellation. Planning only
+        // copies the logical plan; nothing reaches the scheduler yet.
+        let rerun = self.ballista.create_physical_plan(plan, session).await?;
         Ok(Arc::new(GuardedJob {
             properties: job.properties().clone(),
             job,
+            rerun,
             declared: Arc::new(declared),
             unchanged: self.unchanged.clone(),
             jobs: self.jobs.clone(),
@@ -606,6 +612,9 @@ impl QueryPlanner for GuardedJobs {
 #[derive(Debug)]
 struct GuardedJob {
     job: Arc<dyn ExecutionPlan>,
+    /// The same job planned again, for its one run again: a plan of its
+    /// own, which learns its own job id.
+    rerun: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
     /// The sources the job reads, found once when it was planned.
     declared: Arc<DeclaredSources>,
@@ -735,6 +744,7 @@ impl ExecutionPlan for GuardedJob {
         Ok(Arc::new(GuardedJob {
             properties: job.properties().clone(),
             job,
+            rerun: self.rerun.clone(),
             declared: self.declared.clone(),
             unchanged: self.unchanged.clone(),
             jobs: self.jobs.clone(),
@@ -755,9 +765,10 @@ impl ExecutionPlan for GuardedJob {
         let check = self.unchanged.0.clone();
         let jobs = self.jobs.0.clone();
         let declared = self.declared.clone();
-        let job = self.job.clone();
+        let rerun = self.rerun.clone();
         let reading = Reading {
             batches,
+            running: self.job.clone(),
             may_rerun: true,
             first_run: None,
         };
@@ -765,7 +776,7 @@ impl ExecutionPlan for GuardedJob {
             let check = check.clone();
             let jobs = jobs.clone();
             let declared = declared.clone();
-            let job = job.clone();
+            let rerun = rerun.clone();
             let context = context.clone();
             async move {
                 let mut reading = reading?;
@@ -788,11 +799,12 @@ impl ExecutionPlan for GuardedJob {
                                 "a job on the cluster lost an executor or ran a task again; \
                                  canon refused its answer and runs the job again from the start"
                             );
-                            let first_run = (jobs.id_of)(job.as_ref());
-                            match job.execute(partition, context.clone()) {
+                            let first_run = (jobs.id_of)(reading.running.as_ref());
+                            match rerun.execute(partition, context.clone()) {
                                 Ok(batches) => {
                                     reading = Reading {
                                         batches,
+                                        running: rerun.clone(),
                                         may_rerun: false,
                                         first_run,
                                     };
@@ -831,11 +843,11 @@ impl ExecutionPlan for GuardedJob {
                             )),
                         },
                         Err(_) => {
-                            let cancelled = match (jobs.id_of)(job.as_ref()) {
-                                // Still the first run's id: the run again
-                                // has not been told its own.
+                            let cancelled = match (jobs.id_of)(reading.running.as_ref()) {
+                                // Still the first run's id: cancelling it
+                                // would stop nothing (that run is over).
                                 Some(id) if Some(&id) == reading.first_run.as_ref() => {
-                                    Err("the scheduler had not told the id of the job run again"
+                                    Err("the job run again is known only by its first run's id"
                                         .to_string())
                                 }
                                 Some(id) => (jobs.cancel)(id.clone()).await.map(|()| id),
@@ -843,7 +855,7 @@ impl ExecutionPlan for GuardedJob {
                             };
                             let cancelled = match cancelled {
                                 Ok(id) => format!(
-                                    "canon had the scheduler cancel it (job {id}); the \
+                                    "canon asked the scheduler to cancel it (job {id}); the \
                                      scheduler's log says where it stalled"
                                 ),
                                 Err(why) => format!(
@@ -874,6 +886,8 @@ impl ExecutionPlan for GuardedJob {
 /// only once, and only before any of its answer has arrived.
 struct Reading {
     batches: SendableRecordBatchStream,
+    /// The plan whose run this is (the job, or its run again).
+    running: Arc<dyn ExecutionPlan>,
     may_rerun: bool,
     /// The scheduler's id of the first run, when this is the run again.
     first_run: Option<String>,

@@ -122,6 +122,8 @@ impl ExecutionPlan for Scripted {
 fn guard(job: Arc<Scripted>, check: ObjectsUnchanged) -> GuardedJob {
     GuardedJob {
         properties: job.properties().clone(),
+        // The run again plays the same script's next run.
+        rerun: job.clone(),
         job,
         declared: Arc::new(DeclaredSources::new()),
         unchanged: Opaque(check),
@@ -376,7 +378,7 @@ async fn a_job_past_its_deadline_is_cancelled_on_the_scheduler() {
         "{said}"
     );
     assert!(
-        said.contains("canon had the scheduler cancel it (job job-7)"),
+        said.contains("canon asked the scheduler to cancel it (job job-7)"),
         "{said}"
     );
     assert_eq!(*asked.lock().unwrap(), ["job-7"]);
@@ -410,6 +412,34 @@ async fn a_job_past_its_deadline_that_cannot_be_cancelled_says_it_may_still_run(
     );
 }
 
+/// The id a scripted job's scheduler tells for its latest run: `job-N`
+/// for the Nth.
+fn id_by_run(job: &dyn ExecutionPlan) -> Option<String> {
+    let scripted = job.downcast_ref::<Scripted>()?;
+    Some(format!("job-{}", scripted.started()))
+}
+
+#[tokio::test]
+async fn a_job_run_again_that_stalls_is_cancelled_by_the_run_agains_id() {
+    let job = Scripted::new(vec![vec![refused()], vec![]]);
+    let mut stalling = Arc::into_inner(job).expect("one owner");
+    stalling.stalls = true;
+    let (jobs, asked) = job_seven(Ok(()));
+    let jobs = SchedulerJobs {
+        id_of: id_by_run,
+        ..jobs
+    };
+    let said = past_its_deadline(Arc::new(stalling), jobs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        said.contains("canon asked the scheduler to cancel it (job job-2)"),
+        "{said}"
+    );
+    assert_eq!(*asked.lock().unwrap(), ["job-2"]);
+}
+
 #[tokio::test]
 async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id() {
     // The first run was refused and is over; cancelling its id would stop
@@ -424,7 +454,7 @@ async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id(
         .to_string();
     assert!(
         said.contains(
-            "canon could not cancel it (the scheduler had not told the id of the job run again)"
+            "canon could not cancel it (the job run again is known only by its first run's id)"
         ),
         "{said}"
     );

@@ -98,9 +98,11 @@ class Loopback:
         """Starts a scheduler and `executors` executors (one task slot
         each) of `canon`; returns the scheduler's port."""
         scheduler = free_port()
-        # The scheduler's log also says which jobs it cancelled (Ballista's
-        # own line, at info), for the checks that a cancellation arrived.
-        cancels = "warn,ballista_scheduler::scheduler_server::query_stage_scheduler=info"
+        # The scheduler's log also says which jobs it cancelled and how many
+        # of their tasks (Ballista's own lines, at info), for the checks that
+        # a cancellation arrived.
+        cancels = ("warn,ballista_scheduler::scheduler_server::query_stage_scheduler=info,"
+                   "ballista_scheduler::state::task_manager=info")
         self.cluster.append(subprocess.Popen(
             [canon, "cluster", "scheduler", "--bind", f"127.0.0.1:{scheduler}"],
             env={**self.env, "RUST_LOG": cancels}, stdout=self.log, stderr=self.log,
