@@ -306,7 +306,7 @@ impl Engine {
                 let DataSource::Store(root) = &sources.data else {
                     return Ok(());
                 };
-                let mut unanswered = None;
+                let mut failed = Vec::new();
                 for (system, table) in declared {
                     let files = sources
                         .registered
@@ -320,19 +320,15 @@ impl Engine {
                             Some((id, _)) => sources.catalog.source_location(id),
                             None => DataLocation::root(std::path::Path::new(root.url())),
                         };
-                        let found = ObjectsUnverified {
+                        failed.push(ObjectsUnverified {
                             changed: matches!(unverified, store::Unverified::Changed(_)),
                             error: CanonError::data(location, unverified.message()),
-                        };
-                        // A changed object anywhere outranks a HEAD left
-                        // unanswered at another table.
-                        if found.changed {
-                            return Err(found);
-                        }
-                        unanswered = unanswered.or(Some(found));
+                        });
                     }
                 }
-                unanswered.map_or(Ok(()), Err)
+                // A changed object at any table outranks a HEAD left
+                // unanswered at another.
+                store::reported(failed, |found| found.changed).map_or(Ok(()), Err)
             })
         })
     }

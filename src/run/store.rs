@@ -606,15 +606,11 @@ impl StoreRoot {
             }
         }))
         .buffer_unordered(16);
-        let mut unanswered = None;
+        let mut failed = Vec::new();
         while let Some(checked) = heads.next().await {
-            match checked {
-                Ok(()) => {}
-                Err(changed @ Unverified::Changed(_)) => return Err(changed),
-                Err(other) => unanswered = unanswered.or(Some(other)),
-            }
+            failed.extend(checked.err());
         }
-        unanswered.map_or(Ok(()), Err)
+        reported(failed, |u| matches!(u, Unverified::Changed(_))).map_or(Ok(()), Err)
     }
 
     /// The URL of the object at `location`, as lineage and messages name it.
@@ -791,6 +787,21 @@ fn credentials_hint(scheme: &str) -> &'static str {
         }
         _ => "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY",
     }
+}
+
+/// Of checks that failed, in the order found, the one to report: the first
+/// that found an object `changed`, else the first (a store that did not
+/// answer one object says nothing of the others, and a change decides what
+/// a job read).
+pub fn reported<T>(failed: impl IntoIterator<Item = T>, changed: impl Fn(&T) -> bool) -> Option<T> {
+    let mut first = None;
+    for failure in failed {
+        if changed(&failure) {
+            return Some(failure);
+        }
+        first = first.or(Some(failure));
+    }
+    first
 }
 
 /// Why objects read where canon's pins do not reach could not be vouched
@@ -1032,6 +1043,26 @@ mod tests {
         assert!(!e.contains("secret"), "{e}");
         assert!(StoreRoot::open("s3://b:9000/ex").is_err());
         assert!(StoreRoot::open("s3://b/ex?versionId=1").is_err());
+    }
+
+    #[test]
+    fn a_change_is_reported_before_an_unanswered_check_wherever_it_comes() {
+        let changed = |u: &Unverified| matches!(u, Unverified::Changed(_));
+        let unanswered = |m: &str| Unverified::Unanswered(m.into());
+        let change = |m: &str| Unverified::Changed(m.into());
+        assert_eq!(reported(Vec::<Unverified>::new(), changed), None);
+        assert_eq!(
+            reported([unanswered("a"), unanswered("b")], changed),
+            Some(unanswered("a"))
+        );
+        assert_eq!(
+            reported([unanswered("a"), change("b"), change("c")], changed),
+            Some(change("b"))
+        );
+        assert_eq!(
+            reported([change("b"), unanswered("a")], changed),
+            Some(change("b"))
+        );
     }
 
     #[test]
