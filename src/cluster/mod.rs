@@ -772,9 +772,16 @@ impl ExecutionPlan for GuardedJob {
             may_rerun: true,
             first_run: None,
         };
+        let if_dropped = CancelIfDropped {
+            jobs: jobs.clone(),
+            running: Arc::new(std::sync::Mutex::new(self.job.clone())),
+            ended: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let (now_running, ended) = (if_dropped.running.clone(), if_dropped.ended.clone());
         let guarded = futures::stream::unfold(Some(reading), move |reading| {
             let check = check.clone();
             let jobs = jobs.clone();
+            let now_running = now_running.clone();
             let declared = declared.clone();
             let rerun = rerun.clone();
             let context = context.clone();
@@ -800,6 +807,7 @@ impl ExecutionPlan for GuardedJob {
                                  canon refused its answer and runs the job again from the start"
                             );
                             let first_run = (jobs.id_of)(reading.running.as_ref());
+                            *now_running.lock().expect("lock") = rerun.clone();
                             match rerun.execute(partition, context.clone()) {
                                 Ok(batches) => {
                                     reading = Reading {
@@ -878,7 +886,64 @@ impl ExecutionPlan for GuardedJob {
                 }
             }
         });
+        // An error is the job's end (failed, refused twice, or cancelled at
+        // its deadline); so is the stream's end. Dropped before either, the
+        // job is cancelled ([`CancelIfDropped`]).
+        let failed = ended.clone();
+        let guarded = guarded
+            .inspect(move |item| {
+                if item.is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+            .chain(futures::stream::poll_fn(move |_| {
+                ended.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::task::Poll::Ready(None)
+            }))
+            .map(move |item| {
+                let _owned_until_dropped = &if_dropped;
+                item
+            });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded)))
+    }
+}
+
+/// Cancels a job on the scheduler when the stream reading its answer is
+/// dropped before the job ended: a sibling query failed and the run gave
+/// up, so no one reads this answer, and the executors would otherwise
+/// compute it to the end. (A process killed outright cancels nothing: the
+/// deadline is the scheduler-side guard for that.)
+struct CancelIfDropped {
+    jobs: SchedulerJobs,
+    /// The plan whose run is being read: the job, or its run again.
+    running: Arc<std::sync::Mutex<Arc<dyn ExecutionPlan>>>,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for CancelIfDropped {
+    fn drop(&mut self) {
+        if self.ended.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Some(id) = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| (self.jobs.id_of)(running.as_ref()))
+        else {
+            return;
+        };
+        // Dropped outside a runtime (the process ending): nothing can run.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cancel = self.jobs.cancel.clone();
+        runtime.spawn(async move {
+            match cancel(id.clone()).await {
+                Ok(()) => tracing::info!(job = %id, "no one reads this job's answer any more: canon asked the scheduler to cancel it"),
+                Err(why) => tracing::warn!(job = %id, "no one reads this job's answer any more, and canon could not cancel it: {why}"),
+            }
+        });
     }
 }
 

@@ -460,3 +460,51 @@ async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id(
     );
     assert!(asked.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_job_whose_answer_is_dropped_unread_is_cancelled() {
+    // A sibling query failed: the first batch was read, the rest never is.
+    let (jobs, asked) = job_seven(Ok(()));
+    let guarded = GuardedJob {
+        jobs: Opaque(jobs),
+        ..guard(Scripted::stalling(vec![Ok(3)]), unchanged())
+    };
+    let mut stream = guarded
+        .execute(0, Arc::new(TaskContext::default()))
+        .unwrap();
+    assert!(futures::StreamExt::next(&mut stream).await.unwrap().is_ok());
+    drop(stream);
+    for _ in 0..100 {
+        if !asked.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(*asked.lock().unwrap(), ["job-7"]);
+}
+
+#[tokio::test]
+async fn a_job_that_ended_is_not_cancelled_when_its_stream_is_dropped() {
+    // Read to its end, or to its failure: nothing is left to cancel.
+    for script in [vec![Ok(1), Ok(2)], vec![Ok(1), divide_by_zero()]] {
+        let (jobs, asked) = job_seven(Ok(()));
+        let guarded = GuardedJob {
+            jobs: Opaque(jobs),
+            ..guard(Scripted::new(vec![script]), unchanged())
+        };
+        let read = guarded
+            .execute(0, Arc::new(TaskContext::default()))
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await;
+        drop(read);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            asked.lock().unwrap().is_empty(),
+            "{:?}",
+            asked.lock().unwrap()
+        );
+    }
+}
