@@ -443,6 +443,12 @@ pub fn main(sample: SampleGenerator) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
+            // The run's other jobs on a cluster will not be read: stopped
+            // there rather than computed to the end.
+            #[cfg(feature = "cluster")]
+            runtime.block_on(crate::cluster::cancel_unfinished(
+                std::time::Duration::from_secs(10),
+            ));
             e.exit_code()
         }
     }

@@ -499,6 +499,7 @@ pub async fn use_cluster(engine: &mut Engine, url: &str) -> Result<()> {
         bind: Opaque(engine.source_urls()),
         unchanged: Opaque(engine.objects_unchanged()),
         jobs: Opaque(jobs_on(endpoint)),
+        in_flight: Opaque(IN_FLIGHT.get_or_init(Default::default).clone()),
         deadline,
     };
     let state = SessionStateBuilder::new_from_existing(state)
@@ -567,6 +568,7 @@ struct GuardedJobs {
     bind: Opaque<BindSource>,
     unchanged: Opaque<ObjectsUnchanged>,
     jobs: Opaque<SchedulerJobs>,
+    in_flight: Opaque<Arc<InFlight>>,
     deadline: Duration,
 }
 
@@ -599,6 +601,7 @@ impl QueryPlanner for GuardedJobs {
             declared: Arc::new(declared),
             unchanged: self.unchanged.clone(),
             jobs: self.jobs.clone(),
+            in_flight: self.in_flight.clone(),
             deadline: self.deadline,
         }))
     }
@@ -622,6 +625,9 @@ struct GuardedJob {
     /// Used when the deadline passes, so the scheduler stops the job too
     /// rather than keep its executors' slots for an answer no one reads.
     jobs: Opaque<SchedulerJobs>,
+    /// Where the job is followed until it ends, for a failed run to
+    /// cancel it.
+    in_flight: Opaque<Arc<InFlight>>,
     deadline: Duration,
 }
 
@@ -748,6 +754,7 @@ impl ExecutionPlan for GuardedJob {
             declared: self.declared.clone(),
             unchanged: self.unchanged.clone(),
             jobs: self.jobs.clone(),
+            in_flight: self.in_flight.clone(),
             deadline: self.deadline,
         }))
     }
@@ -772,16 +779,22 @@ impl ExecutionPlan for GuardedJob {
             may_rerun: true,
             first_run: None,
         };
-        let if_dropped = CancelIfDropped {
+        let tracked = Arc::new(Tracked {
             jobs: jobs.clone(),
-            running: Arc::new(std::sync::Mutex::new(self.job.clone())),
-            ended: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            running: std::sync::Mutex::new(self.job.clone()),
+            ended: std::sync::atomic::AtomicBool::new(false),
+        });
+        self.in_flight.track(&tracked);
+        let failed = tracked.clone();
+        let ended = |tracked: &Tracked| {
+            tracked
+                .ended
+                .store(true, std::sync::atomic::Ordering::SeqCst)
         };
-        let (now_running, ended) = (if_dropped.running.clone(), if_dropped.ended.clone());
         let guarded = futures::stream::unfold(Some(reading), move |reading| {
             let check = check.clone();
             let jobs = jobs.clone();
-            let now_running = now_running.clone();
+            let tracked = tracked.clone();
             let declared = declared.clone();
             let rerun = rerun.clone();
             let context = context.clone();
@@ -790,7 +803,10 @@ impl ExecutionPlan for GuardedJob {
                 loop {
                     let next = tokio::time::timeout_at(deadline, reading.batches.next()).await;
                     return match next {
+                        // Ballista hands a job's answer over only once the
+                        // job has succeeded: its first batch is its end.
                         Ok(Some(Ok(batch))) => {
+                            ended(&tracked);
                             reading.may_rerun = false;
                             Some((Ok(batch), Some(reading)))
                         }
@@ -807,7 +823,9 @@ impl ExecutionPlan for GuardedJob {
                                  canon refused its answer and runs the job again from the start"
                             );
                             let first_run = (jobs.id_of)(reading.running.as_ref());
-                            *now_running.lock().expect("lock") = rerun.clone();
+                            if let Ok(mut running) = tracked.running.lock() {
+                                *running = rerun.clone();
+                            }
                             match rerun.execute(partition, context.clone()) {
                                 Ok(batches) => {
                                     reading = Reading {
@@ -843,13 +861,16 @@ impl ExecutionPlan for GuardedJob {
                         },
                         // A finished job's answer stands only when every
                         // object it read is vouched for.
-                        Ok(None) => match check(&declared).await {
-                            Ok(()) => None,
-                            Err(unverified) => Some((
-                                Err(DataFusionError::External(Box::new(unverified.error))),
-                                None,
-                            )),
-                        },
+                        Ok(None) => {
+                            ended(&tracked);
+                            match check(&declared).await {
+                                Ok(()) => None,
+                                Err(unverified) => Some((
+                                    Err(DataFusionError::External(Box::new(unverified.error))),
+                                    None,
+                                )),
+                            }
+                        }
                         Err(_) => {
                             let cancelled = match (jobs.id_of)(reading.running.as_ref()) {
                                 // Still the first run's id: cancelling it
@@ -886,64 +907,88 @@ impl ExecutionPlan for GuardedJob {
                 }
             }
         });
-        // An error is the job's end (failed, refused twice, or cancelled at
-        // its deadline); so is the stream's end. Dropped before either, the
-        // job is cancelled ([`CancelIfDropped`]).
-        let failed = ended.clone();
-        let guarded = guarded
-            .inspect(move |item| {
-                if item.is_err() {
-                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-            })
-            .chain(futures::stream::poll_fn(move |_| {
-                ended.store(true, std::sync::atomic::Ordering::SeqCst);
-                std::task::Poll::Ready(None)
-            }))
-            .map(move |item| {
-                let _owned_until_dropped = &if_dropped;
-                item
-            });
+        // An error is the job's end too (failed, refused twice, or
+        // cancelled at its deadline).
+        let guarded = guarded.inspect(move |item| {
+            if item.is_err() {
+                ended(&failed);
+            }
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded)))
     }
 }
 
-/// Cancels a job on the scheduler when the stream reading its answer is
-/// dropped before the job ended: a sibling query failed and the run gave
-/// up, so no one reads this answer, and the executors would otherwise
-/// compute it to the end. (A process killed outright cancels nothing: the
-/// deadline is the scheduler-side guard for that.)
-struct CancelIfDropped {
-    jobs: SchedulerJobs,
-    /// The plan whose run is being read: the job, or its run again.
-    running: Arc<std::sync::Mutex<Arc<dyn ExecutionPlan>>>,
-    ended: Arc<std::sync::atomic::AtomicBool>,
+/// The jobs a process has submitted to the cluster, so that a run that
+/// fails can cancel those that have not ended: when one query of a run
+/// fails, the others' answers are dropped unread, and their executors
+/// would otherwise compute them to the end for no one.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    jobs: std::sync::Mutex<Vec<Arc<Tracked>>>,
 }
 
-impl Drop for CancelIfDropped {
-    fn drop(&mut self) {
-        if self.ended.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
+/// One job on the cluster, as [`InFlight`] follows it.
+struct Tracked {
+    jobs: SchedulerJobs,
+    /// The plan whose run is being read: the job, or its run again.
+    running: std::sync::Mutex<Arc<dyn ExecutionPlan>>,
+    /// Whether the job has ended: succeeded (its answer is arriving),
+    /// failed, or been cancelled at its deadline.
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl InFlight {
+    fn track(&self, job: &Arc<Tracked>) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.retain(|j| !j.ended.load(std::sync::atomic::Ordering::SeqCst));
+            jobs.push(job.clone());
         }
-        let Some(id) = self
-            .running
-            .lock()
-            .ok()
-            .and_then(|running| (self.jobs.id_of)(running.as_ref()))
-        else {
-            return;
+    }
+
+    /// Asks the scheduler to cancel every job not yet ended whose id it
+    /// has told; the number asked.
+    pub(crate) async fn cancel_unfinished(&self) -> usize {
+        let unfinished: Vec<Arc<Tracked>> = match self.jobs.lock() {
+            Ok(mut jobs) => jobs.drain(..).collect(),
+            Err(_) => return 0,
         };
-        // Dropped outside a runtime (the process ending): nothing can run.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let cancel = self.jobs.cancel.clone();
-        runtime.spawn(async move {
-            match cancel(id.clone()).await {
-                Ok(()) => tracing::info!(job = %id, "no one reads this job's answer any more: canon asked the scheduler to cancel it"),
-                Err(why) => tracing::warn!(job = %id, "no one reads this job's answer any more, and canon could not cancel it: {why}"),
-            }
-        });
+        let asks: Vec<_> = unfinished
+            .iter()
+            .filter(|job| !job.ended.load(std::sync::atomic::Ordering::SeqCst))
+            .filter_map(|job| {
+                let id = (job.jobs.id_of)(job.running.lock().ok()?.as_ref())?;
+                let cancel = job.jobs.cancel.clone();
+                Some(async move {
+                    match cancel(id.clone()).await {
+                        Ok(()) => tracing::warn!(
+                            job = %id,
+                            "the run failed: canon asked the scheduler to cancel this job, \
+                             whose answer no one will read"
+                        ),
+                        Err(why) => tracing::warn!(
+                            job = %id,
+                            "the run failed, and canon could not cancel this job on the \
+                             scheduler: {why}"
+                        ),
+                    }
+                })
+            })
+            .collect();
+        let asked = asks.len();
+        futures::future::join_all(asks).await;
+        asked
+    }
+}
+
+/// The jobs this process submitted through [`use_cluster`].
+static IN_FLIGHT: std::sync::OnceLock<Arc<InFlight>> = std::sync::OnceLock::new();
+
+/// After a failed run: asks the scheduler to cancel the jobs this process
+/// submitted that have not ended, waiting at most `within` for its
+/// answers. Nothing when no cluster was used.
+pub async fn cancel_unfinished(within: Duration) {
+    if let Some(in_flight) = IN_FLIGHT.get() {
+        let _ = tokio::time::timeout(within, in_flight.cancel_unfinished()).await;
     }
 }
 

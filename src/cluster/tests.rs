@@ -27,6 +27,8 @@ struct Scripted {
     /// Whether each run, once its script is played, waits forever (a job
     /// stalled on the scheduler) instead of ending.
     stalls: bool,
+    /// What its scheduler ids start with ([`id_by_run`]).
+    name: &'static str,
 }
 
 fn schema() -> SchemaRef {
@@ -45,6 +47,7 @@ impl Scripted {
             )),
             started: Mutex::new(0),
             stalls: false,
+            name: "job",
         })
     }
 
@@ -131,6 +134,7 @@ fn guard(job: Arc<Scripted>, check: ObjectsUnchanged) -> GuardedJob {
             id_of: |_| None,
             cancel: Arc::new(|_| Box::pin(async { Err("no scheduler in this test".to_string()) })),
         }),
+        in_flight: Opaque(Arc::default()),
         deadline: Duration::from_secs(30),
     }
 }
@@ -416,7 +420,7 @@ async fn a_job_past_its_deadline_that_cannot_be_cancelled_says_it_may_still_run(
 /// for the Nth.
 fn id_by_run(job: &dyn ExecutionPlan) -> Option<String> {
     let scripted = job.downcast_ref::<Scripted>()?;
-    Some(format!("job-{}", scripted.started()))
+    Some(format!("{}-{}", scripted.name, scripted.started()))
 }
 
 #[tokio::test]
@@ -462,49 +466,129 @@ async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id(
 }
 
 #[tokio::test]
-async fn a_job_whose_answer_is_dropped_unread_is_cancelled() {
-    // A sibling query failed: the first batch was read, the rest never is.
+async fn a_failed_run_cancels_its_jobs_that_have_not_ended() {
+    // A sibling query failed while this job was still running (no batch
+    // yet): its answer is dropped unread, and the failed run cancels it.
     let (jobs, asked) = job_seven(Ok(()));
+    let in_flight = Arc::new(InFlight::default());
     let guarded = GuardedJob {
         jobs: Opaque(jobs),
-        ..guard(Scripted::stalling(vec![Ok(3)]), unchanged())
+        in_flight: Opaque(in_flight.clone()),
+        ..guard(Scripted::stalling(vec![]), unchanged())
     };
     let mut stream = guarded
         .execute(0, Arc::new(TaskContext::default()))
         .unwrap();
-    assert!(futures::StreamExt::next(&mut stream).await.unwrap().is_ok());
+    let waited = tokio::time::timeout(
+        Duration::from_millis(50),
+        futures::StreamExt::next(&mut stream),
+    )
+    .await;
+    assert!(waited.is_err(), "the job is still running");
     drop(stream);
-    for _ in 0..100 {
-        if !asked.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    assert_eq!(in_flight.cancel_unfinished().await, 1);
     assert_eq!(*asked.lock().unwrap(), ["job-7"]);
+    // Asked once: nothing is left to cancel.
+    assert_eq!(in_flight.cancel_unfinished().await, 0);
 }
 
 #[tokio::test]
-async fn a_job_that_ended_is_not_cancelled_when_its_stream_is_dropped() {
-    // Read to its end, or to its failure: nothing is left to cancel.
-    for script in [vec![Ok(1), Ok(2)], vec![Ok(1), divide_by_zero()]] {
+async fn a_failed_run_does_not_cancel_jobs_that_ended() {
+    // Succeeded (Ballista sends an answer only then: its first batch is the
+    // job's end, even if the rest is not read), or failed.
+    for (script, read_all) in [
+        (vec![Ok(1), Ok(2)], false),
+        (vec![Ok(1), Ok(2)], true),
+        (vec![divide_by_zero()], true),
+        (vec![], true),
+    ] {
         let (jobs, asked) = job_seven(Ok(()));
+        let in_flight = Arc::new(InFlight::default());
         let guarded = GuardedJob {
             jobs: Opaque(jobs),
+            in_flight: Opaque(in_flight.clone()),
             ..guard(Scripted::new(vec![script]), unchanged())
         };
-        let read = guarded
+        let mut stream = guarded
             .execute(0, Arc::new(TaskContext::default()))
-            .unwrap()
-            .try_collect::<Vec<_>>()
-            .await;
-        drop(read);
-        for _ in 0..100 {
-            tokio::task::yield_now().await;
+            .unwrap();
+        if read_all {
+            while futures::StreamExt::next(&mut stream).await.is_some() {}
+        } else {
+            assert!(futures::StreamExt::next(&mut stream).await.unwrap().is_ok());
         }
-        assert!(
-            asked.lock().unwrap().is_empty(),
-            "{:?}",
-            asked.lock().unwrap()
-        );
+        drop(stream);
+        assert_eq!(in_flight.cancel_unfinished().await, 0);
+        assert!(asked.lock().unwrap().is_empty());
     }
+}
+
+#[tokio::test]
+async fn a_run_again_of_its_own_plan_is_the_one_cancelled() {
+    // As planned for a cluster: the run again is another plan than the
+    // first run's (`rerun-1`, not `first-1`).
+    let first = Arc::into_inner(Scripted::new(vec![vec![refused()]])).expect("one owner");
+    let first = Arc::new(Scripted {
+        name: "first",
+        ..first
+    });
+    let rerun = Arc::into_inner(Scripted::stalling(vec![])).expect("one owner");
+    let rerun = Arc::new(Scripted {
+        name: "rerun",
+        ..rerun
+    });
+    let (jobs, asked) = job_seven(Ok(()));
+    let in_flight = Arc::new(InFlight::default());
+    let guarded = GuardedJob {
+        rerun,
+        jobs: Opaque(SchedulerJobs {
+            id_of: id_by_run,
+            ..jobs
+        }),
+        in_flight: Opaque(in_flight.clone()),
+        ..guard(first, unchanged())
+    };
+    let mut stream = guarded
+        .execute(0, Arc::new(TaskContext::default()))
+        .unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(50),
+        futures::StreamExt::next(&mut stream),
+    )
+    .await;
+    assert!(waited.is_err(), "the run again is still running");
+    drop(stream);
+    assert_eq!(in_flight.cancel_unfinished().await, 1);
+    assert_eq!(*asked.lock().unwrap(), ["rerun-1"]);
+}
+
+#[tokio::test]
+async fn a_failed_run_cancels_a_run_again_by_its_own_id() {
+    // The first run was refused; the run again, still running, is the job
+    // to cancel (`job-2`), not the first run that is over.
+    let job = Scripted::new(vec![vec![refused()], vec![]]);
+    let mut stalling = Arc::into_inner(job).expect("one owner");
+    stalling.stalls = true;
+    let (jobs, asked) = job_seven(Ok(()));
+    let in_flight = Arc::new(InFlight::default());
+    let guarded = GuardedJob {
+        jobs: Opaque(SchedulerJobs {
+            id_of: id_by_run,
+            ..jobs
+        }),
+        in_flight: Opaque(in_flight.clone()),
+        ..guard(Arc::new(stalling), unchanged())
+    };
+    let mut stream = guarded
+        .execute(0, Arc::new(TaskContext::default()))
+        .unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(50),
+        futures::StreamExt::next(&mut stream),
+    )
+    .await;
+    assert!(waited.is_err(), "the run again is still running");
+    drop(stream);
+    assert_eq!(in_flight.cancel_unfinished().await, 1);
+    assert_eq!(*asked.lock().unwrap(), ["job-2"]);
 }
