@@ -775,7 +775,6 @@ impl ExecutionPlan for GuardedJob {
         let rerun = self.rerun.clone();
         let reading = Reading {
             batches,
-            running: self.job.clone(),
             may_rerun: true,
             first_run: None,
         };
@@ -822,7 +821,7 @@ impl ExecutionPlan for GuardedJob {
                                 "a job on the cluster lost an executor or ran a task again; \
                                  canon refused its answer and runs the job again from the start"
                             );
-                            let first_run = (jobs.id_of)(reading.running.as_ref());
+                            let first_run = tracked.running_id();
                             if let Ok(mut running) = tracked.running.lock() {
                                 *running = rerun.clone();
                             }
@@ -830,7 +829,6 @@ impl ExecutionPlan for GuardedJob {
                                 Ok(batches) => {
                                     reading = Reading {
                                         batches,
-                                        running: rerun.clone(),
                                         may_rerun: false,
                                         first_run,
                                     };
@@ -872,7 +870,7 @@ impl ExecutionPlan for GuardedJob {
                             }
                         }
                         Err(_) => {
-                            let cancelled = match (jobs.id_of)(reading.running.as_ref()) {
+                            let cancelled = match tracked.running_id() {
                                 // Still the first run's id: cancelling it
                                 // would stop nothing (that run is over).
                                 Some(id) if Some(&id) == reading.first_run.as_ref() => {
@@ -937,6 +935,13 @@ struct Tracked {
     ended: std::sync::atomic::AtomicBool,
 }
 
+impl Tracked {
+    /// The scheduler's id of the run being read, once it has told it.
+    fn running_id(&self) -> Option<String> {
+        (self.jobs.id_of)(self.running.lock().ok()?.as_ref())
+    }
+}
+
 impl InFlight {
     fn track(&self, job: &Arc<Tracked>) {
         if let Ok(mut jobs) = self.jobs.lock() {
@@ -956,7 +961,7 @@ impl InFlight {
             .iter()
             .filter(|job| !job.ended.load(std::sync::atomic::Ordering::SeqCst))
             .filter_map(|job| {
-                let id = (job.jobs.id_of)(job.running.lock().ok()?.as_ref())?;
+                let id = job.running_id()?;
                 let cancel = job.jobs.cancel.clone();
                 Some(async move {
                     match cancel(id.clone()).await {
@@ -996,8 +1001,6 @@ pub async fn cancel_unfinished(within: Duration) {
 /// only once, and only before any of its answer has arrived.
 struct Reading {
     batches: SendableRecordBatchStream,
-    /// The plan whose run this is (the job, or its run again).
-    running: Arc<dyn ExecutionPlan>,
     may_rerun: bool,
     /// The scheduler's id of the first run, when this is the run again.
     first_run: Option<String>,

@@ -53,9 +53,22 @@ impl Scripted {
 
     /// A job that plays `script` and then never finishes.
     fn stalling(script: Script) -> Arc<Scripted> {
-        let mut job = Arc::into_inner(Scripted::new(vec![script])).expect("one owner");
-        job.stalls = true;
-        Arc::new(job)
+        Scripted::stalling_runs(vec![script])
+    }
+
+    /// A job whose every run plays its script and then never finishes.
+    fn stalling_runs(runs: Vec<Script>) -> Arc<Scripted> {
+        let job = Arc::into_inner(Scripted::new(runs)).expect("one owner");
+        Arc::new(Scripted {
+            stalls: true,
+            ..job
+        })
+    }
+
+    /// The same job, its scheduler ids starting with `name`.
+    fn named(self: Arc<Self>, name: &'static str) -> Arc<Scripted> {
+        let job = Arc::into_inner(self).expect("one owner");
+        Arc::new(Scripted { name, ..job })
     }
 
     fn started(&self) -> usize {
@@ -425,15 +438,13 @@ fn id_by_run(job: &dyn ExecutionPlan) -> Option<String> {
 
 #[tokio::test]
 async fn a_job_run_again_that_stalls_is_cancelled_by_the_run_agains_id() {
-    let job = Scripted::new(vec![vec![refused()], vec![]]);
-    let mut stalling = Arc::into_inner(job).expect("one owner");
-    stalling.stalls = true;
+    let stalling = Scripted::stalling_runs(vec![vec![refused()], vec![]]);
     let (jobs, asked) = job_seven(Ok(()));
     let jobs = SchedulerJobs {
         id_of: id_by_run,
         ..jobs
     };
-    let said = past_its_deadline(Arc::new(stalling), jobs)
+    let said = past_its_deadline(stalling, jobs)
         .await
         .unwrap_err()
         .to_string();
@@ -448,11 +459,9 @@ async fn a_job_run_again_that_stalls_is_cancelled_by_the_run_agains_id() {
 async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id() {
     // The first run was refused and is over; cancelling its id would stop
     // nothing, and saying the job was cancelled would be false.
-    let job = Scripted::new(vec![vec![refused()], vec![]]);
-    let mut stalling = Arc::into_inner(job).expect("one owner");
-    stalling.stalls = true;
+    let stalling = Scripted::stalling_runs(vec![vec![refused()], vec![]]);
     let (jobs, asked) = job_seven(Ok(()));
-    let said = past_its_deadline(Arc::new(stalling), jobs)
+    let said = past_its_deadline(stalling, jobs)
         .await
         .unwrap_err()
         .to_string();
@@ -463,6 +472,20 @@ async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id(
         "{said}"
     );
     assert!(asked.lock().unwrap().is_empty());
+}
+
+/// Starts `guarded`, sees it still running after 50 ms (no batch, no
+/// error), and drops its stream unread, as a run that failed elsewhere does.
+async fn left_running(guarded: GuardedJob) {
+    let mut stream = guarded
+        .execute(0, Arc::new(TaskContext::default()))
+        .unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(50),
+        futures::StreamExt::next(&mut stream),
+    )
+    .await;
+    assert!(waited.is_err(), "the job is still running");
 }
 
 #[tokio::test]
@@ -476,16 +499,7 @@ async fn a_failed_run_cancels_its_jobs_that_have_not_ended() {
         in_flight: Opaque(in_flight.clone()),
         ..guard(Scripted::stalling(vec![]), unchanged())
     };
-    let mut stream = guarded
-        .execute(0, Arc::new(TaskContext::default()))
-        .unwrap();
-    let waited = tokio::time::timeout(
-        Duration::from_millis(50),
-        futures::StreamExt::next(&mut stream),
-    )
-    .await;
-    assert!(waited.is_err(), "the job is still running");
-    drop(stream);
+    left_running(guarded).await;
     assert_eq!(in_flight.cancel_unfinished().await, 1);
     assert_eq!(*asked.lock().unwrap(), ["job-7"]);
     // Asked once: nothing is left to cancel.
@@ -527,16 +541,8 @@ async fn a_failed_run_does_not_cancel_jobs_that_ended() {
 async fn a_run_again_of_its_own_plan_is_the_one_cancelled() {
     // As planned for a cluster: the run again is another plan than the
     // first run's (`rerun-1`, not `first-1`).
-    let first = Arc::into_inner(Scripted::new(vec![vec![refused()]])).expect("one owner");
-    let first = Arc::new(Scripted {
-        name: "first",
-        ..first
-    });
-    let rerun = Arc::into_inner(Scripted::stalling(vec![])).expect("one owner");
-    let rerun = Arc::new(Scripted {
-        name: "rerun",
-        ..rerun
-    });
+    let first = Scripted::new(vec![vec![refused()]]).named("first");
+    let rerun = Scripted::stalling(vec![]).named("rerun");
     let (jobs, asked) = job_seven(Ok(()));
     let in_flight = Arc::new(InFlight::default());
     let guarded = GuardedJob {
@@ -548,16 +554,7 @@ async fn a_run_again_of_its_own_plan_is_the_one_cancelled() {
         in_flight: Opaque(in_flight.clone()),
         ..guard(first, unchanged())
     };
-    let mut stream = guarded
-        .execute(0, Arc::new(TaskContext::default()))
-        .unwrap();
-    let waited = tokio::time::timeout(
-        Duration::from_millis(50),
-        futures::StreamExt::next(&mut stream),
-    )
-    .await;
-    assert!(waited.is_err(), "the run again is still running");
-    drop(stream);
+    left_running(guarded).await;
     assert_eq!(in_flight.cancel_unfinished().await, 1);
     assert_eq!(*asked.lock().unwrap(), ["rerun-1"]);
 }
@@ -566,9 +563,7 @@ async fn a_run_again_of_its_own_plan_is_the_one_cancelled() {
 async fn a_failed_run_cancels_a_run_again_by_its_own_id() {
     // The first run was refused; the run again, still running, is the job
     // to cancel (`job-2`), not the first run that is over.
-    let job = Scripted::new(vec![vec![refused()], vec![]]);
-    let mut stalling = Arc::into_inner(job).expect("one owner");
-    stalling.stalls = true;
+    let stalling = Scripted::stalling_runs(vec![vec![refused()], vec![]]);
     let (jobs, asked) = job_seven(Ok(()));
     let in_flight = Arc::new(InFlight::default());
     let guarded = GuardedJob {
@@ -577,18 +572,9 @@ async fn a_failed_run_cancels_a_run_again_by_its_own_id() {
             ..jobs
         }),
         in_flight: Opaque(in_flight.clone()),
-        ..guard(Arc::new(stalling), unchanged())
+        ..guard(stalling, unchanged())
     };
-    let mut stream = guarded
-        .execute(0, Arc::new(TaskContext::default()))
-        .unwrap();
-    let waited = tokio::time::timeout(
-        Duration::from_millis(50),
-        futures::StreamExt::next(&mut stream),
-    )
-    .await;
-    assert!(waited.is_err(), "the run again is still running");
-    drop(stream);
+    left_running(guarded).await;
     assert_eq!(in_flight.cancel_unfinished().await, 1);
     assert_eq!(*asked.lock().unwrap(), ["job-2"]);
 }
