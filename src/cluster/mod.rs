@@ -785,11 +785,6 @@ impl ExecutionPlan for GuardedJob {
         });
         self.in_flight.track(&tracked);
         let failed = tracked.clone();
-        let ended = |tracked: &Tracked| {
-            tracked
-                .ended
-                .store(true, std::sync::atomic::Ordering::SeqCst)
-        };
         let guarded = futures::stream::unfold(Some(reading), move |reading| {
             let check = check.clone();
             let jobs = jobs.clone();
@@ -805,7 +800,7 @@ impl ExecutionPlan for GuardedJob {
                         // Ballista hands a job's answer over only once the
                         // job has succeeded: its first batch is its end.
                         Ok(Some(Ok(batch))) => {
-                            ended(&tracked);
+                            tracked.end();
                             reading.may_rerun = false;
                             Some((Ok(batch), Some(reading)))
                         }
@@ -860,7 +855,7 @@ impl ExecutionPlan for GuardedJob {
                         // A finished job's answer stands only when every
                         // object it read is vouched for.
                         Ok(None) => {
-                            ended(&tracked);
+                            tracked.end();
                             match check(&declared).await {
                                 Ok(()) => None,
                                 Err(unverified) => Some((
@@ -909,7 +904,7 @@ impl ExecutionPlan for GuardedJob {
         // cancelled at its deadline).
         let guarded = guarded.inspect(move |item| {
             if item.is_err() {
-                ended(&failed);
+                failed.end();
             }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded)))
@@ -936,6 +931,14 @@ struct Tracked {
 }
 
 impl Tracked {
+    fn end(&self) {
+        self.ended.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn has_ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The scheduler's id of the run being read, once it has told it.
     fn running_id(&self) -> Option<String> {
         (self.jobs.id_of)(self.running.lock().ok()?.as_ref())
@@ -945,7 +948,7 @@ impl Tracked {
 impl InFlight {
     fn track(&self, job: &Arc<Tracked>) {
         if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.retain(|j| !j.ended.load(std::sync::atomic::Ordering::SeqCst));
+            jobs.retain(|j| !j.has_ended());
             jobs.push(job.clone());
         }
     }
@@ -959,7 +962,7 @@ impl InFlight {
         };
         let asks: Vec<_> = unfinished
             .iter()
-            .filter(|job| !job.ended.load(std::sync::atomic::Ordering::SeqCst))
+            .filter(|job| !job.has_ended())
             .filter_map(|job| {
                 let id = job.running_id()?;
                 let cancel = job.jobs.cancel.clone();

@@ -372,7 +372,7 @@ fn job_seven(
     let asked = Arc::new(Mutex::new(Vec::new()));
     let noted = asked.clone();
     let jobs = SchedulerJobs {
-        id_of: |_| Some("job-7".to_string()),
+        id_of: always_job_seven,
         cancel: Arc::new(move |id| {
             noted.lock().unwrap().push(id);
             Box::pin(async move { answer.map_err(str::to_string) })
@@ -488,17 +488,33 @@ async fn left_running(guarded: GuardedJob) {
     assert!(waited.is_err(), "the job is still running");
 }
 
+/// `job` guarded with a registry of the jobs in flight (as `use_cluster`
+/// keeps one) and a scheduler that tells each run's id by `id_of`; the
+/// registry and the ids the scheduler was asked to cancel.
+fn in_flight_guard(
+    job: Arc<Scripted>,
+    id_of: fn(&dyn ExecutionPlan) -> Option<String>,
+) -> (GuardedJob, Arc<InFlight>, Arc<Mutex<Vec<String>>>) {
+    let (jobs, asked) = job_seven(Ok(()));
+    let in_flight = Arc::new(InFlight::default());
+    let guarded = GuardedJob {
+        jobs: Opaque(SchedulerJobs { id_of, ..jobs }),
+        in_flight: Opaque(in_flight.clone()),
+        ..guard(job, unchanged())
+    };
+    (guarded, in_flight, asked)
+}
+
+/// The id `job_seven`'s scheduler tells for every run.
+fn always_job_seven(_: &dyn ExecutionPlan) -> Option<String> {
+    Some("job-7".to_string())
+}
+
 #[tokio::test]
 async fn a_failed_run_cancels_its_jobs_that_have_not_ended() {
     // A sibling query failed while this job was still running (no batch
     // yet): its answer is dropped unread, and the failed run cancels it.
-    let (jobs, asked) = job_seven(Ok(()));
-    let in_flight = Arc::new(InFlight::default());
-    let guarded = GuardedJob {
-        jobs: Opaque(jobs),
-        in_flight: Opaque(in_flight.clone()),
-        ..guard(Scripted::stalling(vec![]), unchanged())
-    };
+    let (guarded, in_flight, asked) = in_flight_guard(Scripted::stalling(vec![]), always_job_seven);
     left_running(guarded).await;
     assert_eq!(in_flight.cancel_unfinished().await, 1);
     assert_eq!(*asked.lock().unwrap(), ["job-7"]);
@@ -516,13 +532,8 @@ async fn a_failed_run_does_not_cancel_jobs_that_ended() {
         (vec![divide_by_zero()], true),
         (vec![], true),
     ] {
-        let (jobs, asked) = job_seven(Ok(()));
-        let in_flight = Arc::new(InFlight::default());
-        let guarded = GuardedJob {
-            jobs: Opaque(jobs),
-            in_flight: Opaque(in_flight.clone()),
-            ..guard(Scripted::new(vec![script]), unchanged())
-        };
+        let (guarded, in_flight, asked) =
+            in_flight_guard(Scripted::new(vec![script]), always_job_seven);
         let mut stream = guarded
             .execute(0, Arc::new(TaskContext::default()))
             .unwrap();
@@ -543,17 +554,8 @@ async fn a_run_again_of_its_own_plan_is_the_one_cancelled() {
     // first run's (`rerun-1`, not `first-1`).
     let first = Scripted::new(vec![vec![refused()]]).named("first");
     let rerun = Scripted::stalling(vec![]).named("rerun");
-    let (jobs, asked) = job_seven(Ok(()));
-    let in_flight = Arc::new(InFlight::default());
-    let guarded = GuardedJob {
-        rerun,
-        jobs: Opaque(SchedulerJobs {
-            id_of: id_by_run,
-            ..jobs
-        }),
-        in_flight: Opaque(in_flight.clone()),
-        ..guard(first, unchanged())
-    };
+    let (guarded, in_flight, asked) = in_flight_guard(first, id_by_run);
+    let guarded = GuardedJob { rerun, ..guarded };
     left_running(guarded).await;
     assert_eq!(in_flight.cancel_unfinished().await, 1);
     assert_eq!(*asked.lock().unwrap(), ["rerun-1"]);
@@ -564,16 +566,7 @@ async fn a_failed_run_cancels_a_run_again_by_its_own_id() {
     // The first run was refused; the run again, still running, is the job
     // to cancel (`job-2`), not the first run that is over.
     let stalling = Scripted::stalling_runs(vec![vec![refused()], vec![]]);
-    let (jobs, asked) = job_seven(Ok(()));
-    let in_flight = Arc::new(InFlight::default());
-    let guarded = GuardedJob {
-        jobs: Opaque(SchedulerJobs {
-            id_of: id_by_run,
-            ..jobs
-        }),
-        in_flight: Opaque(in_flight.clone()),
-        ..guard(stalling, unchanged())
-    };
+    let (guarded, in_flight, asked) = in_flight_guard(stalling, id_by_run);
     left_running(guarded).await;
     assert_eq!(in_flight.cancel_unfinished().await, 1);
     assert_eq!(*asked.lock().unwrap(), ["job-2"]);
