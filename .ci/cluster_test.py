@@ -13,7 +13,8 @@ exclusion tally and bridge line must be equal, and `publish` of bookings,
 nrr and the bridge from the bucket must write the same files on the
 cluster as on this machine (but for the stamps of when). Then the guards:
 a job on executors that never answer fails at CANON_CLUSTER_TIMEOUT and is
-cancelled on the scheduler, and
+cancelled on the scheduler, as is one whose client is stopped by SIGINT or
+SIGTERM (exit 130 or 143), and
 an object rewritten after canon listed it, before the executors read it,
 fails the run instead of giving a number over other bytes, and a damaged
 data page an executor cannot decode is a data error, not the definition's; wrong starts
@@ -131,6 +132,43 @@ def guards(loop: Loopback, cluster_canon: str, plain_canon: str, scheduler: int)
     if not stalled or not cancelled:
         failures.append(f"a stalled job: exit {out.returncode}, {out.stderr[-600:]}")
 
+    # Ctrl-C while the job waits on the executors: the process asks the
+    # scheduler to cancel it before exiting 130 (src/cluster/interrupt.rs),
+    # instead of leaving it to be computed for no one. Then SIGTERM, 143.
+    for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        t = time.time()
+        mark = log_mark(loop)
+        pause(True)
+        try:
+            run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+            submitted = False
+            for _ in range(200):  # until the scheduler has the job
+                if "Job submitted" in what_the_job_said(loop, mark) or run.poll() is not None:
+                    submitted = True
+                    break
+                time.sleep(0.1)
+            time.sleep(1)
+            run.send_signal(sig)
+            _, err = run.communicate(timeout=60)
+        finally:
+            pause(False)
+        named = re.search(r"canon was interrupted: canon asked the scheduler to cancel this "
+                          r"job.*job=(\S+)", err)
+        cancelled = False
+        for _ in range(50):
+            log = loop.log_tail(200_000)
+            if named and f"Job cancelled: [{named.group(1)}]" in log:
+                cancelled = True
+                break
+            time.sleep(0.1)
+        ok = submitted and run.returncode == status and cancelled
+        print(f"{sig.name + ' mid-job':15} exit {run.returncode} after {time.time() - t:.1f} s, "
+              f"{'cancelled' if cancelled else 'NOT CANCELLED'} on the scheduler")
+        if not ok:
+            failures.append(f"{sig.name} mid-job: submitted {submitted}, exit {run.returncode}, "
+                            f"{err[-600:]}")
+
     # crm/opportunity rewritten (another company's extract, same columns)
     # after canon listed it and before the executors read it.
     other = os.path.join(loop.work, "other-company")
@@ -242,6 +280,14 @@ def what_the_cluster_said(loop: Loopback, mark: int, lines: int = 60) -> str:
                 if any(k in line for k in (" WARN ", " ERROR ", "Removing executor",
                                            "Job cancelled", "Roll back", "Reset "))]
     return "\n".join(said[-lines:])
+
+
+def what_the_job_said(loop: Loopback, mark: int) -> str:
+    """Everything the cluster logged since `mark`."""
+    loop.log.flush()
+    with open(os.path.join(loop.work, "cluster.log"), errors="replace") as log:
+        log.seek(mark)
+        return log.read()
 
 
 def harmed_run(loop: Loopback, cluster_canon: str, command: list, delay: float, harm,
@@ -452,6 +498,18 @@ def main() -> None:
             failures.append(f"publish: files differ: {sorted(set(a.items()) ^ set(b.items()))}")
         failures += guards(loop, cluster_canon, plain_canon, scheduler)
         failures += refusals(cluster_canon, loop)
+        # An executor sent SIGTERM shuts down as Ballista's does (tells the
+        # scheduler, drains its tasks, exits 0): the client's interrupt
+        # handler (src/cluster/interrupt.rs) is not installed in it.
+        executor = loop.cluster[-1]
+        executor.send_signal(signal.SIGTERM)
+        try:
+            status = executor.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            status = "still running after 60 s"
+        print(f"{'executor TERM':15} exit {status}")
+        if status != 0:
+            failures.append(f"an executor sent SIGTERM: exit {status}, expected 0 (graceful)")
         loop.stop_cluster()
         failures += kills(loop, cluster_canon, plain_canon)
         scheduler = loop.start_cluster(cluster_canon)

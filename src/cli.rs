@@ -439,6 +439,14 @@ pub fn main(sample: SampleGenerator) -> i32 {
             return 1;
         }
     };
+    // Ctrl-C or SIGTERM cancels the run's jobs on a cluster before the
+    // process exits (cluster::interrupt). Not in a scheduler or executor:
+    // Ballista's own handlers shut those down gracefully (an executor
+    // tells the scheduler it leaves and drains its tasks).
+    #[cfg(all(feature = "cluster", unix))]
+    if !matches!(cli.command, Command::Cluster { .. }) {
+        crate::cluster::interrupt::watch(&runtime);
+    }
     match runtime.block_on(dispatch(&cli, sample)) {
         Ok(()) => 0,
         Err(e) => {
@@ -448,6 +456,7 @@ pub fn main(sample: SampleGenerator) -> i32 {
             #[cfg(feature = "cluster")]
             runtime.block_on(crate::cluster::cancel_unfinished(
                 std::time::Duration::from_secs(10),
+                crate::cluster::GivingUp::RunFailed,
             ));
             e.exit_code()
         }

@@ -39,6 +39,8 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use object_store::ObjectStore;
 
 mod clean_jobs;
+#[cfg(unix)]
+pub mod interrupt;
 #[cfg(test)]
 mod tests;
 
@@ -953,13 +955,22 @@ impl InFlight {
         }
     }
 
+    /// The jobs not yet ended.
+    fn unfinished(&self) -> usize {
+        self.jobs
+            .lock()
+            .map(|jobs| jobs.iter().filter(|job| !job.has_ended()).count())
+            .unwrap_or(0)
+    }
+
     /// Asks the scheduler to cancel every job not yet ended whose id it
     /// has told; the number asked.
-    pub(crate) async fn cancel_unfinished(&self) -> usize {
+    pub(crate) async fn cancel_unfinished(&self, why: GivingUp) -> usize {
         let unfinished: Vec<Arc<Tracked>> = match self.jobs.lock() {
             Ok(mut jobs) => jobs.drain(..).collect(),
             Err(_) => return 0,
         };
+        let why = why.said();
         let asks: Vec<_> = unfinished
             .iter()
             .filter(|job| !job.has_ended())
@@ -970,13 +981,12 @@ impl InFlight {
                     match cancel(id.clone()).await {
                         Ok(()) => tracing::warn!(
                             job = %id,
-                            "the run failed: canon asked the scheduler to cancel this job, \
-                             whose answer no one will read"
+                            "{why}: canon asked the scheduler to cancel this job, whose answer \
+                             no one will read"
                         ),
-                        Err(why) => tracing::warn!(
+                        Err(e) => tracing::warn!(
                             job = %id,
-                            "the run failed, and canon could not cancel this job on the \
-                             scheduler: {why}"
+                            "{why}, and canon could not cancel this job on the scheduler: {e}"
                         ),
                     }
                 })
@@ -988,16 +998,41 @@ impl InFlight {
     }
 }
 
+/// Why a process gives up the answers of jobs it has not read to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GivingUp {
+    /// One query of the run failed, so the others' answers are dropped.
+    RunFailed,
+    /// The process was stopped by SIGINT or SIGTERM ([`interrupt`]).
+    Interrupted,
+}
+
+impl GivingUp {
+    fn said(self) -> &'static str {
+        match self {
+            GivingUp::RunFailed => "the run failed",
+            GivingUp::Interrupted => "canon was interrupted",
+        }
+    }
+}
+
 /// The jobs this process submitted through [`use_cluster`].
 static IN_FLIGHT: std::sync::OnceLock<Arc<InFlight>> = std::sync::OnceLock::new();
 
-/// After a failed run: asks the scheduler to cancel the jobs this process
-/// submitted that have not ended, waiting at most `within` for its
-/// answers. Nothing when no cluster was used.
-pub async fn cancel_unfinished(within: Duration) {
+/// After a failed or interrupted run: asks the scheduler to cancel the
+/// jobs this process submitted that have not ended, waiting at most
+/// `within` for its answers. Nothing when no cluster was used.
+pub async fn cancel_unfinished(within: Duration, why: GivingUp) {
     if let Some(in_flight) = IN_FLIGHT.get() {
-        let _ = tokio::time::timeout(within, in_flight.cancel_unfinished()).await;
+        let _ = tokio::time::timeout(within, in_flight.cancel_unfinished(why)).await;
     }
+}
+
+/// How many jobs this process submitted that have not ended.
+fn unfinished_jobs() -> usize {
+    IN_FLIGHT
+        .get()
+        .map_or(0, |in_flight| in_flight.unfinished())
 }
 
 /// A job's answer being read, and whether the job may still be run again:

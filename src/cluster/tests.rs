@@ -516,10 +516,13 @@ async fn a_failed_run_cancels_its_jobs_that_have_not_ended() {
     // yet): its answer is dropped unread, and the failed run cancels it.
     let (guarded, in_flight, asked) = in_flight_guard(Scripted::stalling(vec![]), always_job_seven);
     left_running(guarded).await;
-    assert_eq!(in_flight.cancel_unfinished().await, 1);
+    // What an interrupted process counts before it asks (interrupt.rs).
+    assert_eq!(in_flight.unfinished(), 1);
+    assert_eq!(in_flight.cancel_unfinished(GivingUp::RunFailed).await, 1);
     assert_eq!(*asked.lock().unwrap(), ["job-7"]);
     // Asked once: nothing is left to cancel.
-    assert_eq!(in_flight.cancel_unfinished().await, 0);
+    assert_eq!(in_flight.unfinished(), 0);
+    assert_eq!(in_flight.cancel_unfinished(GivingUp::RunFailed).await, 0);
 }
 
 #[tokio::test]
@@ -543,7 +546,8 @@ async fn a_failed_run_does_not_cancel_jobs_that_ended() {
             assert!(futures::StreamExt::next(&mut stream).await.unwrap().is_ok());
         }
         drop(stream);
-        assert_eq!(in_flight.cancel_unfinished().await, 0);
+        assert_eq!(in_flight.unfinished(), 0);
+        assert_eq!(in_flight.cancel_unfinished(GivingUp::RunFailed).await, 0);
         assert!(asked.lock().unwrap().is_empty());
     }
 }
@@ -557,7 +561,7 @@ async fn a_run_again_of_its_own_plan_is_the_one_cancelled() {
     let (guarded, in_flight, asked) = in_flight_guard(first, id_by_run);
     let guarded = GuardedJob { rerun, ..guarded };
     left_running(guarded).await;
-    assert_eq!(in_flight.cancel_unfinished().await, 1);
+    assert_eq!(in_flight.cancel_unfinished(GivingUp::RunFailed).await, 1);
     assert_eq!(*asked.lock().unwrap(), ["rerun-1"]);
 }
 
@@ -568,6 +572,14 @@ async fn a_failed_run_cancels_a_run_again_by_its_own_id() {
     let stalling = Scripted::stalling_runs(vec![vec![refused()], vec![]]);
     let (guarded, in_flight, asked) = in_flight_guard(stalling, id_by_run);
     left_running(guarded).await;
-    assert_eq!(in_flight.cancel_unfinished().await, 1);
+    assert_eq!(in_flight.cancel_unfinished(GivingUp::RunFailed).await, 1);
     assert_eq!(*asked.lock().unwrap(), ["job-2"]);
+}
+
+#[test]
+fn an_interrupted_process_exits_as_the_signal_would_have() {
+    // Shells report a process killed by signal N as 128 + N: SIGINT (2)
+    // 130, SIGTERM (15) 143.
+    assert_eq!(interrupt::exit_status(2), 130);
+    assert_eq!(interrupt::exit_status(15), 143);
 }
