@@ -14,6 +14,10 @@ use sha2::{Digest, Sha256};
 use crate::catalog::{Catalog, SourceId};
 use crate::error::{CanonError, DataLocation, Result};
 use crate::spec::SourceSpec;
+
+/// Why canon refuses a file or folder whose name is not UTF-8.
+pub(crate) const NOT_UTF8: &str = "its name is not UTF-8: the engine reads files by URL, which \
+     must be UTF-8, so canon could neither read its rows nor leave them out unseen; rename it";
 use crate::yaml_path;
 
 /// One Parquet file of a source table, as lineage reports it.
@@ -168,10 +172,16 @@ pub fn table_files(root: &Path, dir: &Path, location: &DataLocation) -> Result<V
         for entry in entries {
             let entry = entry.map_err(|e| CanonError::io(&folder, e))?;
             let path = entry.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(".");
-            if name.starts_with('.') || name.starts_with('_') {
+            let lossy = entry.file_name().to_string_lossy().into_owned();
+            if lossy.starts_with('.') || lossy.starts_with('_') {
                 continue;
             }
+            // The engine reads files by URL, and a URL is UTF-8: a file or
+            // folder named otherwise could be neither read nor skipped
+            // without leaving its rows out of the number unseen.
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                return Err(refuse(&path, NOT_UTF8.to_string()));
+            };
             let is_link = entry
                 .file_type()
                 .map_err(|e| CanonError::io(&path, e))?

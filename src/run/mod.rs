@@ -723,7 +723,18 @@ pub fn listing_of(paths: &[PathBuf]) -> Result<ListingTableConfig> {
         .iter()
         .map(|p| {
             let p = std::fs::canonicalize(p).map_err(|e| CanonError::io(p, e))?;
-            Ok(ListingTableUrl::parse(p.display().to_string())?)
+            // Not `display()`: it replaces what is not UTF-8, and the URL
+            // would name another file (none: an empty table, no error).
+            let Some(text) = p.to_str() else {
+                let why = "the path (a folder's name in it, if not the file's) is not UTF-8: the \
+                           engine reads files by URL, which must be UTF-8; rename the folder or \
+                           point --data at a copy whose path is";
+                return Err(CanonError::io(
+                    &p,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+                ));
+            };
+            Ok(ListingTableUrl::parse(text)?)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(listing_of_urls(urls))

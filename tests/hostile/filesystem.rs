@@ -160,6 +160,26 @@ pub fn cases() -> Vec<Case> {
             .run_args(&["sql", "SELECT count(*) AS deals FROM crm.opportunity"])
             .exits(0)
             .with_stdout(),
+        // A second part of the opportunities under a name that is not
+        // UTF-8 was taken for a hidden file and left out: bookings over
+        // half the deals, exit 0. Now refused at the file.
+        case("table_file_named_not_utf8", Filesystem)
+            .with_data()
+            .copy(
+                "sample_data/crm/opportunity/part-00000.parquet",
+                "sample_data/crm/opportunity/part-1.parquet",
+            )
+            .rename_not_utf8("sample_data/crm/opportunity/part-1.parquet")
+            .run(BOOKINGS)
+            .exits(1),
+        // The data root reached through a link to a folder whose name is
+        // not UTF-8: every file's URL named another path, so every table
+        // read as empty (blocked as stale, published as zeros when allowed).
+        case("data_root_named_not_utf8", Filesystem)
+            .with_data()
+            .rename_not_utf8_linked("sample_data")
+            .run(BOOKINGS)
+            .exits(1),
         case("named_pipe_in_a_table_folder", Filesystem)
             .with_data()
             .fifo("sample_data/crm/user/part-00001.parquet")

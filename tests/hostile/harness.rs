@@ -71,6 +71,10 @@ pub enum Step {
     Symlink(&'static str, &'static str),
     /// `chmod mode path`.
     Chmod(&'static str, u32),
+    /// Rename a file or folder so its name is not UTF-8: a 0xFF byte before
+    /// its first `.` (`part-1.parquet` → `part-1\xff.parquet`), or at its
+    /// end when it has none; with `true`, a link by the old name to it.
+    RenameNotUtf8(&'static str, bool),
     /// Run canon with these arguments first; it must succeed (e.g. to fill
     /// the cache or the volume state before tampering with them).
     Canon(Vec<String>),
@@ -186,6 +190,14 @@ impl Case {
     }
     pub fn symlink(mut self, target: &'static str, link: &'static str) -> Case {
         self.steps.push(Step::Symlink(target, link));
+        self
+    }
+    pub fn rename_not_utf8(mut self, path: &'static str) -> Case {
+        self.steps.push(Step::RenameNotUtf8(path, false));
+        self
+    }
+    pub fn rename_not_utf8_linked(mut self, path: &'static str) -> Case {
+        self.steps.push(Step::RenameNotUtf8(path, true));
         self
     }
     pub fn chmod(mut self, path: &'static str, mode: u32) -> Case {
@@ -376,6 +388,10 @@ fn describe(step: &Step) -> String {
         Step::Fifo(p) => format!("mkfifo {p}"),
         Step::Symlink(t, l) => format!("ln -s {t} {l}"),
         Step::Chmod(p, m) => format!("chmod {m:o} {p}"),
+        Step::RenameNotUtf8(p, false) => format!("rename {p} to a name that is not UTF-8"),
+        Step::RenameNotUtf8(p, true) => {
+            format!("rename {p} to a name that is not UTF-8, linked by its old name")
+        }
         Step::Canon(args) => format!("canon {}", args.join(" ")),
     }
 }
@@ -449,6 +465,19 @@ fn apply(case: &Case, step: &Step, root: &Path, project: &Path) -> Result<(), St
         Step::Chmod(path, mode) => {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(at(path), std::fs::Permissions::from_mode(*mode)).map_err(io)
+        }
+        Step::RenameNotUtf8(path, link) => {
+            use std::os::unix::ffi::OsStrExt;
+            let from = at(path);
+            let name = from.file_name().ok_or("no file name")?.as_bytes();
+            let cut = name.iter().position(|&b| b == b'.').unwrap_or(name.len());
+            let renamed = [&name[..cut], &[0xFF], &name[cut..]].concat();
+            let to = from.with_file_name(std::ffi::OsStr::from_bytes(&renamed));
+            std::fs::rename(&from, &to).map_err(io)?;
+            if *link {
+                std::os::unix::fs::symlink(&to, &from).map_err(io)?;
+            }
+            Ok(())
         }
         Step::Canon(args) => {
             let run = execute(case, root, project, args)?;
