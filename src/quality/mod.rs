@@ -176,6 +176,12 @@ pub struct TableCheck {
     pub latest_sync: Option<String>,
 }
 
+/// How far a sync time may lie after "now" and still be read as the two
+/// clocks' disagreement. Beyond it the latest sync is no evidence of
+/// freshness: one row stamped in the future would otherwise pass a table
+/// whose every other row is months old.
+pub const CLOCK_SKEW_HOURS: f64 = 1.0;
+
 /// The status and explanation of a table last synced at `synced`, as of `now`.
 pub fn judge_freshness(
     synced: Option<chrono::DateTime<chrono::Utc>>,
@@ -189,6 +195,18 @@ pub fn judge_freshness(
         );
     };
     let age_hours = (now - synced).num_microseconds().unwrap_or(i64::MAX) as f64 / 3.6e9;
+    if age_hours < -CLOCK_SKEW_HOURS {
+        return (
+            Status::Error,
+            format!(
+                "last synced {}, {:.1} h after {}: a sync cannot be later than now (a wrong \
+                 clock or a damaged extract), so how fresh the table is cannot be known",
+                synced.to_rfc3339(),
+                -age_hours,
+                now.to_rfc3339()
+            ),
+        );
+    }
     let status = if age_hours > f64::from(thresholds.error_after_hours) {
         Status::Error
     } else if age_hours > f64::from(thresholds.warn_after_hours) {

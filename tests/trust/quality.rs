@@ -62,6 +62,37 @@ fn stale_inputs_block_a_metric_and_a_pinned_clock_unblocks_it() {
         ],
     );
     assert_eq!(warned["quality_status"], "warn");
+
+    // A sync after now: half an hour is the clocks' disagreement (pass);
+    // 2 h (2026-01-02T06:00 synced, now 04:00) is no evidence of freshness
+    // (one row stamped in the future would otherwise pass stale tables):
+    // blocked, the allow-stale override still possible.
+    let skewed = query_json(
+        &repo(),
+        data.path(),
+        &["bookings", "--period", "FY2026-Q1", "--now", "2026-01-02T05:30:00Z"],
+    );
+    assert_eq!(skewed["quality_status"], "pass");
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            d,
+            "--now",
+            "2026-01-02T04:00:00Z",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("`bookings` is blocked"), "{err}");
+    assert!(
+        err.contains("2.0 h after 2026-01-02T04:00:00+00:00: a sync cannot be later than now"),
+        "{err}"
+    );
 }
 
 // A duplicated opportunity id is reported by `canon check` with the key
