@@ -2,7 +2,6 @@
 //! call into the library. Exit codes: 0 success, 1 bad definitions or data,
 //! 2 a bad request (usage).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -420,6 +419,10 @@ pub fn main(sample: SampleGenerator) -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        // Its own report of a failed write is an `eprintln!`, which panics
+        // when stderr is closed (`2>&1 | grep -q`): a publish would die
+        // half way for a message no one can read (output::say).
+        .log_internal_errors(false)
         .with_ansi(colour(
             std::io::IsTerminal::is_terminal(&std::io::stderr()),
             std::env::var_os("NO_COLOR"),
@@ -435,7 +438,7 @@ pub fn main(sample: SampleGenerator) -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            crate::output::say(format_args!("error: cannot start the runtime: {e}"));
             return 1;
         }
     };
@@ -450,7 +453,7 @@ pub fn main(sample: SampleGenerator) -> i32 {
     match runtime.block_on(dispatch(&cli, sample)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::output::say(format_args!("error: {e}"));
             // The run's other jobs on a cluster will not be read: stopped
             // there rather than computed to the end.
             #[cfg(feature = "cluster")]
@@ -551,19 +554,19 @@ fn sample(generator: SampleGenerator, out: &Path, seed: u64, scale: u32) -> Resu
     let mut rows = 0;
     let mut bytes = 0;
     for t in &tables {
-        println!(
+        crate::output::print_line(format_args!(
             "{:<12} {:<26} {:>12} rows {:>12} bytes",
             t.system, t.table, t.rows, t.bytes
-        );
+        ))?;
         rows += t.rows;
         bytes += t.bytes;
     }
-    println!(
+    crate::output::print_line(format_args!(
         "wrote {} tables, {rows} rows, {bytes} bytes to {} in {:.1} s",
         tables.len(),
         out.display(),
         started.elapsed().as_secs_f64()
-    );
+    ))?;
     Ok(())
 }
 
@@ -622,7 +625,7 @@ fn list(project: &Path) -> Result<()> {
             short
         ));
     }
-    print!("{out}");
+    crate::output::print_out(out.as_bytes())?;
     Ok(())
 }
 
@@ -863,16 +866,16 @@ async fn publish(
         .iter()
         .filter(|m| m.status == "blocked")
         .count();
-    println!(
+    crate::output::print_line(format_args!(
         "published {} metric result(s) ({} blocked) and {} reconciliation(s) for {} period(s) to {}",
         manifest.metrics.len() - blocked,
         blocked,
         manifest.reconciliations.len(),
         periods.len(),
         out.display()
-    );
+    ))?;
     for w in &manifest.warnings {
-        eprintln!("warning: {w}");
+        crate::output::say(format_args!("warning: {w}"));
     }
     blocked_publication(&manifest, out)
 }
@@ -1009,7 +1012,7 @@ async fn query(project: &Path, args: &QueryArgs) -> Result<()> {
         match crate::query::run_metric(&engine, name, &request).await {
             Ok(result) => {
                 if let Some(w) = result.lifecycle.as_ref().and_then(|l| l.warning(name)) {
-                    eprintln!("warning: {w}");
+                    crate::output::say(format_args!("warning: {w}"));
                 }
                 results.push(result)
             }
@@ -1088,7 +1091,7 @@ async fn lineage(project: &Path, args: &LineageArgs) -> Result<()> {
         }
     };
     for note in &graph.notes {
-        eprintln!("note: {note}");
+        crate::output::say(format_args!("note: {note}"));
     }
     emit(text.as_bytes(), args.out.as_deref(), Format::Table)
 }
@@ -1159,10 +1162,10 @@ async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
         }
     }
     if files.is_empty() {
-        println!(
+        crate::output::print_line(format_args!(
             "no definition tests in {} (see README, \"Testing definitions\")",
             crate::testing::folder(&catalog).display()
-        );
+        ))?;
         return Ok(());
     }
     let scratch = tempfile::tempdir().map_err(|e| CanonError::io(std::env::temp_dir(), e))?;
@@ -1178,7 +1181,7 @@ async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
     };
     let outcomes =
         crate::testing::run(catalog.clone(), &files, &wanted, scratch.path(), None).await?;
-    print!("{}", crate::testing::render(&outcomes));
+    crate::output::print_out(crate::testing::render(&outcomes).as_bytes())?;
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
     if failed > 0 {
         return Err(CanonError::Blocked(format!(
@@ -1186,9 +1189,11 @@ async fn test(project: &Path, only: &[String], mutate: bool) -> Result<()> {
         )));
     }
     if mutate {
-        println!("mutants (each exclusion dropped, each filter negated, in turn):");
+        crate::output::print_line(format_args!(
+            "mutants (each exclusion dropped, each filter negated, in turn):"
+        ))?;
         let mutants = crate::testing::mutate::run(catalog, &files, scratch.path()).await?;
-        print!("{}", crate::testing::mutate::render(&mutants));
+        crate::output::print_out(crate::testing::mutate::render(&mutants).as_bytes())?;
         let survived = mutants.iter().filter(|m| m.killed_by.is_none()).count();
         if survived > 0 {
             return Err(CanonError::Blocked(format!(
@@ -1221,7 +1226,9 @@ async fn docs(
         match data_source(&catalog, data).await {
             Ok(source) => source,
             Err(e) => {
-                eprintln!("warning: the data root's objects are not listed: {e}");
+                crate::output::say(format_args!(
+                    "warning: the data root's objects are not listed: {e}"
+                ));
                 DataSource::Empty
             }
         }
@@ -1232,11 +1239,11 @@ async fn docs(
     };
     let engine = Engine::new(catalog, data)?;
     let pages = crate::docs::build(&engine, publication, out).await?;
-    println!(
+    crate::output::print_line(format_args!(
         "wrote {pages} page(s) to {} (open {})",
         out.display(),
         out.join("index.html").display()
-    );
+    ))?;
     Ok(())
 }
 
@@ -1267,16 +1274,19 @@ async fn signoff(project: &Path, metrics: &[String], all: bool, by: &str) -> Res
     // The wall clock, even under a pinned `clock` (the sample's extract
     // time says nothing of when anyone approved anything).
     for s in crate::lifecycle::sign(catalog.clone(), &names, by, chrono::Utc::now()).await? {
-        println!(
+        crate::output::print_line(format_args!(
             "signed off {} v{} (closure {}) by {} at {}",
             s.metric,
             s.version,
             &s.closure_sha256[..12],
             s.by,
             s.at
-        );
+        ))?;
     }
-    println!("wrote {}", catalog.files.project.spec.signoffs);
+    crate::output::print_line(format_args!(
+        "wrote {}",
+        catalog.files.project.spec.signoffs
+    ))?;
     Ok(())
 }
 
@@ -1323,11 +1333,11 @@ async fn validate(
     let tested = crate::testing::tested(&crate::testing::load(&catalog)?);
     let report =
         crate::validate::validate(catalog, root.as_deref(), deep, (strict, &tested)).await?;
-    print!("{report}");
-    println!(
+    crate::output::print_out(format!("{report}").as_bytes())?;
+    crate::output::print_line(format_args!(
         "loaded, checked and compiled in {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0
-    );
+    ))?;
     Ok(())
 }
 
@@ -1339,13 +1349,7 @@ fn emit(bytes: &[u8], out: Option<&Path>, format: Format) -> Result<()> {
             if format == Format::Parquet {
                 return Err(CanonError::request("--format parquet needs --out FILE"));
             }
-            let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(bytes).and_then(|_| stdout.flush()) {
-                Ok(()) => Ok(()),
-                // A closed pipe (`| head`) is the reader's choice, not a failure.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                Err(e) => Err(CanonError::io("<stdout>", e)),
-            }
+            crate::output::print_out(bytes)
         }
     }
 }

@@ -30,7 +30,9 @@ pub fn step(what: &str) {
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
     if kill_at == Some(n) {
-        eprintln!("fault injection: killed after step {n} ({what})");
+        crate::output::say(format_args!(
+            "fault injection: killed after step {n} ({what})"
+        ));
         std::process::exit(137);
     }
 }
@@ -71,10 +73,10 @@ impl Target {
         std::fs::create_dir_all(&parent).map_err(|e| CanonError::io(&parent, e))?;
         let lock = File::open(&parent).map_err(|e| CanonError::io(&parent, e))?;
         if lock.try_lock().is_err() {
-            eprintln!(
+            crate::output::say(format_args!(
                 "waiting for another canon publish in {} to finish",
                 parent.display()
-            );
+            ));
             lock.lock().map_err(|e| CanonError::io(&parent, e))?;
         }
         // Checked again under the lock: another publish may have just finished.
@@ -119,11 +121,11 @@ impl Target {
                     chrono::Utc::now().format("%Y%m%dT%H%M%S")
                 ));
                 std::fs::rename(staged, &kept).map_err(|e| CanonError::io(&kept, e))?;
-                eprintln!(
+                crate::output::say(format_args!(
                     "warning: the previous publication held files canon did not write ({why}); \
                      it is kept at {}",
                     kept.display()
-                );
+                ));
             } else {
                 std::fs::remove_dir_all(staged).map_err(|e| CanonError::io(staged, e))?;
             }

@@ -401,3 +401,49 @@ fn check_past_the_memory_limit_names_the_table_it_was_checking() {
         "a system/table after `checking`: {err}"
     );
 }
+
+// stderr closed by its reader (`canon publish 2>&1 | grep -q stale` stops
+// reading at the first match): every later warning fails to write. That
+// was a panic (exit 101) inside the publish, which then wrote nothing. Now
+// the publish goes on: bookings' definition changed after its sign-off, so
+// it is published as blocked and the run exits 1, with the manifest written.
+#[test]
+fn a_closed_stderr_does_not_stop_a_publish() {
+    let p = project_copy();
+    edit(
+        &p.path().join("metrics/sales.yaml"),
+        "    filter: is_won\n",
+        "    filter: is_won AND amount >= 1000\n",
+    );
+    let out = p.path().join("published");
+    let data = repo().join("sample_data");
+    let mut child = command(
+        p.path(),
+        &[
+            "publish",
+            "--only",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The reader goes away before canon has loaded its catalog.
+    drop(child.stderr.take());
+    let done = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&done.stdout).into_owned();
+    assert_eq!(done.status.code(), Some(1), "stdout: {said}");
+    assert!(
+        said.contains("published 0 metric result(s) (1 blocked)"),
+        "{said}"
+    );
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"bookings\""), "{manifest}");
+}

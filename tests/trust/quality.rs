@@ -70,7 +70,13 @@ fn stale_inputs_block_a_metric_and_a_pinned_clock_unblocks_it() {
     let skewed = query_json(
         &repo(),
         data.path(),
-        &["bookings", "--period", "FY2026-Q1", "--now", "2026-01-02T05:30:00Z"],
+        &[
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--now",
+            "2026-01-02T05:30:00Z",
+        ],
     );
     assert_eq!(skewed["quality_status"], "pass");
     let out = canon(
