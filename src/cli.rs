@@ -1333,7 +1333,7 @@ async fn validate(
     let tested = crate::testing::tested(&crate::testing::load(&catalog)?);
     let report =
         crate::validate::validate(catalog, root.as_deref(), deep, (strict, &tested)).await?;
-    crate::output::print_out(format!("{report}").as_bytes())?;
+    crate::output::print_out(report.to_string().as_bytes())?;
     crate::output::print_line(format_args!(
         "loaded, checked and compiled in {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0

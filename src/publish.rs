@@ -138,7 +138,7 @@ pub async fn publish(
         let cache = engine.fingerprints().map(|c| c.dir().to_path_buf());
         crate::protect::Protected::of_project(&catalog, &root, cache.as_deref()).check_out(out)?;
     }
-    let target = crate::publish_dir::Target::claim(out)?;
+    let target = crate::publish_dir::Target::claim(out, &crate::publish_dir::PUBLICATION)?;
     // The history so far, carried into the new publication (a history that
     // does not read stops the publish before anything is staged).
     let history = crate::history::read(out)?;

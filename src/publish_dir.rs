@@ -1,5 +1,7 @@
-//! The publication folder on disk: claiming it, staging beside it and
-//! switching the new publication in atomically.
+//! The folders canon writes as a whole (a publication, a docs site) on
+//! disk: claiming one, staging beside it and switching the new one in
+//! atomically. A reader never sees half of one, a killed run leaves the
+//! previous one whole, and nothing canon did not write is ever deleted.
 //!
 //! Every filesystem step of a publish goes through [`step`], which a test
 //! can make the process die after (`CANON_FAULT_KILL_AFTER_STEP=N`): the
@@ -37,34 +39,87 @@ pub fn step(what: &str) {
     }
 }
 
-/// A publication target that this run may replace, held under a lock on
-/// its parent folder so two publishes to one place take turns.
+/// A kind of folder canon writes as a whole and replaces only as a whole.
+pub struct Kind {
+    /// The file that marks a folder as this kind, written first into it.
+    pub marker: &'static str,
+    /// What the folder is called in messages ("publication").
+    pub what: &'static str,
+    /// The command that writes it, in messages.
+    pub command: &'static str,
+    /// A name to suggest for `--out`.
+    example: &'static str,
+    marker_text: fn() -> String,
+    /// Why an existing folder of this kind (its entries, relative) may not
+    /// be replaced: an entry the kind did not write, or a folder that
+    /// cannot be judged. `None` when all of it is the kind's own.
+    stranger: fn(&Path, &[String]) -> Option<String>,
+    /// Whether a relative path is something a folder of this kind,
+    /// finished or not, is made of (what a killed run's leftover may hold).
+    made_of: fn(&str) -> bool,
+}
+
+/// A publication (`canon publish --out`).
+pub const PUBLICATION: Kind = Kind {
+    marker: MARKER,
+    what: "publication",
+    command: "canon publish",
+    example: "published",
+    marker_text,
+    stranger: publication_stranger,
+    made_of: publication_made_of,
+};
+
+/// A docs site (`canon docs --out`): the index and a page per metric.
+pub const DOCS_SITE: Kind = Kind {
+    marker: DOCS_MARKER,
+    what: "docs site",
+    command: "canon docs",
+    example: "site",
+    marker_text: docs_marker_text,
+    stranger: |_, found| {
+        let stranger = found.iter().find(|rel| !docs_made_of(rel))?;
+        Some(format!(
+            "it holds {stranger}, which canon docs does not write (added by hand?)"
+        ))
+    },
+    made_of: docs_made_of,
+};
+
+/// The file that marks a folder as a canon docs site.
+pub const DOCS_MARKER: &str = ".canon-docs";
+
+/// A folder of a [`Kind`] that this run may replace, held under a lock on
+/// its parent folder so two runs writing one place take turns.
 pub struct Target {
+    kind: &'static Kind,
     out: PathBuf,
     parent: PathBuf,
     name: String,
-    /// Held for the whole publish: the parent folder's advisory lock.
+    /// Held for the whole run: the parent folder's advisory lock.
     _lock: File,
 }
 
 impl Target {
-    /// Checks that `out` is canon's to replace (absent, empty, or a canon
-    /// publication holding only what its manifest lists), locks its parent
+    /// Checks that `out` is canon's to replace (absent, empty, or a folder
+    /// of this kind holding only what the kind writes), locks its parent
     /// and removes what killed runs left there. Refuses with exit 2 and
     /// nothing touched otherwise.
-    pub fn claim(out: &Path) -> Result<Target> {
+    pub fn claim(out: &Path, kind: &'static Kind) -> Result<Target> {
         let name = out
             .file_name()
             .and_then(|n| n.to_str())
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .ok_or_else(|| {
                 CanonError::request(format!(
-                    "--out {}: name the publication folder itself (e.g. --out published)",
-                    out.display()
+                    "--out {}: name the {} folder itself (e.g. --out {})",
+                    out.display(),
+                    kind.what,
+                    kind.example
                 ))
             })?
             .to_string();
-        check_replaceable(out)?;
+        check_replaceable(out, kind)?;
         let parent = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -74,14 +129,15 @@ impl Target {
         let lock = File::open(&parent).map_err(|e| CanonError::io(&parent, e))?;
         if lock.try_lock().is_err() {
             crate::output::say(format_args!(
-                "waiting for another canon publish in {} to finish",
+                "waiting for another canon publish or docs in {} to finish",
                 parent.display()
             ));
             lock.lock().map_err(|e| CanonError::io(&parent, e))?;
         }
-        // Checked again under the lock: another publish may have just finished.
-        check_replaceable(out)?;
+        // Checked again under the lock: another run may have just finished.
+        check_replaceable(out, kind)?;
         let target = Target {
+            kind,
             out: out.to_path_buf(),
             parent,
             name,
@@ -96,7 +152,10 @@ impl Target {
         let tmp = self.leftover_name("tmp");
         std::fs::create_dir(&tmp).map_err(|e| CanonError::io(&tmp, e))?;
         step("staging folder created");
-        write_synced(&tmp.join(MARKER), marker_text().as_bytes())?;
+        write_synced(
+            &tmp.join(self.kind.marker),
+            (self.kind.marker_text)().as_bytes(),
+        )?;
         Ok(tmp)
     }
 
@@ -114,7 +173,7 @@ impl Target {
             // `staged` now holds the previous publication. Removed only if
             // it still holds nothing but what its manifest lists: a file
             // added while this run worked is kept, with the folder around it.
-            if let Err(why) = check_replaceable(staged) {
+            if let Err(why) = check_replaceable(staged, self.kind) {
                 let kept = self.parent.join(format!(
                     "{}.kept-{}",
                     self.name,
@@ -122,8 +181,9 @@ impl Target {
                 ));
                 std::fs::rename(staged, &kept).map_err(|e| CanonError::io(&kept, e))?;
                 crate::output::say(format_args!(
-                    "warning: the previous publication held files canon did not write ({why}); \
-                     it is kept at {}",
+                    "warning: the previous {} held files canon did not write ({why}); it is \
+                     kept at {}",
+                    self.kind.what,
                     kept.display()
                 ));
             } else {
@@ -137,6 +197,14 @@ impl Target {
             step("parent folder synced");
         }
         Ok(())
+    }
+
+    /// Removes a staging folder whose run failed, if it holds only what
+    /// the kind writes (otherwise the next claim's sweep leaves it too).
+    pub fn discard(&self, staged: &Path) {
+        if made_only_of(staged, self.kind) {
+            let _ = std::fs::remove_dir_all(staged);
+        }
     }
 
     /// `.NAME.KIND-PID` beside the target.
@@ -163,8 +231,8 @@ impl Target {
             if !n.starts_with(&prefix) || !is_dir {
                 continue;
             }
-            if only_publication_files(&path) {
-                tracing::info!(path = %path.display(), "removing what a killed publish left");
+            if made_only_of(&path, self.kind) {
+                tracing::info!(path = %path.display(), "removing what a killed run left");
                 std::fs::remove_dir_all(&path).map_err(|e| CanonError::io(&path, e))?;
                 step("leftover removed");
             }
@@ -184,14 +252,34 @@ fn marker_text() -> String {
 /// The folders every publication has, even when a `--only` leaves one empty.
 pub const PUBLICATION_FOLDERS: [&str; 2] = ["metrics", "reconciliation"];
 
-/// `out` may be replaced: absent, an empty folder, or a canon publication
-/// that holds nothing its manifest does not list.
-fn check_replaceable(out: &Path) -> Result<()> {
+fn docs_marker_text() -> String {
+    format!(
+        "This folder is a canon docs site (canon {}). `canon docs` replaces it as a whole;\n\
+         files added here by hand make the next run refuse to replace it.\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// What a docs site is made of: its marker, the index and a page per metric.
+fn docs_made_of(rel: &str) -> bool {
+    rel == DOCS_MARKER
+        || rel == "index.html"
+        || rel == "metrics"
+        || rel
+            .strip_prefix("metrics/")
+            .is_some_and(|f| !f.contains('/') && f.ends_with(".html"))
+}
+
+/// `out` may be replaced: absent, an empty folder, or a folder of `kind`
+/// that holds nothing the kind did not write.
+fn check_replaceable(out: &Path, kind: &Kind) -> Result<()> {
     let refuse = |why: String| {
         Err(CanonError::request(format!(
-            "--out {}: refused, {why}; canon publish only replaces an empty folder or an \
-             earlier canon publication: choose a new or empty folder",
-            out.display()
+            "--out {}: refused, {why}; {} only replaces an empty folder or an earlier canon {}: \
+             choose a new or empty folder",
+            out.display(),
+            kind.command,
+            kind.what
         )))
     };
     let meta = match std::fs::symlink_metadata(out) {
@@ -212,19 +300,38 @@ fn check_replaceable(out: &Path) -> Result<()> {
     if found.is_empty() {
         return Ok(());
     }
-    if !out.join(MARKER).is_file() {
+    let link = |rel: &&String| {
+        std::fs::symlink_metadata(out.join(rel.as_str())).is_ok_and(|m| m.file_type().is_symlink())
+    };
+    if let Some(link) = found.iter().find(link) {
+        // canon writes no links: one here was made by hand, and whatever
+        // it points to must never be written through.
+        return refuse(format!("it holds {link}, a link canon does not write"));
+    }
+    if !out.join(kind.marker).is_file() {
         return refuse(format!(
-            "it is not empty ({} entries, e.g. {}) and not a canon publication (no {MARKER})",
+            "it is not empty ({} entries, e.g. {}) and not a canon {} (no {})",
             found.len(),
-            found[0]
+            found[0],
+            kind.what,
+            kind.marker
         ));
     }
+    match (kind.stranger)(out, &found) {
+        Some(why) => refuse(why),
+        None => Ok(()),
+    }
+}
+
+/// Why publication `out` may not be replaced: an entry its manifest does
+/// not list, or a manifest that cannot be read.
+fn publication_stranger(out: &Path, found: &[String]) -> Option<String> {
     let manifest: serde_json::Value = std::fs::read(out.join("manifest.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let Some(listed) = manifest["files"].as_array() else {
-        return refuse("its manifest.json is missing or unreadable".into());
+        return Some("its manifest.json is missing or unreadable".into());
     };
     let listed: Vec<&str> = listed.iter().filter_map(|f| f.as_str()).collect();
     let own = |rel: &str| {
@@ -234,38 +341,37 @@ fn check_replaceable(out: &Path) -> Result<()> {
             || listed.contains(&rel)
             || listed.iter().any(|f| f.starts_with(&format!("{rel}/")))
     };
-    if let Some(stranger) = found.iter().find(|rel| !own(rel)) {
-        return refuse(format!(
-            "it holds {stranger}, which its manifest does not list (added by hand?)"
-        ));
-    }
-    Ok(())
+    let stranger = found.iter().find(|rel| !own(rel))?;
+    Some(format!(
+        "it holds {stranger}, which its manifest does not list (added by hand?)"
+    ))
 }
 
-/// Whether `dir` holds only what a (possibly unfinished) publication is
-/// made of: the marker, the manifest, exclusions.parquet and the result
-/// files in its two folders. An empty folder qualifies.
-fn only_publication_files(dir: &Path) -> bool {
-    let Ok(found) = listing(dir) else {
-        return false;
+/// Whether `dir` holds only what a (possibly unfinished) folder of `kind`
+/// is made of. An empty folder qualifies.
+fn made_only_of(dir: &Path, kind: &Kind) -> bool {
+    listing(dir).is_ok_and(|found| found.iter().all(|rel| (kind.made_of)(rel)))
+}
+
+/// What a publication, finished or not, is made of: the marker, the
+/// manifest, exclusions.parquet, the history and the result files in its
+/// two folders.
+fn publication_made_of(rel: &str) -> bool {
+    let in_folder = |folder: &str, exts: &[&str]| {
+        rel.strip_prefix(folder)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|f| !f.contains('/') && exts.iter().any(|e| f.ends_with(e)))
     };
-    found.iter().all(|rel| {
-        let in_folder = |folder: &str, exts: &[&str]| {
-            rel.strip_prefix(folder)
-                .and_then(|r| r.strip_prefix('/'))
-                .is_some_and(|f| !f.contains('/') && exts.iter().any(|e| f.ends_with(e)))
-        };
-        [
-            MARKER,
-            "manifest.json",
-            "exclusions.parquet",
-            "history.jsonl",
-        ]
-        .contains(&rel.as_str())
-            || PUBLICATION_FOLDERS.contains(&rel.as_str())
-            || in_folder("metrics", &[".parquet", ".csv"])
-            || in_folder("reconciliation", &[".parquet"])
-    })
+    [
+        MARKER,
+        "manifest.json",
+        "exclusions.parquet",
+        "history.jsonl",
+    ]
+    .contains(&rel)
+        || PUBLICATION_FOLDERS.contains(&rel)
+        || in_folder("metrics", &[".parquet", ".csv"])
+        || in_folder("reconciliation", &[".parquet"])
 }
 
 /// Every file and folder under `dir`, relative, in order.
@@ -386,7 +492,7 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let out = parent.path().join("pub");
         publication(&out, &["metrics/a.csv"]);
-        let target = Target::claim(&out).unwrap();
+        let target = Target::claim(&out, &PUBLICATION).unwrap();
         let staged = target.staging().unwrap();
         std::fs::write(out.join("notes.txt"), b"mine").unwrap();
         target.switch(&staged).unwrap();
@@ -419,7 +525,7 @@ mod tests {
         let users = parent.path().join(".pub.tmp-mine");
         publication(&users, &["metrics/a.parquet"]);
         std::fs::write(users.join("mine.txt"), b"mine").unwrap();
-        let _target = Target::claim(&out).unwrap();
+        let _target = Target::claim(&out, &PUBLICATION).unwrap();
         assert!(!killed.exists());
         assert!(!empty.exists());
         assert_eq!(std::fs::read(users.join("mine.txt")).unwrap(), b"mine");

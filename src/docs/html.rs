@@ -25,6 +25,7 @@ a{color:#1d4ed8}table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{borde
 th{background:#f1f5f9}.num{text-align:right;font-variant-numeric:tabular-nums}code,pre{background:#f8fafc;padding:.1rem .3rem}\
 pre{white-space:pre-wrap;padding:.6rem}.status{display:inline-block;padding:.1rem .5rem;border-radius:.6rem;font-size:.85rem}\
 .certified{background:#dcfce7}.draft{background:#fef9c3}.deprecated{background:#fee2e2}.scroll{overflow-x:auto}\
+.blocked{border-left:4px solid #dc2626;background:#fef2f2;padding:.2rem .8rem;margin:.5rem 0 1rem}\
 #search{font-size:1rem;padding:.4rem;width:100%;max-width:30rem;margin:1rem 0}li.metric{margin:.6rem 0}li.hidden{display:none}";
 
 /// A whole page: `title` escaped here, `body` already HTML.

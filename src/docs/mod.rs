@@ -20,12 +20,13 @@ use std::path::Path;
 use crate::catalog::Catalog;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
+use crate::publish_dir::{DOCS_SITE, Target};
 use crate::run::Engine;
 use html::escape;
 
 /// The marker that says a folder is a canon docs site (so a later run may
-/// write over it, and nothing else is ever written over).
-pub const MARKER: &str = ".canon-docs";
+/// replace it, and nothing else is ever replaced).
+pub use crate::publish_dir::DOCS_MARKER as MARKER;
 
 /// What a publication says about one metric.
 #[derive(Default)]
@@ -37,12 +38,37 @@ struct Published {
     latest_period: Option<String>,
     /// The latest period's manifest entry.
     entry: Option<serde_json::Value>,
+    /// The periods the publication blocked the metric in, with the reason:
+    /// the history keeps no row for them, so without this the page would
+    /// show the last number published as if it still stood.
+    blocked: Vec<(String, String)>,
 }
 
 /// Writes the site into `out`; returns how many pages. `engine` plans the
 /// lineage (its data root, when there is one, lists the files).
+///
+/// Like a publication, the site is built in a staging folder beside `out`
+/// and switched in whole (`publish_dir`): a reader never sees a site half
+/// written, a killed run leaves the previous site as it was, the pages of
+/// metrics since removed go with the old site, and a folder holding
+/// anything `canon docs` did not write is refused, never written into.
 pub async fn build(engine: &Engine, publication: Option<&Path>, out: &Path) -> Result<usize> {
-    claim(out)?;
+    let target = Target::claim(out, &DOCS_SITE)?;
+    let staged = target.staging()?;
+    match write_site(engine, publication, &staged).await {
+        Ok(pages) => {
+            target.switch(&staged)?;
+            Ok(pages)
+        }
+        Err(e) => {
+            target.discard(&staged);
+            Err(e)
+        }
+    }
+}
+
+/// Writes every page of the site into `out`, a fresh staging folder.
+async fn write_site(engine: &Engine, publication: Option<&Path>, out: &Path) -> Result<usize> {
     let catalog = engine.catalog.clone();
     let published = match publication {
         Some(dir) => read_publication(&catalog, dir)?,
@@ -62,7 +88,7 @@ pub async fn build(engine: &Engine, publication: Option<&Path>, out: &Path) -> R
         }
         .request(&catalog.calendar)?,
     )?;
-    std::fs::create_dir_all(out.join("metrics")).map_err(|e| CanonError::io(out, e))?;
+    std::fs::create_dir(out.join("metrics")).map_err(|e| CanonError::io(out, e))?;
     let mut index = String::new();
     let mut pages = 0;
     for name in catalog.metrics.keys() {
@@ -76,6 +102,7 @@ pub async fn build(engine: &Engine, publication: Option<&Path>, out: &Path) -> R
                 exclusions: p.exclusions.clone(),
                 latest_period: p.latest_period.clone(),
                 entry: p.entry.clone(),
+                blocked: p.blocked.clone(),
             });
         let body = metric_page(
             &catalog,
@@ -137,34 +164,11 @@ pub async fn build(engine: &Engine, publication: Option<&Path>, out: &Path) -> R
         "index.html",
         html::page("Metric catalog — canon", &body, Some(html::SEARCH)),
     )?;
-    write(
-        out,
-        MARKER,
-        b"a canon docs site: canon docs --out writes over it\n",
-    )?;
     Ok(pages + 1)
 }
 
 fn write(out: &Path, rel: &str, text: impl AsRef<[u8]>) -> Result<()> {
-    crate::atomic::write_file(&out.join(rel), text.as_ref())
-}
-
-/// `out` may be written: absent, empty, or an earlier site (its marker).
-fn claim(out: &Path) -> Result<()> {
-    match std::fs::read_dir(out) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CanonError::io(out, e)),
-        Ok(mut entries) => {
-            if entries.next().is_none() || out.join(MARKER).is_file() {
-                Ok(())
-            } else {
-                Err(CanonError::request(format!(
-                    "--out {}: the folder holds other files and is not a canon docs site (no {MARKER}); give a new or empty folder",
-                    out.display()
-                )))
-            }
-        }
-    }
+    crate::publish_dir::write_synced(&out.join(rel), text.as_ref())
 }
 
 fn metric_page(
@@ -258,6 +262,22 @@ fn metric_page(
     }
     // The last published periods.
     b.push_str("<h2>Last published periods</h2>\n");
+    if !p.blocked.is_empty() {
+        b.push_str(
+            "<div class=\"blocked\"><p><strong>Blocked in the latest publication</strong>: no \
+             number was published for these periods (the values below are older).</p>\n\
+             <table><tr><th>period</th><th>reason</th></tr>\n",
+        );
+        for (period, reason) in &p.blocked {
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                escape(period),
+                escape(reason)
+            );
+        }
+        b.push_str("</table></div>\n");
+    }
     if p.series.is_empty() {
         b.push_str("<p>Not published yet.</p>\n");
     } else {
@@ -359,10 +379,11 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
         )));
     }
     let history = crate::history::read(dir)?;
-    let manifest: serde_json::Value = std::fs::read(dir.join("manifest.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let manifest_path = dir.join("manifest.json");
+    let manifest_bytes =
+        std::fs::read(&manifest_path).map_err(|e| CanonError::io(&manifest_path, e))?;
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| damaged(&manifest_path, format!("not JSON ({e})")))?;
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
     let mut out: BTreeMap<String, Published> = BTreeMap::new();
     let mut latest: BTreeMap<(String, String), Option<Dec>> = BTreeMap::new();
@@ -373,7 +394,21 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     for ((metric, period), value) in latest {
         out.entry(metric).or_default().series.push((period, value));
     }
+    for e in manifest["metrics"].as_array().into_iter().flatten() {
+        if let (Some(metric), Some(period), Some("blocked")) = (
+            e["metric"].as_str(),
+            e["period"].as_str(),
+            e["status"].as_str(),
+        ) {
+            let reason = e["reason"].as_str().unwrap_or("no reason recorded");
+            out.entry(metric.to_string())
+                .or_default()
+                .blocked
+                .push((period.to_string(), reason.to_string()));
+        }
+    }
     for (metric, p) in out.iter_mut() {
+        p.blocked.sort_by_key(|(label, _)| start(label));
         p.series.sort_by_key(|(label, _)| start(label));
         p.latest_period = p.series.last().map(|(l, _)| l.clone());
         if let Some(period) = &p.latest_period {
@@ -397,28 +432,49 @@ type ExclusionRow = (String, String, String, i64, Dec);
 
 /// exclusions.parquet's rows: (metric, period, exclusion, rows, value).
 fn read_exclusions(path: &Path) -> Result<Vec<ExclusionRow>> {
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::{Array, ArrayRef, AsArray};
     use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let Ok(file) = std::fs::File::open(path) else {
-        return Ok(Vec::new());
-    };
-    let bad = |e: String| CanonError::Internal(format!("reading {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| CanonError::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| damaged(path, format!("not a readable Parquet file ({e})")))?;
     let mut out = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| bad(e.to_string()))?;
-        let (Some(m), Some(p), Some(x), Some(r), Some(v)) = (
-            batch.column(0).as_string_opt::<i32>(),
-            batch.column(1).as_string_opt::<i32>(),
-            batch.column(2).as_string_opt::<i32>(),
-            batch.column(3).as_primitive_opt::<Int64Type>(),
-            batch.column(4).as_primitive_opt::<Decimal128Type>(),
-        ) else {
-            return Err(bad("unexpected columns".into()));
+        let batch = batch.map_err(|e| damaged(path, format!("does not decode ({e})")))?;
+        // By name and type, as publish writes them: a file swapped for
+        // another is refused, not read by position.
+        let column = |name: &str, kind: &str| -> Result<ArrayRef> {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| damaged(path, format!("has no column `{name}` ({kind})")))
         };
+        let wrong =
+            |name: &str, kind: &str| damaged(path, format!("column `{name}` is not {kind}"));
+        let (m, p, x) = (
+            column("metric", "text")?,
+            column("period", "text")?,
+            column("exclusion", "text")?,
+        );
+        let (r, v) = (column("rows", "int64")?, column("value", "decimal")?);
+        let text = |a: &ArrayRef, name: &str| {
+            a.as_string_opt::<i32>()
+                .cloned()
+                .ok_or_else(|| wrong(name, "text"))
+        };
+        let (m, p, x) = (
+            text(&m, "metric")?,
+            text(&p, "period")?,
+            text(&x, "exclusion")?,
+        );
+        let r = r
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| wrong("rows", "int64"))?;
+        let v = v
+            .as_primitive_opt::<Decimal128Type>()
+            .filter(|v| v.scale() == 2)
+            .ok_or_else(|| wrong("value", "a decimal of scale 2"))?;
         for i in 0..batch.num_rows() {
             if v.is_null(i) {
                 continue;
@@ -433,4 +489,16 @@ fn read_exclusions(path: &Path) -> Result<Vec<ExclusionRow>> {
         }
     }
     Ok(out)
+}
+
+/// A file of a publication that is not as `canon publish` wrote it: the
+/// publication is damaged (publish it again), located at the file.
+fn damaged(path: &Path, why: String) -> CanonError {
+    CanonError::io(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{why}: the publication is damaged (publish it again)"),
+        ),
+    )
 }

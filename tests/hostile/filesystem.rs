@@ -180,6 +180,32 @@ pub fn cases() -> Vec<Case> {
             .rename_not_utf8_linked("sample_data")
             .run(BOOKINGS)
             .exits(1),
+        // A publication whose exclusions.parquet was swapped for another
+        // Parquet file: read by column position, it panicked (exit 101).
+        case("docs_over_a_swapped_exclusions_file", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .remove("{case}/pub/exclusions.parquet")
+            .copy("sample_data/crm/user/part-00000.parquet", "{case}/pub/exclusions.parquet")
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
+        // Missing or damaged files of a publication were read as nothing
+        // published: pages without exclusions or manifest entries, exit 0.
+        case("docs_over_a_publication_without_exclusions", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .remove("{case}/pub/exclusions.parquet")
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
+        case("docs_over_a_truncated_manifest", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .truncate("{case}/pub/manifest.json", 40)
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
         case("named_pipe_in_a_table_folder", Filesystem)
             .with_data()
             .fifo("sample_data/crm/user/part-00001.parquet")

@@ -91,7 +91,7 @@ fn the_site_has_a_page_per_metric_and_escapes_every_text() {
     );
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(
-        stderr(&refused).contains("is not a canon docs site"),
+        stderr(&refused).contains("not a canon docs site (no .canon-docs)"),
         "{}",
         stderr(&refused)
     );
@@ -99,4 +99,194 @@ fn the_site_has_a_page_per_metric_and_escapes_every_text() {
         std::fs::read_to_string(other.join("notes.txt")).unwrap(),
         "mine"
     );
+}
+
+// A metric the latest publication blocked keeps no new history row, so its
+// page showed the number published before as if it still stood. It now
+// says the metric was blocked, for which periods and why.
+#[test]
+fn a_page_says_when_the_latest_publication_blocked_its_metric() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let data = repo().join("sample_data");
+    let data = data.to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let publication = out.path().join("pub");
+    let publication = publication.to_str().unwrap();
+    let publish = |code: i32| {
+        let o = canon(
+            project.path(),
+            &[
+                "publish",
+                "--only",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--data",
+                data,
+                "--out",
+                publication,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+    };
+    publish(0);
+    // Its definition changed after its sign-off: blocked in every period.
+    replace_in(
+        &project.path().join("metrics/sales.yaml"),
+        "    filter: is_won\n",
+        "    filter: is_won AND amount >= 1000\n",
+    );
+    publish(1);
+    let site = out.path().join("site");
+    let o = canon(
+        project.path(),
+        &[
+            "docs",
+            "--out",
+            site.to_str().unwrap(),
+            "--data",
+            data,
+            "--publication",
+            publication,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = std::fs::read_to_string(site.join("metrics/bookings.html")).unwrap();
+    let blocked = page
+        .find("<strong>Blocked in the latest publication</strong>")
+        .unwrap_or_else(|| panic!("not said blocked: {page}"));
+    let reasons = &page[blocked..page[blocked..].find("</div>").unwrap() + blocked];
+    assert!(reasons.contains("<tr><td>FY2026-Q1</td><td>"), "{reasons}");
+    assert!(reasons.contains("sign-off"), "{reasons}");
+    // The number of the first publication is still listed, as older.
+    assert!(page.contains("(the values below are older)"), "{page}");
+    // An unblocked metric's page says nothing of the kind.
+    let other = std::fs::read_to_string(site.join("metrics/nrr.html")).unwrap();
+    assert!(!other.contains("Blocked in the latest publication"));
+}
+
+/// `canon docs --out SITE --data <sample>` over `project`, with `env`.
+fn docs(
+    project: &std::path::Path,
+    site: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let data = repo().join("sample_data");
+    canon_with_env(
+        project,
+        &[
+            "docs",
+            "--out",
+            site.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        env,
+    )
+}
+
+/// How many metric pages `site` holds, with its index and marker there.
+fn whole_site(site: &std::path::Path) -> usize {
+    assert!(site.join("index.html").is_file(), "no index");
+    assert!(site.join(".canon-docs").is_file(), "no marker");
+    std::fs::read_dir(site.join("metrics")).unwrap().count()
+}
+
+// The site is built beside --out and switched in whole. A run killed while
+// it wrote a first site left a folder of a few pages, no index and no
+// marker, which every later run refused; killed over an earlier site, old
+// and new pages mixed. Now a kill at any step leaves no site or the
+// previous one whole, and the next run succeeds.
+#[test]
+fn a_killed_docs_run_leaves_no_half_site() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let out = tempfile::tempdir().unwrap();
+    let site = out.path().join("site");
+    // Steps: 1 the staging folder, 2 its marker, 3.. the pages (21 metrics
+    // and the index), then sync, exchange, sync, the old site removed.
+    for step in ["1", "2", "12"] {
+        let killed = docs(
+            project.path(),
+            &site,
+            &[("CANON_FAULT_KILL_AFTER_STEP", step)],
+        );
+        assert_eq!(killed.status.code(), Some(137), "{}", stderr(&killed));
+        assert!(
+            !site.exists(),
+            "a first site killed at step {step} left {site:?}"
+        );
+    }
+    let first = docs(project.path(), &site, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert_eq!(whole_site(&site), 21);
+    // The leftovers of the killed runs were swept: only the site is there.
+    let beside: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+    assert_eq!(beside.len(), 1, "{beside:?}");
+    // Over that site, killed before and after the exchange (step 1 is the
+    // sweep of nothing: the staging folder is 1, its marker 2, 22 pages,
+    // 25 the sync, 26 the exchange).
+    for step in ["12", "25", "26"] {
+        let killed = docs(
+            project.path(),
+            &site,
+            &[("CANON_FAULT_KILL_AFTER_STEP", step)],
+        );
+        assert_eq!(killed.status.code(), Some(137), "{}", stderr(&killed));
+        assert_eq!(whole_site(&site), 21, "after a kill at step {step}");
+    }
+}
+
+// A page of a metric since removed went on saying "certified" with its last
+// numbers; a site is now replaced whole. A file the user added to a site,
+// or a link in it (to the project's definitions, say), is canon's to
+// neither delete nor write through: refused, left as it was.
+#[test]
+fn a_site_is_replaced_whole_and_never_written_through() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let out = tempfile::tempdir().unwrap();
+    let site = out.path().join("site");
+    assert_eq!(docs(project.path(), &site, &[]).status.code(), Some(0));
+    std::fs::write(
+        site.join("metrics/retired_metric.html"),
+        "certified 1,234.00",
+    )
+    .unwrap();
+    assert_eq!(docs(project.path(), &site, &[]).status.code(), Some(0));
+    assert!(!site.join("metrics/retired_metric.html").exists());
+    assert_eq!(whole_site(&site), 21);
+
+    std::fs::write(site.join("notes.txt"), "mine").unwrap();
+    let refused = docs(project.path(), &site, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("it holds notes.txt, which canon docs does not write"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    std::fs::remove_file(site.join("notes.txt")).unwrap();
+
+    // The pages' folder replaced by a link into the project's definitions.
+    std::fs::remove_dir_all(site.join("metrics")).unwrap();
+    std::os::unix::fs::symlink(project.path().join("metrics"), site.join("metrics")).unwrap();
+    let before = std::fs::read_dir(project.path().join("metrics"))
+        .unwrap()
+        .count();
+    let refused = docs(project.path(), &site, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("it holds metrics, a link canon does not write"),
+        "{}",
+        stderr(&refused)
+    );
+    let after = std::fs::read_dir(project.path().join("metrics"))
+        .unwrap()
+        .count();
+    assert_eq!(before, after, "pages were written into the project");
 }
