@@ -55,28 +55,68 @@ pub struct Row {
 }
 
 /// The history in publication `dir` (none when it has no history yet).
-/// A line that does not read is an error naming it: the history is never
-/// dropped or rewritten short.
+/// A line that does not read is an error naming it, and so is a history
+/// its publication's manifest says is there but is not, or holds another
+/// number of rows than it wrote: the history is never dropped, started
+/// again or rewritten short.
 pub fn read(dir: &Path) -> Result<Vec<Row>> {
     let path = dir.join(FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(CanonError::io(&path, e)),
+    let damaged = |why: String| {
+        CanonError::io(
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{why}; canon keeps the history whole: restore it (from a backup of the \
+                     publication), then publish again"
+                ),
+            ),
+        )
     };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                CanonError::request(format!(
-                    "{}:{}: a history row does not read ({e}); canon keeps the history whole: restore the line, then publish again",
-                    path.display(),
-                    i + 1
-                ))
-            })
-        })
-        .collect()
+    let manifest: Option<serde_json::Value> = std::fs::read(dir.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let listed = manifest.as_ref().is_some_and(|m| {
+        m["files"]
+            .as_array()
+            .is_some_and(|files| files.iter().any(|f| f.as_str() == Some(FILE)))
+    });
+    let written = manifest.as_ref().and_then(|m| m["history_rows"].as_u64());
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !listed => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(damaged(
+                "it is missing, and the publication's manifest lists it".to_string(),
+            ));
+        }
+        Err(e) => return Err(CanonError::io(&path, e)),
+        // A pipe would block the read forever.
+        Ok(meta) if !meta.is_file() => {
+            return Err(damaged("it is not a regular file".to_string()));
+        }
+        Ok(_) => {}
+    }
+    let bytes = std::fs::read(&path).map_err(|e| CanonError::io(&path, e))?;
+    let mut rows = Vec::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = std::str::from_utf8(line)
+            .map_err(|e| damaged(format!("line {}: not UTF-8 ({e})", i + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row = serde_json::from_str(line)
+            .map_err(|e| damaged(format!("line {}: a history row does not read ({e})", i + 1)))?;
+        rows.push(row);
+    }
+    if let Some(written) = written
+        && written != rows.len() as u64
+    {
+        return Err(damaged(format!(
+            "it holds {} row(s), and the publication wrote {written}",
+            rows.len()
+        )));
+    }
+    Ok(rows)
 }
 
 /// Rows as JSON Lines.

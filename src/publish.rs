@@ -85,6 +85,10 @@ pub struct Manifest {
     pub metrics: Vec<ManifestEntry>,
     pub reconciliations: Vec<ManifestEntry>,
     pub files: Vec<String>,
+    /// How many rows history.jsonl held as written: the next publish and
+    /// `canon history` refuse a history that is shorter or longer (lost or
+    /// edited) instead of starting it again from nothing.
+    pub history_rows: usize,
 }
 
 impl Manifest {
@@ -391,6 +395,7 @@ async fn build(
         &crate::history::to_jsonl(&history)?,
     )?;
     files.push(crate::history::FILE.into());
+    let history_rows = history.len();
     let manifest = Manifest {
         generated_at,
         warnings,
@@ -400,6 +405,7 @@ async fn build(
         metrics: entries,
         reconciliations,
         files,
+        history_rows,
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| CanonError::Internal(format!("serializing the manifest: {e}")))?;

@@ -206,6 +206,15 @@ pub fn cases() -> Vec<Case> {
             .run("docs --out {case}/site --publication {case}/pub")
             .exits(1)
             .leaves_no("{case}/site"),
+        // A history that is a named pipe blocked the publish (and `canon
+        // history`) forever on its read.
+        case("publication_history_is_a_pipe", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .remove("{case}/pub/history.jsonl")
+            .fifo("{case}/pub/history.jsonl")
+            .run("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .exits(1),
         case("named_pipe_in_a_table_folder", Filesystem)
             .with_data()
             .fifo("sample_data/crm/user/part-00001.parquet")

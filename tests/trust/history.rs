@@ -141,13 +141,70 @@ fn a_damaged_history_stops_the_publish_and_is_kept() {
     std::fs::write(&path, &text).unwrap();
     let before = contents(&out);
     let o = publish(&repo(), data.path(), &out);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("history.jsonl:2: a history row does not read"),
+        stderr(&o).contains("history.jsonl: line 2: a history row does not read"),
         "{}",
         stderr(&o)
     );
     assert_eq!(contents(&out), before);
+}
+
+// A history removed, emptied or cut short (the manifest says how many rows
+// it wrote: one here) was started again from nothing with exit 0, every
+// earlier publication lost from it. Now each stops the publish and
+// `canon history`, with the folder left as it was.
+#[test]
+fn a_lost_history_stops_the_publish() {
+    let data = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(&repo(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let path = out.join("history.jsonl");
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written.lines().count(), 1);
+    let damages: [(&str, fn(&Path), &str); 3] = [
+        (
+            "removed",
+            |p| std::fs::remove_file(p).unwrap(),
+            "it is missing",
+        ),
+        (
+            "emptied",
+            |p| std::fs::write(p, "").unwrap(),
+            "it holds 0 row(s), and the publication wrote 1",
+        ),
+        (
+            "doubled",
+            |p| {
+                let t = std::fs::read_to_string(p).unwrap();
+                std::fs::write(p, format!("{t}{t}")).unwrap();
+            },
+            "it holds 2 row(s), and the publication wrote 1",
+        ),
+    ];
+    for (what, damage, said) in damages {
+        std::fs::write(&path, &written).unwrap();
+        damage(&path);
+        let before = contents(&out);
+        let o = publish(&repo(), data.path(), &out);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+        assert!(stderr(&o).contains(said), "{what}: {}", stderr(&o));
+        assert_eq!(contents(&out), before, "{what}");
+        let o = canon(
+            &repo(),
+            &[
+                "history",
+                "bookings",
+                "--period",
+                "FY2026-Q1",
+                "--publication",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+    }
 }
 
 #[test]
