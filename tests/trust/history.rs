@@ -164,7 +164,9 @@ fn a_lost_history_stops_the_publish() {
     let path = out.join("history.jsonl");
     let written = std::fs::read_to_string(&path).unwrap();
     assert_eq!(written.lines().count(), 1);
-    let damages: [(&str, fn(&Path), &str); 3] = [
+    // (what, the damage, what canon says)
+    type Damage = (&'static str, fn(&Path), &'static str);
+    let damages: [Damage; 3] = [
         (
             "removed",
             |p| std::fs::remove_file(p).unwrap(),
