@@ -106,6 +106,9 @@ impl Target {
     /// and removes what killed runs left there. Refuses with exit 2 and
     /// nothing touched otherwise.
     pub fn claim(out: &Path, kind: &'static Kind) -> Result<Target> {
+        // `pub/.` names `pub`, but renaming onto it fails (EBUSY) only at
+        // the switch, after all the work: written as its components say.
+        let out: &Path = &out.components().collect::<PathBuf>();
         let name = out
             .file_name()
             .and_then(|n| n.to_str())

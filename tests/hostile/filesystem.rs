@@ -215,6 +215,14 @@ pub fn cases() -> Vec<Case> {
             .fifo("{case}/pub/history.jsonl")
             .run("publish --out {case}/pub --only bookings --period FY2026-Q1")
             .exits(1),
+        // `--out pub/.` over an earlier publication computed everything,
+        // then failed to switch it in (EBUSY, exit 1) and left its staging
+        // folder behind.
+        case("publish_out_with_a_trailing_dot", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .run("publish --out {case}/pub/. --only bookings --period FY2026-Q1")
+            .exits(0),
         case("named_pipe_in_a_table_folder", Filesystem)
             .with_data()
             .fifo("sample_data/crm/user/part-00001.parquet")
