@@ -66,14 +66,13 @@ impl Lifecycle {
         let s = self.signoff.as_ref()?;
         match (&s.approved, s.state.as_str()) {
             (_, "current") => None,
-            (Some(a), _) => Some(format!(
-                "sign-off stale: `{name}`'s definition changed since {} approved version {} on {} (closure {} now, {} approved); review it with `canon diff`, then `canon signoff {name} --by NAME`",
-                a.by,
-                a.version,
-                a.at,
-                short(&s.closure_sha256),
-                short(&a.closure_sha256)
-            )),
+            (Some(a), _) => {
+                let (now, approved) = apart(&s.closure_sha256, &a.closure_sha256);
+                Some(format!(
+                    "sign-off stale: `{name}`'s definition changed since {} approved version {} on {} (closure {now} now, {approved} approved); review it with `canon diff`, then `canon signoff {name} --by NAME`",
+                    a.by, a.version, a.at,
+                ))
+            }
             (None, _) => Some(format!(
                 "sign-off missing: certified `{name}` has no sign-off; `canon signoff {name} --by NAME` records one"
             )),
@@ -81,8 +80,16 @@ impl Lifecycle {
     }
 }
 
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
+/// Two hashes shortened to their first 12 digits, unless that would make
+/// them look the same (a hand-edited sign-off can share them): then as
+/// long as it takes to tell them apart.
+fn apart<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    let same = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let n = (same + 1).max(12);
+    (
+        a.get(..n.min(a.len())).unwrap_or(a),
+        b.get(..n.min(b.len())).unwrap_or(b),
+    )
 }
 
 /// Judges metrics' lifecycles in one catalog, planning their closures on
@@ -348,4 +355,20 @@ fn lock(path: &std::path::Path) -> Result<std::fs::File> {
         return Err(CanonError::io(path, std::io::Error::last_os_error()));
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apart;
+
+    #[test]
+    fn two_hashes_are_shown_apart() {
+        let (a, b) = ("e1991443b14027ac", "21955f7fcd175354");
+        assert_eq!(apart(a, b), ("e1991443b140", "21955f7fcd17"));
+        // Equal in their first 14 digits: 15 shown.
+        let (a, b) = ("e1991443b140271", "e1991443b140272");
+        assert_eq!(apart(a, b), (a, b));
+        let (a, b) = ("e1991443b14027aXYZ", "e1991443b14027bXYZ");
+        assert_eq!(apart(a, b), ("e1991443b14027a", "e1991443b14027b"));
+    }
 }
