@@ -161,8 +161,26 @@ impl Calendar {
     }
 
     /// Parses the period forms analysts type: `2025-03`, `2025`, `2025-Q1`,
-    /// `FY2026`, `FY2026-Q1`, `2025-03-14` (a day) and `2025-02-01..2025-05-01`.
+    /// `FY2026`, `FY2026-Q1`, `2025-03-14` (a day) and `2025-02-01..2025-05-01`,
+    /// within the years 1900 to 2999 (as fiscal years are): a year `0000`
+    /// was labelled `0`, and December 9999 ended in year 10000, which no
+    /// published file can write as a date.
     pub fn parse_period(&self, text: &str) -> Result<Period> {
+        let period = self.parse_any_period(text)?;
+        let (first, end) = (
+            NaiveDate::from_ymd_opt(1900, 1, 1).expect("a day"),
+            NaiveDate::from_ymd_opt(3000, 1, 1).expect("a day"),
+        );
+        if period.from < first || period.to > end {
+            return Err(CanonError::request(format!(
+                "period `{text}` ({}..{}) lies outside the years canon reads, 1900 to 2999",
+                period.from, period.to
+            )));
+        }
+        Ok(period)
+    }
+
+    fn parse_any_period(&self, text: &str) -> Result<Period> {
         let bad = || {
             let why = unreadable_because(text.trim())
                 .map(|r| format!("{r}; "))
@@ -500,6 +518,28 @@ mod tests {
         assert_eq!((q4.from, q4.to), (d("2025-11-01"), d("2026-02-01")));
         assert_eq!(c.fiscal_year(d("2025-01-31")), 2025);
         assert_eq!(c.fiscal_year(d("2025-02-01")), 2026);
+    }
+
+    #[test]
+    fn periods_lie_within_the_years_1900_to_2999() {
+        let c = acme();
+        // Year 0000 was labelled `0`; December 9999 ended in year 10000.
+        for text in [
+            "0000",
+            "1899-12",
+            "3000",
+            "9999-12",
+            "2999-12-01..3000-01-02",
+        ] {
+            let e = c.parse_period(text).unwrap_err().to_string();
+            assert!(
+                e.contains("outside the years canon reads, 1900 to 2999"),
+                "{text}: {e}"
+            );
+        }
+        let last = c.parse_period("2999-12").unwrap();
+        assert_eq!((last.from, last.to), (d("2999-12-01"), d("3000-01-01")));
+        assert_eq!(c.parse_period("1900").unwrap().label, "1900");
     }
 
     #[test]
