@@ -923,7 +923,8 @@ fn blocked_publication(manifest: &crate::publish::Manifest, out: &Path) -> Resul
 fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path>) -> Result<()> {
     let catalog = Catalog::load(project)?;
     catalog.metric(metric)?;
-    let label = catalog.calendar.parse_period(period)?.label;
+    let wanted = catalog.calendar.parse_period(period)?;
+    let label = wanted.label.clone();
     let dir = publication
         .map(Path::to_path_buf)
         .unwrap_or_else(|| project.join("published"));
@@ -933,7 +934,23 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
             dir.display()
         )));
     }
-    let rows = crate::history::read(&dir)?;
+    // A period is its days, however it was written: FY2026-Q1 published,
+    // asked as 2025-02-01..2025-05-01 (or the other way round).
+    let same_days = |written: &str| {
+        catalog
+            .calendar
+            .parse_period(written)
+            .is_ok_and(|p| (p.from, p.to) == (wanted.from, wanted.to))
+    };
+    let rows: Vec<crate::history::Row> = crate::history::read(&dir)?
+        .into_iter()
+        .map(|mut row| {
+            if row.period != label && same_days(&row.period) {
+                row.period = label.clone();
+            }
+            row
+        })
+        .collect();
     let text = crate::history::explain(
         &rows,
         metric,

@@ -209,6 +209,35 @@ fn a_lost_history_stops_the_publish() {
     }
 }
 
+// A period is its days: FY2026-Q1's publication is found when asked as
+// 2025-02-01..2025-05-01 (it said "0 publication(s)").
+#[test]
+fn history_finds_a_period_however_it_is_written() {
+    let data = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(&repo(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for period in ["FY2026-Q1", "2025-02-01..2025-05-01"] {
+        let o = canon(
+            &repo(),
+            &[
+                "history",
+                "bookings",
+                "--period",
+                period,
+                "--publication",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let said = stdout(&o);
+        assert!(said.contains(": 1 publication(s) in "), "{period}: {said}");
+        // 3694.46: bookings FY2026-Q1 on the fixture (flow_metrics.rs).
+        assert!(said.contains("3,694.46"), "{period}: {said}");
+    }
+}
+
 #[test]
 fn history_of_a_folder_that_is_not_a_publication_is_refused() {
     let dir = tempfile::tempdir().unwrap();
