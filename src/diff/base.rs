@@ -38,7 +38,12 @@ pub fn resolve(project: &Path, base: Option<&str>) -> Result<Base> {
             project.display()
         ))
     })?;
-    let prefix = git(project, &["rev-parse", "--show-prefix"])?;
+    // Bytes, not text: a folder or file whose name is not UTF-8 is read
+    // as it is, not through a replacement character git cannot find.
+    let mut prefix = git_bytes(project, &["rev-parse", "--show-prefix"])?;
+    while prefix.last().is_some_and(u8::is_ascii_whitespace) {
+        prefix.pop();
+    }
     let revision = match base {
         Some(r) => r.to_string(),
         None => default_base(project)?,
@@ -55,25 +60,36 @@ pub fn resolve(project: &Path, base: Option<&str>) -> Result<Base> {
     let scratch = tempfile::tempdir().map_err(|e| CanonError::io(std::env::temp_dir(), e))?;
     // NUL-separated: names are given as they are (not quoted, as git
     // quotes names with bytes outside ASCII).
-    let mut ls = vec!["ls-tree", "-r", "-z", "--name-only", commit.as_str()];
+    let mut ls = vec![
+        os(b"ls-tree"),
+        os(b"-r"),
+        os(b"-z"),
+        os(b"--name-only"),
+        os(commit.as_bytes()),
+    ];
     if !prefix.is_empty() {
-        ls.extend(["--", prefix.as_str()]);
+        ls.extend([os(b"--"), os(&prefix)]);
     }
-    let listed = git(Path::new(&top), &ls)?;
-    let listed: Vec<&str> = listed.split('\0').filter(|l| !l.is_empty()).collect();
-    let project_spec = format!("{prefix}canon.yaml");
-    if !listed.iter().any(|l| *l == project_spec) {
+    let listed = git_bytes(Path::new(&top), &ls)?;
+    let listed: Vec<&[u8]> = listed
+        .split(|&b| b == 0)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let project_spec = [prefix.as_slice(), b"canon.yaml"].concat();
+    if !listed.contains(&project_spec.as_slice()) {
         return Err(CanonError::request(format!(
-            "--base {revision}: the project has no canon.yaml at {commit:.12} ({project_spec})"
+            "--base {revision}: the project has no canon.yaml at {commit:.12} ({})",
+            String::from_utf8_lossy(&project_spec)
         )));
     }
     for path in listed {
         let relative = &path[prefix.len()..];
-        if !wanted(relative) {
+        if !wanted(&String::from_utf8_lossy(relative)) {
             continue;
         }
-        let bytes = git_bytes(Path::new(&top), &["show", &format!("{commit}:{path}")])?;
-        let to = scratch.path().join(relative);
+        let object = [commit.as_bytes(), b":", path].concat();
+        let bytes = git_bytes(Path::new(&top), &[os(b"show"), os(&object)])?;
+        let to = scratch.path().join(os(relative));
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(|e| CanonError::io(dir, e))?;
         }
@@ -115,7 +131,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
-fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>> {
+fn git_bytes<A: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[A]) -> Result<Vec<u8>> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -123,11 +139,27 @@ fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>> {
         .output()
         .map_err(|e| CanonError::request(format!("cannot run git: {e}")))?;
     if !out.status.success() {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
         return Err(CanonError::request(format!(
             "git {}: {}",
-            args.join(" "),
+            shown.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
     Ok(out.stdout)
+}
+
+/// Bytes git printed as a path or argument, as they are.
+#[cfg(unix)]
+fn os(bytes: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes).to_os_string()
+}
+
+#[cfg(not(unix))]
+fn os(bytes: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(bytes).into_owned().into()
 }

@@ -273,6 +273,54 @@ fn against_a_git_revision_the_unchanged_project_has_no_differences() {
     );
 }
 
+// The project in a folder whose name is not UTF-8: git's paths were read
+// as text, so the base's files were asked for under a replacement
+// character ("fatal: path … does not exist", exit 2).
+#[test]
+fn a_project_folder_named_outside_utf8_diffs_against_git() {
+    use std::os::unix::ffi::OsStrExt;
+    let data = fixture();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let project = repo_dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&project).unwrap();
+    copy_project(&project);
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo_dir.path())
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "definitions"]);
+    let out = canon(
+        &project,
+        &[
+            "diff",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--period",
+            "FY2026-Q1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("No metric's definition closure changed."),
+        "{}",
+        stdout(&out)
+    );
+}
+
 #[test]
 fn a_base_that_is_neither_a_folder_nor_a_revision_is_refused() {
     let head = tempfile::tempdir().unwrap();
