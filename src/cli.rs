@@ -951,12 +951,30 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
             row
         })
         .collect();
-    let text = crate::history::explain(
+    let mut text = crate::history::explain(
         &rows,
         metric,
         &label,
         &dir.join(crate::history::FILE).display().to_string(),
     );
+    // A blocked result adds no history row: without this the last number
+    // published would read as the one standing.
+    let manifest: serde_json::Value = std::fs::read(dir.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for entry in manifest["metrics"].as_array().into_iter().flatten() {
+        if entry["metric"] == metric
+            && entry["status"] == "blocked"
+            && entry["period"].as_str().is_some_and(same_days)
+        {
+            text.push_str(&format!(
+                "blocked in the latest publication ({}): {}\n",
+                manifest["generated_at"].as_str().unwrap_or("?"),
+                entry["reason"].as_str().unwrap_or("no reason recorded")
+            ));
+        }
+    }
     emit(text.as_bytes(), None, Format::Table)
 }
 

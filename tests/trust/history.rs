@@ -238,6 +238,35 @@ fn history_finds_a_period_however_it_is_written() {
     }
 }
 
+// A result the latest publication blocked adds no history row, so the
+// history showed the last number published as if it stood. It now ends
+// with the block and its reason.
+#[test]
+fn history_says_when_the_latest_publication_blocked_the_number() {
+    let data = fixture();
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    replace_in(
+        &project.path().join("metrics/sales.yaml"),
+        "    filter: is_won\n",
+        "    filter: is_won AND amount >= 1000\n",
+    );
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let h = history(project.path(), &out);
+    assert!(h.contains(": 1 publication(s) in "), "{h}");
+    let last = h.lines().last().unwrap();
+    assert!(
+        last.starts_with("blocked in the latest publication ("),
+        "{h}"
+    );
+    assert!(last.contains("sign-off stale: `bookings`"), "{h}");
+}
+
 #[test]
 fn history_of_a_folder_that_is_not_a_publication_is_refused() {
     let dir = tempfile::tempdir().unwrap();
