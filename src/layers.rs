@@ -58,7 +58,8 @@ const LAYERS: &[(&str, u32)] = &[
     // Beneath everything.
     ("allow", 6),
     ("atomic", 6),
-    ("publish_dir", 6),
+    ("publish_dir", 7),
+    ("console", 6),
     ("error", 5),
     ("spec::locate", 3),
     ("yaml_path", 3),

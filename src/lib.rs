@@ -28,6 +28,7 @@ pub mod cli;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod compile;
+pub mod console;
 pub mod currency;
 pub mod decimal;
 pub mod diff;

@@ -43,7 +43,7 @@ fn main() {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => 101, // a panic, already printed by the panic hook
         Err(e) => {
-            canon::output::say(format_args!("error: cannot start: {e}"));
+            canon::console::say(format_args!("error: cannot start: {e}"));
             1
         }
     };

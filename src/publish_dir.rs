@@ -32,7 +32,7 @@ pub fn step(what: &str) {
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
     if kill_at == Some(n) {
-        crate::output::say(format_args!(
+        crate::console::say(format_args!(
             "fault injection: killed after step {n} ({what})"
         ));
         std::process::exit(137);
@@ -131,7 +131,7 @@ impl Target {
         std::fs::create_dir_all(&parent).map_err(|e| CanonError::io(&parent, e))?;
         let lock = File::open(&parent).map_err(|e| CanonError::io(&parent, e))?;
         if lock.try_lock().is_err() {
-            crate::output::say(format_args!(
+            crate::console::say(format_args!(
                 "waiting for another canon publish or docs in {} to finish",
                 parent.display()
             ));
@@ -183,7 +183,7 @@ impl Target {
                     chrono::Utc::now().format("%Y%m%dT%H%M%S")
                 ));
                 std::fs::rename(staged, &kept).map_err(|e| CanonError::io(&kept, e))?;
-                crate::output::say(format_args!(
+                crate::console::say(format_args!(
                     "warning: the previous {} held files canon did not write ({why}); it is \
                      kept at {}",
                     self.kind.what,

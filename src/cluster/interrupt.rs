@@ -52,7 +52,7 @@ async fn on_signal(mut interrupt: Signal, mut terminate: Signal) {
     };
     let unfinished = super::unfinished_jobs();
     if unfinished > 0 {
-        crate::output::say(format_args!(
+        crate::console::say(format_args!(
             "canon: {name}: asking the scheduler to cancel this run's {unfinished} unfinished \
              job(s) (at most {} s; the signal again stops waiting)",
             CANCEL_WITHIN.as_secs()
