@@ -829,3 +829,51 @@ pub fn request(
         by: Vec::new(),
     }
 }
+
+/// Sets timestamp `column` of the rows of `table` whose `id` is named in
+/// `dates` to the instant given (RFC 3339), rewriting its one file.
+pub fn set_instants(root: &Path, table: &str, column: &str, dates: &[(&str, &str)]) {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let path = root.join(table).join("part-00000.parquet");
+    let file = std::fs::File::open(&path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let schema = batches[0].schema();
+    let at = schema.index_of(column).unwrap();
+    let mut found = 0;
+    let rewritten: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+            let old = b.column(at).as_primitive::<TimestampMicrosecondType>();
+            let new: TimestampMicrosecondArray = (0..b.num_rows())
+                .map(|i| match dates.iter().find(|(id, _)| *id == ids.value(i)) {
+                    Some((_, t)) => {
+                        found += 1;
+                        Some(micros(t))
+                    }
+                    None => (!old.is_null(i)).then(|| old.value(i)),
+                })
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC");
+            let mut columns = b.columns().to_vec();
+            columns[at] = Arc::new(new);
+            RecordBatch::try_new(schema.clone(), columns).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        found,
+        dates.len(),
+        "not every id of {dates:?} is in {table}"
+    );
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    for b in &rewritten {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+}

@@ -43,6 +43,11 @@ pub(super) type HistoryRow = (
 /// | D12  | A2          | USD | 02-20T12 Negotiation 300; 03-01T20 Closed Won (leaves)         |
 /// | D5   | A3 test     | USD | 02-26T09 Proposal 500 (= Feb 26 01:00 LA)                      |
 /// | D10  | A3, deleted | USD | 02-20T12 Proposal 400 (the deal is deleted)                    |
+///
+/// The pipeline counts a deal only from its creation on, so D4 and D15
+/// (created 2025-04-01 and 2025-03-01 in `write_company`, for the flow
+/// metrics) are created here at their first history row: 02-20T12 and
+/// 02-24T18.
 pub(super) fn fixture() -> tempfile::TempDir {
     fixture_with(|_| {})
 }
@@ -51,6 +56,15 @@ pub(super) fn fixture() -> tempfile::TempDir {
 pub(super) fn fixture_with(amend: impl Fn(&mut Vec<HistoryRow>)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write_company(dir.path());
+    set_instants(
+        dir.path(),
+        "crm/opportunity",
+        "created_date",
+        &[
+            ("D4", "2025-02-20T12:00:00Z"),
+            ("D15", "2025-02-24T18:00:00Z"),
+        ],
+    );
     std::fs::remove_dir_all(dir.path().join("crm/opportunity_history")).unwrap();
     #[rustfmt::skip]
     let mut rows: Vec<HistoryRow> = vec![
@@ -389,9 +403,9 @@ fn the_whole_calendar_by_day_is_refused_before_planning() {
             &[
                 "bookings",
                 "--from",
-                "0001-01-01",
+                "1900-01-01",
                 "--to",
-                "9999-12-31",
+                "2999-12-31",
                 "--grain",
                 "day",
             ],
@@ -410,9 +424,9 @@ fn the_whole_calendar_by_day_is_refused_before_planning() {
             &[
                 "open_pipeline",
                 "--from",
-                "0001-01-01",
+                "1900-01-01",
                 "--to",
-                "9999-12-31",
+                "2999-12-31",
                 "--grain",
                 "day",
             ],
@@ -599,6 +613,30 @@ fn max_buckets_set_in_canon_yaml() {
     );
     assert_eq!(code, Some(2), "{err}");
     insta::assert_snapshot!("max_buckets_thirteen_months", err);
+
+    // The whole calendar canon reads by day: even by year it is 1,100
+    // buckets, over the 12 allowed, so no grain is offered.
+    let (code, _, err) = run(
+        project.path(),
+        &sample_args(
+            data,
+            &[
+                "bookings",
+                "--from",
+                "1900-01-01",
+                "--to",
+                "2999-12-31",
+                "--grain",
+                "day",
+            ],
+        ),
+        Some(project.path()),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no coarser grain fits (--grain month gives 13,200, --grain quarter gives 4,400, --grain year gives 1,100)"),
+        "{err}"
+    );
 }
 
 // Fiscal quarters over thirty fiscal years (FY2001 .. FY2030: 2000-02-01 ..
@@ -699,13 +737,14 @@ fn an_inverted_or_empty_period_is_refused() {
     insta::assert_snapshot!("empty_period", err);
 }
 
-// Without a grain the whole calendar is one bucket. A flow metric answers:
-// all bookings ever equal those of the sample's own years. A snapshot is
-// taken at 9999-12-30, when no exchange rate is in force: a data error
-// naming the rate table, not an overflow or a panic.
+// Without a grain the whole calendar canon reads (1900 to 2999) is one
+// bucket. A flow metric answers: all bookings ever equal those of the
+// sample's own years. A snapshot is taken at 2999-12-30, when no exchange
+// rate is in force: a data error naming the rate table, not an overflow or
+// a panic.
 #[test]
 fn the_whole_calendar_without_a_grain() {
-    let all = sample_json(&["bookings", "--from", "0001-01-01", "--to", "9999-12-31"]);
+    let all = sample_json(&["bookings", "--from", "1900-01-01", "--to", "2999-12-31"]);
     let years = sample_json(&["bookings", "--from", "2020-01-01", "--to", "2030-01-01"]);
     assert_eq!(all["value"], years["value"]);
     let data = repo().join("sample_data");
@@ -716,9 +755,9 @@ fn the_whole_calendar_without_a_grain() {
             &[
                 "open_pipeline",
                 "--from",
-                "0001-01-01",
+                "1900-01-01",
                 "--to",
-                "9999-12-31",
+                "2999-12-31",
             ],
         ),
         None,

@@ -11,13 +11,18 @@
 -- lower id an empty interval), and is joined to the small table of instants by a range join
 -- (valid_from < end AND (valid_to IS NULL OR valid_to >= end)). Rows created after the last
 -- instant's end are left out before the window (the row before them then ends open, which pairs
--- it with the same instants). One row per instant: period, value (0.00 when nothing is counted).
+-- it with the same instants). A deal counts at an instant only once it is created: its own
+-- crm.opportunity created_date < that instant's end ("for each deal created on or before D"; a
+-- deal created later whose history is backdated is out until then). One row per instant: period,
+-- value (0.00 when nothing is counted).
 -- Written for DataFusion: the formulation above, which no alternative beat.
 --
 -- Formulations tried (median of 5 runs at scale 200, bench-data/s200-seed42, every formulation
 -- run alternately in one session by the harness's own driver/command; a shared 2-core VM with
 -- other work running at times, 2026-12-04: compare the times within a list, not across days).
 -- "same" = the answer equal to the cent to the previous shared file's (and so to canon's).
+-- The deal's created_date bound (open_pipeline v2) was added to the kept formulation after these
+-- timings (2026-12-07, not timed again).
 --   1. the shared file before this one (LEAD of created_date, range join to the instants):
 --      4.108 s, same  <- kept (below)
 --   2. instants numbered, b (the first instant a row precedes) by an equi-join on the UTC month,
@@ -72,7 +77,7 @@ history AS (
     AND created_date < CAST('{last_end_ts}+00:00' AS TIMESTAMP WITH TIME ZONE)
 ),
 state AS (
-  SELECT i.period, i.as_of, h.opportunity_id, h.stage_name, h.amount, h.forecast_category
+  SELECT i.period, i.as_of, i.end_ts, h.opportunity_id, h.stage_name, h.amount, h.forecast_category
   FROM history h
   JOIN instants i
     ON h.valid_from < i.end_ts AND (h.valid_to IS NULL OR h.valid_to >= i.end_ts)
@@ -86,6 +91,7 @@ deal AS (
   JOIN crm.opportunity o ON o.id = st.opportunity_id
   LEFT JOIN account_survivor s ON s.id = o.account_id
   LEFT JOIN account_dim a ON a.id = COALESCE(s.survivor, o.account_id)
+  WHERE o.created_date < st.end_ts
 ),
 classified AS (
   SELECT d.*,
