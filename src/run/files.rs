@@ -180,7 +180,13 @@ pub fn table_files(root: &Path, dir: &Path, location: &DataLocation) -> Result<V
             // folder named otherwise could be neither read nor skipped
             // without leaving its rows out of the number unseen.
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                return Err(refuse(&path, NOT_UTF8.to_string()));
+                // Only what canon would read: a folder or a Parquet file (a
+                // note named in Latin-1 beside the parts is not the table's).
+                let folder = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+                if folder || lossy.ends_with(".parquet") {
+                    return Err(refuse(&path, NOT_UTF8.to_string()));
+                }
+                continue;
             };
             let is_link = entry
                 .file_type()

@@ -734,7 +734,17 @@ pub fn listing_of(paths: &[PathBuf]) -> Result<ListingTableConfig> {
                     std::io::Error::new(std::io::ErrorKind::InvalidData, why),
                 ));
             };
-            Ok(ListingTableUrl::parse(text)?)
+            // Not `ListingTableUrl::parse`: it reads `[`, `*` and `?` in a path
+            // as a glob, and a file named `part-[1].parquet` matched nothing
+            // (its rows left out of the number, exit 0). The URL names the
+            // file exactly.
+            let url = url::Url::from_file_path(text).map_err(|()| {
+                CanonError::io(
+                    &p,
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an absolute path"),
+                )
+            })?;
+            Ok(ListingTableUrl::try_new(url, None)?)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(listing_of_urls(urls))

@@ -223,6 +223,25 @@ pub fn cases() -> Vec<Case> {
             .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
             .run("publish --out {case}/pub/. --only bookings --period FY2026-Q1")
             .exits(0),
+        // A second part of the opportunities named with glob characters:
+        // DataFusion read `part-[1].parquet` as a pattern that matched no
+        // file, so its rows were left out (exit 0). Now it is read: the
+        // copied deals are duplicate keys, and the uniqueness gate blocks.
+        case("table_file_named_with_glob_characters", Filesystem)
+            .with_data()
+            .copy(
+                "sample_data/crm/opportunity/part-00000.parquet",
+                "sample_data/crm/opportunity/part-[1].parquet",
+            )
+            .run(BOOKINGS)
+            .exits(1),
+        // A note named outside UTF-8 beside the parts is not the table's.
+        case("note_named_not_utf8_in_a_table_folder", Filesystem)
+            .with_data()
+            .write("sample_data/crm/opportunity/notes.txt", "mine")
+            .rename_not_utf8("sample_data/crm/opportunity/notes.txt")
+            .run(BOOKINGS)
+            .exits(0),
         case("named_pipe_in_a_table_folder", Filesystem)
             .with_data()
             .fifo("sample_data/crm/user/part-00001.parquet")
