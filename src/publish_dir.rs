@@ -329,7 +329,7 @@ fn check_replaceable(out: &Path, kind: &Kind) -> Result<()> {
 /// Why publication `out` may not be replaced: an entry its manifest does
 /// not list, or a manifest that cannot be read.
 fn publication_stranger(out: &Path, found: &[String]) -> Option<String> {
-    let manifest: serde_json::Value = std::fs::read(out.join("manifest.json"))
+    let manifest: serde_json::Value = read_regular(&out.join("manifest.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -398,6 +398,19 @@ fn listing(dir: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The bytes of the regular file at `path`: a named pipe or a device put
+/// in a publication's place would block the read forever.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a pipe, socket, device or folder)",
+        ));
+    }
+    std::fs::read(path)
 }
 
 /// Writes `bytes` to a new file at `path` and syncs it to disk.

@@ -585,7 +585,7 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
     );
     // A blocked result adds no history row: without this the last number
     // published would read as the one standing.
-    let manifest: serde_json::Value = std::fs::read(dir.join("manifest.json"))
+    let manifest: serde_json::Value = crate::publish_dir::read_regular(&dir.join("manifest.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();

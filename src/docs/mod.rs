@@ -380,8 +380,8 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     }
     let history = crate::history::read(dir)?;
     let manifest_path = dir.join("manifest.json");
-    let manifest_bytes =
-        std::fs::read(&manifest_path).map_err(|e| CanonError::io(&manifest_path, e))?;
+    let manifest_bytes = crate::publish_dir::read_regular(&manifest_path)
+        .map_err(|e| CanonError::io(&manifest_path, e))?;
     let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| damaged(&manifest_path, format!("not JSON ({e})")))?;
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
@@ -435,6 +435,13 @@ fn read_exclusions(path: &Path) -> Result<Vec<ExclusionRow>> {
     use datafusion::arrow::array::{Array, ArrayRef, AsArray};
     use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    // A pipe in its place would block the open forever.
+    if !std::fs::metadata(path)
+        .map_err(|e| CanonError::io(path, e))?
+        .is_file()
+    {
+        return Err(damaged(path, "not a regular file".to_string()));
+    }
     let file = std::fs::File::open(path).map_err(|e| CanonError::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())

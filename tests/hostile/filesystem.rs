@@ -242,6 +242,30 @@ pub fn cases() -> Vec<Case> {
             .rename_not_utf8("sample_data/crm/opportunity/notes.txt")
             .run(BOOKINGS)
             .exits(0),
+        // The manifest a named pipe: publish (checking what it may replace),
+        // history and docs each blocked on its read forever.
+        case("publication_manifest_is_a_pipe", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .remove("{case}/pub/manifest.json")
+            .fifo("{case}/pub/manifest.json")
+            .run("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .exits(2),
+        case("history_over_a_manifest_that_is_a_pipe", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .remove("{case}/pub/manifest.json")
+            .fifo("{case}/pub/manifest.json")
+            .run("history bookings --period FY2026-Q1 --publication {case}/pub")
+            .exits(1),
+        case("docs_over_a_manifest_that_is_a_pipe", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .remove("{case}/pub/manifest.json")
+            .fifo("{case}/pub/manifest.json")
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
         case("named_pipe_in_a_table_folder", Filesystem)
             .with_data()
             .fifo("sample_data/crm/user/part-00001.parquet")
