@@ -77,12 +77,7 @@ pub const DOCS_SITE: Kind = Kind {
     command: "canon docs",
     example: "site",
     marker_text: docs_marker_text,
-    stranger: |_, found| {
-        let stranger = found.iter().find(|rel| !docs_made_of(rel))?;
-        Some(format!(
-            "it holds {stranger}, which canon docs does not write (added by hand?)"
-        ))
-    },
+    stranger: docs_stranger,
     made_of: docs_made_of,
 };
 
@@ -166,6 +161,18 @@ impl Target {
     /// atomic exchange (or rename, when there was nothing before), then the
     /// previous publication removed.
     pub fn switch(&self, staged: &Path) -> Result<()> {
+        // The new folder takes the old one's mode and, where allowed, its
+        // owner and group: a site served to a group (setgid, 2770) must not
+        // come back readable by everyone.
+        if let Ok(old) = std::fs::symlink_metadata(&self.out) {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                let _ = std::os::unix::fs::chown(staged, Some(old.uid()), Some(old.gid()));
+            }
+            std::fs::set_permissions(staged, old.permissions())
+                .map_err(|e| CanonError::io(staged, e))?;
+        }
         sync_tree(staged)?;
         step("staged publication synced");
         if std::fs::symlink_metadata(&self.out).is_ok() {
@@ -261,6 +268,31 @@ fn docs_marker_text() -> String {
          files added here by hand make the next run refuse to replace it.\n",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// The line of a docs site's marker after which its pages are listed.
+pub const DOCS_PAGES: &str = "pages:";
+
+/// Why docs site `out` may not be replaced: an entry its marker does not
+/// list (a page by hand, even one named like canon's), or a marker with no
+/// list (an older canon's, which wrote pages in place and kept what else
+/// was there: its pages cannot be told from a user's).
+fn docs_stranger(out: &Path, found: &[String]) -> Option<String> {
+    let marker = std::fs::read_to_string(out.join(DOCS_MARKER)).unwrap_or_default();
+    let Some((_, pages)) = marker.split_once(&format!("\n{DOCS_PAGES}\n")) else {
+        return Some(format!(
+            "its {DOCS_MARKER} lists no pages (a site of an older canon, which wrote its pages in \
+             place and kept any other file, so its own cannot be told from one added by hand): \
+             move it away or choose a new folder"
+        ));
+    };
+    let pages: Vec<&str> = pages.lines().collect();
+    let stranger = found
+        .iter()
+        .find(|rel| *rel != DOCS_MARKER && *rel != "metrics" && !pages.contains(&rel.as_str()))?;
+    Some(format!(
+        "it holds {stranger}, which canon docs did not write (added by hand?)"
+    ))
 }
 
 /// What a docs site is made of: its marker, the index and a page per metric.

@@ -55,16 +55,41 @@ struct Published {
 pub async fn build(engine: &Engine, publication: Option<&Path>, out: &Path) -> Result<usize> {
     let target = Target::claim(out, &DOCS_SITE)?;
     let staged = target.staging()?;
-    match write_site(engine, publication, &staged).await {
-        Ok(pages) => {
-            target.switch(&staged)?;
-            Ok(pages)
-        }
-        Err(e) => {
-            target.discard(&staged);
-            Err(e)
-        }
+    let built = match write_site(engine, publication, &staged).await {
+        Ok(pages) => list_pages(&staged).map(|()| pages),
+        Err(e) => Err(e),
+    };
+    let switched = built.and_then(|pages| target.switch(&staged).map(|()| pages));
+    if switched.is_err() {
+        target.discard(&staged);
     }
+    switched
+}
+
+/// Appends the site's pages to its marker: the next run replaces only a
+/// site holding exactly those (`publish_dir::DOCS_SITE`), so a page added
+/// by hand, even one named like canon's, is never deleted.
+fn list_pages(site: &Path) -> Result<()> {
+    let marker = site.join(MARKER);
+    let mut text = std::fs::read_to_string(&marker).map_err(|e| CanonError::io(&marker, e))?;
+    text.push_str(crate::publish_dir::DOCS_PAGES);
+    text.push('\n');
+    let mut pages = vec!["index.html".to_string()];
+    let metrics = site.join("metrics");
+    let mut found: Vec<String> = std::fs::read_dir(&metrics)
+        .map_err(|e| CanonError::io(&metrics, e))?
+        .map(|entry| {
+            let entry = entry.map_err(|e| CanonError::io(&metrics, e))?;
+            Ok(format!("metrics/{}", entry.file_name().to_string_lossy()))
+        })
+        .collect::<Result<_>>()?;
+    found.sort();
+    pages.extend(found);
+    for page in pages {
+        text.push_str(&page);
+        text.push('\n');
+    }
+    crate::publish_dir::write_synced(&marker, text.as_bytes())
 }
 
 /// Writes every page of the site into `out`, a fresh staging folder.

@@ -196,97 +196,172 @@ fn whole_site(site: &std::path::Path) -> usize {
 // The site is built beside --out and switched in whole. A run killed while
 // it wrote a first site left a folder of a few pages, no index and no
 // marker, which every later run refused; killed over an earlier site, old
-// and new pages mixed. Now a kill at any step leaves no site or the
-// previous one whole, and the next run succeeds.
+// and new pages mixed. Now a kill at any step leaves no site, or one site
+// whole: all its pages and its index from the same run.
 #[test]
 fn a_killed_docs_run_leaves_no_half_site() {
     let project = tempfile::tempdir().unwrap();
     copy_project(project.path());
     let out = tempfile::tempdir().unwrap();
     let site = out.path().join("site");
-    // Steps: 1 the staging folder, 2 its marker, 3.. the pages (21 metrics
-    // and the index), then sync, exchange, sync, the old site removed.
-    for step in ["1", "2", "12"] {
+    // Each kill leaves a staging folder the next run sweeps (one more step):
+    // swept here first, so the steps are those of a clean run: 1 the staging
+    // folder, 2 its marker, 3..24 the index and 21 pages, 25 the marker's
+    // list of pages, 26 synced, 27 exchanged, 28 the parent synced.
+    let sweep = || {
+        for entry in std::fs::read_dir(out.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".site.tmp-")
+            {
+                std::fs::remove_dir_all(path).unwrap();
+            }
+        }
+    };
+    let kill = |step: &str| {
+        sweep();
         let killed = docs(
             project.path(),
             &site,
             &[("CANON_FAULT_KILL_AFTER_STEP", step)],
         );
         assert_eq!(killed.status.code(), Some(137), "{}", stderr(&killed));
+        assert!(stderr(&killed).contains(&format!("killed after step {step} ")));
+    };
+    for step in ["1", "2", "12", "26"] {
+        kill(step);
         assert!(
             !site.exists(),
             "a first site killed at step {step} left {site:?}"
         );
     }
+    sweep();
     let first = docs(project.path(), &site, &[]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     assert_eq!(whole_site(&site), 21);
-    // The leftovers of the killed runs were swept: only the site is there.
-    let beside: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
-    assert_eq!(beside.len(), 1, "{beside:?}");
-    // Over that site, killed before and after the exchange (step 1 is the
-    // sweep of nothing: the staging folder is 1, its marker 2, 22 pages,
-    // 25 the sync, 26 the exchange).
-    for step in ["12", "25", "26"] {
-        let killed = docs(
-            project.path(),
-            &site,
-            &[("CANON_FAULT_KILL_AFTER_STEP", step)],
-        );
-        assert_eq!(killed.status.code(), Some(137), "{}", stderr(&killed));
+    // The second run's site differs in its index (the project's name) and in
+    // one page (bookings' owner), so a mixed site shows.
+    replace_in(
+        &project.path().join("canon.yaml"),
+        "name: ",
+        "name: Renamed ",
+    );
+    replace_in(
+        &project.path().join("metrics/sales.yaml"),
+        "owner: Sales Operations",
+        "owner: Revenue Operations",
+    );
+    let which = || {
+        let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+        let page = std::fs::read_to_string(site.join("metrics/bookings.html")).unwrap();
+        (
+            index.contains("Renamed "),
+            page.contains("owner Revenue Operations"),
+        )
+    };
+    assert_eq!(which(), (false, false));
+    for (step, new) in [
+        ("12", false),
+        ("25", false),
+        ("26", false),
+        ("27", true),
+        ("28", true),
+    ] {
+        if new {
+            // Back to the first site, so each kill starts from it.
+            sweep();
+            replace_in(
+                &project.path().join("canon.yaml"),
+                "name: Renamed ",
+                "name: ",
+            );
+            replace_in(
+                &project.path().join("metrics/sales.yaml"),
+                "owner: Revenue Operations",
+                "owner: Sales Operations",
+            );
+            assert_eq!(docs(project.path(), &site, &[]).status.code(), Some(0));
+            replace_in(
+                &project.path().join("canon.yaml"),
+                "name: ",
+                "name: Renamed ",
+            );
+            replace_in(
+                &project.path().join("metrics/sales.yaml"),
+                "owner: Sales Operations",
+                "owner: Revenue Operations",
+            );
+        }
+        kill(step);
         assert_eq!(whole_site(&site), 21, "after a kill at step {step}");
+        assert_eq!(
+            which(),
+            (new, new),
+            "a mixed site after a kill at step {step}"
+        );
     }
 }
 
-// A page of a metric since removed went on saying "certified" with its last
-// numbers; a site is now replaced whole. A file the user added to a site,
-// or a link in it (to the project's definitions, say), is canon's to
-// neither delete nor write through: refused, left as it was.
+// Pages of a metric since removed went on saying "certified" with their
+// last numbers; a site is now replaced whole. A page the user added, even
+// one named like canon's, a site of an older canon (no list of its pages),
+// or a link in a site (to the project's definitions, say) are canon's to
+// neither delete nor write through: refused, left as they were. The new
+// site keeps the old folder's mode.
 #[test]
 fn a_site_is_replaced_whole_and_never_written_through() {
+    use std::os::unix::fs::PermissionsExt;
     let project = tempfile::tempdir().unwrap();
     copy_project(project.path());
     let out = tempfile::tempdir().unwrap();
     let site = out.path().join("site");
     assert_eq!(docs(project.path(), &site, &[]).status.code(), Some(0));
-    std::fs::write(
-        site.join("metrics/retired_metric.html"),
-        "certified 1,234.00",
-    )
-    .unwrap();
-    assert_eq!(docs(project.path(), &site, &[]).status.code(), Some(0));
-    assert!(!site.join("metrics/retired_metric.html").exists());
-    assert_eq!(whole_site(&site), 21);
+    assert!(site.join("metrics/open_tickets.html").is_file());
+    // open_tickets removed from the catalog: its page goes with the old site.
+    std::fs::remove_file(project.path().join("metrics/support.yaml")).unwrap();
+    std::fs::set_permissions(&site, std::fs::Permissions::from_mode(0o2770)).unwrap();
+    let again = docs(project.path(), &site, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(!site.join("metrics/open_tickets.html").exists());
+    assert_eq!(whole_site(&site), 20);
+    let mode = std::fs::metadata(&site).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o2770, "the site's mode was {mode:o}");
 
-    std::fs::write(site.join("notes.txt"), "mine").unwrap();
-    let refused = docs(project.path(), &site, &[]);
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(
-        stderr(&refused).contains("it holds notes.txt, which canon docs does not write"),
-        "{}",
-        stderr(&refused)
+    let refused = |what: &str, said: &str| {
+        let o = docs(project.path(), &site, &[]);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(stderr(&o).contains(said), "{what}: {}", stderr(&o));
+    };
+    std::fs::write(site.join("metrics/my_notes.html"), "mine").unwrap();
+    refused(
+        "a page by hand",
+        "it holds metrics/my_notes.html, which canon docs did not write",
     );
     assert_eq!(
-        std::fs::read_to_string(site.join("notes.txt")).unwrap(),
+        std::fs::read_to_string(site.join("metrics/my_notes.html")).unwrap(),
         "mine"
     );
-    std::fs::remove_file(site.join("notes.txt")).unwrap();
+    std::fs::remove_file(site.join("metrics/my_notes.html")).unwrap();
+
+    let marker = site.join(".canon-docs");
+    let listed = std::fs::read_to_string(&marker).unwrap();
+    std::fs::write(
+        &marker,
+        "a canon docs site: canon docs --out writes over it\n",
+    )
+    .unwrap();
+    refused(
+        "an older canon's site",
+        "lists no pages (a site of an older canon",
+    );
+    std::fs::write(&marker, listed).unwrap();
 
     // The pages' folder replaced by a link into the project's definitions.
     std::fs::remove_dir_all(site.join("metrics")).unwrap();
     std::os::unix::fs::symlink(project.path().join("metrics"), site.join("metrics")).unwrap();
-    let before = std::fs::read_dir(project.path().join("metrics"))
-        .unwrap()
-        .count();
-    let refused = docs(project.path(), &site, &[]);
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(
-        stderr(&refused).contains("it holds metrics, a link canon does not write"),
-        "{}",
-        stderr(&refused)
-    );
-    let after = std::fs::read_dir(project.path().join("metrics"))
-        .unwrap()
-        .count();
-    assert_eq!(before, after, "pages were written into the project");
+    refused("a link", "it holds metrics, a link canon does not write");
+    assert!(site.join("metrics").is_symlink());
 }
