@@ -76,7 +76,17 @@ pub fn main(sample: SampleGenerator) -> i32 {
     if !matches!(cli.command, Command::Cluster { .. }) {
         crate::cluster::interrupt::watch(&runtime);
     }
-    match runtime.block_on(dispatch(&cli, sample)) {
+    let outcome = runtime.block_on(dispatch(&cli, sample));
+    // Interrupted: the signal's handler is asking the cluster to cancel and
+    // ends the process with the signal's status; the run's own failure is
+    // not the answer, so wait for it (it exits within CANCEL_WITHIN).
+    #[cfg(all(feature = "cluster", unix))]
+    if crate::cluster::interrupt::stopping() {
+        std::thread::sleep(
+            crate::cluster::interrupt::CANCEL_WITHIN + std::time::Duration::from_secs(5),
+        );
+    }
+    match outcome {
         Ok(()) => 0,
         Err(e) => {
             crate::console::say(format_args!("error: {e}"));

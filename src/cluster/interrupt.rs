@@ -45,11 +45,22 @@ pub fn exit_status(number: i32) -> i32 {
     128 + number
 }
 
+/// Set once a signal has arrived: the handler then owns the process's end.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a signal has arrived. The run's own failure (its jobs cancelled
+/// under it) must then not end the process first, with its own status,
+/// before the handler has asked for every cancellation.
+pub fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 async fn on_signal(mut interrupt: Signal, mut terminate: Signal) {
     let (name, number) = tokio::select! {
         _ = interrupt.recv() => ("interrupted (SIGINT)", 2),
         _ = terminate.recv() => ("terminated (SIGTERM)", 15),
     };
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
     let unfinished = super::unfinished_jobs();
     if unfinished > 0 {
         crate::console::say(format_args!(

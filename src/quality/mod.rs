@@ -200,7 +200,8 @@ pub fn judge_freshness(
             Status::Error,
             format!(
                 "last synced {}, {:.1} h after {}: a sync cannot be later than now (a wrong \
-                 clock or a damaged extract), so how fresh the table is cannot be known",
+                 clock, a damaged extract, or a now set before the data: --now or canon.yaml's \
+                 clock), so how fresh the table is cannot be known",
                 synced.to_rfc3339(),
                 -age_hours,
                 now.to_rfc3339()
