@@ -97,6 +97,9 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
             .is_some_and(|files| files.iter().any(|f| f.as_str() == Some(FILE)))
     });
     let written = manifest.as_ref().and_then(|m| m["history_rows"].as_u64());
+    let sealed = manifest
+        .as_ref()
+        .and_then(|m| m["history_sha256"].as_str().map(str::to_owned));
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !listed => return Ok(Vec::new()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -112,6 +115,7 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
         Ok(_) => {}
     }
     let bytes = std::fs::read(&path).map_err(|e| CanonError::io(&path, e))?;
+    let edited = sealed.is_some_and(|sealed| sealed != sha256_hex(&bytes));
     let mut rows = Vec::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = std::str::from_utf8(line)
@@ -131,7 +135,20 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
             rows.len()
         )));
     }
+    if edited {
+        return Err(damaged(
+            "its bytes are not those the publication wrote (its sha256 differs from the \
+             manifest's history_sha256: a row was edited)"
+                .to_string(),
+        ));
+    }
     Ok(rows)
+}
+
+/// The sha256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Rows as JSON Lines.

@@ -85,10 +85,12 @@ pub struct Manifest {
     pub metrics: Vec<ManifestEntry>,
     pub reconciliations: Vec<ManifestEntry>,
     pub files: Vec<String>,
-    /// How many rows history.jsonl held as written: the next publish and
-    /// `canon history` refuse a history that is shorter or longer (lost or
-    /// edited) instead of starting it again from nothing.
+    /// How many rows history.jsonl held as written, and the sha256 of its
+    /// bytes: the next publish and `canon history` refuse a history lost,
+    /// cut, lengthened or edited, instead of starting it again from nothing
+    /// or carrying an edited number forward.
     pub history_rows: usize,
+    pub history_sha256: String,
 }
 
 impl Manifest {
@@ -389,13 +391,11 @@ async fn build(
             }
         }
     }
-    write(
-        dir,
-        crate::history::FILE,
-        &crate::history::to_jsonl(&history)?,
-    )?;
+    let history_bytes = crate::history::to_jsonl(&history)?;
+    write(dir, crate::history::FILE, &history_bytes)?;
     files.push(crate::history::FILE.into());
     let history_rows = history.len();
+    let history_sha256 = crate::history::sha256_hex(&history_bytes);
     let manifest = Manifest {
         generated_at,
         warnings,
@@ -406,6 +406,7 @@ async fn build(
         reconciliations,
         files,
         history_rows,
+        history_sha256,
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| CanonError::Internal(format!("serializing the manifest: {e}")))?;

@@ -150,9 +150,9 @@ fn a_damaged_history_stops_the_publish_and_is_kept() {
     assert_eq!(contents(&out), before);
 }
 
-// A history removed, emptied or cut short (the manifest says how many rows
-// it wrote: one here) was started again from nothing with exit 0, every
-// earlier publication lost from it. Now each stops the publish and
+// A history removed, emptied, cut short or edited (the manifest says how
+// many rows it wrote, one here, and their sha256) was started again from
+// nothing, or carried forward, with exit 0. Now each stops the publish and
 // `canon history`, with the folder left as it was.
 #[test]
 fn a_lost_history_stops_the_publish() {
@@ -166,7 +166,7 @@ fn a_lost_history_stops_the_publish() {
     assert_eq!(written.lines().count(), 1);
     // (what, the damage, what canon says)
     type Damage = (&'static str, fn(&Path), &'static str);
-    let damages: [Damage; 3] = [
+    let damages: [Damage; 4] = [
         (
             "removed",
             |p| std::fs::remove_file(p).unwrap(),
@@ -184,6 +184,16 @@ fn a_lost_history_stops_the_publish() {
                 std::fs::write(p, format!("{t}{t}")).unwrap();
             },
             "it holds 2 row(s), and the publication wrote 1",
+        ),
+        (
+            "edited",
+            |p| {
+                // 3694.46, the fixture's bookings, made 9999999.99.
+                let t = std::fs::read_to_string(p).unwrap();
+                assert!(t.contains("\"3694.46\""), "{t}");
+                std::fs::write(p, t.replace("\"3694.46\"", "\"9999999.99\"")).unwrap();
+            },
+            "its bytes are not those the publication wrote",
         ),
     ];
     for (what, damage, said) in damages {
