@@ -72,7 +72,8 @@ def numbers(result: dict) -> dict:
 
 def published_files(folder: str) -> dict:
     """Every published file's bytes (by sha256), but the stamps of when:
-    the manifest's `generated_at` and the history's `published_at`."""
+    the manifest's `generated_at`, the history's `published_at` and so the
+    manifest's seal of the history's bytes, `history_sha256`."""
     files = {}
     for base, _, names in os.walk(folder):
         for name in names:
@@ -81,6 +82,7 @@ def published_files(folder: str) -> dict:
             if name == "manifest.json":
                 manifest = json.loads(data)
                 manifest.pop("generated_at", None)
+                manifest.pop("history_sha256", None)
                 data = json.dumps(manifest, sort_keys=True).encode()
             elif name == "history.jsonl":
                 rows = [json.loads(line) for line in data.splitlines()]
