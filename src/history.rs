@@ -76,21 +76,7 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
     // No manifest: no publication here yet (or one killed before it was
     // whole, which the next publish replaces). One that cannot be read
     // leaves the history unguarded, so it is an error, not "no history".
-    let manifest_path = dir.join("manifest.json");
-    let manifest: Option<serde_json::Value> = match crate::publish_dir::read_regular(&manifest_path)
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(CanonError::io(&manifest_path, e)),
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
-            CanonError::io(
-                &manifest_path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("not JSON ({e}): the publication is damaged (publish it again)"),
-                ),
-            )
-        })?),
-    };
+    let manifest = crate::publish_dir::read_manifest(dir)?;
     let listed = manifest.as_ref().is_some_and(|m| {
         m["files"]
             .as_array()

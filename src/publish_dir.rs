@@ -361,10 +361,7 @@ fn check_replaceable(out: &Path, kind: &Kind) -> Result<()> {
 /// Why publication `out` may not be replaced: an entry its manifest does
 /// not list, or a manifest that cannot be read.
 fn publication_stranger(out: &Path, found: &[String]) -> Option<String> {
-    let manifest: serde_json::Value = read_regular(&out.join("manifest.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let manifest = read_manifest(out).ok().flatten().unwrap_or_default();
     let Some(listed) = manifest["files"].as_array() else {
         return Some("its manifest.json is missing or unreadable".into());
     };
@@ -443,6 +440,51 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
         ));
     }
     std::fs::read(path)
+}
+
+/// The manifest of publication `dir`: `None` when it has none (no
+/// publication there yet, or one killed before it was whole); an error
+/// when it is there and cannot be read as JSON (a pipe, a truncated file).
+pub fn read_manifest(dir: &Path) -> Result<Option<serde_json::Value>> {
+    let path = dir.join("manifest.json");
+    match read_regular(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CanonError::io(&path, e)),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| damaged(&path, format!("not JSON ({e})"))),
+    }
+}
+
+/// A file of a publication that is not as `canon publish` wrote it: the
+/// publication is damaged (publish it again), located at the file.
+pub fn damaged(path: &Path, why: String) -> CanonError {
+    CanonError::io(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{why}: the publication is damaged (publish it again)"),
+        ),
+    )
+}
+
+/// The results a manifest says were blocked: (metric, period, reason). A
+/// blocked result adds no history row, so whoever shows a publication's
+/// numbers must show these beside them.
+pub fn blocked_entries(manifest: &serde_json::Value) -> Vec<(&str, &str, &str)> {
+    manifest["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["status"] == "blocked")
+        .filter_map(|e| {
+            Some((
+                e["metric"].as_str()?,
+                e["period"].as_str()?,
+                e["reason"].as_str().unwrap_or("no reason recorded"),
+            ))
+        })
+        .collect()
 }
 
 /// Writes `bytes` to a new file at `path` and syncs it to disk.

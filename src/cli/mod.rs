@@ -595,21 +595,16 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
     );
     // A blocked result adds no history row: without this the last number
     // published would read as the one standing.
-    let manifest: serde_json::Value = crate::publish_dir::read_regular(&dir.join("manifest.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    for entry in manifest["metrics"].as_array().into_iter().flatten() {
-        if entry["metric"] == metric
-            && entry["status"] == "blocked"
-            && entry["period"].as_str().is_some_and(same_days)
-        {
-            text.push_str(&format!(
-                "blocked in the latest publication ({}): {}\n",
-                manifest["generated_at"].as_str().unwrap_or("?"),
-                entry["reason"].as_str().unwrap_or("no reason recorded")
-            ));
-        }
+    // (history::read has checked the manifest reads.)
+    let manifest = crate::publish_dir::read_manifest(&dir)?.unwrap_or_default();
+    for (_, _, reason) in crate::publish_dir::blocked_entries(&manifest)
+        .into_iter()
+        .filter(|(m, period, _)| *m == metric && same_days(period))
+    {
+        text.push_str(&format!(
+            "blocked in the latest publication ({}): {reason}\n",
+            manifest["generated_at"].as_str().unwrap_or("?"),
+        ));
     }
     emit(text.as_bytes(), None, Format::Table)
 }

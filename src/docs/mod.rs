@@ -20,7 +20,7 @@ use std::path::Path;
 use crate::catalog::Catalog;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
-use crate::publish_dir::{DOCS_SITE, Target};
+use crate::publish_dir::{DOCS_SITE, Target, damaged};
 use crate::run::Engine;
 use html::escape;
 
@@ -405,10 +405,8 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     }
     let history = crate::history::read(dir)?;
     let manifest_path = dir.join("manifest.json");
-    let manifest_bytes = crate::publish_dir::read_regular(&manifest_path)
-        .map_err(|e| CanonError::io(&manifest_path, e))?;
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| damaged(&manifest_path, format!("not JSON ({e})")))?;
+    let manifest = crate::publish_dir::read_manifest(dir)?
+        .ok_or_else(|| CanonError::io(&manifest_path, std::io::ErrorKind::NotFound.into()))?;
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
     let mut out: BTreeMap<String, Published> = BTreeMap::new();
     let mut latest: BTreeMap<(String, String), Option<Dec>> = BTreeMap::new();
@@ -419,18 +417,11 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     for ((metric, period), value) in latest {
         out.entry(metric).or_default().series.push((period, value));
     }
-    for e in manifest["metrics"].as_array().into_iter().flatten() {
-        if let (Some(metric), Some(period), Some("blocked")) = (
-            e["metric"].as_str(),
-            e["period"].as_str(),
-            e["status"].as_str(),
-        ) {
-            let reason = e["reason"].as_str().unwrap_or("no reason recorded");
-            out.entry(metric.to_string())
-                .or_default()
-                .blocked
-                .push((period.to_string(), reason.to_string()));
-        }
+    for (metric, period, reason) in crate::publish_dir::blocked_entries(&manifest) {
+        out.entry(metric.to_string())
+            .or_default()
+            .blocked
+            .push((period.to_string(), reason.to_string()));
     }
     for (metric, p) in out.iter_mut() {
         p.blocked.sort_by_key(|(label, _)| start(label));
@@ -521,16 +512,4 @@ fn read_exclusions(path: &Path) -> Result<Vec<ExclusionRow>> {
         }
     }
     Ok(out)
-}
-
-/// A file of a publication that is not as `canon publish` wrote it: the
-/// publication is damaged (publish it again), located at the file.
-fn damaged(path: &Path, why: String) -> CanonError {
-    CanonError::io(
-        path,
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{why}: the publication is damaged (publish it again)"),
-        ),
-    )
 }

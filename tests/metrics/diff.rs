@@ -214,20 +214,7 @@ fn against_a_git_revision_the_unchanged_project_has_no_differences() {
     let data = fixture();
     let head = tempfile::tempdir().unwrap();
     copy_project(head.path());
-    let git = |args: &[&str]| {
-        let o = std::process::Command::new("git")
-            .arg("-C")
-            .arg(head.path())
-            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
+    let git = |args: &[&str]| git_in(head.path(), args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "definitions"]);
@@ -286,20 +273,7 @@ fn a_project_folder_named_outside_utf8_diffs_against_git() {
         .join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
     std::fs::create_dir(&project).unwrap();
     copy_project(&project);
-    let git = |args: &[&str]| {
-        let o = std::process::Command::new("git")
-            .arg("-C")
-            .arg(repo_dir.path())
-            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
+    let git = |args: &[&str]| git_in(repo_dir.path(), args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "definitions"]);
@@ -424,5 +398,21 @@ fn a_diff_without_a_single_number_fails() {
         stderr(&out).contains("`bookings`: no number could be computed on either side, in any period (e.g. FY2026-Q1: "),
         "{}",
         stderr(&out)
+    );
+}
+
+/// `git ARGS` in `dir` as a test user; it must succeed.
+fn git_in(dir: &Path, args: &[&str]) {
+    let o = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }

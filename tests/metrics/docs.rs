@@ -244,16 +244,18 @@ fn a_killed_docs_run_leaves_no_half_site() {
     assert_eq!(whole_site(&site), 21);
     // The second run's site differs in its index (the project's name) and in
     // one page (bookings' owner), so a mixed site shows.
-    replace_in(
-        &project.path().join("canon.yaml"),
-        "name: ",
-        "name: Renamed ",
-    );
-    replace_in(
-        &project.path().join("metrics/sales.yaml"),
-        "owner: Sales Operations",
-        "owner: Revenue Operations",
-    );
+    let second = |on: bool| {
+        let names = ["name: ", "name: Renamed "];
+        let owners = ["owner: Sales Operations", "owner: Revenue Operations"];
+        let (from, to) = if on { (0, 1) } else { (1, 0) };
+        replace_in(&project.path().join("canon.yaml"), names[from], names[to]);
+        replace_in(
+            &project.path().join("metrics/sales.yaml"),
+            owners[from],
+            owners[to],
+        );
+    };
+    second(true);
     let which = || {
         let index = std::fs::read_to_string(site.join("index.html")).unwrap();
         let page = std::fs::read_to_string(site.join("metrics/bookings.html")).unwrap();
@@ -273,27 +275,9 @@ fn a_killed_docs_run_leaves_no_half_site() {
         if new {
             // Back to the first site, so each kill starts from it.
             sweep();
-            replace_in(
-                &project.path().join("canon.yaml"),
-                "name: Renamed ",
-                "name: ",
-            );
-            replace_in(
-                &project.path().join("metrics/sales.yaml"),
-                "owner: Revenue Operations",
-                "owner: Sales Operations",
-            );
+            second(false);
             assert_eq!(docs(project.path(), &site, &[]).status.code(), Some(0));
-            replace_in(
-                &project.path().join("canon.yaml"),
-                "name: ",
-                "name: Renamed ",
-            );
-            replace_in(
-                &project.path().join("metrics/sales.yaml"),
-                "owner: Sales Operations",
-                "owner: Revenue Operations",
-            );
+            second(true);
         }
         kill(step);
         assert_eq!(whole_site(&site), 21, "after a kill at step {step}");

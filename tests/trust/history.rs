@@ -14,19 +14,24 @@ fn publish(project: &Path, data: &Path, out: &Path) -> std::process::Output {
 }
 
 fn history(project: &Path, out: &Path) -> String {
-    let o = canon(
+    let o = history_of(project, out, "FY2026-Q1");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout(&o)
+}
+
+/// `canon history bookings --period PERIOD --publication OUT`, as it ends.
+fn history_of(project: &Path, out: &Path, period: &str) -> std::process::Output {
+    canon(
         project,
         &[
             "history",
             "bookings",
             "--period",
-            "FY2026-Q1",
+            period,
             "--publication",
             out.to_str().unwrap(),
         ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    stdout(&o)
+    )
 }
 
 /// A won deal D99 (USD 100.00, closed 2025-03-05 on Globex): one more
@@ -204,17 +209,7 @@ fn a_lost_history_stops_the_publish() {
         assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
         assert!(stderr(&o).contains(said), "{what}: {}", stderr(&o));
         assert_eq!(contents(&out), before, "{what}");
-        let o = canon(
-            &repo(),
-            &[
-                "history",
-                "bookings",
-                "--period",
-                "FY2026-Q1",
-                "--publication",
-                out.to_str().unwrap(),
-            ],
-        );
+        let o = history_of(&repo(), &out, "FY2026-Q1");
         assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
     }
 }
@@ -229,17 +224,7 @@ fn history_finds_a_period_however_it_is_written() {
     let o = publish(&repo(), data.path(), &out);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     for period in ["FY2026-Q1", "2025-02-01..2025-05-01"] {
-        let o = canon(
-            &repo(),
-            &[
-                "history",
-                "bookings",
-                "--period",
-                period,
-                "--publication",
-                out.to_str().unwrap(),
-            ],
-        );
+        let o = history_of(&repo(), &out, period);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let said = stdout(&o);
         assert!(said.contains(": 1 publication(s) in "), "{period}: {said}");
@@ -280,17 +265,7 @@ fn history_says_when_the_latest_publication_blocked_the_number() {
 #[test]
 fn history_of_a_folder_that_is_not_a_publication_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let o = canon(
-        &repo(),
-        &[
-            "history",
-            "bookings",
-            "--period",
-            "FY2026-Q1",
-            "--publication",
-            dir.path().to_str().unwrap(),
-        ],
-    );
+    let o = history_of(&repo(), dir.path(), "FY2026-Q1");
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("is not a canon publication"),
