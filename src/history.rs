@@ -52,6 +52,32 @@ pub struct Row {
     /// The warnings judged when it was published.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Why this publication gave no number (a gate, the sign-off, a period
+    /// the metric cannot answer): the row has no value, definition or
+    /// inputs. Without it the number published before would read as the
+    /// one standing after a blocked publication, and still after a later
+    /// one that left the metric out (`publish --only`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+}
+
+impl Row {
+    /// The row of a result `published_at` blocked, and why.
+    pub fn blocked(metric: &str, period: &str, published_at: &str, why: String) -> Row {
+        Row {
+            metric: metric.to_owned(),
+            period: period.to_owned(),
+            slice: None,
+            value: None,
+            definition_version: 0,
+            definition_sha256: String::new(),
+            inputs_sha256: String::new(),
+            fingerprint: String::new(),
+            published_at: published_at.to_owned(),
+            warnings: Vec::new(),
+            blocked: Some(why),
+        }
+    }
 }
 
 /// The history in publication `dir` (none when it has no history yet).
@@ -164,9 +190,11 @@ pub fn inputs_sha256(lineage: &crate::result::Lineage) -> String {
 /// The warnings for `new`, given the rows published before it (oldest
 /// first) and whether its period is closed in the books.
 pub fn judge(before: &[Row], new: &Row, closed: bool) -> Vec<String> {
+    // Numbers only: a blocked publication has none to compare.
     let same: Vec<&Row> = before
         .iter()
         .filter(|r| r.metric == new.metric && r.period == new.period && r.slice == new.slice)
+        .filter(|r| r.blocked.is_none())
         .collect();
     let mut out = Vec::new();
     if let Some(last) = same.last()
@@ -320,8 +348,15 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
         "{:<26} {:>18} {:>16}  {:<18} {:<12} {}\n",
         "published at", "value", "change", "definition", "inputs", "moved by"
     ));
+    // The change is from the last number published: a blocked
+    // publication in between has none.
     let mut previous: Option<&Row> = None;
     for r in &mine {
+        if let Some(why) = &r.blocked {
+            out.push_str(&format!("{:<26} {:>18}\n", r.published_at, "blocked"));
+            out.push_str(&format!("{:<26} blocked: {why}\n", ""));
+            continue;
+        }
         let (change, moved) = match previous {
             None => (String::new(), String::new()),
             Some(p) => {
@@ -385,6 +420,7 @@ mod tests {
             fingerprint: "f".into(),
             published_at: "t".into(),
             warnings: vec![],
+            blocked: None,
         }
     }
 
@@ -422,6 +458,13 @@ mod tests {
             ]
         );
         assert!(judge(&past, &row("90.00"), false).is_empty());
+        assert!(judge(&past, &row("100.00"), true).is_empty());
+        // A blocked publication in between has no number: the restatement
+        // is judged against the last one published (100.00), and a
+        // number equal to it is none.
+        let blocked = Row::blocked("bookings", "FY2026-Q1", "t2", "a gate".into());
+        let past = vec![row("100.00"), blocked];
+        assert_eq!(judge(&past, &row("90.00"), true).len(), 1);
         assert!(judge(&past, &row("100.00"), true).is_empty());
     }
 }

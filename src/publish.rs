@@ -70,6 +70,17 @@ impl ManifestEntry {
             overrides: Vec::new(),
         }
     }
+
+    /// A blocked metric's row in the history, so that the number published
+    /// before it is not read as the one standing.
+    fn history_row(&self, published_at: &str) -> crate::history::Row {
+        crate::history::Row::blocked(
+            &self.metric,
+            &self.period,
+            published_at,
+            self.reason.clone().unwrap_or_default(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -223,11 +234,9 @@ async fn build(
         if let Some(why) = lifecycle.blocked_reason(name) {
             tracing::warn!(metric = %name, "{why}");
             for period in periods {
-                entries.push(ManifestEntry::blocked(
-                    name,
-                    period,
-                    &CanonError::Blocked(why.clone()),
-                ));
+                let entry = ManifestEntry::blocked(name, period, &CanonError::Blocked(why.clone()));
+                history.push(entry.history_row(&generated_at));
+                entries.push(entry);
             }
             continue;
         }
@@ -266,6 +275,7 @@ async fn build(
                         fingerprint: r.fingerprint.clone(),
                         published_at: generated_at.clone(),
                         warnings: Vec::new(),
+                        blocked: None,
                     };
                     row.warnings = crate::history::judge(
                         &history,
@@ -291,7 +301,9 @@ async fn build(
                 // A gate or a request the metric cannot answer for this
                 // period (e.g. not whole accounting periods) is recorded, not fatal.
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
-                    entries.push(ManifestEntry::blocked(name, period, &e));
+                    let entry = ManifestEntry::blocked(name, period, &e);
+                    history.push(entry.history_row(&generated_at));
+                    entries.push(entry);
                 }
                 Err(e) => return Err(stopped(name, period, e)),
             }

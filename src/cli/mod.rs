@@ -593,13 +593,18 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
         &label,
         &dir.join(crate::history::FILE).display().to_string(),
     );
-    // A blocked result adds no history row: without this the last number
-    // published would read as the one standing.
-    // (history::read has checked the manifest reads.)
+    // A publication by a canon that kept a block in its manifest only (no
+    // history row): without this the last number published would read as
+    // the one standing. (history::read has checked the manifest reads.)
+    let last_blocked = rows
+        .iter()
+        .rev()
+        .find(|r| r.metric == metric && r.period == label && r.slice.is_none())
+        .is_some_and(|r| r.blocked.is_some());
     let manifest = crate::publish_dir::read_manifest(&dir)?.unwrap_or_default();
     for (_, _, reason) in crate::publish_dir::blocked_entries(&manifest)
         .into_iter()
-        .filter(|(m, period, _)| *m == metric && same_days(period))
+        .filter(|(m, period, _)| *m == metric && same_days(period) && !last_blocked)
     {
         text.push_str(&format!(
             "blocked in the latest publication ({}): {reason}\n",

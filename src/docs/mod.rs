@@ -38,10 +38,10 @@ struct Published {
     latest_period: Option<String>,
     /// The latest period's manifest entry.
     entry: Option<serde_json::Value>,
-    /// The periods the publication blocked the metric in, with the reason:
-    /// the history keeps no row for them, so without this the page would
-    /// show the last number published as if it still stood.
-    blocked: Vec<(String, String)>,
+    /// The periods whose latest publication blocked the metric: (period,
+    /// when, reason). Without them the page would show the number
+    /// published before as if it still stood.
+    blocked: Vec<(String, String, String)>,
 }
 
 /// Writes the site into `out`; returns how many pages. `engine` plans the
@@ -289,15 +289,17 @@ fn metric_page(
     b.push_str("<h2>Last published periods</h2>\n");
     if !p.blocked.is_empty() {
         b.push_str(
-            "<div class=\"blocked\"><p><strong>Blocked in the latest publication</strong>: no \
-             number was published for these periods (the values below are older).</p>\n\
-             <table><tr><th>period</th><th>reason</th></tr>\n",
+            "<div class=\"blocked\"><p><strong>Blocked when last published</strong>: the \
+             latest publication of these periods gave no number (the values below are \
+             older).</p>\n\
+             <table><tr><th>period</th><th>published at</th><th>reason</th></tr>\n",
         );
-        for (period, reason) in &p.blocked {
+        for (period, when, reason) in &p.blocked {
             let _ = writeln!(
                 b,
-                "<tr><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(period),
+                escape(when),
                 escape(reason)
             );
         }
@@ -409,22 +411,42 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
         .ok_or_else(|| CanonError::io(&manifest_path, std::io::ErrorKind::NotFound.into()))?;
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
     let mut out: BTreeMap<String, Published> = BTreeMap::new();
+    // The last number published per period, and the periods whose last
+    // publication was blocked since (a later `publish --only` that left
+    // the metric out keeps the block standing).
     let mut latest: BTreeMap<(String, String), Option<Dec>> = BTreeMap::new();
+    let mut blocked: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
     for r in &history {
-        latest.insert((r.metric.clone(), r.period.clone()), r.value);
+        let key = (r.metric.clone(), r.period.clone());
+        match &r.blocked {
+            Some(why) => {
+                blocked.insert(key, (r.published_at.clone(), why.clone()));
+            }
+            None => {
+                blocked.remove(&key);
+                latest.insert(key, r.value);
+            }
+        }
+    }
+    // A publication by a canon that kept blocks in the manifest only.
+    let when = manifest["generated_at"].as_str().unwrap_or("?");
+    for (metric, period, reason) in crate::publish_dir::blocked_entries(&manifest) {
+        blocked
+            .entry((metric.to_string(), period.to_string()))
+            .or_insert_with(|| (when.to_string(), reason.to_string()));
     }
     let start = |label: &str| catalog.calendar.parse_period(label).map(|p| p.from).ok();
     for ((metric, period), value) in latest {
         out.entry(metric).or_default().series.push((period, value));
     }
-    for (metric, period, reason) in crate::publish_dir::blocked_entries(&manifest) {
-        out.entry(metric.to_string())
+    for ((metric, period), (when, reason)) in blocked {
+        out.entry(metric)
             .or_default()
             .blocked
-            .push((period.to_string(), reason.to_string()));
+            .push((period, when, reason));
     }
     for (metric, p) in out.iter_mut() {
-        p.blocked.sort_by_key(|(label, _)| start(label));
+        p.blocked.sort_by_key(|(label, _, _)| start(label));
         p.series.sort_by_key(|(label, _)| start(label));
         p.latest_period = p.series.last().map(|(l, _)| l.clone());
         if let Some(period) = &p.latest_period {

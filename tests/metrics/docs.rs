@@ -101,9 +101,10 @@ fn the_site_has_a_page_per_metric_and_escapes_every_text() {
     );
 }
 
-// A metric the latest publication blocked keeps no new history row, so its
-// page showed the number published before as if it still stood. It now
-// says the metric was blocked, for which periods and why.
+// A metric whose latest publication blocked it showed the number published
+// before as if it still stood; and after a later `publish --only` that left
+// it out, not even the manifest said so. The page says it was blocked, for
+// which periods, when and why, from the history's blocked row.
 #[test]
 fn a_page_says_when_the_latest_publication_blocked_its_metric() {
     let project = tempfile::tempdir().unwrap();
@@ -113,13 +114,13 @@ fn a_page_says_when_the_latest_publication_blocked_its_metric() {
     let out = tempfile::tempdir().unwrap();
     let publication = out.path().join("pub");
     let publication = publication.to_str().unwrap();
-    let publish = |code: i32| {
+    let publish = |only: &str, code: i32| {
         let o = canon(
             project.path(),
             &[
                 "publish",
                 "--only",
-                "bookings",
+                only,
                 "--period",
                 "FY2026-Q1",
                 "--data",
@@ -130,14 +131,16 @@ fn a_page_says_when_the_latest_publication_blocked_its_metric() {
         );
         assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
     };
-    publish(0);
+    publish("bookings", 0);
     // Its definition changed after its sign-off: blocked in every period.
     replace_in(
         &project.path().join("metrics/sales.yaml"),
         "    filter: is_won\n",
         "    filter: is_won AND amount >= 1000\n",
     );
-    publish(1);
+    publish("bookings", 1);
+    // A later publication of another metric only.
+    publish("nrr", 0);
     let site = out.path().join("site");
     let o = canon(
         project.path(),
@@ -154,16 +157,19 @@ fn a_page_says_when_the_latest_publication_blocked_its_metric() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let page = std::fs::read_to_string(site.join("metrics/bookings.html")).unwrap();
     let blocked = page
-        .find("<strong>Blocked in the latest publication</strong>")
+        .find("<strong>Blocked when last published</strong>")
         .unwrap_or_else(|| panic!("not said blocked: {page}"));
     let reasons = &page[blocked..page[blocked..].find("</div>").unwrap() + blocked];
-    assert!(reasons.contains("<tr><td>FY2026-Q1</td><td>"), "{reasons}");
+    assert!(
+        reasons.contains("<tr><td>FY2026-Q1</td><td>20"),
+        "{reasons}"
+    );
     assert!(reasons.contains("sign-off"), "{reasons}");
     // The number of the first publication is still listed, as older.
     assert!(page.contains("(the values below are older)"), "{page}");
     // An unblocked metric's page says nothing of the kind.
     let other = std::fs::read_to_string(site.join("metrics/nrr.html")).unwrap();
-    assert!(!other.contains("Blocked in the latest publication"));
+    assert!(!other.contains("Blocked when last published"));
 }
 
 /// `canon docs --out SITE --data <sample>` over `project`, with `env`.

@@ -233,9 +233,14 @@ fn history_finds_a_period_however_it_is_written() {
     }
 }
 
-// A result the latest publication blocked adds no history row, so the
-// history showed the last number published as if it stood. It now ends
-// with the block and its reason.
+// A blocked result is a history row: the history showed the last number
+// published as if it stood, and still did after a later publish that left
+// the metric out (`--only pipeline_created`), since only the latest manifest said it was
+// blocked. Publication 1: bookings FY2026-Q1 = 3694.46 (flow_metrics.rs);
+// 2: blocked (the definition changed after its sign-off); 3: pipeline_created only;
+// 4: the definition restored, 3694.46 again, a change of 0 from the last
+// number published, and no restatement of the closed period (the blocked
+// row has no number to differ from).
 #[test]
 fn history_says_when_the_latest_publication_blocked_the_number() {
     let data = fixture();
@@ -245,21 +250,52 @@ fn history_says_when_the_latest_publication_blocked_the_number() {
     let out = dir.path().join("published");
     let o = publish(project.path(), data.path(), &out);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sales = project.path().join("metrics/sales.yaml");
     replace_in(
-        &project.path().join("metrics/sales.yaml"),
+        &sales,
         "    filter: is_won\n",
         "    filter: is_won AND amount >= 1000\n",
     );
     let o = publish(project.path(), data.path(), &out);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let h = history(project.path(), &out);
-    assert!(h.contains(": 1 publication(s) in "), "{h}");
-    let last = h.lines().last().unwrap();
-    assert!(
-        last.starts_with("blocked in the latest publication ("),
-        "{h}"
+    let ends_blocked = |h: &str| {
+        assert!(h.contains(": 2 publication(s) in "), "{h}");
+        let lines: Vec<&str> = h.lines().collect();
+        let [.., row, why] = lines[..] else {
+            panic!("{h}")
+        };
+        assert!(row.trim_end().ends_with(" blocked"), "{h}");
+        assert!(
+            why.trim_start()
+                .starts_with("blocked: sign-off stale: `bookings`"),
+            "{h}"
+        );
+        // Said once: the manifest's own notice is not repeated.
+        assert_eq!(h.matches("sign-off stale").count(), 1, "{h}");
+    };
+    ends_blocked(&history(project.path(), &out));
+    let o = publish_only(
+        project.path(),
+        data.path(),
+        &out,
+        "pipeline_created",
+        &["--period", "FY2026-Q1"],
     );
-    assert!(last.contains("sign-off stale: `bookings`"), "{h}");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    ends_blocked(&history(project.path(), &out));
+
+    replace_in(
+        &sales,
+        "    filter: is_won AND amount >= 1000\n",
+        "    filter: is_won\n",
+    );
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("restated"), "{}", stderr(&o));
+    let h = history(project.path(), &out);
+    assert!(h.contains(": 3 publication(s) in "), "{h}");
+    let last = h.lines().last().unwrap();
+    assert!(last.contains(" 3,694.46 ") && last.contains(" 0 "), "{h}");
 }
 
 #[test]
