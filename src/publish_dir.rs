@@ -429,6 +429,30 @@ fn listing(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A shared hold on the lock a publish or docs run takes on `dir`'s parent
+/// (see [`Target`]), so that a reader's files all come from one
+/// publication: without it a publish switching in between the manifest and
+/// the history read made them disagree, and the publication was reported
+/// damaged. Waits (saying so) while a run writes there. `None` when the
+/// parent cannot be opened (no read permission on it): the reader then
+/// reads unlocked, where the worst a switch can do is that false report.
+pub fn hold_for_reading(dir: &Path) -> Option<File> {
+    let dir: PathBuf = dir.components().collect();
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let lock = File::open(parent).ok()?;
+    if lock.try_lock_shared().is_err() {
+        crate::console::say(format_args!(
+            "waiting for the canon publish or docs in {} to finish",
+            parent.display()
+        ));
+        lock.lock_shared().ok()?;
+    }
+    Some(lock)
+}
+
 /// The bytes of the regular file at `path`: a named pipe or a device put
 /// in a publication's place would block the read forever.
 pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -468,9 +492,10 @@ pub fn damaged(path: &Path, why: String) -> CanonError {
     )
 }
 
-/// The results a manifest says were blocked: (metric, period, reason). A
-/// blocked result adds no history row, so whoever shows a publication's
-/// numbers must show these beside them.
+/// The results a manifest says were blocked: (metric, period, reason).
+/// The history has a row for each since the thirtieth session's canon;
+/// a publication written before has them here only, so whoever shows a
+/// publication's numbers shows these beside them.
 pub fn blocked_entries(manifest: &serde_json::Value) -> Vec<(&str, &str, &str)> {
     manifest["metrics"]
         .as_array()

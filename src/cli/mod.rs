@@ -578,6 +578,8 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
             .parse_period(written)
             .is_ok_and(|p| (p.from, p.to) == (wanted.from, wanted.to))
     };
+    // The history and the manifest read below from one publication.
+    let _held = crate::publish_dir::hold_for_reading(&dir);
     let rows: Vec<crate::history::Row> = crate::history::read(&dir)?
         .into_iter()
         .map(|mut row| {

@@ -53,9 +53,18 @@ struct Published {
 /// metrics since removed go with the old site, and a folder holding
 /// anything `canon docs` did not write is refused, never written into.
 pub async fn build(engine: &Engine, publication: Option<&Path>, out: &Path) -> Result<usize> {
+    // Read whole first, under the publication's read hold, released before
+    // the site's own lock is taken: the two may be one folder's lock.
+    let published = match publication {
+        Some(dir) => {
+            let _held = crate::publish_dir::hold_for_reading(dir);
+            read_publication(&engine.catalog, dir)?
+        }
+        None => BTreeMap::new(),
+    };
     let target = Target::claim(out, &DOCS_SITE)?;
     let staged = target.staging()?;
-    let built = match write_site(engine, publication, &staged).await {
+    let built = match write_site(engine, publication.map(|p| (p, &published)), &staged).await {
         Ok(pages) => list_pages(&staged).map(|()| pages),
         Err(e) => Err(e),
     };
@@ -93,12 +102,16 @@ fn list_pages(site: &Path) -> Result<()> {
 }
 
 /// Writes every page of the site into `out`, a fresh staging folder.
-async fn write_site(engine: &Engine, publication: Option<&Path>, out: &Path) -> Result<usize> {
+/// `publication`: the folder named and what was read from it.
+async fn write_site(
+    engine: &Engine,
+    publication: Option<(&Path, &BTreeMap<String, Published>)>,
+    out: &Path,
+) -> Result<usize> {
     let catalog = engine.catalog.clone();
-    let published = match publication {
-        Some(dir) => read_publication(&catalog, dir)?,
-        None => BTreeMap::new(),
-    };
+    let none = BTreeMap::new();
+    let published = publication.map_or(&none, |(_, p)| p);
+    let publication = publication.map(|(dir, _)| dir);
     let judge = crate::lifecycle::Judge::new(catalog.clone())?;
     let request = catalog.resolve(
         crate::request::Asked {

@@ -309,3 +309,49 @@ fn history_of_a_folder_that_is_not_a_publication_is_refused() {
         stderr(&o)
     );
 }
+
+// A publish switching a new publication in between canon history's read of
+// the manifest and of the history made the two disagree, and the history
+// was reported damaged. Readers now hold the publish lock shared: while a
+// run holds it (here the test, as a publish would), canon history waits
+// and says so, then reads the publication whole.
+#[test]
+fn history_waits_for_a_publish_in_progress() {
+    let data = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(&repo(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lock = std::fs::File::open(dir.path()).unwrap();
+    lock.lock().unwrap();
+    let mut reader = command(
+        &repo(),
+        &[
+            "history",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--publication",
+            out.to_str().unwrap(),
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "canon history did not wait for the lock"
+    );
+    lock.unlock().unwrap();
+    let o = reader.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("waiting for the canon publish or docs in"),
+        "{}",
+        stderr(&o)
+    );
+    // 3694.46: bookings FY2026-Q1 on the fixture (flow_metrics.rs).
+    assert!(stdout(&o).contains("3,694.46"), "{}", stdout(&o));
+}
