@@ -187,13 +187,29 @@ pub fn inputs_sha256(lineage: &crate::result::Lineage) -> String {
     hex::encode(h.finalize())
 }
 
+/// Where the history's rows of one period meet, however each was written
+/// (`FY2026-Q1`, `2025-02-01..2025-05-01`): the days `label` names, or the
+/// label itself when the calendar cannot read it.
+pub fn period_key(calendar: &crate::calendar::Calendar, label: &str) -> String {
+    calendar
+        .parse_period(label)
+        .map_or_else(|_| label.to_owned(), |p| format!("{}..{}", p.from, p.to))
+}
+
 /// The warnings for `new`, given the rows published before it (oldest
-/// first) and whether its period is closed in the books.
-pub fn judge(before: &[Row], new: &Row, closed: bool) -> Vec<String> {
+/// first), whether its period is closed in the books, and which period
+/// labels name its days (`same_period`: a restatement of FY2026-Q1
+/// published as 2025-02-01..2025-05-01 is one all the same).
+pub fn judge(
+    before: &[Row],
+    new: &Row,
+    closed: bool,
+    same_period: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
     // Numbers only: a blocked publication has none to compare.
     let same: Vec<&Row> = before
         .iter()
-        .filter(|r| r.metric == new.metric && r.period == new.period && r.slice == new.slice)
+        .filter(|r| r.metric == new.metric && same_period(&r.period) && r.slice == new.slice)
         .filter(|r| r.blocked.is_none())
         .collect();
     let mut out = Vec::new();
@@ -408,6 +424,10 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
 mod tests {
     use super::*;
 
+    fn q1(period: &str) -> bool {
+        period == "FY2026-Q1"
+    }
+
     fn row(value: &str) -> Row {
         Row {
             metric: "bookings".into(),
@@ -433,38 +453,38 @@ mod tests {
             .iter()
             .map(|v| row(v))
             .collect();
-        assert!(judge(&past, &row("103.00"), false).is_empty());
+        assert!(judge(&past, &row("103.00"), false, &q1).is_empty());
         assert_eq!(
-            judge(&past, &row("103.01"), false),
+            judge(&past, &row("103.01"), false, &q1),
             [
                 "unusual move: `bookings` for FY2026-Q1 is 103.01, outside median ± 3 MAD of its last 5 publications (100.00 ± 3 × 1.000)"
             ]
         );
         // Three past values are too few to judge.
-        assert!(judge(&past[..3], &row("500.00"), false).is_empty());
+        assert!(judge(&past[..3], &row("500.00"), false, &q1).is_empty());
         // A value that never moved: any move is unusual.
         let flat: Vec<Row> = (0..4).map(|_| row("10.00")).collect();
-        assert_eq!(judge(&flat, &row("10.01"), false).len(), 1);
-        assert!(judge(&flat, &row("10.00"), false).is_empty());
+        assert_eq!(judge(&flat, &row("10.01"), false, &q1).len(), 1);
+        assert!(judge(&flat, &row("10.00"), false, &q1).is_empty());
     }
 
     #[test]
     fn a_closed_period_that_changes_is_a_restatement() {
         let past = vec![row("100.00")];
         assert_eq!(
-            judge(&past, &row("90.00"), true),
+            judge(&past, &row("90.00"), true, &q1),
             [
                 "restated closed period: `bookings` for FY2026-Q1 was 100.00 when published at t, now 90.00 (its accounting periods are closed)"
             ]
         );
-        assert!(judge(&past, &row("90.00"), false).is_empty());
-        assert!(judge(&past, &row("100.00"), true).is_empty());
+        assert!(judge(&past, &row("90.00"), false, &q1).is_empty());
+        assert!(judge(&past, &row("100.00"), true, &q1).is_empty());
         // A blocked publication in between has no number: the restatement
         // is judged against the last one published (100.00), and a
         // number equal to it is none.
         let blocked = Row::blocked("bookings", "FY2026-Q1", "t2", "a gate".into());
         let past = vec![row("100.00"), blocked];
-        assert_eq!(judge(&past, &row("90.00"), true).len(), 1);
-        assert!(judge(&past, &row("100.00"), true).is_empty());
+        assert_eq!(judge(&past, &row("90.00"), true, &q1).len(), 1);
+        assert!(judge(&past, &row("100.00"), true, &q1).is_empty());
     }
 }

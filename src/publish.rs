@@ -222,6 +222,19 @@ async fn build(
     let mut entries = Vec::new();
     let mut exclusion_rows: Vec<ExclusionRow> = Vec::new();
     let judge = crate::lifecycle::Judge::for_run(engine)?;
+    // The days each period label of the history and of this run names,
+    // read once: a period's rows meet however each was written.
+    let keys: std::collections::HashMap<String, String> = history
+        .iter()
+        .map(|r| r.period.as_str())
+        .chain(periods.iter().map(|p| p.label.as_str()))
+        .collect::<std::collections::HashSet<&str>>()
+        .into_iter()
+        .map(|label| {
+            let key = crate::history::period_key(&catalog.calendar, label);
+            (label.to_owned(), key)
+        })
+        .collect();
     for name in catalog.metrics.keys() {
         let (_, _, spec) = catalog.metric(name)?;
         if spec.status != MetricStatus::Certified || !wanted(name) {
@@ -277,10 +290,12 @@ async fn build(
                         warnings: Vec::new(),
                         blocked: None,
                     };
+                    let key = crate::history::period_key(&catalog.calendar, &period.label);
                     row.warnings = crate::history::judge(
                         &history,
                         &row,
                         closed.get(&period.label).copied().unwrap_or(false),
+                        &|label| keys.get(label).is_some_and(|k| *k == key),
                     );
                     warnings.extend(row.warnings.iter().cloned());
                     history.push(row);

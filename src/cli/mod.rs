@@ -572,12 +572,8 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
     }
     // A period is its days, however it was written: FY2026-Q1 published,
     // asked as 2025-02-01..2025-05-01 (or the other way round).
-    let same_days = |written: &str| {
-        catalog
-            .calendar
-            .parse_period(written)
-            .is_ok_and(|p| (p.from, p.to) == (wanted.from, wanted.to))
-    };
+    let days = crate::history::period_key(&catalog.calendar, &label);
+    let same_days = |written: &str| crate::history::period_key(&catalog.calendar, written) == days;
     // The history and the manifest read below from one publication.
     let _held = crate::publish_dir::hold_for_reading(&dir);
     let rows: Vec<crate::history::Row> = crate::history::read(&dir)?

@@ -426,11 +426,20 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     let mut out: BTreeMap<String, Published> = BTreeMap::new();
     // The last number published per period, and the periods whose last
     // publication was blocked since (a later `publish --only` that left
-    // the metric out keeps the block standing).
+    // the metric out keeps the block standing). A period is its days,
+    // shown as it was last written.
+    let key = |metric: &str, label: &str| {
+        (
+            metric.to_owned(),
+            crate::history::period_key(&catalog.calendar, label),
+        )
+    };
+    let mut labels: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut latest: BTreeMap<(String, String), Option<Dec>> = BTreeMap::new();
     let mut blocked: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
     for r in &history {
-        let key = (r.metric.clone(), r.period.clone());
+        let key = key(&r.metric, &r.period);
+        labels.insert(key.clone(), r.period.clone());
         match &r.blocked {
             Some(why) => {
                 blocked.insert(key, (r.published_at.clone(), why.clone()));
@@ -444,15 +453,23 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     // A publication by a canon that kept blocks in the manifest only.
     let when = manifest["generated_at"].as_str().unwrap_or("?");
     for (metric, period, reason) in crate::publish_dir::blocked_entries(&manifest) {
+        let key = key(metric, period);
+        labels
+            .entry(key.clone())
+            .or_insert_with(|| period.to_string());
         blocked
-            .entry((metric.to_string(), period.to_string()))
+            .entry(key)
             .or_insert_with(|| (when.to_string(), reason.to_string()));
     }
+    let label = |key: &(String, String)| labels.get(key).cloned().unwrap_or_default();
     let start = |label: &str| catalog.calendar.parse_period(label).map(|p| p.from).ok();
-    for ((metric, period), value) in latest {
-        out.entry(metric).or_default().series.push((period, value));
+    for (key, value) in latest {
+        let period = label(&key);
+        out.entry(key.0).or_default().series.push((period, value));
     }
-    for ((metric, period), (when, reason)) in blocked {
+    for (key, (when, reason)) in blocked {
+        let period = label(&key);
+        let metric = key.0;
         out.entry(metric)
             .or_default()
             .blocked

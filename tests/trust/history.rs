@@ -355,3 +355,54 @@ fn history_waits_for_a_publish_in_progress() {
     // 3694.46: bookings FY2026-Q1 on the fixture (flow_metrics.rs).
     assert!(stdout(&o).contains("3,694.46"), "{}", stdout(&o));
 }
+
+// A period is its days in what publish judges and docs shows too: bookings
+// published for FY2026-Q1 (3694.46), then D99 added and published for the
+// same days written 2025-02-01..2025-05-01 (3794.46) is a restatement of a
+// closed period (the fixture's books close Feb–Apr 2025); it passed
+// unwarned, and the docs page listed the two labels as two periods.
+#[test]
+fn a_period_written_another_way_is_the_same_period() {
+    let data = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(&repo(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    add_deal(data.path());
+    let o = publish_only(
+        &repo(),
+        data.path(),
+        &out,
+        "bookings",
+        &["--period", "2025-02-01..2025-05-01"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "restated closed period: `bookings` for 2025-02-01..2025-05-01 was 3,694.46 when \
+             published at "
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let site = dir.path().join("site");
+    let o = canon(
+        &repo(),
+        &[
+            "docs",
+            "--out",
+            site.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+            "--publication",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = std::fs::read_to_string(site.join("metrics/bookings.html")).unwrap();
+    assert!(
+        page.contains("<tr><td>2025-02-01..2025-05-01</td><td class=\"num\">3,794.46</td></tr>"),
+        "{page}"
+    );
+    assert!(!page.contains("<tr><td>FY2026-Q1</td>"), "{page}");
+}
