@@ -331,6 +331,18 @@ fn check_replaceable(out: &Path, kind: &Kind) -> Result<()> {
     if !meta.is_dir() {
         return refuse("it is a file, not a folder".into());
     }
+    if is_mount_point(out, &meta) {
+        // The switch renames the folder, which the kernel refuses for a
+        // mount point (EBUSY): found here, not after all the work.
+        return Err(CanonError::request(format!(
+            "--out {}: refused, it is a mount point, which {} cannot switch for a new {}: \
+             give a folder inside it (e.g. --out {})",
+            out.display(),
+            kind.command,
+            kind.what,
+            out.join(kind.example).display()
+        )));
+    }
     let found = listing(out)?;
     if found.is_empty() {
         return Ok(());
@@ -427,6 +439,14 @@ fn listing(dir: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Whether folder `out` (whose metadata is `meta`) is on another device
+/// than its parent: a mount point.
+fn is_mount_point(out: &Path, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = out.join("..");
+    std::fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev())
 }
 
 /// A shared hold on the lock a publish or docs run takes on `dir`'s parent
@@ -597,6 +617,26 @@ mod tests {
         }
         let manifest = serde_json::json!({ "files": files });
         std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    }
+
+    // A mount point as --out failed at the switch (EBUSY), after all the
+    // work. /proc is one on every Linux (procfs, another device than /).
+    #[test]
+    fn a_mount_point_is_refused_before_any_work() {
+        for kind in [&PUBLICATION, &DOCS_SITE] {
+            let e = check_replaceable(Path::new("/proc"), kind).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!(
+                    "--out /proc: refused, it is a mount point, which {} cannot switch",
+                    kind.command
+                )),
+                "{e}"
+            );
+        }
+        // A folder on the same device as its parent is not one.
+        let dir = tempfile::tempdir().unwrap();
+        let meta = std::fs::metadata(dir.path()).unwrap();
+        assert!(!is_mount_point(dir.path(), &meta));
     }
 
     // A file added to the publication while a publish runs (after the
