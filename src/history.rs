@@ -59,14 +59,26 @@ pub struct Row {
     /// one that left the metric out (`publish --only`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// The period's days as published (`2025-02-01..2025-05-01`, the end
+    /// excluded): its label read with a fiscal calendar changed since
+    /// would name other days. None in rows of a canon before these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<String>,
 }
 
 impl Row {
-    /// The row of a result `published_at` blocked, and why.
-    pub fn blocked(metric: &str, period: &str, published_at: &str, why: String) -> Row {
+    /// The row of a result `published_at` blocked for `period` (its label
+    /// and days), and why.
+    pub fn blocked(
+        metric: &str,
+        (period, days): (&str, String),
+        published_at: &str,
+        why: String,
+    ) -> Row {
         Row {
             metric: metric.to_owned(),
             period: period.to_owned(),
+            days: Some(days),
             slice: None,
             value: None,
             definition_version: 0,
@@ -157,6 +169,45 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// `rows`, the history of a publication whose `manifest` may come from a
+/// canon that kept its blocks there only: each such block made a row
+/// (stamped when that publication was), so that the next publication,
+/// whose manifest is new, does not drop it and let the number before it
+/// read as the one standing.
+pub fn with_manifest_blocks(
+    mut rows: Vec<Row>,
+    manifest: Option<&serde_json::Value>,
+    calendar: &crate::calendar::Calendar,
+) -> Vec<Row> {
+    let Some(manifest) = manifest else {
+        return rows;
+    };
+    let when = manifest["generated_at"].as_str().unwrap_or_default();
+    // The days the manifest recorded for each period, else its label read.
+    let days = |label: &str| {
+        manifest["periods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["label"] == label)
+            .and_then(|p| Some(format!("{}..{}", p["from"].as_str()?, p["to"].as_str()?)))
+            .unwrap_or_else(|| period_key(calendar, label))
+    };
+    for (metric, period, reason) in crate::publish_dir::blocked_entries(manifest) {
+        let recorded = rows.iter().any(|r| {
+            r.metric == metric
+                && r.period == period
+                && r.published_at == when
+                && r.blocked.is_some()
+        });
+        if !recorded {
+            let row = Row::blocked(metric, (period, days(period)), when, reason.to_owned());
+            rows.push(row);
+        }
+    }
+    rows
+}
+
 /// The sha256 of `bytes`, in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -187,13 +238,29 @@ pub fn inputs_sha256(lineage: &crate::result::Lineage) -> String {
     hex::encode(h.finalize())
 }
 
+/// The days of `period` as a row records them (`2025-02-01..2025-05-01`).
+pub fn days_of(period: &Period) -> String {
+    format!("{}..{}", period.from, period.to)
+}
+
 /// Where the history's rows of one period meet, however each was written
-/// (`FY2026-Q1`, `2025-02-01..2025-05-01`): the days `label` names, or the
-/// label itself when the calendar cannot read it.
+/// (`FY2026-Q1`, `2025-02-01..2025-05-01`): the days `label` names with
+/// today's calendar, or the label itself when the calendar cannot read it.
+/// For a row of a canon that did not record its days ([`Row::days`]).
 pub fn period_key(calendar: &crate::calendar::Calendar, label: &str) -> String {
     calendar
         .parse_period(label)
-        .map_or_else(|_| label.to_owned(), |p| format!("{}..{}", p.from, p.to))
+        .map_or_else(|_| label.to_owned(), |p| days_of(&p))
+}
+
+impl Row {
+    /// The days of this row's period: as published, or for a row of an
+    /// older canon, its label read with today's calendar.
+    pub fn period_days(&self, calendar: &crate::calendar::Calendar) -> String {
+        self.days
+            .clone()
+            .unwrap_or_else(|| period_key(calendar, &self.period))
+    }
 }
 
 /// The warnings for `new`, given the rows published before it (oldest
@@ -204,12 +271,12 @@ pub fn judge(
     before: &[Row],
     new: &Row,
     closed: bool,
-    same_period: &dyn Fn(&str) -> bool,
+    same_period: &dyn Fn(&Row) -> bool,
 ) -> Vec<String> {
     // Numbers only: a blocked publication has none to compare.
     let same: Vec<&Row> = before
         .iter()
-        .filter(|r| r.metric == new.metric && same_period(&r.period) && r.slice == new.slice)
+        .filter(|r| r.metric == new.metric && r.slice == new.slice && same_period(r))
         .filter(|r| r.blocked.is_none())
         .collect();
     let mut out = Vec::new();
@@ -370,6 +437,18 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
     for r in &mine {
         if let Some(why) = &r.blocked {
             out.push_str(&format!("{:<26} {:>18}\n", r.published_at, "blocked"));
+            // A reason of several lines stays under its row; control
+            // characters (a hand-edited sign-off's) are shown, not sent.
+            let why: String = why
+                .chars()
+                .flat_map(|c| match c {
+                    '\n' => format!("\n{:<26}          ", "")
+                        .chars()
+                        .collect::<Vec<_>>(),
+                    c if c.is_control() => c.escape_default().collect(),
+                    c => vec![c],
+                })
+                .collect();
             out.push_str(&format!("{:<26} blocked: {why}\n", ""));
             continue;
         }
@@ -408,8 +487,8 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
             shown(r.value),
             change,
             r.definition_version,
-            &r.definition_sha256[..r.definition_sha256.len().min(12)],
-            &r.inputs_sha256[..r.inputs_sha256.len().min(10)],
+            r.definition_sha256.chars().take(12).collect::<String>(),
+            r.inputs_sha256.chars().take(10).collect::<String>(),
             moved
         ));
         for w in &r.warnings {
@@ -424,8 +503,8 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
 mod tests {
     use super::*;
 
-    fn q1(period: &str) -> bool {
-        period == "FY2026-Q1"
+    fn q1(row: &Row) -> bool {
+        row.period == "FY2026-Q1"
     }
 
     fn row(value: &str) -> Row {
@@ -441,6 +520,7 @@ mod tests {
             published_at: "t".into(),
             warnings: vec![],
             blocked: None,
+            days: None,
         }
     }
 
@@ -482,9 +562,37 @@ mod tests {
         // A blocked publication in between has no number: the restatement
         // is judged against the last one published (100.00), and a
         // number equal to it is none.
-        let blocked = Row::blocked("bookings", "FY2026-Q1", "t2", "a gate".into());
+        let quarter = Period {
+            label: "FY2026-Q1".into(),
+            from: chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap(),
+            to: chrono::NaiveDate::from_ymd_opt(2025, 5, 1).unwrap(),
+        };
+        let blocked = Row::blocked(
+            "bookings",
+            (&quarter.label, days_of(&quarter)),
+            "t2",
+            "a gate".into(),
+        );
         let past = vec![row("100.00"), blocked];
         assert_eq!(judge(&past, &row("90.00"), true, &q1).len(), 1);
         assert!(judge(&past, &row("100.00"), true, &q1).is_empty());
+    }
+
+    // A reason of several lines stayed unindented and control characters
+    // reached the terminal; a sha256 edited to hold a multi-byte character
+    // panicked the byte slice (exit 101).
+    #[test]
+    fn explain_shows_any_text_without_breaking() {
+        let mut odd = row("1.00");
+        odd.definition_sha256 = "aéééééééééééé".into();
+        odd.inputs_sha256 = "ü".repeat(20);
+        let why = "first line\nsecond \u{1b}[31mRED".to_string();
+        let blocked = Row::blocked("bookings", ("FY2026-Q1", "d".into()), "t2", why);
+        let text = explain(&[odd, blocked], "bookings", "FY2026-Q1", "h");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].contains("aééééééééééé "), "{text}");
+        assert_eq!(lines[4].trim(), "blocked: first line", "{text}");
+        assert_eq!(lines[5].trim(), "second \\u{1b}[31mRED", "{text}");
+        assert!(lines[5].starts_with("     "), "{text}");
     }
 }

@@ -73,10 +73,10 @@ impl ManifestEntry {
 
     /// A blocked metric's row in the history, so that the number published
     /// before it is not read as the one standing.
-    fn history_row(&self, published_at: &str) -> crate::history::Row {
+    fn history_row(&self, period: &Period, published_at: &str) -> crate::history::Row {
         crate::history::Row::blocked(
             &self.metric,
-            &self.period,
+            (&period.label, crate::history::days_of(period)),
             published_at,
             self.reason.clone().unwrap_or_default(),
         )
@@ -158,7 +158,11 @@ pub async fn publish(
     let target = crate::publish_dir::Target::claim(out, &crate::publish_dir::PUBLICATION)?;
     // The history so far, carried into the new publication (a history that
     // does not read stops the publish before anything is staged).
-    let history = crate::history::read(out)?;
+    let history = crate::history::with_manifest_blocks(
+        crate::history::read(out)?,
+        crate::publish_dir::read_manifest(out)?.as_ref(),
+        &catalog.calendar,
+    );
     let tmp = target.staging()?;
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
     let result = build(engine, &catalog, &tmp, periods, &wanted, history)
@@ -222,12 +226,13 @@ async fn build(
     let mut entries = Vec::new();
     let mut exclusion_rows: Vec<ExclusionRow> = Vec::new();
     let judge = crate::lifecycle::Judge::for_run(engine)?;
-    // The days each period label of the history and of this run names,
-    // read once: a period's rows meet however each was written.
+    // The days each period label of the history's older rows (those that
+    // did not record their days) names, read once: a period's rows meet
+    // however each was written.
     let keys: std::collections::HashMap<String, String> = history
         .iter()
+        .filter(|r| r.days.is_none())
         .map(|r| r.period.as_str())
-        .chain(periods.iter().map(|p| p.label.as_str()))
         .collect::<std::collections::HashSet<&str>>()
         .into_iter()
         .map(|label| {
@@ -235,6 +240,9 @@ async fn build(
             (label.to_owned(), key)
         })
         .collect();
+    let days_of = |row: &crate::history::Row| -> Option<String> {
+        row.days.clone().or_else(|| keys.get(&row.period).cloned())
+    };
     for name in catalog.metrics.keys() {
         let (_, _, spec) = catalog.metric(name)?;
         if spec.status != MetricStatus::Certified || !wanted(name) {
@@ -248,7 +256,7 @@ async fn build(
             tracing::warn!(metric = %name, "{why}");
             for period in periods {
                 let entry = ManifestEntry::blocked(name, period, &CanonError::Blocked(why.clone()));
-                history.push(entry.history_row(&generated_at));
+                history.push(entry.history_row(period, &generated_at));
                 entries.push(entry);
             }
             continue;
@@ -289,13 +297,14 @@ async fn build(
                         published_at: generated_at.clone(),
                         warnings: Vec::new(),
                         blocked: None,
+                        days: Some(crate::history::days_of(period)),
                     };
-                    let key = crate::history::period_key(&catalog.calendar, &period.label);
+                    let days = row.days.clone();
                     row.warnings = crate::history::judge(
                         &history,
                         &row,
                         closed.get(&period.label).copied().unwrap_or(false),
-                        &|label| keys.get(label).is_some_and(|k| *k == key),
+                        &|r| days_of(r) == days,
                     );
                     warnings.extend(row.warnings.iter().cloned());
                     history.push(row);
@@ -317,7 +326,7 @@ async fn build(
                 // period (e.g. not whole accounting periods) is recorded, not fatal.
                 Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
                     let entry = ManifestEntry::blocked(name, period, &e);
-                    history.push(entry.history_row(&generated_at));
+                    history.push(entry.history_row(period, &generated_at));
                     entries.push(entry);
                 }
                 Err(e) => return Err(stopped(name, period, e)),

@@ -127,7 +127,8 @@ impl Target {
         let lock = File::open(&parent).map_err(|e| CanonError::io(&parent, e))?;
         if lock.try_lock().is_err() {
             crate::console::say(format_args!(
-                "waiting for another canon publish or docs in {} to finish",
+                "waiting for another canon run in {} to finish (a publish or docs writing there, \
+                 or a history or docs reading a publication there)",
                 parent.display()
             ));
             lock.lock().map_err(|e| CanonError::io(&parent, e))?;
@@ -457,11 +458,10 @@ fn is_mount_point(out: &Path, meta: &std::fs::Metadata) -> bool {
 /// parent cannot be opened (no read permission on it): the reader then
 /// reads unlocked, where the worst a switch can do is that false report.
 pub fn hold_for_reading(dir: &Path) -> Option<File> {
-    let dir: PathBuf = dir.components().collect();
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    // The folder the writer locks, however `dir` is written (`.`, `..`,
+    // through a link): its real parent.
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let parent = dir.parent()?;
     let lock = File::open(parent).ok()?;
     if lock.try_lock_shared().is_err() {
         crate::console::say(format_args!(

@@ -570,45 +570,38 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
             dir.display()
         )));
     }
+    // The history and the manifest read from one publication, the lock
+    // released before anything is written (a reader not read from must
+    // not hold a publish up).
+    let rows = {
+        let _held = crate::publish_dir::hold_for_reading(&dir);
+        let rows = crate::history::read(&dir)?;
+        // (history::read has checked the manifest reads.)
+        let manifest = crate::publish_dir::read_manifest(&dir)?;
+        crate::history::with_manifest_blocks(rows, manifest.as_ref(), &catalog.calendar)
+    };
     // A period is its days, however it was written: FY2026-Q1 published,
-    // asked as 2025-02-01..2025-05-01 (or the other way round).
-    let days = crate::history::period_key(&catalog.calendar, &label);
-    let same_days = |written: &str| crate::history::period_key(&catalog.calendar, written) == days;
-    // The history and the manifest read below from one publication.
-    let _held = crate::publish_dir::hold_for_reading(&dir);
-    let rows: Vec<crate::history::Row> = crate::history::read(&dir)?
+    // asked as 2025-02-01..2025-05-01 (or the other way round), and as
+    // published (a fiscal calendar changed since names other days).
+    let days = crate::history::days_of(&wanted);
+    let rows: Vec<crate::history::Row> = rows
         .into_iter()
         .map(|mut row| {
-            if row.period != label && same_days(&row.period) {
+            if row.period != label && row.period_days(&catalog.calendar) == days {
                 row.period = label.clone();
+            } else if row.period == label && row.period_days(&catalog.calendar) != days {
+                // The same label for other days: not this period.
+                row.period = format!("{} ({})", row.period, row.period_days(&catalog.calendar));
             }
             row
         })
         .collect();
-    let mut text = crate::history::explain(
+    let text = crate::history::explain(
         &rows,
         metric,
         &label,
         &dir.join(crate::history::FILE).display().to_string(),
     );
-    // A publication by a canon that kept a block in its manifest only (no
-    // history row): without this the last number published would read as
-    // the one standing. (history::read has checked the manifest reads.)
-    let last_blocked = rows
-        .iter()
-        .rev()
-        .find(|r| r.metric == metric && r.period == label && r.slice.is_none())
-        .is_some_and(|r| r.blocked.is_some());
-    let manifest = crate::publish_dir::read_manifest(&dir)?.unwrap_or_default();
-    for (_, _, reason) in crate::publish_dir::blocked_entries(&manifest)
-        .into_iter()
-        .filter(|(m, period, _)| *m == metric && same_days(period) && !last_blocked)
-    {
-        text.push_str(&format!(
-            "blocked in the latest publication ({}): {reason}\n",
-            manifest["generated_at"].as_str().unwrap_or("?"),
-        ));
-    }
     emit(text.as_bytes(), None, Format::Table)
 }
 

@@ -303,10 +303,14 @@ fn metric_page(
     if !p.blocked.is_empty() {
         b.push_str(
             "<div class=\"blocked\"><p><strong>Blocked when last published</strong>: the \
-             latest publication of these periods gave no number (the values below are \
-             older).</p>\n\
-             <table><tr><th>period</th><th>published at</th><th>reason</th></tr>\n",
+             latest publication of these periods gave no number ",
         );
+        b.push_str(if p.series.is_empty() {
+            "(and none was published before).</p>\n"
+        } else {
+            "(the values below are older).</p>\n"
+        });
+        b.push_str("<table><tr><th>period</th><th>published at</th><th>reason</th></tr>\n");
         for (period, when, reason) in &p.blocked {
             let _ = writeln!(
                 b,
@@ -422,23 +426,19 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     let manifest_path = dir.join("manifest.json");
     let manifest = crate::publish_dir::read_manifest(dir)?
         .ok_or_else(|| CanonError::io(&manifest_path, std::io::ErrorKind::NotFound.into()))?;
+    // A publication by a canon that kept its blocks in the manifest only.
+    let history = crate::history::with_manifest_blocks(history, Some(&manifest), &catalog.calendar);
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
     let mut out: BTreeMap<String, Published> = BTreeMap::new();
     // The last number published per period, and the periods whose last
     // publication was blocked since (a later `publish --only` that left
     // the metric out keeps the block standing). A period is its days,
     // shown as it was last written.
-    let key = |metric: &str, label: &str| {
-        (
-            metric.to_owned(),
-            crate::history::period_key(&catalog.calendar, label),
-        )
-    };
     let mut labels: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut latest: BTreeMap<(String, String), Option<Dec>> = BTreeMap::new();
     let mut blocked: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
     for r in &history {
-        let key = key(&r.metric, &r.period);
+        let key = (r.metric.clone(), r.period_days(&catalog.calendar));
         labels.insert(key.clone(), r.period.clone());
         match &r.blocked {
             Some(why) => {
@@ -450,19 +450,8 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
             }
         }
     }
-    // A publication by a canon that kept blocks in the manifest only.
-    let when = manifest["generated_at"].as_str().unwrap_or("?");
-    for (metric, period, reason) in crate::publish_dir::blocked_entries(&manifest) {
-        let key = key(metric, period);
-        labels
-            .entry(key.clone())
-            .or_insert_with(|| period.to_string());
-        blocked
-            .entry(key)
-            .or_insert_with(|| (when.to_string(), reason.to_string()));
-    }
+    // In the order of their days (the keys' text, `2025-02-01..`, sorts so).
     let label = |key: &(String, String)| labels.get(key).cloned().unwrap_or_default();
-    let start = |label: &str| catalog.calendar.parse_period(label).map(|p| p.from).ok();
     for (key, value) in latest {
         let period = label(&key);
         out.entry(key.0).or_default().series.push((period, value));
@@ -476,8 +465,6 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
             .push((period, when, reason));
     }
     for (metric, p) in out.iter_mut() {
-        p.blocked.sort_by_key(|(label, _, _)| start(label));
-        p.series.sort_by_key(|(label, _)| start(label));
         p.latest_period = p.series.last().map(|(l, _)| l.clone());
         if let Some(period) = &p.latest_period {
             p.exclusions = exclusions

@@ -322,38 +322,54 @@ fn history_waits_for_a_publish_in_progress() {
     let out = dir.path().join("published");
     let o = publish(&repo(), data.path(), &out);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Also named through a link and as `published/.`: the lock is the real
+    // parent's (it was the link's folder, or the publication itself).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let link = elsewhere.path().join("link");
+    std::os::unix::fs::symlink(&out, &link).unwrap();
+    let dotted = out.join(".");
     let lock = std::fs::File::open(dir.path()).unwrap();
     lock.lock().unwrap();
-    let mut reader = command(
-        &repo(),
-        &[
-            "history",
-            "bookings",
-            "--period",
-            "FY2026-Q1",
-            "--publication",
-            out.to_str().unwrap(),
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    let readers: Vec<std::process::Child> = [&out, &link, &dotted]
+        .iter()
+        .map(|publication| {
+            command(
+                &repo(),
+                &[
+                    "history",
+                    "bookings",
+                    "--period",
+                    "FY2026-Q1",
+                    "--publication",
+                    publication.to_str().unwrap(),
+                ],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(
-        reader.try_wait().unwrap().is_none(),
-        "canon history did not wait for the lock"
-    );
+    let mut readers = readers;
+    for reader in &mut readers {
+        assert!(
+            reader.try_wait().unwrap().is_none(),
+            "canon history did not wait for the lock"
+        );
+    }
     lock.unlock().unwrap();
-    let o = reader.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("waiting for the canon publish or docs in"),
-        "{}",
-        stderr(&o)
-    );
-    // 3694.46: bookings FY2026-Q1 on the fixture (flow_metrics.rs).
-    assert!(stdout(&o).contains("3,694.46"), "{}", stdout(&o));
+    for reader in readers {
+        let o = reader.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("waiting for the canon publish or docs in"),
+            "{}",
+            stderr(&o)
+        );
+        // 3694.46: bookings FY2026-Q1 on the fixture (flow_metrics.rs).
+        assert!(stdout(&o).contains("3,694.46"), "{}", stdout(&o));
+    }
 }
 
 // A period is its days in what publish judges and docs shows too: bookings
@@ -405,4 +421,99 @@ fn a_period_written_another_way_is_the_same_period() {
         "{page}"
     );
     assert!(!page.contains("<tr><td>FY2026-Q1</td>"), "{page}");
+}
+
+// A row records its period's days: labels read again with a fiscal calendar
+// changed since named other days. FY2026-Q1 published with the year from
+// February (Feb–Apr 2025: 3694.46), then with it from March (Mar–May 2025):
+// the second was judged a restatement of the first (a closed period), and
+// the Feb–Apr number could no longer be found by its days.
+#[test]
+fn a_calendar_changed_since_does_not_move_a_published_number() {
+    let data = fixture();
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    replace_in(
+        &project.path().join("canon.yaml"),
+        "fiscal_year_start_month: 2\n",
+        "fiscal_year_start_month: 3\n",
+    );
+    let signed = canon(project.path(), &["signoff", "bookings", "--by", "reviewer"]);
+    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("restated"), "{}", stderr(&o));
+    // Feb–Apr, asked by its days under the new calendar: the first number.
+    let feb = history_of(project.path(), &out, "2025-02-01..2025-05-01");
+    let said = stdout(&feb);
+    assert!(said.contains(": 1 publication(s) in "), "{said}");
+    assert!(said.contains(" 3,694.46 "), "{said}");
+    // FY2026-Q1 now (Mar–May): the second publication only.
+    let now = history_of(project.path(), &out, "FY2026-Q1");
+    let said = stdout(&now);
+    assert!(said.contains(": 1 publication(s) in "), "{said}");
+    assert!(!said.contains(" 3,694.46 "), "{said}");
+}
+
+// A publication by a canon that kept a block in its manifest only (no
+// history row) kept it only until the next publish of another metric, and
+// the number before it read as standing again. Made here by taking the
+// blocked row out of the history and sealing the manifest to match.
+#[test]
+fn a_block_kept_in_the_manifest_only_is_carried_into_the_history() {
+    let data = fixture();
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sales = project.path().join("metrics/sales.yaml");
+    replace_in(
+        &sales,
+        "    filter: is_won\n",
+        "    filter: is_won AND amount >= 1000\n",
+    );
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // As an older canon wrote it: the history without the blocked row.
+    let history_file = out.join("history.jsonl");
+    let text = std::fs::read_to_string(&history_file).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.contains("\"blocked\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(kept.lines().count(), text.lines().count() - 1);
+    std::fs::write(&history_file, &kept).unwrap();
+    let manifest_file = out.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_file).unwrap()).unwrap();
+    manifest["history_rows"] = kept.lines().count().into();
+    manifest["history_sha256"] = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(kept.as_bytes())).into()
+    };
+    std::fs::write(&manifest_file, manifest.to_string()).unwrap();
+    // Another metric published alone, then: bookings is still blocked.
+    let o = publish_only(
+        project.path(),
+        data.path(),
+        &out,
+        "pipeline_created",
+        &["--period", "FY2026-Q1"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let h = history(project.path(), &out);
+    assert!(h.contains(": 2 publication(s) in "), "{h}");
+    let last = h.lines().last().unwrap();
+    assert!(
+        last.trim_start()
+            .starts_with("blocked: sign-off stale: `bookings`"),
+        "{h}"
+    );
 }
