@@ -32,7 +32,9 @@ each, the executor left must still answer bookings. Ballista 55's recovery
 from a lost executor leaked the surviving executor's one task slot, and the
 run and every later job waited forever (CI at 84284d8, and 2 of 2 frozen
 trials); canon's scheduler now cancels the running jobs when an executor is
-lost and the client runs them again. Before canon's scheduler refused
+lost and the client runs them again; a run again the scheduler does not
+take within a minute fails as the cluster's failure (CI at c6a0856 saw ten
+runs again never queued, and the run waited to this trial's limit). Before canon's scheduler refused
 recovered jobs (src/cluster/clean_jobs.rs), such a kill gave grr 0.907200 or
 0.889383 for 0.877106 with exit 0. Every executor killed 3 s into grr must
 fail the run as the cluster's failure within 200 s (Ballista's grace for an

@@ -605,6 +605,7 @@ impl QueryPlanner for GuardedJobs {
             jobs: self.jobs.clone(),
             in_flight: self.in_flight.clone(),
             deadline: self.deadline,
+            rerun_taken_within: RERUN_TAKEN_WITHIN,
         }))
     }
 }
@@ -631,6 +632,8 @@ struct GuardedJob {
     /// cancel it.
     in_flight: Opaque<Arc<InFlight>>,
     deadline: Duration,
+    /// How long its run again may wait to be taken ([`RERUN_TAKEN_WITHIN`]).
+    rerun_taken_within: Duration,
 }
 
 /// How a guarded job reaches its jobs on the scheduler, to cancel one at
@@ -758,6 +761,7 @@ impl ExecutionPlan for GuardedJob {
             jobs: self.jobs.clone(),
             in_flight: self.in_flight.clone(),
             deadline: self.deadline,
+            rerun_taken_within: self.rerun_taken_within,
         }))
     }
 
@@ -775,10 +779,12 @@ impl ExecutionPlan for GuardedJob {
         let jobs = self.jobs.0.clone();
         let declared = self.declared.clone();
         let rerun = self.rerun.clone();
+        let taken_within = self.rerun_taken_within;
         let reading = Reading {
             batches,
             may_rerun: true,
             first_run: None,
+            taken_by: None,
         };
         let tracked = Arc::new(Tracked {
             jobs: jobs.clone(),
@@ -797,7 +803,17 @@ impl ExecutionPlan for GuardedJob {
             async move {
                 let mut reading = reading?;
                 loop {
-                    let next = tokio::time::timeout_at(deadline, reading.batches.next()).await;
+                    // A run again not yet taken by the scheduler waits
+                    // only until `taken_by`.
+                    let until = reading.taken_by.map_or(deadline, |t| t.min(deadline));
+                    let next = tokio::time::timeout_at(until, reading.batches.next()).await;
+                    if next.is_err() && until < deadline {
+                        if tracked.running_id().is_some() {
+                            reading.taken_by = None;
+                            continue;
+                        }
+                        return Some((Err(not_taken(taken_within)), None));
+                    }
                     return match next {
                         // Ballista hands a job's answer over only once the
                         // job has succeeded: its first batch is its end.
@@ -828,6 +844,7 @@ impl ExecutionPlan for GuardedJob {
                                         batches,
                                         may_rerun: false,
                                         first_run,
+                                        taken_by: Some(tokio::time::Instant::now() + taken_within),
                                     };
                                     continue;
                                 }
@@ -1042,6 +1059,27 @@ struct Reading {
     may_rerun: bool,
     /// The scheduler's id of the first run, when this is the run again.
     first_run: Option<String>,
+    /// For the run again: when the scheduler must have taken it (told its
+    /// id) by ([`RERUN_TAKEN_WITHIN`]).
+    taken_by: Option<tokio::time::Instant>,
+}
+
+/// How long a job run again after an executor was lost may wait for the
+/// scheduler to take it. A scheduler takes a job (queues it, plans its
+/// stages, tells its id) in milliseconds, free executors or not; the CI
+/// kill trial once saw ten runs again, after ten jobs were cancelled for a
+/// frozen executor, never taken at all (no "Job queued" in the
+/// scheduler's log), and the run waited for its whole deadline (an hour by
+/// default). Now it fails as the cluster's failure after a minute.
+const RERUN_TAKEN_WITHIN: Duration = Duration::from_secs(60);
+
+/// The failure of a run again the scheduler did not take `within`.
+fn not_taken(within: Duration) -> DataFusionError {
+    DataFusionError::External(Box::new(CanonError::Cluster(format!(
+        "a job run again after an executor was lost was not taken by the scheduler within {} s \
+         (its log may say why); run the query again once the cluster is whole",
+        within.as_secs()
+    ))))
 }
 
 /// A failed job's error as the user should read it: the cluster's own

@@ -149,6 +149,7 @@ fn guard(job: Arc<Scripted>, check: ObjectsUnchanged) -> GuardedJob {
         }),
         in_flight: Opaque(Arc::default()),
         deadline: Duration::from_secs(30),
+        rerun_taken_within: Duration::from_secs(30),
     }
 }
 
@@ -472,6 +473,63 @@ async fn a_job_run_again_that_stalls_is_not_said_cancelled_by_its_first_runs_id(
         "{said}"
     );
     assert!(asked.lock().unwrap().is_empty());
+}
+
+/// A job refused, then run again on a scheduler that does not take the
+/// run again (never tells its id): the run failed only at its deadline,
+/// an hour by default (the CI kill trial, a frozen executor). It fails as
+/// the cluster's failure once the run again's grace is over; a run again
+/// taken in time (its id told) waits for its deadline as any job.
+#[tokio::test]
+async fn a_job_run_again_that_the_scheduler_does_not_take_fails_early() {
+    let never_taken = Scripted::stalling_runs(vec![vec![refused()], vec![]]);
+    let (jobs, _) = job_seven(Ok(()));
+    let guarded = GuardedJob {
+        jobs: Opaque(SchedulerJobs {
+            id_of: |_| None,
+            ..jobs.clone()
+        }),
+        deadline: Duration::from_secs(30),
+        rerun_taken_within: Duration::from_millis(100),
+        ..guard(never_taken, unchanged())
+    };
+    let started = std::time::Instant::now();
+    let e = guarded
+        .execute(0, Arc::new(TaskContext::default()))
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited for the deadline"
+    );
+    assert!(is_cluster(&e), "{e}");
+    assert!(
+        e.to_string()
+            .contains("a job run again after an executor was lost was not taken by the scheduler"),
+        "{e}"
+    );
+
+    // Taken (its id told): it is a job like any other, failed at its
+    // deadline (here 300 ms), not at the grace.
+    let taken = Scripted::stalling_runs(vec![vec![refused()], vec![]]);
+    let guarded = GuardedJob {
+        jobs: Opaque(SchedulerJobs {
+            id_of: id_by_run,
+            ..jobs
+        }),
+        deadline: Duration::from_millis(300),
+        rerun_taken_within: Duration::from_millis(100),
+        ..guard(taken, unchanged())
+    };
+    let e = guarded
+        .execute(0, Arc::new(TaskContext::default()))
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("did not finish within 0 s"), "{e}");
 }
 
 /// Starts `guarded`, sees it still running after 50 ms (no batch, no
