@@ -78,6 +78,14 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
     let mut result = result;
     result.lifecycle = Some(lifecycle);
     gate(engine, &mut result)?;
+    // A cohort bridge that does not foot is never given as evidence.
+    if let Err(why) = crate::result::consistency::bridge_foots(&result) {
+        return Err(CanonError::Blocked(format!(
+            "`{name}` is blocked: {why}. A cohort member whose value at T is below zero (a \
+             discount charge that outlives its base charge) is the usual cause: its definition \
+             does not say whether such a member churned or contracted"
+        )));
+    }
     if let Some((cache, root, key)) = cache {
         result.cache.status = "miss".into();
         let inputs = crate::cache::inputs(root, &engine.catalog, &engine.sources_read().await?);

@@ -64,6 +64,16 @@ pub fn check(result: &GovernedResult, additive: bool) -> Result<(), String> {
             }
         }
     }
+    bridge_foots(result)
+}
+
+/// Whether a cohort result's bridge foots: start + expansion + contraction +
+/// churned = end. Checked on every fresh result too, not only a cached
+/// one: a member whose value at T is below zero (a discount charge that
+/// outlives its base charge) is counted churned at its T0 value while its
+/// negative value stays in the end, and the bridge was shown 120.00 off
+/// with the number as if all were well.
+pub fn bridge_foots(result: &GovernedResult) -> Result<(), String> {
     if !result.bridge.is_empty() {
         let line = |name: &str| {
             result
