@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use chrono::Days;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
-use datafusion::functions_aggregate::expr_fn::{bool_and, count, min, sum};
+use datafusion::functions_aggregate::expr_fn::{count, min, sum};
 use datafusion::logical_expr::{Expr, ExprFunctionExt, ExprSchemable, cast, col, lit, when};
 
 use super::bounds::{bound, not_a_time, period_filter};
@@ -155,7 +155,8 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
 
     // Events read: those before the period's end (a first moment after it
     // is not in the period, and the exclusions are judged on the contacts
-    // seen by then); with a window, up to the window past it, plus a day,
+    // seen by the member's first moment); with a window, up to the window
+    // past it, plus a day,
     // so a moment 90 × 24 hours after one just before the end is read even
     // when a daylight-saving change shortens the local days between.
     let horizon_days = window.as_ref().map_or(0, |(_, d)| u64::from(*d) + 1);
@@ -184,11 +185,8 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let (moment, firsts) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
-            let period_end = horizon(request, 0, &ty, spec, &at)?;
             let mut firsts = firsts;
-            if window.is_some() {
-                firsts.push(min(moment.clone()).alias(SEEN));
-            }
+            firsts.push(min(moment.clone()).alias(SEEN));
             let per_key = base
                 .filter(moment.lt(limit))?
                 .group(
@@ -266,9 +264,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
                         unmatched[i].clone(),
                     ]))
                 },
-                window
-                    .is_some()
-                    .then(|| col_of(entity, SEEN).lt(period_end)),
+                col_of(entity, SEEN),
                 &mut aggregates,
             )?;
             (
@@ -295,12 +291,11 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
             let (moment, mut aggregates) = first_moments(spec, &window, &at, p)?;
             let ty = moment.get_type(&schema)?;
             let limit = horizon(request, horizon_days, &ty, spec, &at)?;
-            let period_end = horizon(request, 0, &ty, spec, &at)?;
             let events = frame.filter(moment.clone().lt(limit))?;
             let names = exclusion_flags(
                 &exclusions,
                 |_, x| Ok(holds(p(&x.spec.when, &x.when_location)?)),
-                window.is_some().then(|| moment.lt(period_end)),
+                moment.clone(),
                 &mut aggregates,
             )?;
             (
@@ -328,7 +323,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
     let branches = exclusions
         .iter()
         .enumerate()
-        .map(|(i, x)| (col(format!("_x{i}").as_str()), lit(x.spec.name.as_str())))
+        .map(|(i, x)| (excluded(i, &first), lit(x.spec.name.as_str())))
         .chain([(col("_member").is_null(), lit(NO_MEMBER))]);
     let exclusion = super::first_that_holds(branches)?
         .ok_or_else(|| CanonError::Internal("no exclusion branch".into()))?;
@@ -448,38 +443,45 @@ fn nobody_apart(member: &Expr, apart: Expr) -> Result<Expr> {
         .alias("_nobody"))
 }
 
-/// One `bool_and` per exclusion (an exclusion holds for a member when it
-/// holds on every row of the member `seen` keeps), appended to
-/// `aggregates`; returns the exclusions' names and reasons. `seen` keeps
-/// the rows (contacts) with an event before the period's end: a
-/// conversion reads events up to its window past the period, and a
-/// contact first seen there (a non-deleted duplicate created after a
-/// deleted one qualified) must not lift an exclusion the period's own
-/// count applies. Without it `mqls_converted_90d` counted persons `mqls`
-/// excluded, and `mql_to_sql_rate`'s numerator was not a subset of its
-/// denominator (3 persons in FY2026-Q3 at scale 200: 0.422335 against the
-/// definition's 0.422316; found by the benchmark harness's hand SQL).
-/// Without a window every row read is before the period's end, and `seen`
-/// is `None`. (Until 2026-12-04 "the period's end" was the start of the day
-/// after it, so a duplicate contact first seen on that day lifted an
-/// exclusion the period's own count applied; found by a definition test.)
+/// One aggregate per exclusion, appended to `aggregates`: `_l{i}`, when a
+/// row (contact) the exclusion does not hold for was first `seen` (the
+/// event's moment, or the reduced key's earliest); [`excluded`] compares it
+/// with the member's first moment. Returns the exclusions' names and
+/// reasons. A conversion reads events up to its window past the period,
+/// and a contact first seen there (a non-deleted duplicate created after a
+/// deleted one qualified) must not lift an exclusion the period's own count
+/// applies: without that `mqls_converted_90d` counted persons `mqls`
+/// excluded (3 persons in FY2026-Q3 at scale 200; found by the benchmark
+/// harness's hand SQL). Judged at the member's first moment, no row read
+/// past it counts, whatever the horizon: until 2026-12-07 the rows counted
+/// were those before the end of the period asked for, so a month and the
+/// quarter holding it judged one person differently (a spec audit).
 fn exclusion_flags(
     exclusions: &[crate::catalog::ResolvedExclusion<'_>],
     holds: impl Fn(usize, &crate::catalog::ResolvedExclusion<'_>) -> Result<Expr>,
-    seen: Option<Expr>,
+    seen: Expr,
     aggregates: &mut Vec<Expr>,
 ) -> Result<Vec<(String, String)>> {
     let mut names = Vec::new();
     for (i, x) in exclusions.iter().enumerate() {
-        let all = bool_and(holds(i, x)?);
-        let all = match &seen {
-            Some(seen) => all.filter(seen.clone()).build()?,
-            None => all,
-        };
-        aggregates.push(all.alias(format!("_x{i}")));
+        // When a contact the exclusion does not hold for was first seen.
+        let lifted = min(seen.clone()).filter(!holds(i, x)?).build()?;
+        aggregates.push(lifted.alias(format!("_l{i}")));
         names.push((x.spec.name.clone(), x.spec.reason.trim().to_string()));
     }
     Ok(names)
+}
+
+/// Whether exclusion `i` holds for a member: for every one of its contacts
+/// (rows) seen at or before its first moment `first`, that is, no contact
+/// it does not hold for was seen by then. Judged at the member's own first
+/// moment, not at the end of the period asked for: judged there, a person
+/// whose deleted contact qualified in April and whose live duplicate was
+/// first seen in May was excluded from April and counted in the quarter
+/// holding it (0 + 0 + 0 for its months, 1 for the quarter).
+fn excluded(i: usize, first: &Expr) -> Expr {
+    let lifted = col(format!("_l{i}").as_str());
+    lifted.clone().is_null().or(lifted.gt(first.clone()))
 }
 
 /// Whether an exclusion's test holds on a row: a null test does not.
@@ -554,7 +556,7 @@ fn col_of(q: &str, name: &str) -> Expr {
 const LINKED: &str = "_linked";
 const LINKED_KEY: &str = "_linked_key";
 
-/// A key's earliest event: whether its contact was seen by the period's end.
+/// A key's earliest event: when its contact was first seen.
 const SEEN: &str = "_seen";
 
 /// `days` days as an interval to add to a moment of type `ty`.
@@ -577,8 +579,8 @@ fn window_interval(ty: &DataType, days: u32) -> Expr {
 /// with its exclusion: the same members (a member's first moment in the
 /// period is the same over the numerator's later horizon, which only adds
 /// events after the period), and the same exclusions (the numerator judges
-/// them on the contacts seen by the period's end, the rows the denominator
-/// reads). A ratio of the two (mql_to_sql_rate) runs one plan, not two.
+/// them on the contacts seen by each member's first moment, which both
+/// read). A ratio of the two (mql_to_sql_rate) runs one plan, not two.
 pub fn counts_members_of(
     catalog: &crate::catalog::Catalog,
     numerator: MetricId,

@@ -184,7 +184,7 @@ fn mql_to_sql_rate_uses_the_90_day_window() {
 // March. As of March the person's only contact is deleted: mqls excludes it
 // (deleted 1, value 5 as before), and the converted count, which reads
 // events up to 90 days past March, must exclude it too — judged on the
-// contacts seen by March's end, not on contact 16. So still robert and sam:
+// contacts seen by the person's first MQL moment, not on contact 16. So still robert and sam:
 // 2 / 5 = 0.400000 (it was 3 / 5 = 0.600000, a numerator outside its
 // denominator; found by the benchmark harness's hand SQL at scale 200).
 #[test]

@@ -10,10 +10,10 @@
 -- How it encodes the governed definition (benches/sql/datafusion/mqls.sql says how mqls is computed,
 -- as canon's src/compile/conversion.rs computes it):
 -- * Identity, first MQL moment and the three person exclusions (deleted, internal_email,
---   test_email: each holds for a person only when it holds on every one of its contacts with
---   events) are mqls.sql's. The denominator is mqls: the persons whose first MQL moment falls in
---   P and no exclusion holds, judged, as mqls judges them, on the contacts with an event before
---   the period's end, the start of the local day {to} ({reached_horizon_ts} UTC).
+--   test_email: each holds for a person only when it holds for every one of its contacts seen
+--   by its first MQL moment) are mqls.sql's. The denominator is mqls: the persons whose first MQL moment falls in
+--   P and no exclusion holds, judged, as mqls (v4) judges them, on the contacts seen (an event
+--   of any stage) at or before the person's first MQL moment.
 -- * The numerator: of those persons, the ones whose first moment at salesqualifiedlead or later
 --   (the earliest timestamp, over all the person's contacts, of an event at salesqualifiedlead,
 --   opportunity or customer) comes within 90 days (inclusive; 90 x 24 h) after their first MQL
@@ -77,21 +77,21 @@ contact AS (
 ),
 per_contact AS (
     -- one row per contact id as recorded, over its events before the numerator's horizon: its
-    -- first MQL-or-later and SQL-or-later moments, and whether it has an event before the
-    -- denominator's horizon (only those contacts take part in the exclusions, as mqls judges them)
+    -- first MQL-or-later and SQL-or-later moments, and when it was first seen (any event): from
+    -- then on it lifts an exclusion that does not hold for it, as mqls judges them
     SELECT
         contact_id,
         MIN(CASE WHEN value IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')
                  THEN timestamp END) AS first_mql,
         MIN(CASE WHEN value IN ('salesqualifiedlead', 'opportunity', 'customer')
                  THEN timestamp END) AS first_sql,
-        MIN(timestamp) < CAST('{reached_horizon_ts}+00:00' AS TIMESTAMP WITH TIME ZONE) AS early
+        MIN(timestamp) AS seen
     FROM marketing.lifecycle_stage_history
     WHERE timestamp < CAST('{converted_horizon_ts}+00:00' AS TIMESTAMP WITH TIME ZONE)
     GROUP BY contact_id
 ),
 event AS (
-    SELECT COALESCE(s.survivor, p.contact_id) AS contact_id, p.first_mql, p.first_sql, p.early
+    SELECT COALESCE(s.survivor, p.contact_id) AS contact_id, p.first_mql, p.first_sql, p.seen
     FROM per_contact p
     LEFT JOIN survivor s ON s.id = p.contact_id
 ),
@@ -100,9 +100,11 @@ member AS (
         c.person_id,
         MIN(ev.first_mql) AS first_mql,
         MIN(ev.first_sql) AS first_sql,
-        MIN(CASE WHEN ev.early THEN CASE WHEN c.is_deleted THEN 1 ELSE 0 END END) AS all_deleted,
-        MIN(CASE WHEN ev.early THEN CASE WHEN c.internal THEN 1 ELSE 0 END END) AS all_internal,
-        MIN(CASE WHEN ev.early THEN CASE WHEN c.test THEN 1 ELSE 0 END END) AS all_test
+        -- each exclusion is lifted when a contact it does not hold for was seen by the first
+        -- MQL moment: the earliest such sighting
+        MIN(CASE WHEN COALESCE(c.is_deleted, FALSE) THEN NULL ELSE ev.seen END) AS live_seen,
+        MIN(CASE WHEN COALESCE(c.internal, FALSE) THEN NULL ELSE ev.seen END) AS external_seen,
+        MIN(CASE WHEN COALESCE(c.test, FALSE) THEN NULL ELSE ev.seen END) AS real_seen
     FROM event ev
     -- (an event whose contact is unknown belongs to no person: unknown_contact)
     JOIN contact c ON c.contact_id = ev.contact_id
@@ -116,9 +118,9 @@ counted AS (
     FROM member
     WHERE first_mql >= CAST('{from_ts}+00:00' AS TIMESTAMP WITH TIME ZONE)
       AND first_mql < CAST('{to_ts}+00:00' AS TIMESTAMP WITH TIME ZONE)
-      AND all_deleted = 0
-      AND all_internal = 0
-      AND all_test = 0
+      AND live_seen <= first_mql
+      AND external_seen <= first_mql
+      AND real_seen <= first_mql
 )
 SELECT CASE WHEN persons = 0 THEN NULL
             ELSE CAST(CAST((2 * converted * 1000000 + persons) / (2 * persons) AS DECIMAL(38, 6))

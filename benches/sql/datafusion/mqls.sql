@@ -17,14 +17,16 @@
 -- * First MQL moment: min(timestamp) over all events of the person whose stage is
 --   marketingqualifiedlead or later (salesqualifiedlead, opportunity, customer); counted when it
 --   falls in [from_ts, to_ts). One row per person.
--- * Exclusions (deleted, internal_email, test_email) hold for a person only when they hold on
---   EVERY event row of the person (canon: bool_and(coalesce(when, false))), so a person with one
---   deleted duplicate contact still counts. internal_email: email domain (after the last '@' of
+-- * Exclusions (deleted, internal_email, test_email) hold for a person only when they hold for
+--   EVERY contact of the person seen (any event) at or before its first MQL moment (canon, mqls
+--   v4: no such contact it does not hold for, the earliest sighting of one being after the first
+--   moment or none), so a person with one deleted duplicate contact still counts, and a month and
+--   the quarter holding it agree (v3 judged the contacts seen by the period's end).
+--   internal_email: email domain (after the last '@' of
 --   lower(trim(email))) is acme.io or a subdomain (canon.yaml internal_domains). test_email:
 --   that domain is example.com, or the local part (before the first '@') contains 'test'.
 -- * Like canon, only events before the period's end {to_ts} are read (a horizon that cannot
---   move a first moment into the period, and decides which rows the per-person exclusions are
---   judged on: the contacts seen by the period's end). Until 2026-12-04 canon read one local
+--   move a first moment into the period). Until 2026-12-04 canon read one local
 --   day more, so a duplicate contact first seen that day lifted an exclusion.
 -- * DuckDB: timestamp columns are TIMESTAMPTZ; the TIMESTAMP literals are UTC only when the
 --   session runs with SET TimeZone = 'UTC'.
@@ -79,13 +81,16 @@ per_contact AS (
     SELECT
         contact_id,
         MIN(CASE WHEN value IN ('marketingqualifiedlead', 'salesqualifiedlead', 'opportunity', 'customer')
-                 THEN timestamp END) AS first_mql
+                 THEN timestamp END) AS first_mql,
+        -- when the contact was first seen (any event): it lifts an exclusion that does not hold
+        -- for it from then on
+        MIN(timestamp) AS seen
     FROM marketing.lifecycle_stage_history
     WHERE timestamp < TIMESTAMP '{to_ts}'
     GROUP BY contact_id
 ),
 event AS (
-    SELECT COALESCE(s.survivor, p.contact_id) AS contact_id, p.first_mql
+    SELECT COALESCE(s.survivor, p.contact_id) AS contact_id, p.first_mql, p.seen
     FROM per_contact p
     LEFT JOIN survivor s ON s.id = p.contact_id
 ),
@@ -93,9 +98,11 @@ member AS (
     SELECT
         c.person_id,
         MIN(ev.first_mql) AS first_mql,
-        MIN(CASE WHEN c.is_deleted THEN 1 ELSE 0 END) AS all_deleted,
-        MIN(CASE WHEN c.internal THEN 1 ELSE 0 END) AS all_internal,
-        MIN(CASE WHEN c.test THEN 1 ELSE 0 END) AS all_test
+        -- each exclusion is lifted when a contact it does not hold for was seen by the first
+        -- MQL moment: the earliest such sighting
+        MIN(CASE WHEN COALESCE(c.is_deleted, FALSE) THEN NULL ELSE ev.seen END) AS live_seen,
+        MIN(CASE WHEN COALESCE(c.internal, FALSE) THEN NULL ELSE ev.seen END) AS external_seen,
+        MIN(CASE WHEN COALESCE(c.test, FALSE) THEN NULL ELSE ev.seen END) AS real_seen
     FROM event ev
     -- (an event whose contact is unknown belongs to no person: unknown_contact)
     JOIN contact c ON c.contact_id = ev.contact_id
@@ -105,6 +112,6 @@ SELECT COUNT(*) AS value
 FROM member
 WHERE first_mql >= TIMESTAMP '{from_ts}'
   AND first_mql < TIMESTAMP '{to_ts}'
-  AND all_deleted = 0
-  AND all_internal = 0
-  AND all_test = 0
+  AND live_seen <= first_mql
+  AND external_seen <= first_mql
+  AND real_seen <= first_mql

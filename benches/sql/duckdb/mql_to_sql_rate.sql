@@ -12,8 +12,8 @@
 -- * Identity, first MQL moment and the three person exclusions (deleted, internal_email,
 --   test_email: each holds for a person only when it holds on every one of its contacts with
 --   events) are mqls.sql's. The denominator is mqls: the persons whose first MQL moment falls in
---   P and no exclusion holds, judged, as mqls judges them, on the contacts with an event before
---   the period's end, the start of the local day {to} ({reached_horizon_ts} UTC).
+--   P and no exclusion holds, judged, as mqls (v4) judges them, on the contacts seen (an event
+--   of any stage) at or before the person's first MQL moment.
 -- * The numerator: of those persons, the ones whose first moment at salesqualifiedlead or later
 --   (the earliest timestamp, over all the person's contacts, of an event at salesqualifiedlead,
 --   opportunity or customer) comes within 90 days (inclusive; 90 x 24 h) after their first MQL
@@ -114,13 +114,14 @@ recorded AS (
     UNION ALL
     SELECT s.id, s.survivor FROM survivor s JOIN member_contact m ON m.contact_id = s.survivor
 ),
-early AS (
-    -- the member contacts with an event (any stage) before the denominator's horizon: only they
-    -- take part in the exclusions, as mqls judges them
-    SELECT DISTINCT r.contact_id
+seen AS (
+    -- when each member contact was first seen (an event of any stage, before the denominator's
+    -- horizon): from then on it lifts an exclusion that does not hold for it, as mqls judges them
+    SELECT r.contact_id, MIN(h.timestamp) AS seen
     FROM marketing.lifecycle_stage_history h
     JOIN recorded r ON r.recorded_id = h.contact_id
     WHERE h.timestamp < CAST('{reached_horizon_ts}+00:00' AS TIMESTAMP WITH TIME ZONE)
+    GROUP BY r.contact_id
 ),
 person_moment AS (
     SELECT mc.person_id, MIN(r.first_mql) AS first_mql, MIN(r.first_sql) AS first_sql
@@ -129,16 +130,18 @@ person_moment AS (
     GROUP BY mc.person_id
 ),
 person_flag AS (
+    -- each exclusion is lifted when a contact it does not hold for was seen by the first MQL
+    -- moment: the earliest such sighting
     SELECT mc.person_id,
-           MIN(CASE WHEN mc.is_deleted THEN 1 ELSE 0 END) AS all_deleted,
-           MIN(CASE WHEN mc.internal THEN 1 ELSE 0 END) AS all_internal,
-           MIN(CASE WHEN mc.test THEN 1 ELSE 0 END) AS all_test
+           MIN(CASE WHEN COALESCE(mc.is_deleted, FALSE) THEN NULL ELSE s.seen END) AS live_seen,
+           MIN(CASE WHEN COALESCE(mc.internal, FALSE) THEN NULL ELSE s.seen END) AS external_seen,
+           MIN(CASE WHEN COALESCE(mc.test, FALSE) THEN NULL ELSE s.seen END) AS real_seen
     FROM member_contact mc
-    JOIN early e ON e.contact_id = mc.contact_id
+    JOIN seen s ON s.contact_id = mc.contact_id
     GROUP BY mc.person_id
 ),
 member AS (
-    SELECT pm.person_id, pm.first_mql, pm.first_sql, pf.all_deleted, pf.all_internal, pf.all_test
+    SELECT pm.person_id, pm.first_mql, pm.first_sql, pf.live_seen, pf.external_seen, pf.real_seen
     FROM person_moment pm
     JOIN person_flag pf ON pf.person_id = pm.person_id
 ),
@@ -150,9 +153,9 @@ counted AS (
     FROM member
     WHERE first_mql >= CAST('{from_ts}+00:00' AS TIMESTAMP WITH TIME ZONE)
       AND first_mql < CAST('{to_ts}+00:00' AS TIMESTAMP WITH TIME ZONE)
-      AND all_deleted = 0
-      AND all_internal = 0
-      AND all_test = 0
+      AND live_seen <= first_mql
+      AND external_seen <= first_mql
+      AND real_seen <= first_mql
 )
 SELECT CASE WHEN persons = 0 THEN NULL
             ELSE CAST(CAST((2 * converted * 1000000 + persons) // (2 * persons) AS DECIMAL(38, 6))
