@@ -80,10 +80,23 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
     gate(engine, &mut result)?;
     // A cohort bridge that does not foot is never given as evidence.
     if let Err(why) = crate::result::consistency::bridge_foots(&result) {
+        // Where to see each member's value at T.
+        let listed = engine
+            .catalog
+            .metric(name)
+            .ok()
+            .and_then(|(_, _, m)| m.cohort.clone())
+            .map(|c| {
+                format!(
+                    " (`canon query {} --as-of T --by {}` lists each {}'s value at T)",
+                    c.of, c.key, c.key
+                )
+            })
+            .unwrap_or_default();
         return Err(CanonError::Blocked(format!(
             "`{name}` is blocked: {why}. A cohort member whose value at T is below zero (a \
-             discount charge that outlives its base charge) is the usual cause: its definition \
-             does not say whether such a member churned or contracted"
+             discount charge that outlives its base charge) is the usual cause{listed}: its \
+             definition does not say whether such a member churned or contracted"
         )));
     }
     if let Some((cache, root, key)) = cache {
