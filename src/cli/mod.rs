@@ -586,14 +586,10 @@ fn history(project: &Path, metric: &str, period: &str, publication: Option<&Path
     let days = crate::history::days_of(&wanted);
     let rows: Vec<crate::history::Row> = rows
         .into_iter()
-        .map(|mut row| {
-            if row.period != label && row.period_days(&catalog.calendar) == days {
-                row.period = label.clone();
-            } else if row.period == label && row.period_days(&catalog.calendar) != days {
-                // The same label for other days: not this period.
-                row.period = format!("{} ({})", row.period, row.period_days(&catalog.calendar));
-            }
-            row
+        .filter(|row| row.period_days(&catalog.calendar) == days)
+        .map(|row| crate::history::Row {
+            period: label.clone(),
+            ..row
         })
         .collect();
     let text = crate::history::explain(

@@ -354,11 +354,16 @@ async fn a_finished_job_is_not_answered_unless_its_objects_are_vouched_for() {
 /// `job` guarded with a deadline of a tenth of a second and `jobs` for
 /// the scheduler's; the error it fails with.
 async fn past_its_deadline(job: Arc<Scripted>, jobs: SchedulerJobs) -> DfResult<Vec<RecordBatch>> {
-    let guarded = GuardedJob {
+    read_whole(GuardedJob {
         jobs: Opaque(jobs),
         deadline: Duration::from_millis(100),
         ..guard(job, unchanged())
-    };
+    })
+    .await
+}
+
+/// Everything `guarded` answers, read to its end.
+async fn read_whole(guarded: GuardedJob) -> DfResult<Vec<RecordBatch>> {
     guarded
         .execute(0, Arc::new(TaskContext::default()))?
         .try_collect::<Vec<_>>()
@@ -494,12 +499,7 @@ async fn a_job_run_again_that_the_scheduler_does_not_take_fails_early() {
         ..guard(never_taken, unchanged())
     };
     let started = std::time::Instant::now();
-    let e = guarded
-        .execute(0, Arc::new(TaskContext::default()))
-        .unwrap()
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap_err();
+    let e = read_whole(guarded).await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "waited for the deadline"
@@ -523,12 +523,7 @@ async fn a_job_run_again_that_the_scheduler_does_not_take_fails_early() {
         rerun_taken_within: Duration::from_millis(100),
         ..guard(taken, unchanged())
     };
-    let e = guarded
-        .execute(0, Arc::new(TaskContext::default()))
-        .unwrap()
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap_err();
+    let e = read_whole(guarded).await.unwrap_err();
     assert!(e.to_string().contains("did not finish within 0 s"), "{e}");
 }
 

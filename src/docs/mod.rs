@@ -64,7 +64,7 @@ pub async fn build(engine: &Engine, publication: Option<&Path>, out: &Path) -> R
     };
     let target = Target::claim(out, &DOCS_SITE)?;
     let staged = target.staging()?;
-    let built = match write_site(engine, publication.map(|p| (p, &published)), &staged).await {
+    let built = match write_site(engine, publication, &published, &staged).await {
         Ok(pages) => list_pages(&staged).map(|()| pages),
         Err(e) => Err(e),
     };
@@ -102,16 +102,14 @@ fn list_pages(site: &Path) -> Result<()> {
 }
 
 /// Writes every page of the site into `out`, a fresh staging folder.
-/// `publication`: the folder named and what was read from it.
+/// `published`: what was read from `publication` (nothing without one).
 async fn write_site(
     engine: &Engine,
-    publication: Option<(&Path, &BTreeMap<String, Published>)>,
+    publication: Option<&Path>,
+    published: &BTreeMap<String, Published>,
     out: &Path,
 ) -> Result<usize> {
     let catalog = engine.catalog.clone();
-    let none = BTreeMap::new();
-    let published = publication.map_or(&none, |(_, p)| p);
-    let publication = publication.map(|(dir, _)| dir);
     let judge = crate::lifecycle::Judge::new(catalog.clone())?;
     let request = catalog.resolve(
         crate::request::Asked {

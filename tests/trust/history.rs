@@ -13,6 +13,30 @@ fn publish(project: &Path, data: &Path, out: &Path) -> std::process::Output {
     publish_only(project, data, out, "bookings", &["--period", "FY2026-Q1"])
 }
 
+/// bookings' filter, and the filter narrowed to deals of 1000 or more (a
+/// definition its sign-off no longer approves, unless signed again).
+const WON: &str = "    filter: is_won\n";
+const NARROWED: &str = "    filter: is_won AND amount >= 1000\n";
+
+/// The fixture company, a copy of the project, the folder holding the
+/// publication, and the publication: bookings FY2026-Q1 (3694.46)
+/// published once from them.
+fn published_once() -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let data = fixture();
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("published");
+    let o = publish(project.path(), data.path(), &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    (data, project, dir, out)
+}
+
 fn history(project: &Path, out: &Path) -> String {
     let o = history_of(project, out, "FY2026-Q1");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -103,11 +127,7 @@ fn each_publish_appends_and_history_says_what_moved_a_number() {
     let sales = project.path().join("metrics/sales.yaml");
     let text = std::fs::read_to_string(&sales).unwrap();
     let text = text
-        .replacen(
-            "    filter: is_won\n",
-            "    filter: is_won AND amount >= 1000\n",
-            1,
-        )
+        .replacen(WON, NARROWED, 1)
         .replacen("    version: 1\n", "    version: 2\n", 1);
     std::fs::write(&sales, text).unwrap();
     let signed = canon(project.path(), &["signoff", "bookings", "--by", "reviewer"]);
@@ -243,19 +263,9 @@ fn history_finds_a_period_however_it_is_written() {
 // row has no number to differ from).
 #[test]
 fn history_says_when_the_latest_publication_blocked_the_number() {
-    let data = fixture();
-    let project = tempfile::tempdir().unwrap();
-    copy_project(project.path());
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("published");
-    let o = publish(project.path(), data.path(), &out);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (data, project, _dir, out) = published_once();
     let sales = project.path().join("metrics/sales.yaml");
-    replace_in(
-        &sales,
-        "    filter: is_won\n",
-        "    filter: is_won AND amount >= 1000\n",
-    );
+    replace_in(&sales, WON, NARROWED);
     let o = publish(project.path(), data.path(), &out);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let ends_blocked = |h: &str| {
@@ -284,11 +294,7 @@ fn history_says_when_the_latest_publication_blocked_the_number() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     ends_blocked(&history(project.path(), &out));
 
-    replace_in(
-        &sales,
-        "    filter: is_won AND amount >= 1000\n",
-        "    filter: is_won\n",
-    );
+    replace_in(&sales, NARROWED, WON);
     let o = publish(project.path(), data.path(), &out);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains("restated"), "{}", stderr(&o));
@@ -430,13 +436,7 @@ fn a_period_written_another_way_is_the_same_period() {
 // the Feb–Apr number could no longer be found by its days.
 #[test]
 fn a_calendar_changed_since_does_not_move_a_published_number() {
-    let data = fixture();
-    let project = tempfile::tempdir().unwrap();
-    copy_project(project.path());
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("published");
-    let o = publish(project.path(), data.path(), &out);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (data, project, _dir, out) = published_once();
     replace_in(
         &project.path().join("canon.yaml"),
         "fiscal_year_start_month: 2\n",
@@ -465,19 +465,9 @@ fn a_calendar_changed_since_does_not_move_a_published_number() {
 // blocked row out of the history and sealing the manifest to match.
 #[test]
 fn a_block_kept_in_the_manifest_only_is_carried_into_the_history() {
-    let data = fixture();
-    let project = tempfile::tempdir().unwrap();
-    copy_project(project.path());
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("published");
-    let o = publish(project.path(), data.path(), &out);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (data, project, _dir, out) = published_once();
     let sales = project.path().join("metrics/sales.yaml");
-    replace_in(
-        &sales,
-        "    filter: is_won\n",
-        "    filter: is_won AND amount >= 1000\n",
-    );
+    replace_in(&sales, WON, NARROWED);
     let o = publish(project.path(), data.path(), &out);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     // As an older canon wrote it: the history without the blocked row.
