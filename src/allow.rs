@@ -18,6 +18,8 @@ pub const GATES: &[&str] = &[
     "intervals",
     "accepted_values",
     "volume",
+    "conversion_window",
+    "declared_unique",
 ];
 
 /// The gates `--allow-stale` overrides (its meaning before `--allow`).
@@ -106,6 +108,11 @@ impl Allow {
         } else {
             format!("--allow {gate}:{table}")
         }
+    }
+
+    /// Whether a rule names `gate` (on any table).
+    pub fn names_gate(&self, gate: &str) -> bool {
+        self.rules.iter().any(|r| r.gate == gate)
     }
 
     pub fn is_empty(&self) -> bool {

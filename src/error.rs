@@ -202,6 +202,14 @@ pub enum CanonError {
     #[error("{0}")]
     Blocked(String),
 
+    /// A result that has no final value yet, though nothing is wrong with
+    /// its definition or data: a conversion whose window is still open
+    /// (`quality::window`). Exit 1 like a block, no number given; `canon
+    /// publish` records it as `pending` and does not fail for it, since it
+    /// is expected every period until the window closes.
+    #[error("{0}")]
+    Pending(String),
+
     /// An error with what canon was doing when it happened (the metric or
     /// reconciliation being computed and, where one can be told, the
     /// expression of its definition at fault: `blame`; the publication

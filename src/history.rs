@@ -59,6 +59,10 @@ pub struct Row {
     /// one that left the metric out (`publish --only`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// With `blocked`: the result had no final value yet (a conversion
+    /// window still open), rather than a fault.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     /// The period's days as published (`2025-02-01..2025-05-01`, the end
     /// excluded): its label read with a fiscal calendar changed since
     /// would name other days. None in rows of a canon before these.
@@ -88,6 +92,7 @@ impl Row {
             published_at: published_at.to_owned(),
             warnings: Vec::new(),
             blocked: Some(why),
+            pending: false,
         }
     }
 }
@@ -436,7 +441,8 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
     let mut previous: Option<&Row> = None;
     for r in &mine {
         if let Some(why) = &r.blocked {
-            out.push_str(&format!("{:<26} {:>18}\n", r.published_at, "blocked"));
+            let said = if r.pending { "pending" } else { "blocked" };
+            out.push_str(&format!("{:<26} {:>18}\n", r.published_at, said));
             // A reason of several lines stays under its row; control
             // characters (a hand-edited sign-off's) are shown, not sent.
             let why: String = why
@@ -520,6 +526,7 @@ mod tests {
             published_at: "t".into(),
             warnings: vec![],
             blocked: None,
+            pending: false,
             days: None,
         }
     }

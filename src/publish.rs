@@ -34,7 +34,8 @@ use crate::spec::MetricStatus;
 pub struct ManifestEntry {
     pub metric: String,
     pub period: String,
-    /// `published` or `blocked`.
+    /// `published`, `blocked`, or `pending` (no final value yet: a
+    /// conversion whose window has not closed; it does not fail the publish).
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -55,12 +56,15 @@ pub struct ManifestEntry {
 }
 
 impl ManifestEntry {
-    /// An entry for a metric or reconciliation that has no value for `period`.
+    /// An entry for a metric or reconciliation that has no value for `period`:
+    /// `pending` when it has none yet (an open conversion window), else
+    /// `blocked`.
     fn blocked(name: &str, period: &Period, why: &CanonError) -> ManifestEntry {
+        let pending = matches!(why, CanonError::Pending(_));
         ManifestEntry {
             metric: name.to_string(),
             period: period.label.clone(),
-            status: "blocked".into(),
+            status: if pending { "pending" } else { "blocked" }.into(),
             reason: Some(why.to_string()),
             value: None,
             definition: None,
@@ -74,12 +78,14 @@ impl ManifestEntry {
     /// A blocked metric's row in the history, so that the number published
     /// before it is not read as the one standing.
     fn history_row(&self, period: &Period, published_at: &str) -> crate::history::Row {
-        crate::history::Row::blocked(
+        let mut row = crate::history::Row::blocked(
             &self.metric,
             (&period.label, crate::history::days_of(period)),
             published_at,
             self.reason.clone().unwrap_or_default(),
-        )
+        );
+        row.pending = self.status == "pending";
+        row
     }
 }
 
@@ -143,6 +149,16 @@ pub async fn publish(
                 m.status.name()
             )));
         }
+    }
+    // A count to date is an analyst's question (`canon query --allow`), not
+    // a number to publish beside final ones: the files carry no mark of it.
+    if engine.allow.names_gate(crate::quality::window::CHECK) {
+        return Err(CanonError::request(format!(
+            "--allow {}:…: publish carries final numbers only; a conversion whose window is \
+             open is published as pending and given once it closes (`canon query --allow` \
+             computes a count to date)",
+            crate::quality::window::CHECK
+        )));
     }
     let root = match &engine.data {
         crate::run::DataSource::Folder(root) => Some(root.clone()),
@@ -296,6 +312,7 @@ async fn build(
                         fingerprint: r.fingerprint.clone(),
                         published_at: generated_at.clone(),
                         warnings: Vec::new(),
+                        pending: false,
                         blocked: None,
                         days: Some(crate::history::days_of(period)),
                     };
@@ -324,7 +341,9 @@ async fn build(
                 }
                 // A gate or a request the metric cannot answer for this
                 // period (e.g. not whole accounting periods) is recorded, not fatal.
-                Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
+                Err(
+                    e @ (CanonError::Blocked(_) | CanonError::Pending(_) | CanonError::Request(_)),
+                ) => {
                     let entry = ManifestEntry::blocked(name, period, &e);
                     history.push(entry.history_row(period, &generated_at));
                     entries.push(entry);
@@ -417,9 +436,9 @@ async fn build(
                         }),
                     });
                 }
-                Err(e @ (CanonError::Blocked(_) | CanonError::Request(_))) => {
-                    reconciliations.push(ManifestEntry::blocked(&name, period, &e))
-                }
+                Err(
+                    e @ (CanonError::Blocked(_) | CanonError::Pending(_) | CanonError::Request(_)),
+                ) => reconciliations.push(ManifestEntry::blocked(&name, period, &e)),
                 Err(e) => {
                     let e = crate::blame::in_reconciliation(catalog, &name, e);
                     return Err(stopped(&name, period, e));

@@ -720,6 +720,17 @@ fn check_entity(
             }
         }
     }
+    for (ui, unique) in entity.unique.iter().enumerate() {
+        if !has_field(&unique.field) {
+            diags.push(diag(
+                model.at(&yaml_path!["entities", ei, "unique", ui, "field"]),
+                format!(
+                    "unique field `{}` is not a field of entity `{}`",
+                    unique.field, entity.name
+                ),
+            ));
+        }
+    }
     for (li, link) in entity.links.iter().enumerate() {
         if !has_field(&link.field) {
             diags.push(diag(

@@ -497,15 +497,23 @@ async fn publish(
         Ok(manifest) => manifest,
         Err(e) => return Err(engine.located(e, None).await),
     };
-    let blocked = manifest
-        .metrics
-        .iter()
-        .filter(|m| m.status == "blocked")
-        .count();
+    let count = |status: &str| {
+        manifest
+            .metrics
+            .iter()
+            .filter(|m| m.status == status)
+            .count()
+    };
+    let (blocked, pending) = (count("blocked"), count("pending"));
+    let pending_said = match pending {
+        0 => String::new(),
+        n => format!(
+            ", {n} pending: no final value until a conversion window closes, see manifest.json"
+        ),
+    };
     crate::console::print_line(format_args!(
-        "published {} metric result(s) ({} blocked) and {} reconciliation(s) for {} period(s) to {}",
-        manifest.metrics.len() - blocked,
-        blocked,
+        "published {} metric result(s) ({blocked} blocked{pending_said}) and {} reconciliation(s) for {} period(s) to {}",
+        manifest.metrics.len() - blocked - pending,
         manifest.reconciliations.len(),
         periods.len(),
         out.display()

@@ -39,9 +39,10 @@ struct Published {
     /// The latest period's manifest entry.
     entry: Option<serde_json::Value>,
     /// The periods whose latest publication blocked the metric: (period,
-    /// when, reason). Without them the page would show the number
-    /// published before as if it still stood.
-    blocked: Vec<(String, String, String)>,
+    /// when, reason, pending: no final value yet rather than a fault).
+    /// Without them the page would show the number published before as if
+    /// it still stood.
+    blocked: Vec<(String, String, String, bool)>,
 }
 
 /// Writes the site into `out`; returns how many pages. `engine` plans the
@@ -299,9 +300,17 @@ fn metric_page(
     // The last published periods.
     b.push_str("<h2>Last published periods</h2>\n");
     if !p.blocked.is_empty() {
-        b.push_str(
-            "<div class=\"blocked\"><p><strong>Blocked when last published</strong>: the \
-             latest publication of these periods gave no number ",
+        // Pending (a conversion window still open) is expected, not a
+        // fault: said so, where it is all there is.
+        let heading = if p.blocked.iter().all(|(_, _, _, pending)| *pending) {
+            "No final value when last published"
+        } else {
+            "Blocked when last published"
+        };
+        let _ = write!(
+            b,
+            "<div class=\"blocked\"><p><strong>{heading}</strong>: the latest publication of \
+             these periods gave no number "
         );
         b.push_str(if p.series.is_empty() {
             "(and none was published before).</p>\n"
@@ -309,7 +318,7 @@ fn metric_page(
             "(the values below are older).</p>\n"
         });
         b.push_str("<table><tr><th>period</th><th>published at</th><th>reason</th></tr>\n");
-        for (period, when, reason) in &p.blocked {
+        for (period, when, reason, _) in &p.blocked {
             let _ = writeln!(
                 b,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -434,13 +443,13 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     // shown as it was last written.
     let mut labels: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut latest: BTreeMap<(String, String), Option<Dec>> = BTreeMap::new();
-    let mut blocked: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    let mut blocked: BTreeMap<(String, String), (String, String, bool)> = BTreeMap::new();
     for r in &history {
         let key = (r.metric.clone(), r.period_days(&catalog.calendar));
         labels.insert(key.clone(), r.period.clone());
         match &r.blocked {
             Some(why) => {
-                blocked.insert(key, (r.published_at.clone(), why.clone()));
+                blocked.insert(key, (r.published_at.clone(), why.clone(), r.pending));
             }
             None => {
                 blocked.remove(&key);
@@ -454,13 +463,13 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
         let period = label(&key);
         out.entry(key.0).or_default().series.push((period, value));
     }
-    for (key, (when, reason)) in blocked {
+    for (key, (when, reason, pending)) in blocked {
         let period = label(&key);
         let metric = key.0;
         out.entry(metric)
             .or_default()
             .blocked
-            .push((period, when, reason));
+            .push((period, when, reason, pending));
     }
     for (metric, p) in out.iter_mut() {
         p.latest_period = p.series.last().map(|(l, _)| l.clone());

@@ -50,6 +50,10 @@ pub enum Gate {
     Counted(String, Vec<chrono::NaiveDate>),
     /// No overlap of an entity's exclusive validity intervals per key.
     Intervals(String),
+    /// Uniqueness of a field an entity declares unique among some of its
+    /// rows (`unique:` in models/, by index): one latest version per
+    /// subscription.
+    Declared(String, usize),
 }
 
 impl Gate {
@@ -58,7 +62,41 @@ impl Gate {
         match self {
             Gate::Intervals(_) => super::intervals::GATE,
             Gate::Unique(_) | Gate::Counted(..) => super::uniqueness::GATE,
+            // Its own name, so an override kept for duplicate keys does not
+            // also let two latest versions through, nor the reverse.
+            Gate::Declared(..) => DECLARED,
         }
+    }
+
+    /// The entity it reads.
+    fn entity(&self, catalog: &Catalog) -> Option<String> {
+        match self {
+            Gate::Unique(e) | Gate::Intervals(e) | Gate::Declared(e, _) => Some(e.clone()),
+            Gate::Counted(m, _) => catalog.metric(m).ok()?.2.entity.clone(),
+        }
+    }
+}
+
+/// The check a declared `unique:` rule reports as, and `--allow` names.
+pub const DECLARED: &str = "declared_unique";
+
+/// The gates of the fields `entity` declares unique among some rows.
+fn declared(catalog: &Catalog, entity: &str) -> Vec<Gate> {
+    catalog
+        .entity(entity)
+        .map(|(_, _, spec)| {
+            (0..spec.unique.len())
+                .map(|i| Gate::Declared(entity.to_string(), i))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Adds to `gates` the declared-unique gates of every entity they read.
+fn with_declared(catalog: &Catalog, gates: &mut BTreeSet<Gate>) {
+    let entities: BTreeSet<String> = gates.iter().filter_map(|g| g.entity(catalog)).collect();
+    for entity in entities {
+        gates.extend(declared(catalog, &entity));
     }
 }
 
@@ -119,10 +157,17 @@ pub fn for_query(
     for (name, id) in &catalog.entities {
         let model = &catalog.files.models[id.file];
         let spec = &model.spec.entities[id.index];
-        if exclusive(spec) && tables.contains(&format!("{}/{}", model.spec.system, spec.source)) {
+        let read = tables.contains(&format!("{}/{}", model.spec.system, spec.source));
+        if exclusive(spec) && read {
             out.insert(Gate::Intervals(name.clone()));
         }
+        // Every entity over a table the query reads: a conversion's events
+        // and a history are gated on nothing else.
+        if read {
+            out.extend(declared(catalog, name));
+        }
     }
+    with_declared(catalog, &mut out);
     Ok(out)
 }
 
@@ -139,6 +184,7 @@ pub fn for_catalog(catalog: &Catalog) -> BTreeSet<Gate> {
         if exclusive(spec) {
             out.insert(Gate::Intervals(spec.name.clone()));
         }
+        out.extend(declared(catalog, &spec.name));
     }
     for file in &catalog.files.metrics {
         for m in &file.spec.metrics {
@@ -149,6 +195,7 @@ pub fn for_catalog(catalog: &Catalog) -> BTreeSet<Gate> {
             }
         }
     }
+    with_declared(catalog, &mut out);
     out
 }
 
@@ -176,7 +223,7 @@ pub async fn run_all(
         .iter()
         .filter_map(|g| match g {
             Gate::Unique(e) | Gate::Intervals(e) => Some(e.clone()),
-            Gate::Counted(..) => None,
+            Gate::Counted(..) | Gate::Declared(..) => None,
         })
         .collect();
     let mut work = Vec::new();
@@ -278,13 +325,18 @@ async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Resolved>) -> R
     let started_plan = std::time::Instant::now();
     let catalog = &engine.catalog;
     let kind = gate.check_name();
-    let entity = match gate {
-        Gate::Unique(e) | Gate::Intervals(e) => e.clone(),
-        Gate::Counted(m, _) => catalog.metric(m)?.2.entity.clone().unwrap_or_default(),
-    };
-    let subject = Subject::of(catalog, &entity)?;
+    let entity = gate.entity(catalog).unwrap_or_default();
+    let mut subject = Subject::of(catalog, &entity)?;
     let (rows, key, scope) = match gate {
         Gate::Counted(m, days) => counted_rows(engine, &subject, m, request, days).await?,
+        Gate::Declared(_, index) => {
+            let (rows, field, scope) = declared_rows(engine, &subject, *index).await?;
+            // The field stands for the key in what the check says and in
+            // the files it finds the repeated values in.
+            subject.key = field;
+            let key = Expr::Column(datafusion::common::Column::from_name(&subject.key));
+            (rows, key, scope)
+        }
         _ => (
             entity_rows(engine, &subject).await?,
             Expr::Column(datafusion::common::Column::from_name(&subject.key)),
@@ -340,7 +392,11 @@ async fn decide(
             })?;
             super::intervals::check(engine, subject, rows, &iv.from, &iv.to).await?
         }
-        _ => super::uniqueness::check(engine, subject, rows, key, scope).await?,
+        _ => {
+            let mut check = super::uniqueness::check(engine, subject, rows, key, scope).await?;
+            check.check = kind;
+            check
+        }
     };
     if let Some(memo) = memo {
         memo.store(&check).await;
@@ -361,6 +417,76 @@ async fn entity_rows(engine: &Engine, subject: &Subject) -> Result<DataFrame> {
     } else {
         engine.entity_frame(&subject.entity).await
     }
+}
+
+/// The rows among which the entity's `index`th declared field is unique
+/// (its `among`, over the entity's own fields), the field, and what the
+/// check calls them.
+async fn declared_rows(
+    engine: &Engine,
+    subject: &Subject,
+    index: usize,
+) -> Result<(DataFrame, String, String)> {
+    use crate::yaml_path;
+    let catalog = &engine.catalog;
+    let rule = subject
+        .spec(catalog)
+        .unique
+        .get(index)
+        .cloned()
+        .ok_or_else(|| {
+            CanonError::Internal(format!("`{}` has no unique #{index}", subject.entity))
+        })?;
+    // The plain fields when they hold what the rule reads (one scan, no
+    // joins), else the whole entity (a field built through a link).
+    let location =
+        |step: &'static str| catalog.entity_at(subject.id, &yaml_path!["unique", index, step]);
+    let plain = engine.entity_plain_frame(&subject.entity).await?;
+    let fits = |rows: &DataFrame| {
+        rows.schema().has_column_with_unqualified_name(&rule.field)
+            && rule.among.as_deref().is_none_or(|among| {
+                crate::compile::parse_scoped(engine, among, rows.schema(), None, &location("among"))
+                    .is_ok()
+            })
+    };
+    let mut rows = if fits(&plain) {
+        plain
+    } else {
+        engine.entity_frame(&subject.entity).await?
+    };
+    if !rows.schema().has_column_with_unqualified_name(&rule.field) {
+        return Err(CanonError::definition(
+            location("field"),
+            format!(
+                "`{}` is not a field of entity `{}`",
+                rule.field, subject.entity
+            ),
+        ));
+    }
+    let mut scope = String::from("all rows");
+    if let Some(among) = &rule.among {
+        use datafusion::logical_expr::ExprSchemable;
+        let schema = rows.schema().clone();
+        let predicate =
+            crate::compile::parse_scoped(engine, among, &schema, None, &location("among"))?;
+        let ty = predicate.get_type(&schema)?;
+        if ty != datafusion::arrow::datatypes::DataType::Boolean {
+            return Err(CanonError::definition(
+                location("among"),
+                format!(
+                    "`among` must be true or false for each row of `{}`; `{among}` is {ty}",
+                    subject.entity
+                ),
+            ));
+        }
+        rows = rows.filter(predicate)?;
+        scope = format!("rows where {among}");
+    }
+    Ok((
+        rows,
+        rule.field.clone(),
+        format!("{scope}: {}", rule.reason.trim()),
+    ))
 }
 
 /// The rows metric `name` counts, as its own plan selects them: the

@@ -16,6 +16,7 @@ pub mod subscription_deals;
 pub mod thresholds;
 pub mod uniqueness;
 pub mod volume;
+pub mod window;
 
 use crate::run::memory::WithinMemory;
 use datafusion::arrow::array::{Array, AsArray};

@@ -370,9 +370,13 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     let mut overrides: Vec<String> = Vec::new();
     // Volume is judged at every run, from the row counts of the files read,
     // against the last counts seen (which a cached result cannot know).
-    result
-        .quality
-        .retain(|c| c.get("check").and_then(|v| v.as_str()) != Some(crate::quality::volume::CHECK));
+    // So is a conversion's window, against this run's clock.
+    let judged_now = [crate::quality::volume::CHECK, crate::quality::window::CHECK];
+    result.quality.retain(|c| {
+        !c.get("check")
+            .and_then(|v| v.as_str())
+            .is_some_and(|check| judged_now.contains(&check))
+    });
     let counts: Vec<(String, i64)> = result
         .lineage
         .sources
@@ -387,6 +391,15 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
         .quality
         .extend(volume.iter().filter_map(|c| serde_json::to_value(c).ok()));
     overrides.extend(volume_overrides);
+    let windows = crate::quality::window::judge(
+        engine,
+        &result.metric,
+        &result.request.period,
+        &result.quality,
+    );
+    result
+        .quality
+        .extend(windows.iter().filter_map(|c| serde_json::to_value(c).ok()));
     for check in &mut result.quality {
         let text = |key: &str| check.get(key).and_then(|v| v.as_str()).unwrap_or("");
         let table = text("table").to_string();
@@ -418,10 +431,13 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
                         overrides.push(name);
                     }
                 }
-                None => failing.push(format!(
-                    "{table} {gate} ({})\n    pass {} to compute it anyway",
-                    text("detail"),
-                    crate::allow::Allow::hint(gate, &table)
+                None => failing.push((
+                    gate == crate::quality::window::CHECK,
+                    format!(
+                        "{table} {gate} ({})\n    pass {} to compute it anyway",
+                        text("detail"),
+                        crate::allow::Allow::hint(gate, &table)
+                    ),
                 )),
             }
         }
@@ -430,11 +446,22 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     result.now = engine.now.to_rfc3339();
     // The overrides of this run, not of the run that computed a cached result.
     result.overrides = overrides;
+    if failing.iter().all(|(window, _)| *window) && !failing.is_empty() {
+        let said: Vec<String> = failing.into_iter().map(|(_, said)| said).collect();
+        return Err(CanonError::Pending(format!(
+            "`{}` has no final value for {} yet:\n  {}\n(computed anyway, a count to date names \
+             the override in its result)",
+            result.metric,
+            result.request.period.label,
+            said.join("\n  ")
+        )));
+    }
     if !failing.is_empty() {
+        let said: Vec<String> = failing.into_iter().map(|(_, said)| said).collect();
         return Err(CanonError::Blocked(format!(
             "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(an override is recorded in the result)",
             result.metric,
-            failing.join("\n  ")
+            said.join("\n  ")
         )));
     }
     Ok(())

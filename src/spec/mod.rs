@@ -486,6 +486,25 @@ pub struct EntitySpec {
     /// it converts twice.
     #[serde(default)]
     pub intervals: Option<IntervalsSpec>,
+    /// Fields other than the key that hold one value per row among some
+    /// rows (one latest version per subscription): every query that reads
+    /// the entity gates on them, since a second such row carries its own
+    /// rows (charges) and a metric would count both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique: Vec<UniqueSpec>,
+}
+
+/// `unique: [{field: original_id, among: "is_latest_version AND NOT is_deleted", reason: …}]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueSpec {
+    /// The field no two of the rows may share.
+    pub field: String,
+    /// Which rows (SQL over the entity's own fields); all rows when absent.
+    #[serde(default)]
+    pub among: Option<String>,
+    /// Why, as the gate's failure says it.
+    pub reason: String,
 }
 
 /// `intervals: {from: valid_from, to: valid_to, overlap: exclusive}`.

@@ -86,6 +86,12 @@ pub fn cases() -> Vec<Case> {
             .with_data()
             .run("query bookings --period FY2026-Q1 --allow uniqueness:crm/opp")
             .exits(2),
+        // A count to date is not published beside final numbers.
+        case("publish_allowing_an_open_conversion_window", Requests)
+            .with_data()
+            .run("publish --out published --allow conversion_window:*")
+            .leaves_no("published")
+            .exits(2),
         case("allow_without_a_table", Requests)
             .with_data()
             .run("query bookings --period FY2026-Q1 --allow uniqueness")

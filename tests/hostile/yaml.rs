@@ -95,6 +95,37 @@ pub fn cases() -> Vec<Case> {
             )
             .run("validate --no-data")
             .exits(1),
+        // A declared `unique:` field that the entity does not have.
+        case("unique_field_that_is_not_a_field", Yaml)
+            .replace(
+                "models/billing.yaml",
+                "{field: original_id, among:",
+                "{field: original_idd, among:",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        // `among` that is not true or false per row: placed in models/, not
+        // in the metric that reads the entity.
+        case("unique_among_that_is_not_a_condition", Yaml)
+            .with_data()
+            .replace(
+                "models/billing.yaml",
+                "among: is_latest_version AND NOT is_deleted,",
+                "among: original_id,",
+            )
+            .run("query arr --as-of 2025-12-31")
+            .exits(1),
+        // A rule on a conversion's events, which no other gate reads: each
+        // contact has several lifecycle events, so mqls is blocked by it.
+        case("unique_on_a_conversions_events", Yaml)
+            .with_data()
+            .replace(
+                "models/marketing.yaml",
+                "      - {name: contact, entity: contact, field: contact_id}\n",
+                "      - {name: contact, entity: contact, field: contact_id}\n    unique:\n      - {field: contact_id, reason: one event per contact}\n",
+            )
+            .run("query mqls --period FY2026-Q2")
+            .exits(1),
         case("accepted_values_with_an_unquoted_null", Yaml)
             .replace(
                 "models/crm.yaml",

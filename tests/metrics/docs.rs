@@ -172,6 +172,92 @@ fn a_page_says_when_the_latest_publication_blocked_its_metric() {
     assert!(!other.contains("Blocked when last published"));
 }
 
+// A conversion whose 90-day window has not closed by the sample's extract
+// (FY2026-Q4: it closes 2026-05-02) has no final value: publish records it
+// as pending and exits 0, its history row says pending, and its page says
+// it had no final value, not that it was blocked. FY2026-Q2's window closed
+// (2025-10-30): published, 0.439376 (366 / 833 persons).
+#[test]
+fn a_conversion_with_an_open_window_is_pending_not_blocked() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let data = repo().join("sample_data");
+    let data = data.to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let publication = out.path().join("pub");
+    let publication = publication.to_str().unwrap();
+    let o = canon(
+        project.path(),
+        &[
+            "publish",
+            "--only",
+            "mql_to_sql_rate",
+            "--period",
+            "FY2026-Q2",
+            "--period",
+            "FY2026-Q4",
+            "--data",
+            data,
+            "--out",
+            publication,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("published 1 metric result(s) (0 blocked, 1 pending"),
+        "{}",
+        stdout(&o)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("pub/manifest.json")).unwrap())
+            .unwrap();
+    let entries = manifest["metrics"].as_array().unwrap();
+    assert_eq!(entries[0]["period"], "FY2026-Q2");
+    assert_eq!(entries[0]["value"], "0.439376");
+    assert_eq!(entries[1]["period"], "FY2026-Q4");
+    assert_eq!(entries[1]["status"], "pending");
+    assert!(entries[1].get("value").is_none());
+    let reason = entries[1]["reason"].as_str().unwrap();
+    assert!(reason.contains("is open until 2026-05-02"), "{reason}");
+    let history = canon(
+        project.path(),
+        &[
+            "history",
+            "mql_to_sql_rate",
+            "--period",
+            "FY2026-Q4",
+            "--publication",
+            publication,
+        ],
+    );
+    assert_eq!(history.status.code(), Some(0), "{}", stderr(&history));
+    assert!(
+        stdout(&history).contains(" pending\n"),
+        "{}",
+        stdout(&history)
+    );
+    let site = out.path().join("site");
+    let o = canon(
+        project.path(),
+        &[
+            "docs",
+            "--out",
+            site.to_str().unwrap(),
+            "--data",
+            data,
+            "--publication",
+            publication,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = std::fs::read_to_string(site.join("metrics/mql_to_sql_rate.html")).unwrap();
+    assert!(
+        page.contains("<strong>No final value when last published</strong>"),
+        "{page}"
+    );
+    assert!(!page.contains("Blocked when last published"), "{page}");
+}
+
 /// `canon docs --out SITE --data <sample>` over `project`, with `env`.
 fn docs(
     project: &std::path::Path,

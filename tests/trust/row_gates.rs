@@ -760,6 +760,29 @@ fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
         !err.contains("billing/rate_plan_charge uniqueness"),
         "{err}"
     );
+    // The repeated row is also a second latest version of S1 (the entity's
+    // declared `unique: original_id`), a gate of its own name: the key's
+    // override does not let it through.
+    let key_only = canon(
+        &repo(),
+        &[
+            "query",
+            "arr",
+            "--as-of",
+            "2025-06-30",
+            "--allow",
+            "uniqueness:billing/subscription",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(key_only.status.code(), Some(1), "{}", stdout(&key_only));
+    let err = stderr(&key_only);
+    assert!(
+        err.contains("billing/subscription declared_unique"),
+        "{err}"
+    );
+    assert!(err.contains("original_id=S1: 2 rows"), "{err}");
     let forced = query_json(
         &repo(),
         data.path(),
@@ -769,12 +792,18 @@ fn a_row_repeated_by_a_join_is_blamed_on_the_lookup() {
             "2025-06-30",
             "--allow",
             "uniqueness:billing/subscription",
+            "--allow",
+            "declared_unique:billing/subscription",
         ],
     );
+    // 1200.00 counted twice.
     assert_eq!(forced["value"], "2400.00");
     assert_eq!(
         forced["overrides"],
-        serde_json::json!(["uniqueness:billing/subscription"])
+        serde_json::json!([
+            "uniqueness:billing/subscription",
+            "declared_unique:billing/subscription"
+        ])
     );
     assert_eq!(
         find(&forced["quality"], "uniqueness", "billing/rate_plan_charge")["status"],
