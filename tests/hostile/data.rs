@@ -104,6 +104,18 @@ pub fn cases() -> Vec<Case> {
             .rewrite(RATES, zero_rates)
             .run(BOOKINGS)
             .exits(1),
+        // No sync time on a conversion's events (null on every row;
+        // freshness allowed by name): how far the data reaches is unknown, so its 90-day window
+        // closes on nothing, not on the clock (FY2026-Q1's would have closed
+        // on 2025-07-30).
+        case("conversion_events_without_a_sync_time", Data)
+            .with_data()
+            .rewrite(
+                "sample_data/marketing/lifecycle_stage_history/part-00000.parquet",
+                without_synced,
+            )
+            .run("query mql_to_sql_rate --period FY2026-Q1 --allow freshness:marketing/lifecycle_stage_history")
+            .exits(1),
         case("column_missing_from_the_file", Data)
             .with_data()
             .rewrite(OPPORTUNITY, without_is_won)
@@ -286,6 +298,22 @@ fn map_strings(b: RecordBatch, column: &str, f: fn(&str) -> &str) -> RecordBatch
 
 fn without_is_won(b: RecordBatch) -> RecordBatch {
     replace_column(b, "is_won", None, None)
+}
+
+/// `_fivetran_synced` null on every row: no sync time.
+fn without_synced(b: RecordBatch) -> RecordBatch {
+    let ty = b
+        .column_by_name("_fivetran_synced")
+        .unwrap()
+        .data_type()
+        .clone();
+    let nulls = datafusion::arrow::array::new_null_array(&ty, b.num_rows());
+    replace_column(
+        b,
+        "_fivetran_synced",
+        Some(Field::new("_fivetran_synced", ty, true)),
+        Some(nulls),
+    )
 }
 
 /// `created_date` as a timestamp without a zone (local time, not UTC).
