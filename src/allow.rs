@@ -20,6 +20,7 @@ pub const GATES: &[&str] = &[
     "volume",
     "conversion_window",
     "declared_unique",
+    "required_link",
 ];
 
 /// The gates `--allow-stale` overrides (its meaning before `--allow`).

@@ -176,7 +176,7 @@ impl Catalog {
         );
         for model in &files.models {
             for (ei, entity) in model.spec.entities.iter().enumerate() {
-                check_entity(model, ei, entity, &entities, &mut diags);
+                check_entity(model, ei, entity, (&entities, &files.models), &mut diags);
             }
         }
 
@@ -674,7 +674,7 @@ fn check_entity(
     model: &SourceFile<ModelFileSpec>,
     ei: usize,
     entity: &EntitySpec,
-    entities: &BTreeMap<String, EntityId>,
+    (entities, models): (&BTreeMap<String, EntityId>, &[SourceFile<ModelFileSpec>]),
     diags: &mut Vec<Diagnostic>,
 ) {
     if !model.spec.sources.iter().any(|s| s.name == entity.source) {
@@ -732,6 +732,21 @@ fn check_entity(
         }
     }
     for (li, link) in entity.links.iter().enumerate() {
+        // A required link is checked against the linked entity's own
+        // records; one that resolves merges first is not (yet).
+        if link.required
+            && let Some(id) = entities.get(&link.entity)
+            && let target = &models[id.file].spec.entities[id.index]
+            && (target.merged_into.is_some() || target.merges.is_some())
+        {
+            diags.push(diag(
+                model.at(&yaml_path!["entities", ei, "links", li, "required"]),
+                format!(
+                    "`required` on link `{}`: `{}` resolves merges, which a required link does not check yet",
+                    link.name, link.entity
+                ),
+            ));
+        }
         if !has_field(&link.field) {
             diags.push(diag(
                 model.at(&yaml_path!["entities", ei, "links", li, "field"]),

@@ -267,12 +267,21 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
                 col_of(entity, SEEN),
                 &mut aggregates,
             )?;
+            // An unknown contact is kept apart by the contact it resolves
+            // to: two merged into one that has no row are one unknown
+            // contact, tallied once (by the recorded ids they were two).
+            let survivor = Column::new(Some(format!("_{link}_merge")), "survivor");
+            let apart = if frame.schema().has_column(&survivor) {
+                datafusion::functions::expr_fn::coalesce(vec![
+                    cast(Expr::Column(survivor), DataType::Utf8),
+                    cast(col_of(entity, fk), DataType::Utf8),
+                ])
+            } else {
+                col_of(entity, fk)
+            };
             (
                 frame.group(
-                    vec![
-                        nobody_apart(&member, col_of(entity, fk))?,
-                        member.alias("_member"),
-                    ],
+                    vec![nobody_apart(&member, apart)?, member.alias("_member")],
                     aggregates,
                 )?,
                 ty,

@@ -21,8 +21,8 @@ use crate::yaml_path;
 /// the lines; `at` locates a path inside the reconciliation.
 ///
 /// A lookup (`subscription` → its deal) takes the greatest deal any record
-/// of the key names (a subscription's versions may disagree), as the
-/// reconciliation's description states; and only a line no earlier rule
+/// of the key its `filter` keeps names (a subscription's versions may
+/// disagree), as the reconciliation's description states; and only a line no earlier rule
 /// links is looked up: the others probe with a null key, which is neither
 /// hashed nor matched (most lines carry their deal).
 pub async fn link_rules(
@@ -41,8 +41,14 @@ pub async fn link_rules(
             }
             (None, Some(lookup)) => {
                 let alias = format!("_lookup{i}");
-                let target = entity_frame(engine, &lookup.entity)
-                    .await?
+                let mut target = entity_frame(engine, &lookup.entity).await?;
+                if let Some(filter) = &lookup.filter {
+                    let location = at(&yaml_path!["links", i, "lookup", "filter"]);
+                    let schema = target.schema().clone();
+                    let e = crate::compile::parse_scoped(engine, filter, &schema, None, &location)?;
+                    target = target.filter(e)?;
+                }
+                let target = target
                     .filter(col(lookup.value.as_str()).is_not_null())?
                     .aggregate(
                         vec![cast(col(lookup.key.as_str()), DataType::Utf8).alias("_lk")],

@@ -54,6 +54,9 @@ pub enum Gate {
     /// rows (`unique:` in models/, by index): one latest version per
     /// subscription.
     Declared(String, usize),
+    /// Every set foreign key of a link declared `required` finds a record:
+    /// (entity, link name).
+    Required(String, String),
 }
 
 impl Gate {
@@ -65,13 +68,16 @@ impl Gate {
             // Its own name, so an override kept for duplicate keys does not
             // also let two latest versions through, nor the reverse.
             Gate::Declared(..) => DECLARED,
+            Gate::Required(..) => super::required_links::GATE,
         }
     }
 
     /// The entity it reads.
     fn entity(&self, catalog: &Catalog) -> Option<String> {
         match self {
-            Gate::Unique(e) | Gate::Intervals(e) | Gate::Declared(e, _) => Some(e.clone()),
+            Gate::Unique(e) | Gate::Intervals(e) | Gate::Declared(e, _) | Gate::Required(e, _) => {
+                Some(e.clone())
+            }
             Gate::Counted(m, _) => catalog.metric(m).ok()?.2.entity.clone(),
         }
     }
@@ -147,11 +153,12 @@ pub fn for_query(
             };
         }
     }
-    for (entity, link) in links {
-        if let Ok(link) = crate::compile::entity::find_link(catalog, entity, link)
-            && let Some(gate) = lookup_gate(catalog, &link.entity)
-        {
-            out.insert(gate);
+    for (entity, name) in links {
+        if let Ok(link) = crate::compile::entity::find_link(catalog, entity, name) {
+            out.extend(lookup_gate(catalog, &link.entity));
+            if link.required {
+                out.insert(Gate::Required(entity.clone(), name.clone()));
+            }
         }
     }
     for (name, id) in &catalog.entities {
@@ -180,6 +187,9 @@ pub fn for_catalog(catalog: &Catalog) -> BTreeSet<Gate> {
         let spec = &catalog.files.models[id.file].spec.entities[id.index];
         for link in &spec.links {
             out.extend(lookup_gate(catalog, &link.entity));
+            if link.required {
+                out.insert(Gate::Required(spec.name.clone(), link.name.clone()));
+            }
         }
         if exclusive(spec) {
             out.insert(Gate::Intervals(spec.name.clone()));
@@ -223,7 +233,7 @@ pub async fn run_all(
         .iter()
         .filter_map(|g| match g {
             Gate::Unique(e) | Gate::Intervals(e) => Some(e.clone()),
-            Gate::Counted(..) | Gate::Declared(..) => None,
+            Gate::Counted(..) | Gate::Declared(..) | Gate::Required(..) => None,
         })
         .collect();
     let mut work = Vec::new();
@@ -329,6 +339,12 @@ async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Resolved>) -> R
     let mut subject = Subject::of(catalog, &entity)?;
     let (rows, key, scope) = match gate {
         Gate::Counted(m, days) => counted_rows(engine, &subject, m, request, days).await?,
+        Gate::Required(_, link) => {
+            let (rows, field, scope) = dangling_rows(engine, &subject, link).await?;
+            subject.key = field;
+            let key = Expr::Column(datafusion::common::Column::from_name(&subject.key));
+            (rows, key, scope)
+        }
         Gate::Declared(_, index) => {
             let (rows, field, scope) = declared_rows(engine, &subject, *index).await?;
             // The field stands for the key in what the check says and in
@@ -392,6 +408,12 @@ async fn decide(
             })?;
             super::intervals::check(engine, subject, rows, &iv.from, &iv.to).await?
         }
+        Gate::Required(_, link) => {
+            let target = crate::compile::entity::find_link(catalog, &subject.entity, link)?
+                .entity
+                .clone();
+            super::required_links::check(engine, subject, rows, key, (link, &target)).await?
+        }
         _ => {
             let mut check = super::uniqueness::check(engine, subject, rows, key, scope).await?;
             check.check = kind;
@@ -417,6 +439,50 @@ async fn entity_rows(engine: &Engine, subject: &Subject) -> Result<DataFrame> {
     } else {
         engine.entity_frame(&subject.entity).await
     }
+}
+
+/// The rows of the entity whose link `link` (declared required) finds no
+/// record: its foreign key set, and no record of the linked entity with
+/// that key. Returns them, the foreign key's field and the scope.
+async fn dangling_rows(
+    engine: &Engine,
+    subject: &Subject,
+    link: &str,
+) -> Result<(DataFrame, String, String)> {
+    use datafusion::logical_expr::{ExprSchemable, JoinType, cast};
+    let catalog = &engine.catalog;
+    let spec = crate::compile::entity::find_link(catalog, &subject.entity, link)?.clone();
+    let (_, _, target_spec) = catalog
+        .entity(&spec.entity)
+        .ok_or_else(|| CanonError::Internal(format!("link to unknown entity {}", spec.entity)))?;
+    let plain = engine.entity_plain_frame(&subject.entity).await?;
+    let rows = if plain.schema().has_column_with_unqualified_name(&spec.field) {
+        plain
+    } else {
+        engine.entity_frame(&subject.entity).await?
+    };
+    let fk = Expr::Column(datafusion::common::Column::from_name(&spec.field));
+    let target = engine.entity_plain_frame(&spec.entity).await?;
+    let key = Expr::Column(datafusion::common::Column::from_name(&target_spec.key));
+    let key_type = key.get_type(target.schema())?;
+    let keys = target
+        .select(vec![key.alias("_required_key")])?
+        .alias("_required")?;
+    let fk_typed = if fk.get_type(rows.schema())? == key_type {
+        fk.clone()
+    } else {
+        cast(fk.clone(), key_type)
+    };
+    let dangling = rows.filter(fk.is_not_null())?.join_on(
+        keys,
+        JoinType::LeftAnti,
+        [fk_typed.eq(Expr::Column(datafusion::common::Column::new(
+            Some("_required"),
+            "_required_key",
+        )))],
+    )?;
+    let scope = format!("link `{link}` to `{}`", spec.entity);
+    Ok((dangling, spec.field.clone(), scope))
 }
 
 /// The rows among which the entity's `index`th declared field is unique

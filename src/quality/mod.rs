@@ -11,6 +11,7 @@ pub mod gates;
 pub mod identity_duplication;
 pub mod intervals;
 pub mod match_rates;
+pub mod required_links;
 pub mod subject;
 pub mod subscription_deals;
 pub mod thresholds;

@@ -558,6 +558,11 @@ pub struct LinkSpec {
     pub entity: String,
     /// This entity's field holding the other entity's key.
     pub field: String,
+    /// Every row whose field is set must find a record (a revenue line's
+    /// accounting period, which places it in time): gated in every query
+    /// that reads the link (`quality::required_links`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
 }
 
 /// `metrics/<domain>.yaml`.
@@ -620,6 +625,10 @@ pub struct LookupSpec {
     pub key: String,
     pub from: String,
     pub value: String,
+    /// Which records of `entity` may name the deal (SQL over its fields;
+    /// all when absent): a deleted subscription version names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 /// One line of a bridge, as finance declares it: what it holds and with

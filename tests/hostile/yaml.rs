@@ -95,6 +95,16 @@ pub fn cases() -> Vec<Case> {
             )
             .run("validate --no-data")
             .exits(1),
+        // `required` on a link to an entity that resolves merges (not
+        // checked through them yet): refused where it is written.
+        case("required_link_to_an_entity_with_merges", Yaml)
+            .replace(
+                "models/marketing.yaml",
+                "      - {name: contact, entity: contact, field: contact_id}\n",
+                "      - {name: contact, entity: contact, field: contact_id, required: true}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
         // A declared `unique:` field that the entity does not have.
         case("unique_field_that_is_not_a_field", Yaml)
             .replace(

@@ -27,8 +27,8 @@ fn changed_project(version_bump: bool) -> tempfile::TempDir {
         // bookings'): a new version of it too.
         replace_in(
             &head.path().join("metrics/reconciliation.yaml"),
-            "    version: 2\n",
             "    version: 3\n",
+            "    version: 4\n",
         );
     }
     head

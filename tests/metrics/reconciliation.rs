@@ -728,8 +728,10 @@ fn a_second_definition_and_an_unknown_side_are_located() {
 
 // A line of D1 (one of P's deals) in accounting period 99, which does not
 // exist: part of D1's schedule (so of its FX difference) but in no period,
-// so in none of the other lines. R − (B + lines) = −77.00 and the bridge is
-// refused rather than printed.
+// so in none of the other lines. The revenue line's link to its period is
+// required, so the bridge is blocked naming the line's file; let through by
+// name, R − (B + lines) = −77.00 and the bridge is still refused rather than
+// printed.
 #[test]
 fn a_computed_gap_refuses_the_bridge() {
     let data = tempfile::tempdir().unwrap();
@@ -741,6 +743,26 @@ fn a_computed_gap_refuses_the_bridge() {
     let out = reconcile_in(&repo(), data.path());
     assert_located(
         &out,
+        &[
+            "finance/revenue_plan_line required_link",
+            "period_id=99: 1 row(s), in ",
+        ],
+    );
+    let allowed = canon(
+        &repo(),
+        &[
+            "reconcile",
+            "bookings_to_revenue",
+            "--period",
+            "FY2026-Q1",
+            "--allow",
+            "required_link:finance/revenue_plan_line",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_located(
+        &allowed,
         &[
             "metrics/reconciliation.yaml:33:7",
             "does not tie out for FY2026-Q1",

@@ -305,7 +305,7 @@ fn a_changed_reconciliation_is_governed_like_a_metric() {
     edit(
         project.path(),
         "metrics/reconciliation.yaml",
-        "      - name: subscription\n        lookup: {entity: subscription, key: original_id, from: subscription_original_id, value: deal_id}\n",
+        "      - name: subscription\n        lookup: {entity: subscription, key: original_id, from: subscription_original_id, value: deal_id, filter: NOT is_deleted}\n",
         "",
     );
     let data = sample_data();
@@ -327,7 +327,7 @@ fn a_changed_reconciliation_is_governed_like_a_metric() {
     let d: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let problems = d["problems"].to_string();
     assert!(
-        problems.contains("certified reconciliation `bookings_to_revenue` changed (reconciliation bookings_to_revenue.links) without a version bump (v2 → v2)"),
+        problems.contains("certified reconciliation `bookings_to_revenue` changed (reconciliation bookings_to_revenue.links) without a version bump (v3 → v3)"),
         "{problems}"
     );
     assert!(

@@ -25,7 +25,7 @@
 --   * finance.revenue_plan_line not deleted, placed in time by its accounting period's start_date;
 --     "in P" = start_date in P; R = Σ amount of lines in P with is_recognized.
 --   * a line's deal = source_opportunity_id, else the max crm_opportunity_id over the
---     billing.subscription rows (every version, deleted or not, crm_opportunity_id not null)
+--     billing.subscription rows (every version not deleted, crm_opportunity_id not null)
 --     whose original_id = source_subscription_id.
 -- Bridge (each line a signed USD sum):
 --   2-4 Σ of P's deals' lines after P / before P / in P and not recognized (negated);
@@ -131,7 +131,7 @@ booked AS (
 subscription_deal AS (
     SELECT original_id, MAX(crm_opportunity_id) AS deal_id
     FROM billing.subscription
-    WHERE crm_opportunity_id IS NOT NULL
+    WHERE crm_opportunity_id IS NOT NULL AND NOT is_deleted
     GROUP BY original_id
 ),
 rev_line AS (
