@@ -46,6 +46,15 @@ pub async fn link_rules(
                     let location = at(&yaml_path!["links", i, "lookup", "filter"]);
                     let schema = target.schema().clone();
                     let e = crate::compile::parse_scoped(engine, filter, &schema, None, &location)?;
+                    let ty = datafusion::logical_expr::ExprSchemable::get_type(&e, &schema)?;
+                    if ty != DataType::Boolean {
+                        return Err(CanonError::definition(
+                            location,
+                            format!(
+                                "`filter` must be true or false for each record; `{filter}` is {ty}"
+                            ),
+                        ));
+                    }
                     target = target.filter(e)?;
                 }
                 let target = target

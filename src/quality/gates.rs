@@ -449,34 +449,62 @@ async fn dangling_rows(
     subject: &Subject,
     link: &str,
 ) -> Result<(DataFrame, String, String)> {
-    use datafusion::logical_expr::{ExprSchemable, JoinType, cast};
+    use datafusion::logical_expr::{ExprSchemable, JoinType};
     let catalog = &engine.catalog;
     let spec = crate::compile::entity::find_link(catalog, &subject.entity, link)?.clone();
     let (_, _, target_spec) = catalog
         .entity(&spec.entity)
         .ok_or_else(|| CanonError::Internal(format!("link to unknown entity {}", spec.entity)))?;
-    let plain = engine.entity_plain_frame(&subject.entity).await?;
-    let rows = if plain.schema().has_column_with_unqualified_name(&spec.field) {
-        plain
-    } else {
-        engine.entity_frame(&subject.entity).await?
+    let index = subject
+        .spec(catalog)
+        .links
+        .iter()
+        .position(|l| l.name == link)
+        .unwrap_or_default();
+    let refused = |why: String| {
+        CanonError::definition(
+            catalog.entity_at(subject.id, &crate::yaml_path!["links", index, "required"]),
+            why,
+        )
     };
+    // The foreign key as the source holds it: one built through another
+    // link is null where that link finds nothing, which this gate (and
+    // completeness, which reads source columns) would pass as "not set".
+    let rows = engine.entity_plain_frame(&subject.entity).await?;
+    if !rows.schema().has_column_with_unqualified_name(&spec.field) {
+        return Err(refused(format!(
+            "`required` on link `{link}`: its field `{}` is built through another link; a \
+             required link's field must be read from the entity's own source",
+            spec.field
+        )));
+    }
     let fk = Expr::Column(datafusion::common::Column::from_name(&spec.field));
-    let target = engine.entity_plain_frame(&spec.entity).await?;
+    let mut target = engine.entity_plain_frame(&spec.entity).await?;
+    if !target
+        .schema()
+        .has_column_with_unqualified_name(&target_spec.key)
+    {
+        target = engine.entity_frame(&spec.entity).await?;
+    }
     let key = Expr::Column(datafusion::common::Column::from_name(&target_spec.key));
     let key_type = key.get_type(target.schema())?;
+    let fk_type = fk.get_type(rows.schema())?;
+    // Alike, or the gate's equality and the metric's join could differ
+    // (a join compares 38.5 with 38 as no match; a cast would find one).
+    if fk_type != key_type {
+        return Err(refused(format!(
+            "`required` on link `{link}`: its field `{}` is {fk_type} and `{}`'s key `{}` is \
+             {key_type}; a required link needs them of one type",
+            spec.field, spec.entity, target_spec.key
+        )));
+    }
     let keys = target
         .select(vec![key.alias("_required_key")])?
         .alias("_required")?;
-    let fk_typed = if fk.get_type(rows.schema())? == key_type {
-        fk.clone()
-    } else {
-        cast(fk.clone(), key_type)
-    };
-    let dangling = rows.filter(fk.is_not_null())?.join_on(
+    let dangling = rows.filter(fk.clone().is_not_null())?.join_on(
         keys,
         JoinType::LeftAnti,
-        [fk_typed.eq(Expr::Column(datafusion::common::Column::new(
+        [fk.eq(Expr::Column(datafusion::common::Column::new(
             Some("_required"),
             "_required_key",
         )))],

@@ -105,6 +105,44 @@ pub fn cases() -> Vec<Case> {
             )
             .run("validate --no-data")
             .exits(1),
+        // A required link whose field is built through another link (null
+        // where that one finds nothing, which the gate would pass as "not
+        // set"): refused, located at `required`.
+        case("required_link_field_built_through_a_link", Yaml)
+            .with_data()
+            .replace(
+                "models/finance.yaml",
+                "      - {name: period_id, expr: accounting_period_id}\n",
+                "      - {name: raw_period_id, expr: accounting_period_id}\n      - {name: period_id, expr: p0.period_id}\n",
+            )
+            .replace(
+                "models/finance.yaml",
+                "      - {name: period, entity: accounting_period, field: period_id, required: true}\n",
+                "      - {name: p0, entity: accounting_period, field: raw_period_id}\n      - {name: period, entity: accounting_period, field: period_id, required: true}\n",
+            )
+            .run("query recognized_revenue --period FY2026-Q1")
+            .exits(1),
+        // A required link whose field and key differ in type: the gate's
+        // equality and the metric's join could disagree, so refused.
+        case("required_link_field_of_another_type", Yaml)
+            .with_data()
+            .replace(
+                "models/finance.yaml",
+                "      - {name: period_id, expr: accounting_period_id}\n",
+                "      - {name: period_id, expr: \"CAST(accounting_period_id AS DOUBLE) + 0.5\"}\n",
+            )
+            .run("query recognized_revenue --period FY2026-Q1")
+            .exits(1),
+        // A lookup's filter that is not a condition, located at the filter.
+        case("lookup_filter_that_is_not_a_condition", Yaml)
+            .with_data()
+            .replace(
+                "metrics/reconciliation.yaml",
+                "filter: NOT is_deleted}",
+                "filter: version}",
+            )
+            .run("reconcile bookings_to_revenue --period FY2026-Q1")
+            .exits(1),
         // A declared `unique:` field that the entity does not have.
         case("unique_field_that_is_not_a_field", Yaml)
             .replace(
