@@ -339,16 +339,14 @@ async fn run_gate(engine: &Engine, gate: &Gate, request: Option<&Resolved>) -> R
     let mut subject = Subject::of(catalog, &entity)?;
     let (rows, key, scope) = match gate {
         Gate::Counted(m, days) => counted_rows(engine, &subject, m, request, days).await?,
-        Gate::Required(_, link) => {
-            let (rows, field, scope) = dangling_rows(engine, &subject, link).await?;
-            subject.key = field;
-            let key = Expr::Column(datafusion::common::Column::from_name(&subject.key));
-            (rows, key, scope)
-        }
-        Gate::Declared(_, index) => {
-            let (rows, field, scope) = declared_rows(engine, &subject, *index).await?;
+        Gate::Required(..) | Gate::Declared(..) => {
+            let (rows, field, scope) = match gate {
+                Gate::Required(_, link) => dangling_rows(engine, &subject, link).await?,
+                Gate::Declared(_, index) => declared_rows(engine, &subject, *index).await?,
+                _ => return Err(CanonError::Internal("a field gate of no field".into())),
+            };
             // The field stands for the key in what the check says and in
-            // the files it finds the repeated values in.
+            // the files it finds the offending values in.
             subject.key = field;
             let key = Expr::Column(datafusion::common::Column::from_name(&subject.key));
             (rows, key, scope)

@@ -446,25 +446,25 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     result.now = engine.now.to_rfc3339();
     // The overrides of this run, not of the run that computed a cached result.
     result.overrides = overrides;
-    if failing.iter().all(|(window, _)| *window) && !failing.is_empty() {
-        let said: Vec<String> = failing.into_iter().map(|(_, said)| said).collect();
-        return Err(CanonError::Pending(format!(
-            "`{}` has no final value for {} yet:\n  {}\n(computed anyway, a count to date names \
-             the override in its result)",
-            result.metric,
-            result.request.period.label,
-            said.join("\n  ")
-        )));
+    if failing.is_empty() {
+        return Ok(());
     }
-    if !failing.is_empty() {
-        let said: Vec<String> = failing.into_iter().map(|(_, said)| said).collect();
-        return Err(CanonError::Blocked(format!(
-            "`{}` is blocked: its inputs fail a quality gate:\n  {}\n(an override is recorded in the result)",
+    // Only open conversion windows: nothing is wrong, the value is not final yet.
+    let pending = failing.iter().all(|(window, _)| *window);
+    let said: Vec<String> = failing.into_iter().map(|(_, said)| said).collect();
+    let said = said.join("\n  ");
+    Err(if pending {
+        CanonError::Pending(format!(
+            "`{}` has no final value for {} yet:\n  {said}\n(computed anyway, a count to date \
+             names the override in its result)",
+            result.metric, result.request.period.label,
+        ))
+    } else {
+        CanonError::Blocked(format!(
+            "`{}` is blocked: its inputs fail a quality gate:\n  {said}\n(an override is recorded in the result)",
             result.metric,
-            said.join("\n  ")
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
 /// A metric computed, before its evidence is gathered.
