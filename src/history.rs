@@ -68,6 +68,11 @@ pub struct Row {
     /// would name other days. None in rows of a canon before these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<String>,
+    /// A number to date: how far the data reached when it was published,
+    /// before its period ended (`result::reach`). Its next publication
+    /// may differ without anything having been restated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_through: Option<String>,
 }
 
 impl Row {
@@ -83,6 +88,7 @@ impl Row {
             metric: metric.to_owned(),
             period: period.to_owned(),
             days: Some(days),
+            data_through: None,
             slice: None,
             value: None,
             definition_version: 0,
@@ -497,6 +503,12 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
             r.inputs_sha256.chars().take(10).collect::<String>(),
             moved
         ));
+        if let Some(through) = &r.data_through {
+            out.push_str(&format!(
+                "{:<26} to date: the data reached {through}, before the period ended\n",
+                ""
+            ));
+        }
         for w in &r.warnings {
             out.push_str(&format!("{:<26} warning: {w}\n", ""));
         }
@@ -528,6 +540,7 @@ mod tests {
             blocked: None,
             pending: false,
             days: None,
+            data_through: None,
         }
     }
 

@@ -41,6 +41,12 @@ pub struct ManifestEntry {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// `false` for a number to date: the period runs past what the data
+    /// reaches (`data_through`); absent when the period is over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_through: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub definition: Option<crate::result::DefinitionRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +73,8 @@ impl ManifestEntry {
             status: if pending { "pending" } else { "blocked" }.into(),
             reason: Some(why.to_string()),
             value: None,
+            complete: None,
+            data_through: None,
             definition: None,
             fingerprint: None,
             quality_status: None,
@@ -315,6 +323,7 @@ async fn build(
                         pending: false,
                         blocked: None,
                         days: Some(crate::history::days_of(period)),
+                        data_through: r.data_through.clone().filter(|_| !r.complete),
                     };
                     let days = row.days.clone();
                     row.warnings = crate::history::judge(
@@ -331,6 +340,8 @@ async fn build(
                         status: "published".into(),
                         reason: None,
                         value: r.value.map(|v| v.plain()),
+                        complete: (!r.complete).then_some(false),
+                        data_through: r.data_through.clone().filter(|_| !r.complete),
                         definition: Some(r.definition.clone()),
                         fingerprint: Some(r.fingerprint.clone()),
                         quality_status: Some(r.quality_status.clone()),
@@ -420,6 +431,15 @@ async fn build(
                         status: "published".into(),
                         reason: None,
                         value: Some(r.check.plain()),
+                        // To date when either side is.
+                        complete: r.sides.iter().any(|s| !s.complete).then_some(false),
+                        data_through: crate::result::reach::earliest(
+                            r.sides
+                                .iter()
+                                .filter(|s| !s.complete)
+                                .filter_map(|s| s.data_through.as_deref()),
+                        )
+                        .map(str::to_owned),
                         definition: Some(r.definition.clone()),
                         fingerprint: None,
                         quality_status: None,

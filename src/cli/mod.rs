@@ -511,8 +511,19 @@ async fn publish(
             ", {n} pending: no final value until a conversion window closes, see manifest.json"
         ),
     };
+    let to_date = manifest
+        .metrics
+        .iter()
+        .filter(|m| m.complete == Some(false))
+        .count();
+    let to_date_said = match to_date {
+        0 => String::new(),
+        n => format!(
+            "; {n} of them to date: their period runs past the data (`complete: false` in manifest.json and the files)"
+        ),
+    };
     crate::console::print_line(format_args!(
-        "published {} metric result(s) ({blocked} blocked{pending_said}) and {} reconciliation(s) for {} period(s) to {}",
+        "published {} metric result(s) ({blocked} blocked{pending_said}) and {} reconciliation(s) for {} period(s) to {}{to_date_said}",
         manifest.metrics.len() - blocked - pending,
         manifest.reconciliations.len(),
         periods.len(),

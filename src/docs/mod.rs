@@ -33,6 +33,8 @@ pub use crate::publish_dir::DOCS_MARKER as MARKER;
 struct Published {
     /// (period, value), the latest publication of each period, in period order.
     series: Vec<(String, Option<Dec>)>,
+    /// The periods of `series` published to date: how far the data reached.
+    to_date: BTreeMap<String, String>,
     /// The latest period's exclusions: (name, rows, value).
     exclusions: Vec<(String, i64, Dec)>,
     latest_period: Option<String>,
@@ -136,6 +138,7 @@ async fn write_site(
             .get(name)
             .map_or_else(Published::default, |p| Published {
                 series: p.series.clone(),
+                to_date: p.to_date.clone(),
                 exclusions: p.exclusions.clone(),
                 latest_period: p.latest_period.clone(),
                 entry: p.entry.clone(),
@@ -337,9 +340,14 @@ fn metric_page(
         b.push_str(&svg::chart(&last));
         b.push_str("\n<table><tr><th>period</th><th class=\"num\">value</th></tr>\n");
         for (period, v) in &last {
+            let to_date = p
+                .to_date
+                .get(period)
+                .map(|t| format!(" <small>(to date: the data reached {})</small>", escape(t)))
+                .unwrap_or_default();
             let _ = writeln!(
                 b,
-                "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
+                "<tr><td>{}{to_date}</td><td class=\"num\">{}</td></tr>",
                 escape(period),
                 v.map(|v| escape(&v.grouped()))
                     .unwrap_or_else(|| "no value".into())
@@ -442,7 +450,7 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     // the metric out keeps the block standing). A period is its days,
     // shown as it was last written.
     let mut labels: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut latest: BTreeMap<(String, String), Option<Dec>> = BTreeMap::new();
+    let mut latest: BTreeMap<(String, String), (Option<Dec>, Option<String>)> = BTreeMap::new();
     let mut blocked: BTreeMap<(String, String), (String, String, bool)> = BTreeMap::new();
     for r in &history {
         let key = (r.metric.clone(), r.period_days(&catalog.calendar));
@@ -453,15 +461,19 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
             }
             None => {
                 blocked.remove(&key);
-                latest.insert(key, r.value);
+                latest.insert(key, (r.value, r.data_through.clone()));
             }
         }
     }
     // In the order of their days (the keys' text, `2025-02-01..`, sorts so).
     let label = |key: &(String, String)| labels.get(key).cloned().unwrap_or_default();
-    for (key, value) in latest {
+    for (key, (value, through)) in latest {
         let period = label(&key);
-        out.entry(key.0).or_default().series.push((period, value));
+        let published = out.entry(key.0).or_default();
+        if let Some(through) = through {
+            published.to_date.insert(period.clone(), through);
+        }
+        published.series.push((period, value));
     }
     for (key, (when, reason, pending)) in blocked {
         let period = label(&key);

@@ -208,6 +208,8 @@ async fn compute_metric(
             period,
             slices: slices.iter().cloned().zip(values).collect(),
             value,
+            // Judged by `gate`, on every run.
+            complete: true,
         })
         .collect();
     let mut exclusions = Vec::new();
@@ -336,6 +338,9 @@ async fn compute_metric(
         request: request.request().clone(),
         value,
         unit: metric.unit.clone(),
+        // Both judged by `gate`, on every run.
+        complete: true,
+        data_through: None,
         rows,
         bridge: cohort_bridge,
         exclusions,
@@ -444,6 +449,10 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     }
     result.quality_status = status.name().to_string();
     result.now = engine.now.to_rfc3339();
+    // Whether the period is over by the time the data was taken: a number
+    // to date is given, and marked.
+    let reach = crate::result::reach::data_reach(engine.now, &result.quality);
+    crate::result::reach::judge(result, reach, catalog.calendar.zone);
     // The overrides of this run, not of the run that computed a cached result.
     result.overrides = overrides;
     if failing.is_empty() {

@@ -4,6 +4,7 @@
 //! canon number, so every writer renders the whole result, not the value alone.
 
 pub mod consistency;
+pub mod reach;
 pub mod reconciliation;
 pub mod render;
 
@@ -37,6 +38,17 @@ pub struct ResultRow {
     pub value: Option<Dec>,
     /// A cohort's bridge for this slice (empty for other kinds).
     pub bridge: Vec<BridgeLine>,
+    /// `false` when the row's bucket runs past what the data reaches (see
+    /// [`GovernedResult::complete`]); written only then.
+    pub complete: bool,
+}
+
+fn complete() -> bool {
+    true
+}
+
+fn is_complete(complete: &bool) -> bool {
+    *complete
 }
 
 /// One signed line of a bridge: the lines after the first sum to the last.
@@ -60,6 +72,9 @@ impl Serialize for ResultRow {
         if !self.bridge.is_empty() {
             map.serialize_entry("bridge", &self.bridge)?;
         }
+        if !self.complete {
+            map.serialize_entry("complete", &false)?;
+        }
         map.end()
     }
 }
@@ -78,6 +93,9 @@ impl<'de> Deserialize<'de> for ResultRow {
         let (period, start, end) = (take("period")?, take("period_start")?, take("period_end")?);
         let value = fields.shift_remove("value").unwrap_or_default();
         let bridge = fields.shift_remove("bridge").unwrap_or_default();
+        let complete = fields
+            .shift_remove("complete")
+            .unwrap_or(serde_json::Value::Bool(true));
         let read = |v: serde_json::Value| serde_json::from_value(v).map_err(D::Error::custom);
         Ok(ResultRow {
             period: serde_json::from_value(period).map_err(D::Error::custom)?,
@@ -89,6 +107,7 @@ impl<'de> Deserialize<'de> for ResultRow {
             } else {
                 serde_json::from_value(bridge).map_err(D::Error::custom)?
             },
+            complete: serde_json::from_value(complete).map_err(D::Error::custom)?,
             slices: fields
                 .into_iter()
                 .map(|(name, v)| Ok((name, read(v)?)))
@@ -162,6 +181,15 @@ pub struct GovernedResult {
     /// The headline number over the whole period (no slices).
     pub value: Option<Dec>,
     pub unit: String,
+    /// `false` when the period (or the as-of day) runs past what the data
+    /// reaches: the number is to date, not the period's. Absent when true.
+    /// Judged at every run, a cached result's too (`result::reach`).
+    #[serde(default = "complete", skip_serializing_if = "is_complete")]
+    pub complete: bool,
+    /// When not complete: the instant the data reaches (the earliest last
+    /// sync of the tables read, or now), in the reporting zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_through: Option<String>,
     pub rows: Vec<ResultRow>,
     /// Cohort metrics: the headline bridge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -146,6 +146,21 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
         "check: R − (B + lines)",
         r.check.grouped()
     ));
+    // A period the data has not passed: both sides are to date, as far as
+    // the earlier of their data reaches.
+    let through = super::reach::earliest(
+        r.sides
+            .iter()
+            .filter(|s| !s.complete)
+            .filter_map(|s| s.data_through.as_deref()),
+    );
+    if let Some(side) = r
+        .sides
+        .iter()
+        .find(|s| !s.complete && s.data_through.as_deref() == through)
+    {
+        out.push_str(&super::render::to_date_line(side));
+    }
     // The sides' checks that did not pass and the overrides, under the
     // bridge as `canon query` prints them under a number (a table both
     // sides read is said once).

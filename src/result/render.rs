@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Date32Array, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 
@@ -95,6 +97,7 @@ pub fn table(r: &GovernedResult) -> String {
         show(r.value),
         unit_suffix(&r.unit)
     ));
+    out.push_str(&to_date_line(r));
     out.push_str(&quality_lines(r));
 
     let breakdown = r.request.grain.is_some() || !r.request.by.is_empty();
@@ -102,6 +105,10 @@ pub fn table(r: &GovernedResult) -> String {
         let mut header = vec!["period".to_string()];
         header.extend(r.request.by.iter().cloned());
         header.push("value".to_string());
+        let marked = r.rows.iter().any(|row| !row.complete);
+        if marked {
+            header.push(String::new());
+        }
         let body: Vec<Vec<String>> = r
             .rows
             .iter()
@@ -113,6 +120,9 @@ pub fn table(r: &GovernedResult) -> String {
                         .map(|(_, v)| v.clone().unwrap_or_else(|| "(none)".into())),
                 );
                 cells.push(show(row.value));
+                if marked {
+                    cells.push(if row.complete { "" } else { "to date" }.into());
+                }
                 cells
             })
             .collect();
@@ -242,6 +252,25 @@ pub fn table(r: &GovernedResult) -> String {
 
 /// The checks that did not pass and the overrides used, under the number:
 /// a number over inputs that warn must not look like one that passed.
+/// The line under a number whose period runs past the data: what it is a
+/// number to, and that it is not the period's.
+pub(super) fn to_date_line(r: &GovernedResult) -> String {
+    let Some(through) = r.data_through.as_deref().filter(|_| !r.complete) else {
+        return String::new();
+    };
+    let through = chrono::DateTime::parse_from_rfc3339(through)
+        .map(|t| t.format("%Y-%m-%d %H:%M (UTC%:z)").to_string())
+        .unwrap_or_else(|_| through.to_string());
+    let end = match r.request.as_of {
+        Some(d) => format!("before the end of {d}"),
+        None => format!(
+            "before {} ends ({})",
+            r.request.period.label, r.request.period.to
+        ),
+    };
+    format!("  to date: the data reaches {through}, {end}; not the period's final number\n")
+}
+
 fn quality_lines(r: &GovernedResult) -> String {
     let mut out: String = failed_checks(&r.quality).concat();
     if !r.overrides.is_empty() {
@@ -338,7 +367,7 @@ fn csv(results: &[GovernedResult]) -> String {
         out.push(',');
         out.push_str(&csv_field(s));
     }
-    out.push_str(",value,unit\n");
+    out.push_str(",value,unit,complete\n");
     for r in results {
         for row in rows_or_headline(r) {
             out.push_str(&format!(
@@ -358,9 +387,10 @@ fn csv(results: &[GovernedResult]) -> String {
                 out.push_str(&csv_field(&v.unwrap_or_default()));
             }
             out.push_str(&format!(
-                ",{},{}\n",
+                ",{},{},{}\n",
                 row.value.map(|v| v.plain()).unwrap_or_default(),
-                csv_field(&r.unit)
+                csv_field(&r.unit),
+                row.complete
             ));
         }
     }
@@ -390,6 +420,7 @@ fn rows_or_headline(r: &GovernedResult) -> Vec<super::ResultRow> {
             slices: Vec::new(),
             value: r.value,
             bridge: r.bridge.clone(),
+            complete: r.complete,
         }]
     }
 }
@@ -457,6 +488,13 @@ fn parquet(results: &[GovernedResult]) -> Result<Vec<u8>> {
     columns.push(Arc::new(values.with_precision_and_scale(38, scale as i8)?));
     fields.push(Field::new("unit", DataType::Utf8, false));
     columns.push(text(&|(r, _)| Some(r.unit.clone())));
+    // False where the row's period runs past the data (a number to date).
+    fields.push(Field::new("complete", DataType::Boolean, false));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(_, row)| Some(row.complete))
+            .collect::<BooleanArray>(),
+    ));
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;

@@ -410,10 +410,10 @@ fn csv_and_parquet_outputs() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(
         text.lines().next().unwrap(),
-        "metric,period,period_start,period_end,value,unit"
+        "metric,period,period_start,period_end,value,unit,complete"
     );
     assert!(
-        text.contains("bookings,2025-03,2025-03-01,2025-04-01,1111.11,USD"),
+        text.contains("bookings,2025-03,2025-03-01,2025-04-01,1111.11,USD,true"),
         "{text}"
     );
 

@@ -497,8 +497,8 @@ fn an_out_file_extension_says_the_format_when_none_is_given() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
-        "metric,period,period_start,period_end,value,unit\n\
-         bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.46,USD\n"
+        "metric,period,period_start,period_end,value,unit,complete\n\
+         bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.46,USD,true\n"
     );
 }
 

@@ -54,11 +54,11 @@ fn published_files_round_trip_to_the_query_results() {
     assert_eq!(q["value"], "3694.46");
     let csv = std::fs::read_to_string(out.join("metrics/bookings.csv")).unwrap();
     assert!(
-        csv.starts_with("metric,period,period_start,period_end,value,unit\n"),
+        csv.starts_with("metric,period,period_start,period_end,value,unit,complete\n"),
         "{csv}"
     );
     assert!(
-        csv.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.46,USD"),
+        csv.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.46,USD,true\n"),
         "{csv}"
     );
     // Exclusions: FY2026-Q1 test_account removed 2 deals, 800.00.
@@ -494,4 +494,174 @@ fn overrides_do_not_lift_the_protection_of_the_project() {
     );
     assert_eq!(contents(p), before);
     assert_eq!(contents(outside.path()), before_outside);
+}
+
+// A period the data has not passed is given as a number to date, marked.
+// The fixture's tables were all last synced at 2026-01-02T06:00:00Z, which
+// is 2026-01-01 22:00 in Los Angeles (UTC-8 in January), and canon.yaml's
+// clock is 08:00Z: the data reaches 2026-01-01T22:00:00-08:00. FY2026-Q4
+// ([2025-11-01, 2026-02-01)) ends after that, so its bookings, 0.00 (the
+// fixture's last deal closes 2025-06-30), are bookings so far, not the
+// quarter's; FY2026-Q2 ([2025-05-01, 2025-08-01)) is over: D13's 999.00.
+#[test]
+fn a_period_the_data_has_not_passed_is_published_as_a_number_to_date() {
+    let data = fixture();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    let periods = ["--period", "FY2026-Q2", "--period", "FY2026-Q4"];
+    let o = publish_only(&repo(), data.path(), &out, "bookings", &periods);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("; 1 of them to date: their period runs past the data"),
+        "{}",
+        stdout(&o)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let (q2, q4) = (&manifest["metrics"][0], &manifest["metrics"][1]);
+    assert_eq!(
+        (q2["period"].as_str(), q2["value"].as_str()),
+        (Some("FY2026-Q2"), Some("999.00"))
+    );
+    assert!(
+        q2.get("complete").is_none() && q2.get("data_through").is_none(),
+        "{q2}"
+    );
+    assert_eq!(
+        (q4["period"].as_str(), q4["value"].as_str()),
+        (Some("FY2026-Q4"), Some("0.00"))
+    );
+    assert_eq!(q4["status"], "published");
+    assert_eq!(q4["complete"], false);
+    assert_eq!(q4["data_through"], "2026-01-01T22:00:00-08:00");
+    let csv = std::fs::read_to_string(out.join("metrics/bookings.csv")).unwrap();
+    assert_eq!(
+        csv,
+        "metric,period,period_start,period_end,value,unit,complete\n\
+         bookings,FY2026-Q2,2025-05-01,2025-08-01,999.00,USD,true\n\
+         bookings,FY2026-Q4,2025-11-01,2026-02-01,0.00,USD,false\n"
+    );
+    let batch = read_parquet(&out.join("metrics/bookings.parquet"));
+    let complete = batch.column_by_name("complete").unwrap().as_boolean();
+    assert_eq!(
+        (0..batch.num_rows())
+            .map(|i| complete.value(i))
+            .collect::<Vec<_>>(),
+        [true, false]
+    );
+    // The history row and `canon history` say so.
+    let history = canon(
+        &repo(),
+        &[
+            "history",
+            "bookings",
+            "--period",
+            "FY2026-Q4",
+            "--publication",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(history.status.code(), Some(0), "{}", stderr(&history));
+    assert!(
+        stdout(&history).contains(
+            "to date: the data reached 2026-01-01T22:00:00-08:00, before the period ended"
+        ),
+        "{}",
+        stdout(&history)
+    );
+    // And the metric's page in the catalog site.
+    let site = out_dir.path().join("site");
+    let o = canon(
+        &repo(),
+        &[
+            "docs",
+            "--out",
+            site.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+            "--publication",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = std::fs::read_to_string(site.join("metrics/bookings.html")).unwrap();
+    assert!(
+        page.contains("<tr><td>FY2026-Q4 <small>(to date: the data reached 2026-01-01T22:00:00-08:00)</small></td><td class=\"num\">0.00</td></tr>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<tr><td>FY2026-Q2</td><td class=\"num\">999.00</td></tr>"),
+        "{page}"
+    );
+}
+
+// The same judgement in a query: the headline of FY2026 by fiscal quarter
+// runs past the data, and so does its last row only (Q1 3694.46, Q2 999.00,
+// Q3 and Q4 0.00: the fixture's deals close in 2025-02..2025-06).
+#[test]
+fn a_query_marks_the_rows_the_data_has_not_passed() {
+    let data = fixture();
+    let q = query_json(
+        &repo(),
+        data.path(),
+        &[
+            "bookings",
+            "--period",
+            "FY2026",
+            "--grain",
+            "fiscal_quarter",
+        ],
+    );
+    assert_eq!(q["value"], "4693.46");
+    assert_eq!(q["complete"], false);
+    assert_eq!(q["data_through"], "2026-01-01T22:00:00-08:00");
+    let rows: Vec<(String, String, Option<bool>)> = q["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["period"].as_str().unwrap().to_string(),
+                r["value"].as_str().unwrap().to_string(),
+                r.get("complete").and_then(|c| c.as_bool()),
+            )
+        })
+        .collect();
+    let row = |p: &str, v: &str, c: Option<bool>| (p.to_string(), v.to_string(), c);
+    assert_eq!(
+        rows,
+        [
+            row("FY2026-Q1", "3694.46", None),
+            row("FY2026-Q2", "999.00", None),
+            row("FY2026-Q3", "0.00", None),
+            row("FY2026-Q4", "0.00", Some(false)),
+        ]
+    );
+    // A closed period says nothing of the kind.
+    let q1 = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
+    assert!(
+        q1.get("complete").is_none() && q1.get("data_through").is_none(),
+        "{q1}"
+    );
+    // The table says it under the number, and marks the row.
+    let o = canon(
+        &repo(),
+        &[
+            "query",
+            "bookings",
+            "--period",
+            "FY2026",
+            "--grain",
+            "fiscal_quarter",
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("\n  4,693.46 USD\n  to date: the data reaches 2026-01-01 22:00 (UTC-08:00), before FY2026 ends (2026-02-01); not the period's final number\n"),
+        "{text}"
+    );
+    assert!(text.contains("  FY2026-Q4      0.00  to date\n"), "{text}");
 }
