@@ -284,11 +284,16 @@ pub fn judge(
     closed: bool,
     same_period: &dyn Fn(&Row) -> bool,
 ) -> Vec<String> {
-    // Numbers only: a blocked publication has none to compare.
+    // A number to date moves as its period runs: nothing to judge in it.
+    if new.data_through.is_some() {
+        return Vec::new();
+    }
+    // Numbers only: a blocked publication has none to compare, and one to
+    // date was not yet the period's (its final number restates nothing).
     let same: Vec<&Row> = before
         .iter()
         .filter(|r| r.metric == new.metric && r.slice == new.slice && same_period(r))
-        .filter(|r| r.blocked.is_none())
+        .filter(|r| r.blocked.is_none() && r.data_through.is_none())
         .collect();
     let mut out = Vec::new();
     if let Some(last) = same.last()
@@ -596,6 +601,30 @@ mod tests {
         let past = vec![row("100.00"), blocked];
         assert_eq!(judge(&past, &row("90.00"), true, &q1).len(), 1);
         assert!(judge(&past, &row("100.00"), true, &q1).is_empty());
+    }
+
+    // A number published to date (its period ran past the data) is not the
+    // period's: the final one that follows restates nothing, and moves of
+    // numbers to date are not unusual (a quarter to date grows).
+    #[test]
+    fn a_number_to_date_is_neither_restated_nor_unusual() {
+        let to_date = |v: &str| {
+            let mut r = row(v);
+            r.data_through = Some("2026-01-01T23:47:50-08:00".into());
+            r
+        };
+        assert!(judge(&[to_date("50.00")], &row("90.00"), true, &q1).is_empty());
+        // Judged against the last complete publication only: 100.00.
+        assert_eq!(
+            judge(&[row("100.00"), to_date("50.00")], &row("90.00"), true, &q1).len(),
+            1
+        );
+        let growing: Vec<Row> = ["10.00", "20.00", "30.00", "40.00"]
+            .iter()
+            .map(|v| to_date(v))
+            .collect();
+        assert!(judge(&growing, &to_date("400.00"), false, &q1).is_empty());
+        assert!(judge(&growing, &row("400.00"), false, &q1).is_empty());
     }
 
     // A reason of several lines stayed unindented and control characters

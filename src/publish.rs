@@ -432,14 +432,8 @@ async fn build(
                         reason: None,
                         value: Some(r.check.plain()),
                         // To date when either side is.
-                        complete: r.sides.iter().any(|s| !s.complete).then_some(false),
-                        data_through: crate::result::reach::earliest(
-                            r.sides
-                                .iter()
-                                .filter(|s| !s.complete)
-                                .filter_map(|s| s.data_through.as_deref()),
-                        )
-                        .map(str::to_owned),
+                        complete: (!r.complete).then_some(false),
+                        data_through: r.data_through.clone(),
                         definition: Some(r.definition.clone()),
                         fingerprint: None,
                         quality_status: None,

@@ -84,6 +84,23 @@ pub async fn validate(
             }
         }
     }
+    // A reconciliation's link rules are planned when it runs; here, over
+    // no data, so a lookup's fields and filter are checked with the rest.
+    for (file, f) in catalog.files.metrics.iter().enumerate() {
+        for (index, r) in f.spec.reconciliations.iter().enumerate() {
+            if let Err(e) = crate::compile::link_rules::check(&engine, (file, index)).await {
+                match e {
+                    CanonError::Definition(_) => note(e, &mut diagnostics)?,
+                    other => {
+                        return Err(CanonError::request(format!(
+                            "reconciliation `{}`: {other}",
+                            r.name
+                        )));
+                    }
+                }
+            }
+        }
+    }
     diagnostics.sort_by(|a, b| {
         (&a.location.file, a.location.line_column())
             .cmp(&(&b.location.file, b.location.line_column()))

@@ -474,6 +474,16 @@ impl Catalog {
         }
         let mut seen = std::collections::BTreeSet::new();
         for (si, s) in m.slices.iter().enumerate() {
+            if RESERVED_SLICE_NAMES.contains(&s.name()) {
+                diags.push(diag(
+                    at(&yaml_path!["slices", si]),
+                    format!(
+                        "slice name `{}` is reserved: a result's rows and the published files already have a column of that name ({}); name the slice otherwise",
+                        s.name(),
+                        RESERVED_SLICE_NAMES.join(", ")
+                    ),
+                ));
+            }
             if !seen.insert(s.name()) {
                 diags.push(diag(
                     at(&yaml_path!["slices", si]),
@@ -490,6 +500,21 @@ impl Catalog {
             .unwrap_or_default()
     }
 }
+
+/// The names of a result row's and a published file's own columns: a
+/// slice of one of these names would overwrite it in JSON (its values
+/// lost), and give a CSV or Parquet file two columns of one name that
+/// readers refuse.
+const RESERVED_SLICE_NAMES: [&str; 8] = [
+    "metric",
+    "period",
+    "period_start",
+    "period_end",
+    "value",
+    "unit",
+    "complete",
+    "bridge",
+];
 
 /// The most partitions a plan may be split into: past a few per core only
 /// overhead grows (20,000 took the whole machine's memory).

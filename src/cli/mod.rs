@@ -514,6 +514,7 @@ async fn publish(
     let to_date = manifest
         .metrics
         .iter()
+        .chain(&manifest.reconciliations)
         .filter(|m| m.complete == Some(false))
         .count();
     let to_date_said = match to_date {

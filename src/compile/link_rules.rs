@@ -42,6 +42,28 @@ pub async fn link_rules(
             (None, Some(lookup)) => {
                 let alias = format!("_lookup{i}");
                 let mut target = entity_frame(engine, &lookup.entity).await?;
+                // The key and the value are fields of the looked-up entity,
+                // located when they are not (the engine would only say
+                // "no field named …", nowhere).
+                for (what, field) in [("key", &lookup.key), ("value", &lookup.value)] {
+                    if target.schema().field_with_unqualified_name(field).is_err() {
+                        let fields: Vec<String> = target
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().clone())
+                            .filter(|n| !n.starts_with('_'))
+                            .collect();
+                        return Err(CanonError::definition(
+                            at(&yaml_path!["links", i, "lookup", what]),
+                            format!(
+                                "lookup {what} `{field}` is not a field of entity `{}` (its fields: {})",
+                                lookup.entity,
+                                fields.join(", ")
+                            ),
+                        ));
+                    }
+                }
                 if let Some(filter) = &lookup.filter {
                     let location = at(&yaml_path!["links", i, "lookup", "filter"]);
                     let schema = target.schema().clone();
@@ -92,4 +114,53 @@ pub async fn link_rules(
         }
     }
     Ok((frame, links))
+}
+
+/// Plans the link rules of the reconciliation at (metrics `file`, `index`)
+/// over the revenue lines without running them: `canon validate` checks
+/// each rule's SQL and a lookup's entity, key, value and filter over no
+/// data, where otherwise only a reconcile, a check or a publish would find
+/// them wrong.
+pub async fn check(engine: &Planner, (file, index): (usize, usize)) -> Result<()> {
+    let catalog = engine.catalog.clone();
+    let spec = &catalog.files.metrics[file].spec.reconciliations[index];
+    let (_, _, r_metric) = catalog.metric(&spec.revenue)?;
+    let (line_entity, frame) = revenue_frame(engine, r_metric).await?;
+    let schema = frame.schema().clone();
+    link_rules(
+        engine,
+        frame,
+        spec,
+        &|sql, loc| crate::compile::parse_scoped(engine, sql, &schema, Some(&line_entity), loc),
+        &|path| located(&catalog, (file, index), path),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The revenue metric's entity and its rows with their period link: what
+/// the link rules read.
+pub async fn revenue_frame(
+    engine: &Planner,
+    r_metric: &crate::spec::MetricSpec,
+) -> Result<(String, DataFrame)> {
+    let line_entity = r_metric
+        .entity
+        .clone()
+        .ok_or_else(|| CanonError::Internal("revenue without an entity".into()))?;
+    let mut links = std::collections::BTreeSet::new();
+    links.insert(vec!["period".to_string()]);
+    let frame = crate::compile::entity::metric_frame(engine, &line_entity, &links).await?;
+    Ok((line_entity, frame))
+}
+
+/// Where `path` under the reconciliation at (metrics file, index) is.
+pub fn located(
+    catalog: &crate::catalog::Catalog,
+    (file, index): (usize, usize),
+    path: &[Step],
+) -> Location {
+    let mut full = yaml_path!["reconciliations", index].to_vec();
+    full.extend_from_slice(path);
+    catalog.files.metrics[file].at(&full)
 }

@@ -118,6 +118,15 @@ pub fn judge(
     checks
 }
 
+/// The longest window (days × 24 h) of the windowed conversions metric
+/// `metric` reads, 0 without one: a count over a period is final only once
+/// the data reaches the period's end plus it (`result::reach`).
+pub fn longest(engine: &Engine, metric: &str) -> u32 {
+    let mut windows = Vec::new();
+    windows_read(engine, metric, &mut windows, 0);
+    windows.iter().map(|w| w.days).max().unwrap_or(0)
+}
+
 /// The latest sync of `table` its freshness check recorded in `quality`.
 fn latest_sync(quality: &[serde_json::Value], table: &str) -> Option<DateTime<Utc>> {
     quality.iter().find_map(|c| {

@@ -452,7 +452,13 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     // Whether the period is over by the time the data was taken: a number
     // to date is given, and marked.
     let reach = crate::result::reach::data_reach(engine.now, &result.quality);
-    crate::result::reach::judge(result, reach, catalog.calendar.zone);
+    let window = crate::quality::window::longest(engine, &result.metric);
+    crate::result::reach::judge(
+        result,
+        reach,
+        catalog.calendar.zone,
+        chrono::Duration::days(i64::from(window)),
+    );
     // The overrides of this run, not of the run that computed a cached result.
     result.overrides = overrides;
     if failing.is_empty() {

@@ -14,7 +14,7 @@
 //! the amounts of the vocabulary and the lines from them.
 
 use crate::run::memory::WithinMemory;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::catalog::lines;
 use crate::spec::amounts::Amount;
@@ -52,9 +52,7 @@ pub async fn run(
     let catalog = engine.catalog.clone();
     let (file, index, spec) = find(&catalog, name)?;
     let at_recon = |path: &[crate::spec::locate::Step]| {
-        let mut full = yaml_path!["reconciliations", index].to_vec();
-        full.extend_from_slice(path);
-        catalog.files.metrics[file].at(&full)
+        crate::compile::link_rules::located(&catalog, (file, index), path)
     };
     // The declared lines (checked when the catalog loaded; again here so a
     // bridge is never computed from lines that cannot tie out).
@@ -85,10 +83,7 @@ pub async fn run(
 
     // The revenue side per line, with the revenue metric's exclusions.
     let (r_id, _, r_metric) = catalog.metric(&spec.revenue)?;
-    let line_entity = r_metric
-        .entity
-        .clone()
-        .ok_or_else(|| CanonError::Internal("revenue without an entity".into()))?;
+    let (line_entity, frame) = revenue_frame(engine, r_metric).await?;
     let time_sql = r_metric
         .time
         .clone()
@@ -99,9 +94,6 @@ pub async fn run(
         .as_ref()
         .and_then(|m| m.expr.clone())
         .ok_or_else(|| CanonError::Internal("revenue without a measure".into()))?;
-    let mut links = BTreeSet::new();
-    links.insert(vec!["period".to_string()]);
-    let frame = engine.metric_frame(&line_entity, &links).await?;
     let schema = frame.schema().clone();
     let r_at = |p: &[crate::spec::locate::Step]| catalog.metric_at(r_id, p);
     let p = |sql: &str, loc: &crate::error::Location| {
@@ -335,28 +327,25 @@ pub async fn run(
     // The bridge's own B and R must be the governed numbers.
     let b_line = bridge_lines[0].value;
     let r_line = bridge_lines[bridge_lines.len() - 1].value;
+    // The gates the sides were let through by name, in the order the sides
+    // used them (one both used is named once): rows they found wrong are
+    // the user's data, and a bridge that cannot tie out over them is
+    // blocked under them, not blamed on its definition or on canon.
+    let mut overrides: Vec<&str> = Vec::new();
+    for o in b_result.overrides.iter().chain(&r_result.overrides) {
+        if !overrides.contains(&o.as_str()) {
+            overrides.push(o);
+        }
+    }
+    let overrides = overrides.join(", ");
     if Some(b_line) != b_result.value.map(|v| v.rescale(2))
         || Some(r_line) != r_result.value.map(|v| v.rescale(2))
     {
-        // Sides let through a failing gate by name (repeated rows) are
-        // joined again by the bridge, which then cannot tie out: the user's
-        // data, not canon's bug.
-        // In the order the sides used them; one both used is named once.
-        let mut overrides: Vec<&String> = Vec::new();
-        for o in b_result.overrides.iter().chain(&r_result.overrides) {
-            if !overrides.contains(&o) {
-                overrides.push(o);
-            }
-        }
+        // Repeated rows let through are joined again by the bridge.
         if !overrides.is_empty() {
             return Err(CanonError::Blocked(format!(
-                "`{}` cannot be bridged under the override(s) {}: the bridge ({b_line}, {r_line}) and its governed sides ({}, {}) disagree, as the rows the gates found repeated are joined again by the bridge",
+                "`{}` cannot be bridged under the override(s) {overrides}: the bridge ({b_line}, {r_line}) and its governed sides ({}, {}) disagree, as the rows the gates found repeated are joined again by the bridge",
                 spec.name,
-                overrides
-                    .iter()
-                    .map(|o| o.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
                 b_result.value.map(|v| v.plain()).unwrap_or_default(),
                 r_result.value.map(|v| v.plain()).unwrap_or_default(),
             )));
@@ -366,7 +355,19 @@ pub async fn run(
             b_result.value, r_result.value
         )));
     }
-    // A bridge that does not foot is never printed.
+    // A bridge that does not foot is never printed. Under an override
+    // (revenue lines naming no accounting period, let through) the amount
+    // falls under no line: the data's fault, said with the override.
+    if !check.is_zero() && !overrides.is_empty() {
+        return Err(CanonError::Blocked(format!(
+            "`{}` cannot be bridged for {} under the override(s) {overrides}: R − (B + lines) = {} (B {}, R {}), an amount of the rows the gates found (their keys and files are in the sides' quality checks, `canon check`) that falls under no line of the bridge; the bridge is not printed",
+            spec.name,
+            period.label,
+            check.plain(),
+            b_line.plain(),
+            r_line.plain()
+        )));
+    }
     if !check.is_zero() {
         return Err(CanonError::definition(
             at_recon(&yaml_path!["lines"]),
@@ -382,6 +383,13 @@ pub async fn run(
     }
     let sides = vec![b_result, r_result];
     let (quality_status, overrides) = sides_quality(&sides, &deal_match_rates);
+    let data_through = crate::result::reach::earliest(
+        sides
+            .iter()
+            .filter(|s| !s.complete)
+            .filter_map(|s| s.data_through.as_deref()),
+    )
+    .map(str::to_owned);
     Ok(ReconciliationResult {
         reconciliation: spec.name.clone(),
         label: spec.label.clone(),
@@ -390,6 +398,8 @@ pub async fn run(
         period: period.clone(),
         bridge: bridge_lines,
         check,
+        complete: sides.iter().all(|s| s.complete),
+        data_through,
         quality_status,
         overrides,
         deals,
@@ -612,6 +622,16 @@ fn dec(a: &dyn Array, i: usize) -> Option<Dec> {
 fn date_string(days: i32) -> String {
     (NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(days as u64))
         .to_string()
+}
+
+/// The revenue metric's entity and its rows with their period link: what
+/// the link rules read.
+async fn revenue_frame(
+    engine: &Engine,
+    r_metric: &crate::spec::MetricSpec,
+) -> Result<(String, datafusion::prelude::DataFrame)> {
+    let (entity, frame) = crate::compile::link_rules::revenue_frame(engine, r_metric).await?;
+    Ok((entity, engine.bound(frame)))
 }
 
 /// Reconciliation `name`: (metrics file, index, spec), or an unknown-name

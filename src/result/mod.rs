@@ -47,7 +47,7 @@ fn complete() -> bool {
     true
 }
 
-fn is_complete(complete: &bool) -> bool {
+pub(crate) fn is_complete(complete: &bool) -> bool {
     *complete
 }
 

@@ -13,14 +13,18 @@
 //! carries the mark in its manifest and in a `complete` column of its files.
 //!
 //! The data reaches the earliest of now and the last sync of every table
-//! the result read (their freshness checks). A table whose sync time is
-//! unknown cannot fail this silently: its freshness check is at error,
-//! which blocks the result unless the run lets it through by name.
+//! the result read (their freshness checks). A table whose freshness
+//! column holds no time has its freshness check at error, which blocks the
+//! result unless the run lets it through by name. A table whose model
+//! declares no freshness column at all has no check and does not bound the
+//! reach: only `now` does (every extract of the spec carries
+//! `_fivetran_synced`; a model that drops it gives up this mark as it
+//! gives up freshness).
 //!
 //! Judged at every run, cached results too: the same quarter is to date
 //! today and complete once the data has passed its end.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::GovernedResult;
@@ -40,8 +44,14 @@ pub fn data_reach(now: DateTime<Utc>, quality: &[serde_json::Value]) -> DateTime
 /// Marks `result` and each of its rows complete or to date against
 /// `reach`: a period (or an as-of day, or a row's bucket) is complete when
 /// the data reaches its end, the start of its day `to` in `zone`.
-pub fn judge(result: &mut GovernedResult, reach: DateTime<Utc>, zone: Tz) {
-    let over = |to: NaiveDate| over(zone, to, reach);
+///
+/// `window` is a conversion's window (its longest, 0 without one): a
+/// conversion's count over a bucket is final only once the window after the
+/// bucket's end has passed too, so a series let through an open window
+/// (`--allow conversion_window:…`) marks each bucket whose window is still
+/// open, not only the last.
+pub fn judge(result: &mut GovernedResult, reach: DateTime<Utc>, zone: Tz, window: Duration) {
+    let over = |to: NaiveDate| over(zone, to, reach - window);
     result.complete = over(result.request.period.to);
     result.data_through = (!result.complete).then(|| {
         reach

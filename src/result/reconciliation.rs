@@ -81,6 +81,13 @@ pub struct ReconciliationResult {
     pub bridge: Vec<BridgeLine>,
     /// R − (B + the lines between): zero, or the bridge is refused.
     pub check: Dec,
+    /// `false` when either side is a number to date (`result::reach`);
+    /// absent when true.
+    #[serde(skip_serializing_if = "super::is_complete")]
+    pub complete: bool,
+    /// Then: the earlier of the two sides' `data_through`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_through: Option<String>,
     /// The worst quality status of the two sides and of the deal match
     /// rates the bridge relies on (pass, warn or error): a bridge over
     /// inputs that warn must not read as one that passed.
@@ -148,16 +155,10 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
     ));
     // A period the data has not passed: both sides are to date, as far as
     // the earlier of their data reaches.
-    let through = super::reach::earliest(
-        r.sides
-            .iter()
-            .filter(|s| !s.complete)
-            .filter_map(|s| s.data_through.as_deref()),
-    );
     if let Some(side) = r
         .sides
         .iter()
-        .find(|s| !s.complete && s.data_through.as_deref() == through)
+        .find(|s| !s.complete && s.data_through == r.data_through)
     {
         out.push_str(&super::render::to_date_line(side));
     }

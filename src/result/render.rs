@@ -250,27 +250,42 @@ pub fn table(r: &GovernedResult) -> String {
     out
 }
 
-/// The checks that did not pass and the overrides used, under the number:
-/// a number over inputs that warn must not look like one that passed.
-/// The line under a number whose period runs past the data: what it is a
-/// number to, and that it is not the period's.
+/// The line under a number whose period runs past the data: how far the
+/// data reaches, and that the number is not the period's (or that the
+/// period has not begun in the data at all).
 pub(super) fn to_date_line(r: &GovernedResult) -> String {
     let Some(through) = r.data_through.as_deref().filter(|_| !r.complete) else {
         return String::new();
     };
-    let through = chrono::DateTime::parse_from_rfc3339(through)
+    let at = chrono::DateTime::parse_from_rfc3339(through).ok();
+    let shown = at
         .map(|t| t.format("%Y-%m-%d %H:%M (UTC%:z)").to_string())
-        .unwrap_or_else(|_| through.to_string());
-    let end = match r.request.as_of {
-        Some(d) => format!("before the end of {d}"),
-        None => format!(
-            "before {} ends ({})",
-            r.request.period.label, r.request.period.to
+        .unwrap_or_else(|| through.to_string());
+    let period = &r.request.period;
+    let begun = at.is_none_or(|t| t.date_naive() >= period.from);
+    // Past the period's end and still not complete: a conversion's window.
+    let over = at.is_some_and(|t| t.date_naive() >= period.to);
+    let said = match (r.request.as_of, begun) {
+        (Some(d), _) => format!("before the end of {d}; not the final state of that day"),
+        (None, _) if over => format!(
+            "after {} is over but before its conversion window closes; not the period's final count",
+            period.label
+        ),
+        (None, false) => format!(
+            "before {} begins ({}): none of the period is in the data yet",
+            period.label, period.from
+        ),
+        (None, true) => format!(
+            "before {} is over (its last day {}); not the period's final number",
+            period.label,
+            period.to.pred_opt().unwrap_or(period.to)
         ),
     };
-    format!("  to date: the data reaches {through}, {end}; not the period's final number\n")
+    format!("  to date: the data reaches {shown}, {said}\n")
 }
 
+/// The checks that did not pass and the overrides used, under the number:
+/// a number over inputs that warn must not look like one that passed.
 fn quality_lines(r: &GovernedResult) -> String {
     let mut out: String = failed_checks(&r.quality).concat();
     if !r.overrides.is_empty() {

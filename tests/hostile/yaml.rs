@@ -143,6 +143,38 @@ pub fn cases() -> Vec<Case> {
             )
             .run("reconcile bookings_to_revenue --period FY2026-Q1")
             .exits(1),
+        // The same filter found by `canon validate`, over no data (it used
+        // to plan no reconciliation: only a reconcile, check or publish did).
+        case("lookup_filter_that_is_not_a_condition_in_validate", Yaml)
+            .replace(
+                "metrics/reconciliation.yaml",
+                "filter: NOT is_deleted}",
+                "filter: version}",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        // A lookup value the looked-up entity does not have: located at
+        // `value`, with the entity's fields (the engine said only "no field
+        // named deal_idd", nowhere).
+        case("lookup_value_that_is_not_a_field", Yaml)
+            .replace(
+                "metrics/reconciliation.yaml",
+                "value: deal_id,",
+                "value: deal_idd,",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        // A slice named like a result row's own column (`complete`,
+        // `period`, `value`, …): its values were lost in JSON, and CSV and
+        // Parquet files got two columns of one name that readers refuse.
+        case("slice_named_like_a_result_column", Yaml)
+            .replace(
+                "metrics/sales.yaml",
+                "      - {name: lead_source, expr: lead_source}\n",
+                "      - {name: lead_source, expr: lead_source}\n      - {name: complete, expr: deal_type}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
         // A declared `unique:` field that the entity does not have.
         case("unique_field_that_is_not_a_field", Yaml)
             .replace(

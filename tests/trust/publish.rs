@@ -660,7 +660,7 @@ fn a_query_marks_the_rows_the_data_has_not_passed() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
-        text.contains("\n  4,693.46 USD\n  to date: the data reaches 2026-01-01 22:00 (UTC-08:00), before FY2026 ends (2026-02-01); not the period's final number\n"),
+        text.contains("\n  4,693.46 USD\n  to date: the data reaches 2026-01-01 22:00 (UTC-08:00), before FY2026 is over (its last day 2026-01-31); not the period's final number\n"),
         "{text}"
     );
     assert!(text.contains("  FY2026-Q4      0.00  to date\n"), "{text}");
