@@ -474,20 +474,35 @@ impl Catalog {
         }
         let mut seen = std::collections::BTreeSet::new();
         for (si, s) in m.slices.iter().enumerate() {
-            if RESERVED_SLICE_NAMES.contains(&s.name()) {
+            let name = s.name();
+            let identifier = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !identifier {
                 diags.push(diag(
                     at(&yaml_path!["slices", si]),
                     format!(
-                        "slice name `{}` is reserved: a result's rows and the published files already have a column of that name ({}); name the slice otherwise",
-                        s.name(),
+                        "slice name {name:?} is not a name: use letters, digits and `_`, not starting with a digit (it is a column of every result row and file, and what `--by` names)"
+                    ),
+                ));
+            }
+            // Compared without case: readers that ignore it (DuckDB,
+            // SQLite, Spark) refuse a file with `Value` and `value`.
+            if RESERVED_SLICE_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+                diags.push(diag(
+                    at(&yaml_path!["slices", si]),
+                    format!(
+                        "slice name `{name}` is reserved: a result's rows and the files `query --out` writes already have a column of that name, in any case ({}); name the slice otherwise",
                         RESERVED_SLICE_NAMES.join(", ")
                     ),
                 ));
             }
-            if !seen.insert(s.name()) {
+            if !seen.insert(name.to_ascii_lowercase()) {
                 diags.push(diag(
                     at(&yaml_path!["slices", si]),
-                    format!("slice `{}` is listed twice", s.name()),
+                    format!("slice `{name}` is listed twice (names are compared without case)"),
                 ));
             }
         }

@@ -523,10 +523,19 @@ async fn publish(
             "; {n} of them to date: their period runs past the data (`complete: false` in manifest.json and the files)"
         ),
     };
+    let bridges_blocked = manifest
+        .reconciliations
+        .iter()
+        .filter(|r| r.status != "published")
+        .count();
+    let bridges_said = match bridges_blocked {
+        0 => String::new(),
+        n => format!(" ({n} blocked)"),
+    };
     crate::console::print_line(format_args!(
-        "published {} metric result(s) ({blocked} blocked{pending_said}) and {} reconciliation(s) for {} period(s) to {}{to_date_said}",
+        "published {} metric result(s) ({blocked} blocked{pending_said}) and {} reconciliation(s){bridges_said} for {} period(s) to {}{to_date_said}",
         manifest.metrics.len() - blocked - pending,
-        manifest.reconciliations.len(),
+        manifest.reconciliations.len() - bridges_blocked,
         periods.len(),
         out.display()
     ))?;

@@ -41,6 +41,16 @@ pub async fn link_rules(
             }
             (None, Some(lookup)) => {
                 let alias = format!("_lookup{i}");
+                if engine.catalog.entity(&lookup.entity).is_none() {
+                    return Err(CanonError::definition(
+                        at(&yaml_path!["links", i, "lookup", "entity"]),
+                        format!(
+                            "unknown entity `{}`{}",
+                            lookup.entity,
+                            engine.catalog.entity_hint(&lookup.entity)
+                        ),
+                    ));
+                }
                 let mut target = entity_frame(engine, &lookup.entity).await?;
                 // The key and the value are fields of the looked-up entity,
                 // located when they are not (the engine would only say
@@ -64,6 +74,10 @@ pub async fn link_rules(
                         ));
                     }
                 }
+                let key_type = target
+                    .schema()
+                    .field_with_unqualified_name(&lookup.key)
+                    .map(|f| f.data_type().clone())?;
                 if let Some(filter) = &lookup.filter {
                     let location = at(&yaml_path!["links", i, "lookup", "filter"]);
                     let schema = target.schema().clone();
@@ -86,6 +100,21 @@ pub async fn link_rules(
                         vec![max(cast(col(lookup.value.as_str()), DataType::Utf8)).alias("_lv")],
                     )?;
                 let from = parse(&lookup.from, &at(&yaml_path!["links", i, "lookup", "from"]))?;
+                // Both sides are compared as text: keys of two types would
+                // match by their printed forms (an integer version number
+                // against a subscription id), which moves lines between the
+                // bridge's lines with nothing but a match rate to show.
+                let from_type =
+                    datafusion::logical_expr::ExprSchemable::get_type(&from, frame.schema())?;
+                if !same_kind(&key_type, &from_type) {
+                    return Err(CanonError::definition(
+                        at(&yaml_path!["links", i, "lookup", "key"]),
+                        format!(
+                            "lookup key `{}` of entity `{}` is {key_type}, but `from` (`{}`) is {from_type}: a key is matched with a value of its own type",
+                            lookup.key, lookup.entity, lookup.from
+                        ),
+                    ));
+                }
                 let mut from = cast(from, DataType::Utf8);
                 if !links.is_empty() {
                     let unlinked = links
@@ -114,6 +143,14 @@ pub async fn link_rules(
         }
     }
     Ok((frame, links))
+}
+
+/// Whether a key of type `a` and a value of type `b` are of one kind (text
+/// in any of its encodings, or one type).
+fn same_kind(a: &DataType, b: &DataType) -> bool {
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+    a == b || (text(a) && text(b))
 }
 
 /// Plans the link rules of the reconciliation at (metrics `file`, `index`)

@@ -363,9 +363,9 @@ pub async fn run(
             "`{}` cannot be bridged for {} under the override(s) {overrides}: R − (B + lines) = {} (B {}, R {}), an amount of the rows the gates found (their keys and files are in the sides' quality checks, `canon check`) that falls under no line of the bridge; the bridge is not printed",
             spec.name,
             period.label,
-            check.plain(),
-            b_line.plain(),
-            r_line.plain()
+            check.grouped(),
+            b_line.grouped(),
+            r_line.grouped()
         )));
     }
     if !check.is_zero() {

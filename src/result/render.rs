@@ -266,9 +266,16 @@ pub(super) fn to_date_line(r: &GovernedResult) -> String {
     // Past the period's end and still not complete: a conversion's window.
     let over = at.is_some_and(|t| t.date_naive() >= period.to);
     let said = match (r.request.as_of, begun) {
-        (Some(d), _) => format!("before the end of {d}; not the final state of that day"),
+        (Some(d), true) => format!("before the end of {d}; not the final state of that day"),
+        (Some(d), false) => format!(
+            "before {d} begins: the state of that day is not in the data yet (this is the state the data reaches)"
+        ),
         (None, _) if over => format!(
-            "after {} is over but before its conversion window closes; not the period's final count",
+            "after {} is over, but not past its conversion window in every input; not the period's final value",
+            period.label
+        ),
+        (None, false) if period.label == period.from.to_string() => format!(
+            "before {} begins: none of it is in the data yet",
             period.label
         ),
         (None, false) => format!(

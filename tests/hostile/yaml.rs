@@ -175,6 +175,39 @@ pub fn cases() -> Vec<Case> {
             )
             .run("validate --no-data")
             .exits(1),
+        // A lookup of an entity that does not exist: located at `entity`
+        // with a did-you-mean, among the other problems (it was an
+        // unlocated request error, exit 2, that hid every other one).
+        case("lookup_entity_that_is_unknown", Yaml)
+            .replace(
+                "metrics/reconciliation.yaml",
+                "lookup: {entity: subscription,",
+                "lookup: {entity: subscriptionz,",
+            )
+            .replace(
+                "metrics/sales.yaml",
+                "      - {name: deal_type, expr: deal_type}\n",
+                "      - {name: deal_type, expr: nosuch_type}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
+        // A lookup key of another type than `from`: both were compared as
+        // text, so an integer version matched subscription ids by their
+        // printed form and moved money between the bridge's lines.
+        case("lookup_key_of_another_type", Yaml)
+            .replace("metrics/reconciliation.yaml", "key: original_id,", "key: version,")
+            .run("validate --no-data")
+            .exits(1),
+        // Slice names are compared without case (DuckDB, SQLite and Spark
+        // refuse a file with `Value` and `value`) and must be names.
+        case("slice_named_value_in_another_case", Yaml)
+            .replace(
+                "metrics/sales.yaml",
+                "      - {name: lead_source, expr: lead_source}\n",
+                "      - {name: lead_source, expr: lead_source}\n      - {name: Value, expr: deal_type}\n      - {name: \"deal type\", expr: deal_type}\n      - {name: DEAL_TYPE, expr: deal_type}\n",
+            )
+            .run("validate --no-data")
+            .exits(1),
         // A declared `unique:` field that the entity does not have.
         case("unique_field_that_is_not_a_field", Yaml)
             .replace(

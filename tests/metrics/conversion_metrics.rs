@@ -581,3 +581,55 @@ fn a_ratio_whose_denominator_differs_from_its_numerator_runs_both() {
         ]
     );
 }
+
+// On the sample (taken 2026-01-02; marketing last synced 2026-01-01 22:24 in
+// Los Angeles), a converted count is final once 90 × 24 h past its bucket's
+// end have passed: FY2026-Q2's window closed 2025-10-30, Q3's closes
+// 2026-01-29 and Q4's 2026-05-02. Let through the open window by name, the
+// series by fiscal quarter marks Q3 and Q4 as counts to date and leaves Q1
+// and Q2 unmarked (it marked only Q4, the one bucket the data had not
+// passed, as if Q3's 335 were final). Q2's 366 is the numerator of the
+// published FY2026-Q2 rate, 366 / 833 = 0.439376 (tests/metrics/docs.rs).
+#[test]
+fn a_conversion_series_marks_every_bucket_whose_window_is_open() {
+    let data = repo().join("sample_data");
+    let r = query_json(
+        &repo(),
+        &data,
+        &[
+            "mqls_converted_90d",
+            "--period",
+            "FY2026",
+            "--grain",
+            "fiscal_quarter",
+            "--allow",
+            "conversion_window:marketing/lifecycle_stage_history",
+        ],
+    );
+    let rows: Vec<(String, String, bool)> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["period"].as_str().unwrap().to_string(),
+                row["value"].as_str().unwrap().to_string(),
+                row.get("complete")
+                    .and_then(|c| c.as_bool())
+                    .unwrap_or(true),
+            )
+        })
+        .collect();
+    let row = |p: &str, v: &str, complete| (p.to_string(), v.to_string(), complete);
+    assert_eq!(
+        rows,
+        [
+            row("FY2026-Q1", "341", true),
+            row("FY2026-Q2", "366", true),
+            row("FY2026-Q3", "335", false),
+            row("FY2026-Q4", "100", false),
+        ]
+    );
+    assert_eq!(r["complete"], false);
+    assert_eq!(r["data_through"], "2026-01-01T22:24:54-08:00");
+}
