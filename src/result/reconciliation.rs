@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Decimal128Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 
@@ -256,16 +256,20 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
 /// behind them (a `record` column says which).
 struct Rows {
     columns: Vec<&'static str>,
-    /// Text cells; money cells are parsed back into Decimal128 for Parquet.
+    /// Text cells; money cells are parsed back into Decimal128 for Parquet,
+    /// flag cells (`true`/`false`) into Boolean.
     cells: Vec<Vec<Option<String>>>,
     money: Vec<bool>,
+    flag: Vec<bool>,
 }
 
 fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
     let d = |v: Dec| Some(v.plain());
     if !detail {
+        // `complete`: false when the period runs past the data (a bridge
+        // of numbers to date), as in a metric's file.
         return Rows {
-            columns: vec!["period", "line", "label", "value"],
+            columns: vec!["period", "line", "label", "value", "complete"],
             cells: r
                 .bridge
                 .iter()
@@ -275,10 +279,12 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
                         Some(l.line.clone()),
                         Some(l.label.clone()),
                         d(l.value),
+                        Some(r.complete.to_string()),
                     ]
                 })
                 .collect(),
-            money: vec![false, false, false, true],
+            money: vec![false, false, false, true, false],
+            flag: vec![false, false, false, false, true],
         };
     }
     let columns = vec![
@@ -339,10 +345,12 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
         .enumerate()
         .map(|(i, _)| (5..=13).contains(&i) || i == 15)
         .collect();
+    let flag = vec![false; columns.len()];
     Rows {
         columns,
         cells,
         money,
+        flag,
     }
 }
 
@@ -386,6 +394,14 @@ fn parquet(rows: &Rows) -> Result<Vec<u8>> {
                 .map(|r| r[i].as_deref().map(cents))
                 .collect();
             arrays.push(Arc::new(a.with_precision_and_scale(38, 2)?));
+        } else if rows.flag[i] {
+            fields.push(Field::new(*name, DataType::Boolean, false));
+            let a: BooleanArray = rows
+                .cells
+                .iter()
+                .map(|r| Some(r[i].as_deref() == Some("true")))
+                .collect();
+            arrays.push(Arc::new(a));
         } else {
             fields.push(Field::new(*name, DataType::Utf8, true));
             let a: StringArray = rows.cells.iter().map(|r| r[i].clone()).collect();

@@ -665,3 +665,55 @@ fn a_query_marks_the_rows_the_data_has_not_passed() {
     );
     assert!(text.contains("  FY2026-Q4      0.00  to date\n"), "{text}");
 }
+
+// A bridge published for a quarter the data has not passed carries the mark
+// in its own file, as a metric's does: on the sample (finance last synced
+// 2026-01-01 18:49 in Los Angeles), FY2026-Q3's bridge rows are complete
+// and FY2026-Q4's are not. Its first line is bookings B, its last
+// recognized revenue R: Q4 to date B 8,902,454.89 and R 5,617,804.16, the
+// governed numbers of `bookings` and `recognized_revenue` for FY2026-Q4 on
+// the sample (recomputed independently in the finance audit).
+#[test]
+fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
+    let data = repo().join("sample_data");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    let periods = ["--period", "FY2026-Q3", "--period", "FY2026-Q4"];
+    let o = publish_only(&repo(), &data, &out, "bookings_to_revenue", &periods);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let read = |period: &str| -> Vec<(String, i128, bool)> {
+        let batch = read_parquet(&out.join(format!(
+            "reconciliation/bookings_to_revenue_{period}_bridge.parquet"
+        )));
+        let lines = batch.column_by_name("line").unwrap().as_string::<i32>();
+        let values = batch
+            .column_by_name("value")
+            .unwrap()
+            .as_primitive::<Decimal128Type>();
+        let complete = batch.column_by_name("complete").unwrap().as_boolean();
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    lines.value(i).to_string(),
+                    values.value(i),
+                    complete.value(i),
+                )
+            })
+            .collect()
+    };
+    let q3 = read("FY2026-Q3");
+    assert!(q3.iter().all(|(_, _, complete)| *complete), "{q3:?}");
+    let q4 = read("FY2026-Q4");
+    assert!(q4.iter().all(|(_, _, complete)| !*complete), "{q4:?}");
+    assert_eq!(q4.first().map(|(_, v, _)| *v), Some(890245489));
+    assert_eq!(q4.last().map(|(_, v, _)| *v), Some(561780416));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let q4 = &manifest["reconciliations"][1];
+    assert_eq!(
+        (q4["period"].as_str(), q4["complete"].as_bool()),
+        (Some("FY2026-Q4"), Some(false))
+    );
+    assert_eq!(q4["data_through"], "2026-01-01T18:49:51-08:00");
+    assert!(manifest["reconciliations"][0].get("complete").is_none());
+}
