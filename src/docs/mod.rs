@@ -337,7 +337,9 @@ fn metric_page(
     } else {
         let last: Vec<(String, Option<Dec>)> =
             p.series.iter().rev().take(8).rev().cloned().collect();
-        b.push_str(&svg::chart(&last));
+        // A period published to date is drawn apart in the chart too: its
+        // bar is not the period's.
+        b.push_str(&svg::chart(&last, &|period| p.to_date.contains_key(period)));
         b.push_str("\n<table><tr><th>period</th><th class=\"num\">value</th></tr>\n");
         for (period, v) in &last {
             let to_date = p

@@ -11,7 +11,7 @@ use crate::decimal::Dec;
 use crate::lineage::{Graph, NodeKind};
 
 /// A bar chart of (period, value); a missing value is an empty slot.
-pub fn chart(points: &[(String, Option<Dec>)]) -> String {
+pub fn chart(points: &[(String, Option<Dec>)], to_date: &dyn Fn(&str) -> bool) -> String {
     let (w, h, left, bottom, top) = (640.0, 240.0, 90.0, 40.0, 16.0);
     let values: Vec<f64> = points
         .iter()
@@ -55,9 +55,14 @@ pub fn chart(points: &[(String, Option<Dec>)]) -> String {
             } else {
                 (y0, y1 - y0)
             };
+            // A number to date: a lighter bar, and said in its title.
+            let (fill, said) = match to_date(period) {
+                true => ("#93c5fd", " (to date)"),
+                false => ("#2563eb", ""),
+            };
             let _ = write!(
                 out,
-                "<rect class=\"bar\" x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"#2563eb\"><title>{}: {}</title></rect>",
+                "<rect class=\"bar\" x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{fill}\"><title>{}{said}: {}</title></rect>",
                 height.max(1.0),
                 escape(period),
                 escape(&v.grouped())

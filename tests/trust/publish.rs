@@ -593,6 +593,15 @@ fn a_period_the_data_has_not_passed_is_published_as_a_number_to_date() {
         page.contains("<tr><td>FY2026-Q2</td><td class=\"num\">999.00</td></tr>"),
         "{page}"
     );
+    // The chart's bar too.
+    assert!(
+        page.contains("fill=\"#93c5fd\"><title>FY2026-Q4 (to date): 0.00</title>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("fill=\"#2563eb\"><title>FY2026-Q2: 999.00</title>"),
+        "{page}"
+    );
 }
 
 // The same judgement in a query: the headline of FY2026 by fiscal quarter
