@@ -284,9 +284,19 @@ pub fn judge(
     closed: bool,
     same_period: &dyn Fn(&Row) -> bool,
 ) -> Vec<String> {
-    // A number to date moves as its period runs: nothing to judge in it.
-    if new.data_through.is_some() {
-        return Vec::new();
+    // A number to date moves as its period runs: nothing to judge in it,
+    // unless the books say the period is closed, which a period the data
+    // has not passed cannot be.
+    if let Some(through) = &new.data_through {
+        return match closed {
+            true => vec![format!(
+                "closed period published to date: `{}` for {} is {}, over data reaching {through}, before the period ended, though its accounting periods are closed",
+                new.metric,
+                new.period,
+                shown(new.value)
+            )],
+            false => Vec::new(),
+        };
     }
     // Numbers only: a blocked publication has none to compare, and one to
     // date was not yet the period's (its final number restates nothing).
@@ -614,6 +624,14 @@ mod tests {
             r
         };
         assert!(judge(&[to_date("50.00")], &row("90.00"), true, &q1).is_empty());
+        // Books closed over data that does not reach the period's end: said.
+        assert_eq!(
+            judge(&[row("100.00")], &to_date("50.00"), true, &q1),
+            [
+                "closed period published to date: `bookings` for FY2026-Q1 is 50.00, over data reaching 2026-01-01T23:47:50-08:00, before the period ended, though its accounting periods are closed"
+            ]
+        );
+        assert!(judge(&[row("100.00")], &to_date("50.00"), false, &q1).is_empty());
         // Judged against the last complete publication only: 100.00.
         assert_eq!(
             judge(&[row("100.00"), to_date("50.00")], &row("90.00"), true, &q1).len(),
