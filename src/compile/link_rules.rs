@@ -11,8 +11,8 @@ use datafusion::prelude::DataFrame;
 use crate::compile::entity::entity_frame;
 use crate::compile::planner::Planner;
 use crate::error::{CanonError, Location, Result};
-use crate::spec::ReconciliationSpec;
 use crate::spec::locate::Step;
+use crate::spec::{LookupSpec, ReconciliationSpec};
 use crate::yaml_path;
 
 /// Joins what `spec`'s link rules need onto `frame` (the revenue lines) and
@@ -33,89 +33,25 @@ pub async fn link_rules(
     at: &dyn Fn(&[Step]) -> Location,
 ) -> Result<(DataFrame, Vec<(String, Expr)>)> {
     let mut links: Vec<(String, Expr)> = Vec::new();
+    // Every rule's problems, not only the first's: `canon validate` reports
+    // a definition's problems at once.
+    let mut problems = Vec::new();
     for (i, rule) in spec.links.iter().enumerate() {
-        match (&rule.expr, &rule.lookup) {
-            (Some(e), None) => {
-                let e = parse(e, &at(&yaml_path!["links", i, "expr"]))?;
-                links.push((rule.name.clone(), cast(e, DataType::Utf8)));
-            }
-            (None, Some(lookup)) => {
-                let alias = format!("_lookup{i}");
-                if engine.catalog.entity(&lookup.entity).is_none() {
-                    return Err(CanonError::definition(
-                        at(&yaml_path!["links", i, "lookup", "entity"]),
-                        format!(
-                            "unknown entity `{}`{}",
-                            lookup.entity,
-                            engine.catalog.entity_hint(&lookup.entity)
-                        ),
-                    ));
-                }
-                let mut target = entity_frame(engine, &lookup.entity).await?;
-                // The key and the value are fields of the looked-up entity,
-                // located when they are not (the engine would only say
-                // "no field named …", nowhere).
-                for (what, field) in [("key", &lookup.key), ("value", &lookup.value)] {
-                    if target.schema().field_with_unqualified_name(field).is_err() {
-                        let fields: Vec<String> = target
-                            .schema()
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().clone())
-                            .filter(|n| !n.starts_with('_'))
-                            .collect();
-                        return Err(CanonError::definition(
-                            at(&yaml_path!["links", i, "lookup", what]),
-                            format!(
-                                "lookup {what} `{field}` is not a field of entity `{}` (its fields: {})",
-                                lookup.entity,
-                                fields.join(", ")
-                            ),
-                        ));
-                    }
-                }
-                let key_type = target
-                    .schema()
-                    .field_with_unqualified_name(&lookup.key)
-                    .map(|f| f.data_type().clone())?;
-                if let Some(filter) = &lookup.filter {
-                    let location = at(&yaml_path!["links", i, "lookup", "filter"]);
-                    let schema = target.schema().clone();
-                    let e = crate::compile::parse_scoped(engine, filter, &schema, None, &location)?;
-                    let ty = datafusion::logical_expr::ExprSchemable::get_type(&e, &schema)?;
-                    if ty != DataType::Boolean {
-                        return Err(CanonError::definition(
-                            location,
-                            format!(
-                                "`filter` must be true or false for each record; `{filter}` is {ty}"
-                            ),
-                        ));
-                    }
-                    target = target.filter(e)?;
-                }
-                let target = target
-                    .filter(col(lookup.value.as_str()).is_not_null())?
-                    .aggregate(
-                        vec![cast(col(lookup.key.as_str()), DataType::Utf8).alias("_lk")],
-                        vec![max(cast(col(lookup.value.as_str()), DataType::Utf8)).alias("_lv")],
-                    )?;
-                let from = parse(&lookup.from, &at(&yaml_path!["links", i, "lookup", "from"]))?;
-                // Both sides are compared as text: keys of two types would
-                // match by their printed forms (an integer version number
-                // against a subscription id), which moves lines between the
-                // bridge's lines with nothing but a match rate to show.
-                let from_type =
-                    datafusion::logical_expr::ExprSchemable::get_type(&from, frame.schema())?;
-                if !same_kind(&key_type, &from_type) {
-                    return Err(CanonError::definition(
-                        at(&yaml_path!["links", i, "lookup", "key"]),
-                        format!(
-                            "lookup key `{}` of entity `{}` is {key_type}, but `from` (`{}`) is {from_type}: a key is matched with a value of its own type",
-                            lookup.key, lookup.entity, lookup.from
-                        ),
-                    ));
-                }
-                let mut from = cast(from, DataType::Utf8);
+        let linked = match (&rule.expr, &rule.lookup) {
+            (Some(e), None) => parse(e, &at(&yaml_path!["links", i, "expr"]))
+                .map(|e| (None, cast(e, DataType::Utf8))),
+            (None, Some(lookup)) => looked_up(engine, &frame, i, lookup, parse, at)
+                .await
+                .map(|(target, from)| (Some(target), from)),
+            _ => Err(CanonError::definition(
+                at(&yaml_path!["links", i]),
+                "a link rule needs exactly one of `expr` or `lookup`",
+            )),
+        };
+        match linked {
+            Ok((None, e)) => links.push((rule.name.clone(), e)),
+            Ok((Some(target), mut from)) => {
+                // Only a line no earlier rule links is looked up.
                 if !links.is_empty() {
                     let unlinked = links
                         .iter()
@@ -124,6 +60,7 @@ pub async fn link_rules(
                         .unwrap_or(lit(true));
                     from = when(unlinked, from).otherwise(lit(ScalarValue::Utf8(None)))?;
                 }
+                let alias = format!("_lookup{i}");
                 frame = frame.join_on(
                     target.alias(&alias)?,
                     JoinType::Left,
@@ -134,15 +71,103 @@ pub async fn link_rules(
                     Expr::Column(Column::new(Some(alias.as_str()), "_lv")),
                 ));
             }
-            _ => {
-                return Err(CanonError::definition(
-                    at(&yaml_path!["links", i]),
-                    "a link rule needs exactly one of `expr` or `lookup`",
-                ));
-            }
+            Err(CanonError::Definition(found)) => problems.extend(found),
+            Err(e) => return Err(e),
         }
     }
+    if !problems.is_empty() {
+        return Err(CanonError::Definition(problems));
+    }
     Ok((frame, links))
+}
+
+/// A lookup rule, checked and located: the looked-up records (their key as
+/// text `_lk`, and the greatest value `_lv` the records its `filter` keeps
+/// name) and what a line probes them with (`from`, as text).
+async fn looked_up(
+    engine: &Planner,
+    frame: &DataFrame,
+    i: usize,
+    lookup: &LookupSpec,
+    parse: &dyn Fn(&str, &Location) -> Result<Expr>,
+    at: &dyn Fn(&[Step]) -> Location,
+) -> Result<(DataFrame, Expr)> {
+    if engine.catalog.entity(&lookup.entity).is_none() {
+        return Err(CanonError::definition(
+            at(&yaml_path!["links", i, "lookup", "entity"]),
+            format!(
+                "unknown entity `{}`{}",
+                lookup.entity,
+                engine.catalog.entity_hint(&lookup.entity)
+            ),
+        ));
+    }
+    let mut target = entity_frame(engine, &lookup.entity).await?;
+    // The key and the value are fields of the looked-up entity, located
+    // when they are not (the engine would only say "no field named …",
+    // nowhere).
+    let fields: Vec<String> = target
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !n.starts_with('_'))
+        .collect();
+    let mut problems = Vec::new();
+    for (what, field) in [("key", &lookup.key), ("value", &lookup.value)] {
+        if target.schema().field_with_unqualified_name(field).is_err() {
+            problems.push(crate::error::Diagnostic {
+                location: at(&yaml_path!["links", i, "lookup", what]),
+                message: format!(
+                    "lookup {what} `{field}` is not a field of entity `{}` (its fields: {})",
+                    lookup.entity,
+                    fields.join(", ")
+                ),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CanonError::Definition(problems));
+    }
+    let key_type = target
+        .schema()
+        .field_with_unqualified_name(&lookup.key)
+        .map(|f| f.data_type().clone())?;
+    if let Some(filter) = &lookup.filter {
+        let location = at(&yaml_path!["links", i, "lookup", "filter"]);
+        let schema = target.schema().clone();
+        let e = crate::compile::parse_scoped(engine, filter, &schema, None, &location)?;
+        let ty = datafusion::logical_expr::ExprSchemable::get_type(&e, &schema)?;
+        if ty != DataType::Boolean {
+            return Err(CanonError::definition(
+                location,
+                format!("`filter` must be true or false for each record; `{filter}` is {ty}"),
+            ));
+        }
+        target = target.filter(e)?;
+    }
+    let target = target
+        .filter(col(lookup.value.as_str()).is_not_null())?
+        .aggregate(
+            vec![cast(col(lookup.key.as_str()), DataType::Utf8).alias("_lk")],
+            vec![max(cast(col(lookup.value.as_str()), DataType::Utf8)).alias("_lv")],
+        )?;
+    let from = parse(&lookup.from, &at(&yaml_path!["links", i, "lookup", "from"]))?;
+    // Both sides are compared as text: keys of two types would match by
+    // their printed forms (an integer version number against a
+    // subscription id), which moves lines between the bridge's lines with
+    // nothing but a match rate to show.
+    let from_type = datafusion::logical_expr::ExprSchemable::get_type(&from, frame.schema())?;
+    if !same_kind(&key_type, &from_type) {
+        return Err(CanonError::definition(
+            at(&yaml_path!["links", i, "lookup", "key"]),
+            format!(
+                "lookup key `{}` of entity `{}` is {key_type}, but `from` (`{}`) is {from_type}: a key is matched with a value of its own type",
+                lookup.key, lookup.entity, lookup.from
+            ),
+        ));
+    }
+    Ok((target, cast(from, DataType::Utf8)))
 }
 
 /// Whether a key of type `a` and a value of type `b` are of one kind (text

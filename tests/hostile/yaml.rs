@@ -191,6 +191,21 @@ pub fn cases() -> Vec<Case> {
             )
             .run("validate --no-data")
             .exits(1),
+        // Two link rules wrong at once, and both of a lookup's fields:
+        // every problem is reported, not only the first.
+        case("link_rules_wrong_in_three_places", Yaml)
+            .replace(
+                "metrics/reconciliation.yaml",
+                "{name: opportunity, expr: deal_id}",
+                "{name: opportunity, expr: deal_idx}",
+            )
+            .replace(
+                "metrics/reconciliation.yaml",
+                "key: original_id, from: subscription_original_id, value: deal_id,",
+                "key: original_idd, from: subscription_original_id, value: deal_idd,",
+            )
+            .run("validate --no-data")
+            .exits(1),
         // A lookup key of another type than `from`: both were compared as
         // text, so an integer version matched subscription ids by their
         // printed form and moved money between the bridge's lines.
