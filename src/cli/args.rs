@@ -112,6 +112,13 @@ pub enum Command {
         /// Data root both sides are computed over (default: canon.yaml's data_root).
         #[arg(long, env = "CANON_DATA")]
         data: Option<PathBuf>,
+        /// Compute both sides even when gate GATE fails on TABLE
+        /// (`system/table` or `*`), e.g. `--allow
+        /// conversion_window:marketing/lifecycle_stage_history` to compare
+        /// counts to date of quarters whose window is open; repeatable. The
+        /// review says so.
+        #[arg(long = "allow", value_name = "GATE:TABLE")]
+        allow: Vec<String>,
         /// md (default: a review comment) or json.
         #[arg(long, value_enum, default_value = "md")]
         format: DiffFormat,

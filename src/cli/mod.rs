@@ -159,6 +159,7 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
             base,
             periods,
             data,
+            allow,
             format,
             out,
         } => {
@@ -166,7 +167,7 @@ async fn dispatch(cli: &Cli, generator: SampleGenerator) -> Result<()> {
                 &cli.project,
                 base.as_deref(),
                 periods,
-                data.as_deref(),
+                (data.as_deref(), allow),
                 (*format, out.as_deref()),
             )
             .await
@@ -787,7 +788,7 @@ async fn diff(
     project: &Path,
     base: Option<&str>,
     periods: &[String],
-    data: Option<&Path>,
+    (data, allow): (Option<&Path>, &[String]),
     (format, out): (DiffFormat, Option<&Path>),
 ) -> Result<()> {
     let head = Arc::new(Catalog::load(project)?);
@@ -813,7 +814,7 @@ async fn diff(
         head,
         (base.shown.clone(), "the working tree".to_string()),
         &periods,
-        &root,
+        &crate::diff::Over { data: &root, allow },
     )
     .await?;
     let text = match format {

@@ -39,6 +39,10 @@ pub struct Diff {
     pub base: String,
     pub head: String,
     pub periods: Vec<String>,
+    /// The gates both sides were computed through by name (`--allow`):
+    /// their numbers are not governed ones, and the review says so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<String>,
     pub metrics: Vec<MetricDiff>,
     /// What makes the diff fail, one line each (certified metrics changed
     /// without a version bump or a new sign-off).
@@ -116,14 +120,22 @@ pub struct Step {
     pub delta: Option<Dec>,
 }
 
+/// The data both sides of a diff are computed over, and the gates they are
+/// let through by name (`--allow GATE:TABLE`: an open conversion window,
+/// say, whose quarter would otherwise show as failed on both sides).
+pub struct Over<'a> {
+    pub data: &'a Path,
+    pub allow: &'a [String],
+}
+
 /// Compares the project `base` with `head` for `periods`, computing both
-/// over the data under `data`.
+/// over `over`'s data.
 pub async fn diff(
     base: Arc<Catalog>,
     head: Arc<Catalog>,
     (base_shown, head_shown): (String, String),
     periods: &[Period],
-    data: &Path,
+    over: &Over<'_>,
 ) -> Result<Diff> {
     let (base_planner, head_planner) = (planner(base.clone())?, planner(head.clone())?);
     let judge = crate::lifecycle::Judge::new(head.clone())?;
@@ -157,7 +169,7 @@ pub async fn diff(
         let periods = if change == "changed" {
             let mut out = Vec::new();
             for period in periods {
-                out.push(period_diff(&base, &head, name, period, data, &elements).await?);
+                out.push(period_diff(&base, &head, name, period, over, &elements).await?);
             }
             out
         } else {
@@ -235,6 +247,7 @@ pub async fn diff(
         base: base_shown,
         head: head_shown,
         periods: periods.iter().map(|p| p.label.clone()).collect(),
+        allowed: over.allow.to_vec(),
         metrics,
         problems,
     })
@@ -385,11 +398,11 @@ async fn period_diff(
     head: &Arc<Catalog>,
     name: &str,
     period: &Period,
-    data: &Path,
+    over: &Over<'_>,
     elements: &[ElementChange],
 ) -> Result<PeriodDiff> {
-    let before = run(base.clone(), name, period, data).await?;
-    let after = run(head.clone(), name, period, data).await?;
+    let before = run(base.clone(), name, period, over).await?;
+    let after = run(head.clone(), name, period, over).await?;
     let exclusions = exclusion_diffs(&before, &after);
     let (base_value, head_value) = (outcome(&before), outcome(&after));
     // The waterfall: the base's files with the head's elements applied one
@@ -409,7 +422,7 @@ async fn period_diff(
             .iter()
             .any(|e| crate::lineage::closure::computes(&e.element));
         let step = match Catalog::build(files.clone()) {
-            Ok(c) => run(Arc::new(c), name, period, data).await?,
+            Ok(c) => run(Arc::new(c), name, period, over).await?,
             Err(e) => Err(e.to_string()),
         };
         let value = match step {
@@ -444,10 +457,15 @@ async fn period_diff(
 
 type Run = std::result::Result<crate::result::GovernedResult, String>;
 
-/// The governed result of `name` for `period` in `catalog` over `data`
+/// The governed result of `name` for `period` in `catalog` over `over`
 /// (nothing cached), or why there is none.
-async fn run(catalog: Arc<Catalog>, name: &str, period: &Period, data: &Path) -> Result<Run> {
-    let engine = Engine::new(catalog.clone(), DataSource::Folder(data.to_path_buf()))?;
+async fn run(catalog: Arc<Catalog>, name: &str, period: &Period, over: &Over<'_>) -> Result<Run> {
+    let mut engine = Engine::new(catalog.clone(), DataSource::Folder(over.data.to_path_buf()))?;
+    engine.allow = crate::allow::Allow::parse(
+        over.allow,
+        false,
+        catalog.sources.keys().map(String::as_str),
+    )?;
     let request = catalog.resolve(Request::of_period(period.clone()))?;
     Ok(crate::query::run_metric(&engine, name, &request)
         .await

@@ -19,6 +19,13 @@ pub fn markdown(d: &Diff) -> String {
         d.head,
         d.periods.join(", ")
     );
+    if !d.allowed.is_empty() {
+        let _ = writeln!(
+            out,
+            "Both sides computed through gates that fail, by name (`--allow {}`): numbers a query would not give as governed.\n",
+            d.allowed.join("`, `--allow ")
+        );
+    }
     if d.metrics.is_empty() {
         let _ = writeln!(out, "No metric's definition closure changed.");
     }

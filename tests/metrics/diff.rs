@@ -416,3 +416,74 @@ fn git_in(dir: &Path, args: &[&str]) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+// A quarter whose conversion window is open has no final value on either
+// side, so a review of a conversion's change showed it as failed twice.
+// `--allow conversion_window:TABLE` compares the counts to date, and the
+// review says the gate was let through. On the sample, FY2026-Q3's window
+// is open (to 2026-01-29; the data reaches 2026-01-01). The head counts the
+// persons who reached MQL (`count: reached`) instead of those converted:
+// mqls_converted_90d 335 → 781, the quarter's `mqls` (asserted below), and
+// mql_to_sql_rate 335 / 781 = 0.428937 → 781 / 781 = 1.000000.
+#[test]
+fn an_open_window_is_compared_as_counts_to_date_when_let_through() {
+    let head = tempfile::tempdir().unwrap();
+    copy_project(head.path());
+    let marketing = head.path().join("metrics/marketing.yaml");
+    replace_in(
+        &marketing,
+        "      within_days: 90\n      count: converted\n",
+        "      within_days: 90\n      count: reached\n",
+    );
+    let (base, data) = (repo(), repo().join("sample_data"));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "diff",
+            "--base",
+            base.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--period",
+            "FY2026-Q3",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = canon(head.path(), &args);
+        let d: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        d
+    };
+    let side = |d: &serde_json::Value, metric: &str, side: &str| -> serde_json::Value {
+        d["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == metric)
+            .unwrap_or_else(|| panic!("{metric} not in {d}"))["periods"][0][side]
+            .clone()
+    };
+    let shut = run(&[]);
+    assert!(
+        side(&shut, "mqls_converted_90d", "base")["failed"]
+            .as_str()
+            .unwrap()
+            .contains("has no final value for FY2026-Q3 yet"),
+        "{shut}"
+    );
+    assert!(shut.get("allowed").is_none());
+    let open = run(&[
+        "--allow",
+        "conversion_window:marketing/lifecycle_stage_history",
+    ]);
+    assert_eq!(
+        open["allowed"],
+        serde_json::json!(["conversion_window:marketing/lifecycle_stage_history"])
+    );
+    assert_eq!(side(&open, "mqls_converted_90d", "base")["value"], "335");
+    assert_eq!(side(&open, "mqls_converted_90d", "head")["value"], "781");
+    assert_eq!(side(&open, "mql_to_sql_rate", "base")["value"], "0.428937");
+    assert_eq!(side(&open, "mql_to_sql_rate", "head")["value"], "1.000000");
+    let mqls = query_json(&repo(), &data, &["mqls", "--period", "FY2026-Q3"]);
+    assert_eq!(mqls["value"], "781");
+}
