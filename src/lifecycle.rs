@@ -118,7 +118,15 @@ impl Judge {
         let store = closures_file(&catalog, folder);
         let known = std::fs::read(&store)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| serde_json::from_slice::<SealedClosures>(&b).ok())
+            .and_then(|sealed| {
+                let verifies = sealed.digest == seal(&store, &sealed.closures);
+                if !verifies {
+                    // A hand-edited hash would judge a stale sign-off current.
+                    tracing::warn!(file = %store.display(), "stored closure hashes do not verify: planning them again");
+                }
+                verifies.then_some(sealed.closures)
+            })
             .unwrap_or_default();
         Ok(Judge {
             engine: planner(catalog)?,
@@ -166,20 +174,46 @@ impl Judge {
             Some(c) => c.sha256(),
             None => closure(&self.engine, name).await?.sha256(),
         };
-        let all = {
+        let known = {
             let mut known = self.known.lock().expect("lock");
             known.insert(name.to_string(), sha.clone());
-            serde_json::to_vec(&*known).unwrap_or_default()
+            known.clone()
         };
         // A cache: a folder that cannot be written only costs the planning.
         if let Some(store) = &self.store
             && let Some(dir) = store.parent()
             && std::fs::create_dir_all(dir).is_ok()
         {
-            let _ = crate::atomic::write_file(store, &all);
+            let sealed = SealedClosures {
+                digest: seal(store, &known),
+                closures: known,
+            };
+            let _ =
+                crate::atomic::write_file(store, &serde_json::to_vec(&sealed).unwrap_or_default());
         }
         Ok(sha)
     }
+}
+
+/// The closure hashes as kept, sealed like the cache's other entries: an
+/// edited hash is not read (it would judge a stale sign-off current, and
+/// publish a changed definition as the approved one).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedClosures {
+    digest: String,
+    closures: std::collections::BTreeMap<String, String>,
+}
+
+/// The digest `closures` kept at `store` must carry.
+fn seal(store: &std::path::Path, closures: &std::collections::BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!(
+        "canon closures seal v1\n{}\n",
+        store.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    h.update(serde_json::to_vec(closures).unwrap_or_default());
+    hex::encode(h.finalize())
 }
 
 /// Where the closure hashes of these definitions and this build are kept in

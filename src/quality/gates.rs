@@ -782,6 +782,21 @@ struct Memo {
     stem: String,
     /// Every file or object of every table the gate's plan scans.
     files: Vec<MemoInput>,
+    /// Each local file's identity before the gate read it: an outcome is
+    /// remembered only if none moved (else it could be stored under the
+    /// hash of bytes it was not computed over).
+    stamps: Vec<Option<crate::run::fingerprints::Stamp>>,
+}
+
+/// The identities of `files`' local files now (objects are pinned).
+fn stamps_of(files: &[MemoInput]) -> Vec<Option<crate::run::fingerprints::Stamp>> {
+    files
+        .iter()
+        .filter_map(|f| match f {
+            MemoInput::File(path) => Some(crate::run::fingerprints::stamp_of(path)),
+            MemoInput::Object { .. } => None,
+        })
+        .collect()
 }
 
 /// An input of a remembered gate outcome: a local file, whose content hash
@@ -835,6 +850,7 @@ impl Memo {
         Some(Memo {
             cache,
             stem: hex::encode(h.finalize()),
+            stamps: stamps_of(&files),
             files,
         })
     }
@@ -898,6 +914,10 @@ impl Memo {
     /// the async threads; the lineage's hashing of the same files shares
     /// the cache's index). A failure to write only costs a recomputation.
     async fn store(&self, check: &TableCheck) {
+        if stamps_of(&self.files) != self.stamps {
+            tracing::warn!(table = %check.table, "an input file changed while the gate read it: its outcome is not remembered");
+            return;
+        }
         let (cache, files) = (self.cache.clone(), self.files.clone());
         let hashes = tokio::task::spawn_blocking(move || {
             files

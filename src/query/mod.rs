@@ -99,9 +99,13 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
              definition does not say whether such a member churned or contracted"
         )));
     }
+    // Its hashes complete, then every file it read still the one bound:
+    // else no number, and nothing remembered.
+    let read = engine.sources_read().await?;
+    engine.inputs_held()?;
     if let Some((cache, root, key)) = cache {
         result.cache.status = "miss".into();
-        let inputs = crate::cache::inputs(root, &engine.catalog, &engine.sources_read().await?);
+        let inputs = crate::cache::inputs(root, &engine.catalog, &read);
         cache.store(&key, inputs, &result);
     }
     Ok(result)

@@ -381,6 +381,8 @@ pub async fn run(
             ),
         ));
     }
+    // Every file the bridge read still the one bound (see `inputs_held`).
+    engine.inputs_held()?;
     let sides = vec![b_result, r_result];
     let (quality_status, overrides) = sides_quality(&sides, &deal_match_rates);
     let data_through = crate::result::reach::earliest(

@@ -53,8 +53,9 @@ impl HashIndex {
     }
 }
 
+/// A file's identity: what tells that it is still the file canon read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
+pub(crate) struct Stamp {
     bytes: u64,
     modified_ns: i128,
     changed_ns: i128,
@@ -124,6 +125,12 @@ impl Fingerprints {
             return Ok(h.sha256.clone());
         }
         let sha256 = super::files::sha256_file(path)?;
+        // A file replaced while it was read: its hash would be remembered
+        // under the identity of a file that is gone, or of bytes it never
+        // held.
+        if stamp_of(path).as_ref() != Some(&stamp) {
+            return Err(changed_while_read(path));
+        }
         index.files.insert(
             name,
             Hashed {
@@ -215,6 +222,22 @@ pub(crate) fn absolute(path: &Path) -> String {
         .unwrap_or_else(|_| path.to_path_buf())
         .display()
         .to_string()
+}
+
+/// The identity of the file at `path` now; `None` when it cannot be read.
+pub(crate) fn stamp_of(path: &Path) -> Option<Stamp> {
+    std::fs::metadata(path).ok().map(|m| stamp(&m))
+}
+
+/// The error of a file that changed (was rewritten, replaced or removed)
+/// while canon read it: whatever it computed may mix two versions of it.
+pub(crate) fn changed_while_read(path: &Path) -> CanonError {
+    CanonError::data(
+        crate::error::DataLocation::root(path),
+        "changed while canon read it (rewritten, replaced or removed): the number could mix two \
+         versions of the data, so none is given and nothing is remembered; run again once the \
+         extract is written",
+    )
 }
 
 #[cfg(unix)]

@@ -171,6 +171,9 @@ struct Sources {
     /// (source key, file index, the hashing task); `sources_read` waits for
     /// them.
     pending_hashes: Mutex<Vec<PendingHash>>,
+    /// Each local file's identity when its table was bound, before anything
+    /// read it: [`Engine::inputs_held`] checks none moved.
+    stamps: Mutex<Vec<(PathBuf, Option<fingerprints::Stamp>)>>,
 }
 
 impl Engine {
@@ -187,6 +190,7 @@ impl Engine {
             registered: Mutex::new(BTreeMap::new()),
             providers: Mutex::new(BTreeMap::new()),
             pending_hashes: Mutex::new(Vec::new()),
+            stamps: Mutex::new(Vec::new()),
         });
         // Two sessions configured alike: plans are built on the first,
         // which knows sources only as declared tables, and run on the
@@ -490,6 +494,25 @@ impl Engine {
         *self.sources.fingerprints.lock().expect("lock") = Some(prints);
     }
 
+    /// Whether every local file this run has read is still the file it was
+    /// when its table was bound. DataFusion opens a file by its path for
+    /// each scan, so a file replaced during a run (an extract loader
+    /// rewriting the folder) can have one plan read the old bytes and
+    /// another the new: a number over two versions, and a result or gate
+    /// outcome remembered under the wrong content. Checked after a result
+    /// is computed and before anything is remembered; an object store's
+    /// reads are pinned to the version canon listed instead.
+    pub fn inputs_held(&self) -> Result<()> {
+        let stamps = self.sources.stamps.lock().expect("lock").clone();
+        match stamps
+            .iter()
+            .find(|(path, stamp)| stamp.is_none() || fingerprints::stamp_of(path) != *stamp)
+        {
+            Some((path, _)) => Err(fingerprints::changed_while_read(path)),
+            None => Ok(()),
+        }
+    }
+
     /// Every source registered so far with its files, their content hashes
     /// complete.
     pub async fn sources_read(&self) -> Result<BTreeMap<String, SourceFacts>> {
@@ -605,6 +628,10 @@ impl Sources {
             DataSource::Empty => (Arc::new(NoRows { schema }), Vec::new()),
             DataSource::Folder(root) => {
                 let paths = files::source_files(&self.catalog, root, id)?;
+                self.stamps
+                    .lock()
+                    .expect("lock")
+                    .extend(paths.iter().map(|p| (p.clone(), fingerprints::stamp_of(p))));
                 let facts = paths
                     .iter()
                     .map(|p| files::inspect(p, spec, &location))
@@ -806,4 +833,46 @@ fn session_with(catalog: &Catalog, bindings: Option<Bindings>) -> Result<Session
             .map_err(CanonError::Engine)?;
     }
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A table file replaced after a run read it (an extract loader writing
+    // the folder mid-run): the run cannot vouch for what it computed, and
+    // says which file moved. Rewritten with the same bytes, it is still
+    // another file (a new inode): what canon read is no longer what is
+    // there.
+    #[tokio::test]
+    async fn a_file_replaced_while_a_run_reads_it_is_named() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let catalog = Arc::new(Catalog::load(repo).unwrap());
+        let data = tempfile::tempdir().unwrap();
+        let folder = data.path().join("crm/account");
+        std::fs::create_dir_all(&folder).unwrap();
+        let file = folder.join("part-00000.parquet");
+        std::fs::copy(
+            repo.join("sample_data/crm/account/part-00000.parquet"),
+            &file,
+        )
+        .unwrap();
+        let engine = Engine::new(catalog, DataSource::Folder(data.path().to_path_buf())).unwrap();
+        // The sample's CRM accounts: 516 rows.
+        let rows = engine
+            .entity_frame("account")
+            .await
+            .unwrap()
+            .count()
+            .await
+            .unwrap();
+        assert_eq!(rows, 516);
+        engine.inputs_held().unwrap();
+        let copy = folder.join("_incoming");
+        std::fs::copy(&file, &copy).unwrap();
+        std::fs::rename(&copy, &file).unwrap();
+        let said = engine.inputs_held().unwrap_err().to_string();
+        assert!(said.contains("part-00000.parquet"), "{said}");
+        assert!(said.contains("changed while canon read it"), "{said}");
+    }
 }

@@ -404,17 +404,75 @@ fn no_cache_neither_reads_nor_keeps_closure_hashes() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    let memo: serde_json::Map<String, serde_json::Value> =
+    let memo: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&kept[0]).unwrap()).unwrap();
-    assert!(memo.contains_key("bookings"), "{memo:?}");
+    assert!(memo["closures"].get("bookings").is_some(), "{memo:?}");
 
-    // ... which, altered, a run that remembers believes (the answer is
-    // cached too, so it is computed under another period) ...
-    std::fs::write(&kept[0], r#"{"bookings": "0000000000000000"}"#).unwrap();
+    // ... which, replaced by another sealed as canon seals it
+    // (`lifecycle::seal`: sha256 of "canon closures seal v1\n", the file's
+    // name, "\n" and the hashes' JSON), a run that remembers believes (the
+    // answer is cached too, so it is computed under another period) ...
+    let closures = r#"{"bookings":"0000000000000000"}"#;
+    let digest = {
+        use sha2::{Digest, Sha256};
+        let name = kept[0].file_name().unwrap().to_string_lossy().into_owned();
+        let mut h = Sha256::new();
+        h.update(format!("canon closures seal v1\n{name}\n"));
+        h.update(closures);
+        hex::encode(h.finalize())
+    };
+    std::fs::write(
+        &kept[0],
+        format!(r#"{{"digest":"{digest}","closures":{closures}}}"#),
+    )
+    .unwrap();
     let (r, _) = query_in(project.path(), "bookings", "FY2026-Q2", Some(cache.path()));
     assert_eq!(r["lifecycle"]["signoff"]["state"], "stale", "{r}");
 
     // ... and a --no-cache run does not read.
     let (r, _) = query(project.path(), "bookings");
     assert_eq!(r["lifecycle"]["signoff"]["state"], "current", "{r}");
+}
+
+// The closure hashes a run remembers (`closures/` in the cache folder) are
+// sealed like its other entries: one edited to the approved hash used to
+// make a changed definition's stale sign-off read as current (no warning,
+// and publish published it as certified). Now the edited file does not
+// verify, the closure is planned again, and the sign-off stays stale.
+#[test]
+fn an_edited_closure_hash_does_not_make_a_stale_signoff_current() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let cache = tempfile::tempdir().unwrap();
+    edit(
+        project.path(),
+        "metrics/sales.yaml",
+        "    filter: is_won\n",
+        "    filter: is_won AND amount > 1000\n",
+    );
+    let (r, _) = query_in(project.path(), "bookings", "FY2026-Q1", Some(cache.path()));
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "stale");
+    let approved = r["lifecycle"]["signoff"]["approved"]["closure_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Every remembered closure file: bookings' hash set to the approved one.
+    let mut edited = 0;
+    for entry in std::fs::read_dir(cache.path().join("closures")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut kept: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        if kept["closures"].get("bookings").is_some() {
+            kept["closures"]["bookings"] = serde_json::json!(approved);
+            std::fs::write(&path, serde_json::to_vec(&kept).unwrap()).unwrap();
+            edited += 1;
+        }
+    }
+    assert_eq!(edited, 1);
+    let (r, said) = query_in(project.path(), "bookings", "FY2026-Q1", Some(cache.path()));
+    assert_eq!(r["lifecycle"]["signoff"]["state"], "stale", "{said}");
+    assert!(
+        said.contains("stored closure hashes do not verify"),
+        "{said}"
+    );
 }
