@@ -419,7 +419,7 @@ async fn decide(
         }
     };
     if let Some(memo) = memo {
-        memo.store(&check).await;
+        memo.store(engine, &check).await;
     }
     Ok(check)
 }
@@ -782,21 +782,6 @@ struct Memo {
     stem: String,
     /// Every file or object of every table the gate's plan scans.
     files: Vec<MemoInput>,
-    /// Each local file's identity before the gate read it: an outcome is
-    /// remembered only if none moved (else it could be stored under the
-    /// hash of bytes it was not computed over).
-    stamps: Vec<Option<crate::run::fingerprints::Stamp>>,
-}
-
-/// The identities of `files`' local files now (objects are pinned).
-fn stamps_of(files: &[MemoInput]) -> Vec<Option<crate::run::fingerprints::Stamp>> {
-    files
-        .iter()
-        .filter_map(|f| match f {
-            MemoInput::File(path) => Some(crate::run::fingerprints::stamp_of(path)),
-            MemoInput::Object { .. } => None,
-        })
-        .collect()
 }
 
 /// An input of a remembered gate outcome: a local file, whose content hash
@@ -850,7 +835,6 @@ impl Memo {
         Some(Memo {
             cache,
             stem: hex::encode(h.finalize()),
-            stamps: stamps_of(&files),
             files,
         })
     }
@@ -913,9 +897,25 @@ impl Memo {
     /// Remembers an outcome under the files' content hashes (computed off
     /// the async threads; the lineage's hashing of the same files shares
     /// the cache's index). A failure to write only costs a recomputation.
-    async fn store(&self, check: &TableCheck) {
-        if stamps_of(&self.files) != self.stamps {
-            tracing::warn!(table = %check.table, "an input file changed while the gate read it: its outcome is not remembered");
+    ///
+    /// Only when every local file is still the one its table was bound to
+    /// this run (`Engine::still_bound`): the engine reads a file by its path
+    /// and keeps its footer from the binding, so a file replaced since has
+    /// the gate decide over bytes that are neither version, and its outcome
+    /// must not be stored under the new bytes' hash (a pass over a
+    /// duplicated deal was, and was served to every later run).
+    async fn store(&self, engine: &Engine, check: &TableCheck) {
+        let held = || {
+            let held = self.files.iter().all(|f| match f {
+                MemoInput::File(path) => engine.still_bound(path),
+                MemoInput::Object { .. } => true,
+            });
+            if !held {
+                tracing::warn!(table = %check.table, "an input file changed while the gate read it: its outcome is not remembered");
+            }
+            held
+        };
+        if !held() {
             return;
         }
         let (cache, files) = (self.cache.clone(), self.files.clone());
@@ -929,9 +929,13 @@ impl Memo {
                 .collect::<Result<Vec<_>>>()
         })
         .await;
+        // Still the bound files once hashed: the key is of the bytes read.
         let Ok(Ok(hashes)) = hashes else {
             return;
         };
+        if !held() {
+            return;
+        }
         let mut stored = Stored {
             format: MEMO_FORMAT,
             digest: String::new(),

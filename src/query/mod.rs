@@ -71,7 +71,13 @@ pub async fn run_metric(engine: &Engine, name: &str, request: &Resolved) -> Resu
         async {
             compute_metric(engine, name, request, started)
                 .await
-                .map_err(|e| crate::blame::in_metric(&engine.catalog, name, &request.by, e))
+                .map_err(|e| match engine.inputs_held() {
+                    // A file replaced mid-read fails its decoding (the
+                    // engine kept the old footer): the file moved, not the
+                    // definition.
+                    Err(moved) => moved,
+                    Ok(()) => crate::blame::in_metric(&engine.catalog, name, &request.by, e),
+                })
         },
         lifecycle(engine, name)
     )?;

@@ -513,6 +513,15 @@ impl Engine {
         }
     }
 
+    /// Whether local file `path` was bound this run and is still the file
+    /// it was then (see [`Engine::inputs_held`]).
+    pub fn still_bound(&self, path: &std::path::Path) -> bool {
+        let stamps = self.sources.stamps.lock().expect("lock");
+        stamps.iter().any(|(bound, stamp)| {
+            bound == path && stamp.is_some() && fingerprints::stamp_of(path) == *stamp
+        })
+    }
+
     /// Every source registered so far with its files, their content hashes
     /// complete.
     pub async fn sources_read(&self) -> Result<BTreeMap<String, SourceFacts>> {
@@ -868,9 +877,11 @@ mod tests {
             .unwrap();
         assert_eq!(rows, 516);
         engine.inputs_held().unwrap();
+        assert!(engine.still_bound(&file));
         let copy = folder.join("_incoming");
         std::fs::copy(&file, &copy).unwrap();
         std::fs::rename(&copy, &file).unwrap();
+        assert!(!engine.still_bound(&file));
         let said = engine.inputs_held().unwrap_err().to_string();
         assert!(said.contains("part-00000.parquet"), "{said}");
         assert!(said.contains("changed while canon read it"), "{said}");
