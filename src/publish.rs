@@ -323,7 +323,7 @@ async fn build(
                         pending: false,
                         blocked: None,
                         days: Some(crate::history::days_of(period)),
-                        data_through: r.data_through.clone().filter(|_| !r.complete),
+                        data_through: r.data_through.clone(),
                     };
                     let days = row.days.clone();
                     row.warnings = crate::history::judge(
@@ -341,7 +341,7 @@ async fn build(
                         reason: None,
                         value: r.value.map(|v| v.plain()),
                         complete: (!r.complete).then_some(false),
-                        data_through: r.data_through.clone().filter(|_| !r.complete),
+                        data_through: r.data_through.clone(),
                         definition: Some(r.definition.clone()),
                         fingerprint: Some(r.fingerprint.clone()),
                         quality_status: Some(r.quality_status.clone()),

@@ -178,6 +178,18 @@ pub struct TableCheck {
     pub latest_sync: Option<String>,
 }
 
+/// The latest sync a stored freshness check recorded (`latest_sync`, as a
+/// result's JSON keeps it); `None` for any other check or no time. The one
+/// reader of that field: re-judging freshness, a conversion's window and
+/// the data's reach all start from it.
+pub fn synced(check: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    (check.get("check").and_then(|v| v.as_str()) == Some("freshness"))
+        .then(|| check.get("latest_sync").and_then(|v| v.as_str()))
+        .flatten()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// How far a sync time may lie after "now" and still be read as the two
 /// clocks' disagreement. Beyond it the latest sync is no evidence of
 /// freshness: one row stamped in the future would otherwise pass a table

@@ -129,14 +129,10 @@ pub fn longest(engine: &Engine, metric: &str) -> u32 {
 
 /// The latest sync of `table` its freshness check recorded in `quality`.
 fn latest_sync(quality: &[serde_json::Value], table: &str) -> Option<DateTime<Utc>> {
-    quality.iter().find_map(|c| {
-        let text = |key: &str| c.get(key).and_then(|v| v.as_str());
-        (text("check") == Some("freshness") && text("table") == Some(table))
-            .then(|| text("latest_sync"))
-            .flatten()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-    })
+    quality
+        .iter()
+        .filter(|c| c.get("table").and_then(|v| v.as_str()) == Some(table))
+        .find_map(super::synced)
 }
 
 /// The windowed conversions metric `name` reads, through ratios' parts and

@@ -422,11 +422,11 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
             let (system, name) = table.split_once('/').unwrap_or((&table, ""));
             if let Some((_, source)) = catalog.source_by_name(system, name) {
                 let thresholds = catalog.freshness_of(source);
-                let synced = chrono::DateTime::parse_from_rfc3339(text("latest_sync"))
-                    .ok()
-                    .map(|t| t.with_timezone(&chrono::Utc));
-                let (judged, detail) =
-                    crate::quality::judge_freshness(synced, engine.now, &thresholds);
+                let (judged, detail) = crate::quality::judge_freshness(
+                    crate::quality::synced(check),
+                    engine.now,
+                    &thresholds,
+                );
                 check["status"] = serde_json::json!(judged.name());
                 check["detail"] = serde_json::json!(detail);
             }

@@ -34,10 +34,7 @@ use super::GovernedResult;
 pub fn data_reach(now: DateTime<Utc>, quality: &[serde_json::Value]) -> DateTime<Utc> {
     quality
         .iter()
-        .filter(|c| c.get("check").and_then(|v| v.as_str()) == Some("freshness"))
-        .filter_map(|c| c.get("latest_sync").and_then(|v| v.as_str()))
-        .filter_map(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+        .filter_map(crate::quality::synced)
         .fold(now, |reach, synced| reach.min(synced))
 }
 

@@ -254,7 +254,8 @@ pub fn table(r: &GovernedResult) -> String {
 /// data reaches, and that the number is not the period's (or that the
 /// period has not begun in the data at all).
 pub(super) fn to_date_line(r: &GovernedResult) -> String {
-    let Some(through) = r.data_through.as_deref().filter(|_| !r.complete) else {
+    // Set exactly when the result is not complete (`reach::judge`).
+    let Some(through) = r.data_through.as_deref() else {
         return String::new();
     };
     let at = chrono::DateTime::parse_from_rfc3339(through).ok();

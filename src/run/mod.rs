@@ -504,10 +504,7 @@ impl Engine {
     /// reads are pinned to the version canon listed instead.
     pub fn inputs_held(&self) -> Result<()> {
         let stamps = self.sources.stamps.lock().expect("lock").clone();
-        match stamps
-            .iter()
-            .find(|(path, stamp)| stamp.is_none() || fingerprints::stamp_of(path) != *stamp)
-        {
+        match stamps.iter().find(|(path, stamp)| !unmoved(path, stamp)) {
             Some((path, _)) => Err(fingerprints::changed_while_read(path)),
             None => Ok(()),
         }
@@ -517,9 +514,9 @@ impl Engine {
     /// it was then (see [`Engine::inputs_held`]).
     pub fn still_bound(&self, path: &std::path::Path) -> bool {
         let stamps = self.sources.stamps.lock().expect("lock");
-        stamps.iter().any(|(bound, stamp)| {
-            bound == path && stamp.is_some() && fingerprints::stamp_of(path) == *stamp
-        })
+        stamps
+            .iter()
+            .any(|(bound, stamp)| bound == path && unmoved(path, stamp))
     }
 
     /// Every source registered so far with its files, their content hashes
@@ -601,6 +598,12 @@ impl Engine {
             .await
             .unwrap_or_else(|e| CanonError::Internal(format!("locating a damaged file: {e}")))
     }
+}
+
+/// Whether the file at `path` still has the identity `stamp` it had when
+/// bound (a file that could not be read then has none, and has moved).
+fn unmoved(path: &std::path::Path, stamp: &Option<fingerprints::Stamp>) -> bool {
+    stamp.is_some() && fingerprints::stamp_of(path) == *stamp
 }
 
 /// A source is bound the first time a plan that reads it runs, after every
