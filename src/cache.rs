@@ -38,7 +38,7 @@ use crate::atomic;
 use crate::catalog::Catalog;
 use crate::error::{CanonError, DataLocation, Result};
 use crate::request::Request;
-use crate::result::GovernedResult;
+use crate::result::{GovernedResult, Lineage};
 use crate::run::files::{self, FileFact};
 use crate::run::fingerprints::{Fingerprints, absolute, build_identity, create_dir};
 use crate::run::store::StoreRoot;
@@ -156,19 +156,24 @@ impl Cache {
             );
             return None;
         }
+        let mut result = entry.result;
         for input in &entry.inputs {
             let unchanged = match root {
-                DataSource::Folder(root) => self.unchanged(input, root),
-                DataSource::Store(store) => unchanged_objects(input, store, catalog).await,
-                DataSource::Empty => false,
+                DataSource::Folder(root) => self
+                    .unchanged(input, root, catalog)
+                    .map(|paths| shown_from_here(&mut result.lineage, input, &paths)),
+                DataSource::Store(store) => {
+                    unchanged_objects(input, store, catalog).await.then_some(())
+                }
+                DataSource::Empty => None,
             };
-            if !unchanged {
+            if unchanged.is_none() {
                 tracing::info!(table = %format!("{}/{}", input.system, input.table), "cache miss: input changed");
                 return None;
             }
         }
         Some(Served {
-            result: entry.result,
+            result,
             stored_at: entry.stored_at,
         })
     }
@@ -209,25 +214,52 @@ impl Cache {
             .join(format!("{key}.json"))
     }
 
-    /// The table's folder still holds exactly these files with these contents.
-    fn unchanged(&self, input: &InputTable, root: &Path) -> bool {
+    /// The table's files, as this run names them, when its folder still
+    /// holds exactly these files with these contents.
+    fn unchanged(
+        &self,
+        input: &InputTable,
+        root: &Path,
+        catalog: &Catalog,
+    ) -> Option<Vec<PathBuf>> {
         let location = DataLocation {
             system: input.system.clone(),
             table: input.table.clone(),
             file: None,
             column: None,
         };
-        let Ok(paths) = files::table_files(root, Path::new(&input.dir), &location) else {
-            return false;
-        };
-        paths.len() == input.files.len()
+        // Listed as the run binds it (under the root as given), so the
+        // paths are the ones this run's lineage would show.
+        let (_, spec) = catalog.source_by_name(&input.system, &input.table)?;
+        let paths = files::table_files(root, &root.join(&spec.path), &location).ok()?;
+        (paths.len() == input.files.len()
             && paths.iter().zip(&input.files).all(|(path, stored)| {
                 absolute(path) == stored.path
                     && self
                         .prints
                         .sha256(path)
                         .is_ok_and(|sha| sha == stored.sha256)
-            })
+            }))
+        .then_some(paths)
+    }
+}
+
+/// Names a served result's files as the serving run does. The run that
+/// computed it may have named the data root from another folder
+/// (`--project p1` from its parent lists `p1/sample_data/…`): its paths would
+/// point nowhere from here. The files are the same (same absolute path, same
+/// hash: checked before this), listed in the same order as the computing run
+/// recorded them.
+fn shown_from_here(lineage: &mut Lineage, input: &InputTable, paths: &[PathBuf]) {
+    for source in &mut lineage.sources {
+        if source.system != input.system || source.table != input.table {
+            continue;
+        }
+        for (file, (path, stored)) in source.files.iter_mut().zip(paths.iter().zip(&input.files)) {
+            if file.identity() == stored.sha256 {
+                file.path = path.display().to_string();
+            }
+        }
     }
 }
 

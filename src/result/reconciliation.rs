@@ -306,7 +306,11 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
         "line_amount",
         "category",
         "reason",
+        // As in the bridge file: false for the deals and lines of a period
+        // the data has not passed (their amounts are to date).
+        "complete",
     ];
+    let complete = Some(r.complete.to_string());
     let mut cells = Vec::new();
     for x in &r.deals {
         cells.push(vec![
@@ -328,6 +332,7 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
             None,
             Some(x.category.clone()),
             None,
+            complete.clone(),
         ]);
     }
     for l in &r.lines {
@@ -338,6 +343,7 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
         row[15] = d(l.amount);
         row[16] = Some(l.category.clone());
         row[17] = l.reason.clone();
+        row[18] = complete.clone();
         cells.push(row);
     }
     let money = columns
@@ -345,7 +351,7 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
         .enumerate()
         .map(|(i, _)| (5..=13).contains(&i) || i == 15)
         .collect();
-    let flag = vec![false; columns.len()];
+    let flag = columns.iter().map(|c| *c == "complete").collect();
     Rows {
         columns,
         cells,

@@ -493,6 +493,67 @@ fn a_run_from_another_folder_checks_the_same_inputs() {
     assert_eq!(again["value"], "4194.46");
 }
 
+/// Every file path a result's lineage lists.
+fn lineage_paths(r: &serde_json::Value) -> Vec<String> {
+    r["lineage"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["files"].as_array().unwrap())
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// A served result names its files as the serving run does: computed from
+// inside the project (`./sample_data/…`), then served to a run from the
+// project's parent (`--project p1`), its lineage lists `p1/sample_data/…`,
+// as a run computing it there would, and every path it lists exists from
+// there (it listed `./sample_data/…`, which does not).
+#[test]
+fn a_served_result_names_its_files_from_the_serving_folder() {
+    let parent = tempfile::tempdir().unwrap();
+    let project = parent.path().join("p1");
+    std::fs::create_dir(&project).unwrap();
+    copy_project(&project);
+    copy_tree(&repo().join("sample_data"), &project.join("sample_data"));
+    let cache = tempfile::tempdir().unwrap();
+    let args = [
+        "query",
+        "bookings",
+        "--period",
+        "FY2026-Q3",
+        "--format",
+        "json",
+    ];
+    let inside = json_of(canon_in(&project, Path::new("."), cache.path(), &args));
+    assert_eq!(inside["cache"]["status"], "miss");
+    assert!(lineage_paths(&inside)[0].starts_with("./sample_data/"));
+    let served = json_of(canon_in(
+        parent.path(),
+        Path::new("p1"),
+        cache.path(),
+        &args,
+    ));
+    assert_eq!(served["cache"]["status"], "hit");
+    let mut fresh_args = args.to_vec();
+    fresh_args.push("--no-cache");
+    let fresh = json_of(canon_in(
+        parent.path(),
+        Path::new("p1"),
+        cache.path(),
+        &fresh_args,
+    ));
+    let paths = lineage_paths(&served);
+    // bookings reads crm account, dated_conversion_rate and opportunity.
+    assert_eq!(paths.len(), 3);
+    assert_eq!(paths, lineage_paths(&fresh));
+    for path in &paths {
+        assert!(path.starts_with("p1/sample_data/"), "{path}");
+        assert!(parent.path().join(path).is_file(), "{path}");
+    }
+    assert_eq!(served["fingerprint"], inside["fingerprint"]);
+}
+
 // What the engine reads is exactly what canon lists, checks, hashes and
 // reports: hidden and `_`-prefixed files (a file called just `.parquet`, a
 // writer's temporary, a `_SUCCESS`-style marker) are not part of a table

@@ -716,6 +716,18 @@ fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
     assert!(q4.iter().all(|(_, _, complete)| !*complete), "{q4:?}");
     assert_eq!(q4.first().map(|(_, v, _)| *v), Some(890245489));
     assert_eq!(q4.last().map(|(_, v, _)| *v), Some(561780416));
+    // The deals and lines behind each bridge carry the same mark.
+    let detail = |period: &str| -> Vec<bool> {
+        let batch = read_parquet(&out.join(format!(
+            "reconciliation/bookings_to_revenue_{period}_detail.parquet"
+        )));
+        let complete = batch.column_by_name("complete").unwrap().as_boolean();
+        (0..batch.num_rows()).map(|i| complete.value(i)).collect()
+    };
+    let q3 = detail("FY2026-Q3");
+    assert!(!q3.is_empty() && q3.iter().all(|c| *c), "{q3:?}");
+    let q4 = detail("FY2026-Q4");
+    assert!(!q4.is_empty() && q4.iter().all(|c| !*c), "{q4:?}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let q4 = &manifest["reconciliations"][1];
