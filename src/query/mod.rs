@@ -481,8 +481,15 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     Err(if pending {
         CanonError::Pending(format!(
             "`{}` has no final value for {} yet:\n  {said}\n(computed anyway, a count to date \
-             names the override in its result)",
-            result.metric, result.request.period.label,
+             names the override in its result){}",
+            result.metric,
+            result.request.period.label,
+            final_buckets(result)
+                .map(|to| format!(
+                    "\nits buckets before {to} are final: `--from {} --to {to}` gives them",
+                    result.request.period.from
+                ))
+                .unwrap_or_default(),
         ))
     } else {
         CanonError::Blocked(format!(
@@ -490,6 +497,18 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
             result.metric,
         ))
     })
+}
+
+/// The end of a series' leading buckets whose values are final (each
+/// row's window closed, `result::reach`), when some are: a series over an
+/// open window has no final value as a whole, but its closed buckets can be
+/// asked for alone.
+fn final_buckets(result: &GovernedResult) -> Option<chrono::NaiveDate> {
+    result.request.grain.as_ref()?;
+    let mut rows: Vec<&ResultRow> = result.rows.iter().collect();
+    rows.sort_by_key(|r| r.period_start);
+    let open = rows.iter().find(|r| !r.complete)?.period_start;
+    (open > result.request.period.from).then_some(open)
 }
 
 /// A metric computed, before its evidence is gathered.

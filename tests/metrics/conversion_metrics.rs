@@ -633,3 +633,64 @@ fn a_conversion_series_marks_every_bucket_whose_window_is_open() {
     assert_eq!(r["complete"], false);
     assert_eq!(r["data_through"], "2026-01-01T22:24:54-08:00");
 }
+
+// A series over an open window has no final value as a whole, but its
+// leading buckets whose windows have closed do: the error names the range
+// that gives them, and that range is final. On the sample Q1 and Q2 (to
+// 2025-08-01) are closed: 341 and 366 converted, as above, now with no
+// override and no mark.
+#[test]
+fn a_pending_series_names_the_range_whose_buckets_are_final() {
+    let data = repo().join("sample_data");
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "mqls_converted_90d",
+            "--period",
+            "FY2026",
+            "--grain",
+            "fiscal_quarter",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "its buckets before 2025-08-01 are final: `--from 2025-02-01 --to 2025-08-01` gives them"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let r = query_json(
+        &repo(),
+        &data,
+        &[
+            "mqls_converted_90d",
+            "--from",
+            "2025-02-01",
+            "--to",
+            "2025-08-01",
+            "--grain",
+            "fiscal_quarter",
+        ],
+    );
+    let rows: Vec<(&str, &str)> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["period"].as_str().unwrap(),
+                row["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("FY2026-Q1", "341"), ("FY2026-Q2", "366")]);
+    // 341 + 366 = 707
+    assert_eq!(r["value"], "707");
+    assert!(r.get("complete").is_none());
+    assert!(r.get("overrides").is_none());
+    assert_eq!(r["quality_status"], "pass");
+}
