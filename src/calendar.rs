@@ -260,6 +260,19 @@ impl Calendar {
         }
     }
 
+    /// Whether `bucket` (one of [`Calendar::buckets`]) is its grain's whole
+    /// bucket, not cut to the request's first or last day.
+    pub fn is_whole(&self, bucket: &Period, grain: Grain) -> bool {
+        let start = self.bucket_start(bucket.from, grain);
+        bucket.from == start && bucket.to == self.bucket_end(start, grain)
+    }
+
+    /// Whether `day` is the last day of its grain's bucket: a state taken
+    /// there is the bucket's, one taken earlier is cut to the request.
+    pub fn ends_bucket(&self, day: NaiveDate, grain: Grain) -> bool {
+        day.succ_opt() == Some(self.bucket_end(self.bucket_start(day, grain), grain))
+    }
+
     fn bucket_start(&self, d: NaiveDate, grain: Grain) -> NaiveDate {
         let first_of_month = d.with_day(1).expect("day 1 exists");
         match grain {

@@ -520,7 +520,7 @@ impl Catalog {
 /// slice of one of these names would overwrite it in JSON (its values
 /// lost), and give a CSV or Parquet file two columns of one name that
 /// readers refuse.
-const RESERVED_SLICE_NAMES: [&str; 8] = [
+const RESERVED_SLICE_NAMES: [&str; 9] = [
     "metric",
     "period",
     "period_start",
@@ -528,6 +528,7 @@ const RESERVED_SLICE_NAMES: [&str; 8] = [
     "value",
     "unit",
     "complete",
+    "whole",
     "bridge",
 ];
 

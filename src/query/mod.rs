@@ -205,9 +205,18 @@ async fn compute_metric(
         .iter()
         .flat_map(|p| p.periods.iter().map(|b| (b.label.clone(), b.clone())))
         .collect();
+    // A bucket cut to the request is marked: its label alone names the
+    // whole quarter or month.
+    let state = matches!(metric.kind.name(), "snapshot" | "cohort");
+    let whole = |b: &crate::calendar::Period| match request.request().grain {
+        Some(grain) if state => catalog.calendar.ends_bucket(b.from, grain),
+        Some(grain) => catalog.calendar.is_whole(b, grain),
+        None => true,
+    };
     let rows = rows
         .into_iter()
         .map(|((period, values), value)| ResultRow {
+            whole: bucket_of.get(&period).is_none_or(whole),
             bridge: row_bridges
                 .remove(&(period.clone(), values.clone()))
                 .unwrap_or_default(),
@@ -480,8 +489,8 @@ fn gate(engine: &Engine, result: &mut GovernedResult) -> Result<()> {
     let said = said.join("\n  ");
     Err(if pending {
         CanonError::Pending(format!(
-            "`{}` has no final value for {} yet:\n  {said}\n(computed anyway, a count to date \
-             names the override in its result){}",
+            "`{}` has no final value for {} yet:\n  {said}\n(computed with the override, a count \
+             to date names it in its result){}",
             result.metric,
             result.request.period.label,
             final_buckets(result)

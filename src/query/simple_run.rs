@@ -183,7 +183,8 @@ pub(super) async fn read_simple(
     });
     let mut groups = BTreeMap::new();
     let mut excluded: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut missing_rate = 0i64;
+    // Rows without a rate, by period (bucket label).
+    let mut missing_rate: BTreeMap<String, i64> = BTreeMap::new();
     for batch in &batches {
         read_groups(
             batch,
@@ -197,12 +198,24 @@ pub(super) async fn read_simple(
     if let Some(nobody) = excluded.remove(crate::spec::NO_MEMBER) {
         return Err(no_member(&catalog, id, nobody.rows));
     }
-    if missing_rate > 0 {
+    missing_rate.retain(|_, rows| *rows > 0);
+    if !missing_rate.is_empty() {
+        let total: i64 = missing_rate.values().sum();
+        let shown = 5;
+        let mut by_period: Vec<String> = missing_rate
+            .iter()
+            .take(shown)
+            .map(|(period, rows)| format!("{period}: {rows}"))
+            .collect();
+        if missing_rate.len() > shown {
+            by_period.push(format!("and {} more periods", missing_rate.len() - shown));
+        }
         return Err(CanonError::data(
             fx_location(&catalog),
             format!(
-                "{missing_rate} row(s) of `{}` are in a currency with no conversion rate in force on their date",
-                metric.name
+                "{total} row(s) of `{}` are in a currency with no conversion rate in force on their date ({}): the rate table has no rate of that currency on that day (a day past its last rate, or a currency it lacks); no amount is converted at a rate it does not have",
+                metric.name,
+                by_period.join(", ")
             ),
         ));
     }
@@ -461,7 +474,7 @@ pub(super) fn read_groups(
     tally_period: Option<&str>,
     groups: &mut BTreeMap<Key, Acc>,
     excluded: &mut BTreeMap<String, Acc>,
-    missing_rate: &mut i64,
+    missing_rate: &mut BTreeMap<String, i64>,
 ) -> Result<()> {
     let strings = |i: usize| batch.column(i).as_string_opt::<i32>();
     let ints = |i: usize| batch.column(i).as_primitive_opt::<Int64Type>();
@@ -502,11 +515,9 @@ pub(super) fn read_groups(
             sum,
             count: count.value(i),
         };
-        *missing_rate += if missing.is_null(i) {
-            0
-        } else {
-            missing.value(i)
-        };
+        if !missing.is_null(i) {
+            *missing_rate.entry(period.value(i).to_string()).or_default() += missing.value(i);
+        }
         if exclusion.is_null(i) {
             let key = (
                 period.value(i).to_string(),

@@ -41,6 +41,11 @@ pub struct ResultRow {
     /// `false` when the row's bucket runs past what the data reaches (see
     /// [`GovernedResult::complete`]); written only then.
     pub complete: bool,
+    /// `false` when the row's bucket is cut to the request (`--from
+    /// 2025-01-15` by quarter: its 2025-Q1 row is 2025-01-15..2025-03-31,
+    /// and a state by month is taken at the request's last day, not the
+    /// month's); written only then. Its dates say where it was cut.
+    pub whole: bool,
 }
 
 fn complete() -> bool {
@@ -75,6 +80,9 @@ impl Serialize for ResultRow {
         if !self.complete {
             map.serialize_entry("complete", &false)?;
         }
+        if !self.whole {
+            map.serialize_entry("whole", &false)?;
+        }
         map.end()
     }
 }
@@ -96,6 +104,9 @@ impl<'de> Deserialize<'de> for ResultRow {
         let complete = fields
             .shift_remove("complete")
             .unwrap_or(serde_json::Value::Bool(true));
+        let whole = fields
+            .shift_remove("whole")
+            .unwrap_or(serde_json::Value::Bool(true));
         let read = |v: serde_json::Value| serde_json::from_value(v).map_err(D::Error::custom);
         Ok(ResultRow {
             period: serde_json::from_value(period).map_err(D::Error::custom)?,
@@ -108,6 +119,7 @@ impl<'de> Deserialize<'de> for ResultRow {
                 serde_json::from_value(bridge).map_err(D::Error::custom)?
             },
             complete: serde_json::from_value(complete).map_err(D::Error::custom)?,
+            whole: serde_json::from_value(whole).map_err(D::Error::custom)?,
             slices: fields
                 .into_iter()
                 .map(|(name, v)| Ok((name, read(v)?)))

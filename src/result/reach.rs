@@ -2,8 +2,9 @@
 //!
 //! The sample's extracts were taken on 2026-01-02; FY2026-Q4 runs to
 //! 2026-02-01. Its bookings (8,902,454.89) are the quarter's bookings *so
-//! far*, and ARR "as of 2026-01-31" is the ARR of 2026-01-02 under a later
-//! date. Both were given, and published, exactly as a closed quarter's
+//! far*, and ARR "as of 2026-01-31" is that day's ARR as the data of
+//! 2026-01-02 schedules it (charges known to end in January are out of it;
+//! whatever changed after the extract is not in it). Both were given, and published, exactly as a closed quarter's
 //! numbers are: nothing told a reader or a BI tool that a month was still to
 //! come. A number to date is a useful number (quarter-to-date bookings are
 //! what a sales meeting asks for) but not the period's, so canon gives it

@@ -97,6 +97,13 @@ pub fn table(r: &GovernedResult) -> String {
         show(r.value),
         unit_suffix(&r.unit)
     ));
+    if r.value.is_none() {
+        out.push_str(&format!(
+            "  {}
+",
+            no_value_line(r)
+        ));
+    }
     out.push_str(&to_date_line(r));
     out.push_str(&quality_lines(r));
 
@@ -105,10 +112,11 @@ pub fn table(r: &GovernedResult) -> String {
         let mut header = vec!["period".to_string()];
         header.extend(r.request.by.iter().cloned());
         header.push("value".to_string());
-        let marked = r.rows.iter().any(|row| !row.complete);
+        let marked = r.rows.iter().any(|row| !row.complete || !row.whole);
         if marked {
             header.push(String::new());
         }
+        let state = r.kind == "snapshot" || r.kind == "cohort";
         let body: Vec<Vec<String>> = r
             .rows
             .iter()
@@ -121,7 +129,14 @@ pub fn table(r: &GovernedResult) -> String {
                 );
                 cells.push(show(row.value));
                 if marked {
-                    cells.push(if row.complete { "" } else { "to date" }.into());
+                    let mut notes = Vec::new();
+                    if !row.whole {
+                        notes.push(cut_note(row, &r.request.period, state));
+                    }
+                    if !row.complete {
+                        notes.push("to date".to_string());
+                    }
+                    cells.push(notes.join("; "));
                 }
                 cells
             })
@@ -250,6 +265,33 @@ pub fn table(r: &GovernedResult) -> String {
     out
 }
 
+/// Why a result has no number ("—"): nothing to divide by, an empty
+/// cohort, or no row to average.
+fn no_value_line(r: &GovernedResult) -> String {
+    match r.kind.as_str() {
+        "ratio" => "no value: the denominator is zero for the period (nothing to divide by)".into(),
+        "cohort" => "no value: the cohort is empty (no member was counted at T0; see the cohort's exclusions below)".into(),
+        "derived" => "no value: a metric it is derived from has none for the period".into(),
+        _ => "no value: no row was counted for the period".into(),
+    }
+}
+
+/// Where a row's bucket is cut to the request: a state taken before its
+/// bucket's last day ("at 2025-04-14"), a flow's first or last bucket
+/// ("from 2025-01-15", "to 2025-04-14", both for a request inside one).
+fn cut_note(row: &super::ResultRow, period: &crate::calendar::Period, state: bool) -> String {
+    let last = row.period_end.pred_opt().unwrap_or(row.period_end);
+    if state {
+        return format!("at {}", row.period_start);
+    }
+    match (row.period_start == period.from, row.period_end == period.to) {
+        (true, true) if last == row.period_start => format!("{last} only"),
+        (true, true) => format!("{}..{last} only", row.period_start),
+        (true, false) => format!("from {}", row.period_start),
+        _ => format!("to {last}"),
+    }
+}
+
 /// The line under a number whose period runs past the data: how far the
 /// data reaches, and that the number is not the period's (or that the
 /// period has not begun in the data at all).
@@ -266,10 +308,20 @@ pub(super) fn to_date_line(r: &GovernedResult) -> String {
     let begun = at.is_none_or(|t| t.date_naive() >= period.from);
     // Past the period's end and still not complete: a conversion's window.
     let over = at.is_some_and(|t| t.date_naive() >= period.to);
+    // A state taken at a day the data has not passed is that day's state as
+    // the data known so far schedules it (a charge known to end on the 15th
+    // is out of it): not the state the data reaches, and not the day's final
+    // state, which changes made after the extract may still move.
+    let last_day = period.to.pred_opt().unwrap_or(period.to);
+    let state = r.kind == "snapshot" || r.kind == "cohort";
     let said = match (r.request.as_of, begun) {
         (Some(d), true) => format!("before the end of {d}; not the final state of that day"),
         (Some(d), false) => format!(
-            "before {d} begins: the state of that day is not in the data yet (this is the state the data reaches)"
+            "before {d} begins: {d}'s state as the data known by then schedules it; not the final state of that day"
+        ),
+        (None, _) if state && !over => format!(
+            "before {} is over: the state at its last day ({last_day}) as the data known by then schedules it; not the final state of that day",
+            period.label
         ),
         (None, _) if over => format!(
             "after {} is over, but not past its conversion window in every input; not the period's final value",
@@ -284,9 +336,8 @@ pub(super) fn to_date_line(r: &GovernedResult) -> String {
             period.label, period.from
         ),
         (None, true) => format!(
-            "before {} is over (its last day {}); not the period's final number",
+            "before {} is over (its last day {last_day}); not the period's final number",
             period.label,
-            period.to.pred_opt().unwrap_or(period.to)
         ),
     };
     format!("  to date: the data reaches {shown}, {said}\n")
@@ -432,18 +483,27 @@ fn slice_names(results: &[GovernedResult]) -> Vec<String> {
     names
 }
 
+/// The rows a file carries: a series' or slices' rows, else one row of the
+/// headline. A state (snapshot, cohort) is dated by the day it is taken at,
+/// as its series rows and its JSON row are: arr for FY2026-Q1 is the state
+/// of 2025-04-30, `[2025-04-30, 2025-05-01)`, not a sum over the quarter's
+/// days, which `[2025-02-01, 2025-05-01)` read as.
 fn rows_or_headline(r: &GovernedResult) -> Vec<super::ResultRow> {
     if r.request.grain.is_some() || !r.request.by.is_empty() {
         r.rows.clone()
     } else {
+        let period = &r.request.period;
+        let state = r.kind == "snapshot" || r.kind == "cohort";
+        let taken = period.to.pred_opt().filter(|_| state);
         vec![super::ResultRow {
-            period: r.request.period.label.clone(),
-            period_start: r.request.period.from,
-            period_end: r.request.period.to,
+            period: period.label.clone(),
+            period_start: taken.unwrap_or(period.from),
+            period_end: period.to,
             slices: Vec::new(),
             value: r.value,
             bridge: r.bridge.clone(),
             complete: r.complete,
+            whole: true,
         }]
     }
 }

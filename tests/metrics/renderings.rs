@@ -144,3 +144,24 @@ fn validate_lists_every_missing_table_with_its_declaration() {
     assert!(!text.contains("panicked"), "{text}");
     stable(data.path()).bind(|| insta::assert_snapshot!(text));
 }
+
+// A result with no number says why under its "—": on the sample no customer
+// had ARR at nrr's T0 = 2023-02-28, and no deal closed in 2020-01, so
+// win_rate has nothing to divide by.
+#[test]
+fn no_value_says_why() {
+    let data = repo().join("sample_data");
+    for (args, said) in [
+        (
+            ["nrr", "--as-of", "2024-02-29"],
+            "\n  —\n  no value: the cohort is empty (no member was counted at T0; see the cohort's exclusions below)\n",
+        ),
+        (
+            ["win_rate", "--period", "2020-01"],
+            "\n  —\n  no value: the denominator is zero for the period (nothing to divide by)\n",
+        ),
+    ] {
+        let text = rendered(&data, &[&["query"], &args[..]].concat(), 0);
+        assert!(text.contains(said), "{text}");
+    }
+}

@@ -802,3 +802,146 @@ fn a_series_builds_its_day_join_from_the_days_with_one_partition() {
         .unwrap_or_else(|| panic!("no join on the day's position:\n{physical}"));
     assert!(join.contains("on=[(_k@"), "{join}");
 }
+
+/// A result's rows as (period, start, end, value, whole).
+fn cut_rows(r: &serde_json::Value) -> Vec<(String, String, String, String, bool)> {
+    r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let text = |k: &str| row[k].as_str().unwrap().to_string();
+            let whole = row.get("whole").and_then(|w| w.as_bool()).unwrap_or(true);
+            (
+                text("period"),
+                text("period_start"),
+                text("period_end"),
+                text("value"),
+                whole,
+            )
+        })
+        .collect()
+}
+
+// A bucket cut to the request says so: its label alone names the whole
+// quarter or month (a review read "2025-Q1 7,237,001.60" as Q1's bookings,
+// 8,712,596.75). On the sample, recomputed in DuckDB by the review:
+// bookings 2025-01-15..2025-03-31 = 7,237,001.60 and 2025-04-01..04-14 =
+// 726,509.70 (7,237,001.60 + 726,509.70 = 7,963,511.30, the headline); arr
+// at 2025-03-31 = 26,926,809.84 (a whole month) and at 2025-04-14 =
+// 27,404,978.29 (April cut: its end, 2025-04-30, is 27,878,498.86).
+#[test]
+fn a_bucket_cut_to_the_request_is_marked() {
+    let data = repo().join("sample_data");
+    let cut = ["--from", "2025-01-15", "--to", "2025-04-15"];
+    let mut args = vec!["bookings"];
+    args.extend(cut);
+    args.extend(["--grain", "quarter"]);
+    let r = query_json(&repo(), &data, &args);
+    let row = |p: &str, s: &str, e: &str, v: &str, whole| {
+        (p.into(), s.into(), e.into(), v.to_string(), whole)
+    };
+    assert_eq!(
+        cut_rows(&r),
+        [
+            row("2025-Q1", "2025-01-15", "2025-04-01", "7237001.60", false),
+            row("2025-Q2", "2025-04-01", "2025-04-15", "726509.70", false),
+        ]
+    );
+    assert_eq!(r["value"], "7963511.30");
+    let table = stdout(&canon(
+        &repo(),
+        &[&["query", "--data", data.to_str().unwrap()], &args[..]].concat(),
+    ));
+    assert!(
+        table.contains("  2025-Q1  7,237,001.60  from 2025-01-15\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("  2025-Q2    726,509.70  to 2025-04-14\n"),
+        "{table}"
+    );
+
+    let mut args = vec!["arr"];
+    args.extend(cut);
+    args.extend(["--grain", "month"]);
+    let r = query_json(&repo(), &data, &args);
+    let rows = cut_rows(&r);
+    assert_eq!(
+        rows[2..],
+        [
+            row("2025-03", "2025-03-31", "2025-04-01", "26926809.84", true),
+            row("2025-04", "2025-04-14", "2025-04-15", "27404978.29", false),
+        ]
+    );
+    let table = stdout(&canon(
+        &repo(),
+        &[&["query", "--data", data.to_str().unwrap()], &args[..]].concat(),
+    ));
+    assert!(
+        table.contains("  2025-04  27,404,978.29  at 2025-04-14\n"),
+        "{table}"
+    );
+    // Whole buckets carry no mark at all.
+    let r = sample_json(&["arr", "--period", "2025", "--grain", "quarter"]);
+    assert!(cut_rows(&r).iter().all(|row| row.4), "{r}");
+}
+
+// A state's headline in a file is dated by the day it is taken at, as its
+// rows are: arr for FY2026-Q1 is the state at 2025-04-30 (27,878,498.86, the
+// review's DuckDB figure), not a range over the quarter.
+#[test]
+fn a_state_in_a_file_is_dated_by_its_day() {
+    let data = repo().join("sample_data");
+    let out = canon(
+        &repo(),
+        &[
+            "query",
+            "arr",
+            "--period",
+            "FY2026-Q1",
+            "--format",
+            "csv",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "metric,period,period_start,period_end,value,unit,complete\n\
+         arr,FY2026-Q1,2025-04-30,2025-05-01,27878498.86,USD,true\n"
+    );
+}
+
+// A state at a day the data has not reached is that day's state as the data
+// schedules it, not "the state the data reaches" (a review: arr as of
+// 2026-01-31 is 36,650,114.43, at the data's last day 2026-01-01 it is
+// 38,108,096.59: 31 charges known to end in January are out of it).
+#[test]
+fn a_state_after_the_data_says_it_is_as_scheduled() {
+    let data = repo().join("sample_data");
+    for (args, said) in [
+        (
+            ["--as-of", "2026-01-31"],
+            "  36,650,114.43 USD\n  to date: the data reaches 2026-01-01 23:18 (UTC-08:00), before 2026-01-31 begins: 2026-01-31's state as the data known by then schedules it; not the final state of that day\n",
+        ),
+        (
+            ["--period", "FY2026"],
+            "  36,650,114.43 USD\n  to date: the data reaches 2026-01-01 23:18 (UTC-08:00), before FY2026 is over: the state at its last day (2026-01-31) as the data known by then schedules it; not the final state of that day\n",
+        ),
+    ] {
+        let out = canon(
+            &repo(),
+            &[
+                &["query", "arr", "--data", data.to_str().unwrap()],
+                &args[..],
+            ]
+            .concat(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains(said), "{}", stdout(&out));
+    }
+    let r = sample_json(&["arr", "--as-of", "2026-01-01"]);
+    assert_eq!(r["value"], "38108096.59");
+}
