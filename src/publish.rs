@@ -25,7 +25,8 @@ use crate::calendar::Period;
 use crate::error::{CanonError, Result};
 use crate::request::Request;
 use crate::result::GovernedResult;
-use crate::result::render::{Format, render};
+use crate::result::flat::{Entry, Shape, Unanswered};
+use crate::result::render::Format;
 use crate::run::Engine;
 use crate::spec::MetricStatus;
 
@@ -250,6 +251,7 @@ async fn build(
     let mut entries = Vec::new();
     let mut exclusion_rows: Vec<ExclusionRow> = Vec::new();
     let judge = crate::lifecycle::Judge::for_run(engine)?;
+    let mut written: Vec<(String, Vec<Answer>)> = Vec::new();
     // The days each period label of the history's older rows (those that
     // did not record their days) names, read once: a period's rows meet
     // however each was written.
@@ -276,16 +278,28 @@ async fn build(
         // sign-off approved: otherwise blocked, with the reason, in every
         // period (never left out silently).
         let lifecycle = judge.lifecycle(name).await?;
+        // Every period has its row in the metric's files, a number or why
+        // there is none (`result::flat`).
+        let unanswered = |period: &Period, entry: &ManifestEntry| Unanswered {
+            metric: name.clone(),
+            period: period.clone(),
+            state: crate::result::flat::is_state(spec.kind.name()),
+            unit: spec.unit.clone(),
+            status: entry.status.clone(),
+            reason: entry.reason.clone().unwrap_or_default(),
+        };
+        let mut answers: Vec<Answer> = Vec::new();
         if let Some(why) = lifecycle.blocked_reason(name) {
             tracing::warn!(metric = %name, "{why}");
             for period in periods {
                 let entry = ManifestEntry::blocked(name, period, &CanonError::Blocked(why.clone()));
                 history.push(entry.history_row(period, &generated_at));
+                answers.push(Answer::Not(unanswered(period, &entry)));
                 entries.push(entry);
             }
+            written.push((name.clone(), answers));
             continue;
         }
-        let mut results: Vec<GovernedResult> = Vec::new();
         for period in periods {
             tracing::info!(metric = %name, period = %period.label, "publishing");
             let request = catalog.resolve(Request::of_period(period.clone()))?;
@@ -348,7 +362,7 @@ async fn build(
                         lineage: Some(r.lineage.clone()),
                         overrides: r.overrides.clone(),
                     });
-                    results.push(r);
+                    answers.push(Answer::Given(Box::new(r)));
                 }
                 // A gate or a request the metric cannot answer for this
                 // period (e.g. not whole accounting periods) is recorded, not fatal.
@@ -357,17 +371,51 @@ async fn build(
                 ) => {
                     let entry = ManifestEntry::blocked(name, period, &e);
                     history.push(entry.history_row(period, &generated_at));
+                    answers.push(Answer::Not(unanswered(period, &entry)));
                     entries.push(entry);
                 }
                 Err(e) => return Err(stopped(name, period, e)),
             }
         }
-        if !results.is_empty() {
-            for (ext, format) in [("parquet", Format::Parquet), ("csv", Format::Csv)] {
-                let rel = format!("metrics/{name}.{ext}");
-                write(dir, &rel, &render(&results, format)?)?;
-                files.push(rel);
-            }
+        written.push((name.clone(), answers));
+    }
+    // One scale for `value` in every metric's file: the largest any value
+    // has, and at least a ratio's.
+    let scale = written
+        .iter()
+        .flat_map(|(_, answers)| answers)
+        .filter_map(|a| match a {
+            Answer::Given(r) => Some(
+                r.rows
+                    .iter()
+                    .filter_map(|row| row.value)
+                    .chain(r.value)
+                    .map(|v| v.scale)
+                    .max()
+                    .unwrap_or(0),
+            ),
+            Answer::Not(_) => None,
+        })
+        .fold(crate::query::RATIO_SCALE, u32::max);
+    let shape = Shape {
+        published: true,
+        scale: Some(scale),
+    };
+    for (name, answers) in &written {
+        let file: Vec<Entry> = answers
+            .iter()
+            .map(|a| match a {
+                Answer::Given(r) => Entry::Answered(r),
+                Answer::Not(u) => Entry::Unanswered(u),
+            })
+            .collect();
+        for (ext, bytes) in [
+            ("parquet", crate::result::flat::parquet(&file, shape)?),
+            ("csv", crate::result::flat::csv(&file, shape).into_bytes()),
+        ] {
+            let rel = format!("metrics/{name}.{ext}");
+            write(dir, &rel, &bytes)?;
+            files.push(rel);
         }
     }
     write(
@@ -486,6 +534,12 @@ async fn build(
 
 /// A failure that stops the publication, saying at which metric or
 /// reconciliation and period it stopped and that nothing was published.
+/// A metric's period in a publication: its result, or why it has none.
+enum Answer {
+    Given(Box<GovernedResult>),
+    Not(Unanswered),
+}
+
 fn stopped(name: &str, period: &Period, e: CanonError) -> CanonError {
     CanonError::Context {
         context: format!("publish stopped at `{name}` for {}", period.label),

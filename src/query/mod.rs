@@ -207,7 +207,7 @@ async fn compute_metric(
         .collect();
     // A bucket cut to the request is marked: its label alone names the
     // whole quarter or month.
-    let state = matches!(metric.kind.name(), "snapshot" | "cohort");
+    let state = crate::result::flat::is_state(metric.kind.name());
     let whole = |b: &crate::calendar::Period| match request.request().grain {
         Some(grain) if state => catalog.calendar.ends_bucket(b.from, grain),
         Some(grain) => catalog.calendar.is_whole(b, grain),

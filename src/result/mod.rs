@@ -4,6 +4,7 @@
 //! canon number, so every writer renders the whole result, not the value alone.
 
 pub mod consistency;
+pub mod flat;
 pub mod reach;
 pub mod reconciliation;
 pub mod render;

@@ -3,15 +3,8 @@
 //! Every writer produces bytes in memory; the caller writes them to the
 //! terminal or atomically to `--out`, so a failed run never leaves half a file.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, RecordBatch, StringArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-
 use super::GovernedResult;
+use super::flat::{Entry, Shape};
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
 
@@ -43,9 +36,13 @@ pub fn render(results: &[GovernedResult], format: Format) -> Result<Vec<u8>> {
             out.push(b'\n');
             Ok(out)
         }
-        Format::Csv => Ok(csv(results).into_bytes()),
-        Format::Parquet => parquet(results),
+        Format::Csv => Ok(super::flat::csv(&entries(results), Shape::QUERY).into_bytes()),
+        Format::Parquet => super::flat::parquet(&entries(results), Shape::QUERY),
     }
+}
+
+fn entries(results: &[GovernedResult]) -> Vec<Entry<'_>> {
+    results.iter().map(Entry::Answered).collect()
 }
 
 fn unit_suffix(unit: &str) -> String {
@@ -116,7 +113,7 @@ pub fn table(r: &GovernedResult) -> String {
         if marked {
             header.push(String::new());
         }
-        let state = r.kind == "snapshot" || r.kind == "cohort";
+        let state = super::flat::is_state(&r.kind);
         let body: Vec<Vec<String>> = r
             .rows
             .iter()
@@ -313,7 +310,7 @@ pub(super) fn to_date_line(r: &GovernedResult) -> String {
     // is out of it): not the state the data reaches, and not the day's final
     // state, which changes made after the extract may still move.
     let last_day = period.to.pred_opt().unwrap_or(period.to);
-    let state = r.kind == "snapshot" || r.kind == "cohort";
+    let state = super::flat::is_state(&r.kind);
     let said = match (r.request.as_of, begun) {
         (Some(d), true) => format!("before the end of {d}; not the final state of that day"),
         (Some(d), false) => format!(
@@ -425,163 +422,4 @@ fn grid(header: &[String], body: &[Vec<String>], numeric_upto: usize) -> String 
 }
 
 /// A CSV cell, quoted when it holds a comma, quote or newline.
-pub(crate) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// One row per metric × period × slice; header first, values exact.
-fn csv(results: &[GovernedResult]) -> String {
-    let slices = slice_names(results);
-    let mut out = String::from("metric,period,period_start,period_end");
-    for s in &slices {
-        out.push(',');
-        out.push_str(&csv_field(s));
-    }
-    out.push_str(",value,unit,complete\n");
-    for r in results {
-        for row in rows_or_headline(r) {
-            out.push_str(&format!(
-                "{},{},{},{}",
-                csv_field(&r.metric),
-                csv_field(&row.period),
-                row.period_start,
-                row.period_end
-            ));
-            for s in &slices {
-                let v = row
-                    .slices
-                    .iter()
-                    .find(|(n, _)| n == s)
-                    .and_then(|(_, v)| v.clone());
-                out.push(',');
-                out.push_str(&csv_field(&v.unwrap_or_default()));
-            }
-            out.push_str(&format!(
-                ",{},{},{}\n",
-                row.value.map(|v| v.plain()).unwrap_or_default(),
-                csv_field(&r.unit),
-                row.complete
-            ));
-        }
-    }
-    out
-}
-
-fn slice_names(results: &[GovernedResult]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for r in results {
-        for b in &r.request.by {
-            if !names.contains(b) {
-                names.push(b.clone());
-            }
-        }
-    }
-    names
-}
-
-/// The rows a file carries: a series' or slices' rows, else one row of the
-/// headline. A state (snapshot, cohort) is dated by the day it is taken at,
-/// as its series rows and its JSON row are: arr for FY2026-Q1 is the state
-/// of 2025-04-30, `[2025-04-30, 2025-05-01)`, not a sum over the quarter's
-/// days, which `[2025-02-01, 2025-05-01)` read as.
-fn rows_or_headline(r: &GovernedResult) -> Vec<super::ResultRow> {
-    if r.request.grain.is_some() || !r.request.by.is_empty() {
-        r.rows.clone()
-    } else {
-        let period = &r.request.period;
-        let state = r.kind == "snapshot" || r.kind == "cohort";
-        let taken = period.to.pred_opt().filter(|_| state);
-        vec![super::ResultRow {
-            period: period.label.clone(),
-            period_start: taken.unwrap_or(period.from),
-            period_end: period.to,
-            slices: Vec::new(),
-            value: r.value,
-            bridge: r.bridge.clone(),
-            complete: r.complete,
-            whole: true,
-        }]
-    }
-}
-
-/// Parquet with plain column names: metric, period, slices, value as
-/// Decimal128(38, s) so BI tools read exact money.
-fn parquet(results: &[GovernedResult]) -> Result<Vec<u8>> {
-    let slices = slice_names(results);
-    let mut rows = Vec::new();
-    for r in results {
-        for row in rows_or_headline(r) {
-            rows.push((r, row));
-        }
-    }
-    let scale = rows
-        .iter()
-        .filter_map(|(_, row)| row.value.map(|v| v.scale))
-        .max()
-        .unwrap_or(2);
-    let text = |f: &dyn Fn(&(&GovernedResult, super::ResultRow)) -> Option<String>| -> ArrayRef {
-        Arc::new(rows.iter().map(f).collect::<StringArray>())
-    };
-    let mut fields = vec![
-        Field::new("metric", DataType::Utf8, false),
-        Field::new("period", DataType::Utf8, false),
-    ];
-    let mut columns: Vec<ArrayRef> = vec![
-        text(&|(r, _)| Some(r.metric.clone())),
-        text(&|(_, row)| Some(row.period.clone())),
-    ];
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    for (name, pick) in [
-        (
-            "period_start",
-            (|row: &super::ResultRow| row.period_start)
-                as fn(&super::ResultRow) -> chrono::NaiveDate,
-        ),
-        ("period_end", |row: &super::ResultRow| row.period_end),
-    ] {
-        fields.push(Field::new(name, DataType::Date32, false));
-        let days: Date32Array = rows
-            .iter()
-            .map(|(_, row)| Some((pick(row) - epoch).num_days() as i32))
-            .collect();
-        columns.push(Arc::new(days));
-    }
-    for s in &slices {
-        fields.push(Field::new(s, DataType::Utf8, true));
-        columns.push(text(&|(_, row)| {
-            row.slices
-                .iter()
-                .find(|(n, _)| n == s)
-                .and_then(|(_, v)| v.clone())
-        }));
-    }
-    fields.push(Field::new(
-        "value",
-        DataType::Decimal128(38, scale as i8),
-        true,
-    ));
-    let values: Decimal128Array = rows
-        .iter()
-        .map(|(_, row)| row.value.map(|v| v.rescale(scale).units))
-        .collect();
-    columns.push(Arc::new(values.with_precision_and_scale(38, scale as i8)?));
-    fields.push(Field::new("unit", DataType::Utf8, false));
-    columns.push(text(&|(r, _)| Some(r.unit.clone())));
-    // False where the row's period runs past the data (a number to date).
-    fields.push(Field::new("complete", DataType::Boolean, false));
-    columns.push(Arc::new(
-        rows.iter()
-            .map(|(_, row)| Some(row.complete))
-            .collect::<BooleanArray>(),
-    ));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(buf)
-}
+pub(crate) use super::flat::csv_field;

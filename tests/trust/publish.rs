@@ -43,22 +43,29 @@ fn published_files_round_trip_to_the_query_results() {
     let got: Vec<(String, i128)> = (0..batch.num_rows())
         .map(|i| (periods.value(i).to_string(), values.value(i)))
         .collect();
+    // At the publication's one scale, 6: 3694.46 = 3694460000 millionths.
     assert_eq!(
         got,
         [
-            ("FY2026-Q1".to_string(), 369446),
-            ("FY2026-Q2".to_string(), 99900)
+            ("FY2026-Q1".to_string(), 3_694_460_000),
+            ("FY2026-Q2".to_string(), 999_000_000)
         ]
+    );
+    assert_eq!(
+        batch.schema().field_with_name("value").unwrap().data_type(),
+        &datafusion::arrow::datatypes::DataType::Decimal128(38, 6)
     );
     let q = query_json(&repo(), data.path(), &["bookings", "--period", "FY2026-Q1"]);
     assert_eq!(q["value"], "3694.46");
     let csv = std::fs::read_to_string(out.join("metrics/bookings.csv")).unwrap();
     assert!(
-        csv.starts_with("metric,period,period_start,period_end,value,unit,complete\n"),
+        csv.starts_with(
+            "metric,period,period_start,period_end,value,unit,complete,status,reason\n"
+        ),
         "{csv}"
     );
     assert!(
-        csv.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.46,USD,true\n"),
+        csv.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.460000,USD,true,published,\n"),
         "{csv}"
     );
     // Exclusions: FY2026-Q1 test_account removed 2 deals, 800.00.
@@ -134,7 +141,17 @@ fn blocked_metrics_are_in_the_manifest_without_a_value() {
         "{entry}"
     );
     assert!(entry.get("value").is_none());
-    assert!(!out.join("metrics/bookings.parquet").exists());
+    // The metric's files still have the period's row: no value, and why.
+    let batch = read_parquet(&out.join("metrics/bookings.parquet"));
+    let status = batch.column_by_name("status").unwrap().as_string::<i32>();
+    let reason = batch.column_by_name("reason").unwrap().as_string::<i32>();
+    let value = batch.column_by_name("value").unwrap();
+    assert!(batch.num_rows() > 0);
+    for i in 0..batch.num_rows() {
+        assert_eq!(status.value(i), "blocked");
+        assert!(reason.value(i).contains("freshness"), "{}", reason.value(i));
+        assert!(value.is_null(i));
+    }
 }
 
 // No writer lands on what canon did not create: every --out onto the data
@@ -350,8 +367,8 @@ fn a_publish_killed_at_any_step_leaves_a_whole_publication() {
         "FY2026-Q1",
     ];
     assert!(canon(&repo(), &old_args).status.success());
-    let old = r#"{"periods": ["FY2026-Q1"], "bookings": [["FY2026-Q1", "3694.46"]], "history_whole": true}"#;
-    let new = r#"{"periods": ["FY2026-Q1", "FY2026-Q2"], "bookings": [["FY2026-Q1", "3694.46"], ["FY2026-Q2", "999.00"]], "history_whole": true}"#;
+    let old = r#"{"periods": ["FY2026-Q1"], "bookings": [["FY2026-Q1", "3694.460000"]], "history_whole": true}"#;
+    let new = r#"{"periods": ["FY2026-Q1", "FY2026-Q2"], "bookings": [["FY2026-Q1", "3694.460000"], ["FY2026-Q2", "999.000000"]], "history_whole": true}"#;
     assert_eq!(read_with_duckdb(&python, &out), old);
     let mut new_args = old_args.to_vec();
     new_args.extend(["--period", "FY2026-Q2"]);
@@ -537,9 +554,9 @@ fn a_period_the_data_has_not_passed_is_published_as_a_number_to_date() {
     let csv = std::fs::read_to_string(out.join("metrics/bookings.csv")).unwrap();
     assert_eq!(
         csv,
-        "metric,period,period_start,period_end,value,unit,complete\n\
-         bookings,FY2026-Q2,2025-05-01,2025-08-01,999.00,USD,true\n\
-         bookings,FY2026-Q4,2025-11-01,2026-02-01,0.00,USD,false\n"
+        "metric,period,period_start,period_end,value,unit,complete,status,reason\n\
+         bookings,FY2026-Q2,2025-05-01,2025-08-01,999.000000,USD,true,published,\n\
+         bookings,FY2026-Q4,2025-11-01,2026-02-01,0.000000,USD,false,published,\n"
     );
     let batch = read_parquet(&out.join("metrics/bookings.parquet"));
     let complete = batch.column_by_name("complete").unwrap().as_boolean();
@@ -737,4 +754,73 @@ fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
     );
     assert_eq!(q4["data_through"], "2026-01-01T18:49:51-08:00");
     assert!(manifest["reconciliations"][0].get("complete").is_none());
+}
+
+// A BI tool reads every metric's file at once, as the README shows
+// (`read_parquet('metrics/*.parquet')`): every number reads exactly, and a
+// period without one has its row saying why. On the sample FY2026-Q3:
+// bookings 7,777,526.36; win_rate 0.366197 for FY2026-Q1 = 182 won / 497
+// closed (0.3661971…) and 0.366300 for FY2026-Q3 = 200 / 546 (0.3663003…);
+// with each metric's own scale in its file, DuckDB took
+// the first file's (bookings', 2) and read win_rate as 0.37. mql_to_sql_rate
+// FY2026-Q3 is pending (its window closes 2026-01-29): a null value, status
+// `pending`, the reason naming the window.
+#[test]
+fn every_metric_file_read_at_once_reads_exact_and_every_period_has_its_row() {
+    let python = duckdb_python();
+    let data = repo().join("sample_data");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("published");
+    let o = canon(
+        &repo(),
+        &[
+            "publish",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--only",
+            "bookings",
+            "--only",
+            "win_rate",
+            "--only",
+            "mql_to_sql_rate",
+            "--period",
+            "FY2026-Q1",
+            "--period",
+            "FY2026-Q3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let script = r#"
+import duckdb, json, os, sys
+g = os.path.join(sys.argv[1], "metrics/*.parquet")
+rows = duckdb.sql(f"SELECT metric, period, CAST(value AS VARCHAR), status, reason LIKE '%conversion_window%' FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
+print(json.dumps(rows))
+"#;
+    let o = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            ["bookings", "FY2026-Q1", "8783667.280000", "published", null],
+            ["bookings", "FY2026-Q3", "7777526.360000", "published", null],
+            [
+                "mql_to_sql_rate",
+                "FY2026-Q1",
+                "0.434949",
+                "published",
+                null
+            ],
+            ["mql_to_sql_rate", "FY2026-Q3", null, "pending", true],
+            ["win_rate", "FY2026-Q1", "0.366197", "published", null],
+            ["win_rate", "FY2026-Q3", "0.366300", "published", null],
+        ])
+    );
 }
