@@ -307,11 +307,8 @@ async fn build(
                 Ok(r) => {
                     for x in &r.exclusions {
                         exclusion_rows.push(ExclusionRow {
-                            metric: if x.metric == *name {
-                                name.clone()
-                            } else {
-                                format!("{name} ({})", x.metric)
-                            },
+                            metric: name.clone(),
+                            part: (x.metric != *name).then(|| x.metric.clone()),
                             period: period.label.clone(),
                             exclusion: x.name.clone(),
                             rows: x.rows,
@@ -556,6 +553,10 @@ fn write(dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
 /// One row of exclusions.parquet.
 struct ExclusionRow {
     metric: String,
+    /// The universe it was taken from when not the metric's own: a
+    /// ratio's numerator or denominator, a cohort's T0 members or its
+    /// reference at T (summing across parts means nothing).
+    part: Option<String>,
     period: String,
     exclusion: String,
     rows: i64,
@@ -563,29 +564,33 @@ struct ExclusionRow {
 }
 
 fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
-    let text = |f: &dyn Fn(&ExclusionRow) -> String| -> ArrayRef {
-        Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>())
+    let text = |f: &dyn Fn(&ExclusionRow) -> Option<String>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
     };
-    // Money and counts alike at two decimals (counts are whole numbers).
+    // Money and counts alike at one scale: two decimals, or more when a
+    // value has more (never rounded away).
+    let scale = rows.iter().map(|r| r.value.scale).fold(2, u32::max);
     let values: Decimal128Array = rows
         .iter()
-        .map(|r| Some(r.value.rescale(2).units))
+        .map(|r| Some(r.value.rescale(scale).units))
         .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("metric", DataType::Utf8, false),
+        Field::new("part", DataType::Utf8, true),
         Field::new("period", DataType::Utf8, false),
         Field::new("exclusion", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, false),
-        Field::new("value", DataType::Decimal128(38, 2), false),
+        Field::new("value", DataType::Decimal128(38, scale as i8), false),
     ]));
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            text(&|r| r.metric.clone()),
-            text(&|r| r.period.clone()),
-            text(&|r| r.exclusion.clone()),
+            text(&|r| Some(r.metric.clone())),
+            text(&|r| r.part.clone()),
+            text(&|r| Some(r.period.clone())),
+            text(&|r| Some(r.exclusion.clone())),
             Arc::new(rows.iter().map(|r| r.rows).collect::<Int64Array>()),
-            Arc::new(values.with_precision_and_scale(38, 2)?),
+            Arc::new(values.with_precision_and_scale(38, scale as i8)?),
         ],
     )?;
     let mut buf = Vec::new();

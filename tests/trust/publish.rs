@@ -796,7 +796,9 @@ fn every_metric_file_read_at_once_reads_exact_and_every_period_has_its_row() {
 import duckdb, json, os, sys
 g = os.path.join(sys.argv[1], "metrics/*.parquet")
 rows = duckdb.sql(f"SELECT metric, period, CAST(value AS VARCHAR), status, reason LIKE '%conversion_window%' FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
-print(json.dumps(rows))
+x = os.path.join(sys.argv[1], "exclusions.parquet")
+parts = duckdb.sql(f"SELECT DISTINCT metric, part FROM '{x}' ORDER BY ALL").fetchall()
+print(json.dumps([rows, parts]))
 "#;
     let o = std::process::Command::new(python)
         .arg("-c")
@@ -806,9 +808,23 @@ print(json.dumps(rows))
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let (rows, parts) = (&rows[0], &rows[1]);
+    // A part's exclusions are under the metric, the part named beside it
+    // (`win_rate (won_deals)` was the metric's name: `WHERE metric =
+    // 'win_rate'` found none of them).
+    assert_eq!(
+        parts,
+        &serde_json::json!([
+            ["bookings", null],
+            ["mql_to_sql_rate", "mqls"],
+            ["mql_to_sql_rate", "mqls_converted_90d"],
+            ["win_rate", "closed_deals"],
+            ["win_rate", "won_deals"],
+        ])
+    );
     assert_eq!(
         rows,
-        serde_json::json!([
+        &serde_json::json!([
             ["bookings", "FY2026-Q1", "8783667.280000", "published", null],
             ["bookings", "FY2026-Q3", "7777526.360000", "published", null],
             [
