@@ -494,7 +494,7 @@ impl Catalog {
                 diags.push(diag(
                     at(&yaml_path!["slices", si]),
                     format!(
-                        "slice name `{name}` is reserved: a result's rows and the files `query --out` writes already have a column of that name, in any case ({}); name the slice otherwise",
+                        "slice name `{name}` is reserved: a result's rows and the files `query --out` and `publish` write already have a column of that name, in any case ({}); name the slice otherwise",
                         RESERVED_SLICE_NAMES.join(", ")
                     ),
                 ));
@@ -516,11 +516,12 @@ impl Catalog {
     }
 }
 
-/// The names of a result row's and a published file's own columns: a
+/// The names of a result row's and a published file's own columns
+/// (`status` and `reason` in a publication's metric files): a
 /// slice of one of these names would overwrite it in JSON (its values
 /// lost), and give a CSV or Parquet file two columns of one name that
 /// readers refuse.
-const RESERVED_SLICE_NAMES: [&str; 9] = [
+const RESERVED_SLICE_NAMES: [&str; 11] = [
     "metric",
     "period",
     "period_start",
@@ -530,6 +531,8 @@ const RESERVED_SLICE_NAMES: [&str; 9] = [
     "complete",
     "whole",
     "bridge",
+    "status",
+    "reason",
 ];
 
 /// The most partitions a plan may be split into: past a few per core only

@@ -541,6 +541,17 @@ fn read_exclusions(path: &Path) -> Result<Vec<ExclusionRow>> {
             column("exclusion", "text")?,
         );
         let (r, v) = (column("rows", "int64")?, column("value", "decimal")?);
+        // A part's universe (a ratio's numerator, a cohort's T0 members) is
+        // not the metric's own: the page shows the metric's exclusions.
+        // Publications before the column named the part in `metric`.
+        let part = batch.column_by_name("part").cloned();
+        let part = part
+            .as_ref()
+            .map(|a| {
+                a.as_string_opt::<i32>()
+                    .ok_or_else(|| wrong("part", "text"))
+            })
+            .transpose()?;
         let text = |a: &ArrayRef, name: &str| {
             a.as_string_opt::<i32>()
                 .cloned()
@@ -556,10 +567,11 @@ fn read_exclusions(path: &Path) -> Result<Vec<ExclusionRow>> {
             .ok_or_else(|| wrong("rows", "int64"))?;
         let v = v
             .as_primitive_opt::<Decimal128Type>()
-            .filter(|v| v.scale() == 2)
-            .ok_or_else(|| wrong("value", "a decimal of scale 2"))?;
+            .filter(|v| v.scale() >= 0)
+            .ok_or_else(|| wrong("value", "a decimal"))?;
+        let scale = v.scale() as u32;
         for i in 0..batch.num_rows() {
-            if v.is_null(i) {
+            if v.is_null(i) || part.is_some_and(|p| !p.is_null(i)) {
                 continue;
             }
             out.push((
@@ -567,7 +579,7 @@ fn read_exclusions(path: &Path) -> Result<Vec<ExclusionRow>> {
                 p.value(i).to_string(),
                 x.value(i).to_string(),
                 r.value(i),
-                Dec::new(v.value(i), 2),
+                Dec::new(v.value(i), scale),
             ));
         }
     }
