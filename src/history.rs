@@ -137,6 +137,16 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
         .and_then(|m| m["history_sha256"].as_str().map(str::to_owned));
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !listed => return Ok(Vec::new()),
+        // A history without the manifest that counts and seals it cannot
+        // be checked (`canon publish` refuses such a folder too).
+        Ok(_) if manifest.is_none() => {
+            return Err(crate::publish_dir::damaged(
+                &dir.join("manifest.json"),
+                "it is missing, and the history beside it cannot be checked without it (it \
+                 records how many rows the history holds and their sha256)"
+                    .to_string(),
+            ));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(damaged(
                 "it is missing, and the publication's manifest lists it".to_string(),

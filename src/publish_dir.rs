@@ -501,13 +501,19 @@ pub fn read_manifest(dir: &Path) -> Result<Option<serde_json::Value>> {
 }
 
 /// A file of a publication that is not as `canon publish` wrote it: the
-/// publication is damaged (publish it again), located at the file.
+/// publication is damaged, located at the file. `canon publish` will not
+/// write over a folder it cannot read as its own (it said "publish it
+/// again", which publish then refused), so the way out is a backup or a
+/// new folder.
 pub fn damaged(path: &Path, why: String) -> CanonError {
     CanonError::io(
         path,
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{why}: the publication is damaged (publish it again)"),
+            format!(
+                "{why}: the publication is damaged; restore it from a backup, or publish into a \
+                 new folder (canon does not write over a publication it cannot read)"
+            ),
         ),
     )
 }

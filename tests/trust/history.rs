@@ -234,6 +234,22 @@ fn a_lost_history_stops_the_publish() {
     }
 }
 
+// A history whose manifest is gone cannot be checked: `canon history`
+// refused nothing and showed whatever the file said (an edit included),
+// while publish refused the folder. Now both refuse it.
+#[test]
+fn a_history_without_its_manifest_is_refused() {
+    let (_data, project, _dir, out) = published_once();
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let o = history_of(project.path(), &out, "FY2026-Q1");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("published/manifest.json: it is missing, and the history beside it cannot be checked without it (it records how many rows the history holds and their sha256): the publication is damaged; restore it from a backup, or publish into a new folder"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // A period is its days: FY2026-Q1's publication is found when asked as
 // 2025-02-01..2025-05-01 (it said "0 publication(s)").
 #[test]
