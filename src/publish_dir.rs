@@ -170,6 +170,10 @@ impl Target {
             {
                 use std::os::unix::fs::MetadataExt;
                 let _ = std::os::unix::fs::chown(staged, Some(old.uid()), Some(old.gid()));
+                // Everything inside too: staged beside the folder, the files
+                // took this process's group, not the one a setgid folder
+                // gives, and that group could no longer read them.
+                give_group(staged, old.gid());
             }
             std::fs::set_permissions(staged, old.permissions())
                 .map_err(|e| CanonError::io(staged, e))?;
@@ -184,21 +188,36 @@ impl Target {
             // `staged` now holds the previous publication. Removed only if
             // it still holds nothing but what its manifest lists: a file
             // added while this run worked is kept, with the folder around it.
-            if let Err(why) = check_replaceable(staged, self.kind) {
+            // The new one is in place: a cleanup that fails is a warning,
+            // not a failed run (a scheduler would run it again and append
+            // its numbers to the history twice).
+            let cleaned = if let Err(why) = check_replaceable(staged, self.kind) {
                 let kept = self.parent.join(format!(
                     "{}.kept-{}",
                     self.name,
                     chrono::Utc::now().format("%Y%m%dT%H%M%S")
                 ));
-                std::fs::rename(staged, &kept).map_err(|e| CanonError::io(&kept, e))?;
-                crate::console::say(format_args!(
-                    "warning: the previous {} held files canon did not write ({why}); it is \
-                     kept at {}",
-                    self.kind.what,
-                    kept.display()
-                ));
+                std::fs::rename(staged, &kept)
+                    .map_err(|e| CanonError::io(&kept, e))
+                    .map(|()| {
+                        crate::console::say(format_args!(
+                            "warning: the previous {} held files canon did not write ({why}); \
+                             it is kept at {}",
+                            self.kind.what,
+                            kept.display()
+                        ))
+                    })
             } else {
-                std::fs::remove_dir_all(staged).map_err(|e| CanonError::io(staged, e))?;
+                std::fs::remove_dir_all(staged).map_err(|e| CanonError::io(staged, e))
+            };
+            if let Err(e) = cleaned {
+                crate::console::say(format_args!(
+                    "warning: the new {} is in place at {}, but the previous one could not be \
+                     removed ({e}); the next run removes it, or delete {} by hand",
+                    self.kind.what,
+                    self.out.display(),
+                    staged.display()
+                ));
             }
             step("previous publication removed");
         } else {
@@ -489,6 +508,21 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
 /// The manifest of publication `dir`: `None` when it has none (no
 /// publication there yet, or one killed before it was whole); an error
 /// when it is there and cannot be read as JSON (a pipe, a truncated file).
+/// Gives every file and folder under `dir` the group `gid`, where allowed.
+#[cfg(unix)]
+fn give_group(dir: &Path, gid: u32) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let _ = std::os::unix::fs::lchown(&path, None, Some(gid));
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            give_group(&path, gid);
+        }
+    }
+}
+
 pub fn read_manifest(dir: &Path) -> Result<Option<serde_json::Value>> {
     let path = dir.join("manifest.json");
     match read_regular(&path) {
