@@ -506,10 +506,16 @@ async fn publish(
             .count()
     };
     let (blocked, pending) = (count("blocked"), count("pending"));
-    let pending_said = match pending {
-        0 => String::new(),
-        n => format!(
-            ", {n} pending: no final value until a conversion window closes, see manifest.json"
+    // What was published, then what was not beside it: "2 published (2
+    // blocked)" read as two of which two were blocked.
+    let unanswered_said = match (blocked, pending) {
+        (0, 0) => String::new(),
+        (b, 0) => format!(" ({b} more blocked)"),
+        (0, p) => format!(
+            " ({p} more pending: no final value until a conversion window closes, see manifest.json)"
+        ),
+        (b, p) => format!(
+            " ({b} more blocked, {p} more pending: no final value until a conversion window closes, see manifest.json)"
         ),
     };
     let to_date = manifest
@@ -531,10 +537,10 @@ async fn publish(
         .count();
     let bridges_said = match bridges_blocked {
         0 => String::new(),
-        n => format!(" ({n} blocked)"),
+        n => format!(" ({n} more blocked)"),
     };
     crate::console::print_line(format_args!(
-        "published {} metric result(s) ({blocked} blocked{pending_said}) and {} reconciliation(s){bridges_said} for {} period(s) to {}{to_date_said}",
+        "published {} metric result(s){unanswered_said} and {} reconciliation(s){bridges_said} for {} period(s) to {}{to_date_said}",
         manifest.metrics.len() - blocked - pending,
         manifest.reconciliations.len() - bridges_blocked,
         periods.len(),

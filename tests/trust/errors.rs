@@ -441,7 +441,7 @@ fn a_closed_stderr_does_not_stop_a_publish() {
     let said = String::from_utf8_lossy(&done.stdout).into_owned();
     assert_eq!(done.status.code(), Some(1), "stdout: {said}");
     assert!(
-        said.contains("published 0 metric result(s) (1 blocked)"),
+        said.contains("published 0 metric result(s) (1 more blocked)"),
         "{said}"
     );
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();

@@ -284,7 +284,7 @@ fn the_sample_company_in_a_bucket_publishes_what_it_publishes_from_disk() {
             // 80 = 76 published + 4 pending (mql_to_sql_rate and
             // mqls_converted_90d in FY2026-Q3 and Q4: their 90-day windows
             // close after the sample's extract).
-            "published 76 metric result(s) (0 blocked, 4 pending: no final value until a conversion window closes, see manifest.json) and 4 reconciliation(s) for 4 period(s)"
+            "published 76 metric result(s) (4 more pending: no final value until a conversion window closes, see manifest.json) and 4 reconciliation(s) for 4 period(s)"
         ),
         "{}",
         stdout(&from_bucket)

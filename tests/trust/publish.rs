@@ -128,7 +128,11 @@ fn blocked_metrics_are_in_the_manifest_without_a_value() {
     // Written, and still a failure a scheduler notices: exit 1, each
     // blocked result named.
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stdout(&o).contains("(2 blocked)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("published 0 metric result(s) (2 more blocked)"),
+        "{}",
+        stdout(&o)
+    );
     let err = stderr(&o);
     assert!(err.contains("but 2 results in it are blocked"), "{err}");
     assert!(err.contains("\n  bookings "), "{err}");
