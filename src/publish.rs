@@ -43,7 +43,8 @@ pub struct ManifestEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// `false` for a number to date: the period runs past what the data
-    /// reaches (`data_through`); absent when the period is over.
+    /// reaches (`data_through`); `true` when the period is over; absent
+    /// for a period without a number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -313,6 +314,7 @@ async fn build(
                             exclusion: x.name.clone(),
                             rows: x.rows,
                             value: x.value,
+                            complete: r.complete,
                         });
                     }
                     let mut row = crate::history::Row {
@@ -351,7 +353,9 @@ async fn build(
                         status: "published".into(),
                         reason: None,
                         value: r.value.map(|v| v.plain()),
-                        complete: (!r.complete).then_some(false),
+                        // Always said for a number (a BI tool reads a
+                        // missing key as null, not as true).
+                        complete: Some(r.complete),
                         data_through: r.data_through.clone(),
                         definition: Some(r.definition.clone()),
                         fingerprint: Some(r.fingerprint.clone()),
@@ -477,7 +481,9 @@ async fn build(
                         reason: None,
                         value: Some(r.check.plain()),
                         // To date when either side is.
-                        complete: (!r.complete).then_some(false),
+                        // Always said for a number (a BI tool reads a
+                        // missing key as null, not as true).
+                        complete: Some(r.complete),
                         data_through: r.data_through.clone(),
                         definition: Some(r.definition.clone()),
                         fingerprint: None,
@@ -561,6 +567,8 @@ struct ExclusionRow {
     exclusion: String,
     rows: i64,
     value: crate::decimal::Dec,
+    /// As the result's: false when its period runs past the data.
+    complete: bool,
 }
 
 fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
@@ -581,6 +589,7 @@ fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
         Field::new("exclusion", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, false),
         Field::new("value", DataType::Decimal128(38, scale as i8), false),
+        Field::new("complete", DataType::Boolean, false),
     ]));
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -591,6 +600,11 @@ fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
             text(&|r| Some(r.exclusion.clone())),
             Arc::new(rows.iter().map(|r| r.rows).collect::<Int64Array>()),
             Arc::new(values.with_precision_and_scale(38, scale as i8)?),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.complete))
+                    .collect::<datafusion::arrow::array::BooleanArray>(),
+            ),
         ],
     )?;
     let mut buf = Vec::new();

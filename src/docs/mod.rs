@@ -442,7 +442,7 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     let history = crate::history::read(dir)?;
     let manifest_path = dir.join("manifest.json");
     let manifest = crate::publish_dir::read_manifest(dir)?
-        .ok_or_else(|| CanonError::io(&manifest_path, std::io::ErrorKind::NotFound.into()))?;
+        .ok_or_else(|| crate::publish_dir::damaged(&manifest_path, "it is missing".to_string()))?;
     // A publication by a canon that kept its blocks in the manifest only.
     let history = crate::history::with_manifest_blocks(history, Some(&manifest), &catalog.calendar);
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;

@@ -288,6 +288,8 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
         };
     }
     let columns = vec![
+        // The period, as in the bridge file (the file's name said it only).
+        "period",
         "record",
         "deal",
         "account",
@@ -310,46 +312,64 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
         // the data has not passed (their amounts are to date).
         "complete",
     ];
-    let complete = Some(r.complete.to_string());
+    // Cells by column name: a deal and a line fill different columns.
+    let row_of = |named: Vec<(&str, Option<String>)>| -> Vec<Option<String>> {
+        let mut row = vec![None; columns.len()];
+        row[0] = Some(r.period.label.clone());
+        row[columns.len() - 1] = Some(r.complete.to_string());
+        for (name, value) in named {
+            let at = columns.iter().position(|c| *c == name);
+            row[at.expect("a detail column")] = value;
+        }
+        row
+    };
     let mut cells = Vec::new();
     for x in &r.deals {
-        cells.push(vec![
-            Some("deal".into()),
-            Some(x.deal.clone()),
-            x.account.clone(),
-            Some(x.close_date.clone()),
-            x.currency.clone(),
-            d(x.booking),
-            d(x.scheduled_total),
-            d(x.in_period),
-            d(x.before_period),
-            d(x.after_period),
-            d(x.not_yet_recognized),
-            d(x.unscheduled),
-            d(x.amount_difference),
-            d(x.fx_difference),
-            None,
-            None,
-            Some(x.category.clone()),
-            None,
-            complete.clone(),
-        ]);
+        cells.push(row_of(vec![
+            ("record", Some("deal".into())),
+            ("deal", Some(x.deal.clone())),
+            ("account", x.account.clone()),
+            ("close_date", Some(x.close_date.clone())),
+            ("currency", x.currency.clone()),
+            ("booking", d(x.booking)),
+            ("scheduled_total", d(x.scheduled_total)),
+            ("in_period", d(x.in_period)),
+            ("before_period", d(x.before_period)),
+            ("after_period", d(x.after_period)),
+            ("not_yet_recognized", d(x.not_yet_recognized)),
+            ("unscheduled", d(x.unscheduled)),
+            ("amount_difference", d(x.amount_difference)),
+            ("fx_difference", d(x.fx_difference)),
+            ("category", Some(x.category.clone())),
+        ]));
     }
     for l in &r.lines {
-        let mut row = vec![None; columns.len()];
-        row[0] = Some("line".into());
-        row[1] = l.deal.clone();
-        row[14] = Some(l.line.clone());
-        row[15] = d(l.amount);
-        row[16] = Some(l.category.clone());
-        row[17] = l.reason.clone();
-        row[18] = complete.clone();
-        cells.push(row);
+        cells.push(row_of(vec![
+            ("record", Some("line".into())),
+            ("deal", l.deal.clone()),
+            ("line", Some(l.line.clone())),
+            ("line_amount", d(l.amount)),
+            ("category", Some(l.category.clone())),
+            ("reason", l.reason.clone()),
+        ]));
     }
     let money = columns
         .iter()
-        .enumerate()
-        .map(|(i, _)| (5..=13).contains(&i) || i == 15)
+        .map(|c| {
+            matches!(
+                *c,
+                "booking"
+                    | "scheduled_total"
+                    | "in_period"
+                    | "before_period"
+                    | "after_period"
+                    | "not_yet_recognized"
+                    | "unscheduled"
+                    | "amount_difference"
+                    | "fx_difference"
+                    | "line_amount"
+            )
+        })
         .collect();
     let flag = columns.iter().map(|c| *c == "complete").collect();
     Rows {

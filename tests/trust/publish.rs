@@ -545,7 +545,7 @@ fn a_period_the_data_has_not_passed_is_published_as_a_number_to_date() {
         (Some("FY2026-Q2"), Some("999.00"))
     );
     assert!(
-        q2.get("complete").is_none() && q2.get("data_through").is_none(),
+        q2["complete"] == true && q2.get("data_through").is_none(),
         "{q2}"
     );
     assert_eq!(
@@ -562,6 +562,19 @@ fn a_period_the_data_has_not_passed_is_published_as_a_number_to_date() {
          bookings,FY2026-Q2,2025-05-01,2025-08-01,999.000000,USD,true,published,\n\
          bookings,FY2026-Q4,2025-11-01,2026-02-01,0.000000,USD,false,published,\n"
     );
+    // The exclusions of a number to date are to date too.
+    let x = read_parquet(&out.join("exclusions.parquet"));
+    let per = x.column_by_name("period").unwrap().as_string::<i32>();
+    let complete = x.column_by_name("complete").unwrap().as_boolean();
+    assert!(x.num_rows() > 0);
+    for i in 0..x.num_rows() {
+        assert_eq!(
+            complete.value(i),
+            per.value(i) == "FY2026-Q2",
+            "{}",
+            per.value(i)
+        );
+    }
     let batch = read_parquet(&out.join("metrics/bookings.parquet"));
     let complete = batch.column_by_name("complete").unwrap().as_boolean();
     assert_eq!(
@@ -743,6 +756,8 @@ fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
             "reconciliation/bookings_to_revenue_{period}_detail.parquet"
         )));
         let complete = batch.column_by_name("complete").unwrap().as_boolean();
+        let periods = batch.column_by_name("period").unwrap().as_string::<i32>();
+        assert!((0..batch.num_rows()).all(|i| periods.value(i) == period));
         (0..batch.num_rows()).map(|i| complete.value(i)).collect()
     };
     let q3 = detail("FY2026-Q3");
@@ -757,7 +772,7 @@ fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
         (Some("FY2026-Q4"), Some(false))
     );
     assert_eq!(q4["data_through"], "2026-01-01T18:49:51-08:00");
-    assert!(manifest["reconciliations"][0].get("complete").is_none());
+    assert_eq!(manifest["reconciliations"][0]["complete"], true);
 }
 
 // A BI tool reads every metric's file at once, as the README shows
