@@ -486,7 +486,7 @@ pub fn explain(rows: &[Row], metric: &str, period: &str, shown_path: &str) -> St
                     c => vec![c],
                 })
                 .collect();
-            out.push_str(&format!("{:<26} blocked: {why}\n", ""));
+            out.push_str(&format!("{:<26} {said}: {why}\n", ""));
             continue;
         }
         let (change, moved) = match previous {

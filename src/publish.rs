@@ -351,7 +351,11 @@ async fn build(
                         metric: name.clone(),
                         period: period.label.clone(),
                         status: "published".into(),
-                        reason: None,
+                        // A published result without a number says why.
+                        reason: r
+                            .value
+                            .is_none()
+                            .then(|| crate::result::flat::no_value(&r.kind).to_string()),
                         value: r.value.map(|v| v.plain()),
                         // Always said for a number (a BI tool reads a
                         // missing key as null, not as true).
@@ -535,14 +539,14 @@ async fn build(
     Ok(manifest)
 }
 
-/// A failure that stops the publication, saying at which metric or
-/// reconciliation and period it stopped and that nothing was published.
 /// A metric's period in a publication: its result, or why it has none.
 enum Answer {
     Given(Box<GovernedResult>),
     Not(Unanswered),
 }
 
+/// A failure that stops the publication, saying at which metric or
+/// reconciliation and period it stopped and that nothing was published.
 fn stopped(name: &str, period: &Period, e: CanonError) -> CanonError {
     CanonError::Context {
         context: format!("publish stopped at `{name}` for {}", period.label),

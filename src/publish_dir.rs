@@ -173,7 +173,7 @@ impl Target {
                 // Everything inside too: staged beside the folder, the files
                 // took this process's group, not the one a setgid folder
                 // gives, and that group could no longer read them.
-                give_group(staged, old.gid());
+                give_group(staged, old.gid(), old.mode());
             }
             std::fs::set_permissions(staged, old.permissions())
                 .map_err(|e| CanonError::io(staged, e))?;
@@ -263,7 +263,15 @@ impl Target {
             }
             if made_only_of(&path, self.kind) {
                 tracing::info!(path = %path.display(), "removing what a killed run left");
-                std::fs::remove_dir_all(&path).map_err(|e| CanonError::io(&path, e))?;
+                // A leftover that cannot be removed (an earlier run could
+                // not either) does not stop this run: it is not the target.
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    crate::console::say(format_args!(
+                        "warning: {} is left from an earlier run and could not be removed ({e}); \
+                         delete it by hand",
+                        path.display()
+                    ));
+                }
                 step("leftover removed");
             }
         }
@@ -505,24 +513,41 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
-/// The manifest of publication `dir`: `None` when it has none (no
-/// publication there yet, or one killed before it was whole); an error
-/// when it is there and cannot be read as JSON (a pipe, a truncated file).
-/// Gives every file and folder under `dir` the group `gid`, where allowed.
+/// Gives every file and folder under `dir` the group `gid`, where allowed,
+/// and what the publication's folder (`mode`) lets its group do: read
+/// files, enter folders (a strict umask wrote them 600 and 700).
 #[cfg(unix)]
-fn give_group(dir: &Path, gid: u32) {
+fn give_group(dir: &Path, gid: u32, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let group = mode & 0o050;
     for entry in entries.flatten() {
         let path = entry.path();
         let _ = std::os::unix::fs::lchown(&path, None, Some(gid));
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            give_group(&path, gid);
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let allowed = if kind.is_dir() { group } else { group & 0o040 };
+        if !kind.is_symlink()
+            && let Ok(meta) = entry.metadata()
+        {
+            let now = meta.permissions().mode();
+            if now & allowed != allowed {
+                let _ =
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(now | allowed));
+            }
+        }
+        if kind.is_dir() {
+            give_group(&path, gid, mode);
         }
     }
 }
 
+/// The manifest of publication `dir`: `None` when it has none (no
+/// publication there yet, or one killed before it was whole); an error
+/// when it is there and cannot be read as JSON (a pipe, a truncated file).
 pub fn read_manifest(dir: &Path) -> Result<Option<serde_json::Value>> {
     let path = dir.join("manifest.json");
     match read_regular(&path) {

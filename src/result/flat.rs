@@ -55,7 +55,8 @@ struct Line {
     slices: Vec<(String, Option<String>)>,
     value: Option<Dec>,
     unit: String,
-    complete: bool,
+    /// Unknown (null) for a period without a number.
+    complete: Option<bool>,
     /// `(status, reason)`: a publication's files only.
     status: Option<(String, Option<String>)>,
 }
@@ -101,6 +102,20 @@ fn rows_or_headline(r: &GovernedResult) -> Vec<ResultRow> {
     }
 }
 
+/// Why a result of this kind has no number ("—"): nothing to divide by,
+/// an empty cohort, or no row to average. The table says it under the
+/// dash, a publication in the row's `reason` and the manifest.
+pub fn no_value(kind: &str) -> &'static str {
+    match kind {
+        "ratio" => "no value: the denominator is zero for the period (nothing to divide by)",
+        "cohort" => {
+            "no value: the cohort is empty (no member was counted at T0; its exclusions say what was left out)"
+        }
+        "derived" => "no value: a metric it is derived from has none for the period",
+        _ => "no value: no row was counted for the period",
+    }
+}
+
 /// Whether a metric of this kind is a state taken at a day.
 pub fn is_state(kind: &str) -> bool {
     kind == "snapshot" || kind == "cohort"
@@ -120,8 +135,11 @@ fn lines(entries: &[Entry], published: bool) -> Vec<Line> {
                         slices: row.slices,
                         value: row.value,
                         unit: r.unit.clone(),
-                        complete: row.complete,
-                        status: published.then(|| ("published".to_string(), None)),
+                        complete: Some(row.complete),
+                        status: published.then(|| {
+                            let why = row.value.is_none().then(|| no_value(&r.kind).to_string());
+                            ("published".to_string(), why)
+                        }),
                     });
                 }
             }
@@ -138,8 +156,8 @@ fn lines(entries: &[Entry], published: bool) -> Vec<Line> {
                 slices: Vec::new(),
                 value: None,
                 unit: u.unit.clone(),
-                // Nothing to date about a number that is not there.
-                complete: true,
+                // Neither final nor to date: there is no number.
+                complete: None,
                 status: Some((u.status.clone(), Some(u.reason.clone()))),
             }),
         }
@@ -208,7 +226,7 @@ pub fn csv(entries: &[Entry], shape: Shape) -> String {
                 })
                 .unwrap_or_default(),
             csv_field(&line.unit),
-            line.complete
+            line.complete.map(|c| c.to_string()).unwrap_or_default()
         ));
         if let Some((status, reason)) = &line.status {
             out.push_str(&format!(
@@ -282,12 +300,9 @@ pub fn parquet(entries: &[Entry], shape: Shape) -> Result<Vec<u8>> {
     fields.push(Field::new("unit", DataType::Utf8, false));
     columns.push(text(&|l| Some(l.unit.clone())));
     // False where the row's period runs past the data (a number to date).
-    fields.push(Field::new("complete", DataType::Boolean, false));
+    fields.push(Field::new("complete", DataType::Boolean, shape.published));
     columns.push(Arc::new(
-        lines
-            .iter()
-            .map(|l| Some(l.complete))
-            .collect::<BooleanArray>(),
+        lines.iter().map(|l| l.complete).collect::<BooleanArray>(),
     ));
     if shape.published {
         fields.push(Field::new("status", DataType::Utf8, false));

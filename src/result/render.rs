@@ -95,11 +95,7 @@ pub fn table(r: &GovernedResult) -> String {
         unit_suffix(&r.unit)
     ));
     if r.value.is_none() {
-        out.push_str(&format!(
-            "  {}
-",
-            no_value_line(r)
-        ));
+        out.push_str(&format!("  {}\n", super::flat::no_value(&r.kind)));
     }
     out.push_str(&to_date_line(r));
     out.push_str(&quality_lines(r));
@@ -260,17 +256,6 @@ pub fn table(r: &GovernedResult) -> String {
         ));
     }
     out
-}
-
-/// Why a result has no number ("—"): nothing to divide by, an empty
-/// cohort, or no row to average.
-fn no_value_line(r: &GovernedResult) -> String {
-    match r.kind.as_str() {
-        "ratio" => "no value: the denominator is zero for the period (nothing to divide by)".into(),
-        "cohort" => "no value: the cohort is empty (no member was counted at T0; see the cohort's exclusions below)".into(),
-        "derived" => "no value: a metric it is derived from has none for the period".into(),
-        _ => "no value: no row was counted for the period".into(),
-    }
 }
 
 /// Where a row's bucket is cut to the request: a state taken before its

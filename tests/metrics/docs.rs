@@ -236,6 +236,13 @@ fn a_conversion_with_an_open_window_is_pending_not_blocked() {
         "{}",
         stdout(&history)
     );
+    // Its reason is under it as pending's, not as a block's.
+    assert!(
+        stdout(&history).contains(" pending: `mql_to_sql_rate` has no final value")
+            && !stdout(&history).contains("blocked:"),
+        "{}",
+        stdout(&history)
+    );
     let site = out.path().join("site");
     let o = canon(
         project.path(),

@@ -154,7 +154,7 @@ fn no_value_says_why() {
     for (args, said) in [
         (
             ["nrr", "--as-of", "2024-02-29"],
-            "\n  —\n  no value: the cohort is empty (no member was counted at T0; see the cohort's exclusions below)\n",
+            "\n  —\n  no value: the cohort is empty (no member was counted at T0; its exclusions say what was left out)\n",
         ),
         (
             ["win_rate", "--period", "2020-01"],

@@ -783,7 +783,9 @@ fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
 // with each metric's own scale in its file, DuckDB took
 // the first file's (bookings', 2) and read win_rate as 0.37. mql_to_sql_rate
 // FY2026-Q3 is pending (its window closes 2026-01-29): a null value, status
-// `pending`, the reason naming the window.
+// `pending`, the reason saying so, `complete` null (neither final nor to
+// date). In 2020-01 nothing closed: bookings 0.00, and the two ratios are
+// published without a number, saying why.
 #[test]
 fn every_metric_file_read_at_once_reads_exact_and_every_period_has_its_row() {
     let python = duckdb_python();
@@ -808,13 +810,15 @@ fn every_metric_file_read_at_once_reads_exact_and_every_period_has_its_row() {
             "FY2026-Q1",
             "--period",
             "FY2026-Q3",
+            "--period",
+            "2020-01",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let script = r#"
 import duckdb, json, os, sys
 g = os.path.join(sys.argv[1], "metrics/*.parquet")
-rows = duckdb.sql(f"SELECT metric, period, CAST(value AS VARCHAR), status, reason LIKE '%conversion_window%' FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
+rows = duckdb.sql(f"SELECT metric, period, CAST(value AS VARCHAR), status, complete, left(reason, 40) FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
 x = os.path.join(sys.argv[1], "exclusions.parquet")
 parts = duckdb.sql(f"SELECT DISTINCT metric, part FROM '{x}' ORDER BY ALL").fetchall()
 print(json.dumps([rows, parts]))
@@ -844,18 +848,57 @@ print(json.dumps([rows, parts]))
     assert_eq!(
         rows,
         &serde_json::json!([
-            ["bookings", "FY2026-Q1", "8783667.280000", "published", null],
-            ["bookings", "FY2026-Q3", "7777526.360000", "published", null],
+            ["bookings", "2020-01", "0.000000", "published", true, null],
+            [
+                "bookings",
+                "FY2026-Q1",
+                "8783667.280000",
+                "published",
+                true,
+                null
+            ],
+            [
+                "bookings",
+                "FY2026-Q3",
+                "7777526.360000",
+                "published",
+                true,
+                null
+            ],
+            [
+                "mql_to_sql_rate",
+                "2020-01",
+                null,
+                "published",
+                true,
+                "no value: the denominator is zero for th"
+            ],
             [
                 "mql_to_sql_rate",
                 "FY2026-Q1",
                 "0.434949",
                 "published",
+                true,
                 null
             ],
-            ["mql_to_sql_rate", "FY2026-Q3", null, "pending", true],
-            ["win_rate", "FY2026-Q1", "0.366197", "published", null],
-            ["win_rate", "FY2026-Q3", "0.366300", "published", null],
+            [
+                "mql_to_sql_rate",
+                "FY2026-Q3",
+                null,
+                "pending",
+                null,
+                "`mql_to_sql_rate` has no final value for"
+            ],
+            [
+                "win_rate",
+                "2020-01",
+                null,
+                "published",
+                true,
+                "no value: the denominator is zero for th"
+            ],
+            ["win_rate", "FY2026-Q1", "0.366197", "published", true, null],
+            ["win_rate", "FY2026-Q3", "0.366300", "published", true, null],
         ])
     );
 }
@@ -879,14 +922,43 @@ fn a_publication_keeps_the_group_of_its_folder() {
         return;
     }
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o2750)).unwrap();
-    for _ in 0..2 {
-        let o = publish(data.path(), &out, &[]);
+    // The second run under a strict umask (077 wrote files 600 and
+    // folders 700: the group kept them and could read none).
+    for strict in [false, true] {
+        let args = [
+            "publish",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+            "--only",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+        ];
+        let mut c = command(&repo(), &args);
+        c.env("CANON_NO_CACHE", "1");
+        if strict {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::umask(0o077);
+                    Ok(())
+                });
+            }
+        }
+        let o = c.output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let mut seen = 0;
         let mut stack = vec![out.clone()];
         while let Some(d) = stack.pop() {
             let meta = std::fs::symlink_metadata(&d).unwrap();
             assert_eq!(meta.gid(), group, "{}", d.display());
+            // The group reads every file and enters every folder.
+            let needs = if meta.is_dir() { 0o050 } else { 0o040 };
+            assert_eq!(meta.mode() & needs, needs, "{}", d.display());
             seen += 1;
             if meta.is_dir() {
                 stack.extend(std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()));
