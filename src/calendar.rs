@@ -373,6 +373,12 @@ fn zone_hint(written: &str) -> String {
     }
 }
 
+/// Why a text that looks like a day is not one ("2025-02 has no day 29"),
+/// when that can be said: `--as-of` says it as `--period` does.
+pub fn why_not_a_day(t: &str) -> Option<String> {
+    unreadable_because(t.trim())
+}
+
 /// Why a period that looks like one of the forms is not one (a 13th
 /// month, a fifth quarter, the 30th of February), when that can be said.
 fn unreadable_because(t: &str) -> Option<String> {

@@ -30,7 +30,12 @@ impl Asked {
             .as_deref()
             .map(|d| {
                 NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
-                    CanonError::request(format!("cannot read --as-of `{d}`: use a day, 2025-06-30"))
+                    let why = crate::calendar::why_not_a_day(d)
+                        .map(|why| format!("{why}; "))
+                        .unwrap_or_default();
+                    CanonError::request(format!(
+                        "cannot read --as-of `{d}`: {why}use a day, 2025-06-30"
+                    ))
                 })
             })
             .transpose()?;
@@ -313,6 +318,33 @@ mod tests {
             grain,
             by: Vec::new(),
         }
+    }
+
+    // An as-of day that is not a day says why, as a period does (it said
+    // only "use a day"): 2025 is not a leap year.
+    #[test]
+    fn an_as_of_day_that_does_not_exist_says_why() {
+        let cal = Calendar::for_tests(chrono_tz::America::Los_Angeles, 2);
+        let asked = |d: &str| Asked {
+            as_of: Some(d.to_string()),
+            ..Asked::default()
+        };
+        let why = asked("2025-02-29").request(&cal).unwrap_err().to_string();
+        assert!(
+            why.contains(
+                "cannot read --as-of `2025-02-29`: 2025-02 has no day 29; use a day, 2025-06-30"
+            ),
+            "{why}"
+        );
+        let why = asked("yesterday").request(&cal).unwrap_err().to_string();
+        assert!(
+            why.contains("cannot read --as-of `yesterday`: use a day, 2025-06-30"),
+            "{why}"
+        );
+        assert_eq!(
+            asked("2024-02-29").request(&cal).unwrap().as_of,
+            Some(d("2024-02-29"))
+        );
     }
 
     // The fixture company's calendar: Los Angeles, fiscal years from
