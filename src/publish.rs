@@ -55,8 +55,6 @@ pub struct ManifestEntry {
     pub fingerprint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality_status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lineage: Option<crate::result::Lineage>,
     /// Gates at error this result was let through by name (`--allow
     /// GATE:TABLE`, `allow_stale`): a published number never hides one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -80,7 +78,6 @@ impl ManifestEntry {
             definition: None,
             fingerprint: None,
             quality_status: None,
-            lineage: None,
             overrides: Vec::new(),
         }
     }
@@ -251,6 +248,7 @@ async fn build(
     let mut files = Vec::new();
     let mut entries = Vec::new();
     let mut exclusion_rows: Vec<ExclusionRow> = Vec::new();
+    let mut lineage: Vec<LineageRow> = Vec::new();
     let judge = crate::lifecycle::Judge::for_run(engine)?;
     let mut written: Vec<(String, Vec<Answer>)> = Vec::new();
     // The days each period label of the history's older rows (those that
@@ -347,6 +345,12 @@ async fn build(
                     );
                     warnings.extend(row.warnings.iter().cloned());
                     history.push(row);
+                    lineage.push(LineageRow {
+                        metric: name.clone(),
+                        part: None,
+                        period: period.label.clone(),
+                        lineage: r.lineage.clone(),
+                    });
                     entries.push(ManifestEntry {
                         metric: name.clone(),
                         period: period.label.clone(),
@@ -364,7 +368,6 @@ async fn build(
                         definition: Some(r.definition.clone()),
                         fingerprint: Some(r.fingerprint.clone()),
                         quality_status: Some(r.quality_status.clone()),
-                        lineage: Some(r.lineage.clone()),
                         overrides: r.overrides.clone(),
                     });
                     answers.push(Answer::Given(Box::new(r)));
@@ -478,6 +481,15 @@ async fn build(
                         write(dir, &rel, &bytes)?;
                         files.push(rel);
                     }
+                    // A bridge's evidence is its two governed sides'.
+                    for side in &r.sides {
+                        lineage.push(LineageRow {
+                            metric: name.clone(),
+                            part: Some(side.metric.clone()),
+                            period: period.label.clone(),
+                            lineage: side.lineage.clone(),
+                        });
+                    }
                     reconciliations.push(ManifestEntry {
                         metric: name.clone(),
                         period: period.label.clone(),
@@ -492,7 +504,6 @@ async fn build(
                         definition: Some(r.definition.clone()),
                         fingerprint: None,
                         quality_status: None,
-                        lineage: None,
                         // Its governed sides' overrides: a bridge let
                         // through a failing gate says so too.
                         overrides: r.sides.iter().fold(Vec::new(), |mut all, side| {
@@ -515,6 +526,12 @@ async fn build(
             }
         }
     }
+    write(
+        dir,
+        crate::publish_dir::LINEAGE_FILE,
+        &lineage_jsonl(&lineage)?,
+    )?;
+    files.push(crate::publish_dir::LINEAGE_FILE.into());
     let history_bytes = crate::history::to_jsonl(&history)?;
     write(dir, crate::history::FILE, &history_bytes)?;
     files.push(crate::history::FILE.into());
@@ -573,6 +590,26 @@ struct ExclusionRow {
     value: crate::decimal::Dec,
     /// As the result's: false when its period runs past the data.
     complete: bool,
+}
+
+/// One line of [`crate::publish_dir::LINEAGE_FILE`].
+#[derive(Serialize)]
+struct LineageRow {
+    metric: String,
+    /// The governed side of a reconciliation; `None` for a metric's own.
+    part: Option<String>,
+    period: String,
+    lineage: crate::result::Lineage,
+}
+
+fn lineage_jsonl(rows: &[LineageRow]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for row in rows {
+        serde_json::to_writer(&mut out, row)
+            .map_err(|e| CanonError::Internal(format!("serializing the lineage: {e}")))?;
+        out.push(b'\n');
+    }
+    Ok(out)
 }
 
 fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {

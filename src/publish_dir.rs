@@ -425,8 +425,16 @@ fn made_only_of(dir: &Path, kind: &Kind) -> bool {
     listing(dir).is_ok_and(|found| found.iter().all(|rel| (kind.made_of)(rel)))
 }
 
+/// Where a publication keeps each result's lineage: one JSON line per
+/// metric × period (a reconciliation's per governed side, `part`). It was
+/// in the manifest's entries, which grew ~265 KB a period with the plans'
+/// text: past ~60 periods the manifest, one JSON object, passed the 16 MB
+/// a reader such as DuckDB's `read_json_auto` takes in one object. Each
+/// line here is one result's, whatever the number of periods.
+pub const LINEAGE_FILE: &str = "lineage.jsonl";
+
 /// What a publication, finished or not, is made of: the marker, the
-/// manifest, exclusions.parquet, the history and the result files in its
+/// manifest, exclusions.parquet, the history, the lineage and the result files in its
 /// two folders.
 fn publication_made_of(rel: &str) -> bool {
     let in_folder = |folder: &str, exts: &[&str]| {
@@ -439,6 +447,7 @@ fn publication_made_of(rel: &str) -> bool {
         "manifest.json",
         "exclusions.parquet",
         "history.jsonl",
+        LINEAGE_FILE,
     ]
     .contains(&rel)
         || PUBLICATION_FOLDERS.contains(&rel)

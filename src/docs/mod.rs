@@ -446,6 +446,7 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     // A publication by a canon that kept its blocks in the manifest only.
     let history = crate::history::with_manifest_blocks(history, Some(&manifest), &catalog.calendar);
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
+    let lineage = read_lineage(dir)?;
     let mut out: BTreeMap<String, Published> = BTreeMap::new();
     // The last number published per period, and the periods whose last
     // publication was blocked since (a later `publish --only` that left
@@ -499,9 +500,38 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
                 .flatten()
                 .find(|e| e["metric"] == metric.as_str() && e["period"] == period.as_str())
                 .cloned();
+            // Since the lineage left the manifest for its own file.
+            if let Some(entry) = p.entry.as_mut().filter(|e| e["lineage"].is_null()) {
+                let line = lineage.iter().find(|l| {
+                    l["metric"] == metric.as_str()
+                        && l["period"] == period.as_str()
+                        && l["part"].is_null()
+                });
+                if let Some(line) = line {
+                    entry["lineage"] = line["lineage"].clone();
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// The lines of the publication's lineage file; none for a publication
+/// that kept each result's lineage in its manifest entry.
+fn read_lineage(dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let path = dir.join(crate::publish_dir::LINEAGE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(crate::publish_dir::damaged(&path, e.to_string())),
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| crate::publish_dir::damaged(&path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
 }
 
 type ExclusionRow = (String, String, String, i64, Dec);

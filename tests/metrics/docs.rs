@@ -170,6 +170,14 @@ fn a_page_says_when_the_latest_publication_blocked_its_metric() {
     // An unblocked metric's page says nothing of the kind.
     let other = std::fs::read_to_string(site.join("metrics/nrr.html")).unwrap();
     assert!(!other.contains("Blocked when last published"));
+    // Its inputs at its latest publication, read from the publication's
+    // lineage.jsonl (the manifest's entries no longer carry the lineage).
+    assert!(
+        other.contains(&format!(
+            "<tr><td>billing/subscription</td><td><code>{data}/billing/subscription/part-00000.parquet</code></td>"
+        )),
+        "{other}"
+    );
 }
 
 // A conversion whose 90-day window has not closed by the sample's extract

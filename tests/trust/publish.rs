@@ -821,7 +821,11 @@ g = os.path.join(sys.argv[1], "metrics/*.parquet")
 rows = duckdb.sql(f"SELECT metric, period, CAST(value AS VARCHAR), status, complete, left(reason, 40) FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
 x = os.path.join(sys.argv[1], "exclusions.parquet")
 parts = duckdb.sql(f"SELECT DISTINCT metric, part FROM '{x}' ORDER BY ALL").fetchall()
-print(json.dumps([rows, parts]))
+l = os.path.join(sys.argv[1], "lineage.jsonl")
+lineage = duckdb.sql(f"SELECT metric, period, part, [s.system || '/' || s.table FOR s IN lineage.sources] FROM read_json_auto('{l}') ORDER BY ALL").fetchall()
+m = os.path.join(sys.argv[1], "manifest.json")
+keys = duckdb.sql(f"SELECT DISTINCT unnest(json_keys(e)) AS k FROM (SELECT unnest(metrics) AS e FROM read_json('{m}', columns = {{metrics: 'JSON[]'}})) ORDER BY k").fetchall()
+print(json.dumps([rows, parts, lineage, keys]))
 "#;
     let o = std::process::Command::new(python)
         .arg("-c")
@@ -831,7 +835,47 @@ print(json.dumps([rows, parts]))
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    let (rows, parts) = (&rows[0], &rows[1]);
+    let (rows, parts, lineage, keys) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    // Each published result's lineage is a line of lineage.jsonl (the
+    // pending one has none), read as any JSON lines; the manifest's entries
+    // no longer carry it (with the plans' text they grew the manifest
+    // ~265 KB a period, past what a reader takes in one JSON object).
+    let (crm, marketing) = (
+        serde_json::json!([
+            "crm/account",
+            "crm/dated_conversion_rate",
+            "crm/opportunity"
+        ]),
+        serde_json::json!([
+            "marketing/contact",
+            "marketing/contact_merge_audit",
+            "marketing/lifecycle_stage_history"
+        ]),
+    );
+    let won = serde_json::json!(["crm/account", "crm/opportunity"]);
+    assert_eq!(
+        lineage,
+        &serde_json::json!([
+            ["bookings", "2020-01", null, crm],
+            ["bookings", "FY2026-Q1", null, crm],
+            ["bookings", "FY2026-Q3", null, crm],
+            ["mql_to_sql_rate", "2020-01", null, marketing],
+            ["mql_to_sql_rate", "FY2026-Q1", null, marketing],
+            ["win_rate", "2020-01", null, won],
+            ["win_rate", "FY2026-Q1", null, won],
+            ["win_rate", "FY2026-Q3", null, won],
+        ])
+    );
+    assert!(
+        keys.as_array().unwrap().iter().all(|k| k[0] != "lineage"),
+        "{keys}"
+    );
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k[0] == "fingerprint")
+    );
     // A part's exclusions are under the metric, the part named beside it
     // (`win_rate (won_deals)` was the metric's name: `WHERE metric =
     // 'win_rate'` found none of them).
