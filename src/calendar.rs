@@ -32,6 +32,35 @@ pub struct Period {
 }
 
 impl Period {
+    /// What kind of period a label names: `day`, `month`, `quarter`,
+    /// `year`, `fiscal_quarter`, `fiscal_year`, or `range` for explicit
+    /// days. Read from the label, which the calendar writes in one form per
+    /// kind, so a result served from the cache says it too. A publication
+    /// may mix kinds (FY2026-Q1 beside 2025-03): a BI sum over its rows
+    /// filters on this.
+    pub fn kind_of_label(label: &str) -> &'static str {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if label.contains("..") {
+            return "range";
+        }
+        if let Some(rest) = label.strip_prefix("FY") {
+            return if rest.contains("-Q") {
+                "fiscal_quarter"
+            } else {
+                "fiscal_year"
+            };
+        }
+        if label.contains("-Q") {
+            return "quarter";
+        }
+        match label.split('-').collect::<Vec<_>>().as_slice() {
+            [y] if digits(y) => "year",
+            [y, m] if digits(y) && digits(m) => "month",
+            [y, m, d] if digits(y) && digits(m) && digits(d) => "day",
+            _ => "range",
+        }
+    }
+
     /// The same days, whatever the label (`FY2026-Q1` and
     /// `2025-02-01..2025-05-01`): published twice, a period's rows would be
     /// in every file twice.
@@ -559,6 +588,37 @@ mod tests {
         let last = c.parse_period("2999-12").unwrap();
         assert_eq!((last.from, last.to), (d("2999-12-01"), d("3000-01-01")));
         assert_eq!(c.parse_period("1900").unwrap().label, "1900");
+    }
+
+    #[test]
+    fn a_label_says_its_kind_of_period() {
+        let cal = acme();
+        for (text, kind) in [
+            ("2025-03-14", "day"),
+            ("2025-03", "month"),
+            ("2025-Q1", "quarter"),
+            ("2025", "year"),
+            ("FY2026-Q1", "fiscal_quarter"),
+            ("FY2026", "fiscal_year"),
+            ("2025-02-01..2025-05-01", "range"),
+        ] {
+            let period = cal.parse_period(text).unwrap();
+            assert_eq!(Period::kind_of_label(&period.label), kind, "{text}");
+        }
+        // Each grain's buckets are labelled as their kind.
+        let year = cal.parse_period("FY2026").unwrap();
+        for (grain, kind) in [
+            (Grain::Day, "day"),
+            (Grain::Month, "month"),
+            (Grain::Quarter, "quarter"),
+            (Grain::Year, "year"),
+            (Grain::FiscalQuarter, "fiscal_quarter"),
+            (Grain::FiscalYear, "fiscal_year"),
+        ] {
+            for b in cal.buckets(&year, grain) {
+                assert_eq!(Period::kind_of_label(&b.label), kind, "{}", b.label);
+            }
+        }
     }
 
     #[test]

@@ -190,7 +190,11 @@ pub(crate) fn csv_field(s: &str) -> String {
 /// One row per metric × period × slice; header first, values exact.
 pub fn csv(entries: &[Entry], shape: Shape) -> String {
     let slices = slice_names(entries);
-    let mut out = String::from("metric,period,period_start,period_end");
+    let mut out = String::from(if shape.published {
+        "metric,period,grain,period_start,period_end"
+    } else {
+        "metric,period,period_start,period_end"
+    });
     for s in &slices {
         out.push(',');
         out.push_str(&csv_field(s));
@@ -201,13 +205,14 @@ pub fn csv(entries: &[Entry], shape: Shape) -> String {
     }
     out.push('\n');
     for line in lines(entries, shape.published) {
-        out.push_str(&format!(
-            "{},{},{},{}",
-            csv_field(&line.metric),
-            csv_field(&line.period),
-            line.start,
-            line.end
-        ));
+        out.push_str(&csv_field(&line.metric));
+        out.push(',');
+        out.push_str(&csv_field(&line.period));
+        if shape.published {
+            out.push(',');
+            out.push_str(Period::kind_of_label(&line.period));
+        }
+        out.push_str(&format!(",{},{}", line.start, line.end));
         for s in &slices {
             let v = line
                 .slices
@@ -263,6 +268,13 @@ pub fn parquet(entries: &[Entry], shape: Shape) -> Result<Vec<u8>> {
         text(&|l| Some(l.metric.clone())),
         text(&|l| Some(l.period.clone())),
     ];
+    // A publication may mix kinds of period (FY2026-Q1 beside 2025-03).
+    if shape.published {
+        fields.push(Field::new("grain", DataType::Utf8, false));
+        columns.push(text(&|l| {
+            Some(Period::kind_of_label(&l.period).to_string())
+        }));
+    }
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     for (name, pick) in [
         (

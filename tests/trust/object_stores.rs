@@ -265,7 +265,8 @@ fn assert_same_publication(local: &Path, remote: &Path) {
     assert_eq!(compared, 20 * 2 + 1 + 4 * 2 + 1);
     let bookings = std::fs::read_to_string(remote.join("metrics/bookings.csv")).unwrap();
     assert!(
-        bookings.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,8783667.280000,USD"),
+        bookings
+            .contains("bookings,FY2026-Q1,fiscal_quarter,2025-02-01,2025-05-01,8783667.280000,USD"),
         "{bookings}"
     );
     let (disk_manifest, store_manifest) = (read_manifest(local), read_manifest(remote));

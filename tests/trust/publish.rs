@@ -60,12 +60,12 @@ fn published_files_round_trip_to_the_query_results() {
     let csv = std::fs::read_to_string(out.join("metrics/bookings.csv")).unwrap();
     assert!(
         csv.starts_with(
-            "metric,period,period_start,period_end,value,unit,complete,status,reason\n"
+            "metric,period,grain,period_start,period_end,value,unit,complete,status,reason\n"
         ),
         "{csv}"
     );
     assert!(
-        csv.contains("bookings,FY2026-Q1,2025-02-01,2025-05-01,3694.460000,USD,true,published,\n"),
+        csv.contains("bookings,FY2026-Q1,fiscal_quarter,2025-02-01,2025-05-01,3694.460000,USD,true,published,\n"),
         "{csv}"
     );
     // Exclusions: FY2026-Q1 test_account removed 2 deals, 800.00.
@@ -558,9 +558,9 @@ fn a_period_the_data_has_not_passed_is_published_as_a_number_to_date() {
     let csv = std::fs::read_to_string(out.join("metrics/bookings.csv")).unwrap();
     assert_eq!(
         csv,
-        "metric,period,period_start,period_end,value,unit,complete,status,reason\n\
-         bookings,FY2026-Q2,2025-05-01,2025-08-01,999.000000,USD,true,published,\n\
-         bookings,FY2026-Q4,2025-11-01,2026-02-01,0.000000,USD,false,published,\n"
+        "metric,period,grain,period_start,period_end,value,unit,complete,status,reason\n\
+         bookings,FY2026-Q2,fiscal_quarter,2025-05-01,2025-08-01,999.000000,USD,true,published,\n\
+         bookings,FY2026-Q4,fiscal_quarter,2025-11-01,2026-02-01,0.000000,USD,false,published,\n"
     );
     // The exclusions of a number to date are to date too.
     let x = read_parquet(&out.join("exclusions.parquet"));
@@ -785,7 +785,9 @@ fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
 // FY2026-Q3 is pending (its window closes 2026-01-29): a null value, status
 // `pending`, the reason saying so, `complete` null (neither final nor to
 // date). In 2020-01 nothing closed: bookings 0.00, and the two ratios are
-// published without a number, saying why.
+// published without a number, saying why. `grain` tells the month from the
+// fiscal quarters beside it (a sum over every row would count a month twice
+// were it inside one of them).
 #[test]
 fn every_metric_file_read_at_once_reads_exact_and_every_period_has_its_row() {
     let python = duckdb_python();
@@ -818,7 +820,7 @@ fn every_metric_file_read_at_once_reads_exact_and_every_period_has_its_row() {
     let script = r#"
 import duckdb, json, os, sys
 g = os.path.join(sys.argv[1], "metrics/*.parquet")
-rows = duckdb.sql(f"SELECT metric, period, CAST(value AS VARCHAR), status, complete, left(reason, 40) FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
+rows = duckdb.sql(f"SELECT metric, period, grain, CAST(value AS VARCHAR), status, complete, left(reason, 40) FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
 x = os.path.join(sys.argv[1], "exclusions.parquet")
 parts = duckdb.sql(f"SELECT DISTINCT metric, part FROM '{x}' ORDER BY ALL").fetchall()
 l = os.path.join(sys.argv[1], "lineage.jsonl")
@@ -892,10 +894,19 @@ print(json.dumps([rows, parts, lineage, keys]))
     assert_eq!(
         rows,
         &serde_json::json!([
-            ["bookings", "2020-01", "0.000000", "published", true, null],
+            [
+                "bookings",
+                "2020-01",
+                "month",
+                "0.000000",
+                "published",
+                true,
+                null
+            ],
             [
                 "bookings",
                 "FY2026-Q1",
+                "fiscal_quarter",
                 "8783667.280000",
                 "published",
                 true,
@@ -904,6 +915,7 @@ print(json.dumps([rows, parts, lineage, keys]))
             [
                 "bookings",
                 "FY2026-Q3",
+                "fiscal_quarter",
                 "7777526.360000",
                 "published",
                 true,
@@ -912,6 +924,7 @@ print(json.dumps([rows, parts, lineage, keys]))
             [
                 "mql_to_sql_rate",
                 "2020-01",
+                "month",
                 null,
                 "published",
                 true,
@@ -920,6 +933,7 @@ print(json.dumps([rows, parts, lineage, keys]))
             [
                 "mql_to_sql_rate",
                 "FY2026-Q1",
+                "fiscal_quarter",
                 "0.434949",
                 "published",
                 true,
@@ -928,6 +942,7 @@ print(json.dumps([rows, parts, lineage, keys]))
             [
                 "mql_to_sql_rate",
                 "FY2026-Q3",
+                "fiscal_quarter",
                 null,
                 "pending",
                 null,
@@ -936,13 +951,30 @@ print(json.dumps([rows, parts, lineage, keys]))
             [
                 "win_rate",
                 "2020-01",
+                "month",
                 null,
                 "published",
                 true,
                 "no value: the denominator is zero for th"
             ],
-            ["win_rate", "FY2026-Q1", "0.366197", "published", true, null],
-            ["win_rate", "FY2026-Q3", "0.366300", "published", true, null],
+            [
+                "win_rate",
+                "FY2026-Q1",
+                "fiscal_quarter",
+                "0.366197",
+                "published",
+                true,
+                null
+            ],
+            [
+                "win_rate",
+                "FY2026-Q3",
+                "fiscal_quarter",
+                "0.366300",
+                "published",
+                true,
+                null
+            ],
         ])
     );
 }
