@@ -517,11 +517,11 @@ impl Catalog {
 }
 
 /// The names of a result row's and a published file's own columns
-/// (`status` and `reason` in a publication's metric files): a
+/// (`grain`, `status` and `reason` in a publication's metric files): a
 /// slice of one of these names would overwrite it in JSON (its values
 /// lost), and give a CSV or Parquet file two columns of one name that
 /// readers refuse.
-const RESERVED_SLICE_NAMES: [&str; 11] = [
+const RESERVED_SLICE_NAMES: [&str; 12] = [
     "metric",
     "period",
     "period_start",
@@ -531,6 +531,7 @@ const RESERVED_SLICE_NAMES: [&str; 11] = [
     "complete",
     "whole",
     "bridge",
+    "grain",
     "status",
     "reason",
 ];
