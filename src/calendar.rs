@@ -252,7 +252,13 @@ impl Calendar {
         if let Some(d) = parse_date(t) {
             return Ok(self.labeled(d, Grain::Day));
         }
-        if t.len() == 7 {
+        // A month, its number in one digit or two: a day is read either way
+        // (2025-1-5), so `2025-3` is March, not an unreadable period.
+        if let Some((y, m)) = t.split_once('-')
+            && y.len() == 4
+            && (1..=2).contains(&m.len())
+            && y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+        {
             let d = NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d").map_err(|_| bad())?;
             return Ok(self.labeled(d, Grain::Month));
         }
@@ -635,6 +641,9 @@ mod tests {
         assert_eq!((r.from, r.to), (d("2025-02-01"), d("2025-05-01")));
         let q = c.parse_period("2025-Q2").unwrap();
         assert_eq!((q.from, q.to), (d("2025-04-01"), d("2025-07-01")));
+        // One digit or two, as a day's month is read (2025-1-5 is a day).
+        assert_eq!(c.parse_period("2025-3").unwrap().label, "2025-03");
+        assert_eq!(c.parse_period("2025-1-5").unwrap().label, "2025-01-05");
         for bad in [
             "2025-13",
             "FY26x",
