@@ -11,12 +11,7 @@ use crate::error::{CanonError, Result};
 /// beside the target; it is not removed by later runs, since canon cannot
 /// tell it from a user's file of that name.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = temporary(path);
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
         f.sync_all()
@@ -31,6 +26,34 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         CanonError::io(path, e)
     })
+}
+
+/// The temporary `write_file` writes `path` through.
+fn temporary(path: &Path) -> std::path::PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    dir.join(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Whether `write_file(path, …)` could create its temporary: run before a
+/// long computation, so a read-only folder or a name too long for the
+/// file system is said at once, not after minutes of work. The probe is
+/// created new and removed at once; a file already of its name is left
+/// alone (not canon's to remove) and taken as a yes.
+pub fn can_write(path: &Path) -> std::io::Result<()> {
+    let tmp = temporary(path);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+    {
+        Ok(_) => std::fs::remove_file(&tmp),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

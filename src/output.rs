@@ -86,8 +86,9 @@ pub fn resolve(
 }
 
 /// Refuses (exit 2), before anything is computed, an `--out` file that
-/// cannot be written: a folder, or a file in a folder that does not exist
-/// (canon does not create it) or is not a folder. Otherwise the run would
+/// cannot be written: a folder, a file in a folder that does not exist
+/// (canon does not create it), is not a folder or may not be written in,
+/// or a name too long for the file system. Otherwise the run would
 /// compute and then fail on a temporary file's name.
 pub fn writable_file(out: &Path) -> Result<()> {
     if out.is_dir() {
@@ -115,7 +116,18 @@ pub fn writable_file(out: &Path) -> Result<()> {
             parent.display()
         )));
     }
-    Ok(())
+    // A folder canon may not write in, or a name too long for it.
+    crate::atomic::can_write(out).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
+            " (it is written through a hidden temporary beside it, `.NAME.tmp-PID`, a dozen characters longer: shorten the name)"
+        } else {
+            ""
+        };
+        CanonError::request(format!(
+            "--out {}: cannot be written: {e}{hint}",
+            out.display()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -43,13 +43,25 @@ pub fn cases() -> Vec<Case> {
             .write("{case}/reports/keep.txt", "mine\n")
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/reports")
             .exits(2),
+        // Refused before anything is computed (it was found after).
         case("out_in_a_read_only_folder", Filesystem)
             .with_data()
             .write("{case}/reports/keep.txt", "mine\n")
             .chmod("{case}/reports", 0o555)
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/reports/bookings.csv")
-            .exits(1)
+            .exits(2)
             .leaves_no("{case}/reports/bookings.csv"),
+        // 250 characters: the file system takes the name, not the
+        // temporary written beside it first; refused before computing.
+        case("out_named_too_long", Filesystem)
+            .with_data()
+            .run(concat!(
+                "query bookings --period FY2026-Q1 --format csv --out {case}/",
+                "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+                "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+                "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.csv"
+            ))
+            .exits(2),
         case("publish_onto_the_project", Filesystem)
             .with_data()
             .run("publish --out . --only bookings --period FY2026-Q1")
