@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
 use crate::calendar::Period;
@@ -633,7 +632,7 @@ fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
         Field::new("complete", DataType::Boolean, false),
     ]));
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             text(&|r| Some(r.metric.clone())),
             text(&|r| r.part.clone()),
@@ -648,9 +647,5 @@ fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
             ),
         ],
     )?;
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema, None)?;
-    w.write(&batch)?;
-    w.close()?;
-    Ok(buf)
+    crate::result::flat::parquet_bytes(&batch)
 }

@@ -179,6 +179,7 @@ fn slice_names(entries: &[Entry]) -> Vec<String> {
     names
 }
 
+/// A CSV cell, quoted when it holds a comma, quote or newline.
 pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -322,10 +323,18 @@ pub fn parquet(entries: &[Entry], shape: Shape) -> Result<Vec<u8>> {
         fields.push(Field::new("reason", DataType::Utf8, true));
         columns.push(text(&|l| l.status.as_ref().and_then(|(_, r)| r.clone())));
     }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    parquet_bytes(&RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// One batch as the bytes of a Parquet file: every file canon writes for
+/// a reader (results, exclusions, a bridge) is one batch, written whole.
+pub fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
-    writer.write(&batch)?;
+    writer.write(batch)?;
     writer.close()?;
     Ok(buf)
 }

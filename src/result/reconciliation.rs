@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Decimal128Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
 
 use serde::Serialize;
 
-use super::render::{Format, csv_field};
+use super::flat::csv_field;
+use super::render::Format;
 use super::{DefinitionRef, GovernedResult};
 use crate::calendar::Period;
 use crate::decimal::Dec;
@@ -434,10 +434,8 @@ fn parquet(rows: &Rows) -> Result<Vec<u8>> {
             arrays.push(Arc::new(a));
         }
     }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
-    w.write(&batch)?;
-    w.close()?;
-    Ok(buf)
+    super::flat::parquet_bytes(&RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        arrays,
+    )?)
 }

@@ -405,6 +405,3 @@ fn grid(header: &[String], body: &[Vec<String>], numeric_upto: usize) -> String 
     }
     out
 }
-
-/// A CSV cell, quoted when it holds a comma, quote or newline.
-pub(crate) use super::flat::csv_field;
