@@ -484,7 +484,16 @@ fn bridge(
             deals.push(DealDetail {
                 deal: string(c(0), i).unwrap_or_default(),
                 account: string(c(1), i),
-                close_date: date_string(c(2).as_primitive::<Date32Type>().value(i)),
+                close_date: c(2)
+                    .as_primitive::<Date32Type>()
+                    .value_as_date(i)
+                    .filter(|_| c(2).is_valid(i))
+                    .ok_or_else(|| {
+                        CanonError::Internal(format!(
+                            "the bridge's deal {} has no close date",
+                            string(c(0), i).unwrap_or_default()
+                        ))
+                    })?,
                 currency: string(c(3), i),
                 amount: dec(c(4), i),
                 booking,
@@ -619,11 +628,6 @@ fn string(a: &dyn Array, i: usize) -> Option<String> {
 
 fn dec(a: &dyn Array, i: usize) -> Option<Dec> {
     Dec::from_cell(a, i)
-}
-
-fn date_string(days: i32) -> String {
-    (NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(days as u64))
-        .to_string()
 }
 
 /// The revenue metric's entity and its rows with their period link: what

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use serde::Serialize;
@@ -11,6 +13,8 @@ use serde::Serialize;
 use super::flat::csv_field;
 use super::render::Format;
 use super::{DefinitionRef, GovernedResult};
+use chrono::NaiveDate;
+
 use crate::calendar::Period;
 use crate::decimal::Dec;
 use crate::error::{CanonError, Result};
@@ -32,7 +36,7 @@ pub struct BridgeLine {
 pub struct DealDetail {
     pub deal: String,
     pub account: Option<String>,
-    pub close_date: String,
+    pub close_date: NaiveDate,
     pub currency: Option<String>,
     pub amount: Option<Dec>,
     pub booking: Dec,
@@ -252,141 +256,153 @@ fn table(r: &ReconciliationResult, detail: bool) -> String {
     out
 }
 
+/// A cell of a flat table, typed as its Parquet column is.
+#[derive(Clone)]
+enum Cell {
+    Text(String),
+    Money(Dec),
+    Day(NaiveDate),
+    Flag(bool),
+}
+
+impl Cell {
+    fn text(v: &str) -> Option<Cell> {
+        Some(Cell::Text(v.to_string()))
+    }
+}
+
+/// What a column holds: its Parquet type.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Text,
+    /// Decimal128 at two decimals, or more when a value has more (never
+    /// rounded away).
+    Money,
+    Day,
+    Flag,
+}
+
 /// One flat table: the bridge lines, or with `detail` every deal and line
-/// behind them (a `record` column says which).
+/// behind them (a `record` column says which). Cells keep their types to
+/// the file: money was written as text and parsed back for Parquet, which
+/// cut any third decimal and read an unreadable one as 0.
 struct Rows {
-    columns: Vec<&'static str>,
-    /// Text cells; money cells are parsed back into Decimal128 for Parquet,
-    /// flag cells (`true`/`false`) into Boolean.
-    cells: Vec<Vec<Option<String>>>,
-    money: Vec<bool>,
-    flag: Vec<bool>,
+    columns: Vec<(&'static str, Kind)>,
+    cells: Vec<Vec<Option<Cell>>>,
 }
 
 fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
-    let d = |v: Dec| Some(v.plain());
+    let money = |v: Dec| Some(Cell::Money(v));
     if !detail {
         // `complete`: false when the period runs past the data (a bridge
         // of numbers to date), as in a metric's file.
         return Rows {
-            columns: vec!["period", "line", "label", "value", "complete"],
+            columns: vec![
+                ("period", Kind::Text),
+                ("line", Kind::Text),
+                ("label", Kind::Text),
+                ("value", Kind::Money),
+                ("complete", Kind::Flag),
+            ],
             cells: r
                 .bridge
                 .iter()
                 .map(|l| {
                     vec![
-                        Some(r.period.label.clone()),
-                        Some(l.line.clone()),
-                        Some(l.label.clone()),
-                        d(l.value),
-                        Some(r.complete.to_string()),
+                        Cell::text(&r.period.label),
+                        Cell::text(&l.line),
+                        Cell::text(&l.label),
+                        money(l.value),
+                        Some(Cell::Flag(r.complete)),
                     ]
                 })
                 .collect(),
-            money: vec![false, false, false, true, false],
-            flag: vec![false, false, false, false, true],
         };
     }
     let columns = vec![
         // The period, as in the bridge file (the file's name said it only).
-        "period",
-        "record",
-        "deal",
-        "account",
-        "close_date",
-        "currency",
-        "booking",
-        "scheduled_total",
-        "in_period",
-        "before_period",
-        "after_period",
-        "not_yet_recognized",
-        "unscheduled",
-        "amount_difference",
-        "fx_difference",
-        "line",
-        "line_amount",
-        "category",
-        "reason",
+        ("period", Kind::Text),
+        ("record", Kind::Text),
+        ("deal", Kind::Text),
+        ("account", Kind::Text),
+        ("close_date", Kind::Day),
+        ("currency", Kind::Text),
+        ("booking", Kind::Money),
+        ("scheduled_total", Kind::Money),
+        ("in_period", Kind::Money),
+        ("before_period", Kind::Money),
+        ("after_period", Kind::Money),
+        ("not_yet_recognized", Kind::Money),
+        ("unscheduled", Kind::Money),
+        ("amount_difference", Kind::Money),
+        ("fx_difference", Kind::Money),
+        ("line", Kind::Text),
+        ("line_amount", Kind::Money),
+        ("category", Kind::Text),
+        ("reason", Kind::Text),
         // As in the bridge file: false for the deals and lines of a period
         // the data has not passed (their amounts are to date).
-        "complete",
+        ("complete", Kind::Flag),
     ];
     // Cells by column name: a deal and a line fill different columns.
-    let row_of = |named: Vec<(&str, Option<String>)>| -> Vec<Option<String>> {
+    let row_of = |named: Vec<(&str, Option<Cell>)>| -> Vec<Option<Cell>> {
         let mut row = vec![None; columns.len()];
-        row[0] = Some(r.period.label.clone());
-        row[columns.len() - 1] = Some(r.complete.to_string());
+        row[0] = Cell::text(&r.period.label);
+        row[columns.len() - 1] = Some(Cell::Flag(r.complete));
         for (name, value) in named {
-            let at = columns.iter().position(|c| *c == name);
+            let at = columns.iter().position(|(c, _)| *c == name);
             row[at.expect("a detail column")] = value;
         }
         row
     };
+    let text = |v: &Option<String>| v.as_deref().and_then(Cell::text);
     let mut cells = Vec::new();
     for x in &r.deals {
         cells.push(row_of(vec![
-            ("record", Some("deal".into())),
-            ("deal", Some(x.deal.clone())),
-            ("account", x.account.clone()),
-            ("close_date", Some(x.close_date.clone())),
-            ("currency", x.currency.clone()),
-            ("booking", d(x.booking)),
-            ("scheduled_total", d(x.scheduled_total)),
-            ("in_period", d(x.in_period)),
-            ("before_period", d(x.before_period)),
-            ("after_period", d(x.after_period)),
-            ("not_yet_recognized", d(x.not_yet_recognized)),
-            ("unscheduled", d(x.unscheduled)),
-            ("amount_difference", d(x.amount_difference)),
-            ("fx_difference", d(x.fx_difference)),
-            ("category", Some(x.category.clone())),
+            ("record", Cell::text("deal")),
+            ("deal", Cell::text(&x.deal)),
+            ("account", text(&x.account)),
+            ("close_date", Some(Cell::Day(x.close_date))),
+            ("currency", text(&x.currency)),
+            ("booking", money(x.booking)),
+            ("scheduled_total", money(x.scheduled_total)),
+            ("in_period", money(x.in_period)),
+            ("before_period", money(x.before_period)),
+            ("after_period", money(x.after_period)),
+            ("not_yet_recognized", money(x.not_yet_recognized)),
+            ("unscheduled", money(x.unscheduled)),
+            ("amount_difference", money(x.amount_difference)),
+            ("fx_difference", money(x.fx_difference)),
+            ("category", Cell::text(&x.category)),
         ]));
     }
     for l in &r.lines {
         cells.push(row_of(vec![
-            ("record", Some("line".into())),
-            ("deal", l.deal.clone()),
-            ("line", Some(l.line.clone())),
-            ("line_amount", d(l.amount)),
-            ("category", Some(l.category.clone())),
-            ("reason", l.reason.clone()),
+            ("record", Cell::text("line")),
+            ("deal", text(&l.deal)),
+            ("line", Cell::text(&l.line)),
+            ("line_amount", money(l.amount)),
+            ("category", Cell::text(&l.category)),
+            ("reason", text(&l.reason)),
         ]));
     }
-    let money = columns
-        .iter()
-        .map(|c| {
-            matches!(
-                *c,
-                "booking"
-                    | "scheduled_total"
-                    | "in_period"
-                    | "before_period"
-                    | "after_period"
-                    | "not_yet_recognized"
-                    | "unscheduled"
-                    | "amount_difference"
-                    | "fx_difference"
-                    | "line_amount"
-            )
-        })
-        .collect();
-    let flag = columns.iter().map(|c| *c == "complete").collect();
-    Rows {
-        columns,
-        cells,
-        money,
-        flag,
-    }
+    Rows { columns, cells }
 }
 
 fn csv(rows: &Rows) -> Vec<u8> {
-    let mut out = rows.columns.join(",");
+    let names: Vec<&str> = rows.columns.iter().map(|(c, _)| *c).collect();
+    let mut out = names.join(",");
     out.push('\n');
     for row in &rows.cells {
         let line: Vec<String> = row
             .iter()
-            .map(|c| c.as_deref().map(csv_field).unwrap_or_default())
+            .map(|c| match c {
+                None => String::new(),
+                Some(Cell::Text(t)) => csv_field(t),
+                Some(Cell::Money(v)) => v.plain(),
+                Some(Cell::Day(d)) => d.to_string(),
+                Some(Cell::Flag(f)) => f.to_string(),
+            })
             .collect();
         out.push_str(&line.join(","));
         out.push('\n');
@@ -394,44 +410,61 @@ fn csv(rows: &Rows) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn cents(s: &str) -> i128 {
-    let negative = s.starts_with('-');
-    let (int, frac) = s
-        .trim_start_matches('-')
-        .split_once('.')
-        .unwrap_or((s.trim_start_matches('-'), ""));
-    let mut frac = frac.to_string();
-    while frac.len() < 2 {
-        frac.push('0');
-    }
-    let v = int.parse::<i128>().unwrap_or(0) * 100 + frac[..2].parse::<i128>().unwrap_or(0);
-    if negative { -v } else { v }
-}
-
 fn parquet(rows: &Rows) -> Result<Vec<u8>> {
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
-    for (i, name) in rows.columns.iter().enumerate() {
-        if rows.money[i] {
-            fields.push(Field::new(*name, DataType::Decimal128(38, 2), true));
-            let a: Decimal128Array = rows
-                .cells
-                .iter()
-                .map(|r| r[i].as_deref().map(cents))
-                .collect();
-            arrays.push(Arc::new(a.with_precision_and_scale(38, 2)?));
-        } else if rows.flag[i] {
-            fields.push(Field::new(*name, DataType::Boolean, false));
-            let a: BooleanArray = rows
-                .cells
-                .iter()
-                .map(|r| Some(r[i].as_deref() == Some("true")))
-                .collect();
-            arrays.push(Arc::new(a));
-        } else {
-            fields.push(Field::new(*name, DataType::Utf8, true));
-            let a: StringArray = rows.cells.iter().map(|r| r[i].clone()).collect();
-            arrays.push(Arc::new(a));
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    for (i, (name, kind)) in rows.columns.iter().enumerate() {
+        let column = rows.cells.iter().map(|r| r[i].as_ref());
+        match kind {
+            Kind::Money => {
+                let scale = column
+                    .clone()
+                    .filter_map(|c| match c {
+                        Some(Cell::Money(v)) => Some(v.scale),
+                        _ => None,
+                    })
+                    .fold(2, u32::max);
+                fields.push(Field::new(
+                    *name,
+                    DataType::Decimal128(38, scale as i8),
+                    true,
+                ));
+                let a: Decimal128Array = column
+                    .map(|c| match c {
+                        Some(Cell::Money(v)) => Some(v.rescale(scale).units),
+                        _ => None,
+                    })
+                    .collect();
+                arrays.push(Arc::new(a.with_precision_and_scale(38, scale as i8)?));
+            }
+            Kind::Day => {
+                fields.push(Field::new(*name, DataType::Date32, true));
+                let a: Date32Array = column
+                    .map(|c| match c {
+                        Some(Cell::Day(d)) => Some((*d - epoch).num_days() as i32),
+                        _ => None,
+                    })
+                    .collect();
+                arrays.push(Arc::new(a));
+            }
+            Kind::Flag => {
+                fields.push(Field::new(*name, DataType::Boolean, false));
+                let a: BooleanArray = column
+                    .map(|c| Some(matches!(c, Some(Cell::Flag(true)))))
+                    .collect();
+                arrays.push(Arc::new(a));
+            }
+            Kind::Text => {
+                fields.push(Field::new(*name, DataType::Utf8, true));
+                let a: StringArray = column
+                    .map(|c| match c {
+                        Some(Cell::Text(t)) => Some(t.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                arrays.push(Arc::new(a));
+            }
         }
     }
     super::flat::parquet_bytes(&RecordBatch::try_new(

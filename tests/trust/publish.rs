@@ -2,7 +2,7 @@
 //! atomic swap, and blocked metrics in the manifest.
 
 use crate::common::*;
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Decimal128Type;
 
 fn publish(data: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
@@ -758,6 +758,27 @@ fn a_bridge_of_a_period_the_data_has_not_passed_is_marked_in_its_file() {
         let complete = batch.column_by_name("complete").unwrap().as_boolean();
         let periods = batch.column_by_name("period").unwrap().as_string::<i32>();
         assert!((0..batch.num_rows()).all(|i| periods.value(i) == period));
+        // A deal's close date is a date (it was text), within the period;
+        // a revenue line's row has none.
+        let closed = batch
+            .column_by_name("close_date")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        let records = batch.column_by_name("record").unwrap().as_string::<i32>();
+        let (from, to) = match period {
+            "FY2026-Q3" => ("2025-08-01", "2025-11-01"),
+            _ => ("2025-11-01", "2026-02-01"),
+        };
+        for i in 0..batch.num_rows() {
+            let day = closed.value_as_date(i).filter(|_| closed.is_valid(i));
+            match records.value(i) {
+                "deal" => {
+                    let day = day.unwrap().to_string();
+                    assert!(from <= day.as_str() && day.as_str() < to, "{day}");
+                }
+                _ => assert_eq!(day, None),
+            }
+        }
         (0..batch.num_rows()).map(|i| complete.value(i)).collect()
     };
     let q3 = detail("FY2026-Q3");
