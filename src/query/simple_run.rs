@@ -210,10 +210,16 @@ pub(super) async fn read_simple(
         if missing_rate.len() > shown {
             by_period.push(format!("and {} more periods", missing_rate.len() - shown));
         }
+        let base = &catalog.files.project.spec.base_currency;
+        let currencies = match currencies_without_a_rate(plan.detail.clone(), base).await {
+            Ok(names) if !names.is_empty() => format!("; by currency: {}", names.join(", ")),
+            // The error stands without them.
+            _ => String::new(),
+        };
         return Err(CanonError::data(
             fx_location(&catalog),
             format!(
-                "{total} row(s) of `{}` are in a currency with no conversion rate in force on their date ({}): the rate table has no rate of that currency on that day (a day past its last rate, or a currency it lacks); no amount is converted at a rate it does not have",
+                "{total} row(s) of `{}` are in a currency with no conversion rate in force on their date ({}{currencies}): the rate table has no rate of that currency on that day (a day past its last rate, or a currency it lacks); no amount is converted at a rate it does not have",
                 metric.name,
                 by_period.join(", ")
             ),
@@ -369,6 +375,57 @@ pub(crate) async fn check_whole_accounting_periods(
         }
     }
     Ok(())
+}
+
+/// The currencies of the rows a conversion found no rate for, with how
+/// many rows each (the first five by name), from the plan's rows before
+/// aggregation: run only when a metric is refused for them, so the person
+/// who mends the rate table knows which currencies to add.
+async fn currencies_without_a_rate(
+    detail: datafusion::prelude::DataFrame,
+    base: &str,
+) -> Result<Vec<String>> {
+    use datafusion::functions_aggregate::expr_fn::count;
+    use datafusion::logical_expr::{cast, col, lit};
+    let shown = 5;
+    let batches = detail
+        .filter(
+            col("_raw")
+                .is_not_null()
+                .and(col("_currency").not_eq(lit(base)))
+                .and(col("_rate").is_null()),
+        )?
+        .aggregate(
+            vec![cast(col("_currency"), DataType::Utf8).alias("_currency")],
+            vec![count(lit(1i64)).alias("_rows")],
+        )?
+        .sort(vec![col("_currency").sort(true, true)])?
+        .collect_within_memory()
+        .await?;
+    let mut out = Vec::new();
+    let mut more = 0;
+    for b in &batches {
+        let (names, rows) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_primitive::<Int64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            let name = if names.is_null(i) {
+                "(no currency)"
+            } else {
+                names.value(i)
+            };
+            if out.len() < shown {
+                out.push(format!("{name}: {}", rows.value(i)));
+            } else {
+                more += 1;
+            }
+        }
+    }
+    if more > 0 {
+        out.push(format!("and {more} more currencies"));
+    }
+    Ok(out)
 }
 
 /// A simple plan's aggregate summed over its slices: one row per bucket and

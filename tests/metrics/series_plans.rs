@@ -239,7 +239,8 @@ fn overlapping(
     with_rates(dir, rates)
 }
 
-// The pairs with no rate, counted alike by both plans (LA days Feb 25..Mar 4):
+// The pairs with no rate, counted alike by both plans and named by currency
+// (LA days Feb 25..Mar 4):
 //   EUR uncovered on Feb 27 and Feb 28, the EUR deals open then D2 and D3:
 //     2 deals × 2 days = 4;
 //   without GBP's rate also D4 (GBP, open all 8 days: H4b is a deleted row):
@@ -256,6 +257,13 @@ fn a_rate_gap_inside_a_series_is_refused_alike_by_both_plans() {
             )),
             "{err}"
         );
+        // The currencies to add to the rate table, with their rows.
+        let named = if gbp {
+            "; by currency: EUR: 4):"
+        } else {
+            "; by currency: EUR: 4, GBP: 8):"
+        };
+        assert!(err.contains(named), "{err}");
     }
     // A series that avoids the gap (Mar 1..Mar 4) converts.
     let data = with_a_rate_gap(true);
