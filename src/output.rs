@@ -91,6 +91,36 @@ pub fn resolve(
 /// or a name too long for the file system. Otherwise the run would
 /// compute and then fail on a temporary file's name.
 pub fn writable_file(out: &Path) -> Result<()> {
+    // `x.csv/` or `x.csv/.` names a folder, which the file cannot be.
+    let text = out.as_os_str().to_string_lossy();
+    if text.ends_with('/') || text.ends_with("/.") || out.file_name().is_none() {
+        return Err(CanonError::request(format!(
+            "--out {}: ends in a folder, not a file name: name the file to write, e.g. result.csv",
+            out.display()
+        )));
+    }
+    // A link would be replaced by a plain file, not written through
+    // (`/dev/stdout` is one): the link is not canon's to remove.
+    if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink()) {
+        let target = std::fs::canonicalize(out)
+            .map(|t| format!(": name the file it points to, {}", t.display()))
+            .unwrap_or_default();
+        return Err(CanonError::request(format!(
+            "--out {}: is a symbolic link, which writing the file would replace{target}",
+            out.display()
+        )));
+    }
+    // A fifo, a device or a socket would be replaced by a plain file (the
+    // output is written beside it and renamed over it): `/dev/null` gone.
+    if let Ok(meta) = std::fs::metadata(out)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        return Err(CanonError::request(format!(
+            "--out {}: is not a regular file (a device, fifo or socket); canon writes a new file and renames it over the old one, so it would replace it: name a file",
+            out.display()
+        )));
+    }
     if out.is_dir() {
         return Err(CanonError::request(format!(
             "--out {} is a folder: name the file to write in it, e.g. {}",
@@ -119,7 +149,7 @@ pub fn writable_file(out: &Path) -> Result<()> {
     // A folder canon may not write in, or a name too long for it.
     crate::atomic::can_write(out).map_err(|e| {
         let hint = if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
-            " (it is written through a hidden temporary beside it, `.NAME.tmp-PID`, a dozen characters longer: shorten the name)"
+            " (it is written through a hidden temporary beside it, `.NAME.tmp-XXXXXX`, a dozen characters longer: shorten the name)"
         } else {
             ""
         };

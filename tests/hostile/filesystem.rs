@@ -51,6 +51,24 @@ pub fn cases() -> Vec<Case> {
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/reports/bookings.csv")
             .exits(2)
             .leaves_no("{case}/reports/bookings.csv"),
+        // Each would be replaced by a plain file, not written: a fifo or
+        // device (`/dev/null`), a link (`/dev/stdout`), and `x.csv/` names
+        // a folder; all refused before computing.
+        case("out_onto_a_fifo", Filesystem)
+            .with_data()
+            .fifo("{case}/pipe")
+            .run("query bookings --period FY2026-Q1 --format csv --out {case}/pipe")
+            .exits(2),
+        case("out_onto_a_link", Filesystem)
+            .with_data()
+            .write("{case}/mine.csv", "mine\n")
+            .symlink("mine.csv", "{case}/report.csv")
+            .run("query bookings --period FY2026-Q1 --format csv --out {case}/report.csv")
+            .exits(2),
+        case("out_ending_in_a_slash", Filesystem)
+            .with_data()
+            .run("query bookings --period FY2026-Q1 --format csv --out {case}/x.csv/")
+            .exits(2),
         // 250 characters: the file system takes the name, not the
         // temporary written beside it first; refused before computing.
         case("out_named_too_long", Filesystem)
