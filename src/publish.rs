@@ -114,6 +114,10 @@ pub struct Manifest {
     /// or carrying an edited number forward.
     pub history_rows: usize,
     pub history_sha256: String,
+    /// The sha256 of lineage.jsonl's bytes: `canon docs` shows a
+    /// publication's inputs from it, so a file edited, emptied or removed
+    /// is refused, not shown as the evidence.
+    pub lineage_sha256: String,
 }
 
 impl Manifest {
@@ -525,11 +529,9 @@ async fn build(
             }
         }
     }
-    write(
-        dir,
-        crate::publish_dir::LINEAGE_FILE,
-        &lineage_jsonl(&lineage)?,
-    )?;
+    let lineage_bytes = lineage_jsonl(&lineage)?;
+    write(dir, crate::publish_dir::LINEAGE_FILE, &lineage_bytes)?;
+    let lineage_sha256 = crate::history::sha256_hex(&lineage_bytes);
     files.push(crate::publish_dir::LINEAGE_FILE.into());
     let history_bytes = crate::history::to_jsonl(&history)?;
     write(dir, crate::history::FILE, &history_bytes)?;
@@ -547,6 +549,7 @@ async fn build(
         files,
         history_rows,
         history_sha256,
+        lineage_sha256,
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| CanonError::Internal(format!("serializing the manifest: {e}")))?;

@@ -446,7 +446,7 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     // A publication by a canon that kept its blocks in the manifest only.
     let history = crate::history::with_manifest_blocks(history, Some(&manifest), &catalog.calendar);
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
-    let lineage = read_lineage(dir)?;
+    let lineage = read_lineage(dir, &manifest)?;
     let mut out: BTreeMap<String, Published> = BTreeMap::new();
     // The last number published per period, and the periods whose last
     // publication was blocked since (a later `publish --only` that left
@@ -516,20 +516,43 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     Ok(out)
 }
 
-/// The lines of the publication's lineage file; none for a publication
-/// that kept each result's lineage in its manifest entry.
-fn read_lineage(dir: &Path) -> Result<Vec<serde_json::Value>> {
-    let path = dir.join(crate::publish_dir::LINEAGE_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(crate::publish_dir::damaged(&path, e.to_string())),
+/// The lines of the publication's lineage file, checked against the
+/// manifest's seal (`lineage_sha256`): a file removed, emptied or edited
+/// would show the page's inputs wrong, or none under a passing quality.
+/// None for a publication that kept each result's lineage in its manifest
+/// entry (it has no seal).
+fn read_lineage(dir: &Path, manifest: &serde_json::Value) -> Result<Vec<serde_json::Value>> {
+    let Some(sealed) = manifest["lineage_sha256"].as_str() else {
+        return Ok(Vec::new());
     };
+    let path = dir.join(crate::publish_dir::LINEAGE_FILE);
+    // Each publication writes its own (none is carried over, as the
+    // history is), so publishing again mends it.
+    let damaged = |why: String| {
+        CanonError::io(
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{why}: the publication's lineage is damaged; restore it from a backup, or \
+                     publish again, which writes it anew"
+                ),
+            ),
+        )
+    };
+    let bytes = crate::publish_dir::read_regular(&path).map_err(|e| damaged(e.to_string()))?;
+    if crate::history::sha256_hex(&bytes) != sealed {
+        return Err(damaged(
+            "its bytes are not those the publication wrote (its sha256 differs from the \
+             manifest's lineage_sha256)"
+                .to_string(),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| damaged(format!("not UTF-8 ({e})")))?;
     text.lines()
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str(line)
-                .map_err(|e| crate::publish_dir::damaged(&path, format!("line {}: {e}", i + 1)))
+            serde_json::from_str(line).map_err(|e| damaged(format!("line {}: {e}", i + 1)))
         })
         .collect()
 }

@@ -229,6 +229,31 @@ pub fn cases() -> Vec<Case> {
             .run("docs --out {case}/site --publication {case}/pub")
             .exits(1)
             .leaves_no("{case}/site"),
+        // The publication's lineage edited (a file's rows), emptied, or a
+        // pipe in its place: docs showed the edit, or no inputs under a
+        // passing quality, or blocked forever. It is sealed in the manifest.
+        case("docs_over_an_edited_lineage", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .replace("{case}/pub/lineage.jsonl", "\"rows\":", "\"rows\":1")
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
+        case("docs_over_an_emptied_lineage", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .truncate("{case}/pub/lineage.jsonl", 0)
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
+        case("docs_over_a_lineage_that_is_a_pipe", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .remove("{case}/pub/lineage.jsonl")
+            .fifo("{case}/pub/lineage.jsonl")
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
         case("docs_over_a_truncated_manifest", Filesystem)
             .with_data()
             .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
