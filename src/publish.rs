@@ -629,6 +629,8 @@ fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
         Field::new("metric", DataType::Utf8, false),
         Field::new("part", DataType::Utf8, true),
         Field::new("period", DataType::Utf8, false),
+        // As in the metric files: periods of several kinds may be published.
+        Field::new("grain", DataType::Utf8, false),
         Field::new("exclusion", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, false),
         Field::new("value", DataType::Decimal128(38, scale as i8), false),
@@ -640,6 +642,7 @@ fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
             text(&|r| Some(r.metric.clone())),
             text(&|r| r.part.clone()),
             text(&|r| Some(r.period.clone())),
+            text(&|r| Some(Period::kind_of_label(&r.period).to_string())),
             text(&|r| Some(r.exclusion.clone())),
             Arc::new(rows.iter().map(|r| r.rows).collect::<Int64Array>()),
             Arc::new(values.with_precision_and_scale(38, scale as i8)?),

@@ -299,6 +299,7 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
         return Rows {
             columns: vec![
                 ("period", Kind::Text),
+                ("grain", Kind::Text),
                 ("line", Kind::Text),
                 ("label", Kind::Text),
                 ("value", Kind::Money),
@@ -310,6 +311,7 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
                 .map(|l| {
                     vec![
                         Cell::text(&r.period.label),
+                        Cell::text(Period::kind_of_label(&r.period.label)),
                         Cell::text(&l.line),
                         Cell::text(&l.label),
                         money(l.value),
@@ -322,6 +324,9 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
     let columns = vec![
         // The period, as in the bridge file (the file's name said it only).
         ("period", Kind::Text),
+        // As in a publication's metric files: its periods may be of
+        // several kinds.
+        ("grain", Kind::Text),
         ("record", Kind::Text),
         ("deal", Kind::Text),
         ("account", Kind::Text),
@@ -348,6 +353,7 @@ fn rows(r: &ReconciliationResult, detail: bool) -> Rows {
     let row_of = |named: Vec<(&str, Option<Cell>)>| -> Vec<Option<Cell>> {
         let mut row = vec![None; columns.len()];
         row[0] = Cell::text(&r.period.label);
+        row[1] = Cell::text(Period::kind_of_label(&r.period.label));
         row[columns.len() - 1] = Some(Cell::Flag(r.complete));
         for (name, value) in named {
             let at = columns.iter().position(|(c, _)| *c == name);

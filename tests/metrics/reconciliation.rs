@@ -370,13 +370,13 @@ fn csv_detail_and_a_bad_period() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&out_file).unwrap();
     assert!(
-        text.starts_with("period,record,deal,account,close_date,currency,booking,"),
+        text.starts_with("period,grain,record,deal,account,close_date,currency,booking,"),
         "{text}"
     );
     // D4: booking 133.35, schedule 120.00, amount difference −13.35, fx 0.00.
     assert!(
         text.contains(
-            "FY2026-Q1,deal,D4,A1,2025-04-30,GBP,133.35,120.00,120.00,0.00,0.00,0.00,0.00,-13.35,0.00"
+            "FY2026-Q1,fiscal_quarter,deal,D4,A1,2025-04-30,GBP,133.35,120.00,120.00,0.00,0.00,0.00,0.00,-13.35,0.00"
         ),
         "{text}"
     );

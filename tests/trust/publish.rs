@@ -844,11 +844,12 @@ g = os.path.join(sys.argv[1], "metrics/*.parquet")
 rows = duckdb.sql(f"SELECT metric, period, grain, CAST(value AS VARCHAR), status, complete, left(reason, 40) FROM read_parquet('{g}') ORDER BY metric, period").fetchall()
 x = os.path.join(sys.argv[1], "exclusions.parquet")
 parts = duckdb.sql(f"SELECT DISTINCT metric, part FROM '{x}' ORDER BY ALL").fetchall()
+grains = duckdb.sql(f"SELECT DISTINCT period, grain FROM '{x}' ORDER BY ALL").fetchall()
 l = os.path.join(sys.argv[1], "lineage.jsonl")
 lineage = duckdb.sql(f"SELECT metric, period, part, [s.system || '/' || s.table FOR s IN lineage.sources] FROM read_json_auto('{l}') ORDER BY ALL").fetchall()
 m = os.path.join(sys.argv[1], "manifest.json")
 keys = duckdb.sql(f"SELECT DISTINCT unnest(json_keys(e)) AS k FROM (SELECT unnest(metrics) AS e FROM read_json('{m}', columns = {{metrics: 'JSON[]'}})) ORDER BY k").fetchall()
-print(json.dumps([rows, parts, lineage, keys]))
+print(json.dumps([rows, parts, lineage, keys, grains]))
 "#;
     let o = std::process::Command::new(python)
         .arg("-c")
@@ -858,7 +859,17 @@ print(json.dumps([rows, parts, lineage, keys]))
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    let (rows, parts, lineage, keys) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    let (rows, parts, lineage, keys, grains) = (&rows[0], &rows[1], &rows[2], &rows[3], &rows[4]);
+    // The exclusions say each period's kind too (a sum over them counted a
+    // month inside a published quarter twice).
+    assert_eq!(
+        grains,
+        &serde_json::json!([
+            ["2020-01", "month"],
+            ["FY2026-Q1", "fiscal_quarter"],
+            ["FY2026-Q3", "fiscal_quarter"]
+        ])
+    );
     // Each published result's lineage is a line of lineage.jsonl (the
     // pending one has none), read as any JSON lines; the manifest's entries
     // no longer carry it (with the plans' text they grew the manifest
