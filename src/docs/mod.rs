@@ -367,7 +367,12 @@ fn metric_page(
     // Quality of its inputs at the latest publication.
     b.push_str("<h2>Quality of its inputs</h2>\n");
     match &p.entry {
-        None => b.push_str("<p>Not published yet.</p>\n"),
+        None if p.series.is_empty() => b.push_str("<p>Not published yet.</p>\n"),
+        // Its numbers above came from an earlier publication: the latest
+        // one left it out (`publish --only` another metric).
+        None => b.push_str(
+            "<p>Not in the latest publication: the numbers above were published earlier, and their inputs were recorded by the publication that computed them (<code>canon history</code> lists when).</p>\n",
+        ),
         Some(e) => {
             let _ = writeln!(
                 b,

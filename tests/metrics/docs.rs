@@ -167,6 +167,13 @@ fn a_page_says_when_the_latest_publication_blocked_its_metric() {
     assert!(reasons.contains("sign-off"), "{reasons}");
     // The number of the first publication is still listed, as older.
     assert!(page.contains("(the values below are older)"), "{page}");
+    // The latest publication (nrr's) left it out: its inputs section says
+    // so, not "Not published yet" under a published number.
+    assert!(
+        page.contains("<p>Not in the latest publication: the numbers above were published earlier"),
+        "{page}"
+    );
+    assert!(!page.contains("Not published yet"), "{page}");
     // An unblocked metric's page says nothing of the kind.
     let other = std::fs::read_to_string(site.join("metrics/nrr.html")).unwrap();
     assert!(!other.contains("Blocked when last published"));
