@@ -352,7 +352,7 @@ async fn build(
                         metric: name.clone(),
                         part: None,
                         period: period.label.clone(),
-                        lineage: r.lineage.clone(),
+                        lineage: anchored(r.lineage.clone()),
                     });
                     entries.push(ManifestEntry {
                         metric: name.clone(),
@@ -490,7 +490,7 @@ async fn build(
                             metric: name.clone(),
                             part: Some(side.metric.clone()),
                             period: period.label.clone(),
-                            lineage: side.lineage.clone(),
+                            lineage: anchored(side.lineage.clone()),
                         });
                     }
                     reconciliations.push(ManifestEntry {
@@ -602,6 +602,21 @@ struct LineageRow {
     part: Option<String>,
     period: String,
     lineage: crate::result::Lineage,
+}
+
+/// A lineage whose local files are named by absolute paths: a
+/// publication is read from elsewhere (a BI server, another folder), where
+/// `./sample_data/crm/…`, relative to where publish ran, names nothing.
+/// Objects in a store keep their URLs.
+fn anchored(mut lineage: crate::result::Lineage) -> crate::result::Lineage {
+    for file in lineage.sources.iter_mut().flat_map(|s| s.files.iter_mut()) {
+        if !file.path.contains("://")
+            && let Ok(path) = std::path::absolute(&file.path)
+        {
+            file.path = path.to_string_lossy().into_owned();
+        }
+    }
+    lineage
 }
 
 fn lineage_jsonl(rows: &[LineageRow]) -> Result<Vec<u8>> {

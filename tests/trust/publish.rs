@@ -1011,6 +1011,54 @@ print(json.dumps([rows, parts, lineage, keys, grains]))
     );
 }
 
+// A publication is read from elsewhere: its lineage names each file by an
+// absolute path, though publish ran inside the project with the data root
+// `sample_data` (relative: it named `./sample_data/crm/…`).
+#[test]
+fn a_publication_names_its_files_by_absolute_paths() {
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    copy_tree(
+        &repo().join("sample_data"),
+        &project.path().join("sample_data"),
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_canon"))
+        .current_dir(project.path())
+        .args([
+            "publish",
+            "--out",
+            "pub",
+            "--only",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+        ])
+        .env_remove("CANON_DATA")
+        .env_remove("CANON_PROJECT")
+        .env("CANON_NO_CACHE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(project.path().join("pub/lineage.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let mut paths = Vec::new();
+    for source in line["lineage"]["sources"].as_array().unwrap() {
+        for file in source["files"].as_array().unwrap() {
+            paths.push(std::path::PathBuf::from(file["path"].as_str().unwrap()));
+        }
+    }
+    // crm/account, crm/dated_conversion_rate, crm/opportunity: one file each.
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    for path in &paths {
+        assert!(path.is_absolute() && path.is_file(), "{}", path.display());
+        assert!(
+            path.starts_with(project.path().join("sample_data")),
+            "{}",
+            path.display()
+        );
+    }
+}
+
 // A publication served to a group (a setgid folder of that group) stays the
 // group's: staged beside the folder, every file inside took the publishing
 // process's group, and the group lost read access at the first publish.
