@@ -335,8 +335,19 @@ fn metric_page(
     if p.series.is_empty() {
         b.push_str("<p>Not published yet.</p>\n");
     } else {
+        // Bars of one kind of period: a year's beside a quarter's, or a
+        // day's, reads as a change that is not one. The kind of the latest
+        // period is drawn; the others are listed under it.
+        let kind = p
+            .series
+            .last()
+            .map(|(period, _)| crate::calendar::Period::kind_of_label(period));
+        let (same, others): (Vec<_>, Vec<_>) = p
+            .series
+            .iter()
+            .partition(|(period, _)| Some(crate::calendar::Period::kind_of_label(period)) == kind);
         let last: Vec<(String, Option<Dec>)> =
-            p.series.iter().rev().take(8).rev().cloned().collect();
+            same.into_iter().rev().take(8).rev().cloned().collect();
         // A period published to date is drawn apart in the chart too: its
         // bar is not the period's.
         b.push_str(&svg::chart(&last, &|period| p.to_date.contains_key(period)));
@@ -356,6 +367,28 @@ fn metric_page(
             );
         }
         b.push_str("</table>\n");
+        if !others.is_empty() {
+            let listed: Vec<String> = others
+                .iter()
+                .rev()
+                .take(8)
+                .rev()
+                .map(|(period, v)| {
+                    format!(
+                        "{} ({}): {}",
+                        escape(period),
+                        crate::calendar::Period::kind_of_label(period).replace('_', " "),
+                        v.map(|v| escape(&v.grouped()))
+                            .unwrap_or_else(|| "no value".into())
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                b,
+                "<p>Also published, periods of other kinds (not drawn beside these): {}.</p>",
+                listed.join("; ")
+            );
+        }
     }
     // Lineage.
     let _ = writeln!(

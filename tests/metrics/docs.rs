@@ -280,6 +280,61 @@ fn a_conversion_with_an_open_window_is_pending_not_blocked() {
     assert!(!page.contains("Blocked when last published"), "{page}");
 }
 
+// A publication of fiscal quarters and a month: the chart drew the month's
+// bar between the quarters' (8.8 M, 3.4 M, 12.5 M read as a dip). Bars are
+// of the latest period's kind; the month is listed under them.
+#[test]
+fn a_page_draws_one_kind_of_period() {
+    let data = repo().join("sample_data");
+    let out = tempfile::tempdir().unwrap();
+    let publication = out.path().join("pub");
+    let o = canon(
+        &repo(),
+        &[
+            "publish",
+            "--only",
+            "bookings",
+            "--period",
+            "FY2026-Q1",
+            "--period",
+            "2025-03",
+            "--period",
+            "FY2026-Q2",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            publication.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let site = out.path().join("site");
+    let o = canon(
+        &repo(),
+        &[
+            "docs",
+            "--out",
+            site.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--publication",
+            publication.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = std::fs::read_to_string(site.join("metrics/bookings.html")).unwrap();
+    // Bookings: FY2026-Q1 8,783,667.28, FY2026-Q2 12,516,016.46, 2025-03
+    // 3,383,399.87 (inside Q1).
+    assert!(
+        page.contains("<tr><td>FY2026-Q1</td><td class=\"num\">8,783,667.28</td></tr>\n<tr><td>FY2026-Q2</td><td class=\"num\">12,516,016.46</td></tr>"),
+        "{page}"
+    );
+    assert!(!page.contains("<tr><td>2025-03</td>"), "{page}");
+    assert!(
+        page.contains("<p>Also published, periods of other kinds (not drawn beside these): 2025-03 (month): 3,383,399.87.</p>"),
+        "{page}"
+    );
+}
+
 /// `canon docs --out SITE --data <sample>` over `project`, with `env`.
 fn docs(
     project: &std::path::Path,
