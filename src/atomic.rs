@@ -16,7 +16,18 @@ use crate::error::{CanonError, Result};
 /// mid-write leaves it beside the target, and later runs do not remove it,
 /// since canon cannot tell it from a user's file of that name.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let (tmp, mut file) = create_temporary(path).map_err(|e| CanonError::io(path, e))?;
+    // A link (a shared signoffs.yaml) is written through to the file it
+    // names, where it is: replaced by a plain file, the link was lost and
+    // the shared file kept the old contents.
+    let target = through_links(path).map_err(|e| CanonError::io(path, e))?;
+    let (tmp, mut file) = create_temporary(&target).map_err(|e| CanonError::io(path, e))?;
+    // A file replaced keeps its mode and group: a 0600 file came back 0644,
+    // readable by every user.
+    if let Ok(old) = std::fs::metadata(&target) {
+        use std::os::unix::fs::MetadataExt;
+        let _ = file.set_permissions(old.permissions());
+        let _ = std::os::unix::fs::fchown(&file, None, Some(old.gid()));
+    }
     let written = file.write_all(bytes).and_then(|()| file.sync_all());
     drop(file);
     if let Err(e) = written {
@@ -25,10 +36,29 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         // to the reader.
         return Err(CanonError::io(path, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
+    std::fs::rename(&tmp, &target).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         CanonError::io(path, e)
     })
+}
+
+/// `path` with every link at its end followed (a relative link from the
+/// link's own folder).
+fn through_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let to = std::fs::read_link(&at)?;
+                at = match at.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            _ => return Ok(at),
+        }
+    }
+    Err(std::io::Error::other("too many levels of links"))
 }
 
 /// A new temporary beside `path`, `.NAME.tmp-` and six random letters,
@@ -41,10 +71,12 @@ fn create_temporary(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // The name's own bytes: a name outside UTF-8 grew threefold through
+    // a lossy conversion, past what the file system takes.
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
+        .unwrap_or(std::ffi::OsStr::new("out"))
+        .to_os_string();
     let mut tries = 0;
     loop {
         let mut random = [0u8; 6];
@@ -53,7 +85,10 @@ fn create_temporary(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
             .iter()
             .map(|b| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[usize::from(*b) % 36]))
             .collect();
-        let tmp = dir.join(format!(".{name}.tmp-{letters}"));
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(&name);
+        tmp_name.push(format!(".tmp-{letters}"));
+        let tmp = dir.join(tmp_name);
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -107,24 +142,58 @@ mod tests {
         assert_eq!(mode(&written), mode(&direct));
     }
 
-    // A link at the target is replaced, never written through: the file it
-    // points to keeps its bytes.
+    // A link at the target (a shared signoffs.yaml) stays a link: the file
+    // it names is replaced, atomically, where it is.
     #[test]
-    fn a_link_at_the_target_is_replaced_not_followed() {
+    fn a_link_at_the_target_is_written_through() {
         let dir = tempfile::tempdir().unwrap();
-        let (victim, out) = (dir.path().join("victim"), dir.path().join("out.csv"));
-        std::fs::write(&victim, b"mine").unwrap();
-        std::os::unix::fs::symlink(&victim, &out).unwrap();
-        write_file(&out, b"new").unwrap();
-        assert_eq!(std::fs::read(&victim).unwrap(), b"mine");
-        assert!(!std::fs::symlink_metadata(&out).unwrap().is_symlink());
-        assert_eq!(std::fs::read(&out).unwrap(), b"new");
-        can_write(&out).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["out.csv", "victim"]);
+        std::fs::create_dir(dir.path().join("shared")).unwrap();
+        let (shared, link) = (
+            dir.path().join("shared/signoffs.yaml"),
+            dir.path().join("signoffs.yaml"),
+        );
+        std::fs::write(&shared, b"old").unwrap();
+        std::os::unix::fs::symlink("shared/signoffs.yaml", &link).unwrap();
+        write_file(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&shared).unwrap(), b"new");
+        can_write(&link).unwrap();
+        let names = |d: &Path| {
+            let mut n: Vec<_> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(dir.path()), ["shared", "signoffs.yaml"]);
+        assert_eq!(names(&dir.path().join("shared")), ["signoffs.yaml"]);
+    }
+
+    // A file replaced keeps its mode: 0600 came back 0644.
+    #[test]
+    fn a_replaced_file_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private.csv");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_file(&path, b"new").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A name outside UTF-8 is written under its own bytes (a lossy name
+    // grew threefold, past what the file system takes).
+    #[test]
+    fn a_name_outside_utf8_is_written() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut name = vec![0xe9u8; 90];
+        name.extend_from_slice(b".csv");
+        let path = dir.path().join(std::ffi::OsStr::from_bytes(&name));
+        can_write(&path).unwrap();
+        write_file(&path, b"x").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"x");
     }
 }

@@ -357,7 +357,26 @@ pub async fn sign(
             .map_err(|d| CanonError::Definition(vec![d]))?
             .spec
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SignoffFileSpec::default(),
+        // A link to a file that is not there is not an empty file: the
+        // sign-offs are elsewhere, and writing one entry there would drop
+        // every other.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(&path) {
+            Err(_) => SignoffFileSpec::default(),
+            Ok(to) => {
+                return Err(CanonError::io(
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "a link to {}, which is not there: the sign-offs are kept there, \
+                             and writing one here would drop every other; restore the file (or \
+                             the share it is on), or remove the link to start a new file",
+                            to.display()
+                        ),
+                    ),
+                ));
+            }
+        },
         Err(e) => return Err(CanonError::io(&path, e)),
     };
     for spec in &signed {

@@ -99,19 +99,10 @@ pub fn writable_file(out: &Path) -> Result<()> {
             out.display()
         )));
     }
-    // A link would be replaced by a plain file, not written through
-    // (`/dev/stdout` is one): the link is not canon's to remove.
-    if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink()) {
-        let target = std::fs::canonicalize(out)
-            .map(|t| format!(": name the file it points to, {}", t.display()))
-            .unwrap_or_default();
-        return Err(CanonError::request(format!(
-            "--out {}: is a symbolic link, which writing the file would replace{target}",
-            out.display()
-        )));
-    }
     // A fifo, a device or a socket would be replaced by a plain file (the
     // output is written beside it and renamed over it): `/dev/null` gone.
+    // A link is followed, here and when the file is written: a link to a
+    // file has that file replaced, the link kept.
     if let Ok(meta) = std::fs::metadata(out)
         && !meta.is_file()
         && !meta.is_dir()
@@ -119,6 +110,21 @@ pub fn writable_file(out: &Path) -> Result<()> {
         return Err(CanonError::request(format!(
             "--out {}: is not a regular file (a device, fifo or socket); canon writes a new file and renames it over the old one, so it would replace it: name a file",
             out.display()
+        )));
+    }
+    // Inside a canon publication or docs site: a query written over its
+    // manifest or a metric's file corrupts what BI tools read, and the next
+    // publish refuses the folder. Only publish and docs write there.
+    let resolved = crate::protect::resolve(out);
+    if let Some(folder) = resolved.ancestors().skip(1).find(|a| {
+        a.join(crate::publish_dir::MARKER).is_file()
+            || a.join(crate::publish_dir::DOCS_MARKER).is_file()
+    }) {
+        return Err(CanonError::request(format!(
+            "--out {}: refused, it is inside {}, a canon publication or docs site, which only \
+             `canon publish` and `canon docs` write; choose a path outside it",
+            out.display(),
+            folder.display()
         )));
     }
     if out.is_dir() {
@@ -148,16 +154,41 @@ pub fn writable_file(out: &Path) -> Result<()> {
     }
     // A folder canon may not write in, or a name too long for it.
     crate::atomic::can_write(out).map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
-            " (it is written through a hidden temporary beside it, `.NAME.tmp-XXXXXX`, a dozen characters longer: shorten the name)"
-        } else {
-            ""
+        let hint = match e.raw_os_error() {
+            Some(libc::ENAMETOOLONG) => {
+                " (it is written through a hidden temporary beside it, `.NAME.tmp-XXXXXX`, a dozen characters longer: shorten the name)"
+            }
+            Some(libc::EACCES | libc::EPERM) => {
+                " (it is written as a new file beside it and renamed over it, so its folder must be writable, not only the file)"
+            }
+            _ => "",
         };
         CanonError::request(format!(
             "--out {}: cannot be written: {e}{hint}",
             out.display()
         ))
-    })
+    })?;
+    sticky_owner_allows(out, parent)
+}
+
+/// In a sticky folder (`/tmp`, mode 1777) only a file's owner, the
+/// folder's or root may replace it: the rename at the end of the run was
+/// refused after the whole computation.
+fn sticky_owner_allows(out: &Path, parent: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(file), Ok(folder)) = (std::fs::metadata(out), std::fs::metadata(parent)) else {
+        return Ok(());
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if folder.mode() & 0o1000 != 0 && me != 0 && me != file.uid() && me != folder.uid() {
+        return Err(CanonError::request(format!(
+            "--out {}: cannot be replaced: it belongs to another user, in a folder only a file's \
+             owner may replace files in (sticky, like /tmp); choose another name",
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -481,6 +481,14 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
     let manifest_path = dir.join("manifest.json");
     let manifest = crate::publish_dir::read_manifest(dir)?
         .ok_or_else(|| crate::publish_dir::damaged(&manifest_path, "it is missing".to_string()))?;
+    // Another JSON in its place (a query result written over it) has none
+    // of a publication's lists: read as one, every page said "not published".
+    if !manifest["files"].is_array() || !manifest["metrics"].is_array() {
+        return Err(crate::publish_dir::damaged(
+            &manifest_path,
+            "it is not a publication's manifest (it lists no files and no metrics)".to_string(),
+        ));
+    }
     // A publication by a canon that kept its blocks in the manifest only.
     let history = crate::history::with_manifest_blocks(history, Some(&manifest), &catalog.calendar);
     let exclusions = read_exclusions(&dir.join("exclusions.parquet"))?;
@@ -558,12 +566,16 @@ fn read_publication(catalog: &Catalog, dir: &Path) -> Result<BTreeMap<String, Pu
 /// manifest's seal (`lineage_sha256`): a file removed, emptied or edited
 /// would show the page's inputs wrong, or none under a passing quality.
 /// None for a publication that kept each result's lineage in its manifest
-/// entry (it has no seal).
+/// entry (it neither lists nor seals the file).
 fn read_lineage(dir: &Path, manifest: &serde_json::Value) -> Result<Vec<serde_json::Value>> {
-    let Some(sealed) = manifest["lineage_sha256"].as_str() else {
-        return Ok(Vec::new());
-    };
     let path = dir.join(crate::publish_dir::LINEAGE_FILE);
+    let listed = manifest["files"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == crate::publish_dir::LINEAGE_FILE));
+    let sealed = manifest["lineage_sha256"].as_str();
+    if sealed.is_none() && !listed {
+        return Ok(Vec::new());
+    }
     // Each publication writes its own (none is carried over, as the
     // history is), so publishing again mends it.
     let damaged = |why: String| {
@@ -579,7 +591,7 @@ fn read_lineage(dir: &Path, manifest: &serde_json::Value) -> Result<Vec<serde_js
         )
     };
     let bytes = crate::publish_dir::read_regular(&path).map_err(|e| damaged(e.to_string()))?;
-    if crate::history::sha256_hex(&bytes) != sealed {
+    if sealed.is_some_and(|sealed| crate::history::sha256_hex(&bytes) != sealed) {
         return Err(damaged(
             "its bytes are not those the publication wrote (its sha256 differs from the \
              manifest's lineage_sha256)"

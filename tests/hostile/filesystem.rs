@@ -51,9 +51,10 @@ pub fn cases() -> Vec<Case> {
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/reports/bookings.csv")
             .exits(2)
             .leaves_no("{case}/reports/bookings.csv"),
-        // Each would be replaced by a plain file, not written: a fifo or
-        // device (`/dev/null`), a link (`/dev/stdout`), and `x.csv/` names
-        // a folder; all refused before computing.
+        // A fifo or device (`/dev/null`, or `/dev/stdout` through its link)
+        // would be replaced by a plain file, and `x.csv/` names a folder:
+        // refused before computing. A link to a file is written through
+        // (the link stays).
         case("out_onto_a_fifo", Filesystem)
             .with_data()
             .fifo("{case}/pipe")
@@ -64,7 +65,7 @@ pub fn cases() -> Vec<Case> {
             .write("{case}/mine.csv", "mine\n")
             .symlink("mine.csv", "{case}/report.csv")
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/report.csv")
-            .exits(2),
+            .exits(0),
         case("out_ending_in_a_slash", Filesystem)
             .with_data()
             .run("query bookings --period FY2026-Q1 --format csv --out {case}/x.csv/")
@@ -254,6 +255,29 @@ pub fn cases() -> Vec<Case> {
             .run("docs --out {case}/site --publication {case}/pub")
             .exits(1)
             .leaves_no("{case}/site"),
+        // A query written over a publication's manifest: BI tools read a
+        // query result as the manifest, the next publish refused the folder,
+        // and docs read it as a publication of nothing.
+        case("out_over_a_publications_manifest", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .run("query bookings --period FY2026-Q2 --format json --out {case}/pub/manifest.json")
+            .exits(2),
+        case("docs_over_a_manifest_that_is_another_json", Filesystem)
+            .with_data()
+            .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
+            .write("{case}/pub/manifest.json", "{\"metric\": \"bookings\", \"value\": \"1.00\"}\n")
+            .run("docs --out {case}/site --publication {case}/pub")
+            .exits(1)
+            .leaves_no("{case}/site"),
+        // signoffs.yaml a link to a file that is not there (a share not
+        // mounted): read as no sign-offs, and the one written dropped every
+        // other metric's.
+        case("signoff_through_a_dangling_link", Filesystem)
+            .remove("signoffs.yaml")
+            .symlink("/nonexistent/shared/signoffs.yaml", "signoffs.yaml")
+            .run("signoff bookings --by hostile")
+            .exits(1),
         case("docs_over_a_truncated_manifest", Filesystem)
             .with_data()
             .before("publish --out {case}/pub --only bookings --period FY2026-Q1")
