@@ -213,10 +213,15 @@ pub fn bridge(instants: Instants) -> Result<CohortPlan> {
     let at_t0 = instant(&joint, t0)?;
     let at_t = instant(&joint, t)?;
     let cohort_t0 = SimplePlan {
+        // A member whose value has no rate (`_missing_rate`) has no sum: kept,
+        // so reading the cohort refuses it. Filtered as `_sum > 0` it left
+        // the cohort without a word (nrr 1.127985 for 0.943740's cohort
+        // with a churned member's currency unrated at T).
         frame: at_t0.frame.clone().filter(
             col("_exclusion")
                 .is_not_null()
-                .or(col("_sum").gt(lit(0i64))),
+                .or(col("_sum").gt(lit(0i64)))
+                .or(col("_missing_rate").gt(lit(0i64))),
         )?,
         slices: at_t0.slices.clone(),
         agg: at_t0.agg,
@@ -224,6 +229,7 @@ pub fn bridge(instants: Instants) -> Result<CohortPlan> {
         buckets: at_t0.buckets.clone(),
         detail: at_t0.detail.clone(),
         members: at_t0.members,
+        rates_on: at_t0.rates_on,
     };
 
     let key = key.as_str();
@@ -308,5 +314,6 @@ fn instant(joint: &SimplePlan, day: NaiveDate) -> Result<SimplePlan> {
             .collect(),
         detail: super::snapshot::detail_at(joint.detail.clone(), day)?,
         members: joint.members,
+        rates_on: joint.rates_on,
     })
 }

@@ -390,6 +390,7 @@ pub async fn compile(engine: &Planner, id: MetricId, request: &Resolved) -> Resu
         buckets,
         // A conversion's groups are its members: counted from its rows.
         members: false,
+        rates_on: None,
     })
 }
 

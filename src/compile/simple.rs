@@ -66,6 +66,10 @@ pub struct SimplePlan {
     /// With slices a member may be in several groups, and the counts are
     /// taken from `detail`.
     pub members: bool,
+    /// The one day whose exchange rates convert every row, where not each
+    /// row's own (a cohort at constant currency: T's): a missing rate is
+    /// that day's, which the refusal must name.
+    pub rates_on: Option<NaiveDate>,
 }
 
 impl SimplePlan {
@@ -709,6 +713,7 @@ async fn compile_windows(
         buckets,
         detail,
         members,
+        rates_on: request.rates_as_of,
     })
 }
 

@@ -216,10 +216,16 @@ pub(super) async fn read_simple(
             // The error stands without them.
             _ => String::new(),
         };
+        let on = match plan.rates_on {
+            Some(day) => format!(
+                "on {day} (converted at that day's rates, every row alike, as its definition asks)"
+            ),
+            None => "on their date".to_string(),
+        };
         return Err(CanonError::data(
             fx_location(&catalog),
             format!(
-                "{total} row(s) of `{}` are in a currency with no conversion rate in force on their date ({}{currencies}): the rate table has no rate of that currency on that day (a day past its last rate, or a currency it lacks); no amount is converted at a rate it does not have",
+                "{total} row(s) of `{}` are in a currency with no conversion rate in force {on} ({}{currencies}): the rate table has no rate of that currency on that day (a day past its last rate, or a currency it lacks); no amount is converted at a rate it does not have",
                 metric.name,
                 by_period.join(", ")
             ),
@@ -410,10 +416,13 @@ async fn currencies_without_a_rate(
             b.column(1).as_primitive::<Int64Type>(),
         );
         for i in 0..b.num_rows() {
-            let name = if names.is_null(i) {
-                "(no currency)"
+            // Never null: a row without a currency is not converted.
+            let name = names.value(i);
+            // Quoted when not a plain code (`'EUR '`, an empty text).
+            let name = if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                name.to_string()
             } else {
-                names.value(i)
+                format!("{name:?}")
             };
             if out.len() < shown {
                 out.push(format!("{name}: {}", rows.value(i)));

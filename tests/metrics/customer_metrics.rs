@@ -416,6 +416,10 @@ fn write_cohort_billing(root: &std::path::Path) {
     write_cohort_billing_with(root, false);
 }
 
+fn write_cohort_billing_with(root: &std::path::Path, deletions: bool) {
+    write_cohort_billing_in(root, deletions, "USD");
+}
+
 /// The cohort company, and with `deletions` the rows metrics.md's `deleted`
 /// is about (none of them changes a cohort member's ARR):
 ///
@@ -435,7 +439,13 @@ fn write_cohort_billing(root: &std::path::Path) {
 /// (12 × 15.00 = 180.00) is in the universe, tallied under `deleted`. B9's
 /// free charge is counted by arr at 0.00, so billing:B9 is a counted
 /// customer of arr but, at 0 at T0, not of the cohort.
-fn write_cohort_billing_with(root: &std::path::Path, deletions: bool) {
+/// `churned_currency`: the currency of billing:B3's charge C6, the member
+/// that churns.
+fn write_cohort_billing_in(
+    root: &std::path::Path,
+    deletions: bool,
+    churned_currency: &'static str,
+) {
     let mut accounts = vec!["B1", "B2", "B3", "B4", "B5", "B6", "B7"];
     let mut names = vec![
         "Globex",
@@ -517,7 +527,7 @@ fn write_cohort_billing_with(root: &std::path::Path, deletions: bool) {
             "C6",
             "S3",
             "50.00",
-            "USD",
+            churned_currency,
             "2024-01-01",
             Some("2025-01-01"),
             false,
@@ -696,6 +706,58 @@ fn nrr_with_its_bridge_at_constant_currency() {
         .unwrap();
     assert_eq!(t0["included_entities"], 4);
     assert_eq!(t0["included_value"], "3673.33");
+}
+
+// A cohort is converted at T's rates (constant currency). A member whose T0
+// charges are in a currency with no rate at T (GBP's rate ends 2025-03-01
+// here, and the churned billing:B3's C6 is 50.00 GBP) had no value at T0:
+// dropped from the cohort without a word, nrr read 3466.67 / (3673.33 −
+// 600.00) = 3466.67 / 3073.33 = 1.127985 instead of refusing. No other row
+// lacks a rate (GBP is held by no one at T), so only the T0 cohort knows.
+#[test]
+fn a_cohort_member_without_a_rate_at_t_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    write_company(dir.path());
+    write_cohort_billing_in(dir.path(), false, "GBP");
+    write_table(
+        dir.path(),
+        "crm/dated_conversion_rate",
+        vec![
+            ("iso_code", Col::Str(vec!["EUR", "EUR", "GBP"])),
+            (
+                "conversion_rate",
+                Col::Rate(vec!["0.800000", "0.900000", "0.750000"]),
+            ),
+            (
+                "start_date",
+                Col::Date(vec!["2024-01-01", "2025-03-01", "2024-01-01"]),
+            ),
+            (
+                "next_start_date",
+                Col::Date(vec!["2025-03-01", "2027-01-01", "2025-03-01"]),
+            ),
+        ],
+    );
+    let o = canon(
+        &repo(),
+        &[
+            "query",
+            "nrr",
+            "--as-of",
+            "2025-06-30",
+            "--data",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    // C6 is one charge of 12 × 50.00 GBP, in force at T0 only.
+    assert!(
+        stderr(&o).contains(
+            "1 row(s) of `arr` are in a currency with no conversion rate in force on 2025-06-30 (converted at that day's rates, every row alike, as its definition asks) (2024-06-30: 1; by currency: GBP: 1)"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 // A cohort over a snapshot that counts value under no customer is blocked.
