@@ -43,12 +43,29 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// `path` with every link at its end followed (a relative link from the
-/// link's own folder).
+/// link's own folder). Only a link of the user running canon (or root's)
+/// is followed: one another user planted where canon writes (a report in
+/// /tmp, a cache entry) would have canon replace whatever file it names,
+/// as that user could not; it is refused, not followed and not replaced.
 fn through_links(path: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
     let mut at = path.to_path_buf();
     for _ in 0..40 {
         match std::fs::symlink_metadata(&at) {
             Ok(meta) if meta.file_type().is_symlink() => {
+                if meta.uid() != me && meta.uid() != 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} is a link of another user (uid {}): canon writes through its \
+                             own user's links only",
+                            at.display(),
+                            meta.uid()
+                        ),
+                    ));
+                }
                 let to = std::fs::read_link(&at)?;
                 at = match at.parent() {
                     Some(dir) if to.is_relative() => dir.join(to),
@@ -107,7 +124,7 @@ fn create_temporary(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
 /// file system is said at once, not after minutes of work. The probe is a
 /// temporary of its own, created new and removed at once.
 pub fn can_write(path: &Path) -> std::io::Result<()> {
-    let (tmp, _) = create_temporary(path)?;
+    let (tmp, _) = create_temporary(&through_links(path)?)?;
     std::fs::remove_file(tmp)
 }
 
@@ -168,6 +185,27 @@ mod tests {
         };
         assert_eq!(names(dir.path()), ["shared", "signoffs.yaml"]);
         assert_eq!(names(&dir.path().join("shared")), ["signoffs.yaml"]);
+    }
+
+    // A link another user planted where canon writes is neither followed
+    // (its target replaced) nor replaced. Needs the right to give a link to
+    // another user (root, as CI runs); elsewhere there is nothing to check.
+    #[test]
+    fn a_link_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (victim, link) = (dir.path().join("victim"), dir.path().join("out.csv"));
+        std::fs::write(&victim, b"mine").unwrap();
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        if std::os::unix::fs::lchown(&link, Some(65534), None).is_err() {
+            return;
+        }
+        let err = write_file(&link, b"new").unwrap_err().to_string();
+        assert!(
+            err.contains("is a link of another user (uid 65534)"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"mine");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     }
 
     // A file replaced keeps its mode: 0600 came back 0644.
