@@ -111,14 +111,11 @@ impl Row {
 pub fn read(dir: &Path) -> Result<Vec<Row>> {
     let path = dir.join(FILE);
     let damaged = |why: String| {
-        CanonError::io(
+        crate::publish_dir::damaged_saying(
             &path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{why}; canon keeps the history whole: restore it (from a backup of the \
-                     publication), then publish again"
-                ),
+            format!(
+                "{why}; canon keeps the history whole: restore it (from a backup of the \
+                 publication), then publish again"
             ),
         )
     };

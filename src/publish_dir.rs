@@ -574,15 +574,21 @@ pub fn read_manifest(dir: &Path) -> Result<Option<serde_json::Value>> {
 /// again", which publish then refused), so the way out is a backup or a
 /// new folder.
 pub fn damaged(path: &Path, why: String) -> CanonError {
+    damaged_saying(
+        path,
+        format!(
+            "{why}: the publication is damaged; restore it from a backup, or publish into a \
+             new folder (canon does not write over a publication it cannot read)"
+        ),
+    )
+}
+
+/// A damaged file of a publication, located at the file, with its own
+/// words for the way out (the history and the lineage each have theirs).
+pub fn damaged_saying(path: &Path, message: String) -> CanonError {
     CanonError::io(
         path,
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "{why}: the publication is damaged; restore it from a backup, or publish into a \
-                 new folder (canon does not write over a publication it cannot read)"
-            ),
-        ),
+        std::io::Error::new(std::io::ErrorKind::InvalidData, message),
     )
 }
 

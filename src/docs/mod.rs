@@ -579,14 +579,11 @@ fn read_lineage(dir: &Path, manifest: &serde_json::Value) -> Result<Vec<serde_js
     // Each publication writes its own (none is carried over, as the
     // history is), so publishing again mends it.
     let damaged = |why: String| {
-        CanonError::io(
+        crate::publish_dir::damaged_saying(
             &path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{why}: the publication's lineage is damaged; restore it from a backup, or \
-                     publish again, which writes it anew"
-                ),
+            format!(
+                "{why}: the publication's lineage is damaged; restore it from a backup, or \
+                 publish again, which writes it anew"
             ),
         )
     };
