@@ -233,11 +233,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Rows as JSON Lines.
-pub fn to_jsonl(rows: &[Row]) -> Result<Vec<u8>> {
+pub fn to_jsonl<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for r in rows {
         serde_json::to_writer(&mut out, r)
-            .map_err(|e| CanonError::Internal(format!("a history row as JSON: {e}")))?;
+            .map_err(|e| CanonError::Internal(format!("a row as JSON: {e}")))?;
         out.push(b'\n');
     }
     Ok(out)

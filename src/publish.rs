@@ -529,7 +529,7 @@ async fn build(
             }
         }
     }
-    let lineage_bytes = lineage_jsonl(&lineage)?;
+    let lineage_bytes = crate::history::to_jsonl(&lineage)?;
     write(dir, crate::publish_dir::LINEAGE_FILE, &lineage_bytes)?;
     let lineage_sha256 = crate::history::sha256_hex(&lineage_bytes);
     files.push(crate::publish_dir::LINEAGE_FILE.into());
@@ -617,16 +617,6 @@ fn anchored(mut lineage: crate::result::Lineage) -> crate::result::Lineage {
         }
     }
     lineage
-}
-
-fn lineage_jsonl(rows: &[LineageRow]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for row in rows {
-        serde_json::to_writer(&mut out, row)
-            .map_err(|e| CanonError::Internal(format!("serializing the lineage: {e}")))?;
-        out.push(b'\n');
-    }
-    Ok(out)
 }
 
 fn exclusions_parquet(rows: &[ExclusionRow]) -> Result<Vec<u8>> {
